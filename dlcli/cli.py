@@ -1,0 +1,138 @@
+"""The `dlcli` command line: parse, call the library, print, map errors to exit codes.
+
+TensorFlow is imported only inside the commands that train or evaluate.
+"""
+
+from __future__ import annotations
+
+import functools
+import shlex
+import signal
+import traceback
+from pathlib import Path
+from typing import Annotated, Any, Callable, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from dlcli import __version__
+from dlcli.errors import DlcliError
+
+app = typer.Typer(
+    name="dlcli",
+    help="Run, watch and compare Keras experiments described in YAML files.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+console = Console(highlight=False, soft_wrap=True)
+error_console = Console(stderr=True, highlight=False, soft_wrap=True)
+debug_mode = {"enabled": False}
+
+EXIT_INTERRUPTED = 130
+
+RunsDir = Annotated[
+    Path,
+    typer.Option("--runs-dir", envvar="DLCLI_RUNS_DIR", help="Folder that holds the run folders."),
+]
+
+
+def reports_errors(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn DlcliError into one line on stderr and its exit code (a traceback only with --debug)."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except DlcliError as error:
+            if debug_mode["enabled"]:
+                error_console.print(traceback.format_exc(), markup=False)
+            error_console.print(f"error: {error}", markup=False)
+            raise typer.Exit(error.exit_code) from None
+
+    return wrapper
+
+
+def _raise_keyboard_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"dlcli {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show tracebacks and TensorFlow's own log.")
+    ] = False,
+    version: Annotated[
+        Optional[bool],
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    ] = None,
+) -> None:
+    """Run, watch and compare Keras experiments described in YAML files."""
+    debug_mode["enabled"] = debug
+
+
+def _summary_table(summary: dict[str, Any]) -> Table:
+    best_epoch = summary["best_epoch"]
+    table = Table(title=f"{summary['epochs_run']} epochs, best by {summary['monitor']}: epoch {best_epoch}")
+    table.add_column("metric")
+    table.add_column(f"best (epoch {best_epoch})", justify="right")
+    table.add_column(f"final (epoch {summary['epochs_run']})", justify="right")
+    for key, final in summary["final"].items():
+        best = summary["best"].get(key)
+        table.add_row(key, "" if best is None else f"{best:.4g}", f"{final:.4g}")
+    return table
+
+
+@app.command()
+@reports_errors
+def train(
+    config: Annotated[Path, typer.Argument(help="The experiment's YAML config file.")],
+    overrides: Annotated[
+        list[str],
+        typer.Option(
+            "--set",
+            metavar="KEY=VALUE",
+            help="Override a config value by its dotted path, e.g. training.epochs=3 "
+            "or model.layers.1.Dense.units=256 (repeatable).",
+        ),
+    ] = [],  # noqa: B006 - Typer reads the default, never mutates it
+    name: Annotated[
+        Optional[str], typer.Option("--name", help="Run name (default: the config's `name`).")
+    ] = None,
+    runs_dir: RunsDir = Path("runs"),
+) -> None:
+    """Validate CONFIG, train it and write a run folder under --runs-dir."""
+    from dlcli.config import load_config
+
+    experiment = load_config(config, overrides, name=name)
+
+    from dlcli.backend import import_tensorflow
+
+    import_tensorflow(verbose=debug_mode["enabled"])
+    from dlcli.train import train as train_experiment
+
+    command = ["dlcli", "train", str(config), *(arg for o in overrides for arg in ("--set", o))]
+    command += ["--name", name] if name is not None else []
+    command += ["--runs-dir", str(runs_dir)]
+    previous_handler = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    try:
+        result = train_experiment(experiment, runs_dir, console=console, command=shlex.join(command))
+    except KeyboardInterrupt:
+        error_console.print("interrupted before training started; no run folder was kept", markup=False)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous_handler)
+    console.print(_summary_table(result.summary))
+    console.print(f"run [bold]{result.run.id}[/] completed: {result.run.path}")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,398 @@
+"""Experiment configs: YAML with line numbers, pydantic validation, ``--set`` overrides.
+
+Nothing here imports TensorFlow: structure is checked with pydantic, and Keras names
+(layers, optimizers, losses) are resolved later by ``dlcli.models`` against the same
+key paths and lines, through ``ExperimentConfig.error``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_serializer,
+)
+
+from dlcli.data.catalog import DATASETS
+from dlcli.errors import ConfigError
+
+KeyPath = tuple[str | int, ...]
+
+# Lists whose items are written `ClassName: {kwargs}` or a bare `ClassName`.
+LAYER_LISTS = ("layers",)
+
+
+def format_path(path: Iterable[str | int]) -> str:
+    """('model', 'layers', 2, 'Conv2D') -> 'model.layers[2].Conv2D'."""
+    text = ""
+    for part in path:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else str(part)
+    return text
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """'; did you mean 'x'?' for the closest choice (case-insensitive), or ''."""
+    by_lower = {choice.lower(): choice for choice in choices}
+    match = difflib.get_close_matches(str(word).lower(), list(by_lower), n=1, cutoff=0.6)
+    return f"; did you mean '{by_lower[match[0]]}'?" if match else ""
+
+
+class _YamlLoader(yaml.SafeLoader):
+    """SafeLoader that also reads `1e-4` as a float (YAML 1.2), as learning rates are written."""
+
+
+_YamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def parse_yaml_value(text: str) -> Any:
+    """A scalar or flow value as YAML types it: '3' -> 3, '1e-4' -> 0.0001, '[a, b]' -> list."""
+    return yaml.load(text, Loader=_YamlLoader)  # noqa: S506 - a SafeLoader subclass
+
+
+class SourceMap:
+    """Where each key path of a config came from: a file line or a --set override."""
+
+    def __init__(self, file: str, lines: dict[KeyPath, int] | None = None):
+        self.file = file
+        self.lines = lines or {}
+        self.overrides: dict[KeyPath, str] = {}
+
+    def where(self, path: KeyPath) -> str:
+        prefixes = [path[:length] for length in range(len(path), -1, -1)]
+        # An override replaces the whole subtree under it, file lines included.
+        for prefix in prefixes:
+            if prefix in self.overrides:
+                return self.overrides[prefix]
+        for prefix in prefixes:
+            if prefix in self.lines:
+                return f"{self.file}:{self.lines[prefix]}"
+        return self.file
+
+    def error(self, path: KeyPath, message: str) -> ConfigError:
+        location = f"{format_path(path)}: " if path else ""
+        return ConfigError(f"{self.where(path)}: {location}{message}")
+
+
+# --- the schema -------------------------------------------------------------------------
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class KerasObject(BaseModel):
+    """A Keras object by name plus its keyword arguments: `{name: adam, learning_rate: 1e-3}`."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+    @model_serializer
+    def _as_written(self) -> str | dict[str, Any]:
+        return {"name": self.name, **self.kwargs} if self.kwargs else self.name
+
+
+class DatasetConfig(_Strict):
+    name: str
+    validation_split: float = Field(0.2, gt=0, lt=1)
+    classes: list[int | str] | None = Field(None, min_length=2)
+    labels: Literal["sparse", "one_hot"] = "sparse"
+    normalize: bool = True
+
+    @field_validator("name")
+    @classmethod
+    def _known_dataset(cls, name: str) -> str:
+        if name not in DATASETS:
+            raise ValueError(
+                f"unknown dataset '{name}'{did_you_mean(name, DATASETS)} "
+                f"(`dlcli datasets` lists them: {', '.join(DATASETS)})"
+            )
+        return name
+
+
+class ModelConfig(_Strict):
+    layers: list[dict[str, dict[str, Any]]] = Field(min_length=1)
+
+    @field_validator("layers")
+    @classmethod
+    def _one_class_per_item(cls, layers: list[dict[str, dict[str, Any]]]):
+        for index, item in enumerate(layers):
+            if len(item) != 1:
+                raise ValueError(
+                    f"item {index} names {len(item)} layer classes ({', '.join(item) or 'none'}); "
+                    "write each layer as `ClassName: {argument: value}` or a bare `ClassName`"
+                )
+        return layers
+
+
+class TrainingConfig(_Strict):
+    epochs: int = Field(10, ge=1)
+    batch_size: int = Field(32, ge=1)
+    monitor: str = "val_loss"
+    monitor_mode: Literal["auto", "min", "max"] = "auto"
+
+    @property
+    def monitor_minimizes(self) -> bool:
+        """Whether a lower monitored value is better; 'auto' reads it from the metric's name."""
+        if self.monitor_mode != "auto":
+            return self.monitor_mode == "min"
+        return not re.search(r"acc|auc|precision|recall|f1|iou", self.monitor)
+
+
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+class ExperimentConfig(_Strict):
+    name: str
+    seed: int = Field(0, ge=0)
+    dataset: DatasetConfig
+    model: ModelConfig
+    optimizer: KerasObject = KerasObject(name="rmsprop")
+    loss: KerasObject
+    metrics: list[KerasObject] = []
+    training: TrainingConfig = TrainingConfig()
+
+    @field_validator("name")
+    @classmethod
+    def _safe_folder_name(cls, name: str) -> str:
+        # The name becomes part of the run folder's name: it must not reach outside runs/.
+        if not NAME_PATTERN.fullmatch(name):
+            raise ValueError(
+                f"a run name uses letters, digits, '.', '_' and '-' (starting with a letter or "
+                f"digit, at most 64), got {name!r}"
+            )
+        return name
+
+    _source: SourceMap = PrivateAttr(default_factory=lambda: SourceMap("<config>"))
+
+    @property
+    def source(self) -> SourceMap:
+        return self._source
+
+    def error(self, path: KeyPath, message: str) -> ConfigError:
+        """A ConfigError located at the file line or --set override that set `path`."""
+        return self._source.error(path, message)
+
+    def to_yaml(self) -> str:
+        """The resolved config: defaults filled in, overrides applied, shorthand kept."""
+        return yaml.safe_dump(
+            self.model_dump(mode="json", exclude_none=True),
+            sort_keys=False,
+            default_flow_style=None,
+            allow_unicode=True,
+        )
+
+
+# --- loading ----------------------------------------------------------------------------
+
+
+def _line_map(node: yaml.Node, source: SourceMap, path: KeyPath = ()) -> dict[KeyPath, int]:
+    lines = {path: node.start_mark.line + 1}
+    if isinstance(node, yaml.MappingNode):
+        first_seen: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            line = key_node.start_mark.line + 1
+            if key in first_seen:
+                where = f"{source.file}:{line}: {format_path(path) + ': ' if path else ''}"
+                raise ConfigError(
+                    f"{where}duplicate key '{key}' (first set on line {first_seen[key]}); keep one"
+                )
+            first_seen[key] = line
+            lines.update(_line_map(value_node, source, (*path, key)))
+            lines[(*path, key)] = line
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            lines.update(_line_map(item, source, (*path, index)))
+    return lines
+
+
+def parse_yaml(text: str, file: str) -> tuple[dict[str, Any], SourceMap]:
+    """YAML text -> (data, source map of key paths to lines), refusing anything but a mapping."""
+    source = SourceMap(file)
+    try:
+        loader = _YamlLoader(text)
+        try:
+            node = loader.get_single_node()
+            data = loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        where = f"{file}:{mark.line + 1}:{mark.column + 1}" if mark else file
+        problem = error.problem or error.context
+        if "\\t" in str(problem):  # PyYAML names the character by its repr
+            problem = "a tab character; YAML indents with spaces, not tabs"
+        raise ConfigError(f"{where}: invalid YAML: {problem}") from error
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{file}: invalid YAML: {error}") from error
+    if data is None:
+        raise ConfigError(f"{file}: the config is empty; start from one in configs/")
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{file}:1: the config must be a mapping of keys (name, dataset, model, ...), "
+            f"not a {type(data).__name__}"
+        )
+    source.lines = _line_map(node, source)
+    return data, source
+
+
+def _normalize(data: dict[str, Any]) -> dict[str, Any]:
+    """Rewrite shorthand into the one form overrides and validation work on."""
+    for key in ("optimizer", "loss"):
+        if isinstance(data.get(key), str):
+            data[key] = {"name": data[key]}
+    if isinstance(data.get("metrics"), list):
+        data["metrics"] = [{"name": m} if isinstance(m, str) else m for m in data["metrics"]]
+    model = data.get("model")
+    if isinstance(model, dict):
+        for key in LAYER_LISTS:
+            if isinstance(model.get(key), list):
+                model[key] = [_normalize_layer(item) for item in model[key]]
+    return data
+
+
+def _normalize_layer(item: Any) -> Any:
+    if isinstance(item, str):
+        return {item: {}}
+    if isinstance(item, dict):
+        return {cls: ({} if kwargs is None else kwargs) for cls, kwargs in item.items()}
+    return item
+
+
+def apply_override(data: dict[str, Any], source: SourceMap, override: str) -> None:
+    """Apply one `KEY=VALUE` override (dotted path, list indices, YAML-typed value) in place."""
+    key, sep, raw_value = override.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set {override}: expected KEY=VALUE, e.g. training.epochs=3")
+    try:
+        value = parse_yaml_value(raw_value)
+    except yaml.YAMLError as error:
+        raise ConfigError(f"--set {override}: cannot read the value as YAML: {error}") from error
+    segments = [s for s in re.split(r"[.\[\]]", key.strip()) if s]
+    node: Any = data
+    path: KeyPath = ()
+    for depth, segment in enumerate(segments):
+        last = depth == len(segments) - 1
+        if isinstance(node, list):
+            if not segment.isdigit() or int(segment) >= len(node):
+                raise ConfigError(
+                    f"--set {override}: {format_path(path)} has {len(node)} items "
+                    f"(indices 0..{len(node) - 1}); there is no item '{segment}'"
+                )
+            step: str | int = int(segment)
+        elif isinstance(node, dict):
+            step = segment
+            if step not in node:
+                if len(path) == 3 and path[1] in LAYER_LISTS and isinstance(path[2], int):
+                    raise ConfigError(
+                        f"--set {override}: {format_path(path)} is a {', '.join(node)} layer, "
+                        f"not {segment}"
+                    )
+                if not last:
+                    node[step] = {}
+        else:
+            raise ConfigError(
+                f"--set {override}: {format_path(path)} is {node!r}, not a mapping or list, "
+                f"so it has no '{segment}'"
+            )
+        path = (*path, step)
+        if last:
+            node[step] = value
+        else:
+            node = node[step]
+    source.overrides[path] = f"--set {override}"
+
+
+def _schema_fields(path: KeyPath) -> list[str]:
+    """The valid keys of the config section at `path` (for 'did you mean')."""
+    model: Any = ExperimentConfig
+    for step in path:
+        if isinstance(step, int):
+            continue
+        field = model.model_fields.get(step) if hasattr(model, "model_fields") else None
+        if field is None:
+            return []
+        model = field.annotation
+    return list(model.model_fields) if hasattr(model, "model_fields") else []
+
+
+def _validation_error(error: ValidationError, source: SourceMap) -> ConfigError:
+    first = error.errors()[0]
+    path: KeyPath = tuple(first["loc"])
+    kind = first["type"]
+    if kind == "extra_forbidden":
+        key, parent = str(path[-1]), path[:-1]
+        fields = _schema_fields(parent)
+        hint = did_you_mean(key, fields) or (f"; valid keys: {', '.join(fields)}" if fields else "")
+        where = source.where(path)
+        return ConfigError(
+            f"{where}: {format_path(parent) + ': ' if parent else ''}unknown key '{key}'{hint}"
+        )
+    if kind == "missing":
+        key, parent = str(path[-1]), path[:-1]
+        return source.error(parent, f"missing required key '{key}'")
+    if kind == "value_error":
+        message = str(first["ctx"]["error"])
+    else:
+        message = f"{first['msg'][0].lower()}{first['msg'][1:]} (got {first['input']!r})"
+    more = len(error.errors()) - 1
+    return source.error(path, message + (f" (and {more} more problem{'s' * (more > 1)})" if more else ""))
+
+
+def validate(data: dict[str, Any], source: SourceMap, default_name: str) -> ExperimentConfig:
+    """Validate already-parsed config data; errors point at `source`."""
+    data.setdefault("name", re.sub(r"[^A-Za-z0-9._-]+", "-", default_name).strip("-._") or "run")
+    try:
+        config = ExperimentConfig.model_validate(data)
+    except ValidationError as error:
+        raise _validation_error(error, source) from None
+    config._source = source
+    return config
+
+
+def load_config(path: str | Path, overrides: Iterable[str] = (), name: str | None = None) -> ExperimentConfig:
+    """Read, override and validate a config file; every problem is a one-line ConfigError.
+
+    `name` (the `--name` option) replaces the config's run name.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder; give a .yaml config file") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path}: cannot read the config: {error}") from None
+    data, source = parse_yaml(text, str(path))
+    data = _normalize(data)
+    for override in overrides:
+        apply_override(data, source, override)
+        data = _normalize(data)  # an override may itself use shorthand: `--set loss=mse`
+    if name is not None:
+        data["name"] = name
+        source.overrides[("name",)] = f"--name {name}"
+    return validate(data, source, default_name=path.stem)

@@ -1,0 +1,31 @@
+"""The errors a user can cause, each with the exit code the CLI gives it."""
+
+
+class DlcliError(Exception):
+    """A problem the user can fix; the CLI prints it as one line."""
+
+    exit_code = 2
+
+
+class ConfigError(DlcliError):
+    """The config file or an override is invalid."""
+
+
+class DataUnavailable(DlcliError):
+    """A dataset cannot be loaded on this machine (not cached, no network, missing files)."""
+
+
+class RunNotFound(DlcliError):
+    """A run reference matches no run, or more than one."""
+
+
+class TrainingFailed(DlcliError):
+    """Training started but could not finish."""
+
+    exit_code = 1
+
+
+class TrainingInterrupted(DlcliError):
+    """Ctrl-C or SIGTERM stopped training; the run folder keeps what was done."""
+
+    exit_code = 130

@@ -1,0 +1,127 @@
+"""The run folder: created without collisions, written atomically, read back tolerantly."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import socket
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from dlcli import __version__
+from dlcli.errors import DlcliError
+
+RUN_FILE = "run.json"
+CONFIG_FILE = "config.yaml"
+HISTORY_FILE = "history.csv"
+SUMMARY_FILE = "summary.json"
+MODEL_FILE = "model.keras"
+
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+def write_atomic(path: Path, content: str | bytes) -> None:
+    """Write a file so that readers see the old or the new content, never half of it."""
+    data = content.encode("utf-8") if isinstance(content, str) else content
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(descriptor, 0o666 & ~_UMASK)  # mkstemp's 0600 would hide runs from other users
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, data: Any) -> None:
+    write_atomic(path, json.dumps(data, indent=2, default=str) + "\n")
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc).astimezone()
+
+
+class RunFolder:
+    """One run's folder; `run.json` holds its identity and status."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    @property
+    def id(self) -> str:
+        return self.path.name
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    @classmethod
+    def create(cls, runs_dir: Path, name: str) -> RunFolder:
+        """A new folder `<YYYYMMDD-HHMMSS>-<name>`, with `-2`, `-3`... when that one exists.
+
+        `mkdir` either creates the folder or fails, so concurrent runs never share one.
+        """
+        try:
+            runs_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise DlcliError(f"cannot create the runs folder {runs_dir}: {error.strerror}") from error
+        base = f"{now():%Y%m%d-%H%M%S}-{name}"
+        suffix = 1
+        while True:
+            path = runs_dir / (base if suffix == 1 else f"{base}-{suffix}")
+            try:
+                path.mkdir()
+            except FileExistsError:
+                suffix += 1
+                continue
+            except OSError as error:
+                raise DlcliError(f"cannot create a run folder in {runs_dir}: {error.strerror}") from error
+            return cls(path)
+
+    def read_info(self) -> dict[str, Any]:
+        return json.loads(self.file(RUN_FILE).read_text(encoding="utf-8"))
+
+    def write_info(self, info: dict[str, Any]) -> None:
+        write_json(self.file(RUN_FILE), info)
+
+    def start(
+        self, config_yaml: str, seed: int, name: str, versions: dict[str, str], command: str | None
+    ) -> dict[str, Any]:
+        """Write the resolved config and a `running` run.json."""
+        write_atomic(self.file(CONFIG_FILE), config_yaml)
+        info = {
+            "id": self.id,
+            "name": name,
+            "status": "running",
+            "created": now().isoformat(timespec="milliseconds"),
+            "ended": None,
+            "duration_s": None,
+            "command": command,
+            "cwd": os.getcwd(),
+            "seed": seed,
+            "versions": {"python": platform.python_version(), "dlcli": __version__, **versions},
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "error": None,
+        }
+        self.write_info(info)
+        return info
+
+    def finish(self, status: str, error: str | None = None) -> dict[str, Any]:
+        """Record the final status, the end time and the duration."""
+        info = self.read_info()
+        ended = now()
+        info.update(
+            status=status,
+            ended=ended.isoformat(timespec="milliseconds"),
+            duration_s=round((ended - datetime.fromisoformat(info["created"])).total_seconds(), 1),
+            error=error,
+        )
+        self.write_info(info)
+        return info

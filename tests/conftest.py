@@ -1,0 +1,74 @@
+"""Shared fixtures: a tiny config on bundled data, an isolated runs folder, the CLI runner."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from dlcli.cli import app
+
+# A dense net on scikit-learn's digits: trains 2 epochs in well under a second.
+TINY_CONFIG = """\
+name: tiny
+seed: 0
+dataset:
+  name: digits
+  validation_split: 0.2
+model:
+  layers:
+    - Flatten
+    - Dense: {units: 16, activation: relu}
+    - Dense: {units: 10, activation: softmax}
+optimizer: {name: adam, learning_rate: 0.01}
+loss: sparse_categorical_crossentropy
+metrics: [accuracy]
+training:
+  epochs: 2
+  batch_size: 64
+"""
+
+
+@pytest.fixture
+def runs_dir(tmp_path: Path) -> Path:
+    return tmp_path / "runs"
+
+
+@pytest.fixture
+def write_config(tmp_path: Path):
+    """write_config(text) -> path of a config file holding `text` (dedented)."""
+
+    def write(text: str = TINY_CONFIG, filename: str = "config.yaml") -> Path:
+        path = tmp_path / filename
+        path.write_text(textwrap.dedent(text))
+        return path
+
+    return write
+
+
+@pytest.fixture
+def tiny_config(write_config) -> Path:
+    return write_config(TINY_CONFIG)
+
+
+@pytest.fixture
+def cli(runs_dir: Path):
+    """cli(*args) runs `dlcli ARGS --runs-dir <tmp>` in-process and returns the result."""
+    runner = CliRunner()
+
+    def invoke(*args: str, runs: bool = True):
+        extra = ["--runs-dir", str(runs_dir)] if runs else []
+        return runner.invoke(app, [*args, *extra])
+
+    return invoke
+
+
+def run_folders(runs_dir: Path) -> list[Path]:
+    return sorted(p for p in runs_dir.iterdir() if p.is_dir()) if runs_dir.exists() else []
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(path.read_text())

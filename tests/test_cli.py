@@ -1,0 +1,102 @@
+"""The command line as a whole: help, version, import cost, and real processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from typer.main import get_command
+from typer.testing import CliRunner
+
+from conftest import TINY_CONFIG, read_json, run_folders
+from dlcli import __version__
+from dlcli.cli import app
+
+COMMANDS = sorted(get_command(app).commands)
+
+
+def dlcli_process(*args: str, **kwargs) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "dlcli", *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs,
+    )
+
+
+def test_version():
+    result = CliRunner().invoke(app, ["--version"])
+
+    assert result.exit_code == 0
+    assert result.stdout.strip() == f"dlcli {__version__}"
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help(command):
+    result = CliRunner().invoke(app, [command, "--help"])
+
+    assert result.exit_code == 0
+    assert get_command(app).commands[command].help
+
+
+def test_importing_the_cli_leaves_tensorflow_out():
+    code = "import sys, dlcli.cli; print('tensorflow' in sys.modules, 'keras' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+
+    assert out.stdout.split() == ["False", "False"]
+
+
+def test_real_process_trains_quietly_and_exits_0(tmp_path):
+    config = tmp_path / "tiny.yaml"
+    config.write_text(TINY_CONFIG)
+
+    process = dlcli_process("train", str(config), "--runs-dir", str(tmp_path / "runs"))
+    stdout, stderr = process.communicate(timeout=120)
+
+    assert process.returncode == 0, stderr
+    assert "completed" in stdout and "epoch 2/2" in stdout
+    assert stderr == ""  # TensorFlow's start-up log is silenced
+
+
+def test_real_process_config_error_is_one_line_and_exit_2(tmp_path):
+    config = tmp_path / "bad.yaml"
+    config.write_text(TINY_CONFIG.replace("units: 16", "unit: 16"))
+
+    process = dlcli_process("train", str(config), "--runs-dir", str(tmp_path / "runs"))
+    stdout, stderr = process.communicate(timeout=120)
+
+    assert process.returncode == 2
+    assert stderr.count("\n") == 1
+    assert "unexpected argument 'unit'; did you mean 'units'?" in stderr
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_interrupt_exits_130_and_keeps_the_run(tmp_path, signum):
+    config = tmp_path / "long.yaml"
+    config.write_text(TINY_CONFIG.replace("epochs: 2", "epochs: 1000").replace("batch_size: 64", "batch_size: 8"))
+    runs = tmp_path / "runs"
+
+    process = dlcli_process("train", str(config), "--runs-dir", str(runs))
+    deadline = time.monotonic() + 90
+    while not list(runs.glob("*/history.csv")):
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.1)
+    process.send_signal(signum)
+    stdout, stderr = process.communicate(timeout=60)
+
+    assert process.returncode == 130, stderr
+    (folder,) = run_folders(runs)
+    assert f"run {folder.name} interrupted after" in stderr
+    info = read_json(folder / "run.json")
+    assert info["status"] == "interrupted" and info["ended"]
+    assert (folder / "model.keras").exists()
+    assert not [p for p in folder.iterdir() if p.name.startswith(".")]  # no half-written file
+
+
+def test_python_dash_m_runs_the_cli():
+    out = subprocess.run([sys.executable, "-m", "dlcli", "--help"], capture_output=True, text=True,
+                         env={**os.environ, "COLUMNS": "100"})
+
+    assert out.returncode == 0 and "train" in out.stdout

@@ -1,0 +1,121 @@
+"""Every config mistake is one line on stderr naming where, what and the fix; exit 2, no run folder."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import TINY_CONFIG, run_folders
+
+
+def edit(old: str, new: str) -> str:
+    assert old in TINY_CONFIG, old
+    return TINY_CONFIG.replace(old, new, 1)
+
+
+CASES = [
+    # (id, config text, fragments the one-line message must contain)
+    ("unknown top-level key", TINY_CONFIG + "optimiser: adam\n",
+     ["config.yaml:17: unknown key 'optimiser'; did you mean 'optimizer'?"]),
+    ("unknown nested key", edit("  epochs: 2", "  epoch: 2"),
+     ["config.yaml:15: training: unknown key 'epoch'; did you mean 'epochs'?"]),
+    ("unknown key without near match", edit("  epochs: 2", "  colour: 2"),
+     ["training: unknown key 'colour'; valid keys: epochs, batch_size"]),
+    ("wrong type", edit("epochs: 2", "epochs: ten"),
+     ["config.yaml:15: training.epochs: input should be a valid integer", "'ten'"]),
+    ("out of range epochs", edit("epochs: 2", "epochs: 0"),
+     ["training.epochs: input should be greater than or equal to 1"]),
+    ("out of range split", edit("validation_split: 0.2", "validation_split: 1.5"),
+     ["config.yaml:5: dataset.validation_split: input should be less than 1"]),
+    ("negative batch size", edit("batch_size: 64", "batch_size: -1"),
+     ["training.batch_size: input should be greater than or equal to 1"]),
+    ("unknown dataset", edit("name: digits", "name: mnist5k"),
+     ["config.yaml:4: dataset.name: unknown dataset 'mnist5k'; did you mean 'mnist_5k'?"]),
+    ("missing required key", TINY_CONFIG.replace("loss: sparse_categorical_crossentropy\n", ""),
+     ["missing required key 'loss'"]),
+    ("duplicate key", edit("  name: digits\n", "  name: digits\n  name: mnist_5k\n"),
+     ["config.yaml:5: dataset: duplicate key 'name' (first set on line 4)"]),
+    ("tab indentation", edit("  name: digits", "\tname: digits"),
+     ["config.yaml:4:1: invalid YAML", "tab"]),
+    ("malformed YAML", edit("metrics: [accuracy]", "metrics: [accuracy"),
+     ["config.yaml:", "invalid YAML"]),
+    ("empty file", "", ["config.yaml: the config is empty"]),
+    ("list at top level", "- Dense\n- Flatten\n", ["config.yaml:1: the config must be a mapping", "not a list"]),
+    ("unsafe run name", edit("name: tiny", "name: ../../escape"),
+     ["config.yaml:1: name: a run name uses letters, digits"]),
+    ("layer item with two classes", edit("    - Flatten\n", "    - {Flatten: {}, Dense: {units: 3}}\n"),
+     ["model.layers: item 0 names 2 layer classes (Flatten, Dense)"]),
+    ("unknown layer", edit("- Flatten", "- Flaten"),
+     ["config.yaml:8: model.layers[0]: unknown layer 'Flaten'; did you mean 'Flatten'?"]),
+    ("misspelled layer argument", edit("units: 16,", "unit: 16,"),
+     ["config.yaml:9: model.layers[1].Dense: unexpected argument 'unit'; did you mean 'units'?"]),
+    ("missing layer argument", edit("{units: 16, activation: relu}", "{activation: relu}"),
+     ["model.layers[1].Dense: missing required argument 'units'"]),
+    ("bad argument value", edit("- Dense: {units: 16, activation: relu}",
+                                "- Conv2D: {filters: 4, kernel_size: 3, padding: full}"),
+     ["model.layers[1].Conv2D.padding:", "full"]),
+    ("unknown activation", edit("activation: relu", "activation: relux"),
+     ["model.layers[1].Dense.activation:", "did you mean 'relu'?"]),
+    ("convolution on flat input", edit("- Dense: {units: 16, activation: relu}",
+                                       "- Conv2D: {filters: 4, kernel_size: 3}"),
+     ["model.layers[1].Conv2D: cannot take the previous output of shape (None, 64)",
+      "put Flatten after them"]),
+    ("input shape in a layer", edit("{units: 16, activation: relu}", "{units: 16, input_shape: [64]}"),
+     ["model.layers[1].Dense.input_shape: remove 'input_shape': the input shape comes from the dataset"]),
+    ("Lambda refused", edit("- Flatten", "- Lambda: {function: print}"),
+     ["model.layers[0]: Lambda runs Python code from the config and is refused"]),
+    ("unknown optimizer", edit("{name: adam, learning_rate: 0.01}", "rmsprob"),
+     ["config.yaml:11: optimizer: unknown optimizer 'rmsprob'; did you mean 'rmsprop'?"]),
+    ("misspelled optimizer argument", edit("learning_rate: 0.01", "learning_rat: 0.01"),
+     ["optimizer: unexpected argument 'learning_rat'; did you mean 'learning_rate'?"]),
+    ("unknown loss", edit("loss: sparse_categorical_crossentropy", "loss: sparse_categorical_crossentropi"),
+     ["config.yaml:12: loss: unknown loss 'sparse_categorical_crossentropi'; "
+      "did you mean 'sparse_categorical_crossentropy'?"]),
+    ("unknown metric", edit("metrics: [accuracy]", "metrics: [acuracy]"),
+     ["metrics[0]: unknown metric 'acuracy'; did you mean 'accuracy'?"]),
+    ("unknown class to keep", edit("  validation_split: 0.2\n", "  validation_split: 0.2\n  classes: [5, 11]\n"),
+     ["dataset.classes[1]: digits has no class 11"]),
+    ("monitor that is never logged", edit("  epochs: 2\n", "  epochs: 2\n  monitor: val_acc\n"),
+     ["training.monitor: 'val_acc' is not logged; choose one of", "val_accuracy"]),
+]
+
+
+@pytest.mark.parametrize("text, fragments", [case[1:] for case in CASES], ids=[case[0] for case in CASES])
+def test_config_error_is_one_located_line(cli, write_config, runs_dir, text, fragments):
+    result = cli("train", str(write_config(text)))
+
+    assert result.exit_code == 2, result.output
+    message = result.stderr.strip()
+    assert len(message.splitlines()) == 1, message
+    assert message.startswith("error: ")
+    for fragment in fragments:
+        assert fragment in message
+    assert "Traceback" not in result.output
+    if "monitor" not in text:  # caught before training: nothing is left behind
+        assert run_folders(runs_dir) == []
+
+
+def test_error_found_after_the_folder_exists_marks_the_run_failed(cli, write_config, runs_dir):
+    from conftest import read_json
+
+    result = cli("train", str(write_config(edit("  epochs: 2\n", "  epochs: 2\n  monitor: val_acc\n"))))
+
+    assert result.exit_code == 2
+    (folder,) = run_folders(runs_dir)
+    info = read_json(folder / "run.json")
+    assert info["status"] == "failed"
+    assert "val_acc" in info["error"]
+
+
+def test_debug_shows_the_traceback(cli, write_config):
+    result = cli("--debug", "train", str(write_config(edit("epochs: 2", "epochs: ten"))), runs=False)
+
+    assert result.exit_code == 2
+    assert "Traceback" in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("error: ")
+
+
+def test_missing_config_file(cli, tmp_path):
+    result = cli("train", str(tmp_path / "nope.yaml"))
+
+    assert result.exit_code == 2
+    assert result.stderr.strip() == f"error: {tmp_path / 'nope.yaml'}: no such config file"
