@@ -39,23 +39,22 @@ def current_learning_rate(model: keras.Model) -> float:
 class EpochRecorder(keras.callbacks.Callback):
     """Keeps one row per epoch and rewrites `history.csv` atomically after each.
 
-    Rows: `epoch` (from 1), every logged metric, `learning_rate`, `seconds`.
+    Rows: the `tags` (`fold`, `phase`), `epoch` (from 1), every logged metric,
+    `learning_rate`, `seconds`. Rows accumulate over successive `fit` calls (phases, folds).
     """
 
     def __init__(self, path: Path):
         super().__init__()
         self.path = path
         self.rows: list[dict[str, float]] = []
-
-    def on_train_begin(self, logs=None):
-        self.rows = []
+        self.tags: dict[str, int] = {}
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch_started = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
         logged = sorted((logs or {}).items(), key=lambda item: metric_order(item[0]))
-        row = {"epoch": epoch + 1, **{key: float(value) for key, value in logged}}
+        row = {**self.tags, "epoch": epoch + 1, **{key: float(value) for key, value in logged}}
         row.setdefault("learning_rate", current_learning_rate(self.model))
         row["seconds"] = round(time.perf_counter() - self._epoch_started, 3)
         self.rows.append(row)
@@ -77,19 +76,21 @@ def rows_to_csv(rows: list[dict[str, float]]) -> str:
 
 
 class BestModelCheckpoint(keras.callbacks.Callback):
-    """Saves the model whenever `training.monitor` improves; remembers the best epoch."""
+    """Saves the model whenever `training.monitor` improves; remembers the best epoch.
 
-    def __init__(self, path: Path, config: ExperimentConfig):
+    The best is kept across successive `fit` calls (fine-tuning continues the same run).
+    `model_to_save` is the whole model when the one being fitted is only its head.
+    """
+
+    def __init__(self, path: Path, config: ExperimentConfig, model_to_save: keras.Model):
         super().__init__()
         self.path = path
         self.config = config
+        self.model_to_save = model_to_save
         self.monitor = config.training.monitor
         self.minimize = config.training.monitor_minimizes
         self.best: float | None = None
         self.best_epoch: int | None = None
-
-    def on_train_begin(self, logs=None):
-        self.best, self.best_epoch = None, None
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
@@ -103,18 +104,21 @@ class BestModelCheckpoint(keras.callbacks.Callback):
             return
         if self.best is None or (value < self.best if self.minimize else value > self.best):
             self.best, self.best_epoch = value, epoch + 1
-            save_model_atomic(self.model, self.path)
+            save_model_atomic(self.model_to_save, self.path)
 
 
 class RichProgress(keras.callbacks.Callback):
     """A bar while an epoch runs (on a terminal), then one line per finished epoch."""
 
-    def __init__(self, console: Console, epochs: int, steps_per_epoch: int, checkpoint: BestModelCheckpoint):
+    def __init__(
+        self, console: Console, epochs: int, steps_per_epoch: int, checkpoint: BestModelCheckpoint, label: str = ""
+    ):
         super().__init__()
         self.console = console
         self.epochs = epochs
         self.steps = steps_per_epoch
         self.checkpoint = checkpoint
+        self.label = label  # e.g. "fold 2/4  "
         self.progress: Progress | None = None
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -122,7 +126,7 @@ class RichProgress(keras.callbacks.Callback):
         if not self.console.is_terminal:
             return
         self.progress = Progress(
-            TextColumn(f"epoch {epoch + 1}/{self.epochs}"),
+            TextColumn(f"{self.label}epoch {epoch + 1}/{self.epochs}"),
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
@@ -144,7 +148,7 @@ class RichProgress(keras.callbacks.Callback):
         self.close()
         logs = logs or {}
         width = len(str(self.epochs))
-        parts = [f"epoch {epoch + 1:>{width}}/{self.epochs}"]
+        parts = [f"{self.label}epoch {epoch + 1:>{width}}/{self.epochs}"]
         for key, value in sorted(logs.items(), key=lambda item: metric_order(item[0])):
             style = "cyan" if key.startswith("val_") else ""
             text = f"{key} {float(value):.4f}"

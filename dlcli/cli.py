@@ -80,11 +80,21 @@ def main_options(
 
 
 def _summary_table(summary: dict[str, Any]) -> Table:
-    best_epoch = summary["best_epoch"]
-    table = Table(title=f"{summary['epochs_run']} epochs, best by {summary['monitor']}: epoch {best_epoch}")
+    kfold = summary.get("kfold")
+    if kfold:
+        table = Table(title=f"{kfold['k']}-fold cross-validation: mean ± std over the folds")
+        table.add_column("metric")
+        table.add_column("at each fold's best epoch", justify="right")
+        table.add_column("at each fold's last epoch", justify="right")
+        for key, final in kfold["final"].items():
+            best = kfold["best"].get(key, {"mean": float("nan"), "std": float("nan")})
+            table.add_row(key, f"{best['mean']:.4g} ± {best['std']:.2g}", f"{final['mean']:.4g} ± {final['std']:.2g}")
+        return table
+    best_epoch, last_epoch = summary["best_epoch"], summary["epochs_run"]
+    table = Table(title=f"{last_epoch} epochs, best by {summary['monitor']}: epoch {best_epoch}")
     table.add_column("metric")
     table.add_column(f"best (epoch {best_epoch})", justify="right")
-    table.add_column(f"final (epoch {summary['epochs_run']})", justify="right")
+    table.add_column(f"final (epoch {last_epoch})", justify="right")
     for key, final in summary["final"].items():
         best = summary["best"].get(key)
         table.add_row(key, "" if best is None else f"{best:.4g}", f"{final:.4g}")
@@ -132,6 +142,50 @@ def train(
         signal.signal(signal.SIGTERM, previous_handler)
     console.print(_summary_table(result.summary))
     console.print(f"run [bold]{result.run.id}[/] completed: {result.run.path}")
+
+
+datasets_app = typer.Typer(
+    help="List the datasets, or export an image dataset as PNG folders.",
+    invoke_without_command=True,
+    no_args_is_help=False,
+)
+app.add_typer(datasets_app, name="datasets")
+
+
+@datasets_app.callback()
+def datasets(context: typer.Context) -> None:
+    """Every dataset: what it is, the options it takes, whether it works offline here now."""
+    if context.invoked_subcommand is not None:
+        return
+    from dlcli.data.catalog import DATASETS, REQUIRED, keras_cache_dir
+
+    table = Table(title=f"datasets (Keras cache: {keras_cache_dir()})")
+    table.add_column("name", style="bold")
+    table.add_column("what")
+    table.add_column("options (default)")
+    table.add_column("offline here")
+    for info in DATASETS.values():
+        options = ", ".join(
+            key if default in (None, REQUIRED) else f"{key} ({default})" for key, default in info.options.items()
+        )
+        table.add_row(info.name, info.summary, options or "-", info.availability())
+    console.print(table)
+
+
+@datasets_app.command("export")
+@reports_errors
+def datasets_export(
+    name: Annotated[str, typer.Argument(help="An image dataset, e.g. digits or mnist_5k.")],
+    directory: Annotated[Path, typer.Argument(help="A new or empty folder to write into.")],
+) -> None:
+    """Write an image dataset as PNG files: DIRECTORY/{train,test}/<class>/<n>.png."""
+    from dlcli.data.export import export_images
+
+    counts = export_images(name, directory)
+    console.print(
+        f"wrote {counts['train']} training and {counts['test']} test images of {name} to {directory}; "
+        f"train on them with `dataset: {{name: image_directory, path: {directory}}}`"
+    )
 
 
 def main() -> None:

@@ -11,7 +11,7 @@ import difflib
 import re
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -22,15 +22,16 @@ from pydantic import (
     ValidationError,
     field_validator,
     model_serializer,
+    model_validator,
 )
 
-from dlcli.data.catalog import DATASETS
+from dlcli.data.catalog import DATASETS, REQUIRED
 from dlcli.errors import ConfigError
 
 KeyPath = tuple[str | int, ...]
 
 # Lists whose items are written `ClassName: {kwargs}` or a bare `ClassName`.
-LAYER_LISTS = ("layers",)
+LAYER_LISTS = ("layers", "augmentation")
 
 
 def format_path(path: Iterable[str | int]) -> str:
@@ -114,12 +115,30 @@ class KerasObject(BaseModel):
         return {"name": self.name, **self.kwargs} if self.kwargs else self.name
 
 
+PositiveInt = Annotated[int, Field(ge=1)]
+LayerList = list[dict[str, dict[str, Any]]]
+
+
 class DatasetConfig(_Strict):
     name: str
     validation_split: float = Field(0.2, gt=0, lt=1)
     classes: list[int | str] | None = Field(None, min_length=2)
     labels: Literal["sparse", "one_hot"] = "sparse"
-    normalize: bool = True
+    # Options of some datasets only (`dlcli datasets` lists them); an unset option takes
+    # the dataset's default, and one the dataset does not take is an error.
+    normalize: bool | None = None
+    standardize: bool | None = None
+    path: str | None = None
+    image_size: list[PositiveInt] | None = Field(None, min_length=2, max_length=2)
+    color_mode: Literal["rgb", "grayscale", "rgba"] | None = None
+    test_split: float | None = Field(None, gt=0, lt=1)
+    num_words: int | None = Field(None, ge=2)
+    encoding: Literal["multi_hot", "count", "tf_idf", "sequence"] | None = None
+    sequence_length: PositiveInt | None = None
+    label_column: str | None = None
+    text_column: str | None = None
+    feature_columns: list[str] | None = Field(None, min_length=1)
+    task: Literal["classification", "regression"] | None = None
 
     @field_validator("name")
     @classmethod
@@ -132,26 +151,72 @@ class DatasetConfig(_Strict):
         return name
 
 
-class ModelConfig(_Strict):
-    layers: list[dict[str, dict[str, Any]]] = Field(min_length=1)
+COMMON_DATASET_KEYS = ("name", "validation_split", "classes", "labels")
 
-    @field_validator("layers")
-    @classmethod
-    def _one_class_per_item(cls, layers: list[dict[str, dict[str, Any]]]):
-        for index, item in enumerate(layers):
-            if len(item) != 1:
-                raise ValueError(
-                    f"item {index} names {len(item)} layer classes ({', '.join(item) or 'none'}); "
-                    "write each layer as `ClassName: {argument: value}` or a bare `ClassName`"
-                )
-        return layers
+
+def _one_class_per_item(layers: LayerList) -> LayerList:
+    for index, item in enumerate(layers):
+        if len(item) != 1:
+            raise ValueError(
+                f"item {index} names {len(item)} layer classes ({', '.join(item) or 'none'}); "
+                "write each layer as `ClassName: {argument: value}` or a bare `ClassName`"
+            )
+    return layers
+
+
+class BaseConfig(_Strict):
+    """A convolutional base under `model.layers`: a keras.applications model or an earlier run's."""
+
+    application: str | None = None
+    weights: str | None = None
+    run: str | None = None
+    until: str | None = None
+    trainable: bool = False
+    precompute: bool = False
+
+    @model_validator(mode="after")
+    def _one_source(self) -> BaseConfig:
+        if (self.application is None) == (self.run is None):
+            raise ValueError(
+                "give either `application` (a keras.applications model, e.g. VGG16) "
+                "or `run` (an earlier run whose model to reuse), not both or neither"
+            )
+        if self.run is not None and (self.until is None or self.weights is not None):
+            raise ValueError(
+                "`run` takes `until: LAYER_NAME` (the last layer to keep) and no `weights`"
+            )
+        if self.application is not None:
+            if self.until is not None:
+                raise ValueError("`until` goes with `run`, not `application`")
+            self.weights = self.weights or "imagenet"
+        if self.precompute and self.trainable:
+            raise ValueError("`precompute: true` needs a frozen base (`trainable: false`)")
+        return self
+
+
+class ModelConfig(_Strict):
+    augmentation: LayerList = []
+    base: BaseConfig | None = None
+    layers: LayerList = Field(min_length=1)
+
+    _items = field_validator("augmentation", "layers")(_one_class_per_item)
+
+
+class FineTuneConfig(_Strict):
+    """A second phase: unfreeze (part of) the base and train on at a low learning rate."""
+
+    unfreeze: Literal["all"] | PositiveInt | str = "all"  # all | the last N layers | from LAYER_NAME on
+    epochs: PositiveInt = 10
+    learning_rate: float = Field(1e-5, gt=0)
 
 
 class TrainingConfig(_Strict):
-    epochs: int = Field(10, ge=1)
-    batch_size: int = Field(32, ge=1)
+    epochs: PositiveInt = 10
+    batch_size: PositiveInt = 32
     monitor: str = "val_loss"
     monitor_mode: Literal["auto", "min", "max"] = "auto"
+    kfold: int | None = Field(None, ge=2)
+    fine_tune: FineTuneConfig | None = None
 
     @property
     def monitor_minimizes(self) -> bool:
@@ -190,6 +255,11 @@ class ExperimentConfig(_Strict):
     @property
     def source(self) -> SourceMap:
         return self._source
+
+    @property
+    def task(self) -> str:
+        """'classification' or 'regression'."""
+        return self.dataset.task or DATASETS[self.dataset.name].task
 
     def error(self, path: KeyPath, message: str) -> ConfigError:
         """A ConfigError located at the file line or --set override that set `path`."""
@@ -370,7 +440,62 @@ def validate(data: dict[str, Any], source: SourceMap, default_name: str) -> Expe
     except ValidationError as error:
         raise _validation_error(error, source) from None
     config._source = source
+    _resolve_dataset_options(config)
+    _check_combinations(config)
     return config
+
+
+def _resolve_dataset_options(config: ExperimentConfig) -> None:
+    """Fill the dataset's own defaults; refuse options it does not take."""
+    dataset = config.dataset
+    info = DATASETS[dataset.name]
+    for key in DatasetConfig.model_fields:
+        if key in COMMON_DATASET_KEYS:
+            continue
+        value = getattr(dataset, key)
+        if key not in info.options:
+            if value is not None:
+                takes = f"; it takes {', '.join(info.options)}" if info.options else ""
+                raise config.error(("dataset", key), f"dataset {info.name} takes no option '{key}'{takes}")
+            continue
+        default = info.options[key]
+        if key == "normalize" and config.model.base is not None and config.model.base.application:
+            if value:
+                raise config.error(
+                    ("dataset", key),
+                    f"a {config.model.base.application} base takes raw pixels through its own "
+                    "preprocess_input; remove `normalize: true`",
+                )
+            default = False
+        if value is None:
+            if default == REQUIRED:
+                raise config.error(("dataset",), f"dataset {info.name} needs the option '{key}'")
+            setattr(dataset, key, default)
+    if config.task == "regression" and (dataset.classes or dataset.labels == "one_hot"):
+        key = "classes" if dataset.classes else "labels"
+        raise config.error(("dataset", key), f"'{key}' is for classification; {info.name} is a regression task")
+
+
+def _check_combinations(config: ExperimentConfig) -> None:
+    base, training = config.model.base, config.training
+    if training.fine_tune is not None and (base is None or base.trainable):
+        raise config.error(
+            ("training", "fine_tune"),
+            "fine-tuning unfreezes a frozen base: add `model.base` with `trainable: false`",
+        )
+    if base is not None and base.precompute:
+        if config.model.augmentation:
+            raise config.error(
+                ("model", "base", "precompute"),
+                "precomputed features cannot see augmentation; remove `precompute` or `augmentation`",
+            )
+        if training.fine_tune is not None:
+            raise config.error(
+                ("model", "base", "precompute"),
+                "precomputed features cannot be fine-tuned; remove `precompute` or `training.fine_tune`",
+            )
+    if training.kfold is not None and (base is not None or training.fine_tune is not None):
+        raise config.error(("training", "kfold"), "k-fold validation does not combine with `model.base`")
 
 
 def load_config(path: str | Path, overrides: Iterable[str] = (), name: str | None = None) -> ExperimentConfig:

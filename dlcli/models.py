@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import inspect
 import re
+import socket
+from dataclasses import dataclass
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import keras
 
 from dlcli.config import ExperimentConfig, KerasObject, KeyPath, did_you_mean
+from dlcli.errors import DataUnavailable
 
 # Layers that would run code or load files named in a config: a config stays data.
 REFUSED_LAYERS = {
@@ -22,6 +26,7 @@ REFUSED_LAYERS = {
 }
 # The input shape comes from the dataset, never from a layer's arguments.
 INPUT_ARGUMENTS = {"input_shape", "input_dim", "batch_input_shape"}
+WEIGHTS_DOWNLOAD_TIMEOUT_S = 10
 # Helpers exported next to the objects in keras.losses/metrics/optimizers/activations.
 NOT_OBJECT_NAMES = {"get", "serialize", "deserialize", "Loss", "Metric", "Optimizer", "Reduction"}
 
@@ -115,29 +120,176 @@ def build_layer(config: ExperimentConfig, path: KeyPath, class_name: str, kwargs
     return _construct(config, (*path, class_name), layers[class_name], kwargs)
 
 
-def build_model(config: ExperimentConfig, input_shape: tuple[int, ...]) -> keras.Sequential:
-    """The Sequential stack of `model.layers` on the dataset's input shape (not compiled)."""
+@keras.saving.register_keras_serializable(package="dlcli")
+class ApplicationPreprocessing(keras.layers.Layer):
+    """`keras.applications.<module>.preprocess_input` as a layer: the saved model takes raw pixels."""
+
+    def __init__(self, module: str, **kwargs):
+        super().__init__(**kwargs)
+        self.module = module
+        self._preprocess = getattr(keras.applications, module).preprocess_input
+
+    def call(self, inputs):
+        return self._preprocess(inputs)
+
+    def get_config(self):
+        return {**super().get_config(), "module": self.module}
+
+
+@dataclass
+class ModelParts:
+    """The model to train and save, and the pieces that precomputing and fine-tuning work on."""
+
+    model: keras.Sequential  # input -> augmentation -> (preprocessing, base) -> layers
+    base: keras.Model | None = None
+    feature_extractor: keras.Sequential | None = None  # input -> preprocessing -> base
+    head: keras.Sequential | None = None  # base features -> layers (for `precompute`)
+
+
+def _add(
+    config: ExperimentConfig, model: keras.Sequential, input_shape: tuple[int, ...],
+    layer, path: KeyPath, class_name: str,
+) -> None:
+    """model.add(layer), with a shape mismatch reported at the config item that made the layer."""
+    shape = model.output_shape if model.layers else (None, *input_shape)
+    try:
+        model.add(layer)
+    except (TypeError, ValueError) as error:
+        first_line = str(error).strip().splitlines()[0]
+        advice = (
+            "; convolution and pooling layers need images (batch, height, width, channels), "
+            "so put Flatten after them, not before"
+            if re.match(r"(Conv|MaxPool|AveragePool|GlobalM|GlobalA)", class_name) and len(shape) == 2
+            else ""
+        )
+        raise config.error(path, f"cannot take the previous output of shape {shape}: {first_line}{advice}") from error
+
+
+def _application_base(config: ExperimentConfig, input_shape: tuple[int, ...]) -> tuple[keras.Model, str]:
+    """A keras.applications model without its classifier, and the name of its module."""
+    spec = config.model.base
+    constructors = {
+        name: value for name, value in vars(keras.applications).items()
+        if callable(value) and name[:1].isupper()
+    }
+    if spec.application not in constructors:
+        raise config.error(
+            ("model", "base", "application"),
+            f"unknown application '{spec.application}'{did_you_mean(spec.application, constructors)}",
+        )
+    constructor = constructors[spec.application]
+    weights: str | None = spec.weights
+    if weights.lower() == "none":
+        weights = None
+    elif weights != "imagenet" and not Path(weights).expanduser().is_file():
+        raise config.error(
+            ("model", "base", "weights"),
+            f"no weights file {weights}; use imagenet, none or the path of a .h5/.weights.h5 file",
+        )
+    previous_timeout = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(WEIGHTS_DOWNLOAD_TIMEOUT_S)  # offline, a download must fail fast
+    try:
+        base = constructor(include_top=False, weights=weights, input_shape=input_shape)
+    except ValueError as error:
+        message = str(error).strip().splitlines()[0]
+        raise config.error(("model", "base"), f"{spec.application} on input {input_shape}: {message}") from error
+    except Exception as error:  # urllib and socket errors of a failed download
+        raise DataUnavailable(
+            f"{config.source.where(('model', 'base', 'weights'))}: model.base.weights: the imagenet weights "
+            f"of {spec.application} are not in the Keras cache and cannot be downloaded ({error}); "
+            "use `weights: none`, a weights file, or `base: {run: RUN, until: LAYER}`"
+        ) from error
+    finally:
+        socket.setdefaulttimeout(previous_timeout)
+    return base, constructor.__module__.rsplit(".", 1)[-1]
+
+
+def _run_base(config: ExperimentConfig, input_shape: tuple[int, ...], runs_dir: Path) -> keras.Model:
+    """An earlier run's model up to (and including) the layer named by `until`."""
+    from dlcli.runs import MODEL_FILE, resolve_run
+
+    spec = config.model.base
+    run = resolve_run(runs_dir, spec.run)
+    path = run.file(MODEL_FILE)
+    if not path.is_file():
+        raise config.error(("model", "base", "run"), f"run {run.id} has no {MODEL_FILE}; it did not finish an epoch")
+    previous = keras.saving.load_model(path, safe_mode=True)
+    names = [layer.name for layer in previous.layers]
+    if spec.until not in names:
+        raise config.error(
+            ("model", "base", "until"),
+            f"run {run.id} has no layer '{spec.until}'{did_you_mean(spec.until, names)}; "
+            f"its layers: {', '.join(names)}",
+        )
+    if tuple(previous.input_shape[1:]) != tuple(input_shape):
+        raise config.error(
+            ("model", "base", "run"),
+            f"run {run.id} takes input {tuple(previous.input_shape[1:])}, this dataset gives {tuple(input_shape)}",
+        )
+    return keras.Model(previous.inputs, previous.get_layer(spec.until).output, name=f"base_{spec.until}")
+
+
+def build_model(config: ExperimentConfig, input_shape: tuple[int, ...], runs_dir: Path | None = None) -> ModelParts:
+    """The Sequential stack of the config on the dataset's input shape (not compiled)."""
     model = keras.Sequential([keras.Input(shape=input_shape)], name=re.sub(r"\W", "_", config.name))
-    shape: tuple = (None, *input_shape)
+    for index, item in enumerate(config.model.augmentation):
+        ((class_name, kwargs),) = item.items()
+        path = ("model", "augmentation", index)
+        _add(config, model, input_shape, build_layer(config, path, class_name, kwargs), (*path, class_name), class_name)
+    parts = ModelParts(model)
+    spec = config.model.base
+    if spec is not None:
+        extractor = keras.Sequential([keras.Input(shape=input_shape)], name="feature_extractor")
+        if spec.application:
+            base, module = _application_base(config, input_shape)
+            preprocessing = ApplicationPreprocessing(module, name=f"{module}_preprocessing")
+            _add(config, model, input_shape, preprocessing, ("model", "base"), spec.application)
+            extractor.add(preprocessing)
+        else:
+            base = _run_base(config, input_shape, runs_dir or Path("runs"))
+        base.trainable = spec.trainable
+        _add(config, model, input_shape, base, ("model", "base"), base.name)
+        extractor.add(base)
+        parts.base, parts.feature_extractor = base, extractor
+    first_head_layer = len(model.layers)
     for index, item in enumerate(config.model.layers):
         ((class_name, kwargs),) = item.items()
         path = ("model", "layers", index)
-        layer = build_layer(config, path, class_name, kwargs)
-        try:
-            model.add(layer)
-        except (TypeError, ValueError) as error:
-            first_line = str(error).strip().splitlines()[0]
-            advice = (
-                "; convolution and pooling layers need images (batch, height, width, channels), "
-                "so put Flatten after them, not before"
-                if re.match(r"(Conv|MaxPool|AveragePool|GlobalM|GlobalA)", class_name) and len(shape) == 2
-                else ""
-            )
-            raise config.error(
-                (*path, class_name), f"cannot take the previous output of shape {shape}: {first_line}{advice}"
-            ) from error
-        shape = model.output_shape
-    return model
+        _add(config, model, input_shape, build_layer(config, path, class_name, kwargs), (*path, class_name), class_name)
+    if spec is not None and spec.precompute:
+        parts.head = keras.Sequential(
+            [keras.Input(shape=parts.base.output_shape[1:]), *model.layers[first_head_layer:]], name="head"
+        )
+    if config.training.fine_tune is not None:
+        unfreeze(config, parts.base, apply=False)
+    return parts
+
+
+def unfreeze(config: ExperimentConfig, base: keras.Model, apply: bool = True) -> None:
+    """Make the layers `training.fine_tune.unfreeze` names trainable; BatchNormalization stays frozen.
+
+    Keras runs a frozen BatchNormalization layer in inference mode, so its statistics,
+    learned on the base's original data, survive fine-tuning. `apply=False` only checks.
+    """
+    spec = config.training.fine_tune.unfreeze
+    names = [layer.name for layer in base.layers]
+    if spec == "all":
+        start = 0
+    elif isinstance(spec, int):
+        start = max(0, len(names) - spec)
+    elif spec in names:
+        start = names.index(spec)
+    else:
+        raise config.error(
+            ("training", "fine_tune", "unfreeze"),
+            f"the base has no layer '{spec}'{did_you_mean(spec, names)}; use all, a number of "
+            f"layers, or a layer name ({names[0]} ... {names[-1]})",
+        )
+    if not apply:
+        return
+    base.trainable = True
+    for index, layer in enumerate(base.layers):
+        layer.trainable = index >= start and not isinstance(layer, keras.layers.BatchNormalization)
 
 
 def _resolve(config: ExperimentConfig, path: KeyPath, spec: KerasObject, module: ModuleType, base: type, kind: str):
@@ -163,8 +315,12 @@ def _resolve(config: ExperimentConfig, path: KeyPath, spec: KerasObject, module:
     return _construct(config, path, cls, spec.kwargs)
 
 
-def compile_model(config: ExperimentConfig, model: keras.Model) -> None:
-    optimizer = _resolve(config, ("optimizer",), config.optimizer, keras.optimizers, keras.optimizers.Optimizer, "optimizer")
+def compile_model(config: ExperimentConfig, model: keras.Model, learning_rate: float | None = None) -> None:
+    """Compile with the config's optimizer (at `learning_rate` when given), loss and metrics."""
+    spec = config.optimizer
+    if learning_rate is not None:
+        spec = KerasObject(name=spec.name, **{**spec.kwargs, "learning_rate": learning_rate})
+    optimizer = _resolve(config, ("optimizer",), spec, keras.optimizers, keras.optimizers.Optimizer, "optimizer")
     if isinstance(optimizer, str):
         optimizer = keras.optimizers.get(optimizer)
     loss = _resolve(config, ("loss",), config.loss, keras.losses, keras.losses.Loss, "loss")

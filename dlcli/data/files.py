@@ -1,0 +1,156 @@
+"""Datasets from the user's own files: image folders, CSV tables, .npz arrays."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from dlcli.config import did_you_mean
+from dlcli.data.bundled import fixed_split
+from dlcli.data.catalog import DatasetInfo
+from dlcli.data.prepare import RawDataset
+from dlcli.errors import DataUnavailable
+
+if TYPE_CHECKING:
+    from dlcli.config import ExperimentConfig
+
+SUBSETS = ("train", "validation", "test")
+IMAGE_FOLDER_HELP = (
+    "an image dataset is one sub-folder per class, optionally under train/, validation/ and "
+    "test/; `dlcli datasets export digits DIR` writes one offline"
+)
+
+
+def _existing_path(config: ExperimentConfig, want_dir: bool) -> Path:
+    path = Path(config.dataset.path).expanduser()
+    where = config.source.where(("dataset", "path"))
+    if want_dir and not path.is_dir():
+        state = "is a file, not a folder" if path.exists() else "does not exist"
+        raise DataUnavailable(f"{where}: dataset.path: {path} {state}; {IMAGE_FOLDER_HELP}")
+    if not want_dir and not path.is_file():
+        raise DataUnavailable(f"{where}: dataset.path: {path} is not a file")
+    return path
+
+
+def _class_folders(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _read_images(folder: Path, class_names: list[str], config: ExperimentConfig) -> tuple[np.ndarray, np.ndarray]:
+    import keras
+
+    options = config.dataset
+    try:
+        images = keras.utils.image_dataset_from_directory(
+            folder, labels="inferred", label_mode="int", class_names=class_names,
+            color_mode=options.color_mode, image_size=tuple(options.image_size),
+            batch_size=None, shuffle=False, verbose=False,
+        )
+    except ValueError as error:
+        raise DataUnavailable(f"cannot read images from {folder}: {error}; {IMAGE_FOLDER_HELP}") from error
+    batches = list(images.batch(256).as_numpy_iterator())
+    if not batches:
+        raise DataUnavailable(f"{folder} holds no images (.jpg, .png, .bmp, .gif); {IMAGE_FOLDER_HELP}")
+    return np.concatenate([x for x, _ in batches]), np.concatenate([y for _, y in batches]).astype("int64")
+
+
+def load_image_directory(info: DatasetInfo, config: ExperimentConfig) -> RawDataset:
+    """`path/<class>/*` (split here) or `path/{train,validation,test}/<class>/*`."""
+    root = _existing_path(config, want_dir=True)
+    subsets = {name: root / name for name in SUBSETS if (root / name).is_dir()}
+    train_folder = subsets.get("train", root)
+    class_names = _class_folders(train_folder)
+    if len(class_names) < 2:
+        raise DataUnavailable(
+            f"{train_folder} has {len(class_names)} class folder(s){': ' + class_names[0] if class_names else ''}; "
+            f"a classifier needs at least 2 — {IMAGE_FOLDER_HELP}"
+        )
+    x, y = _read_images(train_folder, class_names, config)
+    if "test" in subsets:
+        raw = RawDataset(x, y, *_read_images(subsets["test"], class_names, config), class_names, 255.0)
+    else:
+        raw = fixed_split(x, y, config.dataset.test_split, value_range=255.0, class_names=class_names)
+    if "validation" in subsets:
+        raw.x_val, raw.y_val = _read_images(subsets["validation"], class_names, config)
+    return raw
+
+
+def _column(config: ExperimentConfig, key: str, name: str, columns: list[str], path: Path) -> str:
+    if name not in columns:
+        raise config.error(
+            ("dataset", key),
+            f"'{name}' is not a column of {path}{did_you_mean(name, columns)} (columns: {', '.join(columns)})",
+        )
+    return name
+
+
+def _labels(values: np.ndarray, config: ExperimentConfig) -> tuple[np.ndarray, list[str]]:
+    """Class indices and names (sorted) for classification; float values for regression."""
+    if config.task == "regression":
+        return values.astype("float32"), []
+    names, indices = np.unique(values, return_inverse=True)
+    return indices.astype("int64"), [str(name) for name in names]
+
+
+def load_csv(info: DatasetInfo, config: ExperimentConfig) -> RawDataset:
+    """A label column plus either one text column or numeric feature columns."""
+    import pandas as pd
+
+    path = _existing_path(config, want_dir=False)
+    options = config.dataset
+    try:
+        table = pd.read_csv(path)
+    except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as error:
+        raise DataUnavailable(f"cannot read {path} as CSV: {error}") from error
+    columns = [str(c) for c in table.columns]
+    label = _column(config, "label_column", options.label_column, columns, path)
+    others = [c for c in columns if c != label]
+    text_column = options.text_column
+    if text_column is None and options.feature_columns is None:
+        textual = [c for c in others if not pd.api.types.is_numeric_dtype(table[c])]
+        text_column = textual[0] if len(textual) == 1 and len(others) == 1 else None
+    if text_column is not None:
+        _column(config, "text_column", text_column, columns, path)
+        x = table[text_column].fillna("").astype(str).to_numpy(dtype=object)
+    else:
+        features = options.feature_columns or others
+        for name in features:
+            _column(config, "feature_columns", name, columns, path)
+            if not pd.api.types.is_numeric_dtype(table[name]):
+                raise config.error(
+                    ("dataset",),
+                    f"column '{name}' of {path} is not numeric; name a text column with `text_column`, "
+                    "or list the numeric ones in `feature_columns`",
+                )
+        x = table[features].to_numpy(dtype="float32")
+    y, class_names = _labels(table[label].to_numpy(), config)
+    if config.task == "regression":
+        from sklearn.model_selection import train_test_split
+
+        x_train, x_test, y_train, y_test = train_test_split(
+            x, y, test_size=options.test_split, random_state=0
+        )
+        raw = RawDataset(x_train, y_train, x_test, y_test, [])
+    else:
+        raw = fixed_split(x, y, options.test_split, value_range=None, class_names=class_names)
+    raw.texts = text_column is not None
+    return raw
+
+
+def load_npz(info: DatasetInfo, config: ExperimentConfig) -> RawDataset:
+    path = _existing_path(config, want_dir=False)
+    try:
+        with np.load(path, allow_pickle=False) as arrays:
+            missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in arrays]
+            if missing:
+                raise DataUnavailable(f"{path} lacks the arrays {', '.join(missing)} (has {', '.join(arrays)})")
+            x_train, y_train, x_test, y_test = (arrays[k] for k in ("x_train", "y_train", "x_test", "y_test"))
+    except (OSError, ValueError) as error:
+        raise DataUnavailable(f"cannot read {path} as .npz: {error}") from error
+    y_all, class_names = _labels(np.concatenate([y_train, y_test]), config)
+    return RawDataset(
+        x_train.astype("float32"), y_all[: len(y_train)], x_test.astype("float32"), y_all[len(y_train):],
+        class_names, value_range=255.0 if x_train.dtype == np.uint8 else None,
+    )
