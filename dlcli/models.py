@@ -280,11 +280,10 @@ def unfreeze(config: ExperimentConfig, base: keras.Model, apply: bool = True) ->
     elif spec in names:
         start = names.index(spec)
     else:
-        raise config.error(
-            ("training", "fine_tune", "unfreeze"),
-            f"the base has no layer '{spec}'{did_you_mean(spec, names)}; use all, a number of "
-            f"layers, or a layer name ({names[0]} ... {names[-1]})",
+        hint = did_you_mean(spec, names) or (
+            f"; use all, a number of layers, or a layer name ({names[1]} ... {names[-1]})"
         )
+        raise config.error(("training", "fine_tune", "unfreeze"), f"the base has no layer '{spec}'{hint}")
     if not apply:
         return
     base.trainable = True

@@ -72,3 +72,16 @@ def run_folders(runs_dir: Path) -> list[Path]:
 
 def read_json(path: Path) -> dict:
     return json.loads(path.read_text())
+
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def digits_folder(tmp_path_factory) -> Path:
+    """scikit-learn's digits exported as PNG files in the image_directory layout (train/, test/)."""
+    from dlcli.data.export import export_images
+
+    folder = tmp_path_factory.mktemp("digits") / "png"
+    export_images("digits", folder)
+    return folder

@@ -113,7 +113,8 @@ def _fit_features(raw: RawDataset, config: ExperimentConfig, x_train: np.ndarray
             output_sequence_length=options.sequence_length,
         )
         vectorizer.adapt(x_train, batch_size=256)
-        return lambda x: keras.ops.convert_to_numpy(vectorizer(x))
+        dtype = "int32" if options.encoding == "sequence" else "float32"
+        return lambda x: keras.ops.convert_to_numpy(vectorizer(x)).astype(dtype)
     scale = raw.value_range if options.normalize and raw.value_range else 1.0
     if options.standardize:
         mean = x_train.mean(axis=0)

@@ -1,0 +1,250 @@
+"""Dataset sources beyond the bundled digits: folders, tables, arrays, keras.datasets encodings, k-fold."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import TINY_CONFIG
+from dlcli.config import load_config
+from dlcli.data import load_dataset, load_folds
+from dlcli.errors import ConfigError, DataUnavailable
+from reviews import write_reviews
+
+TABLE_CONFIG = """\
+name: table
+dataset: {name: csv, path: PATH}
+model:
+  layers:
+    - Dense: {units: 8, activation: relu}
+    - Dense: {units: 1, activation: sigmoid}
+loss: binary_crossentropy
+metrics: [accuracy]
+"""
+
+
+def table_config(write_config, path, *overrides):
+    return load_config(write_config(TABLE_CONFIG.replace("PATH", str(path))), list(overrides))
+
+
+def texts(*rows: str) -> np.ndarray:
+    return np.array(rows, dtype=object)
+
+
+def test_text_vocabulary_comes_from_the_training_split_only(write_config, tmp_path):
+    from dlcli.data.prepare import RawDataset, prepare
+
+    config = table_config(write_config, tmp_path / "unused.csv", "dataset.num_words=100")
+    # every training row brings one word of its own: the vocabulary's size tells which rows it saw
+    raw = RawDataset(
+        texts(*(f"film w{i}" for i in range(40))), np.arange(40) % 2,
+        texts("zebra quokka", "film"), np.array([0, 1]),
+        ["negative", "positive"], texts=True,
+    )
+
+    splits = prepare(raw, config)
+
+    assert len(splits.x_train) == 32 and len(splits.x_val) == 8
+    assert splits.x_train.shape[1] == 1 + 1 + 32  # [UNK], "film", one word per training row
+    assert splits.x_test.tolist() == [[1.0] + [0.0] * 33, [0.0, 1.0] + [0.0] * 32]  # unseen -> [UNK]
+    assert (splits.x_val[:, 0] == 1).all()  # validation words were never learned
+
+
+def test_tf_idf_and_count_encodings(write_config, tmp_path):
+    path = write_reviews(tmp_path / "reviews.csv", rows=200)
+
+    counts = load_dataset(table_config(write_config, path, "dataset.encoding=count", "dataset.num_words=100"))
+    tf_idf = load_dataset(table_config(write_config, path, "dataset.encoding=tf_idf", "dataset.num_words=100"))
+    sequences = load_dataset(
+        table_config(write_config, path, "dataset.encoding=sequence", "dataset.sequence_length=20")
+    )
+
+    assert counts.x_train.max() > 1 and counts.x_train.shape[0] == 128
+    assert counts.x_train.shape[1] <= 100  # the vocabulary, when smaller than num_words
+    assert tf_idf.x_train.dtype == np.float32 and not np.allclose(tf_idf.x_train, np.rint(tf_idf.x_train))
+    assert sequences.x_train.shape == (128, 20)
+    assert counts.class_names == ["negative", "positive"]
+
+
+def test_numeric_table_is_standardized_with_training_statistics(write_config, tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(50, 10, (300, 3))
+    lines = ["a,b,c,price"] + [f"{r[0]},{r[1]},{r[2]},{r.sum()}" for r in x]
+    path = tmp_path / "houses.csv"
+    path.write_text("\n".join(lines) + "\n")
+    config = table_config(write_config, path, "dataset.task=regression", "dataset.label_column=price",
+                          "model.layers.1.Dense.activation=linear", "loss=mse")
+
+    splits = load_dataset(config)
+
+    assert splits.class_names == [] and splits.y_train.dtype == np.float32
+    assert np.allclose(splits.x_train.mean(axis=0), 0, atol=1e-5)
+    assert np.allclose(splits.x_train.std(axis=0), 1, atol=1e-3)
+    assert not np.allclose(splits.x_test.mean(axis=0), 0, atol=1e-3)
+
+
+def test_missing_column_suggests_the_nearest(write_config, tmp_path):
+    path = write_reviews(tmp_path / "reviews.csv", rows=20)
+
+    with pytest.raises(ConfigError, match=r"dataset.label_column: 'lable' is not a column .*did you mean 'label'\?"):
+        load_dataset(table_config(write_config, path, "dataset.label_column=lable"))
+
+
+def test_missing_table_file(write_config, tmp_path):
+    with pytest.raises(DataUnavailable, match=r"dataset.path: .*nope.csv is not a file"):
+        load_dataset(table_config(write_config, tmp_path / "nope.csv"))
+
+
+def test_regression_refuses_classes(write_config):
+    text = TINY_CONFIG.replace("name: digits", "name: boston_housing").replace("  validation_split: 0.2\n", "  classes: [1, 2]\n")
+
+    with pytest.raises(ConfigError, match="'classes' is for classification; boston_housing is a regression task"):
+        load_config(write_config(text))
+
+
+def test_npz_arrays(write_config, tmp_path):
+    rng = np.random.default_rng(0)
+    path = tmp_path / "arrays.npz"
+    np.savez(path, x_train=rng.normal(size=(100, 4)), y_train=rng.integers(0, 3, 100),
+             x_test=rng.normal(size=(30, 4)), y_test=rng.integers(0, 3, 30))
+    config = load_config(write_config(TINY_CONFIG.replace("name: digits", f"name: npz\n  path: {path}")))
+
+    splits = load_dataset(config)
+
+    assert (len(splits.x_train), len(splits.x_val), len(splits.x_test)) == (80, 20, 30)
+    assert splits.class_names == ["0", "1", "2"]
+
+
+def test_boston_housing_falls_back_to_the_same_houses_and_split(write_config, monkeypatch, tmp_path):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    monkeypatch.setattr("dlcli.data.keras_datasets.host_reachable", lambda host: False)
+    text = TINY_CONFIG.replace("name: digits", "name: boston_housing\n  standardize: false")
+    config = load_config(write_config(text), ["training.kfold=4"])
+
+    folds = load_folds(config)
+
+    # Keras's own split (seed 113) of the 506 houses: the book's first training house
+    whole_train = np.concatenate([folds[0].x_train, folds[0].x_val])
+    assert len(whole_train) == 404 and len(folds[0].x_test) == 102
+    assert any(np.isclose(row[0], 1.23247) and row[2] == pytest.approx(8.14) for row in whole_train)
+
+
+def test_kfold_validation_folds_are_distinct_and_cover_the_training_data(tiny_config):
+    folds = load_folds(load_config(tiny_config, ["training.kfold=3"]))
+
+    validation_rows = [{row.tobytes() for row in fold.x_val} for fold in folds]
+    assert len(folds) == 3
+    assert all(not (a & b) for i, a in enumerate(validation_rows) for b in validation_rows[i + 1:])
+    everything = {row.tobytes() for row in np.concatenate([folds[0].x_train, folds[0].x_val])}
+    assert set().union(*validation_rows) == everything
+    assert all(np.array_equal(fold.x_test, folds[0].x_test) for fold in folds)
+
+
+@pytest.mark.parametrize("encoding, expected", [
+    ("multi_hot", [[0, 1, 0, 1, 0, 0]]), ("count", [[0, 2, 0, 1, 0, 0]]),
+])
+def test_word_index_encodings(write_config, encoding, expected):
+    from dlcli.data.keras_datasets import encode_word_indices
+
+    config = load_config(write_config(TINY_CONFIG.replace("name: digits", f"name: imdb\n  num_words: 6\n  encoding: {encoding}")))
+    sequences = np.empty(1, dtype=object)
+    sequences[0] = [1, 3, 1]
+
+    assert encode_word_indices(sequences, config).tolist() == expected
+
+
+def test_word_index_sequences_and_tf_idf(write_config):
+    from dlcli.data.keras_datasets import encode_word_indices
+
+    sequences = np.empty(2, dtype=object)
+    sequences[0], sequences[1] = [1, 2, 3], [4]
+    padded = load_config(write_config(TINY_CONFIG.replace("name: digits", "name: reuters\n  encoding: sequence\n  sequence_length: 4")))
+    tf_idf = load_config(write_config(TINY_CONFIG.replace("name: digits", "name: reuters\n  encoding: tf_idf")))
+
+    assert encode_word_indices(sequences, padded).tolist() == [[0, 1, 2, 3], [0, 0, 0, 4]]
+    with pytest.raises(ConfigError, match="dataset.encoding: reuters comes as word indices"):
+        encode_word_indices(sequences, tf_idf)
+
+
+def image_config(write_config, folder, *overrides):
+    text = TINY_CONFIG.replace("name: digits", f"name: image_directory\n  path: {folder}\n  image_size: [8, 8]\n  color_mode: grayscale")
+    return load_config(write_config(text), list(overrides))
+
+
+def test_image_folder_with_train_and_test(write_config, digits_folder):
+    splits = load_dataset(image_config(write_config, digits_folder))
+
+    assert splits.input_shape == (8, 8, 1)
+    assert len(splits.x_test) == 360 and len(splits.x_train) + len(splits.x_val) == 1437
+    assert splits.class_names == [str(d) for d in range(10)]
+    assert 0 <= splits.x_train.min() and splits.x_train.max() <= 1
+
+
+def test_image_folder_with_its_own_validation_folder(write_config, digits_folder, tmp_path):
+    folder = tmp_path / "three"
+    shutil.copytree(digits_folder / "train", folder / "train")
+    shutil.copytree(digits_folder / "test", folder / "validation")
+
+    splits = load_dataset(image_config(write_config, folder))
+
+    assert len(splits.x_val) == 360  # the folder, not a split of train/
+    assert (len(splits.x_train), len(splits.x_test)) == (1149, 288)  # no test/: 20% of train/
+
+
+def test_single_image_folder_is_split_by_dlcli(write_config, digits_folder):
+    splits = load_dataset(image_config(write_config, digits_folder / "test"))
+
+    assert len(splits.x_test) == 72 and len(splits.x_train) + len(splits.x_val) == 288
+
+
+def test_image_folder_with_one_class(write_config, digits_folder, tmp_path):
+    shutil.copytree(digits_folder / "test" / "3", tmp_path / "one" / "3")
+
+    with pytest.raises(DataUnavailable, match=r"has 1 class folder\(s\): 3; a classifier needs at least 2"):
+        load_dataset(image_config(write_config, tmp_path / "one"))
+
+
+def test_missing_image_folder(write_config, tmp_path):
+    with pytest.raises(DataUnavailable, match=r"dataset.path: .*absent does not exist; .*dlcli datasets export digits"):
+        load_dataset(image_config(write_config, tmp_path / "absent"))
+
+
+def test_image_dataset_needs_a_path(write_config):
+    text = TINY_CONFIG.replace("name: digits", "name: image_directory")
+
+    with pytest.raises(ConfigError, match="dataset: dataset image_directory needs the option 'path'"):
+        load_config(write_config(text))
+
+
+def test_export_writes_the_image_directory_layout(digits_folder):
+    assert sorted(p.name for p in digits_folder.iterdir()) == ["test", "train"]
+    assert sorted(p.name for p in (digits_folder / "train").iterdir()) == [str(d) for d in range(10)]
+    assert sum(1 for _ in digits_folder.rglob("*.png")) == 1797
+
+
+def test_export_refuses_a_non_empty_folder_and_non_image_datasets(cli, digits_folder, tmp_path):
+    assert cli("datasets", "export", "digits", str(digits_folder), runs=False).exit_code == 2
+    result = cli("datasets", "export", "csv", str(tmp_path / "x"), runs=False)
+    assert result.exit_code == 2
+    assert "cannot export 'csv': exportable image datasets are mnist_5k, digits" in result.stderr
+
+
+def test_datasets_lists_every_dataset_without_importing_tensorflow(tmp_path):
+    code = (
+        "import sys; from typer.testing import CliRunner; from dlcli.cli import app; "
+        "r = CliRunner().invoke(app, ['datasets']); print(r.stdout); "
+        "print('tensorflow' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={"KERAS_HOME": str(tmp_path), "COLUMNS": "200", "PATH": ""}, check=True)
+
+    lines = out.stdout.strip().splitlines()
+    assert lines[-1] == "False"
+    for name in ("mnist_5k", "digits", "mnist", "imdb", "boston_housing", "image_directory", "csv", "npz"):
+        assert any(f" {name} " in line for line in lines)
+    assert any(" mnist " in line and "not cached" in line for line in lines)
+    assert any(" boston_housing " in line and "mlxtend" in line for line in lines)
