@@ -226,6 +226,8 @@ def _run_base(config: ExperimentConfig, input_shape: tuple[int, ...], runs_dir: 
             ("model", "base", "run"),
             f"run {run.id} takes input {tuple(previous.input_shape[1:])}, this dataset gives {tuple(input_shape)}",
         )
+    if not Path(spec.run).expanduser().is_dir():
+        spec.run = run.id  # the resolved config names the exact run, not 'latest' or a name
     return keras.Model(previous.inputs, previous.get_layer(spec.until).output, name=f"base_{spec.until}")
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+import yaml
 
 from conftest import REPO, read_json, run_folders
 from dlcli.config import load_config
@@ -91,6 +92,8 @@ def test_transfer_pair_reuses_the_earlier_model(cli, runs_dir):
     assert result.exit_code == 0, result.output
     post_folder = run_folders(runs_dir)[-1]
     summary = read_json(post_folder / "summary.json")
+    resolved = yaml.safe_load((post_folder / "config.yaml").read_text())
+    assert resolved["model"]["base"]["run"] == pre_folder.name  # not the name it was given by
     assert summary["data"]["class_mapping"] == {"5": 0, "6": 1, "7": 2, "8": 3, "9": 4}
     assert summary["trainable_parameters"] < summary["parameters"]
 
