@@ -18,8 +18,10 @@ import keras
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from dlcli.config import ExperimentConfig
-from dlcli.runs import write_atomic
+from dlcli.config import ExperimentConfig, did_you_mean
+from dlcli.models import build_object
+from dlcli.runs import write_atomic, write_json
+from dlcli.verdicts import OverfittingDetector, best_row
 
 
 def save_model_atomic(model: keras.Model, path: Path) -> None:
@@ -75,6 +77,17 @@ def rows_to_csv(rows: list[dict[str, float]]) -> str:
     return buffer.getvalue()
 
 
+def read_history(path: Path) -> list[dict[str, float]]:
+    """history.csv back into rows (tags and epochs as ints), [] when there is none."""
+    if not path.is_file():
+        return []
+    with open(path, newline="") as file:
+        return [
+            {key: int(value) if key in ("epoch", "fold", "phase") else float(value) for key, value in row.items()}
+            for row in csv.DictReader(file)
+        ]
+
+
 class BestModelCheckpoint(keras.callbacks.Callback):
     """Saves the model whenever `training.monitor` improves; remembers the best epoch.
 
@@ -92,6 +105,17 @@ class BestModelCheckpoint(keras.callbacks.Callback):
         self.best: float | None = None
         self.best_epoch: int | None = None
 
+    def _improves(self, value: float) -> bool:
+        if not math.isfinite(value):
+            return False
+        return self.best is None or (value < self.best if self.minimize else value > self.best)
+
+    def restore(self, rows: list[dict[str, float]]) -> None:
+        """Take up the best epoch so far from the history of an interrupted run."""
+        best = best_row(rows, self.monitor, self.minimize)
+        if best is not None:
+            self.best, self.best_epoch = best[self.monitor], best["epoch"]
+
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
         if self.monitor not in logs:
@@ -100,11 +124,98 @@ class BestModelCheckpoint(keras.callbacks.Callback):
                 f"'{self.monitor}' is not logged; choose one of {', '.join(logs)}",
             )
         value = float(logs[self.monitor])
-        if math.isnan(value):
-            return
-        if self.best is None or (value < self.best if self.minimize else value > self.best):
+        if self._improves(value):
             self.best, self.best_epoch = value, epoch + 1
             save_model_atomic(self.model_to_save, self.path)
+
+
+class OverfittingMonitor(keras.callbacks.Callback):
+    """Warns once, as it happens, when validation stops improving while the training loss falls."""
+
+    def __init__(self, detector: OverfittingDetector, config: ExperimentConfig, console: Console | None):
+        super().__init__()
+        self.detector = detector
+        self.config = config
+        self.console = console
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if self.detector.monitor not in logs:
+            raise self.config.error(
+                ("training", "overfitting", "monitor"),
+                f"'{self.detector.monitor}' is not logged; choose one of {', '.join(logs)}",
+            )
+        warning = self.detector.observe({"epoch": epoch + 1, **{k: float(v) for k, v in logs.items()}})
+        if warning and self.console is not None:
+            self.console.print(f"[bold yellow]⚠ {warning}[/]", highlight=False, soft_wrap=True)
+
+
+WEIGHTS_FILE = "last.weights.h5"
+STATE_FILE = "state.json"
+
+
+class ResumeCheckpoint(keras.callbacks.Callback):
+    """After each epoch: the fitted model's weights and optimizer state, then the epoch reached.
+
+    `dlcli train --resume` continues from here. Keras's BackupAndRestore does the same but
+    overwrites its weights file in place and keeps the epoch in a private file; dlcli
+    needs the epoch to cut history.csv back to it, and a kill must never corrupt either.
+    """
+
+    def __init__(self, folder: Path, tags: dict[str, int]):
+        super().__init__()
+        self.folder = folder
+        self.tags = tags
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not math.isfinite(float((logs or {}).get("loss", 0.0))):
+            return  # a diverged epoch is no state to resume from; the previous one stays
+        self.folder.mkdir(exist_ok=True)
+        weights = self.folder / WEIGHTS_FILE
+        temporary = weights.with_name(f".{os.getpid()}.tmp.weights.h5")
+        try:
+            self.model.save_weights(temporary)
+            os.replace(temporary, weights)
+        finally:
+            temporary.unlink(missing_ok=True)
+        write_json(self.folder / STATE_FILE, {**self.tags, "epoch": epoch + 1})
+
+
+def keras_callbacks(config: ExperimentConfig) -> list[keras.callbacks.Callback]:
+    """The Keras callbacks the config asks for: early stopping, LR reduction, `training.callbacks`."""
+    training = config.training
+    built = []
+    for key, class_name in (("early_stopping", "EarlyStopping"), ("reduce_lr_on_plateau", "ReduceLROnPlateau")):
+        arguments = getattr(training, key)
+        if arguments is not None:
+            built.append(build_object(config, ("training", key), getattr(keras.callbacks, class_name), arguments))
+    available = {
+        name: cls for name, cls in vars(keras.callbacks).items()
+        if isinstance(cls, type) and issubclass(cls, keras.callbacks.Callback) and name not in REFUSED_CALLBACKS
+        and cls is not keras.callbacks.Callback
+    }
+    for index, item in enumerate(training.callbacks):
+        ((class_name, arguments),) = item.items()
+        path = ("training", "callbacks", index)
+        if class_name in REFUSED_CALLBACKS:
+            raise config.error(path, f"{class_name}: {REFUSED_CALLBACKS[class_name]}")
+        if class_name not in available:
+            raise config.error(path, f"unknown callback '{class_name}'{did_you_mean(class_name, available)}")
+        built.append(build_object(config, (*path, class_name), available[class_name], arguments))
+    return built
+
+
+REFUSED_CALLBACKS = {
+    "LambdaCallback": "runs Python code from the config and is refused",
+    "RemoteMonitor": "sends training logs over the network and is refused",
+    "ModelCheckpoint": "dlcli saves the best model (model.keras) and resume checkpoints itself",
+    "BackupAndRestore": "dlcli keeps resume checkpoints itself (`dlcli train --resume RUN`)",
+    "CSVLogger": "dlcli writes history.csv itself",
+    "TensorBoard": "dlcli writes tensorboard/ itself (`training.tensorboard`)",
+    "ProgbarLogger": "dlcli shows progress itself",
+    "History": "dlcli records the history itself",
+    "CallbackList": "it is a container, not a callback",
+}
 
 
 class RichProgress(keras.callbacks.Callback):

@@ -104,7 +104,7 @@ def _summary_table(summary: dict[str, Any]) -> Table:
 @app.command()
 @reports_errors
 def train(
-    config: Annotated[Path, typer.Argument(help="The experiment's YAML config file.")],
+    config: Annotated[Optional[Path], typer.Argument(help="The experiment's YAML config file.")] = None,
     overrides: Annotated[
         list[str],
         typer.Option(
@@ -117,31 +117,56 @@ def train(
     name: Annotated[
         Optional[str], typer.Option("--name", help="Run name (default: the config's `name`).")
     ] = None,
+    resume: Annotated[
+        Optional[str],
+        typer.Option("--resume", metavar="RUN", help="Continue an interrupted or crashed run in its own folder."),
+    ] = None,
     runs_dir: RunsDir = Path("runs"),
 ) -> None:
-    """Validate CONFIG, train it and write a run folder under --runs-dir."""
+    """Validate CONFIG, train it and write a run folder under --runs-dir (or --resume RUN)."""
     from dlcli.config import load_config
 
-    experiment = load_config(config, overrides, name=name)
+    if resume is not None:
+        if config is not None or overrides or name is not None:
+            raise DlcliError("--resume RUN continues a run with its own config.yaml; give no CONFIG, --set or --name")
+        command = ["dlcli", "train", "--resume", resume]
+    else:
+        if config is None:
+            raise DlcliError("give a CONFIG file to train, or --resume RUN")
+        experiment = load_config(config, overrides, name=name)
+        command = ["dlcli", "train", str(config), *(arg for o in overrides for arg in ("--set", o))]
+        command += ["--name", name] if name is not None else []
+    command += ["--runs-dir", str(runs_dir)]
 
     from dlcli.backend import import_tensorflow
 
     import_tensorflow(verbose=debug_mode["enabled"])
-    from dlcli.train import train as train_experiment
+    from dlcli import train as training
 
-    command = ["dlcli", "train", str(config), *(arg for o in overrides for arg in ("--set", o))]
-    command += ["--name", name] if name is not None else []
-    command += ["--runs-dir", str(runs_dir)]
     previous_handler = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
-        result = train_experiment(experiment, runs_dir, console=console, command=shlex.join(command))
+        if resume is not None:
+            result = training.resume(resume, runs_dir, console=console, command=shlex.join(command))
+        else:
+            result = training.train(experiment, runs_dir, console=console, command=shlex.join(command))
     except KeyboardInterrupt:
         error_console.print("interrupted before training started; no run folder was kept", markup=False)
         raise typer.Exit(EXIT_INTERRUPTED) from None
     finally:
         signal.signal(signal.SIGTERM, previous_handler)
     console.print(_summary_table(result.summary))
+    _print_verdicts(result.summary)
     console.print(f"run [bold]{result.run.id}[/] completed: {result.run.path}")
+
+
+def _print_verdicts(summary: dict[str, Any]) -> None:
+    overfitting = summary.get("overfitting") or {}
+    if overfitting.get("message"):
+        console.print(f"[bold yellow]⚠ {overfitting['message']}[/]")
+        for advice in overfitting.get("advice", []):
+            console.print(f"  → {advice}")
+    for note in summary.get("notes", []):
+        console.print(f"[cyan]note:[/] {note}")
 
 
 datasets_app = typer.Typer(

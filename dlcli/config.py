@@ -31,7 +31,7 @@ from dlcli.errors import ConfigError
 KeyPath = tuple[str | int, ...]
 
 # Lists whose items are written `ClassName: {kwargs}` or a bare `ClassName`.
-LAYER_LISTS = ("layers", "augmentation")
+LAYER_LISTS = ("layers", "augmentation", "callbacks")
 
 
 def format_path(path: Iterable[str | int]) -> str:
@@ -158,8 +158,8 @@ def _one_class_per_item(layers: LayerList) -> LayerList:
     for index, item in enumerate(layers):
         if len(item) != 1:
             raise ValueError(
-                f"item {index} names {len(item)} layer classes ({', '.join(item) or 'none'}); "
-                "write each layer as `ClassName: {argument: value}` or a bare `ClassName`"
+                f"item {index} names {len(item)} classes ({', '.join(item) or 'none'}); "
+                "write each item as `ClassName: {argument: value}` or a bare `ClassName`"
             )
     return layers
 
@@ -210,20 +210,46 @@ class FineTuneConfig(_Strict):
     learning_rate: float = Field(1e-5, gt=0)
 
 
+def lower_is_better(metric: str, mode: str = "auto") -> bool:
+    """Whether a lower value of `metric` is better; 'auto' reads it from the name, as Keras does."""
+    if mode != "auto":
+        return mode == "min"
+    return not re.search(r"acc|auc|precision|recall|f1|iou", metric)
+
+
+class OverfittingConfig(_Strict):
+    """Flag overfitting: `monitor` stops improving for `patience` epochs while the loss falls."""
+
+    monitor: str = "val_loss"
+    patience: PositiveInt = 2
+    min_delta: float = Field(0.0, ge=0)
+
+
+def _true_means_defaults(value: Any) -> Any:
+    return {} if value is True else value
+
+
 class TrainingConfig(_Strict):
     epochs: PositiveInt = 10
     batch_size: PositiveInt = 32
     monitor: str = "val_loss"
     monitor_mode: Literal["auto", "min", "max"] = "auto"
+    overfitting: OverfittingConfig | Literal[False] = OverfittingConfig()
+    tensorboard: bool = True
+    early_stopping: dict[str, Any] | None = None  # keras.callbacks.EarlyStopping arguments
+    reduce_lr_on_plateau: dict[str, Any] | None = None  # keras.callbacks.ReduceLROnPlateau arguments
+    callbacks: LayerList = []  # any keras.callbacks class: [{ClassName: {arguments}}]
     kfold: int | None = Field(None, ge=2)
     fine_tune: FineTuneConfig | None = None
 
+    _true_is_default = field_validator("overfitting", "early_stopping", "reduce_lr_on_plateau", mode="before")(
+        _true_means_defaults
+    )
+    _items = field_validator("callbacks")(_one_class_per_item)
+
     @property
     def monitor_minimizes(self) -> bool:
-        """Whether a lower monitored value is better; 'auto' reads it from the metric's name."""
-        if self.monitor_mode != "auto":
-            return self.monitor_mode == "min"
-        return not re.search(r"acc|auc|precision|recall|f1|iou", self.monitor)
+        return lower_is_better(self.monitor, self.monitor_mode)
 
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -336,11 +362,11 @@ def _normalize(data: dict[str, Any]) -> dict[str, Any]:
             data[key] = {"name": data[key]}
     if isinstance(data.get("metrics"), list):
         data["metrics"] = [{"name": m} if isinstance(m, str) else m for m in data["metrics"]]
-    model = data.get("model")
-    if isinstance(model, dict):
-        for key in LAYER_LISTS:
-            if isinstance(model.get(key), list):
-                model[key] = [_normalize_layer(item) for item in model[key]]
+    for section in (data.get("model"), data.get("training")):
+        if isinstance(section, dict):
+            for key in LAYER_LISTS:
+                if isinstance(section.get(key), list):
+                    section[key] = [_normalize_layer(item) for item in section[key]]
     return data
 
 
@@ -378,8 +404,7 @@ def apply_override(data: dict[str, Any], source: SourceMap, override: str) -> No
             if step not in node:
                 if len(path) == 3 and path[1] in LAYER_LISTS and isinstance(path[2], int):
                     raise ConfigError(
-                        f"--set {override}: {format_path(path)} is a {', '.join(node)} layer, "
-                        f"not {segment}"
+                        f"--set {override}: {format_path(path)} is {', '.join(node)}, not {segment}"
                     )
                 if not last:
                     node[step] = {}

@@ -29,3 +29,9 @@ class TrainingInterrupted(DlcliError):
     """Ctrl-C or SIGTERM stopped training; the run folder keeps what was done."""
 
     exit_code = 130
+
+
+class TrainingDiverged(DlcliError):
+    """The loss became NaN or infinite; the run keeps its last good model."""
+
+    exit_code = 1

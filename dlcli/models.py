@@ -90,7 +90,7 @@ def _check_arguments(config: ExperimentConfig, path: KeyPath, cls: type, kwargs:
         raise config.error(path, f"missing required argument '{missing[0]}'")
 
 
-def _construct(config: ExperimentConfig, path: KeyPath, cls: type, kwargs: dict[str, Any]) -> Any:
+def build_object(config: ExperimentConfig, path: KeyPath, cls: type, kwargs: dict[str, Any]) -> Any:
     """cls(**kwargs), with Keras's complaint located at the argument it names."""
     _check_arguments(config, path, cls, kwargs)
     try:
@@ -117,7 +117,7 @@ def build_layer(config: ExperimentConfig, path: KeyPath, class_name: str, kwargs
     }
     if class_name not in layers:
         raise config.error(path, f"unknown layer '{class_name}'{did_you_mean(class_name, layers)}")
-    return _construct(config, (*path, class_name), layers[class_name], kwargs)
+    return build_object(config, (*path, class_name), layers[class_name], kwargs)
 
 
 @keras.saving.register_keras_serializable(package="dlcli")
@@ -313,7 +313,7 @@ def _resolve(config: ExperimentConfig, path: KeyPath, spec: KerasObject, module:
         # Optimizers are written in lower case ('rmsprop'), losses and metrics in snake case.
         names = [cls.__name__.lower() for cls in classes.values()] if kind == "optimizer" else _object_names(module)
         raise config.error(path, f"unknown {kind} '{spec.name}'{did_you_mean(spec.name, names)}")
-    return _construct(config, path, cls, spec.kwargs)
+    return build_object(config, path, cls, spec.kwargs)
 
 
 def compile_model(config: ExperimentConfig, model: keras.Model, learning_rate: float | None = None) -> None:

@@ -108,8 +108,18 @@ class RunFolder:
             "versions": {"python": platform.python_version(), "dlcli": __version__, **versions},
             "host": socket.gethostname(),
             "pid": os.getpid(),
+            "pid_started": process_start_time(os.getpid()),
             "error": None,
         }
+        self.write_info(info)
+        return info
+
+    def restart(self, command: str | None) -> dict[str, Any]:
+        """Mark a resumed run `running` again, by this process."""
+        info = self.read_info()
+        info.setdefault("resumes", []).append({"at": now().isoformat(timespec="milliseconds"), "command": command})
+        info.update(status="running", ended=None, duration_s=None, error=None,
+                    host=socket.gethostname(), pid=os.getpid(), pid_started=process_start_time(os.getpid()))
         self.write_info(info)
         return info
 
@@ -166,3 +176,36 @@ def resolve_run(runs_dir: Path, reference: str) -> RunFolder:
         raise RunNotFound(f"run '{reference}' is ambiguous: {len(matches)} runs match ({listed}); give more of the id")
     recent = ", ".join(run.id for run in runs[-5:])
     raise RunNotFound(f"no run '{reference}' in {runs_dir}; the latest are {recent} (or use 'latest')")
+
+
+def process_start_time(pid: int) -> int | None:
+    """When process `pid` started (clock ticks since boot, from /proc), or None where unknown."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[19])  # field 22; the name in (...) may hold spaces
+
+
+def _process_alive(pid: int, started: int | None) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # another user's process exists
+    # a recycled pid belongs to a process that started later
+    return started is None or process_start_time(pid) in (None, started)
+
+
+def effective_status(info: dict[str, Any]) -> str:
+    """The recorded status, except a `running` run whose process is gone: `crashed`.
+
+    A run on another host cannot be checked from here and keeps its recorded status.
+    """
+    status = info.get("status", "unknown")
+    if status == "running" and info.get("host") == socket.gethostname():
+        pid = info.get("pid")
+        if not isinstance(pid, int) or not _process_alive(pid, info.get("pid_started")):
+            return "crashed"
+    return status

@@ -1,8 +1,10 @@
-"""train(config): seed, data, model, compile, fit, save — recorded in a run folder."""
+"""train(config) and resume(run): seed, data, model, compile, fit, save — in a run folder."""
 
 from __future__ import annotations
 
+import json
 import math
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,14 +15,43 @@ import numpy as np
 import tensorflow as tf
 from rich.console import Console
 
-from dlcli.callbacks import BestModelCheckpoint, EpochRecorder, RichProgress, save_model_atomic
-from dlcli.config import ExperimentConfig
+from dlcli.callbacks import (
+    STATE_FILE,
+    WEIGHTS_FILE,
+    BestModelCheckpoint,
+    EpochRecorder,
+    OverfittingMonitor,
+    ResumeCheckpoint,
+    RichProgress,
+    keras_callbacks,
+    read_history,
+    rows_to_csv,
+    save_model_atomic,
+)
+from dlcli.config import ExperimentConfig, load_config
 from dlcli.data import load_dataset, load_folds
 from dlcli.data.pipeline import make_pipeline
 from dlcli.data.prepare import Splits
-from dlcli.errors import DlcliError, TrainingFailed, TrainingInterrupted
+from dlcli.errors import DlcliError, TrainingDiverged, TrainingFailed, TrainingInterrupted
 from dlcli.models import ModelParts, build_model, compile_model, unfreeze
-from dlcli.runs import HISTORY_FILE, MODEL_FILE, SUMMARY_FILE, RunFolder, write_json
+from dlcli.plots import plot_curves
+from dlcli.runs import (
+    CONFIG_FILE,
+    HISTORY_FILE,
+    MODEL_FILE,
+    SUMMARY_FILE,
+    RunFolder,
+    effective_status,
+    resolve_run,
+    write_atomic,
+    write_json,
+)
+from dlcli.verdicts import OverfittingDetector, best_row, overfitting_advice, training_notes
+
+CHECKPOINT_DIR = "checkpoint"
+CURVES_FILE = "curves.png"
+TENSORBOARD_DIR = "tensorboard"
+TAGS = ("fold", "phase")
 
 
 @dataclass
@@ -29,39 +60,77 @@ class TrainResult:
     summary: dict[str, Any]
 
 
+@dataclass
+class ResumePoint:
+    """Where an interrupted run stopped: the last epoch whose state was saved."""
+
+    epoch: int
+    fold: int | None = None
+    phase: int | None = None
+
+
 def _metrics_of(row: dict[str, float] | None) -> dict[str, float]:
-    return {key: value for key, value in (row or {}).items() if key not in ("epoch", "seconds", "fold", "phase")}
+    return {key: value for key, value in (row or {}).items() if key not in ("epoch", "seconds", *TAGS)}
+
+
+def _diverged_row(rows: list[dict[str, float]]) -> dict[str, float] | None:
+    return next((row for row in rows if not math.isfinite(row.get("loss", 0.0))), None)
 
 
 class _Session:
-    """What the epochs of one run share: its folder, its history, its console."""
+    """What the epochs of one run share: its folder, history, callbacks and console."""
 
-    def __init__(self, config: ExperimentConfig, run: RunFolder, console: Console | None):
+    def __init__(self, config: ExperimentConfig, run: RunFolder, console: Console | None, rows=()):
         self.config = config
         self.run = run
         self.console = console
         self.recorder = EpochRecorder(run.file(HISTORY_FILE))
+        self.recorder.rows = list(rows)
+        self.configured_callbacks = keras_callbacks(config)
         self.samples_seen = 0
         self.fit_seconds = 0.0
 
+    def detector(self, rows: list[dict[str, float]]) -> OverfittingDetector | None:
+        """A fresh overfitting detector, caught up on `rows` (the epochs before a resume)."""
+        if self.config.training.overfitting is False:
+            return None
+        detector = OverfittingDetector(self.config.training.overfitting)
+        for row in rows:
+            detector.observe(row)
+        return detector
+
     def fit(
         self, model: keras.Model, data: Splits, checkpoint: BestModelCheckpoint,
-        epochs: int, initial_epoch: int = 0, label: str = "",
+        detector: OverfittingDetector | None, epochs: int, initial_epoch: int = 0,
+        tags: dict[str, int] | None = None, label: str = "",
     ) -> None:
         """`model.fit` from `initial_epoch` up to epoch `epochs`, recorded and checkpointed."""
-        batch_size = self.config.training.batch_size
-        # The checkpoint goes first: an epoch in history.csv always has its model saved.
+        config, tags = self.config, tags or {}
+        self.recorder.tags = tags
+        # Order matters: an epoch in history.csv always has its best model saved, and the
+        # resume state is written last, so it never runs ahead of the history.
         callbacks: list[keras.callbacks.Callback] = [checkpoint, self.recorder]
+        if detector is not None:
+            callbacks.append(OverfittingMonitor(detector, config, self.console))
+        callbacks += [
+            ResumeCheckpoint(self.run.file(CHECKPOINT_DIR), tags),
+            keras.callbacks.TerminateOnNaN(),
+            *self.configured_callbacks,
+        ]
+        if config.training.tensorboard:
+            log_dir = self.run.file(TENSORBOARD_DIR) / (f"fold-{tags['fold']}" if "fold" in tags else "")
+            callbacks.append(keras.callbacks.TensorBoard(log_dir=str(log_dir)))
         progress = None
         if self.console is not None:
-            steps = math.ceil(len(data.x_train) / batch_size)
+            steps = math.ceil(len(data.x_train) / config.training.batch_size)
             progress = RichProgress(self.console, epochs, steps, checkpoint, label)
             callbacks.append(progress)
         started = time.perf_counter()
+        epochs_before = len(self.recorder.rows)
         try:
             model.fit(
-                make_pipeline(data.x_train, data.y_train, batch_size, shuffle_seed=self.config.seed),
-                validation_data=make_pipeline(data.x_val, data.y_val, batch_size),
+                make_pipeline(data.x_train, data.y_train, config.training.batch_size, shuffle_seed=config.seed),
+                validation_data=make_pipeline(data.x_val, data.y_val, config.training.batch_size),
                 epochs=epochs,
                 initial_epoch=initial_epoch,
                 callbacks=callbacks,
@@ -72,7 +141,12 @@ class _Session:
             if progress is not None:
                 progress.close()
             self.fit_seconds += time.perf_counter() - started
-        self.samples_seen += len(data.x_train) * (epochs - initial_epoch)
+            self.samples_seen += len(data.x_train) * (len(self.recorder.rows) - epochs_before)
+
+
+def _load_resume_weights(model: keras.Model, run: RunFolder) -> None:
+    model.optimizer.build(model.trainable_variables)
+    model.load_weights(run.file(CHECKPOINT_DIR) / WEIGHTS_FILE)
 
 
 def _features(parts: ModelParts, data: Splits, batch_size: int) -> Splits:
@@ -87,39 +161,71 @@ def _features(parts: ModelParts, data: Splits, batch_size: int) -> Splits:
     )
 
 
-def _fold_result(checkpoint: BestModelCheckpoint, rows: list[dict[str, float]]) -> dict[str, Any]:
-    best_row = next((row for row in rows if row["epoch"] == checkpoint.best_epoch), None)
-    return {
-        "best_epoch": checkpoint.best_epoch,
-        "best": _metrics_of(best_row),
-        "final": _metrics_of(rows[-1] if rows else None),
-    }
-
-
-def _train_single(session: _Session, parts: ModelParts, data: Splits) -> dict[str, Any]:
+def _result_of(
+    session: _Session, rows: list[dict[str, float]], detector: OverfittingDetector | None,
+    parameters: int, train_samples: int,
+) -> dict[str, Any]:
+    """Best and final metrics, the verdicts and notes for one model's rows."""
     config = session.config
-    epochs, fine_tune = config.training.epochs, config.training.fine_tune
-    checkpoint = BestModelCheckpoint(session.run.file(MODEL_FILE), config, model_to_save=parts.model)
+    best = best_row(rows, config.training.monitor, config.training.monitor_minimizes)
+    result: dict[str, Any] = {
+        "epochs_run": len(rows),
+        "best_epoch": best["epoch"] if best else None,
+        "best": _metrics_of(best),
+        "final": _metrics_of(rows[-1] if rows else None),
+        "notes": training_notes(rows, config),
+    }
+    if detector is not None:
+        verdict = detector.verdict()
+        verdict["advice"] = overfitting_advice(config, verdict, len(rows), parameters, train_samples)
+        result["overfitting"] = verdict
+    diverged = _diverged_row(rows)
+    result["diverged"] = (
+        {"epoch": diverged["epoch"], "loss": diverged["loss"]} if diverged is not None else None
+    )
+    return result
+
+
+def _train_single(session: _Session, parts: ModelParts, data: Splits, start: ResumePoint | None) -> dict[str, Any]:
+    config, run = session.config, session.run
+    fine_tune = config.training.fine_tune
+    rows = session.recorder.rows
+    checkpoint = BestModelCheckpoint(run.file(MODEL_FILE), config, model_to_save=parts.model)
+    checkpoint.restore(rows)
+    detector = session.detector(rows)
+    start_epoch = start.epoch if start else 0
+    epochs = config.training.epochs
     if parts.head is not None:
         compile_model(config, parts.head)
-        session.fit(parts.head, _features(parts, data, config.training.batch_size), checkpoint, epochs)
+        if start:
+            _load_resume_weights(parts.head, run)
+        session.fit(parts.head, _features(parts, data, config.training.batch_size), checkpoint, detector,
+                    epochs, start_epoch)
     elif fine_tune is None:
-        session.fit(parts.model, data, checkpoint, epochs)
+        if start:
+            _load_resume_weights(parts.model, run)
+        session.fit(parts.model, data, checkpoint, detector, epochs, start_epoch)
     else:
-        session.recorder.tags = {"phase": 1}
-        total = epochs + fine_tune.epochs
-        session.fit(parts.model, data, checkpoint, total - fine_tune.epochs, label="head  ")
-        unfreeze(config, parts.base)
-        compile_model(config, parts.model, learning_rate=fine_tune.learning_rate)
-        session.recorder.tags = {"phase": 2}
-        session.fit(parts.model, data, checkpoint, total, initial_epoch=epochs, label="fine-tune  ")
+        in_phase_two = start is not None and start.phase == 2
+        if not in_phase_two:
+            if start:
+                _load_resume_weights(parts.model, run)
+            session.fit(parts.model, data, checkpoint, detector, epochs, start_epoch, {"phase": 1}, "head  ")
+        if _diverged_row(rows) is None:
+            phase_one = [row for row in rows if row.get("phase") == 1]
+            phase_two_from = phase_one[-1]["epoch"] if phase_one else 0
+            unfreeze(config, parts.base)
+            compile_model(config, parts.model, learning_rate=fine_tune.learning_rate)
+            if in_phase_two:
+                _load_resume_weights(parts.model, run)
+            session.fit(parts.model, data, checkpoint, detector, phase_two_from + fine_tune.epochs,
+                        max(start_epoch, phase_two_from), {"phase": 2}, "fine-tune  ")
     if checkpoint.best_epoch is None:  # the monitor was never a number: keep the last model
-        save_model_atomic(parts.model, session.run.file(MODEL_FILE))
-    rows = session.recorder.rows
+        save_model_atomic(parts.model, run.file(MODEL_FILE))
+    phase_two = [row["epoch"] for row in rows if row.get("phase") == 2]
     return {
-        "epochs_run": len(rows),
-        **_fold_result(checkpoint, rows),
-        "fine_tune_from_epoch": epochs + 1 if fine_tune is not None else None,
+        **_result_of(session, rows, detector, parts.model.count_params(), len(data.x_train)),
+        "fine_tune_from_epoch": phase_two[0] if phase_two else None,
         "parameters": parts.model.count_params(),
         "trainable_parameters": int(sum(np.prod(w.shape) for w in parts.model.trainable_weights)),
     }
@@ -133,9 +239,9 @@ def _mean_and_std(results: list[dict[str, float]]) -> dict[str, dict[str, float]
     }
 
 
-def _train_folds(session: _Session, folds: list[Splits]) -> dict[str, Any]:
+def _train_folds(session: _Session, folds: list[Splits], start: ResumePoint | None) -> dict[str, Any]:
     """One model per fold, each from the same seed; the summary averages the folds."""
-    config = session.config
+    config, run = session.config, session.run
     results = []
     parameters = 0
     for number, data in enumerate(folds, start=1):
@@ -143,22 +249,102 @@ def _train_folds(session: _Session, folds: list[Splits]) -> dict[str, Any]:
         parts = build_model(config, data.input_shape)
         compile_model(config, parts.model)
         parameters = parts.model.count_params()
-        checkpoint = BestModelCheckpoint(
-            session.run.file(f"model-fold-{number}.keras"), config, model_to_save=parts.model
-        )
-        session.recorder.tags = {"fold": number}
-        session.fit(parts.model, data, checkpoint, config.training.epochs, label=f"fold {number}/{len(folds)}  ")
+        done = [row for row in session.recorder.rows if row.get("fold") == number]
+        detector = session.detector(done)
+        if start is None or number >= start.fold:
+            checkpoint = BestModelCheckpoint(run.file(f"model-fold-{number}.keras"), config, parts.model)
+            checkpoint.restore(done)
+            resuming_here = start is not None and number == start.fold
+            if resuming_here:
+                _load_resume_weights(parts.model, run)
+            session.fit(parts.model, data, checkpoint, detector, config.training.epochs,
+                        start.epoch if resuming_here else 0, {"fold": number}, f"fold {number}/{len(folds)}  ")
         rows = [row for row in session.recorder.rows if row.get("fold") == number]
-        results.append({"fold": number, "epochs_run": len(rows), **_fold_result(checkpoint, rows)})
+        results.append({"fold": number, **_result_of(session, rows, detector, parameters, len(data.x_train))})
+        if results[-1]["diverged"]:
+            break
     best, final = _mean_and_std([r["best"] for r in results]), _mean_and_std([r["final"] for r in results])
+    detected = [r["fold"] for r in results if r.get("overfitting", {}).get("detected")]
     return {
         "epochs_run": sum(r["epochs_run"] for r in results),
         "best_epoch": None,
         "best": {key: value["mean"] for key, value in best.items()},
         "final": {key: value["mean"] for key, value in final.items()},
         "kfold": {"k": len(folds), "best": best, "final": final, "folds": results},
+        "overfitting": {"detected": bool(detected), "folds": detected, "monitor": config.training.monitor},
+        "notes": sorted({note for r in results for note in r["notes"]}),
+        "diverged": next((r["diverged"] for r in results if r["diverged"]), None),
         "parameters": parameters,
     }
+
+
+def _resume_command(run: RunFolder) -> str:
+    runs_dir = run.path.parent
+    where = "" if runs_dir.resolve() == Path("runs").resolve() else f" --runs-dir {runs_dir}"
+    return f"dlcli train --resume {run.id}{where}"
+
+
+def _execute(
+    session: _Session, parts: ModelParts, folds: list[Splits], start: ResumePoint | None
+) -> TrainResult:
+    """Train in the session's run folder and record how it ended, whatever happens."""
+    config, run = session.config, session.run
+    try:
+        if config.training.kfold:
+            summary = _train_folds(session, folds, start)
+        else:
+            summary = _train_single(session, parts, folds[0], start)
+        summary = {
+            "monitor": config.training.monitor,
+            **summary,
+            "fit_seconds": round(session.fit_seconds, 3),
+            "samples_per_second": round(session.samples_seen / max(session.fit_seconds, 1e-9), 1),
+            "data": {"dataset": config.dataset.name, **folds[0].describe()},
+        }
+        write_json(run.file(SUMMARY_FILE), summary)
+        rows = session.recorder.rows
+        if rows:
+            onset = summary["overfitting"].get("onset_epoch") if summary.get("overfitting") else None
+            plot_curves(rows, run.file(CURVES_FILE), f"{run.id}", onset, summary.get("fine_tune_from_epoch"))
+    except KeyboardInterrupt:
+        run.finish("interrupted", error="interrupted by Ctrl-C or SIGTERM")
+        raise TrainingInterrupted(
+            f"run {run.id} interrupted after {len(session.recorder.rows)} epochs; its history and best "
+            f"model are kept; continue it with: {_resume_command(run)}"
+        ) from None
+    except DlcliError as error:
+        run.finish("failed", error=str(error))
+        raise
+    except Exception as error:
+        run.finish("failed", error=f"{type(error).__name__}: {error}")
+        raise TrainingFailed(
+            f"run {run.id} failed: {type(error).__name__}: {error}; continue it with: {_resume_command(run)}"
+        ) from error
+    if summary["diverged"]:
+        epoch, loss = summary["diverged"]["epoch"], summary["diverged"]["loss"]
+        message = (
+            f"run {run.id} diverged: the loss became {loss} in epoch {epoch}; the model of the best epoch "
+            f"before it is kept; lower the learning rate (optimizer.learning_rate) and train again"
+        )
+        run.finish("diverged", error=message)
+        raise TrainingDiverged(message)
+    shutil.rmtree(run.file(CHECKPOINT_DIR), ignore_errors=True)  # only an unfinished run needs it
+    run.finish("completed")
+    return TrainResult(run, summary)
+
+
+def _prepare(config: ExperimentConfig, runs_dir: Path) -> tuple[list[Splits], ModelParts]:
+    """Data and model, so that every config problem surfaces before a run folder is touched."""
+    keras.utils.set_random_seed(config.seed)
+    folds = load_folds(config) if config.training.kfold else [load_dataset(config)]
+    parts = build_model(config, folds[0].input_shape, runs_dir)
+    compile_model(config, parts.model)
+    keras_callbacks(config)
+    return folds, parts
+
+
+def _versions() -> dict[str, str]:
+    return {"tensorflow": tf.__version__, "keras": keras.__version__}
 
 
 def train(
@@ -170,45 +356,55 @@ def train(
     """Train `config` into a new run folder under `runs_dir` and return its summary.
 
     Config and data problems are raised before the folder exists; once it exists, a
-    failure or an interrupt is recorded in its `run.json` before the error propagates.
-    `console` shows live progress; `command` is recorded in run.json as what started the run.
+    failure, divergence or interrupt is recorded in its `run.json` before the error
+    propagates. `console` shows live progress; `command` is recorded in run.json.
     """
-    keras.utils.set_random_seed(config.seed)
-    folds = load_folds(config) if config.training.kfold else [load_dataset(config)]
-    parts = build_model(config, folds[0].input_shape, runs_dir)
-    compile_model(config, parts.model)
-
+    folds, parts = _prepare(config, runs_dir)
     run = RunFolder.create(runs_dir, config.name)
-    run.start(
-        config.to_yaml(), config.seed, config.name,
-        versions={"tensorflow": tf.__version__, "keras": keras.__version__},
-        command=command,
-    )
-    session = _Session(config, run, console)
-    try:
-        if config.training.kfold:
-            summary = _train_folds(session, folds)
-        else:
-            summary = _train_single(session, parts, folds[0])
-        summary = {
-            "monitor": config.training.monitor,
-            **summary,
-            "fit_seconds": round(session.fit_seconds, 3),
-            "samples_per_second": round(session.samples_seen / max(session.fit_seconds, 1e-9), 1),
-            "data": {"dataset": config.dataset.name, **folds[0].describe()},
-        }
-        write_json(run.file(SUMMARY_FILE), summary)
-    except KeyboardInterrupt:
-        run.finish("interrupted", error="interrupted by Ctrl-C or SIGTERM")
-        raise TrainingInterrupted(
-            f"run {run.id} interrupted after {len(session.recorder.rows)} epochs; its folder keeps the "
-            f"history and the best model so far ({run.path})"
-        ) from None
-    except DlcliError as error:
-        run.finish("failed", error=str(error))
-        raise
-    except Exception as error:
-        run.finish("failed", error=f"{type(error).__name__}: {error}")
-        raise TrainingFailed(f"run {run.id} failed: {type(error).__name__}: {error}") from error
-    run.finish("completed")
-    return TrainResult(run, summary)
+    run.start(config.to_yaml(), config.seed, config.name, versions=_versions(), command=command)
+    return _execute(_Session(config, run, console), parts, folds, None)
+
+
+def _resume_point(run: RunFolder) -> ResumePoint | None:
+    state = run.file(CHECKPOINT_DIR) / STATE_FILE
+    if not state.is_file() or not (run.file(CHECKPOINT_DIR) / WEIGHTS_FILE).is_file():
+        return None
+    return ResumePoint(**json.loads(state.read_text()))
+
+
+def _rows_up_to(rows: list[dict[str, float]], start: ResumePoint | None) -> list[dict[str, float]]:
+    """The history an interrupted run keeps: every epoch up to its saved state, none after."""
+    if start is None:
+        return []
+    if start.fold is not None:
+        return [
+            row for row in rows
+            if row["fold"] < start.fold or (row["fold"] == start.fold and row["epoch"] <= start.epoch)
+        ]
+    return [row for row in rows if row["epoch"] <= start.epoch]
+
+
+def resume(reference: str, runs_dir: Path, console: Console | None = None, command: str | None = None) -> TrainResult:
+    """Continue an interrupted, failed or crashed run in its own folder from its last saved epoch."""
+    run = resolve_run(runs_dir, reference)
+    info = run.read_info()
+    status = effective_status(info)
+    if status == "completed":
+        raise DlcliError(f"run {run.id} is completed; nothing to resume (train its config.yaml again for a new run)")
+    if status == "running":
+        raise DlcliError(f"run {run.id} is still running (pid {info.get('pid')}); stop it before resuming")
+    if status == "diverged":
+        raise DlcliError(
+            f"run {run.id} diverged; resuming would diverge again: lower optimizer.learning_rate "
+            f"in its config.yaml and train a new run"
+        )
+    config = load_config(run.file(CONFIG_FILE))
+    folds, parts = _prepare(config, runs_dir)
+    start = _resume_point(run)
+    rows = _rows_up_to(read_history(run.file(HISTORY_FILE)), start)
+    if rows:  # epochs after the saved state are done again: drop their rows now
+        write_atomic(run.file(HISTORY_FILE), rows_to_csv(rows))
+    else:
+        run.file(HISTORY_FILE).unlink(missing_ok=True)
+    run.restart(command)
+    return _execute(_Session(config, run, console, rows), parts, folds, start)

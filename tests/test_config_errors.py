@@ -43,7 +43,7 @@ CASES = [
     ("unsafe run name", edit("name: tiny", "name: ../../escape"),
      ["config.yaml:1: name: a run name uses letters, digits"]),
     ("layer item with two classes", edit("    - Flatten\n", "    - {Flatten: {}, Dense: {units: 3}}\n"),
-     ["model.layers: item 0 names 2 layer classes (Flatten, Dense)"]),
+     ["model.layers: item 0 names 2 classes (Flatten, Dense)"]),
     ("unknown layer", edit("- Flatten", "- Flaten"),
      ["config.yaml:8: model.layers[0]: unknown layer 'Flaten'; did you mean 'Flatten'?"]),
     ("misspelled layer argument", edit("units: 16,", "unit: 16,"),

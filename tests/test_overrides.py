@@ -56,7 +56,7 @@ def test_an_absent_section_with_defaults_can_be_set(write_config):
         ("model.layers.7.Dense.units=3",
          "--set model.layers.7.Dense.units=3: model.layers has 3 items (indices 0..2); there is no item '7'"),
         ("model.layers.1.Conv2D.filters=8",
-         "--set model.layers.1.Conv2D.filters=8: model.layers[1] is a Dense layer, not Conv2D"),
+         "--set model.layers.1.Conv2D.filters=8: model.layers[1] is Dense, not Conv2D"),
         ("seed.value=1", "--set seed.value=1: seed is 0, not a mapping or list, so it has no 'value'"),
         ("training.epochs=[1", "--set training.epochs=[1: cannot read the value as YAML"),
         ("training.epochs", "--set training.epochs: expected KEY=VALUE, e.g. training.epochs=3"),
@@ -87,7 +87,9 @@ def test_resolved_config_round_trips(tiny_config, tmp_path):
     assert again.model_dump() == config.model_dump()
     written = yaml.safe_load(config.to_yaml())
     assert written["training"] == {
-        "epochs": 5, "batch_size": 64, "monitor": "val_loss", "monitor_mode": "auto"
+        "epochs": 5, "batch_size": 64, "monitor": "val_loss", "monitor_mode": "auto",
+        "overfitting": {"monitor": "val_loss", "patience": 2, "min_delta": 0.0},
+        "tensorboard": True, "callbacks": [],
     }
     assert written["dataset"]["normalize"] is True  # defaults are filled in
     assert written["model"]["layers"][0] == {"Flatten": {}}

@@ -1,0 +1,56 @@
+"""Learning curves as a PNG: training against validation, the overfitting onset marked."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dlcli.runs import write_atomic
+
+TAG_COLUMNS = ("epoch", "fold", "phase", "learning_rate", "seconds")
+
+
+def plot_curves(
+    rows: list[dict[str, float]],
+    path: Path,
+    title: str,
+    onset_epoch: int | None = None,
+    fine_tune_from: int | None = None,
+) -> None:
+    """One panel per metric (loss first), training and validation; folds drawn as separate lines."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metrics = [key for key in rows[0] if key not in TAG_COLUMNS and not key.startswith("val_")]
+    metrics.sort(key=lambda key: key != "loss")
+    folds = sorted({row.get("fold") for row in rows}, key=lambda fold: fold or 0)
+    figure, axes = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics), 4), squeeze=False)
+    for axis, metric in zip(axes[0], metrics):
+        for fold in folds:
+            fold_rows = [row for row in rows if row.get("fold") == fold]
+            epochs = [row["epoch"] for row in fold_rows]
+            suffix = " (each fold)" if fold is not None else ""
+            alpha = 1.0 if fold is None else 0.6
+            axis.plot(epochs, [row[metric] for row in fold_rows], "o-", color="tab:blue",
+                      markersize=3, alpha=alpha, label=f"training{suffix}" if fold in (None, 1) else None)
+            if f"val_{metric}" in fold_rows[0]:
+                axis.plot(epochs, [row[f"val_{metric}"] for row in fold_rows], "o-", color="tab:orange",
+                          markersize=3, alpha=alpha, label=f"validation{suffix}" if fold in (None, 1) else None)
+        if onset_epoch is not None:
+            axis.axvline(onset_epoch, color="tab:red", linestyle="--", label=f"overfitting from epoch {onset_epoch}")
+        if fine_tune_from is not None:
+            axis.axvline(fine_tune_from - 0.5, color="tab:green", linestyle=":", label="fine-tuning starts")
+        axis.set_title(metric.replace("_", " "))
+        axis.set_xlabel("epoch")
+        axis.set_ylabel(metric)
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize="small")
+    figure.suptitle(title)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    plt.close(figure)
+    write_atomic(path, buffer.getvalue())

@@ -1,0 +1,330 @@
+"""Watching training: overfitting verdicts and advice, notes, curves, callbacks, divergence, resume."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import TINY_CONFIG, read_json, run_folders
+from dlcli.config import OverfittingConfig, load_config
+from dlcli.runs import effective_status
+from dlcli.verdicts import OverfittingDetector, overfitting_advice, training_notes
+
+
+def rows_from(val_losses, losses, accuracies=None):
+    return [
+        {"epoch": n, "loss": loss, "val_loss": val, **({"accuracy": accuracies[n - 1]} if accuracies else {})}
+        for n, (val, loss) in enumerate(zip(val_losses, losses), start=1)
+    ]
+
+
+def test_overfitting_is_flagged_once_with_the_best_epoch_as_onset():
+    detector = OverfittingDetector(OverfittingConfig(patience=2))
+    rows = rows_from([0.50, 0.35, 0.29, 0.31, 0.36, 0.41], [0.60, 0.40, 0.21, 0.15, 0.09, 0.05])
+
+    warnings = [detector.observe(row) for row in rows]
+
+    assert warnings[:4] == [None] * 4 and warnings[5] is None
+    assert warnings[4] == "overfitting since epoch 3: val_loss 0.29 → 0.36 while loss 0.21 → 0.09"
+    verdict = detector.verdict()
+    assert verdict["detected"] and verdict["onset_epoch"] == 3
+    assert verdict["best"] == 0.29 and verdict["final"] == 0.41
+    assert verdict["message"] == "overfitting since epoch 3: val_loss 0.29 → 0.41 while loss 0.21 → 0.05"
+
+
+@pytest.mark.parametrize(
+    "val_losses, losses, why",
+    [
+        ([0.5, 0.4, 0.3, 0.25, 0.2], [0.6, 0.5, 0.4, 0.3, 0.2], "validation keeps improving"),
+        ([0.5, 0.4, 0.45, 0.5, 0.55], [0.6, 0.5, 0.55, 0.6, 0.7], "training loss rises too: not overfitting"),
+        ([0.5, 0.4, 0.45, 0.39, 0.38], [0.6, 0.5, 0.4, 0.3, 0.2], "one bad epoch is within the patience"),
+    ],
+)
+def test_healthy_curves_are_not_flagged(val_losses, losses, why):
+    detector = OverfittingDetector(OverfittingConfig(patience=2))
+    for row in rows_from(val_losses, losses):
+        detector.observe(row)
+
+    assert not detector.verdict()["detected"], why
+
+
+def test_min_delta_and_an_accuracy_monitor():
+    detector = OverfittingDetector(OverfittingConfig(monitor="val_accuracy", patience=1, min_delta=0.01))
+    rows = [{"epoch": n, "loss": 1 / n, "val_accuracy": acc} for n, acc in enumerate([0.80, 0.90, 0.905, 0.9], 1)]
+    for row in rows:
+        detector.observe(row)
+
+    assert detector.verdict()["onset_epoch"] == 2
+
+
+def config_with(write_config, *overrides):
+    return load_config(write_config(TINY_CONFIG), list(overrides))
+
+
+def test_advice_depends_on_the_config(write_config):
+    verdict = {"detected": True, "onset_epoch": 3, "monitor": "val_loss"}
+    plain = overfitting_advice(config_with(write_config), verdict, epochs_run=10, parameters=50_000, train_samples=1000)
+    careful = overfitting_advice(
+        config_with(write_config, "model.layers.1={Dropout: {rate: 0.5}}",
+                    "model.augmentation=[{RandomFlip: {mode: horizontal}}]"),
+        verdict, epochs_run=4, parameters=500, train_samples=1000,
+    )
+
+    assert any("train for `epochs: 3`" in advice for advice in plain)
+    assert any("no Dropout" in advice for advice in plain)
+    assert any("augmentation" in advice for advice in plain)
+    assert any("50,000 parameters for 1,000 training examples" in advice for advice in plain)
+    assert careful == []
+    assert overfitting_advice(config_with(write_config), {"detected": False}, 10, 1, 1) == []
+
+
+def test_notes_for_a_flat_loss_and_for_accuracy_still_rising(write_config):
+    config = config_with(write_config)
+    flat = rows_from([2.30, 2.30, 2.30], [2.302, 2.301, 2.302], [0.1, 0.1, 0.1])
+    rising = rows_from([0.9, 0.7, 0.6], [1.0, 0.8, 0.6], [0.60, 0.70, 0.78])
+    finished = rows_from([0.9, 0.7, 0.6], [1.0, 0.8, 0.6], [0.60, 0.90, 0.9005])
+
+    assert "the model is not learning" in training_notes(flat, config)[0]
+    assert "sparse_categorical_crossentropy" in training_notes(flat, config)[0]
+    assert "still rising at the last epoch (0.7 → 0.78)" in training_notes(rising, config)[0]
+    assert training_notes(finished, config) == []
+
+
+OVERFITTING = TINY_CONFIG.replace("{units: 16, activation: relu}", "{units: 512, activation: relu}").replace(
+    "epochs: 2", "epochs: 25").replace("validation_split: 0.2", "validation_split: 0.5\n  classes: [1, 7]"
+).replace("units: 10, activation: softmax", "units: 2, activation: softmax")
+
+
+def test_an_overfitting_run_is_flagged_in_its_summary_and_curves(cli, write_config, runs_dir):
+    result = cli("train", str(write_config(OVERFITTING)), "--set", "optimizer.learning_rate=0.01")
+
+    assert result.exit_code == 0, result.output
+    (folder,) = run_folders(runs_dir)
+    summary = read_json(folder / "summary.json")
+    verdict = summary["overfitting"]
+    with open(folder / "history.csv", newline="") as file:
+        val_losses = [float(row["val_loss"]) for row in csv.DictReader(file)]
+    assert verdict["detected"]
+    assert verdict["onset_epoch"] == int(np.argmin(val_losses)) + 1 == summary["best_epoch"]
+    assert verdict["message"].startswith(f"overfitting since epoch {verdict['onset_epoch']}: val_loss")
+    assert any("Dropout" in advice for advice in verdict["advice"])
+    assert f"⚠ overfitting since epoch {verdict['onset_epoch']}" in result.stdout
+    with Image.open(folder / "curves.png") as image:
+        assert image.format == "PNG" and image.size[0] > 800
+
+
+def test_a_healthy_run_is_not_flagged_and_overfitting_can_be_turned_off(cli, tiny_config, runs_dir):
+    assert cli("train", str(tiny_config)).exit_code == 0
+    assert cli("train", str(tiny_config), "--set", "training.overfitting=false").exit_code == 0
+
+    healthy, off = (read_json(folder / "summary.json") for folder in run_folders(runs_dir))
+    assert healthy["overfitting"]["detected"] is False
+    assert "overfitting" not in off
+
+
+def test_tensorboard_logs_and_turning_them_off(cli, tiny_config, runs_dir):
+    assert cli("train", str(tiny_config)).exit_code == 0
+    assert cli("train", str(tiny_config), "--set", "training.tensorboard=false").exit_code == 0
+
+    with_logs, without = run_folders(runs_dir)
+    assert list((with_logs / "tensorboard").rglob("events.out.tfevents.*"))
+    assert not (without / "tensorboard").exists()
+
+
+@pytest.mark.parametrize(
+    "overrides, check",
+    [
+        (["training.epochs=8", "training.early_stopping={monitor: loss, patience: 0, min_delta: 100}"],
+         lambda rows: len(rows) == 2),
+        (["training.epochs=3", "training.callbacks=[{EarlyStopping: {monitor: loss, patience: 0, min_delta: 100}}]"],
+         lambda rows: len(rows) == 2),
+        (["training.epochs=3", "training.reduce_lr_on_plateau={monitor: loss, factor: 0.5, patience: 0, min_delta: 100}"],
+         # each row has the rate its epoch trained at; the cut comes after epoch 2
+         lambda rows: [round(float(r["learning_rate"]), 6) for r in rows] == [0.01, 0.01, 0.005]),
+    ],
+    ids=["early_stopping", "callbacks list", "reduce_lr_on_plateau"],
+)
+def test_keras_callbacks_from_the_config_take_effect(cli, tiny_config, runs_dir, overrides, check):
+    result = cli("train", str(tiny_config), *(arg for o in overrides for arg in ("--set", o)))
+
+    assert result.exit_code == 0, result.output
+    (folder,) = run_folders(runs_dir)
+    with open(folder / "history.csv", newline="") as file:
+        assert check(list(csv.DictReader(file)))
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("training.callbacks=[{EarlyStoping: {}}]", "training.callbacks[0]: unknown callback 'EarlyStoping'; did you mean 'EarlyStopping'?"),
+        ("training.callbacks=[{LambdaCallback: {}}]", "LambdaCallback: runs Python code from the config and is refused"),
+        ("training.callbacks=[{ModelCheckpoint: {filepath: /tmp/x.keras}}]", "dlcli saves the best model"),
+        ("training.early_stopping={patiense: 3}", "training.early_stopping: unexpected argument 'patiense'; did you mean 'patience'?"),
+    ],
+)
+def test_bad_callbacks_are_config_errors(cli, tiny_config, runs_dir, override, message):
+    result = cli("train", str(tiny_config), "--set", override)
+
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert run_folders(runs_dir) == []
+
+
+def test_a_nan_loss_stops_the_run_as_diverged_and_keeps_the_last_good_model(cli, tiny_config, runs_dir, monkeypatch):
+    import dlcli.train
+
+    class ExplodeAtEpochThree(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 2:
+                self.model.optimizer.learning_rate.assign(1e30)
+
+    configured = dlcli.train.keras_callbacks
+    monkeypatch.setattr(dlcli.train, "keras_callbacks", lambda config: [*configured(config), ExplodeAtEpochThree()])
+
+    result = cli("train", str(tiny_config), "--set", "training.epochs=6")
+
+    assert result.exit_code == 1
+    (folder,) = run_folders(runs_dir)
+    assert f"run {folder.name} diverged: the loss became nan in epoch 3" in result.stderr
+    assert "lower the learning rate" in result.stderr
+    info = read_json(folder / "run.json")
+    assert info["status"] == "diverged" and "epoch 3" in info["error"]
+    summary = read_json(folder / "summary.json")
+    assert summary["diverged"]["epoch"] == 3 and summary["epochs_run"] == 3
+    assert summary["best_epoch"] in (1, 2)
+    model = keras.saving.load_model(folder / "model.keras")
+    assert all(np.isfinite(w).all() for w in model.get_weights())
+
+
+def test_a_huge_learning_rate_diverges(cli, tiny_config, runs_dir):
+    # an unbounded loss (MSE on a linear output): softmax cross-entropy is clipped and stays finite
+    regression = ["loss=mse", "metrics=[]", "model.layers.2.Dense.units=1", "model.layers.2.Dense.activation=linear"]
+    overrides = [*regression, "optimizer={name: sgd, learning_rate: 1e6}", "training.epochs=5"]
+    result = cli("train", str(tiny_config), *(arg for o in overrides for arg in ("--set", o)))
+
+    assert result.exit_code == 1
+    assert "diverged: the loss became" in result.stderr
+    (folder,) = run_folders(runs_dir)
+    assert read_json(folder / "run.json")["status"] == "diverged"
+
+
+# --- interrupt, crash and resume in real processes ---------------------------------
+
+LONG = TINY_CONFIG.replace("epochs: 2", "epochs: 8").replace("batch_size: 64", "batch_size: 4")
+
+
+def start_training(config, runs):
+    return subprocess.Popen(
+        [sys.executable, "-m", "dlcli", "train", str(config), "--runs-dir", str(runs)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )
+
+
+def wait_for_epochs(runs, process, count):
+    deadline = time.monotonic() + 120
+    while True:
+        histories = list(runs.glob("*/history.csv"))
+        if histories and len(histories[0].read_text().splitlines()) > count:
+            return
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.05)
+
+
+def epochs_in(folder):
+    with open(folder / "history.csv", newline="") as file:
+        return [int(row["epoch"]) for row in csv.DictReader(file)]
+
+
+def test_sigint_interrupts_and_resume_completes_every_epoch_once(cli, write_config, runs_dir):
+    config = write_config(LONG)
+    process = start_training(config, runs_dir)
+    wait_for_epochs(runs_dir, process, 2)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+
+    assert process.returncode == 130, stderr
+    (folder,) = run_folders(runs_dir)
+    assert read_json(folder / "run.json")["status"] == "interrupted"
+    assert f"continue it with: dlcli train --resume {folder.name} --runs-dir {runs_dir}" in stderr
+    done = epochs_in(folder)
+    assert 2 <= len(done) < 8 and (folder / "checkpoint" / "state.json").exists()
+
+    result = cli("train", "--resume", folder.name)
+
+    assert result.exit_code == 0, result.output
+    assert epochs_in(folder) == list(range(1, 9))
+    info = read_json(folder / "run.json")
+    assert info["status"] == "completed" and len(info["resumes"]) == 1
+    assert not (folder / "checkpoint").exists()
+    # an uninterrupted run of the same config ends close to the resumed one
+    assert cli("train", str(config)).exit_code == 0
+    straight = [f for f in run_folders(runs_dir) if f != folder][0]
+    resumed_final = read_json(folder / "summary.json")["final"]["val_accuracy"]
+    straight_final = read_json(straight / "summary.json")["final"]["val_accuracy"]
+    assert abs(resumed_final - straight_final) < 0.05
+
+
+def test_sigkill_leaves_a_crashed_run_that_resumes(cli, write_config, runs_dir):
+    process = start_training(write_config(LONG), runs_dir)
+    wait_for_epochs(runs_dir, process, 1)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+    (folder,) = run_folders(runs_dir)
+    info = read_json(folder / "run.json")
+
+    assert info["status"] == "running" and effective_status(info) == "crashed"
+
+    result = cli("train", "--resume", "latest")
+
+    assert result.exit_code == 0, result.output
+    assert epochs_in(folder) == list(range(1, 9))
+    assert effective_status(read_json(folder / "run.json")) == "completed"
+
+
+def test_resume_refuses_completed_runs_and_extra_arguments(cli, tiny_config, runs_dir):
+    assert cli("train", str(tiny_config)).exit_code == 0
+    (folder,) = run_folders(runs_dir)
+
+    completed = cli("train", "--resume", folder.name)
+    with_config = cli("train", str(tiny_config), "--resume", folder.name)
+    unknown = cli("train", "--resume", "nope")
+
+    assert completed.exit_code == 2 and f"run {folder.name} is completed; nothing to resume" in completed.stderr
+    assert with_config.exit_code == 2 and "give no CONFIG, --set or --name" in with_config.stderr
+    assert unknown.exit_code == 2 and "no run 'nope'" in unknown.stderr
+
+
+def test_resume_of_an_interrupted_fine_tune_and_kfold_run(cli, write_config, runs_dir, monkeypatch):
+    """Interrupt in-process (a KeyboardInterrupt at a chosen epoch), then resume."""
+    from dlcli.callbacks import EpochRecorder
+
+    record = EpochRecorder.on_epoch_end
+    stop_at = {"epoch": 3}
+
+    def interrupt(self, epoch, logs=None):
+        record(self, epoch, logs)
+        if self.tags.get("fold", 2) == 2 and epoch + 1 == stop_at["epoch"]:
+            stop_at["epoch"] = -1
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(EpochRecorder, "on_epoch_end", interrupt)
+    kfold = cli("train", str(write_config(TINY_CONFIG)), "--set", "training.kfold=2", "--set", "training.epochs=4")
+    assert kfold.exit_code == 130
+    (folder,) = run_folders(runs_dir)
+
+    resumed = cli("train", "--resume", folder.name)
+
+    assert resumed.exit_code == 0, resumed.output
+    with open(folder / "history.csv", newline="") as file:
+        rows = [(int(r["fold"]), int(r["epoch"])) for r in csv.DictReader(file)]
+    assert rows == [(1, e) for e in range(1, 5)] + [(2, e) for e in range(1, 5)]
+    assert read_json(folder / "summary.json")["kfold"]["k"] == 2
