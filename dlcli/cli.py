@@ -49,7 +49,7 @@ def reports_errors(command: Callable[..., Any]) -> Callable[..., Any]:
         except DlcliError as error:
             if debug_mode["enabled"]:
                 error_console.print(traceback.format_exc(), markup=False)
-            error_console.print(f"error: {error}", markup=False)
+            error_console.print(f"{error.label}: {error}", markup=False)
             raise typer.Exit(error.exit_code) from None
 
     return wrapper
@@ -143,7 +143,11 @@ def train(
     import_tensorflow(verbose=debug_mode["enabled"])
     from dlcli import train as training
 
-    previous_handler = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    # SIGINT too: a process started in the background of a script inherits SIGINT ignored,
+    # and `kill -INT` must still stop it cleanly.
+    previous_handlers = {
+        signum: signal.signal(signum, _raise_keyboard_interrupt) for signum in (signal.SIGINT, signal.SIGTERM)
+    }
     try:
         if resume is not None:
             result = training.resume(resume, runs_dir, console=console, command=shlex.join(command))
@@ -153,7 +157,8 @@ def train(
         error_console.print("interrupted before training started; no run folder was kept", markup=False)
         raise typer.Exit(EXIT_INTERRUPTED) from None
     finally:
-        signal.signal(signal.SIGTERM, previous_handler)
+        for signum, handler in previous_handlers.items():
+            signal.signal(signum, handler)
     console.print(_summary_table(result.summary))
     _print_verdicts(result.summary)
     console.print(f"run [bold]{result.run.id}[/] completed: {result.run.path}")

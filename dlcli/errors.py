@@ -2,9 +2,10 @@
 
 
 class DlcliError(Exception):
-    """A problem the user can fix; the CLI prints it as one line."""
+    """A problem the user can fix; the CLI prints it as one line, after `label`."""
 
     exit_code = 2
+    label = "error"
 
 
 class ConfigError(DlcliError):
@@ -29,6 +30,7 @@ class TrainingInterrupted(DlcliError):
     """Ctrl-C or SIGTERM stopped training; the run folder keeps what was done."""
 
     exit_code = 130
+    label = "stopped"
 
 
 class TrainingDiverged(DlcliError):

@@ -13,7 +13,7 @@ from dlcli.config import ExperimentConfig, OverfittingConfig, lower_is_better
 from dlcli.data.catalog import DATASETS, IMAGE_OPTIONS
 
 # Advice on a model "large for its data": more parameters than this many per training example.
-PARAMETERS_PER_EXAMPLE = 10
+PARAMETERS_PER_EXAMPLE = 100
 # Epochs past the onset after which stopping earlier is worth suggesting.
 EPOCHS_PAST_ONSET = 3
 # A loss that moved less than this fraction over the run did not learn.

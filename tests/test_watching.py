@@ -72,7 +72,7 @@ def config_with(write_config, *overrides):
 
 def test_advice_depends_on_the_config(write_config):
     verdict = {"detected": True, "onset_epoch": 3, "monitor": "val_loss"}
-    plain = overfitting_advice(config_with(write_config), verdict, epochs_run=10, parameters=50_000, train_samples=1000)
+    plain = overfitting_advice(config_with(write_config), verdict, epochs_run=10, parameters=500_000, train_samples=1000)
     careful = overfitting_advice(
         config_with(write_config, "model.layers.1={Dropout: {rate: 0.5}}",
                     "model.augmentation=[{RandomFlip: {mode: horizontal}}]"),
@@ -82,7 +82,7 @@ def test_advice_depends_on_the_config(write_config):
     assert any("train for `epochs: 3`" in advice for advice in plain)
     assert any("no Dropout" in advice for advice in plain)
     assert any("augmentation" in advice for advice in plain)
-    assert any("50,000 parameters for 1,000 training examples" in advice for advice in plain)
+    assert any("500,000 parameters for 1,000 training examples" in advice for advice in plain)
     assert careful == []
     assert overfitting_advice(config_with(write_config), {"detected": False}, 10, 1, 1) == []
 
