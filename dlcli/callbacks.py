@@ -7,8 +7,6 @@ place (a kill mid-save corrupts the only copy), and its progress bar is not rich
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import os
 import time
@@ -20,7 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from dlcli.config import ExperimentConfig, did_you_mean
 from dlcli.models import build_object
-from dlcli.runs import write_atomic, write_json
+from dlcli.runs import rows_to_csv, write_atomic, write_json
 from dlcli.verdicts import OverfittingDetector, best_row
 
 
@@ -66,26 +64,6 @@ class EpochRecorder(keras.callbacks.Callback):
 def metric_order(key: str) -> tuple[bool, bool, str]:
     """Training before validation, loss first in each: loss, accuracy, val_loss, val_accuracy."""
     return key.startswith("val_"), key.removeprefix("val_") != "loss", key
-
-
-def rows_to_csv(rows: list[dict[str, float]]) -> str:
-    columns = list(dict.fromkeys(key for row in rows for key in row))
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buffer.getvalue()
-
-
-def read_history(path: Path) -> list[dict[str, float]]:
-    """history.csv back into rows (tags and epochs as ints), [] when there is none."""
-    if not path.is_file():
-        return []
-    with open(path, newline="") as file:
-        return [
-            {key: int(value) if key in ("epoch", "fold", "phase") else float(value) for key, value in row.items()}
-            for row in csv.DictReader(file)
-        ]
 
 
 class BestModelCheckpoint(keras.callbacks.Callback):

@@ -174,6 +174,185 @@ def _print_verdicts(summary: dict[str, Any]) -> None:
         console.print(f"[cyan]note:[/] {note}")
 
 
+RunArgument = Annotated[str, typer.Argument(help="Run id, unique prefix, 'latest', run name, or folder.")]
+
+
+@app.command()
+@reports_errors
+def evaluate(
+    run: RunArgument,
+    split: Annotated[str, typer.Option("--split", help="test or validation.")] = "test",
+    runs_dir: RunsDir = Path("runs"),
+) -> None:
+    """Re-evaluate a run's model on its test split, rebuilt from the run's own config."""
+    from dlcli.runs import resolve_run
+
+    folder = resolve_run(runs_dir, run)
+    from dlcli.backend import import_tensorflow
+
+    import_tensorflow(verbose=debug_mode["enabled"])
+    from dlcli.evaluate import evaluate_run
+    from dlcli.render import evaluation_view
+
+    evaluation = evaluate_run(folder, split)
+    console.print(evaluation_view(evaluation))
+    console.print(f"wrote {folder.file('evaluation.json')}")
+
+
+@app.command("runs")
+@reports_errors
+def list_runs(
+    status: Annotated[
+        Optional[str], typer.Option("--status", help="Only runs with this status (crashed and damaged included).")
+    ] = None,
+    last: Annotated[Optional[int], typer.Option("--last", min=1, help="Only the N most recent runs.")] = None,
+    runs_dir: RunsDir = Path("runs"),
+) -> None:
+    """List runs: id, name, status, dataset, epochs, best and test metric, start, duration."""
+    from dlcli.render import runs_table
+    from dlcli.runs import load_runs
+
+    records = load_runs(runs_dir)
+    if status:
+        records = [record for record in records if record.status == status]
+    records = records[-last:] if last else records
+    if not records:
+        error_console.print(
+            f"no runs{f' with status {status}' if status else ''} in {runs_dir}; "
+            "start one with `dlcli train configs/mnist_dense.yaml`"
+        )
+        return
+    console.print(runs_table(records))
+
+
+@app.command()
+@reports_errors
+def show(run: RunArgument, runs_dir: RunsDir = Path("runs")) -> None:
+    """One run: its status, resolved config, summary and verdicts, and where its files are."""
+    from rich.syntax import Syntax
+
+    from dlcli.render import STATUS_STYLES
+    from dlcli.runs import CONFIG_FILE, load_run, resolve_run
+
+    record = load_run(resolve_run(runs_dir, run))
+    info = record.info
+    style = STATUS_STYLES.get(record.status, "")
+    console.print(f"[bold]{record.id}[/]  [{style}]{record.status}[/]" + (f"  ({record.damage})" if record.damage else ""))
+    for key in ("created", "ended", "duration_s", "command", "host", "pid", "error"):
+        if info.get(key) not in (None, ""):
+            console.print(f"  {key}: {info[key]}", markup=False)
+    config_path = record.folder.file(CONFIG_FILE)
+    if config_path.is_file():
+        console.print(Syntax(config_path.read_text(encoding="utf-8"), "yaml", theme="ansi_dark"))
+    if record.summary:
+        console.print(_summary_table(record.summary))
+        _print_verdicts(record.summary)
+    if record.evaluation:
+        metrics = ", ".join(f"{k} {v:.4g}" for k, v in record.evaluation.get("metrics", {}).items())
+        console.print(f"{record.evaluation.get('split', 'test')}: {metrics}")
+    for name, what in (("curves.png", "curves"), ("model.keras", "model"), ("tensorboard", "TensorBoard logs"),
+                       ("history.csv", "history"), ("checkpoint", "resume checkpoint")):
+        path = record.folder.file(name)
+        if path.exists():
+            console.print(f"  {what}: {path}", markup=False)
+    if record.status in ("interrupted", "crashed", "failed"):
+        console.print(f"  resume with: dlcli train --resume {record.id}", markup=False)
+
+
+FORMATS = ("table", "json", "csv")
+
+
+@app.command("compare")
+@reports_errors
+def compare_runs(
+    runs: Annotated[Optional[list[str]], typer.Argument(help="Runs to compare (default: the last 10).")] = None,
+    last: Annotated[Optional[int], typer.Option("--last", min=1, help="The N most recent runs.")] = None,
+    pattern: Annotated[Optional[str], typer.Option("--filter", help="Only runs whose id or name matches this glob.")] = None,
+    sort: Annotated[Optional[str], typer.Option("--sort", help="Sort by a metric, best first, e.g. val_accuracy.")] = None,
+    output_format: Annotated[str, typer.Option("--format", help="table, json or csv (data only on stdout).")] = "table",
+    plot: Annotated[Optional[Path], typer.Option("--plot", help="Also write the validation curves to this PNG.")] = None,
+    runs_dir: RunsDir = Path("runs"),
+) -> None:
+    """Runs side by side: only the config keys that differ, then best/final/test metrics."""
+    from dlcli.compare import compare, select
+    from dlcli.runs import load_run, load_runs, resolve_run
+
+    if output_format not in FORMATS:
+        raise DlcliError(f"--format {output_format}: choose one of {', '.join(FORMATS)}")
+    if runs:
+        records = select([load_run(resolve_run(runs_dir, reference)) for reference in runs], last, pattern)
+    else:
+        records = select(load_runs(runs_dir), last if last or pattern else 10, pattern)
+    if not records:
+        raise DlcliError(f"no runs to compare in {runs_dir}")
+    comparison = compare(records, sort)
+    if output_format == "json":
+        import json
+
+        print(json.dumps({"differing_keys": comparison.keys, "runs": comparison.rows}, indent=2, default=str))
+    elif output_format == "csv":
+        import csv
+        import sys
+
+        writer = csv.DictWriter(sys.stdout, fieldnames=comparison.columns(), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(comparison.rows)
+    else:
+        from dlcli.render import comparison_table
+
+        console.print(comparison_table(comparison))
+    if plot is not None:
+        from dlcli.runs import read_history
+        from dlcli.plots import plot_comparison
+
+        def label(row: dict[str, Any]) -> str:
+            differing = ", ".join(f"{key}={row[key]}" for key in comparison.keys)
+            return differing or row["run"]
+
+        by_id = {record.id: record for record in records}
+        series = [(label(row), read_history(by_id[row["run"]].folder.file("history.csv"))) for row in comparison.rows]
+        plot_comparison(series, plot, f"{len(series)} runs")
+        error_console.print(f"wrote {plot}")
+
+
+@app.command()
+@reports_errors
+def check(
+    config: Annotated[Path, typer.Argument(help="The experiment's YAML config file.")],
+    overrides: Annotated[
+        list[str], typer.Option("--set", metavar="KEY=VALUE", help="Override a config value (repeatable).")
+    ] = [],  # noqa: B006 - Typer reads the default, never mutates it
+    runs_dir: RunsDir = Path("runs"),
+) -> None:
+    """Validate CONFIG, load its data and build its model, without training."""
+    from dlcli.config import load_config
+
+    experiment = load_config(config, overrides)
+    from dlcli.backend import import_tensorflow
+
+    import_tensorflow(verbose=debug_mode["enabled"])
+    import numpy as np
+
+    from dlcli.render import data_table, layers_table
+    from dlcli.train import prepare_experiment
+
+    folds, parts = prepare_experiment(experiment, runs_dir)
+    splits = folds[0]
+    counts = {}
+    if splits.class_names:
+        for split, labels in (("train", splits.y_train), ("validation", splits.y_val), ("test", splits.y_test)):
+            indices = labels.argmax(axis=-1) if labels.ndim == 2 else labels
+            counts[split] = np.bincount(indices, minlength=splits.num_classes).tolist()
+    console.print(data_table(splits.describe(), counts))
+    rows = [
+        (layer.name, type(layer).__name__, str(tuple(layer.output.shape)), layer.count_params(), layer.trainable)
+        for layer in parts.model.layers
+    ]
+    total = parts.model.count_params()
+    console.print(layers_table(rows, f"{experiment.name}: {total:,} parameters"))
+    console.print(f"{config}: the config is valid, the data loads and the model builds")
+
+
 datasets_app = typer.Typer(
     help="List the datasets, or export an image dataset as PNG folders.",
     invoke_without_command=True,

@@ -54,3 +54,34 @@ def plot_curves(
     figure.savefig(buffer, format="png", dpi=100)
     plt.close(figure)
     write_atomic(path, buffer.getvalue())
+
+
+def plot_comparison(series: list[tuple[str, list[dict[str, float]]]], path: Path, title: str) -> None:
+    """Validation curves of several runs on shared axes: val_loss and the first other validation metric."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = list(dict.fromkeys(k for _, rows in series if rows for k in rows[0] if k.startswith("val_")))
+    keys.sort(key=lambda key: key != "val_loss")
+    keys = keys[:2]
+    figure, axes = plt.subplots(1, max(len(keys), 1), figsize=(6 * max(len(keys), 1), 4.5), squeeze=False)
+    for axis, key in zip(axes[0], keys):
+        for label, rows in series:
+            points = [(row["epoch"], row[key]) for row in rows if key in row]
+            if points:
+                axis.plot(*zip(*points), "o-", markersize=3, label=label)
+        axis.set_title(key.replace("_", " "))
+        axis.set_xlabel("epoch")
+        axis.set_ylabel(key)
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize="small")
+    figure.suptitle(title)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    plt.close(figure)
+    write_atomic(path, buffer.getvalue())

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import platform
+import re
 import socket
 import tempfile
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -42,6 +46,26 @@ def write_atomic(path: Path, content: str | bytes) -> None:
 
 def write_json(path: Path, data: Any) -> None:
     write_atomic(path, json.dumps(data, indent=2, default=str) + "\n")
+
+
+def rows_to_csv(rows: list[dict[str, float]]) -> str:
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def read_history(path: Path) -> list[dict[str, float]]:
+    """history.csv back into rows (tags and epochs as ints), [] when there is none."""
+    if not path.is_file():
+        return []
+    with open(path, newline="") as file:
+        return [
+            {key: int(value) if key in ("epoch", "fold", "phase") else float(value) for key, value in row.items()}
+            for row in csv.DictReader(file)
+        ]
 
 
 def now() -> datetime:
@@ -91,13 +115,15 @@ class RunFolder:
         write_json(self.file(RUN_FILE), info)
 
     def start(
-        self, config_yaml: str, seed: int, name: str, versions: dict[str, str], command: str | None
+        self, config_yaml: str, seed: int, name: str, versions: dict[str, str], command: str | None,
+        dataset: str,
     ) -> dict[str, Any]:
         """Write the resolved config and a `running` run.json."""
         write_atomic(self.file(CONFIG_FILE), config_yaml)
         info = {
             "id": self.id,
             "name": name,
+            "dataset": dataset,
             "status": "running",
             "created": now().isoformat(timespec="milliseconds"),
             "ended": None,
@@ -137,11 +163,20 @@ class RunFolder:
         return info
 
 
+RUN_ID = re.compile(r"\d{8}-\d{6}-.+")
+
+
 def list_run_folders(runs_dir: Path) -> list[RunFolder]:
-    """Every run folder under `runs_dir`, oldest first (the id starts with its start time)."""
+    """Every run folder under `runs_dir`, oldest first (the id starts with its start time).
+
+    A folder named like a run counts even without its run.json: it is a damaged run.
+    """
     if not runs_dir.is_dir():
         return []
-    return [RunFolder(p) for p in sorted(runs_dir.iterdir()) if (p / RUN_FILE).is_file()]
+    return [
+        RunFolder(p) for p in sorted(runs_dir.iterdir())
+        if p.is_dir() and (RUN_ID.fullmatch(p.name) or (p / RUN_FILE).is_file())
+    ]
 
 
 def _named(runs: list[RunFolder], name: str) -> list[RunFolder]:
@@ -164,7 +199,8 @@ def resolve_run(runs_dir: Path, reference: str) -> RunFolder:
     if not runs:
         raise RunNotFound(f"no run '{reference}': {runs_dir} holds no runs yet")
     if reference == "latest":
-        return runs[-1]
+        readable = [run for run in runs if run.file(RUN_FILE).is_file()]
+        return (readable or runs)[-1]
     exact = [run for run in runs if run.id == reference]
     matches = exact or [run for run in runs if run.id.startswith(reference)]
     if len(matches) == 1:
@@ -209,3 +245,63 @@ def effective_status(info: dict[str, Any]) -> str:
         if not isinstance(pid, int) or not _process_alive(pid, info.get("pid_started")):
             return "crashed"
     return status
+
+
+EVALUATION_FILE = "evaluation.json"
+
+
+@dataclass
+class RunRecord:
+    """What a run folder says about itself, read without trusting it to be whole."""
+
+    folder: RunFolder
+    info: dict[str, Any]
+    status: str  # the effective status: 'crashed' for a dead 'running' run, 'damaged' for an unreadable one
+    damage: str | None = None
+    summary: dict[str, Any] | None = None
+    evaluation: dict[str, Any] | None = None
+
+    @property
+    def id(self) -> str:
+        return self.folder.id
+
+    def epochs_done(self) -> int:
+        if self.summary and "epochs_run" in self.summary:
+            return self.summary["epochs_run"]
+        try:
+            with open(self.folder.file(HISTORY_FILE), "rb") as file:
+                return max(sum(1 for _ in file) - 1, 0)
+        except OSError:
+            return 0
+
+
+def _read_json(path: Path) -> tuple[dict[str, Any] | None, str | None]:
+    """(data, None), or (None, why it cannot be read); a missing file is (None, None)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None, None
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        return None, f"{path.name} is unreadable ({type(error).__name__}: {str(error)[:60]})"
+    if not isinstance(data, dict):
+        return None, f"{path.name} holds a {type(data).__name__}, not an object"
+    return data, None
+
+
+def load_run(folder: RunFolder) -> RunRecord:
+    """The run's record; a missing or corrupt run.json or summary.json makes it 'damaged', never an error."""
+    info, damage = _read_json(folder.file(RUN_FILE))
+    if info is None:
+        return RunRecord(folder, {}, "damaged", damage or f"{RUN_FILE} is missing")
+    status = effective_status(info)
+    summary, summary_damage = _read_json(folder.file(SUMMARY_FILE))
+    if summary_damage is None and summary is None and status in ("completed", "diverged"):
+        summary_damage = f"{SUMMARY_FILE} is missing though the run is {status}"
+    evaluation, _ = _read_json(folder.file(EVALUATION_FILE))  # optional: re-made by `dlcli evaluate`
+    if summary_damage:
+        return RunRecord(folder, info, "damaged", summary_damage, None, evaluation)
+    return RunRecord(folder, info, status, None, summary, evaluation)
+
+
+def load_runs(runs_dir: Path) -> list[RunRecord]:
+    return [load_run(folder) for folder in list_run_folders(runs_dir)]

@@ -24,8 +24,6 @@ from dlcli.callbacks import (
     ResumeCheckpoint,
     RichProgress,
     keras_callbacks,
-    read_history,
-    rows_to_csv,
     save_model_atomic,
 )
 from dlcli.config import ExperimentConfig, load_config
@@ -42,7 +40,9 @@ from dlcli.runs import (
     SUMMARY_FILE,
     RunFolder,
     effective_status,
+    read_history,
     resolve_run,
+    rows_to_csv,
     write_atomic,
     write_json,
 )
@@ -333,7 +333,7 @@ def _execute(
     return TrainResult(run, summary)
 
 
-def _prepare(config: ExperimentConfig, runs_dir: Path) -> tuple[list[Splits], ModelParts]:
+def prepare_experiment(config: ExperimentConfig, runs_dir: Path) -> tuple[list[Splits], ModelParts]:
     """Data and model, so that every config problem surfaces before a run folder is touched."""
     keras.utils.set_random_seed(config.seed)
     folds = load_folds(config) if config.training.kfold else [load_dataset(config)]
@@ -359,9 +359,12 @@ def train(
     failure, divergence or interrupt is recorded in its `run.json` before the error
     propagates. `console` shows live progress; `command` is recorded in run.json.
     """
-    folds, parts = _prepare(config, runs_dir)
+    folds, parts = prepare_experiment(config, runs_dir)
     run = RunFolder.create(runs_dir, config.name)
-    run.start(config.to_yaml(), config.seed, config.name, versions=_versions(), command=command)
+    run.start(
+        config.to_yaml(), config.seed, config.name, versions=_versions(), command=command,
+        dataset=config.dataset.name,
+    )
     return _execute(_Session(config, run, console), parts, folds, None)
 
 
@@ -399,7 +402,7 @@ def resume(reference: str, runs_dir: Path, console: Console | None = None, comma
             f"in its config.yaml and train a new run"
         )
     config = load_config(run.file(CONFIG_FILE))
-    folds, parts = _prepare(config, runs_dir)
+    folds, parts = prepare_experiment(config, runs_dir)
     start = _resume_point(run)
     rows = _rows_up_to(read_history(run.file(HISTORY_FILE)), start)
     if rows:  # epochs after the saved state are done again: drop their rows now

@@ -85,3 +85,32 @@ def digits_folder(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("digits") / "png"
     export_images("digits", folder)
     return folder
+
+
+def fake_run(runs_dir: Path, run_id: str, config_text: str = TINY_CONFIG, summary: dict | None = None,
+             status: str = "completed", **info) -> Path:
+    """A run folder as training leaves it (run.json, config.yaml, summary.json), made in an instant."""
+    import os
+    import socket
+
+    folder = runs_dir / run_id
+    folder.mkdir(parents=True)
+    record = {
+        "id": run_id, "name": run_id[16:], "dataset": "digits", "status": status,
+        "created": f"{run_id[:4]}-{run_id[4:6]}-{run_id[6:8]}T{run_id[9:11]}:{run_id[11:13]}:{run_id[13:15]}",
+        "duration_s": 1.5, "host": socket.gethostname(), "pid": os.getpid(), "error": None, **info,
+    }
+    (folder / "run.json").write_text(json.dumps(record))
+    (folder / "config.yaml").write_text(textwrap.dedent(config_text))
+    if summary is not None:
+        (folder / "summary.json").write_text(json.dumps(summary))
+    return folder
+
+
+def summary_with(val_loss: float, val_accuracy: float, epochs: int = 2, onset: int | None = None) -> dict:
+    return {
+        "epochs_run": epochs, "best_epoch": epochs, "monitor": "val_loss", "parameters": 1210,
+        "best": {"loss": 0.1, "val_loss": val_loss, "val_accuracy": val_accuracy},
+        "final": {"loss": 0.1, "val_loss": val_loss, "val_accuracy": val_accuracy},
+        "overfitting": {"detected": onset is not None, "onset_epoch": onset},
+    }

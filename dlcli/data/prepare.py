@@ -6,6 +6,7 @@ the training split alone, so no validation or test information leaks into traini
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -51,6 +52,15 @@ class Splits:
     def num_classes(self) -> int:
         return len(self.class_names)
 
+    def fingerprint(self, split: str) -> str:
+        """A hash of the `split` ('validation' or 'test') arrays: the same samples, in the same order."""
+        x, y = (self.x_test, self.y_test) if split == "test" else (self.x_val, self.y_val)
+        digest = hashlib.sha256()
+        for array in (x, y):
+            digest.update(str(array.shape).encode())
+            digest.update(np.ascontiguousarray(array).tobytes())
+        return digest.hexdigest()[:16]
+
     def describe(self) -> dict:
         return {
             "input_shape": list(self.input_shape),
@@ -59,6 +69,7 @@ class Splits:
             "test": len(self.x_test),
             "classes": self.class_names,
             "class_mapping": self.class_mapping,
+            "fingerprints": {split: self.fingerprint(split) for split in ("validation", "test")},
         }
 
 

@@ -1,0 +1,130 @@
+"""Runs side by side: the config keys that differ between them, then what they did to the metrics.
+
+Pure functions over run records; nothing here imports TensorFlow or matplotlib.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from dlcli.config import lower_is_better
+from dlcli.runs import CONFIG_FILE, RunRecord
+
+MISSING = "—"  # a key one run has and another has not
+
+
+def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """{'model': {'layers': [{'Dense': {'units': 64}}]}} -> {'model.layers[0].Dense.units': 64}."""
+    if isinstance(value, dict) and value:
+        flat: dict[str, Any] = {}
+        for key, item in value.items():
+            flat.update(flatten(item, f"{prefix}.{key}" if prefix else str(key)))
+        return flat
+    if isinstance(value, list) and value:
+        flat = {}
+        for index, item in enumerate(value):
+            flat.update(flatten(item, f"{prefix}[{index}]"))
+        return flat
+    return {prefix: value}
+
+
+def differing_keys(configs: list[dict[str, Any]]) -> list[str]:
+    """The flattened keys whose values are not the same in every config, in config order."""
+    flat = [flatten(config) for config in configs]
+    keys = list(dict.fromkeys(key for config in flat for key in config))
+    return [key for key in keys if len({repr(config.get(key, MISSING)) for config in flat}) > 1]
+
+
+def read_config(record: RunRecord) -> dict[str, Any]:
+    try:
+        config = yaml.safe_load(record.folder.file(CONFIG_FILE).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return {}
+    return config if isinstance(config, dict) else {}
+
+
+@dataclass
+class Comparison:
+    keys: list[str]  # the config keys that differ
+    metrics: list[str]  # metric columns, each with a best value to highlight
+    rows: list[dict[str, Any]]
+    best: dict[str, Any] = field(default_factory=dict)  # metric column -> best value
+
+    def columns(self) -> list[str]:
+        return ["run", "status", *self.keys, *self.metrics, "best_epoch", "overfitting_onset", "parameters", "duration_s"]
+
+
+def _metric_columns(record: RunRecord) -> dict[str, float]:
+    columns: dict[str, float] = {}
+    summary = record.summary or {}
+    for kind in ("best", "final"):
+        for key, value in (summary.get(kind) or {}).items():
+            if key.startswith("val_"):
+                columns[f"{kind} {key}"] = value
+    for key, value in ((record.evaluation or {}).get("metrics") or {}).items():
+        split = (record.evaluation or {}).get("split", "test")
+        columns[f"{split} {key}"] = value
+    return columns
+
+
+def _metric_name(column: str) -> str:
+    return column.split(" ", 1)[-1]
+
+
+def compare(records: list[RunRecord], sort: str | None = None) -> Comparison:
+    """One row per run: its differing config keys, metrics, best epoch, overfitting onset, size, duration."""
+    configs = [read_config(record) for record in records]
+    keys = differing_keys(configs)
+    flat_configs = [flatten(config) for config in configs]
+    metric_values = [_metric_columns(record) for record in records]
+    metrics = list(dict.fromkeys(column for values in metric_values for column in values))
+    rows = []
+    for record, flat, values in zip(records, flat_configs, metric_values):
+        summary = record.summary or {}
+        overfitting = summary.get("overfitting") or {}
+        rows.append({
+            "run": record.id,
+            "status": record.status,
+            **{key: flat.get(key, MISSING) for key in keys},
+            **{column: values.get(column) for column in metrics},
+            "best_epoch": summary.get("best_epoch"),
+            "overfitting_onset": overfitting.get("onset_epoch"),
+            "parameters": summary.get("parameters"),
+            "duration_s": record.info.get("duration_s"),
+        })
+    best = {}
+    for column in metrics:
+        present = [row[column] for row in rows if isinstance(row[column], (int, float))]
+        if present:
+            best[column] = (min if lower_is_better(_metric_name(column)) else max)(present)
+    comparison = Comparison(keys, metrics, rows, best)
+    if sort:
+        _sort(comparison, sort)
+    return comparison
+
+
+def _sort(comparison: Comparison, sort: str) -> None:
+    from dlcli.errors import DlcliError
+
+    candidates = [sort, f"best {sort}", f"test {sort}", f"final {sort}"]
+    column = next((c for c in candidates if c in comparison.metrics or c in comparison.columns()), None)
+    if column is None:
+        raise DlcliError(f"--sort {sort}: no such column; sortable: {', '.join(comparison.metrics + ['duration_s'])}")
+    descending = not lower_is_better(_metric_name(column)) if column in comparison.metrics else False
+    present = [row for row in comparison.rows if isinstance(row[column], (int, float))]
+    absent = [row for row in comparison.rows if not isinstance(row[column], (int, float))]
+    comparison.rows = sorted(present, key=lambda row: row[column], reverse=descending) + absent
+
+
+def select(records: list[RunRecord], last: int | None = None, pattern: str | None = None) -> list[RunRecord]:
+    """The runs whose id or name matches `pattern` (a glob), then the `last` of them."""
+    if pattern:
+        records = [
+            r for r in records
+            if fnmatch.fnmatch(r.id, pattern) or fnmatch.fnmatch(str(r.info.get("name", "")), pattern)
+        ]
+    return records[-last:] if last else records

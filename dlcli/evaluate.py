@@ -1,0 +1,96 @@
+"""Re-evaluate a finished run: reload its model, rebuild its split from its own config, score it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+import dlcli.models  # noqa: F401 - registers dlcli's layers for loading saved models
+from dlcli.config import load_config
+from dlcli.data import load_dataset, load_folds
+from dlcli.data.prepare import Splits
+from dlcli.errors import DlcliError
+from dlcli.runs import CONFIG_FILE, EVALUATION_FILE, MODEL_FILE, SUMMARY_FILE, RunFolder, now, write_json
+SPLITS = ("test", "validation")
+
+
+def _arrays(splits: Splits, split: str) -> tuple[np.ndarray, np.ndarray]:
+    return (splits.x_test, splits.y_test) if split == "test" else (splits.x_val, splits.y_val)
+
+
+def _load_model(path: Path, run: RunFolder) -> keras.Model:
+    if not path.is_file():
+        raise DlcliError(f"run {run.id} has no {path.name}: it did not complete an epoch")
+    try:
+        return keras.saving.load_model(path, safe_mode=True)
+    except (OSError, ValueError) as error:
+        raise DlcliError(f"run {run.id}: cannot load {path.name} ({error})") from error
+
+
+def _classification_report(model: keras.Model, x: np.ndarray, y: np.ndarray, class_names: list[str]) -> dict:
+    """Confusion matrix (rows: true class, columns: predicted) and per-class accuracy."""
+    from sklearn.metrics import confusion_matrix
+
+    scores = model.predict(x, verbose=0)
+    predicted = (scores[:, 0] > 0.5).astype(int) if scores.shape[-1] == 1 else scores.argmax(axis=-1)
+    truth = y.argmax(axis=-1) if y.ndim == 2 else y.astype(int)
+    matrix = confusion_matrix(truth, predicted, labels=range(len(class_names)))
+    totals = matrix.sum(axis=1)
+    return {
+        "class_names": class_names,
+        "confusion_matrix": matrix.tolist(),
+        "per_class_accuracy": {
+            name: (float(matrix[i, i] / totals[i]) if totals[i] else None) for i, name in enumerate(class_names)
+        },
+    }
+
+
+def _score(model: keras.Model, splits: Splits, split: str, batch_size: int) -> dict[str, Any]:
+    x, y = _arrays(splits, split)
+    metrics = model.evaluate(x, y, batch_size=batch_size, verbose=0, return_dict=True)
+    result: dict[str, Any] = {"samples": len(x), "metrics": {key: float(value) for key, value in metrics.items()}}
+    if splits.class_names:
+        result.update(_classification_report(model, x, y, splits.class_names))
+    return result
+
+
+def evaluate_run(run: RunFolder, split: str = "test") -> dict[str, Any]:
+    """Score the run's model (every fold's for k-fold) on `split`; write and return evaluation.json."""
+    if split not in SPLITS:
+        raise DlcliError(f"--split {split}: choose one of {', '.join(SPLITS)}")
+    config = load_config(run.file(CONFIG_FILE))
+    batch_size = config.training.batch_size
+    evaluation: dict[str, Any] = {"run": run.id, "split": split, "evaluated": now().isoformat(timespec="seconds")}
+    if config.training.kfold:
+        folds = load_folds(config)
+        results = [
+            {"fold": number, **_score(_load_model(run.file(f"model-fold-{number}.keras"), run), data, split, batch_size)}
+            for number, data in enumerate(folds, start=1)
+        ]
+        keys = results[0]["metrics"]
+        evaluation["folds"] = results
+        evaluation["metrics"] = {key: float(np.mean([r["metrics"][key] for r in results])) for key in keys}
+        evaluation["metrics_std"] = {key: float(np.std([r["metrics"][key] for r in results])) for key in keys}
+        evaluation["samples"] = results[0]["samples"]
+        splits = folds[0]
+    else:
+        splits = load_dataset(config)
+        evaluation.update(_score(_load_model(run.file(MODEL_FILE), run), splits, split, batch_size))
+    evaluation["fingerprint"] = splits.fingerprint(split)
+    evaluation["same_data_as_training"] = _same_data(run, splits, split)
+    write_json(run.file(EVALUATION_FILE), evaluation)
+    return evaluation
+
+
+def _same_data(run: RunFolder, splits: Splits, split: str) -> bool | None:
+    """Whether the rebuilt split is the one training saw (None: the run recorded no fingerprint)."""
+    import json
+
+    try:
+        recorded = json.loads(run.file(SUMMARY_FILE).read_text())["data"]["fingerprints"][split]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return recorded == splits.fingerprint(split)

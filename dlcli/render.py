@@ -1,0 +1,132 @@
+"""Rich renderings of runs, comparisons, evaluations and model layouts for the terminal."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+from dlcli.compare import Comparison
+from dlcli.runs import RunRecord
+
+STATUS_STYLES = {
+    "completed": "green", "running": "cyan", "interrupted": "yellow", "failed": "red",
+    "diverged": "red", "crashed": "bold red", "damaged": "bold magenta",
+}
+
+
+def _number(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _status(status: str) -> Text:
+    return Text(status, style=STATUS_STYLES.get(status, ""))
+
+
+def _headline_metric(record: RunRecord, source: dict[str, Any] | None, prefix: str = "") -> str:
+    metrics = source or {}
+    for key in (f"{prefix}accuracy", f"{prefix}mae", f"{prefix}loss"):
+        if isinstance(metrics.get(key), (int, float)):
+            return f"{key} {metrics[key]:.4g}"
+    return ""
+
+
+def runs_table(records: list[RunRecord]) -> Table:
+    table = Table(title=f"{len(records)} runs")
+    for column in ("id", "name", "status", "dataset", "epochs", "best", "test", "started", "duration"):
+        table.add_column(
+            column, justify="right" if column in ("epochs", "duration") else "left", no_wrap=column == "id"
+        )
+    for record in records:
+        info = record.info
+        duration = info.get("duration_s")
+        status = _status(record.status)
+        if record.damage:
+            status.append(f" ({record.damage})", style="dim")
+        table.add_row(
+            record.id, str(info.get("name", "")), status, str(info.get("dataset", "")),
+            str(record.epochs_done()) if not record.damage else "",
+            _headline_metric(record, (record.summary or {}).get("best"), "val_"),
+            _headline_metric(record, (record.evaluation or {}).get("metrics")),
+            str(info.get("created", ""))[:19].replace("T", " "),
+            f"{duration:.0f}s" if isinstance(duration, (int, float)) else "",
+        )
+    return table
+
+
+def comparison_table(comparison: Comparison) -> Table:
+    table = Table(title="differing config keys, then results (best in green)")
+    for column in comparison.columns():
+        table.add_column(
+            column,
+            justify="left" if column in ("run", "status") or column in comparison.keys else "right",
+            no_wrap=column == "run",
+        )
+    for row in comparison.rows:
+        cells = []
+        for column in comparison.columns():
+            value = row[column]
+            if column == "status":
+                cells.append(_status(value))
+            elif column in comparison.best and value == comparison.best[column]:
+                cells.append(Text(_number(value), style="bold green"))
+            else:
+                cells.append(Text(_number(value)))
+        table.add_row(*cells)
+    if not comparison.keys:
+        table.caption = "the configs are identical"
+    return table
+
+
+def evaluation_view(evaluation: dict[str, Any]) -> Group:
+    parts: list[Any] = []
+    metrics = Table(title=f"{evaluation['run']} on its {evaluation['split']} split ({evaluation['samples']} samples)")
+    metrics.add_column("metric")
+    metrics.add_column("value", justify="right")
+    std = evaluation.get("metrics_std", {})
+    for key, value in evaluation["metrics"].items():
+        metrics.add_row(key, f"{value:.4g}" + (f" ± {std[key]:.2g}" if key in std else ""))
+    parts.append(metrics)
+    if "confusion_matrix" in evaluation:
+        names = evaluation["class_names"]
+        matrix = Table(title="confusion matrix (rows: true class, columns: predicted)")
+        matrix.add_column("true \\ predicted")
+        for name in names:
+            matrix.add_column(name, justify="right")
+        matrix.add_column("accuracy", justify="right")
+        for name, counts in zip(names, evaluation["confusion_matrix"]):
+            accuracy = evaluation["per_class_accuracy"][name]
+            cells = [Text(str(c), style="bold" if i == names.index(name) else "dim") for i, c in enumerate(counts)]
+            matrix.add_row(name, *cells, "" if accuracy is None else f"{accuracy:.3f}")
+        parts.append(matrix)
+    if evaluation.get("same_data_as_training") is False:
+        parts.append(Text("the rebuilt split differs from the one training saw: the data changed", style="bold red"))
+    return Group(*parts)
+
+
+def layers_table(rows: list[tuple[str, str, str, int, bool]], title: str) -> Table:
+    table = Table(title=title)
+    for column in ("layer", "class", "output shape", "parameters", "trainable"):
+        table.add_column(column, justify="right" if column == "parameters" else "left")
+    for name, cls, shape, parameters, trainable in rows:
+        table.add_row(name, cls, shape, f"{parameters:,}", "yes" if trainable else "no")
+    return table
+
+
+def data_table(description: dict[str, Any], counts: dict[str, list[int]]) -> Table:
+    table = Table(title=f"data: input shape {tuple(description['input_shape'])}")
+    table.add_column("split")
+    table.add_column("samples", justify="right")
+    table.add_column("per class", justify="left")
+    for split in ("train", "validation", "test"):
+        per_class = counts.get(split)
+        table.add_row(split, str(description[split]), ", ".join(map(str, per_class)) if per_class else "")
+    if description["classes"]:
+        table.caption = f"classes: {', '.join(description['classes'])}"
+    return table

@@ -1,0 +1,251 @@
+"""Reading results: evaluate, compare, runs, show, check — and that the readers stay fast and light."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import TINY_CONFIG, fake_run, read_json, run_folders, summary_with
+from dlcli.compare import compare, differing_keys, flatten
+from dlcli.config import load_config
+from dlcli.data import load_dataset
+from dlcli.runs import load_runs
+
+
+# --- evaluate ------------------------------------------------------------------------
+
+def test_evaluate_rebuilds_the_test_split_and_matches_keras(cli, tiny_config, runs_dir):
+    assert cli("train", str(tiny_config)).exit_code == 0
+    (folder,) = run_folders(runs_dir)
+
+    result = cli("evaluate", "latest")
+
+    assert result.exit_code == 0, result.output
+    evaluation = read_json(folder / "evaluation.json")
+    splits = load_dataset(load_config(folder / "config.yaml"))
+    model = keras.saving.load_model(folder / "model.keras")
+    expected = model.evaluate(splits.x_test, splits.y_test, verbose=0, return_dict=True)
+    assert evaluation["split"] == "test" and evaluation["samples"] == 360
+    assert evaluation["metrics"]["accuracy"] == pytest.approx(float(expected["accuracy"]))
+    assert evaluation["metrics"]["loss"] == pytest.approx(float(expected["loss"]), rel=1e-5)
+    assert evaluation["fingerprint"] == read_json(folder / "summary.json")["data"]["fingerprints"]["test"]
+    assert evaluation["same_data_as_training"] is True
+    matrix = np.array(evaluation["confusion_matrix"])
+    assert matrix.shape == (10, 10) and matrix.sum() == 360
+    assert np.trace(matrix) / 360 == pytest.approx(evaluation["metrics"]["accuracy"])
+    assert set(evaluation["per_class_accuracy"]) == {str(d) for d in range(10)}
+    assert "confusion matrix" in result.stdout
+
+
+def test_evaluate_the_validation_split_and_a_kfold_run(cli, tiny_config, runs_dir):
+    assert cli("train", str(tiny_config), "--set", "training.kfold=2").exit_code == 0
+    (folder,) = run_folders(runs_dir)
+
+    result = cli("evaluate", folder.name[:12], "--split", "validation")
+
+    assert result.exit_code == 0, result.output
+    evaluation = read_json(folder / "evaluation.json")
+    assert evaluation["split"] == "validation" and [f["fold"] for f in evaluation["folds"]] == [1, 2]
+    mean = np.mean([f["metrics"]["accuracy"] for f in evaluation["folds"]])
+    assert evaluation["metrics"]["accuracy"] == pytest.approx(mean)
+
+
+def test_evaluate_errors(cli, runs_dir):
+    fake_run(runs_dir, "20260101-100000-nomodel", summary=summary_with(0.5, 0.8))
+
+    unknown = cli("evaluate", "nope")
+    no_model = cli("evaluate", "20260101-100000-nomodel")
+    bad_split = cli("evaluate", "latest", "--split", "train")
+
+    assert unknown.exit_code == 2 and "no run 'nope'" in unknown.stderr
+    assert no_model.exit_code == 2 and "has no model.keras" in no_model.stderr
+    assert bad_split.exit_code == 2 and "--split train: choose one of test, validation" in bad_split.stderr
+
+
+# --- compare -------------------------------------------------------------------------
+
+def test_flatten_names_list_items_by_index():
+    assert flatten({"model": {"layers": [{"Flatten": {}}, {"Dense": {"units": 64}}]}, "seed": 0}) == {
+        "model.layers[0].Flatten": {}, "model.layers[1].Dense.units": 64, "seed": 0,
+    }
+
+
+def test_differing_keys_of_two_and_three_configs():
+    base = {"optimizer": {"name": "adam", "learning_rate": 0.001}, "model": {"layers": [{"Dense": {"units": 64}}]}}
+    faster = {"optimizer": {"name": "adam", "learning_rate": 0.01}, "model": {"layers": [{"Dense": {"units": 64}}]}}
+    wider = {"optimizer": {"name": "adam", "learning_rate": 0.001}, "model": {"layers": [{"Dense": {"units": 128}}]}}
+    deeper = {**base, "model": {"layers": [{"Dense": {"units": 64}}, {"Dropout": {"rate": 0.5}}]}}
+
+    assert differing_keys([base, faster]) == ["optimizer.learning_rate"]
+    assert differing_keys([base, faster, wider]) == ["optimizer.learning_rate", "model.layers[0].Dense.units"]
+    assert differing_keys([base, deeper]) == ["model.layers[1].Dropout.rate"]
+    assert differing_keys([base, base]) == []
+
+
+def two_runs(runs_dir):
+    fake_run(runs_dir, "20260101-100000-slow", TINY_CONFIG, summary_with(0.40, 0.90, onset=3))
+    fake_run(runs_dir, "20260101-110000-fast", TINY_CONFIG.replace("learning_rate: 0.01", "learning_rate: 0.1"),
+             summary_with(0.30, 0.85))
+
+
+def test_compare_json_lists_the_differing_key_and_the_metrics(cli, runs_dir):
+    two_runs(runs_dir)
+
+    result = cli("compare", "--last", "2", "--format", "json")
+
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["differing_keys"] == ["optimizer.learning_rate"]
+    slow, fast = data["runs"]
+    assert (slow["optimizer.learning_rate"], fast["optimizer.learning_rate"]) == (0.01, 0.1)
+    assert slow["best val_accuracy"] == 0.90 and slow["overfitting_onset"] == 3
+    assert result.stderr == ""
+
+
+def test_compare_csv_parses_with_one_row_per_run(cli, runs_dir):
+    two_runs(runs_dir)
+
+    result = cli("compare", "--format", "csv")
+
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert [row["run"] for row in rows] == ["20260101-100000-slow", "20260101-110000-fast"]
+    assert rows[1]["optimizer.learning_rate"] == "0.1"
+
+
+def test_best_values_are_highlighted_per_column(runs_dir):
+    from dlcli.render import comparison_table
+
+    two_runs(runs_dir)
+    comparison = compare(load_runs(runs_dir))
+
+    assert comparison.best == {
+        "best val_loss": 0.30, "best val_accuracy": 0.90, "final val_loss": 0.30, "final val_accuracy": 0.90,
+    }
+    table = comparison_table(comparison)
+    column = next(c for c in table.columns if c.header == "best val_accuracy")
+    assert [cell.style for cell in column._cells] == ["bold green", ""]
+
+
+def test_compare_sort_filter_and_explicit_runs(cli, runs_dir):
+    two_runs(runs_dir)
+    fake_run(runs_dir, "20260101-120000-other", TINY_CONFIG.replace("units: 16", "units: 32"), summary_with(0.2, 0.95))
+
+    by_accuracy = json.loads(cli("compare", "--sort", "val_accuracy", "--format", "json").stdout)
+    filtered = json.loads(cli("compare", "--filter", "*-f*", "--format", "json").stdout)
+    chosen = json.loads(cli("compare", "20260101-10", "20260101-12", "--format", "json").stdout)
+    bad_sort = cli("compare", "--sort", "colour")
+
+    assert [r["run"][16:] for r in by_accuracy["runs"]] == ["other", "slow", "fast"]
+    assert [r["run"][16:] for r in filtered["runs"]] == ["fast"]
+    assert chosen["differing_keys"] == ["model.layers[1].Dense.units"]
+    assert bad_sort.exit_code == 2 and "--sort colour: no such column" in bad_sort.stderr
+
+
+def test_compare_plot_overlays_the_validation_curves(cli, tiny_config, runs_dir, tmp_path):
+    assert cli("train", str(tiny_config)).exit_code == 0
+    assert cli("train", str(tiny_config), "--set", "optimizer.learning_rate=0.002").exit_code == 0
+
+    result = cli("compare", "--plot", str(tmp_path / "both.png"))
+
+    assert result.exit_code == 0, result.output
+    with Image.open(tmp_path / "both.png") as image:
+        assert image.format == "PNG"
+
+
+# --- runs and show ---------------------------------------------------------------------
+
+def test_runs_lists_crashed_and_damaged_folders_without_failing(cli, runs_dir):
+    fake_run(runs_dir, "20260101-100000-good", summary=summary_with(0.3, 0.9))
+    fake_run(runs_dir, "20260101-110000-dead", status="running", pid=2**22 + 7)
+    (runs_dir / "20260101-120000-norecord").mkdir()
+    torn = fake_run(runs_dir, "20260101-130000-torn", summary=summary_with(0.3, 0.9))
+    (torn / "summary.json").write_text('{"epochs_run": 2, "best": {')
+
+    statuses = {record.id[16:]: (record.status, record.damage) for record in load_runs(runs_dir)}
+    result = cli("runs")
+
+    assert result.exit_code == 0, result.output
+    assert statuses["good"] == ("completed", None)
+    assert statuses["dead"] == ("crashed", None)
+    assert statuses["norecord"] == ("damaged", "run.json is missing")
+    assert statuses["torn"][0] == "damaged" and "summary.json is unreadable" in statuses["torn"][1]
+    compared = cli("compare", "--format", "json")
+    assert compared.exit_code == 0 and len(json.loads(compared.stdout)["runs"]) == 4
+    crashed = cli("runs", "--status", "crashed")
+    assert "20260101-110000-dead" in crashed.stdout and "good" not in crashed.stdout
+
+
+def test_show_a_crashed_run_suggests_resume_and_a_damaged_one_says_why(cli, runs_dir):
+    fake_run(runs_dir, "20260101-110000-dead", status="running", pid=2**22 + 7)
+    (runs_dir / "20260101-120000-norecord").mkdir()
+
+    crashed = cli("show", "20260101-11")
+    damaged = cli("show", "20260101-12")
+
+    assert crashed.exit_code == 0 and "crashed" in crashed.stdout
+    assert "resume with: dlcli train --resume 20260101-110000-dead" in crashed.stdout
+    assert damaged.exit_code == 0 and "damaged" in damaged.stdout and "run.json is missing" in damaged.stdout
+
+
+def test_show_a_trained_run(cli, tiny_config, runs_dir):
+    assert cli("train", str(tiny_config)).exit_code == 0
+    (folder,) = run_folders(runs_dir)
+
+    result = cli("show", "latest")
+
+    assert result.exit_code == 0
+    for fragment in ("completed", "dataset:", f"curves: {folder / 'curves.png'}", "model: ", "TensorBoard logs: "):
+        assert fragment in result.stdout
+
+
+def test_empty_runs_folder(cli):
+    result = cli("runs")
+
+    assert result.exit_code == 0 and "no runs in" in result.stderr
+
+
+def test_readers_never_import_tensorflow_or_matplotlib(tmp_path):
+    runs = tmp_path / "runs"
+    fake_run(runs, "20260101-100000-a", summary=summary_with(0.3, 0.9))
+    fake_run(runs, "20260101-110000-b", TINY_CONFIG.replace("units: 16", "units: 8"), summary_with(0.2, 0.8))
+    code = f"""
+import sys
+from typer.testing import CliRunner
+from dlcli.cli import app
+runner = CliRunner()
+for args in (["--help"], ["runs"], ["compare"], ["compare", "--format", "json"], ["show", "latest"], ["datasets"]):
+    result = runner.invoke(app, [*args, *(["--runs-dir", {str(runs)!r}] if args[0] in ("runs", "compare", "show") else [])])
+    assert result.exit_code == 0, (args, result.output)
+print("tensorflow" in sys.modules, "keras" in sys.modules, "matplotlib" in sys.modules)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "False", "False"]
+
+
+# --- check ---------------------------------------------------------------------------
+
+def test_check_shows_data_and_layers_without_training(cli, tiny_config, runs_dir):
+    result = cli("check", str(tiny_config), runs=False)
+
+    assert result.exit_code == 0, result.output
+    assert "input shape (8, 8, 1)" in result.stdout and "1,210 parameters" in result.stdout
+    assert "Dense" in result.stdout and "(None, 16)" in result.stdout
+    assert "the config is valid" in result.stdout
+    assert run_folders(runs_dir) == []
+
+
+def test_check_reports_config_errors_like_train(cli, write_config):
+    result = cli("check", str(write_config(TINY_CONFIG.replace("units: 16", "unit: 16"))), runs=False)
+
+    assert result.exit_code == 2
+    assert "unexpected argument 'unit'; did you mean 'units'?" in result.stderr
