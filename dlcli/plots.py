@@ -2,11 +2,39 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 from dlcli.runs import write_atomic
 
 TAG_COLUMNS = ("epoch", "fold", "phase", "learning_rate", "seconds")
+
+
+def _pyplot():
+    """pyplot on the Agg backend: files only, no display needed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _label(axis, metric: str) -> None:
+    axis.set_title(metric.replace("_", " "))
+    axis.set_xlabel("epoch")
+    axis.set_ylabel(metric)
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize="small")
+
+
+def _save(figure, path: Path, title: str) -> None:
+    figure.suptitle(title)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    _pyplot().close(figure)
+    write_atomic(path, buffer.getvalue())
 
 
 def plot_curves(
@@ -17,13 +45,7 @@ def plot_curves(
     fine_tune_from: int | None = None,
 ) -> None:
     """One panel per metric (loss first), training and validation; folds drawn as separate lines."""
-    import io
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     metrics = [key for key in rows[0] if key not in TAG_COLUMNS and not key.startswith("val_")]
     metrics.sort(key=lambda key: key != "loss")
     folds = sorted({row.get("fold") for row in rows}, key=lambda fold: fold or 0)
@@ -43,28 +65,13 @@ def plot_curves(
             axis.axvline(onset_epoch, color="tab:red", linestyle="--", label=f"overfitting from epoch {onset_epoch}")
         if fine_tune_from is not None:
             axis.axvline(fine_tune_from - 0.5, color="tab:green", linestyle=":", label="fine-tuning starts")
-        axis.set_title(metric.replace("_", " "))
-        axis.set_xlabel("epoch")
-        axis.set_ylabel(metric)
-        axis.grid(alpha=0.3)
-        axis.legend(fontsize="small")
-    figure.suptitle(title)
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100)
-    plt.close(figure)
-    write_atomic(path, buffer.getvalue())
+        _label(axis, metric)
+    _save(figure, path, title)
 
 
 def plot_comparison(series: list[tuple[str, list[dict[str, float]]]], path: Path, title: str) -> None:
     """Validation curves of several runs on shared axes: val_loss and the first other validation metric."""
-    import io
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     keys = list(dict.fromkeys(k for _, rows in series if rows for k in rows[0] if k.startswith("val_")))
     keys.sort(key=lambda key: key != "val_loss")
     keys = keys[:2]
@@ -74,14 +81,5 @@ def plot_comparison(series: list[tuple[str, list[dict[str, float]]]], path: Path
             points = [(row["epoch"], row[key]) for row in rows if key in row]
             if points:
                 axis.plot(*zip(*points), "o-", markersize=3, label=label)
-        axis.set_title(key.replace("_", " "))
-        axis.set_xlabel("epoch")
-        axis.set_ylabel(key)
-        axis.grid(alpha=0.3)
-        axis.legend(fontsize="small")
-    figure.suptitle(title)
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100)
-    plt.close(figure)
-    write_atomic(path, buffer.getvalue())
+        _label(axis, key)
+    _save(figure, path, title)
