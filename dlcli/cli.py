@@ -51,6 +51,12 @@ def reports_errors(command: Callable[..., Any]) -> Callable[..., Any]:
                 error_console.print(traceback.format_exc(), markup=False)
             error_console.print(f"{error.label}: {error}", markup=False)
             raise typer.Exit(error.exit_code) from None
+        except OSError as error:  # the machine, not the command: a full disk, a read-only folder
+            if debug_mode["enabled"]:
+                error_console.print(traceback.format_exc(), markup=False)
+            where = f"{error.filename}: " if error.filename else ""
+            error_console.print(f"error: {where}{error.strerror or error}", markup=False)
+            raise typer.Exit(1) from None
 
     return wrapper
 

@@ -304,24 +304,47 @@ class ExperimentConfig(_Strict):
 # --- loading ----------------------------------------------------------------------------
 
 
-def _line_map(node: yaml.Node, source: SourceMap, path: KeyPath = ()) -> dict[KeyPath, int]:
-    lines = {path: node.start_mark.line + 1}
-    if isinstance(node, yaml.MappingNode):
-        first_seen: dict[str, int] = {}
-        for key_node, value_node in node.value:
-            key = str(key_node.value)
-            line = key_node.start_mark.line + 1
-            if key in first_seen:
-                where = f"{source.file}:{line}: {format_path(path) + ': ' if path else ''}"
-                raise ConfigError(
-                    f"{where}duplicate key '{key}' (first set on line {first_seen[key]}); keep one"
-                )
-            first_seen[key] = line
-            lines.update(_line_map(value_node, source, (*path, key)))
-            lines[(*path, key)] = line
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            lines.update(_line_map(item, source, (*path, index)))
+# A config is a page of YAML; these bounds refuse a huge file or an alias bomb
+# ("billion laughs") before anything expands it.
+MAX_CONFIG_BYTES = 1_000_000
+MAX_CONFIG_VALUES = 10_000
+
+
+def _line_map(root: yaml.Node, source: SourceMap) -> dict[KeyPath, int]:
+    """Key path -> line, walking aliases as they would expand, within MAX_CONFIG_VALUES."""
+    lines: dict[KeyPath, int] = {}
+    stack: list[tuple[yaml.Node, KeyPath, frozenset[int]]] = [(root, (), frozenset())]
+    visited = 0
+    while stack:
+        node, path, ancestors = stack.pop()
+        visited += 1
+        if visited > MAX_CONFIG_VALUES:
+            raise ConfigError(
+                f"{source.file}: the config expands to more than {MAX_CONFIG_VALUES:,} values "
+                "(YAML aliases?); refused"
+            )
+        if id(node) in ancestors:
+            raise ConfigError(
+                f"{source.file}:{node.start_mark.line + 1}: {format_path(path)}: a YAML alias contains "
+                "itself; refused"
+            )
+        lines.setdefault(path, node.start_mark.line + 1)
+        inside = ancestors | {id(node)}
+        if isinstance(node, yaml.MappingNode):
+            first_seen: dict[str, int] = {}
+            for key_node, value_node in node.value:
+                key = str(key_node.value)
+                line = key_node.start_mark.line + 1
+                if key in first_seen:
+                    where = f"{source.file}:{line}: {format_path(path) + ': ' if path else ''}"
+                    raise ConfigError(
+                        f"{where}duplicate key '{key}' (first set on line {first_seen[key]}); keep one"
+                    )
+                first_seen[key] = line
+                lines[(*path, key)] = line
+                stack.append((value_node, (*path, key), inside))
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend((item, (*path, index), inside) for index, item in enumerate(node.value))
     return lines
 
 
@@ -332,9 +355,13 @@ def parse_yaml(text: str, file: str) -> tuple[dict[str, Any], SourceMap]:
         loader = _YamlLoader(text)
         try:
             node = loader.get_single_node()
+            if node is not None:
+                source.lines = _line_map(node, source)  # bounded, before anything expands
             data = loader.construct_document(node) if node is not None else None
         finally:
             loader.dispose()
+    except RecursionError:
+        raise ConfigError(f"{file}: the config is nested too deeply; refused") from None
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         where = f"{file}:{mark.line + 1}:{mark.column + 1}" if mark else file
@@ -342,8 +369,14 @@ def parse_yaml(text: str, file: str) -> tuple[dict[str, Any], SourceMap]:
         if "\\t" in str(problem):  # PyYAML names the character by its repr
             problem = "a tab character; YAML indents with spaces, not tabs"
         raise ConfigError(f"{where}: invalid YAML: {problem}") from error
+    except yaml.reader.ReaderError as error:
+        line = text[: error.position].count("\n") + 1
+        code = error.character if isinstance(error.character, int) else ord(error.character)
+        raise ConfigError(
+            f"{file}:{line}: invalid YAML: character #x{code:04x} is not allowed ({error.reason})"
+        ) from error
     except yaml.YAMLError as error:
-        raise ConfigError(f"{file}: invalid YAML: {error}") from error
+        raise ConfigError(f"{file}: invalid YAML: {str(error).splitlines()[0]}") from error
     if data is None:
         raise ConfigError(f"{file}: the config is empty; start from one in configs/")
     if not isinstance(data, dict):
@@ -351,7 +384,6 @@ def parse_yaml(text: str, file: str) -> tuple[dict[str, Any], SourceMap]:
             f"{file}:1: the config must be a mapping of keys (name, dataset, model, ...), "
             f"not a {type(data).__name__}"
         )
-    source.lines = _line_map(node, source)
     return data, source
 
 
@@ -452,7 +484,9 @@ def _validation_error(error: ValidationError, source: SourceMap) -> ConfigError:
     if kind == "value_error":
         message = str(first["ctx"]["error"])
     else:
-        message = f"{first['msg'][0].lower()}{first['msg'][1:]} (got {first['input']!r})"
+        got = repr(first["input"])
+        got = got if len(got) <= 60 else got[:57] + "..."
+        message = f"{first['msg'][0].lower()}{first['msg'][1:]} (got {got})"
     more = len(error.errors()) - 1
     return source.error(path, message + (f" (and {more} more problem{'s' * (more > 1)})" if more else ""))
 
@@ -530,6 +564,9 @@ def load_config(path: str | Path, overrides: Iterable[str] = (), name: str | Non
     """
     path = Path(path)
     try:
+        size = path.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{path}: the config is {size / 1e6:.1f} MB; a config is at most 1 MB of YAML")
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such config file") from None

@@ -330,3 +330,78 @@ def compile_model(config: ExperimentConfig, model: keras.Model, learning_rate: f
         for index, metric in enumerate(config.metrics)
     ]
     model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
+
+
+CROSSENTROPY_LOSSES = {
+    "sparsecategoricalcrossentropy": "sparse",
+    "categoricalcrossentropy": "one_hot",
+    "categoricalfocalcrossentropy": "one_hot",
+    "binarycrossentropy": "binary",
+    "binaryfocalcrossentropy": "binary",
+}
+REGRESSION_LOSSES = {
+    "mse", "meansquarederror", "mae", "meanabsoluteerror", "huber", "logcosh", "msle",
+    "meansquaredlogarithmicerror", "mape", "meanabsolutepercentageerror",
+}
+
+
+def check_output(config: ExperimentConfig, model: keras.Model, num_classes: int) -> None:
+    """Catch a loss, label encoding and output layer that cannot work together, before training."""
+    loss = _canonical(config.loss.name)
+    kind = CROSSENTROPY_LOSSES.get(loss)
+    units = model.output_shape[-1]
+    last_index = len(config.model.layers) - 1
+    ((last_class, last_kwargs),) = config.model.layers[last_index].items()
+    last_path = ("model", "layers", last_index, last_class)
+    activation = getattr(getattr(model.layers[-1], "activation", None), "__name__", "")
+    dataset = config.dataset.name
+    if config.task == "regression":
+        if kind is not None:
+            raise config.error(
+                ("loss",), f"{config.loss.name} is a classification loss; {dataset} is a regression task: use mse"
+            )
+        if units != 1:
+            raise config.error((*last_path, "units"), f"a regression model ends in 1 unit; the last layer has {units}")
+        return
+    if loss in REGRESSION_LOSSES:
+        raise config.error(
+            ("loss",),
+            f"{config.loss.name} is a regression loss; {dataset} is a classification task: use "
+            f"sparse_categorical_crossentropy (or binary_crossentropy with one sigmoid unit for 2 classes)",
+        )
+    if kind == "binary":
+        if num_classes != 2:
+            raise config.error(
+                ("loss",),
+                f"{config.loss.name} is for 2 classes; {dataset} has {num_classes}: use "
+                f"sparse_categorical_crossentropy with a softmax of {num_classes} units",
+            )
+        if units != 1:
+            raise config.error(
+                (*last_path, "units"),
+                f"binary classification ends in 1 sigmoid unit; the last layer has {units} "
+                f"(or use sparse_categorical_crossentropy with {units} softmax units)",
+            )
+        return
+    if kind is None:
+        return  # a loss dlcli has no rule for: Keras will say if it does not fit
+    labels = config.dataset.labels
+    if kind != labels:
+        fix = "`dataset.labels: one_hot`" if kind == "one_hot" else "`dataset.labels: sparse` (the default)"
+        other = "sparse_categorical_crossentropy" if kind == "one_hot" else "categorical_crossentropy"
+        raise config.error(
+            ("dataset", "labels") if labels == "one_hot" else ("loss",),
+            f"{config.loss.name} takes {'one-hot' if kind == 'one_hot' else 'integer'} labels: set {fix}, "
+            f"or use {other}",
+        )
+    if units != num_classes:
+        raise config.error(
+            (*last_path, "units"),
+            f"the last layer has {units} units but {dataset} has {num_classes} classes; set units: {num_classes}",
+        )
+    if activation == "sigmoid" and num_classes > 2:
+        raise config.error(
+            (*last_path, "activation"),
+            f"sigmoid scores each of the {num_classes} classes on its own; with {config.loss.name} "
+            "use activation: softmax",
+        )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import shutil
@@ -31,7 +32,7 @@ from dlcli.data import load_dataset, load_folds
 from dlcli.data.pipeline import make_pipeline
 from dlcli.data.prepare import Splits
 from dlcli.errors import DlcliError, TrainingDiverged, TrainingFailed, TrainingInterrupted
-from dlcli.models import ModelParts, build_model, compile_model, unfreeze
+from dlcli.models import ModelParts, build_model, check_output, compile_model, unfreeze
 from dlcli.plots import plot_curves
 from dlcli.runs import (
     CONFIG_FILE,
@@ -284,6 +285,15 @@ def _resume_command(run: RunFolder) -> str:
     return f"dlcli train --resume {run.id}{where}"
 
 
+def _record_end(run: RunFolder, status: str, error: str) -> str:
+    """Record how the run ended; when even run.json cannot be written, say so instead of failing twice."""
+    try:
+        run.finish(status, error=error)
+    except OSError as failure:
+        return f" (its run.json could not be updated either: {failure.strerror or failure})"
+    return ""
+
+
 def _execute(
     session: _Session, parts: ModelParts, folds: list[Splits], start: ResumePoint | None
 ) -> TrainResult:
@@ -307,18 +317,28 @@ def _execute(
             onset = summary["overfitting"].get("onset_epoch") if summary.get("overfitting") else None
             plot_curves(rows, run.file(CURVES_FILE), f"{run.id}", onset, summary.get("fine_tune_from_epoch"))
     except KeyboardInterrupt:
-        run.finish("interrupted", error="interrupted by Ctrl-C or SIGTERM")
+        unrecorded = _record_end(run, "interrupted", "interrupted by Ctrl-C or SIGTERM")
         raise TrainingInterrupted(
             f"run {run.id} interrupted after {len(session.recorder.rows)} epochs; its history and best "
-            f"model are kept; continue it with: {_resume_command(run)}"
+            f"model are kept; continue it with: {_resume_command(run)}{unrecorded}"
         ) from None
     except DlcliError as error:
-        run.finish("failed", error=str(error))
+        unrecorded = _record_end(run, "failed", str(error))
+        if unrecorded:
+            raise type(error)(f"{error}{unrecorded}") from error
         raise
-    except Exception as error:
-        run.finish("failed", error=f"{type(error).__name__}: {error}")
+    except OSError as error:  # the disk, not the model: say which file and what to do
+        reason = f"cannot write {error.filename or 'a file'}: {error.strerror or error}"
+        unrecorded = _record_end(run, "failed", reason)
+        advice = "free some disk space, then " if error.errno == errno.ENOSPC else ""
         raise TrainingFailed(
-            f"run {run.id} failed: {type(error).__name__}: {error}; continue it with: {_resume_command(run)}"
+            f"run {run.id} failed: {reason}; {advice}continue it with: {_resume_command(run)}{unrecorded}"
+        ) from error
+    except Exception as error:
+        unrecorded = _record_end(run, "failed", f"{type(error).__name__}: {error}")
+        raise TrainingFailed(
+            f"run {run.id} failed: {type(error).__name__}: {error}; continue it with: "
+            f"{_resume_command(run)}{unrecorded}"
         ) from error
     if summary["diverged"]:
         epoch, loss = summary["diverged"]["epoch"], summary["diverged"]["loss"]
@@ -338,6 +358,7 @@ def prepare_experiment(config: ExperimentConfig, runs_dir: Path) -> tuple[list[S
     keras.utils.set_random_seed(config.seed)
     folds = load_folds(config) if config.training.kfold else [load_dataset(config)]
     parts = build_model(config, folds[0].input_shape, runs_dir)
+    check_output(config, parts.model, folds[0].num_classes)
     compile_model(config, parts.model)
     keras_callbacks(config)
     return folds, parts
@@ -361,10 +382,14 @@ def train(
     """
     folds, parts = prepare_experiment(config, runs_dir)
     run = RunFolder.create(runs_dir, config.name)
-    run.start(
-        config.to_yaml(), config.seed, config.name, versions=_versions(), command=command,
-        dataset=config.dataset.name,
-    )
+    try:
+        run.start(
+            config.to_yaml(), config.seed, config.name, versions=_versions(), command=command,
+            dataset=config.dataset.name,
+        )
+    except OSError as error:
+        shutil.rmtree(run.path, ignore_errors=True)  # nothing started: leave no half-made run behind
+        raise DlcliError(f"cannot write the run folder in {runs_dir}: {error.strerror or error}") from error
     return _execute(_Session(config, run, console), parts, folds, None)
 
 

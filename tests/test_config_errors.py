@@ -74,6 +74,32 @@ CASES = [
      ["metrics[0]: unknown metric 'acuracy'; did you mean 'accuracy'?"]),
     ("unknown class to keep", edit("  validation_split: 0.2\n", "  validation_split: 0.2\n  classes: [5, 11]\n"),
      ["dataset.classes[1]: digits has no class 11"]),
+    ("dropout rate out of range", edit("- Flatten\n", "- Flatten\n    - Dropout: {rate: 2}\n"),
+     ["config.yaml:9: model.layers[1].Dropout.rate:"]),
+    ("python object in YAML", TINY_CONFIG + "extra: !!python/object/apply:os.system ['echo hacked']\n",
+     ["config.yaml:17:", "invalid YAML: could not determine a constructor for the tag"]),
+    ("alias bomb", "a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+     "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
+     "e: [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\n",
+     ["config.yaml: the config expands to more than 10,000 values (YAML aliases?); refused"]),
+    ("deep nesting", "a: " + "[" * 5000 + "]" * 5000 + "\n", ["config.yaml: the config is nested too deeply"]),
+    ("units do not match the classes", edit("units: 10, activation: softmax", "units: 5, activation: softmax"),
+     ["config.yaml:10: model.layers[2].Dense.units: the last layer has 5 units but digits has 10 classes; "
+      "set units: 10"]),
+    ("sigmoid with many classes", edit("units: 10, activation: softmax", "units: 10, activation: sigmoid"),
+     ["model.layers[2].Dense.activation: sigmoid scores each of the 10 classes on its own", "use activation: softmax"]),
+    ("regression loss on classes", edit("loss: sparse_categorical_crossentropy", "loss: mse"),
+     ["config.yaml:12: loss: mse is a regression loss; digits is a classification task"]),
+    ("binary loss with ten classes", edit("loss: sparse_categorical_crossentropy", "loss: binary_crossentropy"),
+     ["loss: binary_crossentropy is for 2 classes; digits has 10"]),
+    ("categorical loss with integer labels", edit("loss: sparse_categorical_crossentropy", "loss: categorical_crossentropy"),
+     ["loss: categorical_crossentropy takes one-hot labels: set `dataset.labels: one_hot`"]),
+    ("sparse loss with one-hot labels", edit("  validation_split: 0.2\n", "  validation_split: 0.2\n  labels: one_hot\n"),
+     ["dataset.labels: sparse_categorical_crossentropy takes integer labels"]),
+    ("unknown callback", edit("  epochs: 2\n", "  epochs: 2\n  callbacks: [EarlyStop]\n"),
+     ["training.callbacks[0]: unknown callback 'EarlyStop'; did you mean 'EarlyStopping'?"]),
+    ("option the dataset does not take", edit("  validation_split: 0.2\n", "  validation_split: 0.2\n  num_words: 100\n"),
+     ["config.yaml:6: dataset.num_words: dataset digits takes no option 'num_words'; it takes normalize"]),
     ("monitor that is never logged", edit("  epochs: 2\n", "  epochs: 2\n  monitor: val_acc\n"),
      ["training.monitor: 'val_acc' is not logged; choose one of", "val_accuracy"]),
 ]
@@ -119,3 +145,18 @@ def test_missing_config_file(cli, tmp_path):
 
     assert result.exit_code == 2
     assert result.stderr.strip() == f"error: {tmp_path / 'nope.yaml'}: no such config file"
+
+
+def test_a_huge_config_file_is_refused_unread(cli, write_config, runs_dir):
+    path = write_config(TINY_CONFIG + "# padding\n" * 1_100_000)
+
+    result = cli("train", str(path))
+
+    assert result.exit_code == 2
+    assert "a config is at most 1 MB of YAML" in result.stderr
+
+
+def test_a_string_that_reads_as_a_number_is_accepted(cli, write_config, runs_dir):
+    result = cli("train", str(write_config(edit("batch_size: 64", 'batch_size: "64"'))))
+
+    assert result.exit_code == 0, result.output

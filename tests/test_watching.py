@@ -207,7 +207,7 @@ def test_a_nan_loss_stops_the_run_as_diverged_and_keeps_the_last_good_model(cli,
 
 def test_a_huge_learning_rate_diverges(cli, tiny_config, runs_dir):
     # an unbounded loss (MSE on a linear output): softmax cross-entropy is clipped and stays finite
-    regression = ["loss=mse", "metrics=[]", "model.layers.2.Dense.units=1", "model.layers.2.Dense.activation=linear"]
+    regression = ["dataset.name=boston_housing", "loss=mse", "metrics=[]", "model.layers=[{Dense: {units: 1}}]"]
     overrides = [*regression, "optimizer={name: sgd, learning_rate: 1e6}", "training.epochs=5"]
     result = cli("train", str(tiny_config), *(arg for o in overrides for arg in ("--set", o)))
 
