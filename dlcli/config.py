@@ -241,6 +241,14 @@ class TrainingConfig(_Strict):
     callbacks: LayerList = []  # any keras.callbacks class: [{ClassName: {arguments}}]
     kfold: int | None = Field(None, ge=2)
     fine_tune: FineTuneConfig | None = None
+    # Speed: "auto" picks what measured fastest on this kind of device (docs/performance.md).
+    steps_per_execution: PositiveInt | Literal["auto"] = "auto"
+    jit_compile: bool | Literal["auto"] = "auto"
+    cache: bool = True
+    prefetch: bool = True
+    mixed_precision: bool = False
+    distribute: Literal["none", "mirrored", "multi_worker"] = "none"
+    devices: list[str] | None = Field(None, min_length=1)  # for `mirrored`: e.g. [/gpu:0, /gpu:1]
 
     _true_is_default = field_validator("overfitting", "early_stopping", "reduce_lr_on_plateau", mode="before")(
         _true_means_defaults
@@ -555,6 +563,17 @@ def _check_combinations(config: ExperimentConfig) -> None:
             )
     if training.kfold is not None and (base is not None or training.fine_tune is not None):
         raise config.error(("training", "kfold"), "k-fold validation does not combine with `model.base`")
+    if training.devices is not None and training.distribute != "mirrored":
+        raise config.error(("training", "devices"), "`devices` chooses the devices of `distribute: mirrored`")
+    if training.distribute != "none" and training.steps_per_execution not in ("auto", 1):
+        raise config.error(
+            ("training", "steps_per_execution"),
+            "Keras fails to run several steps per call under tf.distribute; use 1 (or auto)",
+        )
+    if training.distribute != "none" and (training.kfold or (base is not None and base.precompute)):
+        raise config.error(
+            ("training", "distribute"), "distributed training runs one model: not with `kfold` or `precompute`"
+        )
 
 
 def load_config(path: str | Path, overrides: Iterable[str] = (), name: str | None = None) -> ExperimentConfig:

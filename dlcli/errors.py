@@ -7,6 +7,10 @@ class DlcliError(Exception):
     exit_code = 2
     label = "error"
 
+    def __init__(self, message: str):
+        # One line, whatever a config key or a file name holds.
+        super().__init__(str(message).replace("\r", "\\r").replace("\n", "\\n"))
+
 
 class ConfigError(DlcliError):
     """The config file or an override is invalid."""

@@ -254,9 +254,12 @@ def build_model(config: ExperimentConfig, input_shape: tuple[int, ...], runs_dir
         extractor.add(base)
         parts.base, parts.feature_extractor = base, extractor
     first_head_layer = len(model.layers)
+    last = len(config.model.layers) - 1
     for index, item in enumerate(config.model.layers):
         ((class_name, kwargs),) = item.items()
         path = ("model", "layers", index)
+        if index == last and config.training.mixed_precision and "dtype" not in kwargs:
+            kwargs = {**kwargs, "dtype": "float32"}  # mixed precision: the output stays float32
         _add(config, model, input_shape, build_layer(config, path, class_name, kwargs), (*path, class_name), class_name)
     if spec is not None and spec.precompute:
         parts.head = keras.Sequential(
@@ -316,7 +319,10 @@ def _resolve(config: ExperimentConfig, path: KeyPath, spec: KerasObject, module:
     return build_object(config, path, cls, spec.kwargs)
 
 
-def compile_model(config: ExperimentConfig, model: keras.Model, learning_rate: float | None = None) -> None:
+def compile_model(
+    config: ExperimentConfig, model: keras.Model, learning_rate: float | None = None,
+    jit_compile: bool | str = "auto", steps_per_execution: int = 1,
+) -> None:
     """Compile with the config's optimizer (at `learning_rate` when given), loss and metrics."""
     spec = config.optimizer
     if learning_rate is not None:
@@ -329,7 +335,10 @@ def compile_model(config: ExperimentConfig, model: keras.Model, learning_rate: f
         _resolve(config, ("metrics", index), metric, keras.metrics, keras.metrics.Metric, "metric")
         for index, metric in enumerate(config.metrics)
     ]
-    model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
+    model.compile(
+        optimizer=optimizer, loss=loss, metrics=metrics,
+        jit_compile=jit_compile, steps_per_execution=steps_per_execution,
+    )
 
 
 CROSSENTROPY_LOSSES = {

@@ -10,14 +10,12 @@ from dlcli.runs import write_atomic
 TAG_COLUMNS = ("epoch", "fold", "phase", "learning_rate", "seconds")
 
 
-def _pyplot():
-    """pyplot on the Agg backend: files only, no display needed."""
-    import matplotlib
+def _figure(panels: int, width: float, height: float):
+    """A figure of `panels` side-by-side axes, without pyplot: no display, no global state."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    figure = Figure(figsize=(width * panels, height))
+    return figure, figure.subplots(1, panels, squeeze=False)
 
 
 def _label(axis, metric: str) -> None:
@@ -33,7 +31,6 @@ def _save(figure, path: Path, title: str) -> None:
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100)
-    _pyplot().close(figure)
     write_atomic(path, buffer.getvalue())
 
 
@@ -45,11 +42,10 @@ def plot_curves(
     fine_tune_from: int | None = None,
 ) -> None:
     """One panel per metric (loss first), training and validation; folds drawn as separate lines."""
-    plt = _pyplot()
     metrics = [key for key in rows[0] if key not in TAG_COLUMNS and not key.startswith("val_")]
     metrics.sort(key=lambda key: key != "loss")
     folds = sorted({row.get("fold") for row in rows}, key=lambda fold: fold or 0)
-    figure, axes = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics), 4), squeeze=False)
+    figure, axes = _figure(len(metrics), 5.5, 4)
     for axis, metric in zip(axes[0], metrics):
         for fold in folds:
             fold_rows = [row for row in rows if row.get("fold") == fold]
@@ -71,11 +67,10 @@ def plot_curves(
 
 def plot_comparison(series: list[tuple[str, list[dict[str, float]]]], path: Path, title: str) -> None:
     """Validation curves of several runs on shared axes: val_loss and the first other validation metric."""
-    plt = _pyplot()
     keys = list(dict.fromkeys(k for _, rows in series if rows for k in rows[0] if k.startswith("val_")))
     keys.sort(key=lambda key: key != "val_loss")
     keys = keys[:2]
-    figure, axes = plt.subplots(1, max(len(keys), 1), figsize=(6 * max(len(keys), 1), 4.5), squeeze=False)
+    figure, axes = _figure(max(len(keys), 1), 6, 4.5)
     for axis, key in zip(axes[0], keys):
         for label, rows in series:
             points = [(row["epoch"], row[key]) for row in rows if key in row]

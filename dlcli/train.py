@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import math
@@ -31,6 +32,7 @@ from dlcli.config import ExperimentConfig, load_config
 from dlcli.data import load_dataset, load_folds
 from dlcli.data.pipeline import make_pipeline
 from dlcli.data.prepare import Splits
+from dlcli.devices import SpeedSettings, dtype_policy, speed_settings, strategy
 from dlcli.errors import DlcliError, TrainingDiverged, TrainingFailed, TrainingInterrupted
 from dlcli.models import ModelParts, build_model, check_output, compile_model, unfreeze
 from dlcli.plots import plot_curves
@@ -81,15 +83,21 @@ def _diverged_row(rows: list[dict[str, float]]) -> dict[str, float] | None:
 class _Session:
     """What the epochs of one run share: its folder, history, callbacks and console."""
 
-    def __init__(self, config: ExperimentConfig, run: RunFolder, console: Console | None, rows=()):
+    def __init__(
+        self, config: ExperimentConfig, run: RunFolder, console: Console | None, speed: SpeedSettings, rows=(),
+    ):
         self.config = config
         self.run = run
+        self.speed = speed
         self.console = console
         self.recorder = EpochRecorder(run.file(HISTORY_FILE))
         self.recorder.rows = list(rows)
         self.configured_callbacks = keras_callbacks(config)
         self.samples_seen = 0
         self.fit_seconds = 0.0
+
+    def compile(self, model: keras.Model, learning_rate: float | None = None) -> None:
+        compile_model(self.config, model, learning_rate, self.speed.jit_compile, self.speed.steps_per_execution)
 
     def detector(self, rows: list[dict[str, float]]) -> OverfittingDetector | None:
         """A fresh overfitting detector, caught up on `rows` (the epochs before a resume)."""
@@ -120,7 +128,8 @@ class _Session:
         ]
         if config.training.tensorboard:
             log_dir = self.run.file(TENSORBOARD_DIR) / (f"fold-{tags['fold']}" if "fold" in tags else "")
-            callbacks.append(keras.callbacks.TensorBoard(log_dir=str(log_dir)))
+            # no graph dump: it costs a fraction of a second per run and few look at it
+            callbacks.append(keras.callbacks.TensorBoard(log_dir=str(log_dir), write_graph=False))
         progress = None
         if self.console is not None:
             steps = math.ceil(len(data.x_train) / config.training.batch_size)
@@ -129,9 +138,10 @@ class _Session:
         started = time.perf_counter()
         epochs_before = len(self.recorder.rows)
         try:
+            batch_size, cache, prefetch = config.training.batch_size, self.speed.cache, self.speed.prefetch
             model.fit(
-                make_pipeline(data.x_train, data.y_train, config.training.batch_size, shuffle_seed=config.seed),
-                validation_data=make_pipeline(data.x_val, data.y_val, config.training.batch_size),
+                make_pipeline(data.x_train, data.y_train, batch_size, config.seed, cache, prefetch),
+                validation_data=make_pipeline(data.x_val, data.y_val, batch_size, None, cache, prefetch),
                 epochs=epochs,
                 initial_epoch=initial_epoch,
                 callbacks=callbacks,
@@ -197,7 +207,7 @@ def _train_single(session: _Session, parts: ModelParts, data: Splits, start: Res
     start_epoch = start.epoch if start else 0
     epochs = config.training.epochs
     if parts.head is not None:
-        compile_model(config, parts.head)
+        session.compile(parts.head)
         if start:
             _load_resume_weights(parts.head, run)
         session.fit(parts.head, _features(parts, data, config.training.batch_size), checkpoint, detector,
@@ -216,7 +226,7 @@ def _train_single(session: _Session, parts: ModelParts, data: Splits, start: Res
             phase_one = [row for row in rows if row.get("phase") == 1]
             phase_two_from = phase_one[-1]["epoch"] if phase_one else 0
             unfreeze(config, parts.base)
-            compile_model(config, parts.model, learning_rate=fine_tune.learning_rate)
+            session.compile(parts.model, learning_rate=fine_tune.learning_rate)
             if in_phase_two:
                 _load_resume_weights(parts.model, run)
             session.fit(parts.model, data, checkpoint, detector, phase_two_from + fine_tune.epochs,
@@ -248,7 +258,7 @@ def _train_folds(session: _Session, folds: list[Splits], start: ResumePoint | No
     for number, data in enumerate(folds, start=1):
         keras.utils.set_random_seed(config.seed)
         parts = build_model(config, data.input_shape)
-        compile_model(config, parts.model)
+        session.compile(parts.model)
         parameters = parts.model.count_params()
         done = [row for row in session.recorder.rows if row.get("fold") == number]
         detector = session.detector(done)
@@ -309,6 +319,7 @@ def _execute(
             **summary,
             "fit_seconds": round(session.fit_seconds, 3),
             "samples_per_second": round(session.samples_seen / max(session.fit_seconds, 1e-9), 1),
+            "speed": session.speed.as_dict(),
             "data": {"dataset": config.dataset.name, **folds[0].describe()},
         }
         write_json(run.file(SUMMARY_FILE), summary)
@@ -353,15 +364,30 @@ def _execute(
     return TrainResult(run, summary)
 
 
-def prepare_experiment(config: ExperimentConfig, runs_dir: Path) -> tuple[list[Splits], ModelParts]:
-    """Data and model, so that every config problem surfaces before a run folder is touched."""
+def prepare_experiment(
+    config: ExperimentConfig, runs_dir: Path, speed: SpeedSettings | None = None
+) -> tuple[list[Splits], ModelParts]:
+    """Data and model, so that every config problem surfaces before a run folder is touched.
+
+    Call it inside `device_scope(config)` when the model is to be trained.
+    """
+    speed = speed or speed_settings(config)
     keras.utils.set_random_seed(config.seed)
     folds = load_folds(config) if config.training.kfold else [load_dataset(config)]
     parts = build_model(config, folds[0].input_shape, runs_dir)
     check_output(config, parts.model, folds[0].num_classes)
-    compile_model(config, parts.model)
+    compile_model(config, parts.model, None, speed.jit_compile, speed.steps_per_execution)
     keras_callbacks(config)
     return folds, parts
+
+
+@contextlib.contextmanager
+def device_scope(config: ExperimentConfig):
+    """The distribution strategy's scope and the dtype policy; yields the speed settings."""
+    chosen = strategy(config)
+    speed = speed_settings(config, replicas=chosen.num_replicas_in_sync)
+    with chosen.scope(), dtype_policy(speed.mixed_precision):
+        yield speed
 
 
 def _versions() -> dict[str, str]:
@@ -380,17 +406,18 @@ def train(
     failure, divergence or interrupt is recorded in its `run.json` before the error
     propagates. `console` shows live progress; `command` is recorded in run.json.
     """
-    folds, parts = prepare_experiment(config, runs_dir)
-    run = RunFolder.create(runs_dir, config.name)
-    try:
-        run.start(
-            config.to_yaml(), config.seed, config.name, versions=_versions(), command=command,
-            dataset=config.dataset.name,
-        )
-    except OSError as error:
-        shutil.rmtree(run.path, ignore_errors=True)  # nothing started: leave no half-made run behind
-        raise DlcliError(f"cannot write the run folder in {runs_dir}: {error.strerror or error}") from error
-    return _execute(_Session(config, run, console), parts, folds, None)
+    with device_scope(config) as speed:
+        folds, parts = prepare_experiment(config, runs_dir, speed)
+        run = RunFolder.create(runs_dir, config.name)
+        try:
+            run.start(
+                config.to_yaml(), config.seed, config.name, versions=_versions(), command=command,
+                dataset=config.dataset.name,
+            )
+        except OSError as error:
+            shutil.rmtree(run.path, ignore_errors=True)  # nothing started: leave no half-made run behind
+            raise DlcliError(f"cannot write the run folder in {runs_dir}: {error.strerror or error}") from error
+        return _execute(_Session(config, run, console, speed), parts, folds, None)
 
 
 def _resume_point(run: RunFolder) -> ResumePoint | None:
@@ -427,12 +454,13 @@ def resume(reference: str, runs_dir: Path, console: Console | None = None, comma
             f"in its config.yaml and train a new run"
         )
     config = load_config(run.file(CONFIG_FILE))
-    folds, parts = prepare_experiment(config, runs_dir)
-    start = _resume_point(run)
-    rows = _rows_up_to(read_history(run.file(HISTORY_FILE)), start)
-    if rows:  # epochs after the saved state are done again: drop their rows now
-        write_atomic(run.file(HISTORY_FILE), rows_to_csv(rows))
-    else:
-        run.file(HISTORY_FILE).unlink(missing_ok=True)
-    run.restart(command)
-    return _execute(_Session(config, run, console, rows), parts, folds, start)
+    with device_scope(config) as speed:
+        folds, parts = prepare_experiment(config, runs_dir, speed)
+        start = _resume_point(run)
+        rows = _rows_up_to(read_history(run.file(HISTORY_FILE)), start)
+        if rows:  # epochs after the saved state are done again: drop their rows now
+            write_atomic(run.file(HISTORY_FILE), rows_to_csv(rows))
+        else:
+            run.file(HISTORY_FILE).unlink(missing_ok=True)
+        run.restart(command)
+        return _execute(_Session(config, run, console, speed, rows), parts, folds, start)

@@ -1,0 +1,105 @@
+"""Device settings: measured fast defaults, mixed precision, tf.distribute."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from conftest import TINY_CONFIG, read_json, run_folders
+from dlcli.config import load_config
+from dlcli.devices import _cpu_has_bfloat16, has_gpu, speed_settings
+from dlcli.errors import ConfigError
+
+
+def test_auto_settings_follow_the_device(write_config):
+    settings = speed_settings(load_config(write_config(TINY_CONFIG)))
+    chosen = speed_settings(load_config(write_config(TINY_CONFIG), [
+        "training.jit_compile=true", "training.steps_per_execution=4", "training.cache=false",
+    ]))
+
+    if not has_gpu():
+        assert (settings.device, settings.jit_compile, settings.steps_per_execution) == ("cpu", False, 32)
+    assert (chosen.jit_compile, chosen.steps_per_execution, chosen.cache) == (True, 4, False)
+
+
+def test_the_run_records_its_speed_settings(cli, tiny_config, runs_dir):
+    assert cli("train", str(tiny_config), "--set", "training.prefetch=false").exit_code == 0
+
+    (folder,) = run_folders(runs_dir)
+    speed = read_json(folder / "summary.json")["speed"]
+    assert speed["prefetch"] is False and speed["distribute"] == "none" and speed["replicas"] == 1
+    assert read_json(folder / "summary.json")["samples_per_second"] > 0
+
+
+@pytest.mark.skipif(has_gpu(), reason="the CPU path; a GPU takes mixed_float16")
+def test_mixed_precision_on_this_cpu(cli, tiny_config, runs_dir):
+    result = cli("train", str(tiny_config), "--set", "training.mixed_precision=true")
+
+    if not _cpu_has_bfloat16():
+        assert result.exit_code == 2 and "lacks bfloat16 instructions" in result.stderr
+        return
+    assert result.exit_code == 0, result.output
+    (folder,) = run_folders(runs_dir)
+    assert read_json(folder / "summary.json")["speed"]["mixed_precision"] == "mixed_bfloat16"
+    import keras
+
+    model = keras.saving.load_model(folder / "model.keras")
+    assert model.layers[-1].dtype_policy.compute_dtype == "float32"  # the output stays float32
+    assert model.layers[-2].dtype_policy.compute_dtype == "bfloat16"
+
+
+MIRRORED = """
+import sys
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from pathlib import Path
+from dlcli.config import load_config
+from dlcli.train import train
+result = train(load_config(sys.argv[1], sys.argv[3:]), Path(sys.argv[2]))
+print(result.summary["speed"]["replicas"], result.summary["final"]["loss"])
+"""
+
+
+def test_mirrored_on_two_cpu_devices_matches_one_device(write_config, tmp_path):
+    config = write_config(TINY_CONFIG.replace("epochs: 2", "epochs: 1"))
+
+    def run(*overrides):
+        out = subprocess.run([sys.executable, "-c", MIRRORED, str(config), str(tmp_path / "runs"), *overrides],
+                             capture_output=True, text=True, timeout=180)
+        assert out.returncode == 0, out.stderr[-2000:]
+        replicas, loss = out.stdout.split()[-2:]
+        return int(replicas), float(loss)
+
+    one_replicas, one_loss = run()
+    two_replicas, two_loss = run("training.distribute=mirrored", "training.devices=[/cpu:0, /cpu:1]")
+
+    assert (one_replicas, two_replicas) == (1, 2)
+    assert two_loss == pytest.approx(one_loss, abs=0.05)
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["training.distribute=multi_worker"], "cannot train under tf.distribute.MultiWorkerMirroredStrategy"),
+        (["training.devices=[/gpu:0]"], "`devices` chooses the devices of `distribute: mirrored`"),
+        (["training.distribute=mirrored", "training.steps_per_execution=8"], "use 1 (or auto)"),
+        (["training.distribute=mirrored", "training.kfold=2"], "not with `kfold`"),
+    ],
+)
+def test_distribution_settings_that_cannot_work(cli, write_config, runs_dir, overrides, message):
+    result = cli("train", str(write_config(TINY_CONFIG)), *(a for o in overrides for a in ("--set", o)))
+
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert run_folders(runs_dir) == []
+
+
+def test_mixed_precision_needs_a_capable_device(write_config, monkeypatch):
+    monkeypatch.setattr("dlcli.devices.has_gpu", lambda: False)
+    monkeypatch.setattr("dlcli.devices._cpu_has_bfloat16", lambda: False)
+
+    with pytest.raises(ConfigError, match="training.mixed_precision: this machine has no GPU"):
+        speed_settings(load_config(write_config(TINY_CONFIG), ["training.mixed_precision=true"]))
