@@ -29,8 +29,20 @@ def import_tensorflow(verbose: bool = False) -> None:
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     if verbose:
         import keras  # noqa: F401
+        import tensorflow
+
+        _limit_threads(tensorflow)
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     with _native_stderr_silenced():
         import keras  # noqa: F401
-        import tensorflow  # noqa: F401
+        import tensorflow
+    _limit_threads(tensorflow)
+
+
+def _limit_threads(tensorflow) -> None:
+    """DLCLI_THREADS=N: this process's share of the cores (set by `dlcli sweep --jobs`)."""
+    threads = os.environ.get("DLCLI_THREADS")
+    if threads and threads.isdigit():
+        tensorflow.config.threading.set_intra_op_parallelism_threads(int(threads))
+        tensorflow.config.threading.set_inter_op_parallelism_threads(int(threads))

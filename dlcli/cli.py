@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import shlex
 import signal
+import sys
 import traceback
 from pathlib import Path
 from typing import Annotated, Any, Callable, Optional
@@ -27,7 +28,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-console = Console(highlight=False, soft_wrap=True)
+# Piped output (files, CI logs) gets wide tables instead of 80 cramped columns.
+console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 error_console = Console(stderr=True, highlight=False, soft_wrap=True)
 debug_mode = {"enabled": False}
 
@@ -62,6 +64,10 @@ def reports_errors(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _raise_keyboard_interrupt(signum, frame):
+    # Once is enough: a second Ctrl-C (or the sweep's SIGINT on top of the terminal's)
+    # must not break the recording of the first.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise KeyboardInterrupt
 
 
@@ -127,6 +133,7 @@ def train(
         Optional[str],
         typer.Option("--resume", metavar="RUN", help="Continue an interrupted or crashed run in its own folder."),
     ] = None,
+    sweep_trial: Annotated[Optional[str], typer.Option("--sweep-trial", hidden=True)] = None,
     runs_dir: RunsDir = Path("runs"),
 ) -> None:
     """Validate CONFIG, train it and write a run folder under --runs-dir (or --resume RUN)."""
@@ -158,7 +165,10 @@ def train(
         if resume is not None:
             result = training.resume(resume, runs_dir, console=console, command=shlex.join(command))
         else:
-            result = training.train(experiment, runs_dir, console=console, command=shlex.join(command))
+            import json
+
+            tag = json.loads(sweep_trial) if sweep_trial else None
+            result = training.train(experiment, runs_dir, console=console, command=shlex.join(command), sweep=tag)
     except KeyboardInterrupt:
         error_console.print("interrupted before training started; no run folder was kept", markup=False)
         raise typer.Exit(EXIT_INTERRUPTED) from None
@@ -277,6 +287,7 @@ def compare_runs(
     sort: Annotated[Optional[str], typer.Option("--sort", help="Sort by a metric, best first, e.g. val_accuracy.")] = None,
     output_format: Annotated[str, typer.Option("--format", help="table, json or csv (data only on stdout).")] = "table",
     plot: Annotated[Optional[Path], typer.Option("--plot", help="Also write the validation curves to this PNG.")] = None,
+    sweep: Annotated[Optional[str], typer.Option("--sweep", help="The trials of this sweep (id, prefix or latest).")] = None,
     runs_dir: RunsDir = Path("runs"),
 ) -> None:
     """Runs side by side: only the config keys that differ, then best/final/test metrics."""
@@ -285,7 +296,14 @@ def compare_runs(
 
     if output_format not in FORMATS:
         raise DlcliError(f"--format {output_format}: choose one of {', '.join(FORMATS)}")
-    if runs:
+    if sweep:
+        from dlcli.sweep import find_sweep
+
+        sweep_id = find_sweep(runs_dir, sweep).name
+        records = [r for r in load_runs(runs_dir) if (r.info.get("sweep") or {}).get("id") == sweep_id]
+        records = select(records, last, pattern)
+        sort = sort or "val_loss"
+    elif runs:
         records = select([load_run(resolve_run(runs_dir, reference)) for reference in runs], last, pattern)
     else:
         records = select(load_runs(runs_dir), last if last or pattern else 10, pattern)
@@ -357,6 +375,66 @@ def check(
     total = parts.model.count_params()
     console.print(layers_table(rows, f"{experiment.name}: {total:,} parameters"))
     console.print(f"{config}: the config is valid, the data loads and the model builds")
+
+
+@app.command("sweep")
+@reports_errors
+def sweep_runs(
+    config: Annotated[Optional[Path], typer.Argument(help="The base config; its `sweep:` section is used too.")] = None,
+    grid: Annotated[
+        list[str], typer.Option("--grid", metavar="KEY=V1,V2", help="Values to try for a key (repeatable).")
+    ] = [],  # noqa: B006 - Typer reads the default, never mutates it
+    random_trials: Annotated[
+        Optional[int], typer.Option("--random", min=1, help="N random samples of the config's `sweep: random:` keys.")
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the random search.")] = 0,
+    jobs: Annotated[int, typer.Option("--jobs", min=1, help="Trials at once, each its share of the cores.")] = 1,
+    overrides: Annotated[
+        list[str], typer.Option("--set", metavar="KEY=VALUE", help="Override the base config (repeatable).")
+    ] = [],  # noqa: B006 - Typer reads the default, never mutates it
+    name: Annotated[Optional[str], typer.Option("--name", help="Sweep name (default: the config's name).")] = None,
+    resume: Annotated[Optional[str], typer.Option("--resume", metavar="ID", help="Continue a sweep.")] = None,
+    retry_failed: Annotated[bool, typer.Option("--retry-failed", help="With --resume: run failed trials again.")] = False,
+    runs_dir: RunsDir = Path("runs"),
+) -> None:
+    """Run one trial per grid point or random sample, then compare the trials."""
+    from dlcli import sweep as sweeping
+    from dlcli.compare import compare
+    from dlcli.render import comparison_table
+    from dlcli.runs import load_runs
+
+    if resume is not None:
+        if config is not None or grid or random_trials or overrides:
+            raise DlcliError("--resume ID continues a sweep with its own plan; give no CONFIG, --grid, --random or --set")
+        folder = sweeping.find_sweep(runs_dir, resume)
+        plan = sweeping.Plan.load(folder)
+    else:
+        if config is None:
+            raise DlcliError("give a CONFIG to sweep, or --resume ID")
+        from dlcli.config import load_config
+
+        base = load_config(config, [*overrides, "sweep=null"], name=name)
+        trials = sweeping.plan_trials(config, grid, random_trials, seed)
+        plan = sweeping.Plan("", str(config.resolve()), overrides, trials)
+        from dlcli.backend import import_tensorflow
+
+        import_tensorflow(verbose=debug_mode["enabled"])
+        sweeping.check_trials(plan, runs_dir)
+        plan, folder = sweeping.create_sweep(config, overrides, trials, runs_dir, base.name)
+        error_console.print(f"sweep {plan.id}: {len(trials)} trials, {jobs} at a time ({folder})")
+    previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    try:
+        sweeping.run_sweep(plan, folder, runs_dir, jobs, retry_failed, lambda line: error_console.print(line, markup=False))
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    records = [r for r in load_runs(runs_dir) if (r.info.get("sweep") or {}).get("id") == plan.id]
+    monitor = "val_loss"
+    console.print(comparison_table(compare(records, sort=monitor)))
+    left = [t for t in plan.trials if t.status != "completed"]
+    if left:
+        statuses = ", ".join(f"trial {t.index} {t.status}" for t in left)
+        raise DlcliError(f"sweep {plan.id} finished with {statuses}; see `dlcli sweep --resume {plan.id}`")
+    console.print(f"sweep {plan.id}: all {len(plan.trials)} trials completed")
 
 
 datasets_app = typer.Typer(

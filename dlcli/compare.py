@@ -32,10 +32,14 @@ def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix: value}
 
 
+# Differ between runs without being an experimental choice: the run id shows them.
+NOT_COMPARED = {"name"}
+
+
 def differing_keys(configs: list[dict[str, Any]]) -> list[str]:
     """The flattened keys whose values are not the same in every config, in config order."""
     flat = [flatten(config) for config in configs]
-    keys = list(dict.fromkeys(key for config in flat for key in config))
+    keys = list(dict.fromkeys(key for config in flat for key in config if key not in NOT_COMPARED))
     return [key for key in keys if len({repr(config.get(key, MISSING)) for config in flat}) > 1]
 
 

@@ -272,6 +272,7 @@ class ExperimentConfig(_Strict):
     loss: KerasObject
     metrics: list[KerasObject] = []
     training: TrainingConfig = TrainingConfig()
+    sweep: dict[str, Any] | None = None  # read by `dlcli sweep`; `dlcli train` ignores it
 
     @field_validator("name")
     @classmethod

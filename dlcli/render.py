@@ -63,10 +63,12 @@ def runs_table(records: list[RunRecord]) -> Table:
 def comparison_table(comparison: Comparison) -> Table:
     table = Table(title="differing config keys, then results (best in green)")
     for column in comparison.columns():
+        key = column in comparison.keys
         table.add_column(
             column,
-            justify="left" if column in ("run", "status") or column in comparison.keys else "right",
+            justify="left" if column in ("run", "status") or key else "right",
             no_wrap=column == "run",
+            min_width=len(column) if key else None,  # the differing keys are the point: never cut them
         )
     for row in comparison.rows:
         cells = []

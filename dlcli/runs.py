@@ -116,7 +116,7 @@ class RunFolder:
 
     def start(
         self, config_yaml: str, seed: int, name: str, versions: dict[str, str], command: str | None,
-        dataset: str,
+        dataset: str, sweep: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Write the resolved config and a `running` run.json."""
         write_atomic(self.file(CONFIG_FILE), config_yaml)
@@ -136,6 +136,7 @@ class RunFolder:
             "pid": os.getpid(),
             "pid_started": process_start_time(os.getpid()),
             "error": None,
+            "sweep": sweep,
         }
         self.write_info(info)
         return info

@@ -399,12 +399,14 @@ def train(
     runs_dir: Path,
     console: Console | None = None,
     command: str | None = None,
+    sweep: dict[str, Any] | None = None,
 ) -> TrainResult:
     """Train `config` into a new run folder under `runs_dir` and return its summary.
 
     Config and data problems are raised before the folder exists; once it exists, a
     failure, divergence or interrupt is recorded in its `run.json` before the error
-    propagates. `console` shows live progress; `command` is recorded in run.json.
+    propagates. `console` shows live progress; `command` is recorded in run.json, and so
+    is `sweep`, the tag of a sweep trial ({id, trial, values}).
     """
     with device_scope(config) as speed:
         folds, parts = prepare_experiment(config, runs_dir, speed)
@@ -412,7 +414,7 @@ def train(
         try:
             run.start(
                 config.to_yaml(), config.seed, config.name, versions=_versions(), command=command,
-                dataset=config.dataset.name,
+                dataset=config.dataset.name, sweep=sweep,
             )
         except OSError as error:
             shutil.rmtree(run.path, ignore_errors=True)  # nothing started: leave no half-made run behind
