@@ -11,7 +11,8 @@ import signal
 import sys
 import traceback
 from pathlib import Path
-from typing import Annotated, Any, Callable, Optional
+from collections.abc import Callable
+from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console

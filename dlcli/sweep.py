@@ -12,6 +12,7 @@ import json
 import math
 import os
 import random
+import signal
 import subprocess
 import sys
 import time
@@ -235,10 +236,11 @@ def run_sweep(plan: Plan, folder: Path, runs_dir: Path, jobs: int, retry_failed:
                     say(f"trial {trial.index}: {trial.status}" + (f" ({trial.run})" if trial.run else ""))
                     plan.save(folder)
     except KeyboardInterrupt:
-        for trial, process in running.values():
+        processes = [process for _, process in running.values()]
+        for process in processes:
             if process.poll() is None:
-                process.send_signal(2)  # SIGINT: each trial stops cleanly as 'interrupted'
-        for trial, process in running.values():
+                process.send_signal(signal.SIGINT)  # each trial stops cleanly as 'interrupted'
+        for process in processes:
             process.wait()
         _refresh(plan, runs_dir)
         plan.save(folder)
