@@ -190,6 +190,8 @@ def _result_of(
         verdict = detector.verdict()
         verdict["advice"] = overfitting_advice(config, verdict, len(rows), parameters, train_samples)
         result["overfitting"] = verdict
+        if verdict["recovered"]:
+            result["notes"].append(verdict["recovered"])
     diverged = _diverged_row(rows)
     result["diverged"] = (
         {"epoch": diverged["epoch"], "loss": diverged["loss"]} if diverged is not None else None

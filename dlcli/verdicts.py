@@ -19,7 +19,7 @@ EPOCHS_PAST_ONSET = 3
 # A loss that moved less than this fraction over the run did not learn.
 FLAT_LOSS_FRACTION = 0.01
 # Training accuracy still rising at the end by at least this much: train longer.
-STILL_RISING = 0.002
+STILL_RISING = 0.005
 
 
 def _finite(value: Any) -> bool:
@@ -50,6 +50,7 @@ class OverfittingDetector:
         self.best_epoch: int | None = None
         self.best_loss: float | None = None
         self.onset: dict[str, float] | None = None  # the state when first detected
+        self.recovered: str | None = None  # why an earlier warning no longer holds
         self.last: dict[str, float] | None = None
 
     def _improved(self, value: float) -> bool:
@@ -66,6 +67,12 @@ class OverfittingDetector:
             return None
         self.last = {"epoch": row["epoch"], "value": value, "loss": loss}
         if self._improved(value):
+            if self.onset is not None:  # validation beat its old best: the overfitting did not last
+                self.recovered = (
+                    f"validation recovered after the overfitting warning: {self.monitor} reached a new best "
+                    f"{value:.4g} at epoch {row['epoch']}"
+                )
+                self.onset = None
             self.best, self.best_epoch, self.best_loss = value, row["epoch"], loss
             return None
         if self.onset is None and row["epoch"] - self.best_epoch >= self.patience and loss < self.best_loss:
@@ -89,6 +96,7 @@ class OverfittingDetector:
             "best_epoch": self.best_epoch,
             "final": self.last["value"] if self.last else None,
             "message": self.message(self.last) if detected else None,
+            "recovered": None if detected else self.recovered,
         }
 
 

@@ -47,6 +47,7 @@ def test_overfitting_is_flagged_once_with_the_best_epoch_as_onset():
         ([0.5, 0.4, 0.3, 0.25, 0.2], [0.6, 0.5, 0.4, 0.3, 0.2], "validation keeps improving"),
         ([0.5, 0.4, 0.45, 0.5, 0.55], [0.6, 0.5, 0.55, 0.6, 0.7], "training loss rises too: not overfitting"),
         ([0.5, 0.4, 0.45, 0.39, 0.38], [0.6, 0.5, 0.4, 0.3, 0.2], "one bad epoch is within the patience"),
+        ([0.5, 0.4, 0.45, 0.47, 0.38, 0.37], [0.6, 0.5, 0.4, 0.3, 0.2, 0.1], "flagged, then validation recovered"),
     ],
 )
 def test_healthy_curves_are_not_flagged(val_losses, losses, why):
@@ -55,6 +56,20 @@ def test_healthy_curves_are_not_flagged(val_losses, losses, why):
         detector.observe(row)
 
     assert not detector.verdict()["detected"], why
+
+
+def test_a_warning_that_did_not_last_is_withdrawn_with_a_note():
+    detector = OverfittingDetector(OverfittingConfig(patience=2))
+    rows = rows_from([0.5, 0.4, 0.45, 0.47, 0.38], [0.6, 0.5, 0.4, 0.3, 0.2])
+
+    warnings = [detector.observe(row) for row in rows]
+
+    assert warnings[3] is not None  # warned as it happened
+    verdict = detector.verdict()
+    assert not verdict["detected"] and verdict["onset_epoch"] is None
+    assert verdict["recovered"] == (
+        "validation recovered after the overfitting warning: val_loss reached a new best 0.38 at epoch 5"
+    )
 
 
 def test_min_delta_and_an_accuracy_monitor():
@@ -91,7 +106,7 @@ def test_notes_for_a_flat_loss_and_for_accuracy_still_rising(write_config):
     config = config_with(write_config)
     flat = rows_from([2.30, 2.30, 2.30], [2.302, 2.301, 2.302], [0.1, 0.1, 0.1])
     rising = rows_from([0.9, 0.7, 0.6], [1.0, 0.8, 0.6], [0.60, 0.70, 0.78])
-    finished = rows_from([0.9, 0.7, 0.6], [1.0, 0.8, 0.6], [0.60, 0.90, 0.9005])
+    finished = rows_from([0.9, 0.7, 0.6], [1.0, 0.8, 0.6], [0.60, 0.90, 0.903])
 
     assert "the model is not learning" in training_notes(flat, config)[0]
     assert "sparse_categorical_crossentropy" in training_notes(flat, config)[0]
