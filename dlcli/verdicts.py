@@ -51,6 +51,7 @@ class OverfittingDetector:
         self.best_loss: float | None = None
         self.onset: dict[str, float] | None = None  # the state when first detected
         self.recovered: str | None = None  # why an earlier warning no longer holds
+        self.warned = False
         self.last: dict[str, float] | None = None
 
     def _improved(self, value: float) -> bool:
@@ -61,7 +62,11 @@ class OverfittingDetector:
         return value > self.best + self.min_delta
 
     def observe(self, row: dict[str, float]) -> str | None:
-        """Feed one epoch's row; returns the warning the first time overfitting is detected."""
+        """Feed one epoch's row; returns the warning the first time overfitting is detected.
+
+        The verdict follows the curves: a later best withdraws it, a later stall flags it
+        again (without a second warning).
+        """
         value, loss = row.get(self.monitor), row.get("loss")
         if not (_finite(value) and _finite(loss)):
             return None
@@ -77,7 +82,9 @@ class OverfittingDetector:
             return None
         if self.onset is None and row["epoch"] - self.best_epoch >= self.patience and loss < self.best_loss:
             self.onset = dict(self.last)
-            return self.message(self.last)
+            if not self.warned:  # once a run: noisy curves would otherwise warn again and again
+                self.warned = True
+                return self.message(self.last)
         return None
 
     def message(self, now: dict[str, float]) -> str:

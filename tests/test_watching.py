@@ -72,6 +72,16 @@ def test_a_warning_that_did_not_last_is_withdrawn_with_a_note():
     )
 
 
+def test_a_second_stall_is_flagged_again_without_a_second_warning():
+    detector = OverfittingDetector(OverfittingConfig(patience=2))
+    rows = rows_from([0.5, 0.4, 0.45, 0.47, 0.38, 0.39, 0.41], [0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.05])
+
+    warnings = [detector.observe(row) for row in rows]
+
+    assert [w is not None for w in warnings] == [False, False, False, True, False, False, False]
+    assert detector.verdict()["detected"] and detector.verdict()["onset_epoch"] == 5
+
+
 def test_min_delta_and_an_accuracy_monitor():
     detector = OverfittingDetector(OverfittingConfig(monitor="val_accuracy", patience=1, min_delta=0.01))
     rows = [{"epoch": n, "loss": 1 / n, "val_accuracy": acc} for n, acc in enumerate([0.80, 0.90, 0.905, 0.9], 1)]
