@@ -322,14 +322,19 @@ def _resolve(config: ExperimentConfig, path: KeyPath, spec: KerasObject, module:
 def compile_model(
     config: ExperimentConfig, model: keras.Model, learning_rate: float | None = None,
     jit_compile: bool | str = "auto", steps_per_execution: int = 1,
+    optimizer: keras.optimizers.Optimizer | None = None,
 ) -> None:
-    """Compile with the config's optimizer (at `learning_rate` when given), loss and metrics."""
-    spec = config.optimizer
-    if learning_rate is not None:
-        spec = KerasObject(name=spec.name, **{**spec.kwargs, "learning_rate": learning_rate})
-    optimizer = _resolve(config, ("optimizer",), spec, keras.optimizers, keras.optimizers.Optimizer, "optimizer")
-    if isinstance(optimizer, str):
-        optimizer = keras.optimizers.get(optimizer)
+    """Compile with the config's optimizer (at `learning_rate` when given), loss and metrics.
+
+    `optimizer` shares another model's optimizer: the whole model around a trained head.
+    """
+    if optimizer is None:
+        spec = config.optimizer
+        if learning_rate is not None:
+            spec = KerasObject(name=spec.name, **{**spec.kwargs, "learning_rate": learning_rate})
+        optimizer = _resolve(config, ("optimizer",), spec, keras.optimizers, keras.optimizers.Optimizer, "optimizer")
+        if isinstance(optimizer, str):
+            optimizer = keras.optimizers.get(optimizer)
     loss = _resolve(config, ("loss",), config.loss, keras.losses, keras.losses.Loss, "loss")
     metrics = [
         _resolve(config, ("metrics", index), metric, keras.metrics, keras.metrics.Metric, "metric")

@@ -96,8 +96,10 @@ class _Session:
         self.samples_seen = 0
         self.fit_seconds = 0.0
 
-    def compile(self, model: keras.Model, learning_rate: float | None = None) -> None:
-        compile_model(self.config, model, learning_rate, self.speed.jit_compile, self.speed.steps_per_execution)
+    def compile(self, model: keras.Model, learning_rate: float | None = None, optimizer=None) -> None:
+        compile_model(
+            self.config, model, learning_rate, self.speed.jit_compile, self.speed.steps_per_execution, optimizer
+        )
 
     def detector(self, rows: list[dict[str, float]]) -> OverfittingDetector | None:
         """A fresh overfitting detector, caught up on `rows` (the epochs before a resume)."""
@@ -210,6 +212,8 @@ def _train_single(session: _Session, parts: ModelParts, data: Splits, start: Res
     epochs = config.training.epochs
     if parts.head is not None:
         session.compile(parts.head)
+        # the saved whole model carries the head's optimizer state, so it reloads without a mismatch
+        session.compile(parts.model, optimizer=parts.head.optimizer)
         if start:
             _load_resume_weights(parts.head, run)
         session.fit(parts.head, _features(parts, data, config.training.batch_size), checkpoint, detector,

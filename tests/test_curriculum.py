@@ -225,3 +225,15 @@ def test_unknown_base_run(cli, runs_dir):
 
     assert result.exit_code == 2
     assert "error: no run 'nope'" in result.stderr
+
+
+def test_a_precomputed_run_reloads_whole_for_evaluation(cli, runs_dir, digits_folder, recwarn):
+    args = [*on_digit_photos(digits_folder), "model.base.weights=none", "training.epochs=1"]
+    assert cli("train", "configs/cats_dogs_vgg16_features.yaml", *(a for o in args for a in ("--set", o))).exit_code == 0
+
+    result = cli("evaluate", "latest")
+
+    assert result.exit_code == 0, result.output
+    assert not [w for w in recwarn if "Skipping variable loading" in str(w.message)]
+    (folder,) = run_folders(runs_dir)
+    assert read_json(folder / "evaluation.json")["samples"] == 72  # raw images through base and head
