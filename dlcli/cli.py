@@ -171,7 +171,7 @@ def train(
             tag = json.loads(sweep_trial) if sweep_trial else None
             result = training.train(experiment, runs_dir, console=console, command=shlex.join(command), sweep=tag)
     except KeyboardInterrupt:
-        error_console.print("interrupted before training started; no run folder was kept", markup=False)
+        error_console.print("stopped: interrupted before training started", markup=False)
         raise typer.Exit(EXIT_INTERRUPTED) from None
     finally:
         for signum, handler in previous_handlers.items():
