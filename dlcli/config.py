@@ -398,7 +398,7 @@ def parse_yaml(text: str, file: str) -> tuple[dict[str, Any], SourceMap]:
 
 def _normalize(data: dict[str, Any]) -> dict[str, Any]:
     """Rewrite shorthand into the one form overrides and validation work on."""
-    for key in ("optimizer", "loss"):
+    for key in ("dataset", "optimizer", "loss"):
         if isinstance(data.get(key), str):
             data[key] = {"name": data[key]}
     if isinstance(data.get("metrics"), list):
@@ -475,6 +475,11 @@ def _schema_fields(path: KeyPath) -> list[str]:
     return list(model.model_fields) if hasattr(model, "model_fields") else []
 
 
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _validation_error(error: ValidationError, source: SourceMap) -> ConfigError:
     first = error.errors()[0]
     path: KeyPath = tuple(first["loc"])
@@ -492,10 +497,12 @@ def _validation_error(error: ValidationError, source: SourceMap) -> ConfigError:
         return source.error(parent, f"missing required key '{key}'")
     if kind == "value_error":
         message = str(first["ctx"]["error"])
+    elif kind in ("model_type", "dict_type"):  # pydantic would name its own classes here
+        message = f"expected a mapping of keys to values, got {_shown(first['input'])}"
+    elif kind == "list_type":
+        message = f"expected a list, got {_shown(first['input'])}"
     else:
-        got = repr(first["input"])
-        got = got if len(got) <= 60 else got[:57] + "..."
-        message = f"{first['msg'][0].lower()}{first['msg'][1:]} (got {got})"
+        message = f"{first['msg'][0].lower()}{first['msg'][1:]} (got {_shown(first['input'])})"
     more = len(error.errors()) - 1
     return source.error(path, message + (f" (and {more} more problem{'s' * (more > 1)})" if more else ""))
 

@@ -42,6 +42,8 @@ CASES = [
     ("list at top level", "- Dense\n- Flatten\n", ["config.yaml:1: the config must be a mapping", "not a list"]),
     ("unsafe run name", edit("name: tiny", "name: ../../escape"),
      ["config.yaml:1: name: a run name uses letters, digits"]),
+    ("a section that is not a mapping", edit("training:\n  epochs: 2\n  batch_size: 64\n", "training: [2, 64]\n"),
+     ["config.yaml:14: training: expected a mapping of keys to values, got [2, 64]"]),
     ("layer item with two classes", edit("    - Flatten\n", "    - {Flatten: {}, Dense: {units: 3}}\n"),
      ["model.layers: item 0 names 2 classes (Flatten, Dense)"]),
     ("unknown layer", edit("- Flatten", "- Flaten"),

@@ -102,3 +102,13 @@ def test_name_defaults_to_the_file_stem(write_config):
     path = write_config(TINY_CONFIG.replace("name: tiny\n", ""), filename="my experiment.yaml")
 
     assert load_config(path).name == "my-experiment"
+
+
+def test_a_dataset_can_be_named_alone(write_config):
+    from conftest import TINY_CONFIG
+
+    text = TINY_CONFIG.replace("dataset:\n  name: digits\n  validation_split: 0.2\n", "dataset: digits\n")
+
+    config = load_config(write_config(text))
+
+    assert (config.dataset.name, config.dataset.validation_split) == ("digits", 0.2)
