@@ -298,11 +298,9 @@ def compare_runs(
     if output_format not in FORMATS:
         raise DlcliError(f"--format {output_format}: choose one of {', '.join(FORMATS)}")
     if sweep:
-        from dlcli.sweep import find_sweep
+        from dlcli.sweep import find_sweep, sweep_records
 
-        sweep_id = find_sweep(runs_dir, sweep).name
-        records = [r for r in load_runs(runs_dir) if (r.info.get("sweep") or {}).get("id") == sweep_id]
-        records = select(records, last, pattern)
+        records = select(sweep_records(runs_dir, find_sweep(runs_dir, sweep).name), last, pattern)
         sort = sort or "val_loss"
     elif runs:
         records = select([load_run(resolve_run(runs_dir, reference)) for reference in runs], last, pattern)
@@ -402,7 +400,6 @@ def sweep_runs(
     from dlcli import sweep as sweeping
     from dlcli.compare import compare
     from dlcli.render import comparison_table
-    from dlcli.runs import load_runs
 
     if resume is not None:
         if config is not None or grid or random_trials or overrides:
@@ -428,9 +425,7 @@ def sweep_runs(
         sweeping.run_sweep(plan, folder, runs_dir, jobs, retry_failed, lambda line: error_console.print(line, markup=False))
     finally:
         signal.signal(signal.SIGTERM, previous)
-    records = [r for r in load_runs(runs_dir) if (r.info.get("sweep") or {}).get("id") == plan.id]
-    monitor = "val_loss"
-    console.print(comparison_table(compare(records, sort=monitor)))
+    console.print(comparison_table(compare(sweeping.sweep_records(runs_dir, plan.id), sort="val_loss")))
     left = [t for t in plan.trials if t.status != "completed"]
     if left:
         statuses = ", ".join(f"trial {t.index} {t.status}" for t in left)

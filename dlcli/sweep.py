@@ -22,7 +22,7 @@ from typing import Any
 
 from dlcli.config import ExperimentConfig, load_config, parse_yaml, parse_yaml_value
 from dlcli.errors import ConfigError, DlcliError, RunNotFound
-from dlcli.runs import RunFolder, effective_status, list_run_folders, now, write_json
+from dlcli.runs import RunFolder, RunRecord, load_runs, now, write_json
 
 SWEEPS_DIR = "sweeps"
 PLAN_FILE = "plan.json"
@@ -168,25 +168,18 @@ def find_sweep(runs_dir: Path, reference: str) -> Path:
     raise RunNotFound(f"no single sweep '{reference}' in {sweeps}; sweeps: {known}")
 
 
-def _trial_runs(runs_dir: Path, sweep_id: str) -> dict[int, RunFolder]:
-    """The newest run of each trial of the sweep, found by the tag in its run.json."""
-    found = {}
-    for folder in list_run_folders(runs_dir):
-        try:
-            tag = folder.read_info().get("sweep") or {}
-        except (OSError, ValueError):
-            continue
-        if tag.get("id") == sweep_id:
-            found[tag["trial"]] = folder
-    return found
+def sweep_records(runs_dir: Path, sweep_id: str) -> list[RunRecord]:
+    """The runs tagged in their run.json as trials of sweep `sweep_id`, oldest first."""
+    return [record for record in load_runs(runs_dir) if (record.info.get("sweep") or {}).get("id") == sweep_id]
 
 
 def _refresh(plan: Plan, runs_dir: Path) -> None:
-    runs = _trial_runs(runs_dir, plan.id)
+    """Each trial's newest run and its status, read from the run folders."""
+    latest = {record.info["sweep"]["trial"]: record for record in sweep_records(runs_dir, plan.id)}
     for trial in plan.trials:
-        if trial.index in runs:
-            trial.run = runs[trial.index].id
-            trial.status = effective_status(runs[trial.index].read_info())
+        if trial.index in latest:
+            trial.run = latest[trial.index].id
+            trial.status = latest[trial.index].status
 
 
 class SweepInterrupted(DlcliError):
