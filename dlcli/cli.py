@@ -5,7 +5,9 @@ TensorFlow is imported only inside the commands that train or evaluate.
 
 from __future__ import annotations
 
+import atexit
 import functools
+import os
 import shlex
 import signal
 import sys
@@ -70,6 +72,12 @@ def _raise_keyboard_interrupt(signum, frame):
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise KeyboardInterrupt
+
+
+def _import_tensorflow() -> None:
+    from dlcli.backend import import_tensorflow
+
+    import_tensorflow(verbose=debug_mode["enabled"], without_keras_extras=True)
 
 
 def _version(value: bool) -> None:
@@ -152,9 +160,7 @@ def train(
         command += ["--name", name] if name is not None else []
     command += ["--runs-dir", str(runs_dir)]
 
-    from dlcli.backend import import_tensorflow
-
-    import_tensorflow(verbose=debug_mode["enabled"])
+    _import_tensorflow()
     from dlcli import train as training
 
     # SIGINT too: a process started in the background of a script inherits SIGINT ignored,
@@ -205,9 +211,7 @@ def evaluate(
     from dlcli.runs import resolve_run
 
     folder = resolve_run(runs_dir, run)
-    from dlcli.backend import import_tensorflow
-
-    import_tensorflow(verbose=debug_mode["enabled"])
+    _import_tensorflow()
     from dlcli.evaluate import evaluate_run
     from dlcli.render import evaluation_view
 
@@ -351,9 +355,7 @@ def check(
     from dlcli.config import load_config
 
     experiment = load_config(config, overrides)
-    from dlcli.backend import import_tensorflow
-
-    import_tensorflow(verbose=debug_mode["enabled"])
+    _import_tensorflow()
     import numpy as np
 
     from dlcli.render import data_table, layers_table
@@ -414,9 +416,7 @@ def sweep_runs(
         base = load_config(config, [*overrides, "sweep=null"], name=name)
         trials = sweeping.plan_trials(config, grid, random_trials, seed)
         plan = sweeping.Plan("", str(config.resolve()), overrides, trials)
-        from dlcli.backend import import_tensorflow
-
-        import_tensorflow(verbose=debug_mode["enabled"])
+        _import_tensorflow()
         sweeping.check_trials(plan, runs_dir)
         plan, folder = sweeping.create_sweep(config, overrides, trials, runs_dir, base.name)
         error_console.print(f"sweep {plan.id}: {len(trials)} trials, {jobs} at a time ({folder})")
@@ -478,4 +478,26 @@ def datasets_export(
 
 
 def main() -> None:
-    app()
+    """The `dlcli` program; a process that imported TensorFlow skips tearing it down."""
+    try:
+        app()
+    except SystemExit as done:
+        if "tensorflow" in sys.modules:
+            _exit_without_teardown(done.code)
+        raise
+
+
+def _exit_without_teardown(code: int | str | None) -> None:
+    # Python's shutdown of a process that imported TensorFlow takes a second or more
+    # (finalizing thousands of modules and TensorFlow's native state) after every file has
+    # been written and closed. Exit handlers still run and output is flushed; only the
+    # interpreter's teardown is skipped.
+    if isinstance(code, str):
+        error_console.print(code, markup=False)
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (BrokenPipeError, ValueError):  # the reader went away, or the stream is closed
+            pass
+    os._exit(code if isinstance(code, int) else 0 if code is None else 1)

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 from typer.main import get_command
 from typer.testing import CliRunner
@@ -64,6 +65,31 @@ def test_real_process_trains_quietly_and_exits_0(tmp_path):
     assert stderr == ""  # TensorFlow's start-up log is silenced
 
 
+def test_real_process_leaves_out_what_the_run_does_not_use_and_ends_its_output(tmp_path):
+    rng = np.random.default_rng(0)
+    arrays = tmp_path / "arrays.npz"
+    np.savez(arrays, x_train=rng.random((200, 8, 8, 1)), y_train=rng.integers(0, 10, 200),
+             x_test=rng.random((50, 8, 8, 1)), y_test=rng.integers(0, 10, 50))
+    config = tmp_path / "arrays.yaml"
+    config.write_text(TINY_CONFIG.replace("name: digits", f"name: npz\n  path: {arrays}"))
+    # the real entry point, with a last exit handler that reports what was imported
+    code = (
+        "import atexit, sys\n"
+        "atexit.register(lambda: print('imported:', *sorted(m for m in ('sklearn', 'pandas', "
+        "'matplotlib.pyplot', 'matplotlib.figure') if m in sys.modules)))\n"
+        "from dlcli.cli import main\n"
+        f"sys.argv = ['dlcli', 'train', {str(config)!r}, '--runs-dir', {str(tmp_path / 'runs')!r}]\n"
+        "main()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert "completed" in lines[-2]
+    # scikit-learn and pandas stay out; matplotlib only for curves.png, without pyplot
+    assert lines[-1] == "imported: matplotlib.figure"
+
+
 def test_real_process_config_error_is_one_line_and_exit_2(tmp_path):
     config = tmp_path / "bad.yaml"
     config.write_text(TINY_CONFIG.replace("units: 16", "unit: 16"))
@@ -91,7 +117,7 @@ def test_interrupt_exits_130_and_keeps_the_run(tmp_path, signum):
     process.send_signal(signum)
     stdout, stderr = process.communicate(timeout=60)
 
-    assert process.returncode == 130, stderr
+    assert process.returncode == 130, (stdout[-2000:], stderr)
     (folder,) = run_folders(runs)
     assert stderr.startswith(f"stopped: run {folder.name} interrupted after")
     info = read_json(folder / "run.json")

@@ -236,4 +236,5 @@ def test_a_precomputed_run_reloads_whole_for_evaluation(cli, runs_dir, digits_fo
     assert result.exit_code == 0, result.output
     assert not [w for w in recwarn if "Skipping variable loading" in str(w.message)]
     (folder,) = run_folders(runs_dir)
-    assert read_json(folder / "evaluation.json")["samples"] == 72  # raw images through base and head
+    test_photos = [p for label in ("0", "1") for p in (digits_folder / "test" / label).iterdir()]
+    assert read_json(folder / "evaluation.json")["samples"] == len(test_photos)  # raw images through base and head

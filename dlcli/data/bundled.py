@@ -11,6 +11,8 @@ import numpy as np
 
 from dlcli.data.catalog import DatasetInfo
 from dlcli.data.prepare import RawDataset
+from dlcli.data.split import split_arrays
+from dlcli.errors import DataUnavailable
 from dlcli.runs import write_atomic
 
 if TYPE_CHECKING:
@@ -26,11 +28,10 @@ def fixed_split(
     class_names: list[str] | None = None,
 ) -> RawDataset:
     """A stratified train/test split that is the same for every run and seed."""
-    from sklearn.model_selection import train_test_split
-
-    x_train, x_test, y_train, y_test = train_test_split(
-        x, y, test_size=test_size, stratify=y, random_state=TEST_SPLIT_SEED
-    )
+    try:
+        x_train, x_test, y_train, y_test = split_arrays(x, y, test_size, TEST_SPLIT_SEED, stratify=True)
+    except ValueError as error:
+        raise DataUnavailable(f"too few samples for a test split: {error}") from None
     names = class_names or [str(label) for label in range(int(y.max()) + 1)]
     return RawDataset(x_train, y_train, x_test, y_test, names, value_range)
 

@@ -8,9 +8,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from dlcli.config import did_you_mean
-from dlcli.data.bundled import fixed_split
+from dlcli.data.bundled import TEST_SPLIT_SEED, fixed_split
 from dlcli.data.catalog import DatasetInfo
 from dlcli.data.prepare import RawDataset
+from dlcli.data.split import split_arrays
 from dlcli.errors import DataUnavailable
 
 if TYPE_CHECKING:
@@ -127,11 +128,10 @@ def load_csv(info: DatasetInfo, config: ExperimentConfig) -> RawDataset:
         x = table[features].to_numpy(dtype="float32")
     y, class_names = _labels(table[label].to_numpy(), config)
     if config.task == "regression":
-        from sklearn.model_selection import train_test_split
-
-        x_train, x_test, y_train, y_test = train_test_split(
-            x, y, test_size=options.test_split, random_state=0
-        )
+        try:
+            x_train, x_test, y_train, y_test = split_arrays(x, y, options.test_split, TEST_SPLIT_SEED, stratify=False)
+        except ValueError as error:
+            raise DataUnavailable(f"{path}: too few rows for a test split: {error}") from None
         raw = RawDataset(x_train, y_train, x_test, y_test, [])
     else:
         raw = fixed_split(x, y, options.test_split, value_range=None, class_names=class_names)

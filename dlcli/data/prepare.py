@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from dlcli.data.split import split_arrays
+
 if TYPE_CHECKING:
     from dlcli.config import ExperimentConfig
 
@@ -166,18 +168,16 @@ def _classes_selected(raw: RawDataset, config: ExperimentConfig) -> tuple[RawDat
 
 def prepare(raw: RawDataset, config: ExperimentConfig) -> Splits:
     """Select classes, make the seeded validation split (stratified for classes), encode."""
-    from sklearn.model_selection import train_test_split
-
     raw, mapping = _classes_selected(raw, config)
     if raw.x_val is not None:
         return _finish(raw, config, mapping, (raw.x_train, raw.y_train), (raw.x_val, raw.y_val))
-    x_train, x_val, y_train, y_val = train_test_split(
-        raw.x_train,
-        raw.y_train,
-        test_size=config.dataset.validation_split,
-        stratify=raw.y_train if config.task == "classification" else None,
-        random_state=config.seed,
-    )
+    try:
+        x_train, x_val, y_train, y_val = split_arrays(
+            raw.x_train, raw.y_train, config.dataset.validation_split, config.seed,
+            stratify=config.task == "classification",
+        )
+    except ValueError as error:
+        raise config.error(("dataset", "validation_split"), f"{error}; use a larger dataset") from None
     return _finish(raw, config, mapping, (x_train, y_train), (x_val, y_val))
 
 
