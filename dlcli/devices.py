@@ -8,6 +8,8 @@ The defaults come from measurements, recorded in docs/performance.md: on a CPU, 
 from __future__ import annotations
 
 import contextlib
+import json
+import os
 from dataclasses import asdict, dataclass
 
 import keras
@@ -29,6 +31,8 @@ class SpeedSettings:
     mixed_precision: str | None  # the Keras dtype policy, when on
     distribute: str
     replicas: int
+    task: str | None = None  # multi_worker: this process's TF_CONFIG task, e.g. "worker1"
+    chief: bool = True  # multi_worker: whether this process is the cluster's chief
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -38,7 +42,7 @@ def has_gpu() -> bool:
     return bool(tf.config.list_physical_devices("GPU"))
 
 
-def speed_settings(config: ExperimentConfig, replicas: int = 1) -> SpeedSettings:
+def speed_settings(config: ExperimentConfig, replicas: int = 1, task: ClusterTask | None = None) -> SpeedSettings:
     """The config's speed settings with every "auto" decided for this machine's device."""
     training = config.training
     gpu = has_gpu()
@@ -59,6 +63,8 @@ def speed_settings(config: ExperimentConfig, replicas: int = 1) -> SpeedSettings
         mixed_precision=precision_policy(config),
         distribute=training.distribute,
         replicas=replicas,
+        task=task.label if task else None,
+        chief=task.is_chief if task else True,
     )
 
 
@@ -99,6 +105,71 @@ def dtype_policy(policy: str | None):
         keras.config.set_dtype_policy(previous)
 
 
+class _KerasMultiWorkerStrategy(tf.distribute.MultiWorkerMirroredStrategy):
+    """MultiWorkerMirroredStrategy with the `reduce` that Keras 3's `fit` needs.
+
+    Keras averages each step's metrics with `reduce("MEAN", value, axis=0)`, which fails on
+    the scalar metrics of a multi-worker cluster, and reduces a whole (x, y) batch to build
+    the model, which the collective ops refuse as a nested structure
+    (keras-team/keras#20585, tensorflow/tensorflow#72388). Here a scalar is averaged over
+    the replicas and a structure is reduced one tensor at a time; everything else is
+    TensorFlow's own.
+    """
+
+    def reduce(self, reduce_op, value, axis):
+        parent = super()
+
+        def reduce_one(one):
+            local = self.experimental_local_results(one)[0] if isinstance(one, tf.distribute.DistributedValues) else one
+            return parent.reduce(reduce_op, one, axis=None if local.shape.rank == 0 else axis)
+
+        return tf.nest.map_structure(reduce_one, value)
+
+
+@dataclass(frozen=True)
+class ClusterTask:
+    """This process's place in a TF_CONFIG cluster."""
+
+    kind: str  # "chief" or "worker"
+    index: int
+    workers: int
+
+    @property
+    def is_chief(self) -> bool:
+        return self.kind == "chief" or (self.kind == "worker" and self.index == 0)
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind}{self.index}"
+
+
+def cluster_task(config: ExperimentConfig) -> ClusterTask:
+    """The task TF_CONFIG gives this process, or a config error that says how to set it."""
+    where = ("training", "distribute")
+    text = os.environ.get("TF_CONFIG")
+    if not text:
+        raise config.error(
+            where,
+            "multi_worker reads its cluster from the TF_CONFIG environment variable, which is not set; "
+            "docs/performance.md shows how to start each worker",
+        )
+    try:
+        tf_config = json.loads(text)
+        cluster, task = tf_config["cluster"], tf_config["task"]
+        kind, index = task["type"], int(task["index"])
+        workers = sum(len(cluster.get(role, [])) for role in ("chief", "worker"))
+        cluster[kind][index]
+    except (ValueError, TypeError, KeyError, IndexError) as error:
+        raise config.error(
+            where,
+            f"TF_CONFIG is not a cluster with this task in it ({type(error).__name__}: {error}); expected e.g. "
+            '{"cluster": {"worker": ["host1:12345", "host2:12345"]}, "task": {"type": "worker", "index": 0}}',
+        ) from None
+    if kind not in ("chief", "worker"):
+        raise config.error(where, f"TF_CONFIG's task type is '{kind}'; multi_worker trains on 'chief' and 'worker' tasks")
+    return ClusterTask(kind, index, workers)
+
+
 def strategy(config: ExperimentConfig) -> tf.distribute.Strategy:
     """The tf.distribute strategy `training.distribute` asks for (the default one for 'none')."""
     training = config.training
@@ -108,12 +179,5 @@ def strategy(config: ExperimentConfig) -> tf.distribute.Strategy:
         except ValueError as error:
             raise config.error(("training", "devices"), f"{error}".splitlines()[0]) from error
     if training.distribute == "multi_worker":
-        # The cluster forms, but Keras 3's fit cannot take MultiWorkerMirroredStrategy's
-        # distributed batches (keras-team/keras#20585, tensorflow/tensorflow#72388): say so
-        # at once instead of failing after the workers have connected.
-        raise config.error(
-            ("training", "distribute"),
-            f"Keras {keras.__version__} cannot train under tf.distribute.MultiWorkerMirroredStrategy "
-            "(keras-team/keras#20585); use `mirrored` for the GPUs of one machine",
-        )
+        return _KerasMultiWorkerStrategy()  # from TF_CONFIG: check it first with cluster_task()
     return tf.distribute.get_strategy()

@@ -137,6 +137,11 @@ def check_trials(plan: Plan, runs_dir: Path) -> None:
         config = trial_config(plan, trial)
         key = json.dumps([config.dataset.model_dump(mode="json"), config.seed], sort_keys=True)
         try:
+            if config.training.distribute == "multi_worker":
+                raise config.error(
+                    ("training", "distribute"),
+                    "a sweep trains its trials on this machine; start multi_worker training on each worker with `dlcli train`",
+                )
             if key not in data_by_dataset:
                 data_by_dataset[key] = load_dataset(config)
             splits = data_by_dataset[key]

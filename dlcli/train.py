@@ -32,7 +32,7 @@ from dlcli.config import ExperimentConfig, load_config
 from dlcli.data import load_dataset, load_folds
 from dlcli.data.pipeline import make_pipeline
 from dlcli.data.prepare import Splits
-from dlcli.devices import SpeedSettings, dtype_policy, speed_settings, strategy
+from dlcli.devices import SpeedSettings, cluster_task, dtype_policy, speed_settings, strategy
 from dlcli.errors import DlcliError, TrainingDiverged, TrainingFailed, TrainingInterrupted
 from dlcli.models import ModelParts, build_model, check_output, compile_model, unfreeze
 from dlcli.plots import plot_curves
@@ -390,8 +390,9 @@ def prepare_experiment(
 @contextlib.contextmanager
 def device_scope(config: ExperimentConfig):
     """The distribution strategy's scope and the dtype policy; yields the speed settings."""
+    task = cluster_task(config) if config.training.distribute == "multi_worker" else None
     chosen = strategy(config)
-    speed = speed_settings(config, replicas=chosen.num_replicas_in_sync)
+    speed = speed_settings(config, replicas=chosen.num_replicas_in_sync, task=task)
     with chosen.scope(), dtype_policy(speed.mixed_precision):
         yield speed
 
@@ -416,7 +417,8 @@ def train(
     """
     with device_scope(config) as speed:
         folds, parts = prepare_experiment(config, runs_dir, speed)
-        run = RunFolder.create(runs_dir, config.name)
+        # every worker of a cluster keeps its own run; the chief's carries the plain name
+        run = RunFolder.create(runs_dir, config.name if speed.chief else f"{config.name}-{speed.task}")
         try:
             run.start(
                 config.to_yaml(), config.seed, config.name, versions=_versions(), command=command,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import os
+import socket
 import subprocess
 import sys
 
@@ -80,10 +83,70 @@ def test_mirrored_on_two_cpu_devices_matches_one_device(write_config, tmp_path):
     assert two_loss == pytest.approx(one_loss, abs=0.05)
 
 
+def free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    for one in sockets:
+        one.bind(("127.0.0.1", 0))
+    ports = [one.getsockname()[1] for one in sockets]
+    for one in sockets:
+        one.close()
+    return ports
+
+
+def test_two_workers_on_localhost_train_one_model_and_match_one_device(cli, write_config, tmp_path, runs_dir):
+    config = write_config(TINY_CONFIG.replace("epochs: 2", "epochs: 1"))
+    cluster = [f"127.0.0.1:{port}" for port in free_ports(2)]
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "dlcli", "train", str(config), "--set", "training.distribute=multi_worker",
+             "--runs-dir", str(runs_dir)],
+            env={**os.environ, "TF_CONFIG": json.dumps({"cluster": {"worker": cluster}, "task": {"type": "worker", "index": index}})},
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        for index in range(2)
+    ]
+    for worker in workers:
+        stdout, stderr = worker.communicate(timeout=180)
+        assert worker.returncode == 0, (stdout[-2000:], stderr[-2000:])
+    chief, other = run_folders(runs_dir)  # the worker's run is named after the chief's: it sorts second
+    assert chief.name.endswith("-tiny") and other.name.endswith("-tiny-worker1")
+
+    assert cli("train", str(config)).exit_code == 0
+    (single,) = set(run_folders(runs_dir)) - {chief, other}
+
+    summaries = [read_json(folder / "summary.json") for folder in (chief, other, single)]
+    assert [s["speed"]["replicas"] for s in summaries] == [2, 2, 1]
+    assert [s["speed"]["task"] for s in summaries] == ["worker0", "worker1", None]
+    # synchronous training: both workers end with the same model
+    assert summaries[0]["final"] == summaries[1]["final"]
+    assert summaries[0]["final"]["loss"] == pytest.approx(summaries[2]["final"]["loss"], abs=0.05)
+
+
+@pytest.mark.parametrize(
+    "tf_config, message",
+    [
+        (None, "multi_worker reads its cluster from the TF_CONFIG environment variable, which is not set"),
+        ("{not json", "TF_CONFIG is not a cluster with this task in it (JSONDecodeError"),
+        ('{"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": 3}}', "(IndexError: list index out of range)"),
+        ('{"cluster": {"ps": ["a:1"]}, "task": {"type": "ps", "index": 0}}', "task type is 'ps'"),
+    ],
+)
+def test_multi_worker_needs_a_cluster_in_tf_config(cli, write_config, runs_dir, monkeypatch, tf_config, message):
+    if tf_config is None:
+        monkeypatch.delenv("TF_CONFIG", raising=False)
+    else:
+        monkeypatch.setenv("TF_CONFIG", tf_config)
+
+    result = cli("train", str(write_config(TINY_CONFIG)), "--set", "training.distribute=multi_worker")
+
+    assert result.exit_code == 2
+    assert "training.distribute: " in result.stderr and message in result.stderr
+    assert run_folders(runs_dir) == []
+
+
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        (["training.distribute=multi_worker"], "cannot train under tf.distribute.MultiWorkerMirroredStrategy"),
         (["training.devices=[/gpu:0]"], "`devices` chooses the devices of `distribute: mirrored`"),
         (["training.distribute=mirrored", "training.steps_per_execution=8"], "use 1 (or auto)"),
         (["training.distribute=mirrored", "training.kfold=2"], "not with `kfold`"),
