@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -157,6 +158,31 @@ class ResumeCheckpoint(keras.callbacks.Callback):
         finally:
             temporary.unlink(missing_ok=True)
         write_json(self.folder / STATE_FILE, {**self.tags, "epoch": epoch + 1})
+
+
+# A stop request outlives the KeyboardInterrupt that dlcli's SIGINT/SIGTERM handler
+# raises with it: should native code swallow that exception, the next batch raises it
+# again, so a stop is never lost. It stays pending until a run has stopped on it.
+_stop_requested = threading.Event()
+
+
+def request_stop() -> None:
+    """Ask the training running in this process to stop as Ctrl-C would, at the next batch."""
+    _stop_requested.set()
+
+
+def stop_honoured() -> None:
+    _stop_requested.clear()
+
+
+class StopOnRequest(keras.callbacks.Callback):
+    """Raises KeyboardInterrupt at the first batch or epoch end after `request_stop()`."""
+
+    def _check(self, *args, **kwargs) -> None:
+        if _stop_requested.is_set():
+            raise KeyboardInterrupt
+
+    on_train_batch_end = on_test_batch_end = on_epoch_end = _check
 
 
 def keras_callbacks(config: ExperimentConfig) -> list[keras.callbacks.Callback]:

@@ -74,6 +74,13 @@ def _raise_keyboard_interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
+def _stop_training(signum, frame):
+    from dlcli.callbacks import request_stop  # imported with training, before this is installed
+
+    request_stop()  # should native code swallow the KeyboardInterrupt, the next batch raises it again
+    _raise_keyboard_interrupt(signum, frame)
+
+
 def _import_tensorflow() -> None:
     from dlcli.backend import import_tensorflow
 
@@ -166,7 +173,7 @@ def train(
     # SIGINT too: a process started in the background of a script inherits SIGINT ignored,
     # and `kill -INT` must still stop it cleanly.
     previous_handlers = {
-        signum: signal.signal(signum, _raise_keyboard_interrupt) for signum in (signal.SIGINT, signal.SIGTERM)
+        signum: signal.signal(signum, _stop_training) for signum in (signal.SIGINT, signal.SIGTERM)
     }
     try:
         if resume is not None:

@@ -25,7 +25,9 @@ from dlcli.callbacks import (
     OverfittingMonitor,
     ResumeCheckpoint,
     RichProgress,
+    StopOnRequest,
     keras_callbacks,
+    stop_honoured,
     save_model_atomic,
 )
 from dlcli.config import ExperimentConfig, load_config
@@ -132,6 +134,7 @@ class _Session:
             log_dir = self.run.file(TENSORBOARD_DIR) / (f"fold-{tags['fold']}" if "fold" in tags else "")
             # no graph dump: it costs a fraction of a second per run and few look at it
             callbacks.append(keras.callbacks.TensorBoard(log_dir=str(log_dir), write_graph=False))
+        callbacks.append(StopOnRequest())
         progress = None
         if self.console is not None:
             steps = math.ceil(len(data.x_train) / config.training.batch_size)
@@ -334,6 +337,7 @@ def _execute(
             onset = summary["overfitting"].get("onset_epoch") if summary.get("overfitting") else None
             plot_curves(rows, run.file(CURVES_FILE), f"{run.id}", onset, summary.get("fine_tune_from_epoch"))
     except KeyboardInterrupt:
+        stop_honoured()
         unrecorded = _record_end(run, "interrupted", "interrupted by Ctrl-C or SIGTERM")
         raise TrainingInterrupted(
             f"run {run.id} interrupted after {len(session.recorder.rows)} epochs; its history and best "

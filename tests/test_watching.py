@@ -230,6 +230,30 @@ def test_a_nan_loss_stops_the_run_as_diverged_and_keeps_the_last_good_model(cli,
     assert all(np.isfinite(w).all() for w in model.get_weights())
 
 
+def test_a_stop_request_whose_keyboard_interrupt_was_swallowed_still_stops_the_run(cli, tiny_config, runs_dir,
+                                                                                  monkeypatch):
+    import dlcli.train
+    from dlcli.callbacks import _stop_requested, request_stop
+
+    class StopSilentlyInEpochTwo(keras.callbacks.Callback):
+        """As a signal arriving inside native code that drops its KeyboardInterrupt."""
+
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 1:
+                request_stop()
+
+    configured = dlcli.train.keras_callbacks
+    monkeypatch.setattr(dlcli.train, "keras_callbacks", lambda config: [*configured(config), StopSilentlyInEpochTwo()])
+
+    result = cli("train", str(tiny_config), "--set", "training.epochs=5")
+
+    assert result.exit_code == 130
+    (folder,) = run_folders(runs_dir)
+    assert read_json(folder / "run.json")["status"] == "interrupted"
+    assert len(list(csv.DictReader((folder / "history.csv").open()))) == 1  # epoch 2 was cut short
+    assert not _stop_requested.is_set()  # honoured: the next run in this process is not stopped
+
+
 def test_a_huge_learning_rate_diverges(cli, tiny_config, runs_dir):
     # an unbounded loss (MSE on a linear output): softmax cross-entropy is clipped and stays finite
     regression = ["dataset.name=boston_housing", "loss=mse", "metrics=[]", "model.layers=[{Dense: {units: 1}}]"]
