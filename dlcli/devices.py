@@ -170,6 +170,16 @@ def cluster_task(config: ExperimentConfig) -> ClusterTask:
     return ClusterTask(kind, index, workers)
 
 
+def gather_from_workers(values: list[int]) -> list[list[int]]:
+    """`values` from every replica of the current strategy's cluster, in replica order.
+
+    A collective operation: every worker must call it, in the same place of its program.
+    """
+    chosen = tf.distribute.get_strategy()
+    per_replica = chosen.run(lambda: tf.constant([values], dtype=tf.int64))
+    return chosen.gather(per_replica, axis=0).numpy().tolist()
+
+
 def strategy(config: ExperimentConfig) -> tf.distribute.Strategy:
     """The tf.distribute strategy `training.distribute` asks for (the default one for 'none')."""
     training = config.training

@@ -34,7 +34,7 @@ from dlcli.config import ExperimentConfig, load_config
 from dlcli.data import load_dataset, load_folds
 from dlcli.data.pipeline import make_pipeline
 from dlcli.data.prepare import Splits
-from dlcli.devices import SpeedSettings, cluster_task, dtype_policy, speed_settings, strategy
+from dlcli.devices import SpeedSettings, cluster_task, dtype_policy, gather_from_workers, speed_settings, strategy
 from dlcli.errors import DlcliError, TrainingDiverged, TrainingFailed, TrainingInterrupted
 from dlcli.models import ModelParts, build_model, check_output, compile_model, unfreeze
 from dlcli.plots import plot_curves
@@ -453,6 +453,18 @@ def _rows_up_to(rows: list[dict[str, float]], start: ResumePoint | None) -> list
     return [row for row in rows if row["epoch"] <= start.epoch]
 
 
+def _check_workers_resume_together(run: RunFolder, start: ResumePoint | None) -> None:
+    """Refuse a multi-worker resume whose workers saved different epochs: the copies would diverge."""
+    point = [start.phase or 0, start.epoch] if start else [0, 0]
+    points = {tuple(p) for p in gather_from_workers(point)}
+    if len(points) > 1:
+        saved = ", ".join(f"epoch {epoch}" + (f" of phase {phase}" if phase else "") for phase, epoch in sorted(points))
+        raise DlcliError(
+            f"run {run.id}: the workers saved different last epochs ({saved}; a worker stopped while "
+            "saving), so resuming would train diverging copies of the model; train the config again"
+        )
+
+
 def resume(reference: str, runs_dir: Path, console: Console | None = None, command: str | None = None) -> TrainResult:
     """Continue an interrupted, failed or crashed run in its own folder from its last saved epoch."""
     run = resolve_run(runs_dir, reference)
@@ -469,8 +481,10 @@ def resume(reference: str, runs_dir: Path, console: Console | None = None, comma
         )
     config = load_config(run.file(CONFIG_FILE))
     with device_scope(config) as speed:
-        folds, parts = prepare_experiment(config, runs_dir, speed)
         start = _resume_point(run)
+        if speed.task is not None:
+            _check_workers_resume_together(run, start)
+        folds, parts = prepare_experiment(config, runs_dir, speed)
         rows = _rows_up_to(read_history(run.file(HISTORY_FILE)), start)
         if rows:  # epochs after the saved state are done again: drop their rows now
             write_atomic(run.file(HISTORY_FILE), rows_to_csv(rows))

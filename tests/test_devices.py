@@ -7,13 +7,16 @@ import os
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from conftest import TINY_CONFIG, read_json, run_folders
+from dlcli.callbacks import STATE_FILE, WEIGHTS_FILE
 from dlcli.config import load_config
 from dlcli.devices import _cpu_has_bfloat16, has_gpu, speed_settings
 from dlcli.errors import ConfigError
+from dlcli.train import CHECKPOINT_DIR
 
 
 def test_auto_settings_follow_the_device(write_config):
@@ -59,6 +62,7 @@ import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 from pathlib import Path
+from dlcli.callbacks import STATE_FILE, WEIGHTS_FILE
 from dlcli.config import load_config
 from dlcli.train import train
 result = train(load_config(sys.argv[1], sys.argv[3:]), Path(sys.argv[2]))
@@ -93,21 +97,31 @@ def free_ports(count: int) -> list[int]:
     return ports
 
 
-def test_two_workers_on_localhost_train_one_model_and_match_one_device(cli, write_config, tmp_path, runs_dir):
-    config = write_config(TINY_CONFIG.replace("epochs: 2", "epochs: 1"))
-    cluster = [f"127.0.0.1:{port}" for port in free_ports(2)]
+def run_workers(*commands: list[str]) -> list[tuple[int, str, str]]:
+    """Each `dlcli` command as one worker of a cluster on 127.0.0.1; their (returncode, stdout, stderr)."""
+    cluster = [f"127.0.0.1:{port}" for port in free_ports(len(commands))]
     workers = [
         subprocess.Popen(
-            [sys.executable, "-m", "dlcli", "train", str(config), "--set", "training.distribute=multi_worker",
-             "--runs-dir", str(runs_dir)],
+            [sys.executable, "-m", "dlcli", *command],
             env={**os.environ, "TF_CONFIG": json.dumps({"cluster": {"worker": cluster}, "task": {"type": "worker", "index": index}})},
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
-        for index in range(2)
+        for index, command in enumerate(commands)
     ]
-    for worker in workers:
-        stdout, stderr = worker.communicate(timeout=180)
-        assert worker.returncode == 0, (stdout[-2000:], stderr[-2000:])
+    outputs = [worker.communicate(timeout=180) for worker in workers]
+    return [(worker.returncode, *output) for worker, output in zip(workers, outputs)]
+
+
+def train_two_workers(config: Path, runs_dir: Path) -> None:
+    command = ["train", str(config), "--set", "training.distribute=multi_worker", "--runs-dir", str(runs_dir)]
+    for returncode, stdout, stderr in run_workers(command, command):
+        assert returncode == 0, (stdout[-2000:], stderr[-2000:])
+
+
+def test_two_workers_on_localhost_train_one_model_and_match_one_device(cli, write_config, tmp_path, runs_dir):
+    config = write_config(TINY_CONFIG.replace("epochs: 2", "epochs: 1"))
+
+    train_two_workers(config, runs_dir)
     chief, other = run_folders(runs_dir)  # the worker's run is named after the chief's: it sorts second
     assert chief.name.endswith("-tiny") and other.name.endswith("-tiny-worker1")
 
@@ -166,3 +180,23 @@ def test_mixed_precision_needs_a_capable_device(write_config, monkeypatch):
 
     with pytest.raises(ConfigError, match="training.mixed_precision: this machine has no GPU"):
         speed_settings(load_config(write_config(TINY_CONFIG), ["training.mixed_precision=true"]))
+
+
+def test_workers_that_saved_different_epochs_refuse_to_resume(write_config, runs_dir):
+    train_two_workers(write_config(TINY_CONFIG), runs_dir)
+    chief, other = run_folders(runs_dir)
+    # as if both had been stopped, the worker before it could save its epoch 2 (the
+    # check comes before any weights are read, so the weights file is only a stand-in)
+    for folder, saved_epoch in ((chief, 2), (other, 1)):
+        info = read_json(folder / "run.json")
+        (folder / "run.json").write_text(json.dumps({**info, "status": "interrupted"}))
+        (folder / CHECKPOINT_DIR).mkdir()
+        (folder / CHECKPOINT_DIR / STATE_FILE).write_text(json.dumps({"epoch": saved_epoch}))
+        (folder / CHECKPOINT_DIR / WEIGHTS_FILE).write_bytes(b"")
+
+    results = run_workers(*(["train", "--resume", folder.name, "--runs-dir", str(runs_dir)] for folder in (chief, other)))
+
+    for (returncode, _, stderr), folder in zip(results, (chief, other)):
+        assert returncode == 2, stderr[-2000:]
+        assert f"error: run {folder.name}: the workers saved different last epochs (epoch 1, epoch 2;" in stderr
+        assert read_json(folder / "run.json")["status"] == "interrupted"  # left as it was
