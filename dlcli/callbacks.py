@@ -11,26 +11,41 @@ import math
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import keras
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from dlcli.config import ExperimentConfig, did_you_mean
+from dlcli.config import ExperimentConfig, KeyPath, did_you_mean
 from dlcli.models import build_object
 from dlcli.runs import rows_to_csv, write_atomic, write_json
 from dlcli.verdicts import OverfittingDetector, best_row
 
 
-def save_model_atomic(model: keras.Model, path: Path) -> None:
-    """`model.save`, through a temporary file, so `path` always holds a whole model."""
-    temporary = path.with_name(f".{path.stem}.{os.getpid()}.tmp.keras")
+def _saved_atomically(save: Callable[[Path], None], path: Path) -> None:
+    """`save(temporary)`, then rename it to `path`: a kill mid-save never leaves half a file there."""
+    # Keras picks the format from the file's ending (.keras, .weights.h5): the temporary keeps it
+    temporary = path.with_name(f".{path.name.split('.')[0]}.{os.getpid()}.tmp{''.join(path.suffixes)}")
     try:
-        model.save(temporary)
+        save(temporary)
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def save_model_atomic(model: keras.Model, path: Path) -> None:
+    """`model.save`, through a temporary file, so `path` always holds a whole model."""
+    _saved_atomically(model.save, path)
+
+
+def _monitored(config: ExperimentConfig, key: KeyPath, monitor: str, logs: dict | None) -> float:
+    """The epoch's value of `monitor`, or a config error at `key` that lists what is logged."""
+    logs = logs or {}
+    if monitor not in logs:
+        raise config.error(key, f"'{monitor}' is not logged; choose one of {', '.join(logs)}")
+    return float(logs[monitor])
 
 
 def current_learning_rate(model: keras.Model) -> float:
@@ -96,13 +111,7 @@ class BestModelCheckpoint(keras.callbacks.Callback):
             self.best, self.best_epoch = best[self.monitor], best["epoch"]
 
     def on_epoch_end(self, epoch, logs=None):
-        logs = logs or {}
-        if self.monitor not in logs:
-            raise self.config.error(
-                ("training", "monitor"),
-                f"'{self.monitor}' is not logged; choose one of {', '.join(logs)}",
-            )
-        value = float(logs[self.monitor])
+        value = _monitored(self.config, ("training", "monitor"), self.monitor, logs)
         if self._improves(value):
             self.best, self.best_epoch = value, epoch + 1
             save_model_atomic(self.model_to_save, self.path)
@@ -118,12 +127,8 @@ class OverfittingMonitor(keras.callbacks.Callback):
         self.console = console
 
     def on_epoch_end(self, epoch, logs=None):
+        _monitored(self.config, ("training", "overfitting", "monitor"), self.detector.monitor, logs)
         logs = logs or {}
-        if self.detector.monitor not in logs:
-            raise self.config.error(
-                ("training", "overfitting", "monitor"),
-                f"'{self.detector.monitor}' is not logged; choose one of {', '.join(logs)}",
-            )
         warning = self.detector.observe({"epoch": epoch + 1, **{k: float(v) for k, v in logs.items()}})
         if warning and self.console is not None:
             self.console.print(f"[bold yellow]⚠ {warning}[/]", highlight=False, soft_wrap=True)
@@ -150,13 +155,7 @@ class ResumeCheckpoint(keras.callbacks.Callback):
         if not math.isfinite(float((logs or {}).get("loss", 0.0))):
             return  # a diverged epoch is no state to resume from; the previous one stays
         self.folder.mkdir(exist_ok=True)
-        weights = self.folder / WEIGHTS_FILE
-        temporary = weights.with_name(f".{os.getpid()}.tmp.weights.h5")
-        try:
-            self.model.save_weights(temporary)
-            os.replace(temporary, weights)
-        finally:
-            temporary.unlink(missing_ok=True)
+        _saved_atomically(self.model.save_weights, self.folder / WEIGHTS_FILE)
         write_json(self.folder / STATE_FILE, {**self.tags, "epoch": epoch + 1})
 
 

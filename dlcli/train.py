@@ -27,8 +27,8 @@ from dlcli.callbacks import (
     RichProgress,
     StopOnRequest,
     keras_callbacks,
-    stop_honoured,
     save_model_atomic,
+    stop_honoured,
 )
 from dlcli.config import ExperimentConfig, load_config
 from dlcli.data import load_dataset, load_folds
