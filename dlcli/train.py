@@ -107,10 +107,7 @@ class _Session:
         """A fresh overfitting detector, caught up on `rows` (the epochs before a resume)."""
         if self.config.training.overfitting is False:
             return None
-        detector = OverfittingDetector(self.config.training.overfitting)
-        for row in rows:
-            detector.observe(row)
-        return detector
+        return OverfittingDetector.replayed(self.config.training.overfitting, rows)
 
     def fit(
         self, model: keras.Model, data: Splits, checkpoint: BestModelCheckpoint,

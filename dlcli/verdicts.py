@@ -87,6 +87,14 @@ class OverfittingDetector:
                 return self.message(self.last)
         return None
 
+    @classmethod
+    def replayed(cls, settings: OverfittingConfig, rows: list[dict[str, float]]) -> OverfittingDetector:
+        """A detector that has observed `rows` already (a resumed run's earlier epochs)."""
+        detector = cls(settings)
+        for row in rows:
+            detector.observe(row)
+        return detector
+
     def message(self, now: dict[str, float]) -> str:
         return (
             f"overfitting since epoch {self.best_epoch}: {self.monitor} {self.best:.4g} → {now['value']:.4g} "
@@ -105,13 +113,6 @@ class OverfittingDetector:
             "message": self.message(self.last) if detected else None,
             "recovered": None if detected else self.recovered,
         }
-
-
-def overfitting_verdict(rows: list[dict[str, float]], settings: OverfittingConfig) -> dict[str, Any]:
-    detector = OverfittingDetector(settings)
-    for row in rows:
-        detector.observe(row)
-    return detector.verdict()
 
 
 def _layer_names(config: ExperimentConfig) -> list[str]:
