@@ -130,7 +130,7 @@ def trial_config(plan: Plan, trial: Trial) -> ExperimentConfig:
 def check_trials(plan: Plan, runs_dir: Path) -> None:
     """Validate every trial and build its model before any trains (imports TensorFlow)."""
     from dlcli.data import load_dataset
-    from dlcli.models import build_model, check_output, compile_model
+    from dlcli.train import checked_model
 
     data_by_dataset: dict[str, Any] = {}
     for trial in plan.trials:
@@ -144,10 +144,7 @@ def check_trials(plan: Plan, runs_dir: Path) -> None:
                 )
             if key not in data_by_dataset:
                 data_by_dataset[key] = load_dataset(config)
-            splits = data_by_dataset[key]
-            parts = build_model(config, splits.input_shape, runs_dir)
-            check_output(config, parts.model, splits.num_classes)
-            compile_model(config, parts.model)
+            checked_model(config, data_by_dataset[key], runs_dir)
         except DlcliError as error:
             raise type(error)(f"trial {trial.index} ({trial.label()}): {error}") from None
 

@@ -378,14 +378,22 @@ def prepare_experiment(
 
     Call it inside `device_scope(config)` when the model is to be trained.
     """
-    speed = speed or speed_settings(config)
     keras.utils.set_random_seed(config.seed)
     folds = load_folds(config) if config.training.kfold else [load_dataset(config)]
-    parts = build_model(config, folds[0].input_shape, runs_dir)
-    check_output(config, parts.model, folds[0].num_classes)
+    return folds, checked_model(config, folds[0], runs_dir, speed)
+
+
+def checked_model(
+    config: ExperimentConfig, data: Splits, runs_dir: Path, speed: SpeedSettings | None = None
+) -> ModelParts:
+    """The config's model for `data`: built, checked against its loss and labels, compiled,
+    with the config's callbacks built too, so that each can fail here, before training."""
+    speed = speed or speed_settings(config)
+    parts = build_model(config, data.input_shape, runs_dir)
+    check_output(config, parts.model, data.num_classes)
     compile_model(config, parts.model, None, speed.jit_compile, speed.steps_per_execution)
     keras_callbacks(config)
-    return folds, parts
+    return parts
 
 
 @contextlib.contextmanager
