@@ -17,10 +17,6 @@ from dlcli.runs import CONFIG_FILE, EVALUATION_FILE, MODEL_FILE, SUMMARY_FILE, R
 SPLITS = ("test", "validation")
 
 
-def _arrays(splits: Splits, split: str) -> tuple[np.ndarray, np.ndarray]:
-    return (splits.x_test, splits.y_test) if split == "test" else (splits.x_val, splits.y_val)
-
-
 def _load_model(path: Path, run: RunFolder) -> keras.Model:
     if not path.is_file():
         raise DlcliError(f"run {run.id} has no {path.name}: it did not complete an epoch")
@@ -49,7 +45,7 @@ def _classification_report(model: keras.Model, x: np.ndarray, y: np.ndarray, cla
 
 
 def _score(model: keras.Model, splits: Splits, split: str, batch_size: int) -> dict[str, Any]:
-    x, y = _arrays(splits, split)
+    x, y = splits.arrays(split)
     metrics = model.evaluate(x, y, batch_size=batch_size, verbose=0, return_dict=True)
     result: dict[str, Any] = {"samples": len(x), "metrics": {key: float(value) for key, value in metrics.items()}}
     if splits.class_names:
@@ -80,17 +76,17 @@ def evaluate_run(run: RunFolder, split: str = "test") -> dict[str, Any]:
         splits = load_dataset(config)
         evaluation.update(_score(_load_model(run.file(MODEL_FILE), run), splits, split, batch_size))
     evaluation["fingerprint"] = splits.fingerprint(split)
-    evaluation["same_data_as_training"] = _same_data(run, splits, split)
+    evaluation["same_data_as_training"] = _same_data(run, evaluation["fingerprint"], split)
     write_json(run.file(EVALUATION_FILE), evaluation)
     return evaluation
 
 
-def _same_data(run: RunFolder, splits: Splits, split: str) -> bool | None:
-    """Whether the rebuilt split is the one training saw (None: the run recorded no fingerprint)."""
+def _same_data(run: RunFolder, fingerprint: str, split: str) -> bool | None:
+    """Whether the rebuilt split, by its fingerprint, is the one training saw (None: none was recorded)."""
     import json
 
     try:
         recorded = json.loads(run.file(SUMMARY_FILE).read_text())["data"]["fingerprints"][split]
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    return recorded == splits.fingerprint(split)
+    return recorded == fingerprint

@@ -54,11 +54,14 @@ class Splits:
     def num_classes(self) -> int:
         return len(self.class_names)
 
+    def arrays(self, split: str) -> tuple[np.ndarray, np.ndarray]:
+        """(x, y) of the 'test' or 'validation' split."""
+        return (self.x_test, self.y_test) if split == "test" else (self.x_val, self.y_val)
+
     def fingerprint(self, split: str) -> str:
         """A hash of the `split` ('validation' or 'test') arrays: the same samples, in the same order."""
-        x, y = (self.x_test, self.y_test) if split == "test" else (self.x_val, self.y_val)
         digest = hashlib.sha256()
-        for array in (x, y):
+        for array in self.arrays(split):
             digest.update(str(array.shape).encode())
             digest.update(np.ascontiguousarray(array).tobytes())
         return digest.hexdigest()[:16]
