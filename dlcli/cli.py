@@ -326,7 +326,6 @@ def compare_runs(
         print(json.dumps({"differing_keys": comparison.keys, "runs": comparison.rows}, indent=2, default=str))
     elif output_format == "csv":
         import csv
-        import sys
 
         writer = csv.DictWriter(sys.stdout, fieldnames=comparison.columns(), lineterminator="\n")
         writer.writeheader()

