@@ -52,6 +52,18 @@ def current_learning_rate(model: keras.Model) -> float:
     return float(model.optimizer.learning_rate.numpy())
 
 
+class EpochClock(keras.callbacks.Callback):
+    """Tells the training stream's `EpochOrder` which epoch begins: Keras starts each epoch's
+    iterator after `on_epoch_begin`, so the epoch is shuffled by `(seed, epoch)` alone."""
+
+    def __init__(self, order):
+        super().__init__()
+        self.order = order
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.order.epoch = epoch
+
+
 class EpochRecorder(keras.callbacks.Callback):
     """Keeps one row per epoch and rewrites `history.csv` atomically after each.
 

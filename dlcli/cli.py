@@ -362,19 +362,12 @@ def check(
 
     experiment = load_config(config, overrides)
     _import_tensorflow()
-    import numpy as np
-
     from dlcli.render import data_table, layers_table
     from dlcli.train import prepare_experiment
 
     folds, parts = prepare_experiment(experiment, runs_dir)
     splits = folds[0]
-    counts = {}
-    if splits.class_names:
-        for split, labels in (("train", splits.y_train), ("validation", splits.y_val), ("test", splits.y_test)):
-            indices = labels.argmax(axis=-1) if labels.ndim == 2 else labels
-            counts[split] = np.bincount(indices, minlength=splits.num_classes).tolist()
-    console.print(data_table(splits.describe(), counts))
+    console.print(data_table(splits.describe(), splits.class_counts()))
     rows = [
         (layer.name, type(layer).__name__, str(tuple(layer.output.shape)), layer.count_params(), layer.trainable)
         for layer in parts.model.layers
@@ -481,6 +474,38 @@ def datasets_export(
         f"wrote {counts['train']} training and {counts['test']} test images of {name} to {directory}; "
         f"train on them with `dataset: {{name: image_directory, path: {directory}}}`"
     )
+
+
+@datasets_app.command("cache")
+@reports_errors
+def datasets_cache(
+    clean: Annotated[bool, typer.Option("--clean", help="Remove unused and unfinished entries.")] = False,
+    older_than: Annotated[
+        float, typer.Option("--older-than", min=0, metavar="DAYS", help="With --clean: unused for this many days.")
+    ] = 30,
+) -> None:
+    """The disk cache of decoded images (`training.cache: disk`): its entries, or --clean them."""
+    import datetime
+
+    from dlcli.data.cache import LAST_USED_FILE, images_cache_dir, remove_entries, stale_entries
+
+    root = images_cache_dir()
+    if clean:
+        stale = stale_entries(root, older_than)
+        freed = remove_entries(stale)
+        console.print(f"removed {len(stale)} entries of {root} ({freed / 1e6:,.1f} MB)")
+        return
+    entries = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    table = Table(title=f"decoded images cached in {root}")
+    for column in ("entry", "images", "MB", "last used"):
+        table.add_column(column, justify="right" if column in ("images", "MB") else "left")
+    for entry in entries:
+        files = [f for f in entry.iterdir() if f.name != LAST_USED_FILE]
+        marker = entry / LAST_USED_FILE
+        used = datetime.datetime.fromtimestamp((marker if marker.exists() else entry).stat().st_mtime)
+        size = sum(f.stat().st_size for f in files)
+        table.add_row(entry.name, str(len(files)), f"{size / 1e6:,.1f}", used.isoformat(" ", "minutes"))
+    console.print(table)
 
 
 def main() -> None:

@@ -244,7 +244,9 @@ class TrainingConfig(_Strict):
     # Speed: "auto" picks what measured fastest on this kind of device (docs/performance.md).
     steps_per_execution: PositiveInt | Literal["auto"] = "auto"
     jit_compile: bool | Literal["auto"] = "auto"
-    cache: bool = True
+    # Decoded image files kept between epochs: memory when they fit the budget, else disk
+    # (dlcli.data.cache); true and false are aliases of auto and none.
+    cache: Literal["auto", "memory", "disk", "none"] = "auto"
     prefetch: bool = True
     mixed_precision: bool = False
     distribute: Literal["none", "mirrored", "multi_worker"] = "none"
@@ -254,6 +256,11 @@ class TrainingConfig(_Strict):
         _true_means_defaults
     )
     _items = field_validator("callbacks")(_one_class_per_item)
+
+    @field_validator("cache", mode="before")
+    @classmethod
+    def _cache_aliases(cls, value: Any) -> Any:
+        return {True: "auto", False: "none"}.get(value, value) if isinstance(value, bool) else value
 
     @property
     def monitor_minimizes(self) -> bool:

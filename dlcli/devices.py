@@ -26,7 +26,7 @@ class SpeedSettings:
     device: str  # "cpu" or "gpu"
     jit_compile: bool | str
     steps_per_execution: int
-    cache: bool
+    cache: str  # auto | memory | disk | none
     prefetch: bool
     mixed_precision: str | None  # the Keras dtype policy, when on
     distribute: str

@@ -11,9 +11,11 @@ import numpy as np
 import dlcli.models  # noqa: F401 - registers dlcli's layers for loading saved models
 from dlcli.config import load_config
 from dlcli.data import load_dataset, load_folds
-from dlcli.data.prepare import Splits
+from dlcli.data.examples import Splits
+from dlcli.data.pipeline import stream
 from dlcli.errors import DlcliError
 from dlcli.runs import CONFIG_FILE, EVALUATION_FILE, MODEL_FILE, SUMMARY_FILE, RunFolder, now, write_json
+
 SPLITS = ("test", "validation")
 
 
@@ -26,14 +28,11 @@ def _load_model(path: Path, run: RunFolder) -> keras.Model:
         raise DlcliError(f"run {run.id}: cannot load {path.name} ({error})") from error
 
 
-def _classification_report(model: keras.Model, x: np.ndarray, y: np.ndarray, class_names: list[str]) -> dict:
+def _classification_report(scores: np.ndarray, truth: np.ndarray, class_names: list[str]) -> dict:
     """Confusion matrix (rows: true class, columns: predicted) and per-class accuracy."""
-    from sklearn.metrics import confusion_matrix
-
-    scores = model.predict(x, verbose=0)
     predicted = (scores[:, 0] > 0.5).astype(int) if scores.shape[-1] == 1 else scores.argmax(axis=-1)
-    truth = y.argmax(axis=-1) if y.ndim == 2 else y.astype(int)
-    matrix = confusion_matrix(truth, predicted, labels=range(len(class_names)))
+    size = len(class_names)
+    matrix = np.bincount(truth * size + predicted, minlength=size * size).reshape(size, size)
     totals = matrix.sum(axis=1)
     return {
         "class_names": class_names,
@@ -45,11 +44,15 @@ def _classification_report(model: keras.Model, x: np.ndarray, y: np.ndarray, cla
 
 
 def _score(model: keras.Model, splits: Splits, split: str, batch_size: int) -> dict[str, Any]:
-    x, y = splits.arrays(split)
-    metrics = model.evaluate(x, y, batch_size=batch_size, verbose=0, return_dict=True)
-    result: dict[str, Any] = {"samples": len(x), "metrics": {key: float(value) for key, value in metrics.items()}}
+    """Metrics, and for classifiers the confusion matrix, over the split streamed a batch at a time."""
+    data = stream(splits, split, batch_size)
+    metrics = model.evaluate(data, verbose=0, return_dict=True)
+    result: dict[str, Any] = {
+        "samples": len(splits.split(split)), "metrics": {key: float(value) for key, value in metrics.items()},
+    }
     if splits.class_names:
-        result.update(_classification_report(model, x, y, splits.class_names))
+        scores = model.predict(data, verbose=0)
+        result.update(_classification_report(scores, splits.split(split).labels, splits.class_names))
     return result
 
 

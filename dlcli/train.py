@@ -21,6 +21,7 @@ from dlcli.callbacks import (
     STATE_FILE,
     WEIGHTS_FILE,
     BestModelCheckpoint,
+    EpochClock,
     EpochRecorder,
     OverfittingMonitor,
     ResumeCheckpoint,
@@ -32,8 +33,9 @@ from dlcli.callbacks import (
 )
 from dlcli.config import ExperimentConfig, load_config
 from dlcli.data import load_dataset, load_folds
-from dlcli.data.pipeline import make_pipeline
-from dlcli.data.prepare import Splits
+from dlcli.data.cache import cached
+from dlcli.data.examples import ArrayPool, Encoding, Split, Splits
+from dlcli.data.pipeline import EpochOrder, stream
 from dlcli.devices import SpeedSettings, cluster_task, dtype_policy, gather_from_workers, speed_settings, strategy
 from dlcli.errors import DlcliError, TrainingDiverged, TrainingFailed, TrainingInterrupted
 from dlcli.models import ModelParts, build_model, check_output, compile_model, unfreeze
@@ -131,30 +133,31 @@ class _Session:
             log_dir = self.run.file(TENSORBOARD_DIR) / (f"fold-{tags['fold']}" if "fold" in tags else "")
             # no graph dump: it costs a fraction of a second per run and few look at it
             callbacks.append(keras.callbacks.TensorBoard(log_dir=str(log_dir), write_graph=False))
-        callbacks.append(StopOnRequest())
+        order = EpochOrder(config.seed, initial_epoch)
+        callbacks += [StopOnRequest(), EpochClock(order)]
         progress = None
         if self.console is not None:
-            steps = math.ceil(len(data.x_train) / config.training.batch_size)
+            steps = math.ceil(len(data.train) / config.training.batch_size)
             progress = RichProgress(self.console, epochs, steps, checkpoint, label)
             callbacks.append(progress)
         started = time.perf_counter()
         epochs_before = len(self.recorder.rows)
         try:
-            batch_size, cache, prefetch = config.training.batch_size, self.speed.cache, self.speed.prefetch
+            batch_size, prefetch = config.training.batch_size, self.speed.prefetch
             model.fit(
-                make_pipeline(data.x_train, data.y_train, batch_size, config.seed, cache, prefetch),
-                validation_data=make_pipeline(data.x_val, data.y_val, batch_size, None, cache, prefetch),
+                stream(data, "train", batch_size, order, prefetch),
+                validation_data=stream(data, "validation", batch_size, prefetch=prefetch),
                 epochs=epochs,
                 initial_epoch=initial_epoch,
                 callbacks=callbacks,
-                shuffle=False,  # the pipeline reshuffles, seeded
+                shuffle=False,  # the stream's order is the EpochOrder's
                 verbose=0,
             )
         finally:
             if progress is not None:
                 progress.close()
             self.fit_seconds += time.perf_counter() - started
-            self.samples_seen += len(data.x_train) * (len(self.recorder.rows) - epochs_before)
+            self.samples_seen += len(data.train) * (len(self.recorder.rows) - epochs_before)
 
 
 def _load_resume_weights(model: keras.Model, run: RunFolder) -> None:
@@ -163,14 +166,19 @@ def _load_resume_weights(model: keras.Model, run: RunFolder) -> None:
 
 
 def _features(parts: ModelParts, data: Splits, batch_size: int) -> Splits:
-    """`data` with its images replaced by the frozen base's features, computed once."""
+    """`data`'s training and validation images replaced by the frozen base's features, computed
+    once, a batch at a time."""
 
-    def extract(x: np.ndarray) -> np.ndarray:
-        return parts.feature_extractor.predict(x, batch_size=batch_size, verbose=0)
+    def extract(name: str) -> Split:
+        split = data.split(name)
+        features = parts.feature_extractor.predict(stream(data, name, batch_size), verbose=0)
+        return Split.whole(ArrayPool(features, split.labels))
 
+    train, validation = extract("train"), extract("validation")
+    shape = tuple(parts.feature_extractor.output_shape[1:])
     return Splits(
-        extract(data.x_train), data.y_train, extract(data.x_val), data.y_val,
-        extract(data.x_test), data.y_test, data.class_names, data.class_mapping,
+        train, validation, data.test, data.class_names, shape, Encoding(describe="base features"),
+        data.one_hot, data.class_mapping,
     )
 
 
@@ -241,7 +249,7 @@ def _train_single(session: _Session, parts: ModelParts, data: Splits, start: Res
         save_model_atomic(parts.model, run.file(MODEL_FILE))
     phase_two = [row["epoch"] for row in rows if row.get("phase") == 2]
     return {
-        **_result_of(session, rows, detector, parts.model.count_params(), len(data.x_train)),
+        **_result_of(session, rows, detector, parts.model.count_params(), len(data.train)),
         "fine_tune_from_epoch": phase_two[0] if phase_two else None,
         "parameters": parts.model.count_params(),
         "trainable_parameters": int(sum(np.prod(w.shape) for w in parts.model.trainable_weights)),
@@ -277,7 +285,7 @@ def _train_folds(session: _Session, folds: list[Splits], start: ResumePoint | No
             session.fit(parts.model, data, checkpoint, detector, config.training.epochs,
                         start.epoch if resuming_here else 0, {"fold": number}, f"fold {number}/{len(folds)}  ")
         rows = [row for row in session.recorder.rows if row.get("fold") == number]
-        results.append({"fold": number, **_result_of(session, rows, detector, parameters, len(data.x_train))})
+        results.append({"fold": number, **_result_of(session, rows, detector, parameters, len(data.train))})
         if results[-1]["diverged"]:
             break
     best, final = _mean_and_std([r["best"] for r in results]), _mean_and_std([r["final"] for r in results])
@@ -311,7 +319,7 @@ def _record_end(run: RunFolder, status: str, error: str) -> str:
 
 
 def _execute(
-    session: _Session, parts: ModelParts, folds: list[Splits], start: ResumePoint | None
+    session: _Session, parts: ModelParts, folds: list[Splits], start: ResumePoint | None, data: dict[str, Any],
 ) -> TrainResult:
     """Train in the session's run folder and record how it ended, whatever happens."""
     config, run = session.config, session.run
@@ -326,7 +334,7 @@ def _execute(
             "fit_seconds": round(session.fit_seconds, 3),
             "samples_per_second": round(session.samples_seen / max(session.fit_seconds, 1e-9), 1),
             "speed": session.speed.as_dict(),
-            "data": {"dataset": config.dataset.name, **folds[0].describe()},
+            "data": {"dataset": config.dataset.name, **data},
         }
         write_json(run.file(SUMMARY_FILE), summary)
         rows = session.recorder.rows
@@ -383,6 +391,16 @@ def prepare_experiment(
     return folds, checked_model(config, folds[0], runs_dir, speed)
 
 
+def decoded_for_training(folds: list[Splits], speed: SpeedSettings) -> tuple[list[Splits], dict[str, Any]]:
+    """The folds with their image files decoded as `training.cache` says, and their record for
+    summary.json; an undecodable file or an unwritable cache is raised here, before training."""
+    record = folds[0].describe()
+    folds, report = cached(folds, speed.cache)
+    if report is not None:
+        record["cache"] = report.as_dict()
+    return folds, record
+
+
 def checked_model(
     config: ExperimentConfig, data: Splits, runs_dir: Path, speed: SpeedSettings | None = None
 ) -> ModelParts:
@@ -426,6 +444,7 @@ def train(
     """
     with device_scope(config) as speed:
         folds, parts = prepare_experiment(config, runs_dir, speed)
+        folds, data = decoded_for_training(folds, speed)
         # every worker of a cluster keeps its own run; the chief's carries the plain name
         run = RunFolder.create(runs_dir, config.name if speed.chief else f"{config.name}-{speed.task}")
         try:
@@ -436,7 +455,7 @@ def train(
         except OSError as error:
             shutil.rmtree(run.path, ignore_errors=True)  # nothing started: leave no half-made run behind
             raise DlcliError(f"cannot write the run folder in {runs_dir}: {error.strerror or error}") from error
-        return _execute(_Session(config, run, console, speed), parts, folds, None)
+        return _execute(_Session(config, run, console, speed), parts, folds, None, data)
 
 
 def _resume_point(run: RunFolder) -> ResumePoint | None:
@@ -490,10 +509,11 @@ def resume(reference: str, runs_dir: Path, console: Console | None = None, comma
         if speed.task is not None:
             _check_workers_resume_together(run, start)
         folds, parts = prepare_experiment(config, runs_dir, speed)
+        folds, data = decoded_for_training(folds, speed)
         rows = _rows_up_to(read_history(run.file(HISTORY_FILE)), start)
         if rows:  # epochs after the saved state are done again: drop their rows now
             write_atomic(run.file(HISTORY_FILE), rows_to_csv(rows))
         else:
             run.file(HISTORY_FILE).unlink(missing_ok=True)
         run.restart(command)
-        return _execute(_Session(config, run, console, speed, rows), parts, folds, start)
+        return _execute(_Session(config, run, console, speed, rows), parts, folds, start, data)

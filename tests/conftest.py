@@ -114,3 +114,13 @@ def summary_with(val_loss: float, val_accuracy: float, epochs: int = 2, onset: i
         "final": {"loss": 0.1, "val_loss": val_loss, "val_accuracy": val_accuracy},
         "overfitting": {"detected": onset is not None, "onset_epoch": onset},
     }
+
+
+def encoded(splits, name: str):
+    """Split `name`'s examples as the model receives them, and their labels, as NumPy arrays."""
+    import numpy as np
+
+    from dlcli.data.pipeline import stream
+
+    batches = list(stream(splits, name, 512).as_numpy_iterator())
+    return np.concatenate([x for x, _ in batches]), np.concatenate([y for _, y in batches])

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import REPO, read_json, run_folders
+from conftest import REPO, encoded, read_json, run_folders
 from dlcli.config import load_config
 from dlcli.data import load_dataset
 from dlcli.errors import ConfigError
@@ -153,18 +153,19 @@ def test_frozen_base_does_not_change_and_unfrozen_layers_do(digits_folder):
     parts = build_model(config, splits.input_shape)
     compile_model(config, parts.model)
     names = [layer.name for layer in parts.base.layers]
+    x_train, y_train = encoded(splits, "train")
     before = {name: [w.copy() for w in parts.base.get_layer(name).get_weights()] for name in names}
 
     def changed(name: str) -> bool:
         after = parts.base.get_layer(name).get_weights()
         return any(not np.array_equal(a, b) for a, b in zip(before[name], after))
 
-    parts.model.fit(splits.x_train[:64], splits.y_train[:64], epochs=1, verbose=0)
+    parts.model.fit(x_train[:64], y_train[:64], epochs=1, verbose=0)
     assert not any(changed(name) for name in names)
 
     unfreeze(config, parts.base)
     compile_model(config, parts.model, learning_rate=1e-3)
-    parts.model.fit(splits.x_train[:64], splits.y_train[:64], epochs=1, verbose=0)
+    parts.model.fit(x_train[:64], y_train[:64], epochs=1, verbose=0)
     assert changed("block5_conv1") and changed("block5_conv3")
     assert not changed("block1_conv1") and not changed("block4_conv3")
 

@@ -11,6 +11,7 @@ from dlcli.config import load_config
 from dlcli.data import load_dataset
 from dlcli.data.catalog import DATASETS
 from dlcli.errors import ConfigError, DataUnavailable
+from conftest import encoded
 
 
 @pytest.fixture(scope="module")
@@ -23,37 +24,40 @@ def splits_for(tiny_config, *overrides):
 
 
 def test_mnist_5k_is_real_mnist_with_a_fixed_stratified_test_split(mnist_5k):
-    assert mnist_5k.x_train.shape == (4000, 28, 28, 1)
-    assert mnist_5k.x_test.shape == (1000, 28, 28, 1)
-    assert np.bincount(mnist_5k.y_test).tolist() == [100] * 10
-    assert np.bincount(mnist_5k.y_train).tolist() == [400] * 10
+    assert mnist_5k.train.x.shape == (4000, 28, 28, 1)
+    assert mnist_5k.test.x.shape == (1000, 28, 28, 1)
+    assert mnist_5k.train.x.dtype == np.uint8  # pixels are kept compact, made float per batch
+    assert np.bincount(mnist_5k.test.labels).tolist() == [100] * 10
+    assert np.bincount(mnist_5k.train.labels).tolist() == [400] * 10
 
 
 def test_validation_split_is_shuffled_stratified_and_images_are_scaled(tiny_config):
     splits = splits_for(tiny_config, "dataset.name=mnist_5k")
 
-    assert (len(splits.x_train), len(splits.x_val), len(splits.x_test)) == (3200, 800, 1000)
+    assert (len(splits.train), len(splits.validation), len(splits.test)) == (3200, 800, 1000)
     # mnist_5k is stored sorted by class: the last 20% alone would hold two classes
-    assert np.bincount(splits.y_val).tolist() == [80] * 10
-    assert splits.x_train.dtype == np.float32 and splits.x_train.shape[1:] == (28, 28, 1)
-    assert 0.0 <= splits.x_train.min() and splits.x_train.max() == pytest.approx(1.0)
+    assert np.bincount(splits.validation.labels).tolist() == [80] * 10
+    x_train, _ = encoded(splits, "train")
+    assert x_train.dtype == np.float32 and x_train.shape[1:] == (28, 28, 1)
+    assert 0.0 <= x_train.min() and x_train.max() == pytest.approx(1.0)
 
 
 def test_split_depends_on_the_seed_but_the_test_split_does_not(tiny_config):
     first, again = splits_for(tiny_config), splits_for(tiny_config)
     other_seed = splits_for(tiny_config, "seed=1")
 
-    assert np.array_equal(first.x_val, again.x_val) and np.array_equal(first.y_train, again.y_train)
-    assert not np.array_equal(first.x_val, other_seed.x_val)
-    assert np.array_equal(first.x_test, other_seed.x_test)
+    assert np.array_equal(first.validation.indices, again.validation.indices)
+    assert np.array_equal(first.train.labels, again.train.labels)
+    assert not np.array_equal(first.validation.indices, other_seed.validation.indices)
+    assert np.array_equal(encoded(first, "test")[0], encoded(other_seed, "test")[0])
 
 
 def test_digits_shapes_and_sizes(tiny_config):
     splits = splits_for(tiny_config)
 
     assert splits.input_shape == (8, 8, 1)
-    assert len(splits.x_train) + len(splits.x_val) + len(splits.x_test) == 1797
-    assert splits.x_train.max() == pytest.approx(1.0)
+    assert len(splits.train) + len(splits.validation) + len(splits.test) == 1797
+    assert encoded(splits, "train")[0].max() == pytest.approx(1.0)
 
 
 def test_classes_keeps_those_and_relabels_them_in_the_given_order(tiny_config):
@@ -61,27 +65,29 @@ def test_classes_keeps_those_and_relabels_them_in_the_given_order(tiny_config):
 
     assert splits.class_names == ["9", "5", "7"]
     assert splits.class_mapping == {"9": 0, "5": 1, "7": 2}
-    assert sorted(set(splits.y_train.tolist())) == [0, 1, 2]
-    assert np.bincount(splits.y_test).tolist() == [100, 100, 100]
-    assert len(splits.x_train) + len(splits.x_val) == 1200
+    assert sorted(set(splits.train.labels.tolist())) == [0, 1, 2]
+    assert np.bincount(splits.test.labels).tolist() == [100, 100, 100]
+    assert len(splits.train) + len(splits.validation) == 1200
 
 
 def test_relabelled_images_are_the_right_ones(tiny_config, mnist_5k):
     splits = splits_for(tiny_config, "dataset.name=mnist_5k", "dataset.classes=[9, 5]")
 
-    nines = mnist_5k.x_test[mnist_5k.y_test == 9] / 255.0
-    assert np.allclose(splits.x_test[splits.y_test == 0], nines)
+    nines = mnist_5k.test.x[mnist_5k.test.labels == 9] / 255.0
+    x_test, y_test = encoded(splits, "test")
+    assert np.allclose(x_test[y_test == 0], nines)
 
 
 def test_one_hot_labels(tiny_config):
     splits = splits_for(tiny_config, "dataset.labels=one_hot")
 
-    assert splits.y_train.shape == (len(splits.x_train), 10)
-    assert np.all(splits.y_train.sum(axis=1) == 1)
+    _, y_train = encoded(splits, "train")
+    assert y_train.shape == (len(splits.train), 10)
+    assert np.all(y_train.sum(axis=1) == 1)
 
 
 def test_unnormalized_images_keep_their_range(tiny_config):
-    assert splits_for(tiny_config, "dataset.normalize=false").x_train.max() == 16.0
+    assert encoded(splits_for(tiny_config, "dataset.normalize=false"), "train")[0].max() == 16.0
 
 
 def test_class_listed_twice(tiny_config):

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import TINY_CONFIG
+from conftest import TINY_CONFIG, encoded
 from dlcli.config import load_config
 from dlcli.data import load_dataset, load_folds
 from dlcli.errors import ConfigError, DataUnavailable
@@ -36,22 +36,24 @@ def texts(*rows: str) -> np.ndarray:
 
 
 def test_text_vocabulary_comes_from_the_training_split_only(write_config, tmp_path):
+    from dlcli.data.examples import ArrayPool
     from dlcli.data.prepare import RawDataset, prepare
 
     config = table_config(write_config, tmp_path / "unused.csv", "dataset.num_words=100")
     # every training row brings one word of its own: the vocabulary's size tells which rows it saw
     raw = RawDataset(
-        texts(*(f"film w{i}" for i in range(40))), np.arange(40) % 2,
-        texts("zebra quokka", "film"), np.array([0, 1]),
+        ArrayPool(texts(*(f"film w{i}" for i in range(40))), np.arange(40) % 2),
+        ArrayPool(texts("zebra quokka", "film"), np.array([0, 1])),
         ["negative", "positive"], texts=True,
     )
 
     splits = prepare(raw, config)
+    x_train, x_val, x_test = (encoded(splits, name)[0] for name in ("train", "validation", "test"))
 
-    assert len(splits.x_train) == 32 and len(splits.x_val) == 8
-    assert splits.x_train.shape[1] == 1 + 1 + 32  # [UNK], "film", one word per training row
-    assert splits.x_test.tolist() == [[1.0] + [0.0] * 33, [0.0, 1.0] + [0.0] * 32]  # unseen -> [UNK]
-    assert (splits.x_val[:, 0] == 1).all()  # validation words were never learned
+    assert len(x_train) == 32 and len(x_val) == 8
+    assert splits.input_shape == x_train.shape[1:] == (1 + 1 + 32,)  # [UNK], "film", one word per training row
+    assert x_test.tolist() == [[1.0] + [0.0] * 33, [0.0, 1.0] + [0.0] * 32]  # unseen -> [UNK]
+    assert (x_val[:, 0] == 1).all()  # validation words were never learned
 
 
 def test_tf_idf_and_count_encodings(write_config, tmp_path):
@@ -63,10 +65,11 @@ def test_tf_idf_and_count_encodings(write_config, tmp_path):
         table_config(write_config, path, "dataset.encoding=sequence", "dataset.sequence_length=20")
     )
 
-    assert counts.x_train.max() > 1 and counts.x_train.shape[0] == 128
-    assert counts.x_train.shape[1] <= 100  # the vocabulary, when smaller than num_words
-    assert tf_idf.x_train.dtype == np.float32 and not np.allclose(tf_idf.x_train, np.rint(tf_idf.x_train))
-    assert sequences.x_train.shape == (128, 20)
+    count_vectors, tf_idf_vectors = encoded(counts, "train")[0], encoded(tf_idf, "train")[0]
+    assert count_vectors.max() > 1 and count_vectors.shape[0] == 128
+    assert count_vectors.shape[1] <= 100  # the vocabulary, when smaller than num_words
+    assert tf_idf_vectors.dtype == np.float32 and not np.allclose(tf_idf_vectors, np.rint(tf_idf_vectors))
+    assert encoded(sequences, "train")[0].shape == (128, 20)
     assert counts.class_names == ["negative", "positive"]
 
 
@@ -81,10 +84,11 @@ def test_numeric_table_is_standardized_with_training_statistics(write_config, tm
 
     splits = load_dataset(config)
 
-    assert splits.class_names == [] and splits.y_train.dtype == np.float32
-    assert np.allclose(splits.x_train.mean(axis=0), 0, atol=1e-5)
-    assert np.allclose(splits.x_train.std(axis=0), 1, atol=1e-3)
-    assert not np.allclose(splits.x_test.mean(axis=0), 0, atol=1e-3)
+    x_train, y_train = encoded(splits, "train")
+    assert splits.class_names == [] and y_train.dtype == np.float32
+    assert np.allclose(x_train.mean(axis=0), 0, atol=1e-5)
+    assert np.allclose(x_train.std(axis=0), 1, atol=1e-3)
+    assert not np.allclose(encoded(splits, "test")[0].mean(axis=0), 0, atol=1e-3)
 
 
 def test_missing_column_suggests_the_nearest(write_config, tmp_path):
@@ -115,7 +119,7 @@ def test_npz_arrays(write_config, tmp_path):
 
     splits = load_dataset(config)
 
-    assert (len(splits.x_train), len(splits.x_val), len(splits.x_test)) == (80, 20, 30)
+    assert (len(splits.train), len(splits.validation), len(splits.test)) == (80, 20, 30)
     assert splits.class_names == ["0", "1", "2"]
 
 
@@ -128,20 +132,20 @@ def test_boston_housing_falls_back_to_the_same_houses_and_split(write_config, mo
     folds = load_folds(config)
 
     # Keras's own split (seed 113) of the 506 houses: the book's first training house
-    whole_train = np.concatenate([folds[0].x_train, folds[0].x_val])
-    assert len(whole_train) == 404 and len(folds[0].x_test) == 102
+    whole_train = np.concatenate([encoded(folds[0], "train")[0], encoded(folds[0], "validation")[0]])
+    assert len(whole_train) == 404 and len(folds[0].test) == 102
     assert any(np.isclose(row[0], 1.23247) and row[2] == pytest.approx(8.14) for row in whole_train)
 
 
 def test_kfold_validation_folds_are_distinct_and_cover_the_training_data(tiny_config):
     folds = load_folds(load_config(tiny_config, ["training.kfold=3"]))
 
-    validation_rows = [{row.tobytes() for row in fold.x_val} for fold in folds]
+    validation_rows = [{row.tobytes() for row in encoded(fold, "validation")[0]} for fold in folds]
     assert len(folds) == 3
     assert all(not (a & b) for i, a in enumerate(validation_rows) for b in validation_rows[i + 1:])
-    everything = {row.tobytes() for row in np.concatenate([folds[0].x_train, folds[0].x_val])}
+    everything = {row.tobytes() for name in ("train", "validation") for row in encoded(folds[0], name)[0]}
     assert set().union(*validation_rows) == everything
-    assert all(np.array_equal(fold.x_test, folds[0].x_test) for fold in folds)
+    assert all(np.array_equal(encoded(fold, "test")[0], encoded(folds[0], "test")[0]) for fold in folds)
 
 
 @pytest.mark.parametrize("encoding, expected", [
@@ -179,9 +183,10 @@ def test_image_folder_with_train_and_test(write_config, digits_folder):
     splits = load_dataset(image_config(write_config, digits_folder))
 
     assert splits.input_shape == (8, 8, 1)
-    assert len(splits.x_test) == 360 and len(splits.x_train) + len(splits.x_val) == 1437
+    assert len(splits.test) == 360 and len(splits.train) + len(splits.validation) == 1437
     assert splits.class_names == [str(d) for d in range(10)]
-    assert 0 <= splits.x_train.min() and splits.x_train.max() <= 1
+    x_train, _ = encoded(splits, "train")
+    assert 0 <= x_train.min() and x_train.max() <= 1
 
 
 def test_image_folder_with_its_own_validation_folder(write_config, digits_folder, tmp_path):
@@ -191,14 +196,14 @@ def test_image_folder_with_its_own_validation_folder(write_config, digits_folder
 
     splits = load_dataset(image_config(write_config, folder))
 
-    assert len(splits.x_val) == 360  # the folder, not a split of train/
-    assert (len(splits.x_train), len(splits.x_test)) == (1149, 288)  # no test/: 20% of train/
+    assert len(splits.validation) == 360  # the folder, not a split of train/
+    assert (len(splits.train), len(splits.test)) == (1149, 288)  # no test/: 20% of train/
 
 
 def test_single_image_folder_is_split_by_dlcli(write_config, digits_folder):
     splits = load_dataset(image_config(write_config, digits_folder / "test"))
 
-    assert len(splits.x_test) == 72 and len(splits.x_train) + len(splits.x_val) == 288
+    assert len(splits.test) == 72 and len(splits.train) + len(splits.validation) == 288
 
 
 def test_image_folder_with_one_class(write_config, digits_folder, tmp_path):

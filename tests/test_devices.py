@@ -27,7 +27,7 @@ def test_auto_settings_follow_the_device(write_config):
 
     if not has_gpu():
         assert (settings.device, settings.jit_compile, settings.steps_per_execution) == ("cpu", False, 32)
-    assert (chosen.jit_compile, chosen.steps_per_execution, chosen.cache) == (True, 4, False)
+    assert (chosen.jit_compile, chosen.steps_per_execution, chosen.cache) == (True, 4, "none")
 
 
 def test_the_run_records_its_speed_settings(cli, tiny_config, runs_dir):

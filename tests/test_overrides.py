@@ -90,7 +90,7 @@ def test_resolved_config_round_trips(tiny_config, tmp_path):
         "epochs": 5, "batch_size": 64, "monitor": "val_loss", "monitor_mode": "auto",
         "overfitting": {"monitor": "val_loss", "patience": 2, "min_delta": 0.0},
         "tensorboard": True, "callbacks": [], "steps_per_execution": "auto", "jit_compile": "auto",
-        "cache": True, "prefetch": True, "mixed_precision": False, "distribute": "none",
+        "cache": "auto", "prefetch": True, "mixed_precision": False, "distribute": "none",
     }
     assert written["dataset"]["normalize"] is True  # defaults are filled in
     assert written["model"]["layers"][0] == {"Flatten": {}}

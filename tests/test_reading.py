@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import TINY_CONFIG, fake_run, read_json, run_folders, summary_with
+from conftest import TINY_CONFIG, encoded, fake_run, read_json, run_folders, summary_with
 from dlcli.compare import compare, differing_keys, flatten
 from dlcli.config import load_config
 from dlcli.data import load_dataset
@@ -32,7 +32,7 @@ def test_evaluate_rebuilds_the_test_split_and_matches_keras(cli, tiny_config, ru
     evaluation = read_json(folder / "evaluation.json")
     splits = load_dataset(load_config(folder / "config.yaml"))
     model = keras.saving.load_model(folder / "model.keras")
-    expected = model.evaluate(splits.x_test, splits.y_test, verbose=0, return_dict=True)
+    expected = model.evaluate(*encoded(splits, "test"), verbose=0, return_dict=True)
     assert evaluation["split"] == "test" and evaluation["samples"] == 360
     assert evaluation["metrics"]["accuracy"] == pytest.approx(float(expected["accuracy"]))
     assert evaluation["metrics"]["loss"] == pytest.approx(float(expected["loss"]), rel=1e-5)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import read_json, run_folders
+from conftest import encoded, read_json, run_folders
 from dlcli.config import load_config
 from dlcli.runs import RunFolder
 
@@ -68,7 +68,7 @@ def test_train_writes_a_complete_run_folder(cli, tiny_config, runs_dir):
     from dlcli.data import load_dataset
 
     splits = load_dataset(load_config(folder / "config.yaml"))
-    val_loss = model.evaluate(splits.x_val, splits.y_val, verbose=0, return_dict=True)["loss"]
+    val_loss = model.evaluate(*encoded(splits, "validation"), verbose=0, return_dict=True)["loss"]
     assert val_loss == pytest.approx(float(rows[best - 1]["val_loss"]), rel=1e-4)
 
 

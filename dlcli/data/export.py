@@ -22,7 +22,8 @@ def export_images(name: str, target: Path) -> dict[str, int]:
         raise DlcliError(f"{target} is not empty; export into a new folder")
     raw = DATASETS[name].load(config=None)  # image loaders read no dataset options
     counts = {}
-    for subset, images, labels in (("train", raw.x_train, raw.y_train), ("test", raw.x_test, raw.y_test)):
+    for subset, pool in (("train", raw.train), ("test", raw.test)):
+        images, labels = pool.x, pool.labels
         pixels = np.clip(np.rint(images * (255.0 / raw.value_range)), 0, 255).astype("uint8")
         for index, (image, label) in enumerate(zip(pixels, labels)):
             folder = target / subset / raw.class_names[label].replace("/", "-")

@@ -10,8 +10,9 @@ import numpy as np
 from dlcli.config import did_you_mean
 from dlcli.data.bundled import TEST_SPLIT_SEED, fixed_split
 from dlcli.data.catalog import DatasetInfo
+from dlcli.data.examples import IMAGE_EXTENSIONS, ArrayPool, FilePool
 from dlcli.data.prepare import RawDataset
-from dlcli.data.split import split_arrays
+from dlcli.data.split import split_indices
 from dlcli.errors import DataUnavailable
 
 if TYPE_CHECKING:
@@ -39,26 +40,60 @@ def _class_folders(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
-def _read_images(folder: Path, class_names: list[str], config: ExperimentConfig) -> tuple[np.ndarray, np.ndarray]:
-    import keras
+# The first bytes of each format tf.io.decode_image reads.
+IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM")
 
-    options = config.dataset
+
+def _not_an_image(path: Path) -> str | None:
+    """Why `path` cannot be an image TensorFlow decodes, from its first bytes; None if it may be one."""
     try:
-        images = keras.utils.image_dataset_from_directory(
-            folder, labels="inferred", label_mode="int", class_names=class_names,
-            color_mode=options.color_mode, image_size=tuple(options.image_size),
-            batch_size=None, shuffle=False, verbose=False,
-        )
-    except ValueError as error:
-        raise DataUnavailable(f"cannot read images from {folder}: {error}; {IMAGE_FOLDER_HELP}") from error
-    batches = list(images.batch(256).as_numpy_iterator())
-    if not batches:
-        raise DataUnavailable(f"{folder} holds no images (.jpg, .png, .bmp, .gif); {IMAGE_FOLDER_HELP}")
-    return np.concatenate([x for x, _ in batches]), np.concatenate([y for _, y in batches]).astype("int64")
+        with open(path, "rb") as file:
+            head = file.read(8)
+    except OSError as error:
+        return f"cannot be read ({error.strerror or error})"
+    if not head:
+        return "is empty"
+    if not head.startswith(IMAGE_SIGNATURES):
+        return "is not a JPEG, PNG, BMP or GIF image"
+    return None
+
+
+def check_image_files(paths) -> None:
+    """Stop on the files that cannot be images, naming them (a cheap look at each file's header)."""
+    bad = [(path, reason) for path in paths if (reason := _not_an_image(Path(path))) is not None]
+    if bad:
+        listed = "; ".join(f"{path} {reason}" for path, reason in bad[:3])
+        more = f" (and {len(bad) - 3} more)" if len(bad) > 3 else ""
+        raise DataUnavailable(f"{listed}{more}: remove or replace it, then train again")
+
+
+def _list_images(folder: Path, class_names: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(paths, labels) of the images in `folder/<class>/`, recursively, in a fixed order."""
+    paths: list[str] = []
+    labels: list[int] = []
+    for label, name in enumerate(class_names):
+        class_folder = folder / name
+        found = sorted(
+            str(path) for path in class_folder.rglob("*")
+            if path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file()
+        ) if class_folder.is_dir() else []
+        if not found:
+            raise DataUnavailable(
+                f"{class_folder} holds no images ({', '.join(IMAGE_EXTENSIONS)}); put the class's images "
+                f"there, or leave the class out with `dataset.classes`"
+            )
+        paths += found
+        labels += [label] * len(found)
+    check_image_files(paths)
+    return np.array(paths, dtype=object), np.array(labels, dtype="int64")
 
 
 def load_image_directory(info: DatasetInfo, config: ExperimentConfig) -> RawDataset:
-    """`path/<class>/*` (split here) or `path/{train,validation,test}/<class>/*`."""
+    """`path/<class>/*` (split here) or `path/{train,validation,test}/<class>/*`, as lists of files.
+
+    Nothing is decoded here: the files are read, decoded and resized as training streams
+    them (`dlcli.data.pipeline`), or once into the cache (`dlcli.data.cache`).
+    """
     root = _existing_path(config, want_dir=True)
     subsets = {name: root / name for name in SUBSETS if (root / name).is_dir()}
     train_folder = subsets.get("train", root)
@@ -68,13 +103,19 @@ def load_image_directory(info: DatasetInfo, config: ExperimentConfig) -> RawData
             f"{train_folder} has {len(class_names)} class folder(s){': ' + class_names[0] if class_names else ''}; "
             f"a classifier needs at least 2 — {IMAGE_FOLDER_HELP}"
         )
-    x, y = _read_images(train_folder, class_names, config)
+    channels = {"grayscale": 1, "rgb": 3, "rgba": 4}[config.dataset.color_mode]
+    shape = (*config.dataset.image_size, channels)
+
+    def pool(folder: Path) -> FilePool:
+        return FilePool(*_list_images(folder, class_names), shape)
+
+    train = pool(train_folder)
     if "test" in subsets:
-        raw = RawDataset(x, y, *_read_images(subsets["test"], class_names, config), class_names, 255.0)
+        raw = RawDataset(train, pool(subsets["test"]), class_names, 255.0)
     else:
-        raw = fixed_split(x, y, config.dataset.test_split, value_range=255.0, class_names=class_names)
+        raw = fixed_split(train, config.dataset.test_split, value_range=255.0, class_names=class_names)
     if "validation" in subsets:
-        raw.x_val, raw.y_val = _read_images(subsets["validation"], class_names, config)
+        raw.validation = pool(subsets["validation"])
     return raw
 
 
@@ -129,12 +170,12 @@ def load_csv(info: DatasetInfo, config: ExperimentConfig) -> RawDataset:
     y, class_names = _labels(table[label].to_numpy(), config)
     if config.task == "regression":
         try:
-            x_train, x_test, y_train, y_test = split_arrays(x, y, options.test_split, TEST_SPLIT_SEED, stratify=False)
+            train, test = split_indices(len(x), options.test_split, TEST_SPLIT_SEED)
         except ValueError as error:
             raise DataUnavailable(f"{path}: too few rows for a test split: {error}") from None
-        raw = RawDataset(x_train, y_train, x_test, y_test, [])
+        raw = RawDataset(ArrayPool(x[train], y[train]), ArrayPool(x[test], y[test]), [])
     else:
-        raw = fixed_split(x, y, options.test_split, value_range=None, class_names=class_names)
+        raw = fixed_split(ArrayPool(x, y), options.test_split, value_range=None, class_names=class_names)
     raw.texts = text_column is not None
     return raw
 
@@ -150,7 +191,9 @@ def load_npz(info: DatasetInfo, config: ExperimentConfig) -> RawDataset:
     except (OSError, ValueError) as error:
         raise DataUnavailable(f"cannot read {path} as .npz: {error}") from error
     y_all, class_names = _labels(np.concatenate([y_train, y_test]), config)
+    pixels = x_train.dtype == np.uint8
+    compact = (lambda x: x) if pixels else (lambda x: x.astype("float32"))  # uint8 stays uint8 until a batch is read
     return RawDataset(
-        x_train.astype("float32"), y_all[: len(y_train)], x_test.astype("float32"), y_all[len(y_train):],
-        class_names, value_range=255.0 if x_train.dtype == np.uint8 else None,
+        ArrayPool(compact(x_train), y_all[: len(y_train)]), ArrayPool(compact(x_test), y_all[len(y_train):]),
+        class_names, value_range=255.0 if pixels else None,
     )

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from dlcli.data.catalog import DatasetInfo, keras_cache_dir
+from dlcli.data.examples import ArrayPool
 from dlcli.data.prepare import RawDataset
 from dlcli.errors import DataUnavailable
 
@@ -84,14 +85,18 @@ def load_images(info: DatasetInfo, config: ExperimentConfig) -> RawDataset:
     if x_train.ndim == 3:
         x_train, x_test = x_train[..., np.newaxis], x_test[..., np.newaxis]
     return RawDataset(
-        x_train, y_train.reshape(-1).astype("int64"),
-        x_test, y_test.reshape(-1).astype("int64"),
+        ArrayPool(x_train, y_train.reshape(-1).astype("int64")),
+        ArrayPool(x_test, y_test.reshape(-1).astype("int64")),
         IMAGE_CLASS_NAMES[info.name], value_range=255.0,
     )
 
 
 def encode_word_indices(sequences: np.ndarray, config: ExperimentConfig) -> np.ndarray:
-    """Lists of word indices -> multi-hot or count vectors of `num_words`, or padded sequences."""
+    """Lists of word indices -> multi-hot or count vectors of `num_words`, or padded sequences.
+
+    Vectors are kept in the smallest dtype that holds them (made float32 a batch at a time):
+    25,000 IMDB reviews of 10,000 words take 250 MB as uint8, 1 GB as float32.
+    """
     options = config.dataset
     if options.encoding == "sequence":
         import keras
@@ -103,7 +108,7 @@ def encode_word_indices(sequences: np.ndarray, config: ExperimentConfig) -> np.n
             f"{options.name} comes as word indices: encoding is multi_hot, count or sequence "
             f"(tf_idf needs raw text, as in dataset 'csv')",
         )
-    vectors = np.zeros((len(sequences), options.num_words), dtype="float32")
+    vectors = np.zeros((len(sequences), options.num_words), dtype="uint8" if options.encoding == "multi_hot" else "uint16")
     for row, sequence in enumerate(sequences):
         if options.encoding == "multi_hot":
             vectors[row, sequence] = 1.0
@@ -119,8 +124,8 @@ def load_text(info: DatasetInfo, config: ExperimentConfig) -> RawDataset:
     else:
         names = list(_keras_module(info).get_label_names())
     return RawDataset(
-        encode_word_indices(x_train, config), y_train.astype("int64"),
-        encode_word_indices(x_test, config), y_test.astype("int64"),
+        ArrayPool(encode_word_indices(x_train, config), y_train.astype("int64")),
+        ArrayPool(encode_word_indices(x_test, config), y_test.astype("int64")),
         names,
     )
 
@@ -136,4 +141,7 @@ def load_boston_housing(info: DatasetInfo, config: ExperimentConfig) -> RawDatas
         np.random.RandomState(BOSTON_SPLIT_SEED).shuffle(order)
         cut = int(len(x) * (1 - BOSTON_TEST_FRACTION))
         x_train, y_train, x_test, y_test = x[order[:cut]], y[order[:cut]], x[order[cut:]], y[order[cut:]]
-    return RawDataset(x_train.astype("float32"), y_train, x_test.astype("float32"), y_test, [])
+    return RawDataset(
+        ArrayPool(x_train.astype("float32"), y_train.astype("float32")),
+        ArrayPool(x_test.astype("float32"), y_test.astype("float32")), [],
+    )

@@ -1,18 +1,19 @@
-"""From a loaded dataset to train/validation/test arrays: class selection, split, encoding.
+"""From a loaded dataset to train/validation/test splits: class selection, split, encoding.
 
 Everything fitted to data (text vocabularies, standardization statistics) is fitted on
 the training split alone, so no validation or test information leaks into training.
+Examples stay as their source gives them; the fitted `Encoding` is applied per batch.
 """
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from dlcli.data.split import split_arrays
+from dlcli.data.examples import Encoding, Pool, Split, Splits
+from dlcli.data.split import split_indices
 
 if TYPE_CHECKING:
     from dlcli.config import ExperimentConfig
@@ -22,60 +23,12 @@ if TYPE_CHECKING:
 class RawDataset:
     """A dataset as its source gives it: a fixed train/test split, labels 0..K-1 (or values)."""
 
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
+    train: Pool
+    test: Pool
     class_names: list[str]  # empty for regression
     value_range: float | None = None  # largest raw pixel value, for `normalize`
-    x_val: np.ndarray | None = None  # a validation set of the source's own (image folders)
-    y_val: np.ndarray | None = None
+    validation: Pool | None = None  # a validation set of the source's own (image folders)
     texts: bool = False  # x holds raw strings, vectorized by TextVectorization
-
-
-@dataclass
-class Splits:
-    """What training and evaluation consume."""
-
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_val: np.ndarray
-    y_val: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
-    class_names: list[str]
-    class_mapping: dict[str, int] = field(default_factory=dict)  # source class -> label
-
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        return tuple(self.x_train.shape[1:])
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.class_names)
-
-    def arrays(self, split: str) -> tuple[np.ndarray, np.ndarray]:
-        """(x, y) of the 'test' or 'validation' split."""
-        return (self.x_test, self.y_test) if split == "test" else (self.x_val, self.y_val)
-
-    def fingerprint(self, split: str) -> str:
-        """A hash of the `split` ('validation' or 'test') arrays: the same samples, in the same order."""
-        digest = hashlib.sha256()
-        for array in self.arrays(split):
-            digest.update(str(array.shape).encode())
-            digest.update(np.ascontiguousarray(array).tobytes())
-        return digest.hexdigest()[:16]
-
-    def describe(self) -> dict:
-        return {
-            "input_shape": list(self.input_shape),
-            "train": len(self.x_train),
-            "validation": len(self.x_val),
-            "test": len(self.x_test),
-            "classes": self.class_names,
-            "class_mapping": self.class_mapping,
-            "fingerprints": {split: self.fingerprint(split) for split in ("validation", "test")},
-        }
 
 
 def _select_classes(raw: RawDataset, config: ExperimentConfig) -> tuple[RawDataset, dict[str, int]]:
@@ -101,65 +54,69 @@ def _select_classes(raw: RawDataset, config: ExperimentConfig) -> tuple[RawDatas
     relabel = np.full(len(raw.class_names), -1)
     relabel[indices] = np.arange(len(indices))
 
-    def keep(x: np.ndarray | None, y: np.ndarray | None):
-        if x is None:
-            return None, None
-        mask = np.isin(y, indices)
-        return x[mask], relabel[y[mask]]
+    def keep(pool: Pool | None) -> Pool | None:
+        if pool is None:
+            return None
+        chosen = np.flatnonzero(np.isin(pool.labels, indices))
+        return pool.subset(chosen, relabel[pool.labels[chosen]])
 
-    x_train, y_train = keep(raw.x_train, raw.y_train)
-    x_test, y_test = keep(raw.x_test, raw.y_test)
-    x_val, y_val = keep(raw.x_val, raw.y_val)
     selected = RawDataset(
-        x_train, y_train, x_test, y_test, [raw.class_names[i] for i in indices],
-        raw.value_range, x_val, y_val, raw.texts,
+        keep(raw.train), keep(raw.test), [raw.class_names[i] for i in indices],
+        raw.value_range, keep(raw.validation), raw.texts,
     )
     return selected, {raw.class_names[i]: label for label, i in enumerate(indices)}
 
 
-def _fit_features(raw: RawDataset, config: ExperimentConfig, x_train: np.ndarray):
-    """A function that encodes features, fitted on `x_train` only."""
+def _text_encoding(config: ExperimentConfig, texts: np.ndarray) -> tuple[Encoding, tuple[int, ...]]:
+    """A TextVectorization adapted on the training texts, and the shape of what it gives."""
+    import keras
+
+    options = config.dataset
+    sequence = options.encoding == "sequence"
+
+    def vectorizer(length: int | None, vocabulary=None):
+        return keras.layers.TextVectorization(
+            max_tokens=options.num_words, output_mode="int" if sequence else options.encoding,
+            output_sequence_length=length, vocabulary=vocabulary,
+        )
+
+    adapted = vectorizer(options.sequence_length)
+    adapted.adapt(texts, batch_size=256)
+    length = options.sequence_length
+    if sequence and length is None:
+        # Batches are vectorized one at a time, so a fixed length is needed: the longest training text.
+        length = max(
+            int(keras.ops.max(keras.ops.count_nonzero(adapted(texts[start:start + 1024]), axis=1)))
+            for start in range(0, len(texts), 1024)
+        ) or 1
+        adapted = vectorizer(length, adapted.get_vocabulary())
+    shape = (length,) if sequence else (adapted.vocabulary_size(),)
+    described = f"TextVectorization({options.encoding}, {adapted.vocabulary_size()} tokens)"
+    return Encoding("int32" if sequence else "float32", vectorizer=adapted, describe=described), shape
+
+
+def _fit_encoding(raw: RawDataset, config: ExperimentConfig, train: Split) -> tuple[Encoding, tuple[int, ...]]:
+    """The encoding of the examples, fitted on the `train` split only, and the input shape it gives."""
     options = config.dataset
     if raw.texts:
-        import keras
-
-        vectorizer = keras.layers.TextVectorization(
-            max_tokens=options.num_words,
-            output_mode="int" if options.encoding == "sequence" else options.encoding,
-            output_sequence_length=options.sequence_length,
-        )
-        vectorizer.adapt(x_train, batch_size=256)
-        dtype = "int32" if options.encoding == "sequence" else "float32"
-        return lambda x: keras.ops.convert_to_numpy(vectorizer(x)).astype(dtype)
-    scale = raw.value_range if options.normalize and raw.value_range else 1.0
+        return _text_encoding(config, train.pool.x[train.indices])
+    shape = train.pool.example_shape
     if options.standardize:
-        mean = x_train.mean(axis=0)
-        std = x_train.std(axis=0)
+        x = train.pool.x[train.indices].astype("float64")
+        mean, std = x.mean(axis=0), x.std(axis=0)
         std[std == 0] = 1.0  # a constant feature stays constant instead of dividing by zero
-        return lambda x: ((x - mean) / std).astype("float32")
-    return lambda x: (x / scale).astype("float32")
+        return Encoding(mean=mean.astype("float32"), std=std.astype("float32"), describe="standardized"), shape
+    if options.normalize and raw.value_range:
+        return Encoding(scale=float(raw.value_range), describe=f"divided by {raw.value_range:g}"), shape
+    return Encoding(), shape
 
 
-def _finish(
-    raw: RawDataset, config: ExperimentConfig, mapping: dict[str, int],
-    train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray],
-) -> Splits:
-    encode = _fit_features(raw, config, train[0])
-    classification = config.task == "classification"
-
-    def labels(y: np.ndarray) -> np.ndarray:
-        if not classification:
-            return y.astype("float32")
-        y = y.astype("int32")
-        if config.dataset.labels == "one_hot":
-            return np.eye(len(raw.class_names), dtype="float32")[y]
-        return y
-
+def _finish(raw: RawDataset, config: ExperimentConfig, mapping: dict[str, int], train: Split, validation: Split) -> Splits:
+    encoding, input_shape = _fit_encoding(raw, config, train)
     return Splits(
-        encode(train[0]), labels(train[1]),
-        encode(val[0]), labels(val[1]),
-        encode(raw.x_test), labels(raw.y_test),
-        raw.class_names, mapping,
+        train, validation, Split.whole(raw.test), raw.class_names, input_shape, encoding,
+        one_hot=config.task == "classification" and config.dataset.labels == "one_hot",
+        class_mapping=mapping,
     )
 
 
@@ -170,18 +127,18 @@ def _classes_selected(raw: RawDataset, config: ExperimentConfig) -> tuple[RawDat
 
 
 def prepare(raw: RawDataset, config: ExperimentConfig) -> Splits:
-    """Select classes, make the seeded validation split (stratified for classes), encode."""
+    """Select classes, make the seeded validation split (stratified for classes), fit the encoding."""
     raw, mapping = _classes_selected(raw, config)
-    if raw.x_val is not None:
-        return _finish(raw, config, mapping, (raw.x_train, raw.y_train), (raw.x_val, raw.y_val))
+    if raw.validation is not None:
+        return _finish(raw, config, mapping, Split.whole(raw.train), Split.whole(raw.validation))
     try:
-        x_train, x_val, y_train, y_val = split_arrays(
-            raw.x_train, raw.y_train, config.dataset.validation_split, config.seed,
-            stratify=config.task == "classification",
+        kept, held = split_indices(
+            len(raw.train), config.dataset.validation_split, config.seed,
+            raw.train.labels if config.task == "classification" else None,
         )
     except ValueError as error:
         raise config.error(("dataset", "validation_split"), f"{error}; use a larger dataset") from None
-    return _finish(raw, config, mapping, (x_train, y_train), (x_val, y_val))
+    return _finish(raw, config, mapping, Split(raw.train, kept), Split(raw.train, held))
 
 
 def prepare_folds(raw: RawDataset, config: ExperimentConfig) -> list[Splits]:
@@ -189,12 +146,10 @@ def prepare_folds(raw: RawDataset, config: ExperimentConfig) -> list[Splits]:
     from sklearn.model_selection import KFold, StratifiedKFold
 
     raw, mapping = _classes_selected(raw, config)
-    x, y = raw.x_train, raw.y_train
-    if raw.x_val is not None:
-        x, y = np.concatenate([x, raw.x_val]), np.concatenate([y, raw.y_val])
+    pool = raw.train if raw.validation is None else raw.train.concatenate(raw.validation)
     splitter_class = StratifiedKFold if config.task == "classification" else KFold
     splitter = splitter_class(n_splits=config.training.kfold, shuffle=True, random_state=config.seed)
     return [
-        _finish(raw, config, mapping, (x[train], y[train]), (x[val], y[val]))
-        for train, val in splitter.split(x, y)
+        _finish(raw, config, mapping, Split(pool, train), Split(pool, val))
+        for train, val in splitter.split(np.zeros(len(pool)), pool.labels)
     ]

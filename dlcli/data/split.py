@@ -47,10 +47,3 @@ def split_indices(
         kept_parts.append(members[count:])
     return rng.permutation(np.concatenate(kept_parts)), rng.permutation(np.concatenate(held_parts))
 
-
-def split_arrays(
-    x: np.ndarray, y: np.ndarray, held_out: int | float, seed: int, stratify: bool,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(x_kept, x_held, y_kept, y_held), stratified by the classes in `y` when `stratify`."""
-    kept, held = split_indices(len(x), held_out, seed, y if stratify else None)
-    return x[kept], x[held], y[kept], y[held]

@@ -1,0 +1,239 @@
+"""Decoded images kept between epochs: in memory when they fit the budget, on disk otherwise.
+
+`training.cache` decides: `memory` decodes the training and validation images once into
+uint8 arrays; `disk` decodes them once into a cache folder of raw pixels, reused by later
+runs of the same files at the same size, so memory stays flat whatever the number of
+images; `none` decodes every file every epoch; `auto` takes memory while the decoded
+pixels fit `MEMORY_BUDGET_FRACTION` of the memory available, disk beyond.
+
+A disk cache entry is written in a folder of its own name with the writer's pid, and
+renamed into place only when every image is in it: a killed run never leaves half a
+cache that a later run would reuse. Entries unused for `UNUSED_DAYS` days, and
+unfinished ones whose writer is dead, are removed whenever a new entry is written, and
+`dlcli datasets cache --clean` removes them on demand.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from dlcli.data.examples import ArrayPool, FilePool, Split, Splits
+from dlcli.errors import DataUnavailable
+
+MEMORY_BUDGET_FRACTION = 0.25
+UNUSED_DAYS = 30
+CACHE_FORMAT = 1  # part of every entry's key: a new layout never reads an old one
+LAST_USED_FILE = "last_used"
+PARTIAL_MARK = ".partial-"
+
+
+def cache_root() -> Path:
+    """`$DLCLI_CACHE_DIR`, else `$XDG_CACHE_HOME/dlcli`, else `~/.cache/dlcli`."""
+    if os.environ.get("DLCLI_CACHE_DIR"):
+        return Path(os.environ["DLCLI_CACHE_DIR"]).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dlcli"
+
+
+def images_cache_dir() -> Path:
+    return cache_root() / "images"
+
+
+def available_memory() -> int:
+    """Bytes of memory available to a new allocation without swapping (Linux's MemAvailable)."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def choose_cache(mode: str, decoded_bytes: int, budget: int) -> str:
+    """'memory', 'disk' or 'none' for image files whose decoded pixels take `decoded_bytes`."""
+    if mode != "auto":
+        return mode
+    return "memory" if decoded_bytes <= budget else "disk"
+
+
+@dataclass
+class CacheReport:
+    """What was decided, for summary.json."""
+
+    mode: str
+    requested: str
+    decoded_bytes: int
+    budget_bytes: int
+    budget_fraction: float = MEMORY_BUDGET_FRACTION
+    entries: tuple[str, ...] = ()  # disk cache folders used
+
+    def as_dict(self) -> dict:
+        return {
+            "mode": self.mode, "requested": self.requested, "decoded_bytes": self.decoded_bytes,
+            "budget_bytes": self.budget_bytes, "budget_fraction": self.budget_fraction,
+            **({"entries": list(self.entries)} if self.entries else {}),
+        }
+
+
+def _undecodable(pool: FilePool, decoded: np.ndarray) -> DataUnavailable:
+    missing = pool.paths[~decoded]
+    listed = "; ".join(str(path) for path in missing[:3])
+    more = f" (and {len(missing) - 3} more)" if len(missing) > 3 else ""
+    return DataUnavailable(
+        f"cannot decode {listed}{more} as an image (damaged or truncated?): remove or replace it, then train again"
+    )
+
+
+def _decode_all(pool: FilePool, store: Callable[[np.ndarray, np.ndarray], None]) -> None:
+    """Decode every image of `pool` in parallel, handing each batch to `store(indices, pixels)`."""
+    from dlcli.data.pipeline import raw_examples
+
+    decoded = np.zeros(len(pool), dtype=bool)
+    for indices, pixels in raw_examples(pool).as_numpy_iterator():
+        store(indices, pixels)
+        decoded[indices] = True
+    if not decoded.all():
+        raise _undecodable(pool, decoded)
+
+
+def in_memory(pool: FilePool) -> ArrayPool:
+    """The pool's images decoded once into one uint8 array."""
+    pixels = np.empty((len(pool), *pool.shape), dtype="uint8")
+
+    def store(indices, batch):
+        pixels[indices] = batch
+
+    _decode_all(pool, store)
+    return ArrayPool(pixels, pool.labels)
+
+
+def entry_key(pool: FilePool) -> str:
+    """The disk cache entry of these files at this size: changes when any file does."""
+    digest = hashlib.sha256(f"{CACHE_FORMAT}:{pool.shape}".encode())
+    for path in pool.paths:
+        stat = os.stat(path)
+        digest.update(f"{os.path.abspath(path)}\0{stat.st_size}\0{stat.st_mtime_ns}\0".encode())
+    return digest.hexdigest()[:24]
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def stale_entries(root: Path, older_than_days: float = UNUSED_DAYS) -> list[Path]:
+    """Entries unused for `older_than_days`, and unfinished ones whose writer has died."""
+    if not root.is_dir():
+        return []
+    cutoff = time.time() - older_than_days * 86400
+    stale = []
+    for entry in root.iterdir():
+        if PARTIAL_MARK in entry.name:
+            pid = entry.name.rsplit(PARTIAL_MARK, 1)[1]
+            if not pid.isdigit() or not _pid_alive(int(pid)):
+                stale.append(entry)
+        elif entry.is_dir():
+            marker = entry / LAST_USED_FILE
+            used = marker.stat().st_mtime if marker.exists() else entry.stat().st_mtime
+            if used < cutoff:
+                stale.append(entry)
+    return stale
+
+
+def remove_entries(entries: list[Path]) -> int:
+    """Remove cache entries; returns the bytes freed."""
+    freed = 0
+    for entry in entries:
+        freed += sum(f.stat().st_size for f in entry.rglob("*") if f.is_file())
+        shutil.rmtree(entry, ignore_errors=True)
+    return freed
+
+
+def _cache_write_error(root: Path, error: OSError) -> DataUnavailable:
+    reason = "the disk is full" if error.errno == errno.ENOSPC else (error.strerror or str(error))
+    return DataUnavailable(
+        f"cannot write the image cache in {root}: {reason}; free some space or set DLCLI_CACHE_DIR to a "
+        "writable folder with room, or set training.cache: memory (or none)"
+    )
+
+
+def on_disk(pool: FilePool) -> tuple[FilePool, Path]:
+    """The pool's images as raw pixel files in a disk cache entry, decoded now unless already there."""
+    root = images_cache_dir()
+    entry = root / entry_key(pool)
+    files = np.array([str(entry / f"{index}.u8") for index in range(len(pool))], dtype=object)
+    if not entry.is_dir():
+        partial = root / f"{entry.name}{PARTIAL_MARK}{os.getpid()}"
+        try:
+            remove_entries(stale_entries(root))
+            partial.mkdir(parents=True, exist_ok=True)
+
+            def store(indices, batch):
+                for index, pixels in zip(indices, batch):
+                    (partial / f"{index}.u8").write_bytes(pixels.tobytes())
+
+            _decode_all(pool, store)
+            os.replace(partial, entry)
+        except OSError as error:
+            shutil.rmtree(partial, ignore_errors=True)
+            if not entry.is_dir():  # unless another process finished the same entry first
+                raise _cache_write_error(root, error) from error
+        except BaseException:
+            shutil.rmtree(partial, ignore_errors=True)
+            raise
+    try:
+        (entry / LAST_USED_FILE).touch()
+    except OSError:
+        pass  # a read-only cache still serves; it only ages sooner
+    return FilePool(files, pool.labels, pool.shape, encoding="raw"), entry
+
+
+def cached(folds: list[Splits], mode: str, budget: int | None = None) -> tuple[list[Splits], CacheReport | None]:
+    """`folds` with their training and validation images decoded as `mode` (auto|memory|disk|none) says.
+
+    Pools shared between splits and folds are decoded once. Sources already in memory are
+    left as they are (returns no report). Raises DataUnavailable naming any file that
+    cannot be decoded, or a cache that cannot be written.
+    """
+    pools = {
+        id(split.pool): split.pool
+        for splits in folds for split in (splits.train, splits.validation)
+        if isinstance(split.pool, FilePool) and split.pool.encoding == "image"
+    }
+    if not pools:
+        return folds, None
+    budget = available_memory() * MEMORY_BUDGET_FRACTION if budget is None else budget
+    decoded_bytes = sum(pool.decoded_bytes for pool in pools.values())
+    chosen = choose_cache(mode, decoded_bytes, int(budget))
+    report = CacheReport(chosen, mode, decoded_bytes, int(budget))
+    if chosen == "none":
+        return folds, report
+    replaced: dict[int, ArrayPool | FilePool] = {}
+    entries = []
+    for key, pool in pools.items():
+        if chosen == "memory":
+            replaced[key] = in_memory(pool)
+        else:
+            replaced[key], entry = on_disk(pool)
+            entries.append(str(entry))
+    report.entries = tuple(entries)
+
+    def swap(split: Split) -> Split:
+        return Split(replaced.get(id(split.pool), split.pool), split.indices)
+
+    return [replace(splits, train=swap(splits.train), validation=swap(splits.validation)) for splits in folds], report

@@ -1,0 +1,179 @@
+"""Pools of examples, and splits drawn from them: what the data layer hands to training.
+
+A pool holds a dataset's examples in one of two forms: arrays in memory in their compact
+dtype (uint8 pixels, raw strings, small tables), or a list of files decoded on the fly
+(image files, or the raw pixels of the disk cache). A split is a pool and the indices of
+its examples, so a training and a validation split drawn from one folder share one
+cache. Nothing here imports TensorFlow: `dlcli.data.pipeline` turns splits into streams.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass(frozen=True, eq=False)
+class ArrayPool:
+    """Examples held in memory: `x[i]` and its label `labels[i]`."""
+
+    x: np.ndarray
+    labels: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def example_shape(self) -> tuple[int, ...]:
+        return tuple(self.x.shape[1:])
+
+    def subset(self, indices: np.ndarray, labels: np.ndarray | None = None) -> ArrayPool:
+        return ArrayPool(self.x[indices], self.labels[indices] if labels is None else labels)
+
+    def concatenate(self, other: ArrayPool) -> ArrayPool:
+        return ArrayPool(np.concatenate([self.x, other.x]), np.concatenate([self.labels, other.labels]))
+
+    def update_digest(self, digest, indices: np.ndarray) -> None:
+        digest.update(str(self.x.shape[1:]).encode())
+        if self.x.dtype == object:
+            for text in self.x[indices]:
+                digest.update(str(text).encode())
+        else:
+            digest.update(np.ascontiguousarray(self.x[indices]).tobytes())
+
+
+# The formats tf.io.decode_image reads, by extension, as keras.utils.image_dataset_from_directory lists them.
+IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
+
+
+@dataclass(frozen=True, eq=False)
+class FilePool:
+    """Examples stored one per file, decoded as they are read.
+
+    `encoding` is "image" (a JPEG, PNG, BMP or GIF, resized to `shape[:2]` with
+    `shape[2]` channels) or "raw" (the uint8 pixels of the disk cache, already that shape).
+    """
+
+    paths: np.ndarray  # of str
+    labels: np.ndarray
+    shape: tuple[int, int, int]
+    encoding: str = "image"
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def example_shape(self) -> tuple[int, ...]:
+        return self.shape
+
+    @property
+    def decoded_bytes(self) -> int:
+        return len(self) * int(np.prod(self.shape))
+
+    def subset(self, indices: np.ndarray, labels: np.ndarray | None = None) -> FilePool:
+        chosen = self.labels[indices] if labels is None else labels
+        return FilePool(self.paths[indices], chosen, self.shape, self.encoding)
+
+    def concatenate(self, other: FilePool) -> FilePool:
+        return FilePool(
+            np.concatenate([self.paths, other.paths]), np.concatenate([self.labels, other.labels]),
+            self.shape, self.encoding,
+        )
+
+    def update_digest(self, digest, indices: np.ndarray) -> None:
+        digest.update(str(self.shape).encode())
+        for path in self.paths[indices]:
+            digest.update(Path(path).name.encode())
+
+
+Pool = ArrayPool | FilePool
+
+
+@dataclass(frozen=True, eq=False)
+class Split:
+    """The examples `indices` of `pool`, in this order."""
+
+    pool: Pool
+    indices: np.ndarray
+
+    @classmethod
+    def whole(cls, pool: Pool) -> Split:
+        return cls(pool, np.arange(len(pool)))
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.pool.labels[self.indices]
+
+
+@dataclass(frozen=True)
+class Encoding:
+    """How a batch of raw examples becomes the model's input, fitted on the training split.
+
+    Applied per batch in the input pipeline (`dlcli.data.pipeline.encode`), so pixels stay
+    uint8 in memory and become float32 only a batch at a time.
+    """
+
+    dtype: str = "float32"
+    scale: float = 1.0  # divide by it: normalization to [0, 1]
+    mean: np.ndarray | None = None  # standardization, statistics of the training split
+    std: np.ndarray | None = None
+    vectorizer: object | None = None  # a keras TextVectorization, adapted on the training texts
+    describe: str = "as stored"
+
+
+@dataclass
+class Splits:
+    """What training, evaluation and checking consume: three splits and how to read them."""
+
+    train: Split
+    validation: Split
+    test: Split
+    class_names: list[str]  # empty for regression
+    input_shape: tuple[int, ...]
+    encoding: Encoding
+    one_hot: bool = False  # labels become one-hot vectors (else integers, or values for regression)
+    class_mapping: dict[str, int] = field(default_factory=dict)  # source class -> label
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def split(self, name: str) -> Split:
+        """The 'train', 'validation' or 'test' split."""
+        return {"train": self.train, "validation": self.validation, "test": self.test}[name]
+
+    def class_counts(self) -> dict[str, list[int]]:
+        """Examples per class in each split, from the labels alone (nothing is decoded)."""
+        if not self.class_names:
+            return {}
+        return {
+            name: np.bincount(self.split(name).labels, minlength=self.num_classes).tolist()
+            for name in ("train", "validation", "test")
+        }
+
+    def fingerprint(self, split: str) -> str:
+        """A hash of a split's examples, labels and encoding: the same samples, in the same order."""
+        chosen = self.split(split)
+        digest = hashlib.sha256()
+        digest.update(self.encoding.describe.encode())
+        chosen.pool.update_digest(digest, chosen.indices)
+        digest.update(np.ascontiguousarray(chosen.labels).tobytes())
+        return digest.hexdigest()[:16]
+
+    def describe(self) -> dict:
+        return {
+            "input_shape": list(self.input_shape),
+            "train": len(self.train),
+            "validation": len(self.validation),
+            "test": len(self.test),
+            "classes": self.class_names,
+            "class_mapping": self.class_mapping,
+            "encoding": self.encoding.describe,
+            "fingerprints": {split: self.fingerprint(split) for split in ("validation", "test")},
+        }

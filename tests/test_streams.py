@@ -1,0 +1,295 @@
+"""Every dataset a tf.data stream: image folders decoded on the fly, the file-list split, the
+order of each epoch as a function of (seed, epoch), the decoded-image caches."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import TINY_CONFIG, encoded, read_json, run_folders
+
+from dlcli.config import load_config
+from dlcli.data import load_dataset
+from dlcli.data.cache import PARTIAL_MARK, cached, choose_cache, images_cache_dir, stale_entries
+from dlcli.data.examples import ArrayPool, FilePool
+from dlcli.data.pipeline import EpochOrder, stream
+from dlcli.errors import DataUnavailable
+
+PHOTO_CONFIG = """\
+name: photos
+seed: 0
+dataset:
+  name: image_directory
+  path: {path}
+  image_size: [12, 12]
+model:
+  layers:
+    - Flatten
+    - Dense: {{units: 2, activation: softmax}}
+loss: sparse_categorical_crossentropy
+metrics: [accuracy]
+training:
+  epochs: 2
+  batch_size: 8
+  tensorboard: false
+"""
+
+
+def write_photos(folder: Path, per_class: int = 25, classes=("cat", "dog")) -> Path:
+    """JPEG photos of odd sizes in folder/<class>/: reddish cats, bluish dogs."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for label, name in enumerate(classes):
+        (folder / name).mkdir(parents=True, exist_ok=True)
+        for index in range(per_class):
+            height, width = rng.integers(16, 40, size=2)
+            pixels = rng.integers(0, 120, size=(height, width, 3))
+            pixels[..., 0 if label == 0 else 2] += 120
+            Image.fromarray(pixels.astype("uint8")).save(folder / name / f"{name}.{index}.jpg")
+    return folder
+
+
+@pytest.fixture
+def photos(tmp_path) -> Path:
+    return write_photos(tmp_path / "photos")
+
+
+@pytest.fixture
+def photo_config(write_config, photos):
+    def make(*overrides: str, path: Path | None = None):
+        return load_config(write_config(PHOTO_CONFIG.format(path=path or photos)), list(overrides))
+
+    return make
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch) -> Path:
+    monkeypatch.setenv("DLCLI_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def test_image_folder_is_a_list_of_files_split_stratified_and_seeded(photo_config):
+    splits = load_dataset(photo_config())
+    again = load_dataset(photo_config())
+    other_seed = load_dataset(photo_config("seed=1"))
+
+    assert isinstance(splits.train.pool, FilePool)  # nothing decoded yet
+    assert splits.train.pool is splits.validation.pool  # the split is over one list of files
+    assert splits.class_counts() == {"train": [16, 16], "validation": [4, 4], "test": [5, 5]}
+    assert np.array_equal(splits.validation.indices, again.validation.indices)
+    assert not np.array_equal(splits.validation.indices, other_seed.validation.indices)
+    assert not set(splits.train.indices) & set(splits.validation.indices)
+
+
+def test_streamed_images_are_decoded_resized_and_scaled(photo_config):
+    splits = load_dataset(photo_config())
+
+    x, y = encoded(splits, "train")
+
+    assert splits.input_shape == (12, 12, 3) and x.shape == (32, 12, 12, 3) and x.dtype == np.float32
+    assert 0 <= x.min() and x.max() <= 1
+    reddish = x[..., 0].mean(axis=(1, 2)) > x[..., 2].mean(axis=(1, 2))
+    assert np.array_equal(reddish, y == 0)  # each image arrives with its own label
+
+
+def _epoch_labels(splits, seed: int, epoch: int) -> list[int]:
+    order = EpochOrder(seed, epoch)
+    return [int(v) for _, y in stream(splits, "train", 4, order).as_numpy_iterator() for v in y]
+
+
+@pytest.mark.parametrize("source", ["digits", "image_directory"])
+def test_each_epoch_order_is_a_function_of_seed_and_epoch_alone(source, photo_config, write_config):
+    config = photo_config() if source == "image_directory" else load_config(write_config(TINY_CONFIG))
+    splits = load_dataset(config)
+
+    orders = {epoch: _epoch_labels(splits, 0, epoch) for epoch in (3, 4)}
+
+    assert _epoch_labels(load_dataset(config), 0, 3) == orders[3]  # a fresh stream, as after a resume
+    assert orders[3] != orders[4]
+    assert _epoch_labels(splits, 1, 3) != orders[3]
+    assert sorted(orders[3]) == sorted(splits.train.labels.tolist())  # every example once an epoch
+
+
+def test_every_cache_gives_the_same_examples(photo_config):
+    splits = load_dataset(photo_config())
+    streamed = encoded(splits, "train")
+
+    for mode in ("memory", "disk"):
+        (cached_splits,), report = cached([splits], mode)
+        assert report.mode == mode
+        kept = encoded(cached_splits, "train")
+        assert np.array_equal(kept[0], streamed[0]) and np.array_equal(kept[1], streamed[1])
+    assert isinstance(cached([splits], "memory")[0][0].train.pool, ArrayPool)
+
+
+@pytest.mark.parametrize("mode, decoded, budget, chosen", [
+    ("auto", 100, 1000, "memory"), ("auto", 1001, 1000, "disk"), ("memory", 10**12, 1, "memory"),
+    ("none", 1, 1000, "none"), ("disk", 1, 1000, "disk"),
+])
+def test_auto_keeps_images_in_memory_only_within_the_budget(mode, decoded, budget, chosen):
+    assert choose_cache(mode, decoded, budget) == chosen
+
+
+def test_training_records_the_cache_and_its_budget(cli, photos, write_config, runs_dir):
+    config = write_config(PHOTO_CONFIG.format(path=photos))
+
+    result = cli("train", str(config))
+
+    assert result.exit_code == 0, result.output
+    (folder,) = run_folders(runs_dir)
+    cache = read_json(folder / "summary.json")["data"]["cache"]
+    assert cache["mode"] == "memory" and cache["requested"] == "auto"
+    assert cache["decoded_bytes"] == 40 * 12 * 12 * 3 and cache["budget_fraction"] == 0.25
+    assert cache["budget_bytes"] > cache["decoded_bytes"]
+
+
+def test_disk_cache_is_written_once_and_reused(cli, photos, write_config, runs_dir, private_cache):
+    config = write_config(PHOTO_CONFIG.format(path=photos))
+
+    assert cli("train", str(config), "--set", "training.cache=disk").exit_code == 0
+    (entry,) = (images_cache_dir()).iterdir()
+    written = {path.name: path.stat().st_mtime_ns for path in entry.glob("*.u8")}
+    assert cli("train", str(config), "--set", "training.cache=disk").exit_code == 0
+
+    assert list(images_cache_dir().iterdir()) == [entry] and len(written) == 40
+    assert {path.name: path.stat().st_mtime_ns for path in entry.glob("*.u8")} == written
+    first, second = (read_json(folder / "summary.json") for folder in run_folders(runs_dir))
+    assert first["data"]["cache"]["entries"] == second["data"]["cache"]["entries"] == [str(entry)]
+    assert first["final"] == second["final"]  # the same pixels, the same training
+
+    (photos / "cat" / "cat.0.jpg").touch()  # a changed file is a new entry
+    assert cli("train", str(config), "--set", "training.cache=disk").exit_code == 0
+    assert len(list(images_cache_dir().iterdir())) == 2
+
+
+def test_an_interrupted_cache_write_leaves_nothing_to_reuse(photo_config, monkeypatch):
+    from dlcli.data import cache
+
+    splits = load_dataset(photo_config())
+    decode_all = cache._decode_all
+    stored = []
+
+    def interrupted_after_one_batch(pool, store):
+        def store_then_stop(indices, pixels):
+            store(indices, pixels)
+            stored.extend(indices)
+            raise KeyboardInterrupt
+
+        decode_all(pool, store_then_stop)
+
+    monkeypatch.setattr(cache, "_decode_all", interrupted_after_one_batch)
+    with pytest.raises(KeyboardInterrupt):
+        cached([splits], "disk")
+
+    assert stored and not list(images_cache_dir().iterdir())  # neither an entry nor its unfinished folder
+    monkeypatch.setattr(cache, "_decode_all", decode_all)
+    (complete,), _ = cached([splits], "disk")
+    assert np.array_equal(encoded(complete, "train")[0], encoded(splits, "train")[0])
+
+
+def test_a_killed_writers_unfinished_cache_is_ignored_and_removed(photo_config):
+    dead = images_cache_dir() / f"abc{PARTIAL_MARK}999999999"
+    dead.mkdir(parents=True)
+    (dead / "0.u8").write_bytes(b"\0" * 7)
+    alive = images_cache_dir() / f"abd{PARTIAL_MARK}{os.getpid()}"
+    alive.mkdir()
+
+    assert stale_entries(images_cache_dir()) == [dead]
+    (splits,), report = cached([load_dataset(photo_config())], "disk")
+
+    assert not dead.exists() and alive.exists()
+    assert Path(report.entries[0]).parent == images_cache_dir()
+    assert encoded(splits, "train")[0].shape == (32, 12, 12, 3)
+
+
+def test_unused_entries_age_out(tmp_path):
+    old, recent = tmp_path / "old", tmp_path / "recent"
+    for entry in (old, recent):
+        entry.mkdir()
+        (entry / "last_used").touch()
+    os.utime(old / "last_used", (0, 0))
+
+    assert stale_entries(tmp_path) == [old]
+
+
+def test_a_file_that_is_no_image_is_named_before_training(cli, photos, write_config, runs_dir):
+    bad = photos / "dog" / "notes.jpg"
+    bad.write_text("not a photo")
+
+    for cache in ("none", "memory"):
+        result = cli("train", str(write_config(PHOTO_CONFIG.format(path=photos))), "--set", f"training.cache={cache}")
+
+        assert result.exit_code == 2
+        assert f"{bad} is not a JPEG, PNG, BMP or GIF image: remove or replace it" in result.output
+        assert not run_folders(runs_dir)
+
+
+def test_a_truncated_photo_is_named_before_training(cli, photos, write_config, runs_dir):
+    damaged = photos / "cat" / "cat.3.jpg"
+    damaged.write_bytes(damaged.read_bytes()[:200])
+
+    result = cli("train", str(write_config(PHOTO_CONFIG.format(path=photos))), "--set", "training.cache=disk")
+
+    assert result.exit_code == 2
+    assert f"cannot decode {damaged} as an image (damaged or truncated?)" in result.output
+    assert not run_folders(runs_dir) and not list(images_cache_dir().iterdir())
+
+
+def test_an_empty_class_folder_is_named(photo_config, photos):
+    (photos / "bird").mkdir()
+
+    with pytest.raises(DataUnavailable, match=rf"{photos / 'bird'} holds no images .*leave the class out"):
+        load_dataset(photo_config())
+
+
+def test_an_unwritable_cache_is_one_line_and_leaves_no_run(cli, photos, write_config, runs_dir, tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("DLCLI_CACHE_DIR", str(blocker))
+
+    result = cli("train", str(write_config(PHOTO_CONFIG.format(path=photos))), "--set", "training.cache=disk")
+
+    assert result.exit_code == 2
+    assert f"cannot write the image cache in {blocker / 'images'}" in result.output
+    assert "set DLCLI_CACHE_DIR to a writable folder" in result.output and "Traceback" not in result.output
+    assert not run_folders(runs_dir)
+
+
+def test_evaluate_streams_the_image_test_split(cli, photos, write_config, runs_dir):
+    import keras
+
+    config = write_config(PHOTO_CONFIG.format(path=photos))
+    assert cli("train", str(config)).exit_code == 0
+    (folder,) = run_folders(runs_dir)
+
+    result = cli("evaluate", "latest")
+
+    assert result.exit_code == 0, result.output
+    evaluation = read_json(folder / "evaluation.json")
+    splits = load_dataset(load_config(folder / "config.yaml"))
+    x, y = encoded(splits, "test")
+    predicted = keras.saving.load_model(folder / "model.keras").predict(x, verbose=0).argmax(axis=1)
+    expected = np.zeros((2, 2), dtype=int)
+    np.add.at(expected, (y, predicted), 1)
+    assert evaluation["confusion_matrix"] == expected.tolist() and evaluation["samples"] == 10
+
+
+def test_check_counts_classes_without_decoding(cli, photos, write_config, monkeypatch):
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("check decoded an image")
+
+    monkeypatch.setattr("dlcli.data.pipeline.decode_image", no_decoding)
+    result = cli("check", str(write_config(PHOTO_CONFIG.format(path=photos))))
+
+    assert result.exit_code == 0, result.output
+    assert "16, 16" in result.output and "4, 4" in result.output
+
+
+def test_cache_aliases(write_config):
+    text = textwrap.dedent(TINY_CONFIG)
+    assert load_config(write_config(text), ["training.cache=true"]).training.cache == "auto"
+    assert load_config(write_config(text), ["training.cache=false"]).training.cache == "none"
