@@ -91,6 +91,7 @@ class _Session:
         self, config: ExperimentConfig, run: RunFolder, console: Console | None, speed: SpeedSettings, rows=(),
     ):
         self.config = config
+        self.order = EpochOrder(config.seed)
         self.run = run
         self.speed = speed
         self.console = console
@@ -133,8 +134,8 @@ class _Session:
             log_dir = self.run.file(TENSORBOARD_DIR) / (f"fold-{tags['fold']}" if "fold" in tags else "")
             # no graph dump: it costs a fraction of a second per run and few look at it
             callbacks.append(keras.callbacks.TensorBoard(log_dir=str(log_dir), write_graph=False))
-        order = EpochOrder(config.seed, initial_epoch)
-        callbacks += [StopOnRequest(), EpochClock(order)]
+        self.order.epoch = initial_epoch
+        callbacks += [StopOnRequest(), EpochClock(self.order)]
         progress = None
         if self.console is not None:
             steps = math.ceil(len(data.train) / config.training.batch_size)
@@ -145,7 +146,7 @@ class _Session:
         try:
             batch_size, prefetch = config.training.batch_size, self.speed.prefetch
             model.fit(
-                stream(data, "train", batch_size, order, prefetch),
+                stream(data, "train", batch_size, self.order, prefetch),
                 validation_data=stream(data, "validation", batch_size, prefetch=prefetch),
                 epochs=epochs,
                 initial_epoch=initial_epoch,
@@ -391,11 +392,14 @@ def prepare_experiment(
     return folds, checked_model(config, folds[0], runs_dir, speed)
 
 
-def decoded_for_training(folds: list[Splits], speed: SpeedSettings) -> tuple[list[Splits], dict[str, Any]]:
+def decoded_for_training(
+    folds: list[Splits], speed: SpeedSettings, console: Console | None,
+) -> tuple[list[Splits], dict[str, Any]]:
     """The folds with their image files decoded as `training.cache` says, and their record for
     summary.json; an undecodable file or an unwritable cache is raised here, before training."""
     record = folds[0].describe()
-    folds, report = cached(folds, speed.cache)
+    announce = (lambda report: console.print(report.describe(), markup=False)) if console is not None else None
+    folds, report = cached(folds, speed.cache, announce=announce)
     if report is not None:
         record["cache"] = report.as_dict()
     return folds, record
@@ -444,7 +448,7 @@ def train(
     """
     with device_scope(config) as speed:
         folds, parts = prepare_experiment(config, runs_dir, speed)
-        folds, data = decoded_for_training(folds, speed)
+        folds, data = decoded_for_training(folds, speed, console)
         # every worker of a cluster keeps its own run; the chief's carries the plain name
         run = RunFolder.create(runs_dir, config.name if speed.chief else f"{config.name}-{speed.task}")
         try:
@@ -509,7 +513,7 @@ def resume(reference: str, runs_dir: Path, console: Console | None = None, comma
         if speed.task is not None:
             _check_workers_resume_together(run, start)
         folds, parts = prepare_experiment(config, runs_dir, speed)
-        folds, data = decoded_for_training(folds, speed)
+        folds, data = decoded_for_training(folds, speed, console)
         rows = _rows_up_to(read_history(run.file(HISTORY_FILE)), start)
         if rows:  # epochs after the saved state are done again: drop their rows now
             write_atomic(run.file(HISTORY_FILE), rows_to_csv(rows))

@@ -77,6 +77,12 @@ class CacheReport:
     budget_fraction: float = MEMORY_BUDGET_FRACTION
     entries: tuple[str, ...] = ()  # disk cache folders used
 
+    def describe(self) -> str:
+        where = {"memory": "decoded once into memory", "disk": "decoded once into the disk cache",
+                 "none": "decoded every epoch"}[self.mode]
+        return (f"images: {where} ({self.decoded_bytes / 1e6:,.1f} MB of pixels; memory budget "
+                f"{self.budget_bytes / 1e6:,.0f} MB, training.cache: {self.requested})")
+
     def as_dict(self) -> dict:
         return {
             "mode": self.mode, "requested": self.requested, "decoded_bytes": self.decoded_bytes,
@@ -203,12 +209,15 @@ def on_disk(pool: FilePool) -> tuple[FilePool, Path]:
     return FilePool(files, pool.labels, pool.shape, encoding="raw"), entry
 
 
-def cached(folds: list[Splits], mode: str, budget: int | None = None) -> tuple[list[Splits], CacheReport | None]:
+def cached(
+    folds: list[Splits], mode: str, budget: int | None = None, announce: Callable[[CacheReport], None] | None = None,
+) -> tuple[list[Splits], CacheReport | None]:
     """`folds` with their training and validation images decoded as `mode` (auto|memory|disk|none) says.
 
-    Pools shared between splits and folds are decoded once. Sources already in memory are
-    left as they are (returns no report). Raises DataUnavailable naming any file that
-    cannot be decoded, or a cache that cannot be written.
+    Pools shared between splits and folds are decoded once; `announce` hears the decision
+    before the decoding starts. Sources already in memory are left as they are (returns no
+    report). Raises DataUnavailable naming any file that cannot be decoded, or a cache that
+    cannot be written.
     """
     pools = {
         id(split.pool): split.pool
@@ -221,6 +230,8 @@ def cached(folds: list[Splits], mode: str, budget: int | None = None) -> tuple[l
     decoded_bytes = sum(pool.decoded_bytes for pool in pools.values())
     chosen = choose_cache(mode, decoded_bytes, int(budget))
     report = CacheReport(chosen, mode, decoded_bytes, int(budget))
+    if announce is not None:
+        announce(report)
     if chosen == "none":
         return folds, report
     replaced: dict[int, ArrayPool | FilePool] = {}

@@ -16,14 +16,18 @@ from dlcli.data.examples import ArrayPool, Encoding, FilePool, Split, Splits
 
 
 class EpochOrder:
-    """The shuffled order of each epoch, from `(seed, epoch)` alone; `epoch` is set by `EpochClock`."""
+    """The shuffled order of each epoch, from `(seed, epoch)` alone; `EpochClock` sets the epoch."""
 
     def __init__(self, seed: int, epoch: int = 0):
         self.seed = seed
         self.epoch = epoch
 
-    def permutation(self, size: int) -> np.ndarray:
-        return np.random.default_rng([self.seed, self.epoch]).permutation(size)
+    def positions(self, start: tf.Tensor, stop: tf.Tensor, size: int) -> tf.Tensor:
+        """Where positions start..stop-1 of the epoch's order are in 0..size-1: a seeded bijection."""
+        # One small Python call a batch: a variable would become a mirrored one under tf.distribute.
+        epoch = tf.numpy_function(lambda: np.int64(self.epoch), [], tf.int64, stateful=True)
+        seed = tf.stack([tf.constant(self.seed, tf.int64), tf.reshape(epoch, [])])
+        return tf.random.experimental.index_shuffle(tf.range(start, stop), seed, size - 1)
 
 
 def decode_image(path: tf.Tensor, shape: tuple[int, int, int]) -> tf.Tensor:
@@ -64,42 +68,37 @@ def _labels(splits: Splits, labels: tf.Tensor) -> tf.Tensor:
     return tf.cast(labels, tf.int32)
 
 
-def _index_batches(split: Split, batch_size: int, order: EpochOrder | None) -> tf.data.Dataset:
-    """Batches of indices into the split's pool: in the split's order, or shuffled by `order`."""
-    indices = split.indices
-    if order is None:
-        dataset = tf.data.Dataset.from_tensor_slices(indices.astype("int64"))
-    else:
-        # Read when each epoch's iterator starts, after EpochClock has set the epoch.
-        dataset = tf.data.Dataset.from_generator(
-            lambda: (indices[order.permutation(len(indices))],),
-            output_signature=tf.TensorSpec([len(indices)], tf.int64),
-        ).unbatch()
-    return dataset.batch(batch_size)
+def _batch_indices(split: Split, batch_size: int, order: EpochOrder | None):
+    """A function: batch number -> indices into the split's pool, in order or shuffled by `order`."""
+    indices, size = tf.constant(split.indices.astype("int64")), len(split)
+
+    def batch(number):
+        start = number * batch_size
+        stop = tf.minimum(start + batch_size, size)
+        positions = tf.range(start, stop) if order is None else order.positions(start, stop, size)
+        return tf.gather(indices, positions)
+
+    return batch
 
 
-def _read(split: Split, batches: tf.data.Dataset, batch_size: int) -> tf.data.Dataset:
-    """Index batches -> (raw examples, labels) batches."""
-    pool = split.pool
-    labels = tf.constant(pool.labels)
-    if isinstance(pool, ArrayPool):
-        x = pool.x
-        # Rows are gathered in NumPy: a large pool is never copied into a TensorFlow constant.
-        dtype = tf.string if x.dtype == object else tf.as_dtype(x.dtype)
+# A pool larger than this is gathered in NumPy rather than copied into a TensorFlow
+# constant, which would hold the decoded-image memory cache twice.
+CONSTANT_POOL_BYTES = 64 * 2**20
 
-        def gather(indices):
-            rows = tf.numpy_function(lambda chosen: x[chosen], [indices], dtype, stateful=False)
-            rows = tf.ensure_shape(rows, (None, *x.shape[1:]))
-            return rows, tf.gather(labels, indices)
 
-        return batches.map(gather, num_parallel_calls=tf.data.AUTOTUNE)
-    paths = tf.constant(pool.paths.astype(str))
-    decode = decoder(pool)
-    examples = batches.unbatch().map(
-        lambda index: (decode(tf.gather(paths, index)), tf.gather(labels, index)),
-        num_parallel_calls=tf.data.AUTOTUNE,
-    )
-    return examples.batch(batch_size)  # the same batches: only an epoch's last one is short
+def _gatherer(pool: ArrayPool):
+    """A function: a batch of indices -> those rows of the pool."""
+    x = pool.x
+    if x.nbytes <= CONSTANT_POOL_BYTES:
+        rows = tf.constant(x)
+        return lambda indices: tf.gather(rows, indices)
+    dtype = tf.string if x.dtype == object else tf.as_dtype(x.dtype)
+
+    def gather(indices):
+        chosen = tf.numpy_function(lambda picked: x[picked], [indices], dtype, stateful=False)
+        return tf.ensure_shape(chosen, (None, *x.shape[1:]))
+
+    return gather
 
 
 def stream(
@@ -107,8 +106,28 @@ def stream(
 ) -> tf.data.Dataset:
     """Batches of (model input, label) of split `name`: shuffled per epoch by `order`, else in order."""
     split = splits.split(name)
-    raw = _read(split, _index_batches(split, batch_size, order), batch_size)
-    dataset = raw.map(lambda x, y: (encode(splits.encoding, x), _labels(splits, y)), num_parallel_calls=tf.data.AUTOTUNE)
+    pool, batch = split.pool, _batch_indices(split, batch_size, order)
+    labels = tf.constant(pool.labels)
+    numbers = tf.data.Dataset.range(-(-len(split) // batch_size))
+
+    def model_ready(examples, indices):
+        return encode(splits.encoding, examples), _labels(splits, tf.gather(labels, indices))
+
+    # Few stages, each a function: tf.data pays for every one each time an epoch starts.
+    if isinstance(pool, ArrayPool):
+        gather = _gatherer(pool)
+
+        def read(number):
+            indices = batch(number)
+            return model_ready(gather(indices), indices)
+
+        dataset = numbers.map(read)
+    else:
+        paths, decode = tf.constant(pool.paths.astype(str)), decoder(pool)
+        examples = numbers.map(batch).unbatch().map(
+            lambda index: (decode(tf.gather(paths, index)), index), num_parallel_calls=tf.data.AUTOTUNE,
+        )
+        dataset = examples.batch(batch_size).map(model_ready)  # the same batches: only the last is short
     # Known to Keras, an epoch ends on its last batch instead of on running out of data (with a warning).
     dataset = dataset.apply(tf.data.experimental.assert_cardinality(-(-len(split) // batch_size)))
     return dataset.prefetch(tf.data.AUTOTUNE) if prefetch else dataset
