@@ -3,6 +3,7 @@ order of each epoch as a function of (seed, epoch), the decoded-image caches."""
 
 from __future__ import annotations
 
+import csv
 import os
 import textwrap
 from pathlib import Path
@@ -293,3 +294,43 @@ def test_cache_aliases(write_config):
     text = textwrap.dedent(TINY_CONFIG)
     assert load_config(write_config(text), ["training.cache=true"]).training.cache == "auto"
     assert load_config(write_config(text), ["training.cache=false"]).training.cache == "none"
+
+
+def test_a_resumed_run_sees_the_same_batches_and_ends_as_an_uninterrupted_one(cli, tiny_config, runs_dir, monkeypatch):
+    from dlcli.callbacks import EpochClock
+
+    settings = ["--set", "training.epochs=4", "--set", "training.tensorboard=false"]
+    assert cli("train", str(tiny_config), *settings).exit_code == 0
+    tick = EpochClock.on_epoch_begin
+
+    def interrupted_at_third_epoch(self, epoch, logs=None):
+        if epoch == 2:
+            raise KeyboardInterrupt
+        tick(self, epoch, logs)
+
+    monkeypatch.setattr(EpochClock, "on_epoch_begin", interrupted_at_third_epoch)
+    assert cli("train", str(tiny_config), *settings).exit_code == 130
+    monkeypatch.setattr(EpochClock, "on_epoch_begin", tick)
+    straight, resumed = run_folders(runs_dir)
+    assert cli("train", "--resume", resumed.name).exit_code == 0
+
+    def history(folder):
+        return [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(open(folder / "history.csv"))]
+
+    assert len(history(resumed)) == 4
+    assert history(resumed) == history(straight)
+
+
+def test_datasets_cache_lists_and_cleans_the_disk_cache(cli, photos, write_config):
+    config = write_config(PHOTO_CONFIG.format(path=photos))
+    assert cli("train", str(config), "--set", "training.cache=disk").exit_code == 0
+    (entry,) = images_cache_dir().iterdir()
+
+    listed = cli("datasets", "cache", runs=False)
+    assert listed.exit_code == 0 and entry.name in listed.output and "40" in listed.output
+
+    kept = cli("datasets", "cache", "--clean", runs=False)
+    assert kept.exit_code == 0 and "removed 0 entries" in kept.output and entry.exists()
+
+    cleaned = cli("datasets", "cache", "--clean", "--older-than", "0", runs=False)
+    assert cleaned.exit_code == 0 and "removed 1 entries" in cleaned.output and not entry.exists()

@@ -16,18 +16,36 @@ from dlcli.data.examples import ArrayPool, Encoding, FilePool, Split, Splits
 
 
 class EpochOrder:
-    """The shuffled order of each epoch, from `(seed, epoch)` alone; `EpochClock` sets the epoch."""
+    """The shuffled order of each epoch, from `(seed, epoch)` alone; `EpochClock` sets the epoch.
+
+    The epoch is kept in a one-entry lookup table that the stream reads in TensorFlow: no
+    Python runs per batch (the input threads would wait for the GIL), and unlike a
+    variable, a table stays one plain resource under a tf.distribute strategy.
+    """
 
     def __init__(self, seed: int, epoch: int = 0):
         self.seed = seed
+        self._key = tf.constant(0, tf.int64)
+        self._table = tf.lookup.experimental.MutableHashTable(tf.int64, tf.int64, default_value=0)
         self.epoch = epoch
+
+    @property
+    def epoch(self) -> int:
+        return int(self._table.lookup(self._key))
+
+    @epoch.setter
+    def epoch(self, epoch: int) -> None:
+        self._table.insert(self._key, tf.constant(epoch, tf.int64))
 
     def positions(self, start: tf.Tensor, stop: tf.Tensor, size: int) -> tf.Tensor:
         """Where positions start..stop-1 of the epoch's order are in 0..size-1: a seeded bijection."""
-        # One small Python call a batch: a variable would become a mirrored one under tf.distribute.
-        epoch = tf.numpy_function(lambda: np.int64(self.epoch), [], tf.int64, stateful=True)
-        seed = tf.stack([tf.constant(self.seed, tf.int64), tf.reshape(epoch, [])])
+        seed = tf.stack([tf.constant(self.seed, tf.int64), self._table.lookup(self._key)])
         return tf.random.experimental.index_shuffle(tf.range(start, stop), seed, size - 1)
+
+
+# The input functions hold no Python control flow: tracing them as written skips AutoGraph's
+# conversion, a quarter of a second in every training process.
+plain = tf.autograph.experimental.do_not_convert
 
 
 def decode_image(path: tf.Tensor, shape: tuple[int, int, int]) -> tf.Tensor:
@@ -108,12 +126,13 @@ def stream(
     split = splits.split(name)
     pool, batch = split.pool, _batch_indices(split, batch_size, order)
     labels = tf.constant(pool.labels)
-    numbers = tf.data.Dataset.range(-(-len(split) // batch_size))
+    batches = -(-len(split) // batch_size)
+    numbers = tf.data.Dataset.range(batches)
 
     def model_ready(examples, indices):
         return encode(splits.encoding, examples), _labels(splits, tf.gather(labels, indices))
 
-    # Few stages, each a function: tf.data pays for every one each time an epoch starts.
+    # Few stages, each a function: tf.data instantiates every one each time an epoch starts.
     if isinstance(pool, ArrayPool):
         gather = _gatherer(pool)
 
@@ -121,15 +140,15 @@ def stream(
             indices = batch(number)
             return model_ready(gather(indices), indices)
 
-        dataset = numbers.map(read)
+        dataset = numbers.map(plain(read))
     else:
         paths, decode = tf.constant(pool.paths.astype(str)), decoder(pool)
-        examples = numbers.map(batch).unbatch().map(
-            lambda index: (decode(tf.gather(paths, index)), index), num_parallel_calls=tf.data.AUTOTUNE,
+        examples = numbers.map(plain(batch)).unbatch().map(
+            plain(lambda index: (decode(tf.gather(paths, index)), index)), num_parallel_calls=tf.data.AUTOTUNE,
         )
-        dataset = examples.batch(batch_size).map(model_ready)  # the same batches: only the last is short
+        dataset = examples.batch(batch_size).map(plain(model_ready))  # the same batches: only the last is short
     # Known to Keras, an epoch ends on its last batch instead of on running out of data (with a warning).
-    dataset = dataset.apply(tf.data.experimental.assert_cardinality(-(-len(split) // batch_size)))
+    dataset = dataset.apply(tf.data.experimental.assert_cardinality(batches))
     return dataset.prefetch(tf.data.AUTOTUNE) if prefetch else dataset
 
 
@@ -137,5 +156,5 @@ def raw_examples(pool: FilePool) -> tf.data.Dataset:
     """(index, uint8 pixels) of every file of `pool`, decoded in parallel; undecodable files are left out."""
     decode = decoder(pool)
     dataset = tf.data.Dataset.from_tensor_slices((np.arange(len(pool)), pool.paths.astype(str)))
-    dataset = dataset.map(lambda index, path: (index, decode(path)), num_parallel_calls=tf.data.AUTOTUNE)
+    dataset = dataset.map(plain(lambda index, path: (index, decode(path))), num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.ignore_errors().batch(64).prefetch(2)
