@@ -481,26 +481,29 @@ def datasets_export(
 def datasets_cache(
     clean: Annotated[bool, typer.Option("--clean", help="Remove unused and unfinished entries.")] = False,
     older_than: Annotated[
-        float, typer.Option("--older-than", min=0, metavar="DAYS", help="With --clean: unused for this many days.")
-    ] = 30,
+        Optional[float],
+        typer.Option("--older-than", min=0, metavar="DAYS", help="With --clean: unused for this many days (default 30)."),
+    ] = None,
 ) -> None:
-    """The disk cache of decoded images (`training.cache: disk`): its entries, or --clean them."""
+    """The disk cache of decoded images (`training.cache: disk`): its entries, or --clean the unused ones."""
     import datetime
 
-    from dlcli.data.cache import LAST_USED_FILE, images_cache_dir, remove_entries, stale_entries
+    from dlcli.data.cache import (
+        LAST_USED_FILE, MANIFEST_FILE, PARTIAL_MARK, UNUSED_DAYS, images_cache_dir, remove_entries, stale_entries,
+    )
 
     root = images_cache_dir()
     if clean:
-        stale = stale_entries(root, older_than)
+        stale = stale_entries(root, UNUSED_DAYS if older_than is None else older_than)
         freed = remove_entries(stale)
         console.print(f"removed {len(stale)} entries of {root} ({freed / 1e6:,.1f} MB)")
         return
-    entries = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    entries = sorted(p for p in root.iterdir() if p.is_dir() and PARTIAL_MARK not in p.name) if root.is_dir() else []
     table = Table(title=f"decoded images cached in {root}")
     for column in ("entry", "images", "MB", "last used"):
         table.add_column(column, justify="right" if column in ("images", "MB") else "left")
     for entry in entries:
-        files = [f for f in entry.iterdir() if f.name != LAST_USED_FILE]
+        files = [f for f in entry.iterdir() if f.name not in (LAST_USED_FILE, MANIFEST_FILE)]
         marker = entry / LAST_USED_FILE
         used = datetime.datetime.fromtimestamp((marker if marker.exists() else entry).stat().st_mtime)
         size = sum(f.stat().st_size for f in files)

@@ -11,7 +11,7 @@ import numpy as np
 import dlcli.models  # noqa: F401 - registers dlcli's layers for loading saved models
 from dlcli.config import load_config
 from dlcli.data import load_dataset, load_folds
-from dlcli.data.examples import Splits
+from dlcli.data.examples import FINGERPRINT_VERSION, Splits
 from dlcli.data.pipeline import stream
 from dlcli.errors import DlcliError
 from dlcli.runs import CONFIG_FILE, EVALUATION_FILE, MODEL_FILE, SUMMARY_FILE, RunFolder, now, write_json
@@ -85,11 +85,15 @@ def evaluate_run(run: RunFolder, split: str = "test") -> dict[str, Any]:
 
 
 def _same_data(run: RunFolder, fingerprint: str, split: str) -> bool | None:
-    """Whether the rebuilt split, by its fingerprint, is the one training saw (None: none was recorded)."""
+    """Whether the rebuilt split, by its fingerprint, is the one training saw (None: none was
+    recorded, or one of another fingerprint version)."""
     import json
 
     try:
-        recorded = json.loads(run.file(SUMMARY_FILE).read_text())["data"]["fingerprints"][split]
+        data = json.loads(run.file(SUMMARY_FILE).read_text())["data"]
+        recorded = data["fingerprints"][split]
     except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if data.get("fingerprint_version") != FINGERPRINT_VERSION:
         return None
     return recorded == fingerprint

@@ -177,6 +177,7 @@ def _features(parts: ModelParts, data: Splits, batch_size: int) -> Splits:
 
     train, validation = extract("train"), extract("validation")
     shape = tuple(parts.feature_extractor.output_shape[1:])
+    # The head never sees the test split: it stays images, evaluated through the whole model.
     return Splits(
         train, validation, data.test, data.class_names, shape, Encoding(describe="base features"),
         data.one_hot, data.class_mapping,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import os
+import socket
 import textwrap
 from pathlib import Path
 
@@ -193,18 +194,46 @@ def test_an_interrupted_cache_write_leaves_nothing_to_reuse(photo_config, monkey
 
 
 def test_a_killed_writers_unfinished_cache_is_ignored_and_removed(photo_config):
-    dead = images_cache_dir() / f"abc{PARTIAL_MARK}999999999"
+    host = socket.gethostname()
+    dead = images_cache_dir() / f"abc{PARTIAL_MARK}{host}-999999999"
     dead.mkdir(parents=True)
     (dead / "0.u8").write_bytes(b"\0" * 7)
-    alive = images_cache_dir() / f"abd{PARTIAL_MARK}{os.getpid()}"
-    alive.mkdir()
+    alive = images_cache_dir() / f"abd{PARTIAL_MARK}{host}-{os.getpid()}"
+    elsewhere, abandoned = (images_cache_dir() / f"ab{n}{PARTIAL_MARK}other-host-1" for n in "ef")
+    for folder in (alive, elsewhere, abandoned):
+        folder.mkdir()
+    os.utime(abandoned, (0, 0))  # another host's writer, silent for days
 
-    assert stale_entries(images_cache_dir()) == [dead]
+    assert sorted(stale_entries(images_cache_dir())) == sorted([dead, abandoned])
     (splits,), report = cached([load_dataset(photo_config())], "disk")
 
-    assert not dead.exists() and alive.exists()
+    assert not dead.exists() and not abandoned.exists() and alive.exists() and elsewhere.exists()
     assert Path(report.entries[0]).parent == images_cache_dir()
     assert encoded(splits, "train")[0].shape == (32, 12, 12, 3)
+
+
+def test_an_entry_without_its_manifest_is_never_read(photo_config):
+    splits = load_dataset(photo_config())
+    (cached_splits,), report = cached([splits], "disk")
+    (entry,) = report.entries
+    (Path(entry) / "complete.json").unlink()  # as if written by a writer that died before its end
+    (Path(entry) / "3.u8").write_bytes(b"")
+
+    (again,), _ = cached([splits], "disk")
+
+    assert np.array_equal(encoded(again, "train")[0], encoded(splits, "train")[0])
+
+
+def test_auto_decodes_every_epoch_when_the_disk_cache_cannot_be_written(photo_config, tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("DLCLI_CACHE_DIR", str(blocker))
+    splits = load_dataset(photo_config())
+
+    (streamed,), report = cached([splits], "auto", budget=0)
+
+    assert report.mode == "none" and "cannot write the image cache" in report.fallback
+    assert streamed.train.pool is splits.train.pool
 
 
 def test_unused_entries_age_out(tmp_path):
@@ -322,6 +351,8 @@ def test_a_resumed_run_sees_the_same_batches_and_ends_as_an_uninterrupted_one(cl
 
 
 def test_datasets_cache_lists_and_cleans_the_disk_cache(cli, photos, write_config):
+    from dlcli.data import cache
+
     config = write_config(PHOTO_CONFIG.format(path=photos))
     assert cli("train", str(config), "--set", "training.cache=disk").exit_code == 0
     (entry,) = images_cache_dir().iterdir()
@@ -332,5 +363,11 @@ def test_datasets_cache_lists_and_cleans_the_disk_cache(cli, photos, write_confi
     kept = cli("datasets", "cache", "--clean", runs=False)
     assert kept.exit_code == 0 and "removed 0 entries" in kept.output and entry.exists()
 
+    in_use = cli("datasets", "cache", "--clean", "--older-than", "0", runs=False)  # this process reads it
+    assert in_use.exit_code == 0 and "removed 0 entries" in in_use.output and entry.exists()
+
+    for marker in cache._READING:  # as when the training process ends
+        marker.close()
+    cache._READING.clear()
     cleaned = cli("datasets", "cache", "--clean", "--older-than", "0", runs=False)
     assert cleaned.exit_code == 0 and "removed 1 entries" in cleaned.output and not entry.exists()

@@ -8,7 +8,7 @@ from dlcli.data.catalog import DATASETS
 
 if TYPE_CHECKING:
     from dlcli.config import ExperimentConfig
-    from dlcli.data.prepare import Splits
+    from dlcli.data.examples import Splits
 
 
 def load_dataset(config: ExperimentConfig) -> Splits:

@@ -6,19 +6,23 @@ runs of the same files at the same size, so memory stays flat whatever the numbe
 images; `none` decodes every file every epoch; `auto` takes memory while the decoded
 pixels fit `MEMORY_BUDGET_FRACTION` of the memory available, disk beyond.
 
-A disk cache entry is written in a folder of its own name with the writer's pid, and
-renamed into place only when every image is in it: a killed run never leaves half a
-cache that a later run would reuse. Entries unused for `UNUSED_DAYS` days, and
-unfinished ones whose writer is dead, are removed whenever a new entry is written, and
-`dlcli datasets cache --clean` removes them on demand.
+A disk cache entry is written in a folder named with the writer's host and pid, ends
+with a manifest, and is renamed into place only then: a killed run never leaves half a
+cache that a later run would reuse, and an entry without its manifest is never read.
+Entries unused for `UNUSED_DAYS` days that no process is reading (readers hold a shared
+lock), and unfinished ones whose writer is gone, are removed whenever a new entry is
+written, and `dlcli datasets cache --clean` removes them on demand.
 """
 
 from __future__ import annotations
 
 import errno
+import fcntl
 import hashlib
+import json
 import os
 import shutil
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -33,7 +37,9 @@ MEMORY_BUDGET_FRACTION = 0.25
 UNUSED_DAYS = 30
 CACHE_FORMAT = 1  # part of every entry's key: a new layout never reads an old one
 LAST_USED_FILE = "last_used"
+MANIFEST_FILE = "complete.json"
 PARTIAL_MARK = ".partial-"
+PARTIAL_HOURS = 24  # an unfinished entry of another host's process is left alone this long
 
 
 def cache_root() -> Path:
@@ -76,18 +82,21 @@ class CacheReport:
     budget_bytes: int
     budget_fraction: float = MEMORY_BUDGET_FRACTION
     entries: tuple[str, ...] = ()  # disk cache folders used
+    fallback: str = ""  # why `auto` decodes every epoch after all
 
     def describe(self) -> str:
         where = {"memory": "decoded once into memory", "disk": "decoded once into the disk cache",
                  "none": "decoded every epoch"}[self.mode]
+        because = f"; {self.fallback}" if self.fallback else ""
         return (f"images: {where} ({self.decoded_bytes / 1e6:,.1f} MB of pixels; memory budget "
-                f"{self.budget_bytes / 1e6:,.0f} MB, training.cache: {self.requested})")
+                f"{self.budget_bytes / 1e6:,.0f} MB, training.cache: {self.requested}){because}")
 
     def as_dict(self) -> dict:
         return {
             "mode": self.mode, "requested": self.requested, "decoded_bytes": self.decoded_bytes,
             "budget_bytes": self.budget_bytes, "budget_fraction": self.budget_fraction,
             **({"entries": list(self.entries)} if self.entries else {}),
+            **({"fallback": self.fallback} if self.fallback else {}),
         }
 
 
@@ -132,80 +141,133 @@ def entry_key(pool: FilePool) -> str:
     return digest.hexdigest()[:24]
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+def _writer_gone(partial: Path) -> bool:
+    """Whether the process writing an unfinished entry is gone: a dead pid on this host, or,
+    from another host (a shared cache), no change for `PARTIAL_HOURS` hours."""
+    host, _, pid = partial.name.rsplit(PARTIAL_MARK, 1)[-1].rpartition("-")
+    if host == socket.gethostname() and pid.isdigit():
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
         return False
-    except PermissionError:
+    return partial.stat().st_mtime < time.time() - PARTIAL_HOURS * 3600
+
+
+def _in_use(entry: Path) -> bool:
+    """Whether a process reads the entry now: each holds a shared lock on its LAST_USED_FILE."""
+    try:
+        with open(entry / LAST_USED_FILE, "a") as marker:
+            fcntl.flock(marker, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
         return True
-    return True
+    except OSError:
+        return False
+    return False
 
 
 def stale_entries(root: Path, older_than_days: float = UNUSED_DAYS) -> list[Path]:
-    """Entries unused for `older_than_days`, and unfinished ones whose writer has died."""
+    """Complete entries unused for `older_than_days` and read by no process now, and unfinished
+    ones whose writer is gone."""
     if not root.is_dir():
         return []
     cutoff = time.time() - older_than_days * 86400
     stale = []
     for entry in root.iterdir():
-        if PARTIAL_MARK in entry.name:
-            pid = entry.name.rsplit(PARTIAL_MARK, 1)[1]
-            if not pid.isdigit() or not _pid_alive(int(pid)):
-                stale.append(entry)
-        elif entry.is_dir():
-            marker = entry / LAST_USED_FILE
-            used = marker.stat().st_mtime if marker.exists() else entry.stat().st_mtime
-            if used < cutoff:
-                stale.append(entry)
+        try:
+            if PARTIAL_MARK in entry.name:
+                if _writer_gone(entry):
+                    stale.append(entry)
+            elif entry.is_dir():
+                marker = entry / LAST_USED_FILE
+                used = marker.stat().st_mtime if marker.exists() else entry.stat().st_mtime
+                if used < cutoff and not _in_use(entry):
+                    stale.append(entry)
+        except OSError:
+            continue  # removed by another process meanwhile
     return stale
 
 
 def remove_entries(entries: list[Path]) -> int:
-    """Remove cache entries; returns the bytes freed."""
+    """Remove cache entries, best effort (another process may be removing them too); returns the bytes freed."""
     freed = 0
     for entry in entries:
-        freed += sum(f.stat().st_size for f in entry.rglob("*") if f.is_file())
-        shutil.rmtree(entry, ignore_errors=True)
+        doomed = entry.with_name(f"{entry.name}{PARTIAL_MARK}removed-{os.getpid()}")
+        try:
+            os.replace(entry, doomed)  # first out of sight, so no reader takes up a half-removed entry
+            freed += sum(f.stat().st_size for f in doomed.rglob("*") if f.is_file())
+        except OSError:
+            continue
+        shutil.rmtree(doomed, ignore_errors=True)
     return freed
 
 
-def _cache_write_error(root: Path, error: OSError) -> DataUnavailable:
+class CacheUnwritable(DataUnavailable):
+    """The disk cache cannot be written: no room, no permission, not a folder."""
+
+
+def _cache_write_error(root: Path, error: OSError) -> CacheUnwritable:
     reason = "the disk is full" if error.errno == errno.ENOSPC else (error.strerror or str(error))
-    return DataUnavailable(
+    return CacheUnwritable(
         f"cannot write the image cache in {root}: {reason}; free some space or set DLCLI_CACHE_DIR to a "
         "writable folder with room, or set training.cache: memory (or none)"
     )
+
+
+def is_complete(entry: Path, pool: FilePool) -> bool:
+    """Whether `entry` holds every image of `pool`: its manifest, written last, says so."""
+    try:
+        manifest = json.loads((entry / MANIFEST_FILE).read_text())
+    except (OSError, ValueError):
+        return False
+    return manifest == {"format": CACHE_FORMAT, "count": len(pool), "shape": list(pool.shape)}
+
+
+def _write(pool: FilePool, root: Path, entry: Path) -> None:
+    """Decode the pool into a folder of its own, then rename it to `entry`; never a half entry."""
+    partial = root / f"{entry.name}{PARTIAL_MARK}{socket.gethostname()}-{os.getpid()}"
+    try:
+        partial.mkdir(parents=True, exist_ok=True)
+
+        def store(indices, batch):
+            for index, pixels in zip(indices, batch):
+                (partial / f"{index}.u8").write_bytes(pixels.tobytes())
+
+        _decode_all(pool, store)
+        manifest = {"format": CACHE_FORMAT, "count": len(pool), "shape": list(pool.shape)}
+        (partial / MANIFEST_FILE).write_text(json.dumps(manifest))
+        os.replace(partial, entry)
+    except OSError as error:
+        shutil.rmtree(partial, ignore_errors=True)
+        if not is_complete(entry, pool):  # unless another process finished the same entry first
+            raise _cache_write_error(root, error) from error
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+
+
+# Shared locks on the entries this process reads, held until it exits.
+_READING: list = []
 
 
 def on_disk(pool: FilePool) -> tuple[FilePool, Path]:
     """The pool's images as raw pixel files in a disk cache entry, decoded now unless already there."""
     root = images_cache_dir()
     entry = root / entry_key(pool)
-    files = np.array([str(entry / f"{index}.u8") for index in range(len(pool))], dtype=object)
-    if not entry.is_dir():
-        partial = root / f"{entry.name}{PARTIAL_MARK}{os.getpid()}"
-        try:
-            remove_entries(stale_entries(root))
-            partial.mkdir(parents=True, exist_ok=True)
-
-            def store(indices, batch):
-                for index, pixels in zip(indices, batch):
-                    (partial / f"{index}.u8").write_bytes(pixels.tobytes())
-
-            _decode_all(pool, store)
-            os.replace(partial, entry)
-        except OSError as error:
-            shutil.rmtree(partial, ignore_errors=True)
-            if not entry.is_dir():  # unless another process finished the same entry first
-                raise _cache_write_error(root, error) from error
-        except BaseException:
-            shutil.rmtree(partial, ignore_errors=True)
-            raise
+    if not is_complete(entry, pool):
+        damaged = [entry] if entry.exists() and not is_complete(entry, pool) else []  # complete ones appear whole
+        remove_entries(stale_entries(root) + damaged)
+        _write(pool, root, entry)
     try:
-        (entry / LAST_USED_FILE).touch()
+        marker = open(entry / LAST_USED_FILE, "a")  # noqa: SIM115 - held open for the process's life
+        os.utime(marker.fileno())
+        fcntl.flock(marker, fcntl.LOCK_SH)
+        _READING.append(marker)
     except OSError:
         pass  # a read-only cache still serves; it only ages sooner
+    files = np.array([str(entry / f"{index}.u8") for index in range(len(pool))], dtype=object)
     return FilePool(files, pool.labels, pool.shape, encoding="raw"), entry
 
 
@@ -239,9 +301,17 @@ def cached(
     for key, pool in pools.items():
         if chosen == "memory":
             replaced[key] = in_memory(pool)
-        else:
+            continue
+        try:
             replaced[key], entry = on_disk(pool)
-            entries.append(str(entry))
+        except CacheUnwritable as error:
+            if mode != "disk":  # auto chose the disk for room; without one, decode every epoch
+                report.mode, report.fallback = "none", str(error)
+                if announce is not None:
+                    announce(report)
+                return folds, report
+            raise
+        entries.append(str(entry))
     report.entries = tuple(entries)
 
     def swap(split: Split) -> Split:

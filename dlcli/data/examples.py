@@ -10,6 +10,7 @@ cache. Nothing here imports TensorFlow: `dlcli.data.pipeline` turns splits into 
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -86,7 +87,8 @@ class FilePool:
     def update_digest(self, digest, indices: np.ndarray) -> None:
         digest.update(str(self.shape).encode())
         for path in self.paths[indices]:
-            digest.update(Path(path).name.encode())
+            # The file's class folder, name and size: the same images after the folder is moved or copied.
+            digest.update(f"{Path(path).parent.name}/{Path(path).name}:{os.path.getsize(path)}\0".encode())
 
 
 Pool = ArrayPool | FilePool
@@ -125,6 +127,10 @@ class Encoding:
     std: np.ndarray | None = None
     vectorizer: object | None = None  # a keras TextVectorization, adapted on the training texts
     describe: str = "as stored"
+
+
+# Recorded beside the fingerprints: fingerprints of another version are not compared.
+FINGERPRINT_VERSION = 2
 
 
 @dataclass
@@ -176,4 +182,5 @@ class Splits:
             "class_mapping": self.class_mapping,
             "encoding": self.encoding.describe,
             "fingerprints": {split: self.fingerprint(split) for split in ("validation", "test")},
+            "fingerprint_version": FINGERPRINT_VERSION,
         }

@@ -102,8 +102,8 @@ def _fit_encoding(raw: RawDataset, config: ExperimentConfig, train: Split) -> tu
         return _text_encoding(config, train.pool.x[train.indices])
     shape = train.pool.example_shape
     if options.standardize:
-        x = train.pool.x[train.indices].astype("float64")
-        mean, std = x.mean(axis=0), x.std(axis=0)
+        x = train.pool.x[train.indices]
+        mean, std = x.mean(axis=0, dtype="float64"), x.std(axis=0, dtype="float64")
         std[std == 0] = 1.0  # a constant feature stays constant instead of dividing by zero
         return Encoding(mean=mean.astype("float32"), std=std.astype("float32"), describe="standardized"), shape
     if options.normalize and raw.value_range:
