@@ -18,8 +18,6 @@ PARAMETERS_PER_EXAMPLE = 100
 EPOCHS_PAST_ONSET = 3
 # A loss that moved less than this fraction over the run did not learn.
 FLAT_LOSS_FRACTION = 0.01
-# Training accuracy still rising at the end by at least this much: train longer.
-STILL_RISING = 0.005
 
 
 def _finite(value: Any) -> bool:
@@ -136,8 +134,8 @@ def overfitting_advice(
         advice.append("the model has no Dropout: add `- Dropout: {rate: 0.5}` before the last Dense layer")
     if _is_image_dataset(config) and not config.model.augmentation:
         advice.append(
-            "images without augmentation: add `model.augmentation` "
-            "(RandomFlip, RandomRotation, RandomZoom) so each epoch sees new variants"
+            f"images without augmentation: add `model.augmentation` ({_fitting_transforms(config)}) "
+            "so each epoch sees new variants"
         )
     if parameters > PARAMETERS_PER_EXAMPLE * train_samples:
         advice.append(
@@ -147,13 +145,27 @@ def overfitting_advice(
     return advice
 
 
+def _fitting_transforms(config: ExperimentConfig) -> str:
+    """The augmentation layers that keep this dataset's classes: no flips for digits."""
+    mirrored_keeps_class = DATASETS[config.dataset.name].mirrored_keeps_class
+    if mirrored_keeps_class is False:
+        return "RandomRotation, RandomZoom, RandomTranslation; not RandomFlip: a mirrored digit is another symbol"
+    if mirrored_keeps_class:
+        return "RandomFlip, RandomRotation, RandomZoom"
+    return "RandomRotation, RandomZoom, and RandomFlip if a mirrored image keeps its class"
+
+
 def _is_image_dataset(config: ExperimentConfig) -> bool:
     options = DATASETS[config.dataset.name].options
     return "image_size" in options or options == IMAGE_OPTIONS
 
 
 def training_notes(rows: list[dict[str, float]], config: ExperimentConfig) -> list[str]:
-    """Underfitting and plateau notes: still improving at the end, or never learning at all."""
+    """Underfitting and plateau notes: validation still improving at the end, or never learning at all.
+
+    "Train longer" rests on the monitored validation metric, not on the training accuracy:
+    a training accuracy that keeps rising is also what overfitting looks like.
+    """
     losses = [row["loss"] for row in rows if _finite(row.get("loss"))]
     notes = []
     if len(losses) >= 2 and abs(losses[0] - losses[-1]) <= FLAT_LOSS_FRACTION * abs(losses[0]):
@@ -162,12 +174,13 @@ def training_notes(rows: list[dict[str, float]], config: ExperimentConfig) -> li
             f"the learning rate, that the last activation fits the loss ({config.loss.name}), and the labels"
         )
         return notes
-    accuracy_key = next((key for key in ("accuracy", "acc") if key in (rows[-1] if rows else {})), None)
-    if accuracy_key and len(rows) >= 2:
-        last, previous = rows[-1][accuracy_key], rows[-2][accuracy_key]
-        if _finite(last) and _finite(previous) and last - previous >= STILL_RISING and last < 0.999:
+    monitor, minimize = config.training.monitor, config.training.monitor_minimizes
+    values = [row[monitor] for row in rows if _finite(row.get(monitor))]
+    if monitor.startswith("val_") and len(values) >= 2:
+        best_before = min(values[:-1]) if minimize else max(values[:-1])
+        if (values[-1] < best_before) if minimize else (values[-1] > best_before):
             notes.append(
-                f"training {accuracy_key} was still rising at the last epoch ({previous:.4g} → {last:.4g}): "
+                f"{monitor} was still improving at the last epoch ({values[-2]:.4g} → {values[-1]:.4g}): "
                 "the model may be underfitting; train longer (`training.epochs`)"
             )
     return notes

@@ -106,22 +106,50 @@ def test_advice_depends_on_the_config(write_config):
 
     assert any("train for `epochs: 3`" in advice for advice in plain)
     assert any("no Dropout" in advice for advice in plain)
-    assert any("augmentation" in advice for advice in plain)
+    assert any("augmentation" in advice and "not RandomFlip: a mirrored digit" in advice for advice in plain)
     assert any("500,000 parameters for 1,000 training examples" in advice for advice in plain)
     assert careful == []
     assert overfitting_advice(config_with(write_config), {"detected": False}, 10, 1, 1) == []
 
 
-def test_notes_for_a_flat_loss_and_for_accuracy_still_rising(write_config):
+def test_notes_for_a_flat_loss_and_for_validation_still_improving(write_config):
     config = config_with(write_config)
     flat = rows_from([2.30, 2.30, 2.30], [2.302, 2.301, 2.302], [0.1, 0.1, 0.1])
-    rising = rows_from([0.9, 0.7, 0.6], [1.0, 0.8, 0.6], [0.60, 0.70, 0.78])
-    finished = rows_from([0.9, 0.7, 0.6], [1.0, 0.8, 0.6], [0.60, 0.90, 0.903])
+    improving = rows_from([0.9, 0.7, 0.6], [1.0, 0.8, 0.6], [0.60, 0.70, 0.78])
+    finished = rows_from([0.9, 0.6, 0.62], [1.0, 0.8, 0.6], [0.60, 0.70, 0.78])
+    overfitting = rows_from([0.50, 0.35, 0.29, 0.31, 0.36], [0.6, 0.4, 0.2, 0.1, 0.05], [0.8, 0.9, 0.95, 0.97, 0.99])
 
     assert "the model is not learning" in training_notes(flat, config)[0]
     assert "sparse_categorical_crossentropy" in training_notes(flat, config)[0]
-    assert "still rising at the last epoch (0.7 → 0.78)" in training_notes(rising, config)[0]
+    assert "val_loss was still improving at the last epoch (0.7 → 0.6)" in training_notes(improving, config)[0]
     assert training_notes(finished, config) == []
+    assert training_notes(overfitting, config) == []  # rising training accuracy is no reason to train longer
+    maximized = config_with(write_config, "training.monitor=val_accuracy")
+    assert training_notes([{"epoch": 1, "loss": 1.0, "val_accuracy": 0.5}, {"epoch": 2, "loss": 0.5, "val_accuracy": 0.7}],
+                          maximized)[0].startswith("val_accuracy was still improving")
+
+
+@pytest.mark.parametrize("dataset, expected", [
+    ("digits", "not RandomFlip: a mirrored digit is another symbol"),
+    ("fashion_mnist", "RandomFlip, RandomRotation, RandomZoom"),
+    ("image_directory", "RandomFlip if a mirrored image keeps its class"),
+])
+def test_augmentation_advice_fits_the_images(write_config, tmp_path, dataset, expected):
+    text = TINY_CONFIG.replace("name: digits", f"name: {dataset}" + (f"\n  path: {tmp_path}" if dataset == "image_directory" else ""))
+    verdict = {"detected": True, "onset_epoch": 3, "monitor": "val_loss"}
+
+    advice = overfitting_advice(load_config(write_config(text)), verdict, 4, 500, 1000)
+
+    assert any(expected in line for line in advice)
+
+
+def test_no_augmentation_advice_for_tables(write_config):
+    text = TINY_CONFIG.replace("name: digits", "name: boston_housing")
+    config = load_config(write_config(text), ["loss=mse", "model.layers.2.Dense.units=1", "model.layers.2.Dense.activation=linear",
+                                              "metrics=[mae]"])
+    advice = overfitting_advice(config, {"detected": True, "onset_epoch": 3, "monitor": "val_loss"}, 4, 500, 1000)
+
+    assert not any("augmentation" in line for line in advice)
 
 
 OVERFITTING = TINY_CONFIG.replace("{units: 16, activation: relu}", "{units: 512, activation: relu}").replace(

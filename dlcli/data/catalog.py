@@ -38,6 +38,9 @@ class DatasetInfo:
     options: dict[str, Any] = field(default_factory=dict)
     task: str = "classification"  # or "regression"; "csv" and "npz" read it from `task`
     bundled_fallback: bool = False  # loads from an installed package when not cached
+    # Whether a mirror image keeps its class (a flipped shirt is a shirt, a flipped 2 is not);
+    # None: it depends on the images (advice on augmentation says so).
+    mirrored_keeps_class: bool | None = None
 
     def is_cached(self) -> bool:
         return all((keras_cache_dir() / relative).exists() for relative in self.cache_files)
@@ -66,6 +69,7 @@ DATASETS: dict[str, DatasetInfo] = {
             "fixed stratified 4,000/1,000 train/test split",
             "dlcli.data.bundled:load_mnist_5k",
             options=IMAGE_OPTIONS,
+            mirrored_keeps_class=False,
         ),
         DatasetInfo(
             "digits",
@@ -73,6 +77,7 @@ DATASETS: dict[str, DatasetInfo] = {
             "fixed stratified 1,437/360 train/test split",
             "dlcli.data.bundled:load_digits",
             options=IMAGE_OPTIONS,
+            mirrored_keeps_class=False,
         ),
         DatasetInfo(
             "mnist",
@@ -81,6 +86,7 @@ DATASETS: dict[str, DatasetInfo] = {
             cache_files=("mnist.npz",),
             offline_alternative="dataset 'mnist_5k' (ships offline)",
             options=IMAGE_OPTIONS,
+            mirrored_keeps_class=False,
         ),
         DatasetInfo(
             "fashion_mnist",
@@ -93,6 +99,7 @@ DATASETS: dict[str, DatasetInfo] = {
                 for kind, dims in (("labels", 1), ("images", 3))
             ),
             offline_alternative="dataset 'mnist_5k' (ships offline)",
+            mirrored_keeps_class=True,
         ),
         DatasetInfo(
             "cifar10",
@@ -101,6 +108,7 @@ DATASETS: dict[str, DatasetInfo] = {
             cache_files=("cifar-10-batches-py-target",),
             offline_alternative="dataset 'digits' (ships offline)",
             options=IMAGE_OPTIONS,
+            mirrored_keeps_class=True,
         ),
         DatasetInfo(
             "imdb",
