@@ -489,7 +489,8 @@ def datasets_cache(
     import datetime
 
     from dlcli.data.cache import (
-        LAST_USED_FILE, MANIFEST_FILE, PARTIAL_MARK, UNUSED_DAYS, images_cache_dir, remove_entries, stale_entries,
+        LAST_USED_FILE, MANIFEST_FILE, PARTIAL_MARK, UNUSED_DAYS, images_cache_dir, last_used, remove_entries,
+        stale_entries,
     )
 
     root = images_cache_dir()
@@ -504,8 +505,7 @@ def datasets_cache(
         table.add_column(column, justify="right" if column in ("images", "MB") else "left")
     for entry in entries:
         files = [f for f in entry.iterdir() if f.name not in (LAST_USED_FILE, MANIFEST_FILE)]
-        marker = entry / LAST_USED_FILE
-        used = datetime.datetime.fromtimestamp((marker if marker.exists() else entry).stat().st_mtime)
+        used = datetime.datetime.fromtimestamp(last_used(entry))
         size = sum(f.stat().st_size for f in files)
         table.add_row(entry.name, str(len(files)), f"{size / 1e6:,.1f}", used.isoformat(" ", "minutes"))
     console.print(table)

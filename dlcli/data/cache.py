@@ -168,6 +168,12 @@ def _in_use(entry: Path) -> bool:
     return False
 
 
+def last_used(entry: Path) -> float:
+    """When a run last took up the entry (its LAST_USED_FILE's time, else the entry's own)."""
+    marker = entry / LAST_USED_FILE
+    return (marker if marker.exists() else entry).stat().st_mtime
+
+
 def stale_entries(root: Path, older_than_days: float = UNUSED_DAYS) -> list[Path]:
     """Complete entries unused for `older_than_days` and read by no process now, and unfinished
     ones whose writer is gone."""
@@ -181,9 +187,7 @@ def stale_entries(root: Path, older_than_days: float = UNUSED_DAYS) -> list[Path
                 if _writer_gone(entry):
                     stale.append(entry)
             elif entry.is_dir():
-                marker = entry / LAST_USED_FILE
-                used = marker.stat().st_mtime if marker.exists() else entry.stat().st_mtime
-                if used < cutoff and not _in_use(entry):
+                if last_used(entry) < cutoff and not _in_use(entry):
                     stale.append(entry)
         except OSError:
             continue  # removed by another process meanwhile
@@ -216,13 +220,16 @@ def _cache_write_error(root: Path, error: OSError) -> CacheUnwritable:
     )
 
 
+def _manifest(pool: FilePool) -> dict:
+    return {"format": CACHE_FORMAT, "count": len(pool), "shape": list(pool.shape)}
+
+
 def is_complete(entry: Path, pool: FilePool) -> bool:
     """Whether `entry` holds every image of `pool`: its manifest, written last, says so."""
     try:
-        manifest = json.loads((entry / MANIFEST_FILE).read_text())
+        return json.loads((entry / MANIFEST_FILE).read_text()) == _manifest(pool)
     except (OSError, ValueError):
         return False
-    return manifest == {"format": CACHE_FORMAT, "count": len(pool), "shape": list(pool.shape)}
 
 
 def _write(pool: FilePool, root: Path, entry: Path) -> None:
@@ -236,8 +243,7 @@ def _write(pool: FilePool, root: Path, entry: Path) -> None:
                 (partial / f"{index}.u8").write_bytes(pixels.tobytes())
 
         _decode_all(pool, store)
-        manifest = {"format": CACHE_FORMAT, "count": len(pool), "shape": list(pool.shape)}
-        (partial / MANIFEST_FILE).write_text(json.dumps(manifest))
+        (partial / MANIFEST_FILE).write_text(json.dumps(_manifest(pool)))
         os.replace(partial, entry)
     except OSError as error:
         shutil.rmtree(partial, ignore_errors=True)
