@@ -21,7 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from dlcli.config import ExperimentConfig, KeyPath, did_you_mean
 from dlcli.models import build_object
 from dlcli.runs import rows_to_csv, write_atomic, write_json
-from dlcli.verdicts import OverfittingDetector, best_row
+from dlcli.verdicts import OverfittingWatch, best_row
 
 
 def _saved_atomically(save: Callable[[Path], None], path: Path) -> None:
@@ -101,13 +101,13 @@ class BestModelCheckpoint(keras.callbacks.Callback):
     `model_to_save` is the whole model when the one being fitted is only its head.
     """
 
-    def __init__(self, path: Path, config: ExperimentConfig, model_to_save: keras.Model):
+    def __init__(self, path: Path, config: ExperimentConfig, model_to_save: keras.Model, minimize: bool):
         super().__init__()
         self.path = path
         self.config = config
         self.model_to_save = model_to_save
         self.monitor = config.training.monitor
-        self.minimize = config.training.monitor_minimizes
+        self.minimize = minimize  # the direction Keras gives the monitor (models.monitor_directions)
         self.best: float | None = None
         self.best_epoch: int | None = None
 
@@ -130,18 +130,18 @@ class BestModelCheckpoint(keras.callbacks.Callback):
 
 
 class OverfittingMonitor(keras.callbacks.Callback):
-    """Warns once, as it happens, when validation stops improving while the training loss falls."""
+    """Warns once, as it happens, when validation trends away from its best while the training loss falls."""
 
-    def __init__(self, detector: OverfittingDetector, config: ExperimentConfig, console: Console | None):
+    def __init__(self, watch: OverfittingWatch, config: ExperimentConfig, console: Console | None):
         super().__init__()
-        self.detector = detector
+        self.watch = watch
         self.config = config
         self.console = console
 
     def on_epoch_end(self, epoch, logs=None):
-        _monitored(self.config, ("training", "overfitting", "monitor"), self.detector.monitor, logs)
+        _monitored(self.config, ("training", "overfitting", "monitor"), self.watch.monitor, logs)
         logs = logs or {}
-        warning = self.detector.observe({"epoch": epoch + 1, **{k: float(v) for k, v in logs.items()}})
+        warning = self.watch.observe({"epoch": epoch + 1, **{k: float(v) for k, v in logs.items()}})
         if warning and self.console is not None:
             self.console.print(f"[bold yellow]⚠ {warning}[/]", highlight=False, soft_wrap=True)
 
@@ -237,7 +237,8 @@ class RichProgress(keras.callbacks.Callback):
     """A bar while an epoch runs (on a terminal), then one line per finished epoch."""
 
     def __init__(
-        self, console: Console, epochs: int, steps_per_epoch: int, checkpoint: BestModelCheckpoint, label: str = ""
+        self, console: Console, epochs: int, steps_per_epoch: int, checkpoint: BestModelCheckpoint, label: str = "",
+        watch: OverfittingWatch | None = None,
     ):
         super().__init__()
         self.console = console
@@ -245,6 +246,7 @@ class RichProgress(keras.callbacks.Callback):
         self.steps = steps_per_epoch
         self.checkpoint = checkpoint
         self.label = label  # e.g. "fold 2/4  "
+        self.watch = watch  # its weaker evidence shows, dimmed, at the end of the epoch's line
         self.progress: Progress | None = None
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -283,6 +285,9 @@ class RichProgress(keras.callbacks.Callback):
         parts.append(f"{time.perf_counter() - self._started:.1f}s")
         if self.checkpoint.best_epoch == epoch + 1:
             parts.append("[green]best[/]")
+        hint = self.watch.hint() if self.watch is not None else None
+        if hint:
+            parts.append(f"[dim]{hint}[/]")
         self.console.print("  ".join(parts), highlight=False, soft_wrap=True)
 
     def close(self):

@@ -190,14 +190,17 @@ def train(
         for signum, handler in previous_handlers.items():
             signal.signal(signum, handler)
     console.print(_summary_table(result.summary))
-    _print_verdicts(result.summary)
+    _print_verdicts(result.summary, warned_live=True)
     console.print(f"run [bold]{result.run.id}[/] completed: {result.run.path}")
 
 
-def _print_verdicts(summary: dict[str, Any]) -> None:
+def _print_verdicts(summary: dict[str, Any], warned_live: bool = False) -> None:
+    """The overfitting verdict with its advice, then the notes. After a training that gave the ⚠
+    line as it happened, the verdict is repeated without it: the warning is said once."""
     overfitting = summary.get("overfitting") or {}
     if overfitting.get("message"):
-        console.print(f"[bold yellow]⚠ {overfitting['message']}[/]")
+        mark = "verdict:" if warned_live and overfitting.get("warned_at_epoch") else "⚠"
+        console.print(f"[bold yellow]{mark} {overfitting['message']}[/]")
         for advice in overfitting.get("advice", []):
             console.print(f"  → {advice}")
     for note in summary.get("notes", []):
@@ -303,7 +306,7 @@ def compare_runs(
     runs_dir: RunsDir = Path("runs"),
 ) -> None:
     """Runs side by side: only the config keys that differ, then best/final/test metrics."""
-    from dlcli.compare import compare, select
+    from dlcli.compare import compare, recorded_monitor, select
     from dlcli.runs import load_run, load_runs, resolve_run
 
     if output_format not in FORMATS:
@@ -312,7 +315,7 @@ def compare_runs(
         from dlcli.sweep import find_sweep, sweep_records
 
         records = select(sweep_records(runs_dir, find_sweep(runs_dir, sweep).name), last, pattern)
-        sort = sort or "val_loss"
+        sort = sort or recorded_monitor(records)
     elif runs:
         records = select([load_run(resolve_run(runs_dir, reference)) for reference in runs], last, pattern)
     else:
@@ -399,7 +402,7 @@ def sweep_runs(
 ) -> None:
     """Run one trial per grid point or random sample, then compare the trials."""
     from dlcli import sweep as sweeping
-    from dlcli.compare import compare
+    from dlcli.compare import compare, recorded_monitor
     from dlcli.render import comparison_table
 
     if resume is not None:
@@ -424,7 +427,8 @@ def sweep_runs(
         sweeping.run_sweep(plan, folder, runs_dir, jobs, retry_failed, lambda line: error_console.print(line, markup=False))
     finally:
         signal.signal(signal.SIGTERM, previous)
-    console.print(comparison_table(compare(sweeping.sweep_records(runs_dir, plan.id), sort="val_loss")))
+    trial_runs = sweeping.sweep_records(runs_dir, plan.id)
+    console.print(comparison_table(compare(trial_runs, sort=recorded_monitor(trial_runs))))
     left = [t for t in plan.trials if t.status != "completed"]
     if left:
         statuses = ", ".join(f"trial {t.index} {t.status}" for t in left)

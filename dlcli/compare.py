@@ -11,8 +11,9 @@ from typing import Any
 
 import yaml
 
-from dlcli.config import lower_is_better
+from dlcli.errors import DlcliError
 from dlcli.runs import CONFIG_FILE, RunRecord
+from dlcli.verdicts import metric_name, minimizes
 
 MISSING = "—"  # a key one run has and another has not
 
@@ -79,6 +80,23 @@ def _metric_name(column: str) -> str:
     return column.split(" ", 1)[-1]
 
 
+def recorded_monitor(records: list[RunRecord]) -> str:
+    """The metric these runs chose their best epoch by (`training.monitor`): how a sweep's trials rank."""
+    monitors = [(record.summary or {}).get("monitor") for record in records]
+    present = [monitor for monitor in monitors if monitor]
+    return max(set(present), key=present.count) if present else "val_loss"
+
+
+def recorded_directions(records: list[RunRecord]) -> dict[str, str]:
+    """Each metric's direction as the runs recorded it from Keras ('min' or 'max'); a metric the
+    runs disagree on (a `monitor_mode` that overrode Keras in one of them) is left out."""
+    seen: dict[str, set[str]] = {}
+    for record in records:
+        for metric, direction in ((record.summary or {}).get("directions") or {}).items():
+            seen.setdefault(metric, set()).add(direction)
+    return {metric: directions.pop() for metric, directions in seen.items() if len(directions) == 1}
+
+
 def compare(records: list[RunRecord], sort: str | None = None) -> Comparison:
     """One row per run: its differing config keys, metrics, best epoch, overfitting onset, size, duration."""
     configs = [read_config(record) for record in records]
@@ -100,25 +118,34 @@ def compare(records: list[RunRecord], sort: str | None = None) -> Comparison:
             "parameters": summary.get("parameters"),
             "duration_s": record.info.get("duration_s"),
         })
+    directions = recorded_directions(records)
     best = {}
     for column in metrics:
         present = [row[column] for row in rows if isinstance(row[column], (int, float))]
-        if present:
-            best[column] = (min if lower_is_better(_metric_name(column)) else max)(present)
+        minimize = minimizes(directions, _metric_name(column))
+        if present and minimize is not None:
+            best[column] = (min if minimize else max)(present)
     comparison = Comparison(keys, metrics, rows, best)
     if sort:
-        _sort(comparison, sort)
+        _sort(comparison, sort, directions)
     return comparison
 
 
-def _sort(comparison: Comparison, sort: str) -> None:
-    from dlcli.errors import DlcliError
-
+def _sort(comparison: Comparison, sort: str, directions: dict[str, str]) -> None:
     candidates = [sort, f"best {sort}", f"test {sort}", f"final {sort}"]
     column = next((c for c in candidates if c in comparison.metrics or c in comparison.columns()), None)
     if column is None:
         raise DlcliError(f"--sort {sort}: no such column; sortable: {', '.join(comparison.metrics + ['duration_s'])}")
-    descending = not lower_is_better(_metric_name(column)) if column in comparison.metrics else False
+    descending = False  # durations, sizes: the smallest first
+    if column in comparison.metrics:
+        minimize = minimizes(directions, _metric_name(column))
+        if minimize is None:
+            raise DlcliError(
+                f"--sort {sort}: these runs do not record whether a higher or a lower {metric_name(_metric_name(column))} "
+                "is better (runs trained before dlcli recorded it from Keras, or runs whose monitor_mode "
+                "disagree); compare runs that do, or sort by another metric"
+            )
+        descending = not minimize
     present = [row for row in comparison.rows if isinstance(row[column], (int, float))]
     absent = [row for row in comparison.rows if not isinstance(row[column], (int, float))]
     comparison.rows = sorted(present, key=lambda row: row[column], reverse=descending) + absent

@@ -210,19 +210,14 @@ class FineTuneConfig(_Strict):
     learning_rate: float = Field(1e-5, gt=0)
 
 
-def lower_is_better(metric: str, mode: str = "auto") -> bool:
-    """Whether a lower value of `metric` is better; 'auto' reads it from the name, as Keras does."""
-    if mode != "auto":
-        return mode == "min"
-    return not re.search(r"acc|auc|precision|recall|f1|iou", metric)
-
-
 class OverfittingConfig(_Strict):
-    """Flag overfitting: `monitor` stops improving for `patience` epochs while the loss falls."""
+    """Flag overfitting: `monitor` trends away from its best, beyond this run's epoch-to-epoch
+    noise, for at least `patience` epochs while the training loss still falls (dlcli.verdicts)."""
 
     monitor: str = "val_loss"
-    patience: PositiveInt = 2
-    min_delta: float = Field(0.0, ge=0)
+    mode: Literal["auto", "min", "max"] = "auto"  # auto: the direction Keras gives the metric
+    patience: PositiveInt = 3
+    min_delta: float = Field(0.0, ge=0)  # the least worsening worth a warning, in the metric's units
 
 
 def _true_means_defaults(value: Any) -> Any:
@@ -233,7 +228,7 @@ class TrainingConfig(_Strict):
     epochs: PositiveInt = 10
     batch_size: PositiveInt = 32
     monitor: str = "val_loss"
-    monitor_mode: Literal["auto", "min", "max"] = "auto"
+    monitor_mode: Literal["auto", "min", "max"] = "auto"  # auto: the direction Keras gives the metric
     overfitting: OverfittingConfig | Literal[False] = OverfittingConfig()
     tensorboard: bool = True
     early_stopping: dict[str, Any] | None = None  # keras.callbacks.EarlyStopping arguments
@@ -261,10 +256,6 @@ class TrainingConfig(_Strict):
     @classmethod
     def _cache_aliases(cls, value: Any) -> Any:
         return {True: "auto", False: "none"}.get(value, value) if isinstance(value, bool) else value
-
-    @property
-    def monitor_minimizes(self) -> bool:
-        return lower_is_better(self.monitor, self.monitor_mode)
 
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")

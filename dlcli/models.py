@@ -18,6 +18,7 @@ import keras
 
 from dlcli.config import ExperimentConfig, KerasObject, KeyPath, did_you_mean
 from dlcli.errors import DataUnavailable
+from dlcli.verdicts import metric_name
 
 # Layers that would run code or load files named in a config: a config stays data.
 REFUSED_LAYERS = {
@@ -296,8 +297,15 @@ def unfreeze(config: ExperimentConfig, base: keras.Model, apply: bool = True) ->
         layer.trainable = index >= start and not isinstance(layer, keras.layers.BatchNormalization)
 
 
+# Names Keras's compile turns into the accuracy that fits the labels (binary, categorical or
+# sparse) instead of looking them up; every one of those ranks upwards.
+COMPILE_ACCURACIES = {"accuracy", "acc"}
+
+
 def _resolve(config: ExperimentConfig, path: KeyPath, spec: KerasObject, module: ModuleType, base: type, kind: str):
     """A loss/metric/optimizer: its name as Keras's `get` takes it, or an instance when configured."""
+    if kind == "metric" and not spec.kwargs and spec.name.lower() in COMPILE_ACCURACIES:
+        return spec.name
     if not spec.kwargs:
         try:
             module.get(spec.name)
@@ -344,6 +352,63 @@ def compile_model(
         optimizer=optimizer, loss=loss, metrics=metrics,
         jit_compile=jit_compile, steps_per_execution=steps_per_execution,
     )
+
+
+KERAS_DIRECTIONS = {"up": "max", "down": "min"}
+
+
+def metric_directions(config: ExperimentConfig) -> dict[str, str | None]:
+    """'min' or 'max' for the loss and each configured metric, under the name Keras logs it.
+
+    The direction is the one the Keras metric object declares, which is what Keras's own
+    monitor callbacks (EarlyStopping, ModelCheckpoint) rank by; the loss is minimized. None:
+    the metric's object declares none.
+    """
+    directions: dict[str, str | None] = {"loss": "min"}
+    for index, spec in enumerate(config.metrics):
+        metric = _resolve(config, ("metrics", index), spec, keras.metrics, keras.metrics.Metric, "metric")
+        if isinstance(metric, str):
+            if metric.lower() in COMPILE_ACCURACIES:
+                directions[metric] = "max"
+                continue
+            name, metric = metric, keras.metrics.get(metric)
+        else:
+            name = metric.name
+        directions[name] = KERAS_DIRECTIONS.get(getattr(metric, "_direction", None))
+    return directions
+
+
+def monitor_directions(config: ExperimentConfig) -> dict[str, str]:
+    """The known `metric_directions`, with `training.monitor_mode` and `overfitting.mode` applied
+    to the metrics they monitor; a monitor that is not logged, or whose direction is unknown,
+    is an error at its key."""
+    directions = metric_directions(config)
+    logged = [*directions, *(f"val_{name}" for name in directions)]
+    training = config.training
+    monitors = [(("training", "monitor"), training.monitor, "monitor_mode", training.monitor_mode)]
+    if training.overfitting:
+        overfitting = training.overfitting
+        monitors.append((("training", "overfitting", "monitor"), overfitting.monitor, "mode", overfitting.mode))
+    chosen: dict[str, str] = {}
+    for key, monitor, mode_key, mode in monitors:
+        name, mode_setting = metric_name(monitor), f"`{'.'.join(key[:-1])}.{mode_key}: min` or `max`"
+        if mode != "auto":  # any logged value, learning_rate too; whether it is logged shows at the first epoch
+            if chosen.setdefault(name, mode) != mode:
+                raise config.error(
+                    (*key[:-1], mode_key), f"the other monitor ranks '{name}' '{chosen[name]}': give both the same mode"
+                )
+            directions[name] = mode
+        elif name not in directions:
+            raise config.error(
+                key,
+                f"'{monitor}' is not logged; choose one of {', '.join(logged)}{did_you_mean(monitor, logged)} "
+                f"(to monitor another logged value, set {mode_setting})",
+            )
+        elif directions[name] is None:
+            raise config.error(
+                key, f"Keras does not say whether a higher or a lower '{monitor}' is better: set {mode_setting}"
+            )
+    return {name: direction for name, direction in directions.items() if direction is not None}
 
 
 CROSSENTROPY_LOSSES = {

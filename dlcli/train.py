@@ -38,7 +38,7 @@ from dlcli.data.examples import ArrayPool, Encoding, Split, Splits
 from dlcli.data.pipeline import EpochOrder, stream
 from dlcli.devices import SpeedSettings, cluster_task, dtype_policy, gather_from_workers, speed_settings, strategy
 from dlcli.errors import DlcliError, TrainingDiverged, TrainingFailed, TrainingInterrupted
-from dlcli.models import ModelParts, build_model, check_output, compile_model, unfreeze
+from dlcli.models import ModelParts, build_model, check_output, compile_model, monitor_directions, unfreeze
 from dlcli.plots import plot_curves
 from dlcli.runs import (
     CONFIG_FILE,
@@ -53,7 +53,7 @@ from dlcli.runs import (
     write_atomic,
     write_json,
 )
-from dlcli.verdicts import OverfittingDetector, best_row, overfitting_advice, training_notes
+from dlcli.verdicts import OverfittingWatch, best_row, metric_name, overfitting_advice, training_notes
 
 CHECKPOINT_DIR = "checkpoint"
 CURVES_FILE = "curves.png"
@@ -98,6 +98,8 @@ class _Session:
         self.recorder = EpochRecorder(run.file(HISTORY_FILE))
         self.recorder.rows = list(rows)
         self.configured_callbacks = keras_callbacks(config)
+        self.directions = monitor_directions(config)
+        self.minimize = self.directions[metric_name(config.training.monitor)] == "min"
         self.samples_seen = 0
         self.fit_seconds = 0.0
 
@@ -106,15 +108,19 @@ class _Session:
             self.config, model, learning_rate, self.speed.jit_compile, self.speed.steps_per_execution, optimizer
         )
 
-    def detector(self, rows: list[dict[str, float]]) -> OverfittingDetector | None:
-        """A fresh overfitting detector, caught up on `rows` (the epochs before a resume)."""
-        if self.config.training.overfitting is False:
+    def checkpoint(self, path: Path, model: keras.Model) -> BestModelCheckpoint:
+        return BestModelCheckpoint(path, self.config, model, self.minimize)
+
+    def watch(self, rows: list[dict[str, float]]) -> OverfittingWatch | None:
+        """A fresh overfitting watch, caught up on `rows` (the epochs before a resume)."""
+        settings = self.config.training.overfitting
+        if settings is False:
             return None
-        return OverfittingDetector.replayed(self.config.training.overfitting, rows)
+        return OverfittingWatch.replayed(settings, self.directions[metric_name(settings.monitor)] == "min", rows)
 
     def fit(
         self, model: keras.Model, data: Splits, checkpoint: BestModelCheckpoint,
-        detector: OverfittingDetector | None, epochs: int, initial_epoch: int = 0,
+        watch: OverfittingWatch | None, epochs: int, initial_epoch: int = 0,
         tags: dict[str, int] | None = None, label: str = "",
     ) -> None:
         """`model.fit` from `initial_epoch` up to epoch `epochs`, recorded and checkpointed."""
@@ -123,8 +129,8 @@ class _Session:
         # Order matters: an epoch in history.csv always has its best model saved, and the
         # resume state is written last, so it never runs ahead of the history.
         callbacks: list[keras.callbacks.Callback] = [checkpoint, self.recorder]
-        if detector is not None:
-            callbacks.append(OverfittingMonitor(detector, config, self.console))
+        if watch is not None:
+            callbacks.append(OverfittingMonitor(watch, config, self.console))
         callbacks += [
             ResumeCheckpoint(self.run.file(CHECKPOINT_DIR), tags),
             keras.callbacks.TerminateOnNaN(),
@@ -139,7 +145,7 @@ class _Session:
         progress = None
         if self.console is not None:
             steps = math.ceil(len(data.train) / config.training.batch_size)
-            progress = RichProgress(self.console, epochs, steps, checkpoint, label)
+            progress = RichProgress(self.console, epochs, steps, checkpoint, label, watch)
             callbacks.append(progress)
         started = time.perf_counter()
         epochs_before = len(self.recorder.rows)
@@ -185,21 +191,21 @@ def _features(parts: ModelParts, data: Splits, batch_size: int) -> Splits:
 
 
 def _result_of(
-    session: _Session, rows: list[dict[str, float]], detector: OverfittingDetector | None,
+    session: _Session, rows: list[dict[str, float]], watch: OverfittingWatch | None,
     parameters: int, train_samples: int,
 ) -> dict[str, Any]:
     """Best and final metrics, the verdicts and notes for one model's rows."""
     config = session.config
-    best = best_row(rows, config.training.monitor, config.training.monitor_minimizes)
+    best = best_row(rows, config.training.monitor, session.minimize)
     result: dict[str, Any] = {
         "epochs_run": len(rows),
         "best_epoch": best["epoch"] if best else None,
         "best": _metrics_of(best),
         "final": _metrics_of(rows[-1] if rows else None),
-        "notes": training_notes(rows, config),
+        "notes": training_notes(rows, config, session.minimize),
     }
-    if detector is not None:
-        verdict = detector.verdict()
+    if watch is not None:
+        verdict = watch.verdict()
         verdict["advice"] = overfitting_advice(config, verdict, len(rows), parameters, train_samples)
         result["overfitting"] = verdict
         if verdict["recovered"]:
@@ -215,9 +221,9 @@ def _train_single(session: _Session, parts: ModelParts, data: Splits, start: Res
     config, run = session.config, session.run
     fine_tune = config.training.fine_tune
     rows = session.recorder.rows
-    checkpoint = BestModelCheckpoint(run.file(MODEL_FILE), config, model_to_save=parts.model)
+    checkpoint = session.checkpoint(run.file(MODEL_FILE), parts.model)
     checkpoint.restore(rows)
-    detector = session.detector(rows)
+    watch = session.watch(rows)
     start_epoch = start.epoch if start else 0
     epochs = config.training.epochs
     if parts.head is not None:
@@ -226,18 +232,18 @@ def _train_single(session: _Session, parts: ModelParts, data: Splits, start: Res
         session.compile(parts.model, optimizer=parts.head.optimizer)
         if start:
             _load_resume_weights(parts.head, run)
-        session.fit(parts.head, _features(parts, data, config.training.batch_size), checkpoint, detector,
+        session.fit(parts.head, _features(parts, data, config.training.batch_size), checkpoint, watch,
                     epochs, start_epoch)
     elif fine_tune is None:
         if start:
             _load_resume_weights(parts.model, run)
-        session.fit(parts.model, data, checkpoint, detector, epochs, start_epoch)
+        session.fit(parts.model, data, checkpoint, watch, epochs, start_epoch)
     else:
         in_phase_two = start is not None and start.phase == 2
         if not in_phase_two:
             if start:
                 _load_resume_weights(parts.model, run)
-            session.fit(parts.model, data, checkpoint, detector, epochs, start_epoch, {"phase": 1}, "head  ")
+            session.fit(parts.model, data, checkpoint, watch, epochs, start_epoch, {"phase": 1}, "head  ")
         if _diverged_row(rows) is None:
             phase_one = [row for row in rows if row.get("phase") == 1]
             phase_two_from = phase_one[-1]["epoch"] if phase_one else 0
@@ -245,13 +251,13 @@ def _train_single(session: _Session, parts: ModelParts, data: Splits, start: Res
             session.compile(parts.model, learning_rate=fine_tune.learning_rate)
             if in_phase_two:
                 _load_resume_weights(parts.model, run)
-            session.fit(parts.model, data, checkpoint, detector, phase_two_from + fine_tune.epochs,
+            session.fit(parts.model, data, checkpoint, watch, phase_two_from + fine_tune.epochs,
                         max(start_epoch, phase_two_from), {"phase": 2}, "fine-tune  ")
     if checkpoint.best_epoch is None:  # the monitor was never a number: keep the last model
         save_model_atomic(parts.model, run.file(MODEL_FILE))
     phase_two = [row["epoch"] for row in rows if row.get("phase") == 2]
     return {
-        **_result_of(session, rows, detector, parts.model.count_params(), len(data.train)),
+        **_result_of(session, rows, watch, parts.model.count_params(), len(data.train)),
         "fine_tune_from_epoch": phase_two[0] if phase_two else None,
         "parameters": parts.model.count_params(),
         "trainable_parameters": int(sum(np.prod(w.shape) for w in parts.model.trainable_weights)),
@@ -277,17 +283,17 @@ def _train_folds(session: _Session, folds: list[Splits], start: ResumePoint | No
         session.compile(parts.model)
         parameters = parts.model.count_params()
         done = [row for row in session.recorder.rows if row.get("fold") == number]
-        detector = session.detector(done)
+        watch = session.watch(done)
         if start is None or number >= start.fold:
-            checkpoint = BestModelCheckpoint(run.file(f"model-fold-{number}.keras"), config, parts.model)
+            checkpoint = session.checkpoint(run.file(f"model-fold-{number}.keras"), parts.model)
             checkpoint.restore(done)
             resuming_here = start is not None and number == start.fold
             if resuming_here:
                 _load_resume_weights(parts.model, run)
-            session.fit(parts.model, data, checkpoint, detector, config.training.epochs,
+            session.fit(parts.model, data, checkpoint, watch, config.training.epochs,
                         start.epoch if resuming_here else 0, {"fold": number}, f"fold {number}/{len(folds)}  ")
         rows = [row for row in session.recorder.rows if row.get("fold") == number]
-        results.append({"fold": number, **_result_of(session, rows, detector, parameters, len(data.train))})
+        results.append({"fold": number, **_result_of(session, rows, watch, parameters, len(data.train))})
         if results[-1]["diverged"]:
             break
     best, final = _mean_and_std([r["best"] for r in results]), _mean_and_std([r["final"] for r in results])
@@ -332,6 +338,7 @@ def _execute(
             summary = _train_single(session, parts, folds[0], start)
         summary = {
             "monitor": config.training.monitor,
+            "directions": session.directions,
             **summary,
             "fit_seconds": round(session.fit_seconds, 3),
             "samples_per_second": round(session.samples_seen / max(session.fit_seconds, 1e-9), 1),
@@ -415,6 +422,7 @@ def checked_model(
     parts = build_model(config, data.input_shape, runs_dir)
     check_output(config, parts.model, data.num_classes)
     compile_model(config, parts.model, None, speed.jit_compile, speed.steps_per_execution)
+    monitor_directions(config)
     keras_callbacks(config)
     return parts
 

@@ -7,9 +7,11 @@ live run, a resumed one, or a history.csv read back later.
 from __future__ import annotations
 
 import math
+import statistics
+from dataclasses import dataclass
 from typing import Any
 
-from dlcli.config import ExperimentConfig, OverfittingConfig, lower_is_better
+from dlcli.config import ExperimentConfig, OverfittingConfig
 from dlcli.data.catalog import DATASETS, IMAGE_OPTIONS
 
 # Advice on a model "large for its data": more parameters than this many per training example.
@@ -24,6 +26,17 @@ def _finite(value: Any) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value)
 
 
+def metric_name(key: str) -> str:
+    """The metric a logged key measures: 'val_accuracy' and 'accuracy' are both 'accuracy'."""
+    return key.removeprefix("val_")
+
+
+def minimizes(directions: dict[str, str], key: str) -> bool | None:
+    """Whether a lower `key` is better, by the directions a run recorded; None when unknown."""
+    direction = directions.get(metric_name(key))
+    return None if direction is None else direction == "min"
+
+
 def best_row(rows: list[dict[str, float]], monitor: str, minimize: bool) -> dict[str, float] | None:
     """The first row with the best finite `monitor` value (the epoch model.keras was saved at)."""
     candidates = [row for row in rows if _finite(row.get(monitor))]
@@ -33,84 +46,220 @@ def best_row(rows: list[dict[str, float]], monitor: str, minimize: bool) -> dict
     return pick(candidates, key=lambda row: row[monitor])
 
 
-class OverfittingDetector:
-    """Overfitting: `monitor` has not improved for `patience` epochs while the training loss still falls.
+# One epoch's noise is never taken as less than this fraction of the curve's typical size:
+# a perfectly smooth curve would otherwise make a rounding-sized rise significant.
+NOISE_FLOOR_FRACTION = 1e-3
+# How many noise levels the recent epochs must sit above the best before the warning...
+STRONG_RISE = 3.5
+# ... and before the quiet hint in the progress line.
+WEAK_RISE = 1.5
+# The rise is measured between averages of this many epochs: the last ones, and the best
+# stretch of the curve. A single epoch that dipped by chance is no reference.
+AVERAGED_EPOCHS = 3
+# Fewer epochs than this give no measure of the noise, and so no warning.
+MIN_EPOCHS = 6
+# The onset: the first epoch already within this many noise levels of the best. On a broad
+# bottom the best epoch itself is where the noise happened to dip, often epochs later.
+ONSET_BAND = 0.5
 
-    The onset is the monitor's best epoch: the last one before validation turned.
+
+def noise_level(values: list[float]) -> float:
+    """The epoch-to-epoch noise of a curve, as one epoch's standard deviation.
+
+    A smooth trend has small second differences, so their robust spread (the median absolute
+    deviation, scaled: a second difference of white noise has 6 times its variance) measures
+    the noise alone, even while the curve still falls fast at its start.
+    """
+    second = [values[i + 1] - 2 * values[i] + values[i - 1] for i in range(1, len(values) - 1)]
+    floor = NOISE_FLOOR_FRACTION * statistics.median(abs(v) for v in values) if values else 0.0
+    if len(second) < 2:
+        return max(floor, 1e-12)
+    centre = statistics.median(second)
+    spread = statistics.median(abs(v - centre) for v in second)
+    return max(1.4826 * spread / math.sqrt(6), floor, 1e-12)
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """How far, and how steadily, the monitored metric has moved away from its best."""
+
+    epoch: int  # the last epoch read
+    epochs: int  # how many epochs were read
+    onset_epoch: int  # the first epoch already as good as the best, within the noise
+    best_epoch: int
+    epochs_since_best: int
+    best: float
+    now: float
+    rise: float  # the last epochs' mean beyond the best stretch's, in the metric's units (positive: worse)
+    noise: float  # one epoch's noise of this curve
+    loss_at_best: float
+    loss_now: float
+
+    @property
+    def noise_levels(self) -> float:
+        return self.rise / self.noise
+
+    @property
+    def training_improving(self) -> bool:
+        return self.loss_now < self.loss_at_best
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "epochs_since_best": self.epochs_since_best,
+            "rise": self.rise,
+            "noise": self.noise,
+            "noise_levels": round(self.noise_levels, 2),
+            "loss_at_best": self.loss_at_best,
+            "loss_now": self.loss_now,
+        }
+
+
+def evidence(rows: list[dict[str, float]], monitor: str, minimize: bool) -> Evidence | None:
+    """The evidence of overfitting in `rows` as of their last epoch; None without two finite epochs."""
+    usable = [row for row in rows if _finite(row.get(monitor)) and _finite(row.get("loss"))]
+    if len(usable) < 2:
+        return None
+    sign = 1.0 if minimize else -1.0
+    worse = [sign * row[monitor] for row in usable]  # lower is better from here on
+    best = min(range(len(worse)), key=worse.__getitem__)
+    since = worse[best + 1:]
+    recent = since[-AVERAGED_EPOCHS:]
+    stretches = [statistics.fmean(worse[i:i + AVERAGED_EPOCHS]) for i in range(len(worse) - AVERAGED_EPOCHS + 1)]
+    noise = noise_level(worse)
+    onset = next(index for index, value in enumerate(worse) if value <= worse[best] + ONSET_BAND * noise)
+    return Evidence(
+        epoch=int(usable[-1]["epoch"]),
+        epochs=len(usable),
+        onset_epoch=int(usable[onset]["epoch"]),
+        best_epoch=int(usable[best]["epoch"]),
+        epochs_since_best=len(since),
+        best=usable[best][monitor],
+        now=usable[-1][monitor],
+        rise=statistics.fmean(recent) - min(stretches, default=worse[best]) if recent else 0.0,
+        noise=noise,
+        loss_at_best=usable[best]["loss"],
+        loss_now=usable[-1]["loss"],
+    )
+
+
+def strength(found: Evidence | None, settings: OverfittingConfig) -> str:
+    """'strong' (worth the warning), 'weak' (worth a hint) or 'none'."""
+    if found is None or found.epochs < MIN_EPOCHS or not found.training_improving or found.rise <= settings.min_delta:
+        return "none"
+    if found.epochs_since_best >= settings.patience and found.noise_levels >= STRONG_RISE:
+        return "strong"
+    if found.epochs_since_best >= 2 and found.noise_levels >= WEAK_RISE:
+        return "weak"
+    return "none"
+
+
+class OverfittingWatch:
+    """Follows a run epoch by epoch and says once, when the evidence is strong, that it overfits.
+
+    Overfitting: the monitored validation metric trends away from its best by several times
+    this run's own epoch-to-epoch noise, for at least `patience` epochs, while the training
+    loss is lower than at the best epoch. Each judgement is a pure function of the rows read
+    so far, so a live run, a resumed one and a history read back agree.
     """
 
-    def __init__(self, settings: OverfittingConfig):
+    def __init__(self, settings: OverfittingConfig, minimize: bool):
+        self.settings = settings
         self.monitor = settings.monitor
-        self.patience = settings.patience
-        self.min_delta = settings.min_delta
-        self.minimize = lower_is_better(settings.monitor)
-        self.best: float | None = None
-        self.best_epoch: int | None = None
-        self.best_loss: float | None = None
-        self.onset: dict[str, float] | None = None  # the state when first detected
-        self.recovered: str | None = None  # why an earlier warning no longer holds
-        self.warned = False
-        self.last: dict[str, float] | None = None
-
-    def _improved(self, value: float) -> bool:
-        if self.best is None:
-            return True
-        if self.minimize:
-            return value < self.best - self.min_delta
-        return value > self.best + self.min_delta
-
-    def observe(self, row: dict[str, float]) -> str | None:
-        """Feed one epoch's row; returns the warning the first time overfitting is detected.
-
-        The verdict follows the curves: a later best withdraws it, a later stall flags it
-        again (without a second warning).
-        """
-        value, loss = row.get(self.monitor), row.get("loss")
-        if not (_finite(value) and _finite(loss)):
-            return None
-        self.last = {"epoch": row["epoch"], "value": value, "loss": loss}
-        if self._improved(value):
-            if self.onset is not None:  # validation beat its old best: the overfitting did not last
-                self.recovered = (
-                    f"validation recovered after the overfitting warning: {self.monitor} reached a new best "
-                    f"{value:.4g} at epoch {row['epoch']}"
-                )
-                self.onset = None
-            self.best, self.best_epoch, self.best_loss = value, row["epoch"], loss
-            return None
-        if self.onset is None and row["epoch"] - self.best_epoch >= self.patience and loss < self.best_loss:
-            self.onset = dict(self.last)
-            if not self.warned:  # once a run: noisy curves would otherwise warn again and again
-                self.warned = True
-                return self.message(self.last)
-        return None
+        self.minimize = minimize
+        self.rows: list[dict[str, float]] = []
+        self.latest: Evidence | None = None
+        self.level = "none"
+        self.alarm: Evidence | None = None  # the evidence when the warning was given
+        self.confirmed: Evidence | None = None  # the latest strong evidence
 
     @classmethod
-    def replayed(cls, settings: OverfittingConfig, rows: list[dict[str, float]]) -> OverfittingDetector:
-        """A detector that has observed `rows` already (a resumed run's earlier epochs)."""
-        detector = cls(settings)
+    def replayed(cls, settings: OverfittingConfig, minimize: bool, rows: list[dict[str, float]]) -> OverfittingWatch:
+        """A watch that has read `rows` already (a resumed run's earlier epochs), silently."""
+        watch = cls(settings, minimize)
         for row in rows:
-            detector.observe(row)
-        return detector
+            watch.observe(row)
+        return watch
 
-    def message(self, now: dict[str, float]) -> str:
+    @property
+    def onset_epoch(self) -> int | None:
+        return self.confirmed.onset_epoch if self.detected else None
+
+    @property
+    def detected(self) -> bool:
+        """Strong evidence was seen since the current best epoch: no new best has withdrawn it."""
         return (
-            f"overfitting since epoch {self.best_epoch}: {self.monitor} {self.best:.4g} → {now['value']:.4g} "
-            f"while loss {self.best_loss:.4g} → {now['loss']:.4g}"
+            self.confirmed is not None and self.latest is not None
+            and self.confirmed.best_epoch == self.latest.best_epoch
+        )
+
+    def observe(self, row: dict[str, float]) -> str | None:
+        """Read one epoch's row; returns the warning the first time the evidence is strong."""
+        self.rows.append(row)
+        found = evidence(self.rows, self.monitor, self.minimize)
+        if found is None:
+            return None
+        self.latest, self.level = found, strength(found, self.settings)
+        if self.level != "strong":
+            return None
+        self.confirmed = found
+        if self.alarm is not None:  # once a run: a noisy curve would otherwise warn again and again
+            return None
+        self.alarm = found
+        return self.message(found)
+
+    def hint(self) -> str | None:
+        """Weaker evidence, for the progress line, until the warning: the metric drifting from its best."""
+        if self.level != "weak" or self.latest is None or self.alarm is not None:
+            return None
+        found = self.latest
+        return f"{self.monitor} above its best (epoch {found.best_epoch}) for {found.epochs_since_best} epochs"
+
+    def message(self, found: Evidence) -> str:
+        at = f" (epoch {found.best_epoch})" if found.best_epoch != found.onset_epoch else ""
+        return (
+            f"overfitting since epoch {found.onset_epoch}: {self.monitor} from its best {found.best:.4g}{at} to "
+            f"{found.now:.4g}, {found.noise_levels:.1f}× its epoch-to-epoch noise, while loss fell "
+            f"{found.loss_at_best:.4g} → {found.loss_now:.4g}"
         )
 
     def verdict(self) -> dict[str, Any]:
-        detected = self.onset is not None
+        detected = self.detected
+        latest = self.latest
+        recovered = None
+        if not detected and self.confirmed is not None and latest is not None:
+            recovered = (
+                f"validation recovered after the overfitting warning: {self.monitor} reached a new best "
+                f"{latest.best:.4g} at epoch {latest.best_epoch}"
+            )
         return {
             "detected": detected,
-            "onset_epoch": self.best_epoch if detected else None,
+            "onset_epoch": latest.onset_epoch if detected else None,
+            "warned_at_epoch": self.alarm.epoch if self.alarm else None,
             "monitor": self.monitor,
-            "best": self.best,
-            "best_epoch": self.best_epoch,
-            "final": self.last["value"] if self.last else None,
-            "message": self.message(self.last) if detected else None,
-            "recovered": None if detected else self.recovered,
+            "direction": "min" if self.minimize else "max",
+            "best": latest.best if latest else None,
+            "best_epoch": latest.best_epoch if latest else None,
+            "final": latest.now if latest else None,
+            "evidence": latest.as_dict() if latest else None,
+            "gap": generalization_gap(self.rows[-1] if self.rows else {}, self.monitor, self.minimize),
+            "message": self.message(latest) if detected else None,
+            "recovered": recovered,
         }
+
+
+def generalization_gap(row: dict[str, float], monitor: str, minimize: bool) -> dict[str, Any] | None:
+    """How much better the monitored metric is on the training data than on validation, at `row`."""
+    train_key = metric_name(monitor)
+    if train_key == monitor or not (_finite(row.get(train_key)) and _finite(row.get(monitor))):
+        return None
+    train, validation = row[train_key], row[monitor]
+    return {
+        "metric": train_key,
+        "epoch": int(row["epoch"]),
+        "train": train,
+        "validation": validation,
+        "gap": (validation - train) if minimize else (train - validation),
+    }
 
 
 def _layer_names(config: ExperimentConfig) -> list[str]:
@@ -160,8 +309,10 @@ def _is_image_dataset(config: ExperimentConfig) -> bool:
     return "image_size" in options or options == IMAGE_OPTIONS
 
 
-def training_notes(rows: list[dict[str, float]], config: ExperimentConfig) -> list[str]:
+def training_notes(rows: list[dict[str, float]], config: ExperimentConfig, minimize: bool) -> list[str]:
     """Underfitting and plateau notes: validation still improving at the end, or never learning at all.
+
+    `minimize`: whether a lower `training.monitor` is better.
 
     "Train longer" rests on the monitored validation metric, not on the training accuracy:
     a training accuracy that keeps rising is also what overfitting looks like.
@@ -174,7 +325,7 @@ def training_notes(rows: list[dict[str, float]], config: ExperimentConfig) -> li
             f"the learning rate, that the last activation fits the loss ({config.loss.name}), and the labels"
         )
         return notes
-    monitor, minimize = config.training.monitor, config.training.monitor_minimizes
+    monitor = config.training.monitor
     values = [row[monitor] for row in rows if _finite(row.get(monitor))]
     if monitor.startswith("val_") and len(values) >= 2:
         best_before = min(values[:-1]) if minimize else max(values[:-1])

@@ -110,6 +110,7 @@ def fake_run(runs_dir: Path, run_id: str, config_text: str = TINY_CONFIG, summar
 def summary_with(val_loss: float, val_accuracy: float, epochs: int = 2, onset: int | None = None) -> dict:
     return {
         "epochs_run": epochs, "best_epoch": epochs, "monitor": "val_loss", "parameters": 1210,
+        "directions": {"loss": "min", "accuracy": "max"},
         "best": {"loss": 0.1, "val_loss": val_loss, "val_accuracy": val_accuracy},
         "final": {"loss": 0.1, "val_loss": val_loss, "val_accuracy": val_accuracy},
         "overfitting": {"detected": onset is not None, "onset_epoch": onset},

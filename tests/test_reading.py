@@ -17,6 +17,7 @@ from conftest import TINY_CONFIG, encoded, fake_run, read_json, run_folders, sum
 from dlcli.compare import compare, differing_keys, flatten
 from dlcli.config import load_config
 from dlcli.data import load_dataset
+from dlcli.errors import DlcliError
 from dlcli.runs import load_runs
 
 
@@ -147,6 +148,33 @@ def test_compare_sort_filter_and_explicit_runs(cli, runs_dir):
     assert [r["run"][16:] for r in filtered["runs"]] == ["fast"]
     assert chosen["differing_keys"] == ["model.layers[1].Dense.units"]
     assert bad_sort.exit_code == 2 and "--sort colour: no such column" in bad_sort.stderr
+
+
+def r2_summary(r2: float, directions: dict | None) -> dict:
+    metrics = {"loss": 0.5, "val_loss": 0.6, "val_r2_score": r2}
+    summary = {"epochs_run": 2, "best_epoch": 2, "monitor": "val_r2_score", "best": metrics, "final": metrics}
+    return {**summary, "directions": directions} if directions else summary
+
+
+def test_compare_ranks_each_metric_in_the_direction_its_runs_recorded(cli, runs_dir):
+    recorded = {"loss": "min", "r2_score": "max"}
+    fake_run(runs_dir, "20260101-100000-low", TINY_CONFIG, r2_summary(0.2, recorded))
+    fake_run(runs_dir, "20260101-110000-high", TINY_CONFIG.replace("units: 16", "units: 32"), r2_summary(0.8, recorded))
+
+    ranked = json.loads(cli("compare", "--sort", "val_r2_score", "--format", "json").stdout)
+    comparison = compare(load_runs(runs_dir))
+
+    assert [r["run"][16:] for r in ranked["runs"]] == ["high", "low"]  # higher r2 first, as Keras ranks it
+    assert comparison.best["best val_r2_score"] == 0.8 and comparison.best["best val_loss"] == 0.6
+
+
+def test_compare_cannot_rank_a_metric_its_runs_did_not_record(runs_dir):
+    fake_run(runs_dir, "20260101-100000-old", TINY_CONFIG, r2_summary(0.2, None))
+    fake_run(runs_dir, "20260101-110000-older", TINY_CONFIG.replace("units: 16", "units: 32"), r2_summary(0.8, None))
+
+    assert compare(load_runs(runs_dir)).best == {}  # nothing highlighted rather than a guess
+    with pytest.raises(DlcliError, match="do not record whether a higher or a lower r2_score is better"):
+        compare(load_runs(runs_dir), sort="val_r2_score")
 
 
 def test_compare_plot_overlays_the_validation_curves(cli, tiny_config, runs_dir, tmp_path):

@@ -15,9 +15,9 @@ import pytest
 from PIL import Image
 
 from conftest import TINY_CONFIG, read_json, run_folders
-from dlcli.config import OverfittingConfig, load_config
+from dlcli.config import load_config
 from dlcli.runs import effective_status
-from dlcli.verdicts import OverfittingDetector, overfitting_advice, training_notes
+from dlcli.verdicts import overfitting_advice, training_notes
 
 
 def rows_from(val_losses, losses, accuracies=None):
@@ -25,70 +25,6 @@ def rows_from(val_losses, losses, accuracies=None):
         {"epoch": n, "loss": loss, "val_loss": val, **({"accuracy": accuracies[n - 1]} if accuracies else {})}
         for n, (val, loss) in enumerate(zip(val_losses, losses), start=1)
     ]
-
-
-def test_overfitting_is_flagged_once_with_the_best_epoch_as_onset():
-    detector = OverfittingDetector(OverfittingConfig(patience=2))
-    rows = rows_from([0.50, 0.35, 0.29, 0.31, 0.36, 0.41], [0.60, 0.40, 0.21, 0.15, 0.09, 0.05])
-
-    warnings = [detector.observe(row) for row in rows]
-
-    assert warnings[:4] == [None] * 4 and warnings[5] is None
-    assert warnings[4] == "overfitting since epoch 3: val_loss 0.29 → 0.36 while loss 0.21 → 0.09"
-    verdict = detector.verdict()
-    assert verdict["detected"] and verdict["onset_epoch"] == 3
-    assert verdict["best"] == 0.29 and verdict["final"] == 0.41
-    assert verdict["message"] == "overfitting since epoch 3: val_loss 0.29 → 0.41 while loss 0.21 → 0.05"
-
-
-@pytest.mark.parametrize(
-    "val_losses, losses, why",
-    [
-        ([0.5, 0.4, 0.3, 0.25, 0.2], [0.6, 0.5, 0.4, 0.3, 0.2], "validation keeps improving"),
-        ([0.5, 0.4, 0.45, 0.5, 0.55], [0.6, 0.5, 0.55, 0.6, 0.7], "training loss rises too: not overfitting"),
-        ([0.5, 0.4, 0.45, 0.39, 0.38], [0.6, 0.5, 0.4, 0.3, 0.2], "one bad epoch is within the patience"),
-        ([0.5, 0.4, 0.45, 0.47, 0.38, 0.37], [0.6, 0.5, 0.4, 0.3, 0.2, 0.1], "flagged, then validation recovered"),
-    ],
-)
-def test_healthy_curves_are_not_flagged(val_losses, losses, why):
-    detector = OverfittingDetector(OverfittingConfig(patience=2))
-    for row in rows_from(val_losses, losses):
-        detector.observe(row)
-
-    assert not detector.verdict()["detected"], why
-
-
-def test_a_warning_that_did_not_last_is_withdrawn_with_a_note():
-    detector = OverfittingDetector(OverfittingConfig(patience=2))
-    rows = rows_from([0.5, 0.4, 0.45, 0.47, 0.38], [0.6, 0.5, 0.4, 0.3, 0.2])
-
-    warnings = [detector.observe(row) for row in rows]
-
-    assert warnings[3] is not None  # warned as it happened
-    verdict = detector.verdict()
-    assert not verdict["detected"] and verdict["onset_epoch"] is None
-    assert verdict["recovered"] == (
-        "validation recovered after the overfitting warning: val_loss reached a new best 0.38 at epoch 5"
-    )
-
-
-def test_a_second_stall_is_flagged_again_without_a_second_warning():
-    detector = OverfittingDetector(OverfittingConfig(patience=2))
-    rows = rows_from([0.5, 0.4, 0.45, 0.47, 0.38, 0.39, 0.41], [0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.05])
-
-    warnings = [detector.observe(row) for row in rows]
-
-    assert [w is not None for w in warnings] == [False, False, False, True, False, False, False]
-    assert detector.verdict()["detected"] and detector.verdict()["onset_epoch"] == 5
-
-
-def test_min_delta_and_an_accuracy_monitor():
-    detector = OverfittingDetector(OverfittingConfig(monitor="val_accuracy", patience=1, min_delta=0.01))
-    rows = [{"epoch": n, "loss": 1 / n, "val_accuracy": acc} for n, acc in enumerate([0.80, 0.90, 0.905, 0.9], 1)]
-    for row in rows:
-        detector.observe(row)
-
-    assert detector.verdict()["onset_epoch"] == 2
 
 
 def config_with(write_config, *overrides):
@@ -119,14 +55,14 @@ def test_notes_for_a_flat_loss_and_for_validation_still_improving(write_config):
     finished = rows_from([0.9, 0.6, 0.62], [1.0, 0.8, 0.6], [0.60, 0.70, 0.78])
     overfitting = rows_from([0.50, 0.35, 0.29, 0.31, 0.36], [0.6, 0.4, 0.2, 0.1, 0.05], [0.8, 0.9, 0.95, 0.97, 0.99])
 
-    assert "the model is not learning" in training_notes(flat, config)[0]
-    assert "sparse_categorical_crossentropy" in training_notes(flat, config)[0]
-    assert "val_loss was still improving at the last epoch (0.7 → 0.6)" in training_notes(improving, config)[0]
-    assert training_notes(finished, config) == []
-    assert training_notes(overfitting, config) == []  # rising training accuracy is no reason to train longer
+    assert "the model is not learning" in training_notes(flat, config, True)[0]
+    assert "sparse_categorical_crossentropy" in training_notes(flat, config, True)[0]
+    assert "val_loss was still improving at the last epoch (0.7 → 0.6)" in training_notes(improving, config, True)[0]
+    assert training_notes(finished, config, True) == []
+    assert training_notes(overfitting, config, True) == []  # rising training accuracy is no reason to train longer
     maximized = config_with(write_config, "training.monitor=val_accuracy")
     assert training_notes([{"epoch": 1, "loss": 1.0, "val_accuracy": 0.5}, {"epoch": 2, "loss": 0.5, "val_accuracy": 0.7}],
-                          maximized)[0].startswith("val_accuracy was still improving")
+                          maximized, False)[0].startswith("val_accuracy was still improving")
 
 
 @pytest.mark.parametrize("dataset, expected", [
@@ -167,10 +103,12 @@ def test_an_overfitting_run_is_flagged_in_its_summary_and_curves(cli, write_conf
     with open(folder / "history.csv", newline="") as file:
         val_losses = [float(row["val_loss"]) for row in csv.DictReader(file)]
     assert verdict["detected"]
-    assert verdict["onset_epoch"] == int(np.argmin(val_losses)) + 1 == summary["best_epoch"]
+    assert verdict["best_epoch"] == int(np.argmin(val_losses)) + 1 == summary["best_epoch"]
+    assert verdict["onset_epoch"] <= verdict["best_epoch"] < verdict["warned_at_epoch"]
     assert verdict["message"].startswith(f"overfitting since epoch {verdict['onset_epoch']}: val_loss")
+    assert verdict["gap"]["metric"] == "loss" and verdict["gap"]["gap"] > 0
     assert any("Dropout" in advice for advice in verdict["advice"])
-    assert f"⚠ overfitting since epoch {verdict['onset_epoch']}" in result.stdout
+    assert result.stdout.count("⚠ overfitting since epoch") == 1
     with Image.open(folder / "curves.png") as image:
         assert image.format == "PNG" and image.size[0] > 800
 
@@ -405,3 +343,81 @@ def test_resume_of_an_interrupted_fine_tune_and_kfold_run(cli, write_config, run
         rows = [(int(r["fold"]), int(r["epoch"])) for r in csv.DictReader(file)]
     assert rows == [(1, e) for e in range(1, 5)] + [(2, e) for e in range(1, 5)]
     assert read_json(folder / "summary.json")["kfold"]["k"] == 2
+
+
+# --- The direction of each metric, from Keras --------------------------------------------------
+
+RANKED_METRICS = ["mae", "mse", "r2_score", "cosine_similarity", "acc", "accuracy", "auc", "poisson", "hinge"]
+
+
+def test_directions_are_the_ones_keras_monitor_callbacks_use(write_config):
+    """dlcli reads each metric's direction before training; Keras's EarlyStopping reads it from the
+    compiled metrics after an epoch. They must agree on every metric."""
+    from dlcli.models import metric_directions
+
+    config = load_config(write_config(TINY_CONFIG), [f"metrics=[{', '.join(RANKED_METRICS)}]"])
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1, activation="sigmoid")])
+    model.compile("rmsprop", "binary_crossentropy", metrics=RANKED_METRICS)
+    x, y = np.random.default_rng(0).random((32, 4)), np.random.default_rng(1).integers(0, 2, (32, 1))
+    model.fit(x, y, epochs=1, verbose=0)
+
+    directions = metric_directions(config)
+    for name in ["loss", *RANKED_METRICS]:
+        keras_rule = keras.callbacks.EarlyStopping(monitor=f"val_{name}")
+        keras_rule.set_model(model)
+        keras_rule._set_monitor_op()
+        keras_direction = "min" if keras_rule.monitor_op is keras.ops.less else "max"
+        assert directions[name] == keras_direction, name
+    assert directions["r2_score"] == directions["cosine_similarity"] == "max"
+
+
+REGRESSION = TINY_CONFIG.replace("name: digits", "name: boston_housing\n  standardize: true").replace(
+    "units: 10, activation: softmax", "units: 1").replace(
+    "loss: sparse_categorical_crossentropy", "loss: mse").replace("metrics: [accuracy]", "metrics: [mae, r2_score]")
+
+
+def test_a_metric_keras_ranks_upwards_picks_the_best_epoch_and_model(cli, write_config, runs_dir):
+    result = cli("train", str(write_config(REGRESSION)), "--set", "training.epochs=6",
+                 "--set", "training.monitor=val_r2_score", "--set", "optimizer.learning_rate=0.003")
+
+    assert result.exit_code == 0, result.output
+    (folder,) = run_folders(runs_dir)
+    summary = read_json(folder / "summary.json")
+    with open(folder / "history.csv", newline="") as file:
+        r2 = [float(row["val_r2_score"]) for row in csv.DictReader(file)]
+    assert summary["directions"] == {"loss": "min", "mae": "min", "r2_score": "max"}
+    assert r2[-1] > r2[0]  # learning: the worst epoch is the first, and must not be the one kept
+    assert summary["best_epoch"] == int(np.argmax(r2)) + 1
+    assert summary["best"]["val_r2_score"] == max(r2)
+    assert cli("evaluate", folder.name, "--split", "validation").exit_code == 0  # the saved model.keras
+    assert read_json(folder / "evaluation.json")["metrics"]["r2_score"] == pytest.approx(max(r2), abs=1e-4)
+
+
+@pytest.mark.parametrize("overrides, expected", [
+    (["metrics=[false_negatives]", "training.monitor=val_false_negatives"],
+     "training.monitor: Keras does not say whether a higher or a lower 'val_false_negatives' is better: "
+     "set `training.monitor_mode: min` or `max`"),
+    (["training.overfitting.monitor=val_acuracy"],
+     "training.overfitting.monitor: 'val_acuracy' is not logged; choose one of loss, accuracy, val_loss, "
+     "val_accuracy"),
+])
+def test_a_monitor_without_a_known_direction_is_refused_before_training(cli, write_config, runs_dir, overrides, expected):
+    arguments = [item for override in overrides for item in ("--set", override)]
+    result = cli("train", str(write_config(TINY_CONFIG)), *arguments)
+
+    assert result.exit_code == 2
+    assert expected in " ".join(result.output.split())
+    assert run_folders(runs_dir) == []
+
+
+def test_monitor_mode_overrides_the_direction_keras_gives(cli, write_config, runs_dir):
+    result = cli("train", str(write_config(TINY_CONFIG)), "--set", "training.monitor=val_accuracy",
+                 "--set", "training.monitor_mode=min")
+    assert result.exit_code == 0, result.output
+
+    (inverted,) = run_folders(runs_dir)
+    summary = read_json(inverted / "summary.json")
+    with open(inverted / "history.csv", newline="") as file:
+        accuracy = [float(row["val_accuracy"]) for row in csv.DictReader(file)]
+    assert summary["directions"]["accuracy"] == "min"
+    assert summary["best_epoch"] == int(np.argmin(accuracy)) + 1

@@ -1,0 +1,161 @@
+"""The overfitting watch on real learning curves (benchmarks/curves/) and on made-up ones: pure functions, no training."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import statistics
+import sys
+
+import pytest
+
+from conftest import REPO
+from dlcli.config import OverfittingConfig
+from dlcli.verdicts import OverfittingWatch, evidence, noise_level
+
+
+def _benchmark():
+    spec = importlib.util.spec_from_file_location("verdicts_benchmark", REPO / "benchmarks" / "verdicts.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+benchmark = _benchmark()
+CORPUS = benchmark.load_corpus()
+
+
+def rows_from(values, losses, monitor="val_loss"):
+    return [{"epoch": n, "loss": loss, monitor: value} for n, (value, loss) in enumerate(zip(values, losses), start=1)]
+
+
+def falling(n, start=1.0, rate=0.8):
+    return [start * rate**epoch for epoch in range(n)]
+
+
+# A smooth U: validation best at epoch 5, then up by more than its noise every epoch.
+U_CURVE = [0.90, 0.60, 0.45, 0.40, 0.38, 0.39, 0.42, 0.46, 0.50, 0.55, 0.60]
+
+
+def test_the_corpus_holds_every_kind_of_curve_the_issue_names():
+    labels = {model: benchmark.label(histories) for model, histories in CORPUS.items()}
+
+    assert {"quickstart", "finetune", "unstable", "divergence", "logistic-plateau", "small-data-overfit"} <= set(labels)
+    kfold = {model for model in labels if " fold " in model}
+    assert {labels[model].overfits for model in kfold} == {True, False}  # k-fold models of both kinds
+    assert sum(label.overfits for label in labels.values()) >= 3
+    assert sum(not label.overfits for label in labels.values()) >= 5
+    assert all(len({h.name.split()[0] for h in histories}) >= 5 for histories in CORPUS.values())  # 5 seeds or more
+    assert not labels["quickstart"].overfits and labels["small-data-overfit"].overfits
+
+
+def test_dlcli_meets_its_targets_on_the_corpus_and_beats_keras_early_stopping():
+    ours = benchmark.score(benchmark.DETECTORS["dlcli"], CORPUS)
+    keras_rule = benchmark.score(benchmark.DETECTORS["Keras EarlyStopping, patience 2"], CORPUS)
+
+    assert ours.false_alarm_rate <= 0.05
+    assert ours.detection_rate >= 0.95
+    assert ours.mean_onset_error <= 1.5
+    assert ours.false_alarm_rate < keras_rule.false_alarm_rate and ours.detection_rate > keras_rule.detection_rate
+
+
+def test_the_quick_start_never_warns_for_any_seed():
+    detect = benchmark.DETECTORS["dlcli"]
+    quick_start = CORPUS["quickstart"]
+
+    assert [h.name for h in quick_start] == [f"seed-{seed}" for seed in range(10)]
+    assert [detect(h.rows)[0] for h in quick_start] == [None] * 10
+
+
+@pytest.mark.parametrize("model", sorted(CORPUS))
+def test_live_resumed_and_read_back_verdicts_agree(model):
+    settings = OverfittingConfig()
+    for history in CORPUS[model]:
+        live = OverfittingWatch(settings, minimize=True)
+        warnings = [live.observe(row) for row in history.rows]
+        half = len(history.rows) // 2
+        resumed = OverfittingWatch.replayed(settings, True, history.rows[:half])
+        for row in history.rows[half:]:
+            resumed.observe(row)
+        read_back = OverfittingWatch.replayed(settings, True, history.rows)
+
+        assert sum(w is not None for w in warnings) <= 1  # the ⚠ line once at most
+        assert live.verdict() == resumed.verdict() == read_back.verdict()
+
+
+def test_a_clear_rise_is_flagged_once_with_its_onset_and_evidence():
+    watch = OverfittingWatch(OverfittingConfig(), minimize=True)
+    rows = rows_from(U_CURVE, falling(len(U_CURVE)))
+
+    warnings = [watch.observe(row) for row in rows]
+
+    assert [w is not None for w in warnings].index(True) == 7  # epoch 8: three epochs past the best
+    assert sum(w is not None for w in warnings) == 1
+    assert warnings[7].startswith("overfitting since epoch 5: val_loss from its best 0.38 to 0.46, ")
+    assert warnings[7].endswith("× its epoch-to-epoch noise, while loss fell 0.4096 → 0.2097")
+    verdict = watch.verdict()
+    assert verdict["detected"] and verdict["onset_epoch"] == 5 and verdict["warned_at_epoch"] == 8
+    assert verdict["best"] == 0.38 and verdict["final"] == 0.60 and verdict["direction"] == "min"
+    assert verdict["evidence"]["epochs_since_best"] == 6 and verdict["evidence"]["noise_levels"] > 3
+
+
+@pytest.mark.parametrize("values, losses, why", [
+    (falling(12), falling(12, 1.2), "validation keeps improving"),
+    (U_CURVE, [1.0, 0.8, 0.6, 0.5, 0.45, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0], "the training loss rises too: not overfitting"),
+    (U_CURVE[:7], falling(7), "two epochs past the best are too few"),
+    ([0.5, 0.3, 0.25, 0.24, 0.26, 0.23, 0.245, 0.235, 0.25, 0.24, 0.245, 0.24], falling(12),
+     "a noisy plateau: no rise beyond the noise"),
+])
+def test_healthy_curves_are_not_flagged(values, losses, why):
+    watch = OverfittingWatch.replayed(OverfittingConfig(), True, rows_from(values, losses))
+
+    assert not watch.verdict()["detected"] and watch.alarm is None, why
+
+
+def test_a_warning_that_did_not_last_is_withdrawn_with_a_note():
+    values = [*U_CURVE[:8], 0.40, 0.37, 0.36]
+    watch = OverfittingWatch.replayed(OverfittingConfig(), True, rows_from(values, falling(len(values))))
+
+    verdict = watch.verdict()
+    assert watch.alarm is not None and verdict["warned_at_epoch"] == 8
+    assert not verdict["detected"] and verdict["onset_epoch"] is None
+    assert verdict["recovered"] == (
+        "validation recovered after the overfitting warning: val_loss reached a new best 0.36 at epoch 11"
+    )
+
+
+def test_an_accuracy_monitor_is_ranked_upwards():
+    accuracy = [1 - value / 2 for value in U_CURVE]  # best (highest) at epoch 5
+    settings = OverfittingConfig(monitor="val_accuracy")
+    watch = OverfittingWatch.replayed(settings, False, rows_from(accuracy, falling(len(U_CURVE)), "val_accuracy"))
+
+    verdict = watch.verdict()
+    assert verdict["detected"] and verdict["onset_epoch"] == 5 and verdict["direction"] == "max"
+    assert verdict["best"] == max(accuracy)
+    assert verdict["gap"] is None  # no training accuracy in these rows
+
+
+def test_min_delta_asks_for_a_rise_worth_knowing_about():
+    rows = rows_from(U_CURVE, falling(len(U_CURVE)))
+
+    assert OverfittingWatch.replayed(OverfittingConfig(min_delta=0.2), True, rows).alarm is None
+    assert OverfittingWatch.replayed(OverfittingConfig(min_delta=0.01), True, rows).alarm is not None
+
+
+def test_the_generalization_gap_is_kept_in_the_metric_s_own_direction():
+    rows = [{**row, "accuracy": 0.99, "val_accuracy": 0.90} for row in rows_from(U_CURVE, falling(len(U_CURVE)))]
+    watch = OverfittingWatch.replayed(OverfittingConfig(monitor="val_accuracy"), False, rows)
+
+    assert watch.verdict()["gap"] == {"metric": "accuracy", "epoch": 11, "train": 0.99, "validation": 0.90,
+                                      "gap": pytest.approx(0.09)}
+
+
+def test_noise_level_sees_through_a_steep_start_and_has_a_floor():
+    rng = [0.01, -0.02, 0.015, -0.005, 0.02, -0.01, 0.0, 0.012, -0.018, 0.008, -0.004, 0.01]
+    noisy = [0.2 + 1.5 * 0.6**epoch + jitter for epoch, jitter in enumerate(rng)]
+    straight = [1.0 - 0.01 * epoch for epoch in range(12)]
+
+    assert 0.005 < noise_level(noisy) < 0.03
+    assert noise_level(straight) == pytest.approx(1e-3 * statistics.median(straight))  # the floor
+    assert evidence(rows_from([math.nan, 0.5], [1.0, 0.5]), "val_loss", True) is None
