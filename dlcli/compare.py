@@ -6,6 +6,7 @@ Pure functions over run records; nothing here imports TensorFlow or matplotlib.
 from __future__ import annotations
 
 import fnmatch
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,16 +82,19 @@ def _metric_name(column: str) -> str:
 
 
 def recorded_monitor(records: list[RunRecord]) -> str:
-    """The metric these runs chose their best epoch by (`training.monitor`): how a sweep's trials rank."""
-    monitors = [(record.summary or {}).get("monitor") for record in records]
-    present = [monitor for monitor in monitors if monitor]
-    return max(set(present), key=present.count) if present else "val_loss"
+    """The metric most of these runs chose their best epoch by (`training.monitor`), the first
+    one met on a tie: how a sweep's trials rank."""
+    monitors = Counter((record.summary or {}).get("monitor") for record in records)
+    monitors.pop(None, None)
+    return monitors.most_common(1)[0][0] if monitors else "val_loss"
 
 
 def recorded_directions(records: list[RunRecord]) -> dict[str, str]:
     """Each metric's direction as the runs recorded it from Keras ('min' or 'max'); a metric the
-    runs disagree on (a `monitor_mode` that overrode Keras in one of them) is left out."""
-    seen: dict[str, set[str]] = {}
+    runs disagree on (a `monitor_mode` that overrode Keras in one of them) is left out. The
+    loss is minimized whatever was recorded, as Keras's own monitors decide it: runs from
+    before directions were recorded still rank by it."""
+    seen: dict[str, set[str]] = {"loss": {"min"}}
     for record in records:
         for metric, direction in ((record.summary or {}).get("directions") or {}).items():
             seen.setdefault(metric, set()).add(direction)

@@ -50,12 +50,15 @@ def best_row(rows: list[dict[str, float]], monitor: str, minimize: bool) -> dict
 # a perfectly smooth curve would otherwise make a rounding-sized rise significant.
 NOISE_FLOOR_FRACTION = 1e-3
 # How many noise levels the recent epochs must sit above the best before the warning...
-STRONG_RISE = 3.5
+STRONG_RISE = 3.7
 # ... and before the quiet hint in the progress line.
 WEAK_RISE = 1.5
-# The rise is measured between averages of this many epochs: the last ones, and the best
-# stretch of the curve. A single epoch that dipped by chance is no reference.
+# The rise is measured between this many epochs: the median of the last ones (one bad epoch
+# is no trend) against the lowest mean of as many in a row (one lucky dip is no reference).
 AVERAGED_EPOCHS = 3
+# The noise is the larger of the whole curve's and that of its last this many epochs:
+# validation often grows noisier as the training loss nears zero.
+RECENT_NOISE_EPOCHS = 10
 # Fewer epochs than this give no measure of the noise, and so no warning.
 MIN_EPOCHS = 6
 # The onset: the first epoch already within this many noise levels of the best. On a broad
@@ -68,20 +71,27 @@ def noise_level(values: list[float]) -> float:
 
     A smooth trend has small second differences, so their robust spread (the median absolute
     deviation, scaled: a second difference of white noise has 6 times its variance) measures
-    the noise alone, even while the curve still falls fast at its start.
+    the noise rather than the trend. A metric that moves in steps (an accuracy over N
+    examples, 1/N at a time) repeats itself: its noise is then at least its smallest step, so
+    that one example more or less is never a trend.
     """
+    floor = max(NOISE_FLOOR_FRACTION * statistics.median(abs(v) for v in values), 1e-12) if values else 1e-12
     second = [values[i + 1] - 2 * values[i] + values[i - 1] for i in range(1, len(values) - 1)]
-    floor = NOISE_FLOOR_FRACTION * statistics.median(abs(v) for v in values) if values else 0.0
     if len(second) < 2:
-        return max(floor, 1e-12)
+        return floor
     centre = statistics.median(second)
-    spread = statistics.median(abs(v - centre) for v in second)
-    return max(1.4826 * spread / math.sqrt(6), floor, 1e-12)
+    deviations = [abs(v - centre) for v in second]
+    # more than half the epochs on the trend exactly: the mean deviation still sees the rest
+    spread = statistics.median(deviations) * 1.4826 or statistics.fmean(deviations) * 1.2533
+    noise = spread / math.sqrt(6)
+    if any(b == a for a, b in zip(values, values[1:])):
+        noise = max(noise, min((abs(b - a) for a, b in zip(values, values[1:]) if b != a), default=0.0))
+    return max(noise, floor)
 
 
 @dataclass(frozen=True)
 class Evidence:
-    """How far, and how steadily, the monitored metric has moved away from its best."""
+    """How far the monitored metric has moved away from its best, against its noise."""
 
     epoch: int  # the last epoch read
     epochs: int  # how many epochs were read
@@ -90,7 +100,7 @@ class Evidence:
     epochs_since_best: int
     best: float
     now: float
-    rise: float  # the last epochs' mean beyond the best stretch's, in the metric's units (positive: worse)
+    rise: float  # the last epochs' median beyond the best stretch's mean, in the metric's units (positive: worse)
     noise: float  # one epoch's noise of this curve
     loss_at_best: float
     loss_now: float
@@ -125,7 +135,7 @@ def evidence(rows: list[dict[str, float]], monitor: str, minimize: bool) -> Evid
     since = worse[best + 1:]
     recent = since[-AVERAGED_EPOCHS:]
     stretches = [statistics.fmean(worse[i:i + AVERAGED_EPOCHS]) for i in range(len(worse) - AVERAGED_EPOCHS + 1)]
-    noise = noise_level(worse)
+    noise = max(noise_level(worse), noise_level(worse[-RECENT_NOISE_EPOCHS:]))
     onset = next(index for index, value in enumerate(worse) if value <= worse[best] + ONSET_BAND * noise)
     return Evidence(
         epoch=int(usable[-1]["epoch"]),
@@ -135,7 +145,7 @@ def evidence(rows: list[dict[str, float]], monitor: str, minimize: bool) -> Evid
         epochs_since_best=len(since),
         best=usable[best][monitor],
         now=usable[-1][monitor],
-        rise=statistics.fmean(recent) - min(stretches, default=worse[best]) if recent else 0.0,
+        rise=statistics.median(recent) - min(stretches, default=worse[best]) if recent else 0.0,
         noise=noise,
         loss_at_best=usable[best]["loss"],
         loss_now=usable[-1]["loss"],
@@ -170,7 +180,7 @@ class OverfittingWatch:
         self.latest: Evidence | None = None
         self.level = "none"
         self.alarm: Evidence | None = None  # the evidence when the warning was given
-        self.confirmed: Evidence | None = None  # the latest strong evidence
+        self.confirmed: Evidence | None = None  # the first strong evidence since the current best epoch
 
     @classmethod
     def replayed(cls, settings: OverfittingConfig, minimize: bool, rows: list[dict[str, float]]) -> OverfittingWatch:
@@ -201,7 +211,8 @@ class OverfittingWatch:
         self.latest, self.level = found, strength(found, self.settings)
         if self.level != "strong":
             return None
-        self.confirmed = found
+        if not self.detected:  # the onset is named once per best epoch, not moved by later noise
+            self.confirmed = found
         if self.alarm is not None:  # once a run: a noisy curve would otherwise warn again and again
             return None
         self.alarm = found
@@ -212,7 +223,7 @@ class OverfittingWatch:
         if self.level != "weak" or self.latest is None or self.alarm is not None:
             return None
         found = self.latest
-        return f"{self.monitor} above its best (epoch {found.best_epoch}) for {found.epochs_since_best} epochs"
+        return f"{self.monitor} worse than its best (epoch {found.best_epoch}) for {found.epochs_since_best} epochs"
 
     def message(self, found: Evidence) -> str:
         at = f" (epoch {found.best_epoch})" if found.best_epoch != found.onset_epoch else ""
@@ -223,6 +234,8 @@ class OverfittingWatch:
         )
 
     def verdict(self) -> dict[str, Any]:
+        """The run's verdict: the onset, evidence and message are those of the strong evidence
+        seen since the best epoch (as the warning said them); `final` is the last epoch's value."""
         detected = self.detected
         latest = self.latest
         recovered = None
@@ -233,16 +246,16 @@ class OverfittingWatch:
             )
         return {
             "detected": detected,
-            "onset_epoch": latest.onset_epoch if detected else None,
+            "onset_epoch": self.confirmed.onset_epoch if detected else None,
             "warned_at_epoch": self.alarm.epoch if self.alarm else None,
             "monitor": self.monitor,
             "direction": "min" if self.minimize else "max",
             "best": latest.best if latest else None,
             "best_epoch": latest.best_epoch if latest else None,
             "final": latest.now if latest else None,
-            "evidence": latest.as_dict() if latest else None,
+            "evidence": {"epoch": self.confirmed.epoch, **self.confirmed.as_dict()} if detected else None,
             "gap": generalization_gap(self.rows[-1] if self.rows else {}, self.monitor, self.minimize),
-            "message": self.message(latest) if detected else None,
+            "message": self.message(self.confirmed) if detected else None,
             "recovered": recovered,
         }
 

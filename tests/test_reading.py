@@ -172,7 +172,9 @@ def test_compare_cannot_rank_a_metric_its_runs_did_not_record(runs_dir):
     fake_run(runs_dir, "20260101-100000-old", TINY_CONFIG, r2_summary(0.2, None))
     fake_run(runs_dir, "20260101-110000-older", TINY_CONFIG.replace("units: 16", "units: 32"), r2_summary(0.8, None))
 
-    assert compare(load_runs(runs_dir)).best == {}  # nothing highlighted rather than a guess
+    old_runs = compare(load_runs(runs_dir), sort="val_loss")  # the loss ranks downwards, as Keras has it
+
+    assert old_runs.best == {"best val_loss": 0.6, "final val_loss": 0.6}  # r2 not highlighted rather than guessed
     with pytest.raises(DlcliError, match="do not record whether a higher or a lower r2_score is better"):
         compare(load_runs(runs_dir), sort="val_r2_score")
 

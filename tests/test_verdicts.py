@@ -90,14 +90,15 @@ def test_a_clear_rise_is_flagged_once_with_its_onset_and_evidence():
 
     warnings = [watch.observe(row) for row in rows]
 
-    assert [w is not None for w in warnings].index(True) == 7  # epoch 8: three epochs past the best
+    assert [w is not None for w in warnings].index(True) == 8  # epoch 9: the median of 3 epochs past the best
     assert sum(w is not None for w in warnings) == 1
-    assert warnings[7].startswith("overfitting since epoch 5: val_loss from its best 0.38 to 0.46, ")
-    assert warnings[7].endswith("× its epoch-to-epoch noise, while loss fell 0.4096 → 0.2097")
+    assert warnings[8].startswith("overfitting since epoch 5: val_loss from its best 0.38 to 0.5, ")
+    assert warnings[8].endswith("× its epoch-to-epoch noise, while loss fell 0.4096 → 0.1678")
     verdict = watch.verdict()
-    assert verdict["detected"] and verdict["onset_epoch"] == 5 and verdict["warned_at_epoch"] == 8
+    assert verdict["detected"] and verdict["onset_epoch"] == 5 and verdict["warned_at_epoch"] == 9
     assert verdict["best"] == 0.38 and verdict["final"] == 0.60 and verdict["direction"] == "min"
-    assert verdict["evidence"]["epochs_since_best"] == 6 and verdict["evidence"]["noise_levels"] > 3
+    assert verdict["evidence"]["epoch"] == 9 and verdict["evidence"]["epochs_since_best"] == 4  # as warned
+    assert verdict["evidence"]["noise_levels"] > 3.5
 
 
 @pytest.mark.parametrize("values, losses, why", [
@@ -114,11 +115,11 @@ def test_healthy_curves_are_not_flagged(values, losses, why):
 
 
 def test_a_warning_that_did_not_last_is_withdrawn_with_a_note():
-    values = [*U_CURVE[:8], 0.40, 0.37, 0.36]
+    values = [*U_CURVE[:9], 0.37, 0.36]
     watch = OverfittingWatch.replayed(OverfittingConfig(), True, rows_from(values, falling(len(values))))
 
     verdict = watch.verdict()
-    assert watch.alarm is not None and verdict["warned_at_epoch"] == 8
+    assert watch.alarm is not None and verdict["warned_at_epoch"] == 9
     assert not verdict["detected"] and verdict["onset_epoch"] is None
     assert verdict["recovered"] == (
         "validation recovered after the overfitting warning: val_loss reached a new best 0.36 at epoch 11"
@@ -149,6 +150,18 @@ def test_the_generalization_gap_is_kept_in_the_metric_s_own_direction():
 
     assert watch.verdict()["gap"] == {"metric": "accuracy", "epoch": 11, "train": 0.99, "validation": 0.90,
                                       "gap": pytest.approx(0.09)}
+
+
+def test_one_bad_epoch_and_one_example_are_no_trend():
+    rng = [0.003, -0.004, 0.002, 0.0, -0.003, 0.004, -0.002, 0.001, -0.001, 0.003, -0.004, 0.002]
+    plateau = [0.3 + 1.0 * 0.5**epoch + jitter for epoch, jitter in enumerate(rng)]
+    spiked = [*plateau, plateau[-1] + 0.06]  # one epoch far off, at the end
+    accuracy = [0.80, 0.86, 0.89, 0.91, *[0.92] * 9, 0.91, 0.91, 0.91]  # one of 100 examples lost
+
+    assert OverfittingWatch.replayed(OverfittingConfig(), True, rows_from(spiked, falling(len(spiked)))).alarm is None
+    watch = OverfittingWatch.replayed(OverfittingConfig(monitor="val_accuracy"), False,
+                                      rows_from(accuracy, falling(len(accuracy)), "val_accuracy"))
+    assert watch.alarm is None and noise_level(accuracy) == pytest.approx(0.01)
 
 
 def test_noise_level_sees_through_a_steep_start_and_has_a_floor():
