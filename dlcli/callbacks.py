@@ -95,18 +95,22 @@ def metric_order(key: str) -> tuple[bool, bool, str]:
 
 
 class BestModelCheckpoint(keras.callbacks.Callback):
-    """Saves the model whenever `training.monitor` improves; remembers the best epoch.
+    """Saves the model whenever `monitor` improves; remembers the best epoch.
 
-    The best is kept across successive `fit` calls (fine-tuning continues the same run).
-    `model_to_save` is the whole model when the one being fitted is only its head.
+    Without a monitor (a validation metric, and no validation data) every epoch whose loss
+    is finite is saved: the last one is kept. The best is kept across successive `fit`
+    calls (fine-tuning continues the same run). `model_to_save` is the whole model when the
+    one being fitted is only its head.
     """
 
-    def __init__(self, path: Path, config: ExperimentConfig, model_to_save: keras.Model, minimize: bool):
+    def __init__(
+        self, path: Path, config: ExperimentConfig, model_to_save: keras.Model, monitor: str | None, minimize: bool,
+    ):
         super().__init__()
         self.path = path
         self.config = config
         self.model_to_save = model_to_save
-        self.monitor = config.training.monitor
+        self.monitor = monitor
         self.minimize = minimize  # the direction Keras gives the monitor (models.monitor_directions)
         self.best: float | None = None
         self.best_epoch: int | None = None
@@ -118,11 +122,17 @@ class BestModelCheckpoint(keras.callbacks.Callback):
 
     def restore(self, rows: list[dict[str, float]]) -> None:
         """Take up the best epoch so far from the history of an interrupted run."""
-        best = best_row(rows, self.monitor, self.minimize)
+        best = best_row(rows, self.monitor or "loss", self.minimize)
         if best is not None:
-            self.best, self.best_epoch = best[self.monitor], best["epoch"]
+            self.best_epoch = best["epoch"] if self.monitor else rows[-1]["epoch"]
+            self.best = best[self.monitor] if self.monitor else None
 
     def on_epoch_end(self, epoch, logs=None):
+        if self.monitor is None:
+            if math.isfinite(float((logs or {}).get("loss", math.nan))):
+                self.best_epoch = epoch + 1
+                save_model_atomic(self.model_to_save, self.path)
+            return
         value = _monitored(self.config, ("training", "monitor"), self.monitor, logs)
         if self._improves(value):
             self.best, self.best_epoch = value, epoch + 1
@@ -137,6 +147,7 @@ class OverfittingMonitor(keras.callbacks.Callback):
         self.watch = watch
         self.config = config
         self.console = console
+        self.warned = False  # whether this process showed the ⚠ line
 
     def on_epoch_end(self, epoch, logs=None):
         _monitored(self.config, ("training", "overfitting", "monitor"), self.watch.monitor, logs)
@@ -144,6 +155,7 @@ class OverfittingMonitor(keras.callbacks.Callback):
         warning = self.watch.observe({"epoch": epoch + 1, **{k: float(v) for k, v in logs.items()}})
         if warning and self.console is not None:
             self.console.print(f"[bold yellow]⚠ {warning}[/]", highlight=False, soft_wrap=True)
+            self.warned = True
 
 
 WEIGHTS_FILE = "last.weights.h5"
@@ -217,7 +229,22 @@ def keras_callbacks(config: ExperimentConfig) -> list[keras.callbacks.Callback]:
         if class_name not in available:
             raise config.error(path, f"unknown callback '{class_name}'{did_you_mean(class_name, available)}")
         built.append(build_object(config, (*path, class_name), available[class_name], arguments))
+    if not config.validates:
+        _refuse_validation_monitors(config, built)
     return built
+
+
+def _refuse_validation_monitors(config: ExperimentConfig, built: list[keras.callbacks.Callback]) -> None:
+    """Without validation data a callback watching a validation metric would never act."""
+    keys = [("training", key) for key in ("early_stopping", "reduce_lr_on_plateau") if getattr(config.training, key)]
+    keys += [("training", "callbacks", index) for index in range(len(config.training.callbacks))]
+    for key, callback in zip(keys, built):
+        monitor = getattr(callback, "monitor", None)
+        if isinstance(monitor, str) and monitor.startswith("val_"):
+            raise config.error(
+                key, f"monitors {monitor}, and there is no validation data (`dataset.validation_split: 0`): "
+                f"monitor a training metric ({monitor.removeprefix('val_')}) or keep a validation split",
+            )
 
 
 REFUSED_CALLBACKS = {
@@ -283,7 +310,7 @@ class RichProgress(keras.callbacks.Callback):
             parts.append(f"[{style}]{text}[/]" if style else text)
         parts.append(f"lr {current_learning_rate(self.model):.2g}")
         parts.append(f"{time.perf_counter() - self._started:.1f}s")
-        if self.checkpoint.best_epoch == epoch + 1:
+        if self.checkpoint.monitor and self.checkpoint.best_epoch == epoch + 1:
             parts.append("[green]best[/]")
         hint = self.watch.hint() if self.watch is not None else None
         if hint:

@@ -119,7 +119,8 @@ def _summary_table(summary: dict[str, Any]) -> Table:
             table.add_row(key, f"{best['mean']:.4g} ± {best['std']:.2g}", f"{final['mean']:.4g} ± {final['std']:.2g}")
         return table
     best_epoch, last_epoch = summary["best_epoch"], summary["epochs_run"]
-    table = Table(title=f"{last_epoch} epochs, best by {summary['monitor']}: epoch {best_epoch}")
+    ranked = f"best by {summary['monitor']}: epoch {best_epoch}" if summary.get("monitor") else "the last kept"
+    table = Table(title=f"{last_epoch} epochs, {ranked}")
     table.add_column("metric")
     table.add_column(f"best (epoch {best_epoch})", justify="right")
     table.add_column(f"final (epoch {last_epoch})", justify="right")
@@ -190,7 +191,7 @@ def train(
         for signum, handler in previous_handlers.items():
             signal.signal(signum, handler)
     console.print(_summary_table(result.summary))
-    _print_verdicts(result.summary, warned_live=True)
+    _print_verdicts(result.summary, warned_live=result.warned_live)
     console.print(f"run [bold]{result.run.id}[/] completed: {result.run.path}")
 
 
@@ -199,7 +200,7 @@ def _print_verdicts(summary: dict[str, Any], warned_live: bool = False) -> None:
     line as it happened, the verdict is repeated without it: the warning is said once."""
     overfitting = summary.get("overfitting") or {}
     if overfitting.get("message"):
-        mark = "verdict:" if warned_live and overfitting.get("warned_at_epoch") else "⚠"
+        mark = "verdict:" if warned_live else "⚠"
         console.print(f"[bold yellow]{mark} {overfitting['message']}[/]")
         for advice in overfitting.get("advice", []):
             console.print(f"  → {advice}")
@@ -302,6 +303,9 @@ def compare_runs(
     sort: Annotated[Optional[str], typer.Option("--sort", help="Sort by a metric, best first, e.g. val_accuracy.")] = None,
     output_format: Annotated[str, typer.Option("--format", help="table, json or csv (data only on stdout).")] = "table",
     plot: Annotated[Optional[Path], typer.Option("--plot", help="Also write the validation curves to this PNG.")] = None,
+    smooth: Annotated[
+        float, typer.Option("--smooth", min=0.0, max=0.99, help="With --plot: smooth the curves (e.g. 0.9).")
+    ] = 0.0,
     sweep: Annotated[Optional[str], typer.Option("--sweep", help="The trials of this sweep (id, prefix or latest).")] = None,
     runs_dir: RunsDir = Path("runs"),
 ) -> None:
@@ -347,7 +351,7 @@ def compare_runs(
 
         by_id = {record.id: record for record in records}
         series = [(label(row), read_history(by_id[row["run"]].folder.file("history.csv"))) for row in comparison.rows]
-        plot_comparison(series, plot, f"{len(series)} runs")
+        plot_comparison(series, plot, f"{len(series)} runs", smooth)
         error_console.print(f"wrote {plot}")
 
 
@@ -372,7 +376,8 @@ def check(
     splits = folds[0]
     console.print(data_table(splits.describe(), splits.class_counts()))
     rows = [
-        (layer.name, type(layer).__name__, str(tuple(layer.output.shape)), layer.count_params(), layer.trainable)
+        (layer.name, type(layer).__name__, ", ".join(parts.inputs_of.get(layer.name, [])),
+         str(tuple(layer.output.shape)), layer.count_params(), layer.trainable)
         for layer in parts.model.layers
     ]
     total = parts.model.count_params()

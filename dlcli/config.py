@@ -119,9 +119,20 @@ PositiveInt = Annotated[int, Field(ge=1)]
 LayerList = list[dict[str, dict[str, Any]]]
 
 
+class NoiseFeatures(_Strict):
+    """Features appended to every (flattened) example: white noise over the data's range, or zeros."""
+
+    count: PositiveInt
+    kind: Literal["noise", "zeros"] = "noise"
+
+
 class DatasetConfig(_Strict):
     name: str
-    validation_split: float = Field(0.2, gt=0, lt=1)
+    validation_split: float = Field(0.2, ge=0, lt=1)  # 0: train on all the training data, no validation
+    # The generalization experiments: extra features that carry nothing, and training labels
+    # shuffled (the training split's only, seeded) so that nothing but memorizing is left.
+    noise_features: NoiseFeatures | None = None
+    shuffle_labels: bool = False
     classes: list[int | str] | None = Field(None, min_length=2)
     labels: Literal["sparse", "one_hot"] = "sparse"
     # Options of some datasets only (`dlcli datasets` lists them); an unset option takes
@@ -151,7 +162,7 @@ class DatasetConfig(_Strict):
         return name
 
 
-COMMON_DATASET_KEYS = ("name", "validation_split", "classes", "labels")
+COMMON_DATASET_KEYS = ("name", "validation_split", "classes", "labels", "noise_features", "shuffle_labels")
 
 
 def _one_class_per_item(layers: LayerList) -> LayerList:
@@ -173,6 +184,8 @@ class BaseConfig(_Strict):
     until: str | None = None
     trainable: bool = False
     precompute: bool = False
+    # application: the application's own preprocess_input, in the model; none: the dataset's pixels as they come
+    preprocess: Literal["application", "none"] = "application"
 
     @model_validator(mode="after")
     def _one_source(self) -> BaseConfig:
@@ -185,6 +198,8 @@ class BaseConfig(_Strict):
             raise ValueError(
                 "`run` takes `until: LAYER_NAME` (the last layer to keep) and no `weights`"
             )
+        if self.run is not None and self.preprocess != "application":
+            raise ValueError("`preprocess` chooses an application's preprocessing; a run's base has none")
         if self.application is not None:
             if self.until is not None:
                 raise ValueError("`until` goes with `run`, not `application`")
@@ -220,6 +235,13 @@ class OverfittingConfig(_Strict):
     min_delta: float = Field(0.0, ge=0)  # the least worsening worth a warning, in the metric's units
 
 
+class PlotConfig(_Strict):
+    """How curves.png draws the curves."""
+
+    smooth: float = Field(0.0, ge=0, lt=1)  # exponential moving average: 0.9 as the book's Boston figure
+    from_epoch: PositiveInt = 1  # leave out the first epochs, whose values can dwarf the rest
+
+
 def _true_means_defaults(value: Any) -> Any:
     return {} if value is True else value
 
@@ -227,10 +249,14 @@ def _true_means_defaults(value: Any) -> Any:
 class TrainingConfig(_Strict):
     epochs: PositiveInt = 10
     batch_size: PositiveInt = 32
+    # An epoch of this many batches, the training data gone round again and again (each time
+    # shuffled anew); unset: one pass over the training data.
+    steps_per_epoch: PositiveInt | None = None
     monitor: str = "val_loss"
     monitor_mode: Literal["auto", "min", "max"] = "auto"  # auto: the direction Keras gives the metric
     overfitting: OverfittingConfig | Literal[False] = OverfittingConfig()
     tensorboard: bool = True
+    plot: PlotConfig = PlotConfig()
     early_stopping: dict[str, Any] | None = None  # keras.callbacks.EarlyStopping arguments
     reduce_lr_on_plateau: dict[str, Any] | None = None  # keras.callbacks.ReduceLROnPlateau arguments
     callbacks: LayerList = []  # any keras.callbacks class: [{ClassName: {arguments}}]
@@ -271,6 +297,11 @@ class ExperimentConfig(_Strict):
     metrics: list[KerasObject] = []
     training: TrainingConfig = TrainingConfig()
     sweep: dict[str, Any] | None = None  # read by `dlcli sweep`; `dlcli train` ignores it
+
+    @property
+    def validates(self) -> bool:
+        """Whether training sees validation data: not with `dataset.validation_split: 0` (k-fold always does)."""
+        return self.training.kfold is not None or self.dataset.validation_split > 0
 
     @field_validator("name")
     @classmethod
@@ -532,12 +563,13 @@ def _resolve_dataset_options(config: ExperimentConfig) -> None:
                 raise config.error(("dataset", key), f"dataset {info.name} takes no option '{key}'{takes}")
             continue
         default = info.options[key]
-        if key == "normalize" and config.model.base is not None and config.model.base.application:
+        base = config.model.base
+        if key == "normalize" and base is not None and base.application and base.preprocess == "application":
             if value:
                 raise config.error(
                     ("dataset", key),
-                    f"a {config.model.base.application} base takes raw pixels through its own "
-                    "preprocess_input; remove `normalize: true`",
+                    f"a {base.application} base takes raw pixels through its own preprocess_input; remove "
+                    "`normalize: true`, or set `model.base.preprocess: none` to feed it pixels in [0, 1]",
                 )
             default = False
         if value is None:

@@ -61,6 +61,9 @@ def evaluate_run(run: RunFolder, split: str = "test") -> dict[str, Any]:
     if split not in SPLITS:
         raise DlcliError(f"--split {split}: choose one of {', '.join(SPLITS)}")
     config = load_config(run.file(CONFIG_FILE))
+    if split == "validation" and not config.validates:
+        raise DlcliError(f"run {run.id} trained on all the training data (`dataset.validation_split: 0`): "
+                         "it has no validation split; evaluate it on the test split")
     batch_size = config.training.batch_size
     evaluation: dict[str, Any] = {"run": run.id, "split": split, "evaluated": now().isoformat(timespec="seconds")}
     if config.training.kfold:

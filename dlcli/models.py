@@ -9,7 +9,8 @@ from __future__ import annotations
 import inspect
 import re
 import socket
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -78,8 +79,10 @@ def _accepted_arguments(cls: type) -> tuple[set[str], list[str]]:
 
 def _check_arguments(config: ExperimentConfig, path: KeyPath, cls: type, kwargs: dict[str, Any]) -> None:
     accepted, required = _accepted_arguments(cls)
+    # an Embedding's input_dim is the size of its vocabulary, not of its input
+    refused = INPUT_ARGUMENTS - {"input_dim"} if issubclass(cls, keras.layers.Embedding) else INPUT_ARGUMENTS
     for key in kwargs:
-        if key in INPUT_ARGUMENTS:
+        if key in refused:
             raise config.error(
                 (*path, key), f"remove '{key}': the input shape comes from the dataset"
             )
@@ -106,7 +109,37 @@ def build_object(config: ExperimentConfig, path: KeyPath, cls: type, kwargs: dic
         raise config.error(where, message) from error
 
 
-def build_layer(config: ExperimentConfig, path: KeyPath, class_name: str, kwargs: dict[str, Any]):
+def _embedding_arguments(
+    config: ExperimentConfig, path: KeyPath, kwargs: dict[str, Any], vocabulary_size: int | None,
+) -> dict[str, Any]:
+    """An Embedding's arguments with `input_dim` the dataset's vocabulary size unless given; a
+    given one too small for the vocabulary is an error."""
+    given = kwargs.get("input_dim")
+    if vocabulary_size is None:
+        if given is None:
+            raise config.error(
+                path, "an Embedding takes token indices: set `dataset.encoding: sequence`, or give `input_dim` "
+                "(the number of distinct indices)"
+            )
+        return kwargs
+    if given is None:
+        return {**kwargs, "input_dim": vocabulary_size}
+    if not isinstance(given, int) or given < vocabulary_size:
+        raise config.error(
+            (*path, "input_dim"),
+            f"input_dim {given} is smaller than the dataset's vocabulary ({vocabulary_size} token indices, "
+            f"`dataset.num_words`): leave it out to use the vocabulary's size",
+        )
+    return kwargs
+
+
+def build_layer(
+    config: ExperimentConfig, path: KeyPath, class_name: str, kwargs: dict[str, Any], vocabulary_size: int | None = None,
+):
+    """The Keras layer `class_name(**kwargs)` of the config item at `path`; an Embedding's
+    `input_dim` defaults to `vocabulary_size`, the dataset's."""
+    if class_name == "Embedding":
+        kwargs = _embedding_arguments(config, (*path, class_name), kwargs, vocabulary_size)
     if class_name in REFUSED_LAYERS:
         raise config.error(
             path, f"{class_name} {REFUSED_LAYERS[class_name]} and is refused; use Keras's built-in layers"
@@ -141,10 +174,20 @@ class ApplicationPreprocessing(keras.layers.Layer):
 class ModelParts:
     """The model to train and save, and the pieces that precomputing and fine-tuning work on."""
 
-    model: keras.Sequential  # input -> augmentation -> (preprocessing, base) -> layers
+    model: keras.Model  # input -> augmentation -> (preprocessing, base) -> layers
     base: keras.Model | None = None
     feature_extractor: keras.Sequential | None = None  # input -> preprocessing -> base
-    head: keras.Sequential | None = None  # base features -> layers (for `precompute`)
+    head: keras.Model | None = None  # base features -> layers (for `precompute`)
+    inputs_of: dict[str, list[str]] = field(default_factory=dict)  # each `model.layers` layer's inputs, by name
+
+
+# The layers that merge several inputs into one; they take `inputs: [A, B, ...]`.
+MERGE_LAYERS = (
+    keras.layers.Add, keras.layers.Subtract, keras.layers.Multiply, keras.layers.Average, keras.layers.Maximum,
+    keras.layers.Minimum, keras.layers.Concatenate, keras.layers.Dot,
+)
+# What `inputs` calls the output of everything before `model.layers` (augmentation, base).
+GRAPH_INPUT = "input"
 
 
 def _add(
@@ -232,8 +275,151 @@ def _run_base(config: ExperimentConfig, input_shape: tuple[int, ...], runs_dir: 
     return keras.Model(previous.inputs, previous.get_layer(spec.until).output, name=f"base_{spec.until}")
 
 
-def build_model(config: ExperimentConfig, input_shape: tuple[int, ...], runs_dir: Path | None = None) -> ModelParts:
-    """The Sequential stack of the config on the dataset's input shape (not compiled)."""
+def _graph_layers(
+    config: ExperimentConfig, vocabulary_size: int | None,
+) -> list[tuple[KeyPath, str, keras.layers.Layer, list[str] | None]]:
+    """`model.layers` built, each with its path and the names its `inputs` key gives (None: the one before)."""
+    built = []
+    last = len(config.model.layers) - 1
+    for index, item in enumerate(config.model.layers):
+        ((class_name, kwargs),) = item.items()
+        path = ("model", "layers", index, class_name)
+        kwargs = dict(kwargs)
+        names = kwargs.pop("inputs", None)
+        if isinstance(names, str):
+            names = [names]
+        if names is not None and not (isinstance(names, list) and names and all(isinstance(n, str) for n in names)):
+            raise config.error((*path, "inputs"), "`inputs` lists earlier layers' names, e.g. [input, conv1]")
+        if index == last and config.training.mixed_precision and "dtype" not in kwargs:
+            kwargs["dtype"] = "float32"  # mixed precision: the output stays float32
+        built.append((path, class_name, build_layer(config, path[:-1], class_name, kwargs, vocabulary_size), names))
+    return built
+
+
+def _connect(
+    config: ExperimentConfig, layers: list[tuple[KeyPath, str, keras.layers.Layer, list[str] | None]], start,
+) -> tuple[Any, dict[str, list[str]]]:
+    """Call each layer on its inputs, from the tensor `start`; the last layer's output is the model's.
+
+    Returns that output and each layer's inputs by name. Names that are unknown or come
+    later, a merge of one input and a layer whose output no later layer takes are errors
+    at the item that wrote them.
+    """
+    outputs = {GRAPH_INPUT: start}
+    inputs_of: dict[str, list[str]] = {}
+    unused: dict[str, KeyPath] = {}
+    previous = GRAPH_INPUT
+    all_names = [layer.name for _, _, layer, _ in layers]
+    for path, class_name, layer, names in layers:
+        if layer.name in outputs:
+            raise config.error(path, f"the name '{layer.name}' is taken by an earlier layer; give this one another")
+        names = names if names is not None else [previous]
+        for name in names:
+            if name in all_names and name not in outputs:
+                raise config.error((*path, "inputs"), f"'{name}' comes later: a layer takes only earlier ones")
+            if name not in outputs:
+                hint = did_you_mean(name, outputs) or f"; the earlier ones: {', '.join(outputs)}"
+                raise config.error((*path, "inputs"), f"no earlier layer is named '{name}'{hint}")
+            unused.pop(name, None)
+        if isinstance(layer, MERGE_LAYERS) and len(names) < 2:
+            raise config.error(
+                path, f"{class_name} merges several inputs: give it two or more, e.g. `inputs: [{names[0]}, OTHER]`"
+            )
+        arguments = [outputs[name] for name in names]
+        try:
+            output = layer(arguments if len(arguments) > 1 else arguments[0])
+        except (TypeError, ValueError) as error:
+            shapes = ", ".join(f"{name} {tuple(outputs[name].shape)}" for name in names)
+            first_line = str(error).strip().splitlines()[0]
+            raise config.error(path, f"cannot take {shapes}: {first_line}") from error
+        outputs[layer.name] = output
+        inputs_of[layer.name] = names
+        unused[layer.name] = path
+        previous = layer.name
+    unused.pop(previous)  # the last layer's output is the model's
+    if unused:
+        name, path = next(iter(unused.items()))
+        raise config.error(
+            path, f"no later layer takes the output of '{name}' and it is not the last layer: name it in a "
+            "later layer's `inputs`, or remove it",
+        )
+    return outputs[previous], inputs_of
+
+
+def _is_graph(config: ExperimentConfig) -> bool:
+    return any("inputs" in kwargs for item in config.model.layers for kwargs in item.values())
+
+
+def _graph_model(
+    config: ExperimentConfig, input_shape: tuple[int, ...], runs_dir: Path | None, vocabulary_size: int | None,
+) -> ModelParts:
+    """A functional model: augmentation and base in order, then `model.layers` wired by their `inputs`."""
+    inputs = keras.Input(shape=input_shape)
+    start, extractor, base = inputs, None, None
+    for index, item in enumerate(config.model.augmentation):
+        ((class_name, kwargs),) = item.items()
+        path = ("model", "augmentation", index)
+        start = _called(config, build_layer(config, path, class_name, kwargs), start, (*path, class_name))
+    if config.model.base is not None:
+        preprocessing, base = _base_parts(config, input_shape, runs_dir)
+        extractor = keras.Sequential([keras.Input(shape=input_shape)], name="feature_extractor")
+        for layer in (preprocessing, base):
+            if layer is not None:
+                start = _called(config, layer, start, ("model", "base"))
+                extractor.add(layer)
+    layers = _graph_layers(config, vocabulary_size)
+    output, inputs_of = _connect(config, layers, start)
+    model = keras.Model(inputs, output, name=re.sub(r"\W", "_", config.name))
+    head = None
+    if config.model.base is not None and config.model.base.precompute:
+        features = keras.Input(shape=base.output_shape[1:])
+        head = keras.Model(features, _connect(config, layers, features)[0], name="head")
+    return ModelParts(model, base, extractor, head, inputs_of)
+
+
+def _called(config: ExperimentConfig, layer: keras.layers.Layer, tensor, path: KeyPath):
+    """layer(tensor), with a shape mismatch reported at the config item that made the layer."""
+    try:
+        return layer(tensor)
+    except (TypeError, ValueError) as error:
+        first_line = str(error).strip().splitlines()[0]
+        raise config.error(path, f"cannot take an input of shape {tuple(tensor.shape)}: {first_line}") from error
+
+
+def _base_parts(
+    config: ExperimentConfig, input_shape: tuple[int, ...], runs_dir: Path | None,
+) -> tuple[keras.layers.Layer | None, keras.Model]:
+    """The base of `model.base` (trainable as configured), and the preprocessing its application needs."""
+    spec = config.model.base
+    preprocessing = None
+    if spec.application:
+        base, module = _application_base(config, input_shape)
+        if spec.preprocess == "application":
+            preprocessing = ApplicationPreprocessing(module, name=f"{module}_preprocessing")
+    else:
+        base = _run_base(config, input_shape, runs_dir or Path("runs"))
+    base.trainable = spec.trainable
+    return preprocessing, base
+
+
+def build_model(
+    config: ExperimentConfig, input_shape: tuple[int, ...], runs_dir: Path | None = None,
+    vocabulary_size: int | None = None,
+) -> ModelParts:
+    """The config's model on the dataset's input shape (not compiled): a Sequential stack, or a
+    functional graph when a layer names its `inputs`. `vocabulary_size`: how many token indices
+    the dataset's sequences hold, an Embedding's default `input_dim`."""
+    build = _graph_model if _is_graph(config) else _stack_model
+    parts = build(config, input_shape, runs_dir, vocabulary_size)
+    if config.training.fine_tune is not None:
+        unfreeze(config, parts.base, apply=False)
+    return parts
+
+
+def _stack_model(
+    config: ExperimentConfig, input_shape: tuple[int, ...], runs_dir: Path | None, vocabulary_size: int | None,
+) -> ModelParts:
+    """The Sequential stack of the config on the dataset's input shape."""
     model = keras.Sequential([keras.Input(shape=input_shape)], name=re.sub(r"\W", "_", config.name))
     for index, item in enumerate(config.model.augmentation):
         ((class_name, kwargs),) = item.items()
@@ -242,32 +428,22 @@ def build_model(config: ExperimentConfig, input_shape: tuple[int, ...], runs_dir
     parts = ModelParts(model)
     spec = config.model.base
     if spec is not None:
+        preprocessing, base = _base_parts(config, input_shape, runs_dir)
         extractor = keras.Sequential([keras.Input(shape=input_shape)], name="feature_extractor")
-        if spec.application:
-            base, module = _application_base(config, input_shape)
-            preprocessing = ApplicationPreprocessing(module, name=f"{module}_preprocessing")
-            _add(config, model, input_shape, preprocessing, ("model", "base"), spec.application)
-            extractor.add(preprocessing)
-        else:
-            base = _run_base(config, input_shape, runs_dir or Path("runs"))
-        base.trainable = spec.trainable
-        _add(config, model, input_shape, base, ("model", "base"), base.name)
-        extractor.add(base)
+        for layer, what in ((preprocessing, spec.application), (base, base.name)):
+            if layer is not None:
+                _add(config, model, input_shape, layer, ("model", "base"), what)
+                extractor.add(layer)
         parts.base, parts.feature_extractor = base, extractor
     first_head_layer = len(model.layers)
-    last = len(config.model.layers) - 1
-    for index, item in enumerate(config.model.layers):
-        ((class_name, kwargs),) = item.items()
-        path = ("model", "layers", index)
-        if index == last and config.training.mixed_precision and "dtype" not in kwargs:
-            kwargs = {**kwargs, "dtype": "float32"}  # mixed precision: the output stays float32
-        _add(config, model, input_shape, build_layer(config, path, class_name, kwargs), (*path, class_name), class_name)
+    previous = GRAPH_INPUT
+    for path, class_name, layer, _ in _graph_layers(config, vocabulary_size):
+        _add(config, model, input_shape, layer, path, class_name)
+        parts.inputs_of[layer.name], previous = [previous], layer.name
     if spec is not None and spec.precompute:
         parts.head = keras.Sequential(
             [keras.Input(shape=parts.base.output_shape[1:]), *model.layers[first_head_layer:]], name="head"
         )
-    if config.training.fine_tune is not None:
-        unfreeze(config, parts.base, apply=False)
     return parts
 
 
@@ -348,10 +524,31 @@ def compile_model(
         _resolve(config, ("metrics", index), metric, keras.metrics, keras.metrics.Metric, "metric")
         for index, metric in enumerate(config.metrics)
     ]
-    model.compile(
-        optimizer=optimizer, loss=loss, metrics=metrics,
-        jit_compile=jit_compile, steps_per_execution=steps_per_execution,
-    )
+    with warnings.catch_warnings():  # a refused jit_compile is said below, as an error
+        warnings.filterwarnings("ignore", message="Model doesn't support `jit_compile=True`")
+        model.compile(
+            optimizer=optimizer, loss=loss, metrics=metrics,
+            jit_compile=jit_compile, steps_per_execution=steps_per_execution,
+        )
+    if jit_compile is True and not model.jit_compile:
+        unsupported = sorted({type(layer).__name__ for layer in _all_layers(model) if not layer.supports_jit})
+        culprits = " and ".join(unsupported) + (" do" if len(unsupported) > 1 else " does") if unsupported else (
+            "this platform does")
+        raise config.error(
+            ("training", "jit_compile"),
+            f"Keras cannot compile this model with XLA ({culprits} not support it) and would train without it: "
+            "set `jit_compile: false` or `auto`",
+        )
+
+
+def _all_layers(model: keras.Model) -> list[keras.layers.Layer]:
+    """Every layer of `model`, those of nested models (a base) included."""
+    layers = []
+    for layer in model.layers:
+        layers.append(layer)
+        if isinstance(layer, keras.Model):
+            layers += _all_layers(layer)
+    return layers
 
 
 KERAS_DIRECTIONS = {"up": "max", "down": "min"}

@@ -34,39 +34,78 @@ def _save(figure, path: Path, title: str) -> None:
     write_atomic(path, buffer.getvalue())
 
 
+def smoothed(values: list[float], factor: float) -> list[float]:
+    """An exponential moving average, as the book smooths its curves: each point is `factor` of
+    the smoothed one before it and `1 - factor` of its own value (0: unchanged)."""
+    result: list[float] = []
+    for value in values:
+        result.append(result[-1] * factor + value * (1 - factor) if result else value)
+    return result
+
+
 def plot_curves(
     rows: list[dict[str, float]],
     path: Path,
     title: str,
     onset_epoch: int | None = None,
     fine_tune_from: int | None = None,
+    smooth: float = 0.0,
+    from_epoch: int = 1,
 ) -> None:
-    """One panel per metric (loss first), training and validation; folds drawn as separate lines."""
+    """One panel per metric (loss first), training against validation.
+
+    A k-fold run's folds are drawn faintly, under their per-epoch mean with a band of ±1
+    standard deviation. `smooth` smooths every line (an exponential moving average);
+    epochs before `from_epoch` are left out (the first ones can dwarf the rest).
+    """
     metrics = [key for key in rows[0] if key not in TAG_COLUMNS and not key.startswith("val_")]
     metrics.sort(key=lambda key: key != "loss")
-    folds = sorted({row.get("fold") for row in rows}, key=lambda fold: fold or 0)
+    folds = sorted({row["fold"] for row in rows if "fold" in row})
     figure, axes = _figure(len(metrics), 5.5, 4)
     for axis, metric in zip(axes[0], metrics):
-        for fold in folds:
-            fold_rows = [row for row in rows if row.get("fold") == fold]
-            epochs = [row["epoch"] for row in fold_rows]
-            suffix = " (each fold)" if fold is not None else ""
-            alpha = 1.0 if fold is None else 0.6
-            axis.plot(epochs, [row[metric] for row in fold_rows], "o-", color="tab:blue",
-                      markersize=3, alpha=alpha, label=f"training{suffix}" if fold in (None, 1) else None)
-            if f"val_{metric}" in fold_rows[0]:
-                axis.plot(epochs, [row[f"val_{metric}"] for row in fold_rows], "o-", color="tab:orange",
-                          markersize=3, alpha=alpha, label=f"validation{suffix}" if fold in (None, 1) else None)
+        for key, color, label in ((metric, "tab:blue", "training"), (f"val_{metric}", "tab:orange", "validation")):
+            if folds:
+                _fold_lines(axis, rows, folds, key, color, label, smooth, from_epoch)
+            else:
+                points = [(row["epoch"], row[key]) for row in rows if key in row and row["epoch"] >= from_epoch]
+                if points:
+                    epochs, values = zip(*points)
+                    axis.plot(epochs, smoothed(list(values), smooth), "o-", color=color, markersize=3, label=label)
         if onset_epoch is not None:
             axis.axvline(onset_epoch, color="tab:red", linestyle="--", label=f"overfitting from epoch {onset_epoch}")
         if fine_tune_from is not None:
             axis.axvline(fine_tune_from - 0.5, color="tab:green", linestyle=":", label="fine-tuning starts")
-        _label(axis, metric)
+        _label(axis, metric + (f" (smoothed {smooth:g})" if smooth else ""))
     _save(figure, path, title)
 
 
-def plot_comparison(series: list[tuple[str, list[dict[str, float]]]], path: Path, title: str) -> None:
-    """Validation curves of several runs on shared axes: val_loss and the first other validation metric."""
+def _fold_lines(axis, rows, folds, key, color, label, smooth, from_epoch) -> None:
+    """Each fold's `key` faintly, then their per-epoch mean ±1 std over the epochs every fold reached."""
+    import numpy as np
+
+    series = []
+    for fold in folds:
+        points = {row["epoch"]: row[key] for row in rows if row.get("fold") == fold and key in row}
+        if not points:
+            return
+        series.append(points)
+    epochs = sorted(set.intersection(*(set(points) for points in series)))
+    epochs = [epoch for epoch in epochs if epoch >= from_epoch]
+    if not epochs:
+        return
+    values = np.array([smoothed([points[epoch] for epoch in epochs], smooth) for points in series])
+    for fold_values in values:
+        axis.plot(epochs, fold_values, "-", color=color, linewidth=0.8, alpha=0.25)
+    mean, std = values.mean(axis=0), values.std(axis=0)
+    axis.plot(epochs, mean, "-", color=color, linewidth=2, label=f"{label}, mean of {len(folds)} folds")
+    axis.fill_between(epochs, mean - std, mean + std, color=color, alpha=0.2, label=f"{label} ±1 std")
+
+
+def plot_comparison(
+    series: list[tuple[str, list[dict[str, float]]]], path: Path, title: str, smooth: float = 0.0,
+) -> None:
+    """Validation curves of several runs on shared axes: val_loss and the first other validation
+    metric, each smoothed by `smooth` (an exponential moving average, 0: none)."""
     keys = list(dict.fromkeys(k for _, rows in series if rows for k in rows[0] if k.startswith("val_")))
     keys.sort(key=lambda key: key != "val_loss")
     keys = keys[:2]
@@ -75,6 +114,7 @@ def plot_comparison(series: list[tuple[str, list[dict[str, float]]]], path: Path
         for label, rows in series:
             points = [(row["epoch"], row[key]) for row in rows if key in row]
             if points:
-                axis.plot(*zip(*points), "o-", markersize=3, label=label)
-        _label(axis, key)
+                epochs, values = zip(*points)
+                axis.plot(epochs, smoothed(list(values), smooth), "o-", markersize=3, label=label)
+        _label(axis, key + (f" (smoothed {smooth:g})" if smooth else ""))
     _save(figure, path, title)

@@ -112,12 +112,13 @@ def evaluation_view(evaluation: dict[str, Any]) -> Group:
     return Group(*parts)
 
 
-def layers_table(rows: list[tuple[str, str, str, int, bool]], title: str) -> Table:
+def layers_table(rows: list[tuple[str, str, str, str, int, bool]], title: str) -> Table:
+    """One row per layer: name, class, the layers it takes (`model.layers` only), output shape, size."""
     table = Table(title=title)
-    for column in ("layer", "class", "output shape", "parameters", "trainable"):
+    for column in ("layer", "class", "inputs", "output shape", "parameters", "trainable"):
         table.add_column(column, justify="right" if column == "parameters" else "left")
-    for name, cls, shape, parameters, trainable in rows:
-        table.add_row(name, cls, shape, f"{parameters:,}", "yes" if trainable else "no")
+    for name, cls, inputs, shape, parameters, trainable in rows:
+        table.add_row(name, cls, inputs, shape, f"{parameters:,}", "yes" if trainable else "no")
     return table
 
 

@@ -35,7 +35,7 @@ from dlcli.config import ExperimentConfig, load_config
 from dlcli.data import load_dataset, load_folds
 from dlcli.data.cache import cached
 from dlcli.data.examples import ArrayPool, Encoding, Split, Splits
-from dlcli.data.pipeline import EpochOrder, stream
+from dlcli.data.pipeline import EpochOrder, samples_in_batches, stream
 from dlcli.devices import SpeedSettings, cluster_task, dtype_policy, gather_from_workers, speed_settings, strategy
 from dlcli.errors import DlcliError, TrainingDiverged, TrainingFailed, TrainingInterrupted
 from dlcli.models import ModelParts, build_model, check_output, compile_model, monitor_directions, unfreeze
@@ -65,6 +65,7 @@ TAGS = ("fold", "phase")
 class TrainResult:
     run: RunFolder
     summary: dict[str, Any]
+    warned_live: bool = False  # the ⚠ overfitting line was shown while this process trained
 
 
 @dataclass
@@ -99,9 +100,17 @@ class _Session:
         self.recorder.rows = list(rows)
         self.configured_callbacks = keras_callbacks(config)
         self.directions = monitor_directions(config)
-        self.minimize = self.directions[metric_name(config.training.monitor)] == "min"
+        monitor = config.training.monitor
+        # None: a validation metric with no validation data; the last epoch's model is kept
+        self.monitor = monitor if config.validates or not monitor.startswith("val_") else None
+        self.minimize = self.directions[metric_name(monitor)] == "min"
+        self.notes = [] if config.validates else [
+            "no validation data (`dataset.validation_split: 0`): nothing can watch for overfitting"
+            + ("; the last epoch's model is kept" if self.monitor is None else "")
+        ]
         self.samples_seen = 0
         self.fit_seconds = 0.0
+        self.overfitting_monitors: list[OverfittingMonitor] = []
 
     def compile(self, model: keras.Model, learning_rate: float | None = None, optimizer=None) -> None:
         compile_model(
@@ -109,12 +118,12 @@ class _Session:
         )
 
     def checkpoint(self, path: Path, model: keras.Model) -> BestModelCheckpoint:
-        return BestModelCheckpoint(path, self.config, model, self.minimize)
+        return BestModelCheckpoint(path, self.config, model, self.monitor, self.minimize)
 
     def watch(self, rows: list[dict[str, float]]) -> OverfittingWatch | None:
         """A fresh overfitting watch, caught up on `rows` (the epochs before a resume)."""
         settings = self.config.training.overfitting
-        if settings is False:
+        if settings is False or not self.config.validates:
             return None
         return OverfittingWatch.replayed(settings, self.directions[metric_name(settings.monitor)] == "min", rows)
 
@@ -130,7 +139,8 @@ class _Session:
         # resume state is written last, so it never runs ahead of the history.
         callbacks: list[keras.callbacks.Callback] = [checkpoint, self.recorder]
         if watch is not None:
-            callbacks.append(OverfittingMonitor(watch, config, self.console))
+            self.overfitting_monitors.append(OverfittingMonitor(watch, config, self.console))
+            callbacks.append(self.overfitting_monitors[-1])
         callbacks += [
             ResumeCheckpoint(self.run.file(CHECKPOINT_DIR), tags),
             keras.callbacks.TerminateOnNaN(),
@@ -142,20 +152,22 @@ class _Session:
             callbacks.append(keras.callbacks.TensorBoard(log_dir=str(log_dir), write_graph=False))
         self.order.epoch = initial_epoch
         callbacks += [StopOnRequest(), EpochClock(self.order)]
+        batch_size, prefetch, steps = config.training.batch_size, self.speed.prefetch, config.training.steps_per_epoch
         progress = None
         if self.console is not None:
-            steps = math.ceil(len(data.train) / config.training.batch_size)
-            progress = RichProgress(self.console, epochs, steps, checkpoint, label, watch)
+            progress = RichProgress(
+                self.console, epochs, steps or math.ceil(len(data.train) / batch_size), checkpoint, label, watch
+            )
             callbacks.append(progress)
         started = time.perf_counter()
         epochs_before = len(self.recorder.rows)
         try:
-            batch_size, prefetch = config.training.batch_size, self.speed.prefetch
             model.fit(
-                stream(data, "train", batch_size, self.order, prefetch),
-                validation_data=stream(data, "validation", batch_size, prefetch=prefetch),
+                stream(data, "train", batch_size, self.order, prefetch, initial_epoch * steps if steps else None),
+                validation_data=stream(data, "validation", batch_size, prefetch=prefetch) if len(data.validation) else None,
                 epochs=epochs,
                 initial_epoch=initial_epoch,
+                steps_per_epoch=steps,
                 callbacks=callbacks,
                 shuffle=False,  # the stream's order is the EpochOrder's
                 verbose=0,
@@ -164,7 +176,11 @@ class _Session:
             if progress is not None:
                 progress.close()
             self.fit_seconds += time.perf_counter() - started
-            self.samples_seen += len(data.train) * (len(self.recorder.rows) - epochs_before)
+            done = len(self.recorder.rows) - epochs_before
+            self.samples_seen += (
+                samples_in_batches(len(data.train), batch_size, initial_epoch * steps, done * steps) if steps
+                else len(data.train) * done
+            )
 
 
 def _load_resume_weights(model: keras.Model, run: RunFolder) -> None:
@@ -196,13 +212,13 @@ def _result_of(
 ) -> dict[str, Any]:
     """Best and final metrics, the verdicts and notes for one model's rows."""
     config = session.config
-    best = best_row(rows, config.training.monitor, session.minimize)
+    best = best_row(rows, session.monitor, session.minimize) if session.monitor else (rows[-1] if rows else None)
     result: dict[str, Any] = {
         "epochs_run": len(rows),
         "best_epoch": best["epoch"] if best else None,
         "best": _metrics_of(best),
         "final": _metrics_of(rows[-1] if rows else None),
-        "notes": training_notes(rows, config, session.minimize),
+        "notes": [*session.notes, *training_notes(rows, config, session.minimize)],
     }
     if watch is not None:
         verdict = watch.verdict()
@@ -279,7 +295,7 @@ def _train_folds(session: _Session, folds: list[Splits], start: ResumePoint | No
     parameters = 0
     for number, data in enumerate(folds, start=1):
         keras.utils.set_random_seed(config.seed)
-        parts = build_model(config, data.input_shape)
+        parts = build_model(config, data.input_shape, vocabulary_size=data.encoding.vocabulary_size)
         session.compile(parts.model)
         parameters = parts.model.count_params()
         done = [row for row in session.recorder.rows if row.get("fold") == number]
@@ -297,14 +313,18 @@ def _train_folds(session: _Session, folds: list[Splits], start: ResumePoint | No
         if results[-1]["diverged"]:
             break
     best, final = _mean_and_std([r["best"] for r in results]), _mean_and_std([r["final"] for r in results])
-    detected = [r["fold"] for r in results if r.get("overfitting", {}).get("detected")]
+    detected = [r for r in results if r.get("overfitting", {}).get("detected")]
+    onsets = ", ".join(f"fold {r['fold']} since epoch {r['overfitting']['onset_epoch']}" for r in detected)
     return {
         "epochs_run": sum(r["epochs_run"] for r in results),
         "best_epoch": None,
         "best": {key: value["mean"] for key, value in best.items()},
         "final": {key: value["mean"] for key, value in final.items()},
         "kfold": {"k": len(folds), "best": best, "final": final, "folds": results},
-        "overfitting": {"detected": bool(detected), "folds": detected, "monitor": config.training.monitor},
+        "overfitting": {
+            "detected": bool(detected), "folds": [r["fold"] for r in detected], "monitor": config.training.monitor,
+            "message": f"overfitting in {len(detected)} of {len(folds)} folds: {onsets}" if detected else None,
+        },
         "notes": sorted({note for r in results for note in r["notes"]}),
         "diverged": next((r["diverged"] for r in results if r["diverged"]), None),
         "parameters": parameters,
@@ -331,13 +351,16 @@ def _execute(
 ) -> TrainResult:
     """Train in the session's run folder and record how it ended, whatever happens."""
     config, run = session.config, session.run
+    if session.console is not None:
+        for note in session.notes:
+            session.console.print(f"[cyan]note:[/] {note}", highlight=False)
     try:
         if config.training.kfold:
             summary = _train_folds(session, folds, start)
         else:
             summary = _train_single(session, parts, folds[0], start)
         summary = {
-            "monitor": config.training.monitor,
+            "monitor": session.monitor,
             "directions": session.directions,
             **summary,
             "fit_seconds": round(session.fit_seconds, 3),
@@ -349,7 +372,10 @@ def _execute(
         rows = session.recorder.rows
         if rows:
             onset = summary["overfitting"].get("onset_epoch") if summary.get("overfitting") else None
-            plot_curves(rows, run.file(CURVES_FILE), f"{run.id}", onset, summary.get("fine_tune_from_epoch"))
+            plot_curves(
+                rows, run.file(CURVES_FILE), f"{run.id}", onset, summary.get("fine_tune_from_epoch"),
+                config.training.plot.smooth, config.training.plot.from_epoch,
+            )
     except KeyboardInterrupt:
         stop_honoured()
         unrecorded = _record_end(run, "interrupted", "interrupted by Ctrl-C or SIGTERM")
@@ -385,7 +411,7 @@ def _execute(
         raise TrainingDiverged(message)
     shutil.rmtree(run.file(CHECKPOINT_DIR), ignore_errors=True)  # only an unfinished run needs it
     run.finish("completed")
-    return TrainResult(run, summary)
+    return TrainResult(run, summary, any(monitor.warned for monitor in session.overfitting_monitors))
 
 
 def prepare_experiment(
@@ -419,7 +445,7 @@ def checked_model(
     """The config's model for `data`: built, checked against its loss and labels, compiled,
     with the config's callbacks built too, so that each can fail here, before training."""
     speed = speed or speed_settings(config)
-    parts = build_model(config, data.input_shape, runs_dir)
+    parts = build_model(config, data.input_shape, runs_dir, data.encoding.vocabulary_size)
     check_output(config, parts.model, data.num_classes)
     compile_model(config, parts.model, None, speed.jit_compile, speed.steps_per_execution)
     monitor_directions(config)

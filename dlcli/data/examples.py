@@ -126,6 +126,7 @@ class Encoding:
     mean: np.ndarray | None = None  # standardization, statistics of the training split
     std: np.ndarray | None = None
     vectorizer: object | None = None  # a keras TextVectorization, adapted on the training texts
+    vocabulary_size: int | None = None  # sequences of token indices: how many distinct indices (Embedding's input_dim)
     describe: str = "as stored"
 
 

@@ -37,9 +37,14 @@ class EpochOrder:
     def epoch(self, epoch: int) -> None:
         self._table.insert(self._key, tf.constant(epoch, tf.int64))
 
-    def positions(self, start: tf.Tensor, stop: tf.Tensor, size: int) -> tf.Tensor:
-        """Where positions start..stop-1 of the epoch's order are in 0..size-1: a seeded bijection."""
-        seed = tf.stack([tf.constant(self.seed, tf.int64), self._table.lookup(self._key)])
+    def positions(self, start: tf.Tensor, stop: tf.Tensor, size: int, visit: tf.Tensor | None = None) -> tf.Tensor:
+        """Where positions start..stop-1 of an order are in 0..size-1: a seeded bijection.
+
+        The order is the current epoch's, or with `visit` that visit's of a stream that
+        goes round the data again and again (`training.steps_per_epoch`).
+        """
+        round_number = self._table.lookup(self._key) if visit is None else visit
+        seed = tf.stack([tf.constant(self.seed, tf.int64), round_number])
         return tf.random.experimental.index_shuffle(tf.range(start, stop), seed, size - 1)
 
 
@@ -86,17 +91,29 @@ def _labels(splits: Splits, labels: tf.Tensor) -> tf.Tensor:
     return tf.cast(labels, tf.int32)
 
 
-def _batch_indices(split: Split, batch_size: int, order: EpochOrder | None):
-    """A function: batch number -> indices into the split's pool, in order or shuffled by `order`."""
+def _batch_indices(split: Split, batch_size: int, order: EpochOrder | None, endless: bool = False):
+    """A function: batch number -> indices into the split's pool, in order or shuffled by `order`.
+
+    `endless`: batch numbers run on past the split's end, each visit of the data shuffled anew.
+    """
     indices, size = tf.constant(split.indices.astype("int64")), len(split)
+    batches = -(-size // batch_size)
 
     def batch(number):
-        start = number * batch_size
+        visit = number // batches if endless else None
+        start = (number % batches if endless else number) * batch_size
         stop = tf.minimum(start + batch_size, size)
-        positions = tf.range(start, stop) if order is None else order.positions(start, stop, size)
+        positions = tf.range(start, stop) if order is None else order.positions(start, stop, size, visit)
         return tf.gather(indices, positions)
 
     return batch
+
+
+def samples_in_batches(size: int, batch_size: int, first: int, count: int) -> int:
+    """How many examples batches first..first+count-1 of an endless stream over `size` examples hold."""
+    batches = -(-size // batch_size)
+    last_batch = size - (batches - 1) * batch_size
+    return sum(last_batch if number % batches == batches - 1 else batch_size for number in range(first, first + count))
 
 
 # A pool larger than this is gathered in NumPy rather than copied into a TensorFlow
@@ -121,13 +138,20 @@ def _gatherer(pool: ArrayPool):
 
 def stream(
     splits: Splits, name: str, batch_size: int, order: EpochOrder | None = None, prefetch: bool = True,
+    first_batch: int | None = None,
 ) -> tf.data.Dataset:
-    """Batches of (model input, label) of split `name`: shuffled per epoch by `order`, else in order."""
+    """Batches of (model input, label) of split `name`: shuffled per epoch by `order`, else in order.
+
+    `first_batch`: an endless stream from that batch on, going round the data (each visit
+    shuffled by its number), for epochs of `training.steps_per_epoch` batches; a resumed
+    run starts where its epoch starts.
+    """
     split = splits.split(name)
-    pool, batch = split.pool, _batch_indices(split, batch_size, order)
+    endless = first_batch is not None
+    pool, batch = split.pool, _batch_indices(split, batch_size, order, endless)
     labels = tf.constant(pool.labels)
     batches = -(-len(split) // batch_size)
-    numbers = tf.data.Dataset.range(batches)
+    numbers = tf.data.Dataset.counter(first_batch) if endless else tf.data.Dataset.range(batches)
 
     def model_ready(examples, indices):
         return encode(splits.encoding, examples), _labels(splits, tf.gather(labels, indices))
@@ -147,8 +171,8 @@ def stream(
             plain(lambda index: (decode(tf.gather(paths, index)), index)), num_parallel_calls=tf.data.AUTOTUNE,
         )
         dataset = examples.batch(batch_size).map(plain(model_ready))  # the same batches: only the last is short
-    # Known to Keras, an epoch ends on its last batch instead of on running out of data (with a warning).
-    dataset = dataset.apply(tf.data.experimental.assert_cardinality(batches))
+    if not endless:  # known to Keras, an epoch ends on its last batch instead of running out of data (a warning)
+        dataset = dataset.apply(tf.data.experimental.assert_cardinality(batches))
     return dataset.prefetch(tf.data.AUTOTUNE) if prefetch else dataset
 
 

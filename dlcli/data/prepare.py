@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from dlcli.data.examples import Encoding, Pool, Split, Splits
+from dlcli.data.examples import ArrayPool, Encoding, Pool, Split, Splits
 from dlcli.data.split import split_indices
 
 if TYPE_CHECKING:
@@ -92,7 +92,9 @@ def _text_encoding(config: ExperimentConfig, texts: np.ndarray) -> tuple[Encodin
         adapted = vectorizer(length, adapted.get_vocabulary())
     shape = (length,) if sequence else (adapted.vocabulary_size(),)
     described = f"TextVectorization({options.encoding}, {adapted.vocabulary_size()} tokens)"
-    return Encoding("int32" if sequence else "float32", vectorizer=adapted, describe=described), shape
+    vocabulary_size = adapted.vocabulary_size() if sequence else None
+    return Encoding("int32" if sequence else "float32", vectorizer=adapted, vocabulary_size=vocabulary_size,
+                    describe=described), shape
 
 
 def _fit_encoding(raw: RawDataset, config: ExperimentConfig, train: Split) -> tuple[Encoding, tuple[int, ...]]:
@@ -101,6 +103,8 @@ def _fit_encoding(raw: RawDataset, config: ExperimentConfig, train: Split) -> tu
     if raw.texts:
         return _text_encoding(config, train.pool.x[train.indices])
     shape = train.pool.example_shape
+    if options.encoding == "sequence":  # word indices from keras.datasets, below num_words
+        return Encoding("int32", vocabulary_size=options.num_words), shape
     if options.standardize:
         x = train.pool.x[train.indices]
         mean, std = x.mean(axis=0, dtype="float64"), x.std(axis=0, dtype="float64")
@@ -111,7 +115,49 @@ def _fit_encoding(raw: RawDataset, config: ExperimentConfig, train: Split) -> tu
     return Encoding(), shape
 
 
+def _with_noise_features(raw: RawDataset, config: ExperimentConfig) -> RawDataset:
+    """`dataset.noise_features`: every split's examples flattened, then `count` features appended:
+    uniform noise over the values the data takes (seeded), or zeros."""
+    spec = config.dataset.noise_features
+    if spec is None:
+        return raw
+    pools = [raw.train, raw.test, *([raw.validation] if raw.validation is not None else [])]
+    if raw.texts or not all(isinstance(pool, ArrayPool) for pool in pools):
+        raise config.error(
+            ("dataset", "noise_features"),
+            f"{config.dataset.name} is read {'as texts' if raw.texts else 'from files'}: noise features are "
+            "appended to examples held as arrays (mnist_5k, digits, npz, csv features)",
+        )
+    rng = np.random.default_rng(config.seed)
+    low, high = min(pool.x.min() for pool in pools), max(pool.x.max() for pool in pools)
+
+    def widened(pool: ArrayPool) -> ArrayPool:
+        x = pool.x.reshape(len(pool), -1)
+        shape = (len(pool), spec.count)
+        if spec.kind == "zeros":
+            extra = np.zeros(shape, x.dtype)
+        elif np.issubdtype(x.dtype, np.integer):
+            extra = rng.integers(low, high, size=shape, endpoint=True).astype(x.dtype)
+        else:
+            extra = rng.uniform(low, high, size=shape).astype(x.dtype)
+        return ArrayPool(np.concatenate([x, extra], axis=1), pool.labels)
+
+    return RawDataset(
+        widened(raw.train), widened(raw.test), raw.class_names, raw.value_range,
+        widened(raw.validation) if raw.validation is not None else None, raw.texts,
+    )
+
+
+def _with_shuffled_labels(train: Split, config: ExperimentConfig) -> Split:
+    """`dataset.shuffle_labels`: the training examples' labels in a seeded random order."""
+    if not config.dataset.shuffle_labels:
+        return train
+    shuffled = np.random.default_rng(config.seed).permutation(train.labels)
+    return Split.whole(train.pool.subset(train.indices, shuffled))
+
+
 def _finish(raw: RawDataset, config: ExperimentConfig, mapping: dict[str, int], train: Split, validation: Split) -> Splits:
+    train = _with_shuffled_labels(train, config)
     encoding, input_shape = _fit_encoding(raw, config, train)
     return Splits(
         train, validation, Split.whole(raw.test), raw.class_names, input_shape, encoding,
@@ -129,6 +175,10 @@ def _classes_selected(raw: RawDataset, config: ExperimentConfig) -> tuple[RawDat
 def prepare(raw: RawDataset, config: ExperimentConfig) -> Splits:
     """Select classes, make the seeded validation split (stratified for classes), fit the encoding."""
     raw, mapping = _classes_selected(raw, config)
+    raw = _with_noise_features(raw, config)
+    if not config.validates:  # all the training data, a validation folder's too
+        pool = raw.train if raw.validation is None else raw.train.concatenate(raw.validation)
+        return _finish(raw, config, mapping, Split.whole(pool), Split(pool, np.empty(0, dtype=np.int64)))
     if raw.validation is not None:
         return _finish(raw, config, mapping, Split.whole(raw.train), Split.whole(raw.validation))
     try:
@@ -146,6 +196,7 @@ def prepare_folds(raw: RawDataset, config: ExperimentConfig) -> list[Splits]:
     from sklearn.model_selection import KFold, StratifiedKFold
 
     raw, mapping = _classes_selected(raw, config)
+    raw = _with_noise_features(raw, config)
     pool = raw.train if raw.validation is None else raw.train.concatenate(raw.validation)
     splitter_class = StratifiedKFold if config.task == "classification" else KFold
     splitter = splitter_class(n_splits=config.training.kfold, shuffle=True, random_state=config.seed)
