@@ -231,6 +231,81 @@ def evaluate(
     console.print(f"wrote {folder.file('evaluation.json')}")
 
 
+PREDICT_FORMATS = ("table", "csv", "json")
+
+
+@app.command()
+@reports_errors
+def predict(
+    run: RunArgument,
+    inputs: Annotated[list[Path], typer.Argument(help="Image files or folders, .csv tables, .npy/.npz arrays.")],
+    output_format: Annotated[str, typer.Option("--format", help="table, csv or json (data only on stdout).")] = "table",
+    top: Annotated[Optional[int], typer.Option("--top", min=1, help="Also the K most likely classes.")] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Inputs per batch.")] = 256,
+    output: Annotated[Optional[Path], typer.Option("--output", help="Write the rows to this file.")] = None,
+    fold: Annotated[
+        Optional[int], typer.Option("--fold", min=1, help="k-fold runs: this fold's model (default: their mean).")
+    ] = None,
+    runs_dir: RunsDir = Path("runs"),
+) -> None:
+    """The run's model on new inputs, prepared as its training data was: one row per input."""
+    from dlcli.runs import resolve_run
+
+    if output_format not in PREDICT_FORMATS:
+        raise DlcliError(f"--format {output_format}: choose one of {', '.join(PREDICT_FORMATS)}")
+    folder = resolve_run(runs_dir, run)
+    _import_tensorflow()
+    from dlcli.errors import SomeInputsFailed
+    from dlcli.predict import Prediction
+    from dlcli.render import write_predictions
+
+    prediction = Prediction(folder, inputs, top, batch_size, fold)
+    stream = open(output, "w", encoding="utf-8", newline="") if output else sys.stdout
+    try:
+        if error_console.is_terminal and (output or output_format != "table"):
+            from rich.progress import Progress
+
+            with Progress(console=error_console, transient=True) as progress:
+                task = progress.add_task("predicting", total=prediction.count())
+                write_predictions(prediction.rows(lambda n: progress.advance(task, n)), output_format, stream)
+        else:
+            write_predictions(prediction.rows(), output_format, stream)
+    finally:
+        if output:
+            stream.close()
+    if output:
+        error_console.print(f"wrote {output}")
+    if prediction.failed:
+        shown = ", ".join(prediction.failed[:5]) + (f" and {len(prediction.failed) - 5} more" if len(prediction.failed) > 5 else "")
+        raise SomeInputsFailed(f"{len(prediction.failed)} input(s) could not be read as images: {shown}")
+
+
+@app.command()
+@reports_errors
+def export(
+    run: RunArgument,
+    export_format: Annotated[str, typer.Option("--format", help="saved_model, onnx or tflite.")] = "saved_model",
+    output: Annotated[Optional[Path], typer.Option("--output", help="Where (default: RUN/export/).")] = None,
+    fold: Annotated[
+        Optional[int], typer.Option("--fold", min=1, help="k-fold runs: this fold's model (default: their mean).")
+    ] = None,
+    runs_dir: RunsDir = Path("runs"),
+) -> None:
+    """Export the run's model with its preprocessing, then check the export against it."""
+    from dlcli.runs import resolve_run
+
+    folder = resolve_run(runs_dir, run)
+    _import_tensorflow()
+    from dlcli.exporting import export_run
+
+    report = export_run(folder, export_format, output, fold)
+    console.print(
+        f"wrote {report.path} (and {report.path}.json): on {report.sample} inputs from {report.sample_source}, "
+        f"the largest difference from the Keras model is {report.largest_difference:.2g}, "
+        f"the same prediction for {report.same_prediction:.1%}"
+    )
+
+
 @app.command("runs")
 @reports_errors
 def list_runs(

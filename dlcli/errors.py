@@ -41,3 +41,15 @@ class TrainingDiverged(DlcliError):
     """The loss became NaN or infinite; the run keeps its last good model."""
 
     exit_code = 1
+
+
+class SomeInputsFailed(DlcliError):
+    """Some inputs could not be read; the others were answered."""
+
+    exit_code = 1
+
+
+class ExportMismatch(DlcliError):
+    """An exported model disagrees with the Keras model it came from; it was removed."""
+
+    exit_code = 1

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+import csv
+import itertools
+import json
+from collections.abc import Iterator
+from typing import Any, TextIO
 
 from rich.console import Group
 from rich.table import Table
@@ -133,3 +137,42 @@ def data_table(description: dict[str, Any], counts: dict[str, list[int]]) -> Tab
     if description["classes"]:
         table.caption = f"classes: {', '.join(description['classes'])}"
     return table
+
+
+def _prediction_cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, list):  # --top: [[class, probability], ...]
+        return " ".join(f"{name}:{p:.3f}" if isinstance(p, float) else str(name) for name, p in value) \
+            if value and isinstance(value[0], list) else str(value)
+    return str(value)
+
+
+def _plain(value: Any) -> Any:
+    """A CSV's passed-through NumPy value as JSON can hold it."""
+    return value.item() if hasattr(value, "item") else str(value)
+
+
+def write_predictions(rows: Iterator[dict[str, Any]], output_format: str, stream: TextIO) -> None:
+    """Rows as they come: csv (a header, then rows), json (one array), or aligned text lines."""
+    first = next(rows, None)
+    if first is None:
+        stream.write("[]\n" if output_format == "json" else "")
+        return
+    columns = list(first)
+    if output_format == "json":
+        stream.write("[\n" + json.dumps(first, default=_plain))
+        for row in rows:
+            stream.write(",\n" + json.dumps(row, default=_plain))
+        stream.write("\n]\n")
+    elif output_format == "csv":
+        writer = csv.DictWriter(stream, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
+        writer.writeheader()
+        for row in itertools.chain([first], rows):
+            writer.writerow({key: _prediction_cell(value) for key, value in row.items()})
+    else:
+        widths = {key: max(len(key), 12) for key in columns}
+        widths["input"] = max(len(str(first["input"])), 20)
+        stream.write("  ".join(key.ljust(widths[key]) for key in columns).rstrip() + "\n")
+        for row in itertools.chain([first], rows):
+            stream.write("  ".join(_prediction_cell(row.get(key, "")).ljust(widths[key]) for key in columns).rstrip() + "\n")

@@ -38,6 +38,7 @@ from dlcli.data.examples import ArrayPool, Encoding, Split, Splits
 from dlcli.data.pipeline import EpochOrder, samples_in_batches, stream
 from dlcli.devices import SpeedSettings, cluster_task, dtype_policy, gather_from_workers, speed_settings, strategy
 from dlcli.errors import DlcliError, TrainingDiverged, TrainingFailed, TrainingInterrupted
+from dlcli.inference import write_inference_files
 from dlcli.models import ModelParts, build_model, check_output, compile_model, monitor_directions, unfreeze
 from dlcli.plots import plot_curves
 from dlcli.runs import (
@@ -355,6 +356,7 @@ def _execute(
         for note in session.notes:
             session.console.print(f"[cyan]note:[/] {note}", highlight=False)
     try:
+        write_inference_files(run, config, folds)  # what `dlcli predict` and `export` need besides the model
         if config.training.kfold:
             summary = _train_folds(session, folds, start)
         else:

@@ -146,6 +146,8 @@ class Splits:
     encoding: Encoding
     one_hot: bool = False  # labels become one-hot vectors (else integers, or values for regression)
     class_mapping: dict[str, int] = field(default_factory=dict)  # source class -> label
+    value_range: float | None = None  # an image's largest raw value (255 for 8-bit pixels; digits: 16)
+    input_columns: list[str] = field(default_factory=list)  # a table's input columns, in order
 
     @property
     def num_classes(self) -> int:

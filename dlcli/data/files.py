@@ -177,6 +177,7 @@ def load_csv(info: DatasetInfo, config: ExperimentConfig) -> RawDataset:
     else:
         raw = fixed_split(ArrayPool(x, y), options.test_split, value_range=None, class_names=class_names)
     raw.texts = text_column is not None
+    raw.input_columns = [text_column] if text_column is not None else list(features)
     return raw
 
 

@@ -176,9 +176,10 @@ def stream(
     return dataset.prefetch(tf.data.AUTOTUNE) if prefetch else dataset
 
 
-def raw_examples(pool: FilePool) -> tf.data.Dataset:
-    """(index, uint8 pixels) of every file of `pool`, decoded in parallel; undecodable files are left out."""
+def raw_examples(pool: FilePool, batch_size: int = 64) -> tf.data.Dataset:
+    """Batches of (indices, uint8 pixels) of every file of `pool` in order, decoded in parallel;
+    undecodable files are left out (their indices are missing)."""
     decode = decoder(pool)
     dataset = tf.data.Dataset.from_tensor_slices((np.arange(len(pool)), pool.paths.astype(str)))
     dataset = dataset.map(plain(lambda index, path: (index, decode(path))), num_parallel_calls=tf.data.AUTOTUNE)
-    return dataset.ignore_errors().batch(64).prefetch(2)
+    return dataset.ignore_errors().batch(batch_size).prefetch(2)

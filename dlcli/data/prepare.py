@@ -7,7 +7,7 @@ Examples stay as their source gives them; the fitted `Encoding` is applied per b
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -29,6 +29,7 @@ class RawDataset:
     value_range: float | None = None  # largest raw pixel value, for `normalize`
     validation: Pool | None = None  # a validation set of the source's own (image folders)
     texts: bool = False  # x holds raw strings, vectorized by TextVectorization
+    input_columns: list[str] = field(default_factory=list)  # a table's: the text column, or the feature columns
 
 
 def _select_classes(raw: RawDataset, config: ExperimentConfig) -> tuple[RawDataset, dict[str, int]]:
@@ -62,7 +63,7 @@ def _select_classes(raw: RawDataset, config: ExperimentConfig) -> tuple[RawDatas
 
     selected = RawDataset(
         keep(raw.train), keep(raw.test), [raw.class_names[i] for i in indices],
-        raw.value_range, keep(raw.validation), raw.texts,
+        raw.value_range, keep(raw.validation), raw.texts, raw.input_columns,
     )
     return selected, {raw.class_names[i]: label for label, i in enumerate(indices)}
 
@@ -144,7 +145,7 @@ def _with_noise_features(raw: RawDataset, config: ExperimentConfig) -> RawDatase
 
     return RawDataset(
         widened(raw.train), widened(raw.test), raw.class_names, raw.value_range,
-        widened(raw.validation) if raw.validation is not None else None, raw.texts,
+        widened(raw.validation) if raw.validation is not None else None, raw.texts, raw.input_columns,
     )
 
 
@@ -162,7 +163,7 @@ def _finish(raw: RawDataset, config: ExperimentConfig, mapping: dict[str, int], 
     return Splits(
         train, validation, Split.whole(raw.test), raw.class_names, input_shape, encoding,
         one_hot=config.task == "classification" and config.dataset.labels == "one_hot",
-        class_mapping=mapping,
+        class_mapping=mapping, value_range=raw.value_range, input_columns=raw.input_columns,
     )
 
 

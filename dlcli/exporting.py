@@ -1,0 +1,178 @@
+"""`dlcli export`: a run's model, its preprocessing inside, as a SavedModel, ONNX or TFLite file,
+checked against the Keras model it came from by the artifact's own runtime.
+
+Keras 3's `Model.export` writes each format (ONNX through tf2onnx, TFLite through the
+LiteRT converter). The artifact takes raw inputs, as `dlcli predict` does: an image's
+pixels 0-255 at the run's image size, a table's raw feature values.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from dlcli import __version__
+from dlcli.errors import DlcliError, ExportMismatch
+from dlcli.inference import inference_model
+from dlcli.runs import RunFolder
+
+# format -> (Keras's name for it, the artifact's file suffix, packages it needs)
+FORMATS: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "saved_model": ("tf_saved_model", "", ()),
+    "onnx": ("onnx", ".onnx", ("tf2onnx", "onnx", "onnxruntime")),
+    "tflite": ("litert", ".tflite", ()),
+}
+# The largest difference allowed between the artifact's outputs and the Keras model's.
+TOLERANCE = 1e-4
+SAMPLE_SIZE = 256
+
+
+@dataclass
+class ExportReport:
+    path: Path
+    largest_difference: float
+    same_prediction: float  # the share of the sample whose predicted class agrees
+    sample: int
+    sample_source: str
+
+
+def _run_saved_model(path: Path) -> Callable[[np.ndarray], np.ndarray]:
+    loaded = tf.saved_model.load(str(path))  # kept: its functions need its variables alive
+    return lambda x: np.asarray(loaded.serve(tf.convert_to_tensor(x)))
+
+
+def _run_onnx(path: Path) -> Callable[[np.ndarray], np.ndarray]:
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    return lambda x: np.asarray(session.run(None, {name: x})[0])
+
+
+def _run_tflite(path: Path) -> Callable[[np.ndarray], np.ndarray]:
+    import warnings
+
+    with warnings.catch_warnings():  # tf.lite.Interpreter announces its move to ai_edge_litert
+        warnings.simplefilter("ignore")
+        interpreter = tf.lite.Interpreter(str(path))
+    source, target = interpreter.get_input_details()[0]["index"], interpreter.get_output_details()[0]["index"]
+
+    def run(x: np.ndarray) -> np.ndarray:
+        interpreter.resize_tensor_input(source, x.shape)
+        interpreter.allocate_tensors()
+        interpreter.set_tensor(source, x)
+        interpreter.invoke()
+        return np.array(interpreter.get_tensor(target))
+
+    return run
+
+
+RUNTIMES: dict[str, Callable[[Path], Callable[[np.ndarray], np.ndarray]]] = {
+    "saved_model": _run_saved_model, "onnx": _run_onnx, "tflite": _run_tflite,
+}
+
+
+def _sample(run: RunFolder, model: keras.Model, inputs: dict[str, Any]) -> tuple[np.ndarray, str]:
+    """Raw inputs to check the artifact on: the run's test split when its data is here, else random ones."""
+    from dlcli.config import load_config
+    from dlcli.data import load_dataset
+    from dlcli.runs import CONFIG_FILE
+
+    shape, dtype = tuple(model.inputs[0].shape[1:]), model.inputs[0].dtype
+    try:
+        splits = load_dataset(load_config(run.file(CONFIG_FILE)))
+    except DlcliError:
+        splits = None
+    if splits is not None:
+        from dlcli.data.examples import ArrayPool
+        from dlcli.data.pipeline import raw_examples
+
+        test = splits.test
+        chosen = test.indices[:SAMPLE_SIZE]
+        if isinstance(test.pool, ArrayPool):
+            x = test.pool.x[chosen]
+            if inputs["kind"] == "image":  # the dataset's units -> an image's 0-255 pixels
+                x = np.clip(np.rint(x * (255.0 / splits.value_range)), 0, 255)
+            return x.astype(dtype), "the test split"
+        pixels = [p for _, p in raw_examples(test.pool.subset(chosen), SAMPLE_SIZE)]
+        if pixels:
+            return np.asarray(pixels[0]), "the test split"
+    rng = np.random.default_rng(0)
+    high = 256 if inputs["kind"] == "image" else 1.0
+    x = rng.integers(0, high, (64, *shape)) if inputs["kind"] == "image" else rng.random((64, *shape))
+    return x.astype(dtype), "random inputs (the run's data is not on this machine)"
+
+
+def export_run(
+    run: RunFolder, export_format: str, output: Path | None = None, fold: int | None = None,
+    tolerance: float = TOLERANCE,
+) -> ExportReport:
+    """Write the artifact, load it with its own runtime, compare it with the Keras model on a
+    sample; past `tolerance` remove it and raise ExportMismatch."""
+    if export_format not in FORMATS:
+        raise DlcliError(f"--format {export_format}: choose one of {', '.join(FORMATS)}")
+    keras_format, suffix, packages = FORMATS[export_format]
+    missing = [name for name in packages if importlib.util.find_spec(name) is None]
+    if missing:
+        raise DlcliError(
+            f"exporting to {export_format} needs {', '.join(missing)}: pip install 'dlcli[export]'"
+        )
+    model, inputs = inference_model(run, fold)
+    if inputs["kind"] == "text" and export_format != "saved_model":
+        raise DlcliError(
+            f"run {run.id} reads text: its vectorizer exports only as a SavedModel (`--format saved_model`)"
+        )
+    path = output or run.file("export") / f"model{suffix or '_saved_model'}"
+    if path.exists():
+        raise DlcliError(f"{path} exists; remove it or give another --output")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if inputs["kind"] == "text":
+        x, source = np.array(["a test sentence", "another one", ""], dtype=object), "three made-up texts"
+    else:
+        x, source = _sample(run, model, inputs)
+    expected = np.asarray(model(tf.convert_to_tensor(x), training=False))  # a called model exports
+    try:
+        model.export(str(path), format=keras_format, verbose=False)
+        actual = RUNTIMES[export_format](path)(x)
+        largest = float(np.max(np.abs(actual - expected))) if expected.size else 0.0
+        same = float(np.mean(np.argmax(actual, -1) == np.argmax(expected, -1))) if expected.shape[-1] > 1 else float(
+            np.mean((actual > 0.5) == (expected > 0.5)))
+        if not largest <= tolerance:
+            raise ExportMismatch(
+                f"the {export_format} export of run {run.id} differs from its Keras model by {largest:.3g} "
+                f"(tolerance {tolerance:g}) on {len(x)} inputs from {source}; it was removed"
+            )
+    except BaseException:
+        _remove(path)
+        raise
+    _describe(path, export_format, model, inputs)
+    return ExportReport(path, largest, same, len(x), source)
+
+
+def _remove(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+    Path(f"{path}.json").unlink(missing_ok=True)
+
+
+def _describe(path: Path, export_format: str, model: keras.Model, inputs: dict[str, Any]) -> None:
+    """`<artifact>.json`: what the artifact takes and gives, and what made it."""
+    preprocessing = [layer.name for layer in model.layers[1].layers[1:]] if len(model.layers) > 1 else []
+    Path(f"{path}.json").write_text(json.dumps({
+        "format": export_format,
+        "input": {"kind": inputs["kind"], "shape": [None, *model.inputs[0].shape[1:]], "dtype": str(model.inputs[0].dtype),
+                  "columns": inputs["columns"]},
+        "output": {"shape": [None, *model.outputs[0].shape[1:]], "task": inputs["task"]},
+        "class_names": inputs["class_names"],
+        "class_mapping": inputs["class_mapping"],
+        "preprocessing_inside": preprocessing,
+        "versions": {"dlcli": __version__, "keras": keras.__version__, "tensorflow": tf.__version__},
+    }, indent=2) + "\n", encoding="utf-8")

@@ -1,0 +1,125 @@
+"""What a trained model needs to be used on new inputs, kept with its run, and the model that takes raw inputs.
+
+Training writes, beside `model.keras`:
+- `preprocessing.keras` (one per fold: `preprocessing-fold-N.keras`): a small Keras model
+  from raw inputs to what the model was trained on — pixels 0–255 rescaled as the dataset
+  was (digits hold 0–16), the normalization or standardization statistics of the training
+  split, the text vectorizer with the vocabulary fitted on it. Keras saves its layers and
+  vocabulary, so a run folder copied elsewhere still predicts.
+- `inputs.json`: the kind of input (image, array, text), its shape, the table columns, the
+  class names and mapping.
+
+`inference_model(run)` joins them: one Keras model from raw inputs to outputs, which
+`dlcli predict` runs and `dlcli export` exports.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from dlcli.config import ExperimentConfig, load_config
+from dlcli.data.examples import Splits
+from dlcli.errors import DlcliError
+from dlcli.runs import CONFIG_FILE, MODEL_FILE, RunFolder, write_json
+
+INPUTS_FILE = "inputs.json"
+# Pixels of image files, whatever the dataset's own range: an image input always takes 0-255.
+PIXEL_RANGE = 255.0
+
+
+def preprocessing_file(fold: int | None) -> str:
+    return "preprocessing.keras" if fold is None else f"preprocessing-fold-{fold}.keras"
+
+
+def model_file(fold: int | None) -> str:
+    return MODEL_FILE if fold is None else f"model-fold-{fold}.keras"
+
+
+def input_kind(splits: Splits) -> str:
+    """'text' (raw strings), 'image' (pixels of an image, 0-255) or 'array' (raw values)."""
+    if splits.encoding.vectorizer is not None:
+        return "text"
+    return "image" if len(splits.input_shape) == 3 and splits.value_range else "array"
+
+
+def preprocessing_model(splits: Splits) -> keras.Model:
+    """Raw inputs -> the model's inputs, as the training stream encoded them (`Encoding`)."""
+    encoding, kind = splits.encoding, input_kind(splits)
+    if kind == "text":
+        raw = keras.Input(shape=(), dtype="string", name="text")
+        return keras.Model(raw, encoding.vectorizer(raw), name="preprocessing")
+    shape = tuple(splits.input_shape)
+    raw = keras.Input(shape=shape, dtype="uint8" if kind == "image" else "float32", name=kind)
+    # an image file's 0-255 pixels back in the dataset's own units, then the encoding's scale
+    units = splits.value_range / PIXEL_RANGE if kind == "image" else 1.0
+    x = keras.layers.Rescaling(units / encoding.scale, name="rescaling")(raw)
+    if encoding.mean is not None:
+        axes = tuple(range(1, len(shape) + 1))
+        x = keras.layers.Normalization(
+            axis=axes, mean=encoding.mean.reshape(shape), variance=np.square(encoding.std).reshape(shape),
+            name="standardization",
+        )(x)
+    return keras.Model(raw, x, name="preprocessing")
+
+
+def write_inference_files(run: RunFolder, config: ExperimentConfig, folds: list[Splits]) -> None:
+    """`inputs.json` and each fold's `preprocessing.keras`, from the data the run trains on."""
+    numbered = [(None, folds[0])] if not config.training.kfold else list(enumerate(folds, start=1))
+    for fold, splits in numbered:
+        preprocessing_model(splits).save(run.file(preprocessing_file(fold)))
+    first = folds[0]
+    write_json(run.file(INPUTS_FILE), {
+        "kind": input_kind(first),
+        "input_shape": list(first.input_shape),
+        "columns": first.input_columns,
+        "task": config.task,
+        "class_names": first.class_names,
+        "class_mapping": first.class_mapping,
+        "folds": len(folds) if config.training.kfold else None,
+    })
+
+
+def read_inputs(run: RunFolder) -> dict[str, Any]:
+    """The run's `inputs.json`; written now, from its data, for a run trained before it existed."""
+    path = run.file(INPUTS_FILE)
+    if not path.is_file():
+        from dlcli.data import load_dataset, load_folds
+
+        config = load_config(run.file(CONFIG_FILE))
+        write_inference_files(run, config, load_folds(config) if config.training.kfold else [load_dataset(config)])
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _load(path: Path, run: RunFolder) -> keras.Model:
+    if not path.is_file():
+        raise DlcliError(
+            f"run {run.id} has no {path.name}: it stopped before its first epoch ended; "
+            f"train it on (`dlcli train --resume {run.id}`) or choose another run"
+        )
+    return keras.saving.load_model(path, safe_mode=True, compile=False)
+
+
+def inference_model(run: RunFolder, fold: int | None = None) -> tuple[keras.Model, dict[str, Any]]:
+    """One model from raw inputs to outputs: the preprocessing, then the trained model. A k-fold
+    run's is the mean of its folds' models (each behind its own preprocessing), or fold `fold`'s."""
+    inputs = read_inputs(run)
+    folds = inputs.get("folds")
+    if fold is not None and not folds:
+        raise DlcliError(f"--fold {fold}: run {run.id} is not a k-fold run")
+    if fold is not None and not 1 <= fold <= folds:
+        raise DlcliError(f"--fold {fold}: run {run.id} has folds 1 to {folds}")
+    chosen = [None] if not folds else ([fold] if fold is not None else list(range(1, folds + 1)))
+    stages = []
+    for number in chosen:  # each fold's preprocessing and model in a model of its own: their names repeat
+        preprocessing, model = _load(run.file(preprocessing_file(number)), run), _load(run.file(model_file(number)), run)
+        entry = keras.Input(shape=preprocessing.input_shape[1:], dtype=preprocessing.inputs[0].dtype)
+        stages.append(keras.Model(entry, model(preprocessing(entry)), name=f"fold_{number}" if number else "model"))
+    raw = keras.Input(shape=stages[0].input_shape[1:], dtype=stages[0].inputs[0].dtype, name="raw")
+    outputs = [stage(raw) for stage in stages]
+    output = outputs[0] if len(outputs) == 1 else keras.layers.Average(name="mean_of_folds")(outputs)
+    return keras.Model(raw, output, name=f"{run.id}_inference".replace("-", "_")), inputs

@@ -1,0 +1,191 @@
+"""`dlcli predict`: a run's model on new inputs — image files and folders, CSV tables, NumPy arrays.
+
+Inputs are read a batch at a time (images decoded in parallel by tf.data), so memory does
+not grow with their number; each batch goes through `inference_model`, which holds the
+preprocessing the run was trained with. One row per input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from dlcli.data.examples import IMAGE_EXTENSIONS, FilePool
+from dlcli.data.pipeline import plain, raw_examples
+from dlcli.errors import DlcliError
+from dlcli.inference import inference_model
+from dlcli.runs import RunFolder
+
+ARRAY_SUFFIXES = {".npy", ".npz"}
+
+
+@dataclass
+class Prediction:
+    """Rows for `inputs`, produced by `rows()`; `failed` names the inputs that could not be read."""
+
+    run: RunFolder
+    inputs: list[Path]
+    top: int | None = None
+    batch_size: int = 256
+    fold: int | None = None
+    failed: list[str] = field(default_factory=list)
+
+    def __post_init__(self):
+        self.model, self.info = inference_model(self.run, self.fold)
+        self._infer = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True)
+        self.class_names = self.info["class_names"]
+        for path in self.inputs:
+            if not path.exists():
+                raise DlcliError(f"{path}: no such file or folder")
+            if path.is_file() and path.suffix.lower() not in {*IMAGE_EXTENSIONS, ".csv", *ARRAY_SUFFIXES}:
+                raise DlcliError(
+                    f"{path}: dlcli predicts on image files ({', '.join(sorted(IMAGE_EXTENSIONS))}), "
+                    "folders of them, .csv tables and .npy/.npz arrays"
+                )
+
+    def count(self) -> int | None:
+        """How many inputs there are, when that is known without reading them (not for CSV)."""
+        total = 0
+        for path in self.inputs:
+            if path.suffix.lower() == ".csv":
+                return None
+            total += len(self._images(path)) if _is_image_source(path) else len(self._array(path))
+        return total
+
+    def rows(self, advance: Callable[[int], None] = lambda n: None) -> Iterator[dict[str, Any]]:
+        for path in self.inputs:
+            if _is_image_source(path):
+                batches = self._image_batches(path)
+            elif path.suffix.lower() == ".csv":
+                batches = self._csv_batches(path)
+            else:
+                batches = self._array_batches(path)
+            for labels, x, extra in batches:
+                outputs = np.asarray(self._infer(tf.convert_to_tensor(x)))
+                yield from (
+                    {"input": label, **self._described(output), **passed}
+                    for label, output, passed in zip(labels, outputs, extra)
+                )
+                advance(len(labels))
+
+    # --- the answer for one input ---------------------------------------------------------
+
+    def _described(self, output: np.ndarray) -> dict[str, Any]:
+        if self.info["task"] != "classification":
+            return {"prediction": float(output[0]) if output.size == 1 else output.tolist()}
+        probabilities = np.array([1 - output[0], output[0]]) if output.size == 1 else output
+        order = np.argsort(-probabilities, kind="stable")
+        names = self.class_names or [str(i) for i in range(len(probabilities))]
+        row = {"prediction": names[order[0]], "probability": float(probabilities[order[0]])}
+        if self.top:
+            row["top"] = [[names[i], float(probabilities[i])] for i in order[: self.top]]
+        return row
+
+    # --- images ---------------------------------------------------------------------------
+
+    def _refuse(self, path: Path, given: str) -> None:
+        takes = {"image": "image files (or arrays of their pixels)", "text": "a CSV with its text column",
+                 "array": "a CSV of its feature columns, or arrays"}[self.info["kind"]]
+        columns = f" ({', '.join(self.info['columns'])})" if self.info["columns"] else ""
+        raise DlcliError(f"{path}: run {self.run.id} takes {takes}{columns}, not {given}")
+
+    def _images(self, path: Path) -> list[Path]:
+        if path.is_file():
+            return [path]
+        return sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+
+    def _image_batches(self, path: Path):
+        if self.info["kind"] != "image":
+            self._refuse(path, "images")
+        files = self._images(path)
+        if not files:
+            raise DlcliError(f"{path}: no image files ({', '.join(sorted(IMAGE_EXTENSIONS))}) in it")
+        shape = tuple(self.info["input_shape"])
+        pool = FilePool(np.array([str(f) for f in files]), np.zeros(len(files), "int64"), shape)
+        expected = 0
+        for indices, pixels in raw_examples(pool, self.batch_size):
+            indices = indices.numpy().tolist()
+            read = set(indices)
+            self.failed.extend(str(files[i]) for i in range(expected, indices[-1] + 1) if i not in read)
+            expected = indices[-1] + 1
+            yield [str(files[i]) for i in indices], pixels, [{}] * len(indices)
+        self.failed.extend(str(f) for f in files[expected:])
+
+    # --- tables -----------------------------------------------------------------------------
+
+    def _csv_batches(self, path: Path):
+        import pandas as pd
+
+        if self.info["kind"] == "image":
+            self._refuse(path, "a CSV")
+        columns = self.info["columns"]
+        try:
+            chunks = pd.read_csv(path, chunksize=self.batch_size)
+            for number, chunk in enumerate(chunks):
+                missing = [c for c in columns if c not in chunk.columns]
+                if missing:
+                    raise DlcliError(
+                        f"{path}: no column {', '.join(repr(c) for c in missing)}; run {self.run.id} reads "
+                        f"{', '.join(columns)}; the file has {', '.join(map(str, chunk.columns))}"
+                    )
+                first = number * self.batch_size
+                labels = [f"{path.name}:{first + i + 1}" for i in range(len(chunk))]
+                passed = chunk.drop(columns=columns).to_dict("records")
+                if self.info["kind"] == "text":
+                    x = chunk[columns[0]].fillna("").astype(str).to_numpy(dtype=object)
+                else:
+                    try:
+                        x = chunk[columns].to_numpy(dtype="float32")
+                    except ValueError as error:
+                        raise DlcliError(f"{path}: the feature columns must hold numbers: {error}") from None
+                yield labels, x, passed
+        except (pd.errors.ParserError, UnicodeDecodeError) as error:
+            raise DlcliError(f"cannot read {path} as CSV: {error}") from None
+
+    # --- arrays -----------------------------------------------------------------------------
+
+    def _array(self, path: Path) -> np.ndarray:
+        if path.suffix.lower() == ".npy":
+            array = np.load(path, mmap_mode="r", allow_pickle=False)
+        else:
+            with np.load(path, allow_pickle=False) as archive:
+                keys = list(archive.keys())
+                key = "x" if "x" in keys else keys[0] if len(keys) == 1 else None
+                if key is None:
+                    raise DlcliError(f"{path}: holds {', '.join(keys)}; name the inputs 'x'")
+                array = archive[key]
+        shape = tuple(self.info["input_shape"])
+        if tuple(array.shape) == shape:
+            array = array[None]
+        if tuple(array.shape[1:]) != shape:
+            raise DlcliError(
+                f"{path}: arrays of shape {tuple(array.shape)}; run {self.run.id} takes (N, {', '.join(map(str, shape))})"
+                " or one example of shape " + str(shape)
+            )
+        if not np.issubdtype(array.dtype, np.number):
+            raise DlcliError(f"{path}: holds {array.dtype} values; the model takes numbers")
+        return array
+
+    def _array_batches(self, path: Path):
+        if self.info["kind"] == "text":
+            self._refuse(path, "arrays")
+        array = self._array(path)
+        dtype = "uint8" if self.info["kind"] == "image" else "float32"  # an image's pixels: 0-255
+        for start in range(0, len(array), self.batch_size):
+            x = np.asarray(array[start:start + self.batch_size]).astype(dtype)
+            yield [f"{path.name}[{i}]" for i in range(start, start + len(x))], x, [{}] * len(x)
+
+
+def _is_image_source(path: Path) -> bool:
+    return path.is_dir() or path.suffix.lower() in IMAGE_EXTENSIONS
+
+
+def image_dataset(paths: list[str], shape: tuple[int, ...], batch_size: int) -> tf.data.Dataset:
+    """Batches of decoded pixels of `paths`, as `predict` reads them (for the benchmark)."""
+    pool = FilePool(np.array(paths), np.zeros(len(paths), "int64"), shape)
+    return raw_examples(pool, batch_size).map(plain(lambda indices, pixels: pixels))

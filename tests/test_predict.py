@@ -1,0 +1,226 @@
+"""Using a trained model: `dlcli predict` on images, tables, texts and arrays, and `dlcli export`, checked."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from conftest import REPO, TINY_CONFIG, read_json
+from dlcli.config import load_config
+from dlcli.data import load_dataset
+from dlcli.runs import resolve_run
+from dlcli.train import train
+
+IMAGE_FOLDER = TINY_CONFIG.replace("name: digits", "name: image_directory\n  path: {path}\n  image_size: [8, 8]\n"
+                                   "  color_mode: grayscale")
+TABLE = TINY_CONFIG.replace("name: digits", "name: csv\n  path: {path}\n  standardize: true").replace(
+    "    - Flatten\n", "")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, digits_folder):
+    """Runs of each kind, trained once for the module: digits arrays, an image folder, a table, a text CSV."""
+    root = tmp_path_factory.mktemp("predict")
+    runs = root / "runs"
+    table = root / "digits.csv"
+    x, y = _digits_table()
+    with table.open("w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow([f"p{i}" for i in range(64)] + ["label"])
+        writer.writerows([*row, label] for row, label in zip(x.tolist(), y.tolist()))
+
+    def run(text: str, name: str, *overrides: str):
+        path = root / f"{name}.yaml"
+        path.write_text(text)
+        return train(load_config(path, [f"name={name}", "training.epochs=3", *overrides]), runs).run
+
+    return {
+        "runs": runs, "root": root, "table": table,
+        "digits": run(TINY_CONFIG, "digits"),
+        "folder": run(IMAGE_FOLDER.replace("{path}", str(digits_folder)), "folder"),
+        "table_run": run(TABLE.replace("{path}", str(table)), "table"),
+        "text": run((REPO / "configs" / "reviews_csv_multihot.yaml").read_text().replace(
+            "data/reviews.csv", str(REPO / "data" / "reviews.csv")), "text"),
+        "kfold": run(TINY_CONFIG, "kfold", "training.kfold=2"),
+    }
+
+
+def _digits_table():
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    return digits.data.astype(int), digits.target
+
+
+def predicted(cli, trained, run, *inputs, extra=()):
+    result = cli("predict", run.id, *map(str, inputs), "--format", "csv", "--runs-dir", str(trained["runs"]), *extra,
+                 runs=False)
+    return result, list(csv.DictReader(io.StringIO(result.stdout)))
+
+
+def evaluated_accuracy(cli, trained, run) -> float:
+    assert cli("evaluate", run.id, "--runs-dir", str(trained["runs"]), runs=False).exit_code == 0
+    return read_json(run.file("evaluation.json"))["metrics"]["accuracy"]
+
+
+def test_the_kept_files_let_a_copied_run_predict(trained, tmp_path, cli, digits_folder):
+    copy = tmp_path / "elsewhere" / trained["folder"].id
+    shutil.copytree(trained["folder"].path, copy)
+    result = cli("predict", str(copy), str(digits_folder / "test" / "3"), "--format", "json", runs=False)
+
+    assert {"inputs.json", "preprocessing.keras", "model.keras"} <= {p.name for p in copy.iterdir()}
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    assert len(rows) == len(list((digits_folder / "test" / "3").iterdir()))
+    assert set(rows[0]) == {"input", "prediction", "probability"}
+
+
+@pytest.mark.parametrize("kind", ["digits", "folder"])
+def test_image_predictions_score_as_evaluate_does(cli, trained, digits_folder, kind):
+    result, rows = predicted(cli, trained, trained[kind], digits_folder / "test")
+
+    assert result.exit_code == 0, result.output
+    accuracy = np.mean([Path(row["input"]).parent.name == row["prediction"] for row in rows])
+    assert len(rows) == 360
+    assert accuracy == pytest.approx(evaluated_accuracy(cli, trained, trained[kind]), abs=0.005)
+
+
+def test_table_and_text_predictions_score_as_evaluate_does(cli, trained, tmp_path):
+    for name, label_of in (("table_run", int), ("text", str)):
+        run = trained[name]
+        config = load_config(run.file("config.yaml"))
+        splits = load_dataset(config)
+        test = splits.test
+        path = tmp_path / f"{name}-test.csv"
+        columns = splits.input_columns
+        with path.open("w", newline="") as file:
+            writer = csv.writer(file)
+            writer.writerow(["note", *columns, "truth"])
+            for x, label in zip(test.pool.x[test.indices], test.labels):
+                values = [x] if name == "text" else x.tolist()
+                writer.writerow(["kept", *values, splits.class_names[label]])
+
+        result, rows = predicted(cli, trained, run, path)
+
+        assert result.exit_code == 0, result.output
+        assert rows[0]["note"] == "kept" and rows[0]["input"] == f"{path.name}:1"  # other columns pass through
+        accuracy = np.mean([row["truth"] == row["prediction"] for row in rows])
+        assert accuracy == pytest.approx(evaluated_accuracy(cli, trained, run), abs=0.005), name
+
+
+def test_arrays_top_k_and_an_unreadable_image(cli, trained, digits_folder, tmp_path):
+    folder = tmp_path / "mixed"
+    shutil.copytree(digits_folder / "test" / "7", folder)
+    (folder / "broken.png").write_bytes(b"not a picture")
+    pixels = np.stack([np.asarray(Image.open(p)) for p in sorted((digits_folder / "test" / "7").iterdir())])
+    np.save(tmp_path / "sevens.npy", pixels[..., None])
+
+    images, image_rows = predicted(cli, trained, trained["digits"], folder, extra=("--top", "3"))
+    arrays, array_rows = predicted(cli, trained, trained["digits"], tmp_path / "sevens.npy")
+
+    assert images.exit_code == 1 and "1 input(s) could not be read as images" in images.stderr
+    assert "broken.png" in images.stderr and len(image_rows) == len(pixels)  # the others are still predicted
+    assert len(image_rows[0]["top"].split()) == 3
+    assert arrays.exit_code == 0, arrays.output
+    assert [r["prediction"] for r in array_rows] == [r["prediction"] for r in image_rows]
+
+
+def test_k_fold_runs_predict_with_the_mean_of_their_folds_or_one(cli, trained, digits_folder):
+    mean, mean_rows = predicted(cli, trained, trained["kfold"], digits_folder / "test" / "1")
+    one, one_rows = predicted(cli, trained, trained["kfold"], digits_folder / "test" / "1", extra=("--fold", "2"))
+    bad, _ = predicted(cli, trained, trained["kfold"], digits_folder / "test" / "1", extra=("--fold", "3"))
+
+    assert mean.exit_code == one.exit_code == 0
+    assert [r["probability"] for r in mean_rows] != [r["probability"] for r in one_rows]
+    assert bad.exit_code == 2 and "--fold 3: run" in bad.stderr and "has folds 1 to 2" in bad.stderr
+
+
+def test_bad_inputs_are_one_line_each(cli, trained, tmp_path, digits_folder):
+    no_column = tmp_path / "no-column.csv"
+    no_column.write_text("words,label\nhello,1\n")
+    wrong_shape = tmp_path / "wrong.npy"
+    np.save(wrong_shape, np.zeros((2, 5, 5, 1)))
+    unborn = trained["runs"] / "20990101-000000-unborn"
+    shutil.copytree(trained["digits"].path, unborn)
+    (unborn / "model.keras").unlink()
+    cases = [
+        (trained["text"], no_column, ["no column 'text'", "the file has words, label"]),
+        (trained["digits"], wrong_shape, ["arrays of shape (2, 5, 5, 1)", "takes (N, 8, 8, 1)"]),
+        (trained["digits"], no_column, ["takes image files (or arrays of their pixels), not a CSV"]),
+        (resolve_run(trained["runs"], unborn.name), digits_folder / "test" / "1",
+         ["has no model.keras: it stopped before its first epoch ended"]),
+        (trained["digits"], tmp_path / "nothing-here.png", ["no such file or folder"]),
+    ]
+    for run, path, fragments in cases:
+        result, _ = predicted(cli, trained, run, path)
+        message = " ".join(result.stderr.split())
+        assert result.exit_code == 2, (path, result.output)
+        assert len(result.stderr.strip().splitlines()) == 1, message
+        assert all(fragment in message for fragment in fragments), message
+    unknown = cli("predict", trained["digits"].id, str(digits_folder), "--format", "xml",
+                  "--runs-dir", str(trained["runs"]), runs=False)
+    assert unknown.exit_code == 2 and "--format xml: choose one of table, csv, json" in unknown.stderr
+
+
+@pytest.mark.parametrize("export_format", ["saved_model", "onnx", "tflite"])
+def test_exports_agree_with_predict_when_run_without_dlcli(cli, trained, digits_folder, tmp_path, export_format):
+    run = trained["folder"]
+    output = tmp_path / f"model.{export_format}"
+    result = cli("export", run.id, "--format", export_format, "--output", str(output),
+                 "--runs-dir", str(trained["runs"]), runs=False)
+    _, rows = predicted(cli, trained, run, digits_folder / "test")
+
+    assert result.exit_code == 0, result.output
+    assert "the largest difference from the Keras model is" in result.stdout
+    sidecar = json.loads(Path(f"{output}.json").read_text())
+    assert sidecar["input"]["dtype"] == "uint8" and sidecar["class_names"] == [str(d) for d in range(10)]
+    files = [Path(row["input"]) for row in rows]
+    pixels = np.stack([np.asarray(Image.open(f).convert("L").resize((8, 8)))[..., None] for f in files])
+    if export_format == "saved_model":
+        loaded = tf.saved_model.load(str(output))
+        outputs = loaded.serve(tf.constant(pixels)).numpy()
+    elif export_format == "onnx":
+        import onnxruntime
+
+        session = onnxruntime.InferenceSession(str(output), providers=["CPUExecutionProvider"])
+        outputs = session.run(None, {session.get_inputs()[0].name: pixels})[0]
+    else:
+        interpreter = tf.lite.Interpreter(str(output))
+        source = interpreter.get_input_details()[0]["index"]
+        interpreter.resize_tensor_input(source, pixels.shape)
+        interpreter.allocate_tensors()
+        interpreter.set_tensor(source, pixels)
+        interpreter.invoke()
+        outputs = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+    agree = np.mean([str(int(np.argmax(o))) == row["prediction"] for o, row in zip(outputs, rows)])
+    assert agree >= 0.99
+
+
+def test_an_export_that_disagrees_is_removed_and_a_missing_converter_is_named(cli, trained, tmp_path, monkeypatch):
+    import importlib.util
+
+    from dlcli import exporting
+
+    honest = exporting.RUNTIMES["tflite"]
+    monkeypatch.setitem(exporting.RUNTIMES, "tflite", lambda path: (lambda x: honest(path)(x) + 0.01))
+    output = tmp_path / "model.tflite"
+    result = cli("export", trained["digits"].id, "--format", "tflite", "--output", str(output),
+                 "--runs-dir", str(trained["runs"]), runs=False)
+
+    assert result.exit_code == 1
+    assert "differs from its Keras model by 0.01" in " ".join(result.stderr.split()) and "it was removed" in result.stderr
+    assert not output.exists() and not Path(f"{output}.json").exists()
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "tf2onnx" else real_find_spec(name))
+    missing = cli("export", trained["digits"].id, "--format", "onnx", "--runs-dir", str(trained["runs"]), runs=False)
+    assert missing.exit_code == 2 and "needs tf2onnx: pip install 'dlcli[export]'" in missing.stderr
+    text_onnx = cli("export", trained["text"].id, "--format", "tflite", "--runs-dir", str(trained["runs"]), runs=False)
+    assert text_onnx.exit_code == 2 and "exports only as a SavedModel" in text_onnx.stderr
