@@ -121,11 +121,13 @@ class BestModelCheckpoint(keras.callbacks.Callback):
         return self.best is None or (value < self.best if self.minimize else value > self.best)
 
     def restore(self, rows: list[dict[str, float]]) -> None:
-        """Take up the best epoch so far from the history of an interrupted run."""
-        best = best_row(rows, self.monitor or "loss", self.minimize)
+        """Take up the best epoch so far (the last, without a monitor) from an interrupted run's history."""
+        if self.monitor is None:
+            self.best_epoch = rows[-1]["epoch"] if rows else None
+            return
+        best = best_row(rows, self.monitor, self.minimize)
         if best is not None:
-            self.best_epoch = best["epoch"] if self.monitor else rows[-1]["epoch"]
-            self.best = best[self.monitor] if self.monitor else None
+            self.best, self.best_epoch = best[self.monitor], best["epoch"]
 
     def on_epoch_end(self, epoch, logs=None):
         if self.monitor is None:
@@ -211,11 +213,12 @@ class StopOnRequest(keras.callbacks.Callback):
 def keras_callbacks(config: ExperimentConfig) -> list[keras.callbacks.Callback]:
     """The Keras callbacks the config asks for: early stopping, LR reduction, `training.callbacks`."""
     training = config.training
-    built = []
+    built: list[tuple[KeyPath, keras.callbacks.Callback]] = []
     for key, class_name in (("early_stopping", "EarlyStopping"), ("reduce_lr_on_plateau", "ReduceLROnPlateau")):
         arguments = getattr(training, key)
         if arguments is not None:
-            built.append(build_object(config, ("training", key), getattr(keras.callbacks, class_name), arguments))
+            callback = build_object(config, ("training", key), getattr(keras.callbacks, class_name), arguments)
+            built.append((("training", key), callback))
     available = {
         name: cls for name, cls in vars(keras.callbacks).items()
         if isinstance(cls, type) and issubclass(cls, keras.callbacks.Callback) and name not in REFUSED_CALLBACKS
@@ -228,23 +231,16 @@ def keras_callbacks(config: ExperimentConfig) -> list[keras.callbacks.Callback]:
             raise config.error(path, f"{class_name}: {REFUSED_CALLBACKS[class_name]}")
         if class_name not in available:
             raise config.error(path, f"unknown callback '{class_name}'{did_you_mean(class_name, available)}")
-        built.append(build_object(config, (*path, class_name), available[class_name], arguments))
-    if not config.validates:
-        _refuse_validation_monitors(config, built)
-    return built
-
-
-def _refuse_validation_monitors(config: ExperimentConfig, built: list[keras.callbacks.Callback]) -> None:
-    """Without validation data a callback watching a validation metric would never act."""
-    keys = [("training", key) for key in ("early_stopping", "reduce_lr_on_plateau") if getattr(config.training, key)]
-    keys += [("training", "callbacks", index) for index in range(len(config.training.callbacks))]
-    for key, callback in zip(keys, built):
+        built.append((path, build_object(config, (*path, class_name), available[class_name], arguments)))
+    for key, callback in built if not config.validates else ():
+        # without validation data a callback watching a validation metric would never act
         monitor = getattr(callback, "monitor", None)
         if isinstance(monitor, str) and monitor.startswith("val_"):
             raise config.error(
                 key, f"monitors {monitor}, and there is no validation data (`dataset.validation_split: 0`): "
                 f"monitor a training metric ({monitor.removeprefix('val_')}) or keep a validation split",
             )
+    return [callback for _, callback in built]
 
 
 REFUSED_CALLBACKS = {

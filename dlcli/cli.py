@@ -299,10 +299,10 @@ def export(
     from dlcli.exporting import export_run
 
     report = export_run(folder, export_format, output, fold)
+    agreement = "" if report.same_prediction is None else f", the same prediction for {report.same_prediction:.1%}"
     console.print(
         f"wrote {report.path} (and {report.path}.json): on {report.sample} inputs from {report.sample_source}, "
-        f"the largest difference from the Keras model is {report.largest_difference:.2g}, "
-        f"the same prediction for {report.same_prediction:.1%}"
+        f"the largest difference from the Keras model is {report.largest_difference:.2g}{agreement}"
     )
 
 

@@ -67,10 +67,13 @@ class Comparison:
 def _metric_columns(record: RunRecord) -> dict[str, float]:
     columns: dict[str, float] = {}
     summary = record.summary or {}
+    validated = any(key.startswith("val_") for key in summary.get("final") or {})
     for kind in ("best", "final"):
         for key, value in (summary.get(kind) or {}).items():
             if key.startswith("val_"):
                 columns[f"{kind} {key}"] = value
+            elif not validated and kind == "final" and key != "learning_rate":  # trained on all the data
+                columns[f"final {key}"] = value
     for key, value in ((record.evaluation or {}).get("metrics") or {}).items():
         split = (record.evaluation or {}).get("split", "test")
         columns[f"{split} {key}"] = value
@@ -83,10 +86,13 @@ def _metric_name(column: str) -> str:
 
 def recorded_monitor(records: list[RunRecord]) -> str:
     """The metric most of these runs chose their best epoch by (`training.monitor`), the first
-    one met on a tie: how a sweep's trials rank."""
+    one met on a tie: how a sweep's trials rank; the loss for runs without validation data."""
     monitors = Counter((record.summary or {}).get("monitor") for record in records)
-    monitors.pop(None, None)
-    return monitors.most_common(1)[0][0] if monitors else "val_loss"
+    monitors.pop(None, None)  # runs without validation data keep their last epoch
+    if monitors:
+        return monitors.most_common(1)[0][0]
+    validated = any(key.startswith("val_") for record in records for key in ((record.summary or {}).get("best") or {}))
+    return "val_loss" if validated else "loss"
 
 
 def recorded_directions(records: list[RunRecord]) -> dict[str, str]:

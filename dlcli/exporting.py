@@ -31,7 +31,8 @@ FORMATS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "onnx": ("onnx", ".onnx", ("tf2onnx", "onnx", "onnxruntime")),
     "tflite": ("litert", ".tflite", ()),
 }
-# The largest difference allowed between the artifact's outputs and the Keras model's.
+# The largest difference allowed between the artifact's outputs and the Keras model's,
+# relative to the outputs' size (probabilities: absolute; a regression's values: relative).
 TOLERANCE = 1e-4
 SAMPLE_SIZE = 256
 
@@ -40,7 +41,7 @@ SAMPLE_SIZE = 256
 class ExportReport:
     path: Path
     largest_difference: float
-    same_prediction: float  # the share of the sample whose predicted class agrees
+    same_prediction: float | None  # a classifier's: the share of the sample whose predicted class agrees
     sample: int
     sample_source: str
 
@@ -100,12 +101,16 @@ def _sample(run: RunFolder, model: keras.Model, inputs: dict[str, Any]) -> tuple
         chosen = test.indices[:SAMPLE_SIZE]
         if isinstance(test.pool, ArrayPool):
             x = test.pool.x[chosen]
+            if inputs["kind"] == "text":
+                return x.astype(object), "the test split"
             if inputs["kind"] == "image":  # the dataset's units -> an image's 0-255 pixels
                 x = np.clip(np.rint(x * (255.0 / splits.value_range)), 0, 255)
             return x.astype(dtype), "the test split"
         pixels = [p for _, p in raw_examples(test.pool.subset(chosen), SAMPLE_SIZE)]
         if pixels:
             return np.asarray(pixels[0]), "the test split"
+    if inputs["kind"] == "text":
+        return np.array(["a test sentence", "another one", ""], dtype=object), "three made-up texts (no data here)"
     rng = np.random.default_rng(0)
     high = 256 if inputs["kind"] == "image" else 1.0
     x = rng.integers(0, high, (64, *shape)) if inputs["kind"] == "image" else rng.random((64, *shape))
@@ -135,21 +140,21 @@ def export_run(
     if path.exists():
         raise DlcliError(f"{path} exists; remove it or give another --output")
     path.parent.mkdir(parents=True, exist_ok=True)
-    if inputs["kind"] == "text":
-        x, source = np.array(["a test sentence", "another one", ""], dtype=object), "three made-up texts"
-    else:
-        x, source = _sample(run, model, inputs)
+    x, source = _sample(run, model, inputs)
     expected = np.asarray(model(tf.convert_to_tensor(x), training=False))  # a called model exports
     try:
         model.export(str(path), format=keras_format, verbose=False)
         actual = RUNTIMES[export_format](path)(x)
         largest = float(np.max(np.abs(actual - expected))) if expected.size else 0.0
-        same = float(np.mean(np.argmax(actual, -1) == np.argmax(expected, -1))) if expected.shape[-1] > 1 else float(
-            np.mean((actual > 0.5) == (expected > 0.5)))
-        if not largest <= tolerance:
+        scale = max(1.0, float(np.max(np.abs(expected)))) if expected.size else 1.0
+        same = None
+        if inputs["task"] == "classification":
+            same = float(np.mean(np.argmax(actual, -1) == np.argmax(expected, -1))) if expected.shape[-1] > 1 else (
+                float(np.mean((actual > 0.5) == (expected > 0.5))))
+        if not largest <= tolerance * scale:
             raise ExportMismatch(
                 f"the {export_format} export of run {run.id} differs from its Keras model by {largest:.3g} "
-                f"(tolerance {tolerance:g}) on {len(x)} inputs from {source}; it was removed"
+                f"(tolerance {tolerance * scale:g}) on {len(x)} inputs from {source}; it was removed"
             )
     except BaseException:
         _remove(path)
@@ -165,7 +170,10 @@ def _remove(path: Path) -> None:
 
 def _describe(path: Path, export_format: str, model: keras.Model, inputs: dict[str, Any]) -> None:
     """`<artifact>.json`: what the artifact takes and gives, and what made it."""
-    preprocessing = [layer.name for layer in model.layers[1].layers[1:]] if len(model.layers) > 1 else []
+    stage = model.layers[1]  # the first (or only) fold's preprocessing, then its model
+    preprocessing = [layer.name for layer in stage.get_layer("preprocessing").layers[1:]]
+    trained = stage.layers[-1]
+    preprocessing += [layer.name for layer in getattr(trained, "layers", []) if type(layer).__name__ == "ApplicationPreprocessing"]
     Path(f"{path}.json").write_text(json.dumps({
         "format": export_format,
         "input": {"kind": inputs["kind"], "shape": [None, *model.inputs[0].shape[1:]], "dtype": str(model.inputs[0].dtype),
@@ -174,5 +182,7 @@ def _describe(path: Path, export_format: str, model: keras.Model, inputs: dict[s
         "class_names": inputs["class_names"],
         "class_mapping": inputs["class_mapping"],
         "preprocessing_inside": preprocessing,
+        "encoding": inputs.get("encoding"),
+        "value_range": inputs.get("value_range"),
         "versions": {"dlcli": __version__, "keras": keras.__version__, "tensorflow": tf.__version__},
     }, indent=2) + "\n", encoding="utf-8")

@@ -22,6 +22,8 @@ from typing import Any
 import keras
 import numpy as np
 
+import dlcli.models  # noqa: F401 - registers the layers a saved model may hold (ApplicationPreprocessing)
+from dlcli.callbacks import save_model_atomic
 from dlcli.config import ExperimentConfig, load_config
 from dlcli.data.examples import Splits
 from dlcli.errors import DlcliError
@@ -54,15 +56,19 @@ def preprocessing_model(splits: Splits) -> keras.Model:
         raw = keras.Input(shape=(), dtype="string", name="text")
         return keras.Model(raw, encoding.vectorizer(raw), name="preprocessing")
     shape = tuple(splits.input_shape)
+    if encoding.vocabulary_size is not None:  # token indices: passed on as integers
+        raw = keras.Input(shape=shape, dtype="int32", name="tokens")
+        return keras.Model(raw, raw, name="preprocessing")
     raw = keras.Input(shape=shape, dtype="uint8" if kind == "image" else "float32", name=kind)
-    # an image file's 0-255 pixels back in the dataset's own units, then the encoding's scale
+    # an image file's 0-255 pixels back in the dataset's own units, then the encoding's scale;
+    # in float32 whatever the mixed-precision policy, as the training stream encodes
     units = splits.value_range / PIXEL_RANGE if kind == "image" else 1.0
-    x = keras.layers.Rescaling(units / encoding.scale, name="rescaling")(raw)
+    x = keras.layers.Rescaling(units / encoding.scale, dtype="float32", name="rescaling")(raw)
     if encoding.mean is not None:
         axes = tuple(range(1, len(shape) + 1))
         x = keras.layers.Normalization(
             axis=axes, mean=encoding.mean.reshape(shape), variance=np.square(encoding.std).reshape(shape),
-            name="standardization",
+            dtype="float32", name="standardization",
         )(x)
     return keras.Model(raw, x, name="preprocessing")
 
@@ -71,7 +77,7 @@ def write_inference_files(run: RunFolder, config: ExperimentConfig, folds: list[
     """`inputs.json` and each fold's `preprocessing.keras`, from the data the run trains on."""
     numbered = [(None, folds[0])] if not config.training.kfold else list(enumerate(folds, start=1))
     for fold, splits in numbered:
-        preprocessing_model(splits).save(run.file(preprocessing_file(fold)))
+        save_model_atomic(preprocessing_model(splits), run.file(preprocessing_file(fold)))
     first = folds[0]
     write_json(run.file(INPUTS_FILE), {
         "kind": input_kind(first),
@@ -81,6 +87,9 @@ def write_inference_files(run: RunFolder, config: ExperimentConfig, folds: list[
         "class_names": first.class_names,
         "class_mapping": first.class_mapping,
         "folds": len(folds) if config.training.kfold else None,
+        "value_range": first.value_range,
+        "encoding": first.encoding.describe,
+        "outputs": "logits" if config.loss.kwargs.get("from_logits") else "probabilities",
     })
 
 
@@ -121,5 +130,8 @@ def inference_model(run: RunFolder, fold: int | None = None) -> tuple[keras.Mode
         stages.append(keras.Model(entry, model(preprocessing(entry)), name=f"fold_{number}" if number else "model"))
     raw = keras.Input(shape=stages[0].input_shape[1:], dtype=stages[0].inputs[0].dtype, name="raw")
     outputs = [stage(raw) for stage in stages]
+    if inputs.get("outputs") == "logits" and inputs["task"] == "classification":  # trained `from_logits`
+        squash = keras.activations.sigmoid if stages[0].outputs[0].shape[-1] == 1 else keras.activations.softmax
+        outputs = [keras.layers.Activation(squash, name=f"probabilities_{i}")(o) for i, o in enumerate(outputs)]
     output = outputs[0] if len(outputs) == 1 else keras.layers.Average(name="mean_of_folds")(outputs)
     return keras.Model(raw, output, name=f"{run.id}_inference".replace("-", "_")), inputs

@@ -312,7 +312,8 @@ def _connect(
     all_names = [layer.name for _, _, layer, _ in layers]
     for path, class_name, layer, names in layers:
         if layer.name in outputs:
-            raise config.error(path, f"the name '{layer.name}' is taken by an earlier layer; give this one another")
+            taken = "is reserved for the graph's input" if layer.name == GRAPH_INPUT else "is taken by an earlier layer"
+            raise config.error(path, f"the name '{layer.name}' {taken}; give this one another")
         names = names if names is not None else [previous]
         for name in names:
             if name in all_names and name not in outputs:
@@ -324,6 +325,11 @@ def _connect(
         if isinstance(layer, MERGE_LAYERS) and len(names) < 2:
             raise config.error(
                 path, f"{class_name} merges several inputs: give it two or more, e.g. `inputs: [{names[0]}, OTHER]`"
+            )
+        if not isinstance(layer, MERGE_LAYERS) and len(names) > 1:
+            raise config.error(
+                (*path, "inputs"),
+                f"{class_name} takes one input; merge {', '.join(names)} first (Add, Concatenate, ...)",
             )
         arguments = [outputs[name] for name in names]
         try:

@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from dlcli.data.examples import IMAGE_EXTENSIONS, FilePool
-from dlcli.data.pipeline import plain, raw_examples
+from dlcli.data.pipeline import raw_examples
 from dlcli.errors import DlcliError
 from dlcli.inference import inference_model
 from dlcli.runs import RunFolder
@@ -37,7 +37,7 @@ class Prediction:
 
     def __post_init__(self):
         self.model, self.info = inference_model(self.run, self.fold)
-        self._infer = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True)
+        self._infer = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True, autograph=False)
         self.class_names = self.info["class_names"]
         for path in self.inputs:
             if not path.exists():
@@ -47,6 +47,16 @@ class Prediction:
                     f"{path}: dlcli predicts on image files ({', '.join(sorted(IMAGE_EXTENSIONS))}), "
                     "folders of them, .csv tables and .npy/.npz arrays"
                 )
+        for path in self.inputs:  # every input checked before the first row is written
+            if _is_image_source(path):
+                if self.info["kind"] != "image":
+                    self._refuse(path, "images")
+                if not self._images(path):
+                    raise DlcliError(f"{path}: no image files ({', '.join(sorted(IMAGE_EXTENSIONS))}) in it")
+            elif path.suffix.lower() == ".csv":
+                self._csv_columns(path)
+            else:
+                self._array(path)
 
     def count(self) -> int | None:
         """How many inputs there are, when that is known without reading them (not for CSV)."""
@@ -67,24 +77,29 @@ class Prediction:
                 batches = self._array_batches(path)
             for labels, x, extra in batches:
                 outputs = np.asarray(self._infer(tf.convert_to_tensor(x)))
-                yield from (
-                    {"input": label, **self._described(output), **passed}
-                    for label, output, passed in zip(labels, outputs, extra)
+                yield from (  # a table's own columns first: a column named like an answer cannot replace it
+                    {**passed, "input": label, **answer}
+                    for label, answer, passed in zip(labels, self._described(outputs), extra)
                 )
                 advance(len(labels))
 
     # --- the answer for one input ---------------------------------------------------------
 
-    def _described(self, output: np.ndarray) -> dict[str, Any]:
+    def _described(self, outputs: np.ndarray) -> list[dict[str, Any]]:
+        """A batch's answers, worked out for the whole batch at once."""
         if self.info["task"] != "classification":
-            return {"prediction": float(output[0]) if output.size == 1 else output.tolist()}
-        probabilities = np.array([1 - output[0], output[0]]) if output.size == 1 else output
-        order = np.argsort(-probabilities, kind="stable")
-        names = self.class_names or [str(i) for i in range(len(probabilities))]
-        row = {"prediction": names[order[0]], "probability": float(probabilities[order[0]])}
-        if self.top:
-            row["top"] = [[names[i], float(probabilities[i])] for i in order[: self.top]]
-        return row
+            return [{"prediction": value[0] if len(value) == 1 else value} for value in outputs.tolist()]
+        probabilities = np.concatenate([1 - outputs, outputs], axis=1) if outputs.shape[1] == 1 else outputs
+        names = self.class_names or [str(i) for i in range(probabilities.shape[1])]
+        order = np.argsort(-probabilities, axis=1, kind="stable")[:, : self.top or 1]
+        chosen = np.take_along_axis(probabilities, order, axis=1).tolist()
+        answers = []
+        for classes, values in zip(order.tolist(), chosen):
+            answer = {"prediction": names[classes[0]], "probability": values[0]}
+            if self.top:
+                answer["top"] = [[names[c], v] for c, v in zip(classes, values)]
+            answers.append(answer)
+        return answers
 
     # --- images ---------------------------------------------------------------------------
 
@@ -100,11 +115,7 @@ class Prediction:
         return sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
 
     def _image_batches(self, path: Path):
-        if self.info["kind"] != "image":
-            self._refuse(path, "images")
         files = self._images(path)
-        if not files:
-            raise DlcliError(f"{path}: no image files ({', '.join(sorted(IMAGE_EXTENSIONS))}) in it")
         shape = tuple(self.info["input_shape"])
         pool = FilePool(np.array([str(f) for f in files]), np.zeros(len(files), "int64"), shape)
         expected = 0
@@ -118,21 +129,31 @@ class Prediction:
 
     # --- tables -----------------------------------------------------------------------------
 
+    def _csv_columns(self, path: Path) -> None:
+        """A CSV is for a run trained on a table, and must hold the columns it read."""
+        import pandas as pd
+
+        columns = self.info["columns"]
+        if self.info["kind"] == "image" or not columns:
+            self._refuse(path, "a CSV")
+        try:
+            found = [str(c) for c in pd.read_csv(path, nrows=0).columns]
+        except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as error:
+            raise DlcliError(f"cannot read {path} as CSV: {error}") from None
+        missing = [c for c in columns if c not in found]
+        if missing:
+            raise DlcliError(
+                f"{path}: no column {', '.join(repr(c) for c in missing)}; run {self.run.id} reads "
+                f"{', '.join(columns)}; the file has {', '.join(found)}"
+            )
+
     def _csv_batches(self, path: Path):
         import pandas as pd
 
-        if self.info["kind"] == "image":
-            self._refuse(path, "a CSV")
         columns = self.info["columns"]
         try:
             chunks = pd.read_csv(path, chunksize=self.batch_size)
             for number, chunk in enumerate(chunks):
-                missing = [c for c in columns if c not in chunk.columns]
-                if missing:
-                    raise DlcliError(
-                        f"{path}: no column {', '.join(repr(c) for c in missing)}; run {self.run.id} reads "
-                        f"{', '.join(columns)}; the file has {', '.join(map(str, chunk.columns))}"
-                    )
                 first = number * self.batch_size
                 labels = [f"{path.name}:{first + i + 1}" for i in range(len(chunk))]
                 passed = chunk.drop(columns=columns).to_dict("records")
@@ -150,15 +171,20 @@ class Prediction:
     # --- arrays -----------------------------------------------------------------------------
 
     def _array(self, path: Path) -> np.ndarray:
-        if path.suffix.lower() == ".npy":
-            array = np.load(path, mmap_mode="r", allow_pickle=False)
-        else:
-            with np.load(path, allow_pickle=False) as archive:
-                keys = list(archive.keys())
-                key = "x" if "x" in keys else keys[0] if len(keys) == 1 else None
-                if key is None:
-                    raise DlcliError(f"{path}: holds {', '.join(keys)}; name the inputs 'x'")
-                array = archive[key]
+        if self.info["kind"] == "text":
+            self._refuse(path, "arrays")
+        try:
+            if path.suffix.lower() == ".npy":
+                array = np.load(path, mmap_mode="r", allow_pickle=False)
+            else:
+                with np.load(path, allow_pickle=False) as archive:
+                    keys = list(archive.keys())
+                    key = "x" if "x" in keys else keys[0] if len(keys) == 1 else None
+                    if key is None:
+                        raise DlcliError(f"{path}: holds {', '.join(keys)}; name the inputs 'x'")
+                    array = archive[key]
+        except (ValueError, OSError, EOFError) as error:  # not an array file, or arrays of Python objects
+            raise DlcliError(f"cannot read {path} as NumPy arrays: {str(error).splitlines()[0]}") from None
         shape = tuple(self.info["input_shape"])
         if tuple(array.shape) == shape:
             array = array[None]
@@ -169,11 +195,15 @@ class Prediction:
             )
         if not np.issubdtype(array.dtype, np.number):
             raise DlcliError(f"{path}: holds {array.dtype} values; the model takes numbers")
+        if self.info["kind"] == "image" and (not np.issubdtype(array.dtype, np.integer) or array.size and (
+                array.min() < 0 or array.max() > 255)):
+            raise DlcliError(
+                f"{path}: an image run takes pixels as integers 0-255 (as in an image file); these are "
+                f"{array.dtype} from {array.min():g} to {array.max():g}"
+            )
         return array
 
     def _array_batches(self, path: Path):
-        if self.info["kind"] == "text":
-            self._refuse(path, "arrays")
         array = self._array(path)
         dtype = "uint8" if self.info["kind"] == "image" else "float32"  # an image's pixels: 0-255
         for start in range(0, len(array), self.batch_size):
@@ -183,9 +213,3 @@ class Prediction:
 
 def _is_image_source(path: Path) -> bool:
     return path.is_dir() or path.suffix.lower() in IMAGE_EXTENSIONS
-
-
-def image_dataset(paths: list[str], shape: tuple[int, ...], batch_size: int) -> tf.data.Dataset:
-    """Batches of decoded pixels of `paths`, as `predict` reads them (for the benchmark)."""
-    pool = FilePool(np.array(paths), np.zeros(len(paths), "int64"), shape)
-    return raw_examples(pool, batch_size).map(plain(lambda indices, pixels: pixels))

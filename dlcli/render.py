@@ -149,8 +149,22 @@ def _prediction_cell(value: Any) -> str:
 
 
 def _plain(value: Any) -> Any:
-    """A CSV's passed-through NumPy value as JSON can hold it."""
-    return value.item() if hasattr(value, "item") else str(value)
+    """A value as JSON holds it: NumPy scalars as numbers, an empty CSV cell (NaN) as null."""
+    value = value.item() if hasattr(value, "item") else value
+    if isinstance(value, float) and value != value:
+        return None
+    return value if isinstance(value, (int, float, str, bool, type(None), list, dict)) else str(value)
+
+
+def _json_row(row: dict[str, Any]) -> str:
+    return json.dumps({key: _plain(value) for key, value in row.items()}, default=_plain)
+
+
+def _csv_cell(value: Any) -> Any:
+    """Full precision; --top's [[class, probability], ...] as 'class:probability' words."""
+    if isinstance(value, list) and value and isinstance(value[0], list):
+        return " ".join(f"{name}:{probability!r}" for name, probability in value)
+    return value
 
 
 def write_predictions(rows: Iterator[dict[str, Any]], output_format: str, stream: TextIO) -> None:
@@ -161,15 +175,15 @@ def write_predictions(rows: Iterator[dict[str, Any]], output_format: str, stream
         return
     columns = list(first)
     if output_format == "json":
-        stream.write("[\n" + json.dumps(first, default=_plain))
+        stream.write("[\n" + _json_row(first))
         for row in rows:
-            stream.write(",\n" + json.dumps(row, default=_plain))
+            stream.write(",\n" + _json_row(row))
         stream.write("\n]\n")
     elif output_format == "csv":
         writer = csv.DictWriter(stream, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
         writer.writeheader()
         for row in itertools.chain([first], rows):
-            writer.writerow({key: _prediction_cell(value) for key, value in row.items()})
+            writer.writerow({key: _csv_cell(value) for key, value in row.items()})
     else:
         widths = {key: max(len(key), 12) for key in columns}
         widths["input"] = max(len(str(first["input"])), 20)

@@ -195,6 +195,9 @@ def _features(parts: ModelParts, data: Splits, batch_size: int) -> Splits:
 
     def extract(name: str) -> Split:
         split = data.split(name)
+        if not len(split):  # no validation data: Keras cannot predict on nothing
+            shape = tuple(parts.feature_extractor.output_shape[1:])
+            return Split.whole(ArrayPool(np.empty((0, *shape), "float32"), split.labels))
         features = parts.feature_extractor.predict(stream(data, name, batch_size), verbose=0)
         return Split.whole(ArrayPool(features, split.labels))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 
 import keras
 import numpy as np
@@ -110,6 +111,8 @@ def test_training_on_all_the_data_keeps_the_last_epoch_and_evaluates(cli, write_
 
     result = cli("train", str(path), "--set", "training.epochs=3")
     refused = cli("train", str(path), "--set", "training.early_stopping={patience: 1}")
+    refused_default = cli("train", str(path), "--set", "training.early_stopping=true")
+    compared = cli("compare", "--sort", "loss", "--format", "json")
 
     assert result.exit_code == 0, result.output
     assert "no validation data" in result.stdout and "⚠" not in result.stdout
@@ -125,8 +128,12 @@ def test_training_on_all_the_data_keeps_the_last_epoch_and_evaluates(cli, write_
     assert read_json(folder / "evaluation.json")["samples"] == 360
     no_split = cli("evaluate", folder.name, "--split", "validation")
     assert no_split.exit_code == 2 and "it has no validation split" in no_split.stderr
-    assert refused.exit_code == 2 and "training.early_stopping: monitors val_loss, and there is no validation data" in (
-        " ".join(refused.stderr.split()))
+    for refusal in (refused, refused_default):
+        assert refusal.exit_code == 2
+        assert "training.early_stopping: monitors val_loss, and there is no validation data" in (
+            " ".join(refusal.stderr.split()))
+    assert compared.exit_code == 0, compared.output
+    assert json.loads(compared.stdout)["runs"][0]["final loss"] == summary["final"]["loss"]
 
 
 def test_training_on_all_the_data_can_still_rank_by_a_training_metric(cli, write_config, runs_dir):
@@ -243,3 +250,11 @@ def test_k_fold_curves_show_the_mean_of_the_folds_with_a_band(tmp_path):
     assert smoothed([1.0, 0.0, 0.0], 0.5) == [1.0, 0.5, 0.25]
     plot_curves(rows, tmp_path / "curves.png", "k-fold", smooth=0.9, from_epoch=2)
     assert (tmp_path / "curves.png").stat().st_size > 10_000
+
+
+def test_a_layer_of_one_input_given_several_is_refused(cli, write_config):
+    result = cli("check", str(write_config(RESIDUAL)), "--set", "model.layers.5=GlobalAveragePooling2D",
+                 "--set", "model.layers.5={Dense: {units: 4, inputs: [main, shortcut]}}")
+
+    assert result.exit_code == 2
+    assert "Dense takes one input; merge main, shortcut first" in " ".join(result.stderr.split())

@@ -224,3 +224,51 @@ def test_an_export_that_disagrees_is_removed_and_a_missing_converter_is_named(cl
     assert missing.exit_code == 2 and "needs tf2onnx: pip install 'dlcli[export]'" in missing.stderr
     text_onnx = cli("export", trained["text"].id, "--format", "tflite", "--runs-dir", str(trained["runs"]), runs=False)
     assert text_onnx.exit_code == 2 and "exports only as a SavedModel" in text_onnx.stderr
+
+
+def test_a_pretrained_base_run_predicts_and_exports(cli, trained, digits_folder, tmp_path):
+    text = TINY_CONFIG.replace("name: digits", f"name: image_directory\n  path: {digits_folder}\n  image_size: [32, 32]")
+    text = text.replace("model:\n  layers:", "model:\n  base: {application: MobileNetV2, weights: none, precompute: true}"
+                        "\n  layers:").replace("    - Flatten\n", "    - GlobalAveragePooling2D\n")
+    config = tmp_path / "base.yaml"
+    config.write_text(text)
+    run = train(load_config(config, ["training.epochs=1", "dataset.classes=['0', '1']", "name=based",
+                                     "model.layers.2.Dense.units=2"]),
+                trained["runs"]).run
+
+    result, rows = predicted(cli, trained, run, digits_folder / "test" / "1")
+    exported = cli("export", run.id, "--format", "saved_model", "--output", str(tmp_path / "based"),
+                   "--runs-dir", str(trained["runs"]), runs=False)
+
+    assert result.exit_code == 0, result.output
+    assert {row["prediction"] for row in rows} <= {"0", "1"}
+    assert exported.exit_code == 0, exported.output
+    assert "mobilenet_v2_preprocessing" in json.loads(Path(f"{tmp_path / 'based'}.json").read_text())["preprocessing_inside"]
+
+
+def test_regression_rows_and_csv_columns_that_look_like_answers(cli, trained, tmp_path):
+    from sklearn.datasets import load_diabetes
+
+    data = load_diabetes()
+    table = tmp_path / "diabetes.csv"
+    with table.open("w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow([*data.feature_names, "label"])
+        writer.writerows([*row, target] for row, target in zip(data.data.tolist(), data.target.tolist()))
+    text = TABLE.replace("{path}", str(table)).replace("units: 10, activation: softmax", "units: 1").replace(
+        "sparse_categorical_crossentropy", "mse").replace("metrics: [accuracy]", "metrics: [mae]")
+    config = tmp_path / "regression.yaml"
+    config.write_text(text.replace("name: csv", "name: csv\n  task: regression"))
+    run = train(load_config(config, ["training.epochs=2", "name=regression"]), trained["runs"]).run
+    inputs = tmp_path / "inputs.csv"
+    with table.open() as source, inputs.open("w") as target:
+        lines = source.read().splitlines()[:6]
+        target.write("\n".join(line + (",prediction" if n == 0 else ",was-here") for n, line in enumerate(lines)) + "\n")
+
+    result, rows = predicted(cli, trained, run, inputs)
+    as_json = cli("predict", run.id, str(inputs), "--format", "json", "--runs-dir", str(trained["runs"]), runs=False)
+
+    assert result.exit_code == 0, result.output
+    assert len(rows) == 5 and "probability" not in rows[0]
+    assert all(row["prediction"] != "was-here" for row in rows)  # the model's answer, not the file's column
+    assert float(rows[0]["prediction"]) == json.loads(as_json.stdout)[0]["prediction"]  # csv keeps full precision

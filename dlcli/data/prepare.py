@@ -130,7 +130,7 @@ def _with_noise_features(raw: RawDataset, config: ExperimentConfig) -> RawDatase
             "appended to examples held as arrays (mnist_5k, digits, npz, csv features)",
         )
     rng = np.random.default_rng(config.seed)
-    low, high = min(pool.x.min() for pool in pools), max(pool.x.max() for pool in pools)
+    low, high = raw.train.x.min(), raw.train.x.max()  # the training examples' range: nothing of the test split
 
     def widened(pool: ArrayPool) -> ArrayPool:
         x = pool.x.reshape(len(pool), -1)
