@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import fcntl
 import io
 import json
 import os
@@ -23,6 +25,7 @@ CONFIG_FILE = "config.yaml"
 HISTORY_FILE = "history.csv"
 SUMMARY_FILE = "summary.json"
 MODEL_FILE = "model.keras"
+OWNER_FILE = "owner.lock"  # locked by the process training the run (RunFolder.owned)
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -107,6 +110,28 @@ class RunFolder:
             except OSError as error:
                 raise DlcliError(f"cannot create a run folder in {runs_dir}: {error.strerror}") from error
             return cls(path)
+
+    @contextlib.contextmanager
+    def owned(self):
+        """Hold this run for this process while it trains: an exclusive lock on `owner.lock`, which the
+        kernel releases when the process dies, so a second `train --resume` cannot train it too."""
+        handle = open(self.file(OWNER_FILE), "a+", encoding="utf-8")
+        try:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.seek(0)
+                owner = handle.read().strip() or "another process"
+                raise DlcliError(
+                    f"run {self.id} is being trained by {owner}; wait for it to end, or stop it first"
+                ) from None
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"pid {os.getpid()} on {socket.gethostname()} since {now().isoformat(timespec='seconds')}")
+            handle.flush()
+            yield self
+        finally:
+            handle.close()
 
     def read_info(self) -> dict[str, Any]:
         return json.loads(self.file(RUN_FILE).read_text(encoding="utf-8"))

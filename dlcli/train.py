@@ -491,15 +491,16 @@ def train(
         folds, data = decoded_for_training(folds, speed, console)
         # every worker of a cluster keeps its own run; the chief's carries the plain name
         run = RunFolder.create(runs_dir, config.name if speed.chief else f"{config.name}-{speed.task}")
-        try:
-            run.start(
-                config.to_yaml(), config.seed, config.name, versions=_versions(), command=command,
-                dataset=config.dataset.name, sweep=sweep,
-            )
-        except OSError as error:
-            shutil.rmtree(run.path, ignore_errors=True)  # nothing started: leave no half-made run behind
-            raise DlcliError(f"cannot write the run folder in {runs_dir}: {error.strerror or error}") from error
-        return _execute(_Session(config, run, console, speed), parts, folds, None, data)
+        with run.owned():
+            try:
+                run.start(
+                    config.to_yaml(), config.seed, config.name, versions=_versions(), command=command,
+                    dataset=config.dataset.name, sweep=sweep,
+                )
+            except OSError as error:
+                shutil.rmtree(run.path, ignore_errors=True)  # nothing started: leave no half-made run behind
+                raise DlcliError(f"cannot write the run folder in {runs_dir}: {error.strerror or error}") from error
+            return _execute(_Session(config, run, console, speed), parts, folds, None, data)
 
 
 def _resume_point(run: RunFolder) -> ResumePoint | None:
@@ -536,6 +537,11 @@ def _check_workers_resume_together(run: RunFolder, start: ResumePoint | None) ->
 def resume(reference: str, runs_dir: Path, console: Console | None = None, command: str | None = None) -> TrainResult:
     """Continue an interrupted, failed or crashed run in its own folder from its last saved epoch."""
     run = resolve_run(runs_dir, reference)
+    with run.owned():  # before anything is read: two resumes of one run must not both train it
+        return _resume_owned(run, runs_dir, console, command)
+
+
+def _resume_owned(run: RunFolder, runs_dir: Path, console: Console | None, command: str | None) -> TrainResult:
     info = run.read_info()
     status = effective_status(info)
     if status == "completed":

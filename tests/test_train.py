@@ -33,8 +33,8 @@ def test_train_writes_a_complete_run_folder(cli, tiny_config, runs_dir):
     datetime.strptime(folder.name[:15], "%Y%m%d-%H%M%S")
     assert f"run {folder.name} completed" in result.stdout
     assert sorted(p.name for p in folder.iterdir()) == [
-        "config.yaml", "curves.png", "history.csv", "inputs.json", "model.keras", "preprocessing.keras", "run.json",
-        "summary.json", "tensorboard",
+        "config.yaml", "curves.png", "history.csv", "inputs.json", "model.keras", "owner.lock",
+        "preprocessing.keras", "run.json", "summary.json", "tensorboard",
     ]  # and no checkpoint/: a completed run needs no resume state
 
     resolved = yaml.safe_load((folder / "config.yaml").read_text())

@@ -305,6 +305,25 @@ def test_sigkill_leaves_a_crashed_run_that_resumes(cli, write_config, runs_dir):
     assert effective_status(read_json(folder / "run.json")) == "completed"
 
 
+def test_two_resumes_of_one_run_train_it_once(write_config, runs_dir):
+    process = start_training(write_config(LONG.replace("epochs: 8", "epochs: 16")), runs_dir)
+    wait_for_epochs(runs_dir, process, 1)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+    (folder,) = run_folders(runs_dir)
+    command = [sys.executable, "-m", "dlcli", "train", "--resume", folder.name, "--runs-dir", str(runs_dir)]
+
+    resumes = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    results = [(resume.wait(timeout=300), resume.communicate()[1]) for resume in resumes]
+
+    assert sorted(code for code, _ in results) == [0, 2], results
+    (refused,) = [stderr for code, stderr in results if code == 2]
+    assert f"run {folder.name} is being trained by pid" in refused, refused
+    assert epochs_in(folder) == list(range(1, 17))  # every epoch once
+    info = read_json(folder / "run.json")
+    assert info["status"] == "completed" and len(info["resumes"]) == 1
+
+
 def test_resume_refuses_completed_runs_and_extra_arguments(cli, tiny_config, runs_dir):
     assert cli("train", str(tiny_config)).exit_code == 0
     (folder,) = run_folders(runs_dir)
