@@ -14,7 +14,7 @@ from dlcli.data import load_dataset, load_folds
 from dlcli.data.examples import FINGERPRINT_VERSION, Splits
 from dlcli.data.pipeline import stream
 from dlcli.errors import DlcliError
-from dlcli.runs import CONFIG_FILE, EVALUATION_FILE, MODEL_FILE, SUMMARY_FILE, RunFolder, now, write_json
+from dlcli.runs import CONFIG_FILE, EVALUATION_FILE, MODEL_FILE, SUMMARY_FILE, RunFolder, model_file, now, write_json
 
 SPLITS = ("test", "validation")
 
@@ -69,7 +69,7 @@ def evaluate_run(run: RunFolder, split: str = "test") -> dict[str, Any]:
     if config.training.kfold:
         folds = load_folds(config)
         results = [
-            {"fold": number, **_score(_load_model(run.file(f"model-fold-{number}.keras"), run), data, split, batch_size)}
+            {"fold": number, **_score(_load_model(run.file(model_file(number)), run), data, split, batch_size)}
             for number, data in enumerate(folds, start=1)
         ]
         keys = results[0]["metrics"]

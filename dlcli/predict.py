@@ -36,6 +36,8 @@ class Prediction:
     failed: list[str] = field(default_factory=list)
 
     def __post_init__(self):
+        self._listed: dict[Path, list[Path]] = {}
+        self._arrays: dict[Path, np.ndarray] = {}
         self.model, self.info = inference_model(self.run, self.fold)
         self._infer = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True, autograph=False)
         self.class_names = self.info["class_names"]
@@ -110,9 +112,12 @@ class Prediction:
         raise DlcliError(f"{path}: run {self.run.id} takes {takes}{columns}, not {given}")
 
     def _images(self, path: Path) -> list[Path]:
-        if path.is_file():
-            return [path]
-        return sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+        """The image files of `path`, listed once (checking, counting and reading all need them)."""
+        if path not in self._listed:
+            self._listed[path] = [path] if path.is_file() else sorted(
+                p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+            )
+        return self._listed[path]
 
     def _image_batches(self, path: Path):
         files = self._images(path)
@@ -171,6 +176,12 @@ class Prediction:
     # --- arrays -----------------------------------------------------------------------------
 
     def _array(self, path: Path) -> np.ndarray:
+        """The inputs of an array file, read and checked once (a .npy stays memory-mapped)."""
+        if path not in self._arrays:
+            self._arrays[path] = self._read_array(path)
+        return self._arrays[path]
+
+    def _read_array(self, path: Path) -> np.ndarray:
         if self.info["kind"] == "text":
             self._refuse(path, "arrays")
         try:

@@ -25,6 +25,11 @@ CONFIG_FILE = "config.yaml"
 HISTORY_FILE = "history.csv"
 SUMMARY_FILE = "summary.json"
 MODEL_FILE = "model.keras"
+def model_file(fold: int | None) -> str:
+    """The run's model: `model.keras`, or fold K's of a k-fold run."""
+    return MODEL_FILE if fold is None else f"model-fold-{fold}.keras"
+
+
 OWNER_FILE = "owner.lock"  # locked by the process training the run (RunFolder.owned)
 
 _UMASK = os.umask(0)

@@ -48,6 +48,7 @@ from dlcli.runs import (
     SUMMARY_FILE,
     RunFolder,
     effective_status,
+    model_file,
     read_history,
     resolve_run,
     rows_to_csv,
@@ -305,7 +306,7 @@ def _train_folds(session: _Session, folds: list[Splits], start: ResumePoint | No
         done = [row for row in session.recorder.rows if row.get("fold") == number]
         watch = session.watch(done)
         if start is None or number >= start.fold:
-            checkpoint = session.checkpoint(run.file(f"model-fold-{number}.keras"), parts.model)
+            checkpoint = session.checkpoint(run.file(model_file(number)), parts.model)
             checkpoint.restore(done)
             resuming_here = start is not None and number == start.fold
             if resuming_here:
