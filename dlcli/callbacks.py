@@ -1,43 +1,26 @@
-"""dlcli's own Keras callbacks: the epoch record, the best-model checkpoint, the live display.
+"""dlcli's own Keras callbacks: the epoch commit, the overfitting alarm, stop requests, the live display.
 
 Each does what no Keras callback does as dlcli needs it: Keras's `CSVLogger` numbers
 epochs from 0 and appends in place, its `ModelCheckpoint` writes the model archive in
-place (a kill mid-save corrupts the only copy), and its progress bar is not rich.
+place (a kill mid-save corrupts the only copy) and `BackupAndRestore` saves neither the
+random state nor the other callbacks' state, apart from the history, so a resumed run
+drifts from the uninterrupted one; and Keras's progress bar is not rich.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import threading
 import time
-from collections.abc import Callable
-from pathlib import Path
 
 import keras
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from dlcli.checkpoint import Checkpoint
 from dlcli.config import ExperimentConfig, KeyPath, did_you_mean
 from dlcli.models import build_object
-from dlcli.runs import rows_to_csv, write_atomic, write_json
 from dlcli.verdicts import OverfittingWatch, best_row
-
-
-def _saved_atomically(save: Callable[[Path], None], path: Path) -> None:
-    """`save(temporary)`, then rename it to `path`: a kill mid-save never leaves half a file there."""
-    # Keras picks the format from the file's ending (.keras, .weights.h5): the temporary keeps it
-    temporary = path.with_name(f".{path.name.split('.')[0]}.{os.getpid()}.tmp{''.join(path.suffixes)}")
-    try:
-        save(temporary)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-
-
-def save_model_atomic(model: keras.Model, path: Path) -> None:
-    """`model.save`, through a temporary file, so `path` always holds a whole model."""
-    _saved_atomically(model.save, path)
 
 
 def _monitored(config: ExperimentConfig, key: KeyPath, monitor: str, logs: dict | None) -> float:
@@ -64,18 +47,60 @@ class EpochClock(keras.callbacks.Callback):
         self.order.epoch = epoch
 
 
-class EpochRecorder(keras.callbacks.Callback):
-    """Keeps one row per epoch and rewrites `history.csv` atomically after each.
+class BestModel:
+    """The best epoch so far of one model file by `monitor`, taken up from the rows of a resumed run.
 
-    Rows: the `tags` (`fold`, `phase`), `epoch` (from 1), every logged metric,
-    `learning_rate`, `seconds`. Rows accumulate over successive `fit` calls (phases, folds).
+    Without a monitor (a validation metric, and no validation data) every epoch whose loss
+    is finite is the best: the last one is kept.
     """
 
-    def __init__(self, path: Path):
+    def __init__(self, file: str, monitor: str | None, minimize: bool):
+        self.file = file  # model.keras, or model-fold-K.keras
+        self.monitor = monitor
+        self.minimize = minimize  # the direction Keras gives the monitor (models.monitor_directions)
+        self.best: float | None = None
+        self.best_epoch: int | None = None
+
+    def restore(self, rows: list[dict[str, float]]) -> None:
+        if self.monitor is None:
+            self.best_epoch = rows[-1]["epoch"] if rows else None
+            return
+        best = best_row(rows, self.monitor, self.minimize)
+        if best is not None:
+            self.best, self.best_epoch = best[self.monitor], best["epoch"]
+
+    def improved_by(self, row: dict[str, float]) -> bool:
+        """Whether `row`'s epoch is the new best; it becomes the best if so."""
+        value = row["loss"] if self.monitor is None else row[self.monitor]
+        if not math.isfinite(value):
+            return False
+        if self.monitor is not None and self.best is not None:
+            if not (value < self.best if self.minimize else value > self.best):
+                return False
+        self.best, self.best_epoch = (value if self.monitor else None), row["epoch"]
+        return True
+
+
+class EpochCommit(keras.callbacks.Callback):
+    """After each epoch: its row of history.csv, the best model when it improved, and the resume
+    state with the weights it refers to, committed together (dlcli.checkpoint).
+
+    It goes after the Keras callbacks whose state it saves, so that it sees them after their
+    epoch end (EarlyStopping's stop, ReduceLROnPlateau's new rate).
+    """
+
+    def __init__(
+        self, checkpoint: Checkpoint, config: ExperimentConfig, stage: int, tags: dict[str, int],
+        best: BestModel, model_to_save: keras.Model, saved_callbacks: list[keras.callbacks.Callback],
+    ):
         super().__init__()
-        self.path = path
-        self.rows: list[dict[str, float]] = []
-        self.tags: dict[str, int] = {}
+        self.checkpoint = checkpoint
+        self.config = config
+        self.stage = stage
+        self.tags = tags  # `fold`, `phase`
+        self.best = best
+        self.model_to_save = model_to_save  # the whole model when the one being fitted is only its head
+        self.saved_callbacks = saved_callbacks
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch_started = time.perf_counter()
@@ -85,60 +110,22 @@ class EpochRecorder(keras.callbacks.Callback):
         row = {**self.tags, "epoch": epoch + 1, **{key: float(value) for key, value in logged}}
         row.setdefault("learning_rate", current_learning_rate(self.model))
         row["seconds"] = round(time.perf_counter() - self._epoch_started, 3)
-        self.rows.append(row)
-        write_atomic(self.path, rows_to_csv(self.rows))
+        if not math.isfinite(row.get("loss", 0.0)):
+            self.checkpoint.record(row)  # a diverged epoch is no state to resume from
+            return
+        if self.best.monitor is not None:
+            _monitored(self.config, ("training", "monitor"), self.best.monitor, logs)
+        improved = self.best.improved_by(row)
+        self.checkpoint.rows.append(row)
+        self.checkpoint.commit(
+            self.stage, epoch + 1, self.model, self.saved_callbacks, stopped=bool(self.model.stop_training),
+            best=(self.model_to_save, self.best.file) if improved else None,
+        )
 
 
 def metric_order(key: str) -> tuple[bool, bool, str]:
     """Training before validation, loss first in each: loss, accuracy, val_loss, val_accuracy."""
     return key.startswith("val_"), key.removeprefix("val_") != "loss", key
-
-
-class BestModelCheckpoint(keras.callbacks.Callback):
-    """Saves the model whenever `monitor` improves; remembers the best epoch.
-
-    Without a monitor (a validation metric, and no validation data) every epoch whose loss
-    is finite is saved: the last one is kept. The best is kept across successive `fit`
-    calls (fine-tuning continues the same run). `model_to_save` is the whole model when the
-    one being fitted is only its head.
-    """
-
-    def __init__(
-        self, path: Path, config: ExperimentConfig, model_to_save: keras.Model, monitor: str | None, minimize: bool,
-    ):
-        super().__init__()
-        self.path = path
-        self.config = config
-        self.model_to_save = model_to_save
-        self.monitor = monitor
-        self.minimize = minimize  # the direction Keras gives the monitor (models.monitor_directions)
-        self.best: float | None = None
-        self.best_epoch: int | None = None
-
-    def _improves(self, value: float) -> bool:
-        if not math.isfinite(value):
-            return False
-        return self.best is None or (value < self.best if self.minimize else value > self.best)
-
-    def restore(self, rows: list[dict[str, float]]) -> None:
-        """Take up the best epoch so far (the last, without a monitor) from an interrupted run's history."""
-        if self.monitor is None:
-            self.best_epoch = rows[-1]["epoch"] if rows else None
-            return
-        best = best_row(rows, self.monitor, self.minimize)
-        if best is not None:
-            self.best, self.best_epoch = best[self.monitor], best["epoch"]
-
-    def on_epoch_end(self, epoch, logs=None):
-        if self.monitor is None:
-            if math.isfinite(float((logs or {}).get("loss", math.nan))):
-                self.best_epoch = epoch + 1
-                save_model_atomic(self.model_to_save, self.path)
-            return
-        value = _monitored(self.config, ("training", "monitor"), self.monitor, logs)
-        if self._improves(value):
-            self.best, self.best_epoch = value, epoch + 1
-            save_model_atomic(self.model_to_save, self.path)
 
 
 class OverfittingMonitor(keras.callbacks.Callback):
@@ -158,31 +145,6 @@ class OverfittingMonitor(keras.callbacks.Callback):
         if warning and self.console is not None:
             self.console.print(f"[bold yellow]⚠ {warning}[/]", highlight=False, soft_wrap=True)
             self.warned = True
-
-
-WEIGHTS_FILE = "last.weights.h5"
-STATE_FILE = "state.json"
-
-
-class ResumeCheckpoint(keras.callbacks.Callback):
-    """After each epoch: the fitted model's weights and optimizer state, then the epoch reached.
-
-    `dlcli train --resume` continues from here. Keras's BackupAndRestore does the same but
-    overwrites its weights file in place and keeps the epoch in a private file; dlcli
-    needs the epoch to cut history.csv back to it, and a kill must never corrupt either.
-    """
-
-    def __init__(self, folder: Path, tags: dict[str, int]):
-        super().__init__()
-        self.folder = folder
-        self.tags = tags
-
-    def on_epoch_end(self, epoch, logs=None):
-        if not math.isfinite(float((logs or {}).get("loss", 0.0))):
-            return  # a diverged epoch is no state to resume from; the previous one stays
-        self.folder.mkdir(exist_ok=True)
-        _saved_atomically(self.model.save_weights, self.folder / WEIGHTS_FILE)
-        write_json(self.folder / STATE_FILE, {**self.tags, "epoch": epoch + 1})
 
 
 # A stop request outlives the KeyboardInterrupt that dlcli's SIGINT/SIGTERM handler
@@ -248,6 +210,7 @@ REFUSED_CALLBACKS = {
     "RemoteMonitor": "sends training logs over the network and is refused",
     "ModelCheckpoint": "dlcli saves the best model (model.keras) and resume checkpoints itself",
     "BackupAndRestore": "dlcli keeps resume checkpoints itself (`dlcli train --resume RUN`)",
+    "OrbaxCheckpoint": "dlcli keeps resume checkpoints itself (`dlcli train --resume RUN`)",
     "CSVLogger": "dlcli writes history.csv itself",
     "TensorBoard": "dlcli writes tensorboard/ itself (`training.tensorboard`)",
     "ProgbarLogger": "dlcli shows progress itself",
@@ -260,14 +223,14 @@ class RichProgress(keras.callbacks.Callback):
     """A bar while an epoch runs (on a terminal), then one line per finished epoch."""
 
     def __init__(
-        self, console: Console, epochs: int, steps_per_epoch: int, checkpoint: BestModelCheckpoint, label: str = "",
+        self, console: Console, epochs: int, steps_per_epoch: int, best: BestModel, label: str = "",
         watch: OverfittingWatch | None = None,
     ):
         super().__init__()
         self.console = console
         self.epochs = epochs
         self.steps = steps_per_epoch
-        self.checkpoint = checkpoint
+        self.best = best
         self.label = label  # e.g. "fold 2/4  "
         self.watch = watch  # its weaker evidence shows, dimmed, at the end of the epoch's line
         self.progress: Progress | None = None
@@ -306,7 +269,7 @@ class RichProgress(keras.callbacks.Callback):
             parts.append(f"[{style}]{text}[/]" if style else text)
         parts.append(f"lr {current_learning_rate(self.model):.2g}")
         parts.append(f"{time.perf_counter() - self._started:.1f}s")
-        if self.checkpoint.monitor and self.checkpoint.best_epoch == epoch + 1:
+        if self.best.monitor and self.best.best_epoch == epoch + 1:
             parts.append("[green]best[/]")
         hint = self.watch.hint() if self.watch is not None else None
         if hint:

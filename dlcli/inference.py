@@ -23,19 +23,14 @@ import keras
 import numpy as np
 
 import dlcli.models  # noqa: F401 - registers the layers a saved model may hold (ApplicationPreprocessing)
-from dlcli.callbacks import save_model_atomic
+from dlcli.checkpoint import save_model_atomic
 from dlcli.config import ExperimentConfig, load_config
 from dlcli.data.examples import Splits
 from dlcli.errors import DlcliError
-from dlcli.runs import CONFIG_FILE, RunFolder, model_file, write_json
+from dlcli.runs import CONFIG_FILE, INPUTS_FILE, RunFolder, model_file, preprocessing_file, write_json
 
-INPUTS_FILE = "inputs.json"
 # Pixels of image files, whatever the dataset's own range: an image input always takes 0-255.
 PIXEL_RANGE = 255.0
-
-
-def preprocessing_file(fold: int | None) -> str:
-    return "preprocessing.keras" if fold is None else f"preprocessing-fold-{fold}.keras"
 
 
 def input_kind(splits: Splits) -> str:

@@ -17,20 +17,106 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from dlcli import __version__
 from dlcli.errors import DlcliError, RunNotFound
 
+# The run folder's layout: every file dlcli writes in it (docs/run-folder.md describes each).
 RUN_FILE = "run.json"
 CONFIG_FILE = "config.yaml"
 HISTORY_FILE = "history.csv"
 SUMMARY_FILE = "summary.json"
+EVALUATION_FILE = "evaluation.json"
 MODEL_FILE = "model.keras"
+INPUTS_FILE = "inputs.json"
+CURVES_FILE = "curves.png"
+TENSORBOARD_DIR = "tensorboard"
+OWNER_FILE = "owner.lock"  # locked by the process training the run (RunFolder.owned)
+CHECKPOINT_DIR = "checkpoint"  # an unfinished run's resume state; removed when it completes
+STATE_FILE = "state.json"  # in CHECKPOINT_DIR: the last committed epoch (CheckpointState)
+OLD_WEIGHTS_FILE = "last.weights.h5"  # in CHECKPOINT_DIR, by dlcli before checkpoint schema 1
+
+
 def model_file(fold: int | None) -> str:
     """The run's model: `model.keras`, or fold K's of a k-fold run."""
     return MODEL_FILE if fold is None else f"model-fold-{fold}.keras"
 
 
-OWNER_FILE = "owner.lock"  # locked by the process training the run (RunFolder.owned)
+def preprocessing_file(fold: int | None) -> str:
+    """The preprocessing `dlcli predict` puts before the model (see dlcli.inference)."""
+    return "preprocessing.keras" if fold is None else f"preprocessing-fold-{fold}.keras"
+
+
+def weights_file(commit: int) -> str:
+    return f"weights-{commit}.weights.h5"
+
+
+def callback_arrays_file(commit: int) -> str:
+    return f"callbacks-{commit}.npz"
+
+
+def best_model_file(commit: int) -> str:
+    return f"model-{commit}.keras"
+
+
+def is_temporary(name: str) -> bool:
+    """A file an interrupted atomic write left: `.<name>.<random>.tmp` or `.<stem>.<pid>.tmp.<suffix>`."""
+    return name.startswith(".") and (name.endswith(".tmp") or ".tmp." in name)
+
+
+def remove_temporary_files(folder: Path) -> list[str]:
+    """Remove what interrupted writes left in `folder`; only the run's owner may call this."""
+    removed = []
+    for path in folder.iterdir() if folder.is_dir() else ():
+        if path.is_file() and is_temporary(path.name):
+            path.unlink(missing_ok=True)
+            removed.append(path.name)
+    return removed
+
+class CheckpointState(BaseModel):
+    """`checkpoint/state.json`: an unfinished run's last committed epoch and the files that hold it.
+
+    Written last in each epoch's commit (dlcli.checkpoint), so it only ever names files that
+    are whole. Schema 0 is an older dlcli's `{epoch, fold?, phase?}` beside `last.weights.h5`.
+    """
+
+    # Infinity and NaN as JSON's usual extension (Python's json reads them), not null
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, ser_json_inf_nan="constants")
+
+    schema_version: int = Field(1, alias="schema")
+    commit: int = 0  # numbers the files of this commit
+    stage: int = 0  # its index in dlcli.plan.plan_stages
+    epoch: int  # the last epoch trained, numbered as in history.csv
+    stopped: bool = False  # a callback (EarlyStopping) ended the stage at this epoch
+    finished: bool = False  # the stage has ended; the weights are those the next stage starts from
+    weights: str = OLD_WEIGHTS_FILE  # in checkpoint/: the fitted model's weights and optimizer state
+    history: list[dict[str, Any]] | None = None  # history.csv up to this epoch (ints stay ints); None in schema 0
+    callbacks: list[dict[str, Any]] | None = None  # each Keras callback's own numbers, in config order
+    callback_arrays: str | None = None  # in checkpoint/: their arrays (EarlyStopping's best weights)
+    random: list[list[int]] | None = None  # the fitted model's random generators' states
+    best_model: str | None = None  # in checkpoint/: this epoch's model, still to move to best_model_target
+    best_model_target: str | None = None
+    fold: int | None = None  # schema 0 only
+    phase: int | None = None  # schema 0 only
+
+    @property
+    def exact(self) -> bool:
+        """Whether resuming from it gives the uninterrupted run's numbers (an older dlcli kept less)."""
+        return self.random is not None and self.callbacks is not None
+
+    def files(self) -> set[str]:
+        return {name for name in (self.weights, self.callback_arrays, self.best_model) if name}
+
+    @classmethod
+    def read(cls, path: Path) -> CheckpointState:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        data.setdefault("schema", 0)
+        return cls.model_validate(data)
+
+    def write(self, path: Path) -> None:
+        write_atomic(path, self.model_dump_json(by_alias=True, indent=1) + "\n")
+
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -277,8 +363,6 @@ def effective_status(info: dict[str, Any]) -> str:
             return "crashed"
     return status
 
-
-EVALUATION_FILE = "evaluation.json"
 
 
 @dataclass

@@ -18,19 +18,16 @@ import tensorflow as tf
 from rich.console import Console
 
 from dlcli.callbacks import (
-    STATE_FILE,
-    WEIGHTS_FILE,
-    BestModelCheckpoint,
+    BestModel,
     EpochClock,
-    EpochRecorder,
+    EpochCommit,
     OverfittingMonitor,
-    ResumeCheckpoint,
     RichProgress,
     StopOnRequest,
     keras_callbacks,
-    save_model_atomic,
     stop_honoured,
 )
+from dlcli.checkpoint import Checkpoint, RestoreCallbackState, save_model_atomic
 from dlcli.config import ExperimentConfig, load_config
 from dlcli.data import load_dataset, load_folds
 from dlcli.data.cache import cached
@@ -38,14 +35,21 @@ from dlcli.data.examples import ArrayPool, Encoding, Split, Splits
 from dlcli.data.pipeline import EpochOrder, samples_in_batches, stream
 from dlcli.devices import SpeedSettings, cluster_task, dtype_policy, gather_from_workers, speed_settings, strategy
 from dlcli.errors import DlcliError, TrainingDiverged, TrainingFailed, TrainingInterrupted
+from dlcli.faults import kill_point
 from dlcli.inference import write_inference_files
 from dlcli.models import ModelParts, build_model, check_output, compile_model, monitor_directions, unfreeze
+from dlcli.plan import Stage, plan_stages, stage_of
 from dlcli.plots import plot_curves
 from dlcli.runs import (
+    CHECKPOINT_DIR,
     CONFIG_FILE,
+    CURVES_FILE,
     HISTORY_FILE,
     MODEL_FILE,
+    STATE_FILE,
     SUMMARY_FILE,
+    TENSORBOARD_DIR,
+    CheckpointState,
     RunFolder,
     effective_status,
     model_file,
@@ -57,9 +61,6 @@ from dlcli.runs import (
 )
 from dlcli.verdicts import OverfittingWatch, best_row, metric_name, overfitting_advice, training_notes
 
-CHECKPOINT_DIR = "checkpoint"
-CURVES_FILE = "curves.png"
-TENSORBOARD_DIR = "tensorboard"
 TAGS = ("fold", "phase")
 
 
@@ -68,15 +69,6 @@ class TrainResult:
     run: RunFolder
     summary: dict[str, Any]
     warned_live: bool = False  # the ⚠ overfitting line was shown while this process trained
-
-
-@dataclass
-class ResumePoint:
-    """Where an interrupted run stopped: the last epoch whose state was saved."""
-
-    epoch: int
-    fold: int | None = None
-    phase: int | None = None
 
 
 def _metrics_of(row: dict[str, float] | None) -> dict[str, float]:
@@ -88,18 +80,19 @@ def _diverged_row(rows: list[dict[str, float]]) -> dict[str, float] | None:
 
 
 class _Session:
-    """What the epochs of one run share: its folder, history, callbacks and console."""
+    """What the stages of one run share: its folder, checkpoint, callbacks and console."""
 
     def __init__(
-        self, config: ExperimentConfig, run: RunFolder, console: Console | None, speed: SpeedSettings, rows=(),
+        self, config: ExperimentConfig, run: RunFolder, console: Console | None, speed: SpeedSettings,
+        checkpoint: Checkpoint, state: CheckpointState | None = None,
     ):
         self.config = config
         self.order = EpochOrder(config.seed)
         self.run = run
         self.speed = speed
         self.console = console
-        self.recorder = EpochRecorder(run.file(HISTORY_FILE))
-        self.recorder.rows = list(rows)
+        self.checkpoint = checkpoint
+        self.state = state  # the committed state a resumed run starts from
         self.configured_callbacks = keras_callbacks(config)
         self.directions = monitor_directions(config)
         monitor = config.training.monitor
@@ -114,57 +107,63 @@ class _Session:
         self.fit_seconds = 0.0
         self.overfitting_monitors: list[OverfittingMonitor] = []
 
+    @property
+    def rows(self) -> list[dict[str, float]]:
+        return self.checkpoint.rows
+
     def compile(self, model: keras.Model, learning_rate: float | None = None, optimizer=None) -> None:
         compile_model(
             self.config, model, learning_rate, self.speed.jit_compile, self.speed.steps_per_execution, optimizer
         )
 
-    def checkpoint(self, path: Path, model: keras.Model) -> BestModelCheckpoint:
-        return BestModelCheckpoint(path, self.config, model, self.monitor, self.minimize)
+    def best_model(self, fold: int | None) -> BestModel:
+        best = BestModel(model_file(fold), self.monitor, self.minimize)
+        best.restore([row for row in self.rows if row.get("fold") == fold])
+        return best
 
     def watch(self, rows: list[dict[str, float]]) -> OverfittingWatch | None:
-        """A fresh overfitting watch, caught up on `rows` (the epochs before a resume)."""
+        """A fresh overfitting watch, caught up on `rows` (the epochs before this stage)."""
         settings = self.config.training.overfitting
         if settings is False or not self.config.validates:
             return None
         return OverfittingWatch.replayed(settings, self.directions[metric_name(settings.monitor)] == "min", rows)
 
     def fit(
-        self, model: keras.Model, data: Splits, checkpoint: BestModelCheckpoint,
-        watch: OverfittingWatch | None, epochs: int, initial_epoch: int = 0,
-        tags: dict[str, int] | None = None, label: str = "",
+        self, stage: Stage, fitted: keras.Model, model_to_save: keras.Model, data: Splits,
+        watch: OverfittingWatch | None, initial_epoch: int, epochs: int, resumed_arrays: dict | None,
     ) -> None:
-        """`model.fit` from `initial_epoch` up to epoch `epochs`, recorded and checkpointed."""
-        config, tags = self.config, tags or {}
-        self.recorder.tags = tags
-        # Order matters: an epoch in history.csv always has its best model saved, and the
-        # resume state is written last, so it never runs ahead of the history.
-        callbacks: list[keras.callbacks.Callback] = [checkpoint, self.recorder]
+        """`fitted.fit` from `initial_epoch` up to epoch `epochs`, each epoch committed; then the
+        stage's end committed. `resumed_arrays`: the stage resumes from the session's state."""
+        config, tags = self.config, stage.tags
+        best = self.best_model(stage.fold)
+        commit = EpochCommit(
+            self.checkpoint, config, stage.index, tags, best, model_to_save, self.configured_callbacks
+        )
+        # Order matters: the commit sees the Keras callbacks after their epoch end, and a
+        # resumed run's saved state goes into them after their own on_train_begin.
+        callbacks: list[keras.callbacks.Callback] = [*self.configured_callbacks, keras.callbacks.TerminateOnNaN()]
+        if resumed_arrays is not None and self.state.callbacks is not None:
+            callbacks.append(RestoreCallbackState(self.configured_callbacks, self.state.callbacks, resumed_arrays))
         if watch is not None:
             self.overfitting_monitors.append(OverfittingMonitor(watch, config, self.console))
             callbacks.append(self.overfitting_monitors[-1])
-        callbacks += [
-            ResumeCheckpoint(self.run.file(CHECKPOINT_DIR), tags),
-            keras.callbacks.TerminateOnNaN(),
-            *self.configured_callbacks,
-        ]
+        callbacks += [commit, StopOnRequest(), EpochClock(self.order)]
         if config.training.tensorboard:
-            log_dir = self.run.file(TENSORBOARD_DIR) / (f"fold-{tags['fold']}" if "fold" in tags else "")
+            log_dir = self.run.file(TENSORBOARD_DIR) / (f"fold-{stage.fold}" if stage.fold else "")
             # no graph dump: it costs a fraction of a second per run and few look at it
             callbacks.append(keras.callbacks.TensorBoard(log_dir=str(log_dir), write_graph=False))
         self.order.epoch = initial_epoch
-        callbacks += [StopOnRequest(), EpochClock(self.order)]
         batch_size, prefetch, steps = config.training.batch_size, self.speed.prefetch, config.training.steps_per_epoch
         progress = None
         if self.console is not None:
             progress = RichProgress(
-                self.console, epochs, steps or math.ceil(len(data.train) / batch_size), checkpoint, label, watch
+                self.console, epochs, steps or math.ceil(len(data.train) / batch_size), best, stage.label, watch
             )
             callbacks.append(progress)
         started = time.perf_counter()
-        epochs_before = len(self.recorder.rows)
+        epochs_before = len(self.rows)
         try:
-            model.fit(
+            fitted.fit(
                 stream(data, "train", batch_size, self.order, prefetch, initial_epoch * steps if steps else None),
                 validation_data=stream(data, "validation", batch_size, prefetch=prefetch) if len(data.validation) else None,
                 epochs=epochs,
@@ -178,16 +177,15 @@ class _Session:
             if progress is not None:
                 progress.close()
             self.fit_seconds += time.perf_counter() - started
-            done = len(self.recorder.rows) - epochs_before
+            done = len(self.rows) - epochs_before
             self.samples_seen += (
                 samples_in_batches(len(data.train), batch_size, initial_epoch * steps, done * steps) if steps
                 else len(data.train) * done
             )
-
-
-def _load_resume_weights(model: keras.Model, run: RunFolder) -> None:
-    model.optimizer.build(model.trainable_variables)
-    model.load_weights(run.file(CHECKPOINT_DIR) / WEIGHTS_FILE)
+        if _diverged_row(self.rows) is None:
+            last = self.rows[-1]["epoch"] if self.rows else 0
+            self.checkpoint.commit(stage.index, last, fitted, [], finished=True)
+            kill_point("stage.finished")
 
 
 def _features(parts: ModelParts, data: Splits, batch_size: int) -> Splits:
@@ -238,44 +236,57 @@ def _result_of(
     return result
 
 
-def _train_single(session: _Session, parts: ModelParts, data: Splits, start: ResumePoint | None) -> dict[str, Any]:
-    config, run = session.config, session.run
-    fine_tune = config.training.fine_tune
-    rows = session.recorder.rows
-    checkpoint = session.checkpoint(run.file(MODEL_FILE), parts.model)
-    checkpoint.restore(rows)
-    watch = session.watch(rows)
-    start_epoch = start.epoch if start else 0
-    epochs = config.training.epochs
-    if parts.head is not None:
-        session.compile(parts.head)
-        # the saved whole model carries the head's optimizer state, so it reloads without a mismatch
-        session.compile(parts.model, optimizer=parts.head.optimizer)
-        if start:
-            _load_resume_weights(parts.head, run)
-        session.fit(parts.head, _features(parts, data, config.training.batch_size), checkpoint, watch,
-                    epochs, start_epoch)
-    elif fine_tune is None:
-        if start:
-            _load_resume_weights(parts.model, run)
-        session.fit(parts.model, data, checkpoint, watch, epochs, start_epoch)
+def _tagged(row: dict[str, float], tags: dict[str, int]) -> bool:
+    return all(row.get(key) == value for key, value in tags.items())
+
+
+def _stage_done(state: CheckpointState | None, stage: Stage) -> bool:
+    return state is not None and (stage.index < state.stage or (stage.index == state.stage and state.finished))
+
+
+def _run_stage(
+    session: _Session, stage: Stage, fitted: keras.Model, model_to_save: keras.Model, data: Splits,
+    watch: OverfittingWatch | None, previous_epoch: int,
+) -> None:
+    """Train one stage from where the run is: its start, or the session's committed state."""
+    state = session.state
+    end = (previous_epoch if stage.continues else 0) + stage.epochs
+    if state is not None and state.stage == stage.index:
+        arrays = session.checkpoint.load(state, fitted)
+        if state.finished:
+            return
+        # stopped early: no more epochs, but the callbacks' train end still runs (restore_best_weights)
+        session.fit(stage, fitted, model_to_save, data, watch, state.epoch, state.epoch if state.stopped else end, arrays)
     else:
-        in_phase_two = start is not None and start.phase == 2
-        if not in_phase_two:
-            if start:
-                _load_resume_weights(parts.model, run)
-            session.fit(parts.model, data, checkpoint, watch, epochs, start_epoch, {"phase": 1}, "head  ")
-        if _diverged_row(rows) is None:
-            phase_one = [row for row in rows if row.get("phase") == 1]
-            phase_two_from = phase_one[-1]["epoch"] if phase_one else 0
+        session.fit(stage, fitted, model_to_save, data, watch, previous_epoch if stage.continues else 0, end, None)
+
+
+def _train_single(session: _Session, stages: list[Stage], parts: ModelParts, data: Splits) -> dict[str, Any]:
+    """The stages of one model: plain, fine-tune's two phases, or a head on precomputed features."""
+    config, rows = session.config, session.rows
+    watch = None
+    for stage in stages:
+        watch = session.watch(rows)
+        previous = stages[stage.index - 1].tags if stage.index else None
+        previous_epoch = max((row["epoch"] for row in rows if previous and _tagged(row, previous)), default=0)
+        if stage.on_features:
+            session.compile(parts.head)
+            # the saved whole model carries the head's optimizer state, so it reloads without a mismatch
+            session.compile(parts.model, optimizer=parts.head.optimizer)
+            if not _stage_done(session.state, stage):
+                features = _features(parts, data, config.training.batch_size)
+                _run_stage(session, stage, parts.head, parts.model, features, watch, previous_epoch)
+            continue
+        if stage.phase == 2:
+            if _diverged_row(rows) is not None:
+                break
             unfreeze(config, parts.base)
-            session.compile(parts.model, learning_rate=fine_tune.learning_rate)
-            if in_phase_two:
-                _load_resume_weights(parts.model, run)
-            session.fit(parts.model, data, checkpoint, watch, phase_two_from + fine_tune.epochs,
-                        max(start_epoch, phase_two_from), {"phase": 2}, "fine-tune  ")
-    if checkpoint.best_epoch is None:  # the monitor was never a number: keep the last model
-        save_model_atomic(parts.model, run.file(MODEL_FILE))
+            session.compile(parts.model, learning_rate=stage.learning_rate)
+        if session.state is not None and stage.index < session.state.stage:
+            continue
+        _run_stage(session, stage, parts.model, parts.model, data, watch, previous_epoch)
+    if not session.run.file(MODEL_FILE).exists():  # the monitor was never a number: keep the last model
+        save_model_atomic(parts.model, session.run.file(MODEL_FILE))
     phase_two = [row["epoch"] for row in rows if row.get("phase") == 2]
     return {
         **_result_of(session, rows, watch, parts.model.count_params(), len(data.train)),
@@ -293,28 +304,21 @@ def _mean_and_std(results: list[dict[str, float]]) -> dict[str, dict[str, float]
     }
 
 
-def _train_folds(session: _Session, folds: list[Splits], start: ResumePoint | None) -> dict[str, Any]:
+def _train_folds(session: _Session, stages: list[Stage], folds: list[Splits]) -> dict[str, Any]:
     """One model per fold, each from the same seed; the summary averages the folds."""
-    config, run = session.config, session.run
+    config = session.config
     results = []
     parameters = 0
-    for number, data in enumerate(folds, start=1):
+    for stage, data in zip(stages, folds):
         keras.utils.set_random_seed(config.seed)
         parts = build_model(config, data.input_shape, vocabulary_size=data.encoding.vocabulary_size)
         session.compile(parts.model)
         parameters = parts.model.count_params()
-        done = [row for row in session.recorder.rows if row.get("fold") == number]
-        watch = session.watch(done)
-        if start is None or number >= start.fold:
-            checkpoint = session.checkpoint(run.file(model_file(number)), parts.model)
-            checkpoint.restore(done)
-            resuming_here = start is not None and number == start.fold
-            if resuming_here:
-                _load_resume_weights(parts.model, run)
-            session.fit(parts.model, data, checkpoint, watch, config.training.epochs,
-                        start.epoch if resuming_here else 0, {"fold": number}, f"fold {number}/{len(folds)}  ")
-        rows = [row for row in session.recorder.rows if row.get("fold") == number]
-        results.append({"fold": number, **_result_of(session, rows, watch, parameters, len(data.train))})
+        watch = session.watch([row for row in session.rows if row.get("fold") == stage.fold])
+        if not _stage_done(session.state, stage):
+            _run_stage(session, stage, parts.model, parts.model, data, watch, 0)
+        rows = [row for row in session.rows if row.get("fold") == stage.fold]
+        results.append({"fold": stage.fold, **_result_of(session, rows, watch, parameters, len(data.train))})
         if results[-1]["diverged"]:
             break
     best, final = _mean_and_std([r["best"] for r in results]), _mean_and_std([r["final"] for r in results])
@@ -351,9 +355,7 @@ def _record_end(run: RunFolder, status: str, error: str) -> str:
     return ""
 
 
-def _execute(
-    session: _Session, parts: ModelParts, folds: list[Splits], start: ResumePoint | None, data: dict[str, Any],
-) -> TrainResult:
+def _execute(session: _Session, parts: ModelParts, folds: list[Splits], data: dict[str, Any]) -> TrainResult:
     """Train in the session's run folder and record how it ended, whatever happens."""
     config, run = session.config, session.run
     if session.console is not None:
@@ -361,10 +363,11 @@ def _execute(
             session.console.print(f"[cyan]note:[/] {note}", highlight=False)
     try:
         write_inference_files(run, config, folds)  # what `dlcli predict` and `export` need besides the model
+        stages = plan_stages(config)
         if config.training.kfold:
-            summary = _train_folds(session, folds, start)
+            summary = _train_folds(session, stages, folds)
         else:
-            summary = _train_single(session, parts, folds[0], start)
+            summary = _train_single(session, stages, parts, folds[0])
         summary = {
             "monitor": session.monitor,
             "directions": session.directions,
@@ -374,19 +377,24 @@ def _execute(
             "speed": session.speed.as_dict(),
             "data": {"dataset": config.dataset.name, **data},
         }
-        write_json(run.file(SUMMARY_FILE), summary)
-        rows = session.recorder.rows
+        rows = session.rows
         if rows:
             onset = summary["overfitting"].get("onset_epoch") if summary.get("overfitting") else None
             plot_curves(
                 rows, run.file(CURVES_FILE), f"{run.id}", onset, summary.get("fine_tune_from_epoch"),
                 config.training.plot.smooth, config.training.plot.from_epoch,
             )
+        # The end, in an order that leaves no crash window: once summary.json exists, training is
+        # over, and a `--resume` of a run killed from here on only records how it ended.
+        write_json(run.file(SUMMARY_FILE), summary)
+        kill_point("end.summary")
+        shutil.rmtree(run.file(CHECKPOINT_DIR), ignore_errors=True)  # only an unfinished run needs it
+        kill_point("end.checkpoint")
     except KeyboardInterrupt:
         stop_honoured()
         unrecorded = _record_end(run, "interrupted", "interrupted by Ctrl-C or SIGTERM")
         raise TrainingInterrupted(
-            f"run {run.id} interrupted after {len(session.recorder.rows)} epochs; its history and best "
+            f"run {run.id} interrupted after {len(session.rows)} epochs; its history and best "
             f"model are kept; continue it with: {_resume_command(run)}{unrecorded}"
         ) from None
     except DlcliError as error:
@@ -407,7 +415,12 @@ def _execute(
             f"run {run.id} failed: {type(error).__name__}: {error}; continue it with: "
             f"{_resume_command(run)}{unrecorded}"
         ) from error
-    if summary["diverged"]:
+    return _finish(run, summary, any(monitor.warned for monitor in session.overfitting_monitors))
+
+
+def _finish(run: RunFolder, summary: dict[str, Any], warned_live: bool = False) -> TrainResult:
+    """Record the status summary.json implies: completed, or diverged (raised)."""
+    if summary.get("diverged"):
         epoch, loss = summary["diverged"]["epoch"], summary["diverged"]["loss"]
         message = (
             f"run {run.id} diverged: the loss became {loss} in epoch {epoch}; the model of the best epoch "
@@ -415,9 +428,8 @@ def _execute(
         )
         run.finish("diverged", error=message)
         raise TrainingDiverged(message)
-    shutil.rmtree(run.file(CHECKPOINT_DIR), ignore_errors=True)  # only an unfinished run needs it
     run.finish("completed")
-    return TrainResult(run, summary, any(monitor.warned for monitor in session.overfitting_monitors))
+    return TrainResult(run, summary, warned_live)
 
 
 def prepare_experiment(
@@ -501,34 +513,15 @@ def train(
             except OSError as error:
                 shutil.rmtree(run.path, ignore_errors=True)  # nothing started: leave no half-made run behind
                 raise DlcliError(f"cannot write the run folder in {runs_dir}: {error.strerror or error}") from error
-            return _execute(_Session(config, run, console, speed), parts, folds, None, data)
+            return _execute(_Session(config, run, console, speed, Checkpoint(run)), parts, folds, data)
 
 
-def _resume_point(run: RunFolder) -> ResumePoint | None:
-    state = run.file(CHECKPOINT_DIR) / STATE_FILE
-    if not state.is_file() or not (run.file(CHECKPOINT_DIR) / WEIGHTS_FILE).is_file():
-        return None
-    return ResumePoint(**json.loads(state.read_text()))
-
-
-def _rows_up_to(rows: list[dict[str, float]], start: ResumePoint | None) -> list[dict[str, float]]:
-    """The history an interrupted run keeps: every epoch up to its saved state, none after."""
-    if start is None:
-        return []
-    if start.fold is not None:
-        return [
-            row for row in rows
-            if row["fold"] < start.fold or (row["fold"] == start.fold and row["epoch"] <= start.epoch)
-        ]
-    return [row for row in rows if row["epoch"] <= start.epoch]
-
-
-def _check_workers_resume_together(run: RunFolder, start: ResumePoint | None) -> None:
+def _check_workers_resume_together(run: RunFolder, state: CheckpointState | None) -> None:
     """Refuse a multi-worker resume whose workers saved different epochs: the copies would diverge."""
-    point = [start.phase or 0, start.epoch] if start else [0, 0]
+    point = [state.stage, state.epoch] if state else [0, 0]
     points = {tuple(p) for p in gather_from_workers(point)}
     if len(points) > 1:
-        saved = ", ".join(f"epoch {epoch}" + (f" of phase {phase}" if phase else "") for phase, epoch in sorted(points))
+        saved = ", ".join(f"epoch {epoch}" + (f" of stage {stage + 1}" if stage else "") for stage, epoch in sorted(points))
         raise DlcliError(
             f"run {run.id}: the workers saved different last epochs ({saved}; a worker stopped while "
             "saving), so resuming would train diverging copies of the model; train the config again"
@@ -536,10 +529,19 @@ def _check_workers_resume_together(run: RunFolder, start: ResumePoint | None) ->
 
 
 def resume(reference: str, runs_dir: Path, console: Console | None = None, command: str | None = None) -> TrainResult:
-    """Continue an interrupted, failed or crashed run in its own folder from its last saved epoch."""
+    """Continue an interrupted, failed or crashed run in its own folder from its last committed epoch.
+
+    Resumed, a run ends with the history.csv and model an uninterrupted run would have.
+    A run killed after its training ended (its summary.json written) is only marked so.
+    """
     run = resolve_run(runs_dir, reference)
     with run.owned():  # before anything is read: two resumes of one run must not both train it
         return _resume_owned(run, runs_dir, console, command)
+
+
+def _say(console: Console | None, message: str) -> None:
+    if console is not None:
+        console.print(f"[cyan]note:[/] {message}", highlight=False, soft_wrap=True)
 
 
 def _resume_owned(run: RunFolder, runs_dir: Path, console: Console | None, command: str | None) -> TrainResult:
@@ -554,17 +556,46 @@ def _resume_owned(run: RunFolder, runs_dir: Path, console: Console | None, comma
             f"run {run.id} diverged; resuming would diverge again: lower optimizer.learning_rate "
             f"in its config.yaml and train a new run"
         )
+    if run.file(SUMMARY_FILE).is_file():  # its training ended; the process died before saying so
+        shutil.rmtree(run.file(CHECKPOINT_DIR), ignore_errors=True)
+        summary = json.loads(run.file(SUMMARY_FILE).read_text(encoding="utf-8"))
+        _say(console, f"run {run.id} had finished training before its process ended; nothing to train")
+        run.restart(command)
+        return _finish(run, summary)
     config = load_config(run.file(CONFIG_FILE))
     with device_scope(config) as speed:
-        start = _resume_point(run)
+        checkpoint, state = Checkpoint.recover(run)
         if speed.task is not None:
-            _check_workers_resume_together(run, start)
+            _check_workers_resume_together(run, state)
+        recorded = read_history(run.file(HISTORY_FILE))
+        if state is not None and state.history is None:
+            state = _from_older_checkpoint(run, config, state, recorded, console)
+            checkpoint = Checkpoint(run, state.history, state.commit)
+        elif state is None and recorded:
+            raise DlcliError(
+                f"run {run.id} recorded {len(recorded)} epochs but has no checkpoint to continue them from "
+                f"({CHECKPOINT_DIR}/{STATE_FILE} is missing); its folder is left as it is: train its "
+                f"config.yaml again for a new run"
+            )
         folds, parts = prepare_experiment(config, runs_dir, speed)
         folds, data = decoded_for_training(folds, speed, console)
-        rows = _rows_up_to(read_history(run.file(HISTORY_FILE)), start)
-        if rows:  # epochs after the saved state are done again: drop their rows now
-            write_atomic(run.file(HISTORY_FILE), rows_to_csv(rows))
-        else:
-            run.file(HISTORY_FILE).unlink(missing_ok=True)
         run.restart(command)
-        return _execute(_Session(config, run, console, speed, rows), parts, folds, start, data)
+        return _execute(_Session(config, run, console, speed, checkpoint, state), parts, folds, data)
+
+
+def _from_older_checkpoint(
+    run: RunFolder, config: ExperimentConfig, state: CheckpointState, recorded: list[dict[str, float]],
+    console: Console | None,
+) -> CheckpointState:
+    """An older dlcli's checkpoint ({epoch, fold?, phase?}) as a state; its history cut back to it."""
+    stage = stage_of(plan_stages(config), state.fold, state.phase)
+    kept = [
+        row for row in recorded
+        if (row.get("fold") or 0, row.get("phase") or 0, row["epoch"]) <= (state.fold or 0, state.phase or 0, state.epoch)
+    ]
+    if len(kept) < len(recorded):
+        _say(console, f"history.csv's epochs after epoch {state.epoch} are trained again: the checkpoint was saved there")
+    _say(console, "an older dlcli saved this checkpoint without the random state and the callbacks' state: "
+         "the resumed epochs can differ slightly from an uninterrupted run's")
+    write_atomic(run.file(HISTORY_FILE), rows_to_csv(kept))
+    return state.model_copy(update={"stage": stage.index, "history": kept})

@@ -10,13 +10,12 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import TINY_CONFIG, read_json, run_folders
-from dlcli.callbacks import STATE_FILE, WEIGHTS_FILE
+
 from dlcli.config import load_config
 from dlcli.devices import _cpu_has_bfloat16, has_gpu, speed_settings
 from dlcli.errors import ConfigError
-from dlcli.train import CHECKPOINT_DIR
+from dlcli.runs import CHECKPOINT_DIR, OLD_WEIGHTS_FILE, STATE_FILE
 
 
 def test_auto_settings_follow_the_device(write_config):
@@ -62,7 +61,6 @@ import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 from pathlib import Path
-from dlcli.callbacks import STATE_FILE, WEIGHTS_FILE
 from dlcli.config import load_config
 from dlcli.train import train
 result = train(load_config(sys.argv[1], sys.argv[3:]), Path(sys.argv[2]))
@@ -73,15 +71,18 @@ print(result.summary["speed"]["replicas"], result.summary["final"]["loss"])
 def test_mirrored_on_two_cpu_devices_matches_one_device(write_config, tmp_path):
     config = write_config(TINY_CONFIG.replace("epochs: 2", "epochs: 1"))
 
-    def run(*overrides):
-        out = subprocess.run([sys.executable, "-c", MIRRORED, str(config), str(tmp_path / "runs"), *overrides],
-                             capture_output=True, text=True, timeout=180)
-        assert out.returncode == 0, out.stderr[-2000:]
-        replicas, loss = out.stdout.split()[-2:]
+    def start(*overrides):  # both at once: each process spends most of its time importing TensorFlow
+        command = [sys.executable, "-c", MIRRORED, str(config), str(tmp_path / "runs"), *overrides]
+        return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def result(process):
+        stdout, stderr = process.communicate(timeout=180)
+        assert process.returncode == 0, stderr[-2000:]
+        replicas, loss = stdout.split()[-2:]
         return int(replicas), float(loss)
 
-    one_replicas, one_loss = run()
-    two_replicas, two_loss = run("training.distribute=mirrored", "training.devices=[/cpu:0, /cpu:1]")
+    one, two = start(), start("training.distribute=mirrored", "training.devices=[/cpu:0, /cpu:1]")
+    (one_replicas, one_loss), (two_replicas, two_loss) = result(one), result(two)
 
     assert (one_replicas, two_replicas) == (1, 2)
     assert two_loss == pytest.approx(one_loss, abs=0.05)
@@ -190,9 +191,10 @@ def test_workers_that_saved_different_epochs_refuse_to_resume(write_config, runs
     for folder, saved_epoch in ((chief, 2), (other, 1)):
         info = read_json(folder / "run.json")
         (folder / "run.json").write_text(json.dumps({**info, "status": "interrupted"}))
+        (folder / "summary.json").unlink()  # written only once training has ended
         (folder / CHECKPOINT_DIR).mkdir()
         (folder / CHECKPOINT_DIR / STATE_FILE).write_text(json.dumps({"epoch": saved_epoch}))
-        (folder / CHECKPOINT_DIR / WEIGHTS_FILE).write_bytes(b"")
+        (folder / CHECKPOINT_DIR / OLD_WEIGHTS_FILE).write_bytes(b"")
 
     results = run_workers(*(["train", "--resume", folder.name, "--runs-dir", str(runs_dir)] for folder in (chief, other)))
 

@@ -41,9 +41,9 @@ def test_a_run_folder_that_cannot_be_written_is_not_left_behind(cli, tiny_config
 
 
 def test_disk_full_during_training_fails_the_run_with_advice(cli, tiny_config, runs_dir, monkeypatch):
-    import dlcli.callbacks
+    import dlcli.checkpoint
 
-    real_write = dlcli.callbacks.write_atomic
+    real_write = dlcli.checkpoint.write_atomic
     writes = {"history": 0}
 
     def fill_up_on_second_epoch(path, content):
@@ -53,7 +53,7 @@ def test_disk_full_during_training_fails_the_run_with_advice(cli, tiny_config, r
                 raise OSError(errno.ENOSPC, "No space left on device", str(path))
         real_write(path, content)
 
-    monkeypatch.setattr(dlcli.callbacks, "write_atomic", fill_up_on_second_epoch)
+    monkeypatch.setattr(dlcli.checkpoint, "write_atomic", fill_up_on_second_epoch)
 
     result = cli("train", str(tiny_config))
 
@@ -69,13 +69,13 @@ def test_disk_full_during_training_fails_the_run_with_advice(cli, tiny_config, r
 
 
 def test_when_even_run_json_cannot_be_written_the_message_says_so(cli, tiny_config, runs_dir, monkeypatch):
-    import dlcli.callbacks
+    import dlcli.checkpoint
     import dlcli.runs
 
     def no_space(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(dlcli.callbacks, "write_atomic", no_space)
+    monkeypatch.setattr(dlcli.checkpoint, "write_atomic", no_space)
     monkeypatch.setattr(dlcli.runs.RunFolder, "finish", no_space)
 
     result = cli("train", str(tiny_config))

@@ -3,7 +3,6 @@ order of each epoch as a function of (seed, epoch), the decoded-image caches."""
 
 from __future__ import annotations
 
-import csv
 import os
 import socket
 import textwrap
@@ -323,31 +322,6 @@ def test_cache_aliases(write_config):
     text = textwrap.dedent(TINY_CONFIG)
     assert load_config(write_config(text), ["training.cache=true"]).training.cache == "auto"
     assert load_config(write_config(text), ["training.cache=false"]).training.cache == "none"
-
-
-def test_a_resumed_run_sees_the_same_batches_and_ends_as_an_uninterrupted_one(cli, tiny_config, runs_dir, monkeypatch):
-    from dlcli.callbacks import EpochClock
-
-    settings = ["--set", "training.epochs=4", "--set", "training.tensorboard=false"]
-    assert cli("train", str(tiny_config), *settings).exit_code == 0
-    tick = EpochClock.on_epoch_begin
-
-    def interrupted_at_third_epoch(self, epoch, logs=None):
-        if epoch == 2:
-            raise KeyboardInterrupt
-        tick(self, epoch, logs)
-
-    monkeypatch.setattr(EpochClock, "on_epoch_begin", interrupted_at_third_epoch)
-    assert cli("train", str(tiny_config), *settings).exit_code == 130
-    monkeypatch.setattr(EpochClock, "on_epoch_begin", tick)
-    straight, resumed = run_folders(runs_dir)
-    assert cli("train", "--resume", resumed.name).exit_code == 0
-
-    def history(folder):
-        return [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(open(folder / "history.csv"))]
-
-    assert len(history(resumed)) == 4
-    assert history(resumed) == history(straight)
 
 
 def test_datasets_cache_lists_and_cleans_the_disk_cache(cli, photos, write_config):

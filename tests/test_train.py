@@ -128,16 +128,16 @@ def test_run_folders_in_the_same_second_never_collide(tmp_path, monkeypatch):
 
 
 def test_failure_during_training_keeps_the_folder_marked_failed(cli, tiny_config, runs_dir, monkeypatch):
-    from dlcli.callbacks import EpochRecorder
+    from dlcli.callbacks import EpochCommit
 
-    record_epoch = EpochRecorder.on_epoch_end
+    record_epoch = EpochCommit.on_epoch_end
 
     def fail_on_second_epoch(self, epoch, logs=None):
         if epoch == 1:
             raise RuntimeError("simulated fault")
         record_epoch(self, epoch, logs)
 
-    monkeypatch.setattr(EpochRecorder, "on_epoch_end", fail_on_second_epoch)
+    monkeypatch.setattr(EpochCommit, "on_epoch_end", fail_on_second_epoch)
 
     result = cli("train", str(tiny_config))
 

@@ -16,7 +16,6 @@ from PIL import Image
 
 from conftest import TINY_CONFIG, read_json, run_folders
 from dlcli.config import load_config
-from dlcli.runs import effective_status
 from dlcli.verdicts import overfitting_advice, training_notes
 
 
@@ -259,6 +258,11 @@ def epochs_in(folder):
         return [int(row["epoch"]) for row in csv.DictReader(file)]
 
 
+def history_without_seconds(folder):
+    with open(folder / "history.csv", newline="") as file:
+        return [{key: value for key, value in row.items() if key != "seconds"} for row in csv.DictReader(file)]
+
+
 def test_sigint_interrupts_and_resume_completes_every_epoch_once(cli, write_config, runs_dir):
     config = write_config(LONG)
     process = start_training(config, runs_dir)
@@ -280,33 +284,14 @@ def test_sigint_interrupts_and_resume_completes_every_epoch_once(cli, write_conf
     info = read_json(folder / "run.json")
     assert info["status"] == "completed" and len(info["resumes"]) == 1
     assert not (folder / "checkpoint").exists()
-    # an uninterrupted run of the same config ends close to the resumed one
+    # the same numbers as an uninterrupted run of the config (tests/test_resume.py kills runs instead)
     assert cli("train", str(config)).exit_code == 0
     straight = [f for f in run_folders(runs_dir) if f != folder][0]
-    resumed_final = read_json(folder / "summary.json")["final"]["val_accuracy"]
-    straight_final = read_json(straight / "summary.json")["final"]["val_accuracy"]
-    assert abs(resumed_final - straight_final) < 0.05
-
-
-def test_sigkill_leaves_a_crashed_run_that_resumes(cli, write_config, runs_dir):
-    process = start_training(write_config(LONG), runs_dir)
-    wait_for_epochs(runs_dir, process, 1)
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait(timeout=30)
-    (folder,) = run_folders(runs_dir)
-    info = read_json(folder / "run.json")
-
-    assert info["status"] == "running" and effective_status(info) == "crashed"
-
-    result = cli("train", "--resume", "latest")
-
-    assert result.exit_code == 0, result.output
-    assert epochs_in(folder) == list(range(1, 9))
-    assert effective_status(read_json(folder / "run.json")) == "completed"
+    assert history_without_seconds(folder) == history_without_seconds(straight)
 
 
 def test_two_resumes_of_one_run_train_it_once(write_config, runs_dir):
-    process = start_training(write_config(LONG.replace("epochs: 8", "epochs: 16")), runs_dir)
+    process = start_training(write_config(LONG.replace("epochs: 8", "epochs: 10")), runs_dir)
     wait_for_epochs(runs_dir, process, 1)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait(timeout=30)
@@ -319,7 +304,7 @@ def test_two_resumes_of_one_run_train_it_once(write_config, runs_dir):
     assert sorted(code for code, _ in results) == [0, 2], results
     (refused,) = [stderr for code, stderr in results if code == 2]
     assert f"run {folder.name} is being trained by pid" in refused, refused
-    assert epochs_in(folder) == list(range(1, 17))  # every epoch once
+    assert epochs_in(folder) == list(range(1, 11))  # every epoch once
     info = read_json(folder / "run.json")
     assert info["status"] == "completed" and len(info["resumes"]) == 1
 
@@ -335,33 +320,6 @@ def test_resume_refuses_completed_runs_and_extra_arguments(cli, tiny_config, run
     assert completed.exit_code == 2 and f"run {folder.name} is completed; nothing to resume" in completed.stderr
     assert with_config.exit_code == 2 and "give no CONFIG, --set or --name" in with_config.stderr
     assert unknown.exit_code == 2 and "no run 'nope'" in unknown.stderr
-
-
-def test_resume_of_an_interrupted_fine_tune_and_kfold_run(cli, write_config, runs_dir, monkeypatch):
-    """Interrupt in-process (a KeyboardInterrupt at a chosen epoch), then resume."""
-    from dlcli.callbacks import EpochRecorder
-
-    record = EpochRecorder.on_epoch_end
-    stop_at = {"epoch": 3}
-
-    def interrupt(self, epoch, logs=None):
-        record(self, epoch, logs)
-        if self.tags.get("fold", 2) == 2 and epoch + 1 == stop_at["epoch"]:
-            stop_at["epoch"] = -1
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(EpochRecorder, "on_epoch_end", interrupt)
-    kfold = cli("train", str(write_config(TINY_CONFIG)), "--set", "training.kfold=2", "--set", "training.epochs=4")
-    assert kfold.exit_code == 130
-    (folder,) = run_folders(runs_dir)
-
-    resumed = cli("train", "--resume", folder.name)
-
-    assert resumed.exit_code == 0, resumed.output
-    with open(folder / "history.csv", newline="") as file:
-        rows = [(int(r["fold"]), int(r["epoch"])) for r in csv.DictReader(file)]
-    assert rows == [(1, e) for e in range(1, 5)] + [(2, e) for e in range(1, 5)]
-    assert read_json(folder / "summary.json")["kfold"]["k"] == 2
 
 
 # --- The direction of each metric, from Keras --------------------------------------------------

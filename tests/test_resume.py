@@ -1,0 +1,177 @@
+"""Runs killed with SIGKILL anywhere resume to the uninterrupted run's numbers, value for value.
+
+Each killed run is a real `dlcli train` process that SIGKILLs itself at a kill point
+(dlcli.faults): between the writes of an epoch's commit, after a stage, at the end of the
+run. The killed processes start together (one TensorFlow import each, the cores shared),
+then each is resumed in-process and its history.csv compared with an uninterrupted run's.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from conftest import TINY_CONFIG, read_json, run_folders
+from dlcli.callbacks import REFUSED_CALLBACKS
+from dlcli.checkpoint import CALLBACK_STATE, STATELESS_CALLBACKS
+from dlcli.cli import app
+from dlcli.runs import effective_status
+
+
+def photos(name, folder, model, training):
+    """A config on the digits exported as 16x16 PNG files; `model` and `training` are YAML blocks."""
+    return (
+        f"name: {name}\nseed: 0\n"
+        f"dataset: {{name: image_directory, path: {folder}, image_size: [16, 16], validation_split: 0.2}}\n"
+        f"model:\n{model}\n"
+        "optimizer: {name: adam, learning_rate: 0.01}\nloss: sparse_categorical_crossentropy\nmetrics: [accuracy]\n"
+        f"training:\n  batch_size: 128\n{training}\n"
+    )
+
+
+# The base the fine-tune and precompute runs take from an earlier run
+BASE_MODEL = """\
+  layers:
+    - Conv2D: {filters: 4, kernel_size: 3, activation: relu, name: conv_a}
+    - MaxPooling2D: {name: pool_a}
+    - Conv2D: {filters: 4, kernel_size: 3, activation: relu, name: conv_b}
+    - Flatten: {name: features}
+    - Dense: {units: 10, activation: softmax}"""
+
+RANDOM_MODEL = """\
+  augmentation:
+    - RandomFlip: {mode: horizontal}
+    - RandomRotation: {factor: 0.1}
+  layers:
+    - Conv2D: {filters: 4, kernel_size: 3, activation: relu}
+    - MaxPooling2D
+    - Flatten
+    - Dropout: {rate: 0.3}
+    - Dense: {units: 10, activation: softmax}"""
+# min_delta 1.0: the loss never improves enough, so both callbacks act on a known schedule whatever
+# the numbers: the rate halves after epochs 3 and 5, and training stops after epoch 6 of 8.
+# Killed after epoch 4, a resume that lost their counters would halve at 6 and never stop.
+CALLBACKS = """\
+  epochs: 8
+  reduce_lr_on_plateau: {monitor: loss, factor: 0.5, patience: 2, min_delta: 1.0}
+  early_stopping: {monitor: loss, patience: 5, min_delta: 1.0, restore_best_weights: true}"""
+
+
+def on_a_base(base, extra=""):
+    return f"  base: {{run: {base}, until: features{extra}}}\n  layers:\n    - Dropout: {{rate: 0.3}}\n" \
+        "    - Dense: {units: 10, activation: softmax}"
+
+
+FINE_TUNE = "  epochs: 3\n  fine_tune: {unfreeze: 2, epochs: 2, learning_rate: 0.001}"
+
+TINY_WITH_DROPOUT = TINY_CONFIG.replace("    - Dense: {units: 10", "    - Dropout: {rate: 0.2}\n    - Dense: {units: 10")
+
+# name -> (config, its --set overrides, kill point:pass). Commits count from 1 over the whole
+# run; each stage ends with one more commit (the stage's end) after its epochs'.
+KILLS = {
+    "random state and callbacks": ("exact", [], "commit.state:4"),
+    "fine-tune in phase 1": ("fine_tune", [], "commit.weights:2"),
+    "fine-tune in phase 2": ("fine_tune", [], "commit.history:5"),
+    "k-fold in its second fold": ("tiny", ["training.kfold=2", "training.epochs=3"], "commit.state:6"),
+    "precompute": ("precompute", [], "commit.history:2"),
+    "best model saved, not committed": ("tiny", ["dataset.validation_split=0"], "commit.model:2"),
+    "best model moved, history not written": ("tiny", ["dataset.validation_split=0"], "commit.model_moved:2"),
+    "between the last epoch and the stage's end": ("tiny", [], "stage.finished"),
+    "after the summary": ("tiny", [], "end.summary"),
+    "after the checkpoint's removal": ("tiny", [], "end.checkpoint"),
+}
+
+
+def _sets(overrides):
+    return [part for override in overrides for part in ("--set", override)]
+
+
+@pytest.fixture(scope="module")
+def killed(tmp_path_factory, digits_folder):
+    """name -> (config path, overrides, the killed run's folder, its process's stderr)."""
+    root = tmp_path_factory.mktemp("resume")
+    base_config = root / "base.yaml"
+    base_config.write_text(photos("base", digits_folder, BASE_MODEL, "  epochs: 1"))
+    base_runs = root / "base-runs"
+    result = CliRunner().invoke(app, ["train", str(base_config), "--runs-dir", str(base_runs)])
+    assert result.exit_code == 0, result.output
+    (base,) = run_folders(base_runs)
+    configs = {
+        "exact": photos("exact", digits_folder, RANDOM_MODEL, CALLBACKS),
+        "fine_tune": photos("fine-tune", digits_folder, on_a_base(base), FINE_TUNE),
+        "precompute": photos("precompute", digits_folder, on_a_base(base, ", precompute: true"), "  epochs: 3"),
+        "tiny": TINY_WITH_DROPOUT,
+    }
+    paths = {}
+    for name, text in configs.items():
+        paths[name] = root / f"{name}.yaml"
+        paths[name].write_text(textwrap.dedent(text))
+    processes = {}
+    for number, (name, (config, overrides, point)) in enumerate(KILLS.items()):
+        runs = root / f"killed-{number}"
+        command = [sys.executable, "-m", "dlcli", "train", str(paths[config]), *_sets(overrides), "--runs-dir", str(runs)]
+        env = {**os.environ, "DLCLI_KILL_AT": point}
+        processes[name] = (runs, subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env))
+    outcome = {}
+    for name, (runs, process) in processes.items():
+        _, stderr = process.communicate(timeout=300)
+        config, overrides, _ = KILLS[name]
+        assert process.returncode == -signal.SIGKILL, f"{name}: not killed at {KILLS[name][2]}: {stderr[-3000:]}"
+        (folder,) = run_folders(runs)
+        outcome[name] = (paths[config], overrides, folder)
+    return outcome
+
+
+def history(folder):
+    """history.csv's rows as written, less the seconds each epoch took."""
+    with open(folder / "history.csv", newline="") as file:
+        return [{key: value for key, value in row.items() if key != "seconds"} for row in csv.DictReader(file)]
+
+
+def uninterrupted(config, overrides, runs):
+    result = CliRunner().invoke(app, ["train", str(config), *_sets(overrides), "--runs-dir", str(runs)])
+    assert result.exit_code == 0, result.output
+    return run_folders(runs)[-1]
+
+
+@pytest.mark.parametrize("name", KILLS)
+def test_a_killed_run_resumes_to_the_uninterrupted_runs_numbers(killed, name, tmp_path):
+    config, overrides, folder = killed[name]
+    assert effective_status(read_json(folder / "run.json")) == "crashed"  # as the kill left it
+
+    resumed = CliRunner().invoke(app, ["train", "--resume", str(folder)])
+
+    assert resumed.exit_code == 0, resumed.output
+    straight = uninterrupted(config, overrides, tmp_path / "straight")
+    assert history(folder) == history(straight)
+    if name == "random state and callbacks":  # the check means something only if they acted
+        rates = [float(row["learning_rate"]) for row in history(straight)]
+        assert rates == pytest.approx([0.01] * 3 + [0.005] * 2 + [0.0025])
+    info = read_json(folder / "run.json")
+    assert info["status"] == "completed" and len(info["resumes"]) == 1
+    assert read_json(folder / "summary.json")["best_epoch"] == read_json(straight / "summary.json")["best_epoch"]
+    for model_file in sorted(straight.glob("model*.keras")):
+        expected = keras.saving.load_model(model_file).get_weights()
+        got = keras.saving.load_model(folder / model_file.name).get_weights()
+        assert all(np.array_equal(a, b) for a, b in zip(expected, got)), model_file.name
+    assert not (folder / "checkpoint").exists()
+    assert not [path.name for path in folder.iterdir() if path.name.startswith(".")]  # no temporary files
+
+
+
+def test_every_callback_a_config_may_name_has_its_state_saved_or_keeps_none():
+    allowed = {
+        name for name, cls in vars(keras.callbacks).items()
+        if isinstance(cls, type) and issubclass(cls, keras.callbacks.Callback)
+        and cls is not keras.callbacks.Callback and name not in REFUSED_CALLBACKS
+    }
+    assert allowed == set(CALLBACK_STATE) | STATELESS_CALLBACKS
