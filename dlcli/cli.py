@@ -339,15 +339,17 @@ def show(run: RunArgument, runs_dir: RunsDir = Path("runs")) -> None:
     from rich.syntax import Syntax
 
     from dlcli.render import STATUS_STYLES
-    from dlcli.runs import CONFIG_FILE, load_run, resolve_run
+    from dlcli.runs import (
+        CHECKPOINT_DIR, CONFIG_FILE, CURVES_FILE, HISTORY_FILE, MODEL_FILE, TENSORBOARD_DIR, load_run, resolve_run,
+    )
 
     record = load_run(resolve_run(runs_dir, run))
     info = record.info
     style = STATUS_STYLES.get(record.status, "")
     console.print(f"[bold]{record.id}[/]  [{style}]{record.status}[/]" + (f"  ({record.damage})" if record.damage else ""))
     for key in ("created", "ended", "duration_s", "command", "host", "pid", "error"):
-        if info.get(key) not in (None, ""):
-            console.print(f"  {key}: {info[key]}", markup=False)
+        if getattr(info, key) not in (None, ""):
+            console.print(f"  {key}: {getattr(info, key)}", markup=False)
     config_path = record.folder.file(CONFIG_FILE)
     if config_path.is_file():
         console.print(Syntax(config_path.read_text(encoding="utf-8"), "yaml", theme="ansi_dark"))
@@ -357,8 +359,8 @@ def show(run: RunArgument, runs_dir: RunsDir = Path("runs")) -> None:
     if record.evaluation:
         metrics = ", ".join(f"{k} {v:.4g}" for k, v in record.evaluation.get("metrics", {}).items())
         console.print(f"{record.evaluation.get('split', 'test')}: {metrics}")
-    for name, what in (("curves.png", "curves"), ("model.keras", "model"), ("tensorboard", "TensorBoard logs"),
-                       ("history.csv", "history"), ("checkpoint", "resume checkpoint")):
+    for name, what in ((CURVES_FILE, "curves"), (MODEL_FILE, "model"), (TENSORBOARD_DIR, "TensorBoard logs"),
+                       (HISTORY_FILE, "history"), (CHECKPOINT_DIR, "resume checkpoint")):
         path = record.folder.file(name)
         if path.exists():
             console.print(f"  {what}: {path}", markup=False)
@@ -417,7 +419,7 @@ def compare_runs(
 
         console.print(comparison_table(comparison))
     if plot is not None:
-        from dlcli.runs import read_history
+        from dlcli.runs import HISTORY_FILE, read_history
         from dlcli.plots import plot_comparison
 
         def label(row: dict[str, Any]) -> str:
@@ -425,7 +427,7 @@ def compare_runs(
             return differing or row["run"]
 
         by_id = {record.id: record for record in records}
-        series = [(label(row), read_history(by_id[row["run"]].folder.file("history.csv"))) for row in comparison.rows]
+        series = [(label(row), read_history(by_id[row["run"]].folder.file(HISTORY_FILE))) for row in comparison.rows]
         plot_comparison(series, plot, f"{len(series)} runs", smooth)
         error_console.print(f"wrote {plot}")
 
@@ -497,7 +499,7 @@ def sweep_runs(
 
         base = load_config(config, [*overrides, "sweep=null"], name=name)
         trials = sweeping.plan_trials(config, grid, random_trials, seed)
-        plan = sweeping.Plan("", str(config.resolve()), overrides, trials)
+        plan = sweeping.Plan(id="", config=str(config.resolve()), overrides=overrides, trials=trials)
         _import_tensorflow()
         sweeping.check_trials(plan, runs_dir)
         plan, folder = sweeping.create_sweep(config, overrides, trials, runs_dir, base.name)

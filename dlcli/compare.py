@@ -126,7 +126,7 @@ def compare(records: list[RunRecord], sort: str | None = None) -> Comparison:
             "best_epoch": summary.get("best_epoch"),
             "overfitting_onset": overfitting.get("onset_epoch"),
             "parameters": summary.get("parameters"),
-            "duration_s": record.info.get("duration_s"),
+            "duration_s": record.info.duration_s,
         })
     directions = recorded_directions(records)
     best = {}
@@ -166,6 +166,6 @@ def select(records: list[RunRecord], last: int | None = None, pattern: str | Non
     if pattern:
         records = [
             r for r in records
-            if fnmatch.fnmatch(r.id, pattern) or fnmatch.fnmatch(str(r.info.get("name", "")), pattern)
+            if fnmatch.fnmatch(r.id, pattern) or fnmatch.fnmatch(r.info.name, pattern)
         ]
     return records[-last:] if last else records

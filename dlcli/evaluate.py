@@ -14,7 +14,9 @@ from dlcli.data import load_dataset, load_folds
 from dlcli.data.examples import FINGERPRINT_VERSION, Splits
 from dlcli.data.pipeline import stream
 from dlcli.errors import DlcliError
-from dlcli.runs import CONFIG_FILE, EVALUATION_FILE, MODEL_FILE, SUMMARY_FILE, RunFolder, model_file, now, write_json
+from dlcli.runs import (
+    CONFIG_FILE, EVALUATION_FILE, MODEL_FILE, SCHEMA, SUMMARY_FILE, RunFolder, model_file, now, write_json,
+)
 
 SPLITS = ("test", "validation")
 
@@ -65,7 +67,9 @@ def evaluate_run(run: RunFolder, split: str = "test") -> dict[str, Any]:
         raise DlcliError(f"run {run.id} trained on all the training data (`dataset.validation_split: 0`): "
                          "it has no validation split; evaluate it on the test split")
     batch_size = config.training.batch_size
-    evaluation: dict[str, Any] = {"run": run.id, "split": split, "evaluated": now().isoformat(timespec="seconds")}
+    evaluation: dict[str, Any] = {
+        "schema": SCHEMA, "run": run.id, "split": split, "evaluated": now().isoformat(timespec="seconds"),
+    }
     if config.training.kfold:
         folds = load_folds(config)
         results = [

@@ -23,7 +23,7 @@ import tensorflow as tf
 from dlcli import __version__
 from dlcli.errors import DlcliError, ExportMismatch
 from dlcli.inference import inference_model
-from dlcli.runs import RunFolder
+from dlcli.runs import EXPORT_DIR, RunFolder
 
 # format -> (Keras's name for it, the artifact's file suffix, packages it needs)
 FORMATS: dict[str, tuple[str, str, tuple[str, ...]]] = {
@@ -136,7 +136,7 @@ def export_run(
         raise DlcliError(
             f"run {run.id} reads text: its vectorizer exports only as a SavedModel (`--format saved_model`)"
         )
-    path = output or run.file("export") / f"model{suffix or '_saved_model'}"
+    path = output or run.file(EXPORT_DIR) / f"model{suffix or '_saved_model'}"
     if path.exists():
         raise DlcliError(f"{path} exists; remove it or give another --output")
     path.parent.mkdir(parents=True, exist_ok=True)

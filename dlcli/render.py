@@ -49,16 +49,16 @@ def runs_table(records: list[RunRecord]) -> Table:
         )
     for record in records:
         info = record.info
-        duration = info.get("duration_s")
+        duration = info.duration_s
         status = _status(record.status)
         if record.damage:
             status.append(f" ({record.damage})", style="dim")
         table.add_row(
-            record.id, str(info.get("name", "")), status, str(info.get("dataset", "")),
+            record.id, info.name, status, info.dataset,
             str(record.epochs_done()) if not record.damage else "",
             _headline_metric(record, (record.summary or {}).get("best"), "val_"),
             _headline_metric(record, (record.evaluation or {}).get("metrics")),
-            str(info.get("created", ""))[:19].replace("T", " "),
+            str(info.created or "")[:19].replace("T", " "),
             f"{duration:.0f}s" if isinstance(duration, (int, float)) else "",
         )
     return table

@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from dlcli import __version__
 from dlcli.errors import DlcliError, RunNotFound
@@ -32,6 +32,7 @@ MODEL_FILE = "model.keras"
 INPUTS_FILE = "inputs.json"
 CURVES_FILE = "curves.png"
 TENSORBOARD_DIR = "tensorboard"
+EXPORT_DIR = "export"  # dlcli export's default destination
 OWNER_FILE = "owner.lock"  # locked by the process training the run (RunFolder.owned)
 CHECKPOINT_DIR = "checkpoint"  # an unfinished run's resume state; removed when it completes
 STATE_FILE = "state.json"  # in CHECKPOINT_DIR: the last committed epoch (CheckpointState)
@@ -74,17 +75,81 @@ def remove_temporary_files(folder: Path) -> list[str]:
             removed.append(path.name)
     return removed
 
-class CheckpointState(BaseModel):
+
+SCHEMA = 1  # of the run folder's JSON files, as this dlcli writes them
+
+
+class RunFile(BaseModel):
+    """A JSON file of the run folder with a `schema` version; a file without one is version 0
+    (written before versions, with the same keys), and keys a later dlcli adds are kept."""
+
+    # Infinity and NaN as JSON's usual extension (Python's json reads them), not null
+    model_config = ConfigDict(extra="allow", populate_by_name=True, ser_json_inf_nan="constants")
+
+    schema_version: int = Field(SCHEMA, alias="schema")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]):
+        return cls.model_validate({"schema": 0, **data})
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(by_alias=True, mode="json")
+
+    def write(self, path: Path) -> None:
+        write_atomic(path, self.model_dump_json(by_alias=True, indent=2) + "\n")
+
+
+class RunInfo(RunFile):
+    """`run.json`: a run's identity and status (docs/run-folder.md)."""
+
+    id: str
+    name: str = ""
+    dataset: str = ""
+    status: str = "unknown"  # running, completed, interrupted, failed, diverged
+    created: str | None = None
+    ended: str | None = None
+    duration_s: float | None = None
+    command: str | None = None
+    cwd: str | None = None
+    seed: int | None = None
+    versions: dict[str, str] = {}
+    host: str | None = None
+    pid: int | None = None
+    pid_started: int | None = None  # clock ticks since boot: a reused pid is another process
+    error: str | None = None
+    sweep: dict[str, Any] | None = None  # {id, trial, values} for a trial of a sweep
+    resumes: list[dict[str, Any]] = []  # one {at, command} per --resume
+
+
+class Summary(RunFile):
+    """`summary.json`, written once training has ended; the keys every run has are typed."""
+
+    monitor: str | None = None
+    directions: dict[str, str] = {}
+    epochs_run: int
+    best_epoch: int | None = None
+    best: dict[str, float | None] = {}
+    final: dict[str, float | None] = {}
+    notes: list[str] = []
+    diverged: dict[str, Any] | None = None
+    parameters: int | None = None
+
+
+class Evaluation(RunFile):
+    """`evaluation.json`, written by `dlcli evaluate`."""
+
+    run: str
+    split: str
+    metrics: dict[str, float]
+
+
+class CheckpointState(RunFile):
     """`checkpoint/state.json`: an unfinished run's last committed epoch and the files that hold it.
 
     Written last in each epoch's commit (dlcli.checkpoint), so it only ever names files that
     are whole. Schema 0 is an older dlcli's `{epoch, fold?, phase?}` beside `last.weights.h5`.
     """
 
-    # Infinity and NaN as JSON's usual extension (Python's json reads them), not null
-    model_config = ConfigDict(extra="ignore", populate_by_name=True, ser_json_inf_nan="constants")
-
-    schema_version: int = Field(1, alias="schema")
     commit: int = 0  # numbers the files of this commit
     stage: int = 0  # its index in dlcli.plan.plan_stages
     epoch: int  # the last epoch trained, numbered as in history.csv
@@ -100,22 +165,12 @@ class CheckpointState(BaseModel):
     fold: int | None = None  # schema 0 only
     phase: int | None = None  # schema 0 only
 
-    @property
-    def exact(self) -> bool:
-        """Whether resuming from it gives the uninterrupted run's numbers (an older dlcli kept less)."""
-        return self.random is not None and self.callbacks is not None
-
     def files(self) -> set[str]:
         return {name for name in (self.weights, self.callback_arrays, self.best_model) if name}
 
     @classmethod
     def read(cls, path: Path) -> CheckpointState:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        data.setdefault("schema", 0)
-        return cls.model_validate(data)
-
-    def write(self, path: Path) -> None:
-        write_atomic(path, self.model_dump_json(by_alias=True, indent=1) + "\n")
+        return cls.from_dict(json.loads(path.read_text(encoding="utf-8")))
 
 
 _UMASK = os.umask(0)
@@ -224,59 +279,45 @@ class RunFolder:
         finally:
             handle.close()
 
-    def read_info(self) -> dict[str, Any]:
-        return json.loads(self.file(RUN_FILE).read_text(encoding="utf-8"))
-
-    def write_info(self, info: dict[str, Any]) -> None:
-        write_json(self.file(RUN_FILE), info)
+    def read_info(self) -> RunInfo:
+        return RunInfo.from_dict(json.loads(self.file(RUN_FILE).read_text(encoding="utf-8")))
 
     def start(
         self, config_yaml: str, seed: int, name: str, versions: dict[str, str], command: str | None,
         dataset: str, sweep: dict[str, Any] | None = None,
-    ) -> dict[str, Any]:
+    ) -> RunInfo:
         """Write the resolved config and a `running` run.json."""
         write_atomic(self.file(CONFIG_FILE), config_yaml)
-        info = {
-            "id": self.id,
-            "name": name,
-            "dataset": dataset,
-            "status": "running",
-            "created": now().isoformat(timespec="milliseconds"),
-            "ended": None,
-            "duration_s": None,
-            "command": command,
-            "cwd": os.getcwd(),
-            "seed": seed,
-            "versions": {"python": platform.python_version(), "dlcli": __version__, **versions},
-            "host": socket.gethostname(),
-            "pid": os.getpid(),
-            "pid_started": process_start_time(os.getpid()),
-            "error": None,
-            "sweep": sweep,
-        }
-        self.write_info(info)
+        info = RunInfo(
+            id=self.id, name=name, dataset=dataset, status="running",
+            created=now().isoformat(timespec="milliseconds"), command=command, cwd=os.getcwd(), seed=seed,
+            versions={"python": platform.python_version(), "dlcli": __version__, **versions},
+            host=socket.gethostname(), pid=os.getpid(), pid_started=process_start_time(os.getpid()), sweep=sweep,
+        )
+        info.write(self.file(RUN_FILE))
         return info
 
-    def restart(self, command: str | None) -> dict[str, Any]:
+    def restart(self, command: str | None) -> RunInfo:
         """Mark a resumed run `running` again, by this process."""
         info = self.read_info()
-        info.setdefault("resumes", []).append({"at": now().isoformat(timespec="milliseconds"), "command": command})
-        info.update(status="running", ended=None, duration_s=None, error=None,
-                    host=socket.gethostname(), pid=os.getpid(), pid_started=process_start_time(os.getpid()))
-        self.write_info(info)
+        info.resumes.append({"at": now().isoformat(timespec="milliseconds"), "command": command})
+        info = info.model_copy(update=dict(
+            status="running", ended=None, duration_s=None, error=None, host=socket.gethostname(), pid=os.getpid(),
+            pid_started=process_start_time(os.getpid()), schema_version=SCHEMA,
+        ))
+        info.write(self.file(RUN_FILE))
         return info
 
-    def finish(self, status: str, error: str | None = None) -> dict[str, Any]:
+    def finish(self, status: str, error: str | None = None) -> RunInfo:
         """Record the final status, the end time and the duration."""
         info = self.read_info()
         ended = now()
-        info.update(
-            status=status,
-            ended=ended.isoformat(timespec="milliseconds"),
-            duration_s=round((ended - datetime.fromisoformat(info["created"])).total_seconds(), 1),
-            error=error,
-        )
-        self.write_info(info)
+        created = datetime.fromisoformat(info.created) if info.created else ended
+        info = info.model_copy(update=dict(
+            status=status, ended=ended.isoformat(timespec="milliseconds"),
+            duration_s=round((ended - created).total_seconds(), 1), error=error, schema_version=SCHEMA,
+        ))
+        info.write(self.file(RUN_FILE))
         return info
 
 
@@ -300,7 +341,7 @@ def _named(runs: list[RunFolder], name: str) -> list[RunFolder]:
     named = []
     for run in runs:
         try:
-            if run.read_info().get("name") == name:
+            if run.read_info().name == name:
                 named.append(run)
         except (OSError, ValueError):
             continue  # a damaged run.json names nothing
@@ -351,18 +392,34 @@ def _process_alive(pid: int, started: int | None) -> bool:
     return started is None or process_start_time(pid) in (None, started)
 
 
-def effective_status(info: dict[str, Any]) -> str:
+def _owner_alive(folder: RunFolder) -> bool | None:
+    """Whether a process holds the run's owner.lock (None: the run has none, an older dlcli's)."""
+    try:
+        handle = open(folder.file(OWNER_FILE), "rb")
+    except FileNotFoundError:
+        return None
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        return False  # closing the file releases the shared lock this took
+
+
+def effective_status(info: RunInfo | dict[str, Any], folder: RunFolder | None = None) -> str:
     """The recorded status, except a `running` run whose process is gone: `crashed`.
 
-    A run on another host cannot be checked from here and keeps its recorded status.
+    Gone means: no process holds the run's owner.lock (the kernel releases it however the
+    process died), or, for a run without one, its pid is not that process. A run on another
+    host cannot be checked from here and keeps its recorded status.
     """
-    status = info.get("status", "unknown")
-    if status == "running" and info.get("host") == socket.gethostname():
-        pid = info.get("pid")
-        if not isinstance(pid, int) or not _process_alive(pid, info.get("pid_started")):
+    if isinstance(info, dict):
+        info = RunInfo.from_dict(info)
+    if info.status == "running" and info.host == socket.gethostname():
+        owner = _owner_alive(folder) if folder is not None else None
+        if owner is False or (owner is None and (info.pid is None or not _process_alive(info.pid, info.pid_started))):
             return "crashed"
-    return status
-
+    return info.status
 
 
 @dataclass
@@ -370,10 +427,10 @@ class RunRecord:
     """What a run folder says about itself, read without trusting it to be whole."""
 
     folder: RunFolder
-    info: dict[str, Any]
+    info: RunInfo
     status: str  # the effective status: 'crashed' for a dead 'running' run, 'damaged' for an unreadable one
     damage: str | None = None
-    summary: dict[str, Any] | None = None
+    summary: dict[str, Any] | None = None  # as written; Summary has validated its common keys
     evaluation: dict[str, Any] | None = None
 
     @property
@@ -390,8 +447,8 @@ class RunRecord:
             return 0
 
 
-def _read_json(path: Path) -> tuple[dict[str, Any] | None, str | None]:
-    """(data, None), or (None, why it cannot be read); a missing file is (None, None)."""
+def _read_run_file(path: Path, model: type[RunFile]) -> tuple[dict[str, Any] | None, str | None]:
+    """(data, None) when `model` accepts the file, or (None, why it cannot be read); a missing file is (None, None)."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -400,19 +457,26 @@ def _read_json(path: Path) -> tuple[dict[str, Any] | None, str | None]:
         return None, f"{path.name} is unreadable ({type(error).__name__}: {str(error)[:60]})"
     if not isinstance(data, dict):
         return None, f"{path.name} holds a {type(data).__name__}, not an object"
+    try:
+        model.from_dict(data)
+    except ValidationError as error:
+        problem = error.errors()[0]
+        where = ".".join(str(part) for part in problem["loc"])
+        return None, f"{path.name}: {where}: {problem['msg']}"
     return data, None
 
 
 def load_run(folder: RunFolder) -> RunRecord:
     """The run's record; a missing or corrupt run.json or summary.json makes it 'damaged', never an error."""
-    info, damage = _read_json(folder.file(RUN_FILE))
-    if info is None:
-        return RunRecord(folder, {}, "damaged", damage or f"{RUN_FILE} is missing")
-    status = effective_status(info)
-    summary, summary_damage = _read_json(folder.file(SUMMARY_FILE))
+    data, damage = _read_run_file(folder.file(RUN_FILE), RunInfo)
+    if data is None:
+        return RunRecord(folder, RunInfo(id=folder.id), "damaged", damage or f"{RUN_FILE} is missing")
+    info = RunInfo.from_dict(data)
+    status = effective_status(info, folder)
+    summary, summary_damage = _read_run_file(folder.file(SUMMARY_FILE), Summary)
     if summary_damage is None and summary is None and status in ("completed", "diverged"):
         summary_damage = f"{SUMMARY_FILE} is missing though the run is {status}"
-    evaluation, _ = _read_json(folder.file(EVALUATION_FILE))  # optional: re-made by `dlcli evaluate`
+    evaluation, _ = _read_run_file(folder.file(EVALUATION_FILE), Evaluation)  # optional: re-made by `dlcli evaluate`
     if summary_damage:
         return RunRecord(folder, info, "damaged", summary_damage, None, evaluation)
     return RunRecord(folder, info, status, None, summary, evaluation)

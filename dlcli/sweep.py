@@ -16,21 +16,21 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 from dlcli.config import ExperimentConfig, load_config, parse_yaml, parse_yaml_value
 from dlcli.errors import ConfigError, DlcliError, RunNotFound
-from dlcli.runs import RunFolder, RunRecord, load_runs, now, write_json
+from dlcli.runs import SCHEMA, RunFile, RunFolder, RunRecord, load_runs, now
 
 SWEEPS_DIR = "sweeps"
 PLAN_FILE = "plan.json"
 DISTRIBUTIONS = ("uniform", "log_uniform", "choice")
 
 
-@dataclass
-class Trial:
+class Trial(BaseModel):
     index: int
     values: dict[str, Any]
     run: str | None = None
@@ -44,24 +44,23 @@ class Trial:
         return ", ".join(f"{key}={value}" for key, value in self.values.items())
 
 
-@dataclass
-class Plan:
+class Plan(RunFile):
+    """`runs/sweeps/<id>/plan.json`: the sweep's config, overrides and trials (docs/run-folder.md)."""
+
     id: str
     config: str
     overrides: list[str]
-    trials: list[Trial] = field(default_factory=list)
+    trials: list[Trial] = []
+    updated: str | None = None
 
     def save(self, folder: Path) -> None:
-        write_json(folder / PLAN_FILE, {
-            "id": self.id, "config": self.config, "overrides": self.overrides,
-            "updated": now().isoformat(timespec="seconds"),
-            "trials": [vars(trial) for trial in self.trials],
-        })
+        self.updated = now().isoformat(timespec="seconds")
+        self.schema_version = SCHEMA
+        self.write(folder / PLAN_FILE)
 
     @classmethod
     def load(cls, folder: Path) -> Plan:
-        data = json.loads((folder / PLAN_FILE).read_text())
-        return cls(data["id"], data["config"], data["overrides"], [Trial(**t) for t in data["trials"]])
+        return cls.from_dict(json.loads((folder / PLAN_FILE).read_text()))
 
 
 def parse_grid(options: list[str]) -> dict[str, list[Any]]:
@@ -116,7 +115,7 @@ def plan_trials(config_path: Path, grid_options: list[str], random_trials: int |
     values = [{**point, **sample} for point in points for sample in samples]
     if values == [{}]:
         raise DlcliError("nothing to sweep: give --grid KEY=V1,V2 or a `sweep:` section in the config")
-    return [Trial(index, trial_values) for index, trial_values in enumerate(values, start=1)]
+    return [Trial(index=index, values=trial_values) for index, trial_values in enumerate(values, start=1)]
 
 
 def trial_config(plan: Plan, trial: Trial) -> ExperimentConfig:
@@ -153,7 +152,7 @@ def create_sweep(config_path: Path, overrides: list[str], trials: list[Trial], r
     sweeps = runs_dir / SWEEPS_DIR
     sweeps.mkdir(parents=True, exist_ok=True)
     folder = RunFolder.create(sweeps, name).path
-    plan = Plan(folder.name, str(config_path.resolve()), overrides, trials)
+    plan = Plan(id=folder.name, config=str(config_path.resolve()), overrides=overrides, trials=trials)
     plan.save(folder)
     return plan, folder
 
@@ -172,12 +171,12 @@ def find_sweep(runs_dir: Path, reference: str) -> Path:
 
 def sweep_records(runs_dir: Path, sweep_id: str) -> list[RunRecord]:
     """The runs tagged in their run.json as trials of sweep `sweep_id`, oldest first."""
-    return [record for record in load_runs(runs_dir) if (record.info.get("sweep") or {}).get("id") == sweep_id]
+    return [record for record in load_runs(runs_dir) if (record.info.sweep or {}).get("id") == sweep_id]
 
 
 def _refresh(plan: Plan, runs_dir: Path) -> None:
     """Each trial's newest run and its status, read from the run folders."""
-    latest = {record.info["sweep"]["trial"]: record for record in sweep_records(runs_dir, plan.id)}
+    latest = {record.info.sweep["trial"]: record for record in sweep_records(runs_dir, plan.id)}
     for trial in plan.trials:
         if trial.index in latest:
             trial.run = latest[trial.index].id

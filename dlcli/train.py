@@ -49,8 +49,10 @@ from dlcli.runs import (
     STATE_FILE,
     SUMMARY_FILE,
     TENSORBOARD_DIR,
+    SCHEMA,
     CheckpointState,
     RunFolder,
+    Summary,
     effective_status,
     model_file,
     read_history,
@@ -369,6 +371,7 @@ def _execute(session: _Session, parts: ModelParts, folds: list[Splits], data: di
         else:
             summary = _train_single(session, stages, parts, folds[0])
         summary = {
+            "schema": SCHEMA,
             "monitor": session.monitor,
             "directions": session.directions,
             **summary,
@@ -386,6 +389,7 @@ def _execute(session: _Session, parts: ModelParts, folds: list[Splits], data: di
             )
         # The end, in an order that leaves no crash window: once summary.json exists, training is
         # over, and a `--resume` of a run killed from here on only records how it ended.
+        Summary.from_dict(summary)  # what `runs` and `compare` will read back
         write_json(run.file(SUMMARY_FILE), summary)
         kill_point("end.summary")
         shutil.rmtree(run.file(CHECKPOINT_DIR), ignore_errors=True)  # only an unfinished run needs it
@@ -546,11 +550,11 @@ def _say(console: Console | None, message: str) -> None:
 
 def _resume_owned(run: RunFolder, runs_dir: Path, console: Console | None, command: str | None) -> TrainResult:
     info = run.read_info()
-    status = effective_status(info)
+    status = effective_status(info)  # not by owner.lock: this process holds it now
     if status == "completed":
         raise DlcliError(f"run {run.id} is completed; nothing to resume (train its config.yaml again for a new run)")
     if status == "running":
-        raise DlcliError(f"run {run.id} is still running (pid {info.get('pid')}); stop it before resuming")
+        raise DlcliError(f"run {run.id} is still running (pid {info.pid}); stop it before resuming")
     if status == "diverged":
         raise DlcliError(
             f"run {run.id} diverged; resuming would diverge again: lower optimizer.learning_rate "

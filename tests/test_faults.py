@@ -31,7 +31,7 @@ def test_a_run_folder_that_cannot_be_written_is_not_left_behind(cli, tiny_config
     def disk_full(path, data):
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
-    monkeypatch.setattr("dlcli.runs.write_json", disk_full)
+    monkeypatch.setattr("dlcli.runs.write_atomic", disk_full)
 
     result = cli("train", str(tiny_config))
 

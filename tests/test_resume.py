@@ -9,7 +9,9 @@ then each is resumed in-process and its history.csv compared with an uninterrupt
 from __future__ import annotations
 
 import csv
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -24,7 +26,7 @@ from conftest import TINY_CONFIG, read_json, run_folders
 from dlcli.callbacks import REFUSED_CALLBACKS
 from dlcli.checkpoint import CALLBACK_STATE, STATELESS_CALLBACKS
 from dlcli.cli import app
-from dlcli.runs import effective_status
+from dlcli.runs import RunFolder, effective_status, load_run
 
 
 def photos(name, folder, model, training):
@@ -175,3 +177,77 @@ def test_every_callback_a_config_may_name_has_its_state_saved_or_keeps_none():
         and cls is not keras.callbacks.Callback and name not in REFUSED_CALLBACKS
     }
     assert allowed == set(CALLBACK_STATE) | STATELESS_CALLBACKS
+
+
+def interrupted_after_first_epoch(cli, config, monkeypatch):
+    """A run stopped (as by Ctrl-C) once its first epoch is committed; its folder."""
+    from dlcli.callbacks import EpochCommit
+
+    commit = EpochCommit.on_epoch_end
+
+    def stop_after_first(self, epoch, logs=None):
+        commit(self, epoch, logs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(EpochCommit, "on_epoch_end", stop_after_first)
+    assert cli("train", str(config), "--set", "training.epochs=3").exit_code == 130
+    monkeypatch.setattr(EpochCommit, "on_epoch_end", commit)
+    return cli
+
+
+def test_an_older_dlcli_checkpoint_resumes_with_a_note(cli, tiny_config, runs_dir, monkeypatch):
+    interrupted_after_first_epoch(cli, tiny_config, monkeypatch)
+    (folder,) = run_folders(runs_dir)
+    checkpoint = folder / "checkpoint"
+    # as dlcli before checkpoint schema 1 left it: {epoch} beside last.weights.h5, no schema in run.json
+    (checkpoint / "weights-1.weights.h5").rename(checkpoint / "last.weights.h5")
+    (checkpoint / "state.json").write_text('{"epoch": 1}')
+    info = read_json(folder / "run.json")
+    del info["schema"]
+    (folder / "run.json").write_text(json.dumps(info))
+
+    resumed = cli("train", "--resume", folder.name)
+
+    assert resumed.exit_code == 0, resumed.output
+    assert "an older dlcli saved this checkpoint without the random state" in resumed.output
+    assert [row["epoch"] for row in history(folder)] == ["1", "2", "3"]
+    assert read_json(folder / "run.json")["schema"] == 1 and read_json(folder / "summary.json")["schema"] == 1
+
+
+def test_recorded_epochs_without_a_checkpoint_are_not_retrained_silently(cli, tiny_config, runs_dir, monkeypatch):
+    interrupted_after_first_epoch(cli, tiny_config, monkeypatch)
+    (folder,) = run_folders(runs_dir)
+    shutil.rmtree(folder / "checkpoint")
+    before = (folder / "history.csv").read_text()
+
+    resumed = cli("train", "--resume", folder.name)
+
+    assert resumed.exit_code == 2
+    assert f"run {folder.name} recorded 1 epochs but has no checkpoint to continue them from" in resumed.stderr
+    assert (folder / "history.csv").read_text() == before
+    assert read_json(folder / "run.json")["status"] == "interrupted"
+
+
+def test_run_json_of_the_wrong_type_makes_the_run_damaged_and_names_the_key(cli, tiny_config, runs_dir):
+    assert cli("train", str(tiny_config)).exit_code == 0
+    (folder,) = run_folders(runs_dir)
+    info = read_json(folder / "run.json")
+    (folder / "run.json").write_text(json.dumps({**info, "pid": "twelve"}))
+
+    record = load_run(RunFolder(folder))
+    listed = cli("runs")
+
+    assert record.status == "damaged" and record.damage.startswith("run.json: pid: Input should be a valid integer")
+    assert listed.exit_code == 0 and "damaged" in listed.stdout
+
+
+def test_a_run_is_crashed_when_no_process_holds_its_lock_whatever_its_pid(cli, tiny_config, runs_dir):
+    assert cli("train", str(tiny_config)).exit_code == 0
+    (folder,) = run_folders(runs_dir)
+    info = read_json(folder / "run.json")
+    # running, by a live process (this one, as in a container where pids are reused), yet nobody owns it
+    (folder / "run.json").write_text(json.dumps({**info, "status": "running", "pid": os.getpid(), "pid_started": None}))
+
+    assert load_run(RunFolder(folder)).status == "crashed"
+    with RunFolder(folder).owned():
+        assert load_run(RunFolder(folder)).status == "running"
