@@ -387,22 +387,13 @@ def compare_runs(
     runs_dir: RunsDir = Path("runs"),
 ) -> None:
     """Runs side by side: only the config keys that differ, then best/final/test metrics."""
-    from dlcli.compare import compare, recorded_monitor, select
-    from dlcli.runs import load_run, load_runs, resolve_run
+    from dlcli.compare import compare, comparison_curves, recorded_monitor, records_to_compare
 
     if output_format not in FORMATS:
         raise DlcliError(f"--format {output_format}: choose one of {', '.join(FORMATS)}")
+    records = records_to_compare(runs_dir, runs, last, pattern, sweep)
     if sweep:
-        from dlcli.sweep import find_sweep, sweep_records
-
-        records = select(sweep_records(runs_dir, find_sweep(runs_dir, sweep).name), last, pattern)
         sort = sort or recorded_monitor(records)
-    elif runs:
-        records = select([load_run(resolve_run(runs_dir, reference)) for reference in runs], last, pattern)
-    else:
-        records = select(load_runs(runs_dir), last if last or pattern else 10, pattern)
-    if not records:
-        raise DlcliError(f"no runs to compare in {runs_dir}")
     comparison = compare(records, sort)
     if output_format == "json":
         import json
@@ -419,16 +410,10 @@ def compare_runs(
 
         console.print(comparison_table(comparison))
     if plot is not None:
-        from dlcli.runs import HISTORY_FILE, read_history
         from dlcli.plots import plot_comparison
 
-        def label(row: dict[str, Any]) -> str:
-            differing = ", ".join(f"{key}={row[key]}" for key in comparison.keys)
-            return differing or row["run"]
-
-        by_id = {record.id: record for record in records}
-        series = [(label(row), read_history(by_id[row["run"]].folder.file(HISTORY_FILE))) for row in comparison.rows]
-        plot_comparison(series, plot, f"{len(series)} runs", smooth)
+        curves = comparison_curves(comparison, records)
+        plot_comparison(curves, plot, f"{len(curves)} runs", smooth)
         error_console.print(f"wrote {plot}")
 
 
@@ -452,13 +437,8 @@ def check(
     folds, parts = prepare_experiment(experiment, runs_dir)
     splits = folds[0]
     console.print(data_table(splits.describe(), splits.class_counts()))
-    rows = [
-        (layer.name, type(layer).__name__, ", ".join(parts.inputs_of.get(layer.name, [])),
-         str(tuple(layer.output.shape)), layer.count_params(), layer.trainable)
-        for layer in parts.model.layers
-    ]
     total = parts.model.count_params()
-    console.print(layers_table(rows, f"{experiment.name}: {total:,} parameters"))
+    console.print(layers_table(parts.layer_rows(), f"{experiment.name}: {total:,} parameters"))
     console.print(f"{config}: the config is valid, the data loads and the model builds")
 
 

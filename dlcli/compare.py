@@ -8,12 +8,13 @@ from __future__ import annotations
 import fnmatch
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import yaml
 
 from dlcli.errors import DlcliError
-from dlcli.runs import CONFIG_FILE, RunRecord
+from dlcli.runs import CONFIG_FILE, HISTORY_FILE, RunRecord, load_run, load_runs, read_history, resolve_run
 from dlcli.verdicts import metric_name, minimizes
 
 MISSING = "—"  # a key one run has and another has not
@@ -169,3 +170,34 @@ def select(records: list[RunRecord], last: int | None = None, pattern: str | Non
             if fnmatch.fnmatch(r.id, pattern) or fnmatch.fnmatch(r.info.name, pattern)
         ]
     return records[-last:] if last else records
+
+
+def records_to_compare(
+    runs_dir: Path, references: list[str] | None = None, last: int | None = None, pattern: str | None = None,
+    sweep: str | None = None,
+) -> list[RunRecord]:
+    """The runs `dlcli compare` shows: a sweep's trials, the runs named, or the last 10 (all that
+    match `pattern`); raises when there are none."""
+    if sweep:
+        from dlcli.sweep import find_sweep, sweep_records
+
+        records = select(sweep_records(runs_dir, find_sweep(runs_dir, sweep).name), last, pattern)
+    elif references:
+        records = select([load_run(resolve_run(runs_dir, reference)) for reference in references], last, pattern)
+    else:
+        records = select(load_runs(runs_dir), last if last or pattern else 10, pattern)
+    if not records:
+        raise DlcliError(f"no runs to compare in {runs_dir}")
+    return records
+
+
+def comparison_curves(
+    comparison: Comparison, records: list[RunRecord],
+) -> list[tuple[str, list[dict[str, float]]]]:
+    """Each compared run's history, labelled by its values of the differing keys (else its id)."""
+    by_id = {record.id: record for record in records}
+    curves = []
+    for row in comparison.rows:
+        label = ", ".join(f"{key}={row[key]}" for key in comparison.keys) or row["run"]
+        curves.append((label, read_history(by_id[row["run"]].folder.file(HISTORY_FILE))))
+    return curves

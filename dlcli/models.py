@@ -180,6 +180,14 @@ class ModelParts:
     head: keras.Model | None = None  # base features -> layers (for `precompute`)
     inputs_of: dict[str, list[str]] = field(default_factory=dict)  # each `model.layers` layer's inputs, by name
 
+    def layer_rows(self) -> list[tuple[str, str, str, str, int, bool]]:
+        """Per layer of the model: name, class, inputs (of a graph), output shape, parameters, trainable."""
+        return [
+            (layer.name, type(layer).__name__, ", ".join(self.inputs_of.get(layer.name, [])),
+             str(tuple(layer.output.shape)), layer.count_params(), layer.trainable)
+            for layer in self.model.layers
+        ]
+
 
 # The layers that merge several inputs into one; they take `inputs: [A, B, ...]`.
 MERGE_LAYERS = (
