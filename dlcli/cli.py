@@ -219,16 +219,26 @@ def evaluate(
     runs_dir: RunsDir = Path("runs"),
 ) -> None:
     """Re-evaluate a run's model on its test split, rebuilt from the run's own config."""
-    from dlcli.runs import resolve_run
+    from dlcli.runs import EVALUATION_FILE, resolve_run
 
     folder = resolve_run(runs_dir, run)
+    _note_if_still_training(folder)
     _import_tensorflow()
     from dlcli.evaluate import evaluate_run
     from dlcli.render import evaluation_view
 
     evaluation = evaluate_run(folder, split)
     console.print(evaluation_view(evaluation))
-    console.print(f"wrote {folder.file('evaluation.json')}")
+    console.print(f"wrote {folder.file(EVALUATION_FILE)}")
+
+
+def _note_if_still_training(folder) -> None:
+    """Its model.keras is whole whenever it is read, but it is only the best epoch so far."""
+    from dlcli.runs import OWNER_FILE, load_run
+
+    if load_run(folder).status == "running":
+        owner = folder.file(OWNER_FILE).read_text(encoding="utf-8").strip() or "another process"
+        error_console.print(f"note: run {folder.id} is still being trained by {owner}: this uses its best model so far")
 
 
 PREDICT_FORMATS = ("table", "csv", "json")
@@ -295,6 +305,7 @@ def export(
     from dlcli.runs import resolve_run
 
     folder = resolve_run(runs_dir, run)
+    _note_if_still_training(folder)
     _import_tensorflow()
     from dlcli.exporting import export_run
 

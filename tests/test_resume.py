@@ -205,6 +205,10 @@ def test_an_older_dlcli_checkpoint_resumes_with_a_note(cli, tiny_config, runs_di
     info = read_json(folder / "run.json")
     del info["schema"]
     (folder / "run.json").write_text(json.dumps(info))
+    # what a kill during an atomic write leaves: the next owner removes it
+    leftovers = [folder / ".model.99999.tmp.keras", folder / ".history.csv.x1y2.tmp", checkpoint / ".state.json.a.tmp"]
+    for path in leftovers:
+        path.write_text("half")
 
     resumed = cli("train", "--resume", folder.name)
 
@@ -212,6 +216,7 @@ def test_an_older_dlcli_checkpoint_resumes_with_a_note(cli, tiny_config, runs_di
     assert "an older dlcli saved this checkpoint without the random state" in resumed.output
     assert [row["epoch"] for row in history(folder)] == ["1", "2", "3"]
     assert read_json(folder / "run.json")["schema"] == 1 and read_json(folder / "summary.json")["schema"] == 1
+    assert not any(path.exists() for path in leftovers)
 
 
 def test_recorded_epochs_without_a_checkpoint_are_not_retrained_silently(cli, tiny_config, runs_dir, monkeypatch):
@@ -251,3 +256,16 @@ def test_a_run_is_crashed_when_no_process_holds_its_lock_whatever_its_pid(cli, t
     assert load_run(RunFolder(folder)).status == "crashed"
     with RunFolder(folder).owned():
         assert load_run(RunFolder(folder)).status == "running"
+
+
+def test_evaluating_a_run_still_being_trained_says_it_uses_the_best_model_so_far(cli, tiny_config, runs_dir):
+    assert cli("train", str(tiny_config)).exit_code == 0
+    (folder,) = run_folders(runs_dir)
+    info = read_json(folder / "run.json")
+    (folder / "run.json").write_text(json.dumps({**info, "status": "running"}))
+
+    with RunFolder(folder).owned():
+        evaluated = cli("evaluate", folder.name)
+
+    assert evaluated.exit_code == 0, evaluated.output
+    assert f"note: run {folder.name} is still being trained by pid {os.getpid()}" in evaluated.stderr
