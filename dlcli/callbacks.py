@@ -19,7 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from dlcli.checkpoint import Checkpoint
 from dlcli.config import ExperimentConfig, KeyPath, did_you_mean
-from dlcli.models import build_object
+from dlcli.models import build_object, metric_directions
 from dlcli.verdicts import OverfittingWatch, best_row
 
 
@@ -194,14 +194,23 @@ def keras_callbacks(config: ExperimentConfig) -> list[keras.callbacks.Callback]:
         if class_name not in available:
             raise config.error(path, f"unknown callback '{class_name}'{did_you_mean(class_name, available)}")
         built.append((path, build_object(config, (*path, class_name), available[class_name], arguments)))
-    for key, callback in built if not config.validates else ():
-        # without validation data a callback watching a validation metric would never act
+    names = list(metric_directions(config))
+    logged = [*names, *(f"val_{name}" for name in names if config.validates), "learning_rate"]
+    for key, callback in built:
         monitor = getattr(callback, "monitor", None)
-        if isinstance(monitor, str) and monitor.startswith("val_"):
+        if not isinstance(monitor, str) or monitor in logged:
+            continue
+        if monitor.startswith("val_") and not config.validates:
+            # without validation data a callback watching a validation metric would never act
             raise config.error(
                 key, f"monitors {monitor}, and there is no validation data (`dataset.validation_split: 0`): "
                 f"monitor a training metric ({monitor.removeprefix('val_')}) or keep a validation split",
             )
+        # Keras would only warn at each epoch's end, and the callback would never act
+        raise config.error(
+            key, f"monitors '{monitor}', which is not logged (logged: {', '.join(logged)})"
+            f"{did_you_mean(monitor, logged)}",
+        )
     return [callback for _, callback in built]
 
 

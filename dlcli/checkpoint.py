@@ -25,6 +25,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from dlcli.errors import DlcliError
 from dlcli.faults import kill_point
 from dlcli.runs import (
     CHECKPOINT_DIR,
@@ -190,7 +191,19 @@ class Checkpoint:
         path = run.file(CHECKPOINT_DIR) / STATE_FILE
         if not path.is_file():
             return cls(run), None
-        state = CheckpointState.read(path)
+        try:
+            state = CheckpointState.read(path)
+        except (OSError, UnicodeDecodeError, ValueError) as error:  # pydantic's ValidationError is a ValueError
+            reason = str(error).strip().splitlines()[0][:80]
+            raise DlcliError(
+                f"run {run.id}: {CHECKPOINT_DIR}/{STATE_FILE} is damaged ({type(error).__name__}: {reason}), so the run "
+                f"cannot continue from it; its folder is left as it is: train its config.yaml again"
+            ) from None
+        if not (run.file(CHECKPOINT_DIR) / state.weights).is_file():
+            raise DlcliError(
+                f"run {run.id}: {CHECKPOINT_DIR}/{STATE_FILE} names {state.weights}, which is missing, so the run "
+                f"cannot continue; its folder is left as it is: train its config.yaml again"
+            )
         if state.history is not None:  # schema 0 kept no rows: the caller cuts history.csv
             checkpoint = cls(run, state.history, state.commit)
             checkpoint.apply(state)

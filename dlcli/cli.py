@@ -66,11 +66,15 @@ def reports_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def _already_stopping(signum, frame):
+    """Once is enough: a second Ctrl-C (or the sweep's SIGINT on top of the terminal's) must not
+    break the recording of the first. Not SIG_IGN: a signal already pending when the handler
+    becomes SIG_IGN makes CPython raise "OSError: Signal 15 ignored due to race condition"."""
+
+
 def _raise_keyboard_interrupt(signum, frame):
-    # Once is enough: a second Ctrl-C (or the sweep's SIGINT on top of the terminal's)
-    # must not break the recording of the first.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, _already_stopping)
+    signal.signal(signal.SIGTERM, _already_stopping)
     raise KeyboardInterrupt
 
 
@@ -363,7 +367,8 @@ def show(run: RunArgument, runs_dir: RunsDir = Path("runs")) -> None:
             console.print(f"  {key}: {getattr(info, key)}", markup=False)
     config_path = record.folder.file(CONFIG_FILE)
     if config_path.is_file():
-        console.print(Syntax(config_path.read_text(encoding="utf-8"), "yaml", theme="ansi_dark"))
+        # shown as it is, a damaged byte as �: `show` describes a run, it does not judge its config
+        console.print(Syntax(config_path.read_text(encoding="utf-8", errors="replace"), "yaml", theme="ansi_dark"))
     if record.summary:
         console.print(_summary_table(record.summary))
         _print_verdicts(record.summary)
@@ -375,8 +380,10 @@ def show(run: RunArgument, runs_dir: RunsDir = Path("runs")) -> None:
         path = record.folder.file(name)
         if path.exists():
             console.print(f"  {what}: {path}", markup=False)
-    if record.status in ("interrupted", "crashed", "failed"):
+    if record.status in ("interrupted", "crashed", "failed") and record.info.resumable:
         console.print(f"  resume with: dlcli train --resume {record.id}", markup=False)
+    elif record.status == "failed":
+        console.print("  fix the config as its error says and train it again (a resume would fail the same way)")
 
 
 FORMATS = ("table", "json", "csv")

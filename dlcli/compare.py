@@ -49,7 +49,7 @@ def differing_keys(configs: list[dict[str, Any]]) -> list[str]:
 def read_config(record: RunRecord) -> dict[str, Any]:
     try:
         config = yaml.safe_load(record.folder.file(CONFIG_FILE).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return {}
     return config if isinstance(config, dict) else {}
 

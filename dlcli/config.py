@@ -289,7 +289,7 @@ NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 class ExperimentConfig(_Strict):
     name: str
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, le=2**32 - 1)  # NumPy's and TensorFlow's seeds are 32-bit
     dataset: DatasetConfig
     model: ModelConfig
     optimizer: KerasObject = KerasObject(name="rmsprop")
@@ -448,15 +448,30 @@ def _normalize_layer(item: Any) -> Any:
     return item
 
 
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    """PyYAML's complaint in one line: the problem and where in the value, without its echo of the text."""
+    if isinstance(error, yaml.MarkedYAMLError) and error.problem:
+        mark = error.problem_mark
+        return error.problem + (f" (at character {mark.column + 1})" if mark and mark.line == 0 else "")
+    return str(error).splitlines()[0]
+
+
 def apply_override(data: dict[str, Any], source: SourceMap, override: str) -> None:
     """Apply one `KEY=VALUE` override (dotted path, list indices, YAML-typed value) in place."""
+    control = next((c for c in override if (ord(c) < 32 and c != "\t") or ord(c) == 127), None)
+    if control is not None:  # echoed, it would break the one-line message, or show as an escape
+        before = override.split(control, 1)[0]
+        raise ConfigError(
+            f"--set {before}…: a --set option is one line of text; it holds the control character "
+            f"U+{ord(control):04X} (a line break or an escape): write the value as YAML on one line"
+        )
     key, sep, raw_value = override.partition("=")
     if not sep or not key.strip():
         raise ConfigError(f"--set {override}: expected KEY=VALUE, e.g. training.epochs=3")
     try:
         value = parse_yaml_value(raw_value)
     except yaml.YAMLError as error:
-        raise ConfigError(f"--set {override}: cannot read the value as YAML: {error}") from error
+        raise ConfigError(f"--set {override}: cannot read the value as YAML: {_yaml_problem(error)}") from error
     segments = [s for s in re.split(r"[.\[\]]", key.strip()) if s]
     node: Any = data
     path: KeyPath = ()
@@ -583,6 +598,12 @@ def _resolve_dataset_options(config: ExperimentConfig) -> None:
 
 def _check_combinations(config: ExperimentConfig) -> None:
     base, training = config.model.base, config.training
+    rate = config.optimizer.kwargs.get("learning_rate")
+    if isinstance(rate, (int, float)) and not isinstance(rate, bool) and not rate > 0:
+        raise config.error(
+            ("optimizer", "learning_rate"),
+            f"learning_rate {rate} would not descend the loss; use a positive rate, e.g. 1.0e-3",
+        )
     if training.fine_tune is not None and (base is None or base.trainable):
         raise config.error(
             ("training", "fine_tune"),
@@ -629,8 +650,14 @@ def load_config(path: str | Path, overrides: Iterable[str] = (), name: str | Non
         raise ConfigError(f"{path}: no such config file") from None
     except IsADirectoryError:
         raise ConfigError(f"{path}: is a folder; give a .yaml config file") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise ConfigError(f"{path}: cannot read the config: {error}") from None
+    except UnicodeDecodeError as error:
+        line = error.object[: error.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{path}:{line}: the config is not UTF-8 text (byte 0x{error.object[error.start]:02x}); "
+            "save it as UTF-8"
+        ) from None
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read the config: {error.strerror or error}") from None
     data, source = parse_yaml(text, str(path))
     data = _normalize(data)
     for override in overrides:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import keras
@@ -14,20 +13,12 @@ from dlcli.data import load_dataset, load_folds
 from dlcli.data.examples import FINGERPRINT_VERSION, Splits
 from dlcli.data.pipeline import stream
 from dlcli.errors import DlcliError
+from dlcli.inference import load_run_model
 from dlcli.runs import (
     CONFIG_FILE, EVALUATION_FILE, MODEL_FILE, SCHEMA, SUMMARY_FILE, RunFolder, model_file, now, write_json,
 )
 
 SPLITS = ("test", "validation")
-
-
-def _load_model(path: Path, run: RunFolder) -> keras.Model:
-    if not path.is_file():
-        raise DlcliError(f"run {run.id} has no {path.name}: it did not complete an epoch")
-    try:
-        return keras.saving.load_model(path, safe_mode=True)
-    except (OSError, ValueError) as error:
-        raise DlcliError(f"run {run.id}: cannot load {path.name} ({error})") from error
 
 
 def _classification_report(scores: np.ndarray, truth: np.ndarray, class_names: list[str]) -> dict:
@@ -73,7 +64,7 @@ def evaluate_run(run: RunFolder, split: str = "test") -> dict[str, Any]:
     if config.training.kfold:
         folds = load_folds(config)
         results = [
-            {"fold": number, **_score(_load_model(run.file(model_file(number)), run), data, split, batch_size)}
+            {"fold": number, **_score(load_run_model(run, model_file(number), compile=True), data, split, batch_size)}
             for number, data in enumerate(folds, start=1)
         ]
         keys = results[0]["metrics"]
@@ -84,7 +75,7 @@ def evaluate_run(run: RunFolder, split: str = "test") -> dict[str, Any]:
         splits = folds[0]
     else:
         splits = load_dataset(config)
-        evaluation.update(_score(_load_model(run.file(MODEL_FILE), run), splits, split, batch_size))
+        evaluation.update(_score(load_run_model(run, MODEL_FILE, compile=True), splits, split, batch_size))
     evaluation["fingerprint"] = splits.fingerprint(split)
     evaluation["same_data_as_training"] = _same_data(run, evaluation["fingerprint"], split)
     write_json(run.file(EVALUATION_FILE), evaluation)

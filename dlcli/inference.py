@@ -16,7 +16,7 @@ Training writes, beside `model.keras`:
 from __future__ import annotations
 
 import json
-from pathlib import Path
+import zipfile
 from typing import Any
 
 import keras
@@ -95,13 +95,25 @@ def read_inputs(run: RunFolder) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def _load(path: Path, run: RunFolder) -> keras.Model:
+def load_run_model(run: RunFolder, name: str, compile: bool = False) -> keras.Model:
+    """The run's saved model `name`, or one line saying why it cannot be had: every reader of a
+    run's .keras files goes through here."""
+    path = run.file(name)
     if not path.is_file():
         raise DlcliError(
-            f"run {run.id} has no {path.name}: it stopped before its first epoch ended; "
+            f"run {run.id} has no {name}: it stopped before its first epoch ended; "
             f"train it on (`dlcli train --resume {run.id}`) or choose another run"
         )
-    return keras.saving.load_model(path, safe_mode=True, compile=False)
+    if not zipfile.is_zipfile(path):  # Keras reports a truncated archive as "File not found"
+        raise DlcliError(
+            f"run {run.id}: {name} is damaged (not a whole .keras archive: truncated or overwritten); "
+            "train its config.yaml again for a new run"
+        )
+    try:
+        return keras.saving.load_model(path, safe_mode=True, compile=compile)
+    except (OSError, ValueError, KeyError) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise DlcliError(f"run {run.id}: cannot load {name} ({reason})") from error
 
 
 def inference_model(run: RunFolder, fold: int | None = None) -> tuple[keras.Model, dict[str, Any]]:
@@ -116,7 +128,7 @@ def inference_model(run: RunFolder, fold: int | None = None) -> tuple[keras.Mode
     chosen = [None] if not folds else ([fold] if fold is not None else list(range(1, folds + 1)))
     stages = []
     for number in chosen:  # each fold's preprocessing and model in a model of its own: their names repeat
-        preprocessing, model = _load(run.file(preprocessing_file(number)), run), _load(run.file(model_file(number)), run)
+        preprocessing, model = load_run_model(run, preprocessing_file(number)), load_run_model(run, model_file(number))
         entry = keras.Input(shape=preprocessing.input_shape[1:], dtype=preprocessing.inputs[0].dtype)
         stages.append(keras.Model(entry, model(preprocessing(entry)), name=f"fold_{number}" if number else "model"))
     raw = keras.Input(shape=stages[0].input_shape[1:], dtype=stages[0].inputs[0].dtype, name="raw")

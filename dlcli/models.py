@@ -94,13 +94,35 @@ def _check_arguments(config: ExperimentConfig, path: KeyPath, cls: type, kwargs:
         raise config.error(path, f"missing required argument '{missing[0]}'")
 
 
+def _refuse_nested(config: ExperimentConfig, path: KeyPath, value: Any) -> None:
+    """Keras builds the object configs nested in arguments ({class_name, config, module}: activations,
+    initializers, regularizers, constraints, layers inside wrappers): refuse there what is refused at the
+    top, and anything from outside Keras."""
+    if isinstance(value, dict):
+        class_name = value.get("class_name")
+        if isinstance(class_name, str) and class_name.rsplit(">", 1)[-1] in REFUSED_LAYERS:
+            name = class_name.rsplit(">", 1)[-1]
+            raise config.error(path, f"{name} {REFUSED_LAYERS[name]} and is refused, nested in an argument too")
+        module = value.get("module")
+        if module is not None and not (isinstance(module, str) and (module == "keras" or module.startswith("keras."))):
+            raise config.error((*path, "module"), f"module {module!r}: a config names Keras's own objects only")
+        for key, item in value.items():
+            _refuse_nested(config, (*path, key), item)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _refuse_nested(config, (*path, index), item)
+
+
 def build_object(config: ExperimentConfig, path: KeyPath, cls: type, kwargs: dict[str, Any]) -> Any:
     """cls(**kwargs), with Keras's complaint located at the argument it names."""
     _check_arguments(config, path, cls, kwargs)
+    _refuse_nested(config, path, kwargs)
     try:
         return cls(**kwargs)
-    except (TypeError, ValueError) as error:
-        message = str(error).strip().splitlines()[0]
+    except (TypeError, ValueError, KeyError, AttributeError) as error:
+        # KeyError, AttributeError: Keras building an incomplete object config nested in an argument
+        text = f"an object config in the arguments lacks the key {error}" if isinstance(error, KeyError) else str(error)
+        message = text.strip().splitlines()[0] if text.strip() else type(error).__name__
         named = [key for key in kwargs if re.search(rf"\b{re.escape(key)}\b", message)]
         if "activation" in kwargs and "activation" in message:
             named = ["activation"]
@@ -258,14 +280,16 @@ def _application_base(config: ExperimentConfig, input_shape: tuple[int, ...]) ->
 
 def _run_base(config: ExperimentConfig, input_shape: tuple[int, ...], runs_dir: Path) -> keras.Model:
     """An earlier run's model up to (and including) the layer named by `until`."""
+    from dlcli.errors import DlcliError
+    from dlcli.inference import load_run_model
     from dlcli.runs import MODEL_FILE, resolve_run
 
     spec = config.model.base
     run = resolve_run(runs_dir, spec.run)
-    path = run.file(MODEL_FILE)
-    if not path.is_file():
-        raise config.error(("model", "base", "run"), f"run {run.id} has no {MODEL_FILE}; it did not finish an epoch")
-    previous = keras.saving.load_model(path, safe_mode=True)
+    try:
+        previous = load_run_model(run, MODEL_FILE, compile=True)
+    except DlcliError as error:
+        raise config.error(("model", "base", "run"), str(error)) from None
     names = [layer.name for layer in previous.layers]
     if spec.until not in names:
         raise config.error(

@@ -119,6 +119,7 @@ class RunInfo(RunFile):
     error: str | None = None
     sweep: dict[str, Any] | None = None  # {id, trial, values} for a trial of a sweep
     resumes: list[dict[str, Any]] = []  # one {at, command} per --resume
+    resumable: bool = True  # false when it failed on its config: a resume would fail the same way
 
 
 class Summary(RunFile):
@@ -210,11 +211,17 @@ def read_history(path: Path) -> list[dict[str, float]]:
     """history.csv back into rows (tags and epochs as ints), [] when there is none."""
     if not path.is_file():
         return []
-    with open(path, newline="") as file:
-        return [
-            {key: int(value) if key in ("epoch", "fold", "phase") else float(value) for key, value in row.items()}
-            for row in csv.DictReader(file)
-        ]
+    try:
+        with open(path, newline="", encoding="utf-8") as file:
+            return [
+                {key: int(value) if key in ("epoch", "fold", "phase") else float(value) for key, value in row.items()}
+                for row in csv.DictReader(file)
+            ]
+    except (ValueError, TypeError, UnicodeDecodeError, csv.Error) as error:  # a cut or overwritten file
+        raise DlcliError(
+            f"run {path.parent.name}: {path.name} is damaged ({type(error).__name__}: {str(error)[:60]}); "
+            "train its config.yaml again for a whole history"
+        ) from None
 
 
 def now() -> datetime:
@@ -280,7 +287,23 @@ class RunFolder:
             handle.close()
 
     def read_info(self) -> RunInfo:
-        return RunInfo.from_dict(json.loads(self.file(RUN_FILE).read_text(encoding="utf-8")))
+        """run.json, or one line saying the run is damaged and how."""
+        data, damage = _read_run_file(self.file(RUN_FILE), RunInfo)
+        if data is None:
+            raise DlcliError(
+                f"run {self.id} is damaged: {damage or f'it has no {RUN_FILE}'}; its folder is left as it is: "
+                f"train its {CONFIG_FILE} again for a new run"
+            )
+        return RunInfo.from_dict(data)
+
+    def read_summary(self) -> dict[str, Any]:
+        data, damage = _read_run_file(self.file(SUMMARY_FILE), Summary)
+        if data is None:
+            raise DlcliError(
+                f"run {self.id} is damaged: {damage or f'it has no {SUMMARY_FILE}'}; its folder is left as it is: "
+                f"train its {CONFIG_FILE} again for a new run"
+            )
+        return Summary.from_dict(data).to_dict()
 
     def start(
         self, config_yaml: str, seed: int, name: str, versions: dict[str, str], command: str | None,
@@ -308,14 +331,15 @@ class RunFolder:
         info.write(self.file(RUN_FILE))
         return info
 
-    def finish(self, status: str, error: str | None = None) -> RunInfo:
+    def finish(self, status: str, error: str | None = None, resumable: bool = True) -> RunInfo:
         """Record the final status, the end time and the duration."""
         info = self.read_info()
         ended = now()
         created = datetime.fromisoformat(info.created) if info.created else ended
         info = info.model_copy(update=dict(
             status=status, ended=ended.isoformat(timespec="milliseconds"),
-            duration_s=round((ended - created).total_seconds(), 1), error=error, schema_version=SCHEMA,
+            duration_s=round((ended - created).total_seconds(), 1), error=error, resumable=resumable,
+            schema_version=SCHEMA,
         ))
         info.write(self.file(RUN_FILE))
         return info
@@ -343,7 +367,7 @@ def _named(runs: list[RunFolder], name: str) -> list[RunFolder]:
         try:
             if run.read_info().name == name:
                 named.append(run)
-        except (OSError, ValueError):
+        except DlcliError:
             continue  # a damaged run.json names nothing
     return named
 
@@ -351,7 +375,7 @@ def _named(runs: list[RunFolder], name: str) -> list[RunFolder]:
 def resolve_run(runs_dir: Path, reference: str) -> RunFolder:
     """A run by folder path, full id, unique id prefix, `latest`, or name (its latest run)."""
     as_path = Path(reference).expanduser()
-    if (as_path / RUN_FILE).is_file():
+    if (as_path / RUN_FILE).is_file() or (as_path.is_dir() and RUN_ID.fullmatch(as_path.name)):
         return RunFolder(as_path)
     runs = list_run_folders(runs_dir)
     if not runs:
@@ -479,6 +503,9 @@ def load_run(folder: RunFolder) -> RunRecord:
     evaluation, _ = _read_run_file(folder.file(EVALUATION_FILE), Evaluation)  # optional: re-made by `dlcli evaluate`
     if summary_damage:
         return RunRecord(folder, info, "damaged", summary_damage, None, evaluation)
+    # through their models: a key an older or damaged file lacks is there, with its default
+    summary = Summary.from_dict(summary).to_dict() if summary is not None else None
+    evaluation = Evaluation.from_dict(evaluation).to_dict() if evaluation is not None else None
     return RunRecord(folder, info, status, None, summary, evaluation)
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from dlcli.config import ExperimentConfig, load_config, parse_yaml, parse_yaml_value
+from dlcli.config import NAME_PATTERN, ExperimentConfig, load_config, parse_yaml, parse_yaml_value
 from dlcli.errors import ConfigError, DlcliError, RunNotFound
 from dlcli.runs import SCHEMA, RunFile, RunFolder, RunRecord, load_runs, now
 
@@ -52,6 +52,10 @@ class Plan(RunFile):
     overrides: list[str]
     trials: list[Trial] = []
     updated: str | None = None
+    name: str | None = None  # the config's; its trials are named NAME-tN (older plans: from the id)
+
+    def trial_name(self, trial: Trial) -> str:
+        return f"{self.name or self.id[16:]}-t{trial.index}"
 
     def save(self, folder: Path) -> None:
         self.updated = now().isoformat(timespec="seconds")
@@ -60,7 +64,14 @@ class Plan(RunFile):
 
     @classmethod
     def load(cls, folder: Path) -> Plan:
-        return cls.from_dict(json.loads((folder / PLAN_FILE).read_text()))
+        try:
+            return cls.from_dict(json.loads((folder / PLAN_FILE).read_text(encoding="utf-8")))
+        except (OSError, UnicodeDecodeError, ValueError) as error:  # pydantic's ValidationError is a ValueError
+            reason = str(error).strip().splitlines()[0][:80]
+            raise DlcliError(
+                f"sweep {folder.name}: {PLAN_FILE} is damaged ({type(error).__name__}: {reason}); its runs are kept: "
+                f"compare them with `dlcli compare --sweep {folder.name}`, or start the sweep again"
+            ) from None
 
 
 def parse_grid(options: list[str]) -> dict[str, list[Any]]:
@@ -128,6 +139,7 @@ def trial_config(plan: Plan, trial: Trial) -> ExperimentConfig:
 
 def check_trials(plan: Plan, runs_dir: Path) -> None:
     """Validate every trial and build its model before any trains (imports TensorFlow)."""
+    _check_trial_names(trial_config(plan, plan.trials[0]), len(plan.trials))
     from dlcli.data import load_dataset
     from dlcli.train import checked_model
 
@@ -148,11 +160,22 @@ def check_trials(plan: Plan, runs_dir: Path) -> None:
             raise type(error)(f"trial {trial.index} ({trial.label()}): {error}") from None
 
 
+def _check_trial_names(config: ExperimentConfig, count: int) -> None:
+    """Trial runs are named NAME-tN: refuse a name that leaves no room for the suffix, before any trial."""
+    longest = f"{config.name}-t{count}"
+    if not NAME_PATTERN.fullmatch(longest):
+        room = len(config.name) - (len(longest) - 64)
+        raise config.error(
+            ("name",), f"{config.name!r} leaves no room for this sweep's trial names ({longest!r} is "
+            f"{len(longest)} characters, 64 at most): shorten it to {room} characters or fewer",
+        )
+
+
 def create_sweep(config_path: Path, overrides: list[str], trials: list[Trial], runs_dir: Path, name: str) -> tuple[Plan, Path]:
     sweeps = runs_dir / SWEEPS_DIR
     sweeps.mkdir(parents=True, exist_ok=True)
     folder = RunFolder.create(sweeps, name).path
-    plan = Plan(id=folder.name, config=str(config_path.resolve()), overrides=overrides, trials=trials)
+    plan = Plan(id=folder.name, config=str(config_path.resolve()), overrides=overrides, trials=trials, name=name)
     plan.save(folder)
     return plan, folder
 
@@ -194,7 +217,7 @@ def _command(plan: Plan, trial: Trial, runs_dir: Path, resume: bool) -> list[str
         return [*base, "--resume", trial.run, "--runs-dir", str(runs_dir)]
     tag = json.dumps({"id": plan.id, "trial": trial.index, "values": trial.values})
     sets = [arg for o in [*plan.overrides, *trial.overrides, "sweep=null"] for arg in ("--set", o)]
-    return [*base, plan.config, *sets, "--name", f"{plan.id[16:]}-t{trial.index}",
+    return [*base, plan.config, *sets, "--name", plan.trial_name(trial),
             "--runs-dir", str(runs_dir), "--sweep-trial", tag]
 
 

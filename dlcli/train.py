@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import math
 import shutil
 import time
@@ -34,7 +33,7 @@ from dlcli.data.cache import cached
 from dlcli.data.examples import ArrayPool, Encoding, Split, Splits
 from dlcli.data.pipeline import EpochOrder, samples_in_batches, stream
 from dlcli.devices import SpeedSettings, cluster_task, dtype_policy, gather_from_workers, speed_settings, strategy
-from dlcli.errors import DlcliError, TrainingDiverged, TrainingFailed, TrainingInterrupted
+from dlcli.errors import ConfigError, DlcliError, TrainingDiverged, TrainingFailed, TrainingInterrupted
 from dlcli.faults import kill_point
 from dlcli.inference import write_inference_files
 from dlcli.models import ModelParts, build_model, check_output, compile_model, monitor_directions, unfreeze
@@ -348,10 +347,10 @@ def _resume_command(run: RunFolder) -> str:
     return f"dlcli train --resume {run.id}{where}"
 
 
-def _record_end(run: RunFolder, status: str, error: str) -> str:
+def _record_end(run: RunFolder, status: str, error: str, resumable: bool = True) -> str:
     """Record how the run ended; when even run.json cannot be written, say so instead of failing twice."""
     try:
-        run.finish(status, error=error)
+        run.finish(status, error=error, resumable=resumable)
     except OSError as failure:
         return f" (its run.json could not be updated either: {failure.strerror or failure})"
     return ""
@@ -402,7 +401,8 @@ def _execute(session: _Session, parts: ModelParts, folds: list[Splits], data: di
             f"model are kept; continue it with: {_resume_command(run)}{unrecorded}"
         ) from None
     except DlcliError as error:
-        unrecorded = _record_end(run, "failed", str(error))
+        # a config problem only training could reveal: resuming would meet it again
+        unrecorded = _record_end(run, "failed", str(error), resumable=not isinstance(error, ConfigError))
         if unrecorded:
             raise type(error)(f"{error}{unrecorded}") from error
         raise
@@ -560,9 +560,14 @@ def _resume_owned(run: RunFolder, runs_dir: Path, console: Console | None, comma
             f"run {run.id} diverged; resuming would diverge again: lower optimizer.learning_rate "
             f"in its config.yaml and train a new run"
         )
+    if status == "failed" and not info.resumable:
+        raise DlcliError(
+            f"run {run.id} failed on its config ({info.error}); resuming would fail the same way: fix the config "
+            "and train it again"
+        )
     if run.file(SUMMARY_FILE).is_file():  # its training ended; the process died before saying so
+        summary = run.read_summary()
         shutil.rmtree(run.file(CHECKPOINT_DIR), ignore_errors=True)
-        summary = json.loads(run.file(SUMMARY_FILE).read_text(encoding="utf-8"))
         _say(console, f"run {run.id} had finished training before its process ended; nothing to train")
         run.restart(command)
         return _finish(run, summary)

@@ -102,8 +102,9 @@ def test_real_process_config_error_is_one_line_and_exit_2(tmp_path):
     assert "unexpected argument 'unit'; did you mean 'units'?" in stderr
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_interrupt_exits_130_and_keeps_the_run(tmp_path, signum):
+@pytest.mark.parametrize("signals", [[signal.SIGINT], [signal.SIGTERM], [signal.SIGTERM, signal.SIGINT, signal.SIGTERM]],
+                         ids=["SIGINT", "SIGTERM", "three signals milliseconds apart"])
+def test_interrupt_exits_130_and_keeps_the_run(tmp_path, signals):
     config = tmp_path / "long.yaml"
     config.write_text(TINY_CONFIG.replace("epochs: 2", "epochs: 1000").replace("batch_size: 64", "batch_size: 8"))
     runs = tmp_path / "runs"
@@ -114,12 +115,14 @@ def test_interrupt_exits_130_and_keeps_the_run(tmp_path, signum):
     while not list(runs.glob("*/history.csv")):
         assert process.poll() is None and time.monotonic() < deadline, process.communicate()
         time.sleep(0.1)
-    process.send_signal(signum)
+    for signum in signals:
+        process.send_signal(signum)
+        time.sleep(0.002)
     stdout, stderr = process.communicate(timeout=60)
 
     assert process.returncode == 130, (stdout[-2000:], stderr)
     (folder,) = run_folders(runs)
-    assert stderr.startswith(f"stopped: run {folder.name} interrupted after")
+    assert stderr.startswith(f"stopped: run {folder.name} interrupted after") and len(stderr.splitlines()) == 1, stderr
     info = read_json(folder / "run.json")
     assert info["status"] == "interrupted" and info["ended"]
     assert (folder / "model.keras").exists()

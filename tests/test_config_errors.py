@@ -104,6 +104,26 @@ CASES = [
      ["config.yaml:6: dataset.num_words: dataset digits takes no option 'num_words'; it takes normalize"]),
     ("monitor that is never logged", edit("  epochs: 2\n", "  epochs: 2\n  monitor: val_acc\n"),
      ["training.monitor: 'val_acc' is not logged; choose one of", "val_accuracy"]),
+    ("callback monitor that is never logged",
+     edit("  epochs: 2\n", "  epochs: 2\n  early_stopping: {monitor: val_acc}\n"),
+     ["config.yaml:16: training.early_stopping: monitors 'val_acc', which is not logged", "'val_accuracy'?"]),
+    ("seed past 32 bits", edit("seed: 0", "seed: 4294967296"),
+     ["config.yaml:2: seed: input should be less than or equal to 4294967295"]),
+    ("negative learning rate", edit("learning_rate: 0.01", "learning_rate: -0.5"),
+     ["config.yaml:11: optimizer.learning_rate: learning_rate -0.5 would not descend the loss"]),
+    ("zero learning rate", edit("learning_rate: 0.01", "learning_rate: 0"), ["optimizer.learning_rate: learning_rate 0"]),
+    ("Lambda nested as an activation", edit(
+        "{units: 16, activation: relu}", "{units: 16, activation: {module: keras.layers, class_name: Lambda, config: {}}}"),
+     ["config.yaml:9: model.layers[1].Dense.activation: Lambda runs Python code", "nested in an argument too"]),
+    ("Lambda nested in an initializer's config", edit(
+        "{units: 16, activation: relu}", "{units: 16, kernel_initializer: {class_name: Constant, config: {value: "
+        "{class_name: Lambda, config: {}}}}}"),
+     ["model.layers[1].Dense.kernel_initializer.config.value: Lambda runs Python code"]),
+    ("object from outside Keras", edit(
+        "{units: 16, activation: relu}", "{units: 16, kernel_regularizer: {module: os, class_name: system, config: {}}}"),
+     ["model.layers[1].Dense.kernel_regularizer.module: module 'os': a config names Keras's own objects only"]),
+    ("k-fold with more folds than examples of any class", edit("  epochs: 2\n", "  epochs: 2\n  kfold: 400\n"),
+     ["training.kfold: 400 folds need 400 examples of a class; the largest class has", "use at most"]),
 ]
 
 
@@ -132,6 +152,10 @@ def test_error_found_after_the_folder_exists_marks_the_run_failed(cli, write_con
     info = read_json(folder / "run.json")
     assert info["status"] == "failed"
     assert "val_acc" in info["error"]
+    # a resume would meet the same error: show and resume say to fix the config instead
+    shown, resumed = cli("show", folder.name), cli("train", "--resume", folder.name)
+    assert "fix the config" in shown.stdout and "--resume" not in shown.stdout
+    assert resumed.exit_code == 2 and "resuming would fail the same way: fix the config" in resumed.stderr
 
 
 def test_debug_shows_the_traceback(cli, write_config):

@@ -253,3 +253,69 @@ def test_datasets_lists_every_dataset_without_importing_tensorflow(tmp_path):
         assert any(f" {name} " in line for line in lines)
     assert any(" mnist " in line and "not cached" in line for line in lines)
     assert any(" boston_housing " in line and "mlxtend" in line for line in lines)
+
+
+# --- Data that cannot be trained on: one line naming the file, what is wrong and what to do ---------
+
+def _csv(tmp_path, text):
+    path = tmp_path / "table.csv"
+    path.write_text(text)
+    return path
+
+
+BAD_TABLES = [
+    # (id, CSV text, the error's type, a fragment of its one line)
+    ("label missing in a row", "a,b,label\n1,2,x\n3,4,\n5,6,y\n7,8,x\n", ConfigError,
+     r"dataset.label_column: column 'label' of .*table.csv has no value in 1 rows \(lines 3\)"),
+    ("feature missing in a row", "a,b,label\n1,2,x\n3,,y\n5,6,y\n7,8,x\n", ConfigError,
+     r"dataset.feature_columns: column 'b' of .*table.csv has no value in 1 rows \(lines 3\)"),
+    ("header and no rows", "a,b,label\n", DataUnavailable, r"table.csv has a header \(a, b, label\) and no rows"),
+    ("one class", "a,b,label\n1,2,x\n3,4,x\n5,6,x\n7,8,x\n", ConfigError,
+     r"column 'label' of .*table.csv holds one class \('x'\): a classifier needs at least 2"),
+]
+
+
+@pytest.mark.parametrize("text, error, message", [case[1:] for case in BAD_TABLES], ids=[c[0] for c in BAD_TABLES])
+def test_a_table_that_cannot_be_trained_on_says_why(write_config, tmp_path, text, error, message):
+    with pytest.raises(error, match=message):
+        load_dataset(table_config(write_config, _csv(tmp_path, text)))
+
+
+def test_npz_of_strings_is_refused_with_the_array_named(write_config, tmp_path):
+    path = tmp_path / "words.npz"
+    np.savez(path, x_train=np.array([["a", "b"]] * 10), y_train=np.arange(10) % 2,
+             x_test=np.array([["a", "b"]] * 4), y_test=np.arange(4) % 2)
+    config = load_config(write_config(TINY_CONFIG.replace("name: digits", f"name: npz\n  path: {path}")))
+
+    with pytest.raises(DataUnavailable, match=r"words.npz: x_train holds <U1 values; dlcli trains on numbers"):
+        load_dataset(config)
+
+
+def test_k_fold_with_more_folds_than_examples(write_config, tmp_path):
+    path = _csv(tmp_path, "a,label\n" + "".join(f"{n},{n % 2}\n" for n in range(8)))
+    config = table_config(write_config, path, "training.kfold=7", "dataset.test_split=0.25")
+
+    with pytest.raises(ConfigError, match="training.kfold: 7 folds need at least 7 training examples; the data has 6"):
+        load_folds(config)
+
+
+def test_an_empty_class_folder_and_a_file_that_is_not_an_image(write_config, digits_folder, tmp_path):
+    shutil.copytree(digits_folder / "test" / "3", tmp_path / "photos" / "3")
+    shutil.copytree(digits_folder / "test" / "5", tmp_path / "photos" / "5")
+    (tmp_path / "photos" / "7").mkdir()
+    with pytest.raises(DataUnavailable, match=r"photos/7 holds no images .*put the class's images there"):
+        load_dataset(image_config(write_config, tmp_path / "photos"))
+
+    (tmp_path / "photos" / "7").rmdir()
+    (tmp_path / "photos" / "5" / "notes.png").write_text("not an image")
+    with pytest.raises(DataUnavailable, match=r"notes.png is not a JPEG, PNG, BMP or GIF image: remove or replace it"):
+        load_dataset(image_config(write_config, tmp_path / "photos"))
+
+
+def test_bad_data_exits_2_on_one_line_and_leaves_no_run(cli, write_config, runs_dir, tmp_path):
+    config = write_config(TABLE_CONFIG.replace("PATH", str(_csv(tmp_path, "a,b,label\n1,2,x\n3,4,\n"))))
+
+    result = cli("train", str(config))
+
+    assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1, result.output
+    assert "Traceback" not in result.output and not runs_dir.exists()

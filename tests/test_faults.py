@@ -171,5 +171,66 @@ def test_non_utf8_bytes(tmp_path):
     path = tmp_path / "binary.yaml"
     path.write_bytes(b"\xff\xfe\x00name: x")
 
-    with pytest.raises(ConfigError, match="cannot read the config"):
+    with pytest.raises(ConfigError, match=r"binary.yaml:1: the config is not UTF-8 text \(byte 0xff\); save it as UTF-8"):
         load_config(path)
+
+
+def test_non_utf8_bytes_on_a_later_line(tmp_path):
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes("name: x\ndataset: digits\n# café\n".encode("latin-1"))
+
+    with pytest.raises(ConfigError, match=r"latin1.yaml:3: the config is not UTF-8 text \(byte 0xe9\)"):
+        load_config(path)
+
+
+SET_KEYS = ["training.epochs", "seed", "optimizer.learning_rate", "model.layers", "model.layers[1].Dense",
+            "training.early_stopping", "dataset"]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(key=st.sampled_from(SET_KEYS), value=st.text(max_size=40))
+def test_random_set_values(tmp_path, key, value):
+    path = tmp_path / "config.yaml"
+    path.write_text(TINY_CONFIG)
+    try:
+        load_config(path, [f"{key}={value}"])
+    except ConfigError as error:
+        message = str(error)
+        assert message and "\n" not in message and "\\n" not in message, message
+
+
+# Object configs Keras deserializes from inside layer arguments, refused or built, never anything else
+nested_objects = st.recursive(
+    st.sampled_from([None, 1, 0.5, "relu", "glorot_uniform", "x"]),
+    lambda children: st.fixed_dictionaries(
+        {"class_name": st.sampled_from(["Lambda", "TFSMLayer", "GlorotUniform", "L2", "Constant", "Dense", "keras>L1"])},
+        optional={"config": st.dictionaries(st.sampled_from(["value", "l2", "seed", "function"]), children, max_size=2),
+                  "module": st.sampled_from(["keras.initializers", "keras.regularizers", "os", "builtins", 3])},
+    ),
+    max_leaves=6,
+)
+
+
+@pytest.fixture(scope="module")
+def digits_data():
+    from dlcli.data import load_dataset
+
+    return load_dataset(load_config(REPO / "configs" / "digits_dense.yaml"))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(argument=st.sampled_from(["kernel_initializer", "kernel_regularizer", "activation"]), value=nested_objects)
+def test_nested_keras_object_configs(tmp_path, digits_data, argument, value):
+    from dlcli.train import checked_model
+
+    text = TINY_CONFIG.replace("{units: 16, activation: relu}", "{units: 16}")
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    try:
+        config = load_config(path, [f"model.layers[1].Dense.{argument}={yaml.safe_dump(value, default_flow_style=True).strip()}"])
+        checked_model(config, digits_data, tmp_path)
+    except ConfigError as error:
+        message = str(error)
+        assert message and "\n" not in message, message
+    else:  # built: so nothing refused was anywhere in it
+        assert not any(bad in repr(value) for bad in ("'Lambda'", "'TFSMLayer'", "'os'", "'builtins'")), value

@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -129,6 +130,7 @@ def killed(tmp_path_factory, digits_folder):
         config, overrides, _ = KILLS[name]
         assert process.returncode == -signal.SIGKILL, f"{name}: not killed at {KILLS[name][2]}: {stderr[-3000:]}"
         (folder,) = run_folders(runs)
+        shutil.copytree(folder, root / "as-killed" / name / folder.name)  # for the tests that damage one
         outcome[name] = (paths[config], overrides, folder)
     return outcome
 
@@ -139,10 +141,17 @@ def history(folder):
         return [{key: value for key, value in row.items() if key != "seconds"} for row in csv.DictReader(file)]
 
 
+_uninterrupted: dict[tuple, Path] = {}
+
+
 def uninterrupted(config, overrides, runs):
-    result = CliRunner().invoke(app, ["train", str(config), *_sets(overrides), "--runs-dir", str(runs)])
-    assert result.exit_code == 0, result.output
-    return run_folders(runs)[-1]
+    """An uninterrupted run of the config, trained once per config and overrides in this module."""
+    key = (str(config), tuple(overrides))
+    if key not in _uninterrupted:
+        result = CliRunner().invoke(app, ["train", str(config), *_sets(overrides), "--runs-dir", str(runs)])
+        assert result.exit_code == 0, result.output
+        _uninterrupted[key] = run_folders(runs)[-1]
+    return _uninterrupted[key]
 
 
 @pytest.mark.parametrize("name", KILLS)
@@ -269,3 +278,72 @@ def test_evaluating_a_run_still_being_trained_says_it_uses_the_best_model_so_far
 
     assert evaluated.exit_code == 0, evaluated.output
     assert f"note: run {folder.name} is still being trained by pid {os.getpid()}" in evaluated.stderr
+
+
+# --- Damaged run folders: every reader says which run and file, exit 2, never a traceback ------------
+
+DAMAGES = {
+    "truncated": lambda data: data[: len(data) // 2],
+    "emptied": lambda data: b"",
+    "of the wrong JSON type": lambda data: b"[1, 2]",
+    "not UTF-8": lambda data: b"\xff\xfe" + data[:20],
+}
+FILES = ["run.json", "summary.json", "evaluation.json", "config.yaml", "history.csv", "checkpoint/state.json",
+         "model.keras"]
+
+
+@pytest.fixture(scope="module")
+def stopped_run(killed):
+    """A run killed after its last epoch, given a summary and an evaluation: every file a run has."""
+    folder = killed["between the last epoch and the stage's end"][2]
+    (folder,) = run_folders(folder.parent.parent / "as-killed" / "between the last epoch and the stage's end")
+    (folder / "summary.json").write_text(json.dumps({"schema": 1, "epochs_run": 1, "best": {}, "final": {}}))
+    (folder / "evaluation.json").write_text(json.dumps({"schema": 1, "run": folder.name, "split": "test",
+                                                        "metrics": {"loss": 0.5, "accuracy": 0.9}}))
+    return folder
+
+
+@pytest.mark.parametrize("damage", DAMAGES)
+@pytest.mark.parametrize("name", FILES)
+def test_a_damaged_run_file_is_one_line_from_every_reader(stopped_run, tmp_path, name, damage):
+    folder = tmp_path / "runs" / stopped_run.name
+    shutil.copytree(stopped_run, folder)
+    path = folder / name
+    path.write_bytes(DAMAGES[damage](path.read_bytes()))
+    runner = CliRunner()
+
+    for command in (["runs"], ["show", folder.name], ["compare", folder.name], ["train", "--resume", folder.name]):
+        result = runner.invoke(app, [*command, "--runs-dir", str(tmp_path / "runs")])
+        assert result.exit_code in (0, 2), (command, result.output, result.exception)
+        assert result.exit_code == 0 or len(result.stderr.strip().splitlines()) == 1, (command, result.stderr)
+        assert "Traceback" not in result.output
+
+
+def test_a_run_folder_without_run_json_is_a_damaged_run(stopped_run, tmp_path):
+    folder = tmp_path / "runs" / stopped_run.name
+    shutil.copytree(stopped_run, folder)
+    (folder / "run.json").unlink()
+
+    resumed = CliRunner().invoke(app, ["train", "--resume", str(folder)])
+
+    assert resumed.exit_code == 2
+    assert resumed.stderr.strip() == (
+        f"error: run {folder.name} is damaged: it has no run.json; its folder is left as it is: "
+        "train its config.yaml again for a new run"
+    )
+
+
+@pytest.mark.parametrize("damage", ["truncated", "emptied"])
+def test_a_damaged_model_is_named_by_evaluate_and_predict(stopped_run, tmp_path, damage):
+    folder = tmp_path / "runs" / stopped_run.name
+    shutil.copytree(stopped_run, folder)
+    model = folder / "model.keras"
+    model.write_bytes(DAMAGES[damage](model.read_bytes()))
+    arrays = tmp_path / "x.npy"
+    np.save(arrays, np.zeros((2, 8, 8), "float32"))
+    runner = CliRunner()
+
+    for command in (["evaluate", str(folder)], ["predict", str(folder), str(arrays)]):
+        result = runner.invoke(app, command)
+        assert result.exit_code == 2, (command, result.output)
+        assert f"run {folder.name}: model.keras is damaged (not a whole .keras archive" in result.stderr

@@ -136,3 +136,25 @@ def test_an_interrupted_sweep_resumes_only_what_is_left(cli, write_config, runs_
     assert (runs_dir / first_run / "run.json").stat().st_mtime == first_mtime  # left alone
     epochs = [line.split(",")[0] for line in (runs_dir / second_run / "history.csv").read_text().splitlines()[1:]]
     assert epochs == [str(n) for n in range(1, 7)]
+
+
+def test_a_name_too_long_for_the_trial_names_fails_before_any_trial(cli, write_config, runs_dir):
+    config = write_config(TINY_CONFIG.replace("name: tiny", "name: " + "n" * 62))
+
+    result = cli("sweep", str(config), "--grid", "seed=1,2,3,4,5,6,7,8,9,10")
+
+    assert result.exit_code == 2, result.output
+    assert "config.yaml:1: name: 'nnnn" in result.stderr and "shorten it to 60 characters or fewer" in result.stderr
+    assert not runs_dir.exists()
+
+
+def test_a_damaged_plan_is_one_line_on_resume(cli, runs_dir):
+    folder = runs_dir / "sweeps" / "20260101-000000-tiny"
+    folder.mkdir(parents=True)
+    (folder / "plan.json").write_text('{"id": "20260101-000000-tiny", "config": "x.y')
+
+    result = cli("sweep", "--resume", folder.name)
+
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"error: sweep {folder.name}: plan.json is damaged (JSONDecodeError")
+    assert f"dlcli compare --sweep {folder.name}" in result.stderr

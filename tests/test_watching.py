@@ -233,7 +233,7 @@ def test_a_huge_learning_rate_diverges(cli, tiny_config, runs_dir):
 
 # --- interrupt, crash and resume in real processes ---------------------------------
 
-LONG = TINY_CONFIG.replace("epochs: 2", "epochs: 8").replace("batch_size: 64", "batch_size: 4")
+LONG = TINY_CONFIG.replace("epochs: 2", "epochs: 5").replace("batch_size: 64", "batch_size: 4")
 
 
 def start_training(config, runs):
@@ -275,12 +275,12 @@ def test_sigint_interrupts_and_resume_completes_every_epoch_once(cli, write_conf
     assert read_json(folder / "run.json")["status"] == "interrupted"
     assert f"continue it with: dlcli train --resume {folder.name} --runs-dir {runs_dir}" in stderr
     done = epochs_in(folder)
-    assert 2 <= len(done) < 8 and (folder / "checkpoint" / "state.json").exists()
+    assert 2 <= len(done) < 5 and (folder / "checkpoint" / "state.json").exists()
 
     result = cli("train", "--resume", folder.name)
 
     assert result.exit_code == 0, result.output
-    assert epochs_in(folder) == list(range(1, 9))
+    assert epochs_in(folder) == list(range(1, 6))
     info = read_json(folder / "run.json")
     assert info["status"] == "completed" and len(info["resumes"]) == 1
     assert not (folder / "checkpoint").exists()
@@ -291,7 +291,7 @@ def test_sigint_interrupts_and_resume_completes_every_epoch_once(cli, write_conf
 
 
 def test_two_resumes_of_one_run_train_it_once(write_config, runs_dir):
-    process = start_training(write_config(LONG.replace("epochs: 8", "epochs: 10")), runs_dir)
+    process = start_training(write_config(LONG.replace("epochs: 5", "epochs: 6")), runs_dir)
     wait_for_epochs(runs_dir, process, 1)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait(timeout=30)
@@ -304,7 +304,7 @@ def test_two_resumes_of_one_run_train_it_once(write_config, runs_dir):
     assert sorted(code for code, _ in results) == [0, 2], results
     (refused,) = [stderr for code, stderr in results if code == 2]
     assert f"run {folder.name} is being trained by pid" in refused, refused
-    assert epochs_in(folder) == list(range(1, 11))  # every epoch once
+    assert epochs_in(folder) == list(range(1, 7))  # every epoch once
     info = read_json(folder / "run.json")
     assert info["status"] == "completed" and len(info["resumes"]) == 1
 

@@ -136,6 +136,17 @@ def _labels(values: np.ndarray, config: ExperimentConfig) -> tuple[np.ndarray, l
     return indices.astype("int64"), [str(name) for name in names]
 
 
+def _no_missing_values(config: ExperimentConfig, key: str, table, column: str, path: Path) -> None:
+    missing = table.index[table[column].isna()]
+    if len(missing):
+        rows = ", ".join(str(row + 2) for row in missing[:5]) + (" ..." if len(missing) > 5 else "")
+        raise config.error(
+            ("dataset", key),
+            f"column '{column}' of {path} has no value in {len(missing)} rows (lines {rows}): fill them or remove "
+            "those rows",
+        )
+
+
 def load_csv(info: DatasetInfo, config: ExperimentConfig) -> RawDataset:
     """A label column plus either one text column or numeric feature columns."""
     import pandas as pd
@@ -147,7 +158,10 @@ def load_csv(info: DatasetInfo, config: ExperimentConfig) -> RawDataset:
     except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as error:
         raise DataUnavailable(f"cannot read {path} as CSV: {error}") from error
     columns = [str(c) for c in table.columns]
+    if table.empty:
+        raise DataUnavailable(f"{path} has a header ({', '.join(columns)}) and no rows: add the examples")
     label = _column(config, "label_column", options.label_column, columns, path)
+    _no_missing_values(config, "label_column", table, label, path)
     others = [c for c in columns if c != label]
     text_column = options.text_column
     if text_column is None and options.feature_columns is None:
@@ -166,8 +180,15 @@ def load_csv(info: DatasetInfo, config: ExperimentConfig) -> RawDataset:
                     f"column '{name}' of {path} is not numeric; name a text column with `text_column`, "
                     "or list the numeric ones in `feature_columns`",
                 )
+        for name in features:
+            _no_missing_values(config, "feature_columns", table, name, path)
         x = table[features].to_numpy(dtype="float32")
     y, class_names = _labels(table[label].to_numpy(), config)
+    if config.task == "classification" and len(class_names) < 2:
+        raise config.error(
+            ("dataset", "label_column"),
+            f"column '{label}' of {path} holds one class ({class_names[0]!r}): a classifier needs at least 2",
+        )
     if config.task == "regression":
         try:
             train, test = split_indices(len(x), options.test_split, TEST_SPLIT_SEED)
@@ -191,6 +212,13 @@ def load_npz(info: DatasetInfo, config: ExperimentConfig) -> RawDataset:
             x_train, y_train, x_test, y_test = (arrays[k] for k in ("x_train", "y_train", "x_test", "y_test"))
     except (OSError, ValueError) as error:
         raise DataUnavailable(f"cannot read {path} as .npz: {error}") from error
+    for name, array in (("x_train", x_train), ("x_test", x_test), ("y_train", y_train), ("y_test", y_test)):
+        numbers = array.dtype.kind in "biuf" or (name.startswith("y") and array.dtype.kind == "U")
+        if not numbers:
+            raise DataUnavailable(
+                f"{path}: {name} holds {array.dtype} values; dlcli trains on numbers: convert them "
+                "(for text, use a CSV with `text_column`)"
+            )
     y_all, class_names = _labels(np.concatenate([y_train, y_test]), config)
     pixels = x_train.dtype == np.uint8
     compact = (lambda x: x) if pixels else (lambda x: x.astype("float32"))  # uint8 stays uint8 until a batch is read

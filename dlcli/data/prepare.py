@@ -192,6 +192,24 @@ def prepare(raw: RawDataset, config: ExperimentConfig) -> Splits:
     return _finish(raw, config, mapping, Split(raw.train, kept), Split(raw.train, held))
 
 
+def _check_folds(config: ExperimentConfig, pool) -> None:
+    """K folds need K examples, and of every class K for stratified folds: say so before scikit-learn does."""
+    k = config.training.kfold
+    if len(pool) < k:
+        raise config.error(
+            ("training", "kfold"), f"{k} folds need at least {k} training examples; the data has {len(pool)}"
+        )
+    if config.task == "classification":
+        counts = np.bincount(pool.labels, minlength=1)
+        present = counts[counts > 0]
+        if present.max() < k:
+            raise config.error(
+                ("training", "kfold"),
+                f"{k} folds need {k} examples of a class; the largest class has {present.max()}: use at most "
+                f"{int(present.max())} folds",
+            )
+
+
 def prepare_folds(raw: RawDataset, config: ExperimentConfig) -> list[Splits]:
     """`training.kfold` K splits of the training data, each fold validating on a distinct K-th."""
     from sklearn.model_selection import KFold, StratifiedKFold
@@ -199,6 +217,7 @@ def prepare_folds(raw: RawDataset, config: ExperimentConfig) -> list[Splits]:
     raw, mapping = _classes_selected(raw, config)
     raw = _with_noise_features(raw, config)
     pool = raw.train if raw.validation is None else raw.train.concatenate(raw.validation)
+    _check_folds(config, pool)
     splitter_class = StratifiedKFold if config.task == "classification" else KFold
     splitter = splitter_class(n_splits=config.training.kfold, shuffle=True, random_state=config.seed)
     return [
