@@ -34,6 +34,7 @@ from dlcli.runs import (
     CheckpointState,
     RunFolder,
     best_model_file,
+    read_run_file,
     callback_arrays_file,
     remove_temporary_files,
     rows_to_csv,
@@ -191,14 +192,10 @@ class Checkpoint:
         path = run.file(CHECKPOINT_DIR) / STATE_FILE
         if not path.is_file():
             return cls(run), None
-        try:
-            state = CheckpointState.read(path)
-        except (OSError, UnicodeDecodeError, ValueError) as error:  # pydantic's ValidationError is a ValueError
-            reason = str(error).strip().splitlines()[0][:80]
-            raise DlcliError(
-                f"run {run.id}: {CHECKPOINT_DIR}/{STATE_FILE} is damaged ({type(error).__name__}: {reason}), so the run "
-                f"cannot continue from it; its folder is left as it is: train its config.yaml again"
-            ) from None
+        state = read_run_file(
+            CheckpointState, path, f"run {run.id}: {CHECKPOINT_DIR}",
+            "the run cannot continue from it; its folder is left as it is: train its config.yaml again",
+        )
         if not (run.file(CHECKPOINT_DIR) / state.weights).is_file():
             raise DlcliError(
                 f"run {run.id}: {CHECKPOINT_DIR}/{STATE_FILE} names {state.weights}, which is missing, so the run "

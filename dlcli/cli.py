@@ -78,6 +78,15 @@ def _raise_keyboard_interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
+def _restore_unless_stopping(previous_handlers: dict[int, Any]) -> None:
+    """Put the handlers back, unless a stop signal arrived: then this process is on its way out,
+    and a later signal restored to its default (SIGTERM's ends the process) would cut short the
+    recording and the message of the first."""
+    if signal.getsignal(signal.SIGTERM) is not _already_stopping:
+        for signum, handler in previous_handlers.items():
+            signal.signal(signum, handler)
+
+
 def _stop_training(signum, frame):
     from dlcli.callbacks import request_stop  # imported with training, before this is installed
 
@@ -192,8 +201,7 @@ def train(
         error_console.print("stopped: interrupted before training started", markup=False)
         raise typer.Exit(EXIT_INTERRUPTED) from None
     finally:
-        for signum, handler in previous_handlers.items():
-            signal.signal(signum, handler)
+        _restore_unless_stopping(previous_handlers)
     console.print(_summary_table(result.summary))
     _print_verdicts(result.summary, warned_live=result.warned_live)
     console.print(f"run [bold]{result.run.id}[/] completed: {result.run.path}")
@@ -502,11 +510,11 @@ def sweep_runs(
         sweeping.check_trials(plan, runs_dir)
         plan, folder = sweeping.create_sweep(config, overrides, trials, runs_dir, base.name)
         error_console.print(f"sweep {plan.id}: {len(trials)} trials, {jobs} at a time ({folder})")
-    previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)}
     try:
         sweeping.run_sweep(plan, folder, runs_dir, jobs, retry_failed, lambda line: error_console.print(line, markup=False))
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        _restore_unless_stopping(previous)
     trial_runs = sweeping.sweep_records(runs_dir, plan.id)
     console.print(comparison_table(compare(trial_runs, sort=recorded_monitor(trial_runs))))
     left = [t for t in plan.trials if t.status != "completed"]

@@ -87,11 +87,16 @@ def write_inference_files(run: RunFolder, config: ExperimentConfig, folds: list[
 def read_inputs(run: RunFolder) -> dict[str, Any]:
     """The run's `inputs.json`; written now, from its data, for a run trained before it existed."""
     path = run.file(INPUTS_FILE)
-    if not path.is_file():
-        from dlcli.data import load_dataset, load_folds
+    try:
+        inputs = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(inputs, dict) and "kind" in inputs:
+            return inputs
+    except (OSError, UnicodeDecodeError, ValueError):
+        pass  # missing or damaged: it is made again from the run's config and data
+    from dlcli.data import load_dataset, load_folds
 
-        config = load_config(run.file(CONFIG_FILE))
-        write_inference_files(run, config, load_folds(config) if config.training.kfold else [load_dataset(config)])
+    config = load_config(run.file(CONFIG_FILE))
+    write_inference_files(run, config, load_folds(config) if config.training.kfold else [load_dataset(config)])
     return json.loads(path.read_text(encoding="utf-8"))
 
 

@@ -169,9 +169,14 @@ class CheckpointState(RunFile):
     def files(self) -> set[str]:
         return {name for name in (self.weights, self.callback_arrays, self.best_model) if name}
 
-    @classmethod
-    def read(cls, path: Path) -> CheckpointState:
-        return cls.from_dict(json.loads(path.read_text(encoding="utf-8")))
+
+def read_run_file(model: type[RunFile], path: Path, owner: str, advice: str):
+    """`path` read through `model`, or one line: '<owner>: <file> is damaged (why); <advice>'."""
+    try:
+        return model.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, UnicodeDecodeError, ValueError) as error:  # pydantic's ValidationError is a ValueError
+        reason = str(error).strip().splitlines()[0][:80]
+        raise DlcliError(f"{owner}: {path.name} is damaged ({type(error).__name__}: {reason}); {advice}") from None
 
 
 _UMASK = os.umask(0)

@@ -23,7 +23,7 @@ from pydantic import BaseModel
 
 from dlcli.config import NAME_PATTERN, ExperimentConfig, load_config, parse_yaml, parse_yaml_value
 from dlcli.errors import ConfigError, DlcliError, RunNotFound
-from dlcli.runs import SCHEMA, RunFile, RunFolder, RunRecord, load_runs, now
+from dlcli.runs import SCHEMA, RunFile, RunFolder, RunRecord, load_runs, now, read_run_file
 
 SWEEPS_DIR = "sweeps"
 PLAN_FILE = "plan.json"
@@ -64,14 +64,10 @@ class Plan(RunFile):
 
     @classmethod
     def load(cls, folder: Path) -> Plan:
-        try:
-            return cls.from_dict(json.loads((folder / PLAN_FILE).read_text(encoding="utf-8")))
-        except (OSError, UnicodeDecodeError, ValueError) as error:  # pydantic's ValidationError is a ValueError
-            reason = str(error).strip().splitlines()[0][:80]
-            raise DlcliError(
-                f"sweep {folder.name}: {PLAN_FILE} is damaged ({type(error).__name__}: {reason}); its runs are kept: "
-                f"compare them with `dlcli compare --sweep {folder.name}`, or start the sweep again"
-            ) from None
+        return read_run_file(
+            cls, folder / PLAN_FILE, f"sweep {folder.name}",
+            f"its runs are kept: compare them with `dlcli compare --sweep {folder.name}`, or start the sweep again",
+        )
 
 
 def parse_grid(options: list[str]) -> dict[str, list[Any]]:

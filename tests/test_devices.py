@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -119,15 +120,22 @@ def train_two_workers(config: Path, runs_dir: Path) -> None:
         assert returncode == 0, (stdout[-2000:], stderr[-2000:])
 
 
-def test_two_workers_on_localhost_train_one_model_and_match_one_device(cli, write_config, tmp_path, runs_dir):
-    config = write_config(TINY_CONFIG.replace("epochs: 2", "epochs: 1"))
+@pytest.fixture(scope="module")
+def two_worker_runs(tmp_path_factory):
+    """(config, the chief's run, the other worker's run) of one training by two workers."""
+    root = tmp_path_factory.mktemp("workers")
+    config = root / "config.yaml"
+    config.write_text(TINY_CONFIG.replace("epochs: 2", "epochs: 1"))
+    train_two_workers(config, root / "runs")
+    return (config, *run_folders(root / "runs"))  # the worker's run is named after the chief's: it sorts second
 
-    train_two_workers(config, runs_dir)
-    chief, other = run_folders(runs_dir)  # the worker's run is named after the chief's: it sorts second
+
+def test_two_workers_on_localhost_train_one_model_and_match_one_device(cli, two_worker_runs, runs_dir):
+    config, chief, other = two_worker_runs
     assert chief.name.endswith("-tiny") and other.name.endswith("-tiny-worker1")
 
     assert cli("train", str(config)).exit_code == 0
-    (single,) = set(run_folders(runs_dir)) - {chief, other}
+    (single,) = run_folders(runs_dir)
 
     summaries = [read_json(folder / "summary.json") for folder in (chief, other, single)]
     assert [s["speed"]["replicas"] for s in summaries] == [2, 2, 1]
@@ -183,8 +191,9 @@ def test_mixed_precision_needs_a_capable_device(write_config, monkeypatch):
         speed_settings(load_config(write_config(TINY_CONFIG), ["training.mixed_precision=true"]))
 
 
-def test_workers_that_saved_different_epochs_refuse_to_resume(write_config, runs_dir):
-    train_two_workers(write_config(TINY_CONFIG), runs_dir)
+def test_workers_that_saved_different_epochs_refuse_to_resume(two_worker_runs, runs_dir):
+    for folder in two_worker_runs[1:]:
+        shutil.copytree(folder, runs_dir / folder.name)
     chief, other = run_folders(runs_dir)
     # as if both had been stopped, the worker before it could save its epoch 2 (the
     # check comes before any weights are read, so the weights file is only a stand-in)

@@ -90,7 +90,6 @@ KILLS = {
     "best model moved, history not written": ("tiny", ["dataset.validation_split=0"], "commit.model_moved:2"),
     "between the last epoch and the stage's end": ("tiny", [], "stage.finished"),
     "after the summary": ("tiny", [], "end.summary"),
-    "after the checkpoint's removal": ("tiny", [], "end.checkpoint"),
 }
 
 
@@ -347,3 +346,17 @@ def test_a_damaged_model_is_named_by_evaluate_and_predict(stopped_run, tmp_path,
         result = runner.invoke(app, command)
         assert result.exit_code == 2, (command, result.output)
         assert f"run {folder.name}: model.keras is damaged (not a whole .keras archive" in result.stderr
+
+
+def test_a_damaged_inputs_json_is_made_again_from_the_run(stopped_run, tmp_path):
+    folder = tmp_path / "runs" / stopped_run.name
+    shutil.copytree(stopped_run, folder)
+    expected = read_json(folder / "inputs.json")
+    (folder / "inputs.json").write_bytes(b'{"kind": "ima')
+    arrays = tmp_path / "x.npy"
+    np.save(arrays, np.zeros((2, 8, 8, 1), "uint8"))
+
+    result = CliRunner().invoke(app, ["predict", str(folder), str(arrays)])
+
+    assert result.exit_code == 0, result.output
+    assert read_json(folder / "inputs.json") == expected

@@ -264,7 +264,7 @@ def history_without_seconds(folder):
 
 
 def test_sigint_interrupts_and_resume_completes_every_epoch_once(cli, write_config, runs_dir):
-    config = write_config(LONG)
+    config = write_config(LONG.replace("batch_size: 4", "batch_size: 8"))
     process = start_training(config, runs_dir)
     wait_for_epochs(runs_dir, process, 2)
     process.send_signal(signal.SIGINT)
