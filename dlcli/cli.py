@@ -248,8 +248,13 @@ def _note_if_still_training(folder) -> None:
     """Its model.keras is whole whenever it is read, but it is only the best epoch so far."""
     from dlcli.runs import OWNER_FILE, load_run
 
-    if load_run(folder).status == "running":
-        owner = folder.file(OWNER_FILE).read_text(encoding="utf-8").strip() or "another process"
+    record = load_run(folder)
+    if record.status == "running":
+        try:
+            owner = folder.file(OWNER_FILE).read_text(encoding="utf-8").strip()
+        except OSError:  # a run of an older dlcli has no owner.lock
+            owner = ""
+        owner = owner or f"pid {record.info.pid} on {record.info.host}"
         error_console.print(f"note: run {folder.id} is still being trained by {owner}: this uses its best model so far")
 
 
