@@ -293,22 +293,20 @@ class RunFolder:
 
     def read_info(self) -> RunInfo:
         """run.json, or one line saying the run is damaged and how."""
-        data, damage = _read_run_file(self.file(RUN_FILE), RunInfo)
-        if data is None:
-            raise DlcliError(
-                f"run {self.id} is damaged: {damage or f'it has no {RUN_FILE}'}; its folder is left as it is: "
-                f"train its {CONFIG_FILE} again for a new run"
-            )
-        return RunInfo.from_dict(data)
+        return self._read_whole(RUN_FILE, RunInfo)
 
     def read_summary(self) -> dict[str, Any]:
-        data, damage = _read_run_file(self.file(SUMMARY_FILE), Summary)
+        """summary.json, each key it may lack there with its default; or one line saying it is damaged."""
+        return self._read_whole(SUMMARY_FILE, Summary).to_dict()
+
+    def _read_whole(self, name: str, model: type[RunFile]):
+        data, damage = _read_run_file(self.file(name), model)
         if data is None:
             raise DlcliError(
-                f"run {self.id} is damaged: {damage or f'it has no {SUMMARY_FILE}'}; its folder is left as it is: "
+                f"run {self.id} is damaged: {damage or f'it has no {name}'}; its folder is left as it is: "
                 f"train its {CONFIG_FILE} again for a new run"
             )
-        return Summary.from_dict(data).to_dict()
+        return model.from_dict(data)
 
     def start(
         self, config_yaml: str, seed: int, name: str, versions: dict[str, str], command: str | None,
