@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections.abc import Callable
 
 import keras
 from rich.console import Console
@@ -170,6 +171,22 @@ class StopOnRequest(keras.callbacks.Callback):
             raise KeyboardInterrupt
 
     on_train_batch_end = on_test_batch_end = on_epoch_end = _check
+
+
+class ReportToSweep(keras.callbacks.Callback):
+    """Hands a sweep the monitored metric after each epoch; stops training when its pruner says so."""
+
+    def __init__(self, report: Callable[[int, float], bool], monitor: str):
+        super().__init__()
+        self.report = report
+        self.monitor = monitor
+        self.pruned_at: int | None = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is not None and self.report(epoch + 1, float(value)):
+            self.pruned_at = epoch + 1
+            self.model.stop_training = True
 
 
 def keras_callbacks(config: ExperimentConfig) -> list[keras.callbacks.Callback]:

@@ -12,6 +12,7 @@ import shlex
 import signal
 import sys
 import traceback
+from enum import Enum
 from pathlib import Path
 from collections.abc import Callable
 from typing import Annotated, Any, Optional
@@ -163,7 +164,6 @@ def train(
         Optional[str],
         typer.Option("--resume", metavar="RUN", help="Continue an interrupted or crashed run in its own folder."),
     ] = None,
-    sweep_trial: Annotated[Optional[str], typer.Option("--sweep-trial", hidden=True)] = None,
     runs_dir: RunsDir = Path("runs"),
 ) -> None:
     """Validate CONFIG, train it and write a run folder under --runs-dir (or --resume RUN)."""
@@ -193,10 +193,7 @@ def train(
         if resume is not None:
             result = training.resume(resume, runs_dir, console=console, command=shlex.join(command))
         else:
-            import json
-
-            tag = json.loads(sweep_trial) if sweep_trial else None
-            result = training.train(experiment, runs_dir, console=console, command=shlex.join(command), sweep=tag)
+            result = training.train(experiment, runs_dir, console=console, command=shlex.join(command))
     except KeyboardInterrupt:
         error_console.print("stopped: interrupted before training started", markup=False)
         raise typer.Exit(EXIT_INTERRUPTED) from None
@@ -423,13 +420,20 @@ def compare_runs(
     if output_format not in FORMATS:
         raise DlcliError(f"--format {output_format}: choose one of {', '.join(FORMATS)}")
     records = records_to_compare(runs_dir, runs, last, pattern, sweep)
+    elsewhere = []
     if sweep:
+        from dlcli.compare import trials_elsewhere
+
         sort = sort or recorded_monitor(records)
+        elsewhere = trials_elsewhere(runs_dir, sweep, records)
     comparison = compare(records, sort)
     if output_format == "json":
         import json
 
-        print(json.dumps({"differing_keys": comparison.keys, "runs": comparison.rows}, indent=2, default=str))
+        shown = {"differing_keys": comparison.keys, "runs": comparison.rows}
+        if sweep:
+            shown["trials_elsewhere"] = elsewhere
+        print(json.dumps(shown, indent=2, default=str))
     elif output_format == "csv":
         import csv
 
@@ -440,6 +444,10 @@ def compare_runs(
         from dlcli.render import comparison_table
 
         console.print(comparison_table(comparison))
+        if elsewhere:
+            from dlcli.render import rows_table
+
+            console.print(rows_table(elsewhere, "the study's trials without a run here (other processes or machines)"))
     if plot is not None:
         from dlcli.plots import plot_comparison
 
@@ -473,6 +481,18 @@ def check(
     console.print(f"{config}: the config is valid, the data loads and the model builds")
 
 
+class SweepMethod(str, Enum):
+    grid = "grid"
+    random = "random"
+    tpe = "tpe"
+
+
+class Pruner(str, Enum):
+    none = "none"
+    median = "median"
+    hyperband = "hyperband"
+
+
 @app.command("sweep")
 @reports_errors
 def sweep_runs(
@@ -480,53 +500,92 @@ def sweep_runs(
     grid: Annotated[
         list[str], typer.Option("--grid", metavar="KEY=V1,V2", help="Values to try for a key (repeatable).")
     ] = [],  # noqa: B006 - Typer reads the default, never mutates it
-    random_trials: Annotated[
-        Optional[int], typer.Option("--random", min=1, help="N random samples of the config's `sweep: random:` keys.")
+    method: Annotated[
+        Optional[SweepMethod], typer.Option("--method", help="grid, random or tpe (Optuna's samplers).")
     ] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the random search.")] = 0,
-    jobs: Annotated[int, typer.Option("--jobs", min=1, help="Trials at once, each its share of the cores.")] = 1,
+    trials: Annotated[
+        Optional[int], typer.Option("--trials", min=1, help="Sampled trials (per grid point, with a grid).")
+    ] = None,
+    random_trials: Annotated[
+        Optional[int], typer.Option("--random", min=1, help="N random samples of the config's sampled keys.")
+    ] = None,
+    prune: Annotated[
+        Optional[Pruner], typer.Option("--prune", help="Stop hopeless trials early: none, median or hyperband.")
+    ] = None,
+    storage: Annotated[
+        Optional[str],
+        typer.Option("--storage", metavar="URL|PATH", help="The study's Optuna storage, to share it between "
+                     "processes and machines: a journal file, or postgresql://... (default: a journal file in the sweep's folder)."),
+    ] = None,
+    seed: Annotated[Optional[int], typer.Option("--seed", help="Seed of the sampler (default: the section's, or 0).")] = None,
+    jobs: Annotated[int, typer.Option("--jobs", min=1, help="Workers training trials at once, each its share of the cores.")] = 1,
     overrides: Annotated[
         list[str], typer.Option("--set", metavar="KEY=VALUE", help="Override the base config (repeatable).")
     ] = [],  # noqa: B006 - Typer reads the default, never mutates it
-    name: Annotated[Optional[str], typer.Option("--name", help="Sweep name (default: the config's name).")] = None,
+    name: Annotated[
+        Optional[str], typer.Option("--name", help="Sweep name (default: the config's name); with --storage, the study's name.")
+    ] = None,
     resume: Annotated[Optional[str], typer.Option("--resume", metavar="ID", help="Continue a sweep.")] = None,
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="With --resume: run failed trials again.")] = False,
     runs_dir: RunsDir = Path("runs"),
 ) -> None:
-    """Run one trial per grid point or random sample, then compare the trials."""
+    """Search a config's keys: trials chosen by Optuna, trained by workers, then compared."""
     from dlcli import sweep as sweeping
     from dlcli.compare import compare, recorded_monitor
+    from dlcli.config import load_config
     from dlcli.render import comparison_table
 
     if resume is not None:
-        if config is not None or grid or random_trials or overrides:
-            raise DlcliError("--resume ID continues a sweep with its own plan; give no CONFIG, --grid, --random or --set")
+        if config is not None or grid or random_trials or trials or method or prune or storage or overrides:
+            raise DlcliError("--resume ID continues a sweep with its own plan; give no CONFIG, --grid, --random, "
+                             "--trials, --method, --prune, --storage or --set")
         folder = sweeping.find_sweep(runs_dir, resume)
         plan = sweeping.Plan.load(folder)
     else:
         if config is None:
             raise DlcliError("give a CONFIG to sweep, or --resume ID")
-        from dlcli.config import load_config
-
-        base = load_config(config, [*overrides, "sweep=null"], name=name)
-        trials = sweeping.plan_trials(config, grid, random_trials, seed)
-        plan = sweeping.Plan(id="", config=str(config.resolve()), overrides=overrides, trials=trials)
-        _import_tensorflow()
-        sweeping.check_trials(plan, runs_dir)
-        plan, folder = sweeping.create_sweep(config, overrides, trials, runs_dir, base.name)
-        error_console.print(f"sweep {plan.id}: {len(trials)} trials, {jobs} at a time ({folder})")
+        base = load_config(config, overrides, name=name)
+        settings = sweeping.sweep_settings(
+            base, grid, method.value if method else None, trials or random_trials, prune.value if prune else None, seed,
+        )
+        plan = sweeping.Plan(id="", config=str(config.resolve()), overrides=overrides, name=base.name,
+                             study=base.name, storage=storage, settings=settings)
+        checked = sweeping.validate_trials(plan)  # without TensorFlow, before any process starts
+        sweeping.check_trial_names(checked[0][1], settings.total)
+        if storage is not None:
+            sweeping.open_storage(storage, runs_dir)  # one that cannot be reached fails now, in seconds
+    epochs = sweeping.trial_config(plan, {}, "the base config").training.epochs
     previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)}
+    workers, answers = sweeping.start_workers(jobs)
     try:
-        sweeping.run_sweep(plan, folder, runs_dir, jobs, retry_failed, lambda line: error_console.print(line, markup=False))
+        if resume is None:
+            answer = sweeping.check_with_worker(plan, workers[0], answers, runs_dir)
+            plan.monitor, plan.direction = answer["monitor"], answer["direction"]
+            plan, folder, study = sweeping.create_sweep(plan, runs_dir, epochs)
+            error_console.print(
+                f"sweep {plan.id}: {settings.total} trials ({settings.method}"
+                f"{', pruning: ' + settings.prune if settings.prune != 'none' else ''}), {jobs} at a time ({folder})",
+                markup=False,
+            )
+        else:
+            study = sweeping.open_study(plan, folder, epochs) if plan.settings is not None else None
+        sweeping.run_sweep(
+            plan, folder, runs_dir, study, workers, answers, retry_failed,
+            lambda line: error_console.print(line, markup=False), epochs,
+        )
+    except KeyboardInterrupt:
+        raise sweeping.SweepInterrupted("sweep interrupted before its first trial; nothing was trained") from None
     finally:
+        sweeping.stop_workers(workers)
         _restore_unless_stopping(previous)
     trial_runs = sweeping.sweep_records(runs_dir, plan.id)
     console.print(comparison_table(compare(trial_runs, sort=recorded_monitor(trial_runs))))
-    left = [t for t in plan.trials if t.status != "completed"]
+    left = [t for t in plan.trials if t.status not in ("completed", "pruned")]
     if left:
         statuses = ", ".join(f"trial {t.index} {t.status}" for t in left)
         raise DlcliError(f"sweep {plan.id} finished with {statuses}; see `dlcli sweep --resume {plan.id}`")
-    console.print(f"sweep {plan.id}: all {len(plan.trials)} trials completed")
+    pruned = sum(t.status == "pruned" for t in plan.trials)
+    console.print(f"sweep {plan.id}: all {len(plan.trials)} trials completed" + (f", {pruned} of them pruned" if pruned else ""))
 
 
 datasets_app = typer.Typer(

@@ -191,6 +191,20 @@ def records_to_compare(
     return records
 
 
+def trials_elsewhere(runs_dir: Path, sweep: str, records: list[RunRecord]) -> list[dict[str, Any]]:
+    """The trials of the sweep's study that have no run here: taken by other processes or machines
+    sharing its storage, or not taken yet. Reads the study's storage (Optuna, no TensorFlow)."""
+    from dlcli.sweep import Plan, find_sweep, study_trials
+
+    folder = find_sweep(runs_dir, sweep)
+    here = {record.id for record in records}
+    return [
+        {"trial": trial["index"], "state": trial["state"], "host": trial["host"], "run": trial["run"],
+         "value": trial["value"], **trial["values"]}
+        for trial in study_trials(Plan.load(folder), folder) if trial["run"] not in here
+    ]
+
+
 def comparison_curves(
     comparison: Comparison, records: list[RunRecord],
 ) -> list[tuple[str, list[dict[str, float]]]]:

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -287,6 +288,55 @@ class TrainingConfig(_Strict):
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
+SAMPLED = ("choice", "uniform", "log_uniform", "int")
+
+
+def sampled_key(value: Any) -> dict[str, Any]:
+    """One sampled key's space: `{choice: [...]}`, or `{uniform|log_uniform|int: [low, high]}`."""
+    if not isinstance(value, dict) or len(value) != 1 or next(iter(value)) not in SAMPLED:
+        raise ValueError(f"give one of {', '.join(SAMPLED)}, e.g. {{log_uniform: [1.0e-4, 1.0e-2]}} (got {_shown(value)})")
+    ((kind, arguments),) = value.items()
+    if kind == "choice":
+        if not isinstance(arguments, list) or not arguments:
+            raise ValueError(f"choice: give a list of values, e.g. {{choice: [32, 128]}} (got {_shown(arguments)})")
+        return value
+    numbers = isinstance(arguments, list) and len(arguments) == 2 and all(
+        isinstance(a, int if kind == "int" else (int, float)) and not isinstance(a, bool) for a in arguments
+    )
+    if not numbers or arguments[0] >= arguments[1]:
+        what = "integers" if kind == "int" else "numbers"
+        raise ValueError(f"{kind}: give [low, high], two {what} with low < high (got {_shown(arguments)})")
+    if kind == "log_uniform" and arguments[0] <= 0:
+        raise ValueError(f"log_uniform: low must be above 0 (got {arguments[0]})")
+    return value
+
+
+class SweepConfig(_Strict):
+    """The `sweep:` section, read by `dlcli sweep` (the command line's options win)."""
+
+    method: Literal["grid", "random", "tpe"] | None = None  # default: grid, or random when keys are sampled
+    trials: PositiveInt | None = None  # sampled trials (per grid point, with a grid)
+    params: dict[str, Annotated[dict[str, Any], AfterValidator(sampled_key)]] = {}
+    grid: dict[str, list[Any]] = {}
+    random: dict[str, Any] = {}  # the older form of `params`, with `trials` (and `seed`) among the keys
+    prune: Literal["none", "median", "hyperband"] | None = None
+    seed: int | None = Field(None, ge=0, le=2**32 - 1)
+
+    @field_validator("random")
+    @classmethod
+    def _older_random_section(cls, random: dict[str, Any]) -> dict[str, Any]:
+        for key, value in random.items():
+            if key in ("trials", "seed"):
+                if not isinstance(value, int) or isinstance(value, bool) or value < (1 if key == "trials" else 0):
+                    raise ValueError(f"{key}: expected a whole number{' of at least 1' * (key == 'trials')} (got {_shown(value)})")
+            else:
+                try:
+                    sampled_key(value)
+                except ValueError as error:
+                    raise ValueError(f"{key}: {error}") from None
+        return random
+
+
 class ExperimentConfig(_Strict):
     name: str
     seed: int = Field(0, ge=0, le=2**32 - 1)  # NumPy's and TensorFlow's seeds are 32-bit
@@ -296,7 +346,7 @@ class ExperimentConfig(_Strict):
     loss: KerasObject
     metrics: list[KerasObject] = []
     training: TrainingConfig = TrainingConfig()
-    sweep: dict[str, Any] | None = None  # read by `dlcli sweep`; `dlcli train` ignores it
+    sweep: SweepConfig | None = None  # read by `dlcli sweep`; `dlcli train` ignores it
 
     @property
     def validates(self) -> bool:

@@ -6,10 +6,12 @@ from typing import Any
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 import dlcli.models  # noqa: F401 - registers dlcli's layers for loading saved models
 from dlcli.config import load_config
 from dlcli.data import load_dataset, load_folds
+from dlcli.data.cache import check_decodable
 from dlcli.data.examples import FINGERPRINT_VERSION, Splits
 from dlcli.data.pipeline import stream
 from dlcli.errors import DlcliError
@@ -39,12 +41,16 @@ def _classification_report(scores: np.ndarray, truth: np.ndarray, class_names: l
 def _score(model: keras.Model, splits: Splits, split: str, batch_size: int) -> dict[str, Any]:
     """Metrics, and for classifiers the confusion matrix, over the split streamed a batch at a time."""
     data = stream(splits, split, batch_size)
-    metrics = model.evaluate(data, verbose=0, return_dict=True)
+    try:
+        metrics = model.evaluate(data, verbose=0, return_dict=True)
+        scores = model.predict(data, verbose=0) if splits.class_names else None
+    except tf.errors.InvalidArgumentError:
+        check_decodable([splits], "evaluate again")  # image files are decoded as they stream
+        raise
     result: dict[str, Any] = {
         "samples": len(splits.split(split)), "metrics": {key: float(value) for key, value in metrics.items()},
     }
-    if splits.class_names:
-        scores = model.predict(data, verbose=0)
+    if scores is not None:
         result.update(_classification_report(scores, splits.split(split).labels, splits.class_names))
     return result
 

@@ -17,7 +17,7 @@ from dlcli.runs import RunRecord
 
 STATUS_STYLES = {
     "completed": "green", "running": "cyan", "interrupted": "yellow", "failed": "red",
-    "diverged": "red", "crashed": "bold red", "damaged": "bold magenta",
+    "diverged": "red", "pruned": "dim yellow", "crashed": "bold red", "damaged": "bold magenta",
 }
 
 
@@ -87,6 +87,17 @@ def comparison_table(comparison: Comparison) -> Table:
         table.add_row(*cells)
     if not comparison.keys:
         table.caption = "the configs are identical"
+    return table
+
+
+def rows_table(rows: list[dict[str, Any]], title: str) -> Table:
+    """Rows of plain values, one column per key any row has."""
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    table = Table(title=title, title_justify="left")
+    for column in columns:
+        table.add_column(column, justify="right" if column in ("trial", "value") else "left")
+    for row in rows:
+        table.add_row(*(_status(row[c]) if c == "state" else _number(row.get(c)) for c in columns))
     return table
 
 

@@ -105,7 +105,7 @@ class RunInfo(RunFile):
     id: str
     name: str = ""
     dataset: str = ""
-    status: str = "unknown"  # running, completed, interrupted, failed, diverged
+    status: str = "unknown"  # running, completed, interrupted, failed, diverged, pruned
     created: str | None = None
     ended: str | None = None
     duration_s: float | None = None
@@ -133,6 +133,7 @@ class Summary(RunFile):
     final: dict[str, float | None] = {}
     notes: list[str] = []
     diverged: dict[str, Any] | None = None
+    pruned: dict[str, Any] | None = None  # {epoch}: a sweep's pruner stopped the run there
     parameters: int | None = None
 
 
@@ -501,7 +502,7 @@ def load_run(folder: RunFolder) -> RunRecord:
     info = RunInfo.from_dict(data)
     status = effective_status(info, folder)
     summary, summary_damage = _read_run_file(folder.file(SUMMARY_FILE), Summary)
-    if summary_damage is None and summary is None and status in ("completed", "diverged"):
+    if summary_damage is None and summary is None and status in ("completed", "diverged", "pruned"):
         summary_damage = f"{SUMMARY_FILE} is missing though the run is {status}"
     evaluation, _ = _read_run_file(folder.file(EVALUATION_FILE), Evaluation)  # optional: re-made by `dlcli evaluate`
     if summary_damage:

@@ -1,40 +1,77 @@
-"""Sweeps: a grid or random search over config keys, each trial an ordinary run in its own process.
+"""Sweeps: trials of a config, searched by Optuna, trained by worker processes.
 
-The plan (every trial, its values and its run) lives in `runs/sweeps/<id>/plan.json`,
-written only by the process that runs the sweep, so a sweep can be stopped and resumed.
-Nothing here imports TensorFlow except `check_trials`.
+A sweep is an Optuna study. Every trial it will hold is put in the study's storage when the
+study is made (`enqueue_trial`, each with the grid point it fixes), so the sweep's size is
+fixed whatever number of processes or machines share it: each takes the next waiting trial
+(`study.ask`), and the storage gives each to one taker only. The sampler (random or TPE)
+chooses the sampled keys' values when a trial is taken; a pruner stops hopeless trials
+from the metric each reports after every epoch.
+
+Locally, `runs/sweeps/<id>/plan.json` records the trials this folder's processes took and
+their runs, so a stopped sweep resumes its own interrupted trials and takes the rest.
+The trials are trained by `--jobs` worker processes (`dlcli.trials`) that import
+TensorFlow once. Nothing here imports TensorFlow.
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
-import math
 import os
-import random
+import queue
+import shutil
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from pydantic import BaseModel
 
-from dlcli.config import NAME_PATTERN, ExperimentConfig, load_config, parse_yaml, parse_yaml_value
+from dlcli.config import NAME_PATTERN, ExperimentConfig, load_config, parse_yaml_value
 from dlcli.errors import ConfigError, DlcliError, RunNotFound
-from dlcli.runs import SCHEMA, RunFile, RunFolder, RunRecord, load_runs, now, read_run_file
+from dlcli.runs import SCHEMA, RunFile, RunFolder, RunRecord, effective_status, load_runs, now, read_run_file
 
 SWEEPS_DIR = "sweeps"
 PLAN_FILE = "plan.json"
-DISTRIBUTIONS = ("uniform", "log_uniform", "choice")
+STUDY_FILE = "study.journal"
+LOGS_DIR = "logs"
+FINISHED = ("completed", "diverged", "pruned")  # never trained again
+STUDY_ATTRIBUTE = "dlcli"  # the study's user attribute holding the sweep's space
+STORAGE_TIMEOUT = 10  # seconds to reach a database storage
+STUDY_STATES = {"COMPLETE": "completed", "FAIL": "failed", "WAITING": "pending"}  # Optuna's, in dlcli's words
+
+
+class SweepSettings(BaseModel):
+    """What a sweep searches: grid points (values fixed per trial) times samples of a space."""
+
+    method: str
+    points: list[dict[str, Any]]
+    space: dict[str, dict[str, Any]]
+    samples: int  # trials per grid point (1 when nothing is sampled)
+    prune: str = "none"
+    seed: int = 0
+
+    @property
+    def total(self) -> int:
+        return len(self.points) * self.samples
+
+    def compared(self) -> dict[str, Any]:
+        """What must be the same for two processes to share a study."""
+        return {"method": self.method, "points": self.points, "space": self.space, "samples": self.samples,
+                "prune": self.prune}
 
 
 class Trial(BaseModel):
-    index: int
+    index: int  # the study's trial number + 1: runs are named NAME-tINDEX
     values: dict[str, Any]
     run: str | None = None
     status: str = "pending"
+    number: int | None = None  # the trial's number in the study (None: an older plan's trial)
 
     @property
     def overrides(self) -> list[str]:
@@ -45,7 +82,7 @@ class Trial(BaseModel):
 
 
 class Plan(RunFile):
-    """`runs/sweeps/<id>/plan.json`: the sweep's config, overrides and trials (docs/run-folder.md)."""
+    """`runs/sweeps/<id>/plan.json`: the sweep's config, search, storage and its trials here (docs/run-folder.md)."""
 
     id: str
     config: str
@@ -53,6 +90,11 @@ class Plan(RunFile):
     trials: list[Trial] = []
     updated: str | None = None
     name: str | None = None  # the config's; its trials are named NAME-tN (older plans: from the id)
+    study: str | None = None  # the Optuna study's name (older plans have none: they planned every trial)
+    storage: str | None = None  # None: the journal file in the sweep's folder
+    settings: SweepSettings | None = None
+    direction: str = "minimize"
+    monitor: str | None = None
 
     def trial_name(self, trial: Trial) -> str:
         return f"{self.name or self.id[16:]}-t{trial.index}"
@@ -68,6 +110,12 @@ class Plan(RunFile):
             cls, folder / PLAN_FILE, f"sweep {folder.name}",
             f"its runs are kept: compare them with `dlcli compare --sweep {folder.name}`, or start the sweep again",
         )
+
+    def trial(self, index: int) -> Trial | None:
+        return next((trial for trial in self.trials if trial.index == index), None)
+
+
+# --- what to search ---------------------------------------------------------------------------
 
 
 def parse_grid(options: list[str]) -> dict[str, list[Any]]:
@@ -85,78 +133,84 @@ def parse_grid(options: list[str]) -> dict[str, list[Any]]:
     return grid
 
 
-def _file_sweep(config_path: Path) -> dict[str, Any]:
-    data, _ = parse_yaml(config_path.read_text(encoding="utf-8"), str(config_path))
-    sweep = data.get("sweep") or {}
-    if not isinstance(sweep, dict) or set(sweep) - {"grid", "random"}:
-        raise ConfigError(f"{config_path}: sweep: takes `grid: {{KEY: [values]}}` and `random: {{KEY: ..., trials: N}}`")
-    return sweep
-
-
-def _sample(key: str, spec: Any, rng: random.Random) -> Any:
-    if not isinstance(spec, dict) or len(spec) != 1 or next(iter(spec)) not in DISTRIBUTIONS:
-        raise DlcliError(f"sweep.random.{key}: give one of {', '.join(DISTRIBUTIONS)}, e.g. {{log_uniform: [1e-4, 1e-2]}}")
-    ((kind, arguments),) = spec.items()
-    if kind == "choice":
-        return rng.choice(arguments)
-    low, high = arguments
-    if kind == "uniform":
-        return rng.uniform(low, high)
-    return math.exp(rng.uniform(math.log(low), math.log(high)))
-
-
-def plan_trials(config_path: Path, grid_options: list[str], random_trials: int | None, seed: int) -> list[Trial]:
-    """The file's sweep combined with the command line's (which wins): the grid, times random samples."""
-    sweep = _file_sweep(config_path)
-    grid = {**(sweep.get("grid") or {}), **parse_grid(grid_options)}
-    random_spec = dict(sweep.get("random") or {})
-    trials_wanted = random_trials or random_spec.pop("trials", None)
-    random_spec.pop("trials", None)
-    rng = random.Random(random_spec.pop("seed", seed))
-    if random_trials and not random_spec:
-        raise DlcliError("--random N samples the keys under `sweep: random:` in the config, and it has none")
+def sweep_settings(
+    config: ExperimentConfig, grid_options: list[str], method: str | None = None, trials: int | None = None,
+    prune: str | None = None, seed: int | None = None,
+) -> SweepSettings:
+    """The config's `sweep:` section with the command line's options (which win) applied."""
+    section = config.sweep
+    older_random = dict(section.random) if section else {}
+    sampled_trials = trials or (section.trials if section else None) or older_random.pop("trials", None)
+    older_random.pop("trials", None)
+    seed = seed if seed is not None else (section.seed if section and section.seed is not None else older_random.pop("seed", 0))
+    older_random.pop("seed", None)
+    grid = {**(section.grid if section else {}), **parse_grid(grid_options)}
+    space = {**(section.params if section else {}), **older_random}
+    method = method or (section.method if section else None) or ("random" if space else "grid")
+    prune = prune or (section.prune if section else None) or "none"
+    if method == "grid":
+        not_listed = [key for key, spec in space.items() if "choice" not in spec]
+        if not_listed:
+            raise config.error(("sweep", "params", not_listed[0]),
+                               "a grid tries listed values only: give {choice: [...]}, or use method random or tpe")
+        grid.update({key: spec["choice"] for key, spec in space.items()})
+        space = {}
+    if not grid and not space:
+        raise DlcliError("nothing to sweep: give --grid KEY=V1,V2 or a `sweep:` section with `grid` or `params`")
+    if trials and not space:
+        raise DlcliError(f"--trials/--random {trials} samples the keys of `sweep: params:` in the config, and it has none")
+    if space and not sampled_trials:
+        raise config.error(("sweep",), f"method {method} samples {len(space)} key(s): say how many trials, "
+                           "e.g. `trials: 20` (or --trials 20)")
     points = [dict(zip(grid, combination)) for combination in itertools.product(*grid.values())] or [{}]
-    samples = [
-        {key: _sample(key, spec, rng) for key, spec in random_spec.items()} for _ in range(trials_wanted or 0)
-    ] or [{}]
-    values = [{**point, **sample} for point in points for sample in samples]
-    if values == [{}]:
-        raise DlcliError("nothing to sweep: give --grid KEY=V1,V2 or a `sweep:` section in the config")
-    return [Trial(index=index, values=trial_values) for index, trial_values in enumerate(values, start=1)]
+    return SweepSettings(method=method, points=points, space=space, samples=sampled_trials if space else 1,
+                         prune=prune, seed=seed)
 
 
-def trial_config(plan: Plan, trial: Trial) -> ExperimentConfig:
-    """The trial's config, or a ConfigError that names the trial."""
+def _encoded_choices(choices: list[Any]) -> tuple[list[Any], bool]:
+    """Optuna's categorical values are None, bools, numbers or strings: others go as JSON text."""
+    plain = all(value is None or isinstance(value, (bool, int, float, str)) for value in choices)
+    return (choices, False) if plain else ([json.dumps(value, sort_keys=True) for value in choices], True)
+
+
+def suggest(trial, space: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The values an Optuna trial's sampler chooses for `space`."""
+    values = {}
+    for key, spec in space.items():
+        ((kind, arguments),) = spec.items()
+        if kind == "choice":
+            choices, encoded = _encoded_choices(arguments)
+            chosen = trial.suggest_categorical(key, choices)
+            values[key] = json.loads(chosen) if encoded else chosen
+        elif kind == "int":
+            values[key] = trial.suggest_int(key, *arguments)
+        else:
+            values[key] = trial.suggest_float(key, *arguments, log=kind == "log_uniform")
+    return values
+
+
+def corner_values(settings: SweepSettings) -> list[dict[str, Any]]:
+    """Values to validate before any trial: every grid point, with each sampled key at each end."""
+    ends = {
+        key: spec["choice"] if "choice" in spec else list(next(iter(spec.values())))
+        for key, spec in settings.space.items()
+    }
+    corners = [dict(zip(ends, combination)) for combination in itertools.product(*ends.values())] if ends else [{}]
+    if len(corners) > 64:  # many sampled keys: each end once is enough to find a value that cannot work
+        corners = [{key: values[i % len(values)] for key, values in ends.items()} for i in range(max(map(len, ends.values())))]
+    return [{**point, **corner} for point in settings.points for corner in corners]
+
+
+def trial_config(plan: Plan, values: dict[str, Any], label: str, name: str | None = None) -> ExperimentConfig:
+    """A trial's config (named `name`), or a ConfigError that names the trial."""
+    overrides = [f"{key}={json.dumps(value)}" for key, value in values.items()]
     try:
-        return load_config(plan.config, [*plan.overrides, *trial.overrides, "sweep=null"])
+        return load_config(plan.config, [*plan.overrides, *overrides, "sweep=null"], name=name)
     except ConfigError as error:
-        raise ConfigError(f"trial {trial.index} ({trial.label()}): {error}") from None
+        raise ConfigError(f"{label}: {error}") from None
 
 
-def check_trials(plan: Plan, runs_dir: Path) -> None:
-    """Validate every trial and build its model before any trains (imports TensorFlow)."""
-    _check_trial_names(trial_config(plan, plan.trials[0]), len(plan.trials))
-    from dlcli.data import load_dataset
-    from dlcli.train import checked_model
-
-    data_by_dataset: dict[str, Any] = {}
-    for trial in plan.trials:
-        config = trial_config(plan, trial)
-        key = json.dumps([config.dataset.model_dump(mode="json"), config.seed], sort_keys=True)
-        try:
-            if config.training.distribute == "multi_worker":
-                raise config.error(
-                    ("training", "distribute"),
-                    "a sweep trains its trials on this machine; start multi_worker training on each worker with `dlcli train`",
-                )
-            if key not in data_by_dataset:
-                data_by_dataset[key] = load_dataset(config)
-            checked_model(config, data_by_dataset[key], runs_dir)
-        except DlcliError as error:
-            raise type(error)(f"trial {trial.index} ({trial.label()}): {error}") from None
-
-
-def _check_trial_names(config: ExperimentConfig, count: int) -> None:
+def check_trial_names(config: ExperimentConfig, count: int) -> None:
     """Trial runs are named NAME-tN: refuse a name that leaves no room for the suffix, before any trial."""
     longest = f"{config.name}-t{count}"
     if not NAME_PATTERN.fullmatch(longest):
@@ -167,13 +221,152 @@ def _check_trial_names(config: ExperimentConfig, count: int) -> None:
         )
 
 
-def create_sweep(config_path: Path, overrides: list[str], trials: list[Trial], runs_dir: Path, name: str) -> tuple[Plan, Path]:
+def describe_values(values: dict[str, Any]) -> str:
+    return ", ".join(f"{key}={value}" for key, value in values.items())
+
+
+def validate_trials(plan: Plan) -> list[tuple[str, ExperimentConfig]]:
+    """Every value a trial can take, validated without TensorFlow: (label, config) per grid point and end."""
+    checked = []
+    for number, values in enumerate(corner_values(plan.settings), start=1):
+        label = f"trial {number} ({describe_values(values)})" if len(plan.settings.space) == 0 else f"values {describe_values(values)}"
+        checked.append((label, trial_config(plan, values, label)))
+    return checked
+
+
+# --- the study ----------------------------------------------------------------------------
+
+
+def _optuna():
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna
+
+
+def open_storage(storage: str | None, folder: Path):
+    """The Optuna storage `storage` names (a database URL, or a journal file's path), or the
+    journal file in the sweep's folder; one line naming it when it cannot be reached."""
+    optuna = _optuna()
+    from optuna.storages import JournalStorage, RDBStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    where = storage or str(folder / STUDY_FILE)
+    try:
+        if storage and "://" in storage:
+            connect = {"connect_timeout": STORAGE_TIMEOUT} if storage.startswith(("postgresql", "mysql")) else {}
+            return RDBStorage(storage, engine_kwargs={"connect_args": connect, "pool_pre_ping": True})
+        path = Path(where)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return JournalStorage(JournalFileBackend(str(path)))
+    except ImportError as error:
+        raise DlcliError(f"--storage {storage}: its driver is not installed ({error.name}); "
+                         f"install it (e.g. `pip install psycopg2-binary` for PostgreSQL)") from None
+    except (OSError, optuna.exceptions.OptunaError) as error:
+        raise DlcliError(f"cannot open the sweep's storage {where}: {error}") from None
+    except Exception as error:  # noqa: BLE001 - SQLAlchemy's connection errors, whatever the driver
+        reason = str(error).strip().splitlines()[0][:200]
+        raise DlcliError(f"cannot reach the sweep's storage {where}: {type(error).__name__}: {reason}; "
+                         "check the URL, the server and the network") from None
+
+
+def sampler(settings: SweepSettings, joined: bool):
+    """The settings' sampler, seeded; a process that joins a study seeds its own differently,
+    so that two processes do not draw the same values."""
+    optuna = _optuna()
+    seed = settings.seed
+    if joined:
+        seed = int(hashlib.sha256(f"{seed}-{socket.gethostname()}-{os.getpid()}".encode()).hexdigest()[:8], 16)
+    if settings.method == "tpe":
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(10, max(3, settings.total // 4)))
+    return optuna.samplers.RandomSampler(seed=seed)
+
+
+def pruner(settings: SweepSettings, epochs: int):
+    optuna = _optuna()
+    if settings.prune == "median":
+        # a trial is judged from its second epoch (steps are epoch numbers, from 1), against the
+        # median of at least 3 finished trials: one epoch's numbers are too noisy to stop on
+        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=2)
+    if settings.prune == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(epochs, 1))
+    return optuna.pruners.NopPruner()
+
+
+def _differences(there: dict[str, Any], here: dict[str, Any]) -> str:
+    keys = sorted(set(there) | set(here))
+    return "; ".join(f"{key}: {there.get(key)!r} there, {here.get(key)!r} here" for key in keys if there.get(key) != here.get(key))
+
+
+def open_study(plan: Plan, folder: Path, epochs: int, wait_seconds: float = 60.0):
+    """The plan's study: made, with every trial waiting in it, or joined when it exists and
+    searches the same space (refused, naming the difference, when not)."""
+    optuna = _optuna()
+    storage = open_storage(plan.storage, folder)
+    settings = plan.settings
+    common = {"study_name": plan.study, "storage": storage, "pruner": pruner(settings, epochs)}
+    try:
+        study = optuna.create_study(direction=plan.direction, sampler=sampler(settings, joined=False), **common)
+    except optuna.exceptions.DuplicatedStudyError:
+        study = optuna.load_study(sampler=sampler(settings, joined=True), **common)
+        deadline = time.monotonic() + wait_seconds
+        while STUDY_ATTRIBUTE not in study.user_attrs:  # its maker is still putting the trials in
+            if time.monotonic() > deadline:
+                raise DlcliError(f"study {plan.study} in {plan.storage or folder / STUDY_FILE} was left half made "
+                                 "by a process that stopped; give this sweep another --name") from None
+            time.sleep(0.5)
+        recorded = study.user_attrs[STUDY_ATTRIBUTE]
+        if recorded["search"] != settings.compared() or recorded["direction"] != plan.direction:
+            there = {**recorded["search"], "direction": recorded["direction"]}
+            here = {**settings.compared(), "direction": plan.direction}
+            raise DlcliError(f"study {plan.study} in {plan.storage} searches another space ({_differences(there, here)}); "
+                             "give this sweep another --name, or the same sweep section") from None
+        return study
+    except Exception as error:
+        if isinstance(error, DlcliError):
+            raise
+        raise DlcliError(f"cannot make study {plan.study} in {plan.storage or folder / STUDY_FILE}: "
+                         f"{type(error).__name__}: {str(error).splitlines()[0][:200]}") from None
+    for point in settings.points:
+        for _ in range(settings.samples):
+            study.enqueue_trial({}, user_attrs={"fixed": point}, skip_if_exists=False)
+    study.set_user_attr(STUDY_ATTRIBUTE, {
+        "search": settings.compared(), "direction": plan.direction, "monitor": plan.monitor, "config": plan.config,
+    })
+    return study
+
+
+def take_trial(study, plan: Plan) -> tuple[Any, dict[str, Any]] | None:
+    """The next waiting trial of the study, taken for this process, with its values; None when
+    every trial is taken."""
+    optuna = _optuna()
+    if not study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)):
+        return None
+    trial = study.ask()
+    if "fixed" not in trial.user_attrs:  # another process took the last waiting trial first
+        trial.set_user_attr("surplus", True)
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        return None
+    return trial, {**trial.user_attrs["fixed"], **suggest(trial, plan.settings.space)}
+
+
+# --- the local record ---------------------------------------------------------------------------
+
+
+def create_sweep(plan: Plan, runs_dir: Path, epochs: int) -> tuple[Plan, Path, Any]:
+    """The sweep's folder, its plan and its study (made or joined); no folder is left when the study is refused."""
     sweeps = runs_dir / SWEEPS_DIR
     sweeps.mkdir(parents=True, exist_ok=True)
-    folder = RunFolder.create(sweeps, name).path
-    plan = Plan(id=folder.name, config=str(config_path.resolve()), overrides=overrides, trials=trials, name=name)
+    folder = RunFolder.create(sweeps, plan.name).path
+    plan.id = folder.name
+    plan.study = plan.study or plan.name
+    try:
+        study = open_study(plan, folder, epochs)
+    except DlcliError:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
     plan.save(folder)
-    return plan, folder
+    return plan, folder, study
 
 
 def find_sweep(runs_dir: Path, reference: str) -> Path:
@@ -193,7 +386,7 @@ def sweep_records(runs_dir: Path, sweep_id: str) -> list[RunRecord]:
     return [record for record in load_runs(runs_dir) if (record.info.sweep or {}).get("id") == sweep_id]
 
 
-def _refresh(plan: Plan, runs_dir: Path) -> None:
+def refresh(plan: Plan, runs_dir: Path) -> None:
     """Each trial's newest run and its status, read from the run folders."""
     latest = {record.info.sweep["trial"]: record for record in sweep_records(runs_dir, plan.id)}
     for trial in plan.trials:
@@ -202,63 +395,209 @@ def _refresh(plan: Plan, runs_dir: Path) -> None:
             trial.status = latest[trial.index].status
 
 
+def study_trials(plan: Plan, folder: Path) -> list[dict[str, Any]]:
+    """Every trial the plan's study holds, from every process and machine: number, state, values, run, host."""
+    if plan.settings is None:
+        return []
+    study = _optuna().load_study(study_name=plan.study, storage=open_storage(plan.storage, folder))
+    rows = []
+    for trial in study.get_trials(deepcopy=False):
+        attributes = trial.user_attrs
+        if attributes.get("surplus"):
+            continue
+        rows.append({
+            "index": trial.number + 1, "value": trial.value,
+            "state": attributes.get("status") or STUDY_STATES.get(trial.state.name, trial.state.name.lower()),
+            "values": {**attributes.get("fixed", {}), **{k: v for k, v in trial.params.items()}},
+            "run": attributes.get("run"), "host": attributes.get("host"), "status": attributes.get("status"),
+        })
+    return rows
+
+
+# --- the workers --------------------------------------------------------------------------------
+
+
 class SweepInterrupted(DlcliError):
     exit_code = 130
     label = "stopped"
 
 
-def _command(plan: Plan, trial: Trial, runs_dir: Path, resume: bool) -> list[str]:
-    base = [sys.executable, "-m", "dlcli", "train"]
-    if resume:
-        return [*base, "--resume", trial.run, "--runs-dir", str(runs_dir)]
-    tag = json.dumps({"id": plan.id, "trial": trial.index, "values": trial.values})
-    sets = [arg for o in [*plan.overrides, *trial.overrides, "sweep=null"] for arg in ("--set", o)]
-    return [*base, plan.config, *sets, "--name", plan.trial_name(trial),
-            "--runs-dir", str(runs_dir), "--sweep-trial", tag]
+class Worker:
+    """A `python -m dlcli.trials` process: requests on its stdin, answers on its stdout, one JSON
+    object a line. It dies with the sweep: its stdin closes when this process dies, however."""
+
+    def __init__(self, number: int, answers: queue.Queue, threads: int):
+        environment = {**os.environ, "DLCLI_THREADS": str(threads)}
+        self.number = number
+        self.threads = threads
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "dlcli.trials"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            env=environment, text=True, bufsize=1,
+        )
+        self.task: dict[str, Any] | None = None
+        threading.Thread(target=self._read, args=(answers,), daemon=True).start()
+
+    def _read(self, answers: queue.Queue) -> None:
+        for line in self.process.stdout:
+            try:
+                answers.put((self, json.loads(line)))
+            except ValueError:
+                continue  # not an answer: something the worker's libraries printed
+        answers.put((self, None))
+
+    def send(self, request: dict[str, Any]) -> None:
+        self.task = request
+        self.process.stdin.write(json.dumps(request) + "\n")
+        self.process.stdin.flush()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            try:
+                self.process.stdin.close()
+            except OSError:
+                pass
 
 
-def run_sweep(plan: Plan, folder: Path, runs_dir: Path, jobs: int, retry_failed: bool, say) -> None:
-    """Run every trial not yet completed, `jobs` at a time, each with its share of the CPU threads."""
-    _refresh(plan, runs_dir)
-    todo = [
-        trial for trial in plan.trials
-        if trial.status not in ("completed", "diverged") and (trial.status != "failed" or retry_failed)
-    ]
+def start_workers(jobs: int) -> tuple[list[Worker], queue.Queue]:
+    """`jobs` workers, each with its share of the cores; they import TensorFlow while the sweep gets ready."""
+    answers: queue.Queue = queue.Queue()
     threads = max(1, (os.cpu_count() or 1) // jobs)
-    environment = {**os.environ, "DLCLI_THREADS": str(threads)}
-    running: dict[int, tuple[Trial, subprocess.Popen]] = {}
-    logs = folder / "logs"
-    logs.mkdir(exist_ok=True)
+    return [Worker(number, answers, threads) for number in range(1, jobs + 1)], answers
+
+
+def check_with_worker(plan: Plan, worker: Worker, answers: queue.Queue, runs_dir: Path) -> dict[str, Any]:
+    """A worker builds every trial's model before any trains; it answers the monitored metric and direction."""
+    worker.send({"op": "check", "plan": plan.model_dump(mode="json"), "runs_dir": str(runs_dir)})
+    while True:
+        answered, answer = answers.get()
+        if answered is not worker:
+            continue
+        if answer is None:
+            raise DlcliError(f"the sweep's worker stopped while checking the trials (exit code {worker.process.wait()})")
+        if answer["op"] == "error":
+            error = ConfigError if answer.get("config") else DlcliError
+            raise error(answer["message"])
+        return answer
+
+
+def run_sweep(
+    plan: Plan, folder: Path, runs_dir: Path, study, workers: list[Worker], answers: queue.Queue,
+    retry_failed: bool, say: Callable[[str], None], epochs: int,
+) -> None:
+    """Train this folder's unfinished trials, then take waiting trials from `study` (None: an
+    older plan, which lists every trial), one per free worker."""
+    refresh(plan, runs_dir)
+    again = [
+        trial for trial in plan.trials
+        if trial.status not in FINISHED and (trial.status != "failed" or retry_failed)
+    ]
+    jobs = len(workers)
+    free = list(workers)
+    busy: dict[Worker, Trial] = {}
+    waiting_for_owner: list[Trial] = []
+    exhausted = study is None
     try:
-        while todo or running:
-            while todo and len(running) < jobs:
-                trial = todo.pop(0)
-                resume = trial.run is not None and trial.status in ("interrupted", "crashed")
-                command = _command(plan, trial, runs_dir, resume)
-                say(f"trial {trial.index}/{len(plan.trials)} ({trial.label()}): {'resuming' if resume else 'starting'}")
-                output = None if jobs == 1 else open(logs / f"trial-{trial.index}.log", "w")  # noqa: SIM115
-                process = subprocess.Popen(command, env=environment, stdout=output, stderr=subprocess.STDOUT if output else None)
-                running[process.pid] = (trial, process)
+        while True:
+            for trial in list(waiting_for_owner):  # trials another process still trains: wait for its end
+                if not _owned_elsewhere(trial, runs_dir):
+                    waiting_for_owner.remove(trial)
+                    refresh(plan, runs_dir)
+                    if trial.status not in FINISHED:
+                        again.append(trial)
+            while free and (again or not exhausted):
+                if again:
+                    trial = again.pop(0)
+                    if trial.run and _owned_elsewhere(trial, runs_dir):
+                        waiting_for_owner.append(trial)
+                        continue
+                    resume = trial.run is not None and trial.status in ("interrupted", "crashed", "failed")
+                else:
+                    taken = take_trial(study, plan)
+                    if taken is None:
+                        exhausted = True
+                        break
+                    optuna_trial, values = taken
+                    optuna_trial.set_user_attr("host", socket.gethostname())
+                    optuna_trial.set_user_attr("sweep", plan.id)
+                    trial = Trial(index=optuna_trial.number + 1, values=values, number=optuna_trial.number)
+                    plan.trials.append(trial)
+                    plan.trials.sort(key=lambda t: t.index)
+                    resume = False
+                worker = free.pop(0)
+                say(f"trial {trial.index} ({trial.label()}): {'resuming' if resume else 'starting'}"
+                    + (f" (worker {worker.number})" if jobs > 1 else ""))
+                log = folder / LOGS_DIR / f"trial-{trial.index}.log" if jobs > 1 else None
+                if log is not None:
+                    log.parent.mkdir(exist_ok=True)
+                worker.send({"op": "resume" if resume else "train", "plan": plan.model_dump(mode="json"),
+                             "trial": trial.model_dump(mode="json"), "epochs": epochs, "runs_dir": str(runs_dir),
+                             "log": str(log) if log else None})
                 trial.status = "running"
+                busy[worker] = trial
                 plan.save(folder)
-            time.sleep(0.2)
-            for pid, (trial, process) in list(running.items()):
-                if process.poll() is not None:
-                    del running[pid]
-                    _refresh(plan, runs_dir)
-                    say(f"trial {trial.index}: {trial.status}" + (f" ({trial.run})" if trial.run else ""))
-                    plan.save(folder)
+            if not busy and not again and not waiting_for_owner and exhausted:
+                break
+            if not busy and waiting_for_owner:
+                time.sleep(0.5)
+                continue
+            worker, answer = answers.get()
+            if worker not in busy:
+                if answer is None and worker in free:  # an idle worker died: replace it
+                    free.remove(worker)
+                    free.append(_replace(worker, workers, answers))
+                continue
+            trial = busy.pop(worker)
+            if answer is None:  # the worker died with its trial
+                say(f"trial {trial.index}: crashed (its worker exited with code {worker.process.wait()}); "
+                    f"`dlcli sweep --resume {plan.id}` continues it")
+                refresh(plan, runs_dir)
+                trial.status = "crashed"
+                free.append(_replace(worker, workers, answers))
+            else:
+                refresh(plan, runs_dir)
+                trial.status = answer["status"]
+                if answer["status"] == "interrupted":
+                    raise KeyboardInterrupt
+                say(f"trial {trial.index}: {trial.status}" + (f" ({trial.run})" if trial.run else "")
+                    + (f": {answer['message']}" if answer.get("message") and trial.status != "completed" else ""))
+                free.append(worker)
+            plan.save(folder)
     except KeyboardInterrupt:
-        processes = [process for _, process in running.values()]
-        for process in processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGINT)  # each trial stops cleanly as 'interrupted'
-        for process in processes:
-            process.wait()
-        _refresh(plan, runs_dir)
+        for worker in workers:
+            if worker.process.poll() is None:
+                worker.process.send_signal(signal.SIGINT)  # each trial stops cleanly as 'interrupted'
+        for worker in workers:
+            worker.process.wait()
+        refresh(plan, runs_dir)
         plan.save(folder)
         raise SweepInterrupted(
             f"sweep {plan.id} interrupted; continue it with: dlcli sweep --resume {plan.id} --runs-dir {runs_dir}"
         ) from None
-    _refresh(plan, runs_dir)
+    refresh(plan, runs_dir)
     plan.save(folder)
+
+
+def _owned_elsewhere(trial: Trial, runs_dir: Path) -> bool:
+    """The trial's run is being trained by a process that is still alive (a sweep killed a moment ago)."""
+    folder = RunFolder(runs_dir / trial.run)
+    try:
+        return effective_status(folder.read_info(), folder) == "running"
+    except DlcliError:
+        return False
+
+
+def _replace(dead: Worker, workers: list[Worker], answers: queue.Queue) -> Worker:
+    replacement = Worker(dead.number, answers, dead.threads)
+    workers[workers.index(dead)] = replacement
+    return replacement
+
+
+def stop_workers(workers: list[Worker]) -> None:
+    for worker in workers:
+        worker.stop()
+    for worker in workers:
+        try:
+            worker.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            worker.process.kill()
+

@@ -9,6 +9,7 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import keras
@@ -21,6 +22,7 @@ from dlcli.callbacks import (
     EpochClock,
     EpochCommit,
     OverfittingMonitor,
+    ReportToSweep,
     RichProgress,
     StopOnRequest,
     keras_callbacks,
@@ -29,7 +31,7 @@ from dlcli.callbacks import (
 from dlcli.checkpoint import Checkpoint, RestoreCallbackState, save_model_atomic
 from dlcli.config import ExperimentConfig, load_config
 from dlcli.data import load_dataset, load_folds
-from dlcli.data.cache import cached
+from dlcli.data.cache import cached, check_decodable
 from dlcli.data.examples import ArrayPool, Encoding, Split, Splits
 from dlcli.data.pipeline import EpochOrder, samples_in_batches, stream
 from dlcli.devices import SpeedSettings, cluster_task, dtype_policy, gather_from_workers, speed_settings, strategy
@@ -86,8 +88,11 @@ class _Session:
     def __init__(
         self, config: ExperimentConfig, run: RunFolder, console: Console | None, speed: SpeedSettings,
         checkpoint: Checkpoint, state: CheckpointState | None = None,
+        report: Callable[[int, float], bool] | None = None,
     ):
         self.config = config
+        self.report = report  # a sweep's: hands it the monitored metric; True stops the trial (pruned)
+        self.report_to_sweep: ReportToSweep | None = None
         self.order = EpochOrder(config.seed)
         self.run = run
         self.speed = speed
@@ -116,6 +121,10 @@ class _Session:
         compile_model(
             self.config, model, learning_rate, self.speed.jit_compile, self.speed.steps_per_execution, optimizer
         )
+
+    @property
+    def pruned_at(self) -> int | None:
+        return self.report_to_sweep.pruned_at if self.report_to_sweep is not None else None
 
     def best_model(self, fold: int | None) -> BestModel:
         best = BestModel(model_file(fold), self.monitor, self.minimize)
@@ -148,6 +157,9 @@ class _Session:
         if watch is not None:
             self.overfitting_monitors.append(OverfittingMonitor(watch, config, self.console))
             callbacks.append(self.overfitting_monitors[-1])
+        if self.report is not None and self.monitor is not None and stage.fold is None:
+            self.report_to_sweep = ReportToSweep(self.report, self.monitor)
+            callbacks.append(self.report_to_sweep)  # before the commit, which records its stop
         callbacks += [commit, StopOnRequest(), EpochClock(self.order)]
         if config.training.tensorboard:
             log_dir = self.run.file(TENSORBOARD_DIR) / (f"fold-{stage.fold}" if stage.fold else "")
@@ -286,6 +298,8 @@ def _train_single(session: _Session, stages: list[Stage], parts: ModelParts, dat
         if session.state is not None and stage.index < session.state.stage:
             continue
         _run_stage(session, stage, parts.model, parts.model, data, watch, previous_epoch)
+        if session.pruned_at is not None:  # a sweep's pruner stopped it: no later phase
+            break
     if not session.run.file(MODEL_FILE).exists():  # the monitor was never a number: keep the last model
         save_model_atomic(parts.model, session.run.file(MODEL_FILE))
     phase_two = [row["epoch"] for row in rows if row.get("phase") == 2]
@@ -365,15 +379,21 @@ def _execute(session: _Session, parts: ModelParts, folds: list[Splits], data: di
     try:
         write_inference_files(run, config, folds)  # what `dlcli predict` and `export` need besides the model
         stages = plan_stages(config)
-        if config.training.kfold:
-            summary = _train_folds(session, stages, folds)
-        else:
-            summary = _train_single(session, stages, parts, folds[0])
+        try:
+            if config.training.kfold:
+                summary = _train_folds(session, stages, folds)
+            else:
+                summary = _train_single(session, stages, parts, folds[0])
+        except tf.errors.InvalidArgumentError:
+            # files decoded as they stream (`training.cache: none`) were only checked by their header
+            check_decodable(folds, f"continue run {run.id} with: {_resume_command(run)}")
+            raise
         summary = {
             "schema": SCHEMA,
             "monitor": session.monitor,
             "directions": session.directions,
             **summary,
+            "pruned": {"epoch": session.pruned_at} if session.pruned_at is not None else None,
             "fit_seconds": round(session.fit_seconds, 3),
             "samples_per_second": round(session.samples_seen / max(session.fit_seconds, 1e-9), 1),
             "speed": session.speed.as_dict(),
@@ -432,7 +452,7 @@ def _finish(run: RunFolder, summary: dict[str, Any], warned_live: bool = False) 
         )
         run.finish("diverged", error=message)
         raise TrainingDiverged(message)
-    run.finish("completed")
+    run.finish("pruned" if summary.get("pruned") else "completed")
     return TrainResult(run, summary, warned_live)
 
 
@@ -495,13 +515,15 @@ def train(
     console: Console | None = None,
     command: str | None = None,
     sweep: dict[str, Any] | None = None,
+    report: Callable[[int, float], bool] | None = None,
 ) -> TrainResult:
     """Train `config` into a new run folder under `runs_dir` and return its summary.
 
     Config and data problems are raised before the folder exists; once it exists, a
     failure, divergence or interrupt is recorded in its `run.json` before the error
     propagates. `console` shows live progress; `command` is recorded in run.json, and so
-    is `sweep`, the tag of a sweep trial ({id, trial, values}).
+    is `sweep`, the tag of a sweep trial ({id, trial, values}). `report(epoch, value)` hears
+    the monitored metric after each epoch, and stops the run as `pruned` when it returns True.
     """
     with device_scope(config) as speed:
         folds, parts = prepare_experiment(config, runs_dir, speed)
@@ -517,7 +539,8 @@ def train(
             except OSError as error:
                 shutil.rmtree(run.path, ignore_errors=True)  # nothing started: leave no half-made run behind
                 raise DlcliError(f"cannot write the run folder in {runs_dir}: {error.strerror or error}") from error
-            return _execute(_Session(config, run, console, speed, Checkpoint(run)), parts, folds, data)
+            session = _Session(config, run, console, speed, Checkpoint(run), report=report)
+            return _execute(session, parts, folds, data)
 
 
 def _check_workers_resume_together(run: RunFolder, state: CheckpointState | None) -> None:
@@ -532,7 +555,10 @@ def _check_workers_resume_together(run: RunFolder, state: CheckpointState | None
         )
 
 
-def resume(reference: str, runs_dir: Path, console: Console | None = None, command: str | None = None) -> TrainResult:
+def resume(
+    reference: str, runs_dir: Path, console: Console | None = None, command: str | None = None,
+    report: Callable[[int, float], bool] | None = None,
+) -> TrainResult:
     """Continue an interrupted, failed or crashed run in its own folder from its last committed epoch.
 
     Resumed, a run ends with the history.csv and model an uninterrupted run would have.
@@ -540,7 +566,7 @@ def resume(reference: str, runs_dir: Path, console: Console | None = None, comma
     """
     run = resolve_run(runs_dir, reference)
     with run.owned():  # before anything is read: two resumes of one run must not both train it
-        return _resume_owned(run, runs_dir, console, command)
+        return _resume_owned(run, runs_dir, console, command, report)
 
 
 def _say(console: Console | None, message: str) -> None:
@@ -548,11 +574,16 @@ def _say(console: Console | None, message: str) -> None:
         console.print(f"[cyan]note:[/] {message}", highlight=False, soft_wrap=True)
 
 
-def _resume_owned(run: RunFolder, runs_dir: Path, console: Console | None, command: str | None) -> TrainResult:
+def _resume_owned(
+    run: RunFolder, runs_dir: Path, console: Console | None, command: str | None,
+    report: Callable[[int, float], bool] | None,
+) -> TrainResult:
     info = run.read_info()
     status = effective_status(info)  # not by owner.lock: this process holds it now
     if status == "completed":
         raise DlcliError(f"run {run.id} is completed; nothing to resume (train its config.yaml again for a new run)")
+    if status == "pruned":
+        raise DlcliError(f"run {run.id} was pruned by its sweep's pruner; nothing to resume")
     if status == "running":
         raise DlcliError(f"run {run.id} is still running (pid {info.pid}); stop it before resuming")
     if status == "diverged":
@@ -589,7 +620,7 @@ def _resume_owned(run: RunFolder, runs_dir: Path, console: Console | None, comma
         folds, parts = prepare_experiment(config, runs_dir, speed)
         folds, data = decoded_for_training(folds, speed, console)
         run.restart(command)
-        return _execute(_Session(config, run, console, speed, checkpoint, state), parts, folds, data)
+        return _execute(_Session(config, run, console, speed, checkpoint, state, report), parts, folds, data)
 
 
 def _from_older_checkpoint(

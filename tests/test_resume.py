@@ -21,6 +21,8 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from conftest import TINY_CONFIG, read_json, run_folders
@@ -318,6 +320,61 @@ def test_a_damaged_run_file_is_one_line_from_every_reader(stopped_run, tmp_path,
         assert "Traceback" not in result.output
 
 
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=6,
+)
+
+
+def _damaged_field(data: bytes, position: int, value) -> bytes:
+    """The JSON document with one of its values (chosen by `position`, nested ones too) replaced."""
+    document = json.loads(data)
+    places = []
+
+    def collect(node):
+        for key in list(node) if isinstance(node, dict) else range(len(node)) if isinstance(node, list) else []:
+            places.append((node, key))
+            collect(node[key])
+
+    collect(document)
+    if not places:
+        return json.dumps(value).encode()
+    node, key = places[position % len(places)]
+    node[key] = value
+    return json.dumps(document).encode()
+
+
+random_damages = st.one_of(
+    st.tuples(st.just("cut"), st.integers(min_value=0, max_value=4000)),
+    st.tuples(st.just("bytes"), st.binary(max_size=40)),
+    st.tuples(st.just("field"), st.tuples(st.integers(min_value=0, max_value=500), json_values)),
+)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(name=st.sampled_from(["run.json", "summary.json", "evaluation.json", "checkpoint/state.json", "history.csv",
+                             "config.yaml"]), damage=random_damages)
+def test_a_randomly_damaged_run_file_is_one_line_from_every_reading_command(stopped_run, tmp_path_factory, name, damage):
+    runs = tmp_path_factory.mktemp("damaged")
+    folder = runs / stopped_run.name
+    shutil.copytree(stopped_run, folder)
+    path = folder / name
+    kind, argument = damage
+    if kind == "field" and not name.endswith(".json"):
+        kind, argument = "bytes", json.dumps(argument[1]).encode()
+    data = path.read_bytes()
+    damaged = {"cut": lambda: data[:argument], "bytes": lambda: argument,
+               "field": lambda: _damaged_field(data, *argument)}[kind]()
+    path.write_bytes(damaged)
+
+    for command in (["runs"], ["show", folder.name], ["compare", folder.name], ["compare", "--format", "json"]):
+        result = CliRunner().invoke(app, [*command, "--runs-dir", str(runs)])
+        assert result.exit_code in (0, 2), (command, result.output, result.exception)
+        assert result.exit_code == 0 or len(result.stderr.strip().splitlines()) == 1, (command, result.stderr)
+        assert "Traceback" not in result.output
+
+
 def test_a_run_folder_without_run_json_is_a_damaged_run(stopped_run, tmp_path):
     folder = tmp_path / "runs" / stopped_run.name
     shutil.copytree(stopped_run, folder)
@@ -332,20 +389,24 @@ def test_a_run_folder_without_run_json_is_a_damaged_run(stopped_run, tmp_path):
     )
 
 
-@pytest.mark.parametrize("damage", ["truncated", "emptied"])
-def test_a_damaged_model_is_named_by_evaluate_and_predict(stopped_run, tmp_path, damage):
+@pytest.mark.parametrize(("name", "damage"), [
+    ("model.keras", "truncated"), ("model.keras", "emptied"), ("preprocessing.keras", "truncated"),
+])
+def test_a_damaged_model_is_named_by_evaluate_predict_and_export(stopped_run, tmp_path, name, damage):
     folder = tmp_path / "runs" / stopped_run.name
     shutil.copytree(stopped_run, folder)
-    model = folder / "model.keras"
+    model = folder / name
     model.write_bytes(DAMAGES[damage](model.read_bytes()))
     arrays = tmp_path / "x.npy"
     np.save(arrays, np.zeros((2, 8, 8), "float32"))
     runner = CliRunner()
 
-    for command in (["evaluate", str(folder)], ["predict", str(folder), str(arrays)]):
+    readers = [["predict", str(folder), str(arrays)], ["export", str(folder), "--output", str(tmp_path / "out")]]
+    for command in [["evaluate", str(folder)]] * (name == "model.keras") + readers:
         result = runner.invoke(app, command)
         assert result.exit_code == 2, (command, result.output)
-        assert f"run {folder.name}: model.keras is damaged (not a whole .keras archive" in result.stderr
+        assert f"run {folder.name}: {name} is damaged (not a whole .keras archive" in result.stderr
+    assert not (tmp_path / "out").exists()
 
 
 def test_a_damaged_inputs_json_is_made_again_from_the_run(stopped_run, tmp_path):

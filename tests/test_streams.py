@@ -345,3 +345,29 @@ def test_datasets_cache_lists_and_cleans_the_disk_cache(cli, photos, write_confi
     cache._READING.clear()
     cleaned = cli("datasets", "cache", "--clean", "--older-than", "0", runs=False)
     assert cleaned.exit_code == 0 and "removed 1 entries" in cleaned.output and not entry.exists()
+
+
+def test_a_truncated_photo_streamed_undecoded_fails_the_run_naming_it_and_resume_finishes(
+    cli, photos, write_config, runs_dir,
+):
+    damaged = photos / "cat" / "cat.3.jpg"
+    whole = damaged.read_bytes()
+    damaged.write_bytes(whole[:200])  # a JPEG header: only decoding finds the damage
+    config = write_config(PHOTO_CONFIG.format(path=photos))
+
+    result = cli("train", str(config), "--set", "training.cache=none")
+
+    (run,) = run_folders(runs_dir)
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert f"cannot decode {damaged} as an image (damaged or truncated?): remove or replace it, then continue run {run.name}" in result.output
+    assert read_json(run / "run.json")["status"] == "failed"
+
+    damaged.write_bytes(whole)
+    assert cli("train", "--resume", run.name).exit_code == 0
+    assert read_json(run / "run.json")["status"] == "completed"
+
+    for photo in photos.rglob("*.jpg"):  # evaluation streams the test split's files too
+        photo.write_bytes(photo.read_bytes()[:200])
+    result = cli("evaluate", run.name)
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "as an image (damaged or truncated?): remove or replace it, then evaluate again" in result.output

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -10,9 +11,13 @@ import time
 
 import pytest
 import yaml
+from typer.testing import CliRunner
 
 from conftest import TINY_CONFIG, read_json, run_folders
-from dlcli.sweep import PLAN_FILE, plan_trials
+from dlcli.cli import app
+from dlcli.config import load_config
+from dlcli.runs import load_runs
+from dlcli.sweep import PLAN_FILE, Plan, open_study, sweep_settings, take_trial
 
 
 def sweep_folders(runs_dir):
@@ -62,17 +67,32 @@ sweep:
 """
 
 
-def test_a_random_search_is_reproducible_from_its_seed(write_config):
+def sampled_values(config, tmp_path, seed, grid=(), trials=None, method=None):
+    """The values of every trial of a new study of `config`'s sweep, taken in turn (nothing trains)."""
+    settings = sweep_settings(load_config(config), list(grid), method, trials, None, seed)
+    folder = tmp_path / f"sweep-{seed}-{len(list(tmp_path.iterdir()))}"
+    plan = Plan(id=folder.name, config=str(config), overrides=[], name="tiny", study="tiny", settings=settings)
+    study = open_study(plan, folder, epochs=2)
+    values = []
+    while (taken := take_trial(study, plan)) is not None:
+        values.append(taken[1])
+    return values
+
+
+def test_a_random_search_is_reproducible_from_its_seed(write_config, tmp_path):
     config = write_config(RANDOM_SWEEP)
 
-    first, again = plan_trials(config, [], None, seed=1), plan_trials(config, [], None, seed=1)
-    other = plan_trials(config, [], None, seed=2)
-    with_grid = plan_trials(config, ["training.batch_size=16,32"], 2, seed=1)
+    first, again = sampled_values(config, tmp_path, 1), sampled_values(config, tmp_path, 1)
+    other = sampled_values(config, tmp_path, 2)
+    with_grid = sampled_values(config, tmp_path, 1, grid=["training.batch_size=16,32"], trials=2)
 
-    assert [t.values for t in first] == [t.values for t in again]
-    assert [t.values for t in first] != [t.values for t in other]
-    assert len(first) == 3 and all(1e-4 <= t.values["optimizer.learning_rate"] <= 0.1 for t in first)
-    assert len(with_grid) == 4  # the command line's --random 2 wins over the file's 3, times the grid
+    assert first == again and first != other
+    assert len(first) == 3 and all(1e-4 <= v["optimizer.learning_rate"] <= 0.1 for v in first)
+    assert all(v["model.layers.1.Dense.units"] in (8, 16, 32) for v in first)
+    # the command line's --trials 2 wins over the file's 3, for each grid point
+    assert [v["training.batch_size"] for v in with_grid] == [16, 16, 32, 32]
+    tpe = sampled_values(config, tmp_path, 1, method="tpe")
+    assert len(tpe) == 3 and tpe == sampled_values(config, tmp_path, 1, method="tpe")
 
 
 @pytest.mark.parametrize(
@@ -114,8 +134,6 @@ def test_an_interrupted_sweep_resumes_only_what_is_left(cli, write_config, runs_
             break
         assert process.poll() is None and time.monotonic() < deadline, process.communicate()
         time.sleep(0.1)
-    import os
-
     os.killpg(process.pid, signal.SIGINT)  # Ctrl-C reaches the whole process group
     _, stderr = process.communicate(timeout=120)
 
@@ -123,7 +141,7 @@ def test_an_interrupted_sweep_resumes_only_what_is_left(cli, write_config, runs_
     (sweep,) = sweep_folders(runs_dir)
     assert f"continue it with: dlcli sweep --resume {sweep.name}" in stderr
     plan = json.loads((sweep / PLAN_FILE).read_text())
-    assert [t["status"] for t in plan["trials"]] == ["completed", "interrupted", "pending"]
+    assert [t["status"] for t in plan["trials"]] == ["completed", "interrupted"]  # trial 3 waits in the study
     first_run, second_run = plan["trials"][0]["run"], plan["trials"][1]["run"]
     first_mtime = (runs_dir / first_run / "run.json").stat().st_mtime
 
@@ -158,3 +176,125 @@ def test_a_damaged_plan_is_one_line_on_resume(cli, runs_dir):
     assert result.exit_code == 2
     assert result.stderr.startswith(f"error: sweep {folder.name}: plan.json is damaged (JSONDecodeError")
     assert f"dlcli compare --sweep {folder.name}" in result.stderr
+
+
+def _sweep_process(config, runs_dir, *args, env=None):
+    return subprocess.Popen(
+        [sys.executable, "-m", "dlcli", "sweep", str(config), "--runs-dir", str(runs_dir), *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})},
+    )
+
+
+def _trial_indexes(runs_dir):
+    return [read_json(folder / "run.json")["sweep"]["trial"] for folder in run_folders(runs_dir) if folder.name != "sweeps"]
+
+
+SAMPLED_SWEEP = TINY_CONFIG.replace("epochs: 2", "epochs: 1") + """\
+sweep:
+  method: tpe
+  trials: 6
+  params:
+    optimizer.learning_rate: {log_uniform: [0.001, 0.1]}
+"""
+
+
+def test_two_sweeps_on_one_storage_share_its_trials_none_twice(write_config, tmp_path):
+    config = write_config(SAMPLED_SWEEP)
+    storage = tmp_path / "shared" / "study.journal"
+    machines = [tmp_path / "machine-1", tmp_path / "machine-2"]
+
+    processes = [_sweep_process(config, runs, "--storage", str(storage)) for runs in machines]
+    outputs = [process.communicate(timeout=300) for process in processes]
+
+    assert [process.returncode for process in processes] == [0, 0], [stderr[-2000:] for _, stderr in outputs]
+    taken = [_trial_indexes(runs) for runs in machines]
+    assert sorted(taken[0] + taken[1]) == [1, 2, 3, 4, 5, 6]  # six in all, none twice
+    assert taken[0] and taken[1]
+    (sweep,) = sweep_folders(machines[0])
+    compared = json.loads(CliRunner().invoke(
+        app, ["compare", "--sweep", sweep.name, "--format", "json", "--runs-dir", str(machines[0])],
+    ).stdout)
+    assert len(compared["runs"]) == len(taken[0])
+    assert sorted(row["trial"] for row in compared["trials_elsewhere"]) == sorted(taken[1])
+    assert {row["state"] for row in compared["trials_elsewhere"]} == {"completed"}
+
+    other = write_config(SAMPLED_SWEEP.replace("[0.001, 0.1]", "[0.001, 0.5]"), "other.yaml")
+    refused = CliRunner().invoke(app, ["sweep", str(other), "--name", "tiny", "--storage", str(storage),
+                                       "--runs-dir", str(tmp_path / "machine-3")])
+    assert refused.exit_code == 2, refused.output
+    assert f"study tiny in {storage} searches another space (space: " in refused.stderr
+    assert "'log_uniform': [0.001, 0.1]" in refused.stderr and "'log_uniform': [0.001, 0.5]" in refused.stderr
+
+
+def test_a_storage_that_cannot_be_reached_is_one_line_in_seconds(tiny_config, runs_dir):
+    started = time.monotonic()
+    result = CliRunner().invoke(app, ["sweep", str(tiny_config), "--grid", "seed=1,2", "--storage",
+                                      "sqlite:////nonexistent-folder/study.db", "--runs-dir", str(runs_dir)])
+
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("error: cannot reach the sweep's storage sqlite:////nonexistent-folder/study.db")
+    assert len(result.stderr.strip().splitlines()) == 1 and time.monotonic() - started < 30
+
+
+def test_killing_the_sweep_stops_its_trials_and_resume_runs_each_left_once(write_config, runs_dir):
+    config = write_config(TINY_CONFIG.replace("epochs: 2", "epochs: 4").replace("batch_size: 64", "batch_size: 4"))
+    process = _sweep_process(config, runs_dir, "--grid", "seed=1,2,3,4", "--jobs", "2")
+    deadline = time.monotonic() + 180
+    while len([h for h in runs_dir.glob("*-t*/history.csv") if len(h.read_text().splitlines()) >= 2]) < 2:
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.1)
+
+    process.kill()  # SIGKILL: the sweep cannot tell its workers anything
+    process.wait()
+    deadline = time.monotonic() + 60
+    while any(record.status == "running" for record in load_runs(runs_dir)):  # the workers stop their trials
+        assert time.monotonic() < deadline, [(r.id, r.status) for r in load_runs(runs_dir)]
+        time.sleep(0.2)
+    assert {record.status for record in load_runs(runs_dir)} <= {"completed", "interrupted"}
+
+    result = CliRunner().invoke(app, ["sweep", "--resume", "latest", "--runs-dir", str(runs_dir)])
+
+    assert result.exit_code == 0, result.output
+    assert sorted(_trial_indexes(runs_dir)) == [1, 2, 3, 4]  # each trial one run: resumed, never started twice
+    for folder in run_folders(runs_dir):
+        if folder.name != "sweeps":
+            assert read_json(folder / "run.json")["status"] == "completed"
+            assert [row.split(",")[0] for row in (folder / "history.csv").read_text().splitlines()[1:]] == ["1", "2", "3", "4"]
+
+
+def test_a_dead_worker_crashes_its_trial_only_and_is_replaced(write_config, runs_dir):
+    config = write_config(TINY_CONFIG.replace("epochs: 2", "epochs: 3"))
+    # every worker kills itself in its first trial's second epoch commit
+    process = _sweep_process(config, runs_dir, "--grid", "seed=1,2", env={"DLCLI_KILL_AT": "commit.state:2"})
+    _, stderr = process.communicate(timeout=300)
+
+    assert process.returncode == 2, stderr
+    assert "trial 1: crashed (its worker exited with code -9)" in stderr and "trial 2: crashed" in stderr
+    (sweep,) = sweep_folders(runs_dir)
+    assert [t["status"] for t in json.loads((sweep / PLAN_FILE).read_text())["trials"]] == ["crashed", "crashed"]
+
+    result = CliRunner().invoke(app, ["sweep", "--resume", sweep.name, "--runs-dir", str(runs_dir)])
+
+    assert result.exit_code == 0, result.output
+    assert sorted(_trial_indexes(runs_dir)) == [1, 2]
+
+
+def test_a_pruned_trial_stops_early_keeps_its_folder_and_says_so(cli, tiny_config, runs_dir):
+    # three good trials, then one whose learning rate is far too low to learn: the median pruner stops it
+    result = cli("sweep", str(tiny_config), "--grid", "optimizer.learning_rate=0.01,0.011,0.012,0.0000001",
+                 "--set", "training.epochs=4", "--prune", "median")
+
+    assert result.exit_code == 0, result.output
+    assert "all 4 trials completed, 1 of them pruned" in result.stdout
+    (sweep,) = sweep_folders(runs_dir)
+    statuses = [t["status"] for t in json.loads((sweep / PLAN_FILE).read_text())["trials"]]
+    assert statuses == ["completed", "completed", "completed", "pruned"]
+    pruned = runs_dir / json.loads((sweep / PLAN_FILE).read_text())["trials"][3]["run"]
+    assert read_json(pruned / "run.json")["status"] == "pruned"
+    assert read_json(pruned / "summary.json")["pruned"] == {"epoch": 2}
+    assert len((pruned / "history.csv").read_text().splitlines()) == 1 + 2 and (pruned / "model.keras").is_file()
+    assert "pruned" in cli("runs").stdout and "pruned" in cli("show", pruned.name).stdout
+    compared = json.loads(cli("compare", "--sweep", sweep.name, "--format", "json").stdout)
+    assert sorted(row["status"] for row in compared["runs"]) == ["completed"] * 3 + ["pruned"]
+    resumed = cli("train", "--resume", pruned.name)
+    assert resumed.exit_code == 2 and "was pruned by its sweep's pruner; nothing to resume" in resumed.stderr

@@ -100,16 +100,18 @@ class CacheReport:
         }
 
 
-def _undecodable(pool: FilePool, decoded: np.ndarray) -> DataUnavailable:
+def _undecodable(pool: FilePool, decoded: np.ndarray, then: str = "train again") -> DataUnavailable:
     missing = pool.paths[~decoded]
     listed = "; ".join(str(path) for path in missing[:3])
     more = f" (and {len(missing) - 3} more)" if len(missing) > 3 else ""
     return DataUnavailable(
-        f"cannot decode {listed}{more} as an image (damaged or truncated?): remove or replace it, then train again"
+        f"cannot decode {listed}{more} as an image (damaged or truncated?): remove or replace it, then {then}"
     )
 
 
-def _decode_all(pool: FilePool, store: Callable[[np.ndarray, np.ndarray], None]) -> None:
+def _decode_all(
+    pool: FilePool, store: Callable[[np.ndarray, np.ndarray], None], then: str = "train again",
+) -> None:
     """Decode every image of `pool` in parallel, handing each batch to `store(indices, pixels)`."""
     from dlcli.data.pipeline import raw_examples
 
@@ -118,7 +120,26 @@ def _decode_all(pool: FilePool, store: Callable[[np.ndarray, np.ndarray], None])
         store(indices, pixels)
         decoded[indices] = True
     if not decoded.all():
-        raise _undecodable(pool, decoded)
+        raise _undecodable(pool, decoded, then)
+
+
+def _image_pools(folds: list[Splits], splits: tuple[str, ...]) -> dict[int, FilePool]:
+    """The distinct pools of image files behind `splits` of `folds`, each once."""
+    return {
+        id(split.pool): split.pool
+        for fold in folds for split in map(fold.split, splits)
+        if isinstance(split.pool, FilePool) and split.pool.encoding == "image"
+    }
+
+
+def check_decodable(folds: list[Splits], then: str) -> None:
+    """Raise DataUnavailable naming the image files of `folds` that cannot be decoded, advising `then`.
+
+    Reads every file: for after a stream that decodes files as it goes (`training.cache:
+    none`, evaluation, prediction) failed, to say which file it met.
+    """
+    for pool in _image_pools(folds, ("train", "validation", "test")).values():
+        _decode_all(pool, lambda indices, pixels: None, then)
 
 
 def in_memory(pool: FilePool) -> ArrayPool:
@@ -287,11 +308,7 @@ def cached(
     report). Raises DataUnavailable naming any file that cannot be decoded, or a cache that
     cannot be written.
     """
-    pools = {
-        id(split.pool): split.pool
-        for splits in folds for split in (splits.train, splits.validation)
-        if isinstance(split.pool, FilePool) and split.pool.encoding == "image"
-    }
+    pools = _image_pools(folds, ("train", "validation"))
     if not pools:
         return folds, None
     budget = available_memory() * MEMORY_BUDGET_FRACTION if budget is None else budget

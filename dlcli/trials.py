@@ -1,0 +1,207 @@
+"""A sweep's trial worker: imports TensorFlow once, then trains the trials its sweep sends.
+
+`python -m dlcli.trials`, started by `dlcli.sweep.Worker`: one JSON request a line on
+stdin, one JSON answer a line on stdout. Each trial is an ordinary run, trained in this
+process by `dlcli.train` after Keras's state is cleared; it reports its monitored metric
+to the sweep's study after every epoch, and the study hears how it ended.
+
+stdin closing means the sweep's process is gone, however it died: a trial in training
+stops as Ctrl-C would stop it (`interrupted`, resumable), and the worker exits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import queue
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from dlcli.errors import ConfigError, DlcliError, TrainingDiverged, TrainingInterrupted
+from dlcli.sweep import (
+    SWEEPS_DIR, Plan, Trial, _optuna, check_trial_names, open_storage, pruner, trial_config, validate_trials,
+)
+
+
+def _already_stopping(signum, frame):
+    """Once is enough: the sweep's SIGINT on top of the terminal's must not break the recording of the first."""
+
+
+def _stop(signum, frame):
+    callbacks = sys.modules.get("dlcli.callbacks")  # not imported yet: no training to stop
+    if callbacks is not None:
+        callbacks.request_stop()  # should native code swallow the KeyboardInterrupt, the next batch raises it again
+    signal.signal(signal.SIGINT, _already_stopping)
+    signal.signal(signal.SIGTERM, _already_stopping)
+    raise KeyboardInterrupt
+
+
+def _read_requests(requests: queue.Queue) -> None:
+    for line in sys.stdin:
+        requests.put(json.loads(line))
+    requests.put(None)
+    os.kill(os.getpid(), signal.SIGTERM)  # the sweep is gone: stop the trial in training, if any
+
+
+def check(plan: Plan, runs_dir: Path) -> dict[str, Any]:
+    """Build every trial's model (each grid point, each sampled key at its ends) before any trains."""
+    from dlcli.data import load_dataset
+    from dlcli.models import monitor_directions
+    from dlcli.train import checked_model
+    from dlcli.verdicts import metric_name
+
+    checked = validate_trials(plan)
+    check_trial_names(checked[0][1], plan.settings.total)
+    data_by_dataset: dict[str, Any] = {}
+    for label, config in checked:
+        key = json.dumps([config.dataset.model_dump(mode="json"), config.seed], sort_keys=True)
+        try:
+            if config.training.distribute == "multi_worker":
+                raise config.error(
+                    ("training", "distribute"),
+                    "a sweep trains its trials on this machine; start multi_worker training on each worker with `dlcli train`",
+                )
+            if key not in data_by_dataset:
+                data_by_dataset[key] = load_dataset(config)
+            checked_model(config, data_by_dataset[key], runs_dir)
+        except DlcliError as error:
+            raise type(error)(f"{label}: {error}") from None
+    config = checked[0][1]
+    monitor = config.training.monitor
+    direction = monitor_directions(config)[metric_name(monitor)]
+    return {"op": "checked", "monitor": monitor, "direction": "minimize" if direction == "min" else "maximize"}
+
+
+class StudyTrial:
+    """One trial of the sweep's study, seen from the worker that trains it."""
+
+    def __init__(self, plan: Plan, trial: Trial, epochs: int, folder: Path):
+        optuna = _optuna()
+        self.optuna = optuna
+        self.study = optuna.load_study(
+            study_name=plan.study, storage=open_storage(plan.storage, folder), pruner=pruner(plan.settings, epochs)
+        )
+        self.number = trial.number
+        trial_id = self.study._storage.get_trial_id_from_study_id_trial_number(self.study._study_id, trial.number)
+        self.trial = optuna.trial.Trial(self.study, trial_id)
+        self.monitor = plan.monitor
+
+    def report(self, epoch: int, value: float) -> bool:
+        if not math.isfinite(value):
+            return False
+        self.trial.report(value, epoch)
+        return self.trial.should_prune()
+
+    def ended(self, status: str, run: str | None, best: dict[str, Any] | None) -> None:
+        """Record how the trial ended in the study; an interrupted one stays running there, to be resumed."""
+        TrialState = self.optuna.trial.TrialState
+        try:
+            if run:
+                self.trial.set_user_attr("run", run)
+            self.trial.set_user_attr("status", status)
+            if status == "interrupted":
+                return
+            value = (best or {}).get(self.monitor)
+            if status == "completed" and value is not None and math.isfinite(value):
+                self.study.tell(self.number, value)
+            else:
+                self.study.tell(self.number, state=TrialState.PRUNED if status == "pruned" else TrialState.FAIL)
+        except (RuntimeError, ValueError):
+            pass  # a trial the study already counts as finished (a failed one trained again): its run says how it ended
+
+
+def train_trial(request: dict[str, Any], runs_dir: Path) -> dict[str, Any]:
+    import keras
+
+    from dlcli import train as training
+
+    plan, trial = Plan.model_validate(request["plan"]), Trial.model_validate(request["trial"])
+    folder = runs_dir / SWEEPS_DIR / plan.id
+    keras.backend.clear_session()
+    study_trial = StudyTrial(plan, trial, request["epochs"], folder) if trial.number is not None else None
+    report = study_trial.report if study_trial else None
+    console = Console(highlight=False)
+    run, status, message, best = None, "completed", None, None
+    try:
+        if request["op"] == "resume":
+            result = training.resume(trial.run, runs_dir, console=console, command=f"dlcli sweep --resume {plan.id}",
+                                     report=report)
+        else:
+            config = trial_config(plan, trial.values, f"trial {trial.index} ({trial.label()})", plan.trial_name(trial))
+            tag = {"id": plan.id, "trial": trial.index, "values": trial.values}
+            result = training.train(config, runs_dir, console=console, command=f"dlcli sweep {plan.config}",
+                                    sweep=tag, report=report)
+        run, best = result.run.id, result.summary.get("best")
+        status = "pruned" if result.summary.get("pruned") else "completed"
+    except TrainingInterrupted as error:
+        status, message = "interrupted", str(error)
+    except TrainingDiverged as error:
+        status, message = "diverged", str(error)
+    except DlcliError as error:
+        status, message = "failed", str(error)
+    if study_trial is not None:
+        study_trial.ended(status, run or trial.run, best)
+    return {"op": "done", "status": status, "run": run, "message": message}
+
+
+@contextlib.contextmanager
+def _output_to(log: str | None):
+    """Everything the trial prints, Python's and TensorFlow's alike, into its log file (when it has one)."""
+    if log is None:
+        yield
+        return
+    saved = os.dup(2)
+    with open(log, "a", encoding="utf-8") as file:
+        os.dup2(file.fileno(), 1)
+        os.dup2(file.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved, 1)
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def main() -> None:
+    answers = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)  # whatever else is printed goes to the worker's log, not into the answers
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    requests: queue.Queue = queue.Queue()
+    threading.Thread(target=_read_requests, args=(requests,), daemon=True).start()
+    try:
+        from dlcli.backend import import_tensorflow
+
+        import_tensorflow(verbose=False, without_keras_extras=True)
+        import tensorflow
+
+        tensorflow.get_logger().setLevel("ERROR")  # each trial's new model is traced anew, as it must be
+        while (request := requests.get()) is not None:
+            runs_dir = Path(request["runs_dir"])
+            try:
+                if request["op"] == "check":
+                    answer = check(Plan.model_validate(request["plan"]), runs_dir)
+                else:
+                    with _output_to(request.get("log")):
+                        answer = train_trial(request, runs_dir)
+            except DlcliError as error:
+                answer = {"op": "error", "message": str(error), "config": isinstance(error, ConfigError)}
+            answers.write(json.dumps(answer) + "\n")
+            if answer.get("status") == "interrupted":
+                break
+    except (KeyboardInterrupt, BrokenPipeError):
+        pass
+
+
+if __name__ == "__main__":
+    main()
