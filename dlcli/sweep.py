@@ -468,6 +468,7 @@ def start_workers(jobs: int) -> tuple[list[Worker], queue.Queue]:
 def check_with_worker(plan: Plan, worker: Worker, answers: queue.Queue, runs_dir: Path) -> dict[str, Any]:
     """A worker builds every trial's model before any trains; it answers the monitored metric and direction."""
     worker.send({"op": "check", "plan": plan.model_dump(mode="json"), "runs_dir": str(runs_dir)})
+    _optuna()  # imported while the worker checks, for the study made next
     while True:
         answered, answer = answers.get()
         if answered is not worker:
