@@ -189,6 +189,15 @@ def suggest(trial, space: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return values
 
 
+def suggested_values(params: dict[str, Any], space: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """A trial's sampled values from its Optuna params (choices Optuna could not hold are JSON text)."""
+    values = {}
+    for key, value in params.items():
+        encoded = "choice" in space.get(key, {}) and _encoded_choices(space[key]["choice"])[1]
+        values[key] = json.loads(value) if encoded else value
+    return values
+
+
 def corner_values(settings: SweepSettings) -> list[dict[str, Any]]:
     """Values to validate before any trial: every grid point, with each sampled key at each end."""
     ends = {
@@ -260,8 +269,9 @@ def open_storage(storage: str | None, folder: Path):
         path.parent.mkdir(parents=True, exist_ok=True)
         return JournalStorage(JournalFileBackend(str(path)))
     except ImportError as error:
-        raise DlcliError(f"--storage {storage}: its driver is not installed ({error.name}); "
-                         f"install it (e.g. `pip install psycopg2-binary` for PostgreSQL)") from None
+        missing = error.__cause__ or error  # Optuna's own ImportError wraps SQLAlchemy's
+        raise DlcliError(f"--storage {storage}: its database driver is not installed ({missing}); install it "
+                         "(for PostgreSQL: pip install 'dlcli[postgres]')") from None
     except (OSError, optuna.exceptions.OptunaError) as error:
         raise DlcliError(f"cannot open the sweep's storage {where}: {error}") from None
     except Exception as error:  # noqa: BLE001 - SQLAlchemy's connection errors, whatever the driver
@@ -336,7 +346,12 @@ def open_study(plan: Plan, folder: Path, epochs: int, wait_seconds: float = 60.0
     return study
 
 
-def take_trial(study, plan: Plan) -> tuple[Any, dict[str, Any]] | None:
+def taker(folder: Path) -> str:
+    """Who took a trial: this machine's sweep folder (two machines' folders can have one name)."""
+    return f"{socket.gethostname()}:{folder.resolve()}"
+
+
+def take_trial(study, plan: Plan, folder: Path) -> tuple[Any, dict[str, Any]] | None:
     """The next waiting trial of the study, taken for this process, with its values; None when
     every trial is taken."""
     optuna = _optuna()
@@ -347,6 +362,8 @@ def take_trial(study, plan: Plan) -> tuple[Any, dict[str, Any]] | None:
         trial.set_user_attr("surplus", True)
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
         return None
+    trial.set_user_attr("taker", taker(folder))
+    trial.set_user_attr("host", socket.gethostname())
     return trial, {**trial.user_attrs["fixed"], **suggest(trial, plan.settings.space)}
 
 
@@ -408,7 +425,7 @@ def study_trials(plan: Plan, folder: Path) -> list[dict[str, Any]]:
         rows.append({
             "index": trial.number + 1, "value": trial.value,
             "state": attributes.get("status") or STUDY_STATES.get(trial.state.name, trial.state.name.lower()),
-            "values": {**attributes.get("fixed", {}), **{k: v for k, v in trial.params.items()}},
+            "values": {**attributes.get("fixed", {}), **suggested_values(trial.params, plan.settings.space)},
             "run": attributes.get("run"), "host": attributes.get("host"), "status": attributes.get("status"),
         })
     return rows
@@ -487,6 +504,8 @@ def run_sweep(
 ) -> None:
     """Train this folder's unfinished trials, then take waiting trials from `study` (None: an
     older plan, which lists every trial), one per free worker."""
+    if study is not None:
+        _adopt_taken_trials(study, plan, folder)
     refresh(plan, runs_dir)
     again = [
         trial for trial in plan.trials
@@ -513,13 +532,11 @@ def run_sweep(
                         continue
                     resume = trial.run is not None and trial.status in ("interrupted", "crashed", "failed")
                 else:
-                    taken = take_trial(study, plan)
+                    taken = take_trial(study, plan, folder)
                     if taken is None:
                         exhausted = True
                         break
                     optuna_trial, values = taken
-                    optuna_trial.set_user_attr("host", socket.gethostname())
-                    optuna_trial.set_user_attr("sweep", plan.id)
                     trial = Trial(index=optuna_trial.number + 1, values=values, number=optuna_trial.number)
                     plan.trials.append(trial)
                     plan.trials.sort(key=lambda t: t.index)
@@ -556,8 +573,8 @@ def run_sweep(
                 free.append(_replace(worker, workers, answers))
             else:
                 refresh(plan, runs_dir)
-                trial.status = answer["status"]
-                if answer["status"] == "interrupted":
+                trial.status = answer.get("status", "failed")  # an "error" answer: the trial could not start
+                if trial.status == "interrupted":
                     raise KeyboardInterrupt
                 say(f"trial {trial.index}: {trial.status}" + (f" ({trial.run})" if trial.run else "")
                     + (f": {answer['message']}" if answer.get("message") and trial.status != "completed" else ""))
@@ -576,6 +593,17 @@ def run_sweep(
         ) from None
     refresh(plan, runs_dir)
     plan.save(folder)
+
+
+def _adopt_taken_trials(study, plan: Plan, folder: Path) -> None:
+    """Trials this sweep took from the study but had not yet written into plan.json when its process
+    died: back into the plan, to be trained."""
+    listed = {trial.number for trial in plan.trials}
+    for taken in study.get_trials(deepcopy=False, states=(_optuna().trial.TrialState.RUNNING,)):
+        if taken.user_attrs.get("taker") == taker(folder) and taken.number not in listed:
+            values = {**taken.user_attrs.get("fixed", {}), **suggested_values(taken.params, plan.settings.space)}
+            plan.trials.append(Trial(index=taken.number + 1, values=values, number=taken.number))
+    plan.trials.sort(key=lambda trial: trial.index)
 
 
 def _owned_elsewhere(trial: Trial, runs_dir: Path) -> bool:

@@ -148,6 +148,8 @@ def train_trial(request: dict[str, Any], runs_dir: Path) -> dict[str, Any]:
         status, message = "diverged", str(error)
     except DlcliError as error:
         status, message = "failed", str(error)
+    except Exception as error:  # noqa: BLE001 - one trial's failure must not end the worker and the trials after it
+        status, message = "failed", f"{type(error).__name__}: {error}"
     if study_trial is not None:
         study_trial.ended(status, run or trial.run, best)
     return {"op": "done", "status": status, "run": run, "message": message}

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -74,7 +75,7 @@ def sampled_values(config, tmp_path, seed, grid=(), trials=None, method=None):
     plan = Plan(id=folder.name, config=str(config), overrides=[], name="tiny", study="tiny", settings=settings)
     study = open_study(plan, folder, epochs=2)
     values = []
-    while (taken := take_trial(study, plan)) is not None:
+    while (taken := take_trial(study, plan, folder)) is not None:
         values.append(taken[1])
     return values
 
@@ -179,6 +180,7 @@ def test_a_damaged_plan_is_one_line_on_resume(cli, runs_dir):
 
 
 def _sweep_process(config, runs_dir, *args, env=None):
+    """`dlcli sweep CONFIG ARGS` as a process of its own."""
     return subprocess.Popen(
         [sys.executable, "-m", "dlcli", "sweep", str(config), "--runs-dir", str(runs_dir), *args],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})},
@@ -189,7 +191,8 @@ def _trial_indexes(runs_dir):
     return [read_json(folder / "run.json")["sweep"]["trial"] for folder in run_folders(runs_dir) if folder.name != "sweeps"]
 
 
-SAMPLED_SWEEP = TINY_CONFIG.replace("epochs: 2", "epochs: 1") + """\
+# trials long enough (a second or so each) that neither process takes them all before the other starts
+SAMPLED_SWEEP = TINY_CONFIG.replace("batch_size: 64", "batch_size: 16") + """\
 sweep:
   method: tpe
   trials: 6
@@ -198,9 +201,18 @@ sweep:
 """
 
 
-def test_two_sweeps_on_one_storage_share_its_trials_none_twice(write_config, tmp_path):
-    config = write_config(SAMPLED_SWEEP)
-    storage = tmp_path / "shared" / "study.journal"
+POSTGRES_URL = os.environ.get("DLCLI_TEST_POSTGRES_URL")  # e.g. postgresql://postgres@localhost:5433/dlcli_sweeps
+
+
+@pytest.mark.parametrize("kind", [
+    "journal file",
+    pytest.param("postgresql", marks=pytest.mark.skipif(
+        not POSTGRES_URL, reason="set DLCLI_TEST_POSTGRES_URL to a PostgreSQL database dlcli may write to")),
+])
+def test_two_sweeps_on_one_storage_share_its_trials_none_twice(write_config, tmp_path, kind):
+    name = f"tiny-{os.getpid()}-{time.time_ns()}"  # a study of its own in a database other tests share
+    config = write_config(SAMPLED_SWEEP.replace("name: tiny", f"name: {name}"))
+    storage = tmp_path / "shared" / "study.journal" if kind == "journal file" else POSTGRES_URL
     machines = [tmp_path / "machine-1", tmp_path / "machine-2"]
 
     processes = [_sweep_process(config, runs, "--storage", str(storage)) for runs in machines]
@@ -219,10 +231,11 @@ def test_two_sweeps_on_one_storage_share_its_trials_none_twice(write_config, tmp
     assert {row["state"] for row in compared["trials_elsewhere"]} == {"completed"}
 
     other = write_config(SAMPLED_SWEEP.replace("[0.001, 0.1]", "[0.001, 0.5]"), "other.yaml")
-    refused = CliRunner().invoke(app, ["sweep", str(other), "--name", "tiny", "--storage", str(storage),
+    refused = CliRunner().invoke(app, ["sweep", str(other), "--name", name, "--storage", str(storage),
                                        "--runs-dir", str(tmp_path / "machine-3")])
     assert refused.exit_code == 2, refused.output
-    assert f"study tiny in {storage} searches another space (space: " in refused.stderr
+    assert f"study {name} in {storage} searches another space (space: " in refused.stderr
+    assert not (tmp_path / "machine-3" / "sweeps").exists() or not list((tmp_path / "machine-3" / "sweeps").iterdir())
     assert "'log_uniform': [0.001, 0.1]" in refused.stderr and "'log_uniform': [0.001, 0.5]" in refused.stderr
 
 
@@ -236,6 +249,14 @@ def test_a_storage_that_cannot_be_reached_is_one_line_in_seconds(tiny_config, ru
     assert len(result.stderr.strip().splitlines()) == 1 and time.monotonic() - started < 30
 
 
+def _alive(pid: int) -> bool:
+    """The process exists and is not a zombie waiting for its (dead) parent's reaper."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
 def test_killing_the_sweep_stops_its_trials_and_resume_runs_each_left_once(write_config, runs_dir):
     config = write_config(TINY_CONFIG.replace("epochs: 2", "epochs: 4").replace("batch_size: 64", "batch_size: 4"))
     process = _sweep_process(config, runs_dir, "--grid", "seed=1,2,3,4", "--jobs", "2")
@@ -243,22 +264,27 @@ def test_killing_the_sweep_stops_its_trials_and_resume_runs_each_left_once(write
     while len([h for h in runs_dir.glob("*-t*/history.csv") if len(h.read_text().splitlines()) >= 2]) < 2:
         assert process.poll() is None and time.monotonic() < deadline, process.communicate()
         time.sleep(0.1)
+    workers = [record.info.pid for record in load_runs(runs_dir) if record.status == "running"]
 
     process.kill()  # SIGKILL: the sweep cannot tell its workers anything
     process.wait()
+    resumed = subprocess.Popen(  # at once: it waits for the trials still stopping
+        [sys.executable, "-m", "dlcli", "sweep", "--resume", "latest", "--runs-dir", str(runs_dir)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
     deadline = time.monotonic() + 60
-    while any(record.status == "running" for record in load_runs(runs_dir)):  # the workers stop their trials
-        assert time.monotonic() < deadline, [(r.id, r.status) for r in load_runs(runs_dir)]
-        time.sleep(0.2)
-    assert {record.status for record in load_runs(runs_dir)} <= {"completed", "interrupted"}
-
-    result = CliRunner().invoke(app, ["sweep", "--resume", "latest", "--runs-dir", str(runs_dir)])
-
-    assert result.exit_code == 0, result.output
+    while any(_alive(pid) for pid in workers):  # the workers stop with their sweep
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    _, stderr = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, stderr
     assert sorted(_trial_indexes(runs_dir)) == [1, 2, 3, 4]  # each trial one run: resumed, never started twice
     for folder in run_folders(runs_dir):
         if folder.name != "sweeps":
-            assert read_json(folder / "run.json")["status"] == "completed"
+            info = read_json(folder / "run.json")
+            assert info["status"] == "completed"
+            assert len(info.get("resumes", [])) <= 1
             assert [row.split(",")[0] for row in (folder / "history.csv").read_text().splitlines()[1:]] == ["1", "2", "3", "4"]
 
 
