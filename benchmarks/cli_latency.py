@@ -1,8 +1,10 @@
-"""How fast the read-only commands answer with 200 runs in the folder, as whole processes.
+"""How fast the read-only commands answer with many runs in the folder, as whole processes.
 
-Trains one real run of configs/digits_dense.yaml, copies it into 200 run folders, then
-times `dlcli --help`, `runs`, `compare --last 2`, `show latest` and `datasets`
-(median of 5 each) against the 0.5 s target.
+Trains one real run of configs/digits_dense.yaml and copies its small files (run.json,
+summary.json, config.yaml, history.csv; every 10th copy with rmsprop instead of adam, every
+7th crashed) into `--runs` run folders. The first `dlcli runs` builds the folder's index
+(timed apart: once per folder, or after the index is deleted); then each command is timed
+(median of `--repeats`) against the target: 0.5 s up to 10,000 runs, 1 s beyond.
 
     python benchmarks/cli_latency.py [--runs 200] [--repeats 5]
 """
@@ -11,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import statistics
 import subprocess
 import sys
@@ -21,7 +22,12 @@ from pathlib import Path
 
 TARGET_S = 0.5
 REPOSITORY = Path(__file__).resolve().parent.parent
-COMMANDS = [["--help"], ["runs"], ["compare", "--last", "2"], ["show", "latest"], ["datasets"]]
+COMMANDS = [
+    ["--help"], ["runs"], ["runs", "--last", "20"], ["runs", "--status", "crashed"],
+    ["runs", "--where", "optimizer.name=rmsprop", "--where", "best.val_accuracy>0.5"],
+    ["compare", "--last", "2"], ["show", "latest"], ["datasets"],
+]
+SMALL_FILES = ("run.json", "summary.json", "config.yaml", "history.csv")
 
 
 def dlcli(*args: str) -> list[str]:
@@ -35,13 +41,19 @@ def make_runs(runs_dir: Path, count: int) -> None:
         check=True, capture_output=True,
     )
     (template,) = runs_dir.iterdir()
+    files = {name: (template / name).read_text() for name in SMALL_FILES}
+    info = json.loads(files["run.json"])
+    rmsprop = files["config.yaml"].replace("name: adam", "name: rmsprop")
     for index in range(1, count):
-        run_id = f"20260101-{index // 3600:02d}{index // 60 % 60:02d}{index % 60:02d}-copy-{index}"
+        day, second = divmod(index, 86400)
+        run_id = f"2026{1 + day // 28:02d}{1 + day % 28:02d}-{second // 3600:02d}{second // 60 % 60:02d}{second % 60:02d}-copy-{index}"
         copy = runs_dir / run_id
-        shutil.copytree(template, copy, ignore=shutil.ignore_patterns("tensorboard"))
-        info = json.loads((copy / "run.json").read_text())
-        info.update(id=run_id, name=f"copy-{index}")
-        (copy / "run.json").write_text(json.dumps(info))
+        copy.mkdir()
+        for name in ("summary.json", "history.csv"):
+            (copy / name).write_text(files[name])
+        (copy / "config.yaml").write_text(rmsprop if index % 10 == 0 else files["config.yaml"])
+        status = {"status": "running", "pid": 2**22 + 1} if index % 7 == 0 else {}
+        (copy / "run.json").write_text(json.dumps({**info, "id": run_id, "name": f"copy-{index}", **status}))
 
 
 def time_command(args: list[str], runs_dir: Path, repeats: int) -> float:
@@ -61,14 +73,20 @@ def main() -> int:
     options = parser.parse_args()
     with tempfile.TemporaryDirectory() as temporary:
         runs_dir = Path(temporary) / "runs"
+        started = time.perf_counter()
         make_runs(runs_dir, options.runs)
-        print(f"{options.runs} runs; median of {options.repeats} whole-process runs; target {TARGET_S} s")
+        print(f"made {options.runs} run folders in {time.perf_counter() - started:.1f} s")
+        started = time.perf_counter()
+        subprocess.run(dlcli("runs", "--runs-dir", str(runs_dir)), check=True, capture_output=True)
+        print(f"the first `dlcli runs` built the index in {time.perf_counter() - started:.1f} s")
+        target = TARGET_S if options.runs <= 10_000 else 1.0
+        print(f"{options.runs} runs; median of {options.repeats} whole-process runs; target {target} s")
         slow = 0
         for args in COMMANDS:
             median = time_command(args, runs_dir, options.repeats)
-            verdict = "ok" if median < TARGET_S else "SLOW"
+            verdict = "ok" if median < target else "SLOW"
             slow += verdict == "SLOW"
-            print(f"  dlcli {' '.join(args):<20} {median:6.3f} s  {verdict}")
+            print(f"  dlcli {' '.join(args):<62} {median:6.3f} s  {verdict}")
     return 1 if slow else 0
 
 

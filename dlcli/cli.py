@@ -217,6 +217,37 @@ def _print_verdicts(summary: dict[str, Any], warned_live: bool = False) -> None:
         console.print(f"[cyan]note:[/] {note}")
 
 
+class Format(str, Enum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+FormatOption = Annotated[Format, typer.Option("--format", help="table, json or csv (data only on stdout).")]
+WhereOption = Annotated[
+    list[str],
+    typer.Option("--where", metavar="KEY=VALUE", help="Only runs whose config key or metric (best.M, final.M, test.M) "
+                 "is =, !=, > or < VALUE, e.g. optimizer.name=adam or best.val_accuracy>0.95 (repeatable, all must hold)."),
+]
+
+
+def print_json(data: Any) -> None:
+    """`--format json`: the data alone on stdout."""
+    import json
+
+    print(json.dumps(data, indent=2, default=str))
+
+
+def print_csv(rows: list[dict[str, Any]], columns: list[str] | None = None) -> None:
+    """`--format csv`: a header and the rows alone on stdout (columns: every key any row has)."""
+    import csv
+
+    columns = columns or list(dict.fromkeys(key for row in rows for key in row))
+    writer = csv.DictWriter(sys.stdout, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+
+
 RunArgument = Annotated[str, typer.Argument(help="Run id, unique prefix, 'latest', run name, or folder.")]
 
 
@@ -225,6 +256,7 @@ RunArgument = Annotated[str, typer.Argument(help="Run id, unique prefix, 'latest
 def evaluate(
     run: RunArgument,
     split: Annotated[str, typer.Option("--split", help="test or validation.")] = "test",
+    output_format: FormatOption = Format.table,
     runs_dir: RunsDir = Path("runs"),
 ) -> None:
     """Re-evaluate a run's model on its test split, rebuilt from the run's own config."""
@@ -237,8 +269,13 @@ def evaluate(
     from dlcli.render import evaluation_view
 
     evaluation = evaluate_run(folder, split)
-    console.print(evaluation_view(evaluation))
-    console.print(f"wrote {folder.file(EVALUATION_FILE)}")
+    if output_format == Format.json:
+        print_json(evaluation)
+    elif output_format == Format.csv:
+        print_csv([{"run": folder.id, "split": split, "samples": evaluation.get("samples"), **evaluation["metrics"]}])
+    else:
+        console.print(evaluation_view(evaluation))
+    error_console.print(f"wrote {folder.file(EVALUATION_FILE)}", markup=False, highlight=False)
 
 
 def _note_if_still_training(folder) -> None:
@@ -337,29 +374,38 @@ def list_runs(
     status: Annotated[
         Optional[str], typer.Option("--status", help="Only runs with this status (crashed and damaged included).")
     ] = None,
-    last: Annotated[Optional[int], typer.Option("--last", min=1, help="Only the N most recent runs.")] = None,
+    where: WhereOption = [],  # noqa: B006 - Typer reads the default, never mutates it
+    sort: Annotated[Optional[str], typer.Option("--sort", help="Best first by a metric, e.g. val_accuracy or test.accuracy.")] = None,
+    last: Annotated[Optional[int], typer.Option("--last", min=1, help="The N most recent runs (default 50).")] = None,
+    show_all: Annotated[bool, typer.Option("--all", help="Every run that matches.")] = False,
+    output_format: FormatOption = Format.table,
     runs_dir: RunsDir = Path("runs"),
 ) -> None:
     """List runs: id, name, status, dataset, epochs, best and test metric, start, duration."""
-    from dlcli.render import runs_table
-    from dlcli.runs import load_runs
+    from dlcli.index import RunIndex
 
-    records = load_runs(runs_dir)
-    if status:
-        records = [record for record in records if record.status == status]
-    records = records[-last:] if last else records
+    limit = None if show_all else (last or 50)
+    records, matched = RunIndex(runs_dir).records(where, status, sort, limit)
+    if output_format == Format.json:
+        return print_json([record.as_row() for record in records])
+    if output_format == Format.csv:
+        return print_csv([record.as_row() for record in records])
     if not records:
         error_console.print(
-            f"no runs{f' with status {status}' if status else ''} in {runs_dir}; "
+            f"no runs{' that match' if status or where else ''} in {runs_dir}; "
             "start one with `dlcli train configs/mnist_dense.yaml`"
         )
         return
+    from dlcli.render import runs_table
+
     console.print(runs_table(records))
+    if matched > len(records):
+        error_console.print(f"{matched - len(records)} more; --all lists every one, --last N the N latest", markup=False)
 
 
 @app.command()
 @reports_errors
-def show(run: RunArgument, runs_dir: RunsDir = Path("runs")) -> None:
+def show(run: RunArgument, output_format: FormatOption = Format.table, runs_dir: RunsDir = Path("runs")) -> None:
     """One run: its status, resolved config, summary and verdicts, and where its files are."""
     from rich.syntax import Syntax
 
@@ -369,6 +415,11 @@ def show(run: RunArgument, runs_dir: RunsDir = Path("runs")) -> None:
     )
 
     record = load_run(resolve_run(runs_dir, run))
+    if output_format == Format.csv:
+        return print_csv([record.as_row()])
+    if output_format == Format.json:
+        return print_json({"run": record.as_row(), "info": record.info.to_dict(), "summary": record.summary,
+                           "evaluation": record.evaluation})
     info = record.info
     style = STATUS_STYLES.get(record.status, "")
     console.print(f"[bold]{record.id}[/]  [{style}]{record.status}[/]" + (f"  ({record.damage})" if record.damage else ""))
@@ -396,7 +447,6 @@ def show(run: RunArgument, runs_dir: RunsDir = Path("runs")) -> None:
         console.print("  fix the config as its error says and train it again (a resume would fail the same way)")
 
 
-FORMATS = ("table", "json", "csv")
 
 
 @app.command("compare")
@@ -406,7 +456,10 @@ def compare_runs(
     last: Annotated[Optional[int], typer.Option("--last", min=1, help="The N most recent runs.")] = None,
     pattern: Annotated[Optional[str], typer.Option("--filter", help="Only runs whose id or name matches this glob.")] = None,
     sort: Annotated[Optional[str], typer.Option("--sort", help="Sort by a metric, best first, e.g. val_accuracy.")] = None,
-    output_format: Annotated[str, typer.Option("--format", help="table, json or csv (data only on stdout).")] = "table",
+    where: WhereOption = [],  # noqa: B006 - Typer reads the default, never mutates it
+    status: Annotated[Optional[str], typer.Option("--status", help="Only runs with this status.")] = None,
+    every: Annotated[bool, typer.Option("--all", help="Every run that matches, not the last 10.")] = False,
+    output_format: FormatOption = Format.table,
     plot: Annotated[Optional[Path], typer.Option("--plot", help="Also write the validation curves to this PNG.")] = None,
     smooth: Annotated[
         float, typer.Option("--smooth", min=0.0, max=0.99, help="With --plot: smooth the curves (e.g. 0.9).")
@@ -417,9 +470,7 @@ def compare_runs(
     """Runs side by side: only the config keys that differ, then best/final/test metrics."""
     from dlcli.compare import compare, comparison_curves, recorded_monitor, records_to_compare
 
-    if output_format not in FORMATS:
-        raise DlcliError(f"--format {output_format}: choose one of {', '.join(FORMATS)}")
-    records = records_to_compare(runs_dir, runs, last, pattern, sweep)
+    records = records_to_compare(runs_dir, runs, last, pattern, sweep, where, status, every)
     elsewhere = []
     if sweep:
         from dlcli.compare import trials_elsewhere
@@ -427,19 +478,11 @@ def compare_runs(
         sort = sort or recorded_monitor(records)
         elsewhere = trials_elsewhere(runs_dir, sweep, records)
     comparison = compare(records, sort)
-    if output_format == "json":
-        import json
-
+    if output_format == Format.json:
         shown = {"differing_keys": comparison.keys, "runs": comparison.rows}
-        if sweep:
-            shown["trials_elsewhere"] = elsewhere
-        print(json.dumps(shown, indent=2, default=str))
-    elif output_format == "csv":
-        import csv
-
-        writer = csv.DictWriter(sys.stdout, fieldnames=comparison.columns(), lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(comparison.rows)
+        print_json({**shown, "trials_elsewhere": elsewhere} if sweep else shown)
+    elif output_format == Format.csv:
+        print_csv(comparison.rows, comparison.columns())
     else:
         from dlcli.render import comparison_table
 

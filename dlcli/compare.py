@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from dlcli.errors import DlcliError
-from dlcli.runs import CONFIG_FILE, HISTORY_FILE, RunRecord, load_run, load_runs, read_history, resolve_run
+from dlcli.runs import CONFIG_FILE, HISTORY_FILE, RunRecord, load_run, read_history, resolve_run
 from dlcli.verdicts import metric_name, minimizes
 
 MISSING = "—"  # a key one run has and another has not
@@ -174,20 +174,30 @@ def select(records: list[RunRecord], last: int | None = None, pattern: str | Non
 
 def records_to_compare(
     runs_dir: Path, references: list[str] | None = None, last: int | None = None, pattern: str | None = None,
-    sweep: str | None = None,
+    sweep: str | None = None, where: list[str] = (), status: str | None = None, every: bool = False,
 ) -> list[RunRecord]:
-    """The runs `dlcli compare` shows: a sweep's trials, the runs named, or the last 10 (all that
-    match `pattern`); raises when there are none."""
-    if sweep:
-        from dlcli.sweep import find_sweep, sweep_records
+    """The runs `dlcli compare` shows: a sweep's trials, the runs named, or the last 10 (`every`:
+    all) — of those, the ones that match `pattern` (a glob), `where` and `status`; raises when
+    there are none."""
+    from dlcli.index import RunIndex
 
-        records = select(sweep_records(runs_dir, find_sweep(runs_dir, sweep).name), last, pattern)
-    elif references:
-        records = select([load_run(resolve_run(runs_dir, reference)) for reference in references], last, pattern)
+    if sweep or references:
+        if sweep:
+            from dlcli.sweep import find_sweep, sweep_records
+
+            records = sweep_records(runs_dir, find_sweep(runs_dir, sweep).name)
+        else:
+            records = [load_run(resolve_run(runs_dir, reference)) for reference in references]
+        if where or status:
+            matching = {record.id for record in RunIndex(runs_dir).records(where, status)[0]}
+            records = [record for record in records if record.id in matching]
+        records = select(records, last, pattern)
     else:
-        records = select(load_runs(runs_dir), last if last or pattern else 10, pattern)
+        limit = None if pattern or every else (last or 10)
+        records, _ = RunIndex(runs_dir).records(where, status, None, limit)
+        records = select(records, None if every else (last or 10) if pattern else None, pattern)
     if not records:
-        raise DlcliError(f"no runs to compare in {runs_dir}")
+        raise DlcliError(f"no runs to compare in {runs_dir}" + (" that match" if where or status or pattern else ""))
     return records
 
 

@@ -85,6 +85,7 @@ def evaluate_run(run: RunFolder, split: str = "test") -> dict[str, Any]:
     evaluation["fingerprint"] = splits.fingerprint(split)
     evaluation["same_data_as_training"] = _same_data(run, evaluation["fingerprint"], split)
     write_json(run.file(EVALUATION_FILE), evaluation)
+    run.indexed()
     return evaluation
 
 

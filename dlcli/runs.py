@@ -322,6 +322,7 @@ class RunFolder:
             host=socket.gethostname(), pid=os.getpid(), pid_started=process_start_time(os.getpid()), sweep=sweep,
         )
         info.write(self.file(RUN_FILE))
+        self.indexed()
         return info
 
     def restart(self, command: str | None) -> RunInfo:
@@ -333,6 +334,7 @@ class RunFolder:
             pid_started=process_start_time(os.getpid()), schema_version=SCHEMA,
         ))
         info.write(self.file(RUN_FILE))
+        self.indexed()
         return info
 
     def finish(self, status: str, error: str | None = None, resumable: bool = True) -> RunInfo:
@@ -346,7 +348,14 @@ class RunFolder:
             schema_version=SCHEMA,
         ))
         info.write(self.file(RUN_FILE))
+        self.indexed()
         return info
+
+    def indexed(self) -> None:
+        """Bring this run's row of the runs folder's index up to date (dlcli.index)."""
+        from dlcli.index import update_index  # the index reads runs through this module
+
+        update_index(self)
 
 
 RUN_ID = re.compile(r"\d{8}-\d{6}-.+")
@@ -460,12 +469,28 @@ class RunRecord:
     damage: str | None = None
     summary: dict[str, Any] | None = None  # as written; Summary has validated its common keys
     evaluation: dict[str, Any] | None = None
+    epochs: int | None = None  # epochs trained, when the index has counted them already
 
     @property
     def id(self) -> str:
         return self.folder.id
 
+    def as_row(self) -> dict[str, Any]:
+        """The run as `dlcli runs --format json|csv` prints it: plain values, metrics flattened."""
+        info, summary, evaluation = self.info, self.summary or {}, self.evaluation or {}
+        row: dict[str, Any] = {
+            "id": self.id, "name": info.name, "status": self.status, "damage": self.damage, "dataset": info.dataset,
+            "epochs": None if self.damage else self.epochs_done(), "created": info.created, "ended": info.ended,
+            "duration_s": info.duration_s, "sweep": (info.sweep or {}).get("id"),
+        }
+        for prefix, metrics in (("best", summary.get("best")), ("final", summary.get("final")),
+                                ("test", evaluation.get("metrics"))):
+            row.update({f"{prefix}.{key}": value for key, value in (metrics or {}).items()})
+        return row
+
     def epochs_done(self) -> int:
+        if self.epochs is not None:
+            return self.epochs
         if self.summary and "epochs_run" in self.summary:
             return self.summary["epochs_run"]
         try:

@@ -92,12 +92,15 @@ class StudyTrial:
         trial_id = self.study._storage.get_trial_id_from_study_id_trial_number(self.study._study_id, trial.number)
         self.trial = optuna.trial.Trial(self.study, trial_id)
         self.monitor = plan.monitor
+        self.epochs = epochs
 
     def report(self, epoch: int, value: float) -> bool:
+        """Hand the study an epoch's value; True when the pruner stops the trial. Never at its
+        last epoch: the trial has trained in full (Hyperband's last rung would still cut it)."""
         if not math.isfinite(value):
             return False
         self.trial.report(value, epoch)
-        return self.trial.should_prune()
+        return epoch < self.epochs and self.trial.should_prune()
 
     def ended(self, status: str, run: str | None, best: dict[str, Any] | None) -> None:
         """Record how the trial ended in the study; an interrupted one stays running there, to be resumed."""

@@ -28,7 +28,8 @@ def sweep_folders(runs_dir):
 
 def test_a_two_by_two_grid_runs_four_trials_two_at_a_time(cli, tiny_config, runs_dir):
     result = cli("sweep", str(tiny_config), "--grid", "training.batch_size=32,64",
-                 "--grid", "model.layers.1.Dense.units=8,16", "--set", "training.epochs=1", "--jobs", "2")
+                 "--grid", "model.layers.1.Dense.units=8,16", "--set", "training.epochs=1", "--jobs", "2",
+                 "--prune", "hyperband")  # one epoch each: nothing to prune, but every trial reports to it
 
     assert result.exit_code == 0, result.output
     (sweep,) = sweep_folders(runs_dir)

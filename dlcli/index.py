@@ -1,0 +1,306 @@
+"""The index of runs: one SQLite file in the runs folder, so reading commands stay fast at 100,000 runs.
+
+The run folders remain the truth. The index keeps, for each run folder, what `runs` and the
+`--where`/`--sort` selections read from it (run.json, summary.json, evaluation.json, the
+flattened config.yaml) and the folder's modification time when it was read. Every run file
+is written by a rename into its folder, which changes the folder's time, so each reading
+command first reconciles the index with one directory listing and one `stat` per folder:
+folders added or changed are read again, folders gone are dropped. A missing or damaged
+index is rebuilt; deleting it loses nothing. Training processes and sweep workers update
+their run's row when it starts, ends, resumes or is evaluated; SQLite's WAL mode and a busy
+timeout let many write at once. Nothing here imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dlcli.errors import DlcliError
+from dlcli.runs import CONFIG_FILE, RUN_FILE, RUN_ID, RunFolder, RunInfo, RunRecord, effective_status, load_run
+from dlcli.verdicts import metric_name
+
+INDEX_FILE = "index.sqlite"
+INDEX_VERSION = 1  # PRAGMA user_version: an index of another version is rebuilt
+BUSY_TIMEOUT_S = 60
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY, stamp TEXT NOT NULL, name TEXT, status TEXT, created TEXT,
+    record TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS fields (id TEXT NOT NULL, key TEXT NOT NULL, text TEXT, number REAL);
+CREATE INDEX IF NOT EXISTS fields_by_key ON fields (key, number);
+CREATE INDEX IF NOT EXISTS fields_by_id ON fields (id);
+"""
+
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's: a rebuild reads every config
+
+
+def _flattened(value: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """(dotted key, value) for every leaf; list items by their index, as `--set` writes them."""
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            yield from _flattened(inner, f"{prefix}{key}.")
+    elif isinstance(value, list) and value and any(isinstance(item, (dict, list)) for item in value):
+        for position, inner in enumerate(value):
+            yield from _flattened(inner, f"{prefix}{position}.")
+    else:
+        yield prefix[:-1], value
+
+
+def _fields(record: RunRecord) -> list[tuple[str, Any]]:
+    """What `--where` and `--sort` can ask of a run: its config's keys and its metrics."""
+    fields: list[tuple[str, Any]] = []
+    try:
+        config = yaml.load(record.folder.file(CONFIG_FILE).read_text(encoding="utf-8"), Loader=_Loader)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        config = None
+    if isinstance(config, dict):
+        for key in ("optimizer", "loss"):  # `optimizer: adam` is `optimizer.name: adam` too
+            if isinstance(config.get(key), str):
+                fields.append((f"{key}.name", config[key]))
+        fields += list(_flattened(config))
+    summary, evaluation = record.summary or {}, record.evaluation or {}
+    for source, prefix in ((summary.get("best"), "best"), (summary.get("final"), "final"),
+                           (evaluation.get("metrics"), "test")):
+        fields += [(f"{prefix}.{key}", value) for key, value in (source or {}).items()]
+    return fields
+
+
+def _as_number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+
+
+class RunIndex:
+    """The runs folder's index; `records()` reconciles it with the folders, then answers from it."""
+
+    def __init__(self, runs_dir: Path):
+        self.runs_dir = runs_dir
+        self.path = runs_dir / INDEX_FILE
+        self._connection: sqlite3.Connection | None = None
+
+    # --- the file ------------------------------------------------------------------------------
+
+    def _open(self, where: Path | str) -> sqlite3.Connection:
+        connection = sqlite3.connect(where, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA synchronous=NORMAL")  # WAL: a power cut may lose the last updates, never the file
+        version = connection.execute("PRAGMA user_version").fetchone()[0]
+        if version not in (0, INDEX_VERSION):
+            connection.close()
+            raise sqlite3.DatabaseError(f"index version {version}")
+        connection.executescript(SCHEMA)
+        connection.execute(f"PRAGMA user_version={INDEX_VERSION}")
+        return connection
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        if self._connection is None:
+            try:
+                try:
+                    self._connection = self._open(self.path)
+                    self._connection.execute("SELECT count(*) FROM runs").fetchone()
+                except sqlite3.OperationalError:
+                    raise
+                except sqlite3.DatabaseError:  # damaged, or of another version: the folders have everything
+                    self._remove()
+                    self._connection = self._open(self.path)
+            except (sqlite3.OperationalError, OSError):
+                # a runs folder this process cannot write (read-only, another user's): an index in memory
+                self._connection = self._open(":memory:")
+        return self._connection
+
+    def _remove(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+    # --- writing -------------------------------------------------------------------------------
+
+    def _store(self, folders: list[tuple[RunFolder, str]]) -> None:
+        rows, fields = [], []
+        for folder, stamp in folders:
+            record = load_run(folder)
+            stored = {"info": record.info.to_dict(), "damage": record.damage, "summary": record.summary,
+                      "evaluation": record.evaluation, "epochs": record.epochs_done(),
+                      "recorded": "damaged" if record.damage else record.info.status}
+            rows.append((folder.id, stamp, record.info.name, stored["recorded"], record.info.created or "",
+                         json.dumps(stored, default=str)))
+            fields += [(folder.id, key, _text(value), _as_number(value)) for key, value in _fields(record)]
+        connection = self.connection
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            ids = [(row[0],) for row in rows]
+            connection.executemany("DELETE FROM fields WHERE id = ?", ids)
+            connection.executemany("INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?)", rows)
+            connection.executemany("INSERT INTO fields VALUES (?, ?, ?, ?)", fields)
+            connection.execute("COMMIT")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+
+    def update(self, folder: RunFolder) -> None:
+        """Read one run folder into the index again (after its run.json or summary changed)."""
+        self._store([(folder, _stamp(folder.path))])
+
+    def reconcile(self) -> None:
+        """Make the index agree with the folders: new and changed folders read, vanished ones dropped."""
+        on_disk = _folder_stamps(self.runs_dir)
+        indexed = dict(self.connection.execute("SELECT id, stamp FROM runs"))
+        changed = [(RunFolder(self.runs_dir / run_id), stamp) for run_id, stamp in on_disk.items()
+                   if indexed.get(run_id) != stamp]
+        gone = [(run_id,) for run_id in indexed if run_id not in on_disk]
+        for start in range(0, len(changed), 500):
+            self._store(changed[start:start + 500])
+        if gone:
+            connection = self.connection
+            connection.execute("BEGIN IMMEDIATE")
+            connection.executemany("DELETE FROM runs WHERE id = ?", gone)
+            connection.executemany("DELETE FROM fields WHERE id = ?", gone)
+            connection.execute("COMMIT")
+
+    # --- reading -------------------------------------------------------------------------------
+
+    def _minimizes(self, key: str) -> bool:
+        """Whether a lower `key` is better, as a run that has it recorded (Keras's direction)."""
+        row = self.connection.execute(
+            "SELECT record FROM runs WHERE id IN (SELECT id FROM fields WHERE key = ?) LIMIT 1", [key],
+        ).fetchone()
+        if row is None:
+            raise DlcliError(f"--sort {key}: no run has it; sort by best.M, final.M or test.M of a metric M the runs "
+                             "logged (e.g. val_loss), or by a numeric config key")
+        directions = (json.loads(row[0]).get("summary") or {}).get("directions") or {}
+        direction = directions.get(metric_name(key.split(".", 1)[1])) if "." in key else None
+        return direction != "max"  # a config key, or a metric whose direction was not recorded: lowest first
+
+    def records(
+        self, where: list[str] = (), status: str | None = None, sort: str | None = None, last: int | None = None,
+    ) -> tuple[list[RunRecord], int]:
+        """(the selected runs, oldest first — or best first with `sort` —, how many matched in all)."""
+        if not self.runs_dir.is_dir():
+            return [], 0
+        self.reconcile()
+        clauses, parameters = [], []
+        for condition in where:
+            clause, values = _condition(condition)
+            clauses.append(clause)
+            parameters += values
+        if status is not None:  # 'crashed' is a 'running' run nobody owns: found among the running
+            clauses.append("runs.status = ?")
+            parameters.append("running" if status == "crashed" else status)
+        where_sql = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        # a 'running' run may be a crashed one: those few are judged here, every other status in SQL
+        judged_here = status in ("running", "crashed")
+        if sort:
+            key = sort if sort.startswith(("best.", "final.", "test.")) or "." in sort else f"best.{sort}"
+            ascending = "ASC" if self._minimizes(key) else "DESC"
+            value = "(SELECT number FROM fields WHERE fields.id = runs.id AND key = ?)"
+            order, parameters_order = f"{value} IS NULL, {value} {ascending}, runs.id", [key, key]
+        else:
+            order, parameters_order = "runs.id DESC", []
+        query = f"SELECT id, record FROM runs {where_sql} ORDER BY {order}"
+        if last is not None and not judged_here:
+            query += f" LIMIT {int(last)}"
+        rows = self.connection.execute(query, [*parameters, *parameters_order])
+        selected, matched = [], 0
+        for run_id, stored in rows:
+            record = _record(self.runs_dir / run_id, json.loads(stored))
+            if judged_here and record.status != status:
+                continue
+            matched += 1
+            if last is None or len(selected) < last:
+                selected.append(record)
+        if not judged_here:
+            matched = self.connection.execute(f"SELECT count(*) FROM runs {where_sql}", parameters).fetchone()[0]
+        return (selected if sort else selected[::-1]), matched
+
+
+def _stamp(path: Path) -> str:
+    """When the folder last gained or lost a file (dlcli renames each file into place) and when its
+    run.json last changed (an edit in place, by hand)."""
+    try:
+        run_json = os.stat(path / RUN_FILE).st_mtime_ns
+    except OSError:
+        run_json = 0
+    return f"{os.stat(path).st_mtime_ns}:{run_json}"
+
+
+def _folder_stamps(runs_dir: Path) -> dict[str, str]:
+    """Each run folder's stamp, from one listing and two stats a folder."""
+    with os.scandir(runs_dir) as entries:
+        return {entry.name: _stamp(Path(entry.path)) for entry in entries
+                if RUN_ID.fullmatch(entry.name) and entry.is_dir()}
+
+
+def _record(path: Path, stored: dict[str, Any]) -> RunRecord:
+    folder = RunFolder(path)
+    info = RunInfo.from_dict(stored["info"])
+    if stored["damage"]:
+        status = "damaged"
+    else:
+        status = effective_status(info, folder) if info.status == "running" else info.status
+    return RunRecord(folder, info, status, stored["damage"], stored["summary"], stored["evaluation"], stored["epochs"])
+
+
+CONDITION = re.compile(r"^\s*([A-Za-z0-9_.\[\]-]+)\s*(!=|>=|<=|=|>|<)\s*(.*?)\s*$")
+
+
+def _condition(condition: str) -> tuple[str, list[Any]]:
+    """`KEY=VALUE` (also !=, >, <, >=, <=) as an SQL condition on a run's fields."""
+    match = CONDITION.match(condition)
+    if not match or not match.group(3):
+        raise DlcliError(f"--where {condition}: expected KEY=VALUE, KEY!=VALUE, KEY>VALUE or KEY<VALUE, "
+                         "e.g. optimizer.name=adam or best.val_accuracy>0.95")
+    key, operator, raw = match.groups()
+    key = re.sub(r"\[(\d+)\]", r".\1", key)  # compare's `model.layers[1]` is `model.layers.1`
+    try:
+        value = yaml.load(raw, Loader=_Loader)
+    except yaml.YAMLError:
+        value = raw
+    number = _as_number(value)
+    if operator in (">", "<", ">=", "<="):
+        if number is None:
+            raise DlcliError(f"--where {condition}: {operator} compares numbers; {raw!r} is not one")
+        column, argument = "number", number
+    elif number is not None:
+        column, argument = "number", number
+    else:
+        column, argument = "text", _text(value)
+    if operator == "!=":
+        return (f"NOT EXISTS (SELECT 1 FROM fields WHERE fields.id = runs.id AND key = ? AND {column} = ?)",
+                [key, argument])
+    return (f"EXISTS (SELECT 1 FROM fields WHERE fields.id = runs.id AND key = ? AND {column} {operator} ?)",
+            [key, argument])
+
+
+def update_index(folder: RunFolder) -> None:
+    """Bring the run's row up to date; the index is a cache, so a failure is left to the next reconcile."""
+    index = RunIndex(folder.path.parent)
+    try:
+        index.update(folder)
+    except (sqlite3.Error, OSError):
+        pass
+    finally:
+        index.close()

@@ -1,0 +1,199 @@
+"""The runs folder's index: reconciled with the folders, rebuilt when lost, shared by many writers,
+and the selections and output formats the reading commands build on it."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from conftest import read_json
+from dlcli.index import INDEX_FILE, RunIndex
+
+pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
+
+
+def fake_run(runs_dir, run_id, optimizer="rmsprop", units=64, val_accuracy=0.9, status="completed", test=None):
+    """A finished run's files as dlcli writes them, without training."""
+    folder = runs_dir / run_id
+    folder.mkdir(parents=True)
+    config = {"name": run_id[16:], "seed": 0, "dataset": {"name": "digits"},
+              "model": {"layers": ["Flatten", {"Dense": {"units": units, "activation": "relu"}}]},
+              "optimizer": optimizer, "loss": "sparse_categorical_crossentropy", "training": {"epochs": 3}}
+    (folder / "config.yaml").write_text(yaml.safe_dump(config))
+    (folder / "run.json").write_text(json.dumps({
+        "schema": 1, "id": run_id, "name": run_id[16:], "status": status, "dataset": "digits",
+        "created": f"2026-01-01T{run_id[9:11]}:{run_id[11:13]}:00+00:00", "host": "elsewhere", "pid": 1,
+    }))
+    if status != "running":
+        best = {"loss": 1 - val_accuracy, "val_loss": 1.1 - val_accuracy, "accuracy": val_accuracy,
+                "val_accuracy": val_accuracy}
+        (folder / "summary.json").write_text(json.dumps({
+            "schema": 1, "epochs_run": 3, "best_epoch": 3, "best": best, "final": best, "monitor": "val_loss",
+            "directions": {"loss": "min", "accuracy": "max"},
+        }))
+    if test is not None:
+        (folder / "evaluation.json").write_text(json.dumps(
+            {"schema": 1, "run": run_id, "split": "test", "metrics": {"accuracy": test}}))
+    return folder
+
+
+@pytest.fixture
+def four_runs(runs_dir):
+    fake_run(runs_dir, "20260101-100000-a", "rmsprop", 64, 0.91)
+    fake_run(runs_dir, "20260101-110000-b", {"name": "adam", "learning_rate": 0.001}, 256, 0.96, test=0.95)
+    fake_run(runs_dir, "20260101-120000-c", "adam", 64, 0.94)
+    fake_run(runs_dir, "20260101-130000-d", {"name": "sgd", "momentum": 0.9}, 256, 0.97, test=0.96)
+    return runs_dir
+
+
+def listed(cli, *args):
+    result = cli("runs", *args, "--format", "json")
+    assert result.exit_code == 0, result.output
+    return [row["id"][16:] for row in json.loads(result.stdout)]
+
+
+@pytest.mark.parametrize(("where", "expected"), [
+    (["optimizer.name=adam"], ["b", "c"]),  # `optimizer: adam` and `{name: adam, ...}` alike
+    (["optimizer.name=adam", "best.val_accuracy>0.95"], ["b"]),
+    (["model.layers.1.Dense.units=256"], ["b", "d"]),
+    (["model.layers[1].Dense.units!=256"], ["a", "c"]),  # compare's spelling of the key too
+    (["best.val_accuracy<0.92"], ["a"]),
+    (["test.accuracy>=0.95"], ["b", "d"]),
+    (["optimizer.momentum=0.9"], ["d"]),
+    (["optimizer.name=adamw"], []),
+])
+def test_where_selects_by_config_keys_and_metrics(cli, four_runs, where, expected):
+    assert listed(cli, *(arg for condition in where for arg in ("--where", condition))) == expected
+
+
+def test_sort_is_best_first_by_the_metrics_direction(cli, four_runs):
+    assert listed(cli, "--sort", "val_accuracy") == ["d", "b", "c", "a"]
+    assert listed(cli, "--sort", "best.val_loss") == ["d", "b", "c", "a"]
+    assert listed(cli, "--sort", "test.accuracy") == ["d", "b", "a", "c"]  # runs without it last, by id
+    result = cli("runs", "--sort", "val_f1")
+    assert result.exit_code == 2 and "--sort best.val_f1: no run has it" in result.stderr
+
+
+@pytest.mark.parametrize("condition", ["optimizer.name", "best.val_accuracy>high", "=adam"])
+def test_a_malformed_where_is_one_line(cli, four_runs, condition):
+    result = cli("runs", "--where", condition)
+
+    assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert result.stderr.startswith(f"error: --where {condition}:")
+
+
+def test_runs_shows_the_latest_50_and_says_how_many_more(cli, runs_dir):
+    for number in range(55):
+        fake_run(runs_dir, f"20260101-{10 + number // 60:02d}{number % 60:02d}00-r{number}")
+
+    shown = cli("runs")
+    assert "50 runs" in shown.stdout and "5 more; --all lists every one" in shown.stderr
+    assert len(listed(cli)) == 50 and listed(cli)[-1] == "r54" and listed(cli)[0] == "r5"
+    assert len(listed(cli, "--all")) == 55 and listed(cli, "--last", "3") == ["r52", "r53", "r54"]
+
+
+def test_a_folder_added_changed_or_removed_by_hand_is_seen_by_the_next_command(cli, four_runs):
+    assert listed(cli) == ["a", "b", "c", "d"]
+    shutil.copytree(four_runs / "20260101-130000-d", four_runs / "20260101-140000-e")
+    shutil.rmtree(four_runs / "20260101-100000-a")
+    info = read_json(four_runs / "20260101-110000-b" / "run.json")
+    (four_runs / "20260101-110000-b" / "run.json").write_text(json.dumps({**info, "status": "failed"}))  # in place
+
+    assert listed(cli) == ["b", "c", "d", "e"]
+    assert listed(cli, "--status", "failed") == ["b"]
+
+
+def test_a_running_run_nobody_owns_is_crashed_in_the_index_too(cli, runs_dir):
+    folder = fake_run(runs_dir, "20260101-100000-gone", status="running")
+    info = read_json(folder / "run.json")
+    (folder / "run.json").write_text(json.dumps({**info, "host": __import__("socket").gethostname(), "pid": 999999}))
+    (folder / "owner.lock").write_text("")
+
+    assert listed(cli, "--status", "crashed") == ["gone"] and listed(cli, "--status", "running") == []
+
+
+@pytest.mark.parametrize("loss", ["deleted", "garbage", "emptied", "another version"])
+def test_a_lost_or_damaged_index_is_rebuilt_with_the_same_answers(cli, four_runs, loss):
+    before = [cli("runs", "--format", "json").stdout, listed(cli, "--where", "optimizer.name=adam")]
+    index = four_runs / INDEX_FILE
+    if loss == "deleted":
+        index.unlink()
+    elif loss == "garbage":
+        index.write_bytes(b"not a database at all" * 100)
+    elif loss == "emptied":
+        index.write_bytes(b"")
+    else:
+        import sqlite3
+
+        with sqlite3.connect(index) as connection:
+            connection.execute("PRAGMA user_version=99")
+    for suffix in ("-wal", "-shm"):
+        (four_runs / f"{INDEX_FILE}{suffix}").unlink(missing_ok=True)
+
+    assert [cli("runs", "--format", "json").stdout, listed(cli, "--where", "optimizer.name=adam")] == before
+
+
+WRITER = """
+import sys
+from pathlib import Path
+from dlcli.index import RunIndex
+from dlcli.runs import RunFolder
+runs, first, count = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+index = RunIndex(runs)
+for number in range(first, first + count):
+    for _ in range(3):  # each row written again and again, by one writer among many
+        index.update(RunFolder(runs / f"20260101-1000{number:02d}-w{number}"))
+"""
+
+
+def test_many_writers_at_once_lose_no_update(runs_dir, tmp_path):
+    for number in range(40):
+        fake_run(runs_dir, f"20260101-1000{number:02d}-w{number}", val_accuracy=0.5 + number / 100)
+    RunIndex(runs_dir).reconcile()  # made before the writers start: each then only updates
+    script = tmp_path / "writer.py"
+    script.write_text(WRITER)
+    for number in range(40):  # every row out of date, so that a lost update would show
+        info = read_json(runs_dir / f"20260101-1000{number:02d}-w{number}" / "run.json")
+        (runs_dir / f"20260101-1000{number:02d}-w{number}" / "run.json").write_text(json.dumps({**info, "status": "failed"}))
+
+    writers = [subprocess.Popen([sys.executable, str(script), str(runs_dir), str(first), "10"], stderr=subprocess.PIPE,
+                                text=True) for first in range(0, 40, 10)]
+    errors = [writer.communicate(timeout=120)[1] for writer in writers]
+
+    assert [writer.returncode for writer in writers] == [0] * 4, errors
+    import sqlite3
+
+    with sqlite3.connect(runs_dir / INDEX_FILE) as connection:  # as written, without reconciling
+        statuses = dict(connection.execute("SELECT id, status FROM runs"))
+    assert len(statuses) == 40 and set(statuses.values()) == {"failed"}
+
+
+def test_every_reading_command_prints_json_and_csv_data_only(cli, four_runs):
+    for command in (["runs"], ["show", "20260101-110000-b"], ["compare", "--last", "2"]):
+        as_json = cli(*command, "--format", "json")
+        as_csv = cli(*command, "--format", "csv")
+        assert as_json.exit_code == as_csv.exit_code == 0, (command, as_json.output, as_csv.output)
+        data = json.loads(as_json.stdout)
+        rows = list(csv.DictReader(io.StringIO(as_csv.stdout)))
+        assert data and rows, command
+    shown = json.loads(cli("show", "20260101-110000-b", "--format", "json").stdout)
+    assert shown["run"]["best.val_accuracy"] == 0.96 and shown["run"]["test.accuracy"] == 0.95
+    (row,) = csv.DictReader(io.StringIO(cli("show", "20260101-110000-b", "--format", "csv").stdout))
+    assert row["status"] == "completed" and float(row["best.val_accuracy"]) == 0.96
+
+
+def test_compare_takes_the_same_selection(cli, four_runs):
+    compared = json.loads(cli("compare", "--where", "optimizer.name=adam", "--format", "json").stdout)
+    assert [row["run"][16:] for row in compared["runs"]] == ["b", "c"]
+    compared = json.loads(cli("compare", "--all", "--where", "best.val_accuracy>0.93", "--sort", "val_accuracy",
+                              "--format", "json").stdout)
+    assert [row["run"][16:] for row in compared["runs"]] == ["d", "b", "c"]
+    result = cli("compare", "--where", "optimizer.name=nadam")
+    assert result.exit_code == 2 and "no runs to compare" in result.stderr and "that match" in result.stderr
