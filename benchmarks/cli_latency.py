@@ -40,7 +40,7 @@ def make_runs(runs_dir: Path, count: int) -> None:
               "--runs-dir", str(runs_dir)),
         check=True, capture_output=True,
     )
-    (template,) = runs_dir.iterdir()
+    (template,) = [path for path in runs_dir.iterdir() if path.is_dir()]
     files = {name: (template / name).read_text() for name in SMALL_FILES}
     info = json.loads(files["run.json"])
     rmsprop = files["config.yaml"].replace("name: adam", "name: rmsprop")

@@ -39,20 +39,21 @@ CREATE TABLE IF NOT EXISTS runs (
 );
 CREATE TABLE IF NOT EXISTS fields (id TEXT NOT NULL, key TEXT NOT NULL, text TEXT, number REAL);
 CREATE INDEX IF NOT EXISTS fields_by_key ON fields (key, number);
+CREATE INDEX IF NOT EXISTS fields_by_text ON fields (key, text);
 CREATE INDEX IF NOT EXISTS fields_by_id ON fields (id);
 """
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's: a rebuild reads every config
 
 
-def _flattened(value: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+def flattened(value: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
     """(dotted key, value) for every leaf; list items by their index, as `--set` writes them."""
     if isinstance(value, dict):
         for key, inner in value.items():
-            yield from _flattened(inner, f"{prefix}{key}.")
+            yield from flattened(inner, f"{prefix}{key}.")
     elif isinstance(value, list) and value and any(isinstance(item, (dict, list)) for item in value):
         for position, inner in enumerate(value):
-            yield from _flattened(inner, f"{prefix}{position}.")
+            yield from flattened(inner, f"{prefix}{position}.")
     else:
         yield prefix[:-1], value
 
@@ -68,7 +69,7 @@ def _fields(record: RunRecord) -> list[tuple[str, Any]]:
         for key in ("optimizer", "loss"):  # `optimizer: adam` is `optimizer.name: adam` too
             if isinstance(config.get(key), str):
                 fields.append((f"{key}.name", config[key]))
-        fields += list(_flattened(config))
+        fields += list(flattened(config))
     summary, evaluation = record.summary or {}, record.evaluation or {}
     for source, prefix in ((summary.get("best"), "best"), (summary.get("final"), "final"),
                            (evaluation.get("metrics"), "test")):
@@ -216,14 +217,14 @@ class RunIndex:
         if sort:
             key = sort if sort.startswith(("best.", "final.", "test.")) or "." in sort else f"best.{sort}"
             ascending = "ASC" if self._minimizes(key) else "DESC"
-            value = "(SELECT number FROM fields WHERE fields.id = runs.id AND key = ?)"
-            order, parameters_order = f"{value} IS NULL, {value} {ascending}, runs.id", [key, key]
+            joined, join_parameters = "LEFT JOIN fields AS sorted ON sorted.id = runs.id AND sorted.key = ?", [key]
+            order = f"sorted.number IS NULL, sorted.number {ascending}, runs.id"
         else:
-            order, parameters_order = "runs.id DESC", []
-        query = f"SELECT id, record FROM runs {where_sql} ORDER BY {order}"
+            joined, join_parameters, order = "", [], "runs.id DESC"
+        query = f"SELECT runs.id, runs.record FROM runs {joined} {where_sql} ORDER BY {order}"
         if last is not None and not judged_here:
             query += f" LIMIT {int(last)}"
-        rows = self.connection.execute(query, [*parameters, *parameters_order])
+        rows = self.connection.execute(query, [*join_parameters, *parameters])
         selected, matched = [], 0
         for run_id, stored in rows:
             record = _record(self.runs_dir / run_id, json.loads(stored))
@@ -288,11 +289,10 @@ def _condition(condition: str) -> tuple[str, list[Any]]:
         column, argument = "number", number
     else:
         column, argument = "text", _text(value)
+    # each condition is one lookup in an index of (key, value), not a search per run
     if operator == "!=":
-        return (f"NOT EXISTS (SELECT 1 FROM fields WHERE fields.id = runs.id AND key = ? AND {column} = ?)",
-                [key, argument])
-    return (f"EXISTS (SELECT 1 FROM fields WHERE fields.id = runs.id AND key = ? AND {column} {operator} ?)",
-            [key, argument])
+        return f"runs.id NOT IN (SELECT id FROM fields WHERE key = ? AND {column} = ?)", [key, argument]
+    return f"runs.id IN (SELECT id FROM fields WHERE key = ? AND {column} {operator} ?)", [key, argument]
 
 
 def update_index(folder: RunFolder) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import math
 import shutil
 import time
@@ -37,6 +38,7 @@ from dlcli.data.pipeline import EpochOrder, samples_in_batches, stream
 from dlcli.devices import SpeedSettings, cluster_task, dtype_policy, gather_from_workers, speed_settings, strategy
 from dlcli.errors import ConfigError, DlcliError, TrainingDiverged, TrainingFailed, TrainingInterrupted
 from dlcli.faults import kill_point
+from dlcli.index import flattened
 from dlcli.inference import write_inference_files
 from dlcli.models import ModelParts, build_model, check_output, compile_model, monitor_directions, unfreeze
 from dlcli.plan import Stage, plan_stages, stage_of
@@ -406,6 +408,8 @@ def _execute(session: _Session, parts: ModelParts, folds: list[Splits], data: di
                 rows, run.file(CURVES_FILE), f"{run.id}", onset, summary.get("fine_tune_from_epoch"),
                 config.training.plot.smooth, config.training.plot.from_epoch,
             )
+        if config.training.tensorboard:
+            _write_hparams(run, config, summary)
         # The end, in an order that leaves no crash window: once summary.json exists, training is
         # over, and a `--resume` of a run killed from here on only records how it ended.
         Summary.from_dict(summary)  # what `runs` and `compare` will read back
@@ -440,6 +444,25 @@ def _execute(session: _Session, parts: ModelParts, folds: list[Splits], data: di
             f"{_resume_command(run)}{unrecorded}"
         ) from error
     return _finish(run, summary, any(monitor.warned for monitor in session.overfitting_monitors))
+
+
+def _write_hparams(run: RunFolder, config: ExperimentConfig, summary: dict[str, Any]) -> None:
+    """The run's flattened config and best and final metrics as TensorBoard HParams: `tensorboard
+    --logdir runs` then compares every run and sweep trial in its HParams dashboard."""
+    from tensorboard.plugins.hparams import api as hparams
+
+    values = {
+        key: value if isinstance(value, (bool, int, float, str)) else json.dumps(value)
+        for key, value in flattened(config.model_dump(mode="json", exclude_none=True)) if value is not None
+    }
+    writer = tf.summary.create_file_writer(str(run.file(TENSORBOARD_DIR)))
+    with writer.as_default():
+        hparams.hparams(values, trial_id=run.id)
+        for prefix in ("best", "final"):
+            for key, value in (summary.get(prefix) or {}).items():
+                if isinstance(value, (int, float)) and math.isfinite(value):
+                    tf.summary.scalar(f"{prefix}/{key}", value, step=summary.get("epochs_run") or 0)
+    writer.close()
 
 
 def _finish(run: RunFolder, summary: dict[str, Any], warned_live: bool = False) -> TrainResult:

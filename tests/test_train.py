@@ -72,6 +72,29 @@ def test_train_writes_a_complete_run_folder(cli, tiny_config, runs_dir):
     val_loss = model.evaluate(*encoded(splits, "validation"), verbose=0, return_dict=True)["loss"]
     assert val_loss == pytest.approx(float(rows[best - 1]["val_loss"]), rel=1e-4)
 
+    hparams, scalars = tensorboard_hparams(folder / "tensorboard")
+    assert hparams["optimizer.name"] == "adam" and hparams["model.layers.1.Dense.units"] == 16
+    assert hparams["training.epochs"] == 2 and hparams["dataset.name"] == "digits"
+    assert scalars["best/val_loss"] == pytest.approx(summary["best"]["val_loss"])
+    assert scalars["final/val_accuracy"] == pytest.approx(summary["final"]["val_accuracy"])
+
+
+def tensorboard_hparams(log_dir):
+    """The HParams session and scalar summaries of a TensorBoard log folder, read by TensorBoard's own reader."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import metadata
+    from tensorboard.util import tensor_util
+
+    events = EventAccumulator(str(log_dir), size_guidance={"tensors": 0})
+    events.Reload()
+    content = events.PluginTagToContent(metadata.PLUGIN_NAME)[metadata.SESSION_START_INFO_TAG]
+    start = metadata.parse_session_start_info_plugin_data(content)
+    values = {key: value.WhichOneof("kind") and getattr(value, value.WhichOneof("kind"))
+              for key, value in start.hparams.items()}
+    scalars = {tag: float(tensor_util.make_ndarray(events.Tensors(tag)[-1].tensor_proto))
+               for tag in events.Tags()["tensors"] if tag.startswith(("best/", "final/"))}
+    return values, scalars
+
 
 def test_same_config_and_seed_give_the_same_history(cli, tiny_config, runs_dir):
     assert cli("train", str(tiny_config)).exit_code == 0
