@@ -2,7 +2,7 @@
 
 Trains one real run of configs/digits_dense.yaml and copies its small files (run.json,
 summary.json, config.yaml, history.csv; every 10th copy with rmsprop instead of adam, every
-7th crashed) into `--runs` run folders. The first `dlcli runs` builds the folder's index
+50th crashed, 2%) into `--runs` run folders. The first `dlcli runs` builds the folder's index
 (timed apart: once per folder, or after the index is deleted); then each command is timed
 (median of `--repeats`) against the target: 0.5 s up to 10,000 runs, 1 s beyond.
 
@@ -52,7 +52,7 @@ def make_runs(runs_dir: Path, count: int) -> None:
         for name in ("summary.json", "history.csv"):
             (copy / name).write_text(files[name])
         (copy / "config.yaml").write_text(rmsprop if index % 10 == 0 else files["config.yaml"])
-        status = {"status": "running", "pid": 2**22 + 1} if index % 7 == 0 else {}
+        status = {"status": "running", "pid": 2**22 + 1} if index % 50 == 0 else {}
         (copy / "run.json").write_text(json.dumps({**info, "id": run_id, "name": f"copy-{index}", **status}))
 
 

@@ -25,22 +25,24 @@ from typing import Any
 import yaml
 
 from dlcli.errors import DlcliError
-from dlcli.runs import CONFIG_FILE, RUN_FILE, RUN_ID, RunFolder, RunInfo, RunRecord, effective_status, load_run
+from dlcli.runs import (
+    CONFIG_FILE, RUN_FILE, RUN_ID, RunFolder, RunInfo, RunRecord, effective_status, load_run, running_status,
+)
 from dlcli.verdicts import metric_name
 
 INDEX_FILE = "index.sqlite"
-INDEX_VERSION = 1  # PRAGMA user_version: an index of another version is rebuilt
+INDEX_VERSION = 2  # PRAGMA user_version: an index of another version is rebuilt
 BUSY_TIMEOUT_S = 60
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
-    id TEXT PRIMARY KEY, stamp TEXT NOT NULL, name TEXT, status TEXT, created TEXT,
+    id TEXT PRIMARY KEY, stamp INTEGER NOT NULL, name TEXT, status TEXT, created TEXT,
     record TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS fields (id TEXT NOT NULL, key TEXT NOT NULL, text TEXT, number REAL);
 CREATE INDEX IF NOT EXISTS fields_by_key ON fields (key, number);
 CREATE INDEX IF NOT EXISTS fields_by_text ON fields (key, text);
-CREATE INDEX IF NOT EXISTS fields_by_id ON fields (id);
+CREATE INDEX IF NOT EXISTS fields_by_id ON fields (id, key);
 """
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's: a rebuild reads every config
@@ -140,7 +142,7 @@ class RunIndex:
 
     # --- writing -------------------------------------------------------------------------------
 
-    def _store(self, folders: list[tuple[RunFolder, str]]) -> None:
+    def _store(self, folders: list[tuple[RunFolder, int]]) -> None:
         rows, fields = [], []
         for folder, stamp in folders:
             record = load_run(folder)
@@ -164,7 +166,7 @@ class RunIndex:
 
     def update(self, folder: RunFolder) -> None:
         """Read one run folder into the index again (after its run.json or summary changed)."""
-        self._store([(folder, _stamp(folder.path))])
+        self._store([(folder, _stamp(str(folder.file(RUN_FILE))))])
 
     def reconcile(self) -> None:
         """Make the index agree with the folders: new and changed folders read, vanished ones dropped."""
@@ -203,56 +205,67 @@ class RunIndex:
         if not self.runs_dir.is_dir():
             return [], 0
         self.reconcile()
-        clauses, parameters = [], []
+        clauses, clause_parameters = [], []
         for condition in where:
             clause, values = _condition(condition)
             clauses.append(clause)
-            parameters += values
+            clause_parameters += values
         if status is not None:  # 'crashed' is a 'running' run nobody owns: found among the running
             clauses.append("runs.status = ?")
-            parameters.append("running" if status == "crashed" else status)
+            clause_parameters.append("running" if status == "crashed" else status)
         where_sql = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         # a 'running' run may be a crashed one: those few are judged here, every other status in SQL
         judged_here = status in ("running", "crashed")
         if sort:
             key = sort if sort.startswith(("best.", "final.", "test.")) or "." in sort else f"best.{sort}"
             ascending = "ASC" if self._minimizes(key) else "DESC"
-            joined, join_parameters = "LEFT JOIN fields AS sorted ON sorted.id = runs.id AND sorted.key = ?", [key]
+            sorted_by, arguments = "LEFT JOIN fields AS sorted ON sorted.id = runs.id AND sorted.key = ?", [key]
             order = f"sorted.number IS NULL, sorted.number {ascending}, runs.id"
         else:
-            joined, join_parameters, order = "", [], "runs.id DESC"
-        query = f"SELECT runs.id, runs.record FROM runs {joined} {where_sql} ORDER BY {order}"
-        if last is not None and not judged_here:
-            query += f" LIMIT {int(last)}"
-        rows = self.connection.execute(query, [*join_parameters, *parameters])
-        selected, matched = [], 0
-        for run_id, stored in rows:
-            record = _record(self.runs_dir / run_id, json.loads(stored))
-            if judged_here and record.status != status:
-                continue
-            matched += 1
-            if last is None or len(selected) < last:
-                selected.append(record)
-        if not judged_here:
-            matched = self.connection.execute(f"SELECT count(*) FROM runs {where_sql}", parameters).fetchone()[0]
+            sorted_by, arguments, order = "", [], "runs.id DESC"
+        selection = f"{sorted_by} {where_sql} ORDER BY {order}"
+        arguments += clause_parameters
+        if judged_here:  # each judged by its owner.lock and pid, its record read only when shown
+            owners = self.connection.execute(
+                f"SELECT runs.id, json_extract(runs.record, '$.info.host'), json_extract(runs.record, '$.info.pid'), "
+                f"json_extract(runs.record, '$.info.pid_started') FROM runs {selection}",
+                arguments,
+            )
+            chosen = [run_id for run_id, host, pid, started in owners
+                      if running_status(RunFolder(self.runs_dir / run_id), host, pid, started) == status]
+            matched, chosen = len(chosen), chosen if last is None else chosen[:last]
+            stored = dict(self.connection.execute(
+                f"SELECT id, record FROM runs WHERE id IN ({', '.join('?' * len(chosen))})", chosen,
+            )) if chosen else {}
+            rows = [(run_id, stored[run_id]) for run_id in chosen]
+        else:  # the rows shown and how many matched: in one pass when conditions select them
+            counted = "count(*) OVER ()" if where_sql else "NULL"
+            query = f"SELECT runs.id, runs.record, {counted} FROM runs {selection}"
+            limit = f" LIMIT {int(last)}" if last is not None else ""
+            fetched = self.connection.execute(query + limit, arguments).fetchall()
+            rows = [(run_id, record) for run_id, record, _ in fetched]
+            if where_sql:
+                matched = fetched[0][2] if fetched else 0
+            else:
+                matched = self.connection.execute("SELECT count(*) FROM runs").fetchone()[0]
+        selected = [_record(self.runs_dir / run_id, json.loads(record)) for run_id, record in rows]
         return (selected if sort else selected[::-1]), matched
 
 
-def _stamp(path: Path) -> str:
-    """When the folder last gained or lost a file (dlcli renames each file into place) and when its
-    run.json last changed (an edit in place, by hand)."""
+def _stamp(run_json: str) -> int:
+    """When the run's run.json last changed: dlcli rewrites it whenever the run starts, resumes or
+    ends (after its summary.json), and a hand edit changes it too; 0 when it has none."""
     try:
-        run_json = os.stat(path / RUN_FILE).st_mtime_ns
+        return os.stat(run_json).st_mtime_ns
     except OSError:
-        run_json = 0
-    return f"{os.stat(path).st_mtime_ns}:{run_json}"
+        return 0
 
 
-def _folder_stamps(runs_dir: Path) -> dict[str, str]:
-    """Each run folder's stamp, from one listing and two stats a folder."""
+def _folder_stamps(runs_dir: Path) -> dict[str, int]:
+    """Each run folder's stamp, from one listing and one stat a folder."""
     with os.scandir(runs_dir) as entries:
-        return {entry.name: _stamp(Path(entry.path)) for entry in entries
-                if RUN_ID.fullmatch(entry.name) and entry.is_dir()}
+        return {entry.name: _stamp(f"{entry.path}/{RUN_FILE}") for entry in entries
+                if entry.is_dir() and RUN_ID.fullmatch(entry.name)}
 
 
 def _record(path: Path, stored: dict[str, Any]) -> RunRecord:
@@ -262,14 +275,15 @@ def _record(path: Path, stored: dict[str, Any]) -> RunRecord:
         status = "damaged"
     else:
         status = effective_status(info, folder) if info.status == "running" else info.status
-    return RunRecord(folder, info, status, stored["damage"], stored["summary"], stored["evaluation"], stored["epochs"])
+    epochs = None if info.status == "running" else stored["epochs"]  # a run in training: counted now
+    return RunRecord(folder, info, status, stored["damage"], stored["summary"], stored["evaluation"], epochs)
 
 
 CONDITION = re.compile(r"^\s*([A-Za-z0-9_.\[\]-]+)\s*(!=|>=|<=|=|>|<)\s*(.*?)\s*$")
 
 
 def _condition(condition: str) -> tuple[str, list[Any]]:
-    """`KEY=VALUE` (also !=, >, <, >=, <=) as an SQL condition on a run's fields."""
+    """`KEY=VALUE` (also !=, >, <, >=, <=) as an SQL condition on a run's fields, and its parameters."""
     match = CONDITION.match(condition)
     if not match or not match.group(3):
         raise DlcliError(f"--where {condition}: expected KEY=VALUE, KEY!=VALUE, KEY>VALUE or KEY<VALUE, "
@@ -289,10 +303,10 @@ def _condition(condition: str) -> tuple[str, list[Any]]:
         column, argument = "number", number
     else:
         column, argument = "text", _text(value)
-    # each condition is one lookup in an index of (key, value), not a search per run
-    if operator == "!=":
-        return f"runs.id NOT IN (SELECT id FROM fields WHERE key = ? AND {column} = ?)", [key, argument]
-    return f"runs.id IN (SELECT id FROM fields WHERE key = ? AND {column} {operator} ?)", [key, argument]
+    # each condition one lookup in an index of (key, value), made a set once, not a search per run
+    negated = "NOT " if operator == "!=" else ""
+    operator = "=" if operator == "!=" else operator
+    return f"runs.id {negated}IN (SELECT id FROM fields WHERE key = ? AND {column} {operator} ?)", [key, argument]
 
 
 def update_index(folder: RunFolder) -> None:

@@ -12,6 +12,7 @@ import platform
 import re
 import socket
 import tempfile
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -279,8 +280,13 @@ class RunFolder:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                handle.seek(0)
-                owner = handle.read().strip() or "another process"
+                owner = ""
+                for _ in range(20):  # the owner writes who it is just after taking the lock
+                    handle.seek(0)
+                    if owner := handle.read().strip():
+                        break
+                    time.sleep(0.05)
+                owner = owner or "another process"
                 raise DlcliError(
                     f"run {self.id} is being trained by {owner}; wait for it to end, or stop it first"
                 ) from None
@@ -368,9 +374,11 @@ def list_run_folders(runs_dir: Path) -> list[RunFolder]:
     """
     if not runs_dir.is_dir():
         return []
+    with os.scandir(runs_dir) as entries:  # the entries' types come with the listing: no stat for each
+        folders = sorted(entry.name for entry in entries if entry.is_dir())
     return [
-        RunFolder(p) for p in sorted(runs_dir.iterdir())
-        if p.is_dir() and (RUN_ID.fullmatch(p.name) or (p / RUN_FILE).is_file())
+        RunFolder(runs_dir / name) for name in folders
+        if RUN_ID.fullmatch(name) or (runs_dir / name / RUN_FILE).is_file()
     ]
 
 
@@ -394,8 +402,7 @@ def resolve_run(runs_dir: Path, reference: str) -> RunFolder:
     if not runs:
         raise RunNotFound(f"no run '{reference}': {runs_dir} holds no runs yet")
     if reference == "latest":
-        readable = [run for run in runs if run.file(RUN_FILE).is_file()]
-        return (readable or runs)[-1]
+        return next((run for run in reversed(runs) if run.file(RUN_FILE).is_file()), runs[-1])
     exact = [run for run in runs if run.id == reference]
     matches = exact or [run for run in runs if run.id.startswith(reference)]
     if len(matches) == 1:
@@ -452,11 +459,18 @@ def effective_status(info: RunInfo | dict[str, Any], folder: RunFolder | None = 
     """
     if isinstance(info, dict):
         info = RunInfo.from_dict(info)
-    if info.status == "running" and info.host == socket.gethostname():
-        owner = _owner_alive(folder) if folder is not None else None
-        if owner is False or (owner is None and (info.pid is None or not _process_alive(info.pid, info.pid_started))):
-            return "crashed"
+    if info.status == "running":
+        return running_status(folder, info.host, info.pid, info.pid_started)
     return info.status
+
+
+def running_status(folder: RunFolder | None, host: str | None, pid: int | None, pid_started: int | None) -> str:
+    """'running', or 'crashed' for a run recorded as running whose process is gone (see effective_status)."""
+    if host == socket.gethostname():
+        owner = _owner_alive(folder) if folder is not None else None
+        if owner is False or (owner is None and (pid is None or not _process_alive(pid, pid_started))):
+            return "crashed"
+    return "running"
 
 
 @dataclass

@@ -13,31 +13,21 @@ import sys
 import pytest
 import yaml
 
-from conftest import read_json
+from conftest import fake_run, read_json, summary_with
 from dlcli.index import INDEX_FILE, RunIndex
+from dlcli.runs import RunFolder
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
 
 
-def fake_run(runs_dir, run_id, optimizer="rmsprop", units=64, val_accuracy=0.9, status="completed", test=None):
-    """A finished run's files as dlcli writes them, without training."""
-    folder = runs_dir / run_id
-    folder.mkdir(parents=True)
+def indexed_run(runs_dir, run_id, optimizer="rmsprop", units=64, val_accuracy=0.9, status="completed", test=None, **info):
+    """A run's files as dlcli writes them, without training: a config of `optimizer` and `units`,
+    a summary of `val_accuracy`, an evaluation of `test` accuracy."""
     config = {"name": run_id[16:], "seed": 0, "dataset": {"name": "digits"},
               "model": {"layers": ["Flatten", {"Dense": {"units": units, "activation": "relu"}}]},
               "optimizer": optimizer, "loss": "sparse_categorical_crossentropy", "training": {"epochs": 3}}
-    (folder / "config.yaml").write_text(yaml.safe_dump(config))
-    (folder / "run.json").write_text(json.dumps({
-        "schema": 1, "id": run_id, "name": run_id[16:], "status": status, "dataset": "digits",
-        "created": f"2026-01-01T{run_id[9:11]}:{run_id[11:13]}:00+00:00", "host": "elsewhere", "pid": 1,
-    }))
-    if status != "running":
-        best = {"loss": 1 - val_accuracy, "val_loss": 1.1 - val_accuracy, "accuracy": val_accuracy,
-                "val_accuracy": val_accuracy}
-        (folder / "summary.json").write_text(json.dumps({
-            "schema": 1, "epochs_run": 3, "best_epoch": 3, "best": best, "final": best, "monitor": "val_loss",
-            "directions": {"loss": "min", "accuracy": "max"},
-        }))
+    summary = summary_with(1.1 - val_accuracy, val_accuracy, 3) if status != "running" else None
+    folder = fake_run(runs_dir, run_id, yaml.safe_dump(config), summary, status, **info)
     if test is not None:
         (folder / "evaluation.json").write_text(json.dumps(
             {"schema": 1, "run": run_id, "split": "test", "metrics": {"accuracy": test}}))
@@ -46,10 +36,10 @@ def fake_run(runs_dir, run_id, optimizer="rmsprop", units=64, val_accuracy=0.9, 
 
 @pytest.fixture
 def four_runs(runs_dir):
-    fake_run(runs_dir, "20260101-100000-a", "rmsprop", 64, 0.91)
-    fake_run(runs_dir, "20260101-110000-b", {"name": "adam", "learning_rate": 0.001}, 256, 0.96, test=0.95)
-    fake_run(runs_dir, "20260101-120000-c", "adam", 64, 0.94)
-    fake_run(runs_dir, "20260101-130000-d", {"name": "sgd", "momentum": 0.9}, 256, 0.97, test=0.96)
+    indexed_run(runs_dir, "20260101-100000-a", "rmsprop", 64, 0.91)
+    indexed_run(runs_dir, "20260101-110000-b", {"name": "adam", "learning_rate": 0.001}, 256, 0.96, test=0.95)
+    indexed_run(runs_dir, "20260101-120000-c", "adam", 64, 0.94)
+    indexed_run(runs_dir, "20260101-130000-d", {"name": "sgd", "momentum": 0.9}, 256, 0.97, test=0.96)
     return runs_dir
 
 
@@ -91,7 +81,7 @@ def test_a_malformed_where_is_one_line(cli, four_runs, condition):
 
 def test_runs_shows_the_latest_50_and_says_how_many_more(cli, runs_dir):
     for number in range(55):
-        fake_run(runs_dir, f"20260101-{10 + number // 60:02d}{number % 60:02d}00-r{number}")
+        indexed_run(runs_dir, f"20260101-{10 + number // 60:02d}{number % 60:02d}00-r{number}")
 
     shown = cli("runs")
     assert "50 runs" in shown.stdout and "5 more; --all lists every one" in shown.stderr
@@ -111,12 +101,10 @@ def test_a_folder_added_changed_or_removed_by_hand_is_seen_by_the_next_command(c
 
 
 def test_a_running_run_nobody_owns_is_crashed_in_the_index_too(cli, runs_dir):
-    folder = fake_run(runs_dir, "20260101-100000-gone", status="running")
-    info = read_json(folder / "run.json")
-    (folder / "run.json").write_text(json.dumps({**info, "host": __import__("socket").gethostname(), "pid": 999999}))
-    (folder / "owner.lock").write_text("")
-
-    assert listed(cli, "--status", "crashed") == ["gone"] and listed(cli, "--status", "running") == []
+    folder = indexed_run(runs_dir, "20260101-100000-gone", status="running")  # this process's pid and host
+    (folder / "owner.lock").write_text("")  # but nobody holds its lock
+    with RunFolder(indexed_run(runs_dir, "20260101-110000-alive", status="running")).owned():
+        assert listed(cli, "--status", "crashed") == ["gone"] and listed(cli, "--status", "running") == ["alive"]
 
 
 @pytest.mark.parametrize("loss", ["deleted", "garbage", "emptied", "another version"])
@@ -155,7 +143,7 @@ for number in range(first, first + count):
 
 def test_many_writers_at_once_lose_no_update(runs_dir, tmp_path):
     for number in range(40):
-        fake_run(runs_dir, f"20260101-1000{number:02d}-w{number}", val_accuracy=0.5 + number / 100)
+        indexed_run(runs_dir, f"20260101-1000{number:02d}-w{number}", val_accuracy=0.5 + number / 100)
     RunIndex(runs_dir).reconcile()  # made before the writers start: each then only updates
     script = tmp_path / "writer.py"
     script.write_text(WRITER)

@@ -45,6 +45,11 @@ def test_evaluate_rebuilds_the_test_split_and_matches_keras(cli, tiny_config, ru
     assert set(evaluation["per_class_accuracy"]) == {str(d) for d in range(10)}
     assert "confusion matrix" in result.stdout
 
+    as_json, as_csv = cli("evaluate", "latest", "--format", "json"), cli("evaluate", "latest", "--format", "csv")
+    assert json.loads(as_json.stdout)["metrics"] == evaluation["metrics"]  # data only on stdout
+    (row,) = csv.DictReader(io.StringIO(as_csv.stdout))
+    assert row["split"] == "test" and float(row["accuracy"]) == pytest.approx(evaluation["metrics"]["accuracy"])
+
 
 def test_evaluate_the_validation_split_and_a_kfold_run(cli, tiny_config, runs_dir):
     assert cli("train", str(tiny_config), "--set", "training.kfold=2").exit_code == 0
