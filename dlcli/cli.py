@@ -384,13 +384,19 @@ def list_runs(
     """List runs: id, name, status, dataset, epochs, best and test metric, start, duration."""
     from dlcli.index import RunIndex
 
-    limit = None if show_all else (last or 50)
-    records, matched = RunIndex(runs_dir).records(where, status, sort, limit)
+    index = RunIndex(runs_dir)
+    ids, matched = index.selected_ids(where, status, sort, None if show_all else (last or 50))
+    if output_format == Format.csv:  # its header needs every row's columns first
+        return print_csv([record.as_row() for record in index.load(ids)])
     if output_format == Format.json:
-        return print_json([record.as_row() for record in records])
-    if output_format == Format.csv:
-        return print_csv([record.as_row() for record in records])
-    if not records:
+        import json
+
+        print("[")  # a stream: `--all` of 100,000 runs starts printing at once
+        for number, record in enumerate(index.load(ids)):
+            print(("," if number else "") + json.dumps(record.as_row(), default=str))
+        print("]")
+        return
+    if not ids:
         error_console.print(
             f"no runs{' that match' if status or where else ''} in {runs_dir}; "
             "start one with `dlcli train configs/mnist_dense.yaml`"
@@ -398,9 +404,10 @@ def list_runs(
         return
     from dlcli.render import runs_table
 
-    console.print(runs_table(records))
-    if matched > len(records):
-        error_console.print(f"{matched - len(records)} more; --all lists every one, --last N the N latest", markup=False)
+    for start in range(0, len(ids), 500):  # a table every 500 runs: shown as they are read
+        console.print(runs_table(list(index.load(ids[start:start + 500]))))
+    if matched > len(ids):
+        error_console.print(f"{matched - len(ids)} more; --all lists every one, --last N the N latest", markup=False)
 
 
 @app.command()

@@ -202,6 +202,24 @@ class RunIndex:
         self, where: list[str] = (), status: str | None = None, sort: str | None = None, last: int | None = None,
     ) -> tuple[list[RunRecord], int]:
         """(the selected runs, oldest first — or best first with `sort` —, how many matched in all)."""
+        chosen, matched = self.selected_ids(where, status, sort, last)
+        return list(self.load(chosen)), matched
+
+    def load(self, ids: list[str]) -> Iterator[RunRecord]:
+        """The runs `ids` in that order, read from the index 500 at a time (a stream for `--all`)."""
+        for start in range(0, len(ids), 500):  # also SQLite's limit on parameters
+            part = ids[start:start + 500]
+            stored = dict(self.connection.execute(
+                f"SELECT id, record FROM runs WHERE id IN ({', '.join('?' * len(part))})", part,
+            ))
+            for run_id in part:
+                yield _record(self.runs_dir / run_id, json.loads(stored[run_id]))
+
+    def selected_ids(
+        self, where: list[str] = (), status: str | None = None, sort: str | None = None, last: int | None = None,
+    ) -> tuple[list[str], int]:
+        """The ids of the selected runs as shown (oldest first, or best first with `sort`), and how
+        many matched in all; the index reconciled with the folders first."""
         if not self.runs_dir.is_dir():
             return [], 0
         self.reconcile()
@@ -234,22 +252,17 @@ class RunIndex:
             chosen = [run_id for run_id, host, pid, started in owners
                       if running_status(RunFolder(self.runs_dir / run_id), host, pid, started) == status]
             matched, chosen = len(chosen), chosen if last is None else chosen[:last]
-            stored = dict(self.connection.execute(
-                f"SELECT id, record FROM runs WHERE id IN ({', '.join('?' * len(chosen))})", chosen,
-            )) if chosen else {}
-            rows = [(run_id, stored[run_id]) for run_id in chosen]
-        else:  # the rows shown and how many matched: in one pass when conditions select them
+        else:  # the ids shown and how many matched, in one pass over ids alone (records are kilobytes)
             counted = "count(*) OVER ()" if where_sql else "NULL"
-            query = f"SELECT runs.id, runs.record, {counted} FROM runs {selection}"
             limit = f" LIMIT {int(last)}" if last is not None else ""
-            fetched = self.connection.execute(query + limit, arguments).fetchall()
-            rows = [(run_id, record) for run_id, record, _ in fetched]
+            fetched = self.connection.execute(f"SELECT runs.id, {counted} FROM runs {selection}{limit}", arguments)
+            fetched = fetched.fetchall()
+            chosen = [run_id for run_id, _ in fetched]
             if where_sql:
-                matched = fetched[0][2] if fetched else 0
+                matched = fetched[0][1] if fetched else 0
             else:
                 matched = self.connection.execute("SELECT count(*) FROM runs").fetchone()[0]
-        selected = [_record(self.runs_dir / run_id, json.loads(record)) for run_id, record in rows]
-        return (selected if sort else selected[::-1]), matched
+        return (chosen if sort else chosen[::-1]), matched
 
 
 def _stamp(run_json: str) -> int:

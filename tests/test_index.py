@@ -185,3 +185,14 @@ def test_compare_takes_the_same_selection(cli, four_runs):
     assert [row["run"][16:] for row in compared["runs"]] == ["d", "b", "c"]
     result = cli("compare", "--where", "optimizer.name=nadam")
     assert result.exit_code == 2 and "no runs to compare" in result.stderr and "that match" in result.stderr
+
+
+def test_all_streams_every_run_in_order(cli, runs_dir):
+    for number in range(1203):
+        indexed_run(runs_dir, f"20260101-{number // 3600:02d}{number // 60 % 60:02d}{number % 60:02d}-r{number}")
+
+    assert listed(cli, "--all") == [f"r{number}" for number in range(1203)]  # read 500 at a time
+    table = cli("runs", "--all")
+    assert [line for line in table.stdout.splitlines() if line.strip().endswith(" runs")] == [
+        "500 runs", "500 runs", "203 runs"]
+    assert len(list(csv.DictReader(io.StringIO(cli("runs", "--all", "--format", "csv").stdout)))) == 1203
