@@ -189,7 +189,7 @@ def records_to_compare(
         else:
             records = [load_run(resolve_run(runs_dir, reference)) for reference in references]
         if where or status:
-            matching = {record.id for record in RunIndex(runs_dir).records(where, status)[0]}
+            matching = set(RunIndex(runs_dir).selected_ids(where, status)[0])
             records = [record for record in records if record.id in matching]
         records = select(records, last, pattern)
     else:

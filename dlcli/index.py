@@ -72,11 +72,7 @@ def _fields(record: RunRecord) -> list[tuple[str, Any]]:
             if isinstance(config.get(key), str):
                 fields.append((f"{key}.name", config[key]))
         fields += list(flattened(config))
-    summary, evaluation = record.summary or {}, record.evaluation or {}
-    for source, prefix in ((summary.get("best"), "best"), (summary.get("final"), "final"),
-                           (evaluation.get("metrics"), "test")):
-        fields += [(f"{prefix}.{key}", value) for key, value in (source or {}).items()]
-    return fields
+    return fields + list(record.metrics().items())
 
 
 def _as_number(value: Any) -> float | None:

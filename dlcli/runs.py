@@ -491,16 +491,22 @@ class RunRecord:
 
     def as_row(self) -> dict[str, Any]:
         """The run as `dlcli runs --format json|csv` prints it: plain values, metrics flattened."""
-        info, summary, evaluation = self.info, self.summary or {}, self.evaluation or {}
-        row: dict[str, Any] = {
+        info = self.info
+        return {
             "id": self.id, "name": info.name, "status": self.status, "damage": self.damage, "dataset": info.dataset,
             "epochs": None if self.damage else self.epochs_done(), "created": info.created, "ended": info.ended,
-            "duration_s": info.duration_s, "sweep": (info.sweep or {}).get("id"),
+            "duration_s": info.duration_s, "sweep": (info.sweep or {}).get("id"), **self.metrics(),
         }
-        for prefix, metrics in (("best", summary.get("best")), ("final", summary.get("final")),
-                                ("test", evaluation.get("metrics"))):
-            row.update({f"{prefix}.{key}": value for key, value in (metrics or {}).items()})
-        return row
+
+    def metrics(self) -> dict[str, Any]:
+        """Every metric as `best.M`, `final.M` (summary.json) and `test.M` (evaluation.json)."""
+        summary, evaluation = self.summary or {}, self.evaluation or {}
+        return {
+            f"{prefix}.{key}": value
+            for prefix, metrics in (("best", summary.get("best")), ("final", summary.get("final")),
+                                    ("test", evaluation.get("metrics")))
+            for key, value in (metrics or {}).items()
+        }
 
     def epochs_done(self) -> int:
         if self.epochs is not None:

@@ -73,12 +73,8 @@ class Trial(BaseModel):
     status: str = "pending"
     number: int | None = None  # the trial's number in the study (None: an older plan's trial)
 
-    @property
-    def overrides(self) -> list[str]:
-        return [f"{key}={json.dumps(value)}" for key, value in self.values.items()]
-
     def label(self) -> str:
-        return ", ".join(f"{key}={value}" for key, value in self.values.items())
+        return describe_values(self.values)
 
 
 class Plan(RunFile):
@@ -111,11 +107,12 @@ class Plan(RunFile):
             f"its runs are kept: compare them with `dlcli compare --sweep {folder.name}`, or start the sweep again",
         )
 
-    def trial(self, index: int) -> Trial | None:
-        return next((trial for trial in self.trials if trial.index == index), None)
-
 
 # --- what to search ---------------------------------------------------------------------------
+
+
+def describe_values(values: dict[str, Any]) -> str:
+    return ", ".join(f"{key}={value}" for key, value in values.items())
 
 
 def parse_grid(options: list[str]) -> dict[str, list[Any]]:
@@ -230,15 +227,11 @@ def check_trial_names(config: ExperimentConfig, count: int) -> None:
         )
 
 
-def describe_values(values: dict[str, Any]) -> str:
-    return ", ".join(f"{key}={value}" for key, value in values.items())
-
-
 def validate_trials(plan: Plan) -> list[tuple[str, ExperimentConfig]]:
     """Every value a trial can take, validated without TensorFlow: (label, config) per grid point and end."""
     checked = []
     for number, values in enumerate(corner_values(plan.settings), start=1):
-        label = f"trial {number} ({describe_values(values)})" if len(plan.settings.space) == 0 else f"values {describe_values(values)}"
+        label = f"values {describe_values(values)}" if plan.settings.space else f"trial {number} ({describe_values(values)})"
         checked.append((label, trial_config(plan, values, label)))
     return checked
 
@@ -451,7 +444,6 @@ class Worker:
             [sys.executable, "-m", "dlcli.trials"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             env=environment, text=True, bufsize=1,
         )
-        self.task: dict[str, Any] | None = None
         threading.Thread(target=self._read, args=(answers,), daemon=True).start()
 
     def _read(self, answers: queue.Queue) -> None:
@@ -463,7 +455,6 @@ class Worker:
         answers.put((self, None))
 
     def send(self, request: dict[str, Any]) -> None:
-        self.task = request
         self.process.stdin.write(json.dumps(request) + "\n")
         self.process.stdin.flush()
 
