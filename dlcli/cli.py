@@ -14,7 +14,7 @@ import sys
 import traceback
 from enum import Enum
 from pathlib import Path
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Annotated, Any, Optional
 
 import typer
@@ -238,11 +238,14 @@ def print_json(data: Any) -> None:
     print(json.dumps(data, indent=2, default=str))
 
 
-def print_csv(rows: list[dict[str, Any]], columns: list[str] | None = None) -> None:
-    """`--format csv`: a header and the rows alone on stdout (columns: every key any row has)."""
+def print_csv(rows: Iterable[dict[str, Any]], columns: list[str] | None = None) -> None:
+    """`--format csv`: a header and the rows alone on stdout (columns: every key any row has, or
+    `columns`, which lets `rows` be a stream)."""
     import csv
 
-    columns = columns or list(dict.fromkeys(key for row in rows for key in row))
+    if columns is None:
+        rows = list(rows)
+        columns = list(dict.fromkeys(key for row in rows for key in row))
     writer = csv.DictWriter(sys.stdout, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
@@ -386,8 +389,11 @@ def list_runs(
 
     index = RunIndex(runs_dir)
     ids, matched = index.selected_ids(where, status, sort, None if show_all else (last or 50))
-    if output_format == Format.csv:  # its header needs every row's columns first
-        return print_csv([record.as_row() for record in index.load(ids)])
+    if output_format == Format.csv:  # a stream too: the header's metric columns asked of the index first
+        from dlcli.runs import RunRecord
+
+        columns = [*RunRecord.ROW_COLUMNS, *index.metric_keys(ids)]
+        return print_csv((record.as_row() for record in index.load(ids)), columns)
     if output_format == Format.json:
         import json
 

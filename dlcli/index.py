@@ -2,11 +2,13 @@
 
 The run folders remain the truth. The index keeps, for each run folder, what `runs` and the
 `--where`/`--sort` selections read from it (run.json, summary.json, evaluation.json, the
-flattened config.yaml) and the folder's modification time when it was read. Every run file
-is written by a rename into its folder, which changes the folder's time, so each reading
+flattened config.yaml) and its run.json's modification time when it was read. dlcli rewrites
+run.json whenever a run starts, resumes or ends, after its other files, so each reading
 command first reconciles the index with one directory listing and one `stat` per folder:
-folders added or changed are read again, folders gone are dropped. A missing or damaged
-index is rebuilt; deleting it loses nothing. Training processes and sweep workers update
+folders added, or whose run.json changed, are read again; folders gone are dropped. (A hand
+edit of summary.json or evaluation.json alone is seen once run.json's time changes too:
+`touch run.json`; stamping three files would triple the cost of every command.) A missing
+or damaged index is rebuilt; deleting it loses nothing. Training processes and sweep workers update
 their run's row when it starts, ends, resumes or is evaluated; SQLite's WAL mode and a busy
 timeout let many write at once. Nothing here imports TensorFlow.
 """
@@ -31,7 +33,7 @@ from dlcli.runs import (
 from dlcli.verdicts import metric_name
 
 INDEX_FILE = "index.sqlite"
-INDEX_VERSION = 2  # PRAGMA user_version: an index of another version is rebuilt
+INDEX_VERSION = 3  # PRAGMA user_version: an index of another version is rebuilt
 BUSY_TIMEOUT_S = 60
 
 SCHEMA = """
@@ -39,11 +41,18 @@ CREATE TABLE IF NOT EXISTS runs (
     id TEXT PRIMARY KEY, stamp INTEGER NOT NULL, name TEXT, status TEXT, created TEXT,
     record TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS fields (id TEXT NOT NULL, key TEXT NOT NULL, text TEXT, number REAL);
-CREATE INDEX IF NOT EXISTS fields_by_key ON fields (key, number);
+CREATE TABLE IF NOT EXISTS fields (
+    id TEXT NOT NULL, key TEXT NOT NULL, text TEXT, number REAL, PRIMARY KEY (id, key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS runs_stamps ON runs (id, stamp);
+CREATE INDEX IF NOT EXISTS runs_by_status ON runs (status, id);
+CREATE INDEX IF NOT EXISTS fields_by_number ON fields (key, number);
 CREATE INDEX IF NOT EXISTS fields_by_text ON fields (key, text);
-CREATE INDEX IF NOT EXISTS fields_by_id ON fields (id, key);
 """
+# Each index holds the columns its query reads (an index of a WITHOUT ROWID table holds its
+# primary key), so SQLite never visits the tables for them: the stamps of 100,000 runs in
+# 0.03 s instead of 0.13 s, a `--where` over them in 0.03 s instead of 0.19 s, the running
+# ones (which may have crashed) without reading every record.
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's: a rebuild reads every config
 
@@ -99,6 +108,7 @@ class RunIndex:
         connection = sqlite3.connect(where, timeout=BUSY_TIMEOUT_S, isolation_level=None)
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute("PRAGMA synchronous=NORMAL")  # WAL: a power cut may lose the last updates, never the file
+        connection.execute("PRAGMA cache_size=-65536")  # 64 MiB: building the index of 100,000 runs stays in memory
         version = connection.execute("PRAGMA user_version").fetchone()[0]
         if version not in (0, INDEX_VERSION):
             connection.close()
@@ -154,7 +164,7 @@ class RunIndex:
             ids = [(row[0],) for row in rows]
             connection.executemany("DELETE FROM fields WHERE id = ?", ids)
             connection.executemany("INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?)", rows)
-            connection.executemany("INSERT INTO fields VALUES (?, ?, ?, ?)", fields)
+            connection.executemany("INSERT OR REPLACE INTO fields VALUES (?, ?, ?, ?)", fields)
             connection.execute("COMMIT")
         except BaseException:
             connection.execute("ROLLBACK")
@@ -168,8 +178,10 @@ class RunIndex:
         """Make the index agree with the folders: new and changed folders read, vanished ones dropped."""
         on_disk = _folder_stamps(self.runs_dir)
         indexed = dict(self.connection.execute("SELECT id, stamp FROM runs"))
-        changed = [(RunFolder(self.runs_dir / run_id), stamp) for run_id, stamp in on_disk.items()
-                   if indexed.get(run_id) != stamp]
+        # in id order: rows appended to the tables rather than scattered through them (a rebuild of
+        # 100,000 runs took three times as long in the folder listing's order)
+        changed = sorted((run_id, stamp) for run_id, stamp in on_disk.items() if indexed.get(run_id) != stamp)
+        changed = [(RunFolder(self.runs_dir / run_id), stamp) for run_id, stamp in changed]
         gone = [(run_id,) for run_id in indexed if run_id not in on_disk]
         for start in range(0, len(changed), 500):
             self._store(changed[start:start + 500])
@@ -210,6 +222,18 @@ class RunIndex:
             ))
             for run_id in part:
                 yield _record(self.runs_dir / run_id, json.loads(stored[run_id]))
+
+    def metric_keys(self, ids: list[str]) -> list[str]:
+        """The `best.`, `final.` and `test.` metrics any of the runs `ids` has: a CSV's header,
+        known before its first row is streamed."""
+        keys: set[str] = set()
+        for start in range(0, len(ids), 500):
+            part = ids[start:start + 500]
+            keys.update(key for (key,) in self.connection.execute(
+                f"SELECT DISTINCT key FROM fields WHERE id IN ({', '.join('?' * len(part))}) "
+                "AND (key GLOB 'best.*' OR key GLOB 'final.*' OR key GLOB 'test.*')", part,
+            ))
+        return sorted(keys, key=lambda key: (("best", "final", "test").index(key.split(".")[0]), key))
 
     def selected_ids(
         self, where: list[str] = (), status: str | None = None, sort: str | None = None, last: int | None = None,

@@ -489,14 +489,16 @@ class RunRecord:
     def id(self) -> str:
         return self.folder.id
 
+    # as_row's columns before the metrics
+    ROW_COLUMNS = ("id", "name", "status", "damage", "dataset", "epochs", "created", "ended", "duration_s", "sweep")
+
     def as_row(self) -> dict[str, Any]:
         """The run as `dlcli runs --format json|csv` prints it: plain values, metrics flattened."""
         info = self.info
-        return {
-            "id": self.id, "name": info.name, "status": self.status, "damage": self.damage, "dataset": info.dataset,
-            "epochs": None if self.damage else self.epochs_done(), "created": info.created, "ended": info.ended,
-            "duration_s": info.duration_s, "sweep": (info.sweep or {}).get("id"), **self.metrics(),
-        }
+        values = (self.id, info.name, self.status, self.damage, info.dataset,
+                  None if self.damage else self.epochs_done(), info.created, info.ended, info.duration_s,
+                  (info.sweep or {}).get("id"))
+        return {**dict(zip(self.ROW_COLUMNS, values)), **self.metrics()}
 
     def metrics(self) -> dict[str, Any]:
         """Every metric as `best.M`, `final.M` (summary.json) and `test.M` (evaluation.json)."""

@@ -193,3 +193,16 @@ def test_all_streams_every_run_in_order(cli, runs_dir):
     assert [line for line in table.stdout.splitlines() if line.strip().endswith(" runs")] == [
         "500 runs", "500 runs", "203 runs"]
     assert len(list(csv.DictReader(io.StringIO(cli("runs", "--all", "--format", "csv").stdout)))) == 1203
+
+
+def test_a_csv_stream_has_the_metric_columns_of_the_runs_it_lists(cli, four_runs):
+    def header_and_ids(*args):
+        rows = list(csv.DictReader(io.StringIO(cli("runs", *args, "--format", "csv").stdout)))
+        return list(rows[0]), [row["id"][16:] for row in rows]
+
+    columns, ids = header_and_ids("--all")
+    assert ids == ["a", "b", "c", "d"]
+    assert {"best.val_accuracy", "final.val_accuracy", "test.accuracy"} <= set(columns)
+    assert columns.index("best.val_accuracy") < columns.index("final.val_accuracy") < columns.index("test.accuracy")
+    columns, ids = header_and_ids("--where", "optimizer.name=adam", "--where", "best.val_accuracy<0.95")
+    assert ids == ["c"] and "best.val_accuracy" in columns and "test.accuracy" not in columns  # only b and d have one
