@@ -424,15 +424,19 @@ def show(run: RunArgument, output_format: FormatOption = Format.table, runs_dir:
 
     from dlcli.render import STATUS_STYLES
     from dlcli.runs import (
-        CHECKPOINT_DIR, CONFIG_FILE, CURVES_FILE, HISTORY_FILE, MODEL_FILE, TENSORBOARD_DIR, load_run, resolve_run,
+        CHECKPOINT_DIR, CONFIG_FILE, CURVES_FILE, HISTORY_FILE, MODEL_FILE, TENSORBOARD_DIR, VISUALIZATIONS_DIR,
+        load_run, resolve_run,
     )
 
     record = load_run(resolve_run(runs_dir, run))
+    visualizations = record.folder.file(VISUALIZATIONS_DIR)  # dlcli visualize's pictures
+    pictures = sorted(path for path in visualizations.rglob("*") if path.is_file())
     if output_format == Format.csv:
         return print_csv([record.as_row()])
     if output_format == Format.json:
         return print_json({"run": record.as_row(), "info": record.info.to_dict(), "summary": record.summary,
-                           "evaluation": record.evaluation})
+                           "evaluation": record.evaluation,
+                           "visualizations": [str(path.relative_to(record.folder.path)) for path in pictures]})
     info = record.info
     style = STATUS_STYLES.get(record.status, "")
     console.print(f"[bold]{record.id}[/]  [{style}]{record.status}[/]" + (f"  ({record.damage})" if record.damage else ""))
@@ -454,6 +458,9 @@ def show(run: RunArgument, output_format: FormatOption = Format.table, runs_dir:
         path = record.folder.file(name)
         if path.exists():
             console.print(f"  {what}: {path}", markup=False)
+    for kind in sorted({path.relative_to(visualizations).parts[0] for path in pictures}):
+        count = sum(1 for path in pictures if path.relative_to(visualizations).parts[0] == kind)
+        console.print(f"  {kind}: {visualizations / kind} ({count} file{'s' if count != 1 else ''})", markup=False)
     if record.status in ("interrupted", "crashed", "failed") and record.info.resumable:
         console.print(f"  resume with: dlcli train --resume {record.id}", markup=False)
     elif record.status == "failed":
@@ -662,6 +669,116 @@ def _planned_sweep(config, grid, method, trials, prune, storage, seed, overrides
         if storage is not None:
             sweeping.open_storage(storage, runs_dir)  # one that cannot be reached fails now, in seconds
     return plan, folder, sweeping.trial_config(plan, {}, "the base config").training.epochs
+
+
+visualize_app = typer.Typer(
+    help="What a trained convnet learned: activations, filter patterns, Grad-CAM heatmaps (PNG).",
+    no_args_is_help=True,
+)
+app.add_typer(visualize_app, name="visualize")
+
+ImageArgument = Annotated[Path, typer.Argument(help="An image file, read as `dlcli predict` reads it.")]
+LayersOption = Annotated[
+    list[str], typer.Option("--layer", metavar="NAME", help="A layer to show (repeatable; default: every "
+                            "convolution layer; a base's layers by their own names).")
+]
+OutputDirOption = Annotated[
+    Optional[Path], typer.Option("--output", help="The folder for the PNGs (default: the run's visualizations/).")
+]
+
+
+def _wrote(paths: list[Path]) -> None:
+    folder = paths[0].parent
+    console.print(f"wrote {len(paths)} image(s) to {folder}: {', '.join(path.name for path in paths)}", markup=False)
+
+
+@visualize_app.command("activations")
+@reports_errors
+def visualize_activations(
+    run: RunArgument,
+    image: ImageArgument,
+    layers: LayersOption = [],  # noqa: B006 - Typer reads the default, never mutates it
+    output: OutputDirOption = None,
+    runs_dir: RunsDir = Path("runs"),
+) -> None:
+    """Every channel of each layer's output for one image: a grid PNG per layer (default: every
+    convolution and pooling layer)."""
+    from dlcli.runs import resolve_run
+
+    folder = resolve_run(runs_dir, run)
+    _import_tensorflow()
+    from dlcli import visualize
+
+    inspected = visualize.open_run(folder)
+    output = output or visualize.default_output(folder, "activations", image.stem)
+    _wrote(visualize.activations(inspected, image, layers, output))
+
+
+@visualize_app.command("filters")
+@reports_errors
+def visualize_filters(
+    run: RunArgument,
+    layers: LayersOption = [],  # noqa: B006 - Typer reads the default, never mutates it
+    filters: Annotated[int, typer.Option("--filters", min=1, help="How many filters of each layer (its first N).")] = 64,
+    steps: Annotated[int, typer.Option("--steps", min=1, help="Gradient ascent steps.")] = 30,
+    learning_rate: Annotated[
+        float, typer.Option("--learning-rate", min=0.0, help="Step size, in units of the pixel range.")
+    ] = 10.0,
+    normalize: Annotated[
+        str, typer.Option("--normalize", help="The gradient's normalization: l2 (the book's 2nd edition) or rms (1st).")
+    ] = "l2",
+    output: OutputDirOption = None,
+    runs_dir: RunsDir = Path("runs"),
+) -> None:
+    """The input pattern each filter responds to most, grown from noise by gradient ascent: a grid
+    PNG per layer."""
+    from dlcli.runs import resolve_run
+
+    folder = resolve_run(runs_dir, run)
+    _import_tensorflow()
+    from dlcli import visualize
+
+    ascent = visualize.Ascent(steps, learning_rate, normalize)
+    inspected = visualize.open_run(folder)
+    _wrote(visualize.filters(inspected, layers, filters, ascent, output or visualize.default_output(folder, "filters")))
+
+
+@visualize_app.command("heatmap")
+@reports_errors
+def visualize_heatmap(
+    run: RunArgument,
+    image: ImageArgument,
+    class_name: Annotated[
+        Optional[str], typer.Option("--class", help="The class to explain (default: the predicted one).")
+    ] = None,
+    layer: Annotated[
+        Optional[str], typer.Option("--layer", metavar="NAME", help="Default: the last convolution layer.")
+    ] = None,
+    output: Annotated[
+        Optional[Path], typer.Option("--output", help="The PNG to write; the raw heatmap goes beside it as .npy.")
+    ] = None,
+    runs_dir: RunsDir = Path("runs"),
+) -> None:
+    """Grad-CAM: which part of the image made the model choose a class, over the image (PNG) and
+    as values 0-1 at the image's size (.npy)."""
+    from dlcli.runs import resolve_run
+
+    folder = resolve_run(runs_dir, run)
+    _import_tensorflow()
+    from dlcli import visualize
+
+    inspected = visualize.open_run(folder)
+    result = visualize.heatmap(inspected, image, class_name, layer)
+    if output is None:
+        chosen = f"-{class_name}" if class_name is not None else ""
+        output = visualize.default_output(folder, "heatmaps", f"{image.stem}{chosen}.png")
+    elif output.suffix.lower() != ".png":
+        raise DlcliError(f"--output {output}: the heatmap is written as a .png (its values beside it as .npy)")
+    picture, raw = visualize.save_heatmap(result, output)
+    width = max(len(name) for name, _ in result.ranked[:5])
+    for name, probability in result.ranked[:5]:  # the most probable classes
+        console.print(f"{name:<{width}}  {probability:.4f}", markup=False)
+    console.print(f"wrote {picture} and {raw} (Grad-CAM of {result.layer} for {result.class_name!r})", markup=False)
 
 
 datasets_app = typer.Typer(

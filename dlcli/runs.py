@@ -33,6 +33,7 @@ MODEL_FILE = "model.keras"
 INPUTS_FILE = "inputs.json"
 CURVES_FILE = "curves.png"
 TENSORBOARD_DIR = "tensorboard"
+VISUALIZATIONS_DIR = "visualizations"  # dlcli visualize: activations/, filters/, heatmaps/
 EXPORT_DIR = "export"  # dlcli export's default destination
 OWNER_FILE = "owner.lock"  # locked by the process training the run (RunFolder.owned)
 CHECKPOINT_DIR = "checkpoint"  # an unfinished run's resume state; removed when it completes
