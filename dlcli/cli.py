@@ -246,7 +246,8 @@ def print_csv(rows: Iterable[dict[str, Any]], columns: list[str] | None = None) 
     if columns is None:
         rows = list(rows)
         columns = list(dict.fromkeys(key for row in rows for key in row))
-    writer = csv.DictWriter(sys.stdout, fieldnames=columns, lineterminator="\n")
+    # a metric a run gained after the header was written (a stream is read as it goes) is left out
+    writer = csv.DictWriter(sys.stdout, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
     writer.writeheader()
     writer.writerows(rows)
 
@@ -685,6 +686,25 @@ LayersOption = Annotated[
 OutputDirOption = Annotated[
     Optional[Path], typer.Option("--output", help="The folder for the PNGs (default: the run's visualizations/).")
 ]
+VisualizedFoldOption = Annotated[
+    Optional[int], typer.Option("--fold", min=1, help="k-fold runs: this fold's model (default: fold 1).")
+]
+
+
+def _inspected(runs_dir: Path, run: str, fold: int | None, image: Path | None = None):
+    """The run opened for `dlcli visualize`, its image checked first; a k-fold run's fold said."""
+    from dlcli.runs import resolve_run
+
+    folder = resolve_run(runs_dir, run)
+    _import_tensorflow()
+    from dlcli import visualize
+
+    if image is not None:
+        visualize.check_image(image)
+    inspected = visualize.open_run(folder, fold)
+    if inspected.fold is not None:
+        error_console.print(f"fold {inspected.fold} of {inspected.inputs['folds']}'s model (--fold K for another)")
+    return inspected
 
 
 def _wrote(paths: list[Path]) -> None:
@@ -699,19 +719,15 @@ def visualize_activations(
     image: ImageArgument,
     layers: LayersOption = [],  # noqa: B006 - Typer reads the default, never mutates it
     output: OutputDirOption = None,
+    fold: VisualizedFoldOption = None,
     runs_dir: RunsDir = Path("runs"),
 ) -> None:
     """Every channel of each layer's output for one image: a grid PNG per layer (default: every
     convolution and pooling layer)."""
-    from dlcli.runs import resolve_run
-
-    folder = resolve_run(runs_dir, run)
-    _import_tensorflow()
     from dlcli import visualize
 
-    inspected = visualize.open_run(folder)
-    output = output or visualize.default_output(folder, "activations", image.stem)
-    _wrote(visualize.activations(inspected, image, layers, output))
+    inspected = _inspected(runs_dir, run, fold, image)
+    _wrote(visualize.activations(inspected, image, layers, output or inspected.output("activations", image.stem)))
 
 
 @visualize_app.command("filters")
@@ -722,25 +738,22 @@ def visualize_filters(
     filters: Annotated[int, typer.Option("--filters", min=1, help="How many filters of each layer (its first N).")] = 64,
     steps: Annotated[int, typer.Option("--steps", min=1, help="Gradient ascent steps.")] = 30,
     learning_rate: Annotated[
-        float, typer.Option("--learning-rate", min=0.0, help="Step size, in units of the pixel range.")
+        float, typer.Option("--learning-rate", help="Step size (above 0), in units of the pixel range.")
     ] = 10.0,
     normalize: Annotated[
         str, typer.Option("--normalize", help="The gradient's normalization: l2 (the book's 2nd edition) or rms (1st).")
     ] = "l2",
     output: OutputDirOption = None,
+    fold: VisualizedFoldOption = None,
     runs_dir: RunsDir = Path("runs"),
 ) -> None:
     """The input pattern each filter responds to most, grown from noise by gradient ascent: a grid
     PNG per layer."""
-    from dlcli.runs import resolve_run
-
-    folder = resolve_run(runs_dir, run)
-    _import_tensorflow()
     from dlcli import visualize
 
     ascent = visualize.Ascent(steps, learning_rate, normalize)
-    inspected = visualize.open_run(folder)
-    _wrote(visualize.filters(inspected, layers, filters, ascent, output or visualize.default_output(folder, "filters")))
+    inspected = _inspected(runs_dir, run, fold)
+    _wrote(visualize.filters(inspected, layers, filters, ascent, output or inspected.output("filters")))
 
 
 @visualize_app.command("heatmap")
@@ -757,28 +770,26 @@ def visualize_heatmap(
     output: Annotated[
         Optional[Path], typer.Option("--output", help="The PNG to write; the raw heatmap goes beside it as .npy.")
     ] = None,
+    fold: VisualizedFoldOption = None,
     runs_dir: RunsDir = Path("runs"),
 ) -> None:
     """Grad-CAM: which part of the image made the model choose a class, over the image (PNG) and
     as values 0-1 at the image's size (.npy)."""
-    from dlcli.runs import resolve_run
-
-    folder = resolve_run(runs_dir, run)
-    _import_tensorflow()
     from dlcli import visualize
 
-    inspected = visualize.open_run(folder)
-    result = visualize.heatmap(inspected, image, class_name, layer)
-    if output is None:
-        chosen = f"-{class_name}" if class_name is not None else ""
-        output = visualize.default_output(folder, "heatmaps", f"{image.stem}{chosen}.png")
-    elif output.suffix.lower() != ".png":
+    if output is not None and output.suffix.lower() != ".png":
         raise DlcliError(f"--output {output}: the heatmap is written as a .png (its values beside it as .npy)")
-    picture, raw = visualize.save_heatmap(result, output)
+    inspected = _inspected(runs_dir, run, fold, image)
+    result = visualize.heatmap(inspected, image, class_name, layer)
+    chosen = f"-{class_name}" if class_name is not None else ""
+    picture, raw = visualize.save_heatmap(result, output or inspected.output("heatmaps", f"{image.stem}{chosen}.png"))
     width = max(len(name) for name, _ in result.ranked[:5])
     for name, probability in result.ranked[:5]:  # the most probable classes
         console.print(f"{name:<{width}}  {probability:.4f}", markup=False)
     console.print(f"wrote {picture} and {raw} (Grad-CAM of {result.layer} for {result.class_name!r})", markup=False)
+    if not result.heat.any():
+        error_console.print(f"note: nothing in {result.layer}'s feature maps raises the score of {result.class_name!r}: "
+                            "the heatmap is blank; try an earlier layer (--layer)", markup=False)
 
 
 datasets_app = typer.Typer(

@@ -121,15 +121,21 @@ def load_run_model(run: RunFolder, name: str, compile: bool = False) -> keras.Mo
         raise DlcliError(f"run {run.id}: cannot load {name} ({reason})") from error
 
 
-def inference_model(run: RunFolder, fold: int | None = None) -> tuple[keras.Model, dict[str, Any]]:
-    """One model from raw inputs to outputs: the preprocessing, then the trained model. A k-fold
-    run's is the mean of its folds' models (each behind its own preprocessing), or fold `fold`'s."""
-    inputs = read_inputs(run)
+def check_fold(run: RunFolder, inputs: dict[str, Any], fold: int | None) -> None:
+    """`--fold` names one of the run's folds, of a k-fold run."""
     folds = inputs.get("folds")
     if fold is not None and not folds:
         raise DlcliError(f"--fold {fold}: run {run.id} is not a k-fold run")
     if fold is not None and not 1 <= fold <= folds:
         raise DlcliError(f"--fold {fold}: run {run.id} has folds 1 to {folds}")
+
+
+def inference_model(run: RunFolder, fold: int | None = None) -> tuple[keras.Model, dict[str, Any]]:
+    """One model from raw inputs to outputs: the preprocessing, then the trained model. A k-fold
+    run's is the mean of its folds' models (each behind its own preprocessing), or fold `fold`'s."""
+    inputs = read_inputs(run)
+    folds = inputs.get("folds")
+    check_fold(run, inputs, fold)
     chosen = [None] if not folds else ([fold] if fold is not None else list(range(1, folds + 1)))
     stages = []
     for number in chosen:  # each fold's preprocessing and model in a model of its own: their names repeat

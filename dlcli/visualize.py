@@ -16,8 +16,9 @@ way for stacks, graphs and nested bases alike. Nothing outside this command impo
 
 from __future__ import annotations
 
-import difflib
+import io
 import re
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,9 +29,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from dlcli.config import did_you_mean
 from dlcli.errors import DlcliError
-from dlcli.inference import load_run_model, read_inputs
-from dlcli.runs import VISUALIZATIONS_DIR, RunFolder, model_file, preprocessing_file
+from dlcli.inference import check_fold, load_run_model, read_inputs
+from dlcli.runs import VISUALIZATIONS_DIR, RunFolder, model_file, preprocessing_file, write_atomic
 
 CONVOLUTIONS = (keras.layers.Conv2D, keras.layers.SeparableConv2D, keras.layers.DepthwiseConv2D,
                 keras.layers.Conv2DTranspose)
@@ -54,6 +56,7 @@ class Inspected:
     model: keras.Model
     preprocessing: keras.Model
     inputs: dict[str, Any]  # inputs.json
+    fold: int | None = None  # the fold whose model it is, of a k-fold run
 
     def __post_init__(self):
         self.layers = _named_layers(self.model)
@@ -75,16 +78,22 @@ class Inspected:
             can = f"the layers that can be shown: {', '.join(shown)}" if shown else "none of them outputs feature maps"
             raise DlcliError(f"run {self.run.id}: its model has no convolution layer ({every}); {can}. "
                              "visualize looks inside convnets: choose a run whose model has Conv2D layers")
+        names = list(dict.fromkeys(names))  # a layer asked for twice is drawn once
         for name in names:
             if name not in self.layers:
-                close = difflib.get_close_matches(name, list(self.layers), n=1)
-                hint = f"did you mean {close[0]!r}? " if close else ""
-                raise DlcliError(f"--layer {name}: run {self.run.id}'s model has no such layer; {hint}"
-                                 f"the layers that can be shown: {', '.join(shown) or 'none'}")
+                raise DlcliError(f"--layer {name}: run {self.run.id}'s model has no such layer"
+                                 f"{did_you_mean(name, self.layers)}; the layers that can be shown: "
+                                 f"{', '.join(shown) or 'none'}")
             if name not in shown:
                 raise DlcliError(f"--layer {name}: its output {_shape(self.layers[name])} is not a grid of feature maps; "
                                  f"choose one of {', '.join(shown)}")
         return [(name, self.layers[name]) for name in names or default]
+
+    def output(self, kind: str, name: str | None = None) -> Path:
+        """runs/<id>/visualizations/<kind>[/fold-K][/<name>], the name made safe for a file system."""
+        folder = self.run.file(VISUALIZATIONS_DIR) / kind
+        folder = folder / f"fold-{self.fold}" if self.fold is not None else folder
+        return folder / _file_name(name) if name else folder
 
     def picture_name(self, name: str) -> str:
         """`NN-<layer>.png`, NN the layer's place in the model: the same file whichever layers are asked."""
@@ -109,36 +118,47 @@ class Inspected:
         return [str(name) for name in (self.inputs.get("class_names") or range(count))]
 
 
-def open_run(run: RunFolder) -> Inspected:
-    """The run's model and preprocessing, when it is a run on images (fold 1's for a k-fold run)."""
+def open_run(run: RunFolder, fold: int | None = None) -> Inspected:
+    """The run's model and preprocessing, when it is a run on images; a k-fold run's fold `fold`
+    (default 1: a picture is of one model, where `predict` averages the folds)."""
     inputs = read_inputs(run)
     if inputs["kind"] != "image":
         raise DlcliError(f"run {run.id} was trained on {inputs['kind']} inputs, not images; "
                          "visualize shows what a model trained on images sees")
-    fold = 1 if inputs.get("folds") else None
-    return Inspected(run, load_run_model(run, model_file(fold)), load_run_model(run, preprocessing_file(fold)), inputs)
+    check_fold(run, inputs, fold)
+    fold = (fold or 1) if inputs.get("folds") else None
+    model, preprocessing = load_run_model(run, model_file(fold)), load_run_model(run, preprocessing_file(fold))
+    return Inspected(run, model, preprocessing, inputs, fold)
 
 
-def read_image(inspected: Inspected, path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(the image at the model's input size as `predict` reads it, the image at its own size)."""
-    from dlcli.data.examples import IMAGE_EXTENSIONS, FilePool
-    from dlcli.data.pipeline import raw_examples
+def check_image(path: Path) -> None:
+    """An image file dlcli can read, by its name: checked before any model is loaded."""
+    from dlcli.data.examples import IMAGE_EXTENSIONS
 
     if not path.is_file():
         raise DlcliError(f"{path}: no such image file")
     if path.suffix.lower() not in IMAGE_EXTENSIONS:
         raise DlcliError(f"{path}: not an image file ({', '.join(sorted(IMAGE_EXTENSIONS))})")
-    shape = tuple(inspected.inputs["input_shape"])
-    pool = FilePool(np.array([str(path)]), np.zeros(1, "int64"), shape)
+
+
+def read_image(inspected: Inspected, path: Path) -> np.ndarray:
+    """The image at the model's input size (1, height, width, channels), as `predict` reads it."""
+    from dlcli.data.examples import FilePool
+    from dlcli.data.pipeline import raw_examples
+
+    check_image(path)
+    pool = FilePool(np.array([str(path)]), np.zeros(1, "int64"), tuple(inspected.inputs["input_shape"]))
     batches = [pixels.numpy() for _, pixels in raw_examples(pool, 1)]
     if not batches:
         raise DlcliError(f"{path}: cannot be decoded as an image (damaged, or not what its name says)")
-    original = tf.io.decode_image(path.read_bytes(), dtype=tf.uint8, expand_animations=False)
-    if original.shape[-1] in (2, 4):  # grey or colour with alpha: the alpha left out
-        original = original[:, :, :-1]
-    if original.shape[-1] != shape[2]:
-        original = tf.image.rgb_to_grayscale(original) if shape[2] == 1 else tf.image.grayscale_to_rgb(original)
-    return batches[0], original.numpy()
+    return batches[0]
+
+
+def image_at_own_size(inspected: Inspected, path: Path) -> np.ndarray:
+    """The image at its own size, decoded as the pipeline decodes it (the run's channels), for display."""
+    channels = inspected.inputs["input_shape"][2]
+    image = tf.io.decode_image(path.read_bytes(), channels=channels, expand_animations=False).numpy()
+    return image[:, :, :3] if channels == 4 else image  # an RGBA run's image shown without its alpha
 
 
 @contextmanager
@@ -160,6 +180,7 @@ def _recording(layers: list[keras.layers.Layer], tape: tf.GradientTape | None = 
             return output
         return call_and_record
 
+    layers = list({id(layer): layer for layer in layers}.values())
     for layer in layers:
         layer.call = recorded(layer, layer.call)  # the instance's call, before the class's
     try:
@@ -189,7 +210,7 @@ def activations(inspected: Inspected, image: Path, names: list[str], output: Pat
     """One grid PNG per layer: each channel of its output for `image`."""
     chosen = inspected.chosen(names, [name for name in inspected.spatial()
                                       if isinstance(inspected.layers[name], CONVOLUTIONS + POOLINGS)])
-    pixels, _ = read_image(inspected, image)
+    pixels = read_image(inspected, image)
     maps = _run_to(inspected.model, inspected.model_input(pixels), [layer for _, layer in chosen])
     written = []
     for (name, _), values in zip(chosen, maps):
@@ -226,6 +247,8 @@ class Ascent:
     normalize: str = "l2"
 
     def __post_init__(self):
+        if not self.learning_rate > 0:  # a step of 0 would leave every pattern as noise
+            raise DlcliError(f"--learning-rate {self.learning_rate:g}: the step must be above 0 (the book's is 10)")
         if self.normalize not in ("l2", "rms"):
             raise DlcliError(f"--normalize {self.normalize}: choose l2 (the book's second edition) or rms (its first)")
 
@@ -314,29 +337,32 @@ class Heatmap:
 def heatmap(inspected: Inspected, image: Path, class_name: str | None, layer_name: str | None) -> Heatmap:
     """Grad-CAM on `layer_name` (default: the last convolution layer) for `class_name` (default:
     the predicted class): the gradient of the class's score, averaged over each feature map,
-    weighs the maps; their sum, positive part, scaled to 0-1 and resized to the image."""
-    convolutions = inspected.convolutions()
-    ((name, layer),) = inspected.chosen([layer_name] if layer_name else [], convolutions[-1:])
-    pixels, original = read_image(inspected, image)
-    x = inspected.model_input(pixels)
+    weighs the maps; their sum, positive part, resized to the image and scaled to 0-1."""
+    ((name, layer),) = inspected.chosen([layer_name] if layer_name else [], inspected.convolutions()[-1:])
+    x = inspected.model_input(read_image(inspected, image))
+    outputs = inspected.model(x, training=False)
+    if inspected.inputs.get("task") == "classification":
+        probabilities = inspected.probabilities(outputs)
+        names = inspected.class_names(len(probabilities))
+        chosen = _class_index(inspected, class_name, names) if class_name else int(np.argmax(probabilities))
+    elif class_name is not None:
+        raise DlcliError(f"--class {class_name}: run {inspected.run.id} is a regression; leave --class out")
+    else:  # a regression: what raises the predicted value
+        probabilities, names, chosen = np.asarray(outputs, "float32")[0, :1], ["prediction"], 0
     with tf.GradientTape(watch_accessed_variables=False) as tape:  # the watched tensors only
-        with _recording([layer], tape) as recorded:
-            outputs = inspected.model(x, training=False)
-        feature_maps = recorded[id(layer)]
-        score = tf.cast(outputs, tf.float32)[0]
-        if inspected.inputs.get("task") == "classification":
-            probabilities = inspected.probabilities(outputs)
-            names = inspected.class_names(len(probabilities))
-            chosen = _class_index(inspected, class_name, names) if class_name else int(np.argmax(probabilities))
-            # a single sigmoid unit scores class 1; class 0 is its opposite
-            score = (score[0] if chosen == 1 else -score[0]) if score.shape[-1] == 1 else score[chosen]
-        elif class_name is not None:
-            raise DlcliError(f"--class {class_name}: run {inspected.run.id} is a regression; leave --class out")
-        else:  # a regression: what raises the predicted value
-            probabilities, names, chosen, score = score.numpy()[:1], ["prediction"], 0, score[0]
-    gradients = tf.cast(tape.gradient(score, feature_maps), tf.float32)
-    weights = tf.reduce_mean(gradients, axis=(0, 1, 2))
-    heat = tf.nn.relu(tf.reduce_sum(tf.cast(feature_maps, tf.float32)[0] * weights, axis=-1))
+        with _scores_as_logits(inspected.model), _recording([layer], tape) as recorded:
+            scores = tf.cast(inspected.model(x, training=False), tf.float32)[0]
+        # a single sigmoid unit scores class 1; class 0 is its opposite
+        score = (scores[0] if chosen == 1 else -scores[0]) if scores.shape[-1] == 1 else scores[chosen]
+    if id(layer) not in recorded:
+        raise DlcliError(f"--layer {name}: not on the model's path from its input to its output")
+    feature_maps = tf.cast(recorded[id(layer)], tf.float32)
+    gradients = tape.gradient(score, recorded[id(layer)])
+    if gradients is None:
+        raise DlcliError(f"--layer {name}: the model's output does not depend on it; choose a layer before the output")
+    weights = tf.reduce_mean(tf.cast(gradients, tf.float32), axis=(0, 1, 2))
+    heat = tf.nn.relu(tf.reduce_sum(feature_maps[0] * weights, axis=-1))
+    original = image_at_own_size(inspected, image)
     heat = np.maximum(tf.image.resize(heat[:, :, None], original.shape[:2], method="bilinear").numpy()[:, :, 0], 0)
     if heat.max() > 0:  # 1 where the evidence is strongest (0 everywhere when there is none)
         heat = heat / heat.max()
@@ -344,48 +370,66 @@ def heatmap(inspected: Inspected, image: Path, class_name: str | None, layer_nam
     return Heatmap(original, heat.astype("float32"), name, names[chosen], ranked)
 
 
+@contextmanager
+def _scores_as_logits(model: keras.Model) -> Iterator[None]:
+    """While open, the model's last layer without its softmax or sigmoid (tf-keras-vis's
+    ReplaceToLinear): a class is scored by its logit, whose gradient does not vanish where the
+    model is sure (a probability of 1.0 in float32 has none)."""
+    last = model.layers[-1]
+    activation = getattr(last, "activation", None)
+    replaced = activation in (keras.activations.softmax, keras.activations.sigmoid)
+    if replaced:
+        last.activation = keras.activations.linear
+    try:
+        yield
+    finally:
+        if replaced:
+            last.activation = activation
+
+
 def _class_index(inspected: Inspected, class_name: str, names: list[str]) -> int:
     if class_name in names:
         return names.index(class_name)
-    close = difflib.get_close_matches(class_name, names, n=1)
-    hint = f"did you mean {close[0]!r}? " if close else ""
-    raise DlcliError(f"--class {class_name}: not one of run {inspected.run.id}'s classes; {hint}"
-                     f"its classes: {', '.join(names)}")
+    raise DlcliError(f"--class {class_name}: not one of run {inspected.run.id}'s classes"
+                     f"{did_you_mean(class_name, names)}; its classes: {', '.join(names)}")
 
 
 def save_heatmap(result: Heatmap, path: Path) -> tuple[Path, Path]:
     """The heat over the image (PNG at `path`) and the raw heat (`.npy` beside it)."""
-    import matplotlib
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
-    path.parent.mkdir(parents=True, exist_ok=True)
     raw = path.with_suffix(".npy")
-    np.save(raw, result.heat)
+    buffer = io.BytesIO()
+    np.save(buffer, result.heat)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(raw, buffer.getvalue())
     height, width = result.heat.shape
-    figure = plt.figure(figsize=(max(4.0, width / 50), max(4.0, height / 50) + 0.4), dpi=100)
+    figure = Figure(figsize=(max(4.0, width / 50), max(4.0, height / 50) + 0.4), dpi=100)
     axes = figure.add_axes([0, 0, 1, 0.92])
     image = result.image[:, :, 0] if result.image.shape[-1] == 1 else result.image
     axes.imshow(image, cmap="gray" if image.ndim == 2 else None)
     axes.imshow(result.heat, cmap="jet", alpha=0.4, vmin=0, vmax=1)  # the book's overlay
     axes.axis("off")
-    probability = dict(result.ranked)[result.class_name]
-    figure.suptitle(f"Grad-CAM of {result.layer} for {result.class_name!r} ({probability:.2f})", fontsize=9)
-    figure.savefig(path)
-    plt.close(figure)
+    value = dict(result.ranked)[result.class_name]
+    figure.suptitle(f"Grad-CAM of {result.layer} for {result.class_name!r} ({value:.2f})", fontsize=9)
+    _write_figure(figure, path)
     return path, raw
 
 
 # --- drawing and naming ------------------------------------------------------------------
 
 
+def _write_figure(figure, path: Path) -> None:
+    """The figure as a PNG, written atomically as every run file is."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, buffer.getvalue())
+
+
 def _save_grid(tiles: list[np.ndarray], per_row: int, title: str, path: Path, cmap: str | None) -> None:
     """`tiles` (equal sizes, 0-255) in rows of `per_row`, a pixel of margin between them, as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
+    from matplotlib.figure import Figure
 
     height, width = tiles[0].shape[:2]
     columns = min(per_row, len(tiles))
@@ -397,33 +441,36 @@ def _save_grid(tiles: list[np.ndarray], per_row: int, title: str, path: Path, cm
         row, column = divmod(number, columns)
         grid[row * (height + 1):row * (height + 1) + height, column * (width + 1):column * (width + 1) + width] = tile
     scale = max(2.0, 640 / grid.shape[1])  # small maps drawn large enough to see
-    figure = plt.figure(figsize=(grid.shape[1] * scale / 100, grid.shape[0] * scale / 100 + 0.4), dpi=100)
+    figure = Figure(figsize=(grid.shape[1] * scale / 100, grid.shape[0] * scale / 100 + 0.4), dpi=100)
     axes = figure.add_axes([0, 0, 1, grid.shape[0] * scale / 100 / (grid.shape[0] * scale / 100 + 0.4)])
     axes.imshow(grid, cmap=cmap, vmin=0, vmax=255, interpolation="nearest", aspect="auto")
     axes.axis("off")
     figure.suptitle(title, fontsize=9)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path)
-    plt.close(figure)
+    _write_figure(figure, path)
 
 
 def _named_layers(model: keras.Model) -> dict[str, keras.layers.Layer]:
-    """Every layer of `model` in order, those of nested models (a base) by their own names, or as
-    `base/name` where an outer layer has the same name; not the input layers or nested models."""
-    named: dict[str, keras.layers.Layer] = {}
-    for layer in model.layers:
-        if isinstance(layer, keras.Model):
-            for name, inner in _named_layers(layer).items():
-                named[name if name not in named else f"{layer.name}/{name}"] = inner
-        elif not isinstance(layer, keras.layers.InputLayer):
-            named[layer.name] = layer
-    return named
+    """Every layer of `model` in order, those of nested models (a base) included, by their own
+    names — as `base/name` where another layer has the same name (a head's `conv2d` after a
+    base's); not the input layers or the nested models themselves."""
+    found: list[tuple[str, keras.layers.Layer]] = []
+
+    def collect(outer: keras.Model, prefix: str) -> None:
+        for layer in outer.layers:
+            if isinstance(layer, keras.Model):
+                collect(layer, f"{prefix}{layer.name}/")
+            elif not isinstance(layer, keras.layers.InputLayer):
+                found.append((prefix, layer))
+
+    collect(model, "")
+    counts = Counter(layer.name for _, layer in found)
+    return {(layer.name if counts[layer.name] == 1 else f"{prefix}{layer.name}"): layer for prefix, layer in found}
 
 
 def _shape(layer: keras.layers.Layer) -> tuple | None:
     try:
-        return tuple(layer.output.shape)
-    except (AttributeError, ValueError):  # a layer called more than once has no one output
+        return tuple(layer.output.shape)  # of its first call, for a layer called more than once
+    except (AttributeError, ValueError):  # a layer the model never calls has no output
         return None
 
 
@@ -434,9 +481,3 @@ def _is_spatial(layer: keras.layers.Layer) -> bool:
 
 def _file_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", name)
-
-
-def default_output(run: RunFolder, kind: str, name: str | None = None) -> Path:
-    """runs/<id>/visualizations/<kind>[/<name>], the name made safe for a file system."""
-    folder = run.file(VISUALIZATIONS_DIR) / kind
-    return folder / _file_name(name) if name else folder

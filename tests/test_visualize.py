@@ -34,9 +34,9 @@ training:
 """
 SMALL_CONVNET = """\
   layers:
-    - Conv2D: {filters: 8, kernel_size: 3, activation: relu, padding: same}
-    - MaxPooling2D: {pool_size: 2}
-    - Conv2D: {filters: 16, kernel_size: 3, activation: relu, padding: same}
+    - Conv2D: {filters: 8, kernel_size: 3, activation: relu, padding: same, name: conv_a}
+    - MaxPooling2D: {pool_size: 2, name: pool_a}
+    - Conv2D: {filters: 16, kernel_size: 3, activation: relu, padding: same, name: conv_b}
     - GlobalAveragePooling2D
     - Dense: {units: 2, activation: softmax}"""
 VGG16_BASE = """\
@@ -133,6 +133,8 @@ def runs(tmp_path_factory):
         "patches": on_patches("patches", SMALL_CONVNET),
         "vgg16": on_patches("vgg16", VGG16_BASE, color="rgb", epochs=1),
         "residual": on_patches("residual", RESIDUAL, epochs=1),
+        "kfold_rgba": trained("kfold_rgba", PATCH.format(name="kfold_rgba", path=photos, color="rgba",
+                                                         model=SMALL_CONVNET, epochs=1), "training.kfold=2"),
         "dense": trained("dense", TINY_CONFIG),
         "brightness": trained("brightness", REGRESSION.format(path=brightness)),
         "table": trained("table", TINY_CONFIG.replace("name: digits", f"name: csv\n  path: {table}").replace(
@@ -268,6 +270,7 @@ def test_bad_inputs_are_one_line_each(visualize, runs, tmp_path):
         (("heatmap", runs["patches"].id, photo, "--class", "patches"),
          ["--class patches", "did you mean 'patch'", "its classes: patch, plain"]),
         (("filters", runs["mnist"].id, "--normalize", "l1"), ["--normalize l1", "choose l2"]),
+        (("filters", runs["mnist"].id, "--learning-rate", "0"), ["--learning-rate 0", "must be above 0"]),
         (("heatmap", runs["patches"].id, photo, "--output", tmp_path / "heat.jpg"), ["written as a .png"]),
     ]
     for args, fragments in cases:
@@ -276,3 +279,32 @@ def test_bad_inputs_are_one_line_each(visualize, runs, tmp_path):
         assert result.exit_code == 2, (args, result.output)
         assert len(result.stderr.strip().splitlines()) == 1, message
         assert all(fragment in message for fragment in fragments), (fragments, message)
+
+
+def test_a_k_fold_run_shows_one_folds_model_and_an_rgba_run_its_colours(visualize, runs):
+    run = runs["kfold_rgba"]
+    photo = runs["photos"] / "test" / "patch" / "1.png"  # a grey PNG, read as RGBA as the run was trained
+    first = visualize("heatmap", run.id, photo)
+    assert first.exit_code == 0 and "fold 1 of 2's model" in first.stderr, first.output
+    assert np.load(run.path / "visualizations" / "heatmaps" / "fold-1" / "1.npy").shape == (QUADRANT, QUADRANT)
+    second = visualize("activations", run.id, photo, "--fold", "2", "--layer", "conv_a", "--layer", "conv_a")
+    assert second.exit_code == 0, second.output  # the same layer twice: drawn once
+    drawn = list((run.path / "visualizations" / "activations" / "fold-2" / "1").iterdir())
+    assert len(drawn) == 1 and not_blank(drawn[0])
+    for args, fragment in (((run.id, "--fold", "3"), "has folds 1 to 2"),
+                           ((runs["mnist"].id, "--fold", "2"), "is not a k-fold run")):
+        refused = visualize("filters", *args)
+        assert refused.exit_code == 2 and fragment in refused.stderr, refused.output
+
+
+def test_a_head_layer_named_like_a_base_layer_is_told_apart():
+    import keras
+
+    from dlcli.visualize import _named_layers
+
+    base_input = keras.Input((8, 8, 1))
+    base = keras.Model(base_input, keras.layers.Conv2D(2, 3, name="conv")(base_input), name="base")
+    outer_input = keras.Input((8, 8, 1))
+    output = keras.layers.Conv2D(2, 3, name="conv")(base(outer_input))
+    named = _named_layers(keras.Model(outer_input, output))
+    assert list(named) == ["base/conv", "conv"] and named["conv"] is not named["base/conv"]
