@@ -691,14 +691,20 @@ VisualizedFoldOption = Annotated[
 ]
 
 
-def _inspected(runs_dir: Path, run: str, fold: int | None, image: Path | None = None):
-    """The run opened for `dlcli visualize`, its image checked first; a k-fold run's fold said."""
+def _visualizer(runs_dir: Path, run: str):
+    """(dlcli.visualize, the run's folder): the run found before TensorFlow is imported, as the
+    CLI imports it (its native log silenced)."""
     from dlcli.runs import resolve_run
 
     folder = resolve_run(runs_dir, run)
     _import_tensorflow()
     from dlcli import visualize
 
+    return visualize, folder
+
+
+def _opened(visualize, folder, fold: int | None, image: Path | None = None):
+    """The run opened for `dlcli visualize`, its image checked first; a k-fold run's fold said."""
     if image is not None:
         visualize.check_image(image)
     inspected = visualize.open_run(folder, fold)
@@ -724,9 +730,8 @@ def visualize_activations(
 ) -> None:
     """Every channel of each layer's output for one image: a grid PNG per layer (default: every
     convolution and pooling layer)."""
-    from dlcli import visualize
-
-    inspected = _inspected(runs_dir, run, fold, image)
+    visualize, folder = _visualizer(runs_dir, run)
+    inspected = _opened(visualize, folder, fold, image)
     _wrote(visualize.activations(inspected, image, layers, output or inspected.output("activations", image.stem)))
 
 
@@ -749,10 +754,9 @@ def visualize_filters(
 ) -> None:
     """The input pattern each filter responds to most, grown from noise by gradient ascent: a grid
     PNG per layer."""
-    from dlcli import visualize
-
+    visualize, folder = _visualizer(runs_dir, run)
     ascent = visualize.Ascent(steps, learning_rate, normalize)
-    inspected = _inspected(runs_dir, run, fold)
+    inspected = _opened(visualize, folder, fold)
     _wrote(visualize.filters(inspected, layers, filters, ascent, output or inspected.output("filters")))
 
 
@@ -775,11 +779,10 @@ def visualize_heatmap(
 ) -> None:
     """Grad-CAM: which part of the image made the model choose a class, over the image (PNG) and
     as values 0-1 at the image's size (.npy)."""
-    from dlcli import visualize
-
     if output is not None and output.suffix.lower() != ".png":
         raise DlcliError(f"--output {output}: the heatmap is written as a .png (its values beside it as .npy)")
-    inspected = _inspected(runs_dir, run, fold, image)
+    visualize, folder = _visualizer(runs_dir, run)
+    inspected = _opened(visualize, folder, fold, image)
     result = visualize.heatmap(inspected, image, class_name, layer)
     chosen = f"-{class_name}" if class_name is not None else ""
     picture, raw = visualize.save_heatmap(result, output or inspected.output("heatmaps", f"{image.stem}{chosen}.png"))

@@ -308,3 +308,15 @@ def test_a_head_layer_named_like_a_base_layer_is_told_apart():
     output = keras.layers.Conv2D(2, 3, name="conv")(base(outer_input))
     named = _named_layers(keras.Model(outer_input, output))
     assert list(named) == ["base/conv", "conv"] and named["conv"] is not named["base/conv"]
+
+
+def test_a_whole_process_prints_only_its_answer(runs):
+    import subprocess
+    import sys
+
+    photo = runs["photos"] / "test" / "patch" / "2.png"
+    result = subprocess.run([sys.executable, "-m", "dlcli", "visualize", "heatmap", runs["patches"].id, str(photo),
+                             "--runs-dir", str(runs["runs"])], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""  # TensorFlow imported as every dlcli command imports it: its native log silenced
+    assert result.stdout.splitlines()[0].split()[0] == "patch" and "Grad-CAM of conv_b" in result.stdout
