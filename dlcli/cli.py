@@ -388,9 +388,14 @@ def list_runs(
     """List runs: id, name, status, dataset, epochs, best and test metric, start, duration."""
     from dlcli.index import RunIndex
 
-    index = RunIndex(runs_dir)
-    ids, matched = index.selected_ids(where, status, sort, None if show_all else (last or 50))
-    if output_format == Format.csv:  # a stream too: the header's metric columns asked of the index first
+    with RunIndex(runs_dir) as index:
+        ids, matched = index.selected_ids(where, status, sort, None if show_all else (last or 50))
+        _print_runs(index, ids, matched, output_format, runs_dir, selected=bool(status or where))
+
+
+def _print_runs(index, ids: list[str], matched: int, output_format: Format, runs_dir: Path, selected: bool) -> None:
+    """The runs `ids` read from `index` as they are printed: a stream in every format."""
+    if output_format == Format.csv:  # the header's metric columns asked of the index first
         from dlcli.runs import RunRecord
 
         columns = [*RunRecord.ROW_COLUMNS, *index.metric_keys(ids)]
@@ -398,15 +403,14 @@ def list_runs(
     if output_format == Format.json:
         import json
 
-        print("[")  # a stream: `--all` of 100,000 runs starts printing at once
+        print("[")  # `--all` of 100,000 runs starts printing at once
         for number, record in enumerate(index.load(ids)):
             print(("," if number else "") + json.dumps(record.as_row(), default=str))
         print("]")
         return
     if not ids:
         error_console.print(
-            f"no runs{' that match' if status or where else ''} in {runs_dir}; "
-            "start one with `dlcli train configs/mnist_dense.yaml`"
+            f"no runs{' that match' if selected else ''} in {runs_dir}; start one with `dlcli train configs/mnist_dense.yaml`"
         )
         return
     from dlcli.render import runs_table

@@ -189,12 +189,14 @@ def records_to_compare(
         else:
             records = [load_run(resolve_run(runs_dir, reference)) for reference in references]
         if where or status:
-            matching = set(RunIndex(runs_dir).selected_ids(where, status)[0])
+            with RunIndex(runs_dir) as index:
+                matching = set(index.selected_ids(where, status)[0])
             records = [record for record in records if record.id in matching]
         records = select(records, last, pattern)
     else:
         limit = None if pattern or every else (last or 10)
-        records, _ = RunIndex(runs_dir).records(where, status, None, limit)
+        with RunIndex(runs_dir) as index:
+            records, _ = index.records(where, status, None, limit)
         records = select(records, None if every else (last or 10) if pattern else None, pattern)
     if not records:
         raise DlcliError(f"no runs to compare in {runs_dir}" + (" that match" if where or status or pattern else ""))

@@ -33,12 +33,12 @@ from dlcli.runs import (
 from dlcli.verdicts import metric_name
 
 INDEX_FILE = "index.sqlite"
-INDEX_VERSION = 3  # PRAGMA user_version: an index of another version is rebuilt
+INDEX_VERSION = 4  # PRAGMA user_version: an index of another version is rebuilt
 BUSY_TIMEOUT_S = 60
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
-    id TEXT PRIMARY KEY, stamp INTEGER NOT NULL, name TEXT, status TEXT, created TEXT,
+    id TEXT PRIMARY KEY, stamp INTEGER NOT NULL, name TEXT, status TEXT, created TEXT, sweep TEXT,
     record TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS fields (
@@ -46,6 +46,7 @@ CREATE TABLE IF NOT EXISTS fields (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS runs_stamps ON runs (id, stamp);
 CREATE INDEX IF NOT EXISTS runs_by_status ON runs (status, id);
+CREATE INDEX IF NOT EXISTS runs_by_sweep ON runs (sweep, id);
 CREATE INDEX IF NOT EXISTS fields_by_number ON fields (key, number);
 CREATE INDEX IF NOT EXISTS fields_by_text ON fields (key, text);
 """
@@ -146,6 +147,14 @@ class RunIndex:
             self._connection.close()
             self._connection = None
 
+    # closed at once, not when collected: SQLite's locks are per process, and a connection left
+    # open holds the file's lock against the next command run in the same process
+    def __enter__(self) -> RunIndex:
+        return self
+
+    def __exit__(self, *exception) -> None:
+        self.close()
+
     # --- writing -------------------------------------------------------------------------------
 
     def _store(self, folders: list[tuple[RunFolder, int]]) -> None:
@@ -156,14 +165,14 @@ class RunIndex:
                       "evaluation": record.evaluation, "epochs": record.epochs_done(),
                       "recorded": "damaged" if record.damage else record.info.status}
             rows.append((folder.id, stamp, record.info.name, stored["recorded"], record.info.created or "",
-                         json.dumps(stored, default=str)))
+                         (record.info.sweep or {}).get("id"), json.dumps(stored, default=str)))
             fields += [(folder.id, key, _text(value), _as_number(value)) for key, value in _fields(record)]
         connection = self.connection
         connection.execute("BEGIN IMMEDIATE")
         try:
             ids = [(row[0],) for row in rows]
             connection.executemany("DELETE FROM fields WHERE id = ?", ids)
-            connection.executemany("INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?)", rows)
+            connection.executemany("INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
             connection.executemany("INSERT OR REPLACE INTO fields VALUES (?, ?, ?, ?)", fields)
             connection.execute("COMMIT")
         except BaseException:
@@ -208,9 +217,10 @@ class RunIndex:
 
     def records(
         self, where: list[str] = (), status: str | None = None, sort: str | None = None, last: int | None = None,
+        sweep: str | None = None,
     ) -> tuple[list[RunRecord], int]:
         """(the selected runs, oldest first — or best first with `sort` —, how many matched in all)."""
-        chosen, matched = self.selected_ids(where, status, sort, last)
+        chosen, matched = self.selected_ids(where, status, sort, last, sweep)
         return list(self.load(chosen)), matched
 
     def load(self, ids: list[str]) -> Iterator[RunRecord]:
@@ -237,9 +247,11 @@ class RunIndex:
 
     def selected_ids(
         self, where: list[str] = (), status: str | None = None, sort: str | None = None, last: int | None = None,
+        sweep: str | None = None,
     ) -> tuple[list[str], int]:
         """The ids of the selected runs as shown (oldest first, or best first with `sort`), and how
-        many matched in all; the index reconciled with the folders first."""
+        many matched in all — the trials of sweep `sweep` only, when given; the index reconciled
+        with the folders first."""
         if not self.runs_dir.is_dir():
             return [], 0
         self.reconcile()
@@ -248,6 +260,9 @@ class RunIndex:
             clause, values = _condition(condition)
             clauses.append(clause)
             clause_parameters += values
+        if sweep is not None:
+            clauses.append("runs.sweep = ?")
+            clause_parameters.append(sweep)
         if status is not None:  # 'crashed' is a 'running' run nobody owns: found among the running
             clauses.append("runs.status = ?")
             clause_parameters.append("running" if status == "crashed" else status)
@@ -344,10 +359,8 @@ def _condition(condition: str) -> tuple[str, list[Any]]:
 
 def update_index(folder: RunFolder) -> None:
     """Bring the run's row up to date; the index is a cache, so a failure is left to the next reconcile."""
-    index = RunIndex(folder.path.parent)
-    try:
-        index.update(folder)
-    except (sqlite3.Error, OSError):
-        pass
-    finally:
-        index.close()
+    with RunIndex(folder.path.parent) as index:
+        try:
+            index.update(folder)
+        except (sqlite3.Error, OSError):
+            pass

@@ -562,4 +562,5 @@ def load_run(folder: RunFolder) -> RunRecord:
 
 
 def load_runs(runs_dir: Path) -> list[RunRecord]:
+    """Every run of `runs_dir` read from its folder, oldest first (the commands ask the index)."""
     return [load_run(folder) for folder in list_run_folders(runs_dir)]

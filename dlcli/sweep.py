@@ -34,7 +34,7 @@ from pydantic import BaseModel
 
 from dlcli.config import NAME_PATTERN, ExperimentConfig, load_config, parse_yaml_value
 from dlcli.errors import ConfigError, DlcliError, RunNotFound
-from dlcli.runs import SCHEMA, RunFile, RunFolder, RunRecord, effective_status, load_runs, now, read_run_file
+from dlcli.runs import SCHEMA, RunFile, RunFolder, RunRecord, effective_status, now, read_run_file
 
 SWEEPS_DIR = "sweeps"
 PLAN_FILE = "plan.json"
@@ -392,8 +392,12 @@ def find_sweep(runs_dir: Path, reference: str) -> Path:
 
 
 def sweep_records(runs_dir: Path, sweep_id: str) -> list[RunRecord]:
-    """The runs tagged in their run.json as trials of sweep `sweep_id`, oldest first."""
-    return [record for record in load_runs(runs_dir) if (record.info.sweep or {}).get("id") == sweep_id]
+    """The runs tagged in their run.json as trials of sweep `sweep_id`, oldest first: asked of the
+    runs folder's index, not read from every run folder at each trial's end."""
+    from dlcli.index import RunIndex
+
+    with RunIndex(runs_dir) as index:
+        return index.records(sweep=sweep_id)[0]
 
 
 def refresh(plan: Plan, runs_dir: Path) -> None:

@@ -206,3 +206,17 @@ def test_a_csv_stream_has_the_metric_columns_of_the_runs_it_lists(cli, four_runs
     assert columns.index("best.val_accuracy") < columns.index("final.val_accuracy") < columns.index("test.accuracy")
     columns, ids = header_and_ids("--where", "optimizer.name=adam", "--where", "best.val_accuracy<0.95")
     assert ids == ["c"] and "best.val_accuracy" in columns and "test.accuracy" not in columns  # only b and d have one
+
+
+def test_a_sweeps_trials_are_found_through_the_index(runs_dir):
+    from dlcli.sweep import sweep_records
+
+    indexed_run(runs_dir, "20260101-100000-alone")
+    for trial in (1, 2, 3):
+        indexed_run(runs_dir, f"20260101-11000{trial}-s-t{trial}", sweep={"id": "20260101-105959-s", "trial": trial})
+    indexed_run(runs_dir, "20260101-120000-other-t1", sweep={"id": "20260101-115959-other", "trial": 1})
+
+    assert [record.id[16:] for record in sweep_records(runs_dir, "20260101-105959-s")] == ["s-t1", "s-t2", "s-t3"]
+    (runs_dir / INDEX_FILE).unlink()  # the folders still tell
+    assert [record.info.sweep["trial"] for record in sweep_records(runs_dir, "20260101-105959-s")] == [1, 2, 3]
+    assert sweep_records(runs_dir, "20260101-000000-none") == []
