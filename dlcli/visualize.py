@@ -59,7 +59,7 @@ class Inspected:
     fold: int | None = None  # the fold whose model it is, of a k-fold run
 
     def __post_init__(self):
-        self.layers = _named_layers(self.model)
+        self.layers = named_layers(self.model)
 
     # --- choosing layers ------------------------------------------------------------------
 
@@ -190,9 +190,9 @@ def _recording(layers: list[keras.layers.Layer], tape: tf.GradientTape | None = 
             del layer.call
 
 
-def _run_to(model: keras.Model, x: tf.Tensor, layers: list[keras.layers.Layer], tape=None) -> list[tf.Tensor]:
+def layer_outputs(model: keras.Model, x: tf.Tensor, layers: list[keras.layers.Layer]) -> list[tf.Tensor]:
     """The outputs of `layers` for `x`, the model run only as far as they need."""
-    with _recording(layers, tape, stop=True) as outputs:
+    with _recording(layers, stop=True) as outputs:
         try:
             model(x, training=False)
         except _Recorded:
@@ -211,7 +211,7 @@ def activations(inspected: Inspected, image: Path, names: list[str], output: Pat
     chosen = inspected.chosen(names, [name for name in inspected.spatial()
                                       if isinstance(inspected.layers[name], CONVOLUTIONS + POOLINGS)])
     pixels = read_image(inspected, image)
-    maps = _run_to(inspected.model, inspected.model_input(pixels), [layer for _, layer in chosen])
+    maps = layer_outputs(inspected.model, inspected.model_input(pixels), [layer for _, layer in chosen])
     written = []
     for (name, _), values in zip(chosen, maps):
         values = values.numpy()[0]
@@ -306,7 +306,7 @@ def _ascent_step(model: keras.Model, layer: keras.layers.Layer, ascent: Ascent, 
     def step(image: tf.Variable, mine: tf.Tensor) -> None:
         with tf.GradientTape(watch_accessed_variables=False) as tape:  # the watched tensors only
             tape.watch(image)
-            (activation,) = _run_to(model, image, [layer])
+            (activation,) = layer_outputs(model, image, [layer])
             if activation.shape[1] > 8 and activation.shape[2] > 8:  # the book leaves out the borders
                 activation = activation[:, 2:-2, 2:-2, :]
             loss = tf.reduce_sum(tf.reduce_mean(activation, axis=[1, 2]) * mine)
@@ -449,7 +449,7 @@ def _save_grid(tiles: list[np.ndarray], per_row: int, title: str, path: Path, cm
     _write_figure(figure, path)
 
 
-def _named_layers(model: keras.Model) -> dict[str, keras.layers.Layer]:
+def named_layers(model: keras.Model) -> dict[str, keras.layers.Layer]:
     """Every layer of `model` in order, those of nested models (a base) included, by their own
     names — as `base/name` where another layer has the same name (a head's `conv2d` after a
     base's); not the input layers or the nested models themselves."""

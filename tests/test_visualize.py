@@ -182,7 +182,7 @@ def test_filter_patterns_excite_their_filters_more_than_noise(visualize, runs):
     before, _ = library.grow_patterns(inspected, layer, list(range(16)), library.Ascent(steps=0))
     after, silent = library.grow_patterns(inspected, layer, list(range(16)), library.Ascent(steps=20))
     assert before.shape == after.shape == (16, 28, 28, 1) and silent.shape == (16,)
-    (excited_before,), (excited_after,) = (library._run_to(inspected.model, patterns, [layer])
+    (excited_before,), (excited_after,) = (library.layer_outputs(inspected.model, patterns, [layer])
                                            for patterns in (before, after))
     for filter_index in np.flatnonzero(~silent):
         assert excited_after[filter_index, ..., filter_index].numpy().mean() > \
@@ -300,13 +300,13 @@ def test_a_k_fold_run_shows_one_folds_model_and_an_rgba_run_its_colours(visualiz
 def test_a_head_layer_named_like_a_base_layer_is_told_apart():
     import keras
 
-    from dlcli.visualize import _named_layers
+    from dlcli.visualize import named_layers
 
     base_input = keras.Input((8, 8, 1))
     base = keras.Model(base_input, keras.layers.Conv2D(2, 3, name="conv")(base_input), name="base")
     outer_input = keras.Input((8, 8, 1))
     output = keras.layers.Conv2D(2, 3, name="conv")(base(outer_input))
-    named = _named_layers(keras.Model(outer_input, output))
+    named = named_layers(keras.Model(outer_input, output))
     assert list(named) == ["base/conv", "conv"] and named["conv"] is not named["base/conv"]
 
 
