@@ -159,6 +159,11 @@ def request_stop() -> None:
     _stop_requested.set()
 
 
+def stop_pending() -> bool:
+    """Whether a stop was asked for and no run has stopped on it yet."""
+    return _stop_requested.is_set()
+
+
 def stop_honoured() -> None:
     _stop_requested.clear()
 

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 import keras
 import numpy as np
@@ -28,6 +28,7 @@ from dlcli.callbacks import (
     StopOnRequest,
     keras_callbacks,
     stop_honoured,
+    stop_pending,
 )
 from dlcli.checkpoint import Checkpoint, RestoreCallbackState, save_model_atomic
 from dlcli.config import ExperimentConfig, load_config
@@ -418,12 +419,7 @@ def _execute(session: _Session, parts: ModelParts, folds: list[Splits], data: di
         shutil.rmtree(run.file(CHECKPOINT_DIR), ignore_errors=True)  # only an unfinished run needs it
         kill_point("end.checkpoint")
     except KeyboardInterrupt:
-        stop_honoured()
-        unrecorded = _record_end(run, "interrupted", "interrupted by Ctrl-C or SIGTERM")
-        raise TrainingInterrupted(
-            f"run {run.id} interrupted after {len(session.rows)} epochs; its history and best "
-            f"model are kept; continue it with: {_resume_command(run)}{unrecorded}"
-        ) from None
+        _interrupted(run, session)
     except DlcliError as error:
         # a config problem only training could reveal: resuming would meet it again
         unrecorded = _record_end(run, "failed", str(error), resumable=not isinstance(error, ConfigError))
@@ -438,12 +434,36 @@ def _execute(session: _Session, parts: ModelParts, folds: list[Splits], data: di
             f"run {run.id} failed: {reason}; {advice}continue it with: {_resume_command(run)}{unrecorded}"
         ) from error
     except Exception as error:
+        if stop_pending() or _interrupt_behind(error):
+            # the KeyboardInterrupt broke a context manager on its way out (TensorFlow's device
+            # scope: "Exiting device scope without proper scope nesting"), which raised this instead
+            _interrupted(run, session)
         unrecorded = _record_end(run, "failed", f"{type(error).__name__}: {error}")
         raise TrainingFailed(
             f"run {run.id} failed: {type(error).__name__}: {error}; continue it with: "
             f"{_resume_command(run)}{unrecorded}"
         ) from error
     return _finish(run, summary, any(monitor.warned for monitor in session.overfitting_monitors))
+
+
+def _interrupted(run: RunFolder, session: _Session) -> NoReturn:
+    """Record a stop by Ctrl-C or SIGTERM, and say how to go on."""
+    stop_honoured()
+    unrecorded = _record_end(run, "interrupted", "interrupted by Ctrl-C or SIGTERM")
+    raise TrainingInterrupted(
+        f"run {run.id} interrupted after {len(session.rows)} epochs; its history and best "
+        f"model are kept; continue it with: {_resume_command(run)}{unrecorded}"
+    ) from None
+
+
+def _interrupt_behind(error: BaseException) -> bool:
+    """Whether a KeyboardInterrupt is among the exceptions `error` was raised while handling."""
+    seen = error.__context__
+    while seen is not None:
+        if isinstance(seen, KeyboardInterrupt):
+            return True
+        seen = seen.__context__
+    return False
 
 
 def _write_hparams(run: RunFolder, config: ExperimentConfig, summary: dict[str, Any]) -> None:
