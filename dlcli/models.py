@@ -16,6 +16,7 @@ from types import ModuleType
 from typing import Any
 
 import keras
+from tensorflow import errors as tf_errors
 
 from dlcli.config import ExperimentConfig, KerasObject, KeyPath, did_you_mean
 from dlcli.errors import DataUnavailable
@@ -237,6 +238,15 @@ def _add(
             else ""
         )
         raise config.error(path, f"cannot take the previous output of shape {shape}: {first_line}{advice}") from error
+    except tf_errors.OpError as error:
+        raise config.error(path, _weights_refused(class_name, error)) from error
+
+
+def _weights_refused(class_name: str, error: tf_errors.OpError) -> str:
+    """An argument TensorFlow rejects only when the layer makes its weights (an initializer's
+    `value: relu`), in one line without TensorFlow's `{{function_node ...}}` prefix."""
+    reason = re.sub(r"\{\{[^}]*\}\}\s*|\s*\[Op:\w+\].*", "", error.message).strip().splitlines()
+    return f"{class_name} cannot make its weights with these arguments: {reason[0] if reason else type(error).__name__}"
 
 
 def _application_base(config: ExperimentConfig, input_shape: tuple[int, ...]) -> tuple[keras.Model, str]:
@@ -422,6 +432,8 @@ def _called(config: ExperimentConfig, layer: keras.layers.Layer, tensor, path: K
     except (TypeError, ValueError) as error:
         first_line = str(error).strip().splitlines()[0]
         raise config.error(path, f"cannot take an input of shape {tuple(tensor.shape)}: {first_line}") from error
+    except tf_errors.OpError as error:
+        raise config.error(path, _weights_refused(type(layer).__name__, error)) from error
 
 
 def _base_parts(
