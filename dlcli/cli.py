@@ -425,6 +425,8 @@ def _print_runs(index, ids: list[str], matched: int, output_format: Format, runs
 @reports_errors
 def show(run: RunArgument, output_format: FormatOption = Format.table, runs_dir: RunsDir = Path("runs")) -> None:
     """One run: its status, resolved config, summary and verdicts, and where its files are."""
+    from collections import Counter
+
     from rich.syntax import Syntax
 
     from dlcli.render import STATUS_STYLES
@@ -463,15 +465,13 @@ def show(run: RunArgument, output_format: FormatOption = Format.table, runs_dir:
         path = record.folder.file(name)
         if path.exists():
             console.print(f"  {what}: {path}", markup=False)
-    for kind in sorted({path.relative_to(visualizations).parts[0] for path in pictures}):
-        count = sum(1 for path in pictures if path.relative_to(visualizations).parts[0] == kind)
+    kinds = Counter(path.relative_to(visualizations).parts[0] for path in pictures)
+    for kind, count in sorted(kinds.items()):
         console.print(f"  {kind}: {visualizations / kind} ({count} file{'s' if count != 1 else ''})", markup=False)
     if record.status in ("interrupted", "crashed", "failed") and record.info.resumable:
         console.print(f"  resume with: dlcli train --resume {record.id}", markup=False)
     elif record.status == "failed":
         console.print("  fix the config as its error says and train it again (a resume would fail the same way)")
-
-
 
 
 @app.command("compare")

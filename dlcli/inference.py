@@ -121,6 +121,16 @@ def load_run_model(run: RunFolder, name: str, compile: bool = False) -> keras.Mo
         raise DlcliError(f"run {run.id}: cannot load {name} ({reason})") from error
 
 
+def class_probabilities(outputs: np.ndarray) -> np.ndarray:
+    """A classifier's probabilities (N, outputs) as one per class: a single sigmoid unit as [1 - p, p]."""
+    return np.concatenate([1 - outputs, outputs], axis=1) if outputs.shape[1] == 1 else outputs
+
+
+def class_names(inputs: dict[str, Any], count: int) -> list[str]:
+    """The run's class names (inputs.json), or the class indices as text when it has none."""
+    return [str(name) for name in (inputs.get("class_names") or range(count))]
+
+
 def check_fold(run: RunFolder, inputs: dict[str, Any], fold: int | None) -> None:
     """`--fold` names one of the run's folds, of a k-fold run."""
     folds = inputs.get("folds")

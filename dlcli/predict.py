@@ -18,7 +18,7 @@ import tensorflow as tf
 from dlcli.data.examples import IMAGE_EXTENSIONS, FilePool
 from dlcli.data.pipeline import raw_examples
 from dlcli.errors import DlcliError
-from dlcli.inference import inference_model
+from dlcli.inference import class_names, class_probabilities, inference_model
 from dlcli.runs import RunFolder
 
 ARRAY_SUFFIXES = {".npy", ".npz"}
@@ -40,7 +40,6 @@ class Prediction:
         self._arrays: dict[Path, np.ndarray] = {}
         self.model, self.info = inference_model(self.run, self.fold)
         self._infer = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True, autograph=False)
-        self.class_names = self.info["class_names"]
         for path in self.inputs:
             if not path.exists():
                 raise DlcliError(f"{path}: no such file or folder")
@@ -91,8 +90,8 @@ class Prediction:
         """A batch's answers, worked out for the whole batch at once."""
         if self.info["task"] != "classification":
             return [{"prediction": value[0] if len(value) == 1 else value} for value in outputs.tolist()]
-        probabilities = np.concatenate([1 - outputs, outputs], axis=1) if outputs.shape[1] == 1 else outputs
-        names = self.class_names or [str(i) for i in range(probabilities.shape[1])]
+        probabilities = class_probabilities(outputs)
+        names = class_names(self.info, probabilities.shape[1])
         order = np.argsort(-probabilities, axis=1, kind="stable")[:, : self.top or 1]
         chosen = np.take_along_axis(probabilities, order, axis=1).tolist()
         answers = []

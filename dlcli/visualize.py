@@ -31,7 +31,7 @@ import tensorflow as tf
 
 from dlcli.config import did_you_mean
 from dlcli.errors import DlcliError
-from dlcli.inference import check_fold, load_run_model, read_inputs
+from dlcli.inference import check_fold, class_names, class_probabilities, load_run_model, read_inputs
 from dlcli.runs import VISUALIZATIONS_DIR, RunFolder, model_file, preprocessing_file, write_atomic
 
 CONVOLUTIONS = (keras.layers.Conv2D, keras.layers.SeparableConv2D, keras.layers.DepthwiseConv2D,
@@ -111,11 +111,7 @@ class Inspected:
         outputs = tf.cast(outputs, tf.float32)
         if self.inputs.get("outputs") == "logits":
             outputs = tf.sigmoid(outputs) if outputs.shape[-1] == 1 else tf.nn.softmax(outputs)
-        values = outputs.numpy()[0]
-        return np.array([1 - values[0], values[0]]) if values.shape == (1,) else values
-
-    def class_names(self, count: int) -> list[str]:
-        return [str(name) for name in (self.inputs.get("class_names") or range(count))]
+        return class_probabilities(outputs.numpy())[0]
 
 
 def open_run(run: RunFolder, fold: int | None = None) -> Inspected:
@@ -343,7 +339,7 @@ def heatmap(inspected: Inspected, image: Path, class_name: str | None, layer_nam
     outputs = inspected.model(x, training=False)
     if inspected.inputs.get("task") == "classification":
         probabilities = inspected.probabilities(outputs)
-        names = inspected.class_names(len(probabilities))
+        names = class_names(inspected.inputs, len(probabilities))
         chosen = _class_index(inspected, class_name, names) if class_name else int(np.argmax(probabilities))
     elif class_name is not None:
         raise DlcliError(f"--class {class_name}: run {inspected.run.id} is a regression; leave --class out")
