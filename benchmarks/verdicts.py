@@ -1,14 +1,19 @@
-"""Overfitting detectors compared on the labelled corpus of learning curves (benchmarks/curves/).
+"""Overfitting detectors compared on labelled learning curves: the project's corpus
+(benchmarks/curves/, monitored by validation loss and again by validation accuracy) and the
+book's own curves (../shared/book-curves/, labelled by what the book says of each).
 
 Every detector reads each single-seed history (each fold of a k-fold run on its own) one
-epoch at a time, as it would live, and raises at most one alarm. The labels come from the
-seed-averaged curves of each model (`label`). Printed per detector: false live alarms on
-the runs of models that do not overfit, the share of overfitting runs detected after their
-onset, the mean |onset error| and the mean delay from the true onset to the alarm.
+epoch at a time, as it would live, and raises at most one alarm. The corpus labels come
+from the seed-averaged curves of each model (`label`). Printed per detector: false live
+alarms on the runs of models that do not overfit; overfitting runs detected after their
+true onset; the median and mean delay counted from the epoch at which the seed-averaged
+curve stands 3 noise levels above its minimum (the overfit is plain); the share caught
+within 5 epochs of that; the mean |onset error|; and which detectors dlcli beats on false
+alarms and delay at once.
 
     python benchmarks/verdicts.py [--markdown]
 
-No TensorFlow: the corpus is CSV files and the detectors are pure functions of the rows.
+No TensorFlow: the curves are CSV files and the detectors are pure functions of the rows.
 """
 
 from __future__ import annotations
@@ -24,11 +29,13 @@ from pathlib import Path
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 CORPUS = REPOSITORY / "benchmarks" / "curves"
+BOOK_CURVES = REPOSITORY.parent / "shared" / "book-curves"
 # Models whose seeds disagree too much for a seed-averaged label (make_corpus.py's HELD_OUT)
 HELD_OUT = CORPUS / "held-out"
 sys.path.insert(0, str(REPOSITORY))
 
 from dlcli.config import OverfittingConfig  # noqa: E402
+from dlcli.histories import read_curves  # noqa: E402
 from dlcli.verdicts import OverfittingWatch, noise_level  # noqa: E402
 
 MONITOR = "val_loss"
@@ -39,8 +46,11 @@ MONITOR = "val_loss"
 CLEARLY_ABOVE = 3.0
 # The averaged curve's last epochs, whose mean is compared with its minimum.
 LAST_EPOCHS = 3
-# An alarm this many epochs after the true onset or sooner is counted apart: a run may stop earlier.
-SOON = 10
+# A model whose averaged rise lies within this factor of CLEARLY_ABOVE (either side) is too
+# close to the line for its label to mean much: scored apart, as "borderline".
+BORDERLINE_FACTOR = 1.5
+# An alarm this many epochs after the overfit is plain or sooner is counted apart.
+SOON = 5
 
 
 @dataclass
@@ -55,6 +65,11 @@ class Label:
     overfits: bool
     onset: int  # the epoch of the seed-averaged validation loss's minimum
     rise: float  # its last epochs' mean above that minimum, in noise levels of a single run
+    plain: int | None = None  # the first epoch the averaged curve stands CLEARLY_ABOVE noise levels above its minimum
+
+    @property
+    def borderline(self) -> bool:
+        return CLEARLY_ABOVE / BORDERLINE_FACTOR < self.rise < CLEARLY_ABOVE * BORDERLINE_FACTOR
 
 
 def load_corpus(corpus: Path = CORPUS) -> dict[str, list[History]]:
@@ -86,7 +101,18 @@ def label(histories: list[History]) -> Label:
     after = mean[onset + 1:][-LAST_EPOCHS:]
     noise = statistics.median(noise_level([row[MONITOR] for row in h.rows]) for h in histories)
     rise = (statistics.fmean(after) - mean[onset]) / noise if after else 0.0
-    return Label(rise > CLEARLY_ABOVE and loss[-1] < loss[onset], onset + 1, rise)
+    plain = next((epoch + 1 for epoch in range(onset + 1, length) if mean[epoch] - mean[onset] >= CLEARLY_ABOVE * noise), None)
+    return Label(rise > CLEARLY_ABOVE and loss[-1] < loss[onset], onset + 1, rise, plain)
+
+
+def monitored_by(corpus: dict[str, list[History]], monitor: str, minimize: bool) -> dict[str, list[History]]:
+    """The corpus as another monitor sees it: its values under MONITOR's name, turned so that
+    lower is better (every detector here minimizes); models that do not log it left out."""
+    sign = 1.0 if minimize else -1.0
+    return {
+        model: [History(h.model, h.name, [{**row, MONITOR: sign * row[monitor]} for row in h.rows]) for h in histories]
+        for model, histories in corpus.items() if all(monitor in h.rows[0] for h in histories)
+    }
 
 
 # A detector reads rows one at a time and returns (the epoch of its alarm, the onset it names) or (None, None).
@@ -208,7 +234,7 @@ class Score:
     detected: int
     overfitting_runs: int
     onset_errors: list[int]
-    delays: list[int]
+    delays: list[int]  # from the epoch the overfit is plain in the averaged curve to the alarm
 
     @property
     def false_alarm_rate(self) -> float:
@@ -226,17 +252,24 @@ class Score:
     def mean_delay(self) -> float:
         return statistics.fmean(self.delays) if self.delays else math.nan
 
+    @property
+    def median_delay(self) -> float:
+        return statistics.median(self.delays) if self.delays else math.nan
+
     def caught_within(self, epochs: int) -> int:
-        """Overfitting runs whose alarm came at most `epochs` after the true onset."""
+        """Overfitting runs whose alarm came at most `epochs` after the overfit was plain."""
         return sum(delay <= epochs for delay in self.delays)
 
 
-def score(detector: Detector, corpus: dict[str, list[History]]) -> Score:
+def score(detector: Detector, corpus: dict[str, list[History]], borderline: bool = False) -> Score:
     """A detector's alarms against the labels. An alarm on an overfitting run counts as a
-    detection only after the true onset; one before it is premature and counts as missed."""
+    detection only after the true onset; one before it is premature and counts as missed.
+    Borderline models are left out unless `borderline` (then scored as their label says)."""
     result = Score(0, 0, 0, 0, [], [])
     for histories in corpus.values():
         truth = label(histories)
+        if truth.borderline and not borderline:
+            continue
         for history in histories:
             alarm, onset = detector(history.rows)
             if not truth.overfits:
@@ -247,8 +280,65 @@ def score(detector: Detector, corpus: dict[str, list[History]]) -> Score:
             if alarm is not None and alarm > truth.onset:
                 result.detected += 1
                 result.onset_errors.append(abs(onset - truth.onset))
-                result.delays.append(alarm - truth.onset)
+                result.delays.append(alarm - (truth.plain or truth.onset))
     return result
+
+
+def beaten(ours: Score, theirs: Score) -> bool:
+    """No more false alarms and no longer a median delay, one of them strictly less."""
+    at_most = ours.false_alarm_rate <= theirs.false_alarm_rate and ours.median_delay <= theirs.median_delay
+    return at_most and (ours.false_alarm_rate < theirs.false_alarm_rate or ours.median_delay < theirs.median_delay)
+
+
+# What the book says of its curves (../shared/book-curves/SOURCES.md), in dlcli's epochs (from 1):
+# (True, the epoch it names or the minimum it points at) for "overfits", (False, the epochs
+# the claim covers) for "no longer overfitting". The curves it says nothing clear of are shown unscored.
+BOOK_SAYS: dict[str, tuple[bool, int | None, str]] = {
+    "3.5-classifying-movie-reviews__1": (True, 4, "they seem to peak at the fourth epoch"),
+    "3.6-classifying-newswires__1": (True, 8, "starts overfitting after 8 epochs"),
+    "4.4-overfitting-and-underfitting__1": (True, 4, "the reference one (after ... 4)"),
+    "4.4-overfitting-and-underfitting__2": (True, 6, "the smaller network starts overfitting ... after 6 epochs"),
+    "4.4-overfitting-and-underfitting__3": (True, 2, "starts overfitting almost right away, after just one epoch"),
+    "5.2-using-convnets-with-small-datasets__1": (True, 6, "validation loss reaches its minimum after only five epochs"),
+    "6.1-using-word-embeddings__2": (True, 3, "the model quickly starts overfitting"),
+    "6.3-advanced-usage-of-recurrent-neural-networks__2": (True, 6, "diverging considerably after a few epochs"),
+    "6.3-advanced-usage-of-recurrent-neural-networks__7": (True, 4, "it also seems to overfit faster"),
+    "3.6-classifying-newswires__2": (False, None, "trained from scratch for the 8 epochs chosen"),
+    "5.2-using-convnets-with-small-datasets__2": (False, None, "we are no longer overfitting"),
+    "6.3-advanced-usage-of-recurrent-neural-networks__3": (False, 30, "no longer overfitting during the first 30 epochs"),
+}
+# An alarm agrees with the book's onset when it comes after it and at most this many epochs later.
+BOOK_WITHIN = 4
+
+
+def load_book(folder: Path = BOOK_CURVES) -> dict[str, list[dict[str, float]]]:
+    """The book's histories, epochs from 1 (the CSVLogger files count from 0); {} when absent."""
+    return {path.stem: read_curves(path) for path in sorted(folder.glob("*.csv"))} if folder.is_dir() else {}
+
+
+def agrees_with_book(says: tuple[bool, int | None, str], alarm: int | None) -> bool:
+    overfits, epoch, _ = says
+    if overfits:
+        return alarm is not None and epoch < alarm <= epoch + BOOK_WITHIN
+    return alarm is None or (epoch is not None and alarm > epoch)
+
+
+def _print_scores(title: str, corpus: dict[str, list[History]], bar: str, markdown: bool, borderline: bool) -> None:
+    print(f"\n{title}\n")
+    print(f"{bar} detector | false live alarms | detected after the onset | median delay | mean delay | "
+          f"within {SOON} epochs | mean abs onset error | dlcli beats it {bar}".strip())
+    if markdown:
+        print("|---|---|---|---|---|---|---|---|")
+    scores = {name: score(detector, corpus, borderline) for name, detector in DETECTORS.items()}
+    ours = scores["dlcli"]
+    for name, s in scores.items():
+        verdict = "" if name == "dlcli" else ("yes" if beaten(ours, s) else "no")
+        print(
+            f"{bar} {name} | {s.false_alarms}/{s.quiet_runs} ({s.false_alarm_rate:.0%}) | "
+            f"{s.detected}/{s.overfitting_runs} ({s.detection_rate:.0%}) | {s.median_delay:.1f} | {s.mean_delay:.1f} | "
+            f"{s.caught_within(SOON)}/{s.overfitting_runs} ({s.caught_within(SOON) / max(s.overfitting_runs, 1):.0%}) | "
+            f"{s.mean_onset_error:.2f} | {verdict} {bar}".strip()
+        )
 
 
 def main() -> None:
@@ -257,25 +347,42 @@ def main() -> None:
     markdown = parser.parse_args().markdown
     corpus = load_corpus()
     bar = "|" if markdown else ""
-    print(f"{bar} model | runs | overfits | true onset | rise (noise levels) {bar}".strip())
-    if markdown:
-        print("|---|---|---|---|---|")
-    for model, histories in corpus.items():
-        truth = label(histories)
-        print(f"{bar} {model} | {len(histories)} | {'yes' if truth.overfits else 'no'} | "
-              f"{truth.onset} | {truth.rise:.1f} {bar}".strip())
-    print()
-    print(f"{bar} detector | false live alarms | detected | within {SOON} epochs of the onset | "
-          f"mean abs onset error | mean delay {bar}".strip())
+    print(f"{bar} model | runs | overfits | true onset | plain at | rise (noise levels) {bar}".strip())
     if markdown:
         print("|---|---|---|---|---|---|")
-    for name, detector in DETECTORS.items():
-        s = score(detector, corpus)
-        print(
-            f"{bar} {name} | {s.false_alarms}/{s.quiet_runs} ({s.false_alarm_rate:.0%}) | "
-            f"{s.detected}/{s.overfitting_runs} ({s.detection_rate:.0%}) | {s.caught_within(SOON)}/{s.overfitting_runs} | "
-            f"{s.mean_onset_error:.2f} | {s.mean_delay:.1f} {bar}".strip()
-        )
+    for model, histories in corpus.items():
+        truth = label(histories)
+        verdict = "borderline" if truth.borderline else ("yes" if truth.overfits else "no")
+        print(f"{bar} {model} | {len(histories)} | {verdict} | {truth.onset} | {truth.plain or ''} | "
+              f"{truth.rise:.1f} {bar}".strip())
+    _print_scores("The corpus, val_loss, borderline models left out:", corpus, bar, markdown, borderline=False)
+    _print_scores("The corpus, val_loss, borderline models scored as labelled:", corpus, bar, markdown, borderline=True)
+    accuracy = monitored_by(corpus, "val_accuracy", minimize=False)
+    _print_scores("The corpus monitored by val_accuracy (its own labels):", accuracy, bar, markdown, borderline=False)
+
+    book = load_book()
+    if book:
+        print(f"\nThe book's curves: the epoch of each detector's alarm (✓ agrees with the book: an alarm "
+              f"after the onset it names and at most {BOOK_WITHIN} epochs later, none on a healthy curve)\n")
+        names = list(DETECTORS)
+        print(f"{bar} curve | the book says | {' | '.join(names)} {bar}".strip())
+        if markdown:
+            print("|---|---|" + "---|" * len(names))
+        agreed = dict.fromkeys(names, 0)
+        for stem, rows in book.items():
+            says = BOOK_SAYS.get(stem)
+            cells = []
+            for name in names:
+                alarm = DETECTORS[name](rows)[0]
+                mark = "" if says is None else (" ✓" if agrees_with_book(says, alarm) else " ✗")
+                agreed[name] += bool(says) and mark == " ✓"
+                cells.append(f"{alarm or '–'}{mark}")
+            said = "(nothing clear)" if says is None else (
+                f"overfits from {says[1]}" if says[0] else "healthy" + (f" to {says[1]}" if says[1] else ""))
+            print(f"{bar} {stem} | {said} | {' | '.join(cells)} {bar}".strip())
+        print(f"{bar} agrees with the book | {len(BOOK_SAYS)} curves | "
+              f"{' | '.join(str(agreed[name]) for name in names)} {bar}".strip())
+
     held_out = load_corpus(HELD_OUT)
     if held_out:
         histories = [history for group in held_out.values() for history in group]

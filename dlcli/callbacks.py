@@ -130,7 +130,8 @@ def metric_order(key: str) -> tuple[bool, bool, str]:
 
 
 class OverfittingMonitor(keras.callbacks.Callback):
-    """Warns once, as it happens, when validation trends away from its best while the training loss falls."""
+    """Warns once, as it happens, when validation trends away from its best while the training loss
+    falls; with `training.overfitting.stop`, training ends there (the commit after it records the stop)."""
 
     def __init__(self, watch: OverfittingWatch, config: ExperimentConfig, console: Console | None):
         super().__init__()
@@ -143,8 +144,13 @@ class OverfittingMonitor(keras.callbacks.Callback):
         _monitored(self.config, ("training", "overfitting", "monitor"), self.watch.monitor, logs)
         logs = logs or {}
         warning = self.watch.observe({"epoch": epoch + 1, **{k: float(v) for k, v in logs.items()}})
-        if warning and self.console is not None:
-            self.console.print(f"[bold yellow]⚠ {warning}[/]", highlight=False, soft_wrap=True)
+        if warning is None:
+            return
+        if self.watch.stops:
+            self.model.stop_training = True
+        if self.console is not None:
+            stopping = "; stopping here (training.overfitting.stop)" if self.watch.stops else ""
+            self.console.print(f"[bold yellow]⚠ {warning}{stopping}[/]", highlight=False, soft_wrap=True)
             self.warned = True
 
 

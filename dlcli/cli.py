@@ -474,6 +474,54 @@ def show(run: RunArgument, output_format: FormatOption = Format.table, runs_dir:
         console.print("  fix the config as its error says and train it again (a resume would fail the same way)")
 
 
+class Mode(str, Enum):
+    min = "min"
+    max = "max"
+
+
+@app.command()
+@reports_errors
+def verdict(
+    histories: Annotated[list[str], typer.Argument(
+        help="Runs (id, prefix, name, 'latest', folder) or history files: a dlcli history.csv (epochs from 1) "
+             "or a Keras CSVLogger file (epochs from 0).", show_default=False)],
+    monitor: Annotated[Optional[str], typer.Option(
+        help="The validation metric to watch (default: the run's training.overfitting.monitor, or val_loss).")] = None,
+    mode: Annotated[Optional[Mode], typer.Option(
+        help="Whether lower (min) or higher (max) is better (default: as the run recorded it, or by its name).")] = None,
+    output_format: Annotated[Format, typer.Option(
+        "--format", help="table or json (one object per history; data only on stdout).")] = Format.table,
+    runs_dir: RunsDir = Path("runs"),
+) -> None:
+    """The overfitting verdict of any history, read one epoch at a time as training reads it:
+    when the warning would have come, the onset it names, its evidence, the final verdict."""
+    from dlcli.histories import history_verdicts
+
+    if output_format == Format.csv:
+        raise DlcliError("--format: verdict prints table or json")
+    found = [
+        judged for reference in histories
+        for judged in history_verdicts(reference, runs_dir, monitor, mode.value if mode else None)
+    ]
+    if output_format == Format.json:
+        return print_json([judged.as_dict() for judged in found])
+    for judged in found:
+        name = judged.source + (f" fold {judged.fold}" if judged.fold is not None else "")
+        result = judged.verdict
+        warned = result["warned_at_epoch"]
+        when = f"the warning at epoch {warned}" if warned else "no warning"
+        console.print(
+            f"[bold]{name}[/]: {judged.epochs} epochs of {judged.monitor} ({judged.direction}); {when}", highlight=False
+        )
+        if result["message"]:
+            console.print(f"  [bold yellow]⚠ {result['message']}[/]", highlight=False)
+        elif result["recovered"]:
+            console.print(f"  {result['recovered']}", highlight=False)
+        else:
+            console.print(f"  no overfitting: best {judged.monitor} {result['best']:.4g} at epoch {result['best_epoch']}",
+                          highlight=False)
+
+
 @app.command("compare")
 @reports_errors
 def compare_runs(

@@ -227,13 +227,15 @@ class FineTuneConfig(_Strict):
 
 
 class OverfittingConfig(_Strict):
-    """Flag overfitting: `monitor` trends away from its best, beyond this run's epoch-to-epoch
-    noise, for at least `patience` epochs while the training loss still falls (dlcli.verdicts)."""
+    """Flag overfitting: `monitor` moves away from its best beyond this run's epoch-to-epoch
+    noise, or climbs steadily since it, for at least `patience` epochs while the training loss
+    still falls (dlcli.verdicts); with `stop`, training ends at the warning."""
 
     monitor: str = "val_loss"
     mode: Literal["auto", "min", "max"] = "auto"  # auto: the direction Keras gives the metric
     patience: PositiveInt = 3
     min_delta: float = Field(0.0, ge=0)  # the least worsening worth a warning, in the metric's units
+    stop: bool = False  # end training at the warning (status completed); model.keras stays the best epoch's
 
 
 class PlotConfig(_Strict):

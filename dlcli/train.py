@@ -245,6 +245,11 @@ def _result_of(
         result["overfitting"] = verdict
         if verdict["recovered"]:
             result["notes"].append(verdict["recovered"])
+        if verdict["stopped_at_epoch"] is not None:
+            result["notes"].append(
+                f"training stopped at epoch {verdict['stopped_at_epoch']} on the overfitting warning "
+                f"(training.overfitting.stop); model.keras is the best epoch's ({result['best_epoch']})"
+            )
     diverged = _diverged_row(rows)
     result["diverged"] = (
         {"epoch": diverged["epoch"], "loss": diverged["loss"]} if diverged is not None else None
@@ -292,6 +297,8 @@ def _train_single(session: _Session, stages: list[Stage], parts: ModelParts, dat
             if not _stage_done(session.state, stage):
                 features = _features(parts, data, config.training.batch_size)
                 _run_stage(session, stage, parts.head, parts.model, features, watch, previous_epoch)
+            if watch is not None and watch.stops:
+                break
             continue
         if stage.phase == 2:
             if _diverged_row(rows) is not None:
@@ -301,7 +308,7 @@ def _train_single(session: _Session, stages: list[Stage], parts: ModelParts, dat
         if session.state is not None and stage.index < session.state.stage:
             continue
         _run_stage(session, stage, parts.model, parts.model, data, watch, previous_epoch)
-        if session.pruned_at is not None:  # a sweep's pruner stopped it: no later phase
+        if session.pruned_at is not None or (watch is not None and watch.stops):  # no later phase
             break
     if not session.run.file(MODEL_FILE).exists():  # the monitor was never a number: keep the last model
         save_model_atomic(parts.model, session.run.file(MODEL_FILE))

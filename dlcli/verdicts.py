@@ -49,18 +49,25 @@ def best_row(rows: list[dict[str, float]], monitor: str, minimize: bool) -> dict
 # One epoch's noise is never taken as less than this fraction of the curve's typical size:
 # a perfectly smooth curve would otherwise make a rounding-sized rise significant.
 NOISE_FLOOR_FRACTION = 1e-3
-# How many noise levels the recent epochs must sit above the best before the warning...
-STRONG_RISE = 3.7
-# ... and before the quiet hint in the progress line.
+# The level test: the recent epochs this many noise levels above the best stretch. For
+# Gaussian noise a single look at 3 noise levels is wrong about once in 700.
+STRONG_RISE = 3.0
+# The trend test: the epochs since the best rising by rank (Kendall's tau, one-sided) with a
+# p-value below TREND_P, over at least TREND_EPOCHS epochs, and at least TREND_RISE noise levels
+# up: a steady climb of small steps is strong evidence as a trend long before it is large as
+# a level. The p-value is exact whatever the noise's shape: under no trend, the epochs after
+# the best are exchangeable, so each ordering of them is as likely as any other.
+TREND_P = 0.005
+TREND_EPOCHS = 4
+TREND_RISE = 2.5
+# The quiet hint in the progress line.
 WEAK_RISE = 1.5
 # The rise is measured between this many epochs: the median of the last ones (one bad epoch
-# is no trend) against the lowest mean of as many in a row (one lucky dip is no reference).
+# is no trend) against the lowest mean of as many in a row around the best (one lucky dip is
+# no reference).
 AVERAGED_EPOCHS = 3
-# The noise is the larger of the whole curve's and that of its last this many epochs:
-# validation often grows noisier as the training loss nears zero.
-RECENT_NOISE_EPOCHS = 10
-# Fewer epochs than this give no measure of the noise, and so no warning.
-MIN_EPOCHS = 6
+# Fewer epochs than this give no trustworthy measure of the noise, and so no warning.
+MIN_EPOCHS = 7
 # The onset: the first epoch already within this many noise levels of the best. On a broad
 # bottom the best epoch itself is where the noise happened to dip, often epochs later.
 ONSET_BAND = 0.5
@@ -71,9 +78,10 @@ def noise_level(values: list[float]) -> float:
 
     A smooth trend has small second differences, so their robust spread (the median absolute
     deviation, scaled: a second difference of white noise has 6 times its variance) measures
-    the noise rather than the trend. A metric that moves in steps (an accuracy over N
-    examples, 1/N at a time) repeats itself: its noise is then at least its smallest step, so
-    that one example more or less is never a trend.
+    the noise rather than the trend, and the median ignores the few large ones of a steep
+    start or a bad epoch. A metric that moves in steps (an accuracy over N examples, 1/N at a
+    time) repeats itself: its noise is then at least its smallest step, so that one example
+    more or less is never a trend.
     """
     floor = max(NOISE_FLOOR_FRACTION * statistics.median(abs(v) for v in values), 1e-12) if values else 1e-12
     second = [values[i + 1] - 2 * values[i] + values[i - 1] for i in range(1, len(values) - 1)]
@@ -89,6 +97,16 @@ def noise_level(values: list[float]) -> float:
     return max(noise, floor)
 
 
+def rising_p_value(values: list[float]) -> float:
+    """One-sided p-value of Kendall's tau between epoch and value: small when `values` rise."""
+    from scipy.stats import kendalltau  # only training and `dlcli verdict` judge curves
+
+    if len(values) < 2 or len(set(values)) < 2:
+        return 1.0
+    result = kendalltau(range(len(values)), values, alternative="greater")
+    return float(result.pvalue) if math.isfinite(result.pvalue) else 1.0
+
+
 @dataclass(frozen=True)
 class Evidence:
     """How far the monitored metric has moved away from its best, against its noise."""
@@ -102,6 +120,7 @@ class Evidence:
     now: float
     rise: float  # the last epochs' median beyond the best stretch's mean, in the metric's units (positive: worse)
     noise: float  # one epoch's noise of this curve
+    trend_p: float  # how likely the epochs since the best would rise as much by chance (Kendall's tau)
     loss_at_best: float
     loss_now: float
 
@@ -119,6 +138,7 @@ class Evidence:
             "rise": self.rise,
             "noise": self.noise,
             "noise_levels": round(self.noise_levels, 2),
+            "trend_p": round(self.trend_p, 4),
             "loss_at_best": self.loss_at_best,
             "loss_now": self.loss_now,
         }
@@ -134,8 +154,13 @@ def evidence(rows: list[dict[str, float]], monitor: str, minimize: bool) -> Evid
     best = min(range(len(worse)), key=worse.__getitem__)
     since = worse[best + 1:]
     recent = since[-AVERAGED_EPOCHS:]
-    stretches = [statistics.fmean(worse[i:i + AVERAGED_EPOCHS]) for i in range(len(worse) - AVERAGED_EPOCHS + 1)]
-    noise = max(noise_level(worse), noise_level(worse[-RECENT_NOISE_EPOCHS:]))
+    # the stretches of AVERAGED_EPOCHS epochs that hold the best epoch
+    first = max(0, best - AVERAGED_EPOCHS + 1)
+    last = min(best, len(worse) - AVERAGED_EPOCHS)
+    reference = min(
+        (statistics.fmean(worse[i:i + AVERAGED_EPOCHS]) for i in range(first, last + 1)), default=worse[best]
+    )
+    noise = noise_level(worse)
     onset = next(index for index, value in enumerate(worse) if value <= worse[best] + ONSET_BAND * noise)
     return Evidence(
         epoch=int(usable[-1]["epoch"]),
@@ -145,19 +170,26 @@ def evidence(rows: list[dict[str, float]], monitor: str, minimize: bool) -> Evid
         epochs_since_best=len(since),
         best=usable[best][monitor],
         now=usable[-1][monitor],
-        rise=statistics.median(recent) - min(stretches, default=worse[best]) if recent else 0.0,
+        rise=statistics.median(recent) - reference if recent else 0.0,
         noise=noise,
+        trend_p=rising_p_value(since) if len(since) >= TREND_EPOCHS else 1.0,
         loss_at_best=usable[best]["loss"],
         loss_now=usable[-1]["loss"],
     )
 
 
 def strength(found: Evidence | None, settings: OverfittingConfig) -> str:
-    """'strong' (worth the warning), 'weak' (worth a hint) or 'none'."""
-    if found is None or found.epochs < MIN_EPOCHS or not found.training_improving or found.rise <= settings.min_delta:
+    """'strong' (worth the warning), 'weak' (worth a hint) or 'none'.
+
+    Strong: a level far above the noise, or a significant climb that has left the noise.
+    """
+    if found is None or not found.training_improving or found.rise <= settings.min_delta:
         return "none"
-    if found.epochs_since_best >= settings.patience and found.noise_levels >= STRONG_RISE:
-        return "strong"
+    if found.epochs >= MIN_EPOCHS and found.epochs_since_best >= settings.patience:
+        if found.noise_levels >= STRONG_RISE:
+            return "strong"
+        if found.noise_levels >= TREND_RISE and found.trend_p < TREND_P:
+            return "strong"
     if found.epochs_since_best >= 2 and found.noise_levels >= WEAK_RISE:
         return "weak"
     return "none"
@@ -195,6 +227,11 @@ class OverfittingWatch:
         return self.confirmed.onset_epoch if self.detected else None
 
     @property
+    def stops(self) -> bool:
+        """Training ends at the warning (`training.overfitting.stop`), and it was given."""
+        return self.settings.stop and self.alarm is not None
+
+    @property
     def detected(self) -> bool:
         """Strong evidence was seen since the current best epoch: no new best has withdrawn it."""
         return (
@@ -227,9 +264,13 @@ class OverfittingWatch:
 
     def message(self, found: Evidence) -> str:
         at = f" (epoch {found.best_epoch})" if found.best_epoch != found.onset_epoch else ""
+        trend = (
+            f", worse by rank for {found.epochs_since_best} epochs (p={found.trend_p:.2g})"
+            if found.trend_p < TREND_P else ""
+        )
         return (
             f"overfitting since epoch {found.onset_epoch}: {self.monitor} from its best {found.best:.4g}{at} to "
-            f"{found.now:.4g}, {found.noise_levels:.1f}× its epoch-to-epoch noise, while loss fell "
+            f"{found.now:.4g}, {found.noise_levels:.1f}× its epoch-to-epoch noise{trend}, while loss fell "
             f"{found.loss_at_best:.4g} → {found.loss_now:.4g}"
         )
 
@@ -257,6 +298,7 @@ class OverfittingWatch:
             "gap": generalization_gap(self.rows[-1] if self.rows else {}, self.monitor, self.minimize),
             "message": self.message(self.confirmed) if detected else None,
             "recovered": recovered,
+            "stopped_at_epoch": self.alarm.epoch if self.stops else None,
         }
 
 

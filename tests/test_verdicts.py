@@ -11,7 +11,7 @@ import pytest
 
 from conftest import REPO
 from dlcli.config import OverfittingConfig
-from dlcli.verdicts import OverfittingWatch, evidence, noise_level
+from dlcli.verdicts import STRONG_RISE, OverfittingWatch, evidence, noise_level
 
 
 def _benchmark():
@@ -57,7 +57,28 @@ def test_dlcli_meets_its_targets_on_the_corpus_and_beats_keras_early_stopping():
     assert ours.false_alarm_rate <= 0.05
     assert ours.detection_rate >= 0.95
     assert ours.mean_onset_error <= 1.5
+    assert ours.median_delay <= 5  # the issue asks for 3: docs/verdicts.md says what is missing
     assert ours.false_alarm_rate < keras_rule.false_alarm_rate and ours.detection_rate > keras_rule.detection_rate
+    assert benchmark.beaten(ours, benchmark.score(benchmark.DETECTORS["Prechelt UP3"], CORPUS))
+
+
+def test_on_accuracy_curves_the_warning_stays_rare():
+    accuracy = benchmark.monitored_by(CORPUS, "val_accuracy", minimize=False)
+    ours = benchmark.score(benchmark.DETECTORS["dlcli"], accuracy)
+
+    assert len(accuracy) >= 10 and ours.false_alarm_rate <= 0.05
+
+
+BOOK = benchmark.load_book()
+
+
+@pytest.mark.skipif(not BOOK, reason="the book's curves (../shared/book-curves) are not beside this checkout")
+def test_the_book_s_healthy_curves_get_no_warning_and_most_of_its_overfits_one_in_time():
+    detect = benchmark.DETECTORS["dlcli"]
+    agreed = {stem: benchmark.agrees_with_book(says, detect(BOOK[stem])[0]) for stem, says in benchmark.BOOK_SAYS.items()}
+
+    assert all(agreed[stem] for stem, says in benchmark.BOOK_SAYS.items() if not says[0])
+    assert sum(agreed.values()) >= 8  # measured: 8 of 12; the 4 it misses are named in docs/verdicts.md
 
 
 def test_the_quick_start_never_warns_for_any_seed():
@@ -90,15 +111,53 @@ def test_a_clear_rise_is_flagged_once_with_its_onset_and_evidence():
 
     warnings = [watch.observe(row) for row in rows]
 
-    assert [w is not None for w in warnings].index(True) == 8  # epoch 9: the median of 3 epochs past the best
+    # epoch 8: three epochs past the best, the median of the last three far above the best stretch
+    assert [w is not None for w in warnings].index(True) == 7
     assert sum(w is not None for w in warnings) == 1
-    assert warnings[8].startswith("overfitting since epoch 5: val_loss from its best 0.38 to 0.5, ")
-    assert warnings[8].endswith("× its epoch-to-epoch noise, while loss fell 0.4096 → 0.1678")
+    assert warnings[7].startswith("overfitting since epoch 5: val_loss from its best 0.38 to 0.46, ")
+    assert warnings[7].endswith("× its epoch-to-epoch noise, while loss fell 0.4096 → 0.2097")
     verdict = watch.verdict()
-    assert verdict["detected"] and verdict["onset_epoch"] == 5 and verdict["warned_at_epoch"] == 9
+    assert verdict["detected"] and verdict["onset_epoch"] == 5 and verdict["warned_at_epoch"] == 8
     assert verdict["best"] == 0.38 and verdict["final"] == 0.60 and verdict["direction"] == "min"
-    assert verdict["evidence"]["epoch"] == 9 and verdict["evidence"]["epochs_since_best"] == 4  # as warned
-    assert verdict["evidence"]["noise_levels"] > 3.5
+    assert verdict["evidence"]["epoch"] == 8 and verdict["evidence"]["epochs_since_best"] == 3  # as warned
+    assert verdict["evidence"]["noise_levels"] > 3
+
+
+def test_a_steady_climb_of_small_steps_is_flagged_as_a_trend_before_it_is_large():
+    # a plateau with jitter of ±0.006, then a climb of 0.004 an epoch: under 3 noise levels for 7 epochs
+    jitter = [0.006, -0.0045, 0.003, -0.006, 0.0045, -0.003, 0.006, -0.0045, 0.0015, -0.003]
+    plateau = [0.5 + 0.3 * 0.5**epoch + jitter[epoch % 10] for epoch in range(12)]
+    climb = [plateau[-1] + 0.004 * step + 0.0005 * (-1) ** step for step in range(1, 9)]
+    rows = rows_from(plateau + climb, falling(len(plateau + climb)))
+
+    watch = OverfittingWatch.replayed(OverfittingConfig(), True, rows)
+
+    assert watch.alarm is not None and watch.alarm.trend_p < 0.005
+    assert "worse by rank for" in watch.message(watch.alarm)
+    assert watch.alarm.noise_levels < STRONG_RISE  # the trend said it, not the level
+    assert watch.alarm.epoch <= len(plateau) + 7
+
+
+def test_the_p_value_of_a_rise_is_exact_and_rank_based():
+    from dlcli.verdicts import rising_p_value
+
+    assert rising_p_value([1, 2, 3, 4, 5]) == pytest.approx(1 / 120)  # one ordering in 5! rises throughout
+    assert rising_p_value([1, 2, 3, 4, 500]) == rising_p_value([1, 2, 3, 4, 5])  # the size of a step is no evidence
+    assert rising_p_value([5, 4, 3, 2, 1]) == pytest.approx(1.0)
+    assert rising_p_value([2.0, 2.0, 2.0]) == 1.0
+
+
+def test_on_a_plateau_of_white_noise_the_warning_is_rare():
+    import random
+
+    generator = random.Random(0)
+    runs = 200
+    alarms = 0
+    for _ in range(runs):
+        values = [0.3 + 0.5 * math.exp(-epoch / 3) + generator.gauss(0, 0.01) for epoch in range(40)]
+        watch = OverfittingWatch.replayed(OverfittingConfig(), True, rows_from(values, falling(40)))
+        alarms += watch.alarm is not None
+    assert alarms / runs <= 0.10  # measured: 7 of 200 (benchmarks/verdicts.py has the corpus's rates)
 
 
 @pytest.mark.parametrize("values, losses, why", [
@@ -115,14 +174,14 @@ def test_healthy_curves_are_not_flagged(values, losses, why):
 
 
 def test_a_warning_that_did_not_last_is_withdrawn_with_a_note():
-    values = [*U_CURVE[:9], 0.37, 0.36]
+    values = [*U_CURVE[:8], 0.37, 0.36]
     watch = OverfittingWatch.replayed(OverfittingConfig(), True, rows_from(values, falling(len(values))))
 
     verdict = watch.verdict()
-    assert watch.alarm is not None and verdict["warned_at_epoch"] == 9
+    assert watch.alarm is not None and verdict["warned_at_epoch"] == 8
     assert not verdict["detected"] and verdict["onset_epoch"] is None
     assert verdict["recovered"] == (
-        "validation recovered after the overfitting warning: val_loss reached a new best 0.36 at epoch 11"
+        "validation recovered after the overfitting warning: val_loss reached a new best 0.36 at epoch 10"
     )
 
 

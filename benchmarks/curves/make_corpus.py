@@ -4,7 +4,7 @@ Each model below is trained by dlcli itself, offline, once per seed; its history
 kept as benchmarks/curves/<model>/seed-<n>.csv beside the config it came from. The
 labels are not stored: verdicts.py derives them from the seed-averaged curves.
 
-    python benchmarks/curves/make_corpus.py [--only MODEL]...   (about 25 minutes on 2 cores)
+    python benchmarks/curves/make_corpus.py [--only MODEL]...   (about 35 minutes on 2 cores)
 """
 
 from __future__ import annotations
@@ -145,6 +145,81 @@ loss: sparse_categorical_crossentropy
 metrics: [accuracy]
 training: {epochs: 8, batch_size: 64, fine_tune: {unfreeze: all, epochs: 12, learning_rate: 0.0001}}
 """, SEEDS),
+    # Tables, written by write_tables() into the scratch folder ({tables}) from scikit-learn's copies.
+    "table-wide-overfit": ("a 256-256 net on 455 rows of a 569-row table: overfits within a few epochs", """
+name: table-wide-overfit
+dataset: {name: csv, path: {tables}/breast_cancer.csv, label_column: label, validation_split: 0.2}
+model: {layers: [{Dense: {units: 256, activation: relu}}, {Dense: {units: 256, activation: relu}},
+                 {Dense: {units: 2, activation: softmax}}]}
+optimizer: adam
+loss: sparse_categorical_crossentropy
+metrics: [accuracy]
+training: {epochs: 60, batch_size: 32}
+""", SEEDS),
+    "table-small-healthy": ("the same table, 8 units with dropout and plain SGD: still improving", """
+name: table-small-healthy
+dataset: {name: csv, path: {tables}/breast_cancer.csv, label_column: label, validation_split: 0.2}
+model: {layers: [{Dense: {units: 8, activation: relu}}, {Dropout: {rate: 0.3}}, {Dense: {units: 2, activation: softmax}}]}
+optimizer: {name: sgd, learning_rate: 0.01}
+loss: sparse_categorical_crossentropy
+metrics: [accuracy]
+training: {epochs: 40, batch_size: 32}
+""", SEEDS),
+    "table-noise-features": ("the table with 300 columns of pure noise beside its 30: memorizes the noise", """
+name: table-noise-features
+dataset: {name: csv, path: {tables}/breast_cancer_noise.csv, label_column: label, validation_split: 0.2}
+model: {layers: [{Dense: {units: 128, activation: relu}}, {Dense: {units: 2, activation: softmax}}]}
+optimizer: adam
+loss: sparse_categorical_crossentropy
+metrics: [accuracy]
+training: {epochs: 40, batch_size: 32}
+""", SEEDS),
+    "shuffled-labels": ("digits whose labels were shuffled: nothing to learn but the training set itself", """
+name: shuffled-labels
+dataset: {name: npz, path: {tables}/digits_shuffled.npz, validation_split: 0.2}
+model: {layers: [{Dense: {units: 256, activation: relu}}, {Dense: {units: 10, activation: softmax}}]}
+optimizer: adam
+loss: sparse_categorical_crossentropy
+metrics: [accuracy]
+training: {epochs: 40, batch_size: 32}
+""", SEEDS),
+    "regression-overfit": ("a 256-256 regression net on 282 patients (scikit-learn's diabetes): MSE rises again", """
+name: regression-overfit
+dataset: {name: csv, path: {tables}/diabetes.csv, label_column: target, task: regression, validation_split: 0.2}
+model: {layers: [{Dense: {units: 256, activation: relu}}, {Dense: {units: 256, activation: relu}}, {Dense: {units: 1}}]}
+optimizer: {name: adam, learning_rate: 0.003}
+loss: mse
+metrics: [mae]
+training: {epochs: 80, batch_size: 16}
+""", SEEDS),
+    "regression-linear": ("a linear regression on the same patients: converged, then flat", """
+name: regression-linear
+dataset: {name: csv, path: {tables}/diabetes.csv, label_column: target, task: regression, validation_split: 0.2}
+model: {layers: [{Dense: {units: 1}}]}
+optimizer: {name: sgd, learning_rate: 0.01}
+loss: mse
+metrics: [mae]
+training: {epochs: 60, batch_size: 16}
+""", SEEDS),
+    "table-kfold-overfit": ("4-fold validation of the wide table net: each fold overfits", """
+name: table-kfold-overfit
+dataset: {name: csv, path: {tables}/breast_cancer.csv, label_column: label}
+model: {layers: [{Dense: {units: 256, activation: relu}}, {Dense: {units: 256, activation: relu}},
+                 {Dense: {units: 2, activation: softmax}}]}
+optimizer: adam
+loss: sparse_categorical_crossentropy
+metrics: [accuracy]
+training: {epochs: 40, batch_size: 32, kfold: 4}
+""", SEEDS),
+    "regression-kfold": ("4-fold validation of a small regularized regression net: still improving or flat", """
+name: regression-kfold
+dataset: {name: csv, path: {tables}/diabetes.csv, label_column: target, task: regression}
+model: {layers: [{Dense: {units: 16, activation: relu}}, {Dropout: {rate: 0.2}}, {Dense: {units: 1}}]}
+optimizer: {name: rmsprop, learning_rate: 0.001}
+loss: mse
+metrics: [mae]
+training: {epochs: 60, batch_size: 16, kfold: 4}
+""", SEEDS),
 }
 
 # Models whose seeds disagree too much for a seed-averaged label: trained and shown apart by
@@ -176,12 +251,37 @@ training: {epochs: 3, batch_size: 64}
 """
 
 
+# The noise columns and the shuffled labels come from one fixed generator: the corpus is the same each time.
+TABLE_SEED = 0
+NOISE_COLUMNS = 300
+
+
+def write_tables(folder: Path) -> None:
+    """The tables the table models read, from scikit-learn's copies (offline)."""
+    import numpy as np
+    import pandas as pd
+    from sklearn.datasets import load_breast_cancer, load_diabetes, load_digits
+
+    generator = np.random.default_rng(TABLE_SEED)
+    cancer = load_breast_cancer(as_frame=True).frame.rename(columns={"target": "label"})
+    cancer.to_csv(folder / "breast_cancer.csv", index=False)
+    noise = pd.DataFrame(
+        generator.normal(size=(len(cancer), NOISE_COLUMNS)), columns=[f"noise_{i}" for i in range(NOISE_COLUMNS)]
+    )
+    pd.concat([cancer, noise], axis=1).to_csv(folder / "breast_cancer_noise.csv", index=False)
+    load_diabetes(as_frame=True).frame.to_csv(folder / "diabetes.csv", index=False)
+    digits = load_digits()
+    x, y = digits.data.astype("float32") / 16, generator.permutation(digits.target)
+    split = len(x) * 4 // 5
+    np.savez(folder / "digits_shuffled.npz", x_train=x[:split], y_train=y[:split], x_test=x[split:], y_test=y[split:])
+
+
 def _train(text: str, seed: int, runs: Path) -> Path:
     from dlcli.config import load_config
     from dlcli.train import train
 
     path = runs / "config.yaml"
-    path.write_text(text, encoding="utf-8")
+    path.write_text(text.replace("{tables}", str(runs)), encoding="utf-8")
     config = load_config(path, [f"seed={seed}", "training.tensorboard=false"])
     return train(config, runs).run.path
 
@@ -193,6 +293,7 @@ def main() -> None:
     sys.path.insert(0, str(CORPUS.parent.parent))
     with tempfile.TemporaryDirectory() as scratch:
         runs = Path(scratch)
+        write_tables(runs)
         if "finetune" in names:
             _train(BASE, 0, runs)
         for name in names:

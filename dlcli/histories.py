@@ -1,0 +1,163 @@
+"""Learning curves from files: a dlcli history.csv (epochs from 1) or a Keras CSVLogger file
+(epochs from 0), read as rows numbered from 1, as training numbers them; and their verdicts.
+
+No TensorFlow: `dlcli verdict` judges any Keras user's logs as dlcli judges its own runs.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dlcli.config import OverfittingConfig
+from dlcli.errors import DlcliError
+from dlcli.verdicts import MIN_EPOCHS, OverfittingWatch, metric_name
+
+# Tags a dlcli history.csv carries beside the metrics: each fold is a model of its own.
+FOLD = "fold"
+INTEGER_COLUMNS = ("epoch", FOLD, "phase")
+
+# Metric names whose lower value is better, for a file that does not say (Keras's own losses
+# and error metrics); the rest of Keras's metrics that rank ("accuracy", "auc", ...) are maximized.
+MINIMIZED_WORDS = ("loss", "error", "crossentropy", "hinge", "mae", "mse", "mape", "msle", "divergence", "poisson", "logcosh")
+MAXIMIZED_WORDS = ("acc", "auc", "precision", "recall", "f1", "iou", "r2", "score")
+
+
+def read_curves(path: Path) -> list[dict[str, float]]:
+    """The rows of a history file, epochs counted from 1 whichever way the file counts them."""
+    try:
+        with open(path, newline="", encoding="utf-8") as file:
+            reader = csv.DictReader(file)
+            columns = reader.fieldnames or []
+            if "epoch" not in columns:
+                raise DlcliError(
+                    f"{path}: no 'epoch' column (has {', '.join(columns) or 'no header'}); give a dlcli "
+                    "history.csv or a Keras CSVLogger file"
+                )
+            rows = [_row(record, path, number) for number, record in enumerate(reader, start=2)]
+    except FileNotFoundError:
+        raise DlcliError(f"{path}: no such file or run") from None
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise DlcliError(f"{path}: not a CSV file ({type(error).__name__}: {str(error)[:60]})") from None
+    if rows and min(row["epoch"] for row in rows) == 0:  # Keras's CSVLogger counts from 0
+        for row in rows:
+            row["epoch"] += 1
+    return rows
+
+
+def _row(record: dict[str, str | None], path: Path, line: int) -> dict[str, float]:
+    row: dict[str, float] = {}
+    for key, text in record.items():
+        if key is None or text in (None, ""):
+            continue  # a column a row leaves empty, or a stray trailing value
+        try:
+            value = float(text)
+        except ValueError:
+            if text.strip().upper() in ("NA", "NAN"):  # CSVLogger's missing value
+                value = math.nan
+            else:
+                raise DlcliError(f"{path}, line {line}: {key} is '{text[:30]}', not a number") from None
+        row[key] = int(value) if key in INTEGER_COLUMNS and math.isfinite(value) else value
+    if "epoch" not in row:
+        raise DlcliError(f"{path}, line {line}: no epoch number")
+    return row
+
+
+def guessed_direction(monitor: str) -> str:
+    """'min' or 'max' for a metric known only by its name; an error when the name does not say."""
+    name = metric_name(monitor).lower()
+    if any(word in name for word in MINIMIZED_WORDS):
+        return "min"
+    if any(word in name for word in MAXIMIZED_WORDS):
+        return "max"
+    raise DlcliError(f"cannot tell whether a higher '{monitor}' is better: give --mode min or --mode max")
+
+
+@dataclass
+class CurveVerdict:
+    """The overfitting verdict of one history, as training would have given it epoch by epoch."""
+
+    source: str  # the file or run it came from
+    monitor: str
+    direction: str
+    epochs: int
+    verdict: dict[str, Any]
+    fold: int | None = None
+    warnings: list[int] = field(default_factory=list)  # the epochs at which the ⚠ line came (at most one)
+
+    def as_dict(self) -> dict[str, Any]:
+        verdict = self.verdict
+        return {
+            "source": self.source,
+            **({"fold": self.fold} if self.fold is not None else {}),
+            "monitor": self.monitor,
+            "direction": self.direction,
+            "epochs": self.epochs,
+            "overfitting": verdict["detected"],
+            "warned_at_epoch": verdict["warned_at_epoch"],
+            "onset_epoch": verdict["onset_epoch"],
+            "best_epoch": verdict["best_epoch"],
+            "message": verdict["message"],
+            "evidence": verdict["evidence"],
+            "recovered": verdict["recovered"],
+        }
+
+
+def judge_curves(
+    rows: list[dict[str, float]], source: str, settings: OverfittingConfig, direction: str,
+) -> list[CurveVerdict]:
+    """The verdict of each model in `rows` (each fold apart), read one epoch at a time.
+
+    A history without the monitored or the training-loss column, or with fewer epochs than the
+    detector needs, is an error that names the file.
+    """
+    monitor = settings.monitor
+    if not rows:
+        raise DlcliError(f"{source}: no epochs")
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    for needed in (monitor, "loss"):
+        if needed not in columns:
+            choose = "; choose one with --monitor" if needed == monitor else ""
+            raise DlcliError(f"{source}: no '{needed}' column (has {', '.join(columns)}){choose}")
+    folds = sorted({int(row[FOLD]) for row in rows if FOLD in row})
+    models = [(fold, [row for row in rows if row.get(FOLD) == fold]) for fold in folds] or [(None, rows)]
+    verdicts = []
+    for fold, model_rows in models:
+        usable = [row for row in model_rows if math.isfinite(row.get(monitor, math.nan))]
+        if len(usable) < MIN_EPOCHS:
+            which = f" (fold {fold})" if fold is not None else ""
+            raise DlcliError(
+                f"{source}{which}: {len(usable)} epochs with {monitor}; a verdict needs at least {MIN_EPOCHS}"
+            )
+        watch = OverfittingWatch(settings, minimize=direction == "min")
+        warnings = [int(row["epoch"]) for row in model_rows if watch.observe(row) is not None]
+        verdicts.append(CurveVerdict(source, monitor, direction, len(model_rows), watch.verdict(), fold, warnings))
+    return verdicts
+
+
+def history_verdicts(
+    reference: str, runs_dir: Path, monitor: str | None = None, mode: str | None = None,
+) -> list[CurveVerdict]:
+    """The verdicts of a history file, or of a run (id, prefix, name, `latest`, folder) judged
+    with its own config's `training.overfitting` settings; `monitor` and `mode` override them."""
+    from dlcli.config import load_config
+    from dlcli.runs import CONFIG_FILE, HISTORY_FILE, load_run, read_history, resolve_run
+
+    path = Path(reference).expanduser()
+    if path.suffix.lower() == ".csv" and not path.exists():
+        raise DlcliError(f"{path}: no such file")
+    if path.is_file():
+        settings = OverfittingConfig(monitor=monitor or OverfittingConfig().monitor)
+        direction = mode or guessed_direction(settings.monitor)
+        return judge_curves(read_curves(path), str(path), settings, direction)
+    run = resolve_run(runs_dir, reference)
+    configured = load_config(run.file(CONFIG_FILE)).training.overfitting or OverfittingConfig()
+    settings = configured.model_copy(update={"monitor": monitor}) if monitor else configured
+    directions = (load_run(run).summary or {}).get("directions", {})
+    if mode is None and settings.mode != "auto" and settings.monitor == configured.monitor:
+        mode = settings.mode
+    direction = mode or directions.get(metric_name(settings.monitor)) or guessed_direction(settings.monitor)
+    return judge_curves(read_history(run.file(HISTORY_FILE)), f"run {run.id}", settings, direction)

@@ -1,0 +1,156 @@
+"""`dlcli verdict` on runs and on history files, and `training.overfitting.stop`, live and resumed."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from conftest import read_json, run_folders
+from dlcli.cli import app
+
+# Random features and random labels: nothing to learn but the training set, so the validation
+# loss turns up within a few epochs while the training loss falls.
+MEMORIZE = """\
+name: memorize
+seed: 0
+dataset: {{name: npz, path: {path}, validation_split: 0.3}}
+model:
+  layers:
+    - Dense: {{units: 64, activation: relu}}
+    - Dense: {{units: 2, activation: softmax}}
+optimizer: {{name: adam, learning_rate: 0.01}}
+loss: sparse_categorical_crossentropy
+metrics: [accuracy]
+training: {{epochs: 20, batch_size: 32, tensorboard: false{extra}}}
+"""
+
+
+@pytest.fixture(scope="module")
+def noise_table(tmp_path_factory):
+    generator = np.random.default_rng(0)
+    x, y = generator.normal(size=(400, 20)).astype("float32"), generator.integers(0, 2, 400)
+    path = tmp_path_factory.mktemp("noise") / "noise.npz"
+    np.savez(path, x_train=x[:300], y_train=y[:300], x_test=x[300:], y_test=y[300:])
+    return path
+
+
+def memorize_config(tmp_path, noise_table, extra=""):
+    path = tmp_path / "memorize.yaml"
+    path.write_text(textwrap.dedent(MEMORIZE.format(path=noise_table, extra=extra)))
+    return path
+
+
+def as_keras_csv_logger(history_csv, target):
+    """The same history as Keras's CSVLogger writes it: epochs from 0, metric keys sorted."""
+    with open(history_csv, newline="") as file:
+        rows = list(csv.DictReader(file))
+    keys = sorted(key for key in rows[0] if key not in ("epoch", "seconds"))
+    with open(target, "w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(["epoch", *keys])
+        for row in rows:
+            writer.writerow([int(row["epoch"]) - 1, *(row[key] for key in keys)])
+
+
+def verdict_json(cli, *args):
+    result = cli("verdict", *args, "--format", "json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_verdict_gives_the_epochs_the_live_run_printed_from_the_run_its_history_and_a_keras_log(
+    cli, runs_dir, tmp_path, noise_table
+):
+    trained = cli("train", str(memorize_config(tmp_path, noise_table)))
+    assert trained.exit_code == 0, trained.output
+    (folder,) = run_folders(runs_dir)
+    live = read_json(folder / "summary.json")["overfitting"]
+    assert live["warned_at_epoch"] is not None and f"⚠ overfitting since epoch {live['onset_epoch']}" in trained.output
+    keras_log = tmp_path / "keras.csv"
+    as_keras_csv_logger(folder / "history.csv", keras_log)
+
+    judged = [verdict_json(cli, reference)[0] for reference in (folder.name, str(folder / "history.csv"), str(keras_log))]
+
+    for verdict in judged:
+        assert verdict["overfitting"] is True and verdict["monitor"] == "val_loss" and verdict["direction"] == "min"
+        assert (verdict["warned_at_epoch"], verdict["onset_epoch"]) == (live["warned_at_epoch"], live["onset_epoch"])
+        assert verdict["message"] == live["message"]
+    table = cli("verdict", "latest", str(keras_log))
+    assert table.exit_code == 0 and table.output.count(f"the warning at epoch {live['warned_at_epoch']}") == 2
+
+
+@pytest.mark.parametrize("rows, args, says", [
+    ("epoch,loss,val_loss\n" + "".join(f"{e},{1 / (e + 1)},{0.5}\n" for e in range(10)), ["--monitor", "val_auc"],
+     "no 'val_auc' column (has epoch, loss, val_loss); choose one with --monitor"),
+    ("epoch,val_loss\n" + "".join(f"{e},0.5\n" for e in range(10)), [], "no 'loss' column"),
+    ("epoch,loss,val_loss\n0,1.0,0.5\n1,0.9,0.6\n", [], "2 epochs with val_loss; a verdict needs at least 7"),
+    ("loss,val_loss\n1.0,0.5\n", [], "no 'epoch' column"),
+    ("epoch,loss,val_loss\n0,1.0,oops\n", [], "line 2: val_loss is 'oops', not a number"),
+    ("epoch,loss,val_thing\n" + "".join(f"{e},1,0.5\n" for e in range(10)), ["--monitor", "val_thing"],
+     "cannot tell whether a higher 'val_thing' is better: give --mode min or --mode max"),
+])
+def test_a_history_verdict_cannot_judge_is_one_line_and_exit_2(cli, tmp_path, rows, args, says):
+    path = tmp_path / "log.csv"
+    path.write_text(rows)
+
+    result = cli("verdict", str(path), *args)
+
+    assert result.exit_code == 2
+    assert says in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_a_history_file_that_is_not_there_or_a_run_that_is_not_is_one_line(cli):
+    for reference, says in (("missing.csv", "missing.csv: no such file"), ("nope", "no run 'nope'")):
+        result = cli("verdict", reference)
+        assert result.exit_code == 2 and says in result.output
+
+
+def test_verdict_does_not_import_tensorflow(tmp_path):
+    path = tmp_path / "log.csv"
+    path.write_text("epoch,loss,val_loss\n" + "".join(f"{e},{1 / (e + 1)},{0.5 + 0.01 * e}\n" for e in range(10)))
+    probe = (
+        "import sys\nfrom typer.testing import CliRunner\nfrom dlcli.cli import app\n"
+        f"result = CliRunner().invoke(app, ['verdict', {str(path)!r}])\n"
+        "assert result.exit_code == 0, result.output\nassert 'tensorflow' not in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", probe], check=True, timeout=120)
+
+
+def test_stop_ends_training_at_the_warning_keeps_the_best_model_and_a_killed_run_resumes_to_the_same_end(
+    tmp_path, noise_table
+):
+    config = memorize_config(tmp_path, noise_table, ", overfitting: {stop: true}")
+    straight_runs, killed_runs = tmp_path / "straight", tmp_path / "killed"
+    result = CliRunner().invoke(app, ["train", str(config), "--runs-dir", str(straight_runs)])
+    assert result.exit_code == 0, result.output
+    (straight,) = run_folders(straight_runs)
+    summary = read_json(straight / "summary.json")
+    warned = summary["overfitting"]["warned_at_epoch"]
+    assert warned is not None and summary["epochs_run"] == warned < 20
+    assert summary["overfitting"]["stopped_at_epoch"] == warned
+    assert read_json(straight / "run.json")["status"] == "completed"
+    assert f"training stopped at epoch {warned} on the overfitting warning" in " ".join(summary["notes"])
+    assert summary["best_epoch"] < warned and "stopping here (training.overfitting.stop)" in result.output
+
+    # killed by SIGKILL in the commit of the epoch before the warning, then resumed
+    command = [sys.executable, "-m", "dlcli", "train", str(config), "--runs-dir", str(killed_runs)]
+    env = {**os.environ, "DLCLI_KILL_AT": f"commit.state:{warned - 1}"}
+    process = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert process.returncode == -signal.SIGKILL, process.stderr[-2000:]
+    (killed,) = run_folders(killed_runs)
+    resumed = CliRunner().invoke(app, ["train", "--resume", str(killed)])
+
+    assert resumed.exit_code == 0, resumed.output
+    assert (killed / "history.csv").read_text().count("\n") == warned + 1  # the header and one row an epoch
+    again = read_json(killed / "summary.json")
+    assert again["overfitting"]["warned_at_epoch"] == warned and again["best_epoch"] == summary["best_epoch"]
+    assert read_json(killed / "run.json")["status"] == "completed"
