@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import csv
 import math
+import random
 import statistics
 import sys
 from collections.abc import Callable
@@ -65,7 +66,7 @@ class Label:
     overfits: bool
     onset: int  # the epoch of the seed-averaged validation loss's minimum
     rise: float  # its last epochs' mean above that minimum, in noise levels of a single run
-    plain: int | None = None  # the first epoch the averaged curve stands CLEARLY_ABOVE noise levels above its minimum
+    plain: int | None = None  # from this epoch on, the averaged curve stands CLEARLY_ABOVE noise levels above its minimum
 
     @property
     def borderline(self) -> bool:
@@ -101,7 +102,10 @@ def label(histories: list[History]) -> Label:
     after = mean[onset + 1:][-LAST_EPOCHS:]
     noise = statistics.median(noise_level([row[MONITOR] for row in h.rows]) for h in histories)
     rise = (statistics.fmean(after) - mean[onset]) / noise if after else 0.0
-    plain = next((epoch + 1 for epoch in range(onset + 1, length) if mean[epoch] - mean[onset] >= CLEARLY_ABOVE * noise), None)
+    # plain: from this epoch on the averaged curve stays CLEARLY_ABOVE noise levels above its minimum
+    # (a spike the seeds share and that falls back is no plain overfit)
+    below = [epoch for epoch in range(onset + 1, length) if mean[epoch] - mean[onset] < CLEARLY_ABOVE * noise]
+    plain = (max(below, default=onset) + 2) if rise > CLEARLY_ABOVE else None
     return Label(rise > CLEARLY_ABOVE and loss[-1] < loss[onset], onset + 1, rise, plain)
 
 
@@ -332,13 +336,39 @@ def _print_scores(title: str, corpus: dict[str, list[History]], bar: str, markdo
     scores = {name: score(detector, corpus, borderline) for name, detector in DETECTORS.items()}
     ours = scores["dlcli"]
     for name, s in scores.items():
-        verdict = "" if name == "dlcli" else ("yes" if beaten(ours, s) else "no")
+        verdict = "" if name == "dlcli" or not s.overfitting_runs else ("yes" if beaten(ours, s) else "no")
+        timing = "– | – | – | –" if not s.overfitting_runs else (
+            f"{s.median_delay:.1f} | {s.mean_delay:.1f} | {s.caught_within(SOON)}/{s.overfitting_runs} "
+            f"({s.caught_within(SOON) / s.overfitting_runs:.0%}) | {s.mean_onset_error:.2f}"
+        )
         print(
             f"{bar} {name} | {s.false_alarms}/{s.quiet_runs} ({s.false_alarm_rate:.0%}) | "
-            f"{s.detected}/{s.overfitting_runs} ({s.detection_rate:.0%}) | {s.median_delay:.1f} | {s.mean_delay:.1f} | "
-            f"{s.caught_within(SOON)}/{s.overfitting_runs} ({s.caught_within(SOON) / max(s.overfitting_runs, 1):.0%}) | "
-            f"{s.mean_onset_error:.2f} | {verdict} {bar}".strip()
+            f"{s.detected}/{s.overfitting_runs} ({s.detection_rate:.0%}) | {timing} | {verdict} {bar}".strip()
         )
+
+
+# The null the detector's false-alarm control assumes, made up: a curve that converges within a
+# few epochs and then stays flat, with white noise (Gaussian, or Student's t with 3 degrees of
+# freedom for the odd bad epoch), while the training loss falls.
+PLATEAU_LENGTHS = (20, 40, 100)
+PLATEAU_RUNS = 200
+
+
+def plateau_alarms(detector: Detector, length: int, heavy_tails: bool, seed: int = 0) -> float:
+    """The share of made-up healthy plateaus of `length` epochs on which `detector` raises an alarm."""
+    generator = random.Random(seed)
+    alarms = 0
+    for _ in range(PLATEAU_RUNS):
+        noise = [
+            generator.gauss(0, 1) / (math.sqrt(generator.gammavariate(1.5, 1 / 1.5)) if heavy_tails else 1.0)
+            for _ in range(length)
+        ]
+        rows = [
+            {"epoch": epoch + 1, "loss": 0.8**epoch, MONITOR: 0.3 + 0.5 * math.exp(-epoch / 3) + 0.01 * noise[epoch]}
+            for epoch in range(length)
+        ]
+        alarms += detector(rows)[0] is not None
+    return alarms / PLATEAU_RUNS
 
 
 def main() -> None:
@@ -359,6 +389,17 @@ def main() -> None:
     _print_scores("The corpus, val_loss, borderline models scored as labelled:", corpus, bar, markdown, borderline=True)
     accuracy = monitored_by(corpus, "val_accuracy", minimize=False)
     _print_scores("The corpus monitored by val_accuracy (its own labels):", accuracy, bar, markdown, borderline=False)
+
+    print(f"\nMade-up healthy plateaus ({PLATEAU_RUNS} runs each): the share with an alarm\n")
+    shapes = [(length, heavy) for heavy in (False, True) for length in PLATEAU_LENGTHS]
+    columns = " | ".join(f"{length} epochs{', t3 noise' if heavy else ''}" for length, heavy in shapes)
+    print(f"{bar} detector | {columns} {bar}".strip())
+    if markdown:
+        print("|---|" + "---|" * len(shapes))
+    for name in ("dlcli", "Keras EarlyStopping, patience 5", "Prechelt UP3"):
+        rates = [plateau_alarms(DETECTORS[name], length, heavy) for length, heavy in shapes]
+        cells = " | ".join(f"{rate:.0%}" for rate in rates)
+        print(f"{bar} {name} | {cells} {bar}".strip())
 
     book = load_book()
     if book:

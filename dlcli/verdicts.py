@@ -49,22 +49,25 @@ def best_row(rows: list[dict[str, float]], monitor: str, minimize: bool) -> dict
 # One epoch's noise is never taken as less than this fraction of the curve's typical size:
 # a perfectly smooth curve would otherwise make a rounding-sized rise significant.
 NOISE_FLOOR_FRACTION = 1e-3
-# The level test: the recent epochs this many noise levels above the best stretch. For
-# Gaussian noise a single look at 3 noise levels is wrong about once in 700.
+# Both tests ask the recent epochs to stand this many noise levels above the best epoch's level.
+# For Gaussian noise a single look at 3 noise levels is wrong about once in 700.
 STRONG_RISE = 3.0
-# The trend test: the epochs since the best rising by rank (Kendall's tau, one-sided) with a
-# p-value below TREND_P, over at least TREND_EPOCHS epochs, and at least TREND_RISE noise levels
-# up: a steady climb of small steps is strong evidence as a trend long before it is large as
-# a level. The p-value is exact whatever the noise's shape: under no trend, the epochs after
-# the best are exchangeable, so each ordering of them is as likely as any other.
-TREND_P = 0.005
+# The level test measures the noise over the whole run, the conservative way: a jump alone must
+# stand out of the run's noisiest stretch. The trend test measures it where it matters, over the
+# epochs from LOCAL_NOISE_BEFORE before the best on (at least LOCAL_NOISE_EPOCHS of them), since
+# its false alarms are held by the p-value: the epochs since the best must rise by rank
+# (Kendall's tau, one-sided) with a p-value below TREND_P, over at least TREND_EPOCHS epochs. The
+# p-value is exact whatever the noise's shape: under no trend the epochs after the best are
+# exchangeable, so each ordering of them is as likely as any other. A steady climb of small
+# steps is strong evidence as a trend long before it is large against the whole run's noise.
+TREND_P = 0.01
 TREND_EPOCHS = 4
-TREND_RISE = 2.5
+LOCAL_NOISE_BEFORE = 3
+LOCAL_NOISE_EPOCHS = 8
 # The quiet hint in the progress line.
 WEAK_RISE = 1.5
-# The rise is measured between this many epochs: the median of the last ones (one bad epoch
-# is no trend) against the lowest mean of as many in a row around the best (one lucky dip is
-# no reference).
+# The rise is the median of this many last epochs (one bad epoch is no trend) above the best
+# epoch's level.
 AVERAGED_EPOCHS = 3
 # Fewer epochs than this give no trustworthy measure of the noise, and so no warning.
 MIN_EPOCHS = 7
@@ -118,8 +121,9 @@ class Evidence:
     epochs_since_best: int
     best: float
     now: float
-    rise: float  # the last epochs' median beyond the best stretch's mean, in the metric's units (positive: worse)
+    rise: float  # the last epochs' median beyond the best epoch's level, in the metric's units (positive: worse)
     noise: float  # one epoch's noise of this curve
+    local_noise: float  # one epoch's noise around and after the best
     trend_p: float  # how likely the epochs since the best would rise as much by chance (Kendall's tau)
     loss_at_best: float
     loss_now: float
@@ -127,6 +131,10 @@ class Evidence:
     @property
     def noise_levels(self) -> float:
         return self.rise / self.noise
+
+    @property
+    def local_noise_levels(self) -> float:
+        return self.rise / self.local_noise
 
     @property
     def training_improving(self) -> bool:
@@ -138,6 +146,7 @@ class Evidence:
             "rise": self.rise,
             "noise": self.noise,
             "noise_levels": round(self.noise_levels, 2),
+            "local_noise": self.local_noise,
             "trend_p": round(self.trend_p, 4),
             "loss_at_best": self.loss_at_best,
             "loss_now": self.loss_now,
@@ -154,13 +163,11 @@ def evidence(rows: list[dict[str, float]], monitor: str, minimize: bool) -> Evid
     best = min(range(len(worse)), key=worse.__getitem__)
     since = worse[best + 1:]
     recent = since[-AVERAGED_EPOCHS:]
-    # the stretches of AVERAGED_EPOCHS epochs that hold the best epoch
-    first = max(0, best - AVERAGED_EPOCHS + 1)
-    last = min(best, len(worse) - AVERAGED_EPOCHS)
-    reference = min(
-        (statistics.fmean(worse[i:i + AVERAGED_EPOCHS]) for i in range(first, last + 1)), default=worse[best]
-    )
+    # the best epoch's level: the median of it and its neighbours, so that a lucky dip (the
+    # deeper, the longer the plateau it ends) is no reference
+    reference = statistics.median(worse[max(0, best - 1):best + 2])
     noise = noise_level(worse)
+    around_best = max(0, min(best - LOCAL_NOISE_BEFORE, len(worse) - LOCAL_NOISE_EPOCHS))
     onset = next(index for index, value in enumerate(worse) if value <= worse[best] + ONSET_BAND * noise)
     return Evidence(
         epoch=int(usable[-1]["epoch"]),
@@ -172,6 +179,7 @@ def evidence(rows: list[dict[str, float]], monitor: str, minimize: bool) -> Evid
         now=usable[-1][monitor],
         rise=statistics.median(recent) - reference if recent else 0.0,
         noise=noise,
+        local_noise=noise_level(worse[around_best:]),
         trend_p=rising_p_value(since) if len(since) >= TREND_EPOCHS else 1.0,
         loss_at_best=usable[best]["loss"],
         loss_now=usable[-1]["loss"],
@@ -188,7 +196,7 @@ def strength(found: Evidence | None, settings: OverfittingConfig) -> str:
     if found.epochs >= MIN_EPOCHS and found.epochs_since_best >= settings.patience:
         if found.noise_levels >= STRONG_RISE:
             return "strong"
-        if found.noise_levels >= TREND_RISE and found.trend_p < TREND_P:
+        if found.local_noise_levels >= STRONG_RISE and found.trend_p < TREND_P:
             return "strong"
     if found.epochs_since_best >= 2 and found.noise_levels >= WEAK_RISE:
         return "weak"
@@ -264,14 +272,16 @@ class OverfittingWatch:
 
     def message(self, found: Evidence) -> str:
         at = f" (epoch {found.best_epoch})" if found.best_epoch != found.onset_epoch else ""
-        trend = (
-            f", worse by rank for {found.epochs_since_best} epochs (p={found.trend_p:.2g})"
-            if found.trend_p < TREND_P else ""
-        )
+        if found.noise_levels >= STRONG_RISE:
+            why = f"{found.noise_levels:.1f}× its epoch-to-epoch noise"
+        else:  # the trend test's evidence
+            why = (
+                f"{found.local_noise_levels:.1f}× its noise near the best and worse by rank for "
+                f"{found.epochs_since_best} epochs (p={found.trend_p:.2g})"
+            )
         return (
             f"overfitting since epoch {found.onset_epoch}: {self.monitor} from its best {found.best:.4g}{at} to "
-            f"{found.now:.4g}, {found.noise_levels:.1f}× its epoch-to-epoch noise{trend}, while loss fell "
-            f"{found.loss_at_best:.4g} → {found.loss_now:.4g}"
+            f"{found.now:.4g}, {why}, while loss fell {found.loss_at_best:.4g} → {found.loss_now:.4g}"
         )
 
     def verdict(self) -> dict[str, Any]:

@@ -88,7 +88,7 @@ def test_resolved_config_round_trips(tiny_config, tmp_path):
     written = yaml.safe_load(config.to_yaml())
     assert written["training"] == {
         "epochs": 5, "batch_size": 64, "monitor": "val_loss", "monitor_mode": "auto",
-        "overfitting": {"monitor": "val_loss", "mode": "auto", "patience": 3, "min_delta": 0.0},
+        "overfitting": {"monitor": "val_loss", "mode": "auto", "patience": 3, "min_delta": 0.0, "stop": False},
         "tensorboard": True, "plot": {"smooth": 0.0, "from_epoch": 1}, "callbacks": [],
         "steps_per_execution": "auto", "jit_compile": "auto",
         "cache": "auto", "prefetch": True, "mixed_precision": False, "distribute": "none",
