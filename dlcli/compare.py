@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from dlcli.config import read_yaml
 from dlcli.errors import DlcliError
 from dlcli.runs import CONFIG_FILE, HISTORY_FILE, RunRecord, load_run, read_history, resolve_run
 from dlcli.verdicts import metric_name, minimizes
@@ -48,7 +49,7 @@ def differing_keys(configs: list[dict[str, Any]]) -> list[str]:
 
 def read_config(record: RunRecord) -> dict[str, Any]:
     try:
-        config = yaml.safe_load(record.folder.file(CONFIG_FILE).read_text(encoding="utf-8"))
+        config = read_yaml(record.folder.file(CONFIG_FILE).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return {}
     return config if isinstance(config, dict) else {}

@@ -54,19 +54,30 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
 
 
 class _YamlLoader(yaml.SafeLoader):
-    """SafeLoader that also reads `1e-4` as a float (YAML 1.2), as learning rates are written."""
+    """SafeLoader that also reads `1e-4` as a float (YAML 1.2), as learning rates are written;
+    in pure Python, for the marks and messages of a config error."""
 
 
-_YamlLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-    list("-+0123456789"),
-)
+class _FastYamlLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+    """The same reading through libyaml where it is installed: the index reads every run's config."""
+
+
+for _loader in (_YamlLoader, _FastYamlLoader):  # one reading of a scalar: config files, --set, --where, the index
+    _loader.add_implicit_resolver(
+        "tag:yaml.org,2002:float",
+        re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+        list("-+0123456789"),
+    )
 
 
 def parse_yaml_value(text: str) -> Any:
     """A scalar or flow value as YAML types it: '3' -> 3, '1e-4' -> 0.0001, '[a, b]' -> list."""
     return yaml.load(text, Loader=_YamlLoader)  # noqa: S506 - a SafeLoader subclass
+
+
+def read_yaml(text: str) -> Any:
+    """A whole YAML document (a run's resolved config), typed as config files are read."""
+    return yaml.load(text, Loader=_FastYamlLoader)  # noqa: S506 - a SafeLoader subclass
 
 
 class SourceMap:

@@ -26,6 +26,7 @@ from typing import Any
 
 import yaml
 
+from dlcli.config import parse_yaml_value, read_yaml
 from dlcli.errors import DlcliError
 from dlcli.runs import (
     CONFIG_FILE, RUN_FILE, RUN_ID, RunFolder, RunInfo, RunRecord, effective_status, load_run, running_status,
@@ -33,7 +34,7 @@ from dlcli.runs import (
 from dlcli.verdicts import metric_name
 
 INDEX_FILE = "index.sqlite"
-INDEX_VERSION = 4  # PRAGMA user_version: an index of another version is rebuilt
+INDEX_VERSION = 5  # PRAGMA user_version: an index of another version is rebuilt
 BUSY_TIMEOUT_S = 60
 
 SCHEMA = """
@@ -55,8 +56,6 @@ CREATE INDEX IF NOT EXISTS fields_by_text ON fields (key, text);
 # 0.03 s instead of 0.13 s, a `--where` over them in 0.03 s instead of 0.19 s, the running
 # ones (which may have crashed) without reading every record.
 
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's: a rebuild reads every config
-
 
 def flattened(value: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
     """(dotted key, value) for every leaf; list items by their index, as `--set` writes them."""
@@ -74,7 +73,7 @@ def _fields(record: RunRecord) -> list[tuple[str, Any]]:
     """What `--where` and `--sort` can ask of a run: its config's keys and its metrics."""
     fields: list[tuple[str, Any]] = []
     try:
-        config = yaml.load(record.folder.file(CONFIG_FILE).read_text(encoding="utf-8"), Loader=_Loader)
+        config = read_yaml(record.folder.file(CONFIG_FILE).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
         config = None
     if isinstance(config, dict):
@@ -339,7 +338,7 @@ def _condition(condition: str) -> tuple[str, list[Any]]:
     key, operator, raw = match.groups()
     key = re.sub(r"\[(\d+)\]", r".\1", key)  # compare's `model.layers[1]` is `model.layers.1`
     try:
-        value = yaml.load(raw, Loader=_Loader)
+        value = parse_yaml_value(raw)
     except yaml.YAMLError:
         value = raw
     number = _as_number(value)

@@ -60,6 +60,19 @@ def test_where_selects_by_config_keys_and_metrics(cli, four_runs, where, expecte
     assert listed(cli, *(arg for condition in where for arg in ("--where", condition))) == expected
 
 
+def test_where_reads_a_number_as_the_config_does_in_every_spelling(cli, runs_dir):
+    """`1e-4` is a number to the config reader, to `--set`, to `--where` and to the index alike."""
+    indexed_run(runs_dir, "20260101-100000-small", {"name": "adam", "learning_rate": 0.0001})
+    literal = indexed_run(runs_dir, "20260101-110000-literal", "adam")
+    config = (literal / "config.yaml").read_text().replace("optimizer: adam", "optimizer: {name: adam, learning_rate: 1e-4}")
+    (literal / "config.yaml").write_text(config)  # as a person writes it
+    indexed_run(runs_dir, "20260101-120000-large", {"name": "adam", "learning_rate": 0.01})
+
+    assert listed(cli, "--where", "optimizer.learning_rate=1e-4") == ["small", "literal"]
+    assert listed(cli, "--where", "optimizer.learning_rate<1e-3") == ["small", "literal"]
+    assert listed(cli, "--where", "optimizer.learning_rate>=1.0e-2") == ["large"]
+
+
 def test_sort_is_best_first_by_the_metrics_direction(cli, four_runs):
     assert listed(cli, "--sort", "val_accuracy") == ["d", "b", "c", "a"]
     assert listed(cli, "--sort", "best.val_loss") == ["d", "b", "c", "a"]
