@@ -479,6 +479,11 @@ class Mode(str, Enum):
     max = "max"
 
 
+class VerdictFormat(str, Enum):  # a verdict is nested (its evidence): no CSV
+    table = "table"
+    json = "json"
+
+
 @app.command()
 @reports_errors
 def verdict(
@@ -489,21 +494,19 @@ def verdict(
         help="The validation metric to watch (default: the run's training.overfitting.monitor, or val_loss).")] = None,
     mode: Annotated[Optional[Mode], typer.Option(
         help="Whether lower (min) or higher (max) is better (default: as the run recorded it, or by its name).")] = None,
-    output_format: Annotated[Format, typer.Option(
-        "--format", help="table or json (one object per history; data only on stdout).")] = Format.table,
+    output_format: Annotated[VerdictFormat, typer.Option(
+        "--format", help="table or json (one object per history; data only on stdout).")] = VerdictFormat.table,
     runs_dir: RunsDir = Path("runs"),
 ) -> None:
     """The overfitting verdict of any history, read one epoch at a time as training reads it:
     when the warning would have come, the onset it names, its evidence, the final verdict."""
     from dlcli.histories import history_verdicts
 
-    if output_format == Format.csv:
-        raise DlcliError("--format: verdict prints table or json")
     found = [
         judged for reference in histories
         for judged in history_verdicts(reference, runs_dir, monitor, mode.value if mode else None)
     ]
-    if output_format == Format.json:
+    if output_format == VerdictFormat.json:
         return print_json([judged.as_dict() for judged in found])
     for judged in found:
         name = judged.source + (f" fold {judged.fold}" if judged.fold is not None else "")
@@ -517,7 +520,7 @@ def verdict(
             console.print(f"  [bold yellow]⚠ {result['message']}[/]", highlight=False)
         elif result["recovered"]:
             console.print(f"  {result['recovered']}", highlight=False)
-        else:
+        elif result["best"] is not None:
             console.print(f"  no overfitting: best {judged.monitor} {result['best']:.4g} at epoch {result['best_epoch']}",
                           highlight=False)
 

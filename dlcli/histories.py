@@ -14,11 +14,11 @@ from typing import Any
 
 from dlcli.config import OverfittingConfig
 from dlcli.errors import DlcliError
+from dlcli.runs import INTEGER_COLUMNS
 from dlcli.verdicts import MIN_EPOCHS, OverfittingWatch, metric_name
 
-# Tags a dlcli history.csv carries beside the metrics: each fold is a model of its own.
+# The tag of a k-fold run's rows: each fold is a model of its own.
 FOLD = "fold"
-INTEGER_COLUMNS = ("epoch", FOLD, "phase")
 
 # Metric names whose lower value is better, for a file that does not say (Keras's own losses
 # and error metrics); the rest of Keras's metrics that rank ("accuracy", "auc", ...) are maximized.
@@ -29,7 +29,7 @@ MAXIMIZED_WORDS = ("acc", "auc", "precision", "recall", "f1", "iou", "r2", "scor
 def read_curves(path: Path) -> list[dict[str, float]]:
     """The rows of a history file, epochs counted from 1 whichever way the file counts them."""
     try:
-        with open(path, newline="", encoding="utf-8") as file:
+        with open(path, newline="", encoding="utf-8-sig") as file:  # a spreadsheet's byte-order mark too
             reader = csv.DictReader(file)
             columns = reader.fieldnames or []
             if "epoch" not in columns:
@@ -60,7 +60,11 @@ def _row(record: dict[str, str | None], path: Path, line: int) -> dict[str, floa
                 value = math.nan
             else:
                 raise DlcliError(f"{path}, line {line}: {key} is '{text[:30]}', not a number") from None
-        row[key] = int(value) if key in INTEGER_COLUMNS and math.isfinite(value) else value
+        if key in INTEGER_COLUMNS:
+            if not (math.isfinite(value) and value == int(value)):
+                raise DlcliError(f"{path}, line {line}: {key} is '{text[:30]}', not a whole number")
+            value = int(value)
+        row[key] = value
     if "epoch" not in row:
         raise DlcliError(f"{path}, line {line}: no epoch number")
     return row
@@ -123,14 +127,17 @@ def judge_curves(
             choose = "; choose one with --monitor" if needed == monitor else ""
             raise DlcliError(f"{source}: no '{needed}' column (has {', '.join(columns)}){choose}")
     folds = sorted({int(row[FOLD]) for row in rows if FOLD in row})
+    if folds and any(FOLD not in row for row in rows):
+        raise DlcliError(f"{source}: some rows have a fold and some have none; give one model's history")
     models = [(fold, [row for row in rows if row.get(FOLD) == fold]) for fold in folds] or [(None, rows)]
     verdicts = []
     for fold, model_rows in models:
-        usable = [row for row in model_rows if math.isfinite(row.get(monitor, math.nan))]
+        usable = [row for row in model_rows if all(math.isfinite(row.get(key, math.nan)) for key in (monitor, "loss"))]
         if len(usable) < MIN_EPOCHS:
             which = f" (fold {fold})" if fold is not None else ""
             raise DlcliError(
-                f"{source}{which}: {len(usable)} epochs with {monitor}; a verdict needs at least {MIN_EPOCHS}"
+                f"{source}{which}: {len(usable)} epochs with both {monitor} and loss; a verdict needs at least "
+                f"{MIN_EPOCHS}"
             )
         watch = OverfittingWatch(settings, minimize=direction == "min")
         warnings = [int(row["epoch"]) for row in model_rows if watch.observe(row) is not None]

@@ -215,6 +215,10 @@ def rows_to_csv(rows: list[dict[str, float]]) -> str:
     return buffer.getvalue()
 
 
+# history.csv's columns that count rather than measure: the epoch, and the tags of k-fold and fine-tune runs
+INTEGER_COLUMNS = ("epoch", "fold", "phase")
+
+
 def read_history(path: Path) -> list[dict[str, float]]:
     """history.csv back into rows (tags and epochs as ints), [] when there is none."""
     if not path.is_file():
@@ -222,7 +226,7 @@ def read_history(path: Path) -> list[dict[str, float]]:
     try:
         with open(path, newline="", encoding="utf-8") as file:
             return [
-                {key: int(value) if key in ("epoch", "fold", "phase") else float(value) for key, value in row.items()}
+                {key: int(value) if key in INTEGER_COLUMNS else float(value) for key, value in row.items()}
                 for row in csv.DictReader(file)
             ]
     except (ValueError, TypeError, UnicodeDecodeError, csv.Error) as error:  # a cut or overwritten file

@@ -248,7 +248,8 @@ def _result_of(
         if verdict["stopped_at_epoch"] is not None:
             result["notes"].append(
                 f"training stopped at epoch {verdict['stopped_at_epoch']} on the overfitting warning "
-                f"(training.overfitting.stop); model.keras is the best epoch's ({result['best_epoch']})"
+                f"(training.overfitting.stop); {model_file(rows[-1].get('fold'))} is the best epoch's "
+                f"({result['best_epoch']})"
             )
     diverged = _diverged_row(rows)
     result["diverged"] = (

@@ -57,11 +57,12 @@ STRONG_RISE = 3.0
 # epochs from LOCAL_NOISE_BEFORE before the best on (at least LOCAL_NOISE_EPOCHS of them), since
 # its false alarms are held by the p-value: the epochs since the best must rise by rank
 # (Kendall's tau, one-sided) with a p-value below TREND_P, over at least TREND_EPOCHS epochs. The
-# p-value is exact whatever the noise's shape: under no trend the epochs after the best are
+# p-value is exact whatever the noise's shape (scipy's exact test for up to 33 epochs without
+# ties; its normal approximation beyond): under no trend the epochs after the best are
 # exchangeable, so each ordering of them is as likely as any other. A steady climb of small
 # steps is strong evidence as a trend long before it is large against the whole run's noise.
 TREND_P = 0.01
-TREND_EPOCHS = 4
+TREND_EPOCHS = 5  # the fewest whose exact p-value can be below 0.01: 1/5! when all rise
 LOCAL_NOISE_BEFORE = 3
 LOCAL_NOISE_EPOCHS = 8
 # The quiet hint in the progress line.
@@ -191,9 +192,9 @@ def strength(found: Evidence | None, settings: OverfittingConfig) -> str:
 
     Strong: a level far above the noise, or a significant climb that has left the noise.
     """
-    if found is None or not found.training_improving or found.rise <= settings.min_delta:
+    if found is None or found.epochs < MIN_EPOCHS or not found.training_improving or found.rise <= settings.min_delta:
         return "none"
-    if found.epochs >= MIN_EPOCHS and found.epochs_since_best >= settings.patience:
+    if found.epochs_since_best >= settings.patience:
         if found.noise_levels >= STRONG_RISE:
             return "strong"
         if found.local_noise_levels >= STRONG_RISE and found.trend_p < TREND_P:

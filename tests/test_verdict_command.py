@@ -92,9 +92,12 @@ def test_verdict_gives_the_epochs_the_live_run_printed_from_the_run_its_history_
     ("epoch,loss,val_loss\n" + "".join(f"{e},{1 / (e + 1)},{0.5}\n" for e in range(10)), ["--monitor", "val_auc"],
      "no 'val_auc' column (has epoch, loss, val_loss); choose one with --monitor"),
     ("epoch,val_loss\n" + "".join(f"{e},0.5\n" for e in range(10)), [], "no 'loss' column"),
-    ("epoch,loss,val_loss\n0,1.0,0.5\n1,0.9,0.6\n", [], "2 epochs with val_loss; a verdict needs at least 7"),
+    ("epoch,loss,val_loss\n0,1.0,0.5\n1,0.9,0.6\n", [], "2 epochs with both val_loss and loss; a verdict needs at least 7"),
     ("loss,val_loss\n1.0,0.5\n", [], "no 'epoch' column"),
     ("epoch,loss,val_loss\n0,1.0,oops\n", [], "line 2: val_loss is 'oops', not a number"),
+    ("epoch,loss,val_loss\nNA,1.0,0.5\n", [], "line 2: epoch is 'NA', not a whole number"),
+    ("epoch,loss,val_loss\n" + "".join(f"{e},NA,0.5\n" for e in range(10)), [],
+     "0 epochs with both val_loss and loss; a verdict needs at least 7"),
     ("epoch,loss,val_thing\n" + "".join(f"{e},1,0.5\n" for e in range(10)), ["--monitor", "val_thing"],
      "cannot tell whether a higher 'val_thing' is better: give --mode min or --mode max"),
 ])
@@ -106,6 +109,16 @@ def test_a_history_verdict_cannot_judge_is_one_line_and_exit_2(cli, tmp_path, ro
 
     assert result.exit_code == 2
     assert says in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_a_spreadsheet_s_byte_order_mark_and_windows_line_ends_are_read(cli, tmp_path):
+    path = tmp_path / "log.csv"
+    rows = "".join(f"{e},{1 / (e + 1)},{0.5 + 0.01 * e}\r\n" for e in range(12))
+    path.write_bytes(("\ufeffepoch,loss,val_loss\r\n" + rows).encode("utf-8"))
+
+    (verdict,) = verdict_json(cli, str(path))
+
+    assert verdict["epochs"] == 12 and verdict["overfitting"] is True
 
 
 def test_a_history_file_that_is_not_there_or_a_run_that_is_not_is_one_line(cli):
@@ -141,16 +154,20 @@ def test_stop_ends_training_at_the_warning_keeps_the_best_model_and_a_killed_run
     assert f"training stopped at epoch {warned} on the overfitting warning" in " ".join(summary["notes"])
     assert summary["best_epoch"] < warned and "stopping here (training.overfitting.stop)" in result.output
 
-    # killed by SIGKILL in the commit of the epoch before the warning, then resumed
-    command = [sys.executable, "-m", "dlcli", "train", str(config), "--runs-dir", str(killed_runs)]
-    env = {**os.environ, "DLCLI_KILL_AT": f"commit.state:{warned - 1}"}
-    process = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
-    assert process.returncode == -signal.SIGKILL, process.stderr[-2000:]
-    (killed,) = run_folders(killed_runs)
-    resumed = CliRunner().invoke(app, ["train", "--resume", str(killed)])
+    # killed by SIGKILL in the commit of the epoch before the warning (the resumed run meets the
+    # warning live), and in the commit of the warning's epoch (it resumes from the recorded stop)
+    for commit in (warned - 1, warned):
+        runs = killed_runs / f"commit-{commit}"
+        command = [sys.executable, "-m", "dlcli", "train", str(config), "--runs-dir", str(runs)]
+        env = {**os.environ, "DLCLI_KILL_AT": f"commit.state:{commit}"}
+        process = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+        assert process.returncode == -signal.SIGKILL, process.stderr[-2000:]
+        (killed,) = run_folders(runs)
+        resumed = CliRunner().invoke(app, ["train", "--resume", str(killed)])
 
-    assert resumed.exit_code == 0, resumed.output
-    assert (killed / "history.csv").read_text().count("\n") == warned + 1  # the header and one row an epoch
-    again = read_json(killed / "summary.json")
-    assert again["overfitting"]["warned_at_epoch"] == warned and again["best_epoch"] == summary["best_epoch"]
-    assert read_json(killed / "run.json")["status"] == "completed"
+        assert resumed.exit_code == 0, resumed.output
+        assert (killed / "history.csv").read_text().count("\n") == warned + 1  # the header and one row an epoch
+        again = read_json(killed / "summary.json")
+        assert again["overfitting"]["warned_at_epoch"] == warned and again["best_epoch"] == summary["best_epoch"]
+        assert again["overfitting"]["stopped_at_epoch"] == warned
+        assert read_json(killed / "run.json")["status"] == "completed"
