@@ -15,7 +15,7 @@ from dlcli.data.cache import check_decodable
 from dlcli.data.examples import FINGERPRINT_VERSION, Splits
 from dlcli.data.pipeline import stream
 from dlcli.errors import DlcliError
-from dlcli.inference import load_run_model
+from dlcli.inference import class_probabilities, load_run_model, outputs_are_logits
 from dlcli.runs import (
     CONFIG_FILE, EVALUATION_FILE, MODEL_FILE, SCHEMA, SUMMARY_FILE, RunFolder, model_file, now, write_json,
 )
@@ -23,9 +23,10 @@ from dlcli.runs import (
 SPLITS = ("test", "validation")
 
 
-def _classification_report(scores: np.ndarray, truth: np.ndarray, class_names: list[str]) -> dict:
-    """Confusion matrix (rows: true class, columns: predicted) and per-class accuracy."""
-    predicted = (scores[:, 0] > 0.5).astype(int) if scores.shape[-1] == 1 else scores.argmax(axis=-1)
+def _classification_report(scores: np.ndarray, truth: np.ndarray, class_names: list[str], logits: bool) -> dict:
+    """Confusion matrix (rows: true class, columns: predicted) and per-class accuracy; the classes
+    as `dlcli predict` chooses them (a logit's boundary is 0, a probability's 0.5)."""
+    predicted = class_probabilities(scores, logits).argmax(axis=-1)
     size = len(class_names)
     matrix = np.bincount(truth * size + predicted, minlength=size * size).reshape(size, size)
     totals = matrix.sum(axis=1)
@@ -38,7 +39,7 @@ def _classification_report(scores: np.ndarray, truth: np.ndarray, class_names: l
     }
 
 
-def _score(model: keras.Model, splits: Splits, split: str, batch_size: int) -> dict[str, Any]:
+def _score(model: keras.Model, splits: Splits, split: str, batch_size: int, logits: bool) -> dict[str, Any]:
     """Metrics, and for classifiers the confusion matrix, over the split streamed a batch at a time."""
     data = stream(splits, split, batch_size)
     try:
@@ -51,7 +52,7 @@ def _score(model: keras.Model, splits: Splits, split: str, batch_size: int) -> d
         "samples": len(splits.split(split)), "metrics": {key: float(value) for key, value in metrics.items()},
     }
     if scores is not None:
-        result.update(_classification_report(scores, splits.split(split).labels, splits.class_names))
+        result.update(_classification_report(scores, splits.split(split).labels, splits.class_names, logits))
     return result
 
 
@@ -63,14 +64,15 @@ def evaluate_run(run: RunFolder, split: str = "test") -> dict[str, Any]:
     if split == "validation" and not config.validates:
         raise DlcliError(f"run {run.id} trained on all the training data (`dataset.validation_split: 0`): "
                          "it has no validation split; evaluate it on the test split")
-    batch_size = config.training.batch_size
+    batch_size, logits = config.training.batch_size, outputs_are_logits(config)
     evaluation: dict[str, Any] = {
         "schema": SCHEMA, "run": run.id, "split": split, "evaluated": now().isoformat(timespec="seconds"),
     }
     if config.training.kfold:
         folds = load_folds(config)
         results = [
-            {"fold": number, **_score(load_run_model(run, model_file(number), compile=True), data, split, batch_size)}
+            {"fold": number, **_score(load_run_model(run, model_file(number), compile=True), data, split, batch_size,
+                                      logits)}
             for number, data in enumerate(folds, start=1)
         ]
         keys = results[0]["metrics"]
@@ -81,7 +83,7 @@ def evaluate_run(run: RunFolder, split: str = "test") -> dict[str, Any]:
         splits = folds[0]
     else:
         splits = load_dataset(config)
-        evaluation.update(_score(load_run_model(run, MODEL_FILE, compile=True), splits, split, batch_size))
+        evaluation.update(_score(load_run_model(run, MODEL_FILE, compile=True), splits, split, batch_size, logits))
     evaluation["fingerprint"] = splits.fingerprint(split)
     evaluation["same_data_as_training"] = _same_data(run, evaluation["fingerprint"], split)
     write_json(run.file(EVALUATION_FILE), evaluation)

@@ -80,7 +80,7 @@ def write_inference_files(run: RunFolder, config: ExperimentConfig, folds: list[
         "folds": len(folds) if config.training.kfold else None,
         "value_range": first.value_range,
         "encoding": first.encoding.describe,
-        "outputs": "logits" if config.loss.kwargs.get("from_logits") else "probabilities",
+        "outputs": "logits" if outputs_are_logits(config) else "probabilities",
     })
 
 
@@ -121,8 +121,17 @@ def load_run_model(run: RunFolder, name: str, compile: bool = False) -> keras.Mo
         raise DlcliError(f"run {run.id}: cannot load {name} ({reason})") from error
 
 
-def class_probabilities(outputs: np.ndarray) -> np.ndarray:
-    """A classifier's probabilities (N, outputs) as one per class: a single sigmoid unit as [1 - p, p]."""
+def outputs_are_logits(config: ExperimentConfig) -> bool:
+    """Whether the model was trained on logits (`loss: {from_logits: true}`): its outputs are no probabilities yet."""
+    return bool(config.loss.kwargs.get("from_logits"))
+
+
+def class_probabilities(outputs: np.ndarray, logits: bool = False) -> np.ndarray:
+    """A classifier's outputs (N, outputs) as one probability per class: a single sigmoid unit as
+    [1 - p, p]; `logits` squashed first, by a sigmoid or a softmax, as `inference_model` does."""
+    if logits:
+        squash = keras.ops.sigmoid if outputs.shape[1] == 1 else keras.ops.softmax
+        outputs = keras.ops.convert_to_numpy(squash(outputs))
     return np.concatenate([1 - outputs, outputs], axis=1) if outputs.shape[1] == 1 else outputs
 
 

@@ -116,6 +116,37 @@ def test_table_and_text_predictions_score_as_evaluate_does(cli, trained, tmp_pat
         assert accuracy == pytest.approx(evaluated_accuracy(cli, trained, run), abs=0.005), name
 
 
+def test_evaluate_and_predict_choose_the_same_class_for_every_example_of_a_logit_unit(cli, trained, tmp_path):
+    """One unit without a sigmoid, trained `from_logits`: its boundary is a logit of 0, for both."""
+    config = tmp_path / "logit.yaml"
+    config.write_text(TABLE.replace("{path}", str(trained["table"])).replace(
+        "  standardize: true", "  standardize: true\n  classes: [3, 8]").replace(
+        "    - Dense: {units: 10, activation: softmax}", "    - Dense: {units: 1}").replace(
+        "loss: sparse_categorical_crossentropy", "loss: {name: binary_crossentropy, from_logits: true}").replace(
+        "metrics: [accuracy]", "metrics: []"))
+    run = train(load_config(config, ["name=logit", "training.epochs=1", "optimizer.learning_rate=0.001"]),
+                trained["runs"]).run
+    splits = load_dataset(load_config(run.file("config.yaml")))
+    test = splits.test
+    path = tmp_path / "logit-test.csv"
+    with path.open("w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow([*splits.input_columns, "truth"])
+        writer.writerows([*x.tolist(), splits.class_names[label]] for x, label in zip(test.pool.x[test.indices], test.labels))
+
+    result, rows = predicted(cli, trained, run, path)
+    assert cli("evaluate", run.id, "--runs-dir", str(trained["runs"]), runs=False).exit_code == 0
+
+    assert result.exit_code == 0, result.output
+    names = splits.class_names
+    from_predict = np.zeros((2, 2), int)
+    for row in rows:
+        from_predict[names.index(row["truth"]), names.index(row["prediction"])] += 1
+    matrix = read_json(run.file("evaluation.json"))["confusion_matrix"]
+    assert from_predict.tolist() == matrix
+    assert 0 < sum(row["prediction"] == names[1] for row in rows) < len(rows)  # both classes chosen: a real boundary
+
+
 def test_arrays_top_k_and_an_unreadable_image(cli, trained, digits_folder, tmp_path):
     folder = tmp_path / "mixed"
     shutil.copytree(digits_folder / "test" / "7", folder)
