@@ -46,7 +46,8 @@ def make_runs(runs_dir: Path, count: int) -> None:
     rmsprop = files["config.yaml"].replace("name: adam", "name: rmsprop")
     for index in range(1, count):
         day, second = divmod(index, 86400)
-        run_id = f"2026{1 + day // 28:02d}{1 + day % 28:02d}-{second // 3600:02d}{second // 60 % 60:02d}{second % 60:02d}-copy-{index}"
+        clock = f"{second // 3600:02d}{second // 60 % 60:02d}{second % 60:02d}"
+        run_id = f"2026{1 + day // 28:02d}{1 + day % 28:02d}-{clock}-copy-{index}"
         copy = runs_dir / run_id
         copy.mkdir()
         for name in ("summary.json", "history.csv"):

@@ -204,8 +204,9 @@ def up(strips: int) -> Detector:
     return detect
 
 
-def dlcli_detector(settings: OverfittingConfig = OverfittingConfig()) -> Detector:
+def dlcli_detector(settings: OverfittingConfig | None = None) -> Detector:
     """dlcli's OverfittingWatch, fed as training feeds it: the epoch of its ⚠ line and its onset then."""
+    settings = settings or OverfittingConfig()
 
     def detect(rows):
         watch = OverfittingWatch(settings, minimize=True)

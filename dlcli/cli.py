@@ -12,9 +12,9 @@ import shlex
 import signal
 import sys
 import traceback
+from collections.abc import Callable, Iterable
 from enum import Enum
 from pathlib import Path
-from collections.abc import Callable, Iterable
 from typing import Annotated, Any, Optional
 
 import typer
@@ -341,7 +341,8 @@ def predict(
     if output:
         error_console.print(f"wrote {output}")
     if prediction.failed:
-        shown = ", ".join(prediction.failed[:5]) + (f" and {len(prediction.failed) - 5} more" if len(prediction.failed) > 5 else "")
+        more = len(prediction.failed) - 5
+        shown = ", ".join(prediction.failed[:5]) + (f" and {more} more" if more > 0 else "")
         raise SomeInputsFailed(f"{len(prediction.failed)} input(s) could not be read as images: {shown}")
 
 
@@ -379,7 +380,8 @@ def list_runs(
         Optional[str], typer.Option("--status", help="Only runs with this status (crashed and damaged included).")
     ] = None,
     where: WhereOption = [],  # noqa: B006 - Typer reads the default, never mutates it
-    sort: Annotated[Optional[str], typer.Option("--sort", help="Best first by a metric, e.g. val_accuracy or test.accuracy.")] = None,
+    sort: Annotated[Optional[str], typer.Option(
+        "--sort", help="Best first by a metric, e.g. val_accuracy or test.accuracy.")] = None,
     last: Annotated[Optional[int], typer.Option("--last", min=1, help="The N most recent runs (default 50).")] = None,
     show_all: Annotated[bool, typer.Option("--all", help="Every run that matches.")] = False,
     output_format: FormatOption = Format.table,
@@ -431,8 +433,15 @@ def show(run: RunArgument, output_format: FormatOption = Format.table, runs_dir:
 
     from dlcli.render import STATUS_STYLES
     from dlcli.runs import (
-        CHECKPOINT_DIR, CONFIG_FILE, CURVES_FILE, HISTORY_FILE, MODEL_FILE, TENSORBOARD_DIR, VISUALIZATIONS_DIR,
-        load_run, resolve_run,
+        CHECKPOINT_DIR,
+        CONFIG_FILE,
+        CURVES_FILE,
+        HISTORY_FILE,
+        MODEL_FILE,
+        TENSORBOARD_DIR,
+        VISUALIZATIONS_DIR,
+        load_run,
+        resolve_run,
     )
 
     record = load_run(resolve_run(runs_dir, run))
@@ -634,7 +643,8 @@ def sweep_runs(
     storage: Annotated[
         Optional[str],
         typer.Option("--storage", metavar="URL|PATH", help="The study's Optuna storage, to share it between "
-                     "processes and machines: a journal file, or postgresql://... (default: a journal file in the sweep's folder)."),
+                     "processes and machines: a journal file, or postgresql://... "
+                     "(default: a journal file in the sweep's folder)."),
     ] = None,
     seed: Annotated[Optional[int], typer.Option("--seed", help="Seed of the sampler (default: the section's, or 0).")] = None,
     jobs: Annotated[int, typer.Option("--jobs", min=1, help="Workers training trials at once, each its share of the cores.")] = 1,
@@ -907,7 +917,13 @@ def datasets_cache(
     import datetime
 
     from dlcli.data.cache import (
-        LAST_USED_FILE, MANIFEST_FILE, PARTIAL_MARK, UNUSED_DAYS, images_cache_dir, last_used, remove_entries,
+        LAST_USED_FILE,
+        MANIFEST_FILE,
+        PARTIAL_MARK,
+        UNUSED_DAYS,
+        images_cache_dir,
+        last_used,
+        remove_entries,
         stale_entries,
     )
 

@@ -72,12 +72,12 @@ for _loader in (_YamlLoader, _FastYamlLoader):  # one reading of a scalar: confi
 
 def parse_yaml_value(text: str) -> Any:
     """A scalar or flow value as YAML types it: '3' -> 3, '1e-4' -> 0.0001, '[a, b]' -> list."""
-    return yaml.load(text, Loader=_YamlLoader)  # noqa: S506 - a SafeLoader subclass
+    return yaml.load(text, Loader=_YamlLoader)  # a SafeLoader subclass: no arbitrary objects
 
 
 def read_yaml(text: str) -> Any:
     """A whole YAML document (a run's resolved config), typed as config files are read."""
-    return yaml.load(text, Loader=_FastYamlLoader)  # noqa: S506 - a SafeLoader subclass
+    return yaml.load(text, Loader=_FastYamlLoader)  # a SafeLoader subclass: no arbitrary objects
 
 
 class SourceMap:
@@ -341,7 +341,8 @@ class SweepConfig(_Strict):
         for key, value in random.items():
             if key in ("trials", "seed"):
                 if not isinstance(value, int) or isinstance(value, bool) or value < (1 if key == "trials" else 0):
-                    raise ValueError(f"{key}: expected a whole number{' of at least 1' * (key == 'trials')} (got {_shown(value)})")
+                    least = " of at least 1" if key == "trials" else ""
+                    raise ValueError(f"{key}: expected a whole number{least} (got {_shown(value)})")
             else:
                 try:
                     sampled_key(value)

@@ -16,9 +16,7 @@ from dlcli.data.examples import FINGERPRINT_VERSION, Splits
 from dlcli.data.pipeline import stream
 from dlcli.errors import DlcliError
 from dlcli.inference import class_probabilities, load_run_model, outputs_are_logits
-from dlcli.runs import (
-    CONFIG_FILE, EVALUATION_FILE, MODEL_FILE, SCHEMA, SUMMARY_FILE, RunFolder, model_file, now, write_json,
-)
+from dlcli.runs import CONFIG_FILE, EVALUATION_FILE, MODEL_FILE, SCHEMA, SUMMARY_FILE, RunFolder, model_file, now, write_json
 
 SPLITS = ("test", "validation")
 

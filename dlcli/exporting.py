@@ -173,7 +173,9 @@ def _describe(path: Path, export_format: str, model: keras.Model, inputs: dict[s
     stage = model.layers[1]  # the first (or only) fold's preprocessing, then its model
     preprocessing = [layer.name for layer in stage.get_layer("preprocessing").layers[1:]]
     trained = stage.layers[-1]
-    preprocessing += [layer.name for layer in getattr(trained, "layers", []) if type(layer).__name__ == "ApplicationPreprocessing"]
+    preprocessing += [
+        layer.name for layer in getattr(trained, "layers", []) if type(layer).__name__ == "ApplicationPreprocessing"
+    ]
     Path(f"{path}.json").write_text(json.dumps({
         "format": export_format,
         "input": {"kind": inputs["kind"], "shape": [None, *model.inputs[0].shape[1:]], "dtype": str(model.inputs[0].dtype),

@@ -28,9 +28,7 @@ import yaml
 
 from dlcli.config import parse_yaml_value, read_yaml
 from dlcli.errors import DlcliError
-from dlcli.runs import (
-    CONFIG_FILE, RUN_FILE, RUN_ID, RunFolder, RunInfo, RunRecord, effective_status, load_run, running_status,
-)
+from dlcli.runs import CONFIG_FILE, RUN_FILE, RUN_ID, RunFolder, RunInfo, RunRecord, effective_status, load_run, running_status
 from dlcli.verdicts import metric_name
 
 INDEX_FILE = "index.sqlite"

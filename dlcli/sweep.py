@@ -124,7 +124,7 @@ def parse_grid(options: list[str]) -> dict[str, list[Any]]:
             raise DlcliError(f"--grid {option}: expected KEY=V1,V2,..., e.g. training.batch_size=32,128")
         try:
             values = parse_yaml_value(f"[{raw}]")
-        except Exception as error:  # noqa: BLE001 - any YAML error is the same user mistake
+        except Exception as error:  # any YAML error is the same user mistake
             raise DlcliError(f"--grid {option}: cannot read the values as YAML ({error})") from None
         grid[key.strip()] = values
     return grid
@@ -267,7 +267,7 @@ def open_storage(storage: str | None, folder: Path):
                          "(for PostgreSQL: pip install 'dlcli[postgres]')") from None
     except (OSError, optuna.exceptions.OptunaError) as error:
         raise DlcliError(f"cannot open the sweep's storage {where}: {error}") from None
-    except Exception as error:  # noqa: BLE001 - SQLAlchemy's connection errors, whatever the driver
+    except Exception as error:  # SQLAlchemy's connection errors, whatever the driver
         reason = str(error).strip().splitlines()[0][:200]
         raise DlcliError(f"cannot reach the sweep's storage {where}: {type(error).__name__}: {reason}; "
                          "check the URL, the server and the network") from None
@@ -298,7 +298,8 @@ def pruner(settings: SweepSettings, epochs: int):
 
 def _differences(there: dict[str, Any], here: dict[str, Any]) -> str:
     keys = sorted(set(there) | set(here))
-    return "; ".join(f"{key}: {there.get(key)!r} there, {here.get(key)!r} here" for key in keys if there.get(key) != here.get(key))
+    differing = [key for key in keys if there.get(key) != here.get(key)]
+    return "; ".join(f"{key}: {there.get(key)!r} there, {here.get(key)!r} here" for key in differing)
 
 
 def open_study(plan: Plan, folder: Path, epochs: int, wait_seconds: float = 60.0):

@@ -8,9 +8,9 @@ import json
 import math
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any, NoReturn
 
 import keras
@@ -50,10 +50,10 @@ from dlcli.runs import (
     CURVES_FILE,
     HISTORY_FILE,
     MODEL_FILE,
+    SCHEMA,
     STATE_FILE,
     SUMMARY_FILE,
     TENSORBOARD_DIR,
-    SCHEMA,
     CheckpointState,
     RunFolder,
     Summary,

@@ -25,9 +25,7 @@ from typing import Any
 from rich.console import Console
 
 from dlcli.errors import ConfigError, DlcliError, TrainingDiverged, TrainingInterrupted
-from dlcli.sweep import (
-    SWEEPS_DIR, Plan, Trial, _optuna, check_trial_names, open_storage, pruner, trial_config, validate_trials,
-)
+from dlcli.sweep import SWEEPS_DIR, Plan, Trial, _optuna, check_trial_names, open_storage, pruner, trial_config, validate_trials
 
 
 def _already_stopping(signum, frame):
@@ -151,7 +149,7 @@ def train_trial(request: dict[str, Any], runs_dir: Path) -> dict[str, Any]:
         status, message = "diverged", str(error)
     except DlcliError as error:
         status, message = "failed", str(error)
-    except Exception as error:  # noqa: BLE001 - one trial's failure must not end the worker and the trials after it
+    except Exception as error:  # one trial's failure must not end the worker and the trials after it
         status, message = "failed", f"{type(error).__name__}: {error}"
     if study_trial is not None:
         study_trial.ended(status, run or trial.run, best)

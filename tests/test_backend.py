@@ -23,15 +23,15 @@ def package(tmp_path, monkeypatch):
 def test_a_package_left_out_fails_to_import_inside_the_block_only(package):
     with _unavailable((package,)):
         with pytest.raises(ModuleNotFoundError, match="dlcli leaves dlcli_probe out of Keras"):
-            import dlcli_probe.part  # noqa: F401
+            import dlcli_probe.part
 
-    import dlcli_probe.part  # noqa: F401, F811
+    import dlcli_probe.part  # noqa: F401
 
     assert "dlcli_probe.part" in sys.modules
 
 
 def test_a_package_already_imported_is_not_taken_away(package):
-    import dlcli_probe  # noqa: F401
+    import dlcli_probe
 
     with _unavailable((package,)):
         import dlcli_probe.part  # noqa: F401

@@ -132,7 +132,8 @@ def test_imagenet_weights_offline_fail_fast_with_the_offline_choices(cli, runs_d
 
 
 def photo_config(digits_folder, *overrides):
-    return load_config(REPO / "configs" / "cats_dogs_finetune.yaml", [*on_digit_photos(digits_folder), "model.base.weights=none", *overrides])
+    overrides = [*on_digit_photos(digits_folder), "model.base.weights=none", *overrides]
+    return load_config(REPO / "configs" / "cats_dogs_finetune.yaml", overrides)
 
 
 def test_augmentation_is_active_in_training_only(digits_folder):

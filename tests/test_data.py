@@ -7,11 +7,11 @@ import time
 import numpy as np
 import pytest
 
+from conftest import encoded
 from dlcli.config import load_config
 from dlcli.data import load_dataset
 from dlcli.data.catalog import DATASETS
 from dlcli.errors import ConfigError, DataUnavailable
-from conftest import encoded
 
 
 @pytest.fixture(scope="module")

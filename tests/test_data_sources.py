@@ -166,7 +166,8 @@ def test_word_index_sequences_and_tf_idf(write_config):
 
     sequences = np.empty(2, dtype=object)
     sequences[0], sequences[1] = [1, 2, 3], [4]
-    padded = load_config(write_config(TINY_CONFIG.replace("name: digits", "name: reuters\n  encoding: sequence\n  sequence_length: 4")))
+    reuters = "name: reuters\n  encoding: sequence\n  sequence_length: 4"
+    padded = load_config(write_config(TINY_CONFIG.replace("name: digits", reuters)))
     tf_idf = load_config(write_config(TINY_CONFIG.replace("name: digits", "name: reuters\n  encoding: tf_idf")))
 
     assert encode_word_indices(sequences, padded).tolist() == [[0, 1, 2, 3], [0, 0, 0, 4]]
@@ -175,7 +176,8 @@ def test_word_index_sequences_and_tf_idf(write_config):
 
 
 def image_config(write_config, folder, *overrides):
-    text = TINY_CONFIG.replace("name: digits", f"name: image_directory\n  path: {folder}\n  image_size: [8, 8]\n  color_mode: grayscale")
+    dataset = f"name: image_directory\n  path: {folder}\n  image_size: [8, 8]\n  color_mode: grayscale"
+    text = TINY_CONFIG.replace("name: digits", dataset)
     return load_config(write_config(text), list(overrides))
 
 

@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import TINY_CONFIG, read_json, run_folders
 
+from conftest import TINY_CONFIG, read_json, run_folders
 from dlcli.config import load_config
 from dlcli.devices import _cpu_has_bfloat16, has_gpu, speed_settings
 from dlcli.errors import ConfigError
@@ -105,7 +105,8 @@ def run_workers(*commands: list[str]) -> list[tuple[int, str, str]]:
     workers = [
         subprocess.Popen(
             [sys.executable, "-m", "dlcli", *command],
-            env={**os.environ, "TF_CONFIG": json.dumps({"cluster": {"worker": cluster}, "task": {"type": "worker", "index": index}})},
+            env={**os.environ,
+                 "TF_CONFIG": json.dumps({"cluster": {"worker": cluster}, "task": {"type": "worker", "index": index}})},
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
         for index, command in enumerate(commands)

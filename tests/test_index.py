@@ -17,6 +17,7 @@ from conftest import fake_run, read_json, summary_with
 from dlcli.index import INDEX_FILE, RunIndex
 from dlcli.runs import RunFolder
 
+
 def indexed_run(runs_dir, run_id, optimizer="rmsprop", units=64, val_accuracy=0.9, status="completed", test=None, **info):
     """A run's files as dlcli writes them, without training: a config of `optimizer` and `units`,
     a summary of `val_accuracy`, an evaluation of `test` accuracy."""

@@ -187,7 +187,8 @@ def test_epochs_of_n_batches_go_round_the_data_in_a_new_order_each_time(cli, wri
 
 def test_preprocess_none_feeds_the_base_the_dataset_s_pixels(write_config, digits_folder):
     text = TINY_CONFIG.replace("name: digits", f"name: image_directory\n  path: {digits_folder}\n  image_size: [32, 32]")
-    text = text.replace("model:\n  layers:", "model:\n  base: {application: MobileNetV2, weights: none, preprocess: none}\n  layers:")
+    base = "  base: {application: MobileNetV2, weights: none, preprocess: none}\n"
+    text = text.replace("model:\n  layers:", f"model:\n{base}  layers:")
     config = load_config(write_config(text), ["dataset.normalize=true", "model.layers.0=GlobalAveragePooling2D"])
     own = load_config(write_config(text), ["model.base.preprocess=application", "model.layers.0=GlobalAveragePooling2D"])
 

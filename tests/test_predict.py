@@ -94,7 +94,7 @@ def test_image_predictions_score_as_evaluate_does(cli, trained, digits_folder, k
 
 
 def test_table_and_text_predictions_score_as_evaluate_does(cli, trained, tmp_path):
-    for name, label_of in (("table_run", int), ("text", str)):
+    for name in ("table_run", "text"):
         run = trained[name]
         config = load_config(run.file("config.yaml"))
         splits = load_dataset(config)

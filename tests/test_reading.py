@@ -20,7 +20,6 @@ from dlcli.data import load_dataset
 from dlcli.errors import DlcliError
 from dlcli.runs import load_runs
 
-
 # --- evaluate ------------------------------------------------------------------------
 
 def test_evaluate_rebuilds_the_test_split_and_matches_keras(cli, tiny_config, runs_dir):

@@ -43,7 +43,8 @@ def test_resolve_a_folder_path(runs):
 
 
 def test_ambiguous_prefix_lists_the_candidates(runs):
-    with pytest.raises(RunNotFound, match=r"run '20260101' is ambiguous: 2 runs match \(20260101-100000-alpha, 20260101-110000-beta\)"):
+    ambiguous = r"run '20260101' is ambiguous: 2 runs match \(20260101-100000-alpha, 20260101-110000-beta\)"
+    with pytest.raises(RunNotFound, match=ambiguous):
         resolve_run(runs, "20260101")
 
 

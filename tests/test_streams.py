@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TINY_CONFIG, encoded, read_json, run_folders
 
+from conftest import TINY_CONFIG, encoded, read_json, run_folders
 from dlcli.config import load_config
 from dlcli.data import load_dataset
 from dlcli.data.cache import PARTIAL_MARK, cached, choose_cache, images_cache_dir, stale_entries
@@ -359,7 +359,8 @@ def test_a_truncated_photo_streamed_undecoded_fails_the_run_naming_it_and_resume
 
     (run,) = run_folders(runs_dir)
     assert result.exit_code == 2 and "Traceback" not in result.output
-    assert f"cannot decode {damaged} as an image (damaged or truncated?): remove or replace it, then continue run {run.name}" in result.output
+    assert (f"cannot decode {damaged} as an image (damaged or truncated?): remove or replace it, "
+            f"then continue run {run.name}") in result.output
     assert read_json(run / "run.json")["status"] == "failed"
 
     damaged.write_bytes(whole)

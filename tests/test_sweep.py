@@ -100,8 +100,10 @@ def test_a_random_search_is_reproducible_from_its_seed(write_config, tmp_path):
 @pytest.mark.parametrize(
     "grid, message",
     [
-        ("training.epochs=1,zero", "trial 2 (training.epochs=zero): --set training.epochs=\"zero\": training.epochs: input should be a valid integer"),
-        ("training.epoch=1,2", "trial 1 (training.epoch=1): --set training.epoch=1: training: unknown key 'epoch'; did you mean 'epochs'?"),
+        ("training.epochs=1,zero",
+         "trial 2 (training.epochs=zero): --set training.epochs=\"zero\": training.epochs: input should be a valid integer"),
+        ("training.epoch=1,2",
+         "trial 1 (training.epoch=1): --set training.epoch=1: training: unknown key 'epoch'; did you mean 'epochs'?"),
         ("model.layers.1.Dense.activation=relu,relux", "trial 2 (model.layers.1.Dense.activation=relux):"),
         ("training.early_stopping={patience: 2},{patiense: 2}", "trial 2 (training.early_stopping={'patiense': 2}): "
          "--set training.early_stopping={\"patiense\": 2}: training.early_stopping: unexpected argument 'patiense'"),

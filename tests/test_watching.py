@@ -70,7 +70,8 @@ def test_notes_for_a_flat_loss_and_for_validation_still_improving(write_config):
     ("image_directory", "RandomFlip if a mirrored image keeps its class"),
 ])
 def test_augmentation_advice_fits_the_images(write_config, tmp_path, dataset, expected):
-    text = TINY_CONFIG.replace("name: digits", f"name: {dataset}" + (f"\n  path: {tmp_path}" if dataset == "image_directory" else ""))
+    path = f"\n  path: {tmp_path}" if dataset == "image_directory" else ""
+    text = TINY_CONFIG.replace("name: digits", f"name: {dataset}{path}")
     verdict = {"detected": True, "onset_epoch": 3, "monitor": "val_loss"}
 
     advice = overfitting_advice(load_config(write_config(text)), verdict, 4, 500, 1000)
@@ -80,8 +81,8 @@ def test_augmentation_advice_fits_the_images(write_config, tmp_path, dataset, ex
 
 def test_no_augmentation_advice_for_tables(write_config):
     text = TINY_CONFIG.replace("name: digits", "name: boston_housing")
-    config = load_config(write_config(text), ["loss=mse", "model.layers.2.Dense.units=1", "model.layers.2.Dense.activation=linear",
-                                              "metrics=[mae]"])
+    regression = ["loss=mse", "model.layers.2.Dense.units=1", "model.layers.2.Dense.activation=linear", "metrics=[mae]"]
+    config = load_config(write_config(text), regression)
     advice = overfitting_advice(config, {"detected": True, "onset_epoch": 3, "monitor": "val_loss"}, 4, 500, 1000)
 
     assert not any("augmentation" in line for line in advice)
@@ -155,10 +156,12 @@ def test_keras_callbacks_from_the_config_take_effect(cli, tiny_config, runs_dir,
 @pytest.mark.parametrize(
     "override, message",
     [
-        ("training.callbacks=[{EarlyStoping: {}}]", "training.callbacks[0]: unknown callback 'EarlyStoping'; did you mean 'EarlyStopping'?"),
+        ("training.callbacks=[{EarlyStoping: {}}]",
+         "training.callbacks[0]: unknown callback 'EarlyStoping'; did you mean 'EarlyStopping'?"),
         ("training.callbacks=[{LambdaCallback: {}}]", "LambdaCallback: runs Python code from the config and is refused"),
         ("training.callbacks=[{ModelCheckpoint: {filepath: /tmp/x.keras}}]", "dlcli saves the best model"),
-        ("training.early_stopping={patiense: 3}", "training.early_stopping: unexpected argument 'patiense'; did you mean 'patience'?"),
+        ("training.early_stopping={patiense: 3}",
+         "training.early_stopping: unexpected argument 'patiense'; did you mean 'patience'?"),
     ],
 )
 def test_bad_callbacks_are_config_errors(cli, tiny_config, runs_dir, override, message):

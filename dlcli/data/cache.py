@@ -288,7 +288,7 @@ def on_disk(pool: FilePool) -> tuple[FilePool, Path]:
         remove_entries(stale_entries(root) + damaged)
         _write(pool, root, entry)
     try:
-        marker = open(entry / LAST_USED_FILE, "a")  # noqa: SIM115 - held open for the process's life
+        marker = open(entry / LAST_USED_FILE, "a")  # held open for the process's life
         os.utime(marker.fileno())
         fcntl.flock(marker, fcntl.LOCK_SH)
         _READING.append(marker)
