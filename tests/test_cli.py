@@ -53,6 +53,7 @@ def test_importing_the_cli_leaves_tensorflow_out():
     assert out.stdout.split() == ["False", "False"]
 
 
+@pytest.mark.slow
 def test_real_process_trains_quietly_and_exits_0(tmp_path):
     config = tmp_path / "tiny.yaml"
     config.write_text(TINY_CONFIG)
@@ -65,6 +66,7 @@ def test_real_process_trains_quietly_and_exits_0(tmp_path):
     assert stderr == ""  # TensorFlow's start-up log is silenced
 
 
+@pytest.mark.slow
 def test_real_process_leaves_out_what_the_run_does_not_use_and_ends_its_output(tmp_path):
     rng = np.random.default_rng(0)
     arrays = tmp_path / "arrays.npz"
@@ -90,6 +92,7 @@ def test_real_process_leaves_out_what_the_run_does_not_use_and_ends_its_output(t
     assert lines[-1] == "imported: matplotlib.figure"
 
 
+@pytest.mark.slow
 def test_real_process_config_error_is_one_line_and_exit_2(tmp_path):
     config = tmp_path / "bad.yaml"
     config.write_text(TINY_CONFIG.replace("units: 16", "unit: 16"))
@@ -104,6 +107,7 @@ def test_real_process_config_error_is_one_line_and_exit_2(tmp_path):
 
 @pytest.mark.parametrize("signals", [[signal.SIGINT], [signal.SIGTERM], [signal.SIGTERM, signal.SIGINT, signal.SIGTERM]],
                          ids=["SIGINT", "SIGTERM", "three signals milliseconds apart"])
+@pytest.mark.slow
 def test_interrupt_exits_130_and_keeps_the_run(tmp_path, signals):
     config = tmp_path / "long.yaml"
     config.write_text(TINY_CONFIG.replace("epochs: 2", "epochs: 1000").replace("batch_size: 64", "batch_size: 8"))

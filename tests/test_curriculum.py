@@ -59,6 +59,7 @@ OFFLINE = [p for p in CONFIGS if p.stem not in NEEDS_DOWNLOAD | {"mnist_transfer
 
 
 @pytest.mark.parametrize("path", OFFLINE, ids=[p.stem for p in OFFLINE])
+@pytest.mark.slow
 def test_offline_config_trains_an_epoch(cli, runs_dir, digits_folder, path):
     overrides = ["training.epochs=1"]
     if path.stem in PHOTO_CONFIGS:
@@ -76,6 +77,7 @@ def test_offline_config_trains_an_epoch(cli, runs_dir, digits_folder, path):
     assert read_json(folder / "run.json")["status"] == "completed"
 
 
+@pytest.mark.slow
 def test_transfer_pair_reuses_the_earlier_model(cli, runs_dir):
     assert cli("train", "configs/mnist_transfer_pre.yaml", "--set", "training.epochs=1").exit_code == 0
     (pre_folder,) = run_folders(runs_dir)
@@ -149,6 +151,7 @@ def test_augmentation_is_active_in_training_only(digits_folder):
     assert not np.array_equal(training[0], training[1])
 
 
+@pytest.mark.slow
 def test_frozen_base_does_not_change_and_unfrozen_layers_do(digits_folder):
     config = photo_config(digits_folder, "model.augmentation=[]", "training.fine_tune.unfreeze=block5_conv1")
     splits = load_dataset(config)
@@ -173,6 +176,7 @@ def test_frozen_base_does_not_change_and_unfrozen_layers_do(digits_folder):
     assert not changed("block1_conv1") and not changed("block4_conv3")
 
 
+@pytest.mark.slow
 def test_fine_tuning_writes_one_history_with_phases(cli, runs_dir, digits_folder):
     args = [*on_digit_photos(digits_folder), "model.base.weights=none", "training.epochs=2",
             "training.fine_tune.epochs=1", "training.fine_tune.unfreeze=2"]
@@ -231,6 +235,7 @@ def test_unknown_base_run(cli, runs_dir):
     assert "error: no run 'nope'" in result.stderr
 
 
+@pytest.mark.slow
 def test_a_precomputed_run_reloads_whole_for_evaluation(cli, runs_dir, digits_folder, recwarn):
     args = [*on_digit_photos(digits_folder), "model.base.weights=none", "training.epochs=1"]
     assert cli("train", "configs/cats_dogs_vgg16_features.yaml", *(a for o in args for a in ("--set", o))).exit_code == 0

@@ -69,6 +69,7 @@ print(result.summary["speed"]["replicas"], result.summary["final"]["loss"])
 """
 
 
+@pytest.mark.slow
 def test_mirrored_on_two_cpu_devices_matches_one_device(write_config, tmp_path):
     config = write_config(TINY_CONFIG.replace("epochs: 2", "epochs: 1"))
 
@@ -131,6 +132,7 @@ def two_worker_runs(tmp_path_factory):
     return (config, *run_folders(root / "runs"))  # the worker's run is named after the chief's: it sorts second
 
 
+@pytest.mark.slow
 def test_two_workers_on_localhost_train_one_model_and_match_one_device(cli, two_worker_runs, runs_dir):
     config, chief, other = two_worker_runs
     assert chief.name.endswith("-tiny") and other.name.endswith("-tiny-worker1")
@@ -192,6 +194,7 @@ def test_mixed_precision_needs_a_capable_device(write_config, monkeypatch):
         speed_settings(load_config(write_config(TINY_CONFIG), ["training.mixed_precision=true"]))
 
 
+@pytest.mark.slow
 def test_workers_that_saved_different_epochs_refuse_to_resume(two_worker_runs, runs_dir):
     for folder in two_worker_runs[1:]:
         shutil.copytree(folder, runs_dir / folder.name)

@@ -84,6 +84,7 @@ def test_when_even_run_json_cannot_be_written_the_message_says_so(cli, tiny_conf
     assert "(its run.json could not be updated either: No space left on device)" in result.stderr
 
 
+@pytest.mark.slow
 def test_four_runs_started_together_get_four_folders(tmp_path):
     config = tmp_path / "same.yaml"
     config.write_text(TINY_CONFIG)

@@ -19,6 +19,8 @@ from dlcli.data import load_dataset
 from dlcli.runs import resolve_run
 from dlcli.train import train
 
+pytestmark = pytest.mark.slow  # five runs trained for the module, exports converted and checked
+
 IMAGE_FOLDER = TINY_CONFIG.replace("name: digits", "name: image_directory\n  path: {path}\n  image_size: [8, 8]\n"
                                    "  color_mode: grayscale")
 TABLE = TINY_CONFIG.replace("name: digits", "name: csv\n  path: {path}\n  standardize: true").replace(
@@ -257,6 +259,7 @@ def test_an_export_that_disagrees_is_removed_and_a_missing_converter_is_named(cl
     assert text_onnx.exit_code == 2 and "exports only as a SavedModel" in text_onnx.stderr
 
 
+@pytest.mark.slow
 def test_a_pretrained_base_run_predicts_and_exports(cli, trained, digits_folder, tmp_path):
     text = TINY_CONFIG.replace("name: digits", f"name: image_directory\n  path: {digits_folder}\n  image_size: [32, 32]")
     text = text.replace("model:\n  layers:", "model:\n  base: {application: MobileNetV2, weights: none, precompute: true}"

@@ -50,6 +50,7 @@ def test_evaluate_rebuilds_the_test_split_and_matches_keras(cli, tiny_config, ru
     assert row["split"] == "test" and float(row["accuracy"]) == pytest.approx(evaluation["metrics"]["accuracy"])
 
 
+@pytest.mark.slow
 def test_evaluate_the_validation_split_and_a_kfold_run(cli, tiny_config, runs_dir):
     assert cli("train", str(tiny_config), "--set", "training.kfold=2").exit_code == 0
     (folder,) = run_folders(runs_dir)
@@ -183,6 +184,7 @@ def test_compare_cannot_rank_a_metric_its_runs_did_not_record(runs_dir):
         compare(load_runs(runs_dir), sort="val_r2_score")
 
 
+@pytest.mark.slow
 def test_compare_plot_overlays_the_validation_curves(cli, tiny_config, runs_dir, tmp_path):
     assert cli("train", str(tiny_config)).exit_code == 0
     assert cli("train", str(tiny_config), "--set", "optimizer.learning_rate=0.002").exit_code == 0

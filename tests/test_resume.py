@@ -156,6 +156,7 @@ def uninterrupted(config, overrides, runs):
 
 
 @pytest.mark.parametrize("name", KILLS)
+@pytest.mark.slow
 def test_a_killed_run_resumes_to_the_uninterrupted_runs_numbers(killed, name, tmp_path):
     config, overrides, folder = killed[name]
     assert effective_status(read_json(folder / "run.json")) == "crashed"  # as the kill left it
@@ -355,6 +356,7 @@ random_damages = st.one_of(
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(name=st.sampled_from(["run.json", "summary.json", "evaluation.json", "checkpoint/state.json", "history.csv",
                              "config.yaml"]), damage=random_damages)
+@pytest.mark.slow
 def test_a_randomly_damaged_run_file_is_one_line_from_every_reading_command(stopped_run, tmp_path_factory, name, damage):
     runs = tmp_path_factory.mktemp("damaged")
     folder = runs / stopped_run.name

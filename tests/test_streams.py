@@ -148,6 +148,7 @@ def test_training_records_the_cache_and_its_budget(cli, photos, write_config, ru
     assert cache["budget_bytes"] > cache["decoded_bytes"]
 
 
+@pytest.mark.slow
 def test_disk_cache_is_written_once_and_reused(cli, photos, write_config, runs_dir, private_cache):
     config = write_config(PHOTO_CONFIG.format(path=photos))
 

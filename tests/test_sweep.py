@@ -26,6 +26,7 @@ def sweep_folders(runs_dir):
     return sorted(folder.iterdir()) if folder.is_dir() else []
 
 
+@pytest.mark.slow
 def test_a_two_by_two_grid_runs_four_trials_two_at_a_time(cli, tiny_config, runs_dir):
     result = cli("sweep", str(tiny_config), "--grid", "training.batch_size=32,64",
                  "--grid", "model.layers.1.Dense.units=8,16", "--set", "training.epochs=1", "--jobs", "2",
@@ -111,6 +112,7 @@ def test_a_random_search_is_reproducible_from_its_seed(write_config, tmp_path):
          "training.distribute=\"multi_worker\": training.distribute: a sweep trains its trials on this machine"),
     ],
 )
+@pytest.mark.slow
 def test_an_invalid_grid_fails_before_any_trial(cli, tiny_config, runs_dir, grid, message):
     result = cli("sweep", str(tiny_config), "--grid", grid)
 
@@ -125,6 +127,7 @@ def test_nothing_to_sweep(cli, tiny_config):
     assert result.exit_code == 2 and "nothing to sweep" in result.stderr
 
 
+@pytest.mark.slow
 def test_an_interrupted_sweep_resumes_only_what_is_left(cli, write_config, runs_dir):
     config = write_config(TINY_CONFIG.replace("epochs: 2", "epochs: 4").replace("batch_size: 64", "batch_size: 4"))
     process = subprocess.Popen(
@@ -212,6 +215,7 @@ POSTGRES_URL = os.environ.get("DLCLI_TEST_POSTGRES_URL")  # e.g. postgresql://po
     pytest.param("postgresql", marks=pytest.mark.skipif(
         not POSTGRES_URL, reason="set DLCLI_TEST_POSTGRES_URL to a PostgreSQL database dlcli may write to")),
 ])
+@pytest.mark.slow
 def test_two_sweeps_on_one_storage_share_its_trials_none_twice(write_config, tmp_path, kind):
     name = f"tiny-{os.getpid()}-{time.time_ns()}"  # a study of its own in a database other tests share
     config = write_config(SAMPLED_SWEEP.replace("name: tiny", f"name: {name}"))
@@ -260,6 +264,7 @@ def _alive(pid: int) -> bool:
         return False
 
 
+@pytest.mark.slow
 def test_killing_the_sweep_stops_its_trials_and_resume_runs_each_left_once(write_config, runs_dir):
     config = write_config(TINY_CONFIG.replace("epochs: 2", "epochs: 4").replace("batch_size: 64", "batch_size: 4"))
     process = _sweep_process(config, runs_dir, "--grid", "seed=1,2,3,4", "--jobs", "2")
@@ -291,6 +296,7 @@ def test_killing_the_sweep_stops_its_trials_and_resume_runs_each_left_once(write
             assert [row.split(",")[0] for row in (folder / "history.csv").read_text().splitlines()[1:]] == ["1", "2", "3", "4"]
 
 
+@pytest.mark.slow
 def test_a_dead_worker_crashes_its_trial_only_and_is_replaced(write_config, runs_dir):
     config = write_config(TINY_CONFIG.replace("epochs: 2", "epochs: 3"))
     # every worker kills itself in its first trial's second epoch commit
@@ -308,6 +314,7 @@ def test_a_dead_worker_crashes_its_trial_only_and_is_replaced(write_config, runs
     assert sorted(_trial_indexes(runs_dir)) == [1, 2]
 
 
+@pytest.mark.slow
 def test_a_pruned_trial_stops_early_keeps_its_folder_and_says_so(cli, tiny_config, runs_dir):
     # three good trials, then one whose learning rate is far too low to learn: the median pruner stops it
     result = cli("sweep", str(tiny_config), "--grid", "optimizer.learning_rate=0.01,0.011,0.012,0.0000001",

@@ -138,6 +138,7 @@ def test_verdict_does_not_import_tensorflow(tmp_path):
     subprocess.run([sys.executable, "-c", probe], check=True, timeout=120)
 
 
+@pytest.mark.slow
 def test_stop_ends_training_at_the_warning_keeps_the_best_model_and_a_killed_run_resumes_to_the_same_end(
     tmp_path, noise_table
 ):

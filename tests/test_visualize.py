@@ -13,6 +13,8 @@ from conftest import TINY_CONFIG
 from dlcli.config import load_config
 from dlcli.train import train
 
+pytestmark = pytest.mark.slow  # convnets, VGG16's shape and gradient ascent: a minute in all
+
 QUADRANT = 40  # the synthetic photos' size: resized to the models' 32x32, heatmaps back to 40x40
 PATCH = """\
 name: {name}

@@ -297,6 +297,7 @@ def history_without_seconds(folder):
         return [{key: value for key, value in row.items() if key != "seconds"} for row in csv.DictReader(file)]
 
 
+@pytest.mark.slow
 def test_sigint_interrupts_and_resume_completes_every_epoch_once(cli, write_config, runs_dir):
     config = write_config(LONG.replace("batch_size: 4", "batch_size: 8"))
     process = start_training(config, runs_dir)
@@ -324,6 +325,7 @@ def test_sigint_interrupts_and_resume_completes_every_epoch_once(cli, write_conf
     assert history_without_seconds(folder) == history_without_seconds(straight)
 
 
+@pytest.mark.slow
 def test_two_resumes_of_one_run_train_it_once(write_config, runs_dir):
     process = start_training(write_config(LONG.replace("epochs: 5", "epochs: 6")), runs_dir)
     wait_for_epochs(runs_dir, process, 1)
