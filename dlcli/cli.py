@@ -23,6 +23,7 @@ from rich.table import Table
 
 from dlcli import __version__
 from dlcli.errors import DlcliError
+from dlcli.status import RunStatus
 
 app = typer.Typer(
     name="dlcli",
@@ -287,7 +288,7 @@ def _note_if_still_training(folder) -> None:
     from dlcli.runs import OWNER_FILE, load_run
 
     record = load_run(folder)
-    if record.status == "running":
+    if record.status == RunStatus.running:
         try:
             owner = folder.file(OWNER_FILE).read_text(encoding="utf-8").strip()
         except OSError:  # a run of an older dlcli has no owner.lock
@@ -377,7 +378,7 @@ def export(
 @reports_errors
 def list_runs(
     status: Annotated[
-        Optional[str], typer.Option("--status", help="Only runs with this status (crashed and damaged included).")
+        Optional[RunStatus], typer.Option("--status", help="Only runs with this status (crashed and damaged included).")
     ] = None,
     where: WhereOption = [],  # noqa: B006 - Typer reads the default, never mutates it
     sort: Annotated[Optional[str], typer.Option(
@@ -443,6 +444,7 @@ def show(run: RunArgument, output_format: FormatOption = Format.table, runs_dir:
         load_run,
         resolve_run,
     )
+    from dlcli.status import RESUMABLE
 
     record = load_run(resolve_run(runs_dir, run))
     visualizations = record.folder.file(VISUALIZATIONS_DIR)  # dlcli visualize's pictures
@@ -477,9 +479,9 @@ def show(run: RunArgument, output_format: FormatOption = Format.table, runs_dir:
     kinds = Counter(path.relative_to(visualizations).parts[0] for path in pictures)
     for kind, count in sorted(kinds.items()):
         console.print(f"  {kind}: {visualizations / kind} ({count} file{'s' if count != 1 else ''})", markup=False)
-    if record.status in ("interrupted", "crashed", "failed") and record.info.resumable:
+    if record.status in RESUMABLE and record.info.resumable:
         console.print(f"  resume with: dlcli train --resume {record.id}", markup=False)
-    elif record.status == "failed":
+    elif record.status == RunStatus.failed:
         console.print("  fix the config as its error says and train it again (a resume would fail the same way)")
 
 
@@ -542,7 +544,7 @@ def compare_runs(
     pattern: Annotated[Optional[str], typer.Option("--filter", help="Only runs whose id or name matches this glob.")] = None,
     sort: Annotated[Optional[str], typer.Option("--sort", help="Sort by a metric, best first, e.g. val_accuracy.")] = None,
     where: WhereOption = [],  # noqa: B006 - Typer reads the default, never mutates it
-    status: Annotated[Optional[str], typer.Option("--status", help="Only runs with this status.")] = None,
+    status: Annotated[Optional[RunStatus], typer.Option("--status", help="Only runs with this status.")] = None,
     every: Annotated[bool, typer.Option("--all", help="Every run that matches, not the last 10.")] = False,
     output_format: FormatOption = Format.table,
     plot: Annotated[Optional[Path], typer.Option("--plot", help="Also write the validation curves to this PNG.")] = None,
@@ -700,11 +702,11 @@ def sweep_runs(
     trial_runs = sweeping.sweep_records(runs_dir, plan.id)
     console.print(comparison_table(compare(trial_runs, sort=recorded_monitor(trial_runs))))
     sweeping.stop_workers(workers)
-    left = [t for t in plan.trials if t.status not in ("completed", "pruned")]
+    left = [t for t in plan.trials if t.status not in (RunStatus.completed, RunStatus.pruned)]
     if left:
         statuses = ", ".join(f"trial {t.index} {t.status}" for t in left)
         raise DlcliError(f"sweep {plan.id} finished with {statuses}; see `dlcli sweep --resume {plan.id}`")
-    pruned = sum(t.status == "pruned" for t in plan.trials)
+    pruned = sum(t.status == RunStatus.pruned for t in plan.trials)
     console.print(f"sweep {plan.id}: all {len(plan.trials)} trials completed" + (f", {pruned} of them pruned" if pruned else ""))
 
 

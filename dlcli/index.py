@@ -29,6 +29,7 @@ import yaml
 from dlcli.config import parse_yaml_value, read_yaml
 from dlcli.errors import DlcliError
 from dlcli.runs import CONFIG_FILE, RUN_FILE, RUN_ID, RunFolder, RunInfo, RunRecord, effective_status, load_run, running_status
+from dlcli.status import RunStatus
 from dlcli.verdicts import metric_name
 
 INDEX_FILE = "index.sqlite"
@@ -160,7 +161,7 @@ class RunIndex:
             record = load_run(folder)
             stored = {"info": record.info.to_dict(), "damage": record.damage, "summary": record.summary,
                       "evaluation": record.evaluation, "epochs": record.epochs_done(),
-                      "recorded": "damaged" if record.damage else record.info.status}
+                      "recorded": RunStatus.damaged.value if record.damage else record.info.status}
             rows.append((folder.id, stamp, record.info.name, stored["recorded"], record.info.created or "",
                          (record.info.sweep or {}).get("id"), json.dumps(stored, default=str)))
             fields += [(folder.id, key, _text(value), _as_number(value)) for key, value in _fields(record)]
@@ -262,10 +263,10 @@ class RunIndex:
             clause_parameters.append(sweep)
         if status is not None:  # 'crashed' is a 'running' run nobody owns: found among the running
             clauses.append("runs.status = ?")
-            clause_parameters.append("running" if status == "crashed" else status)
+            clause_parameters.append(RunStatus.running.value if status == RunStatus.crashed else status)
         where_sql = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         # a 'running' run may be a crashed one: those few are judged here, every other status in SQL
-        judged_here = status in ("running", "crashed")
+        judged_here = status in (RunStatus.running, RunStatus.crashed)
         if sort:
             key = sort if sort.startswith(("best.", "final.", "test.")) or "." in sort else f"best.{sort}"
             ascending = "ASC" if self._minimizes(key) else "DESC"
@@ -317,10 +318,10 @@ def _record(path: Path, stored: dict[str, Any]) -> RunRecord:
     folder = RunFolder(path)
     info = RunInfo.from_dict(stored["info"])
     if stored["damage"]:
-        status = "damaged"
+        status = RunStatus.damaged
     else:
-        status = effective_status(info, folder) if info.status == "running" else info.status
-    epochs = None if info.status == "running" else stored["epochs"]  # a run in training: counted now
+        status = effective_status(info, folder) if info.status == RunStatus.running else info.status
+    epochs = None if info.status == RunStatus.running else stored["epochs"]  # a run in training: counted now
     return RunRecord(folder, info, status, stored["damage"], stored["summary"], stored["evaluation"], epochs)
 
 

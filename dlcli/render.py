@@ -14,10 +14,12 @@ from rich.text import Text
 
 from dlcli.compare import Comparison
 from dlcli.runs import RunRecord
+from dlcli.status import RunStatus
 
 STATUS_STYLES = {
-    "completed": "green", "running": "cyan", "interrupted": "yellow", "failed": "red",
-    "diverged": "red", "pruned": "dim yellow", "crashed": "bold red", "damaged": "bold magenta",
+    RunStatus.completed: "green", RunStatus.running: "cyan", RunStatus.interrupted: "yellow", RunStatus.failed: "red",
+    RunStatus.diverged: "red", RunStatus.pruned: "dim yellow", RunStatus.crashed: "bold red",
+    RunStatus.damaged: "bold magenta",
 }
 
 

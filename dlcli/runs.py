@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from dlcli import __version__
 from dlcli.errors import DlcliError, RunNotFound
+from dlcli.status import FINISHED, RunStatus
 
 # The run folder's layout: every file dlcli writes in it (docs/run-folder.md describes each).
 RUN_FILE = "run.json"
@@ -107,7 +108,7 @@ class RunInfo(RunFile):
     id: str
     name: str = ""
     dataset: str = ""
-    status: str = "unknown"  # running, completed, interrupted, failed, diverged, pruned
+    status: str = "unknown"  # a RunStatus (running, completed, interrupted, failed, diverged, pruned)
     created: str | None = None
     ended: str | None = None
     duration_s: float | None = None
@@ -327,7 +328,7 @@ class RunFolder:
         """Write the resolved config and a `running` run.json."""
         write_atomic(self.file(CONFIG_FILE), config_yaml)
         info = RunInfo(
-            id=self.id, name=name, dataset=dataset, status="running",
+            id=self.id, name=name, dataset=dataset, status=RunStatus.running,
             created=now().isoformat(timespec="milliseconds"), command=command, cwd=os.getcwd(), seed=seed,
             versions={"python": platform.python_version(), "dlcli": __version__, **versions},
             host=socket.gethostname(), pid=os.getpid(), pid_started=process_start_time(os.getpid()), sweep=sweep,
@@ -341,7 +342,7 @@ class RunFolder:
         info = self.read_info()
         info.resumes.append({"at": now().isoformat(timespec="milliseconds"), "command": command})
         info = info.model_copy(update=dict(
-            status="running", ended=None, duration_s=None, error=None, host=socket.gethostname(), pid=os.getpid(),
+            status=RunStatus.running, ended=None, duration_s=None, error=None, host=socket.gethostname(), pid=os.getpid(),
             pid_started=process_start_time(os.getpid()), schema_version=SCHEMA,
         ))
         info.write(self.file(RUN_FILE))
@@ -464,7 +465,7 @@ def effective_status(info: RunInfo | dict[str, Any], folder: RunFolder | None = 
     """
     if isinstance(info, dict):
         info = RunInfo.from_dict(info)
-    if info.status == "running":
+    if info.status == RunStatus.running:
         return running_status(folder, info.host, info.pid, info.pid_started)
     return info.status
 
@@ -474,8 +475,8 @@ def running_status(folder: RunFolder | None, host: str | None, pid: int | None, 
     if host == socket.gethostname():
         owner = _owner_alive(folder) if folder is not None else None
         if owner is False or (owner is None and (pid is None or not _process_alive(pid, pid_started))):
-            return "crashed"
-    return "running"
+            return RunStatus.crashed
+    return RunStatus.running
 
 
 @dataclass
@@ -550,15 +551,15 @@ def load_run(folder: RunFolder) -> RunRecord:
     """The run's record; a missing or corrupt run.json or summary.json makes it 'damaged', never an error."""
     data, damage = _read_run_file(folder.file(RUN_FILE), RunInfo)
     if data is None:
-        return RunRecord(folder, RunInfo(id=folder.id), "damaged", damage or f"{RUN_FILE} is missing")
+        return RunRecord(folder, RunInfo(id=folder.id), RunStatus.damaged, damage or f"{RUN_FILE} is missing")
     info = RunInfo.from_dict(data)
     status = effective_status(info, folder)
     summary, summary_damage = _read_run_file(folder.file(SUMMARY_FILE), Summary)
-    if summary_damage is None and summary is None and status in ("completed", "diverged", "pruned"):
+    if summary_damage is None and summary is None and status in FINISHED:
         summary_damage = f"{SUMMARY_FILE} is missing though the run is {status}"
     evaluation, _ = _read_run_file(folder.file(EVALUATION_FILE), Evaluation)  # optional: re-made by `dlcli evaluate`
     if summary_damage:
-        return RunRecord(folder, info, "damaged", summary_damage, None, evaluation)
+        return RunRecord(folder, info, RunStatus.damaged, summary_damage, None, evaluation)
     # through their models: a key an older or damaged file lacks is there, with its default
     summary = Summary.from_dict(summary).to_dict() if summary is not None else None
     evaluation = Evaluation.from_dict(evaluation).to_dict() if evaluation is not None else None

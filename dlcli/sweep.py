@@ -35,15 +35,16 @@ from pydantic import BaseModel
 from dlcli.config import NAME_PATTERN, ExperimentConfig, load_config, parse_yaml_value
 from dlcli.errors import ConfigError, DlcliError, RunNotFound
 from dlcli.runs import SCHEMA, RunFile, RunFolder, RunRecord, effective_status, now, read_run_file
+from dlcli.status import FINISHED, RESUMABLE, RunStatus
 
 SWEEPS_DIR = "sweeps"
 PLAN_FILE = "plan.json"
 STUDY_FILE = "study.journal"
 LOGS_DIR = "logs"
-FINISHED = ("completed", "diverged", "pruned")  # never trained again
 STUDY_ATTRIBUTE = "dlcli"  # the study's user attribute holding the sweep's space
 STORAGE_TIMEOUT = 10  # seconds to reach a database storage
-STUDY_STATES = {"COMPLETE": "completed", "FAIL": "failed", "WAITING": "pending"}  # Optuna's, in dlcli's words
+# Optuna's trial states, in dlcli's words: a trial not yet taken is pending
+STUDY_STATES = {"COMPLETE": RunStatus.completed.value, "FAIL": RunStatus.failed.value, "WAITING": "pending"}
 
 
 class SweepSettings(BaseModel):
@@ -505,7 +506,7 @@ def run_sweep(
     refresh(plan, runs_dir)
     again = [
         trial for trial in plan.trials
-        if trial.status not in FINISHED and (trial.status != "failed" or retry_failed)
+        if trial.status not in FINISHED and (trial.status != RunStatus.failed or retry_failed)
     ]
     jobs = len(workers)
     free = list(workers)
@@ -526,7 +527,7 @@ def run_sweep(
                     if trial.run and _owned_elsewhere(trial, runs_dir):
                         waiting_for_owner.append(trial)
                         continue
-                    resume = trial.run is not None and trial.status in ("interrupted", "crashed", "failed")
+                    resume = trial.run is not None and trial.status in RESUMABLE
                 else:
                     taken = take_trial(study, plan, folder)
                     if taken is None:
@@ -546,7 +547,7 @@ def run_sweep(
                 worker.send({"op": "resume" if resume else "train", "plan": plan.model_dump(mode="json"),
                              "trial": trial.model_dump(mode="json"), "epochs": epochs, "runs_dir": str(runs_dir),
                              "log": str(log) if log else None})
-                trial.status = "running"
+                trial.status = RunStatus.running
                 busy[worker] = trial
                 plan.save(folder)
             if not busy and not again and not waiting_for_owner and exhausted:
@@ -565,15 +566,15 @@ def run_sweep(
                 say(f"trial {trial.index}: crashed (its worker exited with code {worker.process.wait()}); "
                     f"`dlcli sweep --resume {plan.id}` continues it")
                 refresh(plan, runs_dir)
-                trial.status = "crashed"
+                trial.status = RunStatus.crashed
                 free.append(_replace(worker, workers, answers))
             else:
                 refresh(plan, runs_dir)
-                trial.status = answer.get("status", "failed")  # an "error" answer: the trial could not start
-                if trial.status == "interrupted":
+                trial.status = answer.get("status", RunStatus.failed)  # an "error" answer: the trial could not start
+                if trial.status == RunStatus.interrupted:
                     raise KeyboardInterrupt
                 say(f"trial {trial.index}: {trial.status}" + (f" ({trial.run})" if trial.run else "")
-                    + (f": {answer['message']}" if answer.get("message") and trial.status != "completed" else ""))
+                    + (f": {answer['message']}" if answer.get("message") and trial.status != RunStatus.completed else ""))
                 free.append(worker)
             plan.save(folder)
     except KeyboardInterrupt:
@@ -606,7 +607,7 @@ def _owned_elsewhere(trial: Trial, runs_dir: Path) -> bool:
     """The trial's run is being trained by a process that is still alive (a sweep killed a moment ago)."""
     folder = RunFolder(runs_dir / trial.run)
     try:
-        return effective_status(folder.read_info(), folder) == "running"
+        return effective_status(folder.read_info(), folder) == RunStatus.running
     except DlcliError:
         return False
 

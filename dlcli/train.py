@@ -65,6 +65,7 @@ from dlcli.runs import (
     write_atomic,
     write_json,
 )
+from dlcli.status import RunStatus
 from dlcli.verdicts import OverfittingWatch, best_row, metric_name, overfitting_advice, training_notes
 
 TAGS = ("fold", "phase")
@@ -430,13 +431,13 @@ def _execute(session: _Session, parts: ModelParts, folds: list[Splits], data: di
         _interrupted(run, session)
     except DlcliError as error:
         # a config problem only training could reveal: resuming would meet it again
-        unrecorded = _record_end(run, "failed", str(error), resumable=not isinstance(error, ConfigError))
+        unrecorded = _record_end(run, RunStatus.failed, str(error), resumable=not isinstance(error, ConfigError))
         if unrecorded:
             raise type(error)(f"{error}{unrecorded}") from error
         raise
     except OSError as error:  # the disk, not the model: say which file and what to do
         reason = f"cannot write {error.filename or 'a file'}: {error.strerror or error}"
-        unrecorded = _record_end(run, "failed", reason)
+        unrecorded = _record_end(run, RunStatus.failed, reason)
         advice = "free some disk space, then " if error.errno == errno.ENOSPC else ""
         raise TrainingFailed(
             f"run {run.id} failed: {reason}; {advice}continue it with: {_resume_command(run)}{unrecorded}"
@@ -446,7 +447,7 @@ def _execute(session: _Session, parts: ModelParts, folds: list[Splits], data: di
             # the KeyboardInterrupt broke a context manager on its way out (TensorFlow's device
             # scope: "Exiting device scope without proper scope nesting"), which raised this instead
             _interrupted(run, session)
-        unrecorded = _record_end(run, "failed", f"{type(error).__name__}: {error}")
+        unrecorded = _record_end(run, RunStatus.failed, f"{type(error).__name__}: {error}")
         raise TrainingFailed(
             f"run {run.id} failed: {type(error).__name__}: {error}; continue it with: "
             f"{_resume_command(run)}{unrecorded}"
@@ -457,7 +458,7 @@ def _execute(session: _Session, parts: ModelParts, folds: list[Splits], data: di
 def _interrupted(run: RunFolder, session: _Session) -> NoReturn:
     """Record a stop by Ctrl-C or SIGTERM, and say how to go on."""
     stop_honoured()
-    unrecorded = _record_end(run, "interrupted", "interrupted by Ctrl-C or SIGTERM")
+    unrecorded = _record_end(run, RunStatus.interrupted, "interrupted by Ctrl-C or SIGTERM")
     raise TrainingInterrupted(
         f"run {run.id} interrupted after {len(session.rows)} epochs; its history and best "
         f"model are kept; continue it with: {_resume_command(run)}{unrecorded}"
@@ -501,9 +502,9 @@ def _finish(run: RunFolder, summary: dict[str, Any], warned_live: bool = False) 
             f"run {run.id} diverged: the loss became {loss} in epoch {epoch}; the model of the best epoch "
             f"before it is kept; lower the learning rate (optimizer.learning_rate) and train again"
         )
-        run.finish("diverged", error=message)
+        run.finish(RunStatus.diverged, error=message)
         raise TrainingDiverged(message)
-    run.finish("pruned" if summary.get("pruned") else "completed")
+    run.finish(RunStatus.pruned if summary.get("pruned") else RunStatus.completed)
     return TrainResult(run, summary, warned_live)
 
 
@@ -631,18 +632,18 @@ def _resume_owned(
 ) -> TrainResult:
     info = run.read_info()
     status = effective_status(info)  # not by owner.lock: this process holds it now
-    if status == "completed":
+    if status == RunStatus.completed:
         raise DlcliError(f"run {run.id} is completed; nothing to resume (train its config.yaml again for a new run)")
-    if status == "pruned":
+    if status == RunStatus.pruned:
         raise DlcliError(f"run {run.id} was pruned by its sweep's pruner; nothing to resume")
-    if status == "running":
+    if status == RunStatus.running:
         raise DlcliError(f"run {run.id} is still running (pid {info.pid}); stop it before resuming")
-    if status == "diverged":
+    if status == RunStatus.diverged:
         raise DlcliError(
             f"run {run.id} diverged; resuming would diverge again: lower optimizer.learning_rate "
             f"in its config.yaml and train a new run"
         )
-    if status == "failed" and not info.resumable:
+    if status == RunStatus.failed and not info.resumable:
         raise DlcliError(
             f"run {run.id} failed on its config ({info.error}); resuming would fail the same way: fix the config "
             "and train it again"

@@ -25,6 +25,7 @@ from typing import Any
 from rich.console import Console
 
 from dlcli.errors import ConfigError, DlcliError, TrainingDiverged, TrainingInterrupted
+from dlcli.status import RunStatus
 from dlcli.sweep import SWEEPS_DIR, Plan, Trial, _optuna, check_trial_names, open_storage, pruner, trial_config, validate_trials
 
 
@@ -106,14 +107,14 @@ class StudyTrial:
         try:
             if run:
                 self.trial.set_user_attr("run", run)
-            self.trial.set_user_attr("status", status)
-            if status == "interrupted":
+            self.trial.set_user_attr("status", str(status))
+            if status == RunStatus.interrupted:
                 return
             value = (best or {}).get(self.monitor)
-            if status == "completed" and value is not None and math.isfinite(value):
+            if status == RunStatus.completed and value is not None and math.isfinite(value):
                 self.study.tell(self.number, value)
             else:
-                self.study.tell(self.number, state=TrialState.PRUNED if status == "pruned" else TrialState.FAIL)
+                self.study.tell(self.number, state=TrialState.PRUNED if status == RunStatus.pruned else TrialState.FAIL)
         except (RuntimeError, ValueError):
             pass  # a trial the study already counts as finished (a failed one trained again): its run says how it ended
 
@@ -131,7 +132,7 @@ def train_trial(request: dict[str, Any], runs_dir: Path) -> dict[str, Any]:
     study_trial = StudyTrial(plan, trial, request["epochs"], folder) if trial.number is not None else None
     report = study_trial.report if study_trial else None
     console = Console(highlight=False)
-    run, status, message, best = None, "completed", None, None
+    run, status, message, best = None, RunStatus.completed, None, None
     try:
         if request["op"] == "resume":
             result = training.resume(trial.run, runs_dir, console=console, command=f"dlcli sweep --resume {plan.id}",
@@ -142,18 +143,18 @@ def train_trial(request: dict[str, Any], runs_dir: Path) -> dict[str, Any]:
             result = training.train(config, runs_dir, console=console, command=f"dlcli sweep {plan.config}",
                                     sweep=tag, report=report)
         run, best = result.run.id, result.summary.get("best")
-        status = "pruned" if result.summary.get("pruned") else "completed"
+        status = RunStatus.pruned if result.summary.get("pruned") else RunStatus.completed
     except TrainingInterrupted as error:
-        status, message = "interrupted", str(error)
+        status, message = RunStatus.interrupted, str(error)
     except TrainingDiverged as error:
-        status, message = "diverged", str(error)
+        status, message = RunStatus.diverged, str(error)
     except DlcliError as error:
-        status, message = "failed", str(error)
+        status, message = RunStatus.failed, str(error)
     except Exception as error:  # one trial's failure must not end the worker and the trials after it
-        status, message = "failed", f"{type(error).__name__}: {error}"
+        status, message = RunStatus.failed, f"{type(error).__name__}: {error}"
     if study_trial is not None:
         study_trial.ended(status, run or trial.run, best)
-    return {"op": "done", "status": status, "run": run, "message": message}
+    return {"op": "done", "status": status.value, "run": run, "message": message}
 
 
 @contextlib.contextmanager
@@ -202,7 +203,7 @@ def main() -> None:
             except DlcliError as error:
                 answer = {"op": "error", "message": str(error), "config": isinstance(error, ConfigError)}
             answers.write(json.dumps(answer) + "\n")
-            if answer.get("status") == "interrupted":
+            if answer.get("status") == RunStatus.interrupted:
                 break
     except (KeyboardInterrupt, BrokenPipeError):
         pass

@@ -62,3 +62,14 @@ def test_folders_without_run_json_are_not_runs(runs):
     assert [run.id for run in list_run_folders(runs)] == [
         "20260101-100000-alpha", "20260101-110000-beta", "20260102-090000-alpha"
     ]
+
+
+def test_every_status_has_one_spelling_a_style_and_a_place():
+    from dlcli.render import STATUS_STYLES
+    from dlcli.status import FINISHED, RESUMABLE, RunStatus
+
+    assert set(STATUS_STYLES) == set(RunStatus)  # `runs` colours every status it can show
+    assert not set(FINISHED) & set(RESUMABLE)  # a run is either over for good or resumable
+    assert set(RunStatus) - set(FINISHED) - set(RESUMABLE) == {RunStatus.running, RunStatus.damaged}
+    assert f"{RunStatus.crashed}" == str(RunStatus.crashed) == "crashed" == RunStatus.crashed
+    assert json.dumps({"status": RunStatus.pruned}) == '{"status": "pruned"}'
