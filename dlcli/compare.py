@@ -15,7 +15,7 @@ import yaml
 
 from dlcli.config import read_yaml
 from dlcli.errors import DlcliError
-from dlcli.runs import CONFIG_FILE, HISTORY_FILE, RunRecord, load_run, read_history, resolve_run
+from dlcli.runs import CONFIG_FILE, HISTORY_FILE, NOT_METRIC_COLUMNS, RunRecord, load_run, read_history, resolve_run
 from dlcli.verdicts import metric_name, minimizes
 
 MISSING = "—"  # a key one run has and another has not
@@ -74,7 +74,7 @@ def _metric_columns(record: RunRecord) -> dict[str, float]:
         for key, value in (summary.get(kind) or {}).items():
             if key.startswith("val_"):
                 columns[f"{kind} {key}"] = value
-            elif not validated and kind == "final" and key != "learning_rate":  # trained on all the data
+            elif not validated and kind == "final" and key not in NOT_METRIC_COLUMNS:  # trained on all the data
                 columns[f"final {key}"] = value
     for key, value in ((record.evaluation or {}).get("metrics") or {}).items():
         split = (record.evaluation or {}).get("split", "test")

@@ -14,11 +14,8 @@ from typing import Any
 
 from dlcli.config import OverfittingConfig
 from dlcli.errors import DlcliError
-from dlcli.runs import INTEGER_COLUMNS
+from dlcli.runs import FOLD_COLUMN, INTEGER_COLUMNS
 from dlcli.verdicts import MIN_EPOCHS, OverfittingWatch, metric_name
-
-# The tag of a k-fold run's rows: each fold is a model of its own.
-FOLD = "fold"
 
 # Metric names whose lower value is better, for a file that does not say (Keras's own losses
 # and error metrics); the rest of Keras's metrics that rank ("accuracy", "auc", ...) are maximized.
@@ -126,10 +123,10 @@ def judge_curves(
         if needed not in columns:
             choose = "; choose one with --monitor" if needed == monitor else ""
             raise DlcliError(f"{source}: no '{needed}' column (has {', '.join(columns)}){choose}")
-    folds = sorted({int(row[FOLD]) for row in rows if FOLD in row})
-    if folds and any(FOLD not in row for row in rows):
+    folds = sorted({int(row[FOLD_COLUMN]) for row in rows if FOLD_COLUMN in row})
+    if folds and any(FOLD_COLUMN not in row for row in rows):
         raise DlcliError(f"{source}: some rows have a fold and some have none; give one model's history")
-    models = [(fold, [row for row in rows if row.get(FOLD) == fold]) for fold in folds] or [(None, rows)]
+    models = [(fold, [row for row in rows if row.get(FOLD_COLUMN) == fold]) for fold in folds] or [(None, rows)]
     verdicts = []
     for fold, model_rows in models:
         usable = [row for row in model_rows if all(math.isfinite(row.get(key, math.nan)) for key in (monitor, "loss"))]

@@ -5,9 +5,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from dlcli.runs import write_atomic
-
-TAG_COLUMNS = ("epoch", "fold", "phase", "learning_rate", "seconds")
+from dlcli.runs import NOT_METRIC_COLUMNS, write_atomic
 
 
 def _figure(panels: int, width: float, height: float):
@@ -58,7 +56,7 @@ def plot_curves(
     standard deviation. `smooth` smooths every line (an exponential moving average);
     epochs before `from_epoch` are left out (the first ones can dwarf the rest).
     """
-    metrics = [key for key in rows[0] if key not in TAG_COLUMNS and not key.startswith("val_")]
+    metrics = [key for key in rows[0] if key not in NOT_METRIC_COLUMNS and not key.startswith("val_")]
     metrics.sort(key=lambda key: key != "loss")
     folds = sorted({row["fold"] for row in rows if "fold" in row})
     figure, axes = _figure(len(metrics), 5.5, 4)

@@ -216,8 +216,16 @@ def rows_to_csv(rows: list[dict[str, float]]) -> str:
     return buffer.getvalue()
 
 
-# history.csv's columns that count rather than measure: the epoch, and the tags of k-fold and fine-tune runs
-INTEGER_COLUMNS = ("epoch", "fold", "phase")
+# history.csv's columns other than what Keras logged. The tags say which model and stage a row
+# is of (k-fold's fold, fine-tune's phase); with the epoch they count rather than measure.
+FOLD_COLUMN, PHASE_COLUMN = "fold", "phase"
+TAG_COLUMNS = (FOLD_COLUMN, PHASE_COLUMN)
+INTEGER_COLUMNS = ("epoch", *TAG_COLUMNS)
+# What a row says about the epoch itself: never a value of the model.
+EPOCH_COLUMNS = (*INTEGER_COLUMNS, "seconds")
+# Logged beside the metrics but no measure of the model: summary.json keeps the learning rate a
+# row ended with; no curve, comparison or ranking treats it as a metric.
+NOT_METRIC_COLUMNS = (*EPOCH_COLUMNS, "learning_rate")
 
 
 def read_history(path: Path) -> list[dict[str, float]]:

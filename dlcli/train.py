@@ -48,6 +48,7 @@ from dlcli.runs import (
     CHECKPOINT_DIR,
     CONFIG_FILE,
     CURVES_FILE,
+    EPOCH_COLUMNS,
     HISTORY_FILE,
     MODEL_FILE,
     SCHEMA,
@@ -68,8 +69,6 @@ from dlcli.runs import (
 from dlcli.status import RunStatus
 from dlcli.verdicts import OverfittingWatch, best_row, metric_name, overfitting_advice, training_notes
 
-TAGS = ("fold", "phase")
-
 
 @dataclass
 class TrainResult:
@@ -79,7 +78,7 @@ class TrainResult:
 
 
 def _metrics_of(row: dict[str, float] | None) -> dict[str, float]:
-    return {key: value for key, value in (row or {}).items() if key not in ("epoch", "seconds", *TAGS)}
+    return {key: value for key, value in (row or {}).items() if key not in EPOCH_COLUMNS}
 
 
 def _diverged_row(rows: list[dict[str, float]]) -> dict[str, float] | None:
