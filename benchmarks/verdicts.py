@@ -19,7 +19,6 @@ No TensorFlow: the curves are CSV files and the detectors are pure functions of 
 from __future__ import annotations
 
 import argparse
-import csv
 import math
 import random
 import statistics
@@ -36,7 +35,7 @@ HELD_OUT = CORPUS / "held-out"
 sys.path.insert(0, str(REPOSITORY))
 
 from dlcli.config import OverfittingConfig  # noqa: E402
-from dlcli.histories import read_curves  # noqa: E402
+from dlcli.histories import models_of, read_curves  # noqa: E402
 from dlcli.verdicts import OverfittingWatch, noise_level  # noqa: E402
 
 MONITOR = "val_loss"
@@ -80,16 +79,9 @@ def load_corpus(corpus: Path = CORPUS) -> dict[str, list[History]]:
     folders = sorted(path for path in corpus.iterdir() if path.is_dir()) if corpus.is_dir() else []
     for folder in folders:
         for path in sorted(folder.glob("seed-*.csv"), key=lambda p: int(p.stem.split("-")[1])):
-            with path.open(newline="") as file:
-                rows = [{key: float(value) for key, value in row.items() if value != ""} for row in csv.DictReader(file)]
-            folds = sorted({int(row["fold"]) for row in rows if "fold" in row})
-            for fold in folds:
-                model = f"{folder.name} fold {fold}"
-                models.setdefault(model, []).append(
-                    History(model, path.stem, [row for row in rows if row["fold"] == fold])
-                )
-            if not folds:
-                models.setdefault(folder.name, []).append(History(folder.name, path.stem, rows))
+            for fold, rows in models_of(read_curves(path), str(path)):
+                model = folder.name if fold is None else f"{folder.name} fold {fold}"
+                models.setdefault(model, []).append(History(model, path.stem, rows))
     return models
 
 

@@ -67,6 +67,14 @@ def _row(record: dict[str, str | None], path: Path, line: int) -> dict[str, floa
     return row
 
 
+def models_of(rows: list[dict[str, float]], source: str) -> list[tuple[int | None, list[dict[str, float]]]]:
+    """(fold, its rows) for each fold of a k-fold run's history, or [(None, rows)] for one model."""
+    folds = sorted({int(row[FOLD_COLUMN]) for row in rows if FOLD_COLUMN in row})
+    if folds and any(FOLD_COLUMN not in row for row in rows):
+        raise DlcliError(f"{source}: some rows have a fold and some have none; give one model's history")
+    return [(fold, [row for row in rows if row.get(FOLD_COLUMN) == fold]) for fold in folds] or [(None, rows)]
+
+
 def guessed_direction(monitor: str) -> str:
     """'min' or 'max' for a metric known only by its name; an error when the name does not say."""
     name = metric_name(monitor).lower()
@@ -123,12 +131,8 @@ def judge_curves(
         if needed not in columns:
             choose = "; choose one with --monitor" if needed == monitor else ""
             raise DlcliError(f"{source}: no '{needed}' column (has {', '.join(columns)}){choose}")
-    folds = sorted({int(row[FOLD_COLUMN]) for row in rows if FOLD_COLUMN in row})
-    if folds and any(FOLD_COLUMN not in row for row in rows):
-        raise DlcliError(f"{source}: some rows have a fold and some have none; give one model's history")
-    models = [(fold, [row for row in rows if row.get(FOLD_COLUMN) == fold]) for fold in folds] or [(None, rows)]
     verdicts = []
-    for fold, model_rows in models:
+    for fold, model_rows in models_of(rows, source):
         usable = [row for row in model_rows if all(math.isfinite(row.get(key, math.nan)) for key in (monitor, "loss"))]
         if len(usable) < MIN_EPOCHS:
             which = f" (fold {fold})" if fold is not None else ""
