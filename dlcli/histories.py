@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import csv
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -95,7 +95,6 @@ class CurveVerdict:
     epochs: int
     verdict: dict[str, Any]
     fold: int | None = None
-    warnings: list[int] = field(default_factory=list)  # the epochs at which the ⚠ line came (at most one)
 
     def as_dict(self) -> dict[str, Any]:
         verdict = self.verdict
@@ -140,9 +139,8 @@ def judge_curves(
                 f"{source}{which}: {len(usable)} epochs with both {monitor} and loss; a verdict needs at least "
                 f"{MIN_EPOCHS}"
             )
-        watch = OverfittingWatch(settings, minimize=direction == "min")
-        warnings = [int(row["epoch"]) for row in model_rows if watch.observe(row) is not None]
-        verdicts.append(CurveVerdict(source, monitor, direction, len(model_rows), watch.verdict(), fold, warnings))
+        watch = OverfittingWatch.replayed(settings, direction == "min", model_rows)
+        verdicts.append(CurveVerdict(source, monitor, direction, len(model_rows), watch.verdict(), fold))
     return verdicts
 
 
