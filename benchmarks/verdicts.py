@@ -35,8 +35,8 @@ HELD_OUT = CORPUS / "held-out"
 sys.path.insert(0, str(REPOSITORY))
 
 from dlcli.config import OverfittingConfig  # noqa: E402
-from dlcli.histories import models_of, read_curves  # noqa: E402
-from dlcli.verdicts import OverfittingWatch, noise_level  # noqa: E402
+from dlcli.curves.histories import models_of, read_curves  # noqa: E402
+from dlcli.curves.verdicts import OverfittingWatch, noise_level  # noqa: E402
 
 MONITOR = "val_loss"
 # A model overfits when its seed-averaged validation loss ends this many noise levels above

@@ -23,7 +23,7 @@ from rich.table import Table
 
 from dlcli import __version__
 from dlcli.errors import DlcliError
-from dlcli.status import RunStatus
+from dlcli.store.status import RunStatus
 
 app = typer.Typer(
     name="dlcli",
@@ -90,14 +90,14 @@ def _restore_unless_stopping(previous_handlers: dict[int, Any]) -> None:
 
 
 def _stop_training(signum, frame):
-    from dlcli.callbacks import request_stop  # imported with training, before this is installed
+    from dlcli.training.callbacks import request_stop  # imported with training, before this is installed
 
     request_stop()  # should native code swallow the KeyboardInterrupt, the next batch raises it again
     _raise_keyboard_interrupt(signum, frame)
 
 
 def _import_tensorflow() -> None:
-    from dlcli.backend import import_tensorflow
+    from dlcli.build.backend import import_tensorflow
 
     import_tensorflow(verbose=debug_mode["enabled"], without_keras_extras=True)
 
@@ -183,7 +183,7 @@ def train(
     command += ["--runs-dir", str(runs_dir)]
 
     _import_tensorflow()
-    from dlcli import train as training
+    from dlcli.training import train as training
 
     # SIGINT too: a process started in the background of a script inherits SIGINT ignored,
     # and `kill -INT` must still stop it cleanly.
@@ -265,13 +265,13 @@ def evaluate(
     runs_dir: RunsDir = Path("runs"),
 ) -> None:
     """Re-evaluate a run's model on its test split, rebuilt from the run's own config."""
-    from dlcli.runs import EVALUATION_FILE, resolve_run
+    from dlcli.store.runs import EVALUATION_FILE, resolve_run
 
     folder = resolve_run(runs_dir, run)
     _note_if_still_training(folder)
     _import_tensorflow()
-    from dlcli.evaluate import evaluate_run
-    from dlcli.render import evaluation_view
+    from dlcli.report.render import evaluation_view
+    from dlcli.use.evaluate import evaluate_run
 
     evaluation = evaluate_run(folder, split)
     if output_format == Format.json:
@@ -285,7 +285,7 @@ def evaluate(
 
 def _note_if_still_training(folder) -> None:
     """Its model.keras is whole whenever it is read, but it is only the best epoch so far."""
-    from dlcli.runs import OWNER_FILE, load_run
+    from dlcli.store.runs import OWNER_FILE, load_run
 
     record = load_run(folder)
     if record.status == RunStatus.running:
@@ -315,15 +315,15 @@ def predict(
     runs_dir: RunsDir = Path("runs"),
 ) -> None:
     """The run's model on new inputs, prepared as its training data was: one row per input."""
-    from dlcli.runs import resolve_run
+    from dlcli.store.runs import resolve_run
 
     if output_format not in PREDICT_FORMATS:
         raise DlcliError(f"--format {output_format}: choose one of {', '.join(PREDICT_FORMATS)}")
     folder = resolve_run(runs_dir, run)
     _import_tensorflow()
     from dlcli.errors import SomeInputsFailed
-    from dlcli.predict import Prediction
-    from dlcli.render import write_predictions
+    from dlcli.report.render import write_predictions
+    from dlcli.use.predict import Prediction
 
     prediction = Prediction(folder, inputs, top, batch_size, fold)
     stream = open(output, "w", encoding="utf-8", newline="") if output else sys.stdout
@@ -359,12 +359,12 @@ def export(
     runs_dir: RunsDir = Path("runs"),
 ) -> None:
     """Export the run's model with its preprocessing, then check the export against it."""
-    from dlcli.runs import resolve_run
+    from dlcli.store.runs import resolve_run
 
     folder = resolve_run(runs_dir, run)
     _note_if_still_training(folder)
     _import_tensorflow()
-    from dlcli.exporting import export_run
+    from dlcli.use.exporting import export_run
 
     report = export_run(folder, export_format, output, fold)
     agreement = "" if report.same_prediction is None else f", the same prediction for {report.same_prediction:.1%}"
@@ -389,7 +389,7 @@ def list_runs(
     runs_dir: RunsDir = Path("runs"),
 ) -> None:
     """List runs: id, name, status, dataset, epochs, best and test metric, start, duration."""
-    from dlcli.index import RunIndex
+    from dlcli.store.index import RunIndex
 
     with RunIndex(runs_dir) as index:
         ids, matched = index.selected_ids(where, status, sort, None if show_all else (last or 50))
@@ -399,7 +399,7 @@ def list_runs(
 def _print_runs(index, ids: list[str], matched: int, output_format: Format, runs_dir: Path, selected: bool) -> None:
     """The runs `ids` read from `index` as they are printed: a stream in every format."""
     if output_format == Format.csv:  # the header's metric columns asked of the index first
-        from dlcli.runs import RunRecord
+        from dlcli.store.runs import RunRecord
 
         columns = [*RunRecord.ROW_COLUMNS, *index.metric_keys(ids)]
         return print_csv((record.as_row() for record in index.load(ids)), columns)
@@ -416,7 +416,7 @@ def _print_runs(index, ids: list[str], matched: int, output_format: Format, runs
             f"no runs{' that match' if selected else ''} in {runs_dir}; start one with `dlcli train configs/mnist_dense.yaml`"
         )
         return
-    from dlcli.render import runs_table
+    from dlcli.report.render import runs_table
 
     for start in range(0, len(ids), 500):  # a table every 500 runs: shown as they are read
         console.print(runs_table(list(index.load(ids[start:start + 500]))))
@@ -432,8 +432,8 @@ def show(run: RunArgument, output_format: FormatOption = Format.table, runs_dir:
 
     from rich.syntax import Syntax
 
-    from dlcli.render import STATUS_STYLES
-    from dlcli.runs import (
+    from dlcli.report.render import STATUS_STYLES
+    from dlcli.store.runs import (
         CHECKPOINT_DIR,
         CONFIG_FILE,
         CURVES_FILE,
@@ -444,7 +444,7 @@ def show(run: RunArgument, output_format: FormatOption = Format.table, runs_dir:
         load_run,
         resolve_run,
     )
-    from dlcli.status import RESUMABLE
+    from dlcli.store.status import RESUMABLE
 
     record = load_run(resolve_run(runs_dir, run))
     visualizations = record.folder.file(VISUALIZATIONS_DIR)  # dlcli visualize's pictures
@@ -511,7 +511,7 @@ def verdict(
 ) -> None:
     """The overfitting verdict of any history, read one epoch at a time as training reads it:
     when the warning would have come, the onset it names, its evidence, the final verdict."""
-    from dlcli.histories import history_verdicts
+    from dlcli.curves.histories import history_verdicts
 
     found = [
         judged for reference in histories
@@ -555,12 +555,12 @@ def compare_runs(
     runs_dir: RunsDir = Path("runs"),
 ) -> None:
     """Runs side by side: only the config keys that differ, then best/final/test metrics."""
-    from dlcli.compare import compare, comparison_curves, recorded_monitor, records_to_compare
+    from dlcli.report.compare import compare, comparison_curves, recorded_monitor, records_to_compare
 
     records = records_to_compare(runs_dir, runs, last, pattern, sweep, where, status, every)
     elsewhere = []
     if sweep:
-        from dlcli.compare import trials_elsewhere
+        from dlcli.report.compare import trials_elsewhere
 
         sort = sort or recorded_monitor(records)
         elsewhere = trials_elsewhere(runs_dir, sweep, records)
@@ -571,15 +571,15 @@ def compare_runs(
     elif output_format == Format.csv:
         print_csv(comparison.rows, comparison.columns())
     else:
-        from dlcli.render import comparison_table
+        from dlcli.report.render import comparison_table
 
         console.print(comparison_table(comparison))
         if elsewhere:
-            from dlcli.render import rows_table
+            from dlcli.report.render import rows_table
 
             console.print(rows_table(elsewhere, "the study's trials without a run here (other processes or machines)"))
     if plot is not None:
-        from dlcli.plots import plot_comparison
+        from dlcli.curves.plots import plot_comparison
 
         curves = comparison_curves(comparison, records)
         plot_comparison(curves, plot, f"{len(curves)} runs", smooth)
@@ -600,8 +600,8 @@ def check(
 
     experiment = load_config(config, overrides)
     _import_tensorflow()
-    from dlcli.render import data_table, layers_table
-    from dlcli.train import prepare_experiment
+    from dlcli.report.render import data_table, layers_table
+    from dlcli.training.train import prepare_experiment
 
     folds, parts = prepare_experiment(experiment, runs_dir)
     splits = folds[0]
@@ -661,9 +661,9 @@ def sweep_runs(
     runs_dir: RunsDir = Path("runs"),
 ) -> None:
     """Search a config's keys: trials chosen by Optuna, trained by workers, then compared."""
-    from dlcli import sweep as sweeping
-    from dlcli.compare import compare, recorded_monitor
-    from dlcli.render import comparison_table
+    from dlcli.report.compare import compare, recorded_monitor
+    from dlcli.report.render import comparison_table
+    from dlcli.sweep import study as sweeping
 
     # the workers import TensorFlow while this process reads the config and checks the values
     workers, answers = sweeping.start_workers(jobs)
@@ -713,8 +713,8 @@ def sweep_runs(
 def _planned_sweep(config, grid, method, trials, prune, storage, seed, overrides, name, resume, runs_dir):
     """(plan, folder, epochs) of a sweep to resume, or of a new one (its folder still to be made),
     its values validated without TensorFlow."""
-    from dlcli import sweep as sweeping
     from dlcli.config import load_config
+    from dlcli.sweep import study as sweeping
 
     folder = None
     if resume is not None:
@@ -759,13 +759,13 @@ VisualizedFoldOption = Annotated[
 
 
 def _visualizer(runs_dir: Path, run: str):
-    """(dlcli.visualize, the run's folder): the run found before TensorFlow is imported, as the
+    """(dlcli.use.visualize, the run's folder): the run found before TensorFlow is imported, as the
     CLI imports it (its native log silenced)."""
-    from dlcli.runs import resolve_run
+    from dlcli.store.runs import resolve_run
 
     folder = resolve_run(runs_dir, run)
     _import_tensorflow()
-    from dlcli import visualize
+    from dlcli.use import visualize
 
     return visualize, folder
 

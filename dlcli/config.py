@@ -1,7 +1,7 @@
 """Experiment configs: YAML with line numbers, pydantic validation, ``--set`` overrides.
 
 Nothing here imports TensorFlow: structure is checked with pydantic, and Keras names
-(layers, optimizers, losses) are resolved later by ``dlcli.models`` against the same
+(layers, optimizers, losses) are resolved later by ``dlcli.build.models`` against the same
 key paths and lines, through ``ExperimentConfig.error``.
 """
 
@@ -240,7 +240,7 @@ class FineTuneConfig(_Strict):
 class OverfittingConfig(_Strict):
     """Flag overfitting: `monitor` moves away from its best beyond this run's epoch-to-epoch
     noise, or climbs steadily since it, for at least `patience` epochs while the training loss
-    still falls (dlcli.verdicts); with `stop`, training ends at the warning."""
+    still falls (dlcli.curves.verdicts); with `stop`, training ends at the warning."""
 
     monitor: str = "val_loss"
     mode: Literal["auto", "min", "max"] = "auto"  # auto: the direction Keras gives the metric

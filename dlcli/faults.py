@@ -2,7 +2,7 @@
 
 `DLCLI_KILL_AT=<point>[:<n>]` kills the process the n-th time (the first by default) it
 passes `kill_point("<point>")`. The points sit between the writes of an epoch's commit
-and of a run's end (see dlcli.checkpoint), so tests can show that a run killed at each
+and of a run's end (see dlcli.training.checkpoint), so tests can show that a run killed at each
 one resumes to the uninterrupted run's numbers. Unset, a kill point costs a dict lookup.
 """
 

@@ -1,4 +1,4 @@
-"""dlcli.backend: TensorFlow's import, and what Keras is started without."""
+"""dlcli.build.backend: TensorFlow's import, and what Keras is started without."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from dlcli.backend import _unavailable
+from dlcli.build.backend import _unavailable
 
 
 @pytest.fixture

@@ -10,10 +10,10 @@ import pytest
 import yaml
 
 from conftest import REPO, encoded, read_json, run_folders
+from dlcli.build.models import build_model, compile_model, unfreeze
 from dlcli.config import load_config
 from dlcli.data import load_dataset
 from dlcli.errors import ConfigError
-from dlcli.models import build_model, compile_model, unfreeze
 
 CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
 NEEDS_DOWNLOAD = {"imdb_multihot", "reuters"}  # keras.datasets files, not in the suite

@@ -14,9 +14,9 @@ import pytest
 
 from conftest import TINY_CONFIG, read_json, run_folders
 from dlcli.config import load_config
-from dlcli.devices import _cpu_has_bfloat16, has_gpu, speed_settings
 from dlcli.errors import ConfigError
-from dlcli.runs import CHECKPOINT_DIR, OLD_WEIGHTS_FILE, STATE_FILE
+from dlcli.store.runs import CHECKPOINT_DIR, OLD_WEIGHTS_FILE, STATE_FILE
+from dlcli.training.devices import _cpu_has_bfloat16, has_gpu, speed_settings
 
 
 def test_auto_settings_follow_the_device(write_config):
@@ -63,7 +63,7 @@ cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 from pathlib import Path
 from dlcli.config import load_config
-from dlcli.train import train
+from dlcli.training.train import train
 result = train(load_config(sys.argv[1], sys.argv[3:]), Path(sys.argv[2]))
 print(result.summary["speed"]["replicas"], result.summary["final"]["loss"])
 """
@@ -187,8 +187,8 @@ def test_distribution_settings_that_cannot_work(cli, write_config, runs_dir, ove
 
 
 def test_mixed_precision_needs_a_capable_device(write_config, monkeypatch):
-    monkeypatch.setattr("dlcli.devices.has_gpu", lambda: False)
-    monkeypatch.setattr("dlcli.devices._cpu_has_bfloat16", lambda: False)
+    monkeypatch.setattr("dlcli.training.devices.has_gpu", lambda: False)
+    monkeypatch.setattr("dlcli.training.devices._cpu_has_bfloat16", lambda: False)
 
     with pytest.raises(ConfigError, match="training.mixed_precision: this machine has no GPU"):
         speed_settings(load_config(write_config(TINY_CONFIG), ["training.mixed_precision=true"]))

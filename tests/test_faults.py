@@ -31,7 +31,7 @@ def test_a_run_folder_that_cannot_be_written_is_not_left_behind(cli, tiny_config
     def disk_full(path, data):
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
-    monkeypatch.setattr("dlcli.runs.write_atomic", disk_full)
+    monkeypatch.setattr("dlcli.store.runs.write_atomic", disk_full)
 
     result = cli("train", str(tiny_config))
 
@@ -41,9 +41,9 @@ def test_a_run_folder_that_cannot_be_written_is_not_left_behind(cli, tiny_config
 
 
 def test_disk_full_during_training_fails_the_run_with_advice(cli, tiny_config, runs_dir, monkeypatch):
-    import dlcli.checkpoint
+    import dlcli.training.checkpoint
 
-    real_write = dlcli.checkpoint.write_atomic
+    real_write = dlcli.training.checkpoint.write_atomic
     writes = {"history": 0}
 
     def fill_up_on_second_epoch(path, content):
@@ -53,7 +53,7 @@ def test_disk_full_during_training_fails_the_run_with_advice(cli, tiny_config, r
                 raise OSError(errno.ENOSPC, "No space left on device", str(path))
         real_write(path, content)
 
-    monkeypatch.setattr(dlcli.checkpoint, "write_atomic", fill_up_on_second_epoch)
+    monkeypatch.setattr(dlcli.training.checkpoint, "write_atomic", fill_up_on_second_epoch)
 
     result = cli("train", str(tiny_config))
 
@@ -69,14 +69,14 @@ def test_disk_full_during_training_fails_the_run_with_advice(cli, tiny_config, r
 
 
 def test_when_even_run_json_cannot_be_written_the_message_says_so(cli, tiny_config, runs_dir, monkeypatch):
-    import dlcli.checkpoint
-    import dlcli.runs
+    import dlcli.store.runs
+    import dlcli.training.checkpoint
 
     def no_space(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(dlcli.checkpoint, "write_atomic", no_space)
-    monkeypatch.setattr(dlcli.runs.RunFolder, "finish", no_space)
+    monkeypatch.setattr(dlcli.training.checkpoint, "write_atomic", no_space)
+    monkeypatch.setattr(dlcli.store.runs.RunFolder, "finish", no_space)
 
     result = cli("train", str(tiny_config))
 
@@ -226,7 +226,7 @@ def digits_data():
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(argument=st.sampled_from(["kernel_initializer", "kernel_regularizer", "activation"]), value=nested_objects)
 def test_nested_keras_object_configs(tmp_path, digits_data, argument, value):
-    from dlcli.train import checked_model
+    from dlcli.training.train import checked_model
 
     text = TINY_CONFIG.replace("{units: 16, activation: relu}", "{units: 16}")
     path = tmp_path / "config.yaml"

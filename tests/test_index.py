@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 from conftest import fake_run, read_json, summary_with
-from dlcli.index import INDEX_FILE, RunIndex
-from dlcli.runs import RunFolder
+from dlcli.store.index import INDEX_FILE, RunIndex
+from dlcli.store.runs import RunFolder
 
 
 def indexed_run(runs_dir, run_id, optimizer="rmsprop", units=64, val_accuracy=0.9, status="completed", test=None, **info):
@@ -142,8 +142,8 @@ def test_a_lost_or_damaged_index_is_rebuilt_with_the_same_answers(cli, four_runs
 WRITER = """
 import sys
 from pathlib import Path
-from dlcli.index import RunIndex
-from dlcli.runs import RunFolder
+from dlcli.store.index import RunIndex
+from dlcli.store.runs import RunFolder
 runs, first, count = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 index = RunIndex(runs)
 for number in range(first, first + count):
@@ -223,7 +223,7 @@ def test_a_csv_stream_has_the_metric_columns_of_the_runs_it_lists(cli, four_runs
 
 
 def test_a_sweeps_trials_are_found_through_the_index(runs_dir):
-    from dlcli.sweep import sweep_records
+    from dlcli.sweep.study import sweep_records
 
     indexed_run(runs_dir, "20260101-100000-alone")
     for trial in (1, 2, 3):

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from conftest import REPO, TINY_CONFIG, read_json, run_folders
+from dlcli.build.models import build_model
 from dlcli.config import load_config
 from dlcli.data import load_dataset
 from dlcli.data.pipeline import EpochOrder, samples_in_batches, stream
 from dlcli.errors import ConfigError
-from dlcli.models import build_model
 
 RESIDUAL = """\
 name: residual
@@ -233,7 +233,7 @@ def test_noise_features_and_shuffled_labels_change_only_what_they_say(write_conf
 def test_k_fold_curves_show_the_mean_of_the_folds_with_a_band(tmp_path):
     from matplotlib.figure import Figure
 
-    from dlcli.plots import _fold_lines, plot_curves, smoothed
+    from dlcli.curves.plots import _fold_lines, plot_curves, smoothed
 
     rows = [
         {"fold": fold, "epoch": epoch, "loss": 1.0 / epoch, "val_loss": fold + 1.0 / epoch}

@@ -16,8 +16,8 @@ from PIL import Image
 from conftest import REPO, TINY_CONFIG, read_json
 from dlcli.config import load_config
 from dlcli.data import load_dataset
-from dlcli.runs import resolve_run
-from dlcli.train import train
+from dlcli.store.runs import resolve_run
+from dlcli.training.train import train
 
 pytestmark = pytest.mark.slow  # five runs trained for the module, exports converted and checked
 
@@ -240,7 +240,7 @@ def test_exports_agree_with_predict_when_run_without_dlcli(cli, trained, digits_
 def test_an_export_that_disagrees_is_removed_and_a_missing_converter_is_named(cli, trained, tmp_path, monkeypatch):
     import importlib.util
 
-    from dlcli import exporting
+    from dlcli.use import exporting
 
     honest = exporting.RUNTIMES["tflite"]
     monkeypatch.setitem(exporting.RUNTIMES, "tflite", lambda path: (lambda x: honest(path)(x) + 0.01))

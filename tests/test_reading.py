@@ -14,11 +14,11 @@ import pytest
 from PIL import Image
 
 from conftest import TINY_CONFIG, encoded, fake_run, read_json, run_folders, summary_with
-from dlcli.compare import compare, differing_keys, flatten
 from dlcli.config import load_config
 from dlcli.data import load_dataset
 from dlcli.errors import DlcliError
-from dlcli.runs import load_runs
+from dlcli.report.compare import compare, differing_keys, flatten
+from dlcli.store.runs import load_runs
 
 # --- evaluate ------------------------------------------------------------------------
 
@@ -127,7 +127,7 @@ def test_compare_csv_parses_with_one_row_per_run(cli, runs_dir):
 
 
 def test_best_values_are_highlighted_per_column(runs_dir):
-    from dlcli.render import comparison_table
+    from dlcli.report.render import comparison_table
 
     two_runs(runs_dir)
     comparison = compare(load_runs(runs_dir))

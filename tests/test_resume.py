@@ -26,10 +26,10 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from conftest import TINY_CONFIG, read_json, run_folders
-from dlcli.callbacks import REFUSED_CALLBACKS
-from dlcli.checkpoint import CALLBACK_STATE, STATELESS_CALLBACKS
 from dlcli.cli import app
-from dlcli.runs import RunFolder, effective_status, load_run
+from dlcli.store.runs import RunFolder, effective_status, load_run
+from dlcli.training.callbacks import REFUSED_CALLBACKS
+from dlcli.training.checkpoint import CALLBACK_STATE, STATELESS_CALLBACKS
 
 
 def photos(name, folder, model, training):
@@ -192,7 +192,7 @@ def test_every_callback_a_config_may_name_has_its_state_saved_or_keeps_none():
 
 def interrupted_after_first_epoch(cli, config, monkeypatch):
     """A run stopped (as by Ctrl-C) once its first epoch is committed; its folder."""
-    from dlcli.callbacks import EpochCommit
+    from dlcli.training.callbacks import EpochCommit
 
     commit = EpochCommit.on_epoch_end
 

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from dlcli.errors import RunNotFound
-from dlcli.runs import RUN_FILE, list_run_folders, resolve_run
+from dlcli.store.runs import RUN_FILE, list_run_folders, resolve_run
 
 
 @pytest.fixture
@@ -65,8 +65,8 @@ def test_folders_without_run_json_are_not_runs(runs):
 
 
 def test_every_status_has_one_spelling_a_style_and_a_place():
-    from dlcli.render import STATUS_STYLES
-    from dlcli.status import FINISHED, RESUMABLE, RunStatus
+    from dlcli.report.render import STATUS_STYLES
+    from dlcli.store.status import FINISHED, RESUMABLE, RunStatus
 
     assert set(STATUS_STYLES) == set(RunStatus)  # `runs` colours every status it can show
     assert not set(FINISHED) & set(RESUMABLE)  # a run is either over for good or resumable

@@ -17,8 +17,8 @@ from typer.testing import CliRunner
 from conftest import TINY_CONFIG, read_json, run_folders
 from dlcli.cli import app
 from dlcli.config import load_config
-from dlcli.runs import load_runs
-from dlcli.sweep import PLAN_FILE, Plan, open_study, sweep_settings, take_trial
+from dlcli.store.runs import load_runs
+from dlcli.sweep.study import PLAN_FILE, Plan, open_study, sweep_settings, take_trial
 
 
 def sweep_folders(runs_dir):

@@ -12,7 +12,7 @@ import yaml
 
 from conftest import encoded, read_json, run_folders
 from dlcli.config import load_config
-from dlcli.runs import RunFolder
+from dlcli.store.runs import RunFolder
 
 
 def history_rows(folder):
@@ -143,7 +143,7 @@ def test_name_option_cannot_leave_the_runs_folder(cli, tiny_config, runs_dir, tm
 
 def test_run_folders_in_the_same_second_never_collide(tmp_path, monkeypatch):
     fixed = datetime(2026, 1, 2, 3, 4, 5).astimezone()
-    monkeypatch.setattr("dlcli.runs.now", lambda: fixed)
+    monkeypatch.setattr("dlcli.store.runs.now", lambda: fixed)
 
     names = [RunFolder.create(tmp_path, "same").id for _ in range(3)]
 
@@ -151,7 +151,7 @@ def test_run_folders_in_the_same_second_never_collide(tmp_path, monkeypatch):
 
 
 def test_failure_during_training_keeps_the_folder_marked_failed(cli, tiny_config, runs_dir, monkeypatch):
-    from dlcli.callbacks import EpochCommit
+    from dlcli.training.callbacks import EpochCommit
 
     record_epoch = EpochCommit.on_epoch_end
 
@@ -185,7 +185,7 @@ def test_offline_keras_dataset_exits_2_with_the_alternative(cli, tiny_config, ru
 
 
 def test_atomic_write_leaves_no_temporary_files(tmp_path):
-    from dlcli.runs import write_atomic
+    from dlcli.store.runs import write_atomic
 
     target = tmp_path / "file.txt"
     write_atomic(target, "one")

@@ -11,7 +11,7 @@ import pytest
 
 from conftest import REPO
 from dlcli.config import OverfittingConfig
-from dlcli.verdicts import STRONG_RISE, OverfittingWatch, evidence, noise_level
+from dlcli.curves.verdicts import STRONG_RISE, OverfittingWatch, evidence, noise_level
 
 
 def _benchmark():
@@ -140,7 +140,7 @@ def test_a_steady_climb_of_small_steps_is_flagged_as_a_trend_before_it_is_large(
 
 
 def test_the_p_value_of_a_rise_is_exact_and_rank_based():
-    from dlcli.verdicts import rising_p_value
+    from dlcli.curves.verdicts import rising_p_value
 
     assert rising_p_value([1, 2, 3, 4, 5]) == pytest.approx(1 / 120)  # one ordering in 5! rises throughout
     assert rising_p_value([1, 2, 3, 4, 500]) == rising_p_value([1, 2, 3, 4, 5])  # the size of a step is no evidence

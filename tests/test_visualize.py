@@ -11,7 +11,7 @@ from PIL import Image
 
 from conftest import TINY_CONFIG
 from dlcli.config import load_config
-from dlcli.train import train
+from dlcli.training.train import train
 
 pytestmark = pytest.mark.slow  # convnets, VGG16's shape and gradient ascent: a minute in all
 
@@ -169,8 +169,8 @@ def test_activations_of_a_mnist_convnet_one_grid_per_layer(visualize, runs, tmp_
 
 
 def test_filter_patterns_excite_their_filters_more_than_noise(visualize, runs):
-    from dlcli import visualize as library
-    from dlcli.runs import RunFolder
+    from dlcli.store.runs import RunFolder
+    from dlcli.use import visualize as library
 
     run = runs["mnist"]
     result = visualize("filters", run.id, "--filters", "4", "--steps", "10")
@@ -302,7 +302,7 @@ def test_a_k_fold_run_shows_one_folds_model_and_an_rgba_run_its_colours(visualiz
 def test_a_head_layer_named_like_a_base_layer_is_told_apart():
     import keras
 
-    from dlcli.visualize import named_layers
+    from dlcli.use.visualize import named_layers
 
     base_input = keras.Input((8, 8, 1))
     base = keras.Model(base_input, keras.layers.Conv2D(2, 3, name="conv")(base_input), name="base")

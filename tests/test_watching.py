@@ -16,7 +16,7 @@ from PIL import Image
 
 from conftest import TINY_CONFIG, read_json, run_folders
 from dlcli.config import load_config
-from dlcli.verdicts import overfitting_advice, training_notes
+from dlcli.curves.verdicts import overfitting_advice, training_notes
 
 
 def rows_from(val_losses, losses, accuracies=None):
@@ -173,15 +173,15 @@ def test_bad_callbacks_are_config_errors(cli, tiny_config, runs_dir, override, m
 
 
 def test_a_nan_loss_stops_the_run_as_diverged_and_keeps_the_last_good_model(cli, tiny_config, runs_dir, monkeypatch):
-    import dlcli.train
+    import dlcli.training.train
 
     class ExplodeAtEpochThree(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
             if epoch == 2:
                 self.model.optimizer.learning_rate.assign(1e30)
 
-    configured = dlcli.train.keras_callbacks
-    monkeypatch.setattr(dlcli.train, "keras_callbacks", lambda config: [*configured(config), ExplodeAtEpochThree()])
+    configured = dlcli.training.train.keras_callbacks
+    monkeypatch.setattr(dlcli.training.train, "keras_callbacks", lambda config: [*configured(config), ExplodeAtEpochThree()])
 
     result = cli("train", str(tiny_config), "--set", "training.epochs=6")
 
@@ -200,8 +200,8 @@ def test_a_nan_loss_stops_the_run_as_diverged_and_keeps_the_last_good_model(cli,
 
 def test_a_stop_request_whose_keyboard_interrupt_was_swallowed_still_stops_the_run(cli, tiny_config, runs_dir,
                                                                                   monkeypatch):
-    import dlcli.train
-    from dlcli.callbacks import _stop_requested, request_stop
+    import dlcli.training.train
+    from dlcli.training.callbacks import _stop_requested, request_stop
 
     class StopSilentlyInEpochTwo(keras.callbacks.Callback):
         """As a signal arriving inside native code that drops its KeyboardInterrupt."""
@@ -210,8 +210,8 @@ def test_a_stop_request_whose_keyboard_interrupt_was_swallowed_still_stops_the_r
             if epoch == 1:
                 request_stop()
 
-    configured = dlcli.train.keras_callbacks
-    monkeypatch.setattr(dlcli.train, "keras_callbacks", lambda config: [*configured(config), StopSilentlyInEpochTwo()])
+    configured = dlcli.training.train.keras_callbacks
+    monkeypatch.setattr(dlcli.training.train, "keras_callbacks", lambda config: [*configured(config), StopSilentlyInEpochTwo()])
 
     result = cli("train", str(tiny_config), "--set", "training.epochs=5")
 
@@ -224,8 +224,8 @@ def test_a_stop_request_whose_keyboard_interrupt_was_swallowed_still_stops_the_r
 
 def test_an_interrupt_that_a_context_manager_turns_into_another_error_still_interrupts(cli, tiny_config, runs_dir,
                                                                                        monkeypatch):
-    import dlcli.train
-    from dlcli.callbacks import _stop_requested, request_stop
+    import dlcli.training.train
+    from dlcli.training.callbacks import _stop_requested, request_stop
 
     class InterruptedInsideADeviceScope(keras.callbacks.Callback):
         """As Ctrl-C landing inside `with tf.device(...)`: the scope's exit raises in its place
@@ -239,8 +239,8 @@ def test_an_interrupt_that_a_context_manager_turns_into_another_error_still_inte
                 except KeyboardInterrupt:
                     raise RuntimeError("Exiting device scope without proper scope nesting") from None
 
-    configured = dlcli.train.keras_callbacks
-    monkeypatch.setattr(dlcli.train, "keras_callbacks",
+    configured = dlcli.training.train.keras_callbacks
+    monkeypatch.setattr(dlcli.training.train, "keras_callbacks",
                         lambda config: [*configured(config), InterruptedInsideADeviceScope()])
 
     result = cli("train", str(tiny_config), "--set", "training.epochs=5")
@@ -366,7 +366,7 @@ RANKED_METRICS = ["mae", "mse", "r2_score", "cosine_similarity", "acc", "accurac
 def test_directions_are_the_ones_keras_monitor_callbacks_use(write_config):
     """dlcli reads each metric's direction before training; Keras's EarlyStopping reads it from the
     compiled metrics after an epoch. They must agree on every metric."""
-    from dlcli.models import metric_directions
+    from dlcli.build.models import metric_directions
 
     config = load_config(write_config(TINY_CONFIG), [f"metrics=[{', '.join(RANKED_METRICS)}]"])
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1, activation="sigmoid")])

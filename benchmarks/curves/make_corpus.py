@@ -278,7 +278,7 @@ def write_tables(folder: Path) -> None:
 
 def _train(text: str, seed: int, runs: Path) -> Path:
     from dlcli.config import load_config
-    from dlcli.train import train
+    from dlcli.training.train import train
 
     path = runs / "config.yaml"
     path.write_text(text.replace("{tables}", str(runs)), encoding="utf-8")

@@ -13,6 +13,7 @@ from typing import Any
 
 from dlcli.config import ExperimentConfig, OverfittingConfig
 from dlcli.data.catalog import DATASETS, IMAGE_OPTIONS
+from dlcli.store.runs import metric_name
 
 # Advice on a model "large for its data": more parameters than this many per training example.
 PARAMETERS_PER_EXAMPLE = 100
@@ -24,11 +25,6 @@ FLAT_LOSS_FRACTION = 0.01
 
 def _finite(value: Any) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value)
-
-
-def metric_name(key: str) -> str:
-    """The metric a logged key measures: 'val_accuracy' and 'accuracy' are both 'accuracy'."""
-    return key.removeprefix("val_")
 
 
 def minimizes(directions: dict[str, str], key: str) -> bool | None:

@@ -14,9 +14,18 @@ from typing import Any
 import yaml
 
 from dlcli.config import read_yaml
+from dlcli.curves.verdicts import minimizes
 from dlcli.errors import DlcliError
-from dlcli.runs import CONFIG_FILE, HISTORY_FILE, NOT_METRIC_COLUMNS, RunRecord, load_run, read_history, resolve_run
-from dlcli.verdicts import metric_name, minimizes
+from dlcli.store.runs import (
+    CONFIG_FILE,
+    HISTORY_FILE,
+    NOT_METRIC_COLUMNS,
+    RunRecord,
+    load_run,
+    metric_name,
+    read_history,
+    resolve_run,
+)
 
 MISSING = "—"  # a key one run has and another has not
 
@@ -180,11 +189,11 @@ def records_to_compare(
     """The runs `dlcli compare` shows: a sweep's trials, the runs named, or the last 10 (`every`:
     all) — of those, the ones that match `pattern` (a glob), `where` and `status`; raises when
     there are none."""
-    from dlcli.index import RunIndex
+    from dlcli.store.index import RunIndex
 
     if sweep or references:
         if sweep:
-            from dlcli.sweep import find_sweep, sweep_records
+            from dlcli.sweep.study import find_sweep, sweep_records
 
             records = sweep_records(runs_dir, find_sweep(runs_dir, sweep).name)
         else:
@@ -207,7 +216,7 @@ def records_to_compare(
 def trials_elsewhere(runs_dir: Path, sweep: str, records: list[RunRecord]) -> list[dict[str, Any]]:
     """The trials of the sweep's study that have no run here: taken by other processes or machines
     sharing its storage, or not taken yet. Reads the study's storage (Optuna, no TensorFlow)."""
-    from dlcli.sweep import Plan, find_sweep, study_trials
+    from dlcli.sweep.study import Plan, find_sweep, study_trials
 
     folder = find_sweep(runs_dir, sweep)
     here = {record.id for record in records}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from dlcli.runs import NOT_METRIC_COLUMNS, write_atomic
+from dlcli.store.runs import NOT_METRIC_COLUMNS, write_atomic
 
 
 def _figure(panels: int, width: float, height: float):

@@ -18,33 +18,20 @@ import numpy as np
 import tensorflow as tf
 from rich.console import Console
 
-from dlcli.callbacks import (
-    BestModel,
-    EpochClock,
-    EpochCommit,
-    OverfittingMonitor,
-    ReportToSweep,
-    RichProgress,
-    StopOnRequest,
-    keras_callbacks,
-    stop_honoured,
-    stop_pending,
-)
-from dlcli.checkpoint import Checkpoint, RestoreCallbackState, save_model_atomic
+from dlcli.build.inference import write_inference_files
+from dlcli.build.models import ModelParts, build_model, check_output, compile_model, monitor_directions, unfreeze
+from dlcli.build.saved import save_model_atomic
 from dlcli.config import ExperimentConfig, load_config
+from dlcli.curves.plots import plot_curves
+from dlcli.curves.verdicts import OverfittingWatch, best_row, overfitting_advice, training_notes
 from dlcli.data import load_dataset, load_folds
 from dlcli.data.cache import cached, check_decodable
 from dlcli.data.examples import ArrayPool, Encoding, Split, Splits
 from dlcli.data.pipeline import EpochOrder, samples_in_batches, stream
-from dlcli.devices import SpeedSettings, cluster_task, dtype_policy, gather_from_workers, speed_settings, strategy
 from dlcli.errors import ConfigError, DlcliError, TrainingDiverged, TrainingFailed, TrainingInterrupted
 from dlcli.faults import kill_point
-from dlcli.index import flattened
-from dlcli.inference import write_inference_files
-from dlcli.models import ModelParts, build_model, check_output, compile_model, monitor_directions, unfreeze
-from dlcli.plan import Stage, plan_stages, stage_of
-from dlcli.plots import plot_curves
-from dlcli.runs import (
+from dlcli.store.index import flattened, update_index
+from dlcli.store.runs import (
     CHECKPOINT_DIR,
     CONFIG_FILE,
     CURVES_FILE,
@@ -59,6 +46,7 @@ from dlcli.runs import (
     RunFolder,
     Summary,
     effective_status,
+    metric_name,
     model_file,
     read_history,
     resolve_run,
@@ -66,8 +54,22 @@ from dlcli.runs import (
     write_atomic,
     write_json,
 )
-from dlcli.status import RunStatus
-from dlcli.verdicts import OverfittingWatch, best_row, metric_name, overfitting_advice, training_notes
+from dlcli.store.status import RunStatus
+from dlcli.training.callbacks import (
+    BestModel,
+    EpochClock,
+    EpochCommit,
+    OverfittingMonitor,
+    ReportToSweep,
+    RichProgress,
+    StopOnRequest,
+    keras_callbacks,
+    stop_honoured,
+    stop_pending,
+)
+from dlcli.training.checkpoint import Checkpoint, RestoreCallbackState
+from dlcli.training.devices import SpeedSettings, cluster_task, dtype_policy, gather_from_workers, speed_settings, strategy
+from dlcli.training.plan import Stage, plan_stages, stage_of
 
 
 @dataclass
@@ -376,6 +378,7 @@ def _record_end(run: RunFolder, status: str, error: str, resumable: bool = True)
     """Record how the run ended; when even run.json cannot be written, say so instead of failing twice."""
     try:
         run.finish(status, error=error, resumable=resumable)
+        update_index(run)
     except OSError as failure:
         return f" (its run.json could not be updated either: {failure.strerror or failure})"
     return ""
@@ -502,8 +505,10 @@ def _finish(run: RunFolder, summary: dict[str, Any], warned_live: bool = False) 
             f"before it is kept; lower the learning rate (optimizer.learning_rate) and train again"
         )
         run.finish(RunStatus.diverged, error=message)
+        update_index(run)
         raise TrainingDiverged(message)
     run.finish(RunStatus.pruned if summary.get("pruned") else RunStatus.completed)
+    update_index(run)
     return TrainResult(run, summary, warned_live)
 
 
@@ -590,6 +595,7 @@ def train(
             except OSError as error:
                 shutil.rmtree(run.path, ignore_errors=True)  # nothing started: leave no half-made run behind
                 raise DlcliError(f"cannot write the run folder in {runs_dir}: {error.strerror or error}") from error
+            update_index(run)
             session = _Session(config, run, console, speed, Checkpoint(run), report=report)
             return _execute(session, parts, folds, data)
 
@@ -652,6 +658,7 @@ def _resume_owned(
         shutil.rmtree(run.file(CHECKPOINT_DIR), ignore_errors=True)
         _say(console, f"run {run.id} had finished training before its process ended; nothing to train")
         run.restart(command)
+        update_index(run)
         return _finish(run, summary)
     config = load_config(run.file(CONFIG_FILE))
     with device_scope(config) as speed:
@@ -671,6 +678,7 @@ def _resume_owned(
         folds, parts = prepare_experiment(config, runs_dir, speed)
         folds, data = decoded_for_training(folds, speed, console)
         run.restart(command)
+        update_index(run)
         return _execute(_Session(config, run, console, speed, checkpoint, state, report), parts, folds, data)
 
 

@@ -8,15 +8,26 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-import dlcli.models  # noqa: F401 - registers dlcli's layers for loading saved models
+from dlcli.build.inference import class_probabilities, outputs_are_logits
+from dlcli.build.saved import load_run_model
 from dlcli.config import load_config
 from dlcli.data import load_dataset, load_folds
 from dlcli.data.cache import check_decodable
 from dlcli.data.examples import FINGERPRINT_VERSION, Splits
 from dlcli.data.pipeline import stream
 from dlcli.errors import DlcliError
-from dlcli.inference import class_probabilities, load_run_model, outputs_are_logits
-from dlcli.runs import CONFIG_FILE, EVALUATION_FILE, MODEL_FILE, SCHEMA, SUMMARY_FILE, RunFolder, model_file, now, write_json
+from dlcli.store.index import update_index
+from dlcli.store.runs import (
+    CONFIG_FILE,
+    EVALUATION_FILE,
+    MODEL_FILE,
+    SCHEMA,
+    SUMMARY_FILE,
+    RunFolder,
+    model_file,
+    now,
+    write_json,
+)
 
 SPLITS = ("test", "validation")
 
@@ -85,7 +96,7 @@ def evaluate_run(run: RunFolder, split: str = "test") -> dict[str, Any]:
     evaluation["fingerprint"] = splits.fingerprint(split)
     evaluation["same_data_as_training"] = _same_data(run, evaluation["fingerprint"], split)
     write_json(run.file(EVALUATION_FILE), evaluation)
-    run.indexed()
+    update_index(run)
     return evaluation
 
 

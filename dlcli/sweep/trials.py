@@ -1,8 +1,8 @@
 """A sweep's trial worker: imports TensorFlow once, then trains the trials its sweep sends.
 
-`python -m dlcli.trials`, started by `dlcli.sweep.Worker`: one JSON request a line on
+`python -m dlcli.sweep.trials`, started by `dlcli.sweep.study.Worker`: one JSON request a line on
 stdin, one JSON answer a line on stdout. Each trial is an ordinary run, trained in this
-process by `dlcli.train` after Keras's state is cleared; it reports its monitored metric
+process by `dlcli.training.train` after Keras's state is cleared; it reports its monitored metric
 to the sweep's study after every epoch, and the study hears how it ended.
 
 stdin closing means the sweep's process is gone, however it died: a trial in training
@@ -25,8 +25,18 @@ from typing import Any
 from rich.console import Console
 
 from dlcli.errors import ConfigError, DlcliError, TrainingDiverged, TrainingInterrupted
-from dlcli.status import RunStatus
-from dlcli.sweep import SWEEPS_DIR, Plan, Trial, _optuna, check_trial_names, open_storage, pruner, trial_config, validate_trials
+from dlcli.store.status import RunStatus
+from dlcli.sweep.study import (
+    SWEEPS_DIR,
+    Plan,
+    Trial,
+    _optuna,
+    check_trial_names,
+    open_storage,
+    pruner,
+    trial_config,
+    validate_trials,
+)
 
 
 def _already_stopping(signum, frame):
@@ -34,7 +44,7 @@ def _already_stopping(signum, frame):
 
 
 def _stop(signum, frame):
-    callbacks = sys.modules.get("dlcli.callbacks")  # not imported yet: no training to stop
+    callbacks = sys.modules.get("dlcli.training.callbacks")  # not imported yet: no training to stop
     if callbacks is not None:
         callbacks.request_stop()  # should native code swallow the KeyboardInterrupt, the next batch raises it again
     signal.signal(signal.SIGINT, _already_stopping)
@@ -51,10 +61,10 @@ def _read_requests(requests: queue.Queue) -> None:
 
 def check(plan: Plan, runs_dir: Path) -> dict[str, Any]:
     """Build every trial's model (each grid point, each sampled key at its ends) before any trains."""
+    from dlcli.build.models import monitor_directions
     from dlcli.data import load_dataset
-    from dlcli.models import monitor_directions
-    from dlcli.train import checked_model
-    from dlcli.verdicts import metric_name
+    from dlcli.store.runs import metric_name
+    from dlcli.training.train import checked_model
 
     checked = validate_trials(plan)
     check_trial_names(checked[0][1], plan.settings.total)
@@ -122,7 +132,7 @@ class StudyTrial:
 def train_trial(request: dict[str, Any], runs_dir: Path) -> dict[str, Any]:
     import keras
 
-    from dlcli import train as training
+    from dlcli.training import train as training
 
     plan, trial = Plan.model_validate(request["plan"]), Trial.model_validate(request["trial"])
     folder = runs_dir / SWEEPS_DIR / plan.id
@@ -186,7 +196,7 @@ def main() -> None:
     requests: queue.Queue = queue.Queue()
     threading.Thread(target=_read_requests, args=(requests,), daemon=True).start()
     try:
-        from dlcli.backend import import_tensorflow
+        from dlcli.build.backend import import_tensorflow
 
         import_tensorflow(verbose=False, without_keras_extras=True)
         import tensorflow

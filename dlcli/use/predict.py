@@ -15,11 +15,11 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from dlcli.build.inference import class_names, class_probabilities, inference_model
 from dlcli.data.examples import IMAGE_EXTENSIONS, FilePool
 from dlcli.data.pipeline import raw_examples
 from dlcli.errors import DlcliError
-from dlcli.inference import class_names, class_probabilities, inference_model
-from dlcli.runs import RunFolder
+from dlcli.store.runs import RunFolder
 
 ARRAY_SUFFIXES = {".npy", ".npz"}
 

@@ -21,9 +21,9 @@ import numpy as np
 import tensorflow as tf
 
 from dlcli import __version__
+from dlcli.build.inference import inference_model
 from dlcli.errors import DlcliError, ExportMismatch
-from dlcli.inference import inference_model
-from dlcli.runs import EXPORT_DIR, RunFolder
+from dlcli.store.runs import EXPORT_DIR, RunFolder
 
 # format -> (Keras's name for it, the artifact's file suffix, packages it needs)
 FORMATS: dict[str, tuple[str, str, tuple[str, ...]]] = {
@@ -86,7 +86,7 @@ def _sample(run: RunFolder, model: keras.Model, inputs: dict[str, Any]) -> tuple
     """Raw inputs to check the artifact on: the run's test split when its data is here, else random ones."""
     from dlcli.config import load_config
     from dlcli.data import load_dataset
-    from dlcli.runs import CONFIG_FILE
+    from dlcli.store.runs import CONFIG_FILE
 
     shape, dtype = tuple(model.inputs[0].shape[1:]), model.inputs[0].dtype
     try:

@@ -9,7 +9,7 @@ from the metric each reports after every epoch.
 
 Locally, `runs/sweeps/<id>/plan.json` records the trials this folder's processes took and
 their runs, so a stopped sweep resumes its own interrupted trials and takes the rest.
-The trials are trained by `--jobs` worker processes (`dlcli.trials`) that import
+The trials are trained by `--jobs` worker processes (`dlcli.sweep.trials`) that import
 TensorFlow once. Nothing here imports TensorFlow.
 """
 
@@ -34,8 +34,8 @@ from pydantic import BaseModel
 
 from dlcli.config import NAME_PATTERN, ExperimentConfig, load_config, parse_yaml_value
 from dlcli.errors import ConfigError, DlcliError, RunNotFound
-from dlcli.runs import SCHEMA, RunFile, RunFolder, RunRecord, effective_status, now, read_run_file
-from dlcli.status import FINISHED, RESUMABLE, RunStatus
+from dlcli.store.runs import SCHEMA, RunFile, RunFolder, RunRecord, effective_status, now, read_run_file
+from dlcli.store.status import FINISHED, RESUMABLE, RunStatus
 
 SWEEPS_DIR = "sweeps"
 PLAN_FILE = "plan.json"
@@ -396,7 +396,7 @@ def find_sweep(runs_dir: Path, reference: str) -> Path:
 def sweep_records(runs_dir: Path, sweep_id: str) -> list[RunRecord]:
     """The runs tagged in their run.json as trials of sweep `sweep_id`, oldest first: asked of the
     runs folder's index, not read from every run folder at each trial's end."""
-    from dlcli.index import RunIndex
+    from dlcli.store.index import RunIndex
 
     with RunIndex(runs_dir) as index:
         return index.records(sweep=sweep_id)[0]
@@ -439,7 +439,7 @@ class SweepInterrupted(DlcliError):
 
 
 class Worker:
-    """A `python -m dlcli.trials` process: requests on its stdin, answers on its stdout, one JSON
+    """A `python -m dlcli.sweep.trials` process: requests on its stdin, answers on its stdout, one JSON
     object a line. It dies with the sweep: its stdin closes when this process dies, however."""
 
     def __init__(self, number: int, answers: queue.Queue, threads: int):
@@ -447,7 +447,7 @@ class Worker:
         self.number = number
         self.threads = threads
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "dlcli.trials"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            [sys.executable, "-m", "dlcli.sweep.trials"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             env=environment, text=True, bufsize=1,
         )
         threading.Thread(target=self._read, args=(answers,), daemon=True).start()

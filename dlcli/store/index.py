@@ -28,9 +28,19 @@ import yaml
 
 from dlcli.config import parse_yaml_value, read_yaml
 from dlcli.errors import DlcliError
-from dlcli.runs import CONFIG_FILE, RUN_FILE, RUN_ID, RunFolder, RunInfo, RunRecord, effective_status, load_run, running_status
-from dlcli.status import RunStatus
-from dlcli.verdicts import metric_name
+from dlcli.store.runs import (
+    CONFIG_FILE,
+    RUN_FILE,
+    RUN_ID,
+    RunFolder,
+    RunInfo,
+    RunRecord,
+    effective_status,
+    load_run,
+    metric_name,
+    running_status,
+)
+from dlcli.store.status import RunStatus
 
 INDEX_FILE = "index.sqlite"
 INDEX_VERSION = 5  # PRAGMA user_version: an index of another version is rebuilt

@@ -18,10 +18,10 @@ import keras
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from dlcli.checkpoint import Checkpoint
+from dlcli.build.models import build_object, metric_directions
 from dlcli.config import ExperimentConfig, KeyPath, did_you_mean
-from dlcli.models import build_object, metric_directions
-from dlcli.verdicts import OverfittingWatch, best_row
+from dlcli.curves.verdicts import OverfittingWatch, best_row
+from dlcli.training.checkpoint import Checkpoint
 
 
 def _monitored(config: ExperimentConfig, key: KeyPath, monitor: str, logs: dict | None) -> float:
@@ -84,7 +84,7 @@ class BestModel:
 
 class EpochCommit(keras.callbacks.Callback):
     """After each epoch: its row of history.csv, the best model when it improved, and the resume
-    state with the weights it refers to, committed together (dlcli.checkpoint).
+    state with the weights it refers to, committed together (dlcli.training.checkpoint).
 
     It goes after the Keras callbacks whose state it saves, so that it sees them after their
     epoch end (EarlyStopping's stop, ReduceLROnPlateau's new rate).

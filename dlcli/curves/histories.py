@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from dlcli.config import OverfittingConfig
+from dlcli.curves.verdicts import MIN_EPOCHS, OverfittingWatch
 from dlcli.errors import DlcliError
-from dlcli.runs import FOLD_COLUMN, INTEGER_COLUMNS
-from dlcli.verdicts import MIN_EPOCHS, OverfittingWatch, metric_name
+from dlcli.store.runs import FOLD_COLUMN, INTEGER_COLUMNS, metric_name
 
 # Metric names whose lower value is better, for a file that does not say (Keras's own losses
 # and error metrics); the rest of Keras's metrics that rank ("accuracy", "auc", ...) are maximized.
@@ -150,7 +150,7 @@ def history_verdicts(
     """The verdicts of a history file, or of a run (id, prefix, name, `latest`, folder) judged
     with its own config's `training.overfitting` settings; `monitor` and `mode` override them."""
     from dlcli.config import load_config
-    from dlcli.runs import CONFIG_FILE, HISTORY_FILE, load_run, read_history, resolve_run
+    from dlcli.store.runs import CONFIG_FILE, HISTORY_FILE, load_run, read_history, resolve_run
 
     path = Path(reference).expanduser()
     if path.suffix.lower() == ".csv" and not path.exists():

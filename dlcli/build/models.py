@@ -19,8 +19,9 @@ import keras
 from tensorflow import errors as tf_errors
 
 from dlcli.config import ExperimentConfig, KerasObject, KeyPath, did_you_mean
-from dlcli.errors import DataUnavailable
-from dlcli.verdicts import metric_name
+from dlcli.build.saved import ApplicationPreprocessing, load_run_model
+from dlcli.errors import DataUnavailable, DlcliError
+from dlcli.store.runs import metric_name
 
 # Layers that would run code or load files named in a config: a config stays data.
 REFUSED_LAYERS = {
@@ -177,22 +178,6 @@ def build_layer(
     return build_object(config, (*path, class_name), layers[class_name], kwargs)
 
 
-@keras.saving.register_keras_serializable(package="dlcli")
-class ApplicationPreprocessing(keras.layers.Layer):
-    """`keras.applications.<module>.preprocess_input` as a layer: the saved model takes raw pixels."""
-
-    def __init__(self, module: str, **kwargs):
-        super().__init__(**kwargs)
-        self.module = module
-        self._preprocess = getattr(keras.applications, module).preprocess_input
-
-    def call(self, inputs):
-        return self._preprocess(inputs)
-
-    def get_config(self):
-        return {**super().get_config(), "module": self.module}
-
-
 @dataclass
 class ModelParts:
     """The model to train and save, and the pieces that precomputing and fine-tuning work on."""
@@ -290,9 +275,7 @@ def _application_base(config: ExperimentConfig, input_shape: tuple[int, ...]) ->
 
 def _run_base(config: ExperimentConfig, input_shape: tuple[int, ...], runs_dir: Path) -> keras.Model:
     """An earlier run's model up to (and including) the layer named by `until`."""
-    from dlcli.errors import DlcliError
-    from dlcli.inference import load_run_model
-    from dlcli.runs import MODEL_FILE, resolve_run
+    from dlcli.store.runs import MODEL_FILE, resolve_run
 
     spec = config.model.base
     run = resolve_run(runs_dir, spec.run)

@@ -19,15 +19,15 @@ from __future__ import annotations
 
 import io
 import os
-from pathlib import Path
 from typing import Any
 
 import keras
 import numpy as np
 
+from dlcli.build.saved import save_model_atomic, saved_atomically
 from dlcli.errors import DlcliError
 from dlcli.faults import kill_point
-from dlcli.runs import (
+from dlcli.store.runs import (
     CHECKPOINT_DIR,
     HISTORY_FILE,
     STATE_FILE,
@@ -41,22 +41,6 @@ from dlcli.runs import (
     weights_file,
     write_atomic,
 )
-
-
-def saved_atomically(save, path: Path) -> None:
-    """`save(temporary)`, then rename it to `path`: a kill mid-save never leaves half a file there."""
-    # Keras picks the format from the file's ending (.keras, .weights.h5): the temporary keeps it
-    temporary = path.with_name(f".{path.name.split('.')[0]}.{os.getpid()}.tmp{''.join(path.suffixes)}")
-    try:
-        save(temporary)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-
-
-def save_model_atomic(model: keras.Model, path: Path) -> None:
-    """`model.save`, through a temporary file, so `path` always holds a whole model."""
-    saved_atomically(model.save, path)
 
 
 def _random_generators(model: keras.Model) -> list:

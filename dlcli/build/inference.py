@@ -16,18 +16,16 @@ Training writes, beside `model.keras`:
 from __future__ import annotations
 
 import json
-import zipfile
 from typing import Any
 
 import keras
 import numpy as np
 
-import dlcli.models  # noqa: F401 - registers the layers a saved model may hold (ApplicationPreprocessing)
-from dlcli.checkpoint import save_model_atomic
+from dlcli.build.saved import load_run_model, save_model_atomic
 from dlcli.config import ExperimentConfig, load_config
 from dlcli.data.examples import Splits
 from dlcli.errors import DlcliError
-from dlcli.runs import CONFIG_FILE, INPUTS_FILE, RunFolder, model_file, preprocessing_file, write_json
+from dlcli.store.runs import CONFIG_FILE, INPUTS_FILE, RunFolder, model_file, preprocessing_file, write_json
 
 # Pixels of image files, whatever the dataset's own range: an image input always takes 0-255.
 PIXEL_RANGE = 255.0
@@ -98,27 +96,6 @@ def read_inputs(run: RunFolder) -> dict[str, Any]:
     config = load_config(run.file(CONFIG_FILE))
     write_inference_files(run, config, load_folds(config) if config.training.kfold else [load_dataset(config)])
     return json.loads(path.read_text(encoding="utf-8"))
-
-
-def load_run_model(run: RunFolder, name: str, compile: bool = False) -> keras.Model:
-    """The run's saved model `name`, or one line saying why it cannot be had: every reader of a
-    run's .keras files goes through here."""
-    path = run.file(name)
-    if not path.is_file():
-        raise DlcliError(
-            f"run {run.id} has no {name}: it stopped before its first epoch ended; "
-            f"train it on (`dlcli train --resume {run.id}`) or choose another run"
-        )
-    if not zipfile.is_zipfile(path):  # Keras reports a truncated archive as "File not found"
-        raise DlcliError(
-            f"run {run.id}: {name} is damaged (not a whole .keras archive: truncated or overwritten); "
-            "train its config.yaml again for a new run"
-        )
-    try:
-        return keras.saving.load_model(path, safe_mode=True, compile=compile)
-    except (OSError, ValueError, KeyError) as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise DlcliError(f"run {run.id}: cannot load {name} ({reason})") from error
 
 
 def outputs_are_logits(config: ExperimentConfig) -> bool:

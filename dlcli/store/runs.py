@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from dlcli import __version__
 from dlcli.errors import DlcliError, RunNotFound
-from dlcli.status import FINISHED, RunStatus
+from dlcli.store.status import FINISHED, RunStatus
 
 # The run folder's layout: every file dlcli writes in it (docs/run-folder.md describes each).
 RUN_FILE = "run.json"
@@ -48,7 +48,7 @@ def model_file(fold: int | None) -> str:
 
 
 def preprocessing_file(fold: int | None) -> str:
-    """The preprocessing `dlcli predict` puts before the model (see dlcli.inference)."""
+    """The preprocessing `dlcli predict` puts before the model (see dlcli.build.inference)."""
     return "preprocessing.keras" if fold is None else f"preprocessing-fold-{fold}.keras"
 
 
@@ -151,12 +151,12 @@ class Evaluation(RunFile):
 class CheckpointState(RunFile):
     """`checkpoint/state.json`: an unfinished run's last committed epoch and the files that hold it.
 
-    Written last in each epoch's commit (dlcli.checkpoint), so it only ever names files that
+    Written last in each epoch's commit (dlcli.training.checkpoint), so it only ever names files that
     are whole. Schema 0 is an older dlcli's `{epoch, fold?, phase?}` beside `last.weights.h5`.
     """
 
     commit: int = 0  # numbers the files of this commit
-    stage: int = 0  # its index in dlcli.plan.plan_stages
+    stage: int = 0  # its index in dlcli.training.plan.plan_stages
     epoch: int  # the last epoch trained, numbered as in history.csv
     stopped: bool = False  # a callback (EarlyStopping) ended the stage at this epoch
     finished: bool = False  # the stage has ended; the weights are those the next stage starts from
@@ -226,6 +226,11 @@ EPOCH_COLUMNS = (*INTEGER_COLUMNS, "seconds")
 # Logged beside the metrics but no measure of the model: summary.json keeps the learning rate a
 # row ended with; no curve, comparison or ranking treats it as a metric.
 NOT_METRIC_COLUMNS = (*EPOCH_COLUMNS, "learning_rate")
+
+
+def metric_name(key: str) -> str:
+    """The metric a logged key measures: 'val_accuracy' and 'accuracy' are both 'accuracy'."""
+    return key.removeprefix("val_")
 
 
 def read_history(path: Path) -> list[dict[str, float]]:
@@ -342,7 +347,6 @@ class RunFolder:
             host=socket.gethostname(), pid=os.getpid(), pid_started=process_start_time(os.getpid()), sweep=sweep,
         )
         info.write(self.file(RUN_FILE))
-        self.indexed()
         return info
 
     def restart(self, command: str | None) -> RunInfo:
@@ -354,7 +358,6 @@ class RunFolder:
             pid_started=process_start_time(os.getpid()), schema_version=SCHEMA,
         ))
         info.write(self.file(RUN_FILE))
-        self.indexed()
         return info
 
     def finish(self, status: str, error: str | None = None, resumable: bool = True) -> RunInfo:
@@ -368,14 +371,7 @@ class RunFolder:
             schema_version=SCHEMA,
         ))
         info.write(self.file(RUN_FILE))
-        self.indexed()
         return info
-
-    def indexed(self) -> None:
-        """Bring this run's row of the runs folder's index up to date (dlcli.index)."""
-        from dlcli.index import update_index  # the index reads runs through this module
-
-        update_index(self)
 
 
 RUN_ID = re.compile(r"\d{8}-\d{6}-.+")

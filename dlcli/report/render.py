@@ -12,9 +12,9 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from dlcli.compare import Comparison
-from dlcli.runs import RunRecord
-from dlcli.status import RunStatus
+from dlcli.report.compare import Comparison
+from dlcli.store.runs import RunRecord
+from dlcli.store.status import RunStatus
 
 STATUS_STYLES = {
     RunStatus.completed: "green", RunStatus.running: "cyan", RunStatus.interrupted: "yellow", RunStatus.failed: "red",

@@ -1,0 +1,1 @@
+"""Comparing and showing runs: comparisons and tables. No TensorFlow."""

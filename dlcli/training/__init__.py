@@ -1,0 +1,1 @@
+"""A training run: its stages, session, callbacks, checkpoints and devices."""
