@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -36,14 +36,22 @@ LAYER_LISTS = ("layers", "augmentation", "callbacks")
 
 
 def format_path(path: Iterable[str | int]) -> str:
-    """('model', 'layers', 2, 'Conv2D') -> 'model.layers[2].Conv2D'."""
-    text = ""
-    for part in path:
-        if isinstance(part, int):
-            text += f"[{part}]"
-        else:
-            text += f".{part}" if text else str(part)
-    return text
+    """('model', 'layers', 2, 'Conv2D') -> 'model.layers.2.Conv2D': a key as `--set` and `--where` take it."""
+    return ".".join(str(part) for part in path)
+
+
+def flattened(value: Any, prefix: KeyPath = ()) -> Iterator[tuple[str, Any]]:
+    """(key, value) for every leaf of a config, each key spelled as `format_path` spells it. A list
+    of scalars (`metrics: [accuracy, auc]`) is one value; a list that holds mappings (layers)
+    is walked by position; an empty mapping (`Flatten: {}`) is a leaf, so a layer is never lost."""
+    if isinstance(value, dict) and value:
+        for key, inner in value.items():
+            yield from flattened(inner, (*prefix, key))
+    elif isinstance(value, list) and any(isinstance(item, (dict, list)) for item in value):
+        for position, inner in enumerate(value):
+            yield from flattened(inner, (*prefix, position))
+    elif prefix:
+        yield format_path(prefix), value
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:

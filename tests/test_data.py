@@ -91,7 +91,7 @@ def test_unnormalized_images_keep_their_range(tiny_config):
 
 
 def test_class_listed_twice(tiny_config):
-    with pytest.raises(ConfigError, match=r"dataset\.classes\[1\]: class 3 is listed twice"):
+    with pytest.raises(ConfigError, match=r"dataset\.classes\.1: class 3 is listed twice"):
         splits_for(tiny_config, "dataset.classes=[3, 3]")
 
 

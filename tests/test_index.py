@@ -51,7 +51,7 @@ def listed(cli, *args):
     (["optimizer.name=adam"], ["b", "c"]),  # `optimizer: adam` and `{name: adam, ...}` alike
     (["optimizer.name=adam", "best.val_accuracy>0.95"], ["b"]),
     (["model.layers.1.Dense.units=256"], ["b", "d"]),
-    (["model.layers[1].Dense.units!=256"], ["a", "c"]),  # compare's spelling of the key too
+    (["model.layers[1].Dense.units!=256"], ["a", "c"]),  # the bracket spelling older dlcli printed, too
     (["best.val_accuracy<0.92"], ["a"]),
     (["test.accuracy>=0.95"], ["b", "d"]),
     (["optimizer.momentum=0.9"], ["d"]),

@@ -70,13 +70,13 @@ def test_a_graph_trains_logs_acc_and_check_shows_the_inputs(cli, write_config, r
 
 @pytest.mark.parametrize("override, expected", [
     ("model.layers.4.Add.inputs=[main, shortcat]",
-     "model.layers[4].Add.inputs: no earlier layer is named 'shortcat'; did you mean 'shortcut'?"),
-    ("model.layers.3.Conv2D.inputs=[merged]", "model.layers[3].Conv2D.inputs: 'merged' comes later"),
-    ("model.layers.4.Add.inputs=[main]", "model.layers[4].Add: Add merges several inputs: give it two or more"),
+     "model.layers.4.Add.inputs: no earlier layer is named 'shortcat'; did you mean 'shortcut'?"),
+    ("model.layers.3.Conv2D.inputs=[merged]", "model.layers.3.Conv2D.inputs: 'merged' comes later"),
+    ("model.layers.4.Add.inputs=[main]", "model.layers.4.Add: Add merges several inputs: give it two or more"),
     ("model.layers.4.Add.inputs=[main, main]",
-     "model.layers[3].Conv2D: no later layer takes the output of 'shortcut' and it is not the last layer"),
-    ("model.layers.1.Conv2D.name=stem", "model.layers[1].Conv2D: the name 'stem' is taken by an earlier layer"),
-    ("model.layers.4.Add.inputs=3", "model.layers[4].Add.inputs: `inputs` lists earlier layers' names"),
+     "model.layers.3.Conv2D: no later layer takes the output of 'shortcut' and it is not the last layer"),
+    ("model.layers.1.Conv2D.name=stem", "model.layers.1.Conv2D: the name 'stem' is taken by an earlier layer"),
+    ("model.layers.4.Add.inputs=3", "model.layers.4.Add.inputs: `inputs` lists earlier layers' names"),
 ])
 def test_a_wrong_graph_is_one_located_line(cli, write_config, runs_dir, override, expected):
     result = cli("check", str(write_config(RESIDUAL)), "--set", override)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from dlcli.config import load_config
+from dlcli.config import flattened, load_config
 from dlcli.errors import ConfigError
 
 
@@ -56,7 +56,7 @@ def test_an_absent_section_with_defaults_can_be_set(write_config):
         ("model.layers.7.Dense.units=3",
          "--set model.layers.7.Dense.units=3: model.layers has 3 items (indices 0..2); there is no item '7'"),
         ("model.layers.1.Conv2D.filters=8",
-         "--set model.layers.1.Conv2D.filters=8: model.layers[1] is Dense, not Conv2D"),
+         "--set model.layers.1.Conv2D.filters=8: model.layers.1 is Dense, not Conv2D"),
         ("seed.value=1", "--set seed.value=1: seed is 0, not a mapping or list, so it has no 'value'"),
         ("training.epochs=[1", "--set training.epochs=[1: cannot read the value as YAML"),
         ("training.epochs", "--set training.epochs: expected KEY=VALUE, e.g. training.epochs=3"),
@@ -74,7 +74,7 @@ def test_error_in_an_overridden_value_points_at_the_override_not_the_file(tiny_c
     # Keras names are resolved at build time, through the locations kept here.
     config = load_config(tiny_config, ["metrics=[acuracy]"])
 
-    assert config.error(("metrics", 0), "x").args[0] == "--set metrics=[acuracy]: metrics[0]: x"
+    assert config.error(("metrics", 0), "x").args[0] == "--set metrics=[acuracy]: metrics.0: x"
 
 
 def test_resolved_config_round_trips(tiny_config, tmp_path):
@@ -113,3 +113,15 @@ def test_a_dataset_can_be_named_alone(write_config):
     config = load_config(write_config(text))
 
     assert (config.dataset.name, config.dataset.validation_split) == ("digits", 0.2)
+
+
+def test_every_flattened_key_is_one_set_takes(tiny_config):
+    """compare's columns, the index's `--where` keys and error messages spell a key one way: `--set`'s."""
+    config = load_config(tiny_config)
+    resolved = yaml.safe_load(config.to_yaml())
+    keys = dict(flattened(resolved))
+    assert "model.layers.1.Dense.units" in keys
+    for key, value in keys.items():
+        text = yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+        again = load_config(tiny_config, [f"{key}={text}"])
+        assert dict(flattened(yaml.safe_load(again.to_yaml())))[key] == value, key

@@ -14,10 +14,10 @@ import pytest
 from PIL import Image
 
 from conftest import TINY_CONFIG, encoded, fake_run, read_json, run_folders, summary_with
-from dlcli.config import load_config
+from dlcli.config import flattened, load_config
 from dlcli.data import load_dataset
 from dlcli.errors import DlcliError
-from dlcli.report.compare import compare, differing_keys, flatten
+from dlcli.report.compare import compare, differing_keys
 from dlcli.store.runs import load_runs
 
 # --- evaluate ------------------------------------------------------------------------
@@ -78,9 +78,10 @@ def test_evaluate_errors(cli, runs_dir):
 
 # --- compare -------------------------------------------------------------------------
 
-def test_flatten_names_list_items_by_index():
-    assert flatten({"model": {"layers": [{"Flatten": {}}, {"Dense": {"units": 64}}]}, "seed": 0}) == {
-        "model.layers[0].Flatten": {}, "model.layers[1].Dense.units": 64, "seed": 0,
+def test_flattened_spells_keys_as_set_takes_them():
+    config = {"model": {"layers": [{"Flatten": {}}, {"Dense": {"units": 64}}]}, "metrics": ["accuracy"], "seed": 0}
+    assert dict(flattened(config)) == {
+        "model.layers.0.Flatten": {}, "model.layers.1.Dense.units": 64, "metrics": ["accuracy"], "seed": 0,
     }
 
 
@@ -91,8 +92,8 @@ def test_differing_keys_of_two_and_three_configs():
     deeper = {**base, "model": {"layers": [{"Dense": {"units": 64}}, {"Dropout": {"rate": 0.5}}]}}
 
     assert differing_keys([base, faster]) == ["optimizer.learning_rate"]
-    assert differing_keys([base, faster, wider]) == ["optimizer.learning_rate", "model.layers[0].Dense.units"]
-    assert differing_keys([base, deeper]) == ["model.layers[1].Dropout.rate"]
+    assert differing_keys([base, faster, wider]) == ["optimizer.learning_rate", "model.layers.0.Dense.units"]
+    assert differing_keys([base, deeper]) == ["model.layers.1.Dropout.rate"]
     assert differing_keys([base, base]) == []
 
 
@@ -151,7 +152,7 @@ def test_compare_sort_filter_and_explicit_runs(cli, runs_dir):
 
     assert [r["run"][16:] for r in by_accuracy["runs"]] == ["other", "slow", "fast"]
     assert [r["run"][16:] for r in filtered["runs"]] == ["fast"]
-    assert chosen["differing_keys"] == ["model.layers[1].Dense.units"]
+    assert chosen["differing_keys"] == ["model.layers.1.Dense.units"]
     assert bad_sort.exit_code == 2 and "--sort colour: no such column" in bad_sort.stderr
 
 

@@ -56,7 +56,7 @@ def test_a_two_by_two_grid_runs_four_trials_two_at_a_time(cli, tiny_config, runs
     assert logs == [f"trial-{n}.log" for n in range(1, 5)]
     assert "batch_size" in result.stdout and "all 4 trials completed" in result.stdout
     compared = json.loads(cli("compare", "--sweep", "latest", "--format", "json").stdout)
-    assert compared["differing_keys"] == ["model.layers[1].Dense.units", "training.batch_size"]
+    assert compared["differing_keys"] == ["model.layers.1.Dense.units", "training.batch_size"]
     losses = [row["best val_loss"] for row in compared["runs"]]
     assert losses == sorted(losses)  # sorted by the monitored metric, best first
 

@@ -157,7 +157,7 @@ def test_keras_callbacks_from_the_config_take_effect(cli, tiny_config, runs_dir,
     "override, message",
     [
         ("training.callbacks=[{EarlyStoping: {}}]",
-         "training.callbacks[0]: unknown callback 'EarlyStoping'; did you mean 'EarlyStopping'?"),
+         "training.callbacks.0: unknown callback 'EarlyStoping'; did you mean 'EarlyStopping'?"),
         ("training.callbacks=[{LambdaCallback: {}}]", "LambdaCallback: runs Python code from the config and is refused"),
         ("training.callbacks=[{ModelCheckpoint: {filepath: /tmp/x.keras}}]", "dlcli saves the best model"),
         ("training.early_stopping={patiense: 3}",

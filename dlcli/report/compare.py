@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from dlcli.config import read_yaml
+from dlcli.config import flattened, read_yaml
 from dlcli.curves.verdicts import minimizes
 from dlcli.errors import DlcliError
 from dlcli.store.runs import (
@@ -30,28 +30,13 @@ from dlcli.store.runs import (
 MISSING = "—"  # a key one run has and another has not
 
 
-def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
-    """{'model': {'layers': [{'Dense': {'units': 64}}]}} -> {'model.layers[0].Dense.units': 64}."""
-    if isinstance(value, dict) and value:
-        flat: dict[str, Any] = {}
-        for key, item in value.items():
-            flat.update(flatten(item, f"{prefix}.{key}" if prefix else str(key)))
-        return flat
-    if isinstance(value, list) and value:
-        flat = {}
-        for index, item in enumerate(value):
-            flat.update(flatten(item, f"{prefix}[{index}]"))
-        return flat
-    return {prefix: value}
-
-
 # Differ between runs without being an experimental choice: the run id shows them.
 NOT_COMPARED = {"name"}
 
 
 def differing_keys(configs: list[dict[str, Any]]) -> list[str]:
     """The flattened keys whose values are not the same in every config, in config order."""
-    flat = [flatten(config) for config in configs]
+    flat = [dict(flattened(config)) for config in configs]
     keys = list(dict.fromkeys(key for config in flat for key in config if key not in NOT_COMPARED))
     return [key for key in keys if len({repr(config.get(key, MISSING)) for config in flat}) > 1]
 
@@ -122,7 +107,7 @@ def compare(records: list[RunRecord], sort: str | None = None) -> Comparison:
     """One row per run: its differing config keys, metrics, best epoch, overfitting onset, size, duration."""
     configs = [read_config(record) for record in records]
     keys = differing_keys(configs)
-    flat_configs = [flatten(config) for config in configs]
+    flat_configs = [dict(flattened(config)) for config in configs]
     metric_values = [_metric_columns(record) for record in records]
     metrics = list(dict.fromkeys(column for values in metric_values for column in values))
     rows = []

@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from dlcli.config import parse_yaml_value, read_yaml
+from dlcli.config import flattened, parse_yaml_value, read_yaml
 from dlcli.errors import DlcliError
 from dlcli.store.runs import (
     CONFIG_FILE,
@@ -43,7 +43,7 @@ from dlcli.store.runs import (
 from dlcli.store.status import RunStatus
 
 INDEX_FILE = "index.sqlite"
-INDEX_VERSION = 5  # PRAGMA user_version: an index of another version is rebuilt
+INDEX_VERSION = 6  # PRAGMA user_version: an index of another version is rebuilt
 BUSY_TIMEOUT_S = 60
 
 SCHEMA = """
@@ -64,18 +64,6 @@ CREATE INDEX IF NOT EXISTS fields_by_text ON fields (key, text);
 # primary key), so SQLite never visits the tables for them: the stamps of 100,000 runs in
 # 0.03 s instead of 0.13 s, a `--where` over them in 0.03 s instead of 0.19 s, the running
 # ones (which may have crashed) without reading every record.
-
-
-def flattened(value: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
-    """(dotted key, value) for every leaf; list items by their index, as `--set` writes them."""
-    if isinstance(value, dict):
-        for key, inner in value.items():
-            yield from flattened(inner, f"{prefix}{key}.")
-    elif isinstance(value, list) and value and any(isinstance(item, (dict, list)) for item in value):
-        for position, inner in enumerate(value):
-            yield from flattened(inner, f"{prefix}{position}.")
-    else:
-        yield prefix[:-1], value
 
 
 def _fields(record: RunRecord) -> list[tuple[str, Any]]:
@@ -345,7 +333,7 @@ def _condition(condition: str) -> tuple[str, list[Any]]:
         raise DlcliError(f"--where {condition}: expected KEY=VALUE, KEY!=VALUE, KEY>VALUE or KEY<VALUE, "
                          "e.g. optimizer.name=adam or best.val_accuracy>0.95")
     key, operator, raw = match.groups()
-    key = re.sub(r"\[(\d+)\]", r".\1", key)  # compare's `model.layers[1]` is `model.layers.1`
+    key = re.sub(r"\[(\d+)\]", r".\1", key)  # `model.layers[1]`, as older dlcli printed it, is `model.layers.1`
     try:
         value = parse_yaml_value(raw)
     except yaml.YAMLError:
