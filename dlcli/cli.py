@@ -21,7 +21,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from dlcli import __version__
+from dlcli import __version__, stopping
 from dlcli.errors import DlcliError
 from dlcli.store.status import RunStatus
 
@@ -66,34 +66,6 @@ def reports_errors(command: Callable[..., Any]) -> Callable[..., Any]:
             raise typer.Exit(1) from None
 
     return wrapper
-
-
-def _already_stopping(signum, frame):
-    """Once is enough: a second Ctrl-C (or the sweep's SIGINT on top of the terminal's) must not
-    break the recording of the first. Not SIG_IGN: a signal already pending when the handler
-    becomes SIG_IGN makes CPython raise "OSError: Signal 15 ignored due to race condition"."""
-
-
-def _raise_keyboard_interrupt(signum, frame):
-    signal.signal(signal.SIGINT, _already_stopping)
-    signal.signal(signal.SIGTERM, _already_stopping)
-    raise KeyboardInterrupt
-
-
-def _restore_unless_stopping(previous_handlers: dict[int, Any]) -> None:
-    """Put the handlers back, unless a stop signal arrived: then this process is on its way out,
-    and a later signal restored to its default (SIGTERM's ends the process) would cut short the
-    recording and the message of the first."""
-    if signal.getsignal(signal.SIGTERM) is not _already_stopping:
-        for signum, handler in previous_handlers.items():
-            signal.signal(signum, handler)
-
-
-def _stop_training(signum, frame):
-    from dlcli.training.callbacks import request_stop  # imported with training, before this is installed
-
-    request_stop()  # should native code swallow the KeyboardInterrupt, the next batch raises it again
-    _raise_keyboard_interrupt(signum, frame)
 
 
 def _import_tensorflow() -> None:
@@ -187,9 +159,7 @@ def train(
 
     # SIGINT too: a process started in the background of a script inherits SIGINT ignored,
     # and `kill -INT` must still stop it cleanly.
-    previous_handlers = {
-        signum: signal.signal(signum, _stop_training) for signum in (signal.SIGINT, signal.SIGTERM)
-    }
+    previous_handlers = stopping.install(stopping.stop_training)
     try:
         if resume is not None:
             result = training.resume(resume, runs_dir, console=console, command=shlex.join(command))
@@ -199,7 +169,7 @@ def train(
         error_console.print("stopped: interrupted before training started", markup=False)
         raise typer.Exit(EXIT_INTERRUPTED) from None
     finally:
-        _restore_unless_stopping(previous_handlers)
+        stopping.restore_unless_stopping(previous_handlers)
     console.print(_summary_table(result.summary))
     _print_verdicts(result.summary, warned_live=result.warned_live)
     console.print(f"run [bold]{result.run.id}[/] completed: {result.run.path}")
@@ -675,7 +645,7 @@ def sweep_runs(
         for worker in workers:
             worker.process.kill()  # nothing for them to do: they were only importing TensorFlow
         raise
-    previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)}
+    previous = stopping.install(stopping.interrupt, [signal.SIGTERM])
     try:
         if resume is None:
             answer = sweeping.check_with_worker(plan, workers[0], answers, runs_dir)
@@ -698,7 +668,7 @@ def sweep_runs(
     finally:
         for worker in workers:
             worker.stop()  # they exit on their own; the results are shown meanwhile
-        _restore_unless_stopping(previous)
+        stopping.restore_unless_stopping(previous)
     trial_runs = sweeping.sweep_records(runs_dir, plan.id)
     console.print(comparison_table(compare(trial_runs, sort=recorded_monitor(trial_runs))))
     sweeping.stop_workers(workers)

@@ -201,7 +201,7 @@ def test_a_nan_loss_stops_the_run_as_diverged_and_keeps_the_last_good_model(cli,
 def test_a_stop_request_whose_keyboard_interrupt_was_swallowed_still_stops_the_run(cli, tiny_config, runs_dir,
                                                                                   monkeypatch):
     import dlcli.training.train
-    from dlcli.training.callbacks import _stop_requested, request_stop
+    from dlcli.stopping import request_stop, stop_pending
 
     class StopSilentlyInEpochTwo(keras.callbacks.Callback):
         """As a signal arriving inside native code that drops its KeyboardInterrupt."""
@@ -219,13 +219,13 @@ def test_a_stop_request_whose_keyboard_interrupt_was_swallowed_still_stops_the_r
     (folder,) = run_folders(runs_dir)
     assert read_json(folder / "run.json")["status"] == "interrupted"
     assert len(list(csv.DictReader((folder / "history.csv").open()))) == 1  # epoch 2 was cut short
-    assert not _stop_requested.is_set()  # honoured: the next run in this process is not stopped
+    assert not stop_pending()  # honoured: the next run in this process is not stopped
 
 
 def test_an_interrupt_that_a_context_manager_turns_into_another_error_still_interrupts(cli, tiny_config, runs_dir,
                                                                                        monkeypatch):
     import dlcli.training.train
-    from dlcli.training.callbacks import _stop_requested, request_stop
+    from dlcli.stopping import request_stop, stop_pending
 
     class InterruptedInsideADeviceScope(keras.callbacks.Callback):
         """As Ctrl-C landing inside `with tf.device(...)`: the scope's exit raises in its place
@@ -248,7 +248,7 @@ def test_an_interrupt_that_a_context_manager_turns_into_another_error_still_inte
     assert result.exit_code == 130, result.output
     (folder,) = run_folders(runs_dir)
     assert read_json(folder / "run.json")["status"] == "interrupted" and "continue it with" in result.stderr
-    assert not _stop_requested.is_set()
+    assert not stop_pending()
     monkeypatch.undo()
     assert cli("train", "--resume", folder.name).exit_code == 0
 

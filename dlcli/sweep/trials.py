@@ -24,6 +24,7 @@ from typing import Any
 
 from rich.console import Console
 
+from dlcli import stopping
 from dlcli.errors import ConfigError, DlcliError, TrainingDiverged, TrainingInterrupted
 from dlcli.store.status import RunStatus
 from dlcli.sweep.study import (
@@ -37,19 +38,6 @@ from dlcli.sweep.study import (
     trial_config,
     validate_trials,
 )
-
-
-def _already_stopping(signum, frame):
-    """Once is enough: the sweep's SIGINT on top of the terminal's must not break the recording of the first."""
-
-
-def _stop(signum, frame):
-    callbacks = sys.modules.get("dlcli.training.callbacks")  # not imported yet: no training to stop
-    if callbacks is not None:
-        callbacks.request_stop()  # should native code swallow the KeyboardInterrupt, the next batch raises it again
-    signal.signal(signal.SIGINT, _already_stopping)
-    signal.signal(signal.SIGTERM, _already_stopping)
-    raise KeyboardInterrupt
 
 
 def _read_requests(requests: queue.Queue) -> None:
@@ -191,8 +179,7 @@ def main() -> None:
     answers = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # whatever else is printed goes to the worker's log, not into the answers
 
-    signal.signal(signal.SIGINT, _stop)
-    signal.signal(signal.SIGTERM, _stop)
+    stopping.install(stopping.stop_training)
     requests: queue.Queue = queue.Queue()
     threading.Thread(target=_read_requests, args=(requests,), daemon=True).start()
     try:

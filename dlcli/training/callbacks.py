@@ -10,7 +10,6 @@ drifts from the uninterrupted one; and Keras's progress bar is not rich.
 from __future__ import annotations
 
 import math
-import threading
 import time
 from collections.abc import Callable
 
@@ -21,6 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from dlcli.build.models import build_object, metric_directions
 from dlcli.config import ExperimentConfig, KeyPath, did_you_mean
 from dlcli.curves.verdicts import OverfittingWatch, best_row
+from dlcli.stopping import stop_pending
 from dlcli.training.checkpoint import Checkpoint
 
 
@@ -154,31 +154,11 @@ class OverfittingMonitor(keras.callbacks.Callback):
             self.warned = True
 
 
-# A stop request outlives the KeyboardInterrupt that dlcli's SIGINT/SIGTERM handler
-# raises with it: should native code swallow that exception, the next batch raises it
-# again, so a stop is never lost. It stays pending until a run has stopped on it.
-_stop_requested = threading.Event()
-
-
-def request_stop() -> None:
-    """Ask the training running in this process to stop as Ctrl-C would, at the next batch."""
-    _stop_requested.set()
-
-
-def stop_pending() -> bool:
-    """Whether a stop was asked for and no run has stopped on it yet."""
-    return _stop_requested.is_set()
-
-
-def stop_honoured() -> None:
-    _stop_requested.clear()
-
-
 class StopOnRequest(keras.callbacks.Callback):
     """Raises KeyboardInterrupt at the first batch or epoch end after `request_stop()`."""
 
     def _check(self, *args, **kwargs) -> None:
-        if _stop_requested.is_set():
+        if stop_pending():
             raise KeyboardInterrupt
 
     on_train_batch_end = on_test_batch_end = on_epoch_end = _check

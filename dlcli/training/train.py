@@ -30,6 +30,7 @@ from dlcli.data.examples import ArrayPool, Encoding, Split, Splits
 from dlcli.data.pipeline import EpochOrder, samples_in_batches, stream
 from dlcli.errors import ConfigError, DlcliError, TrainingDiverged, TrainingFailed, TrainingInterrupted
 from dlcli.faults import kill_point
+from dlcli.stopping import stop_honoured, stop_pending
 from dlcli.store.index import update_index
 from dlcli.store.runs import (
     CHECKPOINT_DIR,
@@ -64,8 +65,6 @@ from dlcli.training.callbacks import (
     RichProgress,
     StopOnRequest,
     keras_callbacks,
-    stop_honoured,
-    stop_pending,
 )
 from dlcli.training.checkpoint import Checkpoint, RestoreCallbackState
 from dlcli.training.devices import SpeedSettings, cluster_task, dtype_policy, gather_from_workers, speed_settings, strategy
