@@ -12,7 +12,7 @@ import shlex
 import signal
 import sys
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -23,6 +23,7 @@ from rich.table import Table
 
 from dlcli import __version__, stopping
 from dlcli.errors import DlcliError
+from dlcli.report.emit import Format, NestedFormat, emit_csv, emit_json, emit_json_rows
 from dlcli.store.status import RunStatus
 
 app = typer.Typer(
@@ -188,39 +189,12 @@ def _print_verdicts(summary: dict[str, Any], warned_live: bool = False) -> None:
         console.print(f"[cyan]note:[/] {note}")
 
 
-class Format(str, Enum):
-    table = "table"
-    json = "json"
-    csv = "csv"
-
-
 FormatOption = Annotated[Format, typer.Option("--format", help="table, json or csv (data only on stdout).")]
 WhereOption = Annotated[
     list[str],
     typer.Option("--where", metavar="KEY=VALUE", help="Only runs whose config key or metric (best.M, final.M, test.M) "
                  "is =, !=, > or < VALUE, e.g. optimizer.name=adam or best.val_accuracy>0.95 (repeatable, all must hold)."),
 ]
-
-
-def print_json(data: Any) -> None:
-    """`--format json`: the data alone on stdout."""
-    import json
-
-    print(json.dumps(data, indent=2, default=str))
-
-
-def print_csv(rows: Iterable[dict[str, Any]], columns: list[str] | None = None) -> None:
-    """`--format csv`: a header and the rows alone on stdout (columns: every key any row has, or
-    `columns`, which lets `rows` be a stream)."""
-    import csv
-
-    if columns is None:
-        rows = list(rows)
-        columns = list(dict.fromkeys(key for row in rows for key in row))
-    # a metric a run gained after the header was written (a stream is read as it goes) is left out
-    writer = csv.DictWriter(sys.stdout, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(rows)
 
 
 RunArgument = Annotated[str, typer.Argument(help="Run id, unique prefix, 'latest', run name, or folder.")]
@@ -245,9 +219,9 @@ def evaluate(
 
     evaluation = evaluate_run(folder, split)
     if output_format == Format.json:
-        print_json(evaluation)
+        emit_json(evaluation)
     elif output_format == Format.csv:
-        print_csv([{"run": folder.id, "split": split, "samples": evaluation.get("samples"), **evaluation["metrics"]}])
+        emit_csv([{"run": folder.id, "split": split, "samples": evaluation.get("samples"), **evaluation["metrics"]}])
     else:
         console.print(evaluation_view(evaluation))
     error_console.print(f"wrote {folder.file(EVALUATION_FILE)}", markup=False, highlight=False)
@@ -267,15 +241,12 @@ def _note_if_still_training(folder) -> None:
         error_console.print(f"note: run {folder.id} is still being trained by {owner}: this uses its best model so far")
 
 
-PREDICT_FORMATS = ("table", "csv", "json")
-
-
 @app.command()
 @reports_errors
 def predict(
     run: RunArgument,
     inputs: Annotated[list[Path], typer.Argument(help="Image files or folders, .csv tables, .npy/.npz arrays.")],
-    output_format: Annotated[str, typer.Option("--format", help="table, csv or json (data only on stdout).")] = "table",
+    output_format: FormatOption = Format.table,
     top: Annotated[Optional[int], typer.Option("--top", min=1, help="Also the K most likely classes.")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Inputs per batch.")] = 256,
     output: Annotated[Optional[Path], typer.Option("--output", help="Write the rows to this file.")] = None,
@@ -287,8 +258,6 @@ def predict(
     """The run's model on new inputs, prepared as its training data was: one row per input."""
     from dlcli.store.runs import resolve_run
 
-    if output_format not in PREDICT_FORMATS:
-        raise DlcliError(f"--format {output_format}: choose one of {', '.join(PREDICT_FORMATS)}")
     folder = resolve_run(runs_dir, run)
     _import_tensorflow()
     from dlcli.errors import SomeInputsFailed
@@ -298,7 +267,7 @@ def predict(
     prediction = Prediction(folder, inputs, top, batch_size, fold)
     stream = open(output, "w", encoding="utf-8", newline="") if output else sys.stdout
     try:
-        if error_console.is_terminal and (output or output_format != "table"):
+        if error_console.is_terminal and (output or output_format != Format.table):
             from rich.progress import Progress
 
             with Progress(console=error_console, transient=True) as progress:
@@ -372,15 +341,9 @@ def _print_runs(index, ids: list[str], matched: int, output_format: Format, runs
         from dlcli.store.runs import RunRecord
 
         columns = [*RunRecord.ROW_COLUMNS, *index.metric_keys(ids)]
-        return print_csv((record.as_row() for record in index.load(ids)), columns)
+        return emit_csv((record.as_row() for record in index.load(ids)), columns)
     if output_format == Format.json:
-        import json
-
-        print("[")  # `--all` of 100,000 runs starts printing at once
-        for number, record in enumerate(index.load(ids)):
-            print(("," if number else "") + json.dumps(record.as_row(), default=str))
-        print("]")
-        return
+        return emit_json_rows(record.as_row() for record in index.load(ids))
     if not ids:
         error_console.print(
             f"no runs{' that match' if selected else ''} in {runs_dir}; start one with `dlcli train configs/mnist_dense.yaml`"
@@ -420,9 +383,9 @@ def show(run: RunArgument, output_format: FormatOption = Format.table, runs_dir:
     visualizations = record.folder.file(VISUALIZATIONS_DIR)  # dlcli visualize's pictures
     pictures = sorted(path for path in visualizations.rglob("*") if path.is_file())
     if output_format == Format.csv:
-        return print_csv([record.as_row()])
+        return emit_csv([record.as_row()])
     if output_format == Format.json:
-        return print_json({"run": record.as_row(), "info": record.info.to_dict(), "summary": record.summary,
+        return emit_json({"run": record.as_row(), "info": record.info.to_dict(), "summary": record.summary,
                            "evaluation": record.evaluation,
                            "visualizations": [str(path.relative_to(record.folder.path)) for path in pictures]})
     info = record.info
@@ -460,11 +423,6 @@ class Mode(str, Enum):
     max = "max"
 
 
-class VerdictFormat(str, Enum):  # a verdict is nested (its evidence): no CSV
-    table = "table"
-    json = "json"
-
-
 @app.command()
 @reports_errors
 def verdict(
@@ -475,8 +433,8 @@ def verdict(
         help="The validation metric to watch (default: the run's training.overfitting.monitor, or val_loss).")] = None,
     mode: Annotated[Optional[Mode], typer.Option(
         help="Whether lower (min) or higher (max) is better (default: as the run recorded it, or by its name).")] = None,
-    output_format: Annotated[VerdictFormat, typer.Option(
-        "--format", help="table or json (one object per history; data only on stdout).")] = VerdictFormat.table,
+    output_format: Annotated[NestedFormat, typer.Option(
+        "--format", help="table or json (one object per history; data only on stdout).")] = NestedFormat.table,
     runs_dir: RunsDir = Path("runs"),
 ) -> None:
     """The overfitting verdict of any history, read one epoch at a time as training reads it:
@@ -487,8 +445,8 @@ def verdict(
         judged for reference in histories
         for judged in history_verdicts(reference, runs_dir, monitor, mode.value if mode else None)
     ]
-    if output_format == VerdictFormat.json:
-        return print_json([judged.as_dict() for judged in found])
+    if output_format == NestedFormat.json:
+        return emit_json([judged.as_dict() for judged in found])
     for judged in found:
         name = judged.source + (f" fold {judged.fold}" if judged.fold is not None else "")
         result = judged.verdict
@@ -537,9 +495,9 @@ def compare_runs(
     comparison = compare(records, sort)
     if output_format == Format.json:
         shown = {"differing_keys": comparison.keys, "runs": comparison.rows}
-        print_json({**shown, "trials_elsewhere": elsewhere} if sweep else shown)
+        emit_json({**shown, "trials_elsewhere": elsewhere} if sweep else shown)
     elif output_format == Format.csv:
-        print_csv(comparison.rows, comparison.columns())
+        emit_csv(comparison.rows, comparison.columns())
     else:
         from dlcli.report.render import comparison_table
 

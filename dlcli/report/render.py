@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import csv
 import itertools
-import json
 from collections.abc import Iterator
 from typing import Any, TextIO
 
@@ -13,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from dlcli.report.compare import Comparison
+from dlcli.report.emit import Format, emit_csv, emit_json_rows
 from dlcli.store.runs import RunRecord
 from dlcli.store.status import RunStatus
 
@@ -161,18 +160,6 @@ def _prediction_cell(value: Any) -> str:
     return str(value)
 
 
-def _plain(value: Any) -> Any:
-    """A value as JSON holds it: NumPy scalars as numbers, an empty CSV cell (NaN) as null."""
-    value = value.item() if hasattr(value, "item") else value
-    if isinstance(value, float) and value != value:
-        return None
-    return value if isinstance(value, (int, float, str, bool, type(None), list, dict)) else str(value)
-
-
-def _json_row(row: dict[str, Any]) -> str:
-    return json.dumps({key: _plain(value) for key, value in row.items()}, default=_plain)
-
-
 def _csv_cell(value: Any) -> Any:
     """Full precision; --top's [[class, probability], ...] as 'class:probability' words."""
     if isinstance(value, list) and value and isinstance(value[0], list):
@@ -180,23 +167,16 @@ def _csv_cell(value: Any) -> Any:
     return value
 
 
-def write_predictions(rows: Iterator[dict[str, Any]], output_format: str, stream: TextIO) -> None:
+def write_predictions(rows: Iterator[dict[str, Any]], output_format: Format, stream: TextIO) -> None:
     """Rows as they come: csv (a header, then rows), json (one array), or aligned text lines."""
     first = next(rows, None)
+    if output_format == Format.json:
+        return emit_json_rows(itertools.chain([first], rows) if first is not None else [], stream)
     if first is None:
-        stream.write("[]\n" if output_format == "json" else "")
         return
     columns = list(first)
-    if output_format == "json":
-        stream.write("[\n" + _json_row(first))
-        for row in rows:
-            stream.write(",\n" + _json_row(row))
-        stream.write("\n]\n")
-    elif output_format == "csv":
-        writer = csv.DictWriter(stream, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
-        writer.writeheader()
-        for row in itertools.chain([first], rows):
-            writer.writerow({key: _csv_cell(value) for key, value in row.items()})
+    if output_format == Format.csv:
+        emit_csv(itertools.chain([first], rows), columns, stream, cell=_csv_cell)
     else:
         widths = {key: max(len(key), 12) for key in columns}
         widths["input"] = max(len(str(first["input"])), 20)
