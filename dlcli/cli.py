@@ -13,7 +13,6 @@ import signal
 import sys
 import traceback
 from collections.abc import Callable
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -22,6 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from dlcli import __version__, stopping
+from dlcli.choices import Direction, Pruner, SweepMethod
 from dlcli.errors import DlcliError
 from dlcli.report.emit import Format, NestedFormat, emit_csv, emit_json, emit_json_rows
 from dlcli.store.status import RunStatus
@@ -418,11 +418,6 @@ def show(run: RunArgument, output_format: FormatOption = Format.table, runs_dir:
         console.print("  fix the config as its error says and train it again (a resume would fail the same way)")
 
 
-class Mode(str, Enum):
-    min = "min"
-    max = "max"
-
-
 @app.command()
 @reports_errors
 def verdict(
@@ -431,7 +426,7 @@ def verdict(
              "or a Keras CSVLogger file (epochs from 0).", show_default=False)],
     monitor: Annotated[Optional[str], typer.Option(
         help="The validation metric to watch (default: the run's training.overfitting.monitor, or val_loss).")] = None,
-    mode: Annotated[Optional[Mode], typer.Option(
+    mode: Annotated[Optional[Direction], typer.Option(
         help="Whether lower (min) or higher (max) is better (default: as the run recorded it, or by its name).")] = None,
     output_format: Annotated[NestedFormat, typer.Option(
         "--format", help="table or json (one object per history; data only on stdout).")] = NestedFormat.table,
@@ -537,18 +532,6 @@ def check(
     total = parts.model.count_params()
     console.print(layers_table(parts.layer_rows(), f"{experiment.name}: {total:,} parameters"))
     console.print(f"{config}: the config is valid, the data loads and the model builds")
-
-
-class SweepMethod(str, Enum):
-    grid = "grid"
-    random = "random"
-    tpe = "tpe"
-
-
-class Pruner(str, Enum):
-    none = "none"
-    median = "median"
-    hyperband = "hyperband"
 
 
 @app.command("sweep")

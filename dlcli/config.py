@@ -26,6 +26,7 @@ from pydantic import (
     model_validator,
 )
 
+from dlcli.choices import Pruner, SweepMethod
 from dlcli.data.catalog import DATASETS, REQUIRED
 from dlcli.errors import ConfigError
 
@@ -335,12 +336,12 @@ def sampled_key(value: Any) -> dict[str, Any]:
 class SweepConfig(_Strict):
     """The `sweep:` section, read by `dlcli sweep` (the command line's options win)."""
 
-    method: Literal["grid", "random", "tpe"] | None = None  # default: grid, or random when keys are sampled
+    method: SweepMethod | None = None  # default: grid, or random when keys are sampled
     trials: PositiveInt | None = None  # sampled trials (per grid point, with a grid)
     params: dict[str, Annotated[dict[str, Any], AfterValidator(sampled_key)]] = {}
     grid: dict[str, list[Any]] = {}
     random: dict[str, Any] = {}  # the older form of `params`, with `trials` (and `seed`) among the keys
-    prune: Literal["none", "median", "hyperband"] | None = None
+    prune: Pruner | None = None
     seed: int | None = Field(None, ge=0, le=2**32 - 1)
 
     @field_validator("random")

@@ -32,6 +32,7 @@ from typing import Any, Callable
 
 from pydantic import BaseModel
 
+from dlcli.choices import Pruner, SweepMethod
 from dlcli.config import NAME_PATTERN, ExperimentConfig, load_config, parse_yaml_value
 from dlcli.errors import ConfigError, DlcliError, RunNotFound
 from dlcli.store.runs import SCHEMA, RunFile, RunFolder, RunRecord, effective_status, now, read_run_file
@@ -50,11 +51,11 @@ STUDY_STATES = {"COMPLETE": RunStatus.completed.value, "FAIL": RunStatus.failed.
 class SweepSettings(BaseModel):
     """What a sweep searches: grid points (values fixed per trial) times samples of a space."""
 
-    method: str
+    method: SweepMethod
     points: list[dict[str, Any]]
     space: dict[str, dict[str, Any]]
     samples: int  # trials per grid point (1 when nothing is sampled)
-    prune: str = "none"
+    prune: Pruner = Pruner.none
     seed: int = 0
 
     @property
@@ -144,9 +145,9 @@ def sweep_settings(
     older_random.pop("seed", None)
     grid = {**(section.grid if section else {}), **parse_grid(grid_options)}
     space = {**(section.params if section else {}), **older_random}
-    method = method or (section.method if section else None) or ("random" if space else "grid")
-    prune = prune or (section.prune if section else None) or "none"
-    if method == "grid":
+    method = method or (section.method if section else None) or (SweepMethod.random if space else SweepMethod.grid)
+    prune = prune or (section.prune if section else None) or Pruner.none
+    if method == SweepMethod.grid:
         not_listed = [key for key, spec in space.items() if "choice" not in spec]
         if not_listed:
             raise config.error(("sweep", "params", not_listed[0]),
@@ -281,18 +282,18 @@ def sampler(settings: SweepSettings, joined: bool):
     seed = settings.seed
     if joined:
         seed = int(hashlib.sha256(f"{seed}-{socket.gethostname()}-{os.getpid()}".encode()).hexdigest()[:8], 16)
-    if settings.method == "tpe":
+    if settings.method == SweepMethod.tpe:
         return optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(10, max(3, settings.total // 4)))
     return optuna.samplers.RandomSampler(seed=seed)
 
 
 def pruner(settings: SweepSettings, epochs: int):
     optuna = _optuna()
-    if settings.prune == "median":
+    if settings.prune == Pruner.median:
         # a trial is judged from its second epoch (steps are epoch numbers, from 1), against the
         # median of at least 3 finished trials: one epoch's numbers are too noisy to stop on
         return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=2)
-    if settings.prune == "hyperband":
+    if settings.prune == Pruner.hyperband:
         return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(epochs, 1))
     return optuna.pruners.NopPruner()
 
