@@ -10,6 +10,7 @@ import inspect
 import re
 import socket
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -42,6 +43,19 @@ def _public_classes(module: ModuleType, base: type) -> dict[str, type]:
         if isinstance(value, type) and issubclass(value, base) and value is not base
         and not name.startswith("_")
     }
+
+
+def keras_class(
+    config: ExperimentConfig, path: KeyPath, module: ModuleType, base: type, name: str, kind: str,
+    excluded: Iterable[str] = (),
+) -> type:
+    """The public subclass of `base` that `module` calls `name` (a layer, a callback); an unknown
+    name is a config error at `path` with the nearest one. Losses, metrics and optimizers, which
+    Keras also names in snake case, go through `_resolve` and Keras's own `get`."""
+    classes = {key: cls for key, cls in _public_classes(module, base).items() if key not in excluded}
+    if name not in classes:
+        raise config.error(path, f"unknown {kind} '{name}'{did_you_mean(name, classes)}")
+    return classes[name]
 
 
 def _canonical(name: str) -> str:
@@ -168,14 +182,8 @@ def build_layer(
         raise config.error(
             path, f"{class_name} {REFUSED_LAYERS[class_name]} and is refused; use Keras's built-in layers"
         )
-    layers = {
-        name: cls
-        for name, cls in _public_classes(keras.layers, keras.layers.Layer).items()
-        if name not in REFUSED_LAYERS
-    }
-    if class_name not in layers:
-        raise config.error(path, f"unknown layer '{class_name}'{did_you_mean(class_name, layers)}")
-    return build_object(config, (*path, class_name), layers[class_name], kwargs)
+    cls = keras_class(config, path, keras.layers, keras.layers.Layer, class_name, "layer", excluded=REFUSED_LAYERS)
+    return build_object(config, (*path, class_name), cls, kwargs)
 
 
 @dataclass

@@ -17,7 +17,7 @@ import keras
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from dlcli.build.models import build_object, metric_directions
+from dlcli.build.models import build_object, keras_class, metric_directions
 from dlcli.config import ExperimentConfig, KeyPath, did_you_mean
 from dlcli.curves.verdicts import OverfittingWatch, best_row
 from dlcli.stopping import stop_pending
@@ -189,19 +189,15 @@ def keras_callbacks(config: ExperimentConfig) -> list[keras.callbacks.Callback]:
         if arguments is not None:
             callback = build_object(config, ("training", key), getattr(keras.callbacks, class_name), arguments)
             built.append((("training", key), callback))
-    available = {
-        name: cls for name, cls in vars(keras.callbacks).items()
-        if isinstance(cls, type) and issubclass(cls, keras.callbacks.Callback) and name not in REFUSED_CALLBACKS
-        and cls is not keras.callbacks.Callback
-    }
     for index, item in enumerate(training.callbacks):
         ((class_name, arguments),) = item.items()
         path = ("training", "callbacks", index)
         if class_name in REFUSED_CALLBACKS:
             raise config.error(path, f"{class_name}: {REFUSED_CALLBACKS[class_name]}")
-        if class_name not in available:
-            raise config.error(path, f"unknown callback '{class_name}'{did_you_mean(class_name, available)}")
-        built.append((path, build_object(config, (*path, class_name), available[class_name], arguments)))
+        cls = keras_class(
+            config, path, keras.callbacks, keras.callbacks.Callback, class_name, "callback", excluded=REFUSED_CALLBACKS
+        )
+        built.append((path, build_object(config, (*path, class_name), cls, arguments)))
     names = list(metric_directions(config))
     logged = [*names, *(f"val_{name}" for name in names if config.validates), "learning_rate"]
     for key, callback in built:
