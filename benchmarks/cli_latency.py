@@ -4,7 +4,7 @@ Trains one real run of configs/digits_dense.yaml and copies its small files (run
 summary.json, config.yaml, history.csv; every 10th copy with rmsprop instead of adam, every
 50th crashed, 2%) into `--runs` run folders. The first `dlcli runs` builds the folder's index
 (timed apart: once per folder, or after the index is deleted); then each command is timed
-(median of `--repeats`) against the target: 0.5 s up to 10,000 runs, 1 s beyond.
+(median of `--repeats`) against the target: 0.3 s up to 10,000 runs, 1 s beyond.
 
     python benchmarks/cli_latency.py [--runs 200] [--repeats 5]
 """
@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-TARGET_S = 0.5
+TARGET_S = 0.3
 REPOSITORY = Path(__file__).resolve().parent.parent
 COMMANDS = [
     ["--help"], ["runs"], ["runs", "--last", "20"], ["runs", "--status", "crashed"],

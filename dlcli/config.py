@@ -7,9 +7,8 @@ key paths and lines, through ``ExperimentConfig.error``.
 
 from __future__ import annotations
 
-import difflib
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -29,64 +28,10 @@ from pydantic import (
 from dlcli.choices import Pruner, SweepMethod
 from dlcli.data.catalog import DATASETS, REQUIRED
 from dlcli.errors import ConfigError
-
-KeyPath = tuple[str | int, ...]
+from dlcli.keys import KeyPath, YamlLoader, did_you_mean, format_path, parse_yaml_value
 
 # Lists whose items are written `ClassName: {kwargs}` or a bare `ClassName`.
 LAYER_LISTS = ("layers", "augmentation", "callbacks")
-
-
-def format_path(path: Iterable[str | int]) -> str:
-    """('model', 'layers', 2, 'Conv2D') -> 'model.layers.2.Conv2D': a key as `--set` and `--where` take it."""
-    return ".".join(str(part) for part in path)
-
-
-def flattened(value: Any, prefix: KeyPath = ()) -> Iterator[tuple[str, Any]]:
-    """(key, value) for every leaf of a config, each key spelled as `format_path` spells it. A list
-    of scalars (`metrics: [accuracy, auc]`) is one value; a list that holds mappings (layers)
-    is walked by position; an empty mapping (`Flatten: {}`) is a leaf, so a layer is never lost."""
-    if isinstance(value, dict) and value:
-        for key, inner in value.items():
-            yield from flattened(inner, (*prefix, key))
-    elif isinstance(value, list) and any(isinstance(item, (dict, list)) for item in value):
-        for position, inner in enumerate(value):
-            yield from flattened(inner, (*prefix, position))
-    elif prefix:
-        yield format_path(prefix), value
-
-
-def did_you_mean(word: str, choices: Iterable[str]) -> str:
-    """'; did you mean 'x'?' for the closest choice (case-insensitive), or ''."""
-    by_lower = {choice.lower(): choice for choice in choices}
-    match = difflib.get_close_matches(str(word).lower(), list(by_lower), n=1, cutoff=0.6)
-    return f"; did you mean '{by_lower[match[0]]}'?" if match else ""
-
-
-class _YamlLoader(yaml.SafeLoader):
-    """SafeLoader that also reads `1e-4` as a float (YAML 1.2), as learning rates are written;
-    in pure Python, for the marks and messages of a config error."""
-
-
-class _FastYamlLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
-    """The same reading through libyaml where it is installed: the index reads every run's config."""
-
-
-for _loader in (_YamlLoader, _FastYamlLoader):  # one reading of a scalar: config files, --set, --where, the index
-    _loader.add_implicit_resolver(
-        "tag:yaml.org,2002:float",
-        re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-        list("-+0123456789"),
-    )
-
-
-def parse_yaml_value(text: str) -> Any:
-    """A scalar or flow value as YAML types it: '3' -> 3, '1e-4' -> 0.0001, '[a, b]' -> list."""
-    return yaml.load(text, Loader=_YamlLoader)  # a SafeLoader subclass: no arbitrary objects
-
-
-def read_yaml(text: str) -> Any:
-    """A whole YAML document (a run's resolved config), typed as config files are read."""
-    return yaml.load(text, Loader=_FastYamlLoader)  # a SafeLoader subclass: no arbitrary objects
 
 
 class SourceMap:
@@ -463,7 +408,7 @@ def parse_yaml(text: str, file: str) -> tuple[dict[str, Any], SourceMap]:
     """YAML text -> (data, source map of key paths to lines), refusing anything but a mapping."""
     source = SourceMap(file)
     try:
-        loader = _YamlLoader(text)
+        loader = YamlLoader(text)
         try:
             node = loader.get_single_node()
             if node is not None:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from dlcli.config import flattened, load_config
+from dlcli.config import load_config
 from dlcli.errors import ConfigError
+from dlcli.keys import flattened
 
 
 def test_scalars_nested_values_and_list_indices(tiny_config):

@@ -14,9 +14,10 @@ import pytest
 from PIL import Image
 
 from conftest import TINY_CONFIG, encoded, fake_run, read_json, run_folders, summary_with
-from dlcli.config import flattened, load_config
+from dlcli.config import load_config
 from dlcli.data import load_dataset
 from dlcli.errors import DlcliError
+from dlcli.keys import flattened
 from dlcli.report.compare import compare, differing_keys
 from dlcli.store.runs import load_runs
 

@@ -19,7 +19,8 @@ from typing import Any
 import keras
 from tensorflow import errors as tf_errors
 
-from dlcli.config import ExperimentConfig, KerasObject, KeyPath, did_you_mean
+from dlcli.config import ExperimentConfig, KerasObject
+from dlcli.keys import KeyPath, did_you_mean
 from dlcli.build.saved import ApplicationPreprocessing, load_run_model
 from dlcli.errors import DataUnavailable, DlcliError
 from dlcli.store.runs import metric_name

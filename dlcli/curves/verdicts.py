@@ -9,11 +9,13 @@ from __future__ import annotations
 import math
 import statistics
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from dlcli.config import ExperimentConfig, OverfittingConfig
 from dlcli.data.catalog import DATASETS, IMAGE_OPTIONS
 from dlcli.store.runs import metric_name
+
+if TYPE_CHECKING:  # the reading commands judge curves without loading the config schema
+    from dlcli.config import ExperimentConfig, OverfittingConfig
 
 # Advice on a model "large for its data": more parameters than this many per training example.
 PARAMETERS_PER_EXAMPLE = 100

@@ -7,13 +7,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from dlcli.config import did_you_mean
 from dlcli.data.bundled import TEST_SPLIT_SEED, fixed_split
 from dlcli.data.catalog import DatasetInfo
 from dlcli.data.examples import IMAGE_EXTENSIONS, ArrayPool, FilePool
 from dlcli.data.prepare import RawDataset
 from dlcli.data.split import split_indices
 from dlcli.errors import DataUnavailable
+from dlcli.keys import did_you_mean
 
 if TYPE_CHECKING:
     from dlcli.config import ExperimentConfig

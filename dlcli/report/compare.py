@@ -13,9 +13,9 @@ from typing import Any
 
 import yaml
 
-from dlcli.config import flattened, read_yaml
 from dlcli.curves.verdicts import minimizes
 from dlcli.errors import DlcliError
+from dlcli.keys import flattened, read_yaml
 from dlcli.store.runs import (
     CONFIG_FILE,
     HISTORY_FILE,

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from dlcli.report.compare import Comparison
 from dlcli.report.emit import Format, emit_csv, emit_json_rows
 from dlcli.store.runs import RunRecord
 from dlcli.store.status import RunStatus
+
+if TYPE_CHECKING:
+    from dlcli.report.compare import Comparison
 
 STATUS_STYLES = {
     RunStatus.completed: "green", RunStatus.running: "cyan", RunStatus.interrupted: "yellow", RunStatus.failed: "red",

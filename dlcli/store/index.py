@@ -26,8 +26,8 @@ from typing import Any
 
 import yaml
 
-from dlcli.config import flattened, parse_yaml_value, read_yaml
 from dlcli.errors import DlcliError
+from dlcli.keys import flattened, parse_yaml_value, read_yaml
 from dlcli.store.runs import (
     CONFIG_FILE,
     RUN_FILE,

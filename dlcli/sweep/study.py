@@ -33,8 +33,9 @@ from typing import Any, Callable
 from pydantic import BaseModel
 
 from dlcli.choices import Pruner, SweepMethod
-from dlcli.config import NAME_PATTERN, ExperimentConfig, load_config, parse_yaml_value
+from dlcli.config import NAME_PATTERN, ExperimentConfig, load_config
 from dlcli.errors import ConfigError, DlcliError, RunNotFound
+from dlcli.keys import parse_yaml_value
 from dlcli.store.runs import SCHEMA, RunFile, RunFolder, RunRecord, effective_status, now, read_run_file
 from dlcli.store.status import FINISHED, RESUMABLE, RunStatus
 

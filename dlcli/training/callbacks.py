@@ -18,8 +18,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from dlcli.build.models import build_object, keras_class, metric_directions
-from dlcli.config import ExperimentConfig, KeyPath, did_you_mean
+from dlcli.config import ExperimentConfig
 from dlcli.curves.verdicts import OverfittingWatch, best_row
+from dlcli.keys import KeyPath, did_you_mean
 from dlcli.stopping import stop_pending
 from dlcli.training.checkpoint import Checkpoint
 

@@ -21,7 +21,7 @@ from rich.console import Console
 from dlcli.build.inference import write_inference_files
 from dlcli.build.models import ModelParts, build_model, check_output, compile_model, monitor_directions, unfreeze
 from dlcli.build.saved import save_model_atomic
-from dlcli.config import ExperimentConfig, flattened, load_config
+from dlcli.config import ExperimentConfig, load_config
 from dlcli.curves.plots import plot_curves
 from dlcli.curves.verdicts import OverfittingWatch, best_row, overfitting_advice, training_notes
 from dlcli.data import load_dataset, load_folds
@@ -30,6 +30,7 @@ from dlcli.data.examples import ArrayPool, Encoding, Split, Splits
 from dlcli.data.pipeline import EpochOrder, samples_in_batches, stream
 from dlcli.errors import ConfigError, DlcliError, TrainingDiverged, TrainingFailed, TrainingInterrupted
 from dlcli.faults import kill_point
+from dlcli.keys import flattened
 from dlcli.stopping import stop_honoured, stop_pending
 from dlcli.store.index import update_index
 from dlcli.store.runs import (

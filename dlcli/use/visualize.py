@@ -31,8 +31,8 @@ import tensorflow as tf
 
 from dlcli.build.inference import check_fold, class_names, class_probabilities, read_inputs
 from dlcli.build.saved import load_run_model
-from dlcli.config import did_you_mean
 from dlcli.errors import DlcliError
+from dlcli.keys import did_you_mean
 from dlcli.store.runs import VISUALIZATIONS_DIR, RunFolder, model_file, preprocessing_file, write_atomic
 
 CONVOLUTIONS = (keras.layers.Conv2D, keras.layers.SeparableConv2D, keras.layers.DepthwiseConv2D,

@@ -1,0 +1,67 @@
+"""How dlcli reads YAML and spells a config key: one reading of a scalar for config files,
+`--set`, `--where` and the index (`1e-4` is a number in each), one spelling of a key
+(`model.layers.1.Dense.units`, as `--set` takes it). No pydantic: the reading commands use it."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import yaml
+
+KeyPath = tuple[str | int, ...]
+
+
+def format_path(path: Iterable[str | int]) -> str:
+    """('model', 'layers', 2, 'Conv2D') -> 'model.layers.2.Conv2D': a key as `--set` and `--where` take it."""
+    return ".".join(str(part) for part in path)
+
+
+def flattened(value: Any, prefix: KeyPath = ()) -> Iterator[tuple[str, Any]]:
+    """(key, value) for every leaf of a config, each key spelled as `format_path` spells it. A list
+    of scalars (`metrics: [accuracy, auc]`) is one value; a list that holds mappings (layers)
+    is walked by position; an empty mapping (`Flatten: {}`) is a leaf, so a layer is never lost."""
+    if isinstance(value, dict) and value:
+        for key, inner in value.items():
+            yield from flattened(inner, (*prefix, key))
+    elif isinstance(value, list) and any(isinstance(item, (dict, list)) for item in value):
+        for position, inner in enumerate(value):
+            yield from flattened(inner, (*prefix, position))
+    elif prefix:
+        yield format_path(prefix), value
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """'; did you mean 'x'?' for the closest choice (case-insensitive), or ''."""
+    by_lower = {choice.lower(): choice for choice in choices}
+    match = difflib.get_close_matches(str(word).lower(), list(by_lower), n=1, cutoff=0.6)
+    return f"; did you mean '{by_lower[match[0]]}'?" if match else ""
+
+
+class YamlLoader(yaml.SafeLoader):
+    """SafeLoader that also reads `1e-4` as a float (YAML 1.2), as learning rates are written;
+    in pure Python, for the marks and messages of a config error."""
+
+
+class _FastYamlLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+    """The same reading through libyaml where it is installed: the index reads every run's config."""
+
+
+for _loader in (YamlLoader, _FastYamlLoader):  # one reading of a scalar: config files, --set, --where, the index
+    _loader.add_implicit_resolver(
+        "tag:yaml.org,2002:float",
+        re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+        list("-+0123456789"),
+    )
+
+
+def parse_yaml_value(text: str) -> Any:
+    """A scalar or flow value as YAML types it: '3' -> 3, '1e-4' -> 0.0001, '[a, b]' -> list."""
+    return yaml.load(text, Loader=YamlLoader)  # a SafeLoader subclass: no arbitrary objects
+
+
+def read_yaml(text: str) -> Any:
+    """A whole YAML document (a run's resolved config), typed as config files are read."""
+    return yaml.load(text, Loader=_FastYamlLoader)  # a SafeLoader subclass: no arbitrary objects
