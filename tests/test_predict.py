@@ -200,7 +200,7 @@ def test_bad_inputs_are_one_line_each(cli, trained, tmp_path, digits_folder):
         assert all(fragment in message for fragment in fragments), message
     unknown = cli("predict", trained["digits"].id, str(digits_folder), "--format", "xml",
                   "--runs-dir", str(trained["runs"]), runs=False)
-    assert unknown.exit_code == 2 and "--format xml: choose one of table, csv, json" in unknown.stderr
+    assert unknown.exit_code == 2 and "'xml' is not one of 'table', 'json', 'csv'" in unknown.stderr
 
 
 @pytest.mark.parametrize("export_format", ["saved_model", "onnx", "tflite"])

@@ -112,6 +112,13 @@ def class_probabilities(outputs: np.ndarray, logits: bool = False) -> np.ndarray
     return np.concatenate([1 - outputs, outputs], axis=1) if outputs.shape[1] == 1 else outputs
 
 
+def predicted_classes(outputs: np.ndarray, logits: bool = False) -> np.ndarray:
+    """The class each row of a classifier's outputs names: the likeliest of `class_probabilities`
+    (a single sigmoid unit: 1 above 0.5, a logit above 0). evaluate, predict, export's check and
+    visualize all decide a class here, so they never disagree on an example."""
+    return class_probabilities(outputs, logits).argmax(axis=-1)
+
+
 def class_names(inputs: dict[str, Any], count: int) -> list[str]:
     """The run's class names (inputs.json), or the class indices as text when it has none."""
     return [str(name) for name in (inputs.get("class_names") or range(count))]

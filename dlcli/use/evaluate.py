@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from dlcli.build.inference import class_probabilities, outputs_are_logits
+from dlcli.build.inference import outputs_are_logits, predicted_classes
 from dlcli.build.saved import load_run_model
 from dlcli.config import load_config
 from dlcli.data import load_dataset, load_folds
@@ -35,7 +35,7 @@ SPLITS = ("test", "validation")
 def _classification_report(scores: np.ndarray, truth: np.ndarray, class_names: list[str], logits: bool) -> dict:
     """Confusion matrix (rows: true class, columns: predicted) and per-class accuracy; the classes
     as `dlcli predict` chooses them (a logit's boundary is 0, a probability's 0.5)."""
-    predicted = class_probabilities(scores, logits).argmax(axis=-1)
+    predicted = predicted_classes(scores, logits)
     size = len(class_names)
     matrix = np.bincount(truth * size + predicted, minlength=size * size).reshape(size, size)
     totals = matrix.sum(axis=1)

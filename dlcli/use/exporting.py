@@ -21,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from dlcli import __version__
-from dlcli.build.inference import inference_model
+from dlcli.build.inference import inference_model, predicted_classes
 from dlcli.errors import DlcliError, ExportMismatch
 from dlcli.store.runs import EXPORT_DIR, RunFolder
 
@@ -149,8 +149,7 @@ def export_run(
         scale = max(1.0, float(np.max(np.abs(expected)))) if expected.size else 1.0
         same = None
         if inputs["task"] == "classification":
-            same = float(np.mean(np.argmax(actual, -1) == np.argmax(expected, -1))) if expected.shape[-1] > 1 else (
-                float(np.mean((actual > 0.5) == (expected > 0.5))))
+            same = float(np.mean(predicted_classes(np.asarray(actual)) == predicted_classes(expected)))
         if not largest <= tolerance * scale:
             raise ExportMismatch(
                 f"the {export_format} export of run {run.id} differs from its Keras model by {largest:.3g} "

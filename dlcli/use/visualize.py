@@ -109,10 +109,8 @@ class Inspected:
 
     def probabilities(self, outputs: tf.Tensor) -> np.ndarray:
         """The model's outputs for one input as one probability per class."""
-        outputs = tf.cast(outputs, tf.float32)
-        if self.inputs.get("outputs") == "logits":
-            outputs = tf.sigmoid(outputs) if outputs.shape[-1] == 1 else tf.nn.softmax(outputs)
-        return class_probabilities(outputs.numpy())[0]
+        logits = self.inputs.get("outputs") == "logits"
+        return class_probabilities(tf.cast(outputs, tf.float32).numpy(), logits)[0]
 
 
 def open_run(run: RunFolder, fold: int | None = None) -> Inspected:
