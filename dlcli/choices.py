@@ -7,7 +7,15 @@ from __future__ import annotations
 from enum import Enum
 
 
-class SweepMethod(str, Enum):
+class Choice(str, Enum):
+    """A str enum that prints as its word, in f-strings and messages, on every Python (3.11's
+    format() of a mixed-in enum gives 'SweepMethod.grid')."""
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class SweepMethod(Choice):
     """How a sweep picks its trials: Optuna's samplers."""
 
     grid = "grid"
@@ -15,7 +23,7 @@ class SweepMethod(str, Enum):
     tpe = "tpe"
 
 
-class Pruner(str, Enum):
+class Pruner(Choice):
     """How a sweep stops hopeless trials early: Optuna's pruners."""
 
     none = "none"
@@ -23,7 +31,7 @@ class Pruner(str, Enum):
     hyperband = "hyperband"
 
 
-class Direction(str, Enum):
+class Direction(Choice):
     """Whether a lower (min) or a higher (max) value of a metric is better."""
 
     min = "min"

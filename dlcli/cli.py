@@ -9,7 +9,6 @@ import atexit
 import functools
 import os
 import shlex
-import signal
 import sys
 import traceback
 from collections.abc import Callable
@@ -574,80 +573,18 @@ def sweep_runs(
     """Search a config's keys: trials chosen by Optuna, trained by workers, then compared."""
     from dlcli.report.compare import compare, recorded_monitor
     from dlcli.report.render import comparison_table
-    from dlcli.sweep import study as sweeping
+    from dlcli.sweep.driver import sweep
 
-    # the workers import TensorFlow while this process reads the config and checks the values
-    workers, answers = sweeping.start_workers(jobs)
-    try:
-        plan, folder, epochs = _planned_sweep(
-            config, grid, method, trials or random_trials, prune, storage, seed, overrides, name, resume, runs_dir,
-        )
-    except BaseException:
-        for worker in workers:
-            worker.process.kill()  # nothing for them to do: they were only importing TensorFlow
-        raise
-    previous = stopping.install(stopping.interrupt, [signal.SIGTERM])
-    try:
-        if resume is None:
-            answer = sweeping.check_with_worker(plan, workers[0], answers, runs_dir)
-            plan.monitor, plan.direction = answer["monitor"], answer["direction"]
-            plan, folder, study = sweeping.create_sweep(plan, runs_dir, epochs)
-            error_console.print(
-                f"sweep {plan.id}: {plan.settings.total} trials ({plan.settings.method}"
-                f"{', pruning: ' + plan.settings.prune if plan.settings.prune != 'none' else ''}), "
-                f"{jobs} at a time ({folder})",
-                markup=False,
-            )
-        else:
-            study = sweeping.open_study(plan, folder, epochs) if plan.settings is not None else None
-        sweeping.run_sweep(
-            plan, folder, runs_dir, study, workers, answers, retry_failed,
-            lambda line: error_console.print(line, markup=False), epochs,
-        )
-    except KeyboardInterrupt:
-        raise sweeping.SweepInterrupted("sweep interrupted before its first trial; nothing was trained") from None
-    finally:
-        for worker in workers:
-            worker.stop()  # they exit on their own; the results are shown meanwhile
-        stopping.restore_unless_stopping(previous)
-    trial_runs = sweeping.sweep_records(runs_dir, plan.id)
-    console.print(comparison_table(compare(trial_runs, sort=recorded_monitor(trial_runs))))
-    sweeping.stop_workers(workers)
-    left = [t for t in plan.trials if t.status not in (RunStatus.completed, RunStatus.pruned)]
-    if left:
-        statuses = ", ".join(f"trial {t.index} {t.status}" for t in left)
-        raise DlcliError(f"sweep {plan.id} finished with {statuses}; see `dlcli sweep --resume {plan.id}`")
+    def show_results(records) -> None:
+        console.print(comparison_table(compare(records, sort=recorded_monitor(records))))
+
+    plan = sweep(
+        config, grid=grid, method=method, trials=trials or random_trials, prune=prune, storage=storage, seed=seed,
+        overrides=overrides, name=name, resume=resume, retry_failed=retry_failed, jobs=jobs, runs_dir=runs_dir,
+        say=lambda line: error_console.print(line, markup=False), show_results=show_results,
+    )
     pruned = sum(t.status == RunStatus.pruned for t in plan.trials)
     console.print(f"sweep {plan.id}: all {len(plan.trials)} trials completed" + (f", {pruned} of them pruned" if pruned else ""))
-
-
-def _planned_sweep(config, grid, method, trials, prune, storage, seed, overrides, name, resume, runs_dir):
-    """(plan, folder, epochs) of a sweep to resume, or of a new one (its folder still to be made),
-    its values validated without TensorFlow."""
-    from dlcli.config import load_config
-    from dlcli.sweep import study as sweeping
-
-    folder = None
-    if resume is not None:
-        if config is not None or grid or trials or method or prune or storage or overrides:
-            raise DlcliError("--resume ID continues a sweep with its own plan; give no CONFIG, --grid, --random, "
-                             "--trials, --method, --prune, --storage or --set")
-        folder = sweeping.find_sweep(runs_dir, resume)
-        plan = sweeping.Plan.load(folder)
-    else:
-        if config is None:
-            raise DlcliError("give a CONFIG to sweep, or --resume ID")
-        base = load_config(config, overrides, name=name)
-        settings = sweeping.sweep_settings(
-            base, grid, method.value if method else None, trials, prune.value if prune else None, seed,
-        )
-        plan = sweeping.Plan(id="", config=str(config.resolve()), overrides=overrides, name=base.name,
-                             study=base.name, storage=storage, settings=settings)
-        checked = sweeping.validate_trials(plan)
-        sweeping.check_trial_names(checked[0][1], settings.total)
-        if storage is not None:
-            sweeping.open_storage(storage, runs_dir)  # one that cannot be reached fails now, in seconds
-    return plan, folder, sweeping.trial_config(plan, {}, "the base config").training.epochs
 
 
 visualize_app = typer.Typer(

@@ -34,6 +34,7 @@ def test_a_two_by_two_grid_runs_four_trials_two_at_a_time(cli, tiny_config, runs
 
     assert result.exit_code == 0, result.output
     (sweep,) = sweep_folders(runs_dir)
+    assert f"sweep {sweep.name}: 4 trials (grid, pruning: hyperband), 2 at a time" in result.stderr
     plan = json.loads((sweep / PLAN_FILE).read_text())
     assert [t["status"] for t in plan["trials"]] == ["completed"] * 4
     assert [t["values"] for t in plan["trials"]] == [

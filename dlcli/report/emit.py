@@ -8,17 +8,18 @@ import csv
 import json
 import sys
 from collections.abc import Callable, Iterable
-from enum import Enum
 from typing import Any, TextIO
 
+from dlcli.choices import Choice
 
-class Format(str, Enum):
+
+class Format(Choice):
     table = "table"
     json = "json"
     csv = "csv"
 
 
-class NestedFormat(str, Enum):
+class NestedFormat(Choice):
     """The formats of data too nested for CSV rows (a verdict's evidence)."""
 
     table = "table"

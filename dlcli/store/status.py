@@ -1,12 +1,12 @@
 """A run's status: one word per state, shared by the run folder, the index, training, sweeps and
-the command line. No import beyond the standard library: `dlcli --help` loads it."""
+the command line. Nothing heavy to import: `dlcli --help` loads it."""
 
 from __future__ import annotations
 
-from enum import Enum
+from dlcli.choices import Choice
 
 
-class RunStatus(str, Enum):
+class RunStatus(Choice):
     """A run's status: the one run.json records, or, for `crashed` and `damaged`, the one its
     folder is judged to have when read."""
 
@@ -18,9 +18,6 @@ class RunStatus(str, Enum):
     pruned = "pruned"  # a sweep's pruner stopped it
     crashed = "crashed"  # recorded running, its process gone
     damaged = "damaged"  # its files cannot be read
-
-    def __str__(self) -> str:  # the word itself in f-strings and messages, on every Python
-        return self.value
 
 
 # Training is over for good: a sweep never trains these again, and they have a summary.json.

@@ -1,0 +1,94 @@
+"""A whole sweep as `dlcli sweep` runs it: the plan (new or resumed) checked without TensorFlow
+while the workers start, the study, the trials, and the end. The command line only prints."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable
+from pathlib import Path
+
+from dlcli import stopping
+from dlcli.choices import Pruner, SweepMethod
+from dlcli.config import load_config
+from dlcli.errors import DlcliError
+from dlcli.store.runs import RunRecord
+from dlcli.store.status import RunStatus
+from dlcli.sweep import study as sweeping
+from dlcli.sweep.study import Plan
+
+
+def sweep(
+    config: Path | None, *, grid: list[str], method: SweepMethod | None, trials: int | None, prune: Pruner | None,
+    storage: str | None, seed: int | None, overrides: list[str], name: str | None, resume: str | None,
+    retry_failed: bool, jobs: int, runs_dir: Path, say: Callable[[str], None],
+    show_results: Callable[[list[RunRecord]], None],
+) -> Plan:
+    """Run (or continue) a sweep to its end and return its plan; `say` gets the progress lines,
+    `show_results` the trials' runs while the workers exit. A trial that did not complete or
+    prune leaves the sweep unfinished: a DlcliError that says how to resume it."""
+    # the workers import TensorFlow while this process reads the config and checks the values
+    workers, answers = sweeping.start_workers(jobs)
+    try:
+        plan, folder, epochs = plan_sweep(
+            config, grid, method, trials, prune, storage, seed, overrides, name, resume, runs_dir,
+        )
+    except BaseException:
+        for worker in workers:
+            worker.process.kill()  # nothing for them to do: they were only importing TensorFlow
+        raise
+    previous = stopping.install(stopping.interrupt, [signal.SIGTERM])
+    try:
+        if resume is None:
+            answer = sweeping.check_with_worker(plan, workers[0], answers, runs_dir)
+            plan.monitor, plan.direction = answer["monitor"], answer["direction"]
+            plan, folder, study = sweeping.create_sweep(plan, runs_dir, epochs)
+            say(
+                f"sweep {plan.id}: {plan.settings.total} trials ({plan.settings.method.value}"
+                f"{', pruning: ' + plan.settings.prune.value if plan.settings.prune != Pruner.none else ''}), "
+                f"{jobs} at a time ({folder})"
+            )
+        else:
+            study = sweeping.open_study(plan, folder, epochs) if plan.settings is not None else None
+        sweeping.run_sweep(plan, folder, runs_dir, study, workers, answers, retry_failed, say, epochs)
+    except KeyboardInterrupt:
+        raise sweeping.SweepInterrupted("sweep interrupted before its first trial; nothing was trained") from None
+    finally:
+        for worker in workers:
+            worker.stop()  # they exit on their own; the results are shown meanwhile
+        stopping.restore_unless_stopping(previous)
+    show_results(sweeping.sweep_records(runs_dir, plan.id))
+    sweeping.stop_workers(workers)
+    left = [t for t in plan.trials if t.status not in (RunStatus.completed, RunStatus.pruned)]
+    if left:
+        statuses = ", ".join(f"trial {t.index} {t.status}" for t in left)
+        raise DlcliError(f"sweep {plan.id} finished with {statuses}; see `dlcli sweep --resume {plan.id}`")
+    return plan
+
+
+def plan_sweep(
+    config: Path | None, grid: list[str], method: SweepMethod | None, trials: int | None, prune: Pruner | None,
+    storage: str | None, seed: int | None, overrides: list[str], name: str | None, resume: str | None, runs_dir: Path,
+) -> tuple[Plan, Path | None, int]:
+    """(plan, folder, epochs) of a sweep to resume, or of a new one (its folder still to be made),
+    its values validated without TensorFlow."""
+    folder = None
+    if resume is not None:
+        if config is not None or grid or trials or method or prune or storage or overrides:
+            raise DlcliError("--resume ID continues a sweep with its own plan; give no CONFIG, --grid, --random, "
+                             "--trials, --method, --prune, --storage or --set")
+        folder = sweeping.find_sweep(runs_dir, resume)
+        plan = sweeping.Plan.load(folder)
+    else:
+        if config is None:
+            raise DlcliError("give a CONFIG to sweep, or --resume ID")
+        base = load_config(config, overrides, name=name)
+        settings = sweeping.sweep_settings(
+            base, grid, method.value if method else None, trials, prune.value if prune else None, seed,
+        )
+        plan = sweeping.Plan(id="", config=str(config.resolve()), overrides=overrides, name=base.name,
+                             study=base.name, storage=storage, settings=settings)
+        checked = sweeping.validate_trials(plan)
+        sweeping.check_trial_names(checked[0][1], settings.total)
+        if storage is not None:
+            sweeping.open_storage(storage, runs_dir)  # one that cannot be reached fails now, in seconds
+    return plan, folder, sweeping.trial_config(plan, {}, "the base config").training.epochs
