@@ -6,6 +6,8 @@ TensorFlow is imported only inside the commands that train or evaluate.
 from __future__ import annotations
 
 import atexit
+import contextlib
+import errno
 import functools
 import os
 import shlex
@@ -22,6 +24,7 @@ from rich.table import Table
 from dlcli import __version__, stopping
 from dlcli.choices import Direction, Pruner, SweepMethod
 from dlcli.errors import DlcliError
+from dlcli.outputs import refuse_inputs, replaced
 from dlcli.report.emit import Format, NestedFormat, emit_csv, emit_json, emit_json_rows
 from dlcli.store.status import RunStatus
 
@@ -39,6 +42,12 @@ error_console = Console(stderr=True, highlight=False, soft_wrap=True)
 debug_mode = {"enabled": False}
 
 EXIT_INTERRUPTED = 130
+# errno values that say a path given to a command cannot be used as it is (exit 2, as any input
+# error); a full disk or an I/O error is the machine's (exit 1)
+UNUSABLE_PATH = {
+    errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.EACCES, errno.EPERM, errno.EROFS, errno.EEXIST,
+    errno.ENAMETOOLONG, errno.ELOOP,
+}
 
 RunsDir = Annotated[
     Path,
@@ -58,12 +67,13 @@ def reports_errors(command: Callable[..., Any]) -> Callable[..., Any]:
                 error_console.print(traceback.format_exc(), markup=False)
             error_console.print(f"{error.label}: {error}", markup=False)
             raise typer.Exit(error.exit_code) from None
-        except OSError as error:  # the machine, not the command: a full disk, a read-only folder
+        except OSError as error:
             if debug_mode["enabled"]:
                 error_console.print(traceback.format_exc(), markup=False)
             where = f"{error.filename}: " if error.filename else ""
             error_console.print(f"error: {where}{error.strerror or error}", markup=False)
-            raise typer.Exit(1) from None
+            # a path the user gave that cannot be used is a usage error; the machine's failures are not
+            raise typer.Exit(2 if error.errno in UNUSABLE_PATH else 1) from None
 
     return wrapper
 
@@ -214,7 +224,7 @@ def evaluate(
     _note_if_still_training(folder)
     _import_tensorflow()
     from dlcli.report.render import evaluation_view
-    from dlcli.use.evaluate import evaluate_run
+    from dlcli.use.evaluate import evaluate_run, save_evaluation
 
     evaluation = evaluate_run(folder, split)
     if output_format == Format.json:
@@ -223,6 +233,13 @@ def evaluate(
         emit_csv([{"run": folder.id, "split": split, "samples": evaluation.get("samples"), **evaluation["metrics"]}])
     else:
         console.print(evaluation_view(evaluation))
+    try:
+        save_evaluation(folder, evaluation)
+    except OSError as error:  # shown above all the same: the computation is not lost
+        raise DlcliError(
+            f"cannot write {folder.file(EVALUATION_FILE)} ({error.strerror or error}); the metrics above were not "
+            "saved in the run folder"
+        ) from None
     error_console.print(f"wrote {folder.file(EVALUATION_FILE)}", markup=False, highlight=False)
 
 
@@ -257,6 +274,8 @@ def predict(
     """The run's model on new inputs, prepared as its training data was: one row per input."""
     from dlcli.store.runs import resolve_run
 
+    if output is not None:
+        refuse_inputs([output], inputs)
     folder = resolve_run(runs_dir, run)
     _import_tensorflow()
     from dlcli.errors import SomeInputsFailed
@@ -264,8 +283,7 @@ def predict(
     from dlcli.use.predict import Prediction
 
     prediction = Prediction(folder, inputs, top, batch_size, fold)
-    stream = open(output, "w", encoding="utf-8", newline="") if output else sys.stdout
-    try:
+    with replaced(output, newline="") if output else contextlib.nullcontext(sys.stdout) as stream:
         if error_console.is_terminal and (output or output_format != Format.table):
             from rich.progress import Progress
 
@@ -274,9 +292,6 @@ def predict(
                 write_predictions(prediction.rows(lambda n: progress.advance(task, n)), output_format, stream)
         else:
             write_predictions(prediction.rows(), output_format, stream)
-    finally:
-        if output:
-            stream.close()
     if output:
         error_console.print(f"wrote {output}")
     if prediction.failed:
@@ -696,6 +711,8 @@ def visualize_heatmap(
     as values 0-1 at the image's size (.npy)."""
     if output is not None and output.suffix.lower() != ".png":
         raise DlcliError(f"--output {output}: the heatmap is written as a .png (its values beside it as .npy)")
+    if output is not None:
+        refuse_inputs([output, output.with_suffix(".npy")], [image])
     visualize, folder = _visualizer(runs_dir, run)
     inspected = _opened(visualize, folder, fold, image)
     result = visualize.heatmap(inspected, image, class_name, layer)

@@ -11,7 +11,10 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "dlcli"
 # From the bottom up: a module may import its own layer and those below it, never one above.
 LAYERS = [
-    {"dlcli", "dlcli.errors", "dlcli.choices", "dlcli.keys", "dlcli.faults", "dlcli.stopping", "dlcli.data.catalog"},
+    {
+        "dlcli", "dlcli.errors", "dlcli.choices", "dlcli.keys", "dlcli.outputs", "dlcli.faults", "dlcli.stopping",
+        "dlcli.data.catalog",
+    },
     {"dlcli.config"},
     {"dlcli.store"},
     {"dlcli.data"},

@@ -166,6 +166,29 @@ def test_arrays_top_k_and_an_unreadable_image(cli, trained, digits_folder, tmp_p
     assert [r["prediction"] for r in array_rows] == [r["prediction"] for r in image_rows]
 
 
+def test_an_output_never_destroys_an_input_or_an_older_output(cli, trained, tmp_path):
+    run, table = trained["table_run"], tmp_path / "inputs.csv"
+    table.write_text("\n".join(trained["table"].read_text().splitlines()[:4]) + "\n")
+    kept = table.read_text()
+    args = ("--runs-dir", str(trained["runs"]))
+
+    onto_input = cli("predict", run.id, str(table), "--format", "csv", "--output", str(table), *args, runs=False)
+    assert onto_input.exit_code == 2 and "is the input" in onto_input.stderr, onto_input.output
+    assert len(onto_input.stderr.strip().splitlines()) == 1 and table.read_text() == kept
+
+    earlier = tmp_path / "earlier.csv"
+    earlier.write_text("the previous answers\n")
+    broken = tmp_path / "broken.csv"
+    broken.write_text("p0,p1\n1,2\n")  # the columns the model needs are missing
+    failed = cli("predict", run.id, str(broken), "--output", str(earlier), *args, runs=False)
+    assert failed.exit_code == 2 and earlier.read_text() == "the previous answers\n", failed.output
+    assert [path.name for path in tmp_path.iterdir() if path.name.startswith(".")] == []  # no temporary left
+
+    nowhere = cli("predict", run.id, str(table), "--output", str(tmp_path / "missing" / "out.csv"), *args, runs=False)
+    assert nowhere.exit_code == 2 and "missing/out.csv" in nowhere.stderr, nowhere.output
+    assert len(nowhere.stderr.strip().splitlines()) == 1
+
+
 def test_k_fold_runs_predict_with_the_mean_of_their_folds_or_one(cli, trained, digits_folder):
     mean, mean_rows = predicted(cli, trained, trained["kfold"], digits_folder / "test" / "1")
     one, one_rows = predicted(cli, trained, trained["kfold"], digits_folder / "test" / "1", extra=("--fold", "2"))

@@ -65,6 +65,25 @@ def test_evaluate_the_validation_split_and_a_kfold_run(cli, tiny_config, runs_di
     assert evaluation["metrics"]["accuracy"] == pytest.approx(mean)
 
 
+
+def test_an_evaluation_that_cannot_be_saved_is_still_shown(cli, tiny_config, runs_dir, monkeypatch):
+    assert cli("train", str(tiny_config)).exit_code == 0
+    (folder,) = run_folders(runs_dir)
+
+    def read_only(path, data):  # as root the tests cannot make a folder read-only; this is what writing meets
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr("dlcli.use.evaluate.write_json", read_only)
+    result = cli("evaluate", "latest", "--format", "json")
+
+    assert result.exit_code == 2
+    assert json.loads(result.stdout)["metrics"]["accuracy"] >= 0  # computed and shown
+    assert result.stderr.strip() == (
+        f"error: cannot write {folder / 'evaluation.json'} (Permission denied); the metrics above were not saved "
+        "in the run folder"
+    )
+
+
 def test_evaluate_errors(cli, runs_dir):
     fake_run(runs_dir, "20260101-100000-nomodel", summary=summary_with(0.5, 0.8))
 

@@ -274,13 +274,16 @@ def test_bad_inputs_are_one_line_each(visualize, runs, tmp_path):
         (("filters", runs["mnist"].id, "--normalize", "l1"), ["--normalize l1", "choose l2"]),
         (("filters", runs["mnist"].id, "--learning-rate", "0"), ["--learning-rate 0", "must be above 0"]),
         (("heatmap", runs["patches"].id, photo, "--output", tmp_path / "heat.jpg"), ["written as a .png"]),
+        (("heatmap", runs["patches"].id, photo, "--output", photo), ["is the input", "would destroy it"]),
     ]
+    before = photo.read_bytes()
     for args, fragments in cases:
         result = visualize(*args)
         message = " ".join(result.stderr.split())
         assert result.exit_code == 2, (args, result.output)
         assert len(result.stderr.strip().splitlines()) == 1, message
         assert all(fragment in message for fragment in fragments), (fragments, message)
+    assert photo.read_bytes() == before
 
 
 def test_a_k_fold_run_shows_one_folds_model_and_an_rgba_run_its_colours(visualize, runs):

@@ -11,7 +11,6 @@ import os
 import platform
 import re
 import socket
-import tempfile
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -22,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from dlcli import __version__
 from dlcli.errors import DlcliError, RunNotFound
+from dlcli.outputs import temporary_beside
 from dlcli.store.status import FINISHED, RunStatus
 
 # The run folder's layout: every file dlcli writes in it (docs/run-folder.md describes each).
@@ -190,7 +190,7 @@ os.umask(_UMASK)
 def write_atomic(path: Path, content: str | bytes) -> None:
     """Write a file so that readers see the old or the new content, never half of it."""
     data = content.encode("utf-8") if isinstance(content, str) else content
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    descriptor, temporary = temporary_beside(path)
     try:
         os.fchmod(descriptor, 0o666 & ~_UMASK)  # mkstemp's 0600 would hide runs from other users
         with os.fdopen(descriptor, "wb") as file:

@@ -95,9 +95,13 @@ def evaluate_run(run: RunFolder, split: str = "test") -> dict[str, Any]:
         evaluation.update(_score(load_run_model(run, MODEL_FILE, compile=True), splits, split, batch_size, logits))
     evaluation["fingerprint"] = splits.fingerprint(split)
     evaluation["same_data_as_training"] = _same_data(run, evaluation["fingerprint"], split)
+    return evaluation
+
+
+def save_evaluation(run: RunFolder, evaluation: dict[str, Any]) -> None:
+    """Keep the evaluation in the run folder (evaluation.json), where `runs` and `compare` read its metrics."""
     write_json(run.file(EVALUATION_FILE), evaluation)
     update_index(run)
-    return evaluation
 
 
 def _same_data(run: RunFolder, fingerprint: str, split: str) -> bool | None:

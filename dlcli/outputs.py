@@ -1,0 +1,53 @@
+"""A command's output files: never one of its inputs, and never half written. An output is
+written to a temporary file beside it and renamed onto it at the end, so a command that fails
+leaves the old file as it was."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TextIO
+
+from dlcli.errors import DlcliError
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet)
+        return a.resolve() == b.resolve()
+
+
+def refuse_inputs(outputs: Iterable[Path], inputs: Iterable[Path], option: str = "--output") -> None:
+    """Refuse (exit 2) an output that is one of the command's input files: writing it would destroy it."""
+    inputs = [path for path in inputs if not path.is_dir()]
+    for output in outputs:
+        for source in inputs:
+            if _same_file(output, source):
+                raise DlcliError(f"{option} {output} is the input {source}: writing it would destroy it; choose another file")
+
+
+def temporary_beside(path: Path) -> tuple[int, str]:
+    """mkstemp's (descriptor, name) in `path`'s folder; a folder that cannot take it is an error
+    about `path`, the file the user named, not about the temporary file."""
+    try:
+        return tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as error:
+        raise OSError(error.errno, error.strerror, str(path)) from None
+
+
+@contextmanager
+def replaced(path: Path, newline: str | None = None) -> Iterator[TextIO]:
+    """A text stream onto a temporary file beside `path`, renamed onto `path` when the block ends
+    without an error and removed when it does not."""
+    descriptor, temporary = temporary_beside(path)
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8", newline=newline) as stream:
+            yield stream
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
