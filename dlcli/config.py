@@ -404,6 +404,16 @@ def _line_map(root: yaml.Node, source: SourceMap) -> dict[KeyPath, int]:
     return lines
 
 
+def _unshared(value: Any) -> Any:
+    """The document with every mapping and list its own object: PyYAML gives an alias and its
+    anchor the same one, so that changing one would change both."""
+    if isinstance(value, dict):
+        return {key: _unshared(inner) for key, inner in value.items()}
+    if isinstance(value, list):
+        return [_unshared(inner) for inner in value]
+    return value
+
+
 def parse_yaml(text: str, file: str) -> tuple[dict[str, Any], SourceMap]:
     """YAML text -> (data, source map of key paths to lines), refusing anything but a mapping."""
     source = SourceMap(file)
@@ -413,7 +423,8 @@ def parse_yaml(text: str, file: str) -> tuple[dict[str, Any], SourceMap]:
             node = loader.get_single_node()
             if node is not None:
                 source.lines = _line_map(node, source)  # bounded, before anything expands
-            data = loader.construct_document(node) if node is not None else None
+            # each alias its own copy (its size bounded by the line map): `--set` on one leaves the others
+            data = _unshared(loader.construct_document(node)) if node is not None else None
         finally:
             loader.dispose()
     except RecursionError:

@@ -98,6 +98,34 @@ CASES = [
      ["loss: categorical_crossentropy takes one-hot labels: set `dataset.labels: one_hot`"]),
     ("sparse loss with one-hot labels", edit("  validation_split: 0.2\n", "  validation_split: 0.2\n  labels: one_hot\n"),
      ["dataset.labels: sparse_categorical_crossentropy takes integer labels"]),
+    # silently wrong answers: a logits flag that is a string or contradicts the last activation,
+    # a metric that reads the other label encoding, a softmax over one unit
+    ("from_logits as a string", edit("loss: sparse_categorical_crossentropy",
+                                     "loss: {name: sparse_categorical_crossentropy, from_logits: 'false'}"),
+     ["config.yaml:12: loss.from_logits: must be true or false, not 'false' (str)"]),
+    ("from_logits as a number", edit("loss: sparse_categorical_crossentropy",
+                                     "loss: {name: sparse_categorical_crossentropy, from_logits: 1}"),
+     ["loss.from_logits: must be true or false, not 1 (int)"]),
+    ("from_logits over a softmax", edit("loss: sparse_categorical_crossentropy",
+                                        "loss: {name: sparse_categorical_crossentropy, from_logits: true}"),
+     ["loss.from_logits: true, but the last layer applies a softmax", "not logits"]),
+    ("from_logits over a sigmoid unit", edit("units: 10, activation: softmax", "units: 1, activation: sigmoid").replace(
+        "loss: sparse_categorical_crossentropy", "loss: {name: binary_crossentropy, from_logits: true}").replace(
+        "name: digits", "name: digits\n  classes: [0, 1]"),
+     ["loss.from_logits: true, but the last layer applies a sigmoid"]),
+    ("logits read as probabilities", edit("units: 10, activation: softmax", "units: 10"),
+     ["config.yaml:10: model.layers.2.Dense.activation: the last layer has no activation, so its outputs are logits",
+      "from_logits: true"]),
+    ("one-hot metric on integer labels", edit("metrics: [accuracy]", "metrics: [accuracy, categorical_accuracy]"),
+     ["metrics.1: categorical_accuracy reads one-hot labels; the labels are integers (dataset.labels: sparse)"]),
+    ("integer metric on one-hot labels", edit("loss: sparse_categorical_crossentropy",
+                                              "loss: categorical_crossentropy\nmetrics: [sparse_top_k_categorical_accuracy]")
+     .replace("metrics: [accuracy]\n", "").replace("  validation_split: 0.2\n", "  validation_split: 0.2\n  labels: one_hot\n"),
+     ["metrics.0: sparse_top_k_categorical_accuracy reads integer labels; the labels are one-hot"]),
+    ("softmax over one unit", edit("units: 10, activation: softmax", "units: 1, activation: softmax").replace(
+        "loss: sparse_categorical_crossentropy", "loss: binary_crossentropy").replace(
+        "name: digits", "name: digits\n  classes: [0, 1]"),
+     ["model.layers.2.Dense.activation: a softmax over one unit is always 1.0", "use activation: sigmoid"]),
     ("unknown callback", edit("  epochs: 2\n", "  epochs: 2\n  callbacks: [EarlyStop]\n"),
      ["training.callbacks.0: unknown callback 'EarlyStop'; did you mean 'EarlyStopping'?"]),
     ("option the dataset does not take", edit("  validation_split: 0.2\n", "  validation_split: 0.2\n  num_words: 100\n"),

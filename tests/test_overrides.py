@@ -126,3 +126,16 @@ def test_every_flattened_key_is_one_set_takes(tiny_config):
         text = yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
         again = load_config(tiny_config, [f"{key}={text}"])
         assert dict(flattened(yaml.safe_load(again.to_yaml())))[key] == value, key
+
+
+def test_an_override_changes_only_the_aliased_copy_it_names(write_config):
+    text = (
+        "name: aliased\nseed: 0\ndataset: {name: digits}\nmodel:\n  layers:\n    - Flatten\n"
+        "    - Dense: &hidden {units: 16, activation: relu}\n    - Dense: *hidden\n"
+        "    - Dense: {units: 10, activation: softmax}\n"
+        "optimizer: adam\nloss: sparse_categorical_crossentropy\nmetrics: [accuracy]\ntraining: {epochs: 1}\n"
+    )
+    config = load_config(write_config(text), ["model.layers.1.Dense.units=32"])
+
+    assert config.model.layers[1] == {"Dense": {"units": 32, "activation": "relu"}}
+    assert config.model.layers[2] == {"Dense": {"units": 16, "activation": "relu"}}  # its alias is its own copy

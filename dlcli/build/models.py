@@ -663,6 +663,58 @@ REGRESSION_LOSSES = {
 }
 
 
+# Metrics that read the labels one way only: the labels must be encoded that way.
+METRIC_LABELS = {
+    "categoricalaccuracy": "one_hot", "topkcategoricalaccuracy": "one_hot", "categoricalcrossentropy": "one_hot",
+    "sparsecategoricalaccuracy": "sparse", "sparsetopkcategoricalaccuracy": "sparse",
+    "sparsecategoricalcrossentropy": "sparse",
+}
+SQUASHING = {"softmax", "sigmoid"}
+
+
+def _check_logits(config: ExperimentConfig, activation: str, last_path: KeyPath) -> None:
+    """`loss.from_logits` must be a boolean and say what the last layer gives: probabilities
+    after a softmax or sigmoid, logits (scores) after none. A mismatch trains without an error
+    and predicts wrong probabilities."""
+    if "from_logits" not in config.loss.kwargs:
+        logits = False
+    else:
+        logits = config.loss.kwargs["from_logits"]
+        if not isinstance(logits, bool):
+            raise config.error(
+                ("loss", "from_logits"), f"must be true or false, not {logits!r} ({type(logits).__name__})"
+            )
+    if config.task == "regression" or _canonical(config.loss.name) not in CROSSENTROPY_LOSSES:
+        return
+    if logits and activation in SQUASHING:
+        raise config.error(
+            ("loss", "from_logits"),
+            f"true, but the last layer applies a {activation}: its outputs are probabilities, not logits; "
+            "remove from_logits, or give the last layer no activation",
+        )
+    if not logits and activation == "linear":
+        raise config.error(
+            (*last_path, "activation"),
+            f"the last layer has no activation, so its outputs are logits, which {config.loss.name} reads as "
+            "probabilities: set activation: softmax (sigmoid for one unit), or `loss: {name: "
+            f"{config.loss.name}, from_logits: true}}`",
+        )
+
+
+def _check_metric_labels(config: ExperimentConfig) -> None:
+    """A metric that reads one-hot labels on integer ones (or the reverse) records nonsense quietly."""
+    labels = config.dataset.labels
+    for index, metric in enumerate(config.metrics):
+        wants = METRIC_LABELS.get(_canonical(metric.name))
+        if wants is not None and wants != labels and config.task != "regression":
+            fix = "accuracy" if wants == "one_hot" else "accuracy, or `dataset.labels: sparse`"
+            raise config.error(
+                ("metrics", index),
+                f"{metric.name} reads {'one-hot' if wants == 'one_hot' else 'integer'} labels; the labels are "
+                f"{'integers' if labels == 'sparse' else 'one-hot'} (dataset.labels: {labels}): use {fix}",
+            )
+
+
 def check_output(config: ExperimentConfig, model: keras.Model, num_classes: int) -> None:
     """Catch a loss, label encoding and output layer that cannot work together, before training."""
     loss = _canonical(config.loss.name)
@@ -673,6 +725,8 @@ def check_output(config: ExperimentConfig, model: keras.Model, num_classes: int)
     last_path = ("model", "layers", last_index, last_class)
     activation = getattr(getattr(model.layers[-1], "activation", None), "__name__", "")
     dataset = config.dataset.name
+    _check_logits(config, activation, last_path)
+    _check_metric_labels(config)
     if config.task == "regression":
         if kind is not None:
             raise config.error(
@@ -686,6 +740,12 @@ def check_output(config: ExperimentConfig, model: keras.Model, num_classes: int)
             ("loss",),
             f"{config.loss.name} is a regression loss; {dataset} is a classification task: use "
             f"sparse_categorical_crossentropy (or binary_crossentropy with one sigmoid unit for 2 classes)",
+        )
+    if units == 1 and activation == "softmax":
+        raise config.error(
+            (*last_path, "activation"),
+            "a softmax over one unit is always 1.0, whatever the input: use activation: sigmoid for one unit, "
+            f"or softmax over {num_classes} units",
         )
     if kind == "binary":
         if num_classes != 2:
