@@ -268,12 +268,16 @@ def _csv(tmp_path, text):
 BAD_TABLES = [
     # (id, CSV text, the error's type, a fragment of its one line)
     ("label missing in a row", "a,b,label\n1,2,x\n3,4,\n5,6,y\n7,8,x\n", ConfigError,
-     r"dataset.label_column: column 'label' of .*table.csv has no value in 1 rows \(lines 3\)"),
+     r"dataset.label_column: column 'label' of .*table.csv has no finite value in 1 rows \(lines 3\)"),
     ("feature missing in a row", "a,b,label\n1,2,x\n3,,y\n5,6,y\n7,8,x\n", ConfigError,
-     r"dataset.feature_columns: column 'b' of .*table.csv has no value in 1 rows \(lines 3\)"),
+     r"dataset.feature_columns: column 'b' of .*table.csv has no finite value in 1 rows \(lines 3\)"),
     ("header and no rows", "a,b,label\n", DataUnavailable, r"table.csv has a header \(a, b, label\) and no rows"),
     ("one class", "a,b,label\n1,2,x\n3,4,x\n5,6,x\n7,8,x\n", ConfigError,
      r"column 'label' of .*table.csv holds one class \('x'\): a classifier needs at least 2"),
+    ("infinite feature", "a,b,label\n1,2,x\n3,inf,y\n5,6,y\n7,-inf,x\n", ConfigError,
+     r"column 'b' of .*table.csv has no finite value in 2 rows \(lines 3, 5\)"),
+    ("only a label column", "label\nx\ny\nx\ny\n", ConfigError,
+     r"dataset: .*table.csv has no column besides its label 'label'"),
 ]
 
 
@@ -281,6 +285,64 @@ BAD_TABLES = [
 def test_a_table_that_cannot_be_trained_on_says_why(write_config, tmp_path, text, error, message):
     with pytest.raises(error, match=message):
         load_dataset(table_config(write_config, _csv(tmp_path, text)))
+
+
+def test_the_label_among_the_features_and_word_labels_for_a_regression(write_config, tmp_path):
+    table = _csv(tmp_path, "a,b,label\n1,2,x\n3,4,y\n5,6,y\n7,8,x\n")
+
+    with pytest.raises(ConfigError, match=r"dataset.feature_columns: 'label' is the label column"):
+        load_dataset(table_config(write_config, table, "dataset.feature_columns=[a, label]"))
+    with pytest.raises(DataUnavailable, match=r"column 'label' of .*table.csv: a regression learns numbers, and the "
+                                              r"labels hold words \('x' and 3 more\)"):
+        load_dataset(table_config(write_config, table, "dataset.task=regression"))
+
+
+def _arrays(**changes):
+    rng = np.random.default_rng(0)
+    arrays = {"x_train": rng.random((20, 4)), "y_train": np.arange(20) % 2,
+              "x_test": rng.random((6, 4)), "y_test": np.arange(6) % 2}
+    return {**arrays, **changes}
+
+
+NAN_ROW = np.array([[0.1, np.nan, 0.3, 0.4]])
+BAD_ARRAYS = [
+    # (id, the arrays changed, a fragment of the one line)
+    ("more labels than inputs", {"y_train": np.arange(22) % 2},
+     r"the train \(x_train, y_train\) split has 20 inputs and 22 labels"),
+    ("test inputs of another width", {"x_test": np.ones((6, 5))},
+     r"the splits' inputs differ in shape \(train \(x_train, y_train\) \(4,\), test \(x_test, y_test\) \(5,\)\)"),
+    ("an empty test split", {"x_test": np.ones((0, 4)), "y_test": np.zeros(0, int)},
+     r"the test \(x_test, y_test\) split has no examples"),
+    ("NaN in the inputs", {"x_train": np.concatenate([np.ones((3, 4)), NAN_ROW, np.ones((16, 4))])},
+     r"the train \(x_train, y_train\) inputs hold NaN or infinite values in 1 rows \(first: row 3"),
+    ("infinity in the test inputs", {"x_test": np.full((6, 4), np.inf)},
+     r"the test \(x_test, y_test\) inputs hold NaN or infinite values in 6 rows"),
+    ("a NaN label", {"y_train": np.where(np.arange(20) == 5, np.nan, np.arange(20) % 2)},
+     r"y_train, y_test: 1 labels are NaN or infinite \(first: example 5\)"),
+    ("one-hot labels", {"y_train": np.eye(2)[np.arange(20) % 2]},
+     r"y_train is of shape \(20, 2\); give one label per example \(class indices, not one-hot rows"),
+    ("no features", {"x_train": np.ones((20, 0)), "x_test": np.ones((6, 0))},
+     r"the train \(x_train, y_train\) inputs have no features"),
+]
+
+
+@pytest.mark.parametrize("changes, message", [case[1:] for case in BAD_ARRAYS], ids=[case[0] for case in BAD_ARRAYS])
+def test_arrays_that_cannot_be_trained_on_are_named_where_they_enter(write_config, tmp_path, changes, message):
+    path = tmp_path / "data.npz"
+    np.savez(path, **_arrays(**changes))
+    config = load_config(write_config(TINY_CONFIG.replace("name: digits", f"name: npz\n  path: {path}").replace(
+        "    - Flatten\n", "").replace("units: 10, activation: softmax", "units: 2, activation: softmax")))
+
+    with pytest.raises(DataUnavailable, match=r"data.npz: .*" + message):
+        load_dataset(config)
+
+
+def test_a_column_of_labels_is_one_label_per_example(write_config, tmp_path):
+    path = tmp_path / "data.npz"
+    np.savez(path, **_arrays(y_train=(np.arange(20) % 2).reshape(20, 1)))
+    config = load_config(write_config(TINY_CONFIG.replace("name: digits", f"name: npz\n  path: {path}")))
+
+    assert len(load_dataset(config).train) > 0
 
 
 def test_npz_of_strings_is_refused_with_the_array_named(write_config, tmp_path):

@@ -9,17 +9,29 @@ from dlcli.data.catalog import DATASETS
 if TYPE_CHECKING:
     from dlcli.config import ExperimentConfig
     from dlcli.data.examples import Splits
+    from dlcli.data.prepare import RawDataset
+
+
+def load_raw(config: ExperimentConfig) -> RawDataset:
+    """`config.dataset` as its source gives it, checked where it enters (`prepare.checked`)."""
+    from dlcli.data.prepare import checked
+
+    path = getattr(config.dataset, "path", None)
+    raw = DATASETS[config.dataset.name].load(config)
+    if path is not None and str(path).endswith(".npz"):
+        return checked(raw, str(path), ("train (x_train, y_train)", "test (x_test, y_test)"))
+    return checked(raw, str(path) if path is not None else config.dataset.name)
 
 
 def load_dataset(config: ExperimentConfig) -> Splits:
     """Load `config.dataset` and split it as the config asks (seeded by `config.seed`)."""
     from dlcli.data.prepare import prepare
 
-    return prepare(DATASETS[config.dataset.name].load(config), config)
+    return prepare(load_raw(config), config)
 
 
 def load_folds(config: ExperimentConfig) -> list[Splits]:
     """Load `config.dataset` as `training.kfold` train/validation folds sharing one test split."""
     from dlcli.data.prepare import prepare_folds
 
-    return prepare_folds(DATASETS[config.dataset.name].load(config), config)
+    return prepare_folds(load_raw(config), config)

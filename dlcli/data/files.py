@@ -128,22 +128,53 @@ def _column(config: ExperimentConfig, key: str, name: str, columns: list[str], p
     return name
 
 
-def _labels(values: np.ndarray, config: ExperimentConfig) -> tuple[np.ndarray, list[str]]:
+def _labels(values: np.ndarray, config: ExperimentConfig, what: str) -> tuple[np.ndarray, list[str]]:
     """Class indices and names (sorted) for classification; float values for regression."""
+    if values.ndim != 1:
+        raise DataUnavailable(
+            f"{what}: the labels are of shape {values.shape}; give one label per example (class indices, "
+            "not one-hot rows: np.argmax(y, axis=1))"
+        )
     if config.task == "regression":
-        return values.astype("float32"), []
+        try:
+            return values.astype("float32"), []
+        except ValueError:
+            words = [value for value in values if not _is_number(value)]
+            raise DataUnavailable(
+                f"{what}: a regression learns numbers, and the labels hold words ({words[0]!r} and "
+                f"{len(words) - 1} more); for classes, set `dataset.task: classification`"
+            ) from None
+    if values.dtype.kind == "f" and not np.isfinite(values).all():
+        rows = np.flatnonzero(~np.isfinite(values))
+        raise DataUnavailable(
+            f"{what}: {len(rows)} labels are NaN or infinite (first: example {rows[0]}); a class needs a label: "
+            "fill or remove them"
+        )
     names, indices = np.unique(values, return_inverse=True)
     return indices.astype("int64"), [str(name) for name in names]
 
 
+def _is_number(value) -> bool:
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
 def _no_missing_values(config: ExperimentConfig, key: str, table, column: str, path: Path) -> None:
-    missing = table.index[table[column].isna()]
+    """Every cell of `column` holds a value, and a finite one where the column holds numbers."""
+    values = table[column]
+    missing = values.isna()
+    if values.dtype.kind in "fc":
+        missing |= ~np.isfinite(values.to_numpy())
+    missing = table.index[missing]
     if len(missing):
         rows = ", ".join(str(row + 2) for row in missing[:5]) + (" ..." if len(missing) > 5 else "")
         raise config.error(
             ("dataset", key),
-            f"column '{column}' of {path} has no value in {len(missing)} rows (lines {rows}): fill them or remove "
-            "those rows",
+            f"column '{column}' of {path} has no finite value in {len(missing)} rows (lines {rows}): fill them or "
+            "remove those rows",
         )
 
 
@@ -172,6 +203,17 @@ def load_csv(info: DatasetInfo, config: ExperimentConfig) -> RawDataset:
         x = table[text_column].fillna("").astype(str).to_numpy(dtype=object)
     else:
         features = options.feature_columns or others
+        if label in features:
+            raise config.error(
+                ("dataset", "feature_columns"),
+                f"'{label}' is the label column: a model given its own answer as a feature learns nothing; "
+                "leave it out of feature_columns",
+            )
+        if not features:
+            raise config.error(
+                ("dataset",),
+                f"{path} has no column besides its label '{label}': add the feature columns the model reads",
+            )
         for name in features:
             _column(config, "feature_columns", name, columns, path)
             if not pd.api.types.is_numeric_dtype(table[name]):
@@ -183,7 +225,7 @@ def load_csv(info: DatasetInfo, config: ExperimentConfig) -> RawDataset:
         for name in features:
             _no_missing_values(config, "feature_columns", table, name, path)
         x = table[features].to_numpy(dtype="float32")
-    y, class_names = _labels(table[label].to_numpy(), config)
+    y, class_names = _labels(table[label].to_numpy(), config, f"column '{label}' of {path}")
     if config.task == "classification" and len(class_names) < 2:
         raise config.error(
             ("dataset", "label_column"),
@@ -219,7 +261,14 @@ def load_npz(info: DatasetInfo, config: ExperimentConfig) -> RawDataset:
                 f"{path}: {name} holds {array.dtype} values; dlcli trains on numbers: convert them "
                 "(for text, use a CSV with `text_column`)"
             )
-    y_all, class_names = _labels(np.concatenate([y_train, y_test]), config)
+    for name, array in (("y_train", y_train), ("y_test", y_test)):
+        if array.ndim != 1 and array.shape[1:] != (1,):  # a column of labels is one label per example too
+            raise DataUnavailable(
+                f"{path}: {name} is of shape {array.shape}; give one label per example (class indices, not "
+                "one-hot rows: np.argmax(y, axis=1))"
+            )
+    y_train, y_test = y_train.reshape(len(y_train)), y_test.reshape(len(y_test))
+    y_all, class_names = _labels(np.concatenate([y_train, y_test]), config, f"{path}: y_train, y_test")
     pixels = x_train.dtype == np.uint8
     compact = (lambda x: x) if pixels else (lambda x: x.astype("float32"))  # uint8 stays uint8 until a batch is read
     return RawDataset(

@@ -14,6 +14,7 @@ import numpy as np
 
 from dlcli.data.examples import ArrayPool, Encoding, Pool, Split, Splits
 from dlcli.data.split import split_indices
+from dlcli.errors import DataUnavailable
 
 if TYPE_CHECKING:
     from dlcli.config import ExperimentConfig
@@ -30,6 +31,60 @@ class RawDataset:
     validation: Pool | None = None  # a validation set of the source's own (image folders)
     texts: bool = False  # x holds raw strings, vectorized by TextVectorization
     input_columns: list[str] = field(default_factory=list)  # a table's: the text column, or the feature columns
+
+
+def checked(raw: RawDataset, where: str, splits_named: tuple[str, str] = ("train", "test")) -> RawDataset:
+    """What every source hands on, checked once where it enters: inputs and labels of one length,
+    at least one example in each split and one feature in each example, inputs of one shape in
+    every split, finite values, class labels within the classes. `where` names the source (its
+    file, or the dataset); the splits are named as the source names them (x_train, x_test)."""
+    pools = [(splits_named[0], raw.train), (splits_named[1], raw.test)]
+    if raw.validation is not None:
+        pools.append(("validation", raw.validation))
+    shapes = {}
+    for name, pool in pools:
+        if len(pool) == 0:
+            raise DataUnavailable(f"{where}: the {name} split has no examples; every split needs at least one")
+        if not isinstance(pool, ArrayPool):
+            shapes[name] = tuple(pool.shape)
+            continue
+        if len(pool.x) != len(pool.labels):
+            raise DataUnavailable(
+                f"{where}: the {name} split has {len(pool.x)} inputs and {len(pool.labels)} labels; give one label "
+                "per input"
+            )
+        shapes[name] = pool.example_shape
+        if pool.x.dtype != object and int(np.prod(pool.example_shape)) == 0:
+            raise DataUnavailable(f"{where}: the {name} inputs have no features (each is of shape {pool.example_shape})")
+        _finite(pool.x, f"{where}: the {name} inputs", raw.input_columns)
+        _finite(pool.labels, f"{where}: the {name} labels", [])
+        if raw.class_names and pool.labels.dtype.kind in "iu" and len(pool.labels):
+            low, high = int(pool.labels.min()), int(pool.labels.max())
+            if low < 0 or high >= len(raw.class_names):
+                raise DataUnavailable(
+                    f"{where}: the {name} labels run from {low} to {high}; with {len(raw.class_names)} classes they "
+                    f"must be 0..{len(raw.class_names) - 1}"
+                )
+    if len(set(shapes.values())) > 1:
+        described = ", ".join(f"{name} {shape}" for name, shape in shapes.items())
+        raise DataUnavailable(f"{where}: the splits' inputs differ in shape ({described}); every split needs the same")
+    return raw
+
+
+def _finite(values: np.ndarray, what: str, columns: list[str]) -> None:
+    """Refuse NaN and infinities, naming the first row (and column, for a table) that holds one."""
+    if values.dtype.kind not in "fc":
+        return
+    bad = ~np.isfinite(values.reshape(len(values), -1))
+    if not bad.any():
+        return
+    rows = np.flatnonzero(bad.any(axis=1))
+    column = int(np.flatnonzero(bad[rows[0]])[0])
+    named = f", column '{columns[column]}'" if len(columns) > column and values.ndim == 2 else ""
+    raise DataUnavailable(
+        f"{what} hold NaN or infinite values in {len(rows)} rows (first: row {rows[0]}{named}, "
+        f"{values.reshape(len(values), -1)[rows[0], column]}); fill or remove them"
+    )
 
 
 def _select_classes(raw: RawDataset, config: ExperimentConfig) -> tuple[RawDataset, dict[str, int]]:
