@@ -1,3 +1,3 @@
-from dlcli.cli import main
+from dlcli.launch import main
 
 main()

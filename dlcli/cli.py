@@ -20,15 +20,44 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.console import Console
 from rich.table import Table
+from typer.core import TyperGroup
 
 from dlcli import __version__, stopping
 from dlcli.choices import Direction, Pruner, SweepMethod
 from dlcli.errors import DlcliError
 from dlcli.outputs import refuse_inputs, replaced
 from dlcli.report.emit import Format, NestedFormat, emit_csv, emit_json, emit_json_rows
+from dlcli.stopping import EXIT_INTERRUPTED
 from dlcli.store.status import RunStatus
 
+
+class OneLineErrors(TyperGroup):
+    """A usage error is one line, as every other error: what is wrong and where help is, exit 2
+    (click prints the usage, a hint and the error on three)."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except typer.Abort:
+            error_console.print("stopped: aborted", markup=False)
+            sys.exit(1)
+        except Exception as error:  # Typer's click errors, by their public base and attributes
+            if not isinstance(error, getattr(typer, "TyperException", ())):
+                raise
+            if type(error).__name__ == "NoArgsIsHelpError":  # `dlcli` alone: the help, as click shows it
+                error.show()
+                sys.exit(error.exit_code)
+            context = getattr(error, "ctx", None)
+            where = f" (see `{context.command_path} --help`)" if context is not None else ""
+            error_console.print(f"error: {error.format_message()}{where}", markup=False)
+            sys.exit(error.exit_code)
+        sys.exit(result if isinstance(result, int) else 0)
+
+
 app = typer.Typer(
+    cls=OneLineErrors,
     name="dlcli",
     help="Run, watch and compare Keras experiments described in YAML files.",
     no_args_is_help=True,
@@ -41,7 +70,6 @@ console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isat
 error_console = Console(stderr=True, highlight=False, soft_wrap=True)
 debug_mode = {"enabled": False}
 
-EXIT_INTERRUPTED = 130
 # errno values that say a path given to a command cannot be used as it is (exit 2, as any input
 # error); a full disk or an I/O error is the machine's (exit 1)
 UNUSABLE_PATH = {
@@ -62,6 +90,9 @@ def reports_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args, **kwargs):
         try:
             return command(*args, **kwargs)
+        except KeyboardInterrupt:  # a command with work to record (train, sweep) says more, and first
+            error_console.print("stopped: interrupted", markup=False)
+            raise typer.Exit(EXIT_INTERRUPTED) from None
         except DlcliError as error:
             if debug_mode["enabled"]:
                 error_console.print(traceback.format_exc(), markup=False)

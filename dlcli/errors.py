@@ -1,5 +1,7 @@
 """The errors a user can cause, each with the exit code the CLI gives it."""
 
+from dlcli.stopping import EXIT_INTERRUPTED
+
 
 class DlcliError(Exception):
     """A problem the user can fix; the CLI prints it as one line, after `label`."""
@@ -33,7 +35,7 @@ class TrainingFailed(DlcliError):
 class TrainingInterrupted(DlcliError):
     """Ctrl-C or SIGTERM stopped training; the run folder keeps what was done."""
 
-    exit_code = 130
+    exit_code = EXIT_INTERRUPTED
     label = "stopped"
 
 

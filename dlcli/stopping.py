@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# The exit status of a process stopped by Ctrl-C or SIGTERM, as a shell reports SIGINT.
+EXIT_INTERRUPTED = 130
 
 _stop_requested = threading.Event()
 

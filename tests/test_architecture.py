@@ -23,7 +23,7 @@ LAYERS = [
     {"dlcli.training", "dlcli.use"},
     {"dlcli.sweep"},
     {"dlcli.report"},
-    {"dlcli.cli", "dlcli.__main__"},
+    {"dlcli.cli", "dlcli.launch", "dlcli.__main__"},
 ]
 # Never TensorFlow or Keras at import time, themselves or through what they import.
 WITHOUT_TENSORFLOW = ["dlcli.config", "dlcli.store", "dlcli.curves", "dlcli.report", "dlcli.sweep.study", "dlcli.cli"]

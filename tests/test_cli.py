@@ -46,6 +46,61 @@ def test_every_command_has_help(command):
     assert get_command(app).commands[command].help
 
 
+USAGE_ERRORS = [
+    # (arguments, a fragment of the one line)
+    (["runs", "--format", "xml"], "'xml' is not one of 'table', 'json', 'csv'. (see `dlcli runs --help`)"),
+    (["show"], "Missing argument 'run'. (see `dlcli show --help`)"),
+    (["nosuch"], "No such command 'nosuch'. (see `dlcli --help`)"),
+    (["runs", "--last"], "Option '--last' requires an argument."),
+    (["runs", "--colour"], "No such option: --colour"),
+    (["sweep", "--jobs", "0"], "--jobs"),
+    (["visualize", "heatmap"], "Missing argument"),
+]
+
+
+@pytest.mark.parametrize("arguments, fragment", USAGE_ERRORS, ids=[" ".join(a) for a, _ in USAGE_ERRORS])
+def test_a_usage_error_is_one_line(arguments, fragment):
+    result = CliRunner().invoke(app, arguments)
+
+    assert result.exit_code == 2, result.output
+    assert len(result.stderr.strip().splitlines()) == 1 and result.stderr.startswith("error: "), result.stderr
+    assert fragment in result.stderr
+
+
+def test_no_arguments_still_show_the_help():
+    result = CliRunner().invoke(app, [])
+
+    assert result.exit_code == 2 and "Usage: dlcli [OPTIONS] COMMAND" in result.output and "train" in result.output
+
+
+def test_an_interrupt_inside_a_reading_command_is_one_line_and_130(tmp_path, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("dlcli.store.index.RunIndex.selected_ids", interrupted)
+    result = CliRunner().invoke(app, ["runs", "--runs-dir", str(tmp_path)])
+
+    assert result.exit_code == 130 and result.stderr == "stopped: interrupted\n"
+
+
+def test_sigterm_while_the_program_starts_is_130_with_a_line():
+    # the signal arrives while the command line is imported: a hook sends it at that instant
+    code = (
+        "import builtins, os, signal\n"
+        "real_import = builtins.__import__\n"
+        "def hooked(name, *args, **kwargs):\n"
+        "    if name == 'dlcli.cli':\n"
+        "        os.kill(os.getpid(), signal.SIGTERM)\n"
+        "    return real_import(name, *args, **kwargs)\n"
+        "builtins.__import__ = hooked\n"
+        "from dlcli.launch import main\n"
+        "main()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code, "runs"], capture_output=True, text=True, timeout=60)
+
+    assert done.returncode == 130 and done.stderr == "stopped: interrupted while starting\n", done.stderr
+
+
 def test_importing_the_cli_leaves_tensorflow_out():
     code = "import sys, dlcli.cli; print('tensorflow' in sys.modules, 'keras' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -36,6 +36,7 @@ from dlcli.choices import Pruner, SweepMethod
 from dlcli.config import NAME_PATTERN, ExperimentConfig, load_config
 from dlcli.errors import ConfigError, DlcliError, RunNotFound
 from dlcli.keys import parse_yaml_value
+from dlcli.stopping import EXIT_INTERRUPTED
 from dlcli.store.runs import SCHEMA, RunFile, RunFolder, RunRecord, effective_status, now, read_run_file
 from dlcli.store.status import FINISHED, RESUMABLE, RunStatus
 
@@ -436,7 +437,7 @@ def study_trials(plan: Plan, folder: Path) -> list[dict[str, Any]]:
 
 
 class SweepInterrupted(DlcliError):
-    exit_code = 130
+    exit_code = EXIT_INTERRUPTED
     label = "stopped"
 
 
