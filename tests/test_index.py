@@ -111,6 +111,25 @@ def test_a_folder_added_changed_or_removed_by_hand_is_seen_by_the_next_command(c
     assert listed(cli, "--status", "failed") == ["b"]
 
 
+def test_an_index_locked_by_another_process_is_answered_from_the_folders(cli, four_runs):
+    import sqlite3
+    import time
+
+    assert listed(cli) == ["a", "b", "c", "d"]  # the index exists
+    shutil.copytree(four_runs / "20260101-130000-d", four_runs / "20260101-140000-e")  # a change to reconcile
+    writer = sqlite3.connect(four_runs / INDEX_FILE, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # another process's long write (a rebuild) holds the lock
+    try:
+        started = time.monotonic()
+        assert listed(cli) == ["a", "b", "c", "d", "e"]
+        assert listed(cli, "--where", "optimizer.name=adam") == ["b", "c"]
+        assert time.monotonic() - started < 10  # not the 60 s a status update would wait
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+    assert listed(cli) == ["a", "b", "c", "d", "e"]
+
+
 def test_a_running_run_nobody_owns_is_crashed_in_the_index_too(cli, runs_dir):
     folder = indexed_run(runs_dir, "20260101-100000-gone", status="running")  # this process's pid and host
     (folder / "owner.lock").write_text("")  # but nobody holds its lock

@@ -44,7 +44,8 @@ from dlcli.store.status import RunStatus
 
 INDEX_FILE = "index.sqlite"
 INDEX_VERSION = 6  # PRAGMA user_version: an index of another version is rebuilt
-BUSY_TIMEOUT_S = 60
+BUSY_TIMEOUT_S = 60  # a run recording its status waits this long for another writer
+READ_WAIT_S = 1.0  # a reading command no longer than this, then it reads the folders
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -110,8 +111,9 @@ class RunIndex:
         if version not in (0, INDEX_VERSION):
             connection.close()
             raise sqlite3.DatabaseError(f"index version {version}")
-        connection.executescript(SCHEMA)
-        connection.execute(f"PRAGMA user_version={INDEX_VERSION}")
+        if version == 0:  # a new index: its tables made (a write, which an existing index never waits for)
+            connection.executescript(SCHEMA)
+            connection.execute(f"PRAGMA user_version={INDEX_VERSION}")
         return connection
 
     @property
@@ -197,6 +199,21 @@ class RunIndex:
             connection.executemany("DELETE FROM fields WHERE id = ?", gone)
             connection.execute("COMMIT")
 
+    def _reconcile_or_read_the_folders(self) -> None:
+        """Reconcile, waiting at most READ_WAIT_S for another process's write (a rebuild of
+        100,000 runs holds the lock for a minute); past that, answer from the folders, read into
+        an index in memory, rather than keep the user waiting in silence."""
+        connection = self.connection
+        connection.execute(f"PRAGMA busy_timeout={int(READ_WAIT_S * 1000)}")
+        try:
+            self.reconcile()
+        except sqlite3.OperationalError:  # "database is locked"
+            self.close()
+            self._connection = self._open(":memory:")
+            self.reconcile()
+        else:
+            connection.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+
     # --- reading -------------------------------------------------------------------------------
 
     def _minimizes(self, key: str) -> bool:
@@ -250,7 +267,7 @@ class RunIndex:
         with the folders first."""
         if not self.runs_dir.is_dir():
             return [], 0
-        self.reconcile()
+        self._reconcile_or_read_the_folders()
         clauses, clause_parameters = [], []
         for condition in where:
             clause, values = _condition(condition)
