@@ -85,6 +85,23 @@ def test_the_kept_files_let_a_copied_run_predict(trained, tmp_path, cli, digits_
     assert set(rows[0]) == {"input", "prediction", "probability"}
 
 
+@pytest.mark.parametrize("damage", [
+    lambda inputs: {key: value for key, value in inputs.items() if key != "input_shape"},
+    lambda inputs: {**inputs, "folds": "two"},
+    lambda inputs: {**inputs, "task": None},
+], ids=["no input_shape", "folds a word", "task null"])
+def test_an_inputs_json_that_breaks_its_model_is_made_again(trained, tmp_path, cli, digits_folder, damage):
+    copy = tmp_path / "runs" / trained["digits"].id
+    shutil.copytree(trained["digits"].path, copy)
+    original = json.loads((copy / "inputs.json").read_text())
+    (copy / "inputs.json").write_text(json.dumps(damage(original)))
+
+    result = cli("predict", str(copy), str(digits_folder / "test" / "3"), "--format", "json", runs=False)
+
+    assert result.exit_code == 0, result.output
+    assert json.loads((copy / "inputs.json").read_text()) == original  # rebuilt from the run's config and data
+
+
 @pytest.mark.parametrize("kind", ["digits", "folder"])
 def test_image_predictions_score_as_evaluate_does(cli, trained, digits_folder, kind):
     result, rows = predicted(cli, trained, trained[kind], digits_folder / "test")

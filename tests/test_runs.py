@@ -6,8 +6,10 @@ import json
 
 import pytest
 
+from conftest import fake_run, summary_with
 from dlcli.errors import RunNotFound
-from dlcli.store.runs import RUN_FILE, list_run_folders, resolve_run
+from dlcli.store.runs import RUN_FILE, RunFolder, list_run_folders, resolve_run
+from dlcli.store.status import RunStatus
 
 
 @pytest.fixture
@@ -73,3 +75,47 @@ def test_every_status_has_one_spelling_a_style_and_a_place():
     assert set(RunStatus) - set(FINISHED) - set(RESUMABLE) == {RunStatus.running, RunStatus.damaged}
     assert f"{RunStatus.crashed}" == str(RunStatus.crashed) == "crashed" == RunStatus.crashed
     assert json.dumps({"status": RunStatus.pruned}) == '{"status": "pruned"}'
+
+
+DAMAGED_DOCUMENTS = [
+    # (id, summary.json's keys replaced, run.json's keys replaced, a fragment of the reason)
+    ("a final metric that is null", {"final": {"loss": None, "val_loss": 0.3}}, {}, "summary.json: final.loss:"),
+    ("overfitting as a string", {"overfitting": "yes"}, {}, "summary.json: overfitting:"),
+    ("kfold as a number", {"kfold": 3}, {}, "summary.json: kfold:"),
+    ("a start that is no time", {}, {"created": "yesterday"}, "run.json: created:"),
+]
+
+
+@pytest.mark.parametrize("summary, info, reason", [case[1:] for case in DAMAGED_DOCUMENTS],
+                         ids=[case[0] for case in DAMAGED_DOCUMENTS])
+def test_a_document_that_breaks_its_model_damages_its_run_only(cli, runs_dir, summary, info, reason):
+    fake_run(runs_dir, "20260101-100000-good", summary=summary_with(0.3, 0.9))
+    fake_run(runs_dir, "20260101-110000-bad", summary={**summary_with(0.3, 0.9), **summary}, **info)
+
+    listed = cli("runs", "--format", "json")
+    compared = cli("compare", "--all")
+    shown = cli("show", "20260101-110000-bad")
+
+    assert listed.exit_code == 0, listed.output
+    rows = {row["id"]: row for row in json.loads(listed.stdout)}
+    assert rows["20260101-100000-good"]["status"] == "completed"
+    assert rows["20260101-110000-bad"]["status"] == "damaged" and reason in rows["20260101-110000-bad"]["damage"]
+    assert compared.exit_code == 0 and "20260101-100000-good" in compared.stdout, compared.output
+    assert shown.exit_code == 0 and "damaged" in shown.stdout and reason in " ".join(shown.stdout.split()), shown.output
+
+
+def test_a_start_written_without_its_offset_is_read_as_utc_and_the_run_can_end(runs_dir):
+    folder = RunFolder(fake_run(runs_dir, "20260101-100000-naive", status="running"))  # created: no offset
+
+    info = folder.finish(RunStatus.completed)
+
+    assert info.created == "2026-01-01T10:00:00.000+00:00" and info.duration_s > 0
+
+
+def test_a_history_saved_by_a_spreadsheet_reads_as_written(tmp_path):
+    from dlcli.store.runs import read_history
+
+    path = tmp_path / "history.csv"
+    path.write_bytes("\ufeffepoch,loss,val_loss\r\n1,0.5,0.6\r\n2,0.4,0.55\r\n".encode())  # a BOM, CRLF lines
+
+    assert read_history(path) == [{"epoch": 1, "loss": 0.5, "val_loss": 0.6}, {"epoch": 2, "loss": 0.4, "val_loss": 0.55}]

@@ -25,7 +25,7 @@ from dlcli.build.saved import load_run_model, save_model_atomic
 from dlcli.config import ExperimentConfig, load_config
 from dlcli.data.examples import Splits
 from dlcli.errors import DlcliError
-from dlcli.store.runs import CONFIG_FILE, INPUTS_FILE, RunFolder, model_file, preprocessing_file, write_json
+from dlcli.store.runs import CONFIG_FILE, INPUTS_FILE, Inputs, RunFolder, model_file, preprocessing_file
 
 # Pixels of image files, whatever the dataset's own range: an image input always takes 0-255.
 PIXEL_RANGE = 255.0
@@ -68,34 +68,26 @@ def write_inference_files(run: RunFolder, config: ExperimentConfig, folds: list[
     for fold, splits in numbered:
         save_model_atomic(preprocessing_model(splits), run.file(preprocessing_file(fold)))
     first = folds[0]
-    write_json(run.file(INPUTS_FILE), {
-        "kind": input_kind(first),
-        "input_shape": list(first.input_shape),
-        "columns": first.input_columns,
-        "task": config.task,
-        "class_names": first.class_names,
-        "class_mapping": first.class_mapping,
-        "folds": len(folds) if config.training.kfold else None,
-        "value_range": first.value_range,
-        "encoding": first.encoding.describe,
-        "outputs": "logits" if outputs_are_logits(config) else "probabilities",
-    })
+    Inputs(
+        kind=input_kind(first), input_shape=list(first.input_shape), columns=first.input_columns, task=config.task,
+        class_names=first.class_names, class_mapping=first.class_mapping,
+        folds=len(folds) if config.training.kfold else None, value_range=first.value_range,
+        encoding=first.encoding.describe, outputs="logits" if outputs_are_logits(config) else "probabilities",
+    ).write(run.file(INPUTS_FILE))
 
 
 def read_inputs(run: RunFolder) -> dict[str, Any]:
     """The run's `inputs.json`; written now, from its data, for a run trained before it existed."""
     path = run.file(INPUTS_FILE)
     try:
-        inputs = json.loads(path.read_text(encoding="utf-8"))
-        if isinstance(inputs, dict) and "kind" in inputs:
-            return inputs
-    except (OSError, UnicodeDecodeError, ValueError):
-        pass  # missing or damaged: it is made again from the run's config and data
+        return Inputs.from_dict(json.loads(path.read_text(encoding="utf-8"))).to_dict()
+    except (OSError, UnicodeDecodeError, ValueError, TypeError):
+        pass  # missing, damaged, or not what Inputs says: it is made again from the run's config and data
     from dlcli.data import load_dataset, load_folds
 
     config = load_config(run.file(CONFIG_FILE))
     write_inference_files(run, config, load_folds(config) if config.training.kfold else [load_dataset(config)])
-    return json.loads(path.read_text(encoding="utf-8"))
+    return Inputs.from_dict(json.loads(path.read_text(encoding="utf-8"))).to_dict()
 
 
 def outputs_are_logits(config: ExperimentConfig) -> bool:

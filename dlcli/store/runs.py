@@ -15,9 +15,9 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from dlcli import __version__
 from dlcli.errors import DlcliError, RunNotFound
@@ -109,7 +109,7 @@ class RunInfo(RunFile):
     name: str = ""
     dataset: str = ""
     status: str = "unknown"  # a RunStatus (running, completed, interrupted, failed, diverged, pruned)
-    created: str | None = None
+    created: str | None = None  # ISO 8601 with its offset; one written without is read as UTC
     ended: str | None = None
     duration_s: float | None = None
     command: str | None = None
@@ -124,20 +124,77 @@ class RunInfo(RunFile):
     resumes: list[dict[str, Any]] = []  # one {at, command} per --resume
     resumable: bool = True  # false when it failed on its config: a resume would fail the same way
 
+    @field_validator("created", "ended")
+    @classmethod
+    def _a_moment(cls, value: str | None) -> str | None:
+        """A time of day a duration can be counted from: ISO 8601, its offset UTC when it has none."""
+        if value is None:
+            return None
+        moment = datetime.fromisoformat(value)  # ValueError: the run is damaged, and says why
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=timezone.utc)
+        return moment.isoformat(timespec="milliseconds")
+
+
+class OverfittingVerdict(BaseModel):
+    """summary.json's `overfitting`: the verdict of curves.verdicts, or of k folds together."""
+
+    model_config = ConfigDict(extra="allow")
+
+    detected: bool
+    monitor: str | None = None
+    onset_epoch: int | None = None
+    warned_at_epoch: int | None = None
+    stopped_at_epoch: int | None = None
+    message: str | None = None
+    advice: list[str] = []
+    folds: list[int] | None = None  # a k-fold run: the folds that overfit
+
+
+class KFold(BaseModel):
+    """summary.json's `kfold`: each fold's own result, and their means and spreads."""
+
+    model_config = ConfigDict(extra="allow")
+
+    k: int
+    folds: list[dict[str, Any]]
+    best: dict[str, dict[str, float]] = {}
+    final: dict[str, dict[str, float]] = {}
+
 
 class Summary(RunFile):
-    """`summary.json`, written once training has ended; the keys every run has are typed."""
+    """`summary.json`, written once training has ended; every key a reader relies on is typed,
+    so a file that breaks one makes its run `damaged` (with the reason) instead of a traceback."""
 
     monitor: str | None = None
     directions: dict[str, str] = {}
     epochs_run: int
     best_epoch: int | None = None
-    best: dict[str, float | None] = {}
-    final: dict[str, float | None] = {}
+    best: dict[str, float] = {}
+    final: dict[str, float] = {}
     notes: list[str] = []
+    overfitting: OverfittingVerdict | None = None
+    kfold: KFold | None = None
     diverged: dict[str, Any] | None = None
     pruned: dict[str, Any] | None = None  # {epoch}: a sweep's pruner stopped the run there
     parameters: int | None = None
+    fine_tune_from_epoch: int | None = None
+    data: dict[str, Any] = {}
+
+
+class Inputs(RunFile):
+    """`inputs.json`: what the trained model takes and gives, for predict, export and visualize."""
+
+    kind: Literal["image", "array", "text"]
+    input_shape: list[int]
+    task: Literal["classification", "regression"]
+    columns: list[str] = []
+    class_names: list[str] = []
+    class_mapping: dict[str, Any] = {}
+    folds: int | None = None
+    value_range: float | None = None
+    encoding: str | None = None
+    outputs: Literal["logits", "probabilities"] = "probabilities"
 
 
 class Evaluation(RunFile):
@@ -238,7 +295,7 @@ def read_history(path: Path) -> list[dict[str, float]]:
     if not path.is_file():
         return []
     try:
-        with open(path, newline="", encoding="utf-8") as file:
+        with open(path, newline="", encoding="utf-8-sig") as file:  # a spreadsheet saves a BOM first
             return [
                 {key: int(value) if key in INTEGER_COLUMNS else float(value) for key, value in row.items()}
                 for row in csv.DictReader(file)
