@@ -308,15 +308,22 @@ def test_evaluate_streams_the_image_test_split(cli, photos, write_config, runs_d
     assert evaluation["confusion_matrix"] == expected.tolist() and evaluation["samples"] == 10
 
 
-def test_check_counts_classes_without_decoding(cli, photos, write_config, monkeypatch):
-    def no_decoding(*args, **kwargs):
-        raise AssertionError("check decoded an image")
+def test_check_counts_classes_without_decoding_the_folder(cli, photos, write_config, monkeypatch):
+    from dlcli.training import train
 
-    monkeypatch.setattr("dlcli.data.pipeline.decode_image", no_decoding)
+    streamed = []
+    real_stream = train.stream
+
+    def recorded(splits, name, batch_size, **options):
+        streamed.append((name, batch_size))
+        return real_stream(splits, name, batch_size, **options)
+
+    monkeypatch.setattr("dlcli.training.train.stream", recorded)
     result = cli("check", str(write_config(PHOTO_CONFIG.format(path=photos))))
 
     assert result.exit_code == 0, result.output
     assert "16, 16" in result.output and "4, 4" in result.output
+    assert streamed == [("train", 2)]  # the pre-flight's one batch of two photos is all that is decoded
 
 
 def test_cache_aliases(write_config):

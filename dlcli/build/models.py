@@ -7,6 +7,7 @@ that wrote it, with the nearest valid name.
 from __future__ import annotations
 
 import inspect
+import math
 import re
 import socket
 import warnings
@@ -76,9 +77,10 @@ def _object_names(module: ModuleType) -> list[str]:
     ]
 
 
-def _accepted_arguments(cls: type) -> tuple[set[str], list[str]]:
-    """(every keyword the constructor accepts, the ones it requires), following **kwargs up the MRO."""
-    accepted: set[str] = set()
+def _accepted_arguments(cls: type) -> tuple[dict[str, Any], list[str]]:
+    """(every keyword the constructor accepts with its default, the ones it requires), following
+    **kwargs up the MRO."""
+    accepted: dict[str, Any] = {}
     required: list[str] = []
     for klass in cls.__mro__:
         init = klass.__dict__.get("__init__")
@@ -88,10 +90,24 @@ def _accepted_arguments(cls: type) -> tuple[set[str], list[str]]:
         named = [p for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
         if klass is cls:
             required = [p.name for p in named if p.default is p.empty]
-        accepted |= {p.name for p in named}
+        for parameter in named:
+            accepted.setdefault(parameter.name, parameter.default)
         if not any(p.kind is p.VAR_KEYWORD for p in parameters):
             break
     return accepted, required
+
+
+def _wrong_kind(value: Any, default: Any) -> str | None:
+    """Why `value` cannot stand where Keras's default is `default`: a switch must be true or false,
+    a number a finite number (an object config, a mapping, may stand for one: a schedule)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"must be a finite number, not {value}"
+    if isinstance(default, bool):
+        return None if isinstance(value, bool) else f"must be true or false, not {value!r}"
+    if isinstance(default, (int, float)):
+        if isinstance(value, bool) or not isinstance(value, (int, float, dict)):
+            return f"must be a number, not {value!r}"
+    return None
 
 
 def _check_arguments(config: ExperimentConfig, path: KeyPath, cls: type, kwargs: dict[str, Any]) -> None:
@@ -106,6 +122,9 @@ def _check_arguments(config: ExperimentConfig, path: KeyPath, cls: type, kwargs:
         if key not in accepted:
             hint = did_you_mean(key, accepted) or f"; {cls.__name__} takes {', '.join(sorted(accepted))}"
             raise config.error(path, f"unexpected argument '{key}'{hint}")
+        problem = _wrong_kind(kwargs[key], accepted[key])
+        if problem:
+            raise config.error((*path, key), problem)
     missing = [name for name in required if name not in kwargs]
     if missing:
         raise config.error(path, f"missing required argument '{missing[0]}'")
@@ -725,6 +744,12 @@ def check_output(config: ExperimentConfig, model: keras.Model, num_classes: int)
     last_path = ("model", "layers", last_index, last_class)
     activation = getattr(getattr(model.layers[-1], "activation", None), "__name__", "")
     dataset = config.dataset.name
+    if len(model.output_shape) != 2:
+        raise config.error(
+            last_path,
+            f"the model's output is of shape {tuple(model.output_shape)}, one per position of its input: add "
+            "`- Flatten` (or GlobalAveragePooling) before the Dense layers, so that it gives one answer per example",
+        )
     _check_logits(config, activation, last_path)
     _check_metric_labels(config)
     if config.task == "regression":

@@ -6,6 +6,7 @@ import contextlib
 import errno
 import json
 import math
+import re
 import shutil
 import time
 from collections.abc import Callable
@@ -30,7 +31,7 @@ from dlcli.data.examples import ArrayPool, Encoding, Split, Splits
 from dlcli.data.pipeline import EpochOrder, samples_in_batches, stream
 from dlcli.errors import ConfigError, DlcliError, TrainingDiverged, TrainingFailed, TrainingInterrupted
 from dlcli.faults import kill_point
-from dlcli.keys import flattened
+from dlcli.keys import KeyPath, flattened
 from dlcli.stopping import stop_honoured, stop_pending
 from dlcli.store.index import update_index
 from dlcli.store.runs import (
@@ -548,7 +549,34 @@ def checked_model(
     compile_model(config, parts.model, None, speed.jit_compile, speed.steps_per_execution)
     monitor_directions(config)
     keras_callbacks(config)
+    _dry_step(config, parts.model, data)
     return parts
+
+
+def _dry_step(config: ExperimentConfig, model: keras.Model, data: Splits) -> None:
+    """Two training examples through the model, its loss and its metrics, as the first step of
+    training will take them: what Keras would only say then (a loss argument it cannot use, a
+    metric that does not fit the labels) is a config error now, before the run folder exists.
+    Nothing is trained and no random draw is made (training=False); the metrics are reset."""
+    x, y = next(iter(stream(data, "train", min(config.training.batch_size, 2), prefetch=False)))
+    try:
+        outputs = _at(config, ("model", "layers"), lambda: model(x, training=False))
+        _at(config, ("loss",), lambda: model.compute_loss(x=x, y=y, y_pred=outputs))
+        _at(config, ("metrics",), lambda: model.compute_metrics(x, y, outputs, sample_weight=None))
+    finally:
+        model.reset_metrics()
+
+
+def _at(config: ExperimentConfig, path: KeyPath, step: Callable[[], Any]) -> Any:
+    """`step()`, any error it raises (Keras's and TensorFlow's, of every kind) one line at `path`."""
+    try:
+        return step()
+    except Exception as error:
+        text = str(error).strip()
+        first = text.splitlines()[0] if text else type(error).__name__
+        # TensorFlow's op errors carry the kernel's name and the op's: not the user's business
+        first = re.sub(r"\s*\[Op:\w+\].*$", "", re.sub(r"^\{\{function_node [^}]*\}\}\s*", "", first))
+        raise config.error(path, f"the first training step fails on this data: {first[:300]}") from error
 
 
 @contextlib.contextmanager
