@@ -201,6 +201,12 @@ def test_an_output_never_destroys_an_input_or_an_older_output(cli, trained, tmp_
     assert failed.exit_code == 2 and earlier.read_text() == "the previous answers\n", failed.output
     assert [path.name for path in tmp_path.iterdir() if path.name.startswith(".")] == []  # no temporary left
 
+    holes = tmp_path / "holes.csv"
+    lines = table.read_text().splitlines()
+    holes.write_text("\n".join([lines[0], lines[1], ",".join([""] + lines[2].split(",")[1:]), lines[3]]) + "\n")
+    missing = cli("predict", run.id, str(holes), *args, runs=False)
+    assert missing.exit_code == 2 and "column 'p0' has no finite value on line 3" in missing.stderr, missing.output
+
     nowhere = cli("predict", run.id, str(table), "--output", str(tmp_path / "missing" / "out.csv"), *args, runs=False)
     assert nowhere.exit_code == 2 and "missing/out.csv" in nowhere.stderr, nowhere.output
     assert len(nowhere.stderr.strip().splitlines()) == 1

@@ -128,6 +128,20 @@ def test_nothing_to_sweep(cli, tiny_config):
     assert result.exit_code == 2 and "nothing to sweep" in result.stderr
 
 
+@pytest.mark.parametrize("section, options, message", [
+    ("", ["--grid", "training.batch_size=32,64", "--grid", "training.batch_size=128"],
+     "--grid training.batch_size=128: training.batch_size is given twice; list all its values in one --grid"),
+    ("sweep:\n  grid:\n    training.batch_size: []\n", [], "the grid lists no value for training.batch_size"),
+    ("sweep:\n  grid:\n    training.epochs: [1, 2]\n", ["--grid", "training.batch_size=32", "--grid", "training.epochs=1",
+                                                       "--grid", "training.epochs=2"], "training.epochs is given twice"),
+], ids=["a key twice", "an empty list in the section", "twice on the command line over a section"])
+def test_a_grid_that_would_drop_or_skip_values_is_refused(cli, write_config, runs_dir, section, options, message):
+    result = cli("sweep", str(write_config(TINY_CONFIG + section)), *options)
+
+    assert result.exit_code == 2 and message in result.stderr, result.output
+    assert sweep_folders(runs_dir) == [] and run_folders(runs_dir) == []
+
+
 @pytest.mark.slow
 def test_an_interrupted_sweep_resumes_only_what_is_left(cli, write_config, runs_dir):
     config = write_config(TINY_CONFIG.replace("epochs: 2", "epochs: 4").replace("batch_size: 64", "batch_size: 4"))

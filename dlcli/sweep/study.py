@@ -130,7 +130,10 @@ def parse_grid(options: list[str]) -> dict[str, list[Any]]:
             values = parse_yaml_value(f"[{raw}]")
         except Exception as error:  # any YAML error is the same user mistake
             raise DlcliError(f"--grid {option}: cannot read the values as YAML ({error})") from None
-        grid[key.strip()] = values
+        key = key.strip()
+        if key in grid:
+            raise DlcliError(f"--grid {option}: {key} is given twice; list all its values in one --grid {key}=V1,V2")
+        grid[key] = values
     return grid
 
 
@@ -156,6 +159,9 @@ def sweep_settings(
                                "a grid tries listed values only: give {choice: [...]}, or use method random or tpe")
         grid.update({key: spec["choice"] for key, spec in space.items()})
         space = {}
+    empty = [key for key, values in grid.items() if not values]
+    if empty:
+        raise DlcliError(f"the grid lists no value for {empty[0]}: give it at least one (--grid {empty[0]}=V1,V2)")
     if not grid and not space:
         raise DlcliError("nothing to sweep: give --grid KEY=V1,V2 or a `sweep:` section with `grid` or `params`")
     if trials and not space:

@@ -168,6 +168,7 @@ class Prediction:
                         x = chunk[columns].to_numpy(dtype="float32")
                     except ValueError as error:
                         raise DlcliError(f"{path}: the feature columns must hold numbers: {error}") from None
+                    _refuse_missing(path, x, columns, first)
                 yield labels, x, passed
         except (pd.errors.ParserError, UnicodeDecodeError) as error:
             raise DlcliError(f"cannot read {path} as CSV: {error}") from None
@@ -223,3 +224,15 @@ class Prediction:
 
 def _is_image_source(path: Path) -> bool:
     return path.is_dir() or path.suffix.lower() in IMAGE_EXTENSIONS
+
+
+def _refuse_missing(path: Path, x: np.ndarray, columns: list[str], first_row: int) -> None:
+    """A model answers nothing sensible for an example with an empty or infinite feature: name the first."""
+    bad = ~np.isfinite(x)
+    if bad.any():
+        row, column = (int(index) for index in np.argwhere(bad)[0])
+        raise DlcliError(
+            f"{path}: column '{columns[column]}' has no finite value on line {first_row + row + 2}, and "
+            f"{int(bad.any(axis=1).sum())} rows of this batch lack one; predict needs every feature: fill or "
+            "remove those rows"
+        )
