@@ -1,0 +1,67 @@
+"""dlcli's own layers, and the one way to save and to load a run's models: the loader lives beside
+the layers a saved model may hold, so that loading never depends on which module was imported first."""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from pathlib import Path
+
+import keras
+
+from dlcli.errors import DlcliError
+from dlcli.store.runs import RunFolder
+
+
+@keras.saving.register_keras_serializable(package="dlcli")
+class ApplicationPreprocessing(keras.layers.Layer):
+    """`keras.applications.<module>.preprocess_input` as a layer: the saved model takes raw pixels."""
+
+    def __init__(self, module: str, **kwargs):
+        super().__init__(**kwargs)
+        self.module = module
+        self._preprocess = getattr(keras.applications, module).preprocess_input
+
+    def call(self, inputs):
+        return self._preprocess(inputs)
+
+    def get_config(self):
+        return {**super().get_config(), "module": self.module}
+
+
+
+def load_run_model(run: RunFolder, name: str, compile: bool = False) -> keras.Model:
+    """The run's saved model `name`, or one line saying why it cannot be had: every reader of a
+    run's .keras files goes through here."""
+    path = run.file(name)
+    if not path.is_file():
+        raise DlcliError(
+            f"run {run.id} has no {name}: it stopped before its first epoch ended; "
+            f"train it on (`dlcli train --resume {run.id}`) or choose another run"
+        )
+    if not zipfile.is_zipfile(path):  # Keras reports a truncated archive as "File not found"
+        raise DlcliError(
+            f"run {run.id}: {name} is damaged (not a whole .keras archive: truncated or overwritten); "
+            "train its config.yaml again for a new run"
+        )
+    try:
+        return keras.saving.load_model(path, safe_mode=True, compile=compile)
+    except Exception as error:  # Keras raises what the archive makes it (a config of [] gives a TypeError)
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise DlcliError(f"run {run.id}: cannot load {name} ({reason})") from error
+
+
+def saved_atomically(save, path: Path) -> None:
+    """`save(temporary)`, then rename it to `path`: a kill mid-save never leaves half a file there."""
+    # Keras picks the format from the file's ending (.keras, .weights.h5): the temporary keeps it
+    temporary = path.with_name(f".{path.name.split('.')[0]}.{os.getpid()}.tmp{''.join(path.suffixes)}")
+    try:
+        save(temporary)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def save_model_atomic(model: keras.Model, path: Path) -> None:
+    """`model.save`, through a temporary file, so `path` always holds a whole model."""
+    saved_atomically(model.save, path)
