@@ -30,6 +30,7 @@ from dlcli.data.catalog import DATASETS, REQUIRED
 from dlcli.errors import ConfigError
 from dlcli.keys import KeyPath, YamlLoader, did_you_mean, format_path, parse_yaml_value
 
+MAX_IMAGE_SIDE = 4096  # pixels; the largest keras.applications input is 600
 # Lists whose items are written `ClassName: {kwargs}` or a bare `ClassName`.
 LAYER_LISTS = ("layers", "augmentation", "callbacks")
 
@@ -106,7 +107,8 @@ class DatasetConfig(_Strict):
     normalize: bool | None = None
     standardize: bool | None = None
     path: str | None = None
-    image_size: list[PositiveInt] | None = Field(None, min_length=2, max_length=2)
+    # [height, width]; past MAX_IMAGE_SIDE a decoded batch would not fit in memory
+    image_size: list[Annotated[int, Field(ge=1, le=MAX_IMAGE_SIDE)]] | None = Field(None, min_length=2, max_length=2)
     color_mode: Literal["rgb", "grayscale", "rgba"] | None = None
     test_split: float | None = Field(None, gt=0, lt=1)
     num_words: int | None = Field(None, ge=2)

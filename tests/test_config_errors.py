@@ -116,6 +116,8 @@ CASES = [
      ["model.layers.1.Dense: the model's output is of shape (None, 8, 8, 10)", "add `- Flatten`"]),
     ("a batch size past any integer", edit("batch_size: 64", "batch_size: 1e20"),
      ["training.batch_size: unable to parse input string as an integer"]),
+    ("SwapEMAWeights without the moving averages", edit("  epochs: 2\n", "  epochs: 2\n  callbacks: [SwapEMAWeights]\n"),
+     ["training.callbacks.0: SwapEMAWeights evaluates with the optimizer's moving averages", "use_ema: true"]),
     # silently wrong answers: a logits flag that is a string or contradicts the last activation,
     # a metric that reads the other label encoding, a softmax over one unit
     ("from_logits as a string", edit("loss: sparse_categorical_crossentropy",

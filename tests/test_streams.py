@@ -4,6 +4,7 @@ order of each epoch as a function of (seed, epoch), the decoded-image caches."""
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import textwrap
 from pathlib import Path
@@ -17,7 +18,7 @@ from dlcli.data import load_dataset
 from dlcli.data.cache import PARTIAL_MARK, cached, choose_cache, images_cache_dir, stale_entries
 from dlcli.data.examples import ArrayPool, FilePool
 from dlcli.data.pipeline import EpochOrder, stream
-from dlcli.errors import DataUnavailable
+from dlcli.errors import ConfigError, DataUnavailable
 
 PHOTO_CONFIG = """\
 name: photos
@@ -380,3 +381,18 @@ def test_a_truncated_photo_streamed_undecoded_fails_the_run_naming_it_and_resume
     result = cli("evaluate", run.name)
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert "as an image (damaged or truncated?): remove or replace it, then evaluate again" in result.output
+
+
+def test_image_files_that_cannot_be_read_as_asked_are_named_before_training(photo_config, photos):
+    with pytest.raises(DataUnavailable, match=r"cat\.0\.jpg is a JPEG, which has no alpha channel for `color_mode: rgba`"):
+        load_dataset(photo_config("dataset.color_mode=rgba"))
+
+    odd = os.fsencode(photos / "dog") + b"/caf\xe9.jpg"  # a Latin-1 name, as older cameras and zips write them
+    shutil.copyfile(photos / "dog" / "dog.0.jpg", odd)
+    with pytest.raises(DataUnavailable, match=r"caf\\xe9\.jpg has a name that is not UTF-8 text"):
+        load_dataset(photo_config())
+
+
+def test_an_image_size_no_memory_holds_is_a_config_error(photo_config):
+    with pytest.raises(ConfigError, match=r"dataset.image_size.0: input should be less than or equal to 4096"):
+        photo_config("dataset.image_size=[100000, 100000]")

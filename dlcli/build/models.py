@@ -20,10 +20,10 @@ from typing import Any
 import keras
 from tensorflow import errors as tf_errors
 
-from dlcli.config import ExperimentConfig, KerasObject
-from dlcli.keys import KeyPath, did_you_mean
 from dlcli.build.saved import ApplicationPreprocessing, load_run_model
+from dlcli.config import ExperimentConfig, KerasObject
 from dlcli.errors import DataUnavailable, DlcliError
+from dlcli.keys import KeyPath, did_you_mean
 from dlcli.store.runs import metric_name
 
 # Layers that would run code or load files named in a config: a config stays data.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -44,8 +45,13 @@ def _class_folders(folder: Path) -> list[str]:
 IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM")
 
 
-def _not_an_image(path: Path) -> str | None:
-    """Why `path` cannot be an image TensorFlow decodes, from its first bytes; None if it may be one."""
+def _not_an_image(path: Path, channels: int | None = None) -> str | None:
+    """Why `path` cannot be an image TensorFlow decodes with `channels`, from its name and first
+    bytes; None if it may be one."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:  # TensorFlow takes file names as UTF-8 text
+        return "has a name that is not UTF-8 text, which TensorFlow cannot open"
     try:
         with open(path, "rb") as file:
             head = file.read(8)
@@ -55,19 +61,26 @@ def _not_an_image(path: Path) -> str | None:
         return "is empty"
     if not head.startswith(IMAGE_SIGNATURES):
         return "is not a JPEG, PNG, BMP or GIF image"
+    if channels == 4 and head.startswith(IMAGE_SIGNATURES[0]):
+        return "is a JPEG, which has no alpha channel for `color_mode: rgba`: use rgb"
     return None
 
 
-def check_image_files(paths) -> None:
+def check_image_files(paths, channels: int | None = None) -> None:
     """Stop on the files that cannot be images, naming them (a cheap look at each file's header)."""
-    bad = [(path, reason) for path in paths if (reason := _not_an_image(Path(path))) is not None]
+    bad = [(path, reason) for path in paths if (reason := _not_an_image(Path(path), channels)) is not None]
     if bad:
-        listed = "; ".join(f"{path} {reason}" for path, reason in bad[:3])
+        listed = "; ".join(f"{_shown(path)} {reason}" for path, reason in bad[:3])
         more = f" (and {len(bad) - 3} more)" if len(bad) > 3 else ""
         raise DataUnavailable(f"{listed}{more}: remove or replace it, then train again")
 
 
-def _list_images(folder: Path, class_names: list[str]) -> tuple[np.ndarray, np.ndarray]:
+def _shown(path) -> str:
+    """A path as a line can show it: a byte that is not UTF-8 as \\xNN."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def _list_images(folder: Path, class_names: list[str], channels: int) -> tuple[np.ndarray, np.ndarray]:
     """(paths, labels) of the images in `folder/<class>/`, recursively, in a fixed order."""
     paths: list[str] = []
     labels: list[int] = []
@@ -84,7 +97,7 @@ def _list_images(folder: Path, class_names: list[str]) -> tuple[np.ndarray, np.n
             )
         paths += found
         labels += [label] * len(found)
-    check_image_files(paths)
+    check_image_files(paths, channels)
     return np.array(paths, dtype=object), np.array(labels, dtype="int64")
 
 
@@ -107,7 +120,7 @@ def load_image_directory(info: DatasetInfo, config: ExperimentConfig) -> RawData
     shape = (*config.dataset.image_size, channels)
 
     def pool(folder: Path) -> FilePool:
-        return FilePool(*_list_images(folder, class_names), shape)
+        return FilePool(*_list_images(folder, class_names, channels), shape)
 
     train = pool(train_folder)
     if "test" in subsets:

@@ -199,6 +199,12 @@ def keras_callbacks(config: ExperimentConfig) -> list[keras.callbacks.Callback]:
             config, path, keras.callbacks, keras.callbacks.Callback, class_name, "callback", excluded=REFUSED_CALLBACKS
         )
         built.append((path, build_object(config, (*path, class_name), cls, arguments)))
+    for key, callback in built:
+        if isinstance(callback, keras.callbacks.SwapEMAWeights) and not config.optimizer.kwargs.get("use_ema"):
+            raise config.error(
+                key, "SwapEMAWeights evaluates with the optimizer's moving averages of the weights, and the optimizer "
+                f"keeps none: set `optimizer: {{name: {config.optimizer.name}, use_ema: true}}`",
+            )
     names = list(metric_directions(config))
     logged = [*names, *(f"val_{name}" for name in names if config.validates), "learning_rate"]
     for key, callback in built:
