@@ -319,7 +319,7 @@ def test_sigint_interrupts_and_resume_completes_every_epoch_once(cli, write_conf
     info = read_json(folder / "run.json")
     assert info["status"] == "completed" and len(info["resumes"]) == 1
     assert not (folder / "checkpoint").exists()
-    # the same numbers as an uninterrupted run of the config (tests/test_resume.py kills runs instead)
+    # the same numbers as an uninterrupted run of the config (tests/training/test_resume.py kills runs instead)
     assert cli("train", str(config)).exit_code == 0
     straight = [f for f in run_folders(runs_dir) if f != folder][0]
     assert history_without_seconds(folder) == history_without_seconds(straight)
