@@ -13,6 +13,10 @@ from typing import TextIO
 
 from dlcli.errors import DlcliError
 
+# the process's umask, read once: a file written through a temporary gets the mode open() gives
+UMASK = os.umask(0)
+os.umask(UMASK)
+
 
 def _same_file(a: Path, b: Path) -> bool:
     try:
@@ -45,6 +49,7 @@ def replaced(path: Path, newline: str | None = None) -> Iterator[TextIO]:
     without an error and removed when it does not."""
     descriptor, temporary = temporary_beside(path)
     try:
+        os.fchmod(descriptor, 0o666 & ~UMASK)  # not mkstemp's 0600
         with os.fdopen(descriptor, "w", encoding="utf-8", newline=newline) as stream:
             yield stream
         os.replace(temporary, path)

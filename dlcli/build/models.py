@@ -99,14 +99,15 @@ def _accepted_arguments(cls: type) -> tuple[dict[str, Any], list[str]]:
 
 def _wrong_kind(value: Any, default: Any) -> str | None:
     """Why `value` cannot stand where Keras's default is `default`: a switch must be true or false,
-    a number a finite number (an object config, a mapping, may stand for one: a schedule)."""
+    a number is never a word, and no number is infinite or NaN."""
     if isinstance(value, float) and not math.isfinite(value):
         return f"must be a finite number, not {value}"
     if isinstance(default, bool):
         return None if isinstance(value, bool) else f"must be true or false, not {value!r}"
-    if isinstance(default, (int, float)):
-        if isinstance(value, bool) or not isinstance(value, (int, float, dict)):
-            return f"must be a number, not {value!r}"
+    if isinstance(default, (int, float)) and (isinstance(value, (bool, str))):
+        # only a word or a switch: many numeric arguments also take a list (axis, strides, a factor's range),
+        # None or an object config, which Keras checks itself
+        return f"must be a number, not {value!r}"
     return None
 
 

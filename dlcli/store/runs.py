@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from dlcli import __version__
 from dlcli.errors import DlcliError, RunNotFound
-from dlcli.outputs import temporary_beside
+from dlcli.outputs import UMASK, temporary_beside
 from dlcli.store.status import FINISHED, RunStatus
 
 # The run folder's layout: every file dlcli writes in it (docs/run-folder.md describes each).
@@ -240,8 +240,6 @@ def read_run_file(model: type[RunFile], path: Path, owner: str, advice: str):
         raise DlcliError(f"{owner}: {path.name} is damaged ({type(error).__name__}: {reason}); {advice}") from None
 
 
-_UMASK = os.umask(0)
-os.umask(_UMASK)
 
 
 def write_atomic(path: Path, content: str | bytes) -> None:
@@ -249,7 +247,7 @@ def write_atomic(path: Path, content: str | bytes) -> None:
     data = content.encode("utf-8") if isinstance(content, str) else content
     descriptor, temporary = temporary_beside(path)
     try:
-        os.fchmod(descriptor, 0o666 & ~_UMASK)  # mkstemp's 0600 would hide runs from other users
+        os.fchmod(descriptor, 0o666 & ~UMASK)  # mkstemp's 0600 would hide runs from other users
         with os.fdopen(descriptor, "wb") as file:
             file.write(data)
             file.flush()

@@ -51,6 +51,10 @@ def sweep(
             study = sweeping.open_study(plan, folder, epochs) if plan.settings is not None else None
         sweeping.run_sweep(plan, folder, runs_dir, study, workers, answers, retry_failed, say, epochs)
     except KeyboardInterrupt:
+        if resume is not None:
+            raise sweeping.SweepInterrupted(
+                f"sweep {resume} interrupted while resuming; continue it with: dlcli sweep --resume {resume}"
+            ) from None
         raise sweeping.SweepInterrupted("sweep interrupted before its first trial; nothing was trained") from None
     finally:
         for worker in workers:

@@ -68,7 +68,7 @@ from dlcli.training.callbacks import (
     StopOnRequest,
     keras_callbacks,
 )
-from dlcli.training.checkpoint import Checkpoint, RestoreCallbackState
+from dlcli.training.checkpoint import Checkpoint, RestoreCallbackState, random_state, restore_random_state
 from dlcli.training.devices import SpeedSettings, cluster_task, dtype_policy, gather_from_workers, speed_settings, strategy
 from dlcli.training.plan import Stage, plan_stages, stage_of
 
@@ -557,14 +557,21 @@ def _dry_step(config: ExperimentConfig, model: keras.Model, data: Splits) -> Non
     """Two training examples through the model, its loss and its metrics, as the first step of
     training will take them: what Keras would only say then (a loss argument it cannot use, a
     metric that does not fit the labels) is a config error now, before the run folder exists.
-    Nothing is trained and no random draw is made (training=False); the metrics are reset."""
-    x, y = next(iter(stream(data, "train", min(config.training.batch_size, 2), prefetch=False)))
+    Nothing is trained (training=False); the metrics are reset and the random generators put back,
+    so that the run draws what it would have drawn without this step."""
+    try:
+        x, y = next(iter(stream(data, "train", min(config.training.batch_size, 2), prefetch=False)))
+    except tf.errors.OpError:  # a file whose header looked right does not decode: name it
+        check_decodable([data], "remove or replace it, then train again")
+        raise
+    generators = random_state(model)  # some Random* layers draw even when not training
     try:
         outputs = _at(config, ("model", "layers"), lambda: model(x, training=False))
         _at(config, ("loss",), lambda: model.compute_loss(x=x, y=y, y_pred=outputs))
         _at(config, ("metrics",), lambda: model.compute_metrics(x, y, outputs, sample_weight=None))
     finally:
         model.reset_metrics()
+        restore_random_state(model, generators)
 
 
 def _at(config: ExperimentConfig, path: KeyPath, step: Callable[[], Any]) -> Any:

@@ -139,3 +139,18 @@ def test_an_override_changes_only_the_aliased_copy_it_names(write_config):
 
     assert config.model.layers[1] == {"Dense": {"units": 32, "activation": "relu"}}
     assert config.model.layers[2] == {"Dense": {"units": 16, "activation": "relu"}}  # its alias is its own copy
+
+
+@pytest.mark.parametrize("layer", [
+    "LayerNormalization: {axis: [1, 2]}", "ZeroPadding1D: {padding: [1, 2]}", "Normalization: {axis: null}",
+], ids=["axis list", "padding pair", "axis null"])
+def test_arguments_whose_default_is_a_number_may_be_lists_or_null(write_config, layer):
+    """Keras takes these: only a word or a switch where a number belongs is refused before Keras sees it."""
+    from dlcli.build.models import _check_arguments, keras_class
+
+    config = load_config(write_config())
+    ((name, arguments),) = yaml.safe_load(layer).items()
+    import keras
+
+    _check_arguments(config, ("model", "layers", 0), keras_class(config, (), keras.layers, keras.layers.Layer, name, "layer"),
+                     arguments)
