@@ -9,7 +9,7 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TextIO
+from typing import IO
 
 from dlcli.errors import DlcliError
 
@@ -44,14 +44,18 @@ def temporary_beside(path: Path) -> tuple[int, str]:
 
 
 @contextmanager
-def replaced(path: Path, newline: str | None = None) -> Iterator[TextIO]:
-    """A text stream onto a temporary file beside `path`, renamed onto `path` when the block ends
-    without an error and removed when it does not."""
+def replaced(path: Path, binary: bool = False, newline: str | None = None) -> Iterator[IO]:
+    """A stream onto a temporary file beside `path` (text, or bytes with `binary`), synced and
+    renamed onto `path` when the block ends without an error, removed when it does not: readers
+    see the old content or the new, never half of it. The one way dlcli writes a whole file."""
     descriptor, temporary = temporary_beside(path)
     try:
-        os.fchmod(descriptor, 0o666 & ~UMASK)  # not mkstemp's 0600
-        with os.fdopen(descriptor, "w", encoding="utf-8", newline=newline) as stream:
+        os.fchmod(descriptor, 0o666 & ~UMASK)  # not mkstemp's 0600, which would hide runs from other users
+        mode = {"mode": "wb"} if binary else {"mode": "w", "encoding": "utf-8", "newline": newline}
+        with os.fdopen(descriptor, **mode) as stream:
             yield stream
+            stream.flush()
+            os.fsync(stream.fileno())
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

@@ -685,9 +685,10 @@ REGRESSION_LOSSES = {
 
 # Metrics that read the labels one way only: the labels must be encoded that way.
 METRIC_LABELS = {
-    "categoricalaccuracy": "one_hot", "topkcategoricalaccuracy": "one_hot", "categoricalcrossentropy": "one_hot",
+    "categoricalaccuracy": "one_hot", "topkcategoricalaccuracy": "one_hot",
     "sparsecategoricalaccuracy": "sparse", "sparsetopkcategoricalaccuracy": "sparse",
-    "sparsecategoricalcrossentropy": "sparse",
+    # a crossentropy as a metric reads the labels as the loss of its name does
+    **{name: labels for name, labels in CROSSENTROPY_LOSSES.items() if labels != "binary"},
 }
 SQUASHING = {"softmax", "sigmoid"}
 

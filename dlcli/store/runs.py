@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from dlcli import __version__
 from dlcli.errors import DlcliError, RunNotFound
-from dlcli.outputs import UMASK, temporary_beside
+from dlcli.outputs import replaced
 from dlcli.store.status import FINISHED, RunStatus
 
 # The run folder's layout: every file dlcli writes in it (docs/run-folder.md describes each).
@@ -244,18 +244,8 @@ def read_run_file(model: type[RunFile], path: Path, owner: str, advice: str):
 
 def write_atomic(path: Path, content: str | bytes) -> None:
     """Write a file so that readers see the old or the new content, never half of it."""
-    data = content.encode("utf-8") if isinstance(content, str) else content
-    descriptor, temporary = temporary_beside(path)
-    try:
-        os.fchmod(descriptor, 0o666 & ~UMASK)  # mkstemp's 0600 would hide runs from other users
-        with os.fdopen(descriptor, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with replaced(path, binary=isinstance(content, bytes), newline="") as file:
+        file.write(content)
 
 
 def write_json(path: Path, data: Any) -> None:
