@@ -51,17 +51,23 @@ NOISE_FLOOR_FRACTION = 1e-3
 # For Gaussian noise a single look at 3 noise levels is wrong about once in 700.
 STRONG_RISE = 3.0
 # The level test measures the noise over the whole run, the conservative way: a jump alone must
-# stand out of the run's noisiest stretch. The trend test measures it where it matters, over the
-# epochs from LOCAL_NOISE_BEFORE before the best on (at least LOCAL_NOISE_EPOCHS of them), since
-# its false alarms are held by the p-value: the epochs since the best must rise by rank
-# (Kendall's tau, one-sided) with a p-value below TREND_P, over at least TREND_EPOCHS epochs. The
-# p-value is exact whatever the noise's shape (scipy's exact test for up to 33 epochs without
-# ties; its normal approximation beyond): under no trend the epochs after the best are
-# exchangeable, so each ordering of them is as likely as any other. A steady climb of small
-# steps is strong evidence as a trend long before it is large against the whole run's noise.
+# stand out of the run's noisiest stretch. It looks again at every epoch, and the largest of k
+# looks at pure noise grows like sqrt(2 ln k): after LEVEL_LOOKS epochs since the best its bar
+# rises as sqrt(ln k / ln LEVEL_LOOKS), so that a long plateau is no likelier to warn than a short
+# one (a lucky dip as the best epoch's level would otherwise be outrun by noise sooner or later).
+LEVEL_LOOKS = 10
+# The trend test measures the noise where it matters: over the settled stretch, from the first
+# epoch that came within SETTLED_FRACTION of the way from the first epoch's value to the best (at
+# least LOCAL_NOISE_EPOCHS epochs), so that a steep, jumpy start does not inflate it. Its false
+# alarms are held by the p-value: the epochs since the best must rise by rank (Kendall's tau,
+# one-sided) with a p-value below TREND_P, over at least TREND_EPOCHS epochs. The p-value is exact
+# whatever the noise's shape (scipy's exact test for up to 33 epochs without ties; its normal
+# approximation beyond): under no trend the epochs after the best are exchangeable, so each
+# ordering of them is as likely as any other. A steady climb of small steps is strong evidence as
+# a trend long before it is large against the whole run's noise.
 TREND_P = 0.01
 TREND_EPOCHS = 5  # the fewest whose exact p-value can be below 0.01: 1/5! when all rise
-LOCAL_NOISE_BEFORE = 3
+SETTLED_FRACTION = 0.25
 LOCAL_NOISE_EPOCHS = 8
 # The quiet hint in the progress line.
 WEAK_RISE = 1.5
@@ -122,7 +128,7 @@ class Evidence:
     now: float
     rise: float  # the last epochs' median beyond the best epoch's level, in the metric's units (positive: worse)
     noise: float  # one epoch's noise of this curve
-    local_noise: float  # one epoch's noise around and after the best
+    local_noise: float  # one epoch's noise over the settled stretch
     trend_p: float  # how likely the epochs since the best would rise as much by chance (Kendall's tau)
     loss_at_best: float
     loss_now: float
@@ -130,6 +136,16 @@ class Evidence:
     @property
     def noise_levels(self) -> float:
         return self.rise / self.noise
+
+    @property
+    def level_bar(self) -> float:
+        """How many noise levels the level test asks of the rise, after this many looks since the best."""
+        looks = max(self.epochs_since_best, 1)
+        return STRONG_RISE * math.sqrt(max(1.0, math.log(looks) / math.log(LEVEL_LOOKS)))
+
+    @property
+    def level_evidence(self) -> bool:
+        return self.noise_levels >= self.level_bar
 
     @property
     def local_noise_levels(self) -> float:
@@ -166,7 +182,9 @@ def evidence(rows: list[dict[str, float]], monitor: str, minimize: bool) -> Evid
     # deeper, the longer the plateau it ends) is no reference
     reference = statistics.median(worse[max(0, best - 1):best + 2])
     noise = noise_level(worse)
-    around_best = max(0, min(best - LOCAL_NOISE_BEFORE, len(worse) - LOCAL_NOISE_EPOCHS))
+    settled_below = worse[best] + SETTLED_FRACTION * (worse[0] - worse[best])
+    settled = next(index for index, value in enumerate(worse) if value <= settled_below)
+    settled = max(0, min(settled, len(worse) - LOCAL_NOISE_EPOCHS))
     onset = next(index for index, value in enumerate(worse) if value <= worse[best] + ONSET_BAND * noise)
     return Evidence(
         epoch=int(usable[-1]["epoch"]),
@@ -178,7 +196,7 @@ def evidence(rows: list[dict[str, float]], monitor: str, minimize: bool) -> Evid
         now=usable[-1][monitor],
         rise=statistics.median(recent) - reference if recent else 0.0,
         noise=noise,
-        local_noise=noise_level(worse[around_best:]),
+        local_noise=noise_level(worse[settled:]),
         trend_p=rising_p_value(since) if len(since) >= TREND_EPOCHS else 1.0,
         loss_at_best=usable[best]["loss"],
         loss_now=usable[-1]["loss"],
@@ -193,7 +211,7 @@ def strength(found: Evidence | None, settings: OverfittingConfig) -> str:
     if found is None or found.epochs < MIN_EPOCHS or not found.training_improving or found.rise <= settings.min_delta:
         return "none"
     if found.epochs_since_best >= settings.patience:
-        if found.noise_levels >= STRONG_RISE:
+        if found.level_evidence:
             return "strong"
         if found.local_noise_levels >= STRONG_RISE and found.trend_p < TREND_P:
             return "strong"
@@ -271,11 +289,11 @@ class OverfittingWatch:
 
     def message(self, found: Evidence) -> str:
         at = f" (epoch {found.best_epoch})" if found.best_epoch != found.onset_epoch else ""
-        if found.noise_levels >= STRONG_RISE:
+        if found.level_evidence:
             why = f"{found.noise_levels:.1f}× its epoch-to-epoch noise"
         else:  # the trend test's evidence
             why = (
-                f"{found.local_noise_levels:.1f}× its noise near the best and worse by rank for "
+                f"{found.local_noise_levels:.1f}× its noise since it settled and worse by rank for "
                 f"{found.epochs_since_best} epochs (p={found.trend_p:.2g})"
             )
         return (
