@@ -55,6 +55,16 @@ class OneLineErrors(TyperGroup):
             sys.exit(error.exit_code)
         sys.exit(result if isinstance(result, int) else 0)
 
+    def invoke(self, ctx):
+        """An interrupt anywhere in a command, its group's callback included (`datasets`), is one
+        line and 130; Typer would end with 130 and say nothing. A command with work to record
+        (train, sweep) has said more already."""
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            error_console.print("stopped: interrupted", markup=False)
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+
 
 app = typer.Typer(
     cls=OneLineErrors,
@@ -90,9 +100,6 @@ def reports_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args, **kwargs):
         try:
             return command(*args, **kwargs)
-        except KeyboardInterrupt:  # a command with work to record (train, sweep) says more, and first
-            error_console.print("stopped: interrupted", markup=False)
-            raise typer.Exit(EXIT_INTERRUPTED) from None
         except DlcliError as error:
             if debug_mode["enabled"]:
                 error_console.print(traceback.format_exc(), markup=False)

@@ -25,7 +25,7 @@ from pydantic import (
     model_validator,
 )
 
-from dlcli.choices import Pruner, SweepMethod
+from dlcli.choices import Direction, Pruner, SweepMethod
 from dlcli.data.catalog import DATASETS, REQUIRED
 from dlcli.errors import ConfigError
 from dlcli.keys import KeyPath, YamlLoader, did_you_mean, format_path, parse_yaml_value
@@ -199,7 +199,7 @@ class OverfittingConfig(_Strict):
     still falls (dlcli.curves.verdicts); with `stop`, training ends at the warning."""
 
     monitor: str = "val_loss"
-    mode: Literal["auto", "min", "max"] = "auto"  # auto: the direction Keras gives the metric
+    mode: Direction | Literal["auto"] = "auto"  # auto: the direction Keras gives the metric
     patience: PositiveInt = 3
     min_delta: float = Field(0.0, ge=0)  # the least worsening worth a warning, in the metric's units
     stop: bool = False  # end training at the warning (status completed); model.keras stays the best epoch's
@@ -223,7 +223,7 @@ class TrainingConfig(_Strict):
     # shuffled anew); unset: one pass over the training data.
     steps_per_epoch: PositiveInt | None = None
     monitor: str = "val_loss"
-    monitor_mode: Literal["auto", "min", "max"] = "auto"  # auto: the direction Keras gives the metric
+    monitor_mode: Direction | Literal["auto"] = "auto"  # auto: the direction Keras gives the metric
     overfitting: OverfittingConfig | Literal[False] = OverfittingConfig()
     tensorboard: bool = True
     plot: PlotConfig = PlotConfig()
@@ -555,9 +555,42 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _validation_error(error: ValidationError, source: SourceMap) -> ConfigError:
-    first = error.errors()[0]
-    path: KeyPath = tuple(first["loc"])
+def _key_path(loc: tuple[Any, ...], data: Any, kind: str) -> KeyPath:
+    """The config keys of a pydantic error location, without the tags it adds for the members
+    of a union ('int', "literal['auto']", 'OverfittingConfig'): a step that the data at that
+    point does not hold is such a tag (but for the key a 'missing' error names)."""
+    path: list[str | int] = []
+    for index, step in enumerate(loc):
+        holds = (isinstance(data, dict) and step in data) or (
+            isinstance(data, list) and isinstance(step, int) and step < len(data)
+        )
+        if holds:
+            data = data[step]
+            path.append(step)
+        elif kind == "missing" and index == len(loc) - 1:
+            path.append(step)
+    return tuple(path)
+
+
+def _message(problem: dict[str, Any]) -> str:
+    kind = problem["type"]
+    if kind == "value_error":
+        return str(problem["ctx"]["error"])
+    if kind in ("model_type", "dict_type"):  # pydantic would name its own classes here
+        return "expected a mapping of keys to values"
+    if kind == "list_type":
+        return "expected a list"
+    return f"{problem['msg'][0].lower()}{problem['msg'][1:]}"
+
+
+def _validation_error(error: ValidationError, data: dict[str, Any], source: SourceMap) -> ConfigError:
+    problems: dict[KeyPath, list[dict[str, Any]]] = {}
+    for problem in error.errors():
+        problems.setdefault(_key_path(tuple(problem["loc"]), data, problem["type"]), []).append(problem)
+    # a union member that got further into the value says more than one that refused it whole
+    deepest = [path for path in problems if not any(other[: len(path)] == path != other for other in problems)]
+    path, alike = deepest[0], problems[deepest[0]]
+    first = alike[0]
     kind = first["type"]
     if kind == "extra_forbidden":
         key, parent = str(path[-1]), path[:-1]
@@ -570,15 +603,12 @@ def _validation_error(error: ValidationError, source: SourceMap) -> ConfigError:
     if kind == "missing":
         key, parent = str(path[-1]), path[:-1]
         return source.error(parent, f"missing required key '{key}'")
-    if kind == "value_error":
-        message = str(first["ctx"]["error"])
-    elif kind in ("model_type", "dict_type"):  # pydantic would name its own classes here
-        message = f"expected a mapping of keys to values, got {_shown(first['input'])}"
-    elif kind == "list_type":
-        message = f"expected a list, got {_shown(first['input'])}"
-    else:
-        message = f"{first['msg'][0].lower()}{first['msg'][1:]} (got {_shown(first['input'])})"
-    more = len(error.errors()) - 1
+    # a union's members each say what they would take: one sentence, "input should be A, or B"
+    said = list(dict.fromkeys(_message(problem) for problem in alike))
+    message = ", or ".join([said[0], *(text.removeprefix("input should be ") for text in said[1:])])
+    if kind != "value_error":
+        message += f" (got {_shown(first['input'])})"
+    more = len(deepest) - 1
     return source.error(path, message + (f" (and {more} more problem{'s' * (more > 1)})" if more else ""))
 
 
@@ -588,7 +618,7 @@ def validate(data: dict[str, Any], source: SourceMap, default_name: str) -> Expe
     try:
         config = ExperimentConfig.model_validate(data)
     except ValidationError as error:
-        raise _validation_error(error, source) from None
+        raise _validation_error(error, data, source) from None
     config._source = source
     _resolve_dataset_options(config)
     _check_combinations(config)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import sys
 from collections.abc import Callable, Iterable
 from typing import Any, TextIO
@@ -27,20 +28,25 @@ class NestedFormat(Choice):
 
 
 def plain(value: Any) -> Any:
-    """A value as JSON holds it: NumPy scalars as numbers, NaN (an empty CSV cell) as null, the rest as text."""
+    """A value as JSON holds it: NumPy scalars as numbers, NaN (an empty CSV cell, a diverged
+    loss) and infinities as null, containers walked, the rest as text."""
     value = value.item() if hasattr(value, "item") else value
-    if isinstance(value, float) and value != value:
+    if isinstance(value, float) and not math.isfinite(value):
         return None
-    return value if isinstance(value, (int, float, str, bool, type(None), list, dict)) else str(value)
+    if isinstance(value, dict):
+        return {key: plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(item) for item in value]
+    return value if isinstance(value, (int, float, str, bool, type(None))) else str(value)
 
 
 def _json_row(row: dict[str, Any]) -> str:
-    return json.dumps({key: plain(value) for key, value in row.items()}, default=plain)
+    return json.dumps(plain(row), allow_nan=False)
 
 
 def emit_json(data: Any, stream: TextIO | None = None) -> None:
-    """One JSON document."""
-    (stream or sys.stdout).write(json.dumps(data, indent=2, default=plain) + "\n")
+    """One JSON document: strict JSON, which has no NaN."""
+    (stream or sys.stdout).write(json.dumps(plain(data), indent=2, allow_nan=False) + "\n")
 
 
 def emit_json_rows(rows: Iterable[dict[str, Any]], stream: TextIO | None = None) -> None:

@@ -83,6 +83,17 @@ def test_an_interrupt_inside_a_reading_command_is_one_line_and_130(tmp_path, mon
     assert result.exit_code == 130 and result.stderr == "stopped: interrupted\n"
 
 
+def test_an_interrupt_outside_a_command_s_body_is_130_too(monkeypatch):
+    # `datasets` lists without @reports_errors, and click turns the interrupt into its Abort
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("dlcli.data.catalog.keras_cache_dir", interrupted)
+    result = CliRunner().invoke(app, ["datasets"])
+
+    assert result.exit_code == 130 and result.stderr == "stopped: interrupted\n", result.output
+
+
 def test_sigterm_while_the_program_starts_is_130_with_a_line():
     # the signal arrives while the command line is imported: a hook sends it at that instant
     code = (
