@@ -17,10 +17,7 @@ def load_raw(config: ExperimentConfig) -> RawDataset:
     from dlcli.data.prepare import checked
 
     path = getattr(config.dataset, "path", None)
-    raw = DATASETS[config.dataset.name].load(config)
-    if path is not None and str(path).endswith(".npz"):
-        return checked(raw, str(path), ("train (x_train, y_train)", "test (x_test, y_test)"))
-    return checked(raw, str(path) if path is not None else config.dataset.name)
+    return checked(DATASETS[config.dataset.name].load(config), str(path) if path is not None else config.dataset.name)
 
 
 def load_dataset(config: ExperimentConfig) -> Splits:

@@ -11,7 +11,7 @@ import numpy as np
 from dlcli.data.bundled import TEST_SPLIT_SEED, fixed_split
 from dlcli.data.catalog import DatasetInfo
 from dlcli.data.examples import IMAGE_EXTENSIONS, ArrayPool, FilePool
-from dlcli.data.prepare import RawDataset
+from dlcli.data.prepare import RawDataset, non_finite
 from dlcli.data.split import split_indices
 from dlcli.errors import DataUnavailable
 from dlcli.keys import did_you_mean
@@ -178,9 +178,10 @@ def _is_number(value) -> bool:
 def _no_missing_values(config: ExperimentConfig, key: str, table, column: str, path: Path) -> None:
     """Every cell of `column` holds a value, and a finite one where the column holds numbers."""
     values = table[column]
-    missing = values.isna()
-    if values.dtype.kind in "fc":
-        missing |= ~np.isfinite(values.to_numpy())
+    missing = values.isna().to_numpy().copy()  # pandas may hand out its own, read-only
+    found = non_finite(values.to_numpy())
+    if found is not None:
+        missing[found[0]] = True
     missing = table.index[missing]
     if len(missing):
         rows = ", ".join(str(row + 2) for row in missing[:5]) + (" ..." if len(missing) > 5 else "")
@@ -287,4 +288,5 @@ def load_npz(info: DatasetInfo, config: ExperimentConfig) -> RawDataset:
     return RawDataset(
         ArrayPool(compact(x_train), y_all[: len(y_train)]), ArrayPool(compact(x_test), y_all[len(y_train):]),
         class_names, value_range=255.0 if pixels else None,
+        split_names=("train (x_train, y_train)", "test (x_test, y_test)"),
     )

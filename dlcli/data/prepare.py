@@ -31,14 +31,15 @@ class RawDataset:
     validation: Pool | None = None  # a validation set of the source's own (image folders)
     texts: bool = False  # x holds raw strings, vectorized by TextVectorization
     input_columns: list[str] = field(default_factory=list)  # a table's: the text column, or the feature columns
+    split_names: tuple[str, str] = ("train", "test")  # as the source names them, in its errors
 
 
-def checked(raw: RawDataset, where: str, splits_named: tuple[str, str] = ("train", "test")) -> RawDataset:
+def checked(raw: RawDataset, where: str) -> RawDataset:
     """What every source hands on, checked once where it enters: inputs and labels of one length,
     at least one example in each split and one feature in each example, inputs of one shape in
     every split, finite values, class labels within the classes. `where` names the source (its
-    file, or the dataset); the splits are named as the source names them (x_train, x_test)."""
-    pools = [(splits_named[0], raw.train), (splits_named[1], raw.test)]
+    file, or the dataset); the splits are named as the source names them (`raw.split_names`)."""
+    pools = [(raw.split_names[0], raw.train), (raw.split_names[1], raw.test)]
     if raw.validation is not None:
         pools.append(("validation", raw.validation))
     shapes = {}
@@ -71,15 +72,22 @@ def checked(raw: RawDataset, where: str, splits_named: tuple[str, str] = ("train
     return raw
 
 
+def non_finite(values: np.ndarray) -> tuple[np.ndarray, int] | None:
+    """The rows of `values` (each flattened) that hold NaN or an infinity, and the first such
+    row's first bad position; None when every value is finite or the values are not numbers."""
+    if values.dtype.kind not in "fc":
+        return None
+    bad = ~np.isfinite(values.reshape(len(values), -1))
+    rows = np.flatnonzero(bad.any(axis=1))
+    return (rows, int(np.flatnonzero(bad[rows[0]])[0])) if len(rows) else None
+
+
 def _finite(values: np.ndarray, what: str, columns: list[str]) -> None:
     """Refuse NaN and infinities, naming the first row (and column, for a table) that holds one."""
-    if values.dtype.kind not in "fc":
+    found = non_finite(values)
+    if found is None:
         return
-    bad = ~np.isfinite(values.reshape(len(values), -1))
-    if not bad.any():
-        return
-    rows = np.flatnonzero(bad.any(axis=1))
-    column = int(np.flatnonzero(bad[rows[0]])[0])
+    rows, column = found
     named = f", column '{columns[column]}'" if len(columns) > column and values.ndim == 2 else ""
     raise DataUnavailable(
         f"{what} hold NaN or infinite values in {len(rows)} rows (first: row {rows[0]}{named}, "

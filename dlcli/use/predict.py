@@ -18,6 +18,7 @@ import tensorflow as tf
 from dlcli.build.inference import class_names, class_probabilities, inference_model
 from dlcli.data.examples import IMAGE_EXTENSIONS, FilePool
 from dlcli.data.pipeline import raw_examples
+from dlcli.data.prepare import non_finite
 from dlcli.errors import DlcliError
 from dlcli.store.runs import RunFolder
 
@@ -228,11 +229,10 @@ def _is_image_source(path: Path) -> bool:
 
 def _refuse_missing(path: Path, x: np.ndarray, columns: list[str], first_row: int) -> None:
     """A model answers nothing sensible for an example with an empty or infinite feature: name the first."""
-    bad = ~np.isfinite(x)
-    if bad.any():
-        row, column = (int(index) for index in np.argwhere(bad)[0])
+    found = non_finite(x)
+    if found is not None:
+        rows, column = found
         raise DlcliError(
-            f"{path}: column '{columns[column]}' has no finite value on line {first_row + row + 2}, and "
-            f"{int(bad.any(axis=1).sum())} rows of this batch lack one; predict needs every feature: fill or "
-            "remove those rows"
+            f"{path}: column '{columns[column]}' has no finite value on line {first_row + int(rows[0]) + 2}, and "
+            f"{len(rows)} rows of this batch lack one; predict needs every feature: fill or remove those rows"
         )
