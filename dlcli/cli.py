@@ -185,11 +185,25 @@ def train(
         Optional[str],
         typer.Option("--resume", metavar="RUN", help="Continue an interrupted or crashed run in its own folder."),
     ] = None,
+    repeat: Annotated[Optional[int], typer.Option(
+        "--repeat", min=2, metavar="N", help="Train N times, seeds `seed` to `seed`+N-1: one group of runs to compare.",
+    )] = None,
+    seeds: Annotated[Optional[str], typer.Option(
+        "--seeds", metavar="S1,S2,...", help="Train once per seed listed: one group of runs to compare.",
+    )] = None,
+    jobs: Annotated[int, typer.Option(
+        "--jobs", min=1, help="With --repeat/--seeds: workers training at once, each its share of the cores.",
+    )] = 1,
     runs_dir: RunsDir = Path("runs"),
 ) -> None:
-    """Validate CONFIG, train it and write a run folder under --runs-dir (or --resume RUN)."""
+    """Validate CONFIG, train it and write a run folder under --runs-dir (or --resume RUN); with
+    --repeat or --seeds, once per seed, through the sweep's workers."""
     from dlcli.config import load_config
 
+    if repeat is not None or seeds is not None:
+        return _train_repeats(config, overrides, name, resume, repeat, seeds, jobs, runs_dir)
+    if jobs != 1:
+        raise DlcliError("--jobs trains several seeds at once: give --repeat N or --seeds S1,S2,...")
     if resume is not None:
         if config is not None or overrides or name is not None:
             raise DlcliError("--resume RUN continues a run with its own config.yaml; give no CONFIG, --set or --name")
@@ -221,6 +235,46 @@ def train(
     console.print(_summary_table(result.summary))
     _print_verdicts(result.summary, warned_live=result.warned_live)
     console.print(f"run [bold]{result.run.id}[/] completed: {result.run.path}")
+
+
+def _train_repeats(
+    config: Path | None, overrides: list[str], name: str | None, resume: str | None, repeat: int | None,
+    seeds: str | None, jobs: int, runs_dir: Path,
+) -> None:
+    """`train --repeat N | --seeds ...`: a sweep over `seed` alone; its runs form one group."""
+    from dlcli.config import load_config
+    from dlcli.report.compare import compare, recorded_directions
+    from dlcli.report.groups import groups_of
+    from dlcli.report.render import groups_table
+    from dlcli.sweep.driver import sweep
+
+    if resume is not None:
+        raise DlcliError("--resume RUN continues one run; an interrupted --repeat continues with `dlcli sweep --resume ID`")
+    if config is None:
+        raise DlcliError("give a CONFIG file to train with --repeat or --seeds")
+    if repeat is not None and seeds is not None:
+        raise DlcliError("give --repeat N or --seeds S1,S2,..., not both")
+    if seeds is not None:
+        try:
+            chosen = [int(seed) for seed in seeds.split(",")]
+        except ValueError:
+            raise DlcliError(f"--seeds {seeds}: expected whole numbers separated by commas, e.g. --seeds 0,3,7") from None
+    else:
+        first = load_config(config, overrides, name=name).seed
+        chosen = list(range(first, first + repeat))
+
+    def show_results(records) -> None:
+        comparison = compare(records)
+        found = groups_of(records, comparison, recorded_directions(records))
+        console.print(groups_table(found, comparison.metrics, _headline(comparison, None, records)))
+
+    plan = sweep(
+        config, grid=[], method=None, trials=None, prune=None, storage=None, seed=None, overrides=overrides, name=name,
+        resume=None, retry_failed=False, jobs=jobs, runs_dir=runs_dir,
+        say=lambda line: error_console.print(line, markup=False), show_results=show_results, seeds=chosen,
+    )
+    console.print(f"{len(plan.trials)} seeds trained (sweep {plan.id}); compare groups with: dlcli compare --sweep {plan.id}",
+                  markup=False)
 
 
 def _print_verdicts(summary: dict[str, Any], warned_live: bool = False) -> None:
@@ -443,7 +497,7 @@ def show(run: RunArgument, output_format: FormatOption = Format.table, runs_dir:
     info = record.info
     style = STATUS_STYLES.get(record.status, "")
     console.print(f"[bold]{record.id}[/]  [{style}]{record.status}[/]" + (f"  ({record.damage})" if record.damage else ""))
-    for key in ("created", "ended", "duration_s", "command", "host", "pid", "error"):
+    for key in ("group", "created", "ended", "duration_s", "command", "host", "pid", "error"):
         if getattr(info, key) not in (None, ""):
             console.print(f"  {key}: {getattr(info, key)}", markup=False)
     config_path = record.folder.file(CONFIG_FILE)
@@ -529,8 +583,10 @@ def compare_runs(
     sweep: Annotated[Optional[str], typer.Option("--sweep", help="The trials of this sweep (id, prefix or latest).")] = None,
     runs_dir: RunsDir = Path("runs"),
 ) -> None:
-    """Runs side by side: only the config keys that differ, then best/final/test metrics."""
-    from dlcli.report.compare import compare, comparison_curves, recorded_monitor, records_to_compare
+    """Runs side by side: only the config keys that differ, then best/final/test metrics; runs that
+    differ only in their seed as groups (mean ± std), each against the best beyond seed noise or not."""
+    from dlcli.report.compare import compare, comparison_curves, recorded_directions, recorded_monitor, records_to_compare
+    from dlcli.report.groups import REPEAT_HINT, groups_of
 
     records = records_to_compare(runs_dir, runs, last, pattern, sweep, where, status, every)
     elsewhere = []
@@ -540,25 +596,51 @@ def compare_runs(
         sort = sort or recorded_monitor(records)
         elsewhere = trials_elsewhere(runs_dir, sweep, records)
     comparison = compare(records, sort)
+    found = groups_of(records, comparison, recorded_directions(records))
+    repeated = len(found) > 1 and any(group.n > 1 for group in found)  # one group: its runs side by side
     if output_format == Format.json:
-        shown = {"differing_keys": comparison.keys, "runs": comparison.rows}
+        shown = {"differing_keys": comparison.keys, "runs": comparison.rows,
+                 "groups": [group.as_dict(comparison.metrics) for group in found]}
         emit_json({**shown, "trials_elsewhere": elsewhere} if sweep else shown)
     elif output_format == Format.csv:
         emit_csv(comparison.rows, comparison.columns())
+    elif repeated:
+        from dlcli.report.render import groups_table
+
+        console.print(groups_table(found, comparison.metrics, _headline(comparison, sort, records)))
     else:
         from dlcli.report.render import comparison_table
 
         console.print(comparison_table(comparison))
-        if elsewhere:
-            from dlcli.report.render import rows_table
+        if len(found) > 1:
+            error_console.print(f"one run per config: a difference cannot be told from seed noise; {REPEAT_HINT}",
+                                markup=False)
+    if output_format == Format.table and elsewhere:
+        from dlcli.report.render import rows_table
 
-            console.print(rows_table(elsewhere, "the study's trials without a run here (other processes or machines)"))
+        console.print(rows_table(elsewhere, "the study's trials without a run here (other processes or machines)"))
     if plot is not None:
-        from dlcli.curves.plots import plot_comparison
+        if repeated:
+            from dlcli.curves.plots import plot_group_comparison
+            from dlcli.report.groups import group_histories
 
-        curves = comparison_curves(comparison, records)
-        plot_comparison(curves, plot, f"{len(curves)} runs", smooth)
+            plot_group_comparison(group_histories(found, records), plot, f"{len(found)} groups", smooth)
+        else:
+            from dlcli.curves.plots import plot_comparison
+
+            curves = comparison_curves(comparison, records)
+            plot_comparison(curves, plot, f"{len(curves)} runs", smooth)
         error_console.print(f"wrote {plot}")
+
+
+def _headline(comparison, sort: str | None, records) -> str:
+    """The metric column the groups' verdict is shown for: the sorted one, else the runs' monitor."""
+    from dlcli.report.compare import recorded_monitor
+
+    wanted = [sort, f"best {sort}", f"test {sort}", f"final {sort}"] if sort else []
+    wanted.append(f"best {recorded_monitor(records)}")
+    fallback = comparison.metrics[0] if comparison.metrics else ""
+    return next((column for column in wanted if column in comparison.metrics), fallback)
 
 
 @app.command()

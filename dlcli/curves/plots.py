@@ -99,14 +99,19 @@ def _fold_lines(axis, rows, folds, key, color, label, smooth, from_epoch) -> Non
     axis.fill_between(epochs, mean - std, mean + std, color=color, alpha=0.2, label=f"{label} ±1 std")
 
 
+def _validation_keys(histories: list[list[dict[str, float]]]) -> list[str]:
+    """val_loss and the first other validation metric the histories log."""
+    keys = list(dict.fromkeys(k for rows in histories if rows for k in rows[0] if k.startswith("val_")))
+    keys.sort(key=lambda key: key != "val_loss")
+    return keys[:2]
+
+
 def plot_comparison(
     series: list[tuple[str, list[dict[str, float]]]], path: Path, title: str, smooth: float = 0.0,
 ) -> None:
     """Validation curves of several runs on shared axes: val_loss and the first other validation
     metric, each smoothed by `smooth` (an exponential moving average, 0: none)."""
-    keys = list(dict.fromkeys(k for _, rows in series if rows for k in rows[0] if k.startswith("val_")))
-    keys.sort(key=lambda key: key != "val_loss")
-    keys = keys[:2]
+    keys = _validation_keys([rows for _, rows in series])
     figure, axes = _figure(max(len(keys), 1), 6, 4.5)
     for axis, key in zip(axes[0], keys):
         for label, rows in series:
@@ -115,4 +120,28 @@ def plot_comparison(
                 epochs, values = zip(*points)
                 axis.plot(epochs, smoothed(list(values), smooth), "o-", markersize=3, label=label)
         _label(axis, key + (f" (smoothed {smooth:g})" if smooth else ""))
+    _save(figure, path, title)
+
+
+def plot_group_comparison(
+    series: list[tuple[str, list[list[dict[str, float]]]]], path: Path, title: str, smooth: float = 0.0,
+) -> None:
+    """Each group's mean validation curve over its runs, with a band of one standard deviation
+    across them (seed noise), epoch by epoch as far as its runs go together."""
+    import numpy as np
+
+    keys = _validation_keys([rows for _, histories in series for rows in histories])
+    figure, axes = _figure(max(len(keys), 1), 6, 4.5)
+    for axis, key in zip(axes[0], keys):
+        for label, histories in series:
+            curves = [smoothed([row[key] for row in rows if key in row], smooth) for rows in histories]
+            curves = [curve for curve in curves if curve]
+            if not curves:
+                continue
+            epochs = min(len(curve) for curve in curves)
+            values = np.array([curve[:epochs] for curve in curves])
+            mean, std = values.mean(axis=0), values.std(axis=0, ddof=1) if len(values) > 1 else np.zeros(epochs)
+            line = axis.plot(range(1, epochs + 1), mean, "o-", markersize=3, label=f"{label} (n={len(values)})")
+            axis.fill_between(range(1, epochs + 1), mean - std, mean + std, color=line[0].get_color(), alpha=0.2)
+        _label(axis, key + (f" (smoothed {smooth:g})" if smooth else "") + ", mean ± std over seeds")
     _save(figure, path, title)

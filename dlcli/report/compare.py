@@ -76,7 +76,8 @@ def _metric_columns(record: RunRecord) -> dict[str, float]:
     return columns
 
 
-def _metric_name(column: str) -> str:
+def column_metric(column: str) -> str:
+    """The metric a comparison column shows: "best val_loss" -> "val_loss"."""
     return column.split(" ", 1)[-1]
 
 
@@ -128,7 +129,7 @@ def compare(records: list[RunRecord], sort: str | None = None) -> Comparison:
     best = {}
     for column in metrics:
         present = [row[column] for row in rows if isinstance(row[column], (int, float))]
-        minimize = minimizes(directions, _metric_name(column))
+        minimize = minimizes(directions, column_metric(column))
         if present and minimize is not None:
             best[column] = (min if minimize else max)(present)
     comparison = Comparison(keys, metrics, rows, best)
@@ -144,10 +145,10 @@ def _sort(comparison: Comparison, sort: str, directions: dict[str, str]) -> None
         raise DlcliError(f"--sort {sort}: no such column; sortable: {', '.join(comparison.metrics + ['duration_s'])}")
     descending = False  # durations, sizes: the smallest first
     if column in comparison.metrics:
-        minimize = minimizes(directions, _metric_name(column))
+        minimize = minimizes(directions, column_metric(column))
         if minimize is None:
             raise DlcliError(
-                f"--sort {sort}: these runs do not record whether a higher or a lower {metric_name(_metric_name(column))} "
+                f"--sort {sort}: these runs do not record whether a higher or a lower {metric_name(column_metric(column))} "
                 "is better (runs trained before dlcli recorded it from Keras, or runs whose monitor_mode "
                 "disagree); compare runs that do, or sort by another metric"
             )

@@ -10,6 +10,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from dlcli.report import groups
 from dlcli.report.emit import Format, emit_csv, emit_json_rows
 from dlcli.store.runs import RunRecord
 from dlcli.store.status import RunStatus
@@ -46,7 +47,7 @@ def _headline_metric(record: RunRecord, source: dict[str, Any] | None, prefix: s
 
 def runs_table(records: list[RunRecord]) -> Table:
     table = Table(title=f"{len(records)} runs")
-    for column in ("id", "name", "status", "dataset", "epochs", "best", "test", "started", "duration"):
+    for column in ("id", "name", "group", "status", "dataset", "epochs", "best", "test", "started", "duration"):
         table.add_column(
             column, justify="right" if column in ("epochs", "duration") else "left", no_wrap=column == "id"
         )
@@ -57,7 +58,7 @@ def runs_table(records: list[RunRecord]) -> Table:
         if record.damage:
             status.append(f" ({record.damage})", style="dim")
         table.add_row(
-            record.id, info.name, status, info.dataset,
+            record.id, info.name, info.group or "", status, info.dataset,
             str(record.epochs_done()) if not record.damage else "",
             _headline_metric(record, (record.summary or {}).get("best"), "val_"),
             _headline_metric(record, (record.evaluation or {}).get("metrics")),
@@ -90,6 +91,36 @@ def comparison_table(comparison: Comparison) -> Table:
         table.add_row(*cells)
     if not comparison.keys:
         table.caption = "the configs are identical"
+    return table
+
+
+def groups_table(found: list[groups.Group], metrics: list[str], headline: str) -> Table:
+    """One row per group: its runs, each metric's mean ± std, and on `headline` the difference
+    from the best group with its interval (95% for all the pairs together) and the verdict."""
+    plural = "s" * (len(found) != 1)
+    table = Table(title=f"{len(found)} group{plural} (runs that differ only in their seed): mean ± std over seeds")
+    table.add_column("group")
+    table.add_column("n", justify="right")
+    for column in metrics:
+        table.add_column(column, justify="right")
+    table.add_column(f"{headline}: vs best (95% CI, all pairs)", justify="right")
+    table.add_column("verdict")
+    for group in found:
+        cells = [Text(group.label), Text(str(group.n))]
+        for column in metrics:
+            spread = group.spreads.get(column)
+            text = "" if spread is None else _number(spread.mean) + (f" ± {spread.std:.2g}" if spread.std is not None else "")
+            cells.append(Text(text))
+        difference = group.differences.get(headline)
+        if difference is None or difference.best_group == group.id:
+            cells.append(Text("best" if difference else ""))
+        else:
+            interval = "" if difference.low is None else f" [{difference.low:+.3g}, {difference.high:+.3g}]"
+            cells.append(Text(f"{difference.difference:+.3g}{interval}"))
+        verdict = difference.verdict if difference else ""
+        style = {groups.BETTER: "bold green", groups.WORSE: "red", groups.ONE_RUN: "dim"}.get(verdict, "")
+        cells.append(Text(verdict, style=style))
+        table.add_row(*cells)
     return table
 
 

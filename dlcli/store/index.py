@@ -36,6 +36,7 @@ from dlcli.store.runs import (
     RunInfo,
     RunRecord,
     effective_status,
+    group_of,
     load_run,
     metric_name,
     running_status,
@@ -43,7 +44,7 @@ from dlcli.store.runs import (
 from dlcli.store.status import RunStatus
 
 INDEX_FILE = "index.sqlite"
-INDEX_VERSION = 6  # PRAGMA user_version: an index of another version is rebuilt
+INDEX_VERSION = 7  # PRAGMA user_version: an index of another version is rebuilt
 BUSY_TIMEOUT_S = 60  # a run recording its status waits this long for another writer
 READ_WAIT_S = 1.0  # a reading command no longer than this, then it reads the folders
 
@@ -79,6 +80,7 @@ def _fields(record: RunRecord) -> list[tuple[str, Any]]:
             if isinstance(config.get(key), str):
                 fields.append((f"{key}.name", config[key]))
         fields += list(flattened(config))
+        fields.append(("group", record.info.group or group_of(config)))  # runs from before groups: their config's
     return fields + list(record.metrics().items())
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import fcntl
+import hashlib
 import io
 import json
 import os
@@ -21,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from dlcli import __version__
 from dlcli.errors import DlcliError, RunNotFound
+from dlcli.keys import read_yaml
 from dlcli.outputs import replaced
 from dlcli.store.status import FINISHED, RunStatus
 
@@ -40,6 +42,18 @@ OWNER_FILE = "owner.lock"  # locked by the process training the run (RunFolder.o
 CHECKPOINT_DIR = "checkpoint"  # an unfinished run's resume state; removed when it completes
 STATE_FILE = "state.json"  # in CHECKPOINT_DIR: the last committed epoch (CheckpointState)
 OLD_WEIGHTS_FILE = "last.weights.h5"  # in CHECKPOINT_DIR, by dlcli before checkpoint schema 1
+
+
+# What runs of one experiment may differ in: their name, their seed, and the sweep section a
+# sweep's trials drop. Runs whose configs are otherwise the same form one group (repeats).
+NOT_THE_EXPERIMENT = ("name", "seed", "sweep")
+
+
+def group_of(config: dict[str, Any]) -> str:
+    """The group of the runs of `config` (a run's resolved config, as read from config.yaml):
+    the same for every seed of one experiment, different for any other change."""
+    experiment = {key: value for key, value in config.items() if key not in NOT_THE_EXPERIMENT}
+    return hashlib.sha256(json.dumps(experiment, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 
 def model_file(fold: int | None) -> str:
@@ -121,6 +135,7 @@ class RunInfo(RunFile):
     pid_started: int | None = None  # clock ticks since boot: a reused pid is another process
     error: str | None = None
     sweep: dict[str, Any] | None = None  # {id, trial, values} for a trial of a sweep
+    group: str | None = None  # group_of its config: the runs that differ only in their seed
     resumes: list[dict[str, Any]] = []  # one {at, command} per --resume
     resumable: bool = True  # false when it failed on its config: a resume would fail the same way
 
@@ -386,7 +401,7 @@ class RunFolder:
         """Write the resolved config and a `running` run.json."""
         write_atomic(self.file(CONFIG_FILE), config_yaml)
         info = RunInfo(
-            id=self.id, name=name, dataset=dataset, status=RunStatus.running,
+            id=self.id, name=name, dataset=dataset, status=RunStatus.running, group=group_of(read_yaml(config_yaml)),
             created=now().isoformat(timespec="milliseconds"), command=command, cwd=os.getcwd(), seed=seed,
             versions={"python": platform.python_version(), "dlcli": __version__, **versions},
             host=socket.gethostname(), pid=os.getpid(), pid_started=process_start_time(os.getpid()), sweep=sweep,
@@ -545,14 +560,15 @@ class RunRecord:
         return self.folder.id
 
     # as_row's columns before the metrics
-    ROW_COLUMNS = ("id", "name", "status", "damage", "dataset", "epochs", "created", "ended", "duration_s", "sweep")
+    ROW_COLUMNS = ("id", "name", "status", "damage", "dataset", "epochs", "created", "ended", "duration_s", "sweep",
+                   "group")
 
     def as_row(self) -> dict[str, Any]:
         """The run as `dlcli runs --format json|csv` prints it: plain values, metrics flattened."""
         info = self.info
         values = (self.id, info.name, self.status, self.damage, info.dataset,
                   None if self.damage else self.epochs_done(), info.created, info.ended, info.duration_s,
-                  (info.sweep or {}).get("id"))
+                  (info.sweep or {}).get("id"), info.group)
         return {**dict(zip(self.ROW_COLUMNS, values)), **self.metrics()}
 
     def metrics(self) -> dict[str, Any]:

@@ -174,6 +174,14 @@ def sweep_settings(
                          prune=prune, seed=seed)
 
 
+def repeat_settings(seeds: list[int]) -> SweepSettings:
+    """A config trained once per seed (`dlcli train --repeat/--seeds`): a grid over `seed` alone,
+    whatever `sweep:` section the config has."""
+    if len(set(seeds)) != len(seeds):
+        raise DlcliError(f"--seeds {','.join(map(str, seeds))}: a seed is given twice; each seed trains once")
+    return SweepSettings(method=SweepMethod.grid, points=[{"seed": seed} for seed in seeds], space={}, samples=1)
+
+
 def _encoded_choices(choices: list[Any]) -> tuple[list[Any], bool]:
     """Optuna's categorical values are None, bools, numbers or strings: others go as JSON text."""
     plain = all(value is None or isinstance(value, (bool, int, float, str)) for value in choices)
