@@ -242,8 +242,7 @@ def _train_repeats(
     seeds: str | None, jobs: int, runs_dir: Path,
 ) -> None:
     """`train --repeat N | --seeds ...`: a sweep over `seed` alone; its runs form one group."""
-    from dlcli.config import load_config
-    from dlcli.report.compare import compare, recorded_directions
+    from dlcli.report.compare import compare, headline_column
     from dlcli.report.groups import groups_of
     from dlcli.report.render import groups_table
     from dlcli.sweep.driver import sweep
@@ -254,24 +253,22 @@ def _train_repeats(
         raise DlcliError("give a CONFIG file to train with --repeat or --seeds")
     if repeat is not None and seeds is not None:
         raise DlcliError("give --repeat N or --seeds S1,S2,..., not both")
+    chosen = None
     if seeds is not None:
         try:
             chosen = [int(seed) for seed in seeds.split(",")]
         except ValueError:
             raise DlcliError(f"--seeds {seeds}: expected whole numbers separated by commas, e.g. --seeds 0,3,7") from None
-    else:
-        first = load_config(config, overrides, name=name).seed
-        chosen = list(range(first, first + repeat))
 
     def show_results(records) -> None:
         comparison = compare(records)
-        found = groups_of(records, comparison, recorded_directions(records))
-        console.print(groups_table(found, comparison.metrics, _headline(comparison, None, records)))
+        console.print(groups_table(groups_of(records, comparison), comparison.metrics,
+                                   headline_column(comparison, None, records)))
 
     plan = sweep(
         config, grid=[], method=None, trials=None, prune=None, storage=None, seed=None, overrides=overrides, name=name,
         resume=None, retry_failed=False, jobs=jobs, runs_dir=runs_dir,
-        say=lambda line: error_console.print(line, markup=False), show_results=show_results, seeds=chosen,
+        say=lambda line: error_console.print(line, markup=False), show_results=show_results, seeds=chosen, repeat=repeat,
     )
     console.print(f"{len(plan.trials)} seeds trained (sweep {plan.id}); compare groups with: dlcli compare --sweep {plan.id}",
                   markup=False)
@@ -585,7 +582,7 @@ def compare_runs(
 ) -> None:
     """Runs side by side: only the config keys that differ, then best/final/test metrics; runs that
     differ only in their seed as groups (mean ± std), each against the best beyond seed noise or not."""
-    from dlcli.report.compare import compare, comparison_curves, recorded_directions, recorded_monitor, records_to_compare
+    from dlcli.report.compare import compare, comparison_curves, headline_column, recorded_monitor, records_to_compare
     from dlcli.report.groups import REPEAT_HINT, groups_of
 
     records = records_to_compare(runs_dir, runs, last, pattern, sweep, where, status, every)
@@ -596,7 +593,7 @@ def compare_runs(
         sort = sort or recorded_monitor(records)
         elsewhere = trials_elsewhere(runs_dir, sweep, records)
     comparison = compare(records, sort)
-    found = groups_of(records, comparison, recorded_directions(records))
+    found = groups_of(records, comparison)
     repeated = len(found) > 1 and any(group.n > 1 for group in found)  # one group: its runs side by side
     if output_format == Format.json:
         shown = {"differing_keys": comparison.keys, "runs": comparison.rows,
@@ -607,7 +604,7 @@ def compare_runs(
     elif repeated:
         from dlcli.report.render import groups_table
 
-        console.print(groups_table(found, comparison.metrics, _headline(comparison, sort, records)))
+        console.print(groups_table(found, comparison.metrics, headline_column(comparison, sort, records)))
     else:
         from dlcli.report.render import comparison_table
 
@@ -631,16 +628,6 @@ def compare_runs(
             curves = comparison_curves(comparison, records)
             plot_comparison(curves, plot, f"{len(curves)} runs", smooth)
         error_console.print(f"wrote {plot}")
-
-
-def _headline(comparison, sort: str | None, records) -> str:
-    """The metric column the groups' verdict is shown for: the sorted one, else the runs' monitor."""
-    from dlcli.report.compare import recorded_monitor
-
-    wanted = [sort, f"best {sort}", f"test {sort}", f"final {sort}"] if sort else []
-    wanted.append(f"best {recorded_monitor(records)}")
-    fallback = comparison.metrics[0] if comparison.metrics else ""
-    return next((column for column in wanted if column in comparison.metrics), fallback)
 
 
 @app.command()

@@ -55,6 +55,8 @@ class Comparison:
     metrics: list[str]  # metric columns, each with a best value to highlight
     rows: list[dict[str, Any]]
     best: dict[str, Any] = field(default_factory=dict)  # metric column -> best value
+    directions: dict[str, str] = field(default_factory=dict)  # recorded_directions of the runs
+    configs: dict[str, dict[str, Any]] = field(default_factory=dict)  # run id -> its config.yaml, as read
 
     def columns(self) -> list[str]:
         return ["run", "status", *self.keys, *self.metrics, "best_epoch", "overfitting_onset", "parameters", "duration_s"]
@@ -132,15 +134,26 @@ def compare(records: list[RunRecord], sort: str | None = None) -> Comparison:
         minimize = minimizes(directions, column_metric(column))
         if present and minimize is not None:
             best[column] = (min if minimize else max)(present)
-    comparison = Comparison(keys, metrics, rows, best)
+    comparison = Comparison(keys, metrics, rows, best, directions, {r.id: c for r, c in zip(records, configs)})
     if sort:
         _sort(comparison, sort, directions)
     return comparison
 
 
+def _columns_named(metric: str) -> list[str]:
+    """The comparison columns a metric's name may mean, in the order they are looked for."""
+    return [metric, f"best {metric}", f"test {metric}", f"final {metric}"]
+
+
+def headline_column(comparison: Comparison, sort: str | None, records: list[RunRecord]) -> str:
+    """The metric column a comparison leads with: the sorted one, else the runs' monitor's best."""
+    wanted = [*(_columns_named(sort) if sort else []), f"best {recorded_monitor(records)}"]
+    fallback = comparison.metrics[0] if comparison.metrics else ""
+    return next((column for column in wanted if column in comparison.metrics), fallback)
+
+
 def _sort(comparison: Comparison, sort: str, directions: dict[str, str]) -> None:
-    candidates = [sort, f"best {sort}", f"test {sort}", f"final {sort}"]
-    column = next((c for c in candidates if c in comparison.metrics or c in comparison.columns()), None)
+    column = next((c for c in _columns_named(sort) if c in comparison.metrics or c in comparison.columns()), None)
     if column is None:
         raise DlcliError(f"--sort {sort}: no such column; sortable: {', '.join(comparison.metrics + ['duration_s'])}")
     descending = False  # durations, sizes: the smallest first

@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from dlcli.curves.verdicts import minimizes
-from dlcli.report.compare import MISSING, Comparison, column_metric, read_config
+from dlcli.report.compare import MISSING, Comparison, column_metric
 from dlcli.store.runs import HISTORY_FILE, RunRecord, group_of, read_history
 
 CONFIDENCE = 0.95
@@ -103,14 +103,14 @@ def _family(config: dict[str, Any]) -> tuple[str, tuple[str, ...]]:
     return (dataset.get("name", "") if isinstance(dataset, dict) else "", classes)
 
 
-def groups_of(records: list[RunRecord], comparison: Comparison, directions: dict[str, str]) -> list[Group]:
+def groups_of(records: list[RunRecord], comparison: Comparison) -> list[Group]:
     """The compared runs by group, in the order their first run is compared, with each metric's
-    spread and its difference from the group best on it."""
+    spread and its difference from the group best on it (in the direction the runs recorded)."""
     rows = {row["run"]: row for row in comparison.rows}
     keys = [key for key in comparison.keys if key != "seed"]
     groups: dict[str, Group] = {}
     for record in records:
-        config = read_config(record)
+        config = comparison.configs[record.id]
         group_id = record.info.group or group_of(config)
         row = rows[record.id]
         if group_id not in groups:
@@ -125,7 +125,7 @@ def groups_of(records: list[RunRecord], comparison: Comparison, directions: dict
     for group in groups.values():
         group.spreads = {column: spread(values) for column, values in group.values.items()}
     for column in comparison.metrics:
-        _set_differences(list(groups.values()), column, minimizes(directions, column_metric(column)))
+        _set_differences(list(groups.values()), column, minimizes(comparison.directions, column_metric(column)))
     return list(groups.values())
 
 

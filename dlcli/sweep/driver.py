@@ -21,17 +21,18 @@ def sweep(
     config: Path | None, *, grid: list[str], method: SweepMethod | None, trials: int | None, prune: Pruner | None,
     storage: str | None, seed: int | None, overrides: list[str], name: str | None, resume: str | None,
     retry_failed: bool, jobs: int, runs_dir: Path, say: Callable[[str], None],
-    show_results: Callable[[list[RunRecord]], None], seeds: list[int] | None = None,
+    show_results: Callable[[list[RunRecord]], None], seeds: list[int] | None = None, repeat: int | None = None,
 ) -> Plan:
     """Run (or continue) a sweep to its end and return its plan; `say` gets the progress lines,
     `show_results` the trials' runs while the workers exit. A trial that did not complete or
-    prune leaves the sweep unfinished: a DlcliError that says how to resume it. `seeds`: the
-    config trained once per seed instead (`dlcli train --repeat`), its runs one group."""
+    prune leaves the sweep unfinished: a DlcliError that says how to resume it. `seeds`, or
+    `repeat` seeds from the config's own: the config trained once per seed instead (`dlcli
+    train --seeds/--repeat`), its runs one group."""
     # the workers import TensorFlow while this process reads the config and checks the values
     workers, answers = sweeping.start_workers(jobs)
     try:
         plan, folder, epochs = plan_sweep(
-            config, grid, method, trials, prune, storage, seed, overrides, name, resume, runs_dir, seeds,
+            config, grid, method, trials, prune, storage, seed, overrides, name, resume, runs_dir, seeds, repeat,
         )
     except BaseException:
         for worker in workers:
@@ -73,7 +74,7 @@ def sweep(
 def plan_sweep(
     config: Path | None, grid: list[str], method: SweepMethod | None, trials: int | None, prune: Pruner | None,
     storage: str | None, seed: int | None, overrides: list[str], name: str | None, resume: str | None, runs_dir: Path,
-    seeds: list[int] | None = None,
+    seeds: list[int] | None = None, repeat: int | None = None,
 ) -> tuple[Plan, Path | None, int]:
     """(plan, folder, epochs) of a sweep to resume, or of a new one (its folder still to be made),
     its values validated without TensorFlow."""
@@ -88,6 +89,8 @@ def plan_sweep(
         if config is None:
             raise DlcliError("give a CONFIG to sweep, or --resume ID")
         base = load_config(config, overrides, name=name)
+        if repeat is not None:
+            seeds = list(range(base.seed, base.seed + repeat))
         if seeds is not None:
             settings = sweeping.repeat_settings(seeds)
         else:
