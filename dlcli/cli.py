@@ -682,6 +682,10 @@ def sweep_runs(
     ] = None,
     seed: Annotated[Optional[int], typer.Option("--seed", help="Seed of the sampler (default: the section's, or 0).")] = None,
     jobs: Annotated[int, typer.Option("--jobs", min=1, help="Workers training trials at once, each its share of the cores.")] = 1,
+    repeats: Annotated[Optional[int], typer.Option(
+        "--repeats", min=1, help="Train every trial with N seeds (the config's seed and the next); the study "
+        "optimizes their mean, and compare shows each trial's seed spread.",
+    )] = None,
     overrides: Annotated[
         list[str], typer.Option("--set", metavar="KEY=VALUE", help="Override the base config (repeatable).")
     ] = [],  # noqa: B006 - Typer reads the default, never mutates it
@@ -693,20 +697,28 @@ def sweep_runs(
     runs_dir: RunsDir = Path("runs"),
 ) -> None:
     """Search a config's keys: trials chosen by Optuna, trained by workers, then compared."""
-    from dlcli.report.compare import compare, recorded_monitor
-    from dlcli.report.render import comparison_table
+    from dlcli.report.compare import compare, headline_column, recorded_monitor
+    from dlcli.report.groups import groups_of
+    from dlcli.report.render import comparison_table, groups_table
     from dlcli.sweep.driver import sweep
 
     def show_results(records) -> None:
-        console.print(comparison_table(compare(records, sort=recorded_monitor(records))))
+        comparison = compare(records, sort=recorded_monitor(records))
+        groups = groups_of(records, comparison)
+        if any(group.n > 1 for group in groups):  # repeated trials: each point's seeds and their spread
+            console.print(groups_table(groups, comparison.metrics, headline_column(comparison, None, records)))
+        else:
+            console.print(comparison_table(comparison))
 
     plan = sweep(
         config, grid=grid, method=method, trials=trials or random_trials, prune=prune, storage=storage, seed=seed,
         overrides=overrides, name=name, resume=resume, retry_failed=retry_failed, jobs=jobs, runs_dir=runs_dir,
-        say=lambda line: error_console.print(line, markup=False), show_results=show_results,
+        say=lambda line: error_console.print(line, markup=False), show_results=show_results, repeats=repeats,
     )
     pruned = sum(t.status == RunStatus.pruned for t in plan.trials)
-    console.print(f"sweep {plan.id}: all {len(plan.trials)} trials completed" + (f", {pruned} of them pruned" if pruned else ""))
+    seeds = plan.settings.repeat_seeds if plan.settings else []
+    console.print(f"sweep {plan.id}: all {len(plan.trials)} trials completed"
+                  + (f" ({len(seeds)} seeds each)" if seeds else "") + (f", {pruned} of them pruned" if pruned else ""))
 
 
 visualize_app = typer.Typer(

@@ -255,6 +255,7 @@ class TrainingConfig(_Strict):
 
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+SEED_MAX = 2**32 - 1  # NumPy's and TensorFlow's seeds are 32-bit
 
 
 SAMPLED = ("choice", "uniform", "log_uniform", "int")
@@ -289,7 +290,8 @@ class SweepConfig(_Strict):
     grid: dict[str, list[Any]] = {}
     random: dict[str, Any] = {}  # the older form of `params`, with `trials` (and `seed`) among the keys
     prune: Pruner | None = None
-    seed: int | None = Field(None, ge=0, le=2**32 - 1)
+    seed: int | None = Field(None, ge=0, le=SEED_MAX)
+    repeats: PositiveInt | None = None  # seeds per trial; the study optimizes their mean
 
     @field_validator("random")
     @classmethod
@@ -309,7 +311,7 @@ class SweepConfig(_Strict):
 
 class ExperimentConfig(_Strict):
     name: str
-    seed: int = Field(0, ge=0, le=2**32 - 1)  # NumPy's and TensorFlow's seeds are 32-bit
+    seed: int = Field(0, ge=0, le=SEED_MAX)
     dataset: DatasetConfig
     model: ModelConfig
     optimizer: KerasObject = KerasObject(name="rmsprop")

@@ -22,17 +22,20 @@ def sweep(
     storage: str | None, seed: int | None, overrides: list[str], name: str | None, resume: str | None,
     retry_failed: bool, jobs: int, runs_dir: Path, say: Callable[[str], None],
     show_results: Callable[[list[RunRecord]], None], seeds: list[int] | None = None, repeat: int | None = None,
+    repeats: int | None = None,
 ) -> Plan:
     """Run (or continue) a sweep to its end and return its plan; `say` gets the progress lines,
     `show_results` the trials' runs while the workers exit. A trial that did not complete or
     prune leaves the sweep unfinished: a DlcliError that says how to resume it. `seeds`, or
     `repeat` seeds from the config's own: the config trained once per seed instead (`dlcli
-    train --seeds/--repeat`), its runs one group."""
+    train --seeds/--repeat`), its runs one group. `repeats`: each trial trained with that many
+    seeds, the study told their mean."""
     # the workers import TensorFlow while this process reads the config and checks the values
     workers, answers = sweeping.start_workers(jobs)
     try:
         plan, folder, epochs = plan_sweep(
             config, grid, method, trials, prune, storage, seed, overrides, name, resume, runs_dir, seeds, repeat,
+            repeats,
         )
     except BaseException:
         for worker in workers:
@@ -46,7 +49,8 @@ def sweep(
             plan, folder, study = sweeping.create_sweep(plan, runs_dir, epochs)
             say(
                 f"sweep {plan.id}: {plan.settings.total} trials ({plan.settings.method.value}"
-                f"{', pruning: ' + plan.settings.prune.value if plan.settings.prune != Pruner.none else ''}), "
+                f"{', pruning: ' + plan.settings.prune.value if plan.settings.prune != Pruner.none else ''}"
+                f"{_repeats_said(plan.settings.repeat_seeds)}), "
                 f"{jobs} at a time ({folder})"
             )
         else:
@@ -74,15 +78,15 @@ def sweep(
 def plan_sweep(
     config: Path | None, grid: list[str], method: SweepMethod | None, trials: int | None, prune: Pruner | None,
     storage: str | None, seed: int | None, overrides: list[str], name: str | None, resume: str | None, runs_dir: Path,
-    seeds: list[int] | None = None, repeat: int | None = None,
+    seeds: list[int] | None = None, repeat: int | None = None, repeats: int | None = None,
 ) -> tuple[Plan, Path | None, int]:
     """(plan, folder, epochs) of a sweep to resume, or of a new one (its folder still to be made),
     its values validated without TensorFlow."""
     folder = None
     if resume is not None:
-        if config is not None or grid or trials or method or prune or storage or overrides:
+        if config is not None or grid or trials or method or prune or storage or overrides or repeats:
             raise DlcliError("--resume ID continues a sweep with its own plan; give no CONFIG, --grid, --random, "
-                             "--trials, --method, --prune, --storage or --set")
+                             "--trials, --method, --prune, --storage, --repeats or --set")
         folder = sweeping.find_sweep(runs_dir, resume)
         plan = sweeping.Plan.load(folder)
     else:
@@ -95,12 +99,16 @@ def plan_sweep(
             settings = sweeping.repeat_settings(seeds)
         else:
             settings = sweeping.sweep_settings(
-                base, grid, method.value if method else None, trials, prune.value if prune else None, seed,
+                base, grid, method.value if method else None, trials, prune.value if prune else None, seed, repeats,
             )
         plan = sweeping.Plan(id="", config=str(config.resolve()), overrides=overrides, name=base.name,
                              study=base.name, storage=storage, settings=settings)
         checked = sweeping.validate_trials(plan)
-        sweeping.check_trial_names(checked[0][1], settings.total)
+        sweeping.check_trial_names(checked[0][1], settings)
         if storage is not None:
             sweeping.open_storage(storage, runs_dir)  # one that cannot be reached fails now, in seconds
     return plan, folder, sweeping.trial_config(plan, {}, "the base config").training.epochs
+
+
+def _repeats_said(seeds: list[int]) -> str:
+    return f", each with seeds {seeds[0]}-{seeds[-1]}, the study told their mean" if seeds else ""

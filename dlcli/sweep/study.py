@@ -33,7 +33,7 @@ from typing import Any, Callable
 from pydantic import BaseModel
 
 from dlcli.choices import Pruner, SweepMethod
-from dlcli.config import NAME_PATTERN, ExperimentConfig, load_config
+from dlcli.config import NAME_PATTERN, SEED_MAX, ExperimentConfig, load_config
 from dlcli.errors import ConfigError, DlcliError, RunNotFound
 from dlcli.keys import parse_yaml_value
 from dlcli.stopping import EXIT_INTERRUPTED
@@ -59,6 +59,9 @@ class SweepSettings(BaseModel):
     samples: int  # trials per grid point (1 when nothing is sampled)
     prune: Pruner = Pruner.none
     seed: int = 0
+    # `--repeats N`: each trial trains its point once per seed, and the study is told the mean
+    # (empty: once, with the config's own seed)
+    repeat_seeds: list[int] = []
 
     @property
     def total(self) -> int:
@@ -66,14 +69,17 @@ class SweepSettings(BaseModel):
 
     def compared(self) -> dict[str, Any]:
         """What must be the same for two processes to share a study."""
-        return {"method": self.method, "points": self.points, "space": self.space, "samples": self.samples,
-                "prune": self.prune}
+        compared = {"method": self.method, "points": self.points, "space": self.space, "samples": self.samples,
+                    "prune": self.prune}
+        # only when set: a study made before repeats existed is still joined
+        return {**compared, "repeat_seeds": self.repeat_seeds} if self.repeat_seeds else compared
 
 
 class Trial(BaseModel):
-    index: int  # the study's trial number + 1: runs are named NAME-tINDEX
+    index: int  # the study's trial number + 1: runs are named NAME-tINDEX (with repeats, NAME-tINDEX-sSEED)
     values: dict[str, Any]
-    run: str | None = None
+    run: str | None = None  # with repeats: the run of the first seed not finished, else the last seed's
+    runs: list[str] = []  # with repeats: each seed's newest run, in seed order
     status: str = "pending"
     number: int | None = None  # the trial's number in the study (None: an older plan's trial)
 
@@ -96,8 +102,9 @@ class Plan(RunFile):
     direction: str = "minimize"
     monitor: str | None = None
 
-    def trial_name(self, trial: Trial) -> str:
-        return f"{self.name or self.id[16:]}-t{trial.index}"
+    def trial_name(self, trial: Trial, seed: int | None = None) -> str:
+        name = f"{self.name or self.id[16:]}-t{trial.index}"
+        return name if seed is None else f"{name}-s{seed}"
 
     def save(self, folder: Path) -> None:
         self.updated = now().isoformat(timespec="seconds")
@@ -139,10 +146,11 @@ def parse_grid(options: list[str]) -> dict[str, list[Any]]:
 
 def sweep_settings(
     config: ExperimentConfig, grid_options: list[str], method: str | None = None, trials: int | None = None,
-    prune: str | None = None, seed: int | None = None,
+    prune: str | None = None, seed: int | None = None, repeats: int | None = None,
 ) -> SweepSettings:
     """The config's `sweep:` section with the command line's options (which win) applied."""
     section = config.sweep
+    repeats = repeats or (section.repeats if section else None) or 1
     older_random = dict(section.random) if section else {}
     sampled_trials = trials or (section.trials if section else None) or older_random.pop("trials", None)
     older_random.pop("trials", None)
@@ -169,9 +177,16 @@ def sweep_settings(
     if space and not sampled_trials:
         raise config.error(("sweep",), f"method {method} samples {len(space)} key(s): say how many trials, "
                            "e.g. `trials: 20` (or --trials 20)")
+    if config.seed + repeats - 1 > SEED_MAX:
+        raise config.error(("seed",), f"--repeats {repeats} would train seeds up to {config.seed + repeats - 1}, "
+                           f"past the largest seed {SEED_MAX}: start from a lower seed")
+    if repeats > 1 and "seed" in {**grid, **space}:
+        raise DlcliError(f"--repeats {repeats} trains every trial with seeds {config.seed} to {config.seed + repeats - 1}, "
+                         "and this sweep varies `seed` itself: drop `seed` from the grid, or the repeats")
     points = [dict(zip(grid, combination)) for combination in itertools.product(*grid.values())] or [{}]
     return SweepSettings(method=method, points=points, space=space, samples=sampled_trials if space else 1,
-                         prune=prune, seed=seed)
+                         prune=prune, seed=seed,
+                         repeat_seeds=list(range(config.seed, config.seed + repeats)) if repeats > 1 else [])
 
 
 def repeat_settings(seeds: list[int]) -> SweepSettings:
@@ -234,9 +249,10 @@ def trial_config(plan: Plan, values: dict[str, Any], label: str, name: str | Non
         raise ConfigError(f"{label}: {error}") from None
 
 
-def check_trial_names(config: ExperimentConfig, count: int) -> None:
-    """Trial runs are named NAME-tN: refuse a name that leaves no room for the suffix, before any trial."""
-    longest = f"{config.name}-t{count}"
+def check_trial_names(config: ExperimentConfig, settings: SweepSettings) -> None:
+    """Trial runs are named NAME-tN (NAME-tN-sSEED with repeats): refuse a name that leaves no room
+    for the suffix, before any trial."""
+    longest = f"{config.name}-t{settings.total}" + (f"-s{max(settings.repeat_seeds)}" if settings.repeat_seeds else "")
     if not NAME_PATTERN.fullmatch(longest):
         room = len(config.name) - (len(longest) - 64)
         raise config.error(
@@ -419,13 +435,40 @@ def sweep_records(runs_dir: Path, sweep_id: str) -> list[RunRecord]:
         return index.records(sweep=sweep_id)[0]
 
 
+def seed_runs(records: list[RunRecord], trial: int) -> dict[int | None, RunRecord]:
+    """A trial's newest run per seed it was repeated with (key None: a trial trained once)."""
+    return {record.info.sweep.get("seed"): record for record in records if record.info.sweep["trial"] == trial}
+
+
+def repeated_status(statuses: list[str | None]) -> tuple[str | None, int]:
+    """A repeated trial's status from its seeds' runs' (None: not started), in seed order, and the
+    position of the seed it is at: the first that is not completed (the last when all are).
+    None when no seed has started."""
+    for position, status in enumerate(statuses):
+        if status != RunStatus.completed:
+            if status is None:  # the seeds before it trained, this one never started
+                return (RunStatus.interrupted if position else None), position
+            return status, position
+    return RunStatus.completed, len(statuses) - 1
+
+
 def refresh(plan: Plan, runs_dir: Path) -> None:
-    """Each trial's newest run and its status, read from the run folders."""
-    latest = {record.info.sweep["trial"]: record for record in sweep_records(runs_dir, plan.id)}
+    """Each trial's newest run (each seed's, with repeats) and its status, read from the run folders."""
+    records = sweep_records(runs_dir, plan.id)
+    seeds = plan.settings.repeat_seeds if plan.settings else []
     for trial in plan.trials:
-        if trial.index in latest:
-            trial.run = latest[trial.index].id
-            trial.status = latest[trial.index].status
+        runs = seed_runs(records, trial.index)
+        if not seeds:
+            if None in runs:
+                trial.run, trial.status = runs[None].id, runs[None].status
+            continue
+        newest = [runs.get(seed) for seed in seeds]
+        status, position = repeated_status([record.status if record else None for record in newest])
+        if status is not None:
+            trial.status = status
+            trial.runs = [record.id for record in newest if record]
+            at = newest[position] or newest[position - 1]
+            trial.run = at.id
 
 
 def study_trials(plan: Plan, folder: Path) -> list[dict[str, Any]]:

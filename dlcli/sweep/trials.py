@@ -26,7 +26,7 @@ from rich.console import Console
 
 from dlcli import stopping
 from dlcli.errors import ConfigError, DlcliError, TrainingDiverged, TrainingInterrupted
-from dlcli.store.status import RunStatus
+from dlcli.store.status import RESUMABLE, RunStatus
 from dlcli.sweep.study import (
     SWEEPS_DIR,
     Plan,
@@ -35,6 +35,8 @@ from dlcli.sweep.study import (
     check_trial_names,
     open_storage,
     pruner,
+    seed_runs,
+    sweep_records,
     trial_config,
     validate_trials,
 )
@@ -55,7 +57,7 @@ def check(plan: Plan, runs_dir: Path) -> dict[str, Any]:
     from dlcli.training.train import checked_model
 
     checked = validate_trials(plan)
-    check_trial_names(checked[0][1], plan.settings.total)
+    check_trial_names(checked[0][1], plan.settings)
     data_by_dataset: dict[str, Any] = {}
     for label, config in checked:
         key = json.dumps([config.dataset.model_dump(mode="json"), config.seed], sort_keys=True)
@@ -99,12 +101,15 @@ class StudyTrial:
         self.trial.report(value, epoch)
         return epoch < self.epochs and self.trial.should_prune()
 
-    def ended(self, status: str, run: str | None, best: dict[str, Any] | None) -> None:
-        """Record how the trial ended in the study; an interrupted one stays running there, to be resumed."""
+    def ended(self, status: str, run: str | None, best: dict[str, Any] | None, seed_values: list[float] = ()) -> None:
+        """Record how the trial ended in the study; an interrupted one stays running there, to be resumed.
+        A repeated trial's `best` is its seeds' mean, and `seed_values` each seed's."""
         TrialState = self.optuna.trial.TrialState
         try:
             if run:
                 self.trial.set_user_attr("run", run)
+            if seed_values:
+                self.trial.set_user_attr("seed_values", list(seed_values))
             self.trial.set_user_attr("status", str(status))
             if status == RunStatus.interrupted:
                 return
@@ -130,18 +135,22 @@ def train_trial(request: dict[str, Any], runs_dir: Path) -> dict[str, Any]:
     study_trial = StudyTrial(plan, trial, request["epochs"], folder) if trial.number is not None else None
     report = study_trial.report if study_trial else None
     console = Console(highlight=False)
-    run, status, message, best = None, RunStatus.completed, None, None
+    run, status, message, best, seed_values = None, RunStatus.completed, None, None, []
     try:
-        if request["op"] == "resume":
-            result = training.resume(trial.run, runs_dir, console=console, command=f"dlcli sweep --resume {plan.id}",
-                                     report=report)
+        if plan.settings is not None and plan.settings.repeat_seeds:
+            run, status, seed_values = _train_seeds(plan, trial, runs_dir, console, report)
+            best = {plan.monitor: sum(seed_values) / len(seed_values)} if status == RunStatus.completed else None
         else:
-            config = trial_config(plan, trial.values, f"trial {trial.index} ({trial.label()})", plan.trial_name(trial))
-            tag = {"id": plan.id, "trial": trial.index, "values": trial.values}
-            result = training.train(config, runs_dir, console=console, command=f"dlcli sweep {plan.config}",
-                                    sweep=tag, report=report)
-        run, best = result.run.id, result.summary.get("best")
-        status = RunStatus.pruned if result.summary.get("pruned") else RunStatus.completed
+            if request["op"] == "resume":
+                result = training.resume(trial.run, runs_dir, console=console,
+                                         command=f"dlcli sweep --resume {plan.id}", report=report)
+            else:
+                config = trial_config(plan, trial.values, f"trial {trial.index} ({trial.label()})", plan.trial_name(trial))
+                tag = {"id": plan.id, "trial": trial.index, "values": trial.values}
+                result = training.train(config, runs_dir, console=console, command=f"dlcli sweep {plan.config}",
+                                        sweep=tag, report=report)
+            run, best = result.run.id, result.summary.get("best")
+            status = RunStatus.pruned if result.summary.get("pruned") else RunStatus.completed
     except TrainingInterrupted as error:
         status, message = RunStatus.interrupted, str(error)
     except TrainingDiverged as error:
@@ -151,8 +160,45 @@ def train_trial(request: dict[str, Any], runs_dir: Path) -> dict[str, Any]:
     except Exception as error:  # one trial's failure must not end the worker and the trials after it
         status, message = RunStatus.failed, f"{type(error).__name__}: {error}"
     if study_trial is not None:
-        study_trial.ended(status, run or trial.run, best)
+        study_trial.ended(status, run or trial.run, best, seed_values)
     return {"op": "done", "status": status.value, "run": run, "message": message}
+
+
+def _train_seeds(
+    plan: Plan, trial: Trial, runs_dir: Path, console: Console, report,
+) -> tuple[str | None, RunStatus, list[float]]:
+    """A repeated trial, continued wherever it stopped: each seed's run that completed is kept, one that
+    ended early is resumed, one not started is trained. Only the first seed reports to the pruner:
+    a point it prunes trains no other seed. (the last run, the trial's status, each seed's monitored best)"""
+    from dlcli.training import train as training
+
+    done = seed_runs(sweep_records(runs_dir, plan.id), trial.index)
+    label = f"trial {trial.index} ({trial.label()})"
+    run, seed_values = None, []
+    for position, seed in enumerate(plan.settings.repeat_seeds):
+        record = done.get(seed)
+        seed_report = report if position == 0 else None
+        if record is not None and record.status == RunStatus.completed:
+            run, summary = record.id, record.summary or {}
+        elif record is not None and record.status == RunStatus.pruned:
+            return record.id, RunStatus.pruned, seed_values
+        else:
+            if record is not None and record.status in RESUMABLE:
+                result = training.resume(record.id, runs_dir, console=console,
+                                         command=f"dlcli sweep --resume {plan.id}", report=seed_report)
+            else:
+                config = trial_config(plan, {**trial.values, "seed": seed}, label, plan.trial_name(trial, seed))
+                tag = {"id": plan.id, "trial": trial.index, "values": trial.values, "seed": seed}
+                result = training.train(config, runs_dir, console=console, command=f"dlcli sweep {plan.config}",
+                                        sweep=tag, report=seed_report)
+            run, summary = result.run.id, result.summary
+            if summary.get("pruned"):
+                return run, RunStatus.pruned, seed_values
+        value = (summary.get("best") or {}).get(plan.monitor)
+        if value is None or not math.isfinite(value):
+            raise DlcliError(f"seed {seed} (run {run}) has no finite best {plan.monitor}: the seeds' mean cannot be taken")
+        seed_values.append(value)
+    return run, RunStatus.completed, seed_values
 
 
 @contextlib.contextmanager

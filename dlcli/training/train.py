@@ -627,9 +627,11 @@ def train(
                     config.to_yaml(), config.seed, config.name, versions=_versions(), command=command,
                     dataset=config.dataset.name, sweep=sweep,
                 )
-            except OSError as error:
+            except BaseException as error:  # a failed write, or a stop signal before run.json was whole
                 shutil.rmtree(run.path, ignore_errors=True)  # nothing started: leave no half-made run behind
-                raise DlcliError(f"cannot write the run folder in {runs_dir}: {error.strerror or error}") from error
+                if isinstance(error, OSError):
+                    raise DlcliError(f"cannot write the run folder in {runs_dir}: {error.strerror or error}") from error
+                raise
             update_index(run)
             session = _Session(config, run, console, speed, Checkpoint(run), report=report)
             return _execute(session, parts, folds, data)

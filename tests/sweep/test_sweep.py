@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,7 +19,7 @@ from conftest import TINY_CONFIG, read_json, run_folders
 from dlcli.cli import app
 from dlcli.config import load_config
 from dlcli.store.runs import load_runs
-from dlcli.sweep.study import PLAN_FILE, Plan, open_study, sweep_settings, take_trial
+from dlcli.sweep.study import PLAN_FILE, Plan, open_study, repeated_status, study_trials, sweep_settings, take_trial
 
 
 def sweep_folders(runs_dir):
@@ -349,3 +350,56 @@ def test_a_pruned_trial_stops_early_keeps_its_folder_and_says_so(cli, tiny_confi
     assert sorted(row["status"] for row in compared["runs"]) == ["completed"] * 3 + ["pruned"]
     resumed = cli("train", "--resume", pruned.name)
     assert resumed.exit_code == 2 and "was pruned by its sweep's pruner; nothing to resume" in resumed.stderr
+
+
+@pytest.mark.parametrize(
+    "statuses, expected",
+    [
+        (["completed", "completed"], ("completed", 1)),
+        (["completed", None], ("interrupted", 1)),  # killed between two seeds
+        ([None, None], (None, 0)),
+        (["completed", "crashed", None], ("crashed", 1)),
+        (["pruned", None], ("pruned", 0)),
+        (["completed", "running"], ("running", 1)),
+    ],
+)
+def test_a_repeated_trial_is_where_its_first_unfinished_seed_is(statuses, expected):
+    assert repeated_status(statuses) == expected
+
+
+@pytest.mark.slow
+def test_repeats_train_every_trial_per_seed_and_the_study_optimizes_their_mean(cli, tiny_config, runs_dir):
+    result = cli("sweep", str(tiny_config), "--grid", "model.layers.1.Dense.units=4,16", "--repeats", "2",
+                 "--set", "training.epochs=1")
+
+    assert result.exit_code == 0, result.output
+    (sweep,) = sweep_folders(runs_dir)
+    assert "2 trials (grid, each with seeds 0-1, the study told their mean)" in result.stderr
+    assert "all 2 trials completed (2 seeds each)" in result.stdout
+    plan = Plan.load(sweep)
+    names = sorted(folder.name.split("-", 2)[2] for folder in run_folders(runs_dir) if folder.name != "sweeps")
+    assert names == ["tiny-t1-s0", "tiny-t1-s1", "tiny-t2-s0", "tiny-t2-s1"]
+    for trial, study_row in zip(plan.trials, study_trials(plan, sweep)):
+        assert trial.status == "completed" and len(trial.runs) == 2
+        seeds = [read_json(runs_dir / run / "run.json")["sweep"]["seed"] for run in trial.runs]
+        bests = [read_json(runs_dir / run / "summary.json")["best"]["val_loss"] for run in trial.runs]
+        assert seeds == [0, 1] and bests[0] != bests[1]
+        assert study_row["value"] == pytest.approx(sum(bests) / 2)  # what the sampler sees
+    compared = json.loads(cli("compare", "--sweep", sweep.name, "--format", "json").stdout)
+    assert sorted(group["n"] for group in compared["groups"]) == [2, 2]
+
+    # a trial stopped between its seeds trains the seed that is missing, and nothing else
+    kept = {run: (runs_dir / run / "run.json").stat().st_mtime for t in plan.trials for run in t.runs}
+    missing = plan.trials[1].runs[1]
+    shutil.rmtree(runs_dir / missing)
+    plan.trials[1].status = "interrupted"
+    plan.save(sweep)
+
+    resumed = cli("sweep", "--resume", sweep.name)
+
+    assert resumed.exit_code == 0, resumed.output
+    plan = Plan.load(sweep)
+    assert [t.status for t in plan.trials] == ["completed", "completed"]
+    retrained = plan.trials[1].runs[1]
+    assert retrained != missing and read_json(runs_dir / retrained / "run.json")["sweep"]["seed"] == 1
+    assert all((runs_dir / run / "run.json").stat().st_mtime == mtime for run, mtime in kept.items() if run != missing)
