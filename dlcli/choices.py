@@ -36,3 +36,11 @@ class Direction(Choice):
 
     min = "min"
     max = "max"
+
+
+class Leaks(Choice):
+    """What `dataset.leaks` does with validation or test examples that the training split holds too."""
+
+    warn = "warn"
+    error = "error"
+    drop = "drop"

@@ -637,20 +637,35 @@ def check(
     overrides: Annotated[
         list[str], typer.Option("--set", metavar="KEY=VALUE", help="Override a config value (repeatable).")
     ] = [],  # noqa: B006 - Typer reads the default, never mutates it
+    output_format: Annotated[Format, typer.Option("--format", help="table or json (data only on stdout).")] = Format.table,
     runs_dir: RunsDir = Path("runs"),
 ) -> None:
-    """Validate CONFIG, load its data and build its model, without training."""
+    """Validate CONFIG, load its data, check its splits (duplicates, leaks, labels, classes) and
+    build its model, without training."""
     from dlcli.config import load_config
 
+    if output_format == Format.csv:
+        raise DlcliError("--format csv: check prints a table or json")
     experiment = load_config(config, overrides)
     _import_tensorflow()
+    from dlcli.data.checks import finding_lines
     from dlcli.report.render import data_table, layers_table
     from dlcli.training.train import prepare_experiment
 
     folds, parts = prepare_experiment(experiment, runs_dir)
     splits = folds[0]
-    console.print(data_table(splits.describe(), splits.class_counts()))
     total = parts.model.count_params()
+    if output_format == Format.json:
+        emit_json({
+            "config": str(config), "data": splits.describe(), "class_counts": splits.class_counts(),
+            "data_checks": splits.checks, "parameters": total,
+            "layers": [dict(zip(("name", "class", "inputs", "output_shape", "parameters", "trainable"), row))
+                       for row in parts.layer_rows()],
+        })
+        return
+    console.print(data_table(splits.describe(), splits.class_counts()))
+    for line in finding_lines(splits.checks, splits.dropped, every_example=True):
+        console.print(line, markup=False, highlight=False)
     console.print(layers_table(parts.layer_rows(), f"{experiment.name}: {total:,} parameters"))
     console.print(f"{config}: the config is valid, the data loads and the model builds")
 

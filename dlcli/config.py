@@ -25,7 +25,7 @@ from pydantic import (
     model_validator,
 )
 
-from dlcli.choices import Direction, Pruner, SweepMethod
+from dlcli.choices import Direction, Leaks, Pruner, SweepMethod
 from dlcli.data.catalog import DATASETS, REQUIRED
 from dlcli.errors import ConfigError
 from dlcli.keys import KeyPath, YamlLoader, did_you_mean, format_path, parse_yaml_value
@@ -118,6 +118,7 @@ class DatasetConfig(_Strict):
     text_column: str | None = None
     feature_columns: list[str] | None = Field(None, min_length=1)
     task: Literal["classification", "regression"] | None = None
+    leaks: Leaks = Leaks.warn  # validation/test examples the training split holds too (dlcli.data.checks)
 
     @field_validator("name")
     @classmethod
@@ -130,7 +131,7 @@ class DatasetConfig(_Strict):
         return name
 
 
-COMMON_DATASET_KEYS = ("name", "validation_split", "classes", "labels", "noise_features", "shuffle_labels")
+COMMON_DATASET_KEYS = ("name", "validation_split", "classes", "labels", "noise_features", "shuffle_labels", "leaks")
 
 
 def _one_class_per_item(layers: LayerList) -> LayerList:

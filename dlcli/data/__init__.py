@@ -21,14 +21,22 @@ def load_raw(config: ExperimentConfig) -> RawDataset:
 
 
 def load_dataset(config: ExperimentConfig) -> Splits:
-    """Load `config.dataset` and split it as the config asks (seeded by `config.seed`)."""
+    """Load `config.dataset` and split it as the config asks (seeded by `config.seed`), its splits
+    checked for leaks and the like (`dlcli.data.checks`), as `dataset.leaks` says."""
+    from dlcli.data.checks import acted_on, run_checks
     from dlcli.data.prepare import prepare
 
-    return prepare(load_raw(config), config)
+    splits = prepare(load_raw(config), config)
+    return acted_on(splits, run_checks(splits, config), config.dataset.leaks, config.source.where(("dataset", "leaks")))
 
 
 def load_folds(config: ExperimentConfig) -> list[Splits]:
-    """Load `config.dataset` as `training.kfold` train/validation folds sharing one test split."""
+    """Load `config.dataset` as `training.kfold` train/validation folds sharing one test split,
+    checked as `load_dataset`'s are: the folds' pool as the training data."""
+    from dlcli.data.checks import acted_on, run_checks
     from dlcli.data.prepare import prepare_folds
 
-    return prepare_folds(load_raw(config), config)
+    folds = prepare_folds(load_raw(config), config)
+    checks = run_checks(folds[0], config, kfold=True)
+    where = config.source.where(("dataset", "leaks"))
+    return [acted_on(fold, checks, config.dataset.leaks, where) for fold in folds]

@@ -19,10 +19,12 @@ import numpy as np
 
 @dataclass(frozen=True, eq=False)
 class ArrayPool:
-    """Examples held in memory: `x[i]` and its label `labels[i]`."""
+    """Examples held in memory: `x[i]` and its label `labels[i]`; `rows[i]` numbers it as its source
+    does (a CSV's line, the index in x_train), so that a finding about it can point at it."""
 
     x: np.ndarray
     labels: np.ndarray
+    rows: np.ndarray | None = None  # None: numbered 0..N-1, as the source gave them
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -31,11 +33,16 @@ class ArrayPool:
     def example_shape(self) -> tuple[int, ...]:
         return tuple(self.x.shape[1:])
 
+    @property
+    def row_numbers(self) -> np.ndarray:
+        return self.rows if self.rows is not None else np.arange(len(self))
+
     def subset(self, indices: np.ndarray, labels: np.ndarray | None = None) -> ArrayPool:
-        return ArrayPool(self.x[indices], self.labels[indices] if labels is None else labels)
+        return ArrayPool(self.x[indices], self.labels[indices] if labels is None else labels, self.row_numbers[indices])
 
     def concatenate(self, other: ArrayPool) -> ArrayPool:
-        return ArrayPool(np.concatenate([self.x, other.x]), np.concatenate([self.labels, other.labels]))
+        return ArrayPool(np.concatenate([self.x, other.x]), np.concatenate([self.labels, other.labels]),
+                         np.concatenate([self.row_numbers, other.row_numbers]))
 
     def update_digest(self, digest, indices: np.ndarray) -> None:
         digest.update(str(self.x.shape[1:]).encode())
@@ -148,6 +155,8 @@ class Splits:
     class_mapping: dict[str, int] = field(default_factory=dict)  # source class -> label
     value_range: float | None = None  # an image's largest raw value (255 for 8-bit pixels; digits: 16)
     input_columns: list[str] = field(default_factory=list)  # a table's input columns, in order
+    checks: list[dict] = field(default_factory=list)  # what dlcli.data.checks found, one dict a finding
+    dropped: dict[str, int] = field(default_factory=dict)  # `dataset.leaks: drop`: examples removed per split
 
     @property
     def num_classes(self) -> int:
@@ -186,4 +195,6 @@ class Splits:
             "encoding": self.encoding.describe,
             "fingerprints": {split: self.fingerprint(split) for split in ("validation", "test")},
             "fingerprint_version": FINGERPRINT_VERSION,
+            "checks": self.checks,
+            **({"dropped": self.dropped} if self.dropped else {}),
         }

@@ -245,14 +245,15 @@ def load_csv(info: DatasetInfo, config: ExperimentConfig) -> RawDataset:
             ("dataset", "label_column"),
             f"column '{label}' of {path} holds one class ({class_names[0]!r}): a classifier needs at least 2",
         )
+    table_pool = ArrayPool(x, y, rows=table.index.to_numpy() + 2)  # each example by its line in the file
     if config.task == "regression":
         try:
             train, test = split_indices(len(x), options.test_split, TEST_SPLIT_SEED)
         except ValueError as error:
             raise DataUnavailable(f"{path}: too few rows for a test split: {error}") from None
-        raw = RawDataset(ArrayPool(x[train], y[train]), ArrayPool(x[test], y[test]), [])
+        raw = RawDataset(table_pool.subset(train), table_pool.subset(test), [])
     else:
-        raw = fixed_split(ArrayPool(x, y), options.test_split, value_range=None, class_names=class_names)
+        raw = fixed_split(table_pool, options.test_split, value_range=None, class_names=class_names)
     raw.texts = text_column is not None
     raw.input_columns = [text_column] if text_column is not None else list(features)
     return raw

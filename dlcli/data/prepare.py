@@ -204,7 +204,7 @@ def _with_noise_features(raw: RawDataset, config: ExperimentConfig) -> RawDatase
             extra = rng.integers(low, high, size=shape, endpoint=True).astype(x.dtype)
         else:
             extra = rng.uniform(low, high, size=shape).astype(x.dtype)
-        return ArrayPool(np.concatenate([x, extra], axis=1), pool.labels)
+        return ArrayPool(np.concatenate([x, extra], axis=1), pool.labels, pool.rows)
 
     return RawDataset(
         widened(raw.train), widened(raw.test), raw.class_names, raw.value_range,

@@ -18,6 +18,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 from rich.console import Console
+from rich.markup import escape
 
 from dlcli.build.inference import write_inference_files
 from dlcli.build.models import ModelParts, build_model, check_output, compile_model, monitor_directions, unfreeze
@@ -27,6 +28,7 @@ from dlcli.curves.plots import plot_curves
 from dlcli.curves.verdicts import OverfittingWatch, best_row, overfitting_advice, training_notes
 from dlcli.data import load_dataset, load_folds
 from dlcli.data.cache import cached, check_decodable
+from dlcli.data.checks import finding_lines
 from dlcli.data.examples import ArrayPool, Encoding, Split, Splits
 from dlcli.data.pipeline import EpochOrder, samples_in_batches, stream
 from dlcli.errors import ConfigError, DlcliError, TrainingDiverged, TrainingFailed, TrainingInterrupted
@@ -618,6 +620,9 @@ def train(
     """
     with device_scope(config) as speed:
         folds, parts = prepare_experiment(config, runs_dir, speed)
+        if console is not None:
+            for line in finding_lines(folds[0].checks, folds[0].dropped):
+                console.print(f"[yellow]{escape(line)}[/]" if line.startswith("warning") else line, highlight=False)
         folds, data = decoded_for_training(folds, speed, console)
         # every worker of a cluster keeps its own run; the chief's carries the plain name
         run = RunFolder.create(runs_dir, config.name if speed.chief else f"{config.name}-{speed.task}")

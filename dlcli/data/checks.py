@@ -1,0 +1,486 @@
+"""Is the data what you think? Checks of the splits as dlcli makes them, before the first epoch.
+
+- **Exact duplicates**, by content, never by file name: an image file's bytes, an array
+  example's values (a table's row, an image's pixels), a text with its case and spacing
+  normalized. Reported within the training split, and across training, validation and test.
+- **Near-duplicate images** across splits: the same picture resized, re-encoded or re-saved
+  in another format. Pictures of at least `SMALLEST_PICTURE` pixels a side only: a smaller one
+  (MNIST's 28x28 digits, scikit-learn's 8x8) is alike its neighbours by nature. Two stages:
+  imagehash's perceptual hash (64 bits of the picture's lowest frequencies) proposes the pairs
+  within `NEAR_BITS` bits of each other, found through `NEAR_BITS + 1` hash bands (two hashes
+  that close agree exactly on at least one band, so only a band's bucket is compared: sorting,
+  not all pairs); each pair proposed is then confirmed by the correlation of the two pictures'
+  grey `CONFIRM_SIDE`-pixel thumbnails (at least `CONFIRM_CORRELATION`). docs/data-checks.md
+  has the measurements behind both numbers.
+- **Conflicting labels**: identical inputs given different classes.
+- **Classes**: a class missing from a split, and a training split whose largest class has
+  `IMBALANCE_RATIO` times the examples of its smallest.
+- **Tables**: feature columns that hold one value in every training row.
+
+`dataset.leaks` says what to do with the validation and test examples that the training split
+holds too (or, for test, the validation split): `warn`, `error` (before the run folder exists)
+or `drop` them. The findings are cached by the splits' fingerprints: a second run of the same
+data reads them back. Nothing here imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import time
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from dlcli.choices import Choice, Leaks
+from dlcli.data.cache import cache_root
+from dlcli.data.examples import FilePool, Split, Splits
+from dlcli.errors import DataUnavailable
+from dlcli.store.runs import write_atomic
+
+if TYPE_CHECKING:
+    from dlcli.config import ExperimentConfig
+
+CHECKS_VERSION = 1  # part of the cache key: findings of another version are found again
+SMALLEST_PICTURE = 32  # pixels a side: the perceptual hash works on a 32x32 picture
+NEAR_BITS = 8  # of the perceptual hash's 64
+CONFIRM_SIDE = 128
+CONFIRM_CORRELATION = 0.98
+IMBALANCE_RATIO = 5
+SHOWN = 3  # classes or columns a line names
+EXAMPLES_SHOWN = 5  # sets of examples `dlcli check` shows under a finding
+HELD_OUT = ("validation", "test")
+# what a held-out split is compared with: what trained the model, and what chose it
+EARLIER = {"validation": ("train",), "test": ("train", "validation")}
+
+
+class FindingKind(Choice):
+    exact_duplicate = "exact_duplicate"
+    near_duplicate = "near_duplicate"
+    conflicting_label = "conflicting_label"
+    missing_class = "missing_class"
+    class_imbalance = "class_imbalance"
+    constant_column = "constant_column"
+
+
+@dataclass
+class Finding:
+    """One thing found: its kind, the splits (the one whose examples are counted first), how many
+    examples, every example involved by file or row (each inner list one set of copies), a line
+    that says it and what to do, and the held-out examples it would drop (`leaks: drop`)."""
+
+    kind: FindingKind
+    splits: list[str]
+    count: int
+    examples: list[list[str]]
+    message: str
+    drop: dict[str, list[int]] = field(default_factory=dict)  # split -> positions in that split
+
+    @property
+    def leak(self) -> bool:
+        return bool(self.drop)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "kind": self.kind.value, "leak": self.leak}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Finding:
+        known = {key: value for key, value in data.items() if key != "leak"}
+        return cls(**{**known, "kind": FindingKind(known["kind"])})
+
+
+@dataclass
+class Examples:
+    """The examples of the three splits as one list: which split, which position, how each is named."""
+
+    splits: list[str]  # per example
+    positions: np.ndarray  # per example: its position in its split
+    names: list[str]  # per example: a file, or a row of the source
+    labels: np.ndarray | None  # classes (None for regression)
+
+    def named(self, members) -> list[str]:
+        return [f"{self.splits[m]}: {self.names[m]}" for m in members]
+
+
+# --- what is compared --------------------------------------------------------------------------
+
+
+def _normalized_text(text) -> bytes:
+    return " ".join(str(text).lower().split()).encode()
+
+
+def _file_bytes_and_hash(path: str) -> tuple[bytes, int | None]:
+    """A file's content digest and, for a picture large enough, its perceptual hash."""
+    import imagehash
+    from PIL import Image, UnidentifiedImageError
+
+    with open(path, "rb") as file:
+        content = file.read()
+    digest = hashlib.blake2b(content, digest_size=16).digest()
+    try:
+        with Image.open(io.BytesIO(content)) as image:
+            if min(image.size) < SMALLEST_PICTURE:
+                return digest, None
+            image.draft("L", (SMALLEST_PICTURE, SMALLEST_PICTURE))  # a JPEG decodes at 1/8 scale: 5x faster
+            return digest, _packed(imagehash.phash(image))
+    except (OSError, UnidentifiedImageError, ValueError):
+        return digest, None  # the pipeline says which files it cannot decode, and stops there
+
+
+def _packed(image_hash) -> int:
+    return int.from_bytes(np.packbits(image_hash.hash.flatten()).tobytes(), "big")
+
+
+def _array_picture(example: np.ndarray, value_range: float | None):
+    from PIL import Image
+
+    pixels = example if example.dtype == np.uint8 else np.clip(example / (value_range or 1.0) * 255, 0, 255).astype("uint8")
+    return Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels[..., :3])
+
+
+def _is_picture(pool, value_range: float | None) -> bool:
+    if isinstance(pool, FilePool):
+        return True
+    return pool.x.ndim == 4 and pool.x.shape[-1] in (1, 3, 4) and min(pool.x.shape[1:3]) >= SMALLEST_PICTURE
+
+
+def _fingerprints(
+    examples: list[tuple[str, Split]], texts: bool, value_range: float | None,
+) -> tuple[list[bytes], list[int | None]]:
+    """Every example's content digest and perceptual hash (None: not a picture, or too small)."""
+    digests: list[bytes] = []
+    hashes: list[int | None] = []
+    for _, split in examples:
+        pool = split.pool
+        if isinstance(pool, FilePool):
+            workers = max(1, os.cpu_count() or 1)  # PIL decodes outside the GIL
+            with ThreadPoolExecutor(workers) as executor:
+                found = list(executor.map(_file_bytes_and_hash, pool.paths[split.indices], chunksize=64))
+            digests += [digest for digest, _ in found]
+            hashes += [image_hash for _, image_hash in found]
+            continue
+        x = pool.x[split.indices]
+        if texts:
+            digests += [hashlib.blake2b(_normalized_text(text), digest_size=16).digest() for text in x]
+        else:
+            digests += [hashlib.blake2b(np.ascontiguousarray(row).tobytes(), digest_size=16).digest() for row in x]
+        if _is_picture(pool, value_range):
+            import imagehash
+
+            hashes += [_packed(imagehash.phash(_array_picture(example, value_range))) for example in x]
+        else:
+            hashes += [None] * len(x)
+    return digests, hashes
+
+
+def _names(name: str, split: Split, root: Path | None, csv: bool) -> list[str]:
+    pool = split.pool
+    if isinstance(pool, FilePool):
+        shown = []
+        for path in pool.paths[split.indices]:
+            try:
+                shown.append(str(Path(path).relative_to(root)) if root else str(path))
+            except ValueError:
+                shown.append(str(path))
+        return shown
+    rows = pool.row_numbers[split.indices]
+    if csv:
+        return [f"line {row}" for row in rows]
+    source = "test" if name == "test" else "train"  # a validation split is drawn from the source's training examples
+    return [f"{source}[{row}]" for row in rows]
+
+
+# --- the searches -------------------------------------------------------------------------------
+
+
+def close_pairs(hashes: np.ndarray, bits: int = NEAR_BITS) -> np.ndarray:
+    """The pairs (i < j) of 64-bit hashes within `bits` differing bits, found through `bits` + 1
+    bands: two hashes that close agree exactly on one band at least (pigeonhole), so only the
+    hashes sharing a band's value are compared — a sort per band, not every pair."""
+    edges = np.linspace(0, 64, bits + 2).astype(int)
+    found = []
+    for low, high in zip(edges[:-1], edges[1:]):
+        band = (hashes >> np.uint64(low)) & np.uint64((1 << int(high - low)) - 1)
+        order = np.argsort(band, kind="stable")
+        ordered = band[order]
+        starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+        sizes = np.diff(np.r_[starts, len(order)])
+        for start, size in zip(starts[sizes > 1], sizes[sizes > 1]):
+            members = order[start:start + size]
+            first, second = np.triu_indices(size, 1)
+            near = np.bitwise_count(hashes[members[first]] ^ hashes[members[second]]) <= bits
+            left, right = members[first[near]], members[second[near]]
+            found.append(np.stack([np.minimum(left, right), np.maximum(left, right)], axis=1))
+    if not found:
+        return np.empty((0, 2), dtype=np.int64)
+    return np.unique(np.concatenate(found), axis=0)
+
+
+def _thumbnail(examples: list[tuple[str, Split]], member: int, value_range: float | None) -> np.ndarray:
+    """A picture's grey CONFIRM_SIDE-pixel thumbnail, centred and scaled to unit length."""
+    from PIL import Image
+
+    offset = 0
+    for _, split in examples:
+        if member < offset + len(split):
+            position = split.indices[member - offset]
+            pool = split.pool
+            break
+        offset += len(split)
+    if isinstance(pool, FilePool):
+        with Image.open(pool.paths[position]) as image:
+            image.draft("L", (CONFIRM_SIDE, CONFIRM_SIDE))
+            picture = image.convert("L").resize((CONFIRM_SIDE, CONFIRM_SIDE), Image.Resampling.BILINEAR)
+    else:
+        picture = _array_picture(pool.x[position], value_range).convert("L").resize(
+            (CONFIRM_SIDE, CONFIRM_SIDE), Image.Resampling.BILINEAR)
+    values = np.asarray(picture, dtype=np.float64)
+    values = values - values.mean()
+    length = np.sqrt((values * values).sum())
+    return values / length if length else values
+
+
+def _confirmed(pairs: np.ndarray, examples: list[tuple[str, Split]], value_range: float | None) -> np.ndarray:
+    thumbnails: dict[int, np.ndarray] = {}
+
+    def thumbnail(member: int) -> np.ndarray:
+        if member not in thumbnails:
+            thumbnails[member] = _thumbnail(examples, int(member), value_range)
+        return thumbnails[member]
+
+    keep = [float((thumbnail(i) * thumbnail(j)).sum()) >= CONFIRM_CORRELATION for i, j in pairs]
+    return pairs[np.array(keep, dtype=bool)] if len(pairs) else pairs
+
+
+# --- the findings -------------------------------------------------------------------------------
+
+
+def _first(listed: list[list[str]]) -> str:
+    return " ~ ".join(listed[0]) if listed else ""
+
+
+def _duplicate_findings(kind: FindingKind, groups: list[list[int]], data: Examples) -> list[Finding]:
+    """Per held-out split, its examples with a copy in an earlier split; and copies within train."""
+    findings = []
+    what = "exact copies" if kind == FindingKind.exact_duplicate else "near-duplicates (the same picture resized or re-encoded)"
+    for held in HELD_OUT:
+        for earlier in EARLIER[held]:
+            involved = [
+                [m for m in group if data.splits[m] in (held, earlier)] for group in groups
+                if any(data.splits[m] == held for m in group) and any(data.splits[m] == earlier for m in group)
+            ]
+            if not involved:
+                continue
+            positions = sorted({int(data.positions[m]) for group in involved for m in group if data.splits[m] == held})
+            listed = [data.named(sorted(group, key=lambda m: data.splits[m] != held)) for group in involved]
+            inflated = "validation score (and the choices made on it)" if held == "validation" else "test score"
+            findings.append(Finding(
+                kind, [held, earlier], len(positions), listed,
+                f"{len(positions)} {held} examples have {what} in {earlier} (first: {_first(listed)}); the {inflated} "
+                f"is inflated: remove them, or set `dataset.leaks: drop`",
+                drop={held: positions},
+            ))
+    if kind == FindingKind.exact_duplicate:
+        within = [[m for m in group if data.splits[m] == "train"] for group in groups]
+        within = [group for group in within if len(group) > 1]
+        if within:
+            copies = sum(len(group) - 1 for group in within)
+            listed = [data.named(group) for group in within]
+            findings.append(Finding(
+                kind, ["train"], copies, listed,
+                f"{copies} training examples are exact copies of others (first: {_first(listed)}); each copy weighs "
+                "its example double: remove them",
+            ))
+    return findings
+
+
+def _conflicts(groups: list[list[int]], data: Examples, class_names: list[str]) -> list[Finding]:
+    conflicting = [group for group in groups if len({int(data.labels[m]) for m in group}) > 1]
+    if not conflicting:
+        return []
+    listed = [[f"{name} ({class_names[int(data.labels[m])]})" for name, m in zip(data.named(group), group)]
+              for group in conflicting]
+    splits = sorted({data.splits[m] for group in conflicting for m in group}, key=["train", *HELD_OUT].index)
+    return [Finding(
+        FindingKind.conflicting_label, splits, len(conflicting), listed,
+        f"{len(conflicting)} inputs appear with different labels (first: {_first(listed)}); no model can get "
+        "both right: fix the labels",
+    )]
+
+
+def _class_findings(counts: dict[str, list[int]], class_names: list[str]) -> list[Finding]:
+    findings = []
+    for split, per_class in counts.items():
+        if not sum(per_class):
+            continue
+        missing = [class_names[c] for c, count in enumerate(per_class) if count == 0]
+        if missing:
+            findings.append(Finding(
+                FindingKind.missing_class, [split], len(missing), [[f"class {name}" for name in missing]],
+                f"the {split} split has no example of {len(missing)} classes ({', '.join(missing[:SHOWN])}"
+                f"{' ...' if len(missing) > SHOWN else ''}): its scores say nothing of them; add examples",
+            ))
+    train = counts.get("train", [])
+    present = [count for count in train if count]
+    if len(present) > 1 and max(present) >= IMBALANCE_RATIO * min(present):
+        largest, smallest = int(np.argmax(train)), min(range(len(train)), key=lambda c: train[c] or np.inf)
+        findings.append(Finding(
+            FindingKind.class_imbalance, ["train"], len(train), [[f"{name}: {count}" for name, count in zip(class_names, train)]],
+            f"the training classes are imbalanced ({class_names[largest]!r} {train[largest]}, {class_names[smallest]!r} "
+            f"{train[smallest]}): accuracy rewards the large classes; read the per-class scores (`dlcli evaluate`)",
+        ))
+    return findings
+
+
+def _constant_columns(train: Split, columns: list[str]) -> list[Finding]:
+    x = train.pool.x[train.indices]
+    if x.ndim != 2 or x.dtype == object or len(x) < 2:
+        return []
+    constant = [columns[c] if c < len(columns) else str(c) for c in np.flatnonzero((x == x[0]).all(axis=0))]
+    if not constant:
+        return []
+    return [Finding(
+        FindingKind.constant_column, ["train"], len(constant), [constant],
+        f"{len(constant)} feature columns hold one value in every training row ({', '.join(constant[:SHOWN])}"
+        f"{' ...' if len(constant) > SHOWN else ''}): they carry nothing; leave them out of feature_columns",
+    )]
+
+
+def _checked_splits(splits: Splits, kfold: bool) -> list[tuple[str, Split]]:
+    """The splits checked, by name: k-fold's folds share one pool, checked whole as the training data."""
+    if kfold:
+        return [("train", Split.whole(splits.train.pool)), ("test", splits.test)]
+    chosen = [("train", splits.train), ("validation", splits.validation), ("test", splits.test)]
+    return [(name, split) for name, split in chosen if len(split)]
+
+
+def find_issues(splits: Splits, config: ExperimentConfig, kfold: bool = False) -> list[Finding]:
+    """Every finding about `splits` (k-fold: about its whole training pool and its test split)."""
+    chosen = _checked_splits(splits, kfold)
+    texts = splits.encoding.vectorizer is not None
+    digests, hashes = _fingerprints(chosen, texts, splits.value_range)
+    root = Path(config.dataset.path).expanduser() if getattr(config.dataset, "path", None) else None
+    classification = bool(splits.class_names)
+    data = Examples(
+        [name for name, split in chosen for _ in range(len(split))],
+        np.concatenate([np.arange(len(split)) for _, split in chosen]),
+        [shown for name, split in chosen for shown in _names(name, split, root, config.dataset.name == "csv")],
+        np.concatenate([split.labels for _, split in chosen]) if classification else None,
+    )
+    by_digest: dict[bytes, list[int]] = defaultdict(list)
+    for member, digest in enumerate(digests):
+        by_digest[digest].append(member)
+    exact = [group for group in by_digest.values() if len(group) > 1]
+    findings = _duplicate_findings(FindingKind.exact_duplicate, exact, data)
+    pictured = np.array([member for member, value in enumerate(hashes) if value is not None])
+    if len(pictured) > 1:
+        values = np.array([hashes[m] for m in pictured], dtype=np.uint64)
+        pairs = pictured[close_pairs(values)] if len(values) else np.empty((0, 2), dtype=np.int64)
+        pairs = np.array([(i, j) for i, j in pairs if digests[i] != digests[j] and data.splits[i] != data.splits[j]],
+                         dtype=np.int64).reshape(-1, 2)
+        pairs = _confirmed(pairs, chosen, splits.value_range)
+        findings += _duplicate_findings(FindingKind.near_duplicate, [list(pair) for pair in pairs], data)
+    if classification and not config.dataset.shuffle_labels:  # shuffled labels conflict by design
+        findings += _conflicts(exact, data, splits.class_names)
+    if classification:
+        findings += _class_findings(
+            {name: np.bincount(split.labels, minlength=splits.num_classes).tolist() for name, split in chosen},
+            splits.class_names,
+        )
+    if splits.input_columns and not texts:
+        findings += _constant_columns(chosen[0][1], splits.input_columns)
+    return findings
+
+
+# --- cached, and acted on --------------------------------------------------------------------
+
+
+def _cache_key(splits: Splits, kfold: bool, config: ExperimentConfig) -> str:
+    digest = hashlib.sha256(f"{CHECKS_VERSION}:{config.dataset.shuffle_labels}:{config.dataset.name}".encode())
+    for name, split in _checked_splits(splits, kfold):
+        digest.update(f"{name}:{len(split)}".encode())
+        split.pool.update_digest(digest, split.indices)
+        digest.update(np.ascontiguousarray(split.labels).tobytes())
+    digest.update(json.dumps([splits.class_names, splits.input_columns]).encode())
+    return digest.hexdigest()[:32]
+
+
+def checks_cache_dir() -> Path:
+    return cache_root() / "checks"
+
+
+@dataclass
+class DataChecks:
+    findings: list[Finding]
+    seconds: float
+    cached: bool
+
+    def as_dicts(self) -> list[dict[str, Any]]:
+        return [finding.as_dict() for finding in self.findings]
+
+
+def run_checks(splits: Splits, config: ExperimentConfig, kfold: bool = False) -> DataChecks:
+    """`find_issues`, read back from the cache when the same data was checked before."""
+    started = time.perf_counter()
+    path = checks_cache_dir() / f"{_cache_key(splits, kfold, config)}.json"
+    try:
+        findings = [Finding.from_dict(item) for item in json.loads(path.read_text())["findings"]]
+        return DataChecks(findings, time.perf_counter() - started, cached=True)
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    findings = find_issues(splits, config, kfold)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, json.dumps({"version": CHECKS_VERSION, "findings": [f.as_dict() for f in findings]}))
+    except OSError:
+        pass  # an unwritable cache only costs the next run the checks' time
+    return DataChecks(findings, time.perf_counter() - started, cached=False)
+
+
+def acted_on(splits: Splits, checks: DataChecks, leaks: Leaks, where: str) -> Splits:
+    """The splits, with the checks' findings, as `dataset.leaks` wants them: as they are (warn),
+    refused naming the first leak (error), or without the held-out examples an earlier split holds
+    too (drop)."""
+    splits = replace(splits, checks=checks.as_dicts())
+    found = [finding for finding in checks.findings if finding.leak]
+    if not found or leaks == Leaks.warn:
+        return splits
+    if leaks == Leaks.error:
+        first = found[0]
+        raise DataUnavailable(f"{where}: dataset.leaks is error, and {first.message}")
+    dropped = {name: sorted({p for finding in found for p in finding.drop.get(name, [])}) for name in HELD_OUT}
+    changed = {}
+    for name, positions in dropped.items():
+        if positions:
+            split = splits.split(name)
+            kept = np.setdiff1d(np.arange(len(split)), positions)
+            changed[name] = Split(split.pool, split.indices[kept])
+            if not len(kept):
+                raise DataUnavailable(f"{where}: dataset.leaks: drop would leave the {name} split empty: every one of "
+                                      f"its {len(split)} examples is in an earlier split")
+    return replace(splits, **changed, dropped={name: len(positions) for name, positions in dropped.items() if positions})
+
+
+def finding_lines(checks: list[dict[str, Any]], dropped: dict[str, int], every_example: bool = False) -> list[str]:
+    """One line per finding of the data checks (with `every_example`, the first few sets of
+    examples under it); a line for what `dataset.leaks: drop` removed; one line when nothing was found."""
+    lines = []
+    for finding in checks:
+        lines.append(f"warning: {finding['message']}")
+        if every_example:
+            shown = finding["examples"][:EXAMPLES_SHOWN]
+            lines += [f"  {' ~ '.join(group)}" for group in shown]
+            if len(finding["examples"]) > len(shown):
+                lines.append(f"  ... and {len(finding['examples']) - len(shown)} more (--format json lists every one)")
+    if dropped:
+        removed = ", ".join(f"{count} {split}" for split, count in dropped.items())
+        lines.append(f"dataset.leaks: drop removed {removed} examples that an earlier split holds too")
+    if not checks and every_example:
+        lines.append("data checks: no duplicates, leaks, conflicting labels, missing classes or imbalance found")
+    return lines

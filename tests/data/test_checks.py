@@ -1,0 +1,198 @@
+"""Data checks before training: duplicates and leaks across splits, conflicting labels, classes,
+constant columns; cached by the data's fingerprint; `dataset.leaks: warn | error | drop`."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import read_json, run_folders
+from dlcli.config import load_config
+from dlcli.data import load_dataset
+from dlcli.data.checks import close_pairs
+
+PHOTO_CONFIG = """\
+name: photos
+seed: 0
+dataset:
+  name: image_directory
+  path: {path}
+  image_size: [32, 32]
+  leaks: {leaks}
+model:
+  layers:
+    - Flatten
+    - Dense: {{units: 2, activation: softmax}}
+loss: sparse_categorical_crossentropy
+metrics: [accuracy]
+training:
+  epochs: 1
+  batch_size: 16
+  tensorboard: false
+"""
+
+
+@pytest.fixture(autouse=True)
+def own_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("DLCLI_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def _picture(rng) -> Image.Image:
+    """A distinct photo-like picture: a smooth random colour field, a shape, fine grain."""
+    from PIL import ImageDraw
+
+    height, width = int(rng.integers(60, 110)), int(rng.integers(60, 110))
+    field = Image.fromarray((rng.random((4, 4, 3)) * 255).astype("uint8")).resize((width, height), Image.Resampling.BICUBIC)
+    draw = ImageDraw.Draw(field)
+    x, y = rng.integers(0, width // 2), rng.integers(0, height // 2)
+    draw.ellipse([x, y, x + rng.integers(15, width // 2), y + rng.integers(15, height // 2)],
+                 fill=tuple(int(v) for v in rng.integers(0, 255, 3)))
+    grain = rng.normal(0, 6, (height, width, 3))
+    return Image.fromarray(np.clip(np.asarray(field, dtype=float) + grain, 0, 255).astype("uint8"))
+
+
+def _near_copy(path: Path, target: Path, rng) -> None:
+    """The same picture resized to 50-80% and saved again as a JPEG of lower quality."""
+    with Image.open(path) as image:
+        scale = rng.uniform(0.5, 0.8)
+        smaller = image.convert("RGB").resize((int(image.width * scale), int(image.height * scale)))
+    smaller.save(target, quality=int(rng.integers(50, 80)))
+
+
+def planted_folder(root: Path, per_class: int = 30, test_per_class: int = 10, seed: int = 0):
+    """train/ and test/ class folders of distinct photos, with duplicates planted: exact copies of
+    training photos in test, near copies (resized, re-encoded) in test, and copies filed under the
+    other class. Returns the planted pairs of file names (relative to `root`), by kind."""
+    rng = np.random.default_rng(seed)
+    for split, count in (("train", per_class), ("test", test_per_class)):
+        for name in ("cat", "dog"):
+            (root / split / name).mkdir(parents=True)
+            for index in range(count):
+                _picture(rng).save(root / split / name / f"{name}.{index}.jpg", quality=90)
+    planted = {"exact_duplicate": set(), "near_duplicate": set(), "conflicting_label": set()}
+    for index in range(4):
+        source = f"train/cat/cat.{index}.jpg"
+        copy = f"test/cat/copy.{index}.jpg"
+        shutil.copy(root / source, root / copy)
+        planted["exact_duplicate"].add(frozenset((source, copy)))
+    for index in range(4, 9):
+        source = f"train/dog/dog.{index}.jpg"
+        copy = f"test/dog/near.{index}.jpg"
+        _near_copy(root / source, root / copy, rng)
+        planted["near_duplicate"].add(frozenset((source, copy)))
+    for index in range(10, 12):
+        source = f"train/cat/cat.{index}.jpg"
+        copy = f"train/dog/relabelled.{index}.jpg"
+        shutil.copy(root / source, root / copy)
+        planted["conflicting_label"].add(frozenset((source, copy)))
+        planted["exact_duplicate"].add(frozenset((source, copy)))
+    return planted
+
+
+def reported_pairs(checks: list[dict], kind: str) -> set[frozenset]:
+    pairs = set()
+    for finding in checks:
+        if finding["kind"] != kind:
+            continue
+        for group in finding["examples"]:
+            files = [entry.split(": ", 1)[1].split(" (")[0] for entry in group]
+            pairs |= {frozenset(pair) for pair in itertools.combinations(files, 2)}
+    return pairs
+
+
+def photo_config(write_config, path: Path, leaks: str = "warn") -> Path:
+    return write_config(PHOTO_CONFIG.format(path=path, leaks=leaks))
+
+
+def test_planted_duplicates_in_a_photo_folder_are_found_each_by_its_kind(write_config, tmp_path):
+    planted = planted_folder(tmp_path / "photos")
+    splits = load_dataset(load_config(photo_config(write_config, tmp_path / "photos")))
+
+    for kind, pairs in planted.items():
+        found = reported_pairs(splits.checks, kind)
+        assert pairs <= found, (kind, pairs - found)
+        assert found == pairs, (kind, found - pairs)  # no false pair
+    kinds = {finding["kind"] for finding in splits.checks}
+    assert kinds == {"exact_duplicate", "near_duplicate", "conflicting_label"}
+    leaks = [finding for finding in splits.checks if finding["leak"]]
+    # the copies filed under the other class may land in the validation split drawn from train
+    assert "test" in {finding["splits"][0] for finding in leaks}
+    assert {finding["splits"][0] for finding in leaks} <= {"test", "validation"}
+    message = next(f["message"] for f in leaks if f["kind"] == "near_duplicate" and f["splits"] == ["test", "train"])
+    assert "test examples have near-duplicates (the same picture resized or re-encoded) in train (first: test: " in message
+    assert "the test score is inflated" in message
+
+
+def test_repeated_rows_of_a_table_are_found_by_their_lines(write_config, tmp_path):
+    rng = np.random.default_rng(0)
+    rows = [",".join(f"{v:.4f}" for v in rng.normal(size=3)) + f",{label}" for label in range(2) for _ in range(60)]
+    repeated = {3: 100, 7: 101, 11: 102, 70: 103, 75: 104, 90: 105}  # row index -> index of its copy, appended
+    table = ["a,b,c,label", *rows, *(rows[i] for i in repeated)]
+    (tmp_path / "table.csv").write_text("\n".join(table) + "\n")
+    config = write_config(
+        "name: table\nseed: 0\ndataset: {name: csv, path: %s, label_column: label, test_split: 0.25}\n"
+        "model:\n  layers:\n    - Dense: {units: 2, activation: softmax}\n"
+        "loss: sparse_categorical_crossentropy\ntraining: {epochs: 1}\n" % (tmp_path / "table.csv")
+    )
+
+    splits = load_dataset(load_config(config))
+
+    planted = {frozenset((f"line {i + 2}", f"line {len(rows) + position + 2}")) for position, i in enumerate(repeated)}
+    assert reported_pairs(splits.checks, "exact_duplicate") == planted
+    assert not reported_pairs(splits.checks, "conflicting_label")
+
+
+def test_close_pairs_finds_every_pair_within_the_bits_and_no_other():
+    rng = np.random.default_rng(0)
+    hashes = rng.integers(0, 2**63, size=400, dtype=np.uint64) * np.uint64(2) + rng.integers(0, 2, 400, dtype=np.uint64)
+    for index in range(40):  # near copies: 0-10 bits flipped
+        flipped = rng.choice(64, size=int(rng.integers(0, 11)), replace=False)
+        hashes[200 + index] = hashes[index] ^ np.uint64(sum(1 << int(b) for b in flipped))
+    everything = {(i, j) for i in range(400) for j in range(i + 1, 400)
+                  if int(np.bitwise_count(hashes[i] ^ hashes[j])) <= 8}
+
+    assert {tuple(pair) for pair in close_pairs(hashes, 8).tolist()} == everything
+    assert any(j - i == 200 for i, j in everything)
+
+
+def test_bundled_data_runs_its_checks(write_config):
+    from conftest import TINY_CONFIG
+
+    splits = load_dataset(load_config(write_config(TINY_CONFIG)))  # digits
+
+    assert splits.checks == []  # scikit-learn's digits: no copies across or within splits
+    assert splits.describe()["checks"] == []
+
+
+@pytest.mark.slow
+def test_leaks_error_stops_before_the_run_folder_and_drop_trains_on_the_cleaned_split(cli, write_config, tmp_path, runs_dir):
+    planted_folder(tmp_path / "photos")
+
+    refused = cli("train", str(photo_config(write_config, tmp_path / "photos", "error")))
+
+    assert refused.exit_code == 2, refused.output
+    assert re.search(r"dataset.leaks is error, and \d+ (validation|test) examples have exact copies in train", refused.stderr)
+    assert "config.yaml:7" in refused.stderr and run_folders(runs_dir) == []
+
+    trained = cli("train", str(photo_config(write_config, tmp_path / "photos", "drop")))
+
+    assert trained.exit_code == 0, trained.output
+    (run,) = run_folders(runs_dir)
+    data = read_json(run / "summary.json")["data"]
+    assert data["dropped"]["test"] == 9 and data["test"] == 29 - 9  # 20 photos and 9 copies, 4 exact and 5 near
+    assert {finding["kind"] for finding in data["checks"]} >= {"exact_duplicate", "near_duplicate"}
+    assert "dataset.leaks: drop removed" in trained.stdout and "warning: " in trained.stdout
+
+    checked = cli("check", str(photo_config(write_config, tmp_path / "photos", "warn")), "--format", "json")
+    assert checked.exit_code == 0, checked.output
+    document = json.loads(checked.stdout)
+    assert {"data", "class_counts", "layers", "data_checks"} <= set(document)
+    assert document["data"]["test"] == 29
+    assert all({"kind", "splits", "count", "examples", "message", "leak"} <= set(f) for f in document["data_checks"])
