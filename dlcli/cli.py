@@ -214,6 +214,9 @@ def train(
         experiment = load_config(config, overrides, name=name)
         command = ["dlcli", "train", str(config), *(arg for o in overrides for arg in ("--set", o))]
         command += ["--name", name] if name is not None else []
+        from dlcli.data import start_checks
+
+        start_checks(experiment)  # the data checks read the photos while TensorFlow is imported
     command += ["--runs-dir", str(runs_dir)]
 
     _import_tensorflow()
@@ -647,8 +650,11 @@ def check(
     if output_format == Format.csv:
         raise DlcliError("--format csv: check prints a table or json")
     experiment = load_config(config, overrides)
-    _import_tensorflow()
+    from dlcli.data import start_checks
     from dlcli.data.checks import finding_lines
+
+    start_checks(experiment)  # the data checks read the photos while TensorFlow is imported
+    _import_tensorflow()
     from dlcli.report.render import data_table, layers_table
     from dlcli.training.train import prepare_experiment
 

@@ -40,3 +40,20 @@ def load_folds(config: ExperimentConfig) -> list[Splits]:
     checks = run_checks(folds[0], config, kfold=True)
     where = config.source.where(("dataset", "leaks"))
     return [acted_on(fold, checks, config.dataset.leaks, where) for fold in folds]
+
+
+def start_checks(config: ExperimentConfig) -> None:
+    """Start the data checks' reading of an image folder's files in a process of its own, so that
+    it overlaps what the caller does next (import TensorFlow); `load_dataset` takes what it read."""
+    from dlcli.data.checks import read_ahead
+    from dlcli.data.prepare import prepare, prepare_folds
+    from dlcli.errors import DlcliError
+
+    if config.dataset.name != "image_directory":
+        return
+    try:
+        raw = load_raw(config)
+        kfold = config.training.kfold is not None
+        read_ahead(prepare_folds(raw, config)[0] if kfold else prepare(raw, config), config, kfold)
+    except DlcliError:
+        return  # said again where the data is loaded

@@ -5,13 +5,14 @@
   normalized. Reported within the training split, and across training, validation and test.
 - **Near-duplicate images** across splits: the same picture resized, re-encoded or re-saved
   in another format. Pictures of at least `SMALLEST_PICTURE` pixels a side only: a smaller one
-  (MNIST's 28x28 digits, scikit-learn's 8x8) is alike its neighbours by nature. Two stages:
-  imagehash's perceptual hash (64 bits of the picture's lowest frequencies) proposes the pairs
-  within `NEAR_BITS` bits of each other, found through `NEAR_BITS + 1` hash bands (two hashes
-  that close agree exactly on at least one band, so only a band's bucket is compared: sorting,
-  not all pairs); each pair proposed is then confirmed by the correlation of the two pictures'
-  grey `CONFIRM_SIDE`-pixel thumbnails (at least `CONFIRM_CORRELATION`). docs/data-checks.md
-  has the measurements behind both numbers.
+  (MNIST's 28x28 digits, scikit-learn's 8x8) is alike its neighbours by nature. Three stages,
+  each cheaper than the next: imagehash's perceptual hash (256 bits: the signs of a picture's
+  16 x 16 lowest DCT frequencies) proposes the pairs whose 64 lowest-frequency bits are within
+  `NEAR_BITS` of each other, found through `NEAR_BITS + 1` bands of those bits (two keys that
+  close agree exactly on at least one band, so only a band's bucket is compared: a sort, not
+  all pairs); a pair is kept when its whole hashes are within `NEAR_BITS_WHOLE` bits, and
+  confirmed when the two pictures' grey `CONFIRM_SIDE`-pixel thumbnails correlate at least
+  `CONFIRM_CORRELATION`. docs/data-checks.md has the measurements behind the numbers.
 - **Conflicting labels**: identical inputs given different classes.
 - **Classes**: a class missing from a split, and a training split whose largest class has
   `IMBALANCE_RATIO` times the examples of its smallest.
@@ -25,10 +26,15 @@ data reads them back. Nothing here imports TensorFlow.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import hashlib
 import io
 import json
 import os
+import subprocess
+import sys
+import tempfile
 import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
@@ -48,8 +54,12 @@ if TYPE_CHECKING:
     from dlcli.config import ExperimentConfig
 
 CHECKS_VERSION = 1  # part of the cache key: findings of another version are found again
-SMALLEST_PICTURE = 32  # pixels a side: the perceptual hash works on a 32x32 picture
-NEAR_BITS = 8  # of the perceptual hash's 64
+SMALLEST_PICTURE = 32  # pixels a side: a smaller picture is alike its neighbours by nature
+HASH_SIDE = 16  # the perceptual hash: 16 x 16 lowest frequencies, 256 bits
+PICTURE_SIDE = 4 * HASH_SIDE  # the grey picture it reads (imagehash's highfreq_factor)
+NEAR_BITS = 8  # of the 64 lowest-frequency bits, to propose a pair
+NEAR_BITS_WHOLE = 48  # of the 256, to keep it
+HASHED_AT_ONCE = 1024  # pictures held at once (4 KB each)
 CONFIRM_SIDE = 128
 CONFIRM_CORRELATION = 0.98
 IMBALANCE_RATIO = 5
@@ -115,9 +125,15 @@ def _normalized_text(text) -> bytes:
     return " ".join(str(text).lower().split()).encode()
 
 
-def _file_bytes_and_hash(path: str) -> tuple[bytes, int | None]:
-    """A file's content digest and, for a picture large enough, its perceptual hash."""
-    import imagehash
+def _grey_picture(image) -> np.ndarray:
+    """The PICTURE_SIDE-square grey picture the perceptual hash reads, as imagehash makes it."""
+    from PIL import Image
+
+    return np.asarray(image.convert("L").resize((PICTURE_SIDE, PICTURE_SIDE), Image.Resampling.LANCZOS))
+
+
+def _file_digest_and_picture(path: str) -> tuple[bytes, np.ndarray | None]:
+    """A file's content digest and, for a picture large enough, its grey picture for the hash."""
     from PIL import Image, UnidentifiedImageError
 
     with open(path, "rb") as file:
@@ -128,13 +144,27 @@ def _file_bytes_and_hash(path: str) -> tuple[bytes, int | None]:
             if min(image.size) < SMALLEST_PICTURE:
                 return digest, None
             image.draft("L", (SMALLEST_PICTURE, SMALLEST_PICTURE))  # a JPEG decodes at 1/8 scale: 5x faster
-            return digest, _packed(imagehash.phash(image))
+            return digest, _grey_picture(image)
     except (OSError, UnidentifiedImageError, ValueError):
         return digest, None  # the pipeline says which files it cannot decode, and stops there
 
 
-def _packed(image_hash) -> int:
-    return int.from_bytes(np.packbits(image_hash.hash.flatten()).tobytes(), "big")
+def perceptual_hashes(pictures: np.ndarray) -> np.ndarray:
+    """imagehash.phash(picture, hash_size=HASH_SIDE) of every picture of the stack (n, 64, 64) at
+    once, as (n, HASH_SIDE**2 / 64) uint64 words: the signs of the HASH_SIDE x HASH_SIDE lowest
+    frequencies of the picture's DCT against their median. One DCT of the stack costs a fraction
+    of imagehash's one picture at a time (tests hold the two equal, bit for bit)."""
+    from scipy.fft import dct
+
+    lowest = dct(dct(pictures.astype(np.float64), axis=1), axis=2)[:, :HASH_SIDE, :HASH_SIDE].reshape(len(pictures), -1)
+    bits = lowest > np.median(lowest, axis=1, keepdims=True)
+    return np.packbits(bits, axis=1).view(">u8").astype(np.uint64)
+
+
+def _coarse(hashes: np.ndarray) -> np.ndarray:
+    """Each hash's 64 bits of the 8 x 8 lowest frequencies: the key the search buckets by."""
+    bits = np.unpackbits(hashes.astype(">u8").view(np.uint8), axis=1).reshape(len(hashes), HASH_SIDE, HASH_SIDE)
+    return np.packbits(bits[:, :8, :8].reshape(len(hashes), 64), axis=1).view(">u8").ravel().astype(np.uint64)
 
 
 def _array_picture(example: np.ndarray, value_range: float | None):
@@ -144,39 +174,128 @@ def _array_picture(example: np.ndarray, value_range: float | None):
     return Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels[..., :3])
 
 
-def _is_picture(pool, value_range: float | None) -> bool:
+def _is_picture(pool) -> bool:
     if isinstance(pool, FilePool):
         return True
     return pool.x.ndim == 4 and pool.x.shape[-1] in (1, 3, 4) and min(pool.x.shape[1:3]) >= SMALLEST_PICTURE
 
 
+HASH_BYTES = HASH_SIDE * HASH_SIDE // 8
+READ_RECORD = 16 + 1 + HASH_BYTES  # what the read-ahead process says of a file: digest, picture or not, hash
+
+
+def _read_files(paths) -> list[tuple[bytes, np.ndarray | None]]:
+    """Each image file's digest and perceptual hash (None: not a picture large enough), read by a
+    thread per core (Pillow decodes outside the GIL)."""
+    with ThreadPoolExecutor(max(1, os.cpu_count() or 1)) as executor:
+        found = list(executor.map(_file_digest_and_picture, paths, chunksize=16))
+    numbers = [n for n, (_, picture) in enumerate(found) if picture is not None]
+    hashes = dict(zip(numbers, perceptual_hashes(np.stack([found[n][1] for n in numbers])))) if numbers else {}
+    return [(digest, hashes.get(n)) for n, (digest, _) in enumerate(found)]
+
+
+class ReadAhead:
+    """`python -m dlcli.data.checks LIST`: a process of its own that reads and hashes the image files
+    listed while this one imports TensorFlow (one core busy, the other idle for about 2 seconds:
+    threads here would fight that import for the GIL). It writes READ_RECORD bytes a file."""
+
+    def __init__(self, paths: list[str]):
+        self.paths = paths
+        descriptor, self.listing = tempfile.mkstemp(prefix="dlcli-checks-", suffix=".paths")
+        with os.fdopen(descriptor, "wb") as listing:
+            listing.write(b"\0".join(os.fsencode(path) for path in paths))
+        self.process = subprocess.Popen([sys.executable, "-m", "dlcli.data.checks", self.listing],
+                                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        atexit.register(self.stop)
+
+    def results(self) -> dict[str, tuple[bytes, np.ndarray | None]]:
+        """What it read, by path; empty when it failed (the checks then read the files themselves)."""
+        output, _ = self.process.communicate()
+        self.stop()
+        if self.process.returncode != 0 or len(output) != len(self.paths) * READ_RECORD:
+            return {}
+        records = np.frombuffer(output, dtype=np.uint8).reshape(len(self.paths), READ_RECORD)
+        hashes = records[:, 17:].copy().view(">u8").astype(np.uint64)
+        return {path: (bytes(record[:16]), hashes[n] if record[16] else None)
+                for n, (path, record) in enumerate(zip(self.paths, records))}
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        with contextlib.suppress(OSError):
+            os.unlink(self.listing)
+
+
+_read_ahead: list[ReadAhead] = []
+
+
+def read_ahead(splits: Splits, config: ExperimentConfig, kfold: bool = False) -> None:
+    """Start reading the image files of `splits` for their checks, in a process of its own
+    (`ReadAhead`), unless they were checked before."""
+    if _cache_path(splits, kfold, config).is_file():
+        return  # checked before: nothing to read
+    paths = [str(path) for _, split in _checked_splits(splits, kfold) if isinstance(split.pool, FilePool)
+             for path in split.pool.paths[split.indices]]
+    if paths:
+        _read_ahead.append(ReadAhead(paths))
+
+
+_read: dict[str, tuple[bytes, np.ndarray | None]] = {}  # what the read-ahead process said, until the checks take it
+
+
+def _read_ahead_results() -> dict[str, tuple[bytes, np.ndarray | None]]:
+    while _read_ahead:
+        _read.update(_read_ahead.pop().results())
+    return _read
+
+
+def _main(listing: str) -> None:
+    """The read-ahead process: READ_RECORD bytes per file listed, in order, on stdout."""
+    paths = [os.fsdecode(path) for path in Path(listing).read_bytes().split(b"\0") if path]
+    out = sys.stdout.buffer
+    for first in range(0, len(paths), HASHED_AT_ONCE):
+        for digest, words in _read_files(paths[first:first + HASHED_AT_ONCE]):
+            out.write(digest + (b"\1" + words.astype(">u8").tobytes() if words is not None else b"\0" * (1 + HASH_BYTES)))
+    out.flush()
+
+
 def _fingerprints(
     examples: list[tuple[str, Split]], texts: bool, value_range: float | None,
-) -> tuple[list[bytes], list[int | None]]:
-    """Every example's content digest and perceptual hash (None: not a picture, or too small)."""
+) -> tuple[list[bytes], np.ndarray, np.ndarray]:
+    """Every example's content digest, and the perceptual hashes of those that are pictures of at
+    least SMALLEST_PICTURE pixels a side (the examples' numbers, their hashes)."""
     digests: list[bytes] = []
-    hashes: list[int | None] = []
+    pictured: list[int] = []
+    hashes: list[np.ndarray] = []
     for _, split in examples:
-        pool = split.pool
+        pool, start = split.pool, len(digests)
         if isinstance(pool, FilePool):
-            workers = max(1, os.cpu_count() or 1)  # PIL decodes outside the GIL
-            with ThreadPoolExecutor(workers) as executor:
-                found = list(executor.map(_file_bytes_and_hash, pool.paths[split.indices], chunksize=64))
-            digests += [digest for digest, _ in found]
-            hashes += [image_hash for _, image_hash in found]
+            ready = _read_ahead_results()
+            paths = [str(path) for path in pool.paths[split.indices]]
+            missing = [path for path in paths if path not in ready]
+            for first in range(0, len(missing), HASHED_AT_ONCE):
+                part = missing[first:first + HASHED_AT_ONCE]
+                ready.update(zip(part, _read_files(part)))
+            for number, path in enumerate(paths):
+                digest, words = ready.pop(path)
+                digests.append(digest)
+                if words is not None:
+                    pictured.append(start + number)
+                    hashes.append(words[None])
             continue
         x = pool.x[split.indices]
         if texts:
             digests += [hashlib.blake2b(_normalized_text(text), digest_size=16).digest() for text in x]
         else:
             digests += [hashlib.blake2b(np.ascontiguousarray(row).tobytes(), digest_size=16).digest() for row in x]
-        if _is_picture(pool, value_range):
-            import imagehash
-
-            hashes += [_packed(imagehash.phash(_array_picture(example, value_range))) for example in x]
-        else:
-            hashes += [None] * len(x)
-    return digests, hashes
+        if _is_picture(pool):
+            for first in range(0, len(x), HASHED_AT_ONCE):
+                part = x[first:first + HASHED_AT_ONCE]
+                hashes.append(perceptual_hashes(np.stack([_grey_picture(_array_picture(e, value_range)) for e in part])))
+                pictured += range(start + first, start + first + len(part))
+    words = HASH_SIDE * HASH_SIDE // 64
+    return digests, np.array(pictured, dtype=np.int64), np.concatenate(hashes) if hashes else np.empty((0, words), np.uint64)
 
 
 def _names(name: str, split: Split, root: Path | None, csv: bool) -> list[str]:
@@ -364,7 +483,7 @@ def find_issues(splits: Splits, config: ExperimentConfig, kfold: bool = False) -
     """Every finding about `splits` (k-fold: about its whole training pool and its test split)."""
     chosen = _checked_splits(splits, kfold)
     texts = splits.encoding.vectorizer is not None
-    digests, hashes = _fingerprints(chosen, texts, splits.value_range)
+    digests, pictured, hashes = _fingerprints(chosen, texts, splits.value_range)
     root = Path(config.dataset.path).expanduser() if getattr(config.dataset, "path", None) else None
     classification = bool(splits.class_names)
     data = Examples(
@@ -378,13 +497,13 @@ def find_issues(splits: Splits, config: ExperimentConfig, kfold: bool = False) -
         by_digest[digest].append(member)
     exact = [group for group in by_digest.values() if len(group) > 1]
     findings = _duplicate_findings(FindingKind.exact_duplicate, exact, data)
-    pictured = np.array([member for member, value in enumerate(hashes) if value is not None])
     if len(pictured) > 1:
-        values = np.array([hashes[m] for m in pictured], dtype=np.uint64)
-        pairs = pictured[close_pairs(values)] if len(values) else np.empty((0, 2), dtype=np.int64)
+        pairs = close_pairs(_coarse(hashes))  # proposed by the lowest frequencies ...
+        whole = np.bitwise_count(hashes[pairs[:, 0]] ^ hashes[pairs[:, 1]]).sum(axis=1)
+        pairs = pictured[pairs[whole <= NEAR_BITS_WHOLE]]  # ... kept when the whole hash agrees
         pairs = np.array([(i, j) for i, j in pairs if digests[i] != digests[j] and data.splits[i] != data.splits[j]],
                          dtype=np.int64).reshape(-1, 2)
-        pairs = _confirmed(pairs, chosen, splits.value_range)
+        pairs = _confirmed(pairs, chosen, splits.value_range)  # ... and confirmed by the pictures
         findings += _duplicate_findings(FindingKind.near_duplicate, [list(pair) for pair in pairs], data)
     if classification and not config.dataset.shuffle_labels:  # shuffled labels conflict by design
         findings += _conflicts(exact, data, splits.class_names)
@@ -401,18 +520,18 @@ def find_issues(splits: Splits, config: ExperimentConfig, kfold: bool = False) -
 # --- cached, and acted on --------------------------------------------------------------------
 
 
-def _cache_key(splits: Splits, kfold: bool, config: ExperimentConfig) -> str:
+def _cache_path(splits: Splits, kfold: bool, config: ExperimentConfig) -> Path:
+    """Where the findings about these splits are kept: named by what they hold (for files, their
+    names, sizes and modification times), their labels and the checks' version."""
     digest = hashlib.sha256(f"{CHECKS_VERSION}:{config.dataset.shuffle_labels}:{config.dataset.name}".encode())
     for name, split in _checked_splits(splits, kfold):
         digest.update(f"{name}:{len(split)}".encode())
         split.pool.update_digest(digest, split.indices)
+        if isinstance(split.pool, FilePool):  # a file edited in place keeps its name and, maybe, its size
+            digest.update(np.array([os.stat(path).st_mtime_ns for path in split.pool.paths[split.indices]]).tobytes())
         digest.update(np.ascontiguousarray(split.labels).tobytes())
     digest.update(json.dumps([splits.class_names, splits.input_columns]).encode())
-    return digest.hexdigest()[:32]
-
-
-def checks_cache_dir() -> Path:
-    return cache_root() / "checks"
+    return cache_root() / "checks" / f"{digest.hexdigest()[:32]}.json"
 
 
 @dataclass
@@ -428,7 +547,7 @@ class DataChecks:
 def run_checks(splits: Splits, config: ExperimentConfig, kfold: bool = False) -> DataChecks:
     """`find_issues`, read back from the cache when the same data was checked before."""
     started = time.perf_counter()
-    path = checks_cache_dir() / f"{_cache_key(splits, kfold, config)}.json"
+    path = _cache_path(splits, kfold, config)
     try:
         findings = [Finding.from_dict(item) for item in json.loads(path.read_text())["findings"]]
         return DataChecks(findings, time.perf_counter() - started, cached=True)
@@ -484,3 +603,7 @@ def finding_lines(checks: list[dict[str, Any]], dropped: dict[str, int], every_e
     if not checks and every_example:
         lines.append("data checks: no duplicates, leaks, conflicting labels, missing classes or imbalance found")
     return lines
+
+
+if __name__ == "__main__":
+    _main(sys.argv[1])

@@ -15,8 +15,8 @@ from PIL import Image
 
 from conftest import read_json, run_folders
 from dlcli.config import load_config
-from dlcli.data import load_dataset
-from dlcli.data.checks import close_pairs
+from dlcli.data import checks, load_dataset, start_checks
+from dlcli.data.checks import PICTURE_SIDE, close_pairs, perceptual_hashes
 
 PHOTO_CONFIG = """\
 name: photos
@@ -196,3 +196,32 @@ def test_leaks_error_stops_before_the_run_folder_and_drop_trains_on_the_cleaned_
     assert {"data", "class_counts", "layers", "data_checks"} <= set(document)
     assert document["data"]["test"] == 29
     assert all({"kind", "splits", "count", "examples", "message", "leak"} <= set(f) for f in document["data_checks"])
+
+
+def test_the_batched_perceptual_hash_is_imagehash_phash_bit_for_bit():
+    imagehash = pytest.importorskip("imagehash")
+    rng = np.random.default_rng(3)
+    pictures = [_picture(rng) for _ in range(12)]
+    grey = np.stack([np.asarray(p.convert("L").resize((PICTURE_SIDE, PICTURE_SIDE), Image.Resampling.LANCZOS))
+                     for p in pictures])
+
+    ours = perceptual_hashes(grey)
+
+    for picture, words in zip(pictures, ours):
+        reference = imagehash.phash(picture, hash_size=16).hash.flatten()
+        assert np.array_equal(np.unpackbits(words.astype(">u8").view(np.uint8)).astype(bool), reference)
+
+
+def test_the_read_ahead_process_finds_what_the_checks_find_in_process(write_config, tmp_path, monkeypatch):
+    planted_folder(tmp_path / "photos")
+    config = load_config(photo_config(write_config, tmp_path / "photos"))
+
+    start_checks(config)  # what check and train do before importing TensorFlow
+    assert len(checks._read_ahead) == 1
+    read_ahead = load_dataset(config).checks
+    assert not checks._read_ahead and not checks._read  # taken, every file of it
+
+    start_checks(config)
+    assert not checks._read_ahead  # checked before: nothing to read
+    monkeypatch.setenv("DLCLI_CACHE_DIR", str(tmp_path / "another cache"))
+    assert load_dataset(config).checks == read_ahead  # read in this process
