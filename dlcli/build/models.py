@@ -6,6 +6,7 @@ that wrote it, with the nearest valid name.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import math
 import re
@@ -241,26 +242,31 @@ def _add(
 ) -> None:
     """model.add(layer), with a shape mismatch reported at the config item that made the layer."""
     shape = model.output_shape if model.layers else (None, *input_shape)
-    try:
+    advice = (
+        "; convolution and pooling layers need images (batch, height, width, channels), "
+        "so put Flatten after them, not before"
+        if re.match(r"(Conv|MaxPool|AveragePool|GlobalM|GlobalA)", class_name) and len(shape) == 2
+        else ""
+    )
+    with _reported_at(config, path, class_name, f"the previous output of shape {shape}", advice):
         model.add(layer)
+
+
+@contextlib.contextmanager
+def _reported_at(config: ExperimentConfig, path: KeyPath, class_name: str, taking: str, advice: str = ""):
+    """A layer called or added, its mistakes reported at the config item that made it, in one line:
+    an input it cannot take (`taking` describes it), or an argument TensorFlow rejects only when the
+    layer makes its weights (an initializer's `value: relu`), without TensorFlow's
+    `{{function_node ...}}` prefix."""
+    try:
+        yield
     except (TypeError, ValueError) as error:
         first_line = str(error).strip().splitlines()[0]
-        advice = (
-            "; convolution and pooling layers need images (batch, height, width, channels), "
-            "so put Flatten after them, not before"
-            if re.match(r"(Conv|MaxPool|AveragePool|GlobalM|GlobalA)", class_name) and len(shape) == 2
-            else ""
-        )
-        raise config.error(path, f"cannot take the previous output of shape {shape}: {first_line}{advice}") from error
+        raise config.error(path, f"cannot take {taking}: {first_line}{advice}") from error
     except tf_errors.OpError as error:
-        raise config.error(path, _weights_refused(class_name, error)) from error
-
-
-def _weights_refused(class_name: str, error: tf_errors.OpError) -> str:
-    """An argument TensorFlow rejects only when the layer makes its weights (an initializer's
-    `value: relu`), in one line without TensorFlow's `{{function_node ...}}` prefix."""
-    reason = re.sub(r"\{\{[^}]*\}\}\s*|\s*\[Op:\w+\].*", "", error.message).strip().splitlines()
-    return f"{class_name} cannot make its weights with these arguments: {reason[0] if reason else type(error).__name__}"
+        reason = re.sub(r"\{\{[^}]*\}\}\s*|\s*\[Op:\w+\].*", "", error.message).strip().splitlines()
+        refused = reason[0] if reason else type(error).__name__
+        raise config.error(path, f"{class_name} cannot make its weights with these arguments: {refused}") from error
 
 
 def _application_base(config: ExperimentConfig, input_shape: tuple[int, ...]) -> tuple[keras.Model, str]:
@@ -386,12 +392,9 @@ def _connect(
                 f"{class_name} takes one input; merge {', '.join(names)} first (Add, Concatenate, ...)",
             )
         arguments = [outputs[name] for name in names]
-        try:
+        shapes = ", ".join(f"{name} {tuple(outputs[name].shape)}" for name in names)
+        with _reported_at(config, path, class_name, shapes):
             output = layer(arguments if len(arguments) > 1 else arguments[0])
-        except (TypeError, ValueError) as error:
-            shapes = ", ".join(f"{name} {tuple(outputs[name].shape)}" for name in names)
-            first_line = str(error).strip().splitlines()[0]
-            raise config.error(path, f"cannot take {shapes}: {first_line}") from error
         outputs[layer.name] = output
         inputs_of[layer.name] = names
         unused[layer.name] = path
@@ -438,14 +441,9 @@ def _graph_model(
 
 
 def _called(config: ExperimentConfig, layer: keras.layers.Layer, tensor, path: KeyPath):
-    """layer(tensor), with a shape mismatch reported at the config item that made the layer."""
-    try:
+    """layer(tensor), its mistakes reported at the config item that made the layer."""
+    with _reported_at(config, path, type(layer).__name__, f"an input of shape {tuple(tensor.shape)}"):
         return layer(tensor)
-    except (TypeError, ValueError) as error:
-        first_line = str(error).strip().splitlines()[0]
-        raise config.error(path, f"cannot take an input of shape {tuple(tensor.shape)}: {first_line}") from error
-    except tf_errors.OpError as error:
-        raise config.error(path, _weights_refused(type(layer).__name__, error)) from error
 
 
 def _base_parts(

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from dlcli.data.cache import available_memory
 from dlcli.data.examples import ArrayPool, Encoding, Pool, Split, Splits
 from dlcli.data.split import split_indices
 from dlcli.errors import DataUnavailable
@@ -191,6 +192,16 @@ def _with_noise_features(raw: RawDataset, config: ExperimentConfig) -> RawDatase
             ("dataset", "noise_features"),
             f"{config.dataset.name} is read {'as texts' if raw.texts else 'from files'}: noise features are "
             "appended to examples held as arrays (mnist_5k, digits, npz, csv features)",
+        )
+    examples = sum(len(pool) for pool in pools)
+    width = int(np.prod(raw.train.example_shape)) + spec.count
+    needed = examples * width * max(raw.train.x.dtype.itemsize, 8)  # the noise is drawn as 64-bit numbers
+    available = available_memory()
+    if needed > available:
+        raise config.error(
+            ("dataset", "noise_features", "count"),
+            f"{spec.count:,} noise features on {examples:,} examples take {needed / 1e9:,.1f} GB of memory, and "
+            f"{available / 1e9:,.1f} GB are available: append fewer",
         )
     rng = np.random.default_rng(config.seed)
     low, high = raw.train.x.min(), raw.train.x.max()  # the training examples' range: nothing of the test split

@@ -203,15 +203,23 @@ class RunIndex:
 
     def _reconcile_or_read_the_folders(self) -> None:
         """Reconcile, waiting at most READ_WAIT_S for another process's write (a rebuild of
-        100,000 runs holds the lock for a minute); past that, answer from the folders, read into
-        an index in memory, rather than keep the user waiting in silence."""
+        100,000 runs holds the lock for a minute); past that, reconcile a copy in memory of the
+        index as last committed (a WAL file's readers never wait for its writer), so that only
+        the folders changed since are read, rather than keep the user waiting in silence."""
         connection = self.connection
         connection.execute(f"PRAGMA busy_timeout={int(READ_WAIT_S * 1000)}")
         try:
+            connection.execute("BEGIN IMMEDIATE")  # can this process write? Asked before any folder is read
+            connection.execute("ROLLBACK")
             self.reconcile()
         except sqlite3.OperationalError:  # "database is locked"
+            copy = self._open(":memory:")
+            try:
+                connection.backup(copy)
+            except sqlite3.Error:
+                pass  # nothing committed to copy: every folder is read
             self.close()
-            self._connection = self._open(":memory:")
+            self._connection = copy
             self.reconcile()
         else:
             connection.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")

@@ -178,6 +178,12 @@ CASES = [
         "{units: 16, activation: relu}", "{units: 16, kernel_initializer: {class_name: Constant, config: {value: relu}}}"),
      ["config.yaml:9: model.layers.1.Dense: Dense cannot make its weights with these arguments: "
       "Cast string to float is not supported"]),
+    ("the same in a graph of layers", edit(
+        "- Flatten\n    - Dense: {units: 16, activation: relu}",
+        "- Flatten: {name: flat}\n    - Dense: {units: 16, inputs: [flat], kernel_initializer: {class_name: Constant, "
+        "config: {value: relu}}}"),
+     ["config.yaml:9: model.layers.1.Dense: Dense cannot make its weights with these arguments: "
+      "Cast string to float is not supported"]),
     ("object from outside Keras", edit(
         "{units: 16, activation: relu}", "{units: 16, kernel_regularizer: {module: os, class_name: system, config: {}}}"),
      ["model.layers.1.Dense.kernel_regularizer.module: module 'os': a config names Keras's own objects only"]),

@@ -15,7 +15,7 @@ import yaml
 
 from conftest import fake_run, read_json, summary_with
 from dlcli.store.index import INDEX_FILE, RunIndex
-from dlcli.store.runs import RunFolder
+from dlcli.store.runs import RunFolder, load_run
 
 
 def indexed_run(runs_dir, run_id, optimizer="rmsprop", units=64, val_accuracy=0.9, status="completed", test=None, **info):
@@ -111,17 +111,24 @@ def test_a_folder_added_changed_or_removed_by_hand_is_seen_by_the_next_command(c
     assert listed(cli, "--status", "failed") == ["b"]
 
 
-def test_an_index_locked_by_another_process_is_answered_from_the_folders(cli, four_runs):
+def test_an_index_locked_by_another_process_is_answered_from_a_copy_reading_only_what_changed(
+    cli, four_runs, monkeypatch,
+):
     import sqlite3
     import time
 
+    from dlcli.store import index
+
     assert listed(cli) == ["a", "b", "c", "d"]  # the index exists
     shutil.copytree(four_runs / "20260101-130000-d", four_runs / "20260101-140000-e")  # a change to reconcile
+    read = []
+    monkeypatch.setattr(index, "load_run", lambda folder: read.append(folder.id) or load_run(folder))
     writer = sqlite3.connect(four_runs / INDEX_FILE, isolation_level=None)
     writer.execute("BEGIN IMMEDIATE")  # another process's long write (a rebuild) holds the lock
     try:
         started = time.monotonic()
         assert listed(cli) == ["a", "b", "c", "d", "e"]
+        assert read == ["20260101-140000-e"]  # the index as committed, and the one folder new since
         assert listed(cli, "--where", "optimizer.name=adam") == ["b", "c"]
         assert time.monotonic() - started < 10  # not the 60 s a status update would wait
     finally:
@@ -162,7 +169,7 @@ WRITER = """
 import sys
 from pathlib import Path
 from dlcli.store.index import RunIndex
-from dlcli.store.runs import RunFolder
+from dlcli.store.runs import RunFolder, load_run
 runs, first, count = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 index = RunIndex(runs)
 for number in range(first, first + count):
