@@ -193,8 +193,17 @@ class Summary(RunFile):
     diverged: dict[str, Any] | None = None
     pruned: dict[str, Any] | None = None  # {epoch}: a sweep's pruner stopped the run there
     parameters: int | None = None
+    trainable_parameters: int | None = None
     fine_tune_from_epoch: int | None = None
+    fold: int | None = None  # one fold's own summary, inside a k-fold run's `kfold.folds`
+    fit_seconds: float | None = None
+    samples_per_second: float | None = None
+    speed: dict[str, Any] = {}
     data: dict[str, Any] = {}
+
+    def part(self) -> dict[str, Any]:
+        """The keys set, as a fold's entry of `kfold.folds` holds them."""
+        return self.model_dump(mode="json", exclude_unset=True, exclude={"schema_version"})
 
 
 class Inputs(RunFile):

@@ -43,11 +43,12 @@ from dlcli.store.runs import (
     EPOCH_COLUMNS,
     HISTORY_FILE,
     MODEL_FILE,
-    SCHEMA,
     STATE_FILE,
     SUMMARY_FILE,
     TENSORBOARD_DIR,
     CheckpointState,
+    KFold,
+    OverfittingVerdict,
     RunFolder,
     Summary,
     effective_status,
@@ -57,7 +58,6 @@ from dlcli.store.runs import (
     resolve_run,
     rows_to_csv,
     write_atomic,
-    write_json,
 )
 from dlcli.store.status import RunStatus
 from dlcli.training.callbacks import (
@@ -233,34 +233,30 @@ def _features(parts: ModelParts, data: Splits, batch_size: int) -> Splits:
 def _result_of(
     session: _Session, rows: list[dict[str, float]], watch: OverfittingWatch | None,
     parameters: int, train_samples: int,
-) -> dict[str, Any]:
+) -> Summary:
     """Best and final metrics, the verdicts and notes for one model's rows."""
     config = session.config
     best = best_row(rows, session.monitor, session.minimize) if session.monitor else (rows[-1] if rows else None)
-    result: dict[str, Any] = {
-        "epochs_run": len(rows),
-        "best_epoch": best["epoch"] if best else None,
-        "best": _metrics_of(best),
-        "final": _metrics_of(rows[-1] if rows else None),
-        "notes": [*session.notes, *training_notes(rows, config, session.minimize)],
-    }
+    best_epoch = best["epoch"] if best else None
+    notes = [*session.notes, *training_notes(rows, config, session.minimize)]
+    overfitting = None
     if watch is not None:
         verdict = watch.verdict()
         verdict["advice"] = overfitting_advice(config, verdict, len(rows), parameters, train_samples)
-        result["overfitting"] = verdict
+        overfitting = OverfittingVerdict.model_validate(verdict)
         if verdict["recovered"]:
-            result["notes"].append(verdict["recovered"])
+            notes.append(verdict["recovered"])
         if verdict["stopped_at_epoch"] is not None:
-            result["notes"].append(
+            notes.append(
                 f"training stopped at epoch {verdict['stopped_at_epoch']} on the overfitting warning "
-                f"(training.overfitting.stop); {model_file(rows[-1].get('fold'))} is the best epoch's "
-                f"({result['best_epoch']})"
+                f"(training.overfitting.stop); {model_file(rows[-1].get('fold'))} is the best epoch's ({best_epoch})"
             )
     diverged = _diverged_row(rows)
-    result["diverged"] = (
-        {"epoch": diverged["epoch"], "loss": diverged["loss"]} if diverged is not None else None
+    return Summary(
+        epochs_run=len(rows), best_epoch=best_epoch, best=_metrics_of(best), final=_metrics_of(rows[-1] if rows else None),
+        notes=notes, **({"overfitting": overfitting} if overfitting is not None else {}),
+        diverged={"epoch": diverged["epoch"], "loss": diverged["loss"]} if diverged is not None else None,
     )
-    return result
 
 
 def _tagged(row: dict[str, float], tags: dict[str, int]) -> bool:
@@ -288,7 +284,7 @@ def _run_stage(
         session.fit(stage, fitted, model_to_save, data, watch, previous_epoch if stage.continues else 0, end, None)
 
 
-def _train_single(session: _Session, stages: list[Stage], parts: ModelParts, data: Splits) -> dict[str, Any]:
+def _train_single(session: _Session, stages: list[Stage], parts: ModelParts, data: Splits) -> Summary:
     """The stages of one model: plain, fine-tune's two phases, or a head on precomputed features."""
     config, rows = session.config, session.rows
     watch = None
@@ -319,12 +315,11 @@ def _train_single(session: _Session, stages: list[Stage], parts: ModelParts, dat
     if not session.run.file(MODEL_FILE).exists():  # the monitor was never a number: keep the last model
         save_model_atomic(parts.model, session.run.file(MODEL_FILE))
     phase_two = [row["epoch"] for row in rows if row.get("phase") == 2]
-    return {
-        **_result_of(session, rows, watch, parts.model.count_params(), len(data.train)),
+    return _result_of(session, rows, watch, parts.model.count_params(), len(data.train)).model_copy(update={
         "fine_tune_from_epoch": phase_two[0] if phase_two else None,
         "parameters": parts.model.count_params(),
         "trainable_parameters": int(sum(np.prod(w.shape) for w in parts.model.trainable_weights)),
-    }
+    })
 
 
 def _mean_and_std(results: list[dict[str, float]]) -> dict[str, dict[str, float]]:
@@ -335,7 +330,7 @@ def _mean_and_std(results: list[dict[str, float]]) -> dict[str, dict[str, float]
     }
 
 
-def _train_folds(session: _Session, stages: list[Stage], folds: list[Splits]) -> dict[str, Any]:
+def _train_folds(session: _Session, stages: list[Stage], folds: list[Splits]) -> Summary:
     """One model per fold, each from the same seed; the summary averages the folds."""
     config = session.config
     results = []
@@ -349,26 +344,26 @@ def _train_folds(session: _Session, stages: list[Stage], folds: list[Splits]) ->
         if not _stage_done(session.state, stage):
             _run_stage(session, stage, parts.model, parts.model, data, watch, 0)
         rows = [row for row in session.rows if row.get("fold") == stage.fold]
-        results.append({"fold": stage.fold, **_result_of(session, rows, watch, parameters, len(data.train))})
-        if results[-1]["diverged"]:
+        results.append(_result_of(session, rows, watch, parameters, len(data.train)).model_copy(update={"fold": stage.fold}))
+        if results[-1].diverged:
             break
-    best, final = _mean_and_std([r["best"] for r in results]), _mean_and_std([r["final"] for r in results])
-    detected = [r for r in results if r.get("overfitting", {}).get("detected")]
-    onsets = ", ".join(f"fold {r['fold']} since epoch {r['overfitting']['onset_epoch']}" for r in detected)
-    return {
-        "epochs_run": sum(r["epochs_run"] for r in results),
-        "best_epoch": None,
-        "best": {key: value["mean"] for key, value in best.items()},
-        "final": {key: value["mean"] for key, value in final.items()},
-        "kfold": {"k": len(folds), "best": best, "final": final, "folds": results},
-        "overfitting": {
-            "detected": bool(detected), "folds": [r["fold"] for r in detected], "monitor": config.training.monitor,
-            "message": f"overfitting in {len(detected)} of {len(folds)} folds: {onsets}" if detected else None,
-        },
-        "notes": sorted({note for r in results for note in r["notes"]}),
-        "diverged": next((r["diverged"] for r in results if r["diverged"]), None),
-        "parameters": parameters,
-    }
+    best, final = _mean_and_std([r.best for r in results]), _mean_and_std([r.final for r in results])
+    detected = [r for r in results if r.overfitting is not None and r.overfitting.detected]
+    onsets = ", ".join(f"fold {r.fold} since epoch {r.overfitting.onset_epoch}" for r in detected)
+    return Summary(
+        epochs_run=sum(r.epochs_run for r in results),
+        best_epoch=None,
+        best={key: value["mean"] for key, value in best.items()},
+        final={key: value["mean"] for key, value in final.items()},
+        kfold=KFold(k=len(folds), best=best, final=final, folds=[r.part() for r in results]),
+        overfitting=OverfittingVerdict(
+            detected=bool(detected), folds=[r.fold for r in detected], monitor=config.training.monitor,
+            message=f"overfitting in {len(detected)} of {len(folds)} folds: {onsets}" if detected else None,
+        ),
+        notes=sorted({note for r in results for note in r.notes}),
+        diverged=next((r.diverged for r in results if r.diverged), None),
+        parameters=parameters,
+    )
 
 
 def _resume_command(run: RunFolder) -> str:
@@ -405,30 +400,27 @@ def _execute(session: _Session, parts: ModelParts, folds: list[Splits], data: di
             # files decoded as they stream (`training.cache: none`) were only checked by their header
             check_decodable(folds, f"continue run {run.id} with: {_resume_command(run)}")
             raise
-        summary = {
-            "schema": SCHEMA,
+        summary = summary.model_copy(update={
             "monitor": session.monitor,
             "directions": session.directions,
-            **summary,
             "pruned": {"epoch": session.pruned_at} if session.pruned_at is not None else None,
             "fit_seconds": round(session.fit_seconds, 3),
             "samples_per_second": round(session.samples_seen / max(session.fit_seconds, 1e-9), 1),
             "speed": session.speed.as_dict(),
             "data": {"dataset": config.dataset.name, **data},
-        }
+        })
         rows = session.rows
         if rows:
-            onset = summary["overfitting"].get("onset_epoch") if summary.get("overfitting") else None
+            onset = summary.overfitting.onset_epoch if summary.overfitting is not None else None
             plot_curves(
-                rows, run.file(CURVES_FILE), f"{run.id}", onset, summary.get("fine_tune_from_epoch"),
+                rows, run.file(CURVES_FILE), f"{run.id}", onset, summary.fine_tune_from_epoch,
                 config.training.plot.smooth, config.training.plot.from_epoch,
             )
         if config.training.tensorboard:
             _write_hparams(run, config, summary)
         # The end, in an order that leaves no crash window: once summary.json exists, training is
         # over, and a `--resume` of a run killed from here on only records how it ended.
-        Summary.from_dict(summary)  # what `runs` and `compare` will read back
-        write_json(run.file(SUMMARY_FILE), summary)
+        summary.write(run.file(SUMMARY_FILE))
         kill_point("end.summary")
         shutil.rmtree(run.file(CHECKPOINT_DIR), ignore_errors=True)  # only an unfinished run needs it
         kill_point("end.checkpoint")
@@ -457,7 +449,7 @@ def _execute(session: _Session, parts: ModelParts, folds: list[Splits], data: di
             f"run {run.id} failed: {type(error).__name__}: {error}; continue it with: "
             f"{_resume_command(run)}{unrecorded}"
         ) from error
-    return _finish(run, summary, any(monitor.warned for monitor in session.overfitting_monitors))
+    return _finish(run, summary.to_dict(), any(monitor.warned for monitor in session.overfitting_monitors))
 
 
 def _interrupted(run: RunFolder, session: _Session) -> NoReturn:
@@ -480,7 +472,7 @@ def _interrupt_behind(error: BaseException) -> bool:
     return False
 
 
-def _write_hparams(run: RunFolder, config: ExperimentConfig, summary: dict[str, Any]) -> None:
+def _write_hparams(run: RunFolder, config: ExperimentConfig, summary: Summary) -> None:
     """The run's flattened config and best and final metrics as TensorBoard HParams: `tensorboard
     --logdir runs` then compares every run and sweep trial in its HParams dashboard."""
     from tensorboard.plugins.hparams import api as hparams
@@ -492,10 +484,10 @@ def _write_hparams(run: RunFolder, config: ExperimentConfig, summary: dict[str, 
     writer = tf.summary.create_file_writer(str(run.file(TENSORBOARD_DIR)))
     with writer.as_default():
         hparams.hparams(values, trial_id=run.id)
-        for prefix in ("best", "final"):
-            for key, value in (summary.get(prefix) or {}).items():
+        for prefix, metrics in (("best", summary.best), ("final", summary.final)):
+            for key, value in metrics.items():
                 if isinstance(value, (int, float)) and math.isfinite(value):
-                    tf.summary.scalar(f"{prefix}/{key}", value, step=summary.get("epochs_run") or 0)
+                    tf.summary.scalar(f"{prefix}/{key}", value, step=summary.epochs_run)
     writer.close()
 
 
