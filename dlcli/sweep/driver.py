@@ -45,7 +45,7 @@ def sweep(
     try:
         if resume is None:
             answer = sweeping.check_with_worker(plan, workers[0], answers, runs_dir)
-            plan.monitor, plan.direction = answer["monitor"], answer["direction"]
+            plan.monitor, plan.direction = answer.monitor, answer.direction
             plan, folder, study = sweeping.create_sweep(plan, runs_dir, epochs)
             say(
                 f"sweep {plan.id}: {plan.settings.total} trials ({plan.settings.method.value}"

@@ -28,7 +28,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 from pydantic import BaseModel
 
@@ -498,6 +498,32 @@ class SweepInterrupted(DlcliError):
     label = "stopped"
 
 
+class Request(BaseModel):
+    """What the sweep asks a worker, one JSON line: build every trial's model (`check`), or train
+    or resume a trial (its runs under `runs_dir`, its output into `log` when there is one)."""
+
+    op: Literal["check", "train", "resume"]
+    plan: Plan
+    runs_dir: str
+    trial: Trial | None = None
+    epochs: int | None = None
+    log: str | None = None
+
+
+class Answer(BaseModel):
+    """A worker's answer, one JSON line: the trials checked (the monitored metric and its
+    direction), a trial done (how it ended, its run, why when not completed), or an error that
+    kept the request from starting (`config`: a mistake of the config's)."""
+
+    op: Literal["checked", "done", "error"]
+    monitor: str | None = None
+    direction: str | None = None
+    status: RunStatus | None = None
+    run: str | None = None
+    message: str | None = None
+    config: bool = False
+
+
 class Worker:
     """A `python -m dlcli.sweep.trials` process: requests on its stdin, answers on its stdout, one JSON
     object a line. It dies with the sweep: its stdin closes when this process dies, however."""
@@ -515,13 +541,13 @@ class Worker:
     def _read(self, answers: queue.Queue) -> None:
         for line in self.process.stdout:
             try:
-                answers.put((self, json.loads(line)))
+                answers.put((self, Answer.model_validate_json(line)))
             except ValueError:
                 continue  # not an answer: something the worker's libraries printed
         answers.put((self, None))
 
-    def send(self, request: dict[str, Any]) -> None:
-        self.process.stdin.write(json.dumps(request) + "\n")
+    def send(self, request: Request) -> None:
+        self.process.stdin.write(request.model_dump_json(by_alias=True) + "\n")
         self.process.stdin.flush()
 
     def stop(self) -> None:
@@ -539,9 +565,9 @@ def start_workers(jobs: int) -> tuple[list[Worker], queue.Queue]:
     return [Worker(number, answers, threads) for number in range(1, jobs + 1)], answers
 
 
-def check_with_worker(plan: Plan, worker: Worker, answers: queue.Queue, runs_dir: Path) -> dict[str, Any]:
+def check_with_worker(plan: Plan, worker: Worker, answers: queue.Queue, runs_dir: Path) -> Answer:
     """A worker builds every trial's model before any trains; it answers the monitored metric and direction."""
-    worker.send({"op": "check", "plan": plan.model_dump(mode="json"), "runs_dir": str(runs_dir)})
+    worker.send(Request(op="check", plan=plan, runs_dir=str(runs_dir)))
     _optuna()  # imported while the worker checks, for the study made next
     while True:
         answered, answer = answers.get()
@@ -549,9 +575,8 @@ def check_with_worker(plan: Plan, worker: Worker, answers: queue.Queue, runs_dir
             continue
         if answer is None:
             raise DlcliError(f"the sweep's worker stopped while checking the trials (exit code {worker.process.wait()})")
-        if answer["op"] == "error":
-            error = ConfigError if answer.get("config") else DlcliError
-            raise error(answer["message"])
+        if answer.op == "error":
+            raise (ConfigError if answer.config else DlcliError)(answer.message)
         return answer
 
 
@@ -604,9 +629,8 @@ def run_sweep(
                 log = folder / LOGS_DIR / f"trial-{trial.index}.log" if jobs > 1 else None
                 if log is not None:
                     log.parent.mkdir(exist_ok=True)
-                worker.send({"op": "resume" if resume else "train", "plan": plan.model_dump(mode="json"),
-                             "trial": trial.model_dump(mode="json"), "epochs": epochs, "runs_dir": str(runs_dir),
-                             "log": str(log) if log else None})
+                worker.send(Request(op="resume" if resume else "train", plan=plan, trial=trial, epochs=epochs,
+                                    runs_dir=str(runs_dir), log=str(log) if log else None))
                 trial.status = RunStatus.running
                 busy[worker] = trial
                 plan.save(folder)
@@ -630,11 +654,11 @@ def run_sweep(
                 free.append(_replace(worker, workers, answers))
             else:
                 refresh(plan, runs_dir)
-                trial.status = answer.get("status", RunStatus.failed)  # an "error" answer: the trial could not start
+                trial.status = answer.status or RunStatus.failed  # an "error" answer: the trial could not start
                 if trial.status == RunStatus.interrupted:
                     raise KeyboardInterrupt
                 say(f"trial {trial.index}: {trial.status}" + (f" ({trial.run})" if trial.run else "")
-                    + (f": {answer['message']}" if answer.get("message") and trial.status != RunStatus.completed else ""))
+                    + (f": {answer.message}" if answer.message and trial.status != RunStatus.completed else ""))
                 free.append(worker)
             plan.save(folder)
     except KeyboardInterrupt:

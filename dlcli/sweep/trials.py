@@ -29,7 +29,9 @@ from dlcli.errors import ConfigError, DlcliError, TrainingDiverged, TrainingInte
 from dlcli.store.status import RESUMABLE, RunStatus
 from dlcli.sweep.study import (
     SWEEPS_DIR,
+    Answer,
     Plan,
+    Request,
     Trial,
     _optuna,
     check_trial_names,
@@ -44,12 +46,12 @@ from dlcli.sweep.study import (
 
 def _read_requests(requests: queue.Queue) -> None:
     for line in sys.stdin:
-        requests.put(json.loads(line))
+        requests.put(Request.model_validate_json(line))
     requests.put(None)
     os.kill(os.getpid(), signal.SIGTERM)  # the sweep is gone: stop the trial in training, if any
 
 
-def check(plan: Plan, runs_dir: Path) -> dict[str, Any]:
+def check(plan: Plan, runs_dir: Path) -> Answer:
     """Build every trial's model (each grid point, each sampled key at its ends) before any trains."""
     from dlcli.build.models import monitor_directions
     from dlcli.data import load_dataset
@@ -75,7 +77,7 @@ def check(plan: Plan, runs_dir: Path) -> dict[str, Any]:
     config = checked[0][1]
     monitor = config.training.monitor
     direction = monitor_directions(config)[metric_name(monitor)]
-    return {"op": "checked", "monitor": monitor, "direction": "minimize" if direction == "min" else "maximize"}
+    return Answer(op="checked", monitor=monitor, direction="minimize" if direction == "min" else "maximize")
 
 
 class StudyTrial:
@@ -122,17 +124,17 @@ class StudyTrial:
             pass  # a trial the study already counts as finished (a failed one trained again): its run says how it ended
 
 
-def train_trial(request: dict[str, Any], runs_dir: Path) -> dict[str, Any]:
+def train_trial(request: Request, runs_dir: Path) -> Answer:
     import keras
 
     from dlcli.training import train as training
 
-    plan, trial = Plan.model_validate(request["plan"]), Trial.model_validate(request["trial"])
+    plan, trial = request.plan, request.trial
     folder = runs_dir / SWEEPS_DIR / plan.id
     # layer names and Keras's global state start afresh, as in a process of their own; without
     # Python's full collection, 0.2 s a trial (Keras's advice for short loops): the collector runs anyway
     keras.backend.clear_session(free_memory=False)
-    study_trial = StudyTrial(plan, trial, request["epochs"], folder) if trial.number is not None else None
+    study_trial = StudyTrial(plan, trial, request.epochs, folder) if trial.number is not None else None
     report = study_trial.report if study_trial else None
     console = Console(highlight=False)
     run, status, message, best, seed_values = None, RunStatus.completed, None, None, []
@@ -141,7 +143,7 @@ def train_trial(request: dict[str, Any], runs_dir: Path) -> dict[str, Any]:
             run, status, seed_values = _train_seeds(plan, trial, runs_dir, console, report)
             best = {plan.monitor: sum(seed_values) / len(seed_values)} if status == RunStatus.completed else None
         else:
-            if request["op"] == "resume":
+            if request.op == "resume":
                 result = training.resume(trial.run, runs_dir, console=console,
                                          command=f"dlcli sweep --resume {plan.id}", report=report)
             else:
@@ -161,7 +163,7 @@ def train_trial(request: dict[str, Any], runs_dir: Path) -> dict[str, Any]:
         status, message = RunStatus.failed, f"{type(error).__name__}: {error}"
     if study_trial is not None:
         study_trial.ended(status, run or trial.run, best, seed_values)
-    return {"op": "done", "status": status.value, "run": run, "message": message}
+    return Answer(op="done", status=status, run=run, message=message)
 
 
 def _train_seeds(
@@ -236,17 +238,17 @@ def main() -> None:
 
         tensorflow.get_logger().setLevel("ERROR")  # each trial's new model is traced anew, as it must be
         while (request := requests.get()) is not None:
-            runs_dir = Path(request["runs_dir"])
+            runs_dir = Path(request.runs_dir)
             try:
-                if request["op"] == "check":
-                    answer = check(Plan.model_validate(request["plan"]), runs_dir)
+                if request.op == "check":
+                    answer = check(request.plan, runs_dir)
                 else:
-                    with _output_to(request.get("log")):
+                    with _output_to(request.log):
                         answer = train_trial(request, runs_dir)
             except DlcliError as error:
-                answer = {"op": "error", "message": str(error), "config": isinstance(error, ConfigError)}
-            answers.write(json.dumps(answer) + "\n")
-            if answer.get("status") == RunStatus.interrupted:
+                answer = Answer(op="error", message=str(error), config=isinstance(error, ConfigError))
+            answers.write(answer.model_dump_json() + "\n")
+            if answer.status == RunStatus.interrupted:
                 break
     except (KeyboardInterrupt, BrokenPipeError):
         pass
