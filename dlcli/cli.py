@@ -320,9 +320,9 @@ def evaluate(
 
     evaluation = evaluate_run(folder, split)
     if output_format == Format.json:
-        emit_json(evaluation)
+        emit_json(evaluation.shown())
     elif output_format == Format.csv:
-        emit_csv([{"run": folder.id, "split": split, "samples": evaluation.get("samples"), **evaluation["metrics"]}])
+        emit_csv([{"run": folder.id, "split": split, "samples": evaluation.samples, **evaluation.metrics}])
     else:
         console.print(evaluation_view(evaluation))
     try:

@@ -12,7 +12,7 @@ from rich.text import Text
 
 from dlcli.report import groups
 from dlcli.report.emit import Format, emit_csv, emit_json_rows
-from dlcli.store.runs import RunRecord
+from dlcli.store.runs import Evaluation, RunRecord
 from dlcli.store.status import RunStatus
 
 if TYPE_CHECKING:
@@ -135,28 +135,28 @@ def rows_table(rows: list[dict[str, Any]], title: str) -> Table:
     return table
 
 
-def evaluation_view(evaluation: dict[str, Any]) -> Group:
+def evaluation_view(evaluation: Evaluation) -> Group:
     parts: list[Any] = []
-    metrics = Table(title=f"{evaluation['run']} on its {evaluation['split']} split ({evaluation['samples']} samples)")
+    metrics = Table(title=f"{evaluation.run} on its {evaluation.split} split ({evaluation.samples} samples)")
     metrics.add_column("metric")
     metrics.add_column("value", justify="right")
-    std = evaluation.get("metrics_std", {})
-    for key, value in evaluation["metrics"].items():
+    std = evaluation.metrics_std
+    for key, value in evaluation.metrics.items():
         metrics.add_row(key, f"{value:.4g}" + (f" ± {std[key]:.2g}" if key in std else ""))
     parts.append(metrics)
-    if "confusion_matrix" in evaluation:
-        names = evaluation["class_names"]
+    if evaluation.confusion_matrix is not None:
+        names = evaluation.class_names
         matrix = Table(title="confusion matrix (rows: true class, columns: predicted)")
         matrix.add_column("true \\ predicted")
         for name in names:
             matrix.add_column(name, justify="right")
         matrix.add_column("accuracy", justify="right")
-        for name, counts in zip(names, evaluation["confusion_matrix"]):
-            accuracy = evaluation["per_class_accuracy"][name]
+        for name, counts in zip(names, evaluation.confusion_matrix):
+            accuracy = evaluation.per_class_accuracy[name]
             cells = [Text(str(c), style="bold" if i == names.index(name) else "dim") for i, c in enumerate(counts)]
             matrix.add_row(name, *cells, "" if accuracy is None else f"{accuracy:.3f}")
         parts.append(matrix)
-    if evaluation.get("same_data_as_training") is False:
+    if evaluation.same_data_as_training is False:
         parts.append(Text("the rebuilt split differs from the one training saw: the data changed", style="bold red"))
     return Group(*parts)
 

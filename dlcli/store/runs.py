@@ -222,11 +222,25 @@ class Inputs(RunFile):
 
 
 class Evaluation(RunFile):
-    """`evaluation.json`, written by `dlcli evaluate`."""
+    """`evaluation.json`, written by `dlcli evaluate`: the metrics on a split (for k-fold, the folds'
+    mean and spread, and each fold's own), and for a classifier the confusion matrix."""
 
     run: str
     split: str
     metrics: dict[str, float]
+    evaluated: str | None = None
+    samples: int | None = None
+    metrics_std: dict[str, float] = {}
+    class_names: list[str] = []
+    confusion_matrix: list[list[int]] | None = None  # rows: the true class, columns: the predicted
+    per_class_accuracy: dict[str, float | None] = {}
+    folds: list[dict[str, Any]] | None = None
+    fingerprint: str | None = None  # of the split rebuilt
+    same_data_as_training: bool | None = None  # None: training recorded no comparable fingerprint
+
+    def shown(self) -> dict[str, Any]:
+        """The keys this evaluation has, as evaluation.json and `--format json` give them."""
+        return self.model_dump(by_alias=True, mode="json", exclude_unset=True)
 
 
 class CheckpointState(RunFile):

@@ -23,6 +23,7 @@ from dlcli.store.runs import (
     MODEL_FILE,
     SCHEMA,
     SUMMARY_FILE,
+    Evaluation,
     RunFolder,
     model_file,
     now,
@@ -65,7 +66,7 @@ def _score(model: keras.Model, splits: Splits, split: str, batch_size: int, logi
     return result
 
 
-def evaluate_run(run: RunFolder, split: str = "test") -> dict[str, Any]:
+def evaluate_run(run: RunFolder, split: str = "test") -> Evaluation:
     """Score the run's model (every fold's for k-fold) on `split`; write and return evaluation.json."""
     if split not in SPLITS:
         raise DlcliError(f"--split {split}: choose one of {', '.join(SPLITS)}")
@@ -74,9 +75,6 @@ def evaluate_run(run: RunFolder, split: str = "test") -> dict[str, Any]:
         raise DlcliError(f"run {run.id} trained on all the training data (`dataset.validation_split: 0`): "
                          "it has no validation split; evaluate it on the test split")
     batch_size, logits = config.training.batch_size, outputs_are_logits(config)
-    evaluation: dict[str, Any] = {
-        "schema": SCHEMA, "run": run.id, "split": split, "evaluated": now().isoformat(timespec="seconds"),
-    }
     if config.training.kfold:
         folds = load_folds(config)
         results = [
@@ -85,22 +83,25 @@ def evaluate_run(run: RunFolder, split: str = "test") -> dict[str, Any]:
             for number, data in enumerate(folds, start=1)
         ]
         keys = results[0]["metrics"]
-        evaluation["folds"] = results
-        evaluation["metrics"] = {key: float(np.mean([r["metrics"][key] for r in results])) for key in keys}
-        evaluation["metrics_std"] = {key: float(np.std([r["metrics"][key] for r in results])) for key in keys}
-        evaluation["samples"] = results[0]["samples"]
+        scores = {
+            "folds": results, "samples": results[0]["samples"],
+            "metrics": {key: float(np.mean([r["metrics"][key] for r in results])) for key in keys},
+            "metrics_std": {key: float(np.std([r["metrics"][key] for r in results])) for key in keys},
+        }
         splits = folds[0]
     else:
         splits = load_dataset(config)
-        evaluation.update(_score(load_run_model(run, MODEL_FILE, compile=True), splits, split, batch_size, logits))
-    evaluation["fingerprint"] = splits.fingerprint(split)
-    evaluation["same_data_as_training"] = _same_data(run, evaluation["fingerprint"], split)
-    return evaluation
+        scores = _score(load_run_model(run, MODEL_FILE, compile=True), splits, split, batch_size, logits)
+    fingerprint = splits.fingerprint(split)
+    return Evaluation(
+        schema_version=SCHEMA, run=run.id, split=split, evaluated=now().isoformat(timespec="seconds"), **scores,
+        fingerprint=fingerprint, same_data_as_training=_same_data(run, fingerprint, split),
+    )
 
 
-def save_evaluation(run: RunFolder, evaluation: dict[str, Any]) -> None:
+def save_evaluation(run: RunFolder, evaluation: Evaluation) -> None:
     """Keep the evaluation in the run folder (evaluation.json), where `runs` and `compare` read its metrics."""
-    write_json(run.file(EVALUATION_FILE), evaluation)
+    write_json(run.file(EVALUATION_FILE), evaluation.shown())
     update_index(run)
 
 
