@@ -779,7 +779,7 @@ def _opened(visualize, folder, fold: int | None, image: Path | None = None):
         visualize.check_image(image)
     inspected = visualize.open_run(folder, fold)
     if inspected.fold is not None:
-        error_console.print(f"fold {inspected.fold} of {inspected.inputs['folds']}'s model (--fold K for another)")
+        error_console.print(f"fold {inspected.fold} of {inspected.inputs.folds}'s model (--fold K for another)")
     return inspected
 
 

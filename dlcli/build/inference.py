@@ -16,7 +16,6 @@ Training writes, beside `model.keras`:
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import keras
 import numpy as np
@@ -76,18 +75,18 @@ def write_inference_files(run: RunFolder, config: ExperimentConfig, folds: list[
     ).write(run.file(INPUTS_FILE))
 
 
-def read_inputs(run: RunFolder) -> dict[str, Any]:
+def read_inputs(run: RunFolder) -> Inputs:
     """The run's `inputs.json`; written now, from its data, for a run trained before it existed."""
     path = run.file(INPUTS_FILE)
     try:
-        return Inputs.from_dict(json.loads(path.read_text(encoding="utf-8"))).to_dict()
+        return Inputs.from_dict(json.loads(path.read_text(encoding="utf-8")))
     except (OSError, UnicodeDecodeError, ValueError, TypeError):
         pass  # missing, damaged, or not what Inputs says: it is made again from the run's config and data
     from dlcli.data import load_dataset, load_folds
 
     config = load_config(run.file(CONFIG_FILE))
     write_inference_files(run, config, load_folds(config) if config.training.kfold else [load_dataset(config)])
-    return Inputs.from_dict(json.loads(path.read_text(encoding="utf-8"))).to_dict()
+    return Inputs.from_dict(json.loads(path.read_text(encoding="utf-8")))
 
 
 def outputs_are_logits(config: ExperimentConfig) -> bool:
@@ -111,25 +110,25 @@ def predicted_classes(outputs: np.ndarray, logits: bool = False) -> np.ndarray:
     return class_probabilities(outputs, logits).argmax(axis=-1)
 
 
-def class_names(inputs: dict[str, Any], count: int) -> list[str]:
+def class_names(inputs: Inputs, count: int) -> list[str]:
     """The run's class names (inputs.json), or the class indices as text when it has none."""
-    return [str(name) for name in (inputs.get("class_names") or range(count))]
+    return [str(name) for name in (inputs.class_names or range(count))]
 
 
-def check_fold(run: RunFolder, inputs: dict[str, Any], fold: int | None) -> None:
+def check_fold(run: RunFolder, inputs: Inputs, fold: int | None) -> None:
     """`--fold` names one of the run's folds, of a k-fold run."""
-    folds = inputs.get("folds")
+    folds = inputs.folds
     if fold is not None and not folds:
         raise DlcliError(f"--fold {fold}: run {run.id} is not a k-fold run")
     if fold is not None and not 1 <= fold <= folds:
         raise DlcliError(f"--fold {fold}: run {run.id} has folds 1 to {folds}")
 
 
-def inference_model(run: RunFolder, fold: int | None = None) -> tuple[keras.Model, dict[str, Any]]:
+def inference_model(run: RunFolder, fold: int | None = None) -> tuple[keras.Model, Inputs]:
     """One model from raw inputs to outputs: the preprocessing, then the trained model. A k-fold
     run's is the mean of its folds' models (each behind its own preprocessing), or fold `fold`'s."""
     inputs = read_inputs(run)
-    folds = inputs.get("folds")
+    folds = inputs.folds
     check_fold(run, inputs, fold)
     chosen = [None] if not folds else ([fold] if fold is not None else list(range(1, folds + 1)))
     stages = []
@@ -139,7 +138,7 @@ def inference_model(run: RunFolder, fold: int | None = None) -> tuple[keras.Mode
         stages.append(keras.Model(entry, model(preprocessing(entry)), name=f"fold_{number}" if number else "model"))
     raw = keras.Input(shape=stages[0].input_shape[1:], dtype=stages[0].inputs[0].dtype, name="raw")
     outputs = [stage(raw) for stage in stages]
-    if inputs.get("outputs") == "logits" and inputs["task"] == "classification":  # trained `from_logits`
+    if inputs.outputs == "logits" and inputs.task == "classification":  # trained `from_logits`
         squash = keras.activations.sigmoid if stages[0].outputs[0].shape[-1] == 1 else keras.activations.softmax
         outputs = [keras.layers.Activation(squash, name=f"probabilities_{i}")(o) for i, o in enumerate(outputs)]
     output = outputs[0] if len(outputs) == 1 else keras.layers.Average(name="mean_of_folds")(outputs)

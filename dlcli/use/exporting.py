@@ -23,7 +23,7 @@ import tensorflow as tf
 from dlcli import __version__
 from dlcli.build.inference import inference_model, predicted_classes
 from dlcli.errors import DlcliError, ExportMismatch
-from dlcli.store.runs import EXPORT_DIR, RunFolder
+from dlcli.store.runs import EXPORT_DIR, Inputs, RunFolder
 
 # format -> (Keras's name for it, the artifact's file suffix, packages it needs)
 FORMATS: dict[str, tuple[str, str, tuple[str, ...]]] = {
@@ -82,7 +82,7 @@ RUNTIMES: dict[str, Callable[[Path], Callable[[np.ndarray], np.ndarray]]] = {
 }
 
 
-def _sample(run: RunFolder, model: keras.Model, inputs: dict[str, Any]) -> tuple[np.ndarray, str]:
+def _sample(run: RunFolder, model: keras.Model, inputs: Inputs) -> tuple[np.ndarray, str]:
     """Raw inputs to check the artifact on: the run's test split when its data is here, else random ones."""
     from dlcli.config import load_config
     from dlcli.data import load_dataset
@@ -101,19 +101,19 @@ def _sample(run: RunFolder, model: keras.Model, inputs: dict[str, Any]) -> tuple
         chosen = test.indices[:SAMPLE_SIZE]
         if isinstance(test.pool, ArrayPool):
             x = test.pool.x[chosen]
-            if inputs["kind"] == "text":
+            if inputs.kind == "text":
                 return x.astype(object), "the test split"
-            if inputs["kind"] == "image":  # the dataset's units -> an image's 0-255 pixels
+            if inputs.kind == "image":  # the dataset's units -> an image's 0-255 pixels
                 x = np.clip(np.rint(x * (255.0 / splits.value_range)), 0, 255)
             return x.astype(dtype), "the test split"
         pixels = [p for _, p in raw_examples(test.pool.subset(chosen), SAMPLE_SIZE)]
         if pixels:
             return np.asarray(pixels[0]), "the test split"
-    if inputs["kind"] == "text":
+    if inputs.kind == "text":
         return np.array(["a test sentence", "another one", ""], dtype=object), "three made-up texts (no data here)"
     rng = np.random.default_rng(0)
-    high = 256 if inputs["kind"] == "image" else 1.0
-    x = rng.integers(0, high, (64, *shape)) if inputs["kind"] == "image" else rng.random((64, *shape))
+    high = 256 if inputs.kind == "image" else 1.0
+    x = rng.integers(0, high, (64, *shape)) if inputs.kind == "image" else rng.random((64, *shape))
     return x.astype(dtype), "random inputs (the run's data is not on this machine)"
 
 
@@ -132,7 +132,7 @@ def export_run(
             f"exporting to {export_format} needs {', '.join(missing)}: pip install 'dlcli[export]'"
         )
     model, inputs = inference_model(run, fold)
-    if inputs["kind"] == "text" and export_format != "saved_model":
+    if inputs.kind == "text" and export_format != "saved_model":
         raise DlcliError(
             f"run {run.id} reads text: its vectorizer exports only as a SavedModel (`--format saved_model`)"
         )
@@ -148,7 +148,7 @@ def export_run(
         largest = float(np.max(np.abs(actual - expected))) if expected.size else 0.0
         scale = max(1.0, float(np.max(np.abs(expected)))) if expected.size else 1.0
         same = None
-        if inputs["task"] == "classification":
+        if inputs.task == "classification":
             same = float(np.mean(predicted_classes(np.asarray(actual)) == predicted_classes(expected)))
         if not largest <= tolerance * scale:
             raise ExportMismatch(
@@ -177,13 +177,13 @@ def _describe(path: Path, export_format: str, model: keras.Model, inputs: dict[s
     ]
     Path(f"{path}.json").write_text(json.dumps({
         "format": export_format,
-        "input": {"kind": inputs["kind"], "shape": [None, *model.inputs[0].shape[1:]], "dtype": str(model.inputs[0].dtype),
-                  "columns": inputs["columns"]},
-        "output": {"shape": [None, *model.outputs[0].shape[1:]], "task": inputs["task"]},
-        "class_names": inputs["class_names"],
-        "class_mapping": inputs["class_mapping"],
+        "input": {"kind": inputs.kind, "shape": [None, *model.inputs[0].shape[1:]], "dtype": str(model.inputs[0].dtype),
+                  "columns": inputs.columns},
+        "output": {"shape": [None, *model.outputs[0].shape[1:]], "task": inputs.task},
+        "class_names": inputs.class_names,
+        "class_mapping": inputs.class_mapping,
         "preprocessing_inside": preprocessing,
-        "encoding": inputs.get("encoding"),
-        "value_range": inputs.get("value_range"),
+        "encoding": inputs.encoding,
+        "value_range": inputs.value_range,
         "versions": {"dlcli": __version__, "keras": keras.__version__, "tensorflow": tf.__version__},
     }, indent=2) + "\n", encoding="utf-8")

@@ -51,7 +51,7 @@ class Prediction:
                 )
         for path in self.inputs:  # every input checked before the first row is written
             if _is_image_source(path):
-                if self.info["kind"] != "image":
+                if self.info.kind != "image":
                     self._refuse(path, "images")
                 if not self._images(path):
                     raise DlcliError(f"{path}: no image files ({', '.join(sorted(IMAGE_EXTENSIONS))}) in it")
@@ -89,7 +89,7 @@ class Prediction:
 
     def _described(self, outputs: np.ndarray) -> list[dict[str, Any]]:
         """A batch's answers, worked out for the whole batch at once."""
-        if self.info["task"] != "classification":
+        if self.info.task != "classification":
             return [{"prediction": value[0] if len(value) == 1 else value} for value in outputs.tolist()]
         probabilities = class_probabilities(outputs)
         names = class_names(self.info, probabilities.shape[1])
@@ -107,8 +107,8 @@ class Prediction:
 
     def _refuse(self, path: Path, given: str) -> None:
         takes = {"image": "image files (or arrays of their pixels)", "text": "a CSV with its text column",
-                 "array": "a CSV of its feature columns, or arrays"}[self.info["kind"]]
-        columns = f" ({', '.join(self.info['columns'])})" if self.info["columns"] else ""
+                 "array": "a CSV of its feature columns, or arrays"}[self.info.kind]
+        columns = f" ({', '.join(self.info.columns)})" if self.info.columns else ""
         raise DlcliError(f"{path}: run {self.run.id} takes {takes}{columns}, not {given}")
 
     def _images(self, path: Path) -> list[Path]:
@@ -121,7 +121,7 @@ class Prediction:
 
     def _image_batches(self, path: Path):
         files = self._images(path)
-        shape = tuple(self.info["input_shape"])
+        shape = tuple(self.info.input_shape)
         pool = FilePool(np.array([str(f) for f in files]), np.zeros(len(files), "int64"), shape)
         expected = 0
         for indices, pixels in raw_examples(pool, self.batch_size):
@@ -138,8 +138,8 @@ class Prediction:
         """A CSV is for a run trained on a table, and must hold the columns it read."""
         import pandas as pd
 
-        columns = self.info["columns"]
-        if self.info["kind"] == "image" or not columns:
+        columns = self.info.columns
+        if self.info.kind == "image" or not columns:
             self._refuse(path, "a CSV")
         try:
             found = [str(c) for c in pd.read_csv(path, nrows=0).columns]
@@ -155,14 +155,14 @@ class Prediction:
     def _csv_batches(self, path: Path):
         import pandas as pd
 
-        columns = self.info["columns"]
+        columns = self.info.columns
         try:
             chunks = pd.read_csv(path, chunksize=self.batch_size)
             for number, chunk in enumerate(chunks):
                 first = number * self.batch_size
                 labels = [f"{path.name}:{first + i + 1}" for i in range(len(chunk))]
                 passed = chunk.drop(columns=columns).to_dict("records")
-                if self.info["kind"] == "text":
+                if self.info.kind == "text":
                     x = chunk[columns[0]].fillna("").astype(str).to_numpy(dtype=object)
                 else:
                     try:
@@ -183,7 +183,7 @@ class Prediction:
         return self._arrays[path]
 
     def _read_array(self, path: Path) -> np.ndarray:
-        if self.info["kind"] == "text":
+        if self.info.kind == "text":
             self._refuse(path, "arrays")
         try:
             if path.suffix.lower() == ".npy":
@@ -197,7 +197,7 @@ class Prediction:
                     array = archive[key]
         except (ValueError, OSError, EOFError) as error:  # not an array file, or arrays of Python objects
             raise DlcliError(f"cannot read {path} as NumPy arrays: {str(error).splitlines()[0]}") from None
-        shape = tuple(self.info["input_shape"])
+        shape = tuple(self.info.input_shape)
         if tuple(array.shape) == shape:
             array = array[None]
         if tuple(array.shape[1:]) != shape:
@@ -207,7 +207,7 @@ class Prediction:
             )
         if not np.issubdtype(array.dtype, np.number):
             raise DlcliError(f"{path}: holds {array.dtype} values; the model takes numbers")
-        if self.info["kind"] == "image" and (not np.issubdtype(array.dtype, np.integer) or array.size and (
+        if self.info.kind == "image" and (not np.issubdtype(array.dtype, np.integer) or array.size and (
                 array.min() < 0 or array.max() > 255)):
             raise DlcliError(
                 f"{path}: an image run takes pixels as integers 0-255 (as in an image file); these are "
@@ -217,7 +217,7 @@ class Prediction:
 
     def _array_batches(self, path: Path):
         array = self._array(path)
-        dtype = "uint8" if self.info["kind"] == "image" else "float32"  # an image's pixels: 0-255
+        dtype = "uint8" if self.info.kind == "image" else "float32"  # an image's pixels: 0-255
         for start in range(0, len(array), self.batch_size):
             x = np.asarray(array[start:start + self.batch_size]).astype(dtype)
             yield [f"{path.name}[{i}]" for i in range(start, start + len(x))], x, [{}] * len(x)

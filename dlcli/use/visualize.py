@@ -23,7 +23,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import keras
 import numpy as np
@@ -33,7 +32,7 @@ from dlcli.build.inference import check_fold, class_names, class_probabilities, 
 from dlcli.build.saved import load_run_model
 from dlcli.errors import DlcliError
 from dlcli.keys import did_you_mean
-from dlcli.store.runs import VISUALIZATIONS_DIR, RunFolder, model_file, preprocessing_file, write_atomic
+from dlcli.store.runs import VISUALIZATIONS_DIR, Inputs, RunFolder, model_file, preprocessing_file, write_atomic
 
 CONVOLUTIONS = (keras.layers.Conv2D, keras.layers.SeparableConv2D, keras.layers.DepthwiseConv2D,
                 keras.layers.Conv2DTranspose)
@@ -56,7 +55,7 @@ class Inspected:
     run: RunFolder
     model: keras.Model
     preprocessing: keras.Model
-    inputs: dict[str, Any]  # inputs.json
+    inputs: Inputs  # inputs.json
     fold: int | None = None  # the fold whose model it is, of a k-fold run
 
     def __post_init__(self):
@@ -109,7 +108,7 @@ class Inspected:
 
     def probabilities(self, outputs: tf.Tensor) -> np.ndarray:
         """The model's outputs for one input as one probability per class."""
-        logits = self.inputs.get("outputs") == "logits"
+        logits = self.inputs.outputs == "logits"
         return class_probabilities(tf.cast(outputs, tf.float32).numpy(), logits)[0]
 
 
@@ -117,11 +116,11 @@ def open_run(run: RunFolder, fold: int | None = None) -> Inspected:
     """The run's model and preprocessing, when it is a run on images; a k-fold run's fold `fold`
     (default 1: a picture is of one model, where `predict` averages the folds)."""
     inputs = read_inputs(run)
-    if inputs["kind"] != "image":
-        raise DlcliError(f"run {run.id} was trained on {inputs['kind']} inputs, not images; "
+    if inputs.kind != "image":
+        raise DlcliError(f"run {run.id} was trained on {inputs.kind} inputs, not images; "
                          "visualize shows what a model trained on images sees")
     check_fold(run, inputs, fold)
-    fold = (fold or 1) if inputs.get("folds") else None
+    fold = (fold or 1) if inputs.folds else None
     model, preprocessing = load_run_model(run, model_file(fold)), load_run_model(run, preprocessing_file(fold))
     return Inspected(run, model, preprocessing, inputs, fold)
 
@@ -142,7 +141,7 @@ def read_image(inspected: Inspected, path: Path) -> np.ndarray:
     from dlcli.data.pipeline import raw_examples
 
     check_image(path)
-    pool = FilePool(np.array([str(path)]), np.zeros(1, "int64"), tuple(inspected.inputs["input_shape"]))
+    pool = FilePool(np.array([str(path)]), np.zeros(1, "int64"), tuple(inspected.inputs.input_shape))
     batches = [pixels.numpy() for _, pixels in raw_examples(pool, 1)]
     if not batches:
         raise DlcliError(f"{path}: cannot be decoded as an image (damaged, or not what its name says)")
@@ -151,7 +150,7 @@ def read_image(inspected: Inspected, path: Path) -> np.ndarray:
 
 def image_at_own_size(inspected: Inspected, path: Path) -> np.ndarray:
     """The image at its own size, decoded as the pipeline decodes it (the run's channels), for display."""
-    channels = inspected.inputs["input_shape"][2]
+    channels = inspected.inputs.input_shape[2]
     image = tf.io.decode_image(path.read_bytes(), channels=channels, expand_animations=False).numpy()
     return image[:, :, :3] if channels == 4 else image  # an RGBA run's image shown without its alpha
 
@@ -273,7 +272,7 @@ def grow_patterns(
     """For each filter of `indices`, the model input (as the model sees it) grown from grey noise
     to excite it most, FILTERS_AT_ONCE at a time; and whether the filter stayed silent (its
     pattern never moved from the noise)."""
-    shape = tuple(inspected.inputs["input_shape"])
+    shape = tuple(inspected.inputs.input_shape)
     # the model's inputs for black and white pixels: the range the patterns start in and step through
     black, white = (float(tf.reduce_mean(inspected.model_input(np.full((1, *shape), value, "uint8"))))
                     for value in (0, 255))
@@ -336,7 +335,7 @@ def heatmap(inspected: Inspected, image: Path, class_name: str | None, layer_nam
     ((name, layer),) = inspected.chosen([layer_name] if layer_name else [], inspected.convolutions()[-1:])
     x = inspected.model_input(read_image(inspected, image))
     outputs = inspected.model(x, training=False)
-    if inspected.inputs.get("task") == "classification":
+    if inspected.inputs.task == "classification":
         probabilities = inspected.probabilities(outputs)
         names = class_names(inspected.inputs, len(probabilities))
         chosen = _class_index(inspected, class_name, names) if class_name else int(np.argmax(probabilities))
