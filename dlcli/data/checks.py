@@ -60,6 +60,7 @@ PICTURE_SIDE = 4 * HASH_SIDE  # the grey picture it reads (imagehash's highfreq_
 NEAR_BITS = 8  # of the 64 lowest-frequency bits, to propose a pair
 NEAR_BITS_WHOLE = 48  # of the 256, to keep it
 HASHED_AT_ONCE = 1024  # pictures held at once (4 KB each)
+BUCKET_AT_ONCE = 2048  # hashes of one bucket compared at once (2 million pairs)
 CONFIRM_SIDE = 128
 CONFIRM_CORRELATION = 0.98
 IMBALANCE_RATIO = 5
@@ -170,7 +171,11 @@ def _coarse(hashes: np.ndarray) -> np.ndarray:
 def _array_picture(example: np.ndarray, value_range: float | None):
     from PIL import Image
 
-    pixels = example if example.dtype == np.uint8 else np.clip(example / (value_range or 1.0) * 255, 0, 255).astype("uint8")
+    if example.dtype == np.uint8:
+        pixels = example
+    else:  # any range (0-1, 0-255, standardized): the hash reads the picture's shape, not its scale
+        low, high = float(example.min()), float(example.max())
+        pixels = ((example - low) / ((high - low) or 1.0) * 255).astype("uint8")
     return Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels[..., :3])
 
 
@@ -318,12 +323,22 @@ def _names(name: str, split: Split, root: Path | None, csv: bool) -> list[str]:
 # --- the searches -------------------------------------------------------------------------------
 
 
-def close_pairs(hashes: np.ndarray, bits: int = NEAR_BITS) -> np.ndarray:
-    """The pairs (i < j) of 64-bit hashes within `bits` differing bits, found through `bits` + 1
-    bands: two hashes that close agree exactly on one band at least (pigeonhole), so only the
-    hashes sharing a band's value are compared — a sort per band, not every pair."""
+def close_pairs(hashes: np.ndarray, bits: int = NEAR_BITS, groups: np.ndarray | None = None) -> np.ndarray:
+    """The pairs (i < j) of 64-bit hashes within `bits` differing bits (of different `groups` when
+    given), found through `bits` + 1 bands: two hashes that close agree exactly on one band at
+    least (pigeonhole), so only the hashes sharing a band's value are compared — a sort per band,
+    not every pair. A bucket larger than BUCKET_AT_ONCE (many near-blank pictures) is compared a
+    row at a time, so that memory stays bounded whatever the data."""
     edges = np.linspace(0, 64, bits + 2).astype(int)
     found = []
+
+    def keep(left: np.ndarray, right: np.ndarray) -> None:
+        near = np.bitwise_count(hashes[left] ^ hashes[right]) <= bits
+        if groups is not None:
+            near &= groups[left] != groups[right]
+        left, right = left[near], right[near]
+        found.append(np.stack([np.minimum(left, right), np.maximum(left, right)], axis=1))
+
     for low, high in zip(edges[:-1], edges[1:]):
         band = (hashes >> np.uint64(low)) & np.uint64((1 << int(high - low)) - 1)
         order = np.argsort(band, kind="stable")
@@ -332,10 +347,12 @@ def close_pairs(hashes: np.ndarray, bits: int = NEAR_BITS) -> np.ndarray:
         sizes = np.diff(np.r_[starts, len(order)])
         for start, size in zip(starts[sizes > 1], sizes[sizes > 1]):
             members = order[start:start + size]
-            first, second = np.triu_indices(size, 1)
-            near = np.bitwise_count(hashes[members[first]] ^ hashes[members[second]]) <= bits
-            left, right = members[first[near]], members[second[near]]
-            found.append(np.stack([np.minimum(left, right), np.maximum(left, right)], axis=1))
+            if size <= BUCKET_AT_ONCE:
+                first, second = np.triu_indices(size, 1)
+                keep(members[first], members[second])
+            else:
+                for row in range(size - 1):
+                    keep(np.full(size - row - 1, members[row]), members[row + 1:])
     if not found:
         return np.empty((0, 2), dtype=np.int64)
     return np.unique(np.concatenate(found), axis=0)
@@ -498,11 +515,11 @@ def find_issues(splits: Splits, config: ExperimentConfig, kfold: bool = False) -
     exact = [group for group in by_digest.values() if len(group) > 1]
     findings = _duplicate_findings(FindingKind.exact_duplicate, exact, data)
     if len(pictured) > 1:
-        pairs = close_pairs(_coarse(hashes))  # proposed by the lowest frequencies ...
+        split_numbers = np.array([["train", *HELD_OUT].index(data.splits[m]) for m in pictured])
+        pairs = close_pairs(_coarse(hashes), groups=split_numbers)  # proposed by the lowest frequencies ...
         whole = np.bitwise_count(hashes[pairs[:, 0]] ^ hashes[pairs[:, 1]]).sum(axis=1)
         pairs = pictured[pairs[whole <= NEAR_BITS_WHOLE]]  # ... kept when the whole hash agrees
-        pairs = np.array([(i, j) for i, j in pairs if digests[i] != digests[j] and data.splits[i] != data.splits[j]],
-                         dtype=np.int64).reshape(-1, 2)
+        pairs = np.array([(i, j) for i, j in pairs if digests[i] != digests[j]], dtype=np.int64).reshape(-1, 2)
         pairs = _confirmed(pairs, chosen, splits.value_range)  # ... and confirmed by the pictures
         findings += _duplicate_findings(FindingKind.near_duplicate, [list(pair) for pair in pairs], data)
     if classification and not config.dataset.shuffle_labels:  # shuffled labels conflict by design

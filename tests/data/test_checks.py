@@ -160,6 +160,32 @@ def test_close_pairs_finds_every_pair_within_the_bits_and_no_other():
 
     assert {tuple(pair) for pair in close_pairs(hashes, 8).tolist()} == everything
     assert any(j - i == 200 for i, j in everything)
+    groups = np.arange(400) % 3
+    across = {(i, j) for i, j in everything if groups[i] != groups[j]}
+    assert {tuple(pair) for pair in close_pairs(hashes, 8, groups).tolist()} == across
+    with pytest.MonkeyPatch.context() as patch:  # buckets too large to compare at once: a row at a time
+        patch.setattr(checks, "BUCKET_AT_ONCE", 2)
+        assert {tuple(pair) for pair in close_pairs(hashes, 8).tolist()} == everything
+
+
+def test_pictures_held_as_float_arrays_of_any_range_are_checked_too(write_config, tmp_path):
+    rng = np.random.default_rng(1)
+    x_train = np.stack([np.asarray(_picture(rng).resize((40, 40)), dtype="float32") for _ in range(30)])
+    x_test = np.stack([np.asarray(_picture(rng).resize((40, 40)), dtype="float32") for _ in range(10)])
+    x_test[:3] = x_train[:3] * 0.8 + 20  # the same pictures, dimmer: near-duplicates
+    x_test[3:5] = x_train[3:5]  # copies
+    np.savez(tmp_path / "pictures.npz", x_train=x_train, y_train=np.arange(30) % 2,
+             x_test=x_test, y_test=np.arange(10) % 2)
+    config = write_config(
+        "name: pictures\nseed: 0\ndataset: {name: npz, path: %s, validation_split: 0}\n"
+        "model:\n  layers:\n    - Flatten\n    - Dense: {units: 2, activation: softmax}\n"
+        "loss: sparse_categorical_crossentropy\ntraining: {epochs: 1}\n" % (tmp_path / "pictures.npz")
+    )
+
+    found = load_dataset(load_config(config)).checks
+
+    assert reported_pairs(found, "exact_duplicate") == {frozenset((f"test[{i}]", f"train[{i}]")) for i in (3, 4)}
+    assert reported_pairs(found, "near_duplicate") == {frozenset((f"test[{i}]", f"train[{i}]")) for i in range(3)}
 
 
 def test_bundled_data_runs_its_checks(write_config):
