@@ -662,15 +662,16 @@ def check(
     splits = folds[0]
     total = parts.model.count_params()
     if output_format == Format.json:
+        data = splits.describe()
         emit_json({
-            "config": str(config), "data": splits.describe(), "class_counts": splits.class_counts(),
-            "data_checks": splits.checks, "parameters": total,
+            "config": str(config), "data": {key: value for key, value in data.items() if key != "checks"},
+            "class_counts": splits.class_counts(), "data_checks": data["checks"], "parameters": total,
             "layers": [dict(zip(("name", "class", "inputs", "output_shape", "parameters", "trainable"), row))
                        for row in parts.layer_rows()],
         })
         return
     console.print(data_table(splits.describe(), splits.class_counts()))
-    for line in finding_lines(splits.checks, splits.dropped, every_example=True):
+    for line in finding_lines(splits.checks, splits.dropped):
         console.print(line, markup=False, highlight=False)
     console.print(layers_table(parts.layer_rows(), f"{experiment.name}: {total:,} parameters"))
     console.print(f"{config}: the config is valid, the data loads and the model builds")

@@ -26,7 +26,7 @@ def load_dataset(config: ExperimentConfig) -> Splits:
     from dlcli.data.checks import acted_on, run_checks
     from dlcli.data.prepare import prepare
 
-    splits = prepare(load_raw(config), config)
+    splits = _prepared_ahead(config, kfold=False) or prepare(load_raw(config), config)
     return acted_on(splits, run_checks(splits, config), config.dataset.leaks, config.source.where(("dataset", "leaks")))
 
 
@@ -36,7 +36,7 @@ def load_folds(config: ExperimentConfig) -> list[Splits]:
     from dlcli.data.checks import acted_on, run_checks
     from dlcli.data.prepare import prepare_folds
 
-    folds = prepare_folds(load_raw(config), config)
+    folds = _prepared_ahead(config, kfold=True) or prepare_folds(load_raw(config), config)
     checks = run_checks(folds[0], config, kfold=True)
     where = config.source.where(("dataset", "leaks"))
     return [acted_on(fold, checks, config.dataset.leaks, where) for fold in folds]
@@ -54,6 +54,21 @@ def start_checks(config: ExperimentConfig) -> None:
     try:
         raw = load_raw(config)
         kfold = config.training.kfold is not None
-        read_ahead(prepare_folds(raw, config)[0] if kfold else prepare(raw, config), config, kfold)
-    except DlcliError:
-        return  # said again where the data is loaded
+        prepared = prepare_folds(raw, config) if kfold else prepare(raw, config)
+        read_ahead(prepared[0] if kfold else prepared, config, kfold)
+    except (DlcliError, OSError):
+        return  # said again where the data is loaded (the reading ahead only saves time)
+    _prepared.append((config, kfold, prepared))
+
+
+# The splits `start_checks` prepared, for the load of the same config to take rather than make again.
+_prepared: list = []
+
+
+def _prepared_ahead(config: ExperimentConfig, kfold: bool):
+    """What `start_checks` prepared for this very config (the same object), once; else None."""
+    for entry in list(_prepared):
+        if entry[0] is config and entry[1] == kfold:
+            _prepared.remove(entry)
+            return entry[2]
+    return None

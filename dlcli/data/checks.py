@@ -98,12 +98,16 @@ class Finding:
         return bool(self.drop)
 
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "kind": self.kind.value, "leak": self.leak}
+        """As `check --format json` and summary.json give it: the positions to drop are the cache's."""
+        shown = {key: value for key, value in asdict(self).items() if key != "drop"}
+        return {**shown, "kind": self.kind.value, "leak": self.leak}
+
+    def stored(self) -> dict[str, Any]:
+        return {**asdict(self), "kind": self.kind.value}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Finding:
-        known = {key: value for key, value in data.items() if key != "leak"}
-        return cls(**{**known, "kind": FindingKind(known["kind"])})
+        return cls(**{**data, "kind": FindingKind(data["kind"])})
 
 
 @dataclass
@@ -168,7 +172,7 @@ def _coarse(hashes: np.ndarray) -> np.ndarray:
     return np.packbits(bits[:, :8, :8].reshape(len(hashes), 64), axis=1).view(">u8").ravel().astype(np.uint64)
 
 
-def _array_picture(example: np.ndarray, value_range: float | None):
+def _array_picture(example: np.ndarray):
     from PIL import Image
 
     if example.dtype == np.uint8:
@@ -193,7 +197,7 @@ def _read_files(paths) -> list[tuple[bytes, np.ndarray | None]]:
     """Each image file's digest and perceptual hash (None: not a picture large enough), read by a
     thread per core (Pillow decodes outside the GIL)."""
     with ThreadPoolExecutor(max(1, os.cpu_count() or 1)) as executor:
-        found = list(executor.map(_file_digest_and_picture, paths, chunksize=16))
+        found = list(executor.map(_file_digest_and_picture, paths))
     numbers = [n for n, (_, picture) in enumerate(found) if picture is not None]
     hashes = dict(zip(numbers, perceptual_hashes(np.stack([found[n][1] for n in numbers])))) if numbers else {}
     return [(digest, hashes.get(n)) for n, (digest, _) in enumerate(found)]
@@ -209,13 +213,19 @@ class ReadAhead:
         descriptor, self.listing = tempfile.mkstemp(prefix="dlcli-checks-", suffix=".paths")
         with os.fdopen(descriptor, "wb") as listing:
             listing.write(b"\0".join(os.fsencode(path) for path in paths))
-        self.process = subprocess.Popen([sys.executable, "-m", "dlcli.data.checks", self.listing],
-                                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        # its answer goes to a file, not a pipe: a pipe would stop it at 64 KB until read
+        self.answer = f"{self.listing}.read"
+        self.process = subprocess.Popen([sys.executable, "-m", "dlcli.data.checks", self.listing, self.answer],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         atexit.register(self.stop)
 
     def results(self) -> dict[str, tuple[bytes, np.ndarray | None]]:
         """What it read, by path; empty when it failed (the checks then read the files themselves)."""
-        output, _ = self.process.communicate()
+        self.process.wait()
+        try:
+            output = Path(self.answer).read_bytes()
+        except OSError:
+            output = b""
         self.stop()
         if self.process.returncode != 0 or len(output) != len(self.paths) * READ_RECORD:
             return {}
@@ -228,8 +238,9 @@ class ReadAhead:
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait()
-        with contextlib.suppress(OSError):
-            os.unlink(self.listing)
+        for path in (self.listing, self.answer):
+            with contextlib.suppress(OSError):
+                os.unlink(path)
 
 
 _read_ahead: list[ReadAhead] = []
@@ -255,18 +266,18 @@ def _read_ahead_results() -> dict[str, tuple[bytes, np.ndarray | None]]:
     return _read
 
 
-def _main(listing: str) -> None:
-    """The read-ahead process: READ_RECORD bytes per file listed, in order, on stdout."""
+def _main(listing: str, answer: str) -> None:
+    """The read-ahead process: READ_RECORD bytes per file listed, in order, into `answer`."""
     paths = [os.fsdecode(path) for path in Path(listing).read_bytes().split(b"\0") if path]
-    out = sys.stdout.buffer
-    for first in range(0, len(paths), HASHED_AT_ONCE):
-        for digest, words in _read_files(paths[first:first + HASHED_AT_ONCE]):
-            out.write(digest + (b"\1" + words.astype(">u8").tobytes() if words is not None else b"\0" * (1 + HASH_BYTES)))
-    out.flush()
+    with open(answer, "wb") as out:
+        for first in range(0, len(paths), HASHED_AT_ONCE):
+            for digest, words in _read_files(paths[first:first + HASHED_AT_ONCE]):
+                empty = b"\0" * (1 + HASH_BYTES)
+                out.write(digest + (b"\1" + words.astype(">u8").tobytes() if words is not None else empty))
 
 
 def _fingerprints(
-    examples: list[tuple[str, Split]], texts: bool, value_range: float | None,
+    examples: list[tuple[str, Split]], texts: bool, ignored_features: int = 0,
 ) -> tuple[list[bytes], np.ndarray, np.ndarray]:
     """Every example's content digest, and the perceptual hashes of those that are pictures of at
     least SMALLEST_PICTURE pixels a side (the examples' numbers, their hashes)."""
@@ -293,11 +304,13 @@ def _fingerprints(
         if texts:
             digests += [hashlib.blake2b(_normalized_text(text), digest_size=16).digest() for text in x]
         else:
+            if ignored_features:  # `dataset.noise_features` appended: the examples are what came before them
+                x = x.reshape(len(x), -1)[:, :-ignored_features]
             digests += [hashlib.blake2b(np.ascontiguousarray(row).tobytes(), digest_size=16).digest() for row in x]
         if _is_picture(pool):
             for first in range(0, len(x), HASHED_AT_ONCE):
                 part = x[first:first + HASHED_AT_ONCE]
-                hashes.append(perceptual_hashes(np.stack([_grey_picture(_array_picture(e, value_range)) for e in part])))
+                hashes.append(perceptual_hashes(np.stack([_grey_picture(_array_picture(e)) for e in part])))
                 pictured += range(start + first, start + first + len(part))
     words = HASH_SIDE * HASH_SIDE // 64
     return digests, np.array(pictured, dtype=np.int64), np.concatenate(hashes) if hashes else np.empty((0, words), np.uint64)
@@ -316,6 +329,8 @@ def _names(name: str, split: Split, root: Path | None, csv: bool) -> list[str]:
     rows = pool.row_numbers[split.indices]
     if csv:
         return [f"line {row}" for row in rows]
+    if pool.rows is not None:  # split here from one array (mnist_5k, digits): its row
+        return [f"row {row}" for row in rows]
     source = "test" if name == "test" else "train"  # a validation split is drawn from the source's training examples
     return [f"{source}[{row}]" for row in rows]
 
@@ -358,7 +373,7 @@ def close_pairs(hashes: np.ndarray, bits: int = NEAR_BITS, groups: np.ndarray | 
     return np.unique(np.concatenate(found), axis=0)
 
 
-def _thumbnail(examples: list[tuple[str, Split]], member: int, value_range: float | None) -> np.ndarray:
+def _thumbnail(examples: list[tuple[str, Split]], member: int) -> np.ndarray:
     """A picture's grey CONFIRM_SIDE-pixel thumbnail, centred and scaled to unit length."""
     from PIL import Image
 
@@ -374,7 +389,7 @@ def _thumbnail(examples: list[tuple[str, Split]], member: int, value_range: floa
             image.draft("L", (CONFIRM_SIDE, CONFIRM_SIDE))
             picture = image.convert("L").resize((CONFIRM_SIDE, CONFIRM_SIDE), Image.Resampling.BILINEAR)
     else:
-        picture = _array_picture(pool.x[position], value_range).convert("L").resize(
+        picture = _array_picture(pool.x[position]).convert("L").resize(
             (CONFIRM_SIDE, CONFIRM_SIDE), Image.Resampling.BILINEAR)
     values = np.asarray(picture, dtype=np.float64)
     values = values - values.mean()
@@ -382,12 +397,12 @@ def _thumbnail(examples: list[tuple[str, Split]], member: int, value_range: floa
     return values / length if length else values
 
 
-def _confirmed(pairs: np.ndarray, examples: list[tuple[str, Split]], value_range: float | None) -> np.ndarray:
+def _confirmed(pairs: np.ndarray, examples: list[tuple[str, Split]]) -> np.ndarray:
     thumbnails: dict[int, np.ndarray] = {}
 
     def thumbnail(member: int) -> np.ndarray:
         if member not in thumbnails:
-            thumbnails[member] = _thumbnail(examples, int(member), value_range)
+            thumbnails[member] = _thumbnail(examples, int(member))
         return thumbnails[member]
 
     keep = [float((thumbnail(i) * thumbnail(j)).sum()) >= CONFIRM_CORRELATION for i, j in pairs]
@@ -490,8 +505,8 @@ def _constant_columns(train: Split, columns: list[str]) -> list[Finding]:
 
 def _checked_splits(splits: Splits, kfold: bool) -> list[tuple[str, Split]]:
     """The splits checked, by name: k-fold's folds share one pool, checked whole as the training data."""
-    if kfold:
-        return [("train", Split.whole(splits.train.pool)), ("test", splits.test)]
+    if kfold:  # the validation fold's pool: the training fold's holds shuffled labels with `shuffle_labels`
+        return [("train", Split.whole(splits.validation.pool)), ("test", splits.test)]
     chosen = [("train", splits.train), ("validation", splits.validation), ("test", splits.test)]
     return [(name, split) for name, split in chosen if len(split)]
 
@@ -500,7 +515,8 @@ def find_issues(splits: Splits, config: ExperimentConfig, kfold: bool = False) -
     """Every finding about `splits` (k-fold: about its whole training pool and its test split)."""
     chosen = _checked_splits(splits, kfold)
     texts = splits.encoding.vectorizer is not None
-    digests, pictured, hashes = _fingerprints(chosen, texts, splits.value_range)
+    noise = config.dataset.noise_features
+    digests, pictured, hashes = _fingerprints(chosen, texts, noise.count if noise else 0)
     root = Path(config.dataset.path).expanduser() if getattr(config.dataset, "path", None) else None
     classification = bool(splits.class_names)
     data = Examples(
@@ -520,7 +536,7 @@ def find_issues(splits: Splits, config: ExperimentConfig, kfold: bool = False) -
         whole = np.bitwise_count(hashes[pairs[:, 0]] ^ hashes[pairs[:, 1]]).sum(axis=1)
         pairs = pictured[pairs[whole <= NEAR_BITS_WHOLE]]  # ... kept when the whole hash agrees
         pairs = np.array([(i, j) for i, j in pairs if digests[i] != digests[j]], dtype=np.int64).reshape(-1, 2)
-        pairs = _confirmed(pairs, chosen, splits.value_range)  # ... and confirmed by the pictures
+        pairs = _confirmed(pairs, chosen)  # ... and confirmed by the pictures
         findings += _duplicate_findings(FindingKind.near_duplicate, [list(pair) for pair in pairs], data)
     if classification and not config.dataset.shuffle_labels:  # shuffled labels conflict by design
         findings += _conflicts(exact, data, splits.class_names)
@@ -529,7 +545,7 @@ def find_issues(splits: Splits, config: ExperimentConfig, kfold: bool = False) -
             {name: np.bincount(split.labels, minlength=splits.num_classes).tolist() for name, split in chosen},
             splits.class_names,
         )
-    if splits.input_columns and not texts:
+    if splits.input_columns and not texts and noise is None:  # appended noise or zeros are no table's columns
         findings += _constant_columns(chosen[0][1], splits.input_columns)
     return findings
 
@@ -557,9 +573,6 @@ class DataChecks:
     seconds: float
     cached: bool
 
-    def as_dicts(self) -> list[dict[str, Any]]:
-        return [finding.as_dict() for finding in self.findings]
-
 
 def run_checks(splits: Splits, config: ExperimentConfig, kfold: bool = False) -> DataChecks:
     """`find_issues`, read back from the cache when the same data was checked before."""
@@ -573,7 +586,7 @@ def run_checks(splits: Splits, config: ExperimentConfig, kfold: bool = False) ->
     findings = find_issues(splits, config, kfold)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, json.dumps({"version": CHECKS_VERSION, "findings": [f.as_dict() for f in findings]}))
+        write_atomic(path, json.dumps({"version": CHECKS_VERSION, "findings": [f.stored() for f in findings]}))
     except OSError:
         pass  # an unwritable cache only costs the next run the checks' time
     return DataChecks(findings, time.perf_counter() - started, cached=False)
@@ -583,7 +596,7 @@ def acted_on(splits: Splits, checks: DataChecks, leaks: Leaks, where: str) -> Sp
     """The splits, with the checks' findings, as `dataset.leaks` wants them: as they are (warn),
     refused naming the first leak (error), or without the held-out examples an earlier split holds
     too (drop)."""
-    splits = replace(splits, checks=checks.as_dicts())
+    splits = replace(splits, checks=checks.findings)
     found = [finding for finding in checks.findings if finding.leak]
     if not found or leaks == Leaks.warn:
         return splits
@@ -603,24 +616,27 @@ def acted_on(splits: Splits, checks: DataChecks, leaks: Leaks, where: str) -> Sp
     return replace(splits, **changed, dropped={name: len(positions) for name, positions in dropped.items() if positions})
 
 
-def finding_lines(checks: list[dict[str, Any]], dropped: dict[str, int], every_example: bool = False) -> list[str]:
-    """One line per finding of the data checks (with `every_example`, the first few sets of
-    examples under it); a line for what `dataset.leaks: drop` removed; one line when nothing was found."""
+def dropped_line(dropped: dict[str, int]) -> str:
+    removed = ", ".join(f"{count} {split}" for split, count in dropped.items())
+    return f"dataset.leaks: drop removed {removed} examples that an earlier split holds too"
+
+
+def finding_lines(checks: list[Finding], dropped: dict[str, int]) -> list[str]:
+    """What `dlcli check` says of the data checks: each finding with the first few sets of examples
+    under it, what `dataset.leaks: drop` removed, or one line when nothing was found."""
     lines = []
     for finding in checks:
-        lines.append(f"warning: {finding['message']}")
-        if every_example:
-            shown = finding["examples"][:EXAMPLES_SHOWN]
-            lines += [f"  {' ~ '.join(group)}" for group in shown]
-            if len(finding["examples"]) > len(shown):
-                lines.append(f"  ... and {len(finding['examples']) - len(shown)} more (--format json lists every one)")
+        lines.append(f"warning: {finding.message}")
+        shown = finding.examples[:EXAMPLES_SHOWN]
+        lines += [f"  {' ~ '.join(group)}" for group in shown]
+        if len(finding.examples) > len(shown):
+            lines.append(f"  ... and {len(finding.examples) - len(shown)} more (--format json lists every one)")
     if dropped:
-        removed = ", ".join(f"{count} {split}" for split, count in dropped.items())
-        lines.append(f"dataset.leaks: drop removed {removed} examples that an earlier split holds too")
-    if not checks and every_example:
+        lines.append(dropped_line(dropped))
+    if not checks:
         lines.append("data checks: no duplicates, leaks, conflicting labels, missing classes or imbalance found")
     return lines
 
 
 if __name__ == "__main__":
-    _main(sys.argv[1])
+    _main(sys.argv[1], sys.argv[2])

@@ -155,7 +155,7 @@ class Splits:
     class_mapping: dict[str, int] = field(default_factory=dict)  # source class -> label
     value_range: float | None = None  # an image's largest raw value (255 for 8-bit pixels; digits: 16)
     input_columns: list[str] = field(default_factory=list)  # a table's input columns, in order
-    checks: list[dict] = field(default_factory=list)  # what dlcli.data.checks found, one dict a finding
+    checks: list = field(default_factory=list)  # what dlcli.data.checks found: its Findings
     dropped: dict[str, int] = field(default_factory=dict)  # `dataset.leaks: drop`: examples removed per split
 
     @property
@@ -195,6 +195,6 @@ class Splits:
             "encoding": self.encoding.describe,
             "fingerprints": {split: self.fingerprint(split) for split in ("validation", "test")},
             "fingerprint_version": FINGERPRINT_VERSION,
-            "checks": self.checks,
+            "checks": [finding.as_dict() for finding in self.checks],
             **({"dropped": self.dropped} if self.dropped else {}),
         }

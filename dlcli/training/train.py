@@ -28,7 +28,7 @@ from dlcli.curves.plots import plot_curves
 from dlcli.curves.verdicts import OverfittingWatch, best_row, overfitting_advice, training_notes
 from dlcli.data import load_dataset, load_folds
 from dlcli.data.cache import cached, check_decodable
-from dlcli.data.checks import finding_lines
+from dlcli.data.checks import dropped_line
 from dlcli.data.examples import ArrayPool, Encoding, Split, Splits
 from dlcli.data.pipeline import EpochOrder, samples_in_batches, stream
 from dlcli.errors import ConfigError, DlcliError, TrainingDiverged, TrainingFailed, TrainingInterrupted
@@ -613,8 +613,10 @@ def train(
     with device_scope(config) as speed:
         folds, parts = prepare_experiment(config, runs_dir, speed)
         if console is not None:
-            for line in finding_lines(folds[0].checks, folds[0].dropped):
-                console.print(f"[yellow]{escape(line)}[/]" if line.startswith("warning") else line, highlight=False)
+            for finding in folds[0].checks:
+                console.print(f"[yellow]warning: {escape(finding.message)}[/]", highlight=False)
+            if folds[0].dropped:
+                console.print(dropped_line(folds[0].dropped), markup=False, highlight=False)
         folds, data = decoded_for_training(folds, speed, console)
         # every worker of a cluster keeps its own run; the chief's carries the plain name
         run = RunFolder.create(runs_dir, config.name if speed.chief else f"{config.name}-{speed.task}")

@@ -7,6 +7,7 @@ import itertools
 import json
 import re
 import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ from PIL import Image
 from conftest import read_json, run_folders
 from dlcli.config import load_config
 from dlcli.data import checks, load_dataset, start_checks
+from dlcli.data import load_folds as load_dataset_folds
 from dlcli.data.checks import PICTURE_SIDE, close_pairs, perceptual_hashes
 
 PHOTO_CONFIG = """\
@@ -116,12 +118,12 @@ def test_planted_duplicates_in_a_photo_folder_are_found_each_by_its_kind(write_c
     splits = load_dataset(load_config(photo_config(write_config, tmp_path / "photos")))
 
     for kind, pairs in planted.items():
-        found = reported_pairs(splits.checks, kind)
+        found = reported_pairs(splits.describe()["checks"], kind)
         assert pairs <= found, (kind, pairs - found)
         assert found == pairs, (kind, found - pairs)  # no false pair
-    kinds = {finding["kind"] for finding in splits.checks}
+    kinds = {finding["kind"] for finding in splits.describe()["checks"]}
     assert kinds == {"exact_duplicate", "near_duplicate", "conflicting_label"}
-    leaks = [finding for finding in splits.checks if finding["leak"]]
+    leaks = [finding for finding in splits.describe()["checks"] if finding["leak"]]
     # the copies filed under the other class may land in the validation split drawn from train
     assert "test" in {finding["splits"][0] for finding in leaks}
     assert {finding["splits"][0] for finding in leaks} <= {"test", "validation"}
@@ -145,8 +147,8 @@ def test_repeated_rows_of_a_table_are_found_by_their_lines(write_config, tmp_pat
     splits = load_dataset(load_config(config))
 
     planted = {frozenset((f"line {i + 2}", f"line {len(rows) + position + 2}")) for position, i in enumerate(repeated)}
-    assert reported_pairs(splits.checks, "exact_duplicate") == planted
-    assert not reported_pairs(splits.checks, "conflicting_label")
+    assert reported_pairs(splits.describe()["checks"], "exact_duplicate") == planted
+    assert not reported_pairs(splits.describe()["checks"], "conflicting_label")
 
 
 def test_close_pairs_finds_every_pair_within_the_bits_and_no_other():
@@ -182,7 +184,7 @@ def test_pictures_held_as_float_arrays_of_any_range_are_checked_too(write_config
         "loss: sparse_categorical_crossentropy\ntraining: {epochs: 1}\n" % (tmp_path / "pictures.npz")
     )
 
-    found = load_dataset(load_config(config)).checks
+    found = load_dataset(load_config(config)).describe()["checks"]
 
     assert reported_pairs(found, "exact_duplicate") == {frozenset((f"test[{i}]", f"train[{i}]")) for i in (3, 4)}
     assert reported_pairs(found, "near_duplicate") == {frozenset((f"test[{i}]", f"train[{i}]")) for i in range(3)}
@@ -193,7 +195,7 @@ def test_bundled_data_runs_its_checks(write_config):
 
     splits = load_dataset(load_config(write_config(TINY_CONFIG)))  # digits
 
-    assert splits.checks == []  # scikit-learn's digits: no copies across or within splits
+    assert splits.describe()["checks"] == []  # scikit-learn's digits: no copies across or within splits
     assert splits.describe()["checks"] == []
 
 
@@ -244,10 +246,83 @@ def test_the_read_ahead_process_finds_what_the_checks_find_in_process(write_conf
 
     start_checks(config)  # what check and train do before importing TensorFlow
     assert len(checks._read_ahead) == 1
-    read_ahead = load_dataset(config).checks
+    read = checks._read_ahead_results()
+    assert len(read) == len(list((tmp_path / "photos").rglob("*.jpg")))  # every file, from the process
+    assert not list(Path(tempfile.gettempdir()).glob("dlcli-checks-*"))  # its files removed
+    read_ahead = load_dataset(config).describe()["checks"]
     assert not checks._read_ahead and not checks._read  # taken, every file of it
 
     start_checks(config)
     assert not checks._read_ahead  # checked before: nothing to read
     monkeypatch.setenv("DLCLI_CACHE_DIR", str(tmp_path / "another cache"))
-    assert load_dataset(config).checks == read_ahead  # read in this process
+    assert load_dataset(config).describe()["checks"] == read_ahead  # read in this process
+
+
+def _table_config(write_config, path, extra=""):
+    return write_config(
+        "name: table\nseed: 0\ndataset: {name: csv, path: %s, label_column: label, test_split: 0.25%s}\n"
+        "model:\n  layers:\n    - Dense: {units: 3, activation: softmax}\n"
+        "loss: sparse_categorical_crossentropy\ntraining: {epochs: 1}\n" % (path, extra)
+    )
+
+
+def test_a_table_says_its_constant_columns_and_imbalanced_classes(write_config, tmp_path):
+    rng = np.random.default_rng(0)
+    labels = [0] * 60 + [1] * 60 + [2] * 8
+    rows = [f"{rng.normal():.5f},{rng.normal():.5f},7,{label}" for label in labels]
+    (tmp_path / "table.csv").write_text("a,b,constant,label\n" + "\n".join(rows) + "\n")
+
+    splits = load_dataset(load_config(_table_config(write_config, tmp_path / "table.csv")))
+    found = {finding["kind"]: finding for finding in splits.describe()["checks"]}
+
+    assert set(found) == {"constant_column", "class_imbalance"}
+    assert found["constant_column"]["examples"] == [["constant"]]
+    assert "leave them out of feature_columns" in found["constant_column"]["message"]
+    assert f"'2' {splits.class_counts()['train'][2]})" in found["class_imbalance"]["message"]
+
+
+def test_a_class_missing_from_the_test_split_is_said(write_config, tmp_path):
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "arrays.npz", x_train=rng.normal(size=(60, 4)), y_train=np.arange(60) % 3,
+             x_test=rng.normal(size=(20, 4)), y_test=np.arange(20) % 2)
+    config = write_config(
+        "name: arrays\nseed: 0\ndataset: {name: npz, path: %s}\n"
+        "model:\n  layers:\n    - Dense: {units: 3, activation: softmax}\n"
+        "loss: sparse_categorical_crossentropy\ntraining: {epochs: 1}\n" % (tmp_path / "arrays.npz")
+    )
+
+    (finding,) = load_dataset(load_config(config)).describe()["checks"]
+
+    assert finding["kind"] == "missing_class" and finding["splits"] == ["test"]
+    assert "no example of 1 classes (2)" in finding["message"]
+
+
+def test_drop_removes_from_a_drawn_validation_split_exactly_the_copies_of_training_rows(write_config, tmp_path):
+    rng = np.random.default_rng(0)
+    rows = [",".join(f"{v:.4f}" for v in rng.normal(size=3)) + f",{label}" for label in range(2) for _ in range(60)]
+    copies = [rows[i] for i in range(0, 120, 4)]  # 30 copies: some land in validation, some in test
+    (tmp_path / "table.csv").write_text("a,b,c,label\n" + "\n".join(rows + copies) + "\n")
+    config = load_config(_table_config(write_config, tmp_path / "table.csv", ", leaks: drop"))
+
+    warned = load_dataset(load_config(_table_config(write_config, tmp_path / "table.csv")))
+    dropped = load_dataset(config)
+
+    def rows_of(split):
+        return {row.tobytes() for row in split.pool.x[split.indices]}
+
+    train = rows_of(dropped.train)
+    held_in_train = [row for row in warned.validation.pool.x[warned.validation.indices] if row.tobytes() in train]
+    assert held_in_train and dropped.dropped["validation"] == len(held_in_train)
+    assert len(dropped.validation) == len(warned.validation) - len(held_in_train)
+    assert not rows_of(dropped.validation) & train and not rows_of(dropped.test) & (train | rows_of(dropped.validation))
+
+
+def test_k_fold_checks_the_whole_pool_with_its_own_labels_even_shuffled(write_config, tmp_path):
+    from conftest import TINY_CONFIG
+
+    config = write_config(TINY_CONFIG + "  kfold: 3\n")
+    shuffled = load_config(config, ["dataset.shuffle_labels=true"])
+
+    plain = load_dataset_folds(load_config(config))
+    assert all(fold.describe()["checks"] == [] for fold in plain)
+    assert all(fold.describe()["checks"] == [] for fold in load_dataset_folds(shuffled))  # no conflict invented
