@@ -326,3 +326,23 @@ def test_k_fold_checks_the_whole_pool_with_its_own_labels_even_shuffled(write_co
     plain = load_dataset_folds(load_config(config))
     assert all(fold.describe()["checks"] == [] for fold in plain)
     assert all(fold.describe()["checks"] == [] for fold in load_dataset_folds(shuffled))  # no conflict invented
+
+
+def test_the_same_picture_in_another_format_or_in_grey_is_a_near_duplicate_and_an_edit_is_checked_again(
+    write_config, tmp_path,
+):
+    root = tmp_path / "photos"
+    planted_folder(root, per_class=12, test_per_class=4)
+    with Image.open(root / "train/cat/cat.5.jpg") as image:
+        image.save(root / "test/cat/as.png")  # the decoded pixels, losslessly
+        image.convert("L").save(root / "test/cat/grey.jpg", quality=85)
+        image.convert("RGBA").save(root / "test/cat/alpha.png")
+    config = load_config(photo_config(write_config, root))
+
+    near = reported_pairs(load_dataset(config).describe()["checks"], "near_duplicate")
+
+    assert {frozenset(("train/cat/cat.5.jpg", f"test/cat/{name}")) for name in ("as.png", "grey.jpg", "alpha.png")} <= near
+
+    shutil.copy(root / "train/cat/cat.6.jpg", root / "test/cat/as.png")  # edited in place: now an exact copy
+    exact = reported_pairs(load_dataset(load_config(photo_config(write_config, root))).describe()["checks"], "exact_duplicate")
+    assert frozenset(("train/cat/cat.6.jpg", "test/cat/as.png")) in exact
