@@ -651,11 +651,10 @@ def check(
         raise DlcliError("--format csv: check prints a table or json")
     experiment = load_config(config, overrides)
     from dlcli.data import start_checks
-    from dlcli.data.checks import finding_lines
 
     start_checks(experiment)  # the data checks read the photos while TensorFlow is imported
     _import_tensorflow()
-    from dlcli.report.render import data_table, layers_table
+    from dlcli.report.render import data_table, finding_lines, layers_table
     from dlcli.training.train import prepare_experiment
 
     folds, parts = prepare_experiment(experiment, runs_dir)

@@ -65,7 +65,6 @@ CONFIRM_SIDE = 128
 CONFIRM_CORRELATION = 0.98
 IMBALANCE_RATIO = 5
 SHOWN = 3  # classes or columns a line names
-EXAMPLES_SHOWN = 5  # sets of examples `dlcli check` shows under a finding
 HELD_OUT = ("validation", "test")
 # what a held-out split is compared with: what trained the model, and what chose it
 EARLIER = {"validation": ("train",), "test": ("train", "validation")}
@@ -619,23 +618,6 @@ def acted_on(splits: Splits, checks: DataChecks, leaks: Leaks, where: str) -> Sp
 def dropped_line(dropped: dict[str, int]) -> str:
     removed = ", ".join(f"{count} {split}" for split, count in dropped.items())
     return f"dataset.leaks: drop removed {removed} examples that an earlier split holds too"
-
-
-def finding_lines(checks: list[Finding], dropped: dict[str, int]) -> list[str]:
-    """What `dlcli check` says of the data checks: each finding with the first few sets of examples
-    under it, what `dataset.leaks: drop` removed, or one line when nothing was found."""
-    lines = []
-    for finding in checks:
-        lines.append(f"warning: {finding.message}")
-        shown = finding.examples[:EXAMPLES_SHOWN]
-        lines += [f"  {' ~ '.join(group)}" for group in shown]
-        if len(finding.examples) > len(shown):
-            lines.append(f"  ... and {len(finding.examples) - len(shown)} more (--format json lists every one)")
-    if dropped:
-        lines.append(dropped_line(dropped))
-    if not checks:
-        lines.append("data checks: no duplicates, leaks, conflicting labels, missing classes or imbalance found")
-    return lines
 
 
 if __name__ == "__main__":

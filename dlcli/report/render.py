@@ -16,6 +16,7 @@ from dlcli.store.runs import Evaluation, RunRecord
 from dlcli.store.status import RunStatus
 
 if TYPE_CHECKING:
+    from dlcli.data.checks import Finding
     from dlcli.report.compare import Comparison
 
 STATUS_STYLES = {
@@ -169,6 +170,28 @@ def layers_table(rows: list[tuple[str, str, str, str, int, bool]], title: str) -
     for name, cls, inputs, shape, parameters, trainable in rows:
         table.add_row(name, cls, inputs, shape, f"{parameters:,}", "yes" if trainable else "no")
     return table
+
+
+EXAMPLES_SHOWN = 5  # sets of examples `dlcli check` shows under a finding
+
+
+def finding_lines(checks: list[Finding], dropped: dict[str, int]) -> list[str]:
+    """What `dlcli check` says of the data checks: each finding with the first few sets of examples
+    under it, what `dataset.leaks: drop` removed, or one line when nothing was found."""
+    from dlcli.data.checks import dropped_line  # numpy: not for the reading commands
+
+    lines = []
+    for finding in checks:
+        lines.append(f"warning: {finding.message}")
+        shown = finding.examples[:EXAMPLES_SHOWN]
+        lines += [f"  {' ~ '.join(group)}" for group in shown]
+        if len(finding.examples) > len(shown):
+            lines.append(f"  ... and {len(finding.examples) - len(shown)} more (--format json lists every one)")
+    if dropped:
+        lines.append(dropped_line(dropped))
+    if not checks:
+        lines.append("data checks: no duplicates, leaks, conflicting labels, missing classes or imbalance found")
+    return lines
 
 
 def data_table(description: dict[str, Any], counts: dict[str, list[int]]) -> Table:
