@@ -32,6 +32,7 @@ import hashlib
 import io
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -252,8 +253,63 @@ def read_ahead(splits: Splits, config: ExperimentConfig, kfold: bool = False) ->
         return  # checked before: nothing to read
     paths = [str(path) for _, split in _checked_splits(splits, kfold) if isinstance(split.pool, FilePool)
              for path in split.pool.paths[split.indices]]
-    if paths:
-        _read_ahead.append(ReadAhead(paths))
+    known = _known_files(paths)
+    unread = [path for path in paths if path not in known]
+    _read.update(known)
+    if unread:
+        _read_ahead.append(ReadAhead(unread))
+
+
+FILES_DB = f"files-{CHECKS_VERSION}.db"
+
+
+def _files_db() -> sqlite3.Connection:
+    """Each image file's digest and hash, kept by its path, size and modification time: another
+    split of the same files (another seed, another validation_split) reads none of them again."""
+    folder = cache_root() / "checks"
+    folder.mkdir(parents=True, exist_ok=True)
+    connection = sqlite3.connect(folder / FILES_DB, timeout=10, isolation_level=None)
+    connection.execute("CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, size INTEGER, mtime INTEGER, "
+                       "digest BLOB, hash BLOB)")
+    return connection
+
+
+def _stamp(path: str) -> tuple[int, int]:
+    status = os.stat(path)
+    return status.st_size, status.st_mtime_ns
+
+
+def _known_files(paths: list[str]) -> dict[str, tuple[bytes, np.ndarray | None]]:
+    """What the files database knows of `paths` that still holds (same size and time); {} when it cannot be read."""
+    known = {}
+    try:
+        with contextlib.closing(_files_db()) as connection:
+            for first in range(0, len(paths), 500):
+                part = paths[first:first + 500]
+                rows = connection.execute(
+                    f"SELECT path, size, mtime, digest, hash FROM files WHERE path IN ({', '.join('?' * len(part))})", part,
+                ).fetchall()
+                for path, size, mtime, digest, words in rows:
+                    with contextlib.suppress(OSError):  # a file gone since: the pipeline says so
+                        if _stamp(path) != (size, mtime):
+                            continue
+                        known[path] = (digest, np.frombuffer(words, dtype=">u8").astype(np.uint64) if words else None)
+    except (sqlite3.Error, OSError):
+        return {}
+    return known
+
+
+def _remember_files(read: dict[str, tuple[bytes, np.ndarray | None]]) -> None:
+    try:
+        with contextlib.closing(_files_db()) as connection:
+            connection.execute("BEGIN IMMEDIATE")
+            connection.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?)", [
+                (path, *_stamp(path), digest, words.astype(">u8").tobytes() if words is not None else None)
+                for path, (digest, words) in read.items()
+            ])
+            connection.execute("COMMIT")
+    except (sqlite3.Error, OSError):
+        pass  # an unwritable cache only costs the next run the reading
 
 
 _read: dict[str, tuple[bytes, np.ndarray | None]] = {}  # what the read-ahead process said, until the checks take it
@@ -288,10 +344,12 @@ def _fingerprints(
         if isinstance(pool, FilePool):
             ready = _read_ahead_results()
             paths = [str(path) for path in pool.paths[split.indices]]
+            ready.update(_known_files([path for path in paths if path not in ready]))
             missing = [path for path in paths if path not in ready]
             for first in range(0, len(missing), HASHED_AT_ONCE):
                 part = missing[first:first + HASHED_AT_ONCE]
                 ready.update(zip(part, _read_files(part)))
+            _remember_files({path: ready[path] for path in paths})
             for number, path in enumerate(paths):
                 digest, words = ready.pop(path)
                 digests.append(digest)

@@ -346,3 +346,18 @@ def test_the_same_picture_in_another_format_or_in_grey_is_a_near_duplicate_and_a
     shutil.copy(root / "train/cat/cat.6.jpg", root / "test/cat/as.png")  # edited in place: now an exact copy
     exact = reported_pairs(load_dataset(load_config(photo_config(write_config, root))).describe()["checks"], "exact_duplicate")
     assert frozenset(("train/cat/cat.6.jpg", "test/cat/as.png")) in exact
+
+
+def test_another_split_of_the_same_files_reads_none_of_them_again(write_config, tmp_path, monkeypatch):
+    planted = planted_folder(tmp_path / "photos", per_class=12, test_per_class=4)
+    first = load_dataset(load_config(photo_config(write_config, tmp_path / "photos")))
+
+    def no_reading(path):
+        raise AssertionError(f"{path} read again")
+
+    monkeypatch.setattr(checks, "_file_digest_and_picture", no_reading)
+    reseeded = load_dataset(load_config(photo_config(write_config, tmp_path / "photos"), ["seed=7"]))
+
+    assert first.validation.indices.tolist() != reseeded.validation.indices.tolist()  # another split ...
+    for kind in ("exact_duplicate", "near_duplicate"):  # ... the same pairs, from the files' kept hashes
+        assert reported_pairs(reseeded.describe()["checks"], kind) == planted[kind]
