@@ -8,9 +8,10 @@ so a stop is never lost. It stays pending until a run has stopped on it.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -18,6 +19,10 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 EXIT_INTERRUPTED = 130
 
 _stop_requested = threading.Event()
+# Inside Keras's fit a stop signal only asks: a KeyboardInterrupt raised at whatever bytecode
+# TensorFlow's Python is running breaks its state (a device scope left unbalanced, a heap corrupted
+# while an iterator was being made: the process aborted instead of exiting 130).
+_stops_wait_for_a_batch = False
 
 
 def request_stop() -> None:
@@ -48,9 +53,28 @@ def interrupt(signum, frame):
 
 
 def stop_training(signum, frame):
-    """`interrupt`, with the request that the training in this process stop at its next batch."""
+    """`interrupt`, with the request that the training in this process stop at its next batch;
+    inside `stops_at_batch_ends`, only the request."""
     request_stop()
+    if _stops_wait_for_a_batch:
+        for stop_signal in STOP_SIGNALS:
+            signal.signal(stop_signal, _already_stopping)
+        return
     interrupt(signum, frame)
+
+
+@contextlib.contextmanager
+def stops_at_batch_ends() -> Iterator[None]:
+    """Let a stop signal take effect only where training checks for it (StopOnRequest's batch and
+    epoch ends), or on the way out of this block."""
+    global _stops_wait_for_a_batch
+    outer, _stops_wait_for_a_batch = _stops_wait_for_a_batch, True
+    try:
+        yield
+    finally:
+        _stops_wait_for_a_batch = outer
+    if stop_pending():  # asked after the last check
+        raise KeyboardInterrupt
 
 
 def install(handler: Callable[[Any, Any], Any], signals: Iterable[int] = STOP_SIGNALS) -> dict[int, Any]:

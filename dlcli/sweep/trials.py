@@ -54,24 +54,34 @@ def _read_requests(requests: queue.Queue) -> None:
 def check(plan: Plan, runs_dir: Path) -> Answer:
     """Build every trial's model (each grid point, each sampled key at its ends) before any trains."""
     from dlcli.build.models import monitor_directions
-    from dlcli.data import load_dataset
+    from dlcli.data import load_dataset, load_folds
     from dlcli.store.runs import metric_name
     from dlcli.training.train import checked_model
 
     checked = validate_trials(plan)
     check_trial_names(checked[0][1], plan.settings)
     data_by_dataset: dict[str, Any] = {}
+
+    def training_data(config):
+        """The data as training will load it (its checks and `dataset.leaks` included), once per dataset and seed."""
+        key = json.dumps([config.dataset.model_dump(mode="json"), config.seed, config.training.kfold], sort_keys=True)
+        if key not in data_by_dataset:
+            data_by_dataset[key] = load_folds(config)[0] if config.training.kfold else load_dataset(config)
+        return data_by_dataset[key]
+
     for label, config in checked:
-        key = json.dumps([config.dataset.model_dump(mode="json"), config.seed], sort_keys=True)
         try:
             if config.training.distribute == "multi_worker":
                 raise config.error(
                     ("training", "distribute"),
                     "a sweep trains its trials on this machine; start multi_worker training on each worker with `dlcli train`",
                 )
-            if key not in data_by_dataset:
-                data_by_dataset[key] = load_dataset(config)
-            checked_model(config, data_by_dataset[key], runs_dir)
+            checked_model(config, training_data(config), runs_dir)
+            for seed in plan.settings.repeat_seeds[1:]:  # each seed draws its own validation split
+                try:
+                    training_data(config.model_copy(update={"seed": seed}))
+                except DlcliError as error:
+                    raise type(error)(f"seed {seed}: {error}") from None
         except DlcliError as error:
             raise type(error)(f"{label}: {error}") from None
     config = checked[0][1]

@@ -34,7 +34,7 @@ from dlcli.data.pipeline import EpochOrder, samples_in_batches, stream
 from dlcli.errors import ConfigError, DlcliError, TrainingDiverged, TrainingFailed, TrainingInterrupted
 from dlcli.faults import kill_point
 from dlcli.keys import KeyPath, flattened
-from dlcli.stopping import stop_honoured, stop_pending
+from dlcli.stopping import stop_honoured, stop_pending, stops_at_batch_ends
 from dlcli.store.index import update_index
 from dlcli.store.runs import (
     CHECKPOINT_DIR,
@@ -184,16 +184,17 @@ class _Session:
         started = time.perf_counter()
         epochs_before = len(self.rows)
         try:
-            fitted.fit(
-                stream(data, "train", batch_size, self.order, prefetch, initial_epoch * steps if steps else None),
-                validation_data=stream(data, "validation", batch_size, prefetch=prefetch) if len(data.validation) else None,
-                epochs=epochs,
-                initial_epoch=initial_epoch,
-                steps_per_epoch=steps,
-                callbacks=callbacks,
-                shuffle=False,  # the stream's order is the EpochOrder's
-                verbose=0,
-            )
+            with stops_at_batch_ends():
+                fitted.fit(
+                    stream(data, "train", batch_size, self.order, prefetch, initial_epoch * steps if steps else None),
+                    validation_data=stream(data, "validation", batch_size, prefetch=prefetch) if len(data.validation) else None,
+                    epochs=epochs,
+                    initial_epoch=initial_epoch,
+                    steps_per_epoch=steps,
+                    callbacks=callbacks,
+                    shuffle=False,  # the stream's order is the EpochOrder's
+                    verbose=0,
+                )
         finally:
             if progress is not None:
                 progress.close()

@@ -190,14 +190,16 @@ def test_a_killed_repeat_resumes_its_unfinished_seeds_only(write_config, runs_di
     def trial_runs():
         return [folder for folder in run_folders(runs_dir) if folder.name != "sweeps"]
 
-    while not any(read_json(folder / "run.json").get("status") == "completed" for folder in trial_runs()
-                  if (folder / "run.json").is_file()) or len(trial_runs()) < 2:
+    def finished_runs():  # a folder just made has no run.json yet
+        infos = {folder.name: read_json(folder / "run.json") for folder in trial_runs() if (folder / "run.json").is_file()}
+        return {name: info["ended"] for name, info in infos.items() if info.get("status") == "completed"}
+
+    while not finished_runs() or len(trial_runs()) < 2:
         assert process.poll() is None and time.monotonic() < deadline, process.communicate()
         time.sleep(0.1)
-    finished = {folder.name: read_json(folder / "run.json")["ended"] for folder in trial_runs()
-                if read_json(folder / "run.json")["status"] == "completed"}
     process.kill()  # SIGKILL
     process.wait()
+    finished = finished_runs()  # read after the kill: no run finishes between this and the resume
 
     resumed = _process("sweep", "--resume", "latest", "--runs-dir", str(runs_dir))
     _, stderr = resumed.communicate(timeout=300)

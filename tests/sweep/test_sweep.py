@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from typer.testing import CliRunner
@@ -18,6 +19,7 @@ from typer.testing import CliRunner
 from conftest import TINY_CONFIG, read_json, run_folders
 from dlcli.cli import app
 from dlcli.config import load_config
+from dlcli.data import load_dataset
 from dlcli.store.runs import load_runs
 from dlcli.sweep.study import PLAN_FILE, Plan, open_study, repeated_status, study_trials, sweep_settings, take_trial
 
@@ -403,3 +405,24 @@ def test_repeats_train_every_trial_per_seed_and_the_study_optimizes_their_mean(c
     retrained = plan.trials[1].runs[1]
     assert retrained != missing and read_json(runs_dir / retrained / "run.json")["sweep"]["seed"] == 1
     assert all((runs_dir / run / "run.json").stat().st_mtime == mtime for run, mtime in kept.items() if run != missing)
+
+
+def test_repeats_check_the_data_of_every_seed_before_any_trains(cli, write_config, tmp_path, runs_dir):
+    rng = np.random.default_rng(0)
+    rows = [",".join(f"{v:.4f}" for v in rng.normal(size=4)) + f",{label}" for label in range(2) for _ in range(40)]
+    (tmp_path / "table.csv").write_text("a,b,c,d,label\n" + "\n".join([*rows, rows[5]]) + "\n")  # one row twice
+    text = ("name: table\nseed: {seed}\ndataset: {{name: csv, path: %s, label_column: label, leaks: error}}\n"
+            "model:\n  layers:\n    - Dense: {{units: 2, activation: softmax}}\noptimizer: {{name: adam}}\n"
+            "loss: sparse_categorical_crossentropy\ntraining: {{epochs: 1}}\n" % (tmp_path / "table.csv"))
+
+    def leaks(seed):
+        splits = load_dataset(load_config(write_config(text.format(seed=seed)), ["dataset.leaks=warn"]))
+        return any(finding["leak"] for finding in splits.describe()["checks"])
+
+    seed = next(s for s in range(50) if not leaks(s) and leaks(s + 1))  # the copy lands in validation only then
+    result = cli("sweep", str(write_config(text.format(seed=seed))), "--grid", "optimizer.learning_rate=0.01,0.02",
+                 "--repeats", "2")
+
+    assert result.exit_code == 2, result.output
+    assert f"seed {seed + 1}: " in result.stderr and "dataset.leaks is error" in result.stderr
+    assert [folder for folder in run_folders(runs_dir) if folder.name != "sweeps"] == []  # nothing trained

@@ -222,6 +222,42 @@ def test_a_stop_request_whose_keyboard_interrupt_was_swallowed_still_stops_the_r
     assert not stop_pending()  # honoured: the next run in this process is not stopped
 
 
+def test_a_stop_signal_inside_fit_takes_effect_at_the_batch_end_only(cli, tiny_config, runs_dir, monkeypatch):
+    import threading
+
+    import dlcli.training.train
+    from dlcli.stopping import STOP_SIGNALS, stop_pending
+
+    survived = []
+
+    class SignalledInEpochTwo(keras.callbacks.Callback):
+        """A SIGTERM landing in Keras's own Python, where a KeyboardInterrupt once corrupted
+        TensorFlow's state (a process aborted inside make_iterator)."""
+
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 1:
+                signal.pthread_kill(threading.main_thread().ident, signal.SIGTERM)
+                for _ in range(100):  # the Python handler runs at one of these bytecodes
+                    pass
+                survived.append(epoch)
+
+    configured = dlcli.training.train.keras_callbacks
+    monkeypatch.setattr(dlcli.training.train, "keras_callbacks", lambda config: [*configured(config), SignalledInEpochTwo()])
+    handlers = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
+    try:
+        result = cli("train", str(tiny_config), "--set", "training.epochs=5")
+    finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+
+    assert result.exit_code == 130, result.output
+    assert survived == [1]  # no KeyboardInterrupt inside the callback
+    (folder,) = run_folders(runs_dir)
+    assert read_json(folder / "run.json")["status"] == "interrupted"
+    assert len(list(csv.DictReader((folder / "history.csv").open()))) == 1
+    assert not stop_pending()
+
+
 def test_an_interrupt_that_a_context_manager_turns_into_another_error_still_interrupts(cli, tiny_config, runs_dir,
                                                                                        monkeypatch):
     import dlcli.training.train
