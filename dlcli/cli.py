@@ -898,12 +898,19 @@ def datasets(context: typer.Context) -> None:
 @datasets_app.command("export")
 @reports_errors
 def datasets_export(
-    name: Annotated[str, typer.Argument(help="An image dataset, e.g. digits or mnist_5k.")],
+    name: Annotated[str, typer.Argument(help="An image dataset, e.g. digits or mnist_5k; or tickets (a generated table).")],
     directory: Annotated[Path, typer.Argument(help="A new or empty folder to write into.")],
 ) -> None:
-    """Write an image dataset as PNG files: DIRECTORY/{train,test}/<class>/<n>.png."""
+    """Write an image dataset as PNG files: DIRECTORY/{train,test}/<class>/<n>.png; or `tickets`, the
+    generated support tickets of configs/tickets.yaml, as DIRECTORY/tickets.csv."""
     from dlcli.data.export import export_images
 
+    if name == "tickets":
+        from dlcli.data.tickets import write_tickets
+
+        path = write_tickets(directory)
+        console.print(f"wrote {path}; train on it with `dlcli train configs/tickets.yaml`", markup=False)
+        return
     counts = export_images(name, directory)
     console.print(
         f"wrote {counts['train']} training and {counts['test']} test images of {name} to {directory}; "

@@ -93,6 +93,73 @@ class NoiseFeatures(_Strict):
     kind: Literal["noise", "zeros"] = "noise"
 
 
+# A table's input or output name: a Keras Input's name, a key of `loss`, part of a history column.
+FEATURE_NAME_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
+TEXT_ENCODINGS = ("multi_hot", "count", "tf_idf", "sequence")
+CATEGORICAL_ENCODINGS = ("one_hot", "integer")
+
+
+def _feature_names(mapping: dict[str, Any] | None) -> dict[str, Any] | None:
+    for name in mapping or {}:
+        if not FEATURE_NAME_PATTERN.fullmatch(name):
+            raise ValueError(
+                f"{name!r} cannot name an input or output: use letters, digits and '_', starting with a letter "
+                "(it names a Keras Input, a key of `loss` and history columns such as val_NAME_loss)"
+            )
+    return mapping
+
+
+class TableInput(_Strict):
+    """One named input of a table (`dataset.inputs.NAME`): a text column, numeric feature columns
+    or categorical columns, encoded as fitted on the training split."""
+
+    text_column: str | None = None
+    feature_columns: list[str] | None = Field(None, min_length=1)  # names, or patterns such as tag_*
+    categorical_columns: list[str] | None = Field(None, min_length=1)
+    encoding: Literal["multi_hot", "count", "tf_idf", "sequence", "one_hot", "integer"] | None = None
+    num_words: int = Field(10000, ge=2)
+    sequence_length: PositiveInt | None = None
+    standardize: bool = True
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> TableInput:
+        given = [key for key in ("text_column", "feature_columns", "categorical_columns") if getattr(self, key)]
+        if len(given) != 1:
+            raise ValueError(
+                "give one of text_column, feature_columns or categorical_columns"
+                + (f", not {' and '.join(given)} (make them two inputs)" if given else "")
+            )
+        kinds = {"text_column": TEXT_ENCODINGS, "categorical_columns": CATEGORICAL_ENCODINGS, "feature_columns": ()}
+        allowed = kinds[given[0]]
+        if self.encoding is not None and self.encoding not in allowed:
+            takes = f"one of {', '.join(allowed)}" if allowed else "none (numbers are standardized, or not)"
+            raise ValueError(f"encoding '{self.encoding}' does not fit {given[0]}: it takes {takes}")
+        if self.encoding is None and allowed:
+            self.encoding = allowed[0]
+        if self.sequence_length is not None and self.encoding != "sequence":
+            raise ValueError("sequence_length goes with `encoding: sequence`")
+        return self
+
+    @property
+    def kind(self) -> str:
+        """'text', 'features' or 'categorical'."""
+        return "text" if self.text_column else "features" if self.feature_columns else "categorical"
+
+
+class TableOutput(_Strict):
+    """One named output of a table (`dataset.outputs.NAME`): a column to predict."""
+
+    label_column: str
+    task: Literal["classification", "regression"] = "classification"
+    labels: Literal["sparse", "one_hot"] = "sparse"
+
+    @model_validator(mode="after")
+    def _labels_of_classes(self) -> TableOutput:
+        if self.task == "regression" and self.labels == "one_hot":
+            raise ValueError("`labels: one_hot` is for classification; a regression output predicts a number")
+        return self
+
+
 class DatasetConfig(_Strict):
     name: str
     validation_split: float = Field(0.2, ge=0, lt=1)  # 0: train on all the training data, no validation
@@ -118,7 +185,17 @@ class DatasetConfig(_Strict):
     text_column: str | None = None
     feature_columns: list[str] | None = Field(None, min_length=1)
     task: Literal["classification", "regression"] | None = None
+    # A table with several inputs and outputs (the functional API): each by name
+    inputs: dict[str, TableInput] | None = Field(None, min_length=1)
+    outputs: dict[str, TableOutput] | None = Field(None, min_length=1)
     leaks: Leaks = Leaks.warn  # validation/test examples the training split holds too (dlcli.data.checks)
+
+    _names = field_validator("inputs", "outputs")(_feature_names)
+
+    @property
+    def named(self) -> bool:
+        """Whether the data comes as named inputs and outputs (`inputs:` and `outputs:`)."""
+        return self.outputs is not None
 
     @field_validator("name")
     @classmethod
@@ -182,6 +259,7 @@ class ModelConfig(_Strict):
     augmentation: LayerList = []
     base: BaseConfig | None = None
     layers: LayerList = Field(min_length=1)
+    outputs: list[str] | None = Field(None, min_length=1)  # the layers whose outputs the model gives; default the last
 
     _items = field_validator("augmentation", "layers")(_one_class_per_item)
 
@@ -316,8 +394,9 @@ class ExperimentConfig(_Strict):
     dataset: DatasetConfig
     model: ModelConfig
     optimizer: KerasObject = KerasObject(name="rmsprop")
-    loss: KerasObject
-    metrics: list[KerasObject] = []
+    loss: KerasObject | dict[str, KerasObject]  # one, or one per output by name
+    metrics: list[KerasObject] | dict[str, list[KerasObject]] = []
+    loss_weights: dict[str, Annotated[float, Field(ge=0)]] | None = None  # per output: the total loss's weights
     training: TrainingConfig = TrainingConfig()
     sweep: SweepConfig | None = None  # read by `dlcli sweep`; `dlcli train` ignores it
 
@@ -338,6 +417,26 @@ class ExperimentConfig(_Strict):
         return name
 
     _source: SourceMap = PrivateAttr(default_factory=lambda: SourceMap("<config>"))
+
+    @property
+    def output_names(self) -> list[str]:
+        """The model's outputs by name, in the order it gives them; empty for one unnamed output."""
+        return list(self.model.outputs or self.dataset.outputs or [])
+
+    def losses(self) -> list[tuple[KeyPath, KerasObject, str | None]]:
+        """(key, loss, output) of each output: one entry with output None for a model of one unnamed output."""
+        if isinstance(self.loss, KerasObject):
+            return [(("loss",), self.loss, name) for name in self.output_names or [None]]
+        return [(("loss", name), self.loss[name], name) for name in self.output_names]
+
+    def metric_specs(self) -> list[tuple[KeyPath, KerasObject, str | None]]:
+        """(key, metric, output) of every configured metric."""
+        if isinstance(self.metrics, list):
+            return [(("metrics", index), metric, None) for index, metric in enumerate(self.metrics)]
+        return [
+            (("metrics", name, index), metric, name)
+            for name in self.output_names for index, metric in enumerate(self.metrics.get(name, []))
+        ]
 
     @property
     def source(self) -> SourceMap:
@@ -464,14 +563,27 @@ def _normalize(data: dict[str, Any]) -> dict[str, Any]:
     for key in ("dataset", "optimizer", "loss"):
         if isinstance(data.get(key), str):
             data[key] = {"name": data[key]}
-    if isinstance(data.get("metrics"), list):
-        data["metrics"] = [{"name": m} if isinstance(m, str) else m for m in data["metrics"]]
+    loss = data.get("loss")
+    if isinstance(loss, dict) and "name" not in loss:  # one per output
+        data["loss"] = {output: {"name": spec} if isinstance(spec, str) else spec for output, spec in loss.items()}
+    metrics = data.get("metrics")
+    if isinstance(metrics, list):
+        data["metrics"] = _normalized_metrics(metrics)
+    elif isinstance(metrics, dict):  # per output: a list, or one metric
+        data["metrics"] = {
+            output: _normalized_metrics(listed if isinstance(listed, list) else [listed])
+            for output, listed in metrics.items()
+        }
     for section in (data.get("model"), data.get("training")):
         if isinstance(section, dict):
             for key in LAYER_LISTS:
                 if isinstance(section.get(key), list):
                     section[key] = [_normalize_layer(item) for item in section[key]]
     return data
+
+
+def _normalized_metrics(metrics: list[Any]) -> list[Any]:
+    return [{"name": m} if isinstance(m, str) else m for m in metrics]
 
 
 def _normalize_layer(item: Any) -> Any:
@@ -623,7 +735,10 @@ def validate(data: dict[str, Any], source: SourceMap, default_name: str) -> Expe
     except ValidationError as error:
         raise _validation_error(error, data, source) from None
     config._source = source
+    # set to other than their defaults (a resolved config.yaml writes the defaults too)
+    given = {key for key, field in DatasetConfig.model_fields.items() if getattr(config.dataset, key) != field.default}
     _resolve_dataset_options(config)
+    _check_named(config, given)
     _check_combinations(config)
     return config
 
@@ -642,6 +757,8 @@ def _resolve_dataset_options(config: ExperimentConfig) -> None:
                 raise config.error(("dataset", key), f"dataset {info.name} takes no option '{key}'{takes}")
             continue
         default = info.options[key]
+        if dataset.named and key in TABLE_COLUMN_KEYS:
+            continue  # said per input and output
         base = config.model.base
         if key == "normalize" and base is not None and base.application and base.preprocess == "application":
             if value:
@@ -658,6 +775,79 @@ def _resolve_dataset_options(config: ExperimentConfig) -> None:
     if config.task == "regression" and (dataset.classes or dataset.labels == "one_hot"):
         key = "classes" if dataset.classes else "labels"
         raise config.error(("dataset", key), f"'{key}' is for classification; {info.name} is a regression task")
+
+
+# The single-table options that `dataset.inputs` and `dataset.outputs` say per input and output.
+TABLE_COLUMN_KEYS = ("label_column", "text_column", "feature_columns", "task", "num_words", "encoding",
+                     "sequence_length", "standardize")
+OUTPUT_KEYS = ("label_column", "task", "labels")
+
+
+def _check_named(config: ExperimentConfig, given: set[str]) -> None:
+    """`dataset.inputs`/`outputs`, `model.outputs`, and `loss`, `metrics`, `loss_weights` keyed by
+    output: all naming the same outputs. `given`: the dataset keys the config set to other than their defaults."""
+    dataset = config.dataset
+    if not dataset.named:
+        if dataset.inputs is not None:
+            raise config.error(("dataset", "inputs"), "named inputs go with named outputs: add `dataset.outputs`")
+        for key, value, what in (
+            (("model", "outputs"), config.model.outputs, "names the model's outputs"),
+            (("loss",), None if isinstance(config.loss, KerasObject) else config.loss, "per output"),
+            (("metrics",), None if isinstance(config.metrics, list) else config.metrics, "per output"),
+            (("loss_weights",), config.loss_weights, "weighs outputs"),
+        ):
+            if value is not None:
+                raise config.error(key, f"{what[0].lower()}{what[1:]}: it needs a dataset with named outputs "
+                                   "(`dataset.outputs`, and `dataset.inputs`)")
+        return
+    if dataset.inputs is None:
+        raise config.error(("dataset", "outputs"), "named outputs go with named inputs: add `dataset.inputs`")
+    for key in (*TABLE_COLUMN_KEYS, "labels", "classes", "noise_features", "shuffle_labels"):
+        if key in given:
+            home = "an output's" if key in OUTPUT_KEYS else "an input's" if key in TABLE_COLUMN_KEYS else None
+            raise config.error(
+                ("dataset", key),
+                f"with `dataset.inputs` and `outputs`, {key} is {home} own key: move it there" if home
+                else f"{key} does not combine with named inputs and outputs yet",
+            )
+    for key, value in ((("training", "kfold"), config.training.kfold), (("model", "base"), config.model.base),
+                       (("model", "augmentation"), config.model.augmentation)):
+        if value:
+            raise config.error(key, "does not combine with named inputs and outputs (`dataset.inputs`) yet: remove it")
+    outputs = list(dataset.outputs)
+    overlap = sorted(set(outputs) & set(dataset.inputs))
+    if overlap:
+        raise config.error(("dataset", "outputs", overlap[0]), f"'{overlap[0]}' names an input too: name it apart")
+    if config.model.outputs is not None:
+        for index, name in enumerate(config.model.outputs):
+            if name not in outputs:
+                raise config.error(
+                    ("model", "outputs", index),
+                    f"'{name}' is not one of the dataset's outputs ({', '.join(outputs)}){did_you_mean(name, outputs)}",
+                )
+        missing = [name for name in outputs if name not in config.model.outputs]
+        if missing or len(set(config.model.outputs)) != len(config.model.outputs):
+            raise config.error(("model", "outputs"), f"list each of the dataset's outputs once: {', '.join(outputs)}")
+    keyed = [("loss", None if isinstance(config.loss, KerasObject) else config.loss)]
+    keyed += [("metrics", None if isinstance(config.metrics, list) else config.metrics), ("loss_weights", config.loss_weights)]
+    for key, mapping in keyed:
+        for name in mapping or {}:
+            if name not in outputs:
+                raise config.error(
+                    (key, name), f"'{name}' is not one of the model's outputs ({', '.join(outputs)}){did_you_mean(name, outputs)}"
+                )
+    if isinstance(config.loss, dict):
+        missing = [name for name in outputs if name not in config.loss]
+        if missing:
+            raise config.error(("loss",), f"output '{missing[0]}' has no loss: add `{missing[0]}: LOSS`")
+    elif len(outputs) > 1:
+        raise config.error(
+            ("loss",), f"the model has {len(outputs)} outputs: give a loss per output, e.g. "
+            f"`loss: {{{outputs[0]}: LOSS, {outputs[1]}: LOSS}}`"
+        )
+    if isinstance(config.metrics, list) and config.metrics and len(outputs) > 1:
+        raise config.error(("metrics",), f"the model has {len(outputs)} outputs: give the metrics per output, "
+                           f"e.g. `metrics: {{{outputs[0]}: [...]}}`")
 
 
 def _check_combinations(config: ExperimentConfig) -> None:

@@ -24,21 +24,43 @@ from dlcli.build.saved import load_run_model, save_model_atomic
 from dlcli.config import ExperimentConfig, load_config
 from dlcli.data.examples import Splits
 from dlcli.errors import DlcliError
-from dlcli.store.runs import CONFIG_FILE, INPUTS_FILE, Inputs, RunFolder, model_file, preprocessing_file
+from dlcli.store.runs import CONFIG_FILE, INPUTS_FILE, Inputs, RunFolder, TableInput, TableOutput, model_file, preprocessing_file
 
 # Pixels of image files, whatever the dataset's own range: an image input always takes 0-255.
 PIXEL_RANGE = 255.0
 
 
 def input_kind(splits: Splits) -> str:
-    """'text' (raw strings), 'image' (pixels of an image, 0-255) or 'array' (raw values)."""
+    """'table' (named inputs), 'text' (raw strings), 'image' (pixels of an image, 0-255) or 'array' (raw values)."""
+    if splits.inputs:
+        return "table"
     if splits.encoding.vectorizer is not None:
         return "text"
     return "image" if len(splits.input_shape) == 3 and splits.value_range else "array"
 
 
+def _table_preprocessing(splits: Splits) -> keras.Model:
+    """A table's raw named inputs (texts; numbers; categorical cells as `column=value`) -> the model's."""
+    raws, encoded = {}, {}
+    for name, spec in splits.inputs.items():
+        encoding = spec.encoding
+        if spec.kind == "features":
+            raw = x = keras.Input(shape=spec.shape, dtype="float32", name=name)
+            if encoding.mean is not None:
+                x = keras.layers.Normalization(
+                    mean=encoding.mean, variance=np.square(encoding.std), dtype="float32", name=f"{name}_standardization",
+                )(x)
+        else:
+            raw = keras.Input(shape=() if spec.kind == "text" else (len(spec.columns),), dtype="string", name=name)
+            x = keras.ops.cast(encoding.vectorizer(raw), encoding.dtype)
+        raws[name], encoded[name] = raw, x
+    return keras.Model(raws, encoded, name="preprocessing")
+
+
 def preprocessing_model(splits: Splits) -> keras.Model:
     """Raw inputs -> the model's inputs, as the training stream encoded them (`Encoding`)."""
+    if splits.inputs:
+        return _table_preprocessing(splits)
     encoding, kind = splits.encoding, input_kind(splits)
     if kind == "text":
         raw = keras.Input(shape=(), dtype="string", name="text")
@@ -72,6 +94,15 @@ def write_inference_files(run: RunFolder, config: ExperimentConfig, folds: list[
         class_names=first.class_names, class_mapping=first.class_mapping,
         folds=len(folds) if config.training.kfold else None, value_range=first.value_range,
         encoding=first.encoding.describe, outputs="logits" if outputs_are_logits(config) else "probabilities",
+        table_inputs={
+            name: TableInput(kind=spec.kind, columns=spec.columns, shape=list(spec.shape), encoding=spec.encoding.describe)
+            for name, spec in first.inputs.items()
+        },
+        table_outputs={
+            name: TableOutput(column=spec.column, class_names=spec.class_names,
+                              outputs="logits" if outputs_are_logits(config, name) else "probabilities")
+            for name, spec in first.outputs.items()
+        },
     ).write(run.file(INPUTS_FILE))
 
 
@@ -89,9 +120,10 @@ def read_inputs(run: RunFolder) -> Inputs:
     return Inputs.from_dict(json.loads(path.read_text(encoding="utf-8")))
 
 
-def outputs_are_logits(config: ExperimentConfig) -> bool:
-    """Whether the model was trained on logits (`loss: {from_logits: true}`): its outputs are no probabilities yet."""
-    return bool(config.loss.kwargs.get("from_logits"))
+def outputs_are_logits(config: ExperimentConfig, output: str | None = None) -> bool:
+    """Whether the model (its named `output`) was trained on logits (`loss: {from_logits: true}`): its
+    outputs are no probabilities yet."""
+    return any(bool(loss.kwargs.get("from_logits")) for _, loss, name in config.losses() if output in (None, name))
 
 
 def class_probabilities(outputs: np.ndarray, logits: bool = False) -> np.ndarray:
@@ -128,6 +160,8 @@ def inference_model(run: RunFolder, fold: int | None = None) -> tuple[keras.Mode
     """One model from raw inputs to outputs: the preprocessing, then the trained model. A k-fold
     run's is the mean of its folds' models (each behind its own preprocessing), or fold `fold`'s."""
     inputs = read_inputs(run)
+    if inputs.kind == "table":
+        return _table_inference_model(run, inputs), inputs
     folds = inputs.folds
     check_fold(run, inputs, fold)
     chosen = [None] if not folds else ([fold] if fold is not None else list(range(1, folds + 1)))
@@ -143,3 +177,20 @@ def inference_model(run: RunFolder, fold: int | None = None) -> tuple[keras.Mode
         outputs = [keras.layers.Activation(squash, name=f"probabilities_{i}")(o) for i, o in enumerate(outputs)]
     output = outputs[0] if len(outputs) == 1 else keras.layers.Average(name="mean_of_folds")(outputs)
     return keras.Model(raw, output, name=f"{run.id}_inference".replace("-", "_")), inputs
+
+
+def _table_inference_model(run: RunFolder, inputs: Inputs) -> keras.Model:
+    """A table's model from its raw named inputs to a dict of its named outputs (probabilities for
+    a classification output trained on logits)."""
+    preprocessing, model = load_run_model(run, preprocessing_file(None)), load_run_model(run, model_file(None))
+    raw = {tensor.name: keras.Input(shape=tensor.shape[1:], dtype=tensor.dtype, name=tensor.name)
+           for tensor in preprocessing.inputs}
+    given = model(preprocessing(raw))
+    given = given if isinstance(given, (list, tuple)) else [given]
+    outputs = {}
+    for (name, output), tensor in zip(inputs.table_outputs.items(), given):
+        if output.outputs == "logits" and output.class_names:
+            squash = keras.activations.sigmoid if tensor.shape[-1] == 1 else keras.activations.softmax
+            tensor = keras.layers.Activation(squash, name=f"{name}_probabilities")(tensor)
+        outputs[name] = tensor
+    return keras.Model(raw, outputs, name=f"{run.id}_inference".replace("-", "_"))

@@ -350,8 +350,9 @@ def _graph_layers(
             names = [names]
         if names is not None and not (isinstance(names, list) and names and all(isinstance(n, str) for n in names)):
             raise config.error((*path, "inputs"), "`inputs` lists earlier layers' names, e.g. [input, conv1]")
-        if index == last and config.training.mixed_precision and "dtype" not in kwargs:
-            kwargs["dtype"] = "float32"  # mixed precision: the output stays float32
+        is_output = kwargs.get("name") in config.output_names if config.output_names else index == last
+        if is_output and config.training.mixed_precision and "dtype" not in kwargs:
+            kwargs["dtype"] = "float32"  # mixed precision: the outputs stay float32
         built.append((path, class_name, build_layer(config, path[:-1], class_name, kwargs, vocabulary_size), names))
     return built
 
@@ -359,13 +360,15 @@ def _graph_layers(
 def _connect(
     config: ExperimentConfig, layers: list[tuple[KeyPath, str, keras.layers.Layer, list[str] | None]], start,
 ) -> tuple[Any, dict[str, list[str]]]:
-    """Call each layer on its inputs, from the tensor `start`; the last layer's output is the model's.
+    """Call each layer on its inputs, from the tensor `start` (or the named tensors of a dict); the
+    last layer's output is the model's, or the outputs `model.outputs` names (a list).
 
     Returns that output and each layer's inputs by name. Names that are unknown or come
     later, a merge of one input and a layer whose output no later layer takes are errors
     at the item that wrote them.
     """
-    outputs = {GRAPH_INPUT: start}
+    outputs = dict(start) if isinstance(start, dict) else {GRAPH_INPUT: start}
+    starts = list(outputs)
     inputs_of: dict[str, list[str]] = {}
     unused: dict[str, KeyPath] = {}
     previous = GRAPH_INPUT
@@ -399,18 +402,50 @@ def _connect(
         inputs_of[layer.name] = names
         unused[layer.name] = path
         previous = layer.name
-    unused.pop(previous)  # the last layer's output is the model's
+    named_outputs = config.output_names
+    for index, name in enumerate(named_outputs):
+        if name not in inputs_of:
+            hint = did_you_mean(name, inputs_of) or "; name the layer that gives it `name: " + name + "`"
+            raise config.error(("model", "outputs", index) if config.model.outputs else ("dataset", "outputs", name),
+                               f"no layer is named '{name}'{hint}")
+        unused.pop(name, None)
+    if not named_outputs:
+        unused.pop(previous)  # the last layer's output is the model's
     if unused:
         name, path = next(iter(unused.items()))
+        last = "not an output (`model.outputs`)" if named_outputs else "not the last layer"
         raise config.error(
-            path, f"no later layer takes the output of '{name}' and it is not the last layer: name it in a "
+            path, f"no later layer takes the output of '{name}' and it is {last}: name it in a "
             "later layer's `inputs`, or remove it",
         )
+    unread = [name for name in starts if not any(name in taken for taken in inputs_of.values())]
+    if isinstance(start, dict) and unread:
+        raise config.error(
+            ("dataset", "inputs", unread[0]),
+            f"no layer reads input '{unread[0]}': name it in a layer's `inputs`, or leave it out of the dataset",
+        )
+    if len(named_outputs) > 1:
+        return [outputs[name] for name in named_outputs], inputs_of
+    if named_outputs:  # one output: a tensor, as Keras gives a model of one output (metrics named without it)
+        return outputs[named_outputs[0]], inputs_of
     return outputs[previous], inputs_of
 
 
 def _is_graph(config: ExperimentConfig) -> bool:
     return any("inputs" in kwargs for item in config.model.layers for kwargs in item.values())
+
+
+def _named_inputs_model(config: ExperimentConfig, named_inputs: dict[str, Any]) -> ModelParts:
+    """A functional model of a table's named inputs (`dataset.inputs`) and outputs: `model.layers`
+    wired by their `inputs`, each input a keras.Input of its name."""
+    inputs = {
+        name: keras.Input(shape=spec.shape, name=name, dtype=spec.encoding.dtype) for name, spec in named_inputs.items()
+    }
+    first = next(iter(named_inputs.values()))
+    layers = _graph_layers(config, first.encoding.vocabulary_size if len(named_inputs) == 1 else None)
+    outputs, inputs_of = _connect(config, layers, inputs)
+    model = keras.Model(list(inputs.values()), outputs, name=re.sub(r"\W", "_", config.name))
+    return ModelParts(model, inputs_of=inputs_of)
 
 
 def _graph_model(
@@ -464,11 +499,14 @@ def _base_parts(
 
 def build_model(
     config: ExperimentConfig, input_shape: tuple[int, ...], runs_dir: Path | None = None,
-    vocabulary_size: int | None = None,
+    vocabulary_size: int | None = None, named_inputs: dict[str, Any] | None = None,
 ) -> ModelParts:
     """The config's model on the dataset's input shape (not compiled): a Sequential stack, or a
     functional graph when a layer names its `inputs`. `vocabulary_size`: how many token indices
-    the dataset's sequences hold, an Embedding's default `input_dim`."""
+    the dataset's sequences hold, an Embedding's default `input_dim`. `named_inputs`: a table's
+    named inputs (`Splits.inputs`), each an input of the model."""
+    if named_inputs:
+        return _named_inputs_model(config, named_inputs)
     build = _graph_model if _is_graph(config) else _stack_model
     parts = build(config, input_shape, runs_dir, vocabulary_size)
     if config.training.fine_tune is not None:
@@ -579,15 +617,18 @@ def compile_model(
         optimizer = _resolve(config, ("optimizer",), spec, keras.optimizers, keras.optimizers.Optimizer, "optimizer")
         if isinstance(optimizer, str):
             optimizer = keras.optimizers.get(optimizer)
-    loss = _resolve(config, ("loss",), config.loss, keras.losses, keras.losses.Loss, "loss")
-    metrics = [
-        _resolve(config, ("metrics", index), metric, keras.metrics, keras.metrics.Metric, "metric")
-        for index, metric in enumerate(config.metrics)
-    ]
+    losses = {output: _resolve(config, key, spec, keras.losses, keras.losses.Loss, "loss")
+              for key, spec, output in config.losses()}
+    metrics: dict[str | None, list] = {}
+    for key, spec, output in config.metric_specs():
+        metrics.setdefault(output, []).append(_resolve(config, key, spec, keras.metrics, keras.metrics.Metric, "metric"))
+    named = config.output_names if len(config.output_names) > 1 else []  # one output: as any model of one
     with warnings.catch_warnings():  # a refused jit_compile is said below, as an error
         warnings.filterwarnings("ignore", message="Model doesn't support `jit_compile=True`")
         model.compile(
-            optimizer=optimizer, loss=loss, metrics=metrics,
+            optimizer=optimizer, loss=losses if named else next(iter(losses.values())),
+            metrics=metrics if named else next(iter(metrics.values()), []),
+            loss_weights={name: (config.loss_weights or {}).get(name, 1.0) for name in named} if named else None,
             jit_compile=jit_compile, steps_per_execution=steps_per_execution,
         )
     if jit_compile is True and not model.jit_compile:
@@ -622,16 +663,19 @@ def metric_directions(config: ExperimentConfig) -> dict[str, str | None]:
     the metric's object declares none.
     """
     directions: dict[str, str | None] = {"loss": "min"}
-    for index, spec in enumerate(config.metrics):
-        metric = _resolve(config, ("metrics", index), spec, keras.metrics, keras.metrics.Metric, "metric")
+    if len(config.output_names) > 1:  # Keras logs each output's loss too, and names its metrics after it
+        directions.update({f"{output}_loss": "min" for output in config.output_names})
+    for key, spec, output in config.metric_specs():
+        metric = _resolve(config, key, spec, keras.metrics, keras.metrics.Metric, "metric")
+        prefix = f"{output}_" if len(config.output_names) > 1 else ""
         if isinstance(metric, str):
             if metric.lower() in COMPILE_ACCURACIES:
-                directions[metric] = "max"
+                directions[prefix + metric] = "max"
                 continue
             name, metric = metric, keras.metrics.get(metric)
         else:
             name = metric.name
-        directions[name] = KERAS_DIRECTIONS.get(getattr(metric, "_direction", None))
+        directions[prefix + name] = KERAS_DIRECTIONS.get(getattr(metric, "_direction", None))
     return directions
 
 
@@ -691,79 +735,134 @@ METRIC_LABELS = {
 SQUASHING = {"softmax", "sigmoid"}
 
 
-def _check_logits(config: ExperimentConfig, activation: str, last_path: KeyPath) -> None:
-    """`loss.from_logits` must be a boolean and say what the last layer gives: probabilities
+@dataclass
+class _Output:
+    """One output of the model as the checks see it: the layer that gives it, its loss, metrics and labels."""
+
+    name: str | None  # None: the model's one output of a dataset without named outputs
+    shape: tuple
+    activation: str
+    path: KeyPath  # the config item of the layer that gives it
+    loss_key: KeyPath
+    loss: KerasObject
+    metrics: list[tuple[KeyPath, KerasObject]]
+    task: str
+    labels: str  # 'sparse' or 'one_hot'
+    num_classes: int
+    data: str  # what gives its labels, in messages: the dataset, or the output and its column
+
+    @property
+    def layer(self) -> str:
+        return f"output '{self.name}'" if self.name else "the last layer"
+
+
+def _activation(layer) -> str:
+    return getattr(getattr(layer, "activation", None), "__name__", "")
+
+
+def _model_outputs(config: ExperimentConfig, model: keras.Model, num_classes: int, classes: dict | None) -> list[_Output]:
+    if not config.output_names:
+        last_index = len(config.model.layers) - 1
+        ((last_class, _),) = config.model.layers[last_index].items()
+        return [_Output(
+            None, tuple(model.output_shape), _activation(model.layers[-1]), ("model", "layers", last_index, last_class),
+            ("loss",), config.loss, [(key, spec) for key, spec, _ in config.metric_specs()], config.task,
+            config.dataset.labels, num_classes, config.dataset.name,
+        )]
+    items = {kwargs.get("name"): (index, class_name)
+             for index, item in enumerate(config.model.layers) for class_name, kwargs in item.items()}
+    outputs = []
+    for (key, loss, name), tensor in zip(config.losses(), model.outputs):
+        index, class_name = items[name]
+        spec = config.dataset.outputs[name]
+        outputs.append(_Output(
+            name, tuple(tensor.shape), _activation(model.get_layer(name)), ("model", "layers", index, class_name), key,
+            loss, [(k, metric) for k, metric, output in config.metric_specs() if output == name], spec.task, spec.labels,
+            len((classes or {}).get(name, [])), f"output '{name}' (column '{spec.label_column}')",
+        ))
+    return outputs
+
+
+def _check_logits(config: ExperimentConfig, output: _Output) -> None:
+    """`from_logits` must be a boolean and say what the layer gives: probabilities
     after a softmax or sigmoid, logits (scores) after none. A mismatch trains without an error
     and predicts wrong probabilities."""
-    if "from_logits" not in config.loss.kwargs:
+    loss, activation = output.loss, output.activation
+    if "from_logits" not in loss.kwargs:
         logits = False
     else:
-        logits = config.loss.kwargs["from_logits"]
+        logits = loss.kwargs["from_logits"]
         if not isinstance(logits, bool):
             raise config.error(
-                ("loss", "from_logits"), f"must be true or false, not {logits!r} ({type(logits).__name__})"
+                (*output.loss_key, "from_logits"), f"must be true or false, not {logits!r} ({type(logits).__name__})"
             )
-    if config.task == "regression" or _canonical(config.loss.name) not in CROSSENTROPY_LOSSES:
+    if output.task == "regression" or _canonical(loss.name) not in CROSSENTROPY_LOSSES:
         return
     if logits and activation in SQUASHING:
         raise config.error(
-            ("loss", "from_logits"),
-            f"true, but the last layer applies a {activation}: its outputs are probabilities, not logits; "
-            "remove from_logits, or give the last layer no activation",
+            (*output.loss_key, "from_logits"),
+            f"true, but {output.layer} applies a {activation}: its outputs are probabilities, not logits; "
+            f"remove from_logits, or give {output.layer} no activation",
         )
     if not logits and activation == "linear":
         raise config.error(
-            (*last_path, "activation"),
-            f"the last layer has no activation, so its outputs are logits, which {config.loss.name} reads as "
+            (*output.path, "activation"),
+            f"{output.layer} has no activation, so its outputs are logits, which {loss.name} reads as "
             "probabilities: set activation: softmax (sigmoid for one unit), or `loss: {name: "
-            f"{config.loss.name}, from_logits: true}}`",
+            f"{loss.name}, from_logits: true}}`",
         )
 
 
-def _check_metric_labels(config: ExperimentConfig) -> None:
+def _check_metric_labels(config: ExperimentConfig, output: _Output) -> None:
     """A metric that reads one-hot labels on integer ones (or the reverse) records nonsense quietly."""
-    labels = config.dataset.labels
-    for index, metric in enumerate(config.metrics):
+    labels = output.labels
+    for key, metric in output.metrics:
         wants = METRIC_LABELS.get(_canonical(metric.name))
-        if wants is not None and wants != labels and config.task != "regression":
-            fix = "accuracy" if wants == "one_hot" else "accuracy, or `dataset.labels: sparse`"
+        if wants is not None and wants != labels and output.task != "regression":
+            setting = f"`labels: sparse` for {output.data}" if output.name else "`dataset.labels: sparse`"
+            fix = "accuracy" if wants == "one_hot" else f"accuracy, or {setting}"
+            whose = f"the labels of {output.data}" if output.name else "the labels"
             raise config.error(
-                ("metrics", index),
-                f"{metric.name} reads {'one-hot' if wants == 'one_hot' else 'integer'} labels; the labels are "
-                f"{'integers' if labels == 'sparse' else 'one-hot'} (dataset.labels: {labels}): use {fix}",
+                key,
+                f"{metric.name} reads {'one-hot' if wants == 'one_hot' else 'integer'} labels; {whose} are "
+                f"{'integers' if labels == 'sparse' else 'one-hot'} ({'' if output.name else 'dataset.'}labels: "
+                f"{labels}): use {fix}",
             )
 
 
-def check_output(config: ExperimentConfig, model: keras.Model, num_classes: int) -> None:
-    """Catch a loss, label encoding and output layer that cannot work together, before training."""
-    loss = _canonical(config.loss.name)
+def check_output(config: ExperimentConfig, model: keras.Model, num_classes: int, classes: dict | None = None) -> None:
+    """Catch a loss, label encoding and output layer that cannot work together, before training:
+    for each output (`classes`: each named output's classes)."""
+    for output in _model_outputs(config, model, num_classes, classes):
+        _check_one_output(config, output)
+
+
+def _check_one_output(config: ExperimentConfig, output: _Output) -> None:
+    loss = _canonical(output.loss.name)
     kind = CROSSENTROPY_LOSSES.get(loss)
-    units = model.output_shape[-1]
-    last_index = len(config.model.layers) - 1
-    ((last_class, last_kwargs),) = config.model.layers[last_index].items()
-    last_path = ("model", "layers", last_index, last_class)
-    activation = getattr(getattr(model.layers[-1], "activation", None), "__name__", "")
-    dataset = config.dataset.name
-    if len(model.output_shape) != 2:
+    units = output.shape[-1]
+    last_path, activation, dataset, num_classes = output.path, output.activation, output.data, output.num_classes
+    layer, loss_name = output.layer, output.loss.name
+    if len(output.shape) != 2:
         raise config.error(
             last_path,
-            f"the model's output is of shape {tuple(model.output_shape)}, one per position of its input: add "
+            f"the model's output is of shape {output.shape}, one per position of its input: add "
             "`- Flatten` (or GlobalAveragePooling) before the Dense layers, so that it gives one answer per example",
         )
-    _check_logits(config, activation, last_path)
-    _check_metric_labels(config)
-    if config.task == "regression":
+    _check_logits(config, output)
+    _check_metric_labels(config, output)
+    if output.task == "regression":
         if kind is not None:
             raise config.error(
-                ("loss",), f"{config.loss.name} is a classification loss; {dataset} is a regression task: use mse"
+                output.loss_key, f"{loss_name} is a classification loss; {dataset} is a regression task: use mse"
             )
         if units != 1:
-            raise config.error((*last_path, "units"), f"a regression model ends in 1 unit; the last layer has {units}")
+            raise config.error((*last_path, "units"), f"a regression model ends in 1 unit; {layer} has {units}")
         return
     if loss in REGRESSION_LOSSES:
         raise config.error(
-            ("loss",),
-            f"{config.loss.name} is a regression loss; {dataset} is a classification task: use "
+            output.loss_key,
+            f"{loss_name} is a regression loss; {dataset} is a classification task: use "
             f"sparse_categorical_crossentropy (or binary_crossentropy with one sigmoid unit for 2 classes)",
         )
     if units == 1 and activation == "softmax":
@@ -775,36 +874,38 @@ def check_output(config: ExperimentConfig, model: keras.Model, num_classes: int)
     if kind == "binary":
         if num_classes != 2:
             raise config.error(
-                ("loss",),
-                f"{config.loss.name} is for 2 classes; {dataset} has {num_classes}: use "
+                output.loss_key,
+                f"{loss_name} is for 2 classes; {dataset} has {num_classes}: use "
                 f"sparse_categorical_crossentropy with a softmax of {num_classes} units",
             )
         if units != 1:
             raise config.error(
                 (*last_path, "units"),
-                f"binary classification ends in 1 sigmoid unit; the last layer has {units} "
+                f"binary classification ends in 1 sigmoid unit; {layer} has {units} "
                 f"(or use sparse_categorical_crossentropy with {units} softmax units)",
             )
         return
     if kind is None:
         return  # a loss dlcli has no rule for: Keras will say if it does not fit
-    labels = config.dataset.labels
+    labels = output.labels
     if kind != labels:
-        fix = "`dataset.labels: one_hot`" if kind == "one_hot" else "`dataset.labels: sparse` (the default)"
+        key = "labels" if output.name else "dataset.labels"
+        fix = f"`{key}: one_hot`" if kind == "one_hot" else f"`{key}: sparse` (the default)"
         other = "sparse_categorical_crossentropy" if kind == "one_hot" else "categorical_crossentropy"
+        where = ("dataset", "outputs", output.name, "labels") if output.name else ("dataset", "labels")
         raise config.error(
-            ("dataset", "labels") if labels == "one_hot" else ("loss",),
-            f"{config.loss.name} takes {'one-hot' if kind == 'one_hot' else 'integer'} labels: set {fix}, "
-            f"or use {other}",
+            where if labels == "one_hot" else output.loss_key,
+            f"{loss_name} takes {'one-hot' if kind == 'one_hot' else 'integer'} labels: set {fix}"
+            f"{' for ' + dataset if output.name else ''}, or use {other}",
         )
     if units != num_classes:
         raise config.error(
             (*last_path, "units"),
-            f"the last layer has {units} units but {dataset} has {num_classes} classes; set units: {num_classes}",
+            f"{layer} has {units} units but {dataset} has {num_classes} classes; set units: {num_classes}",
         )
     if activation == "sigmoid" and num_classes > 2:
         raise config.error(
             (*last_path, "activation"),
-            f"sigmoid scores each of the {num_classes} classes on its own; with {config.loss.name} "
+            f"sigmoid scores each of the {num_classes} classes on its own; with {loss_name} "
             "use activation: softmax",
         )

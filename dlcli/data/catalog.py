@@ -148,13 +148,14 @@ DATASETS: dict[str, DatasetInfo] = {
         ),
         DatasetInfo(
             "csv",
-            "a table: numeric feature columns, or a text column (TextVectorization), and a label column",
+            "a table: numeric feature columns, or a text column (TextVectorization), and a label column; "
+            "or named inputs and outputs (text, numeric and categorical columns; several columns to predict)",
             "dlcli.data.files:load_csv",
             options={
                 "path": REQUIRED, "label_column": "label", "text_column": None,
                 "feature_columns": None, "task": "classification", "test_split": 0.2,
                 "standardize": True, "num_words": 10000, "encoding": "multi_hot",
-                "sequence_length": None,
+                "sequence_length": None, "inputs": None, "outputs": None,
             },
         ),
         DatasetInfo(

@@ -47,7 +47,7 @@ import numpy as np
 
 from dlcli.choices import Choice, Leaks
 from dlcli.data.cache import cache_root
-from dlcli.data.examples import FilePool, Split, Splits
+from dlcli.data.examples import FilePool, Split, Splits, TablePool
 from dlcli.errors import DataUnavailable
 from dlcli.store.runs import write_atomic
 
@@ -186,6 +186,8 @@ def _array_picture(example: np.ndarray):
 def _is_picture(pool) -> bool:
     if isinstance(pool, FilePool):
         return True
+    if isinstance(pool, TablePool):
+        return False
     return pool.x.ndim == 4 and pool.x.shape[-1] in (1, 3, 4) and min(pool.x.shape[1:3]) >= SMALLEST_PICTURE
 
 
@@ -357,6 +359,10 @@ def _fingerprints(
                     pictured.append(start + number)
                     hashes.append(words[None])
             continue
+        if isinstance(pool, TablePool):  # a row: all its inputs, texts normalized
+            contents = [_contents(x[split.indices], x.dtype == object and x.ndim == 1) for x in pool.inputs.values()]
+            digests += [hashlib.blake2b(b"\0".join(row), digest_size=16).digest() for row in zip(*contents)]
+            continue
         x = pool.x[split.indices]
         if texts:
             digests += [hashlib.blake2b(_normalized_text(text), digest_size=16).digest() for text in x]
@@ -371,6 +377,15 @@ def _fingerprints(
                 pictured += range(start + first, start + first + len(part))
     words = HASH_SIDE * HASH_SIDE // 64
     return digests, np.array(pictured, dtype=np.int64), np.concatenate(hashes) if hashes else np.empty((0, words), np.uint64)
+
+
+def _contents(x: np.ndarray, texts: bool) -> list[bytes]:
+    """Each row of `x` as bytes: a text normalized (case and spacing), other values as stored."""
+    if texts:
+        return [_normalized_text(text) for text in x]
+    if x.dtype == object:
+        return ["\0".join(map(str, row)).encode() for row in x]
+    return [np.ascontiguousarray(row).tobytes() for row in x]
 
 
 def _names(name: str, split: Split, root: Path | None, csv: bool) -> list[str]:
@@ -546,8 +561,9 @@ def _class_findings(counts: dict[str, list[int]], class_names: list[str]) -> lis
     return findings
 
 
-def _constant_columns(train: Split, columns: list[str]) -> list[Finding]:
-    x = train.pool.x[train.indices]
+def _constant_columns(train: Split, columns: list[str], x: np.ndarray | None = None) -> list[Finding]:
+    """The feature columns that hold one value in every training row (`x`: those of a named input)."""
+    x = train.pool.x[train.indices] if x is None else x[train.indices]
     if x.ndim != 2 or x.dtype == object or len(x) < 2:
         return []
     constant = [columns[c] if c < len(columns) else str(c) for c in np.flatnonzero((x == x[0]).all(axis=0))]
@@ -602,8 +618,13 @@ def find_issues(splits: Splits, config: ExperimentConfig, kfold: bool = False) -
             {name: np.bincount(split.labels, minlength=splits.num_classes).tolist() for name, split in chosen},
             splits.class_names,
         )
-    if splits.input_columns and not texts and noise is None:  # appended noise or zeros are no table's columns
-        findings += _constant_columns(chosen[0][1], splits.input_columns)
+    train = chosen[0][1]
+    if isinstance(train.pool, TablePool):
+        for name, spec in splits.inputs.items():
+            if spec.kind == "features":
+                findings += _constant_columns(train, spec.columns, train.pool.inputs[name])
+    elif splits.input_columns and not texts and noise is None:  # appended noise or zeros are no table's columns
+        findings += _constant_columns(train, splits.input_columns)
     return findings
 
 

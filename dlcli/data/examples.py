@@ -45,12 +45,60 @@ class ArrayPool:
                          np.concatenate([self.row_numbers, other.row_numbers]))
 
     def update_digest(self, digest, indices: np.ndarray) -> None:
-        digest.update(str(self.x.shape[1:]).encode())
-        if self.x.dtype == object:
-            for text in self.x[indices]:
-                digest.update(str(text).encode())
-        else:
-            digest.update(np.ascontiguousarray(self.x[indices]).tobytes())
+        _update_with_rows(digest, self.x, indices)
+
+
+def _update_with_rows(digest, x: np.ndarray, indices: np.ndarray) -> None:
+    digest.update(str(x.shape[1:]).encode())
+    if x.dtype == object:
+        for text in x[indices]:
+            digest.update(str(text).encode())
+    else:
+        digest.update(np.ascontiguousarray(x[indices]).tobytes())
+
+
+@dataclass(frozen=True, eq=False)
+class TablePool:
+    """A table's examples as named inputs and named targets (`dataset.inputs`, `dataset.outputs`):
+    each input an array of its own, as its columns hold it (the strings of a text column, the
+    numbers of feature columns, the `column=value` strings of categorical ones); each target the
+    classes (0..K-1) or the values of its column. `labels` is the first output's: the split of a
+    classification output is stratified by it."""
+
+    inputs: dict[str, np.ndarray]
+    targets: dict[str, np.ndarray]
+    rows: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def labels(self) -> np.ndarray:
+        return next(iter(self.targets.values()))
+
+    @property
+    def row_numbers(self) -> np.ndarray:
+        return self.rows if self.rows is not None else np.arange(len(self))
+
+    def subset(self, indices: np.ndarray, labels: np.ndarray | None = None) -> TablePool:
+        targets = {name: values[indices] for name, values in self.targets.items()}
+        if labels is not None:
+            targets[next(iter(targets))] = labels
+        return TablePool({name: x[indices] for name, x in self.inputs.items()}, targets, self.row_numbers[indices])
+
+    def concatenate(self, other: TablePool) -> TablePool:
+        return TablePool(
+            {name: np.concatenate([x, other.inputs[name]]) for name, x in self.inputs.items()},
+            {name: np.concatenate([y, other.targets[name]]) for name, y in self.targets.items()},
+            np.concatenate([self.row_numbers, other.row_numbers]),
+        )
+
+    def update_digest(self, digest, indices: np.ndarray) -> None:
+        for name, x in self.inputs.items():
+            digest.update(name.encode())
+            _update_with_rows(digest, x, indices)
+        for name, y in self.targets.items():
+            digest.update(name.encode() + np.ascontiguousarray(y[indices]).tobytes())
 
 
 # The formats tf.io.decode_image reads, by extension, as keras.utils.image_dataset_from_directory lists them.
@@ -98,7 +146,7 @@ class FilePool:
             digest.update(f"{Path(path).parent.name}/{Path(path).name}:{os.path.getsize(path)}\0".encode())
 
 
-Pool = ArrayPool | FilePool
+Pool = ArrayPool | FilePool | TablePool
 
 
 @dataclass(frozen=True, eq=False)
@@ -137,6 +185,29 @@ class Encoding:
     describe: str = "as stored"
 
 
+@dataclass(frozen=True)
+class NamedInput:
+    """One of a table's named inputs: its columns, its encoding (fitted on the training split)
+    and the shape of one encoded example."""
+
+    kind: str  # 'text', 'features' or 'categorical'
+    columns: list[str]
+    encoding: Encoding
+    shape: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class NamedOutput:
+    """One of a table's named outputs: its column and its classes (none: a regression)."""
+
+    column: str
+    class_names: list[str]
+    one_hot: bool = False
+
+    def describe(self) -> dict:
+        return {"column": self.column, "classes": self.class_names} if self.class_names else {"column": self.column}
+
+
 # Recorded beside the fingerprints: fingerprints of another version are not compared.
 FINGERPRINT_VERSION = 2
 
@@ -157,6 +228,9 @@ class Splits:
     input_columns: list[str] = field(default_factory=list)  # a table's input columns, in order
     checks: list = field(default_factory=list)  # what dlcli.data.checks found: its Findings
     dropped: dict[str, int] = field(default_factory=dict)  # `dataset.leaks: drop`: examples removed per split
+    # A table of named inputs and outputs (a TablePool): each by name, in the model's order
+    inputs: dict[str, NamedInput] = field(default_factory=dict)
+    outputs: dict[str, NamedOutput] = field(default_factory=dict)
 
     @property
     def num_classes(self) -> int:
@@ -195,6 +269,11 @@ class Splits:
             "encoding": self.encoding.describe,
             "fingerprints": {split: self.fingerprint(split) for split in ("validation", "test")},
             "fingerprint_version": FINGERPRINT_VERSION,
+            **({"inputs": {
+                name: {"columns": spec.columns, "shape": list(spec.shape), "encoding": spec.encoding.describe}
+                for name, spec in self.inputs.items()
+            }} if self.inputs else {}),
+            **({"outputs": {name: spec.describe() for name, spec in self.outputs.items()}} if self.outputs else {}),
             "checks": [finding.as_dict() for finding in self.checks],
             **({"dropped": self.dropped} if self.dropped else {}),
         }

@@ -10,11 +10,11 @@ import numpy as np
 
 from dlcli.data.bundled import TEST_SPLIT_SEED, fixed_split
 from dlcli.data.catalog import DatasetInfo
-from dlcli.data.examples import IMAGE_EXTENSIONS, ArrayPool, FilePool
+from dlcli.data.examples import IMAGE_EXTENSIONS, ArrayPool, FilePool, TablePool
 from dlcli.data.prepare import RawDataset, non_finite
 from dlcli.data.split import split_indices
 from dlcli.errors import DataUnavailable
-from dlcli.keys import did_you_mean
+from dlcli.keys import KeyPath, did_you_mean
 
 if TYPE_CHECKING:
     from dlcli.config import ExperimentConfig
@@ -132,23 +132,23 @@ def load_image_directory(info: DatasetInfo, config: ExperimentConfig) -> RawData
     return raw
 
 
-def _column(config: ExperimentConfig, key: str, name: str, columns: list[str], path: Path) -> str:
+def _column(config: ExperimentConfig, key: str | KeyPath, name: str, columns: list[str], path: Path) -> str:
     if name not in columns:
         raise config.error(
-            ("dataset", key),
+            ("dataset", key) if isinstance(key, str) else key,
             f"'{name}' is not a column of {path}{did_you_mean(name, columns)} (columns: {', '.join(columns)})",
         )
     return name
 
 
-def _labels(values: np.ndarray, config: ExperimentConfig, what: str) -> tuple[np.ndarray, list[str]]:
+def _labels(values: np.ndarray, task: str, what: str) -> tuple[np.ndarray, list[str]]:
     """Class indices and names (sorted) for classification; float values for regression."""
     if values.ndim != 1:
         raise DataUnavailable(
             f"{what}: the labels are of shape {values.shape}; give one label per example (class indices, "
             "not one-hot rows: np.argmax(y, axis=1))"
         )
-    if config.task == "regression":
+    if task == "regression":
         try:
             return values.astype("float32"), []
         except ValueError:
@@ -175,7 +175,7 @@ def _is_number(value) -> bool:
     return True
 
 
-def _no_missing_values(config: ExperimentConfig, key: str, table, column: str, path: Path) -> None:
+def _no_missing_values(config: ExperimentConfig, key: str | KeyPath, table, column: str, path: Path) -> None:
     """Every cell of `column` holds a value, and a finite one where the column holds numbers."""
     values = table[column]
     missing = values.isna().to_numpy().copy()  # pandas may hand out its own, read-only
@@ -186,7 +186,7 @@ def _no_missing_values(config: ExperimentConfig, key: str, table, column: str, p
     if len(missing):
         rows = ", ".join(str(row + 2) for row in missing[:5]) + (" ..." if len(missing) > 5 else "")
         raise config.error(
-            ("dataset", key),
+            ("dataset", key) if isinstance(key, str) else key,
             f"column '{column}' of {path} has no finite value in {len(missing)} rows (lines {rows}): fill them or "
             "remove those rows",
         )
@@ -205,6 +205,8 @@ def load_csv(info: DatasetInfo, config: ExperimentConfig) -> RawDataset:
     columns = [str(c) for c in table.columns]
     if table.empty:
         raise DataUnavailable(f"{path} has a header ({', '.join(columns)}) and no rows: add the examples")
+    if options.named:
+        return _named_table(config, table, columns, path)
     label = _column(config, "label_column", options.label_column, columns, path)
     _no_missing_values(config, "label_column", table, label, path)
     others = [c for c in columns if c != label]
@@ -239,7 +241,7 @@ def load_csv(info: DatasetInfo, config: ExperimentConfig) -> RawDataset:
         for name in features:
             _no_missing_values(config, "feature_columns", table, name, path)
         x = table[features].to_numpy(dtype="float32")
-    y, class_names = _labels(table[label].to_numpy(), config, f"column '{label}' of {path}")
+    y, class_names = _labels(table[label].to_numpy(), config.task, f"column '{label}' of {path}")
     if config.task == "classification" and len(class_names) < 2:
         raise config.error(
             ("dataset", "label_column"),
@@ -256,6 +258,86 @@ def load_csv(info: DatasetInfo, config: ExperimentConfig) -> RawDataset:
         raw = fixed_split(table_pool, options.test_split, value_range=None, class_names=class_names)
     raw.texts = text_column is not None
     raw.input_columns = [text_column] if text_column is not None else list(features)
+    return raw
+
+
+def _matched_columns(config: ExperimentConfig, key: KeyPath, patterns: list[str], columns: list[str], path: Path) -> list[str]:
+    """The columns that `patterns` name, in the table's order: a name, or a pattern such as tag_*."""
+    from fnmatch import fnmatchcase
+
+    chosen: list[str] = []
+    for index, pattern in enumerate(patterns):
+        if any(mark in pattern for mark in "*?["):
+            matched = [column for column in columns if fnmatchcase(column, pattern)]
+            if not matched:
+                raise config.error((*key, index), f"no column of {path} matches '{pattern}' (columns: {', '.join(columns)})")
+        else:
+            matched = [_column(config, (*key, index), pattern, columns, path)]
+        chosen += [column for column in matched if column not in chosen]
+    return chosen
+
+
+def _input_array(config: ExperimentConfig, name: str, table, columns: list[str], path: Path) -> tuple[np.ndarray, list[str]]:
+    """Input `name` of `dataset.inputs` as its columns hold it, and those columns."""
+    import pandas as pd
+
+    spec = config.dataset.inputs[name]
+    key = ("dataset", "inputs", name)
+    if spec.kind == "text":
+        column = _column(config, (*key, "text_column"), spec.text_column, columns, path)
+        return table[column].fillna("").astype(str).to_numpy(dtype=object), [column]
+    if spec.kind == "features":
+        listed = _matched_columns(config, (*key, "feature_columns"), spec.feature_columns, columns, path)
+        for column in listed:
+            if not pd.api.types.is_numeric_dtype(table[column]):
+                raise config.error(
+                    (*key, "feature_columns"),
+                    f"column '{column}' of {path} is not numeric: read it as `text_column` or `categorical_columns` "
+                    "of an input",
+                )
+            _no_missing_values(config, (*key, "feature_columns"), table, column, path)
+        return table[listed].to_numpy(dtype="float32"), listed
+    listed = _matched_columns(config, (*key, "categorical_columns"), spec.categorical_columns, columns, path)
+    # each value with its column's name: one vocabulary for all the columns, a value of each its own token
+    cells = table[listed].astype(str).where(table[listed].notna(), "")
+    return np.array([[f"{column}={value}" for column, value in zip(listed, row)] for row in cells.to_numpy()],
+                    dtype=object).reshape(len(table), len(listed)), listed
+
+
+def _named_table(config: ExperimentConfig, table, columns: list[str], path: Path) -> RawDataset:
+    """A table read as `dataset.inputs` and `dataset.outputs` say: named inputs, named targets."""
+    options = config.dataset
+    inputs, read_by, named_columns = {}, {}, {}
+    for name in options.inputs:
+        inputs[name], listed = _input_array(config, name, table, columns, path)
+        named_columns[name] = listed
+        for column in listed:
+            read_by.setdefault(column, name)
+    targets, classes = {}, {}
+    for name, spec in options.outputs.items():
+        key = ("dataset", "outputs", name, "label_column")
+        column = _column(config, key, spec.label_column, columns, path)
+        if column in read_by:
+            raise config.error(
+                key, f"column '{column}' is read by input '{read_by[column]}' too: a model given its own answer learns "
+                "nothing; leave it out of the input",
+            )
+        _no_missing_values(config, key, table, column, path)
+        targets[name], classes[name] = _labels(table[column].to_numpy(), spec.task, f"column '{column}' of {path}")
+        if spec.task == "classification" and len(classes[name]) < 2:
+            raise config.error(
+                key, f"column '{column}' of {path} holds one class ({classes[name][0]!r}): a classifier needs at least 2"
+            )
+    pool = TablePool(inputs, targets, rows=table.index.to_numpy() + 2)
+    first = next(iter(options.outputs.values()))
+    try:  # stratified by the first output when it has classes
+        train, test = split_indices(len(pool), options.test_split, TEST_SPLIT_SEED,
+                                    pool.labels if first.task == "classification" else None)
+    except ValueError as error:
+        raise DataUnavailable(f"{path}: too few rows for a test split: {error}") from None
+    raw = RawDataset(pool.subset(train), pool.subset(test), [])
+    raw.output_classes, raw.named_columns = classes, named_columns
+    raw.input_columns = list(read_by)
     return raw
 
 
@@ -283,7 +365,7 @@ def load_npz(info: DatasetInfo, config: ExperimentConfig) -> RawDataset:
                 "one-hot rows: np.argmax(y, axis=1))"
             )
     y_train, y_test = y_train.reshape(len(y_train)), y_test.reshape(len(y_test))
-    y_all, class_names = _labels(np.concatenate([y_train, y_test]), config, f"{path}: y_train, y_test")
+    y_all, class_names = _labels(np.concatenate([y_train, y_test]), config.task, f"{path}: y_train, y_test")
     pixels = x_train.dtype == np.uint8
     compact = (lambda x: x) if pixels else (lambda x: x.astype("float32"))  # uint8 stays uint8 until a batch is read
     return RawDataset(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from dlcli.data.examples import ArrayPool, Encoding, FilePool, Split, Splits
+from dlcli.data.examples import ArrayPool, Encoding, FilePool, NamedOutput, Split, Splits, TablePool
 
 
 class EpochOrder:
@@ -83,11 +83,11 @@ def encode(encoding: Encoding, x: tf.Tensor) -> tf.Tensor:
     return x
 
 
-def _labels(splits: Splits, labels: tf.Tensor) -> tf.Tensor:
-    if not splits.class_names:
+def _labels(class_names: list[str], one_hot: bool, labels: tf.Tensor) -> tf.Tensor:
+    if not class_names:
         return tf.cast(labels, tf.float32)
-    if splits.one_hot:
-        return tf.one_hot(labels, splits.num_classes, dtype=tf.float32)
+    if one_hot:
+        return tf.one_hot(labels, len(class_names), dtype=tf.float32)
     return tf.cast(labels, tf.int32)
 
 
@@ -121,9 +121,8 @@ def samples_in_batches(size: int, batch_size: int, first: int, count: int) -> in
 CONSTANT_POOL_BYTES = 64 * 2**20
 
 
-def _gatherer(pool: ArrayPool):
-    """A function: a batch of indices -> those rows of the pool."""
-    x = pool.x
+def _gatherer(x: np.ndarray):
+    """A function: a batch of indices -> those rows of `x` (a pool's examples)."""
     if x.nbytes <= CONSTANT_POOL_BYTES:
         rows = tf.constant(x)
         return lambda indices: tf.gather(rows, indices)
@@ -154,11 +153,14 @@ def stream(
     numbers = tf.data.Dataset.counter(first_batch) if endless else tf.data.Dataset.range(batches)
 
     def model_ready(examples, indices):
-        return encode(splits.encoding, examples), _labels(splits, tf.gather(labels, indices))
+        return encode(splits.encoding, examples), _labels(splits.class_names, splits.one_hot, tf.gather(labels, indices))
 
     # Few stages, each a function: tf.data instantiates every one each time an epoch starts.
-    if isinstance(pool, ArrayPool):
-        gather = _gatherer(pool)
+    if isinstance(pool, TablePool):
+        read = _table_reader(splits, pool, batch)
+        dataset = numbers.map(plain(read))
+    elif isinstance(pool, ArrayPool):
+        gather = _gatherer(pool.x)
 
         def read(number):
             indices = batch(number)
@@ -174,6 +176,23 @@ def stream(
     if not endless:  # known to Keras, an epoch ends on its last batch instead of running out of data (a warning)
         dataset = dataset.apply(tf.data.experimental.assert_cardinality(batches))
     return dataset.prefetch(tf.data.AUTOTUNE) if prefetch else dataset
+
+
+def _table_reader(splits: Splits, pool: TablePool, batch):
+    """A function: batch number -> ({input: encoded}, {output: labels}) of a table's named inputs and outputs."""
+    gathers = {name: _gatherer(pool.inputs[name]) for name in splits.inputs}
+    targets = {name: tf.constant(pool.targets[name]) for name in splits.outputs}
+
+    def output_labels(output: NamedOutput, values: tf.Tensor) -> tf.Tensor:
+        return _labels(output.class_names, output.one_hot, values)
+
+    def read(number):
+        indices = batch(number)
+        inputs = {name: encode(spec.encoding, gathers[name](indices)) for name, spec in splits.inputs.items()}
+        labels = {name: output_labels(spec, tf.gather(targets[name], indices)) for name, spec in splits.outputs.items()}
+        return inputs, labels if len(labels) > 1 else next(iter(labels.values()))  # one output: as Keras takes it
+
+    return read
 
 
 def raw_examples(pool: FilePool, batch_size: int = 64) -> tf.data.Dataset:

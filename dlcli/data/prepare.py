@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from dlcli.data.cache import available_memory
-from dlcli.data.examples import ArrayPool, Encoding, Pool, Split, Splits
+from dlcli.data.examples import ArrayPool, Encoding, NamedInput, NamedOutput, Pool, Split, Splits, TablePool
 from dlcli.data.split import split_indices
 from dlcli.errors import DataUnavailable
 
@@ -33,6 +33,8 @@ class RawDataset:
     texts: bool = False  # x holds raw strings, vectorized by TextVectorization
     input_columns: list[str] = field(default_factory=list)  # a table's: the text column, or the feature columns
     split_names: tuple[str, str] = ("train", "test")  # as the source names them, in its errors
+    output_classes: dict[str, list[str]] = field(default_factory=dict)  # a TablePool's: each output's classes
+    named_columns: dict[str, list[str]] = field(default_factory=dict)  # a TablePool's: each input's columns
 
 
 def checked(raw: RawDataset, where: str) -> RawDataset:
@@ -47,6 +49,11 @@ def checked(raw: RawDataset, where: str) -> RawDataset:
     for name, pool in pools:
         if len(pool) == 0:
             raise DataUnavailable(f"{where}: the {name} split has no examples; every split needs at least one")
+        if isinstance(pool, TablePool):
+            shapes[name] = tuple((input_name, x.shape[1:]) for input_name, x in pool.inputs.items())
+            for input_name, x in pool.inputs.items():
+                _finite(x, f"{where}: the {name} input '{input_name}'", [])
+            continue
         if not isinstance(pool, ArrayPool):
             shapes[name] = tuple(pool.shape)
             continue
@@ -132,11 +139,11 @@ def _select_classes(raw: RawDataset, config: ExperimentConfig) -> tuple[RawDatas
     return selected, {raw.class_names[i]: label for label, i in enumerate(indices)}
 
 
-def _text_encoding(config: ExperimentConfig, texts: np.ndarray) -> tuple[Encoding, tuple[int, ...]]:
-    """A TextVectorization adapted on the training texts, and the shape of what it gives."""
+def _text_encoding(options, texts: np.ndarray) -> tuple[Encoding, tuple[int, ...]]:
+    """A TextVectorization adapted on the training texts, and the shape of what it gives.
+    `options`: the dataset's, or a named input's (num_words, encoding, sequence_length)."""
     import keras
 
-    options = config.dataset
     sequence = options.encoding == "sequence"
 
     def vectorizer(length: int | None, vocabulary=None):
@@ -166,18 +173,53 @@ def _fit_encoding(raw: RawDataset, config: ExperimentConfig, train: Split) -> tu
     """The encoding of the examples, fitted on the `train` split only, and the input shape it gives."""
     options = config.dataset
     if raw.texts:
-        return _text_encoding(config, train.pool.x[train.indices])
+        return _text_encoding(config.dataset, train.pool.x[train.indices])
     shape = train.pool.example_shape
     if options.encoding == "sequence":  # word indices from keras.datasets, below num_words
         return Encoding("int32", vocabulary_size=options.num_words), shape
     if options.standardize:
-        x = train.pool.x[train.indices]
-        mean, std = x.mean(axis=0, dtype="float64"), x.std(axis=0, dtype="float64")
-        std[std == 0] = 1.0  # a constant feature stays constant instead of dividing by zero
-        return Encoding(mean=mean.astype("float32"), std=std.astype("float32"), describe="standardized"), shape
+        return _standardized(train.pool.x[train.indices]), shape
     if options.normalize and raw.value_range:
         return Encoding(scale=float(raw.value_range), describe=f"divided by {raw.value_range:g}"), shape
     return Encoding(), shape
+
+
+def _standardized(x: np.ndarray) -> Encoding:
+    mean, std = x.mean(axis=0, dtype="float64"), x.std(axis=0, dtype="float64")
+    std[std == 0] = 1.0  # a constant feature stays constant instead of dividing by zero
+    return Encoding(mean=mean.astype("float32"), std=std.astype("float32"), describe="standardized")
+
+
+def _categorical_encoding(spec, cells: np.ndarray) -> tuple[Encoding, tuple[int, ...]]:
+    """A StringLookup over the training rows' `column=value` tokens: one-hot per column (a row's
+    tokens, one of each column, as one multi-hot vector), or each column's value as an index
+    (0: a value not seen in training)."""
+    import keras
+
+    one_hot = spec.encoding == "one_hot"
+    lookup = keras.layers.StringLookup(output_mode="multi_hot" if one_hot else "int")
+    lookup.adapt(cells.reshape(-1))
+    size = lookup.vocabulary_size()
+    shape = (size,) if one_hot else (cells.shape[1],)
+    described = f"StringLookup({spec.encoding}, {size} values)"
+    return Encoding("float32" if one_hot else "int32", vectorizer=lookup,
+                    vocabulary_size=None if one_hot else size, describe=described), shape
+
+
+def _named_inputs(config: ExperimentConfig, raw: RawDataset, train: Split) -> dict[str, NamedInput]:
+    """Each of `dataset.inputs` with its encoding, fitted on the `train` split only."""
+    named = {}
+    pool = train.pool
+    for name, spec in config.dataset.inputs.items():
+        x = pool.inputs[name][train.indices]
+        if spec.kind == "text":
+            encoding, shape = _text_encoding(spec, x)
+        elif spec.kind == "categorical":
+            encoding, shape = _categorical_encoding(spec, x)
+        else:
+            encoding, shape = (_standardized(x) if spec.standardize else Encoding()), x.shape[1:]
+        named[name] = NamedInput(spec.kind, raw.named_columns[name], encoding, tuple(shape))
+    return named
 
 
 def _with_noise_features(raw: RawDataset, config: ExperimentConfig) -> RawDataset:
@@ -232,6 +274,17 @@ def _with_shuffled_labels(train: Split, config: ExperimentConfig) -> Split:
 
 
 def _finish(raw: RawDataset, config: ExperimentConfig, mapping: dict[str, int], train: Split, validation: Split) -> Splits:
+    if config.dataset.named:
+        inputs = _named_inputs(config, raw, train)
+        outputs = {
+            name: NamedOutput(spec.label_column, raw.output_classes[name], spec.labels == "one_hot")
+            for name, spec in config.dataset.outputs.items()
+        }
+        described = "; ".join(f"{name}: {spec.encoding.describe}" for name, spec in inputs.items())
+        return Splits(
+            train, validation, Split.whole(raw.test), [], (), Encoding(describe=described),
+            input_columns=raw.input_columns, inputs=inputs, outputs=outputs,
+        )
     train = _with_shuffled_labels(train, config)
     encoding, input_shape = _fit_encoding(raw, config, train)
     return Splits(
@@ -239,6 +292,14 @@ def _finish(raw: RawDataset, config: ExperimentConfig, mapping: dict[str, int], 
         one_hot=config.task == "classification" and config.dataset.labels == "one_hot",
         class_mapping=mapping, value_range=raw.value_range, input_columns=raw.input_columns,
     )
+
+
+def _strata(config: ExperimentConfig, pool: Pool) -> np.ndarray | None:
+    """The labels a split keeps in proportion (a classifier's; a named table's first output's), or None."""
+    if config.dataset.named:
+        first = next(iter(config.dataset.outputs.values()))
+        return pool.labels if first.task == "classification" else None
+    return pool.labels if config.task == "classification" else None
 
 
 def _classes_selected(raw: RawDataset, config: ExperimentConfig) -> tuple[RawDataset, dict[str, int]]:
@@ -258,8 +319,7 @@ def prepare(raw: RawDataset, config: ExperimentConfig) -> Splits:
         return _finish(raw, config, mapping, Split.whole(raw.train), Split.whole(raw.validation))
     try:
         kept, held = split_indices(
-            len(raw.train), config.dataset.validation_split, config.seed,
-            raw.train.labels if config.task == "classification" else None,
+            len(raw.train), config.dataset.validation_split, config.seed, _strata(config, raw.train),
         )
     except ValueError as error:
         raise config.error(("dataset", "validation_split"), f"{error}; use a larger dataset") from None
@@ -273,7 +333,7 @@ def _check_folds(config: ExperimentConfig, pool) -> None:
         raise config.error(
             ("training", "kfold"), f"{k} folds need at least {k} training examples; the data has {len(pool)}"
         )
-    if config.task == "classification":
+    if _strata(config, pool) is not None:
         counts = np.bincount(pool.labels, minlength=1)
         present = counts[counts > 0]
         if present.max() < k:
@@ -292,7 +352,7 @@ def prepare_folds(raw: RawDataset, config: ExperimentConfig) -> list[Splits]:
     raw = _with_noise_features(raw, config)
     pool = raw.train if raw.validation is None else raw.train.concatenate(raw.validation)
     _check_folds(config, pool)
-    splitter_class = StratifiedKFold if config.task == "classification" else KFold
+    splitter_class = StratifiedKFold if _strata(config, pool) is not None else KFold
     splitter = splitter_class(n_splits=config.training.kfold, shuffle=True, random_state=config.seed)
     return [
         _finish(raw, config, mapping, Split(pool, train), Split(pool, val))

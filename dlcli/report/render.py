@@ -146,20 +146,26 @@ def evaluation_view(evaluation: Evaluation) -> Group:
         metrics.add_row(key, f"{value:.4g}" + (f" ± {std[key]:.2g}" if key in std else ""))
     parts.append(metrics)
     if evaluation.confusion_matrix is not None:
-        names = evaluation.class_names
-        matrix = Table(title="confusion matrix (rows: true class, columns: predicted)")
-        matrix.add_column("true \\ predicted")
-        for name in names:
-            matrix.add_column(name, justify="right")
-        matrix.add_column("accuracy", justify="right")
-        for name, counts in zip(names, evaluation.confusion_matrix):
-            accuracy = evaluation.per_class_accuracy[name]
-            cells = [Text(str(c), style="bold" if i == names.index(name) else "dim") for i, c in enumerate(counts)]
-            matrix.add_row(name, *cells, "" if accuracy is None else f"{accuracy:.3f}")
-        parts.append(matrix)
+        parts.append(_confusion_table(evaluation.class_names, evaluation.confusion_matrix, evaluation.per_class_accuracy))
+    for output, report in evaluation.outputs.items():
+        parts.append(_confusion_table(report["class_names"], report["confusion_matrix"], report["per_class_accuracy"],
+                                      f"output '{output}': "))
     if evaluation.same_data_as_training is False:
         parts.append(Text("the rebuilt split differs from the one training saw: the data changed", style="bold red"))
     return Group(*parts)
+
+
+def _confusion_table(names: list[str], confusion: list[list[int]], accuracies: dict, title: str = "") -> Table:
+    matrix = Table(title=f"{title}confusion matrix (rows: true class, columns: predicted)")
+    matrix.add_column("true \\ predicted")
+    for name in names:
+        matrix.add_column(name, justify="right")
+    matrix.add_column("accuracy", justify="right")
+    for row, (name, counts) in enumerate(zip(names, confusion)):
+        accuracy = accuracies[name]
+        cells = [Text(str(c), style="bold" if i == row else "dim") for i, c in enumerate(counts)]
+        matrix.add_row(name, *cells, "" if accuracy is None else f"{accuracy:.3f}")
+    return matrix
 
 
 def layers_table(rows: list[tuple[str, str, str, str, int, bool]], title: str) -> Table:

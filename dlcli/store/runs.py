@@ -206,12 +206,32 @@ class Summary(RunFile):
         return self.model_dump(mode="json", exclude_unset=True, exclude={"schema_version"})
 
 
+class TableInput(BaseModel):
+    """One named input of a table, in `inputs.json`: its kind, columns, encoded shape and encoding."""
+
+    kind: Literal["text", "features", "categorical"]
+    columns: list[str]
+    shape: list[int]
+    encoding: str
+
+
+class TableOutput(BaseModel):
+    """One named output of a table, in `inputs.json`: its column, its classes (none: a regression),
+    and whether the model gives logits or probabilities for it."""
+
+    column: str
+    class_names: list[str] = []
+    outputs: Literal["logits", "probabilities"] = "probabilities"
+
+
 class Inputs(RunFile):
     """`inputs.json`: what the trained model takes and gives, for predict, export and visualize."""
 
-    kind: Literal["image", "array", "text"]
+    kind: Literal["image", "array", "text", "table"]  # table: named inputs and outputs (`table_inputs`, `table_outputs`)
     input_shape: list[int]
     task: Literal["classification", "regression"]
+    table_inputs: dict[str, TableInput] = {}
+    table_outputs: dict[str, TableOutput] = {}
     columns: list[str] = []
     class_names: list[str] = []
     class_mapping: dict[str, Any] = {}
@@ -234,6 +254,8 @@ class Evaluation(RunFile):
     class_names: list[str] = []
     confusion_matrix: list[list[int]] | None = None  # rows: the true class, columns: the predicted
     per_class_accuracy: dict[str, float | None] = {}
+    # a table's classification outputs, each by name: its class_names, confusion_matrix, per_class_accuracy
+    outputs: dict[str, dict[str, Any]] = {}
     folds: list[dict[str, Any]] | None = None
     fingerprint: str | None = None  # of the split rebuilt
     same_data_as_training: bool | None = None  # None: training recorded no comparable fingerprint

@@ -338,7 +338,8 @@ def _train_folds(session: _Session, stages: list[Stage], folds: list[Splits]) ->
     parameters = 0
     for stage, data in zip(stages, folds):
         keras.utils.set_random_seed(config.seed)
-        parts = build_model(config, data.input_shape, vocabulary_size=data.encoding.vocabulary_size)
+        parts = build_model(config, data.input_shape, vocabulary_size=data.encoding.vocabulary_size,
+                            named_inputs=data.inputs)
         session.compile(parts.model)
         parameters = parts.model.count_params()
         watch = session.watch([row for row in session.rows if row.get("fold") == stage.fold])
@@ -539,8 +540,8 @@ def checked_model(
     """The config's model for `data`: built, checked against its loss and labels, compiled,
     with the config's callbacks built too, so that each can fail here, before training."""
     speed = speed or speed_settings(config)
-    parts = build_model(config, data.input_shape, runs_dir, data.encoding.vocabulary_size)
-    check_output(config, parts.model, data.num_classes)
+    parts = build_model(config, data.input_shape, runs_dir, data.encoding.vocabulary_size, data.inputs)
+    check_output(config, parts.model, data.num_classes, {name: spec.class_names for name, spec in data.outputs.items()})
     compile_model(config, parts.model, None, speed.jit_compile, speed.steps_per_execution)
     monitor_directions(config)
     keras_callbacks(config)

@@ -49,20 +49,28 @@ def _classification_report(scores: np.ndarray, truth: np.ndarray, class_names: l
     }
 
 
-def _score(model: keras.Model, splits: Splits, split: str, batch_size: int, logits: bool) -> dict[str, Any]:
-    """Metrics, and for classifiers the confusion matrix, over the split streamed a batch at a time."""
+def _score(model: keras.Model, splits: Splits, split: str, batch_size: int, config) -> dict[str, Any]:
+    """Metrics, and for classifiers the confusion matrix (each classification output's, for a table's
+    named outputs), over the split streamed a batch at a time."""
     data = stream(splits, split, batch_size)
+    classified = [name for name, output in splits.outputs.items() if output.class_names]
     try:
         metrics = model.evaluate(data, verbose=0, return_dict=True)
-        scores = model.predict(data, verbose=0) if splits.class_names else None
+        scores = model.predict(data, verbose=0) if splits.class_names or classified else None
     except tf.errors.InvalidArgumentError:
         check_decodable([splits], "evaluate again")  # image files are decoded as they stream
         raise
-    result: dict[str, Any] = {
-        "samples": len(splits.split(split)), "metrics": {key: float(value) for key, value in metrics.items()},
-    }
-    if scores is not None:
-        result.update(_classification_report(scores, splits.split(split).labels, splits.class_names, logits))
+    chosen = splits.split(split)
+    result: dict[str, Any] = {"samples": len(chosen), "metrics": {key: float(value) for key, value in metrics.items()}}
+    if splits.outputs:
+        given = dict(zip(splits.outputs, scores if isinstance(scores, (list, tuple)) else [scores]))
+        result["outputs"] = {
+            name: _classification_report(given[name], chosen.pool.targets[name][chosen.indices],
+                                         splits.outputs[name].class_names, outputs_are_logits(config, name))
+            for name in classified
+        }
+    elif scores is not None:
+        result.update(_classification_report(scores, chosen.labels, splits.class_names, outputs_are_logits(config)))
     return result
 
 
@@ -74,12 +82,12 @@ def evaluate_run(run: RunFolder, split: str = "test") -> Evaluation:
     if split == "validation" and not config.validates:
         raise DlcliError(f"run {run.id} trained on all the training data (`dataset.validation_split: 0`): "
                          "it has no validation split; evaluate it on the test split")
-    batch_size, logits = config.training.batch_size, outputs_are_logits(config)
+    batch_size = config.training.batch_size
     if config.training.kfold:
         folds = load_folds(config)
         results = [
             {"fold": number, **_score(load_run_model(run, model_file(number), compile=True), data, split, batch_size,
-                                      logits)}
+                                      config)}
             for number, data in enumerate(folds, start=1)
         ]
         keys = results[0]["metrics"]
@@ -91,7 +99,7 @@ def evaluate_run(run: RunFolder, split: str = "test") -> Evaluation:
         splits = folds[0]
     else:
         splits = load_dataset(config)
-        scores = _score(load_run_model(run, MODEL_FILE, compile=True), splits, split, batch_size, logits)
+        scores = _score(load_run_model(run, MODEL_FILE, compile=True), splits, split, batch_size, config)
     fingerprint = splits.fingerprint(split)
     return Evaluation(
         schema_version=SCHEMA, run=run.id, split=split, evaluated=now().isoformat(timespec="seconds"), **scores,

@@ -46,17 +46,21 @@ class ExportReport:
     sample_source: str
 
 
-def _run_saved_model(path: Path) -> Callable[[np.ndarray], np.ndarray]:
+# What a model or an artifact takes and gives: one array, or (a table's) named arrays.
+Arrays = np.ndarray | dict[str, np.ndarray]
+
+
+def _run_saved_model(path: Path) -> Callable[[Arrays], Any]:
     loaded = tf.saved_model.load(str(path))  # kept: its functions need its variables alive
-    return lambda x: np.asarray(loaded.serve(tf.convert_to_tensor(x)))
+    return lambda x: loaded.serve(tf.nest.map_structure(tf.convert_to_tensor, x))
 
 
-def _run_onnx(path: Path) -> Callable[[np.ndarray], np.ndarray]:
+def _run_onnx(path: Path) -> Callable[[Arrays], Any]:
     import onnxruntime
 
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
-    return lambda x: np.asarray(session.run(None, {name: x})[0])
+    return lambda x: session.run(None, x if isinstance(x, dict) else {name: x})
 
 
 def _run_tflite(path: Path) -> Callable[[np.ndarray], np.ndarray]:
@@ -93,6 +97,8 @@ def _sample(run: RunFolder, model: keras.Model, inputs: Inputs) -> tuple[np.ndar
         splits = load_dataset(load_config(run.file(CONFIG_FILE)))
     except DlcliError:
         splits = None
+    if inputs.kind == "table":
+        return _table_sample(splits, inputs)
     if splits is not None:
         from dlcli.data.examples import ArrayPool
         from dlcli.data.pipeline import raw_examples
@@ -117,6 +123,34 @@ def _sample(run: RunFolder, model: keras.Model, inputs: Inputs) -> tuple[np.ndar
     return x.astype(dtype), "random inputs (the run's data is not on this machine)"
 
 
+def _table_sample(splits, inputs: Inputs) -> tuple[dict[str, np.ndarray], str]:
+    """A table's raw named inputs to check the artifact on: its test split's, else made up."""
+    if splits is not None:
+        test = splits.test
+        chosen = test.indices[:SAMPLE_SIZE]
+        return {name: test.pool.inputs[name][chosen] for name in inputs.table_inputs}, "the test split"
+    rng = np.random.default_rng(0)
+    made_up = {}
+    for name, spec in inputs.table_inputs.items():
+        if spec.kind == "text":
+            made_up[name] = np.array(["a test sentence", "another one", ""], dtype=object)
+        elif spec.kind == "categorical":
+            made_up[name] = np.array([[f"{column}=" for column in spec.columns]] * 3, dtype=object)
+        else:
+            made_up[name] = rng.random((3, *spec.shape)).astype("float32")
+    return made_up, "three made-up rows (the run's data is not on this machine)"
+
+
+def _listed(outputs: Any, names: list[str]) -> list[np.ndarray]:
+    """A model's or an artifact's outputs as arrays in the order of `names` (a table's outputs)."""
+    if isinstance(outputs, dict):
+        return [np.asarray(outputs[name]) for name in names] if set(names) <= set(outputs) else [
+            np.asarray(value) for value in outputs.values()]
+    if isinstance(outputs, (list, tuple)):
+        return [np.asarray(value) for value in outputs]
+    return [np.asarray(outputs)]
+
+
 def export_run(
     run: RunFolder, export_format: str, output: Path | None = None, fold: int | None = None,
     tolerance: float = TOLERANCE,
@@ -136,20 +170,38 @@ def export_run(
         raise DlcliError(
             f"run {run.id} reads text: its vectorizer exports only as a SavedModel (`--format saved_model`)"
         )
+    table = inputs.kind == "table"
+    if table and export_format == "tflite":
+        raise DlcliError(f"run {run.id} has named inputs and outputs: export it as saved_model or onnx")
     path = output or run.file(EXPORT_DIR) / f"model{suffix or '_saved_model'}"
     if path.exists():
         raise DlcliError(f"{path} exists; remove it or give another --output")
     path.parent.mkdir(parents=True, exist_ok=True)
     x, source = _sample(run, model, inputs)
-    expected = np.asarray(model(tf.convert_to_tensor(x), training=False))  # a called model exports
+    preprocessing_inside = not (table and export_format != "saved_model" and any(
+        spec.kind != "features" for spec in inputs.table_inputs.values()))
+    if not preprocessing_inside:
+        # tf2onnx takes no string tensors: the trained model goes on its encoded inputs, and the
+        # text and category encodings stay outside (<artifact>.json says so)
+        from dlcli.build.saved import load_run_model
+        from dlcli.store.runs import model_file, preprocessing_file
+
+        encoded = load_run_model(run, preprocessing_file(None))(x)
+        x = {name: np.asarray(value) for name, value in encoded.items()}
+        model = load_run_model(run, model_file(None))
+    names = list(inputs.table_outputs)
+    called = model(tf.nest.map_structure(tf.convert_to_tensor, x), training=False)  # a called model exports
+    expected = _listed(called, names)
     try:
         model.export(str(path), format=keras_format, verbose=False)
-        actual = RUNTIMES[export_format](path)(x)
-        largest = float(np.max(np.abs(actual - expected))) if expected.size else 0.0
-        scale = max(1.0, float(np.max(np.abs(expected)))) if expected.size else 1.0
-        same = None
-        if inputs.task == "classification":
-            same = float(np.mean(predicted_classes(np.asarray(actual)) == predicted_classes(expected)))
+        actual = _listed(RUNTIMES[export_format](path)(x), names)
+        largest = max((float(np.max(np.abs(a - e))) for a, e in zip(actual, expected) if e.size), default=0.0)
+        scale = max((float(np.max(np.abs(e))) for e in expected if e.size), default=1.0)
+        scale = max(1.0, scale)
+        classified = [position for position, name in enumerate(names) if inputs.table_outputs[name].class_names] if table \
+            else ([0] if inputs.task == "classification" else [])
+        same = min((float(np.mean(predicted_classes(actual[i]) == predicted_classes(expected[i]))) for i in classified),
+                   default=None)
         if not largest <= tolerance * scale:
             raise ExportMismatch(
                 f"the {export_format} export of run {run.id} differs from its Keras model by {largest:.3g} "
@@ -158,8 +210,11 @@ def export_run(
     except BaseException:
         _remove(path)
         raise
-    _describe(path, export_format, model, inputs)
-    return ExportReport(path, largest, same, len(x), source)
+    if table:
+        _describe_table(path, export_format, inputs, preprocessing_inside)
+    else:
+        _describe(path, export_format, model, inputs)
+    return ExportReport(path, largest, same, len(next(iter(x.values()))) if isinstance(x, dict) else len(x), source)
 
 
 def _remove(path: Path) -> None:
@@ -185,5 +240,18 @@ def _describe(path: Path, export_format: str, model: keras.Model, inputs: dict[s
         "preprocessing_inside": preprocessing,
         "encoding": inputs.encoding,
         "value_range": inputs.value_range,
+        "versions": {"dlcli": __version__, "keras": keras.__version__, "tensorflow": tf.__version__},
+    }, indent=2) + "\n", encoding="utf-8")
+
+
+def _describe_table(path: Path, export_format: str, inputs: Inputs, preprocessing_inside: bool) -> None:
+    """`<artifact>.json` of a table's model: its named inputs (raw, or encoded when the encodings
+    stay outside) and outputs, and what made it."""
+    Path(f"{path}.json").write_text(json.dumps({
+        "format": export_format,
+        "inputs": {name: {**spec.model_dump(), "given": "raw" if preprocessing_inside else "encoded"}
+                   for name, spec in inputs.table_inputs.items()},
+        "outputs": {name: spec.model_dump() for name, spec in inputs.table_outputs.items()},
+        "preprocessing_inside": preprocessing_inside,
         "versions": {"dlcli": __version__, "keras": keras.__version__, "tensorflow": tf.__version__},
     }, indent=2) + "\n", encoding="utf-8")

@@ -78,21 +78,33 @@ class Prediction:
             else:
                 batches = self._array_batches(path)
             for labels, x, extra in batches:
-                outputs = np.asarray(self._infer(tf.convert_to_tensor(x)))
+                if self.info.kind == "table":
+                    given = self._infer({name: tf.convert_to_tensor(values) for name, values in x.items()})
+                    answers = self._table_answers({name: np.asarray(values) for name, values in given.items()})
+                else:
+                    answers = self._described(np.asarray(self._infer(tf.convert_to_tensor(x))))
                 yield from (  # a table's own columns first: a column named like an answer cannot replace it
-                    {**passed, "input": label, **answer}
-                    for label, answer, passed in zip(labels, self._described(outputs), extra)
+                    {**passed, "input": label, **answer} for label, answer, passed in zip(labels, answers, extra)
                 )
                 advance(len(labels))
 
     # --- the answer for one input ---------------------------------------------------------
 
-    def _described(self, outputs: np.ndarray) -> list[dict[str, Any]]:
-        """A batch's answers, worked out for the whole batch at once."""
-        if self.info.task != "classification":
+    def _table_answers(self, outputs: dict[str, np.ndarray]) -> list[dict[str, Any]]:
+        """A batch's answers for each named output: its columns named `OUTPUT` (and `OUTPUT_probability`, `OUTPUT_top`)."""
+        rows: list[dict[str, Any]] = [{} for _ in next(iter(outputs.values()))]
+        for name, output in self.info.table_outputs.items():
+            described = self._described(outputs[name], output.class_names or None)
+            for row, answer in zip(rows, described):  # prediction -> OUTPUT, probability -> OUTPUT_probability
+                row.update({name if key == "prediction" else f"{name}_{key}": value for key, value in answer.items()})
+        return rows
+
+    def _described(self, outputs: np.ndarray, names: list[str] | None = None) -> list[dict[str, Any]]:
+        """A batch's answers, worked out for the whole batch at once (`names`: a named output's classes)."""
+        if (self.info.task != "classification" and names is None) or (self.info.kind == "table" and not names):
             return [{"prediction": value[0] if len(value) == 1 else value} for value in outputs.tolist()]
         probabilities = class_probabilities(outputs)
-        names = class_names(self.info, probabilities.shape[1])
+        names = names or class_names(self.info, probabilities.shape[1])
         order = np.argsort(-probabilities, axis=1, kind="stable")[:, : self.top or 1]
         chosen = np.take_along_axis(probabilities, order, axis=1).tolist()
         answers = []
@@ -107,7 +119,7 @@ class Prediction:
 
     def _refuse(self, path: Path, given: str) -> None:
         takes = {"image": "image files (or arrays of their pixels)", "text": "a CSV with its text column",
-                 "array": "a CSV of its feature columns, or arrays"}[self.info.kind]
+                 "array": "a CSV of its feature columns, or arrays", "table": "a CSV of its input columns"}[self.info.kind]
         columns = f" ({', '.join(self.info.columns)})" if self.info.columns else ""
         raise DlcliError(f"{path}: run {self.run.id} takes {takes}{columns}, not {given}")
 
@@ -162,7 +174,9 @@ class Prediction:
                 first = number * self.batch_size
                 labels = [f"{path.name}:{first + i + 1}" for i in range(len(chunk))]
                 passed = chunk.drop(columns=columns).to_dict("records")
-                if self.info.kind == "text":
+                if self.info.kind == "table":
+                    x = {name: _table_input(path, chunk, spec, first) for name, spec in self.info.table_inputs.items()}
+                elif self.info.kind == "text":
                     x = chunk[columns[0]].fillna("").astype(str).to_numpy(dtype=object)
                 else:
                     try:
@@ -183,7 +197,7 @@ class Prediction:
         return self._arrays[path]
 
     def _read_array(self, path: Path) -> np.ndarray:
-        if self.info.kind == "text":
+        if self.info.kind in ("text", "table"):
             self._refuse(path, "arrays")
         try:
             if path.suffix.lower() == ".npy":
@@ -236,3 +250,21 @@ def _refuse_missing(path: Path, x: np.ndarray, columns: list[str], first_row: in
             f"{path}: column '{columns[column]}' has no finite value on line {first_row + int(rows[0]) + 2}, and "
             f"{len(rows)} rows of this batch lack one; predict needs every feature: fill or remove those rows"
         )
+
+
+def _table_input(path: Path, chunk, spec, first_row: int) -> np.ndarray:
+    """One named input of a CSV batch, as training read it (files.py): a text column's strings,
+    feature columns' numbers, categorical cells as `column=value`."""
+    columns = spec.columns
+    if spec.kind == "text":
+        return chunk[columns[0]].fillna("").astype(str).to_numpy(dtype=object)
+    if spec.kind == "categorical":
+        cells = chunk[columns].astype(str).where(chunk[columns].notna(), "").to_numpy()
+        return np.array([[f"{column}={value}" for column, value in zip(columns, row)] for row in cells],
+                        dtype=object).reshape(len(chunk), len(columns))
+    try:
+        x = chunk[columns].to_numpy(dtype="float32")
+    except ValueError as error:
+        raise DlcliError(f"{path}: the feature columns must hold numbers: {error}") from None
+    _refuse_missing(path, x, columns, first_row)
+    return x
