@@ -654,7 +654,7 @@ def check(
 
     start_checks(experiment)  # the data checks read the photos while TensorFlow is imported
     _import_tensorflow()
-    from dlcli.report.render import data_table, finding_lines, layers_table
+    from dlcli.report.render import data_table, finding_lines, layers_table, named_table
     from dlcli.training.train import prepare_experiment
 
     folds, parts = prepare_experiment(experiment, runs_dir)
@@ -669,7 +669,10 @@ def check(
                        for row in parts.layer_rows()],
         })
         return
-    console.print(data_table(splits.describe(), splits.class_counts()))
+    described = splits.describe()
+    console.print(data_table(described, splits.class_counts()))
+    if splits.inputs:
+        console.print(named_table(described))
     for line in finding_lines(splits.checks, splits.dropped):
         console.print(line, markup=False, highlight=False)
     console.print(layers_table(parts.layer_rows(), f"{experiment.name}: {total:,} parameters"))

@@ -200,8 +200,24 @@ def finding_lines(checks: list[Finding], dropped: dict[str, int]) -> list[str]:
     return lines
 
 
+def named_table(description: dict[str, Any]) -> Table:
+    """A table's named inputs and outputs: the columns each reads or predicts, and how."""
+    table = Table(title="inputs and outputs")
+    for column in ("name", "", "columns", "shape", "encoding or classes"):
+        table.add_column(column)
+    for name, spec in description["inputs"].items():
+        columns = spec["columns"]
+        shown = ", ".join(columns[:4]) + (f" ... ({len(columns)} columns)" if len(columns) > 4 else "")
+        table.add_row(name, "input", shown, str(tuple(spec["shape"])), spec["encoding"])
+    for name, spec in description["outputs"].items():
+        classes = spec.get("classes")
+        table.add_row(name, "output", spec["column"], "", ", ".join(classes) if classes else "a value (regression)")
+    return table
+
+
 def data_table(description: dict[str, Any], counts: dict[str, list[int]]) -> Table:
-    table = Table(title=f"data: input shape {tuple(description['input_shape'])}")
+    shape = "named inputs and outputs" if description.get("inputs") else f"input shape {tuple(description['input_shape'])}"
+    table = Table(title=f"data: {shape}")
     table.add_column("split")
     table.add_column("samples", justify="right")
     table.add_column("per class", justify="left")

@@ -78,6 +78,12 @@ def test_the_ticket_model_trains_evaluates_and_predicts_per_output(cli, tickets,
     matrix = np.array(evaluation["outputs"]["department"]["confusion_matrix"])
     assert matrix.shape == (4, 4) and matrix.sum() == evaluation["samples"]
 
+    listed = cli("runs", "--where", "best.val_department_accuracy>=0", "--where", "loss.department=categorical_crossentropy",
+                 "--format", "json")
+    assert [run["id"] for run in json.loads(listed.stdout)] == [folder.name]
+    compared = json.loads(cli("compare", folder.name, "--format", "json").stdout)
+    assert {"best val_department_accuracy", "best val_priority_loss"} <= set(compared["runs"][0])
+
     rows = list(csv.DictReader(small_table.open()))[:5]
     new = small_table.parent / "new.csv"
     with new.open("w", newline="") as file:
@@ -166,6 +172,33 @@ def test_categorical_columns_are_encoded_as_fitted_on_training_and_predicted_fro
     assert predicted.exit_code == 0, predicted.output
     answers = list(csv.DictReader(io.StringIO(predicted.stdout)))
     assert [answer["churn"] in ("no", "yes") for answer in answers] == [True, True]
+
+
+@pytest.mark.slow
+def test_a_killed_ticket_run_resumes_to_the_same_numbers_and_sweeps_rank_an_output(cli, tickets, runs_dir, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    config = tickets(epochs=3)
+    killed = subprocess.run([sys.executable, "-m", "dlcli", "train", str(config), "--runs-dir", str(runs_dir)],
+                            env={**os.environ, "DLCLI_KILL_AT": "commit.history:2"}, capture_output=True, text=True)
+    assert killed.returncode == -9, killed.stderr
+    (folder,) = run_folders(runs_dir)
+    assert cli("train", "--resume", folder.name).exit_code == 0
+    assert cli("train", str(config), "--runs-dir", str(tmp_path / "straight"), runs=False).exit_code == 0
+    (straight,) = run_folders(tmp_path / "straight")
+
+    def history(run):
+        return [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader((run / "history.csv").open())]
+
+    assert history(folder) == history(straight)
+
+    swept = cli("sweep", str(tickets()), "--grid", "loss_weights.department=0.5,2.0", "--set",
+                "training.monitor=val_department_accuracy", "--runs-dir", str(tmp_path / "swept"), runs=False)
+    assert swept.exit_code == 0, swept.output
+    trials = [read_json(run / "summary.json") for run in run_folders(tmp_path / "swept") if run.name != "sweeps"]
+    assert len(trials) == 2 and all("val_department_accuracy" in trial["best"] for trial in trials)
 
 
 def test_loss_weights_weigh_the_total_loss_as_keras_does(cli, tickets, runs_dir):
