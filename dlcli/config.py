@@ -110,8 +110,9 @@ def _feature_names(mapping: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 class TableInput(_Strict):
-    """One named input of a table (`dataset.inputs.NAME`): a text column, numeric feature columns
-    or categorical columns, encoded as fitted on the training split."""
+    """One named input (`dataset.inputs.NAME`): a CSV's text column, numeric feature columns or
+    categorical columns, encoded as fitted on the training split; or, in an .npz, the arrays
+    NAME_train and NAME_test (no column key)."""
 
     text_column: str | None = None
     feature_columns: list[str] | None = Field(None, min_length=1)  # names, or patterns such as tag_*
@@ -124,13 +125,13 @@ class TableInput(_Strict):
     @model_validator(mode="after")
     def _one_kind(self) -> TableInput:
         given = [key for key in ("text_column", "feature_columns", "categorical_columns") if getattr(self, key)]
-        if len(given) != 1:
+        if len(given) > 1:
             raise ValueError(
-                "give one of text_column, feature_columns or categorical_columns"
-                + (f", not {' and '.join(given)} (make them two inputs)" if given else "")
+                f"give one of text_column, feature_columns or categorical_columns, not {' and '.join(given)} "
+                "(make them two inputs)"
             )
         kinds = {"text_column": TEXT_ENCODINGS, "categorical_columns": CATEGORICAL_ENCODINGS, "feature_columns": ()}
-        allowed = kinds[given[0]]
+        allowed = kinds[given[0]] if given else ()
         if self.encoding is not None and self.encoding not in allowed:
             takes = f"one of {', '.join(allowed)}" if allowed else "none (numbers are standardized, or not)"
             raise ValueError(f"encoding '{self.encoding}' does not fit {given[0]}: it takes {takes}")
@@ -142,14 +143,15 @@ class TableInput(_Strict):
 
     @property
     def kind(self) -> str:
-        """'text', 'features' or 'categorical'."""
-        return "text" if self.text_column else "features" if self.feature_columns else "categorical"
+        """'text', 'categorical' or 'features' (numbers: feature columns, or an .npz's arrays)."""
+        return "text" if self.text_column else "categorical" if self.categorical_columns else "features"
 
 
 class TableOutput(_Strict):
-    """One named output of a table (`dataset.outputs.NAME`): a column to predict."""
+    """One named output (`dataset.outputs.NAME`): a CSV's column to predict, or an .npz's arrays
+    NAME_train and NAME_test (no `label_column`)."""
 
-    label_column: str
+    label_column: str | None = None
     task: Literal["classification", "regression"] = "classification"
     labels: Literal["sparse", "one_hot"] = "sparse"
 
@@ -802,7 +804,7 @@ def _check_named(config: ExperimentConfig, given: set[str]) -> None:
         return
     if dataset.inputs is None:
         raise config.error(("dataset", "outputs"), "named outputs go with named inputs: add `dataset.inputs`")
-    for key in (*TABLE_COLUMN_KEYS, "labels", "classes", "noise_features", "shuffle_labels"):
+    for key in (*TABLE_COLUMN_KEYS, "labels", "classes", "noise_features", "shuffle_labels", "normalize"):
         if key in given:
             home = "an output's" if key in OUTPUT_KEYS else "an input's" if key in TABLE_COLUMN_KEYS else None
             raise config.error(

@@ -46,9 +46,10 @@ def _table_preprocessing(splits: Splits) -> keras.Model:
         encoding = spec.encoding
         if spec.kind == "features":
             raw = x = keras.Input(shape=spec.shape, dtype="float32", name=name)
-            if encoding.mean is not None:
+            if encoding.mean is not None:  # per feature: every axis of an example (an .npz input's may be several)
                 x = keras.layers.Normalization(
-                    mean=encoding.mean, variance=np.square(encoding.std), dtype="float32", name=f"{name}_standardization",
+                    axis=tuple(range(1, len(spec.shape) + 1)), mean=encoding.mean.reshape(spec.shape),
+                    variance=np.square(encoding.std).reshape(spec.shape), dtype="float32", name=f"{name}_standardization",
                 )(x)
         else:
             raw = keras.Input(shape=() if spec.kind == "text" else (len(spec.columns),), dtype="string", name=name)

@@ -778,7 +778,8 @@ def _model_outputs(config: ExperimentConfig, model: keras.Model, num_classes: in
         outputs.append(_Output(
             name, tuple(tensor.shape), _activation(model.get_layer(name)), ("model", "layers", index, class_name), key,
             loss, [(k, metric) for k, metric, output in config.metric_specs() if output == name], spec.task, spec.labels,
-            len((classes or {}).get(name, [])), f"output '{name}' (column '{spec.label_column}')",
+            len((classes or {}).get(name, [])),
+            f"output '{name}' ({f'column {spec.label_column!r}' if spec.label_column else f'arrays {name}_train, {name}_test'})",
         ))
     return outputs
 

@@ -160,9 +160,11 @@ DATASETS: dict[str, DatasetInfo] = {
         ),
         DatasetInfo(
             "npz",
-            "NumPy arrays x_train, y_train, x_test, y_test in one .npz file",
+            "NumPy arrays x_train, y_train, x_test, y_test in one .npz file; or NAME_train, NAME_test for "
+            "each named input and output",
             "dlcli.data.files:load_npz",
-            options={"path": REQUIRED, "task": "classification", "normalize": False, "standardize": False},
+            options={"path": REQUIRED, "task": "classification", "normalize": False, "standardize": False,
+                     "inputs": None, "outputs": None},
         ),
     )
 }

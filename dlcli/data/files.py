@@ -283,6 +283,8 @@ def _input_array(config: ExperimentConfig, name: str, table, columns: list[str],
 
     spec = config.dataset.inputs[name]
     key = ("dataset", "inputs", name)
+    if not (spec.text_column or spec.feature_columns or spec.categorical_columns):
+        raise config.error(key, f"input '{name}' names no columns: give text_column, feature_columns or categorical_columns")
     if spec.kind == "text":
         column = _column(config, (*key, "text_column"), spec.text_column, columns, path)
         return table[column].fillna("").astype(str).to_numpy(dtype=object), [column]
@@ -316,6 +318,8 @@ def _named_table(config: ExperimentConfig, table, columns: list[str], path: Path
     targets, classes = {}, {}
     for name, spec in options.outputs.items():
         key = ("dataset", "outputs", name, "label_column")
+        if spec.label_column is None:
+            raise config.error(key[:-1], f"output '{name}' names no column: give its label_column")
         column = _column(config, key, spec.label_column, columns, path)
         if column in read_by:
             raise config.error(
@@ -335,22 +339,69 @@ def _named_table(config: ExperimentConfig, table, columns: list[str], path: Path
                                     pool.labels if first.task == "classification" else None)
     except ValueError as error:
         raise DataUnavailable(f"{path}: too few rows for a test split: {error}") from None
-    raw = RawDataset(pool.subset(train), pool.subset(test), [])
-    raw.output_classes, raw.named_columns = classes, named_columns
-    raw.input_columns = list(read_by)
-    return raw
+    return RawDataset(pool.subset(train), pool.subset(test), [], input_columns=list(read_by), output_classes=classes,
+                      named_columns=named_columns)
+
+
+def _named_arrays(config: ExperimentConfig, arrays, path: Path) -> RawDataset:
+    """An .npz read as `dataset.inputs` and `outputs` say: arrays NAME_train and NAME_test of each."""
+    options = config.dataset
+    splits: dict[str, dict[str, np.ndarray]] = {"train": {}, "test": {}}
+    for kind, names in (("inputs", options.inputs), ("outputs", options.outputs)):
+        for name, spec in names.items():
+            key = ("dataset", kind, name)
+            named = [k for k in ("text_column", "feature_columns", "categorical_columns", "label_column")
+                     if getattr(spec, k, None)]
+            if named:
+                raise config.error((*key, named[0]), f"an .npz's {kind[:-1]} is its arrays {name}_train and {name}_test: "
+                                   f"remove {named[0]}")
+            for split in splits:
+                if f"{name}_{split}" not in arrays:
+                    raise DataUnavailable(f"{path} has no array {name}_{split} for {kind[:-1]} '{name}' (it has "
+                                          f"{', '.join(arrays)})")
+                splits[split][name] = arrays[f"{name}_{split}"]
+    for split, named in splits.items():
+        lengths = {f"{name}_{split}": len(array) for name, array in named.items()}
+        if len(set(lengths.values())) > 1:
+            listed = ", ".join(f"{key} {count}" for key, count in lengths.items())
+            raise DataUnavailable(f"{path}: the {split} arrays differ in length ({listed}); give each the same examples")
+    for name in options.inputs:
+        for split in splits:
+            if splits[split][name].dtype.kind not in "biuf":
+                raise DataUnavailable(f"{path}: {name}_{split} holds {splits[split][name].dtype} values; an .npz input "
+                                      "holds numbers")
+            splits[split][name] = splits[split][name].astype("float32")
+    targets, classes = {"train": {}, "test": {}}, {}
+    for name, spec in options.outputs.items():
+        values = np.concatenate([splits["train"][name], splits["test"][name]])
+        if values.ndim != 1 and values.shape[1:] != (1,):
+            raise DataUnavailable(f"{path}: {name}_train is of shape {splits['train'][name].shape}; give one label per "
+                                  "example (class indices, not one-hot rows)")
+        labels, classes[name] = _labels(values.reshape(len(values)), spec.task, f"{path}: {name}_train, {name}_test")
+        count = len(splits["train"][name])
+        targets["train"][name], targets["test"][name] = labels[:count], labels[count:]
+    pools = [TablePool({name: splits[split][name] for name in options.inputs}, targets[split]) for split in splits]
+    return RawDataset(*pools, [], output_classes=classes, named_columns={name: [name] for name in options.inputs},
+                      split_names=("train (NAME_train arrays)", "test (NAME_test arrays)"))
+
+
+def _npz_arrays(path: Path) -> dict[str, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as arrays:
+            return dict(arrays)
+    except (OSError, ValueError) as error:
+        raise DataUnavailable(f"cannot read {path} as .npz: {error}") from error
 
 
 def load_npz(info: DatasetInfo, config: ExperimentConfig) -> RawDataset:
     path = _existing_path(config, want_dir=False)
-    try:
-        with np.load(path, allow_pickle=False) as arrays:
-            missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in arrays]
-            if missing:
-                raise DataUnavailable(f"{path} lacks the arrays {', '.join(missing)} (has {', '.join(arrays)})")
-            x_train, y_train, x_test, y_test = (arrays[k] for k in ("x_train", "y_train", "x_test", "y_test"))
-    except (OSError, ValueError) as error:
-        raise DataUnavailable(f"cannot read {path} as .npz: {error}") from error
+    arrays = _npz_arrays(path)
+    if config.dataset.named:
+        return _named_arrays(config, arrays, path)
+    missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in arrays]
+    if missing:
+        raise DataUnavailable(f"{path} lacks the arrays {', '.join(missing)} (has {', '.join(arrays)})")
+    x_train, y_train, x_test, y_test = (arrays[k] for k in ("x_train", "y_train", "x_test", "y_test"))
     for name, array in (("x_train", x_train), ("x_test", x_test), ("y_train", y_train), ("y_test", y_test)):
         numbers = array.dtype.kind in "biuf" or (name.startswith("y") and array.dtype.kind == "U")
         if not numbers:

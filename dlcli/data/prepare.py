@@ -277,7 +277,7 @@ def _finish(raw: RawDataset, config: ExperimentConfig, mapping: dict[str, int], 
     if config.dataset.named:
         inputs = _named_inputs(config, raw, train)
         outputs = {
-            name: NamedOutput(spec.label_column, raw.output_classes[name], spec.labels == "one_hot")
+            name: NamedOutput(spec.label_column or name, raw.output_classes[name], spec.labels == "one_hot")
             for name, spec in config.dataset.outputs.items()
         }
         described = "; ".join(f"{name}: {spec.encoding.describe}" for name, spec in inputs.items())

@@ -66,7 +66,9 @@ class Prediction:
         for path in self.inputs:
             if path.suffix.lower() == ".csv":
                 return None
-            total += len(self._images(path)) if _is_image_source(path) else len(self._array(path))
+            array = None if _is_image_source(path) else self._array(path)
+            total += len(self._images(path)) if array is None else len(
+                next(iter(array.values())) if isinstance(array, dict) else array)
         return total
 
     def rows(self, advance: Callable[[int], None] = lambda n: None) -> Iterator[dict[str, Any]]:
@@ -196,8 +198,10 @@ class Prediction:
             self._arrays[path] = self._read_array(path)
         return self._arrays[path]
 
-    def _read_array(self, path: Path) -> np.ndarray:
-        if self.info.kind in ("text", "table"):
+    def _read_array(self, path: Path) -> np.ndarray | dict[str, np.ndarray]:
+        if self.info.kind == "table":
+            return self._read_named_arrays(path)
+        if self.info.kind == "text":
             self._refuse(path, "arrays")
         try:
             if path.suffix.lower() == ".npy":
@@ -229,8 +233,38 @@ class Prediction:
             )
         return array
 
+    def _read_named_arrays(self, path: Path) -> dict[str, np.ndarray]:
+        """An .npz of one array per named input (of numbers), named as the run's inputs."""
+        inputs = self.info.table_inputs
+        if path.suffix.lower() != ".npz" or any(spec.kind != "features" for spec in inputs.values()):
+            self._refuse(path, "arrays" if path.suffix.lower() == ".npz" else "a .npy array")
+        try:
+            with np.load(path, allow_pickle=False) as archive:
+                arrays = {name: archive[name] for name in inputs if name in archive}
+                missing = [name for name in inputs if name not in arrays]
+                if missing:
+                    raise DlcliError(f"{path}: no array {', '.join(missing)}; run {self.run.id} takes one array per "
+                                     f"input: {', '.join(inputs)} (it has {', '.join(archive.keys())})")
+        except (ValueError, OSError, EOFError) as error:
+            raise DlcliError(f"cannot read {path} as NumPy arrays: {str(error).splitlines()[0]}") from None
+        for name, array in arrays.items():
+            shape = tuple(inputs[name].shape)
+            if tuple(array.shape[1:]) != shape or not np.issubdtype(array.dtype, np.number):
+                raise DlcliError(f"{path}: {name} is {array.dtype} of shape {tuple(array.shape)}; run {self.run.id} "
+                                 f"takes numbers of shape (N, {', '.join(map(str, shape))})")
+        if len({len(array) for array in arrays.values()}) > 1:
+            raise DlcliError(f"{path}: the arrays differ in length; give each input the same examples")
+        return arrays
+
     def _array_batches(self, path: Path):
         array = self._array(path)
+        if isinstance(array, dict):  # a table's named inputs
+            total = len(next(iter(array.values())))
+            for start in range(0, total, self.batch_size):
+                x = {name: np.asarray(values[start:start + self.batch_size], "float32") for name, values in array.items()}
+                count = len(next(iter(x.values())))
+                yield [f"{path.name}[{i}]" for i in range(start, start + count)], x, [{}] * count
+            return
         dtype = "uint8" if self.info.kind == "image" else "float32"  # an image's pixels: 0-255
         for start in range(0, len(array), self.batch_size):
             x = np.asarray(array[start:start + self.batch_size]).astype(dtype)

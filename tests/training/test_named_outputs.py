@@ -201,6 +201,60 @@ def test_a_killed_ticket_run_resumes_to_the_same_numbers_and_sweeps_rank_an_outp
     assert len(trials) == 2 and all("val_department_accuracy" in trial["best"] for trial in trials)
 
 
+ARRAYS = """\
+name: digits-two-ways
+dataset:
+  name: npz
+  path: {path}
+  inputs:
+    image: {{standardize: false}}
+    ink: {{}}
+  outputs:
+    digit: {{}}
+    darkness: {{task: regression}}
+model:
+  layers:
+    - Flatten: {{inputs: image}}
+    - Concatenate: {{inputs: [flatten, ink]}}
+    - Dense: {{units: 16, activation: relu, name: hidden}}
+    - Dense: {{units: 10, activation: softmax, name: digit, inputs: hidden}}
+    - Dense: {{units: 1, name: darkness, inputs: hidden}}
+loss: {{digit: sparse_categorical_crossentropy, darkness: mse}}
+metrics: {{digit: [accuracy]}}
+training: {{epochs: 1}}
+"""
+
+
+def test_an_npz_of_named_arrays_trains_and_predicts(cli, write_config, tmp_path, runs_dir):
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    images = digits.images.astype("float32") / 16
+    ink = (images > 0.5).sum(axis=(1, 2), keepdims=False)[:, None].astype("float32")
+    darkness = images.mean(axis=(1, 2))
+    arrays = {}
+    for split, part in (("train", slice(0, 1400)), ("test", slice(1400, None))):
+        arrays |= {f"image_{split}": images[part], f"ink_{split}": ink[part], f"digit_{split}": digits.target[part],
+                   f"darkness_{split}": darkness[part]}
+    np.savez(tmp_path / "digits.npz", **arrays)
+    config = write_config(ARRAYS.format(path=tmp_path / "digits.npz"))
+
+    result = cli("train", str(config))
+
+    assert result.exit_code == 0, result.output
+    (folder,) = run_folders(runs_dir)
+    assert {"val_digit_accuracy", "val_darkness_loss"} <= set(read_json(folder / "summary.json")["best"])
+    np.savez(tmp_path / "new.npz", image=images[:3], ink=ink[:3])
+    predicted = cli("predict", folder.name, str(tmp_path / "new.npz"), "--format", "json")
+    assert predicted.exit_code == 0, predicted.output
+    answers = json.loads(predicted.stdout)
+    assert len(answers) == 3 and {"digit", "digit_probability", "darkness"} <= set(answers[0])
+
+    np.savez(tmp_path / "partial.npz", **{k: v for k, v in arrays.items() if k != "ink_test"})
+    refused = cli("check", str(write_config(ARRAYS.format(path=tmp_path / "partial.npz"))))
+    assert refused.exit_code == 2 and "has no array ink_test for input 'ink'" in refused.stderr
+
+
 def test_loss_weights_weigh_the_total_loss_as_keras_does(cli, tickets, runs_dir):
     from dlcli.config import load_config
     from dlcli.data import load_dataset
