@@ -930,7 +930,8 @@ def datasets_cache(
         typer.Option("--older-than", min=0, metavar="DAYS", help="With --clean: unused for this many days (default 30)."),
     ] = None,
 ) -> None:
-    """The disk cache of decoded images (`training.cache: disk`): its entries, or --clean the unused ones."""
+    """The disk cache of decoded images (`training.cache: disk`): its entries, or --clean the unused
+    ones (and the data checks' findings and file hashes that no run will read again)."""
     import datetime
 
     from dlcli.data.cache import (
@@ -946,9 +947,17 @@ def datasets_cache(
 
     root = images_cache_dir()
     if clean:
-        stale = stale_entries(root, UNUSED_DAYS if older_than is None else older_than)
+        from dlcli.data.checks import checks_cache_dir, clean_checks
+
+        days = UNUSED_DAYS if older_than is None else older_than
+        stale = stale_entries(root, days)
         freed = remove_entries(stale)
         console.print(f"removed {len(stale)} entries of {root} ({freed / 1e6:,.1f} MB)")
+        checks = clean_checks(days)
+        console.print(
+            f"removed {checks['findings']} data checks' findings unused for {days:g} days and the hashes of "
+            f"{checks['file_rows']} files since changed or removed from {checks_cache_dir()} ({checks['bytes'] / 1e6:,.1f} MB)"
+        )
         return
     entries = sorted(p for p in root.iterdir() if p.is_dir() and PARTIAL_MARK not in p.name) if root.is_dir() else []
     table = Table(title=f"decoded images cached in {root}")

@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dlcli.choices import Choice, Leaks
-from dlcli.data.cache import cache_root
+from dlcli.data.cache import UNUSED_DAYS, cache_root
 from dlcli.data.examples import FilePool, Split, Splits, TablePool
 from dlcli.errors import DataUnavailable
 from dlcli.store.runs import write_atomic
@@ -265,10 +265,15 @@ def read_ahead(splits: Splits, config: ExperimentConfig, kfold: bool = False) ->
 FILES_DB = f"files-{CHECKS_VERSION}.db"
 
 
+def checks_cache_dir() -> Path:
+    """The checks' findings (one .json per set of splits) and their files database."""
+    return cache_root() / "checks"
+
+
 def _files_db() -> sqlite3.Connection:
     """Each image file's digest and hash, kept by its path, size and modification time: another
     split of the same files (another seed, another validation_split) reads none of them again."""
-    folder = cache_root() / "checks"
+    folder = checks_cache_dir()
     folder.mkdir(parents=True, exist_ok=True)
     connection = sqlite3.connect(folder / FILES_DB, timeout=10, isolation_level=None)
     connection.execute("CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, size INTEGER, mtime INTEGER, "
@@ -658,6 +663,8 @@ def run_checks(splits: Splits, config: ExperimentConfig, kfold: bool = False) ->
     path = _cache_path(splits, kfold, config)
     try:
         findings = [Finding.from_dict(item) for item in json.loads(path.read_text())["findings"]]
+        with contextlib.suppress(OSError):
+            os.utime(path)  # used now: kept by `clean_checks`
         return DataChecks(findings, time.perf_counter() - started, cached=True)
     except (OSError, ValueError, KeyError, TypeError):
         pass
@@ -665,9 +672,60 @@ def run_checks(splits: Splits, config: ExperimentConfig, kfold: bool = False) ->
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(path, json.dumps({"version": CHECKS_VERSION, "findings": [f.stored() for f in findings]}))
+        _remove_unused_findings(UNUSED_DAYS)
     except OSError:
         pass  # an unwritable cache only costs the next run the checks' time
     return DataChecks(findings, time.perf_counter() - started, cached=False)
+
+
+def _remove_unused_findings(older_than_days: float) -> tuple[int, int]:
+    """Remove the findings files unused for `older_than_days`; returns (files, bytes)."""
+    cutoff, removed, freed = time.time() - older_than_days * 86400, 0, 0
+    for path in checks_cache_dir().glob("*.json"):
+        with contextlib.suppress(OSError):  # removed by another process meanwhile
+            status = path.stat()
+            if status.st_mtime < cutoff:
+                path.unlink()
+                removed, freed = removed + 1, freed + status.st_size
+    return removed, freed
+
+
+def clean_checks(older_than_days: float = UNUSED_DAYS) -> dict[str, int]:
+    """Empty the checks' cache of what no run will read again: findings unused for
+    `older_than_days`, the files database's rows of files since removed or changed (a row is only
+    read while its file keeps its size and time), and databases of older checks versions.
+    Returns counts of each and the bytes freed."""
+    folder = checks_cache_dir()
+    findings, freed = _remove_unused_findings(older_than_days)
+    databases = 0
+    for old in folder.glob("files-*.db"):
+        if old.name != FILES_DB:
+            with contextlib.suppress(OSError):
+                freed += old.stat().st_size
+                old.unlink()
+                databases += 1
+    rows = 0
+    database = folder / FILES_DB
+    if database.is_file():
+        before = database.stat().st_size
+        try:
+            with contextlib.closing(_files_db()) as connection:
+                stale = []
+                for path, size, mtime in connection.execute("SELECT path, size, mtime FROM files"):
+                    try:
+                        if _stamp(path) != (size, mtime):
+                            stale.append((path,))
+                    except OSError:
+                        stale.append((path,))
+                connection.execute("BEGIN IMMEDIATE")
+                connection.executemany("DELETE FROM files WHERE path = ?", stale)
+                connection.execute("COMMIT")
+                connection.execute("VACUUM")
+                rows = len(stale)
+        except sqlite3.Error:
+            pass  # locked by a run now: its rows are cleaned another time
+        freed += max(0, before - database.stat().st_size)
+    return {"findings": findings, "file_rows": rows, "old_databases": databases, "bytes": freed}
 
 
 def acted_on(splits: Splits, checks: DataChecks, leaks: Leaks, where: str) -> Splits:

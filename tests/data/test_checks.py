@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import re
 import shutil
+import sqlite3
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -361,3 +364,32 @@ def test_another_split_of_the_same_files_reads_none_of_them_again(write_config, 
     assert first.validation.indices.tolist() != reseeded.validation.indices.tolist()  # another split ...
     for kind in ("exact_duplicate", "near_duplicate"):  # ... the same pairs, from the files' kept hashes
         assert reported_pairs(reseeded.describe()["checks"], kind) == planted[kind]
+
+
+def test_cleaning_the_cache_removes_unused_findings_and_the_hashes_of_changed_or_removed_files(
+        cli, write_config, tmp_path):
+    planted_folder(tmp_path / "photos", per_class=12, test_per_class=4)
+    config = photo_config(write_config, tmp_path / "photos")
+    load_dataset(load_config(config))
+    load_dataset(load_config(config, ["seed=3"]))  # another split: findings of its own
+    folder = checks.checks_cache_dir()
+    findings = set(folder.glob("*.json"))
+    assert len(findings) == 2
+    old = time.time() - 40 * 86400
+    for path in findings:
+        os.utime(path, (old, old))
+    load_dataset(load_config(config, ["seed=3"]))  # read back: in use again
+    (used,) = [path for path in findings if path.stat().st_mtime > old]
+    pictures = sorted(path for path in (tmp_path / "photos").rglob("*") if path.is_file())
+    pictures[0].unlink()
+    pictures[1].write_bytes(pictures[2].read_bytes())  # changed in place
+    (folder / "files-0.db").write_bytes(b"an older version's")
+
+    result = cli("datasets", "cache", "--clean", runs=False)
+
+    assert result.exit_code == 0, result.output
+    assert "removed 1 data checks' findings unused for 30 days and the hashes of 2 files" in result.output
+    assert set(folder.glob("*.json")) == {used} and not (folder / "files-0.db").exists()
+    with sqlite3.connect(folder / checks.FILES_DB) as connection:
+        kept = {path for (path,) in connection.execute("SELECT path FROM files")}
+    assert str(pictures[0]) not in kept and str(pictures[1]) not in kept and str(pictures[2]) in kept
