@@ -62,6 +62,9 @@ NEAR_BITS = 8  # of the 64 lowest-frequency bits, to propose a pair
 NEAR_BITS_WHOLE = 48  # of the 256, to keep it
 HASHED_AT_ONCE = 1024  # pictures held at once (4 KB each)
 BUCKET_AT_ONCE = 2048  # hashes of one bucket compared at once (2 million pairs)
+# Partners kept per hash: thousands of near-blank pictures are all near each other, and their
+# pairs would fill the memory; a pair is kept while one of its two still has room.
+PARTNERS_KEPT = 16
 CONFIRM_SIDE = 128
 CONFIRM_CORRELATION = 0.98
 IMBALANCE_RATIO = 5
@@ -420,15 +423,22 @@ def close_pairs(hashes: np.ndarray, bits: int = NEAR_BITS, groups: np.ndarray | 
     given), found through `bits` + 1 bands: two hashes that close agree exactly on one band at
     least (pigeonhole), so only the hashes sharing a band's value are compared — a sort per band,
     not every pair. A bucket larger than BUCKET_AT_ONCE (many near-blank pictures) is compared a
-    row at a time, so that memory stays bounded whatever the data."""
+    row at a time, and a pair is kept only while one of its hashes has fewer than PARTNERS_KEPT
+    partners, so that memory stays bounded whatever the data (at most 2 × PARTNERS_KEPT pairs a
+    hash); a hash with a close partner always keeps one."""
     edges = np.linspace(0, 64, bits + 2).astype(int)
     found = []
+    partners = np.zeros(len(hashes), dtype=np.int64)
 
     def keep(left: np.ndarray, right: np.ndarray) -> None:
         near = np.bitwise_count(hashes[left] ^ hashes[right]) <= bits
         if groups is not None:
             near &= groups[left] != groups[right]
         left, right = left[near], right[near]
+        room = (_ranks(left) < PARTNERS_KEPT - partners[left]) | (_ranks(right) < PARTNERS_KEPT - partners[right])
+        left, right = left[room], right[room]
+        np.add.at(partners, left, 1)
+        np.add.at(partners, right, 1)
         found.append(np.stack([np.minimum(left, right), np.maximum(left, right)], axis=1))
 
     for low, high in zip(edges[:-1], edges[1:]):
@@ -448,6 +458,17 @@ def close_pairs(hashes: np.ndarray, bits: int = NEAR_BITS, groups: np.ndarray | 
     if not found:
         return np.empty((0, 2), dtype=np.int64)
     return np.unique(np.concatenate(found), axis=0)
+
+
+def _ranks(members: np.ndarray) -> np.ndarray:
+    """Each entry's place among the entries of the same value, in order: [7, 3, 7, 7] -> [0, 0, 1, 2]."""
+    order = np.argsort(members, kind="stable")
+    ordered = members[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]]) if len(ordered) else np.empty(0, np.int64)
+    first = np.repeat(starts, np.diff(np.r_[starts, len(ordered)]))
+    ranks = np.empty(len(members), dtype=np.int64)
+    ranks[order] = np.arange(len(members)) - first
+    return ranks
 
 
 def _thumbnail(examples: list[tuple[str, Split]], member: int) -> np.ndarray:

@@ -173,6 +173,17 @@ def test_close_pairs_finds_every_pair_within_the_bits_and_no_other():
         assert {tuple(pair) for pair in close_pairs(hashes, 8).tolist()} == everything
 
 
+def test_thousands_of_identical_hashes_keep_few_pairs_and_a_partner_each():
+    hashes = np.zeros(3000, dtype=np.uint64)  # near-blank pictures: every hash the same
+    groups = (np.arange(3000) >= 2500).astype(int)  # 2,500 training pictures, 500 test ones
+
+    pairs = close_pairs(hashes, 8, groups)
+
+    assert len(pairs) <= 2 * checks.PARTNERS_KEPT * len(hashes)  # not the 1.25 million pairs there are
+    assert set(pairs.ravel().tolist()) == set(range(3000))  # each still has a partner in the other split
+    assert (groups[pairs[:, 0]] != groups[pairs[:, 1]]).all()
+
+
 def test_pictures_held_as_float_arrays_of_any_range_are_checked_too(write_config, tmp_path):
     rng = np.random.default_rng(1)
     x_train = np.stack([np.asarray(_picture(rng).resize((40, 40)), dtype="float32") for _ in range(30)])
