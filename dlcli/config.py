@@ -99,6 +99,10 @@ TEXT_ENCODINGS = ("multi_hot", "count", "tf_idf", "sequence")
 CATEGORICAL_ENCODINGS = ("one_hot", "integer")
 
 
+# Names Keras's own history columns begin with: an output `val` would log `val_loss` over the total's.
+RESERVED_FEATURE_NAMES = ("val", "loss", "name", "epoch", "learning_rate")
+
+
 def _feature_names(mapping: dict[str, Any] | None) -> dict[str, Any] | None:
     for name in mapping or {}:
         if not FEATURE_NAME_PATTERN.fullmatch(name):
@@ -106,6 +110,8 @@ def _feature_names(mapping: dict[str, Any] | None) -> dict[str, Any] | None:
                 f"{name!r} cannot name an input or output: use letters, digits and '_', starting with a letter "
                 "(it names a Keras Input, a key of `loss` and history columns such as val_NAME_loss)"
             )
+        if name in RESERVED_FEATURE_NAMES or name.startswith("val_"):
+            raise ValueError(f"{name!r} would be confused with Keras's own history columns and keys: name it otherwise")
     return mapping
 
 
@@ -130,15 +136,22 @@ class TableInput(_Strict):
                 f"give one of text_column, feature_columns or categorical_columns, not {' and '.join(given)} "
                 "(make them two inputs)"
             )
+        kind = given[0] if given else "feature_columns"  # none: an .npz's arrays, numbers
         kinds = {"text_column": TEXT_ENCODINGS, "categorical_columns": CATEGORICAL_ENCODINGS, "feature_columns": ()}
-        allowed = kinds[given[0]] if given else ()
+        allowed = kinds[kind]
+        what = kind if given else "numbers (an .npz's arrays)"
         if self.encoding is not None and self.encoding not in allowed:
             takes = f"one of {', '.join(allowed)}" if allowed else "none (numbers are standardized, or not)"
-            raise ValueError(f"encoding '{self.encoding}' does not fit {given[0]}: it takes {takes}")
+            raise ValueError(f"encoding '{self.encoding}' does not fit {what}: it takes {takes}")
         if self.encoding is None and allowed:
             self.encoding = allowed[0]
-        if self.sequence_length is not None and self.encoding != "sequence":
-            raise ValueError("sequence_length goes with `encoding: sequence`")
+        for key, fits in (("num_words", kind == "text_column"), ("sequence_length", self.encoding == "sequence"),
+                          ("standardize", kind == "feature_columns")):
+            # set to other than its default (a resolved config.yaml writes the defaults too)
+            if getattr(self, key) != type(self).model_fields[key].default and not fits:
+                goes = {"num_words": "text_column", "sequence_length": "`encoding: sequence`",
+                        "standardize": "feature_columns (numbers)"}[key]
+                raise ValueError(f"{key} goes with {goes}, not with {what}")
         return self
 
     @property
@@ -398,7 +411,7 @@ class ExperimentConfig(_Strict):
     optimizer: KerasObject = KerasObject(name="rmsprop")
     loss: KerasObject | dict[str, KerasObject]  # one, or one per output by name
     metrics: list[KerasObject] | dict[str, list[KerasObject]] = []
-    loss_weights: dict[str, Annotated[float, Field(ge=0)]] | None = None  # per output: the total loss's weights
+    loss_weights: dict[str, Annotated[float, Field(ge=0, allow_inf_nan=False)]] | None = None  # per output
     training: TrainingConfig = TrainingConfig()
     sweep: SweepConfig | None = None  # read by `dlcli sweep`; `dlcli train` ignores it
 
@@ -422,8 +435,9 @@ class ExperimentConfig(_Strict):
 
     @property
     def output_names(self) -> list[str]:
-        """The model's outputs by name, in the order it gives them; empty for one unnamed output."""
-        return list(self.model.outputs or self.dataset.outputs or [])
+        """The model's outputs by name, in the order it gives them (the dataset's, whatever the order
+        of `model.outputs`); empty for one unnamed output."""
+        return list(self.dataset.outputs or [])
 
     def losses(self) -> list[tuple[KeyPath, KerasObject, str | None]]:
         """(key, loss, output) of each output: one entry with output None for a model of one unnamed output."""
@@ -759,7 +773,7 @@ def _resolve_dataset_options(config: ExperimentConfig) -> None:
                 raise config.error(("dataset", key), f"dataset {info.name} takes no option '{key}'{takes}")
             continue
         default = info.options[key]
-        if dataset.named and key in TABLE_COLUMN_KEYS:
+        if dataset.named and key in (*TABLE_COLUMN_KEYS, "normalize"):
             continue  # said per input and output
         base = config.model.base
         if key == "normalize" and base is not None and base.application and base.preprocess == "application":
@@ -847,6 +861,11 @@ def _check_named(config: ExperimentConfig, given: set[str]) -> None:
             ("loss",), f"the model has {len(outputs)} outputs: give a loss per output, e.g. "
             f"`loss: {{{outputs[0]}: LOSS, {outputs[1]}: LOSS}}`"
         )
+    if config.loss_weights is not None and len(outputs) < 2:
+        raise config.error(("loss_weights",), "weighs the losses of several outputs; the model has one: remove it")
+    if config.loss_weights is not None and not any(config.loss_weights.get(name, 1.0) for name in outputs):
+        raise config.error(("loss_weights",), "every weight is 0: the total loss would train nothing; weigh one "
+                           "output at least")
     if isinstance(config.metrics, list) and config.metrics and len(outputs) > 1:
         raise config.error(("metrics",), f"the model has {len(outputs)} outputs: give the metrics per output, "
                            f"e.g. `metrics: {{{outputs[0]}: [...]}}`")

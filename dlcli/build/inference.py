@@ -90,8 +90,11 @@ def write_inference_files(run: RunFolder, config: ExperimentConfig, folds: list[
     for fold, splits in numbered:
         save_model_atomic(preprocessing_model(splits), run.file(preprocessing_file(fold)))
     first = folds[0]
+    task = config.task
+    if first.outputs:  # a table's: each output has its own; a classifier when one output is
+        task = "classification" if any(output.class_names for output in first.outputs.values()) else "regression"
     Inputs(
-        kind=input_kind(first), input_shape=list(first.input_shape), columns=first.input_columns, task=config.task,
+        kind=input_kind(first), input_shape=list(first.input_shape), columns=first.input_columns, task=task,
         class_names=first.class_names, class_mapping=first.class_mapping,
         folds=len(folds) if config.training.kfold else None, value_range=first.value_range,
         encoding=first.encoding.describe, outputs="logits" if outputs_are_logits(config) else "probabilities",
@@ -104,6 +107,7 @@ def write_inference_files(run: RunFolder, config: ExperimentConfig, folds: list[
                               outputs="logits" if outputs_are_logits(config, name) else "probabilities")
             for name, spec in first.outputs.items()
         },
+        table_format=config.dataset.name if first.inputs else None,
     ).write(run.file(INPUTS_FILE))
 
 
@@ -162,6 +166,7 @@ def inference_model(run: RunFolder, fold: int | None = None) -> tuple[keras.Mode
     run's is the mean of its folds' models (each behind its own preprocessing), or fold `fold`'s."""
     inputs = read_inputs(run)
     if inputs.kind == "table":
+        check_fold(run, inputs, fold)
         return _table_inference_model(run, inputs), inputs
     folds = inputs.folds
     check_fold(run, inputs, fold)

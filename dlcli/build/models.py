@@ -177,9 +177,10 @@ def _embedding_arguments(
     given = kwargs.get("input_dim")
     if vocabulary_size is None:
         if given is None:
+            fix = ("read a named input of token indices (`encoding: sequence` or `integer`)" if config.dataset.named
+                   else "set `dataset.encoding: sequence`")
             raise config.error(
-                path, "an Embedding takes token indices: set `dataset.encoding: sequence`, or give `input_dim` "
-                "(the number of distinct indices)"
+                path, f"an Embedding takes token indices: {fix}, or give `input_dim` (the number of distinct indices)"
             )
         return kwargs
     if given is None:
@@ -336,9 +337,10 @@ def _run_base(config: ExperimentConfig, input_shape: tuple[int, ...], runs_dir: 
 
 
 def _graph_layers(
-    config: ExperimentConfig, vocabulary_size: int | None,
+    config: ExperimentConfig, vocabulary_size: int | None, vocabularies: dict[str, int | None] | None = None,
 ) -> list[tuple[KeyPath, str, keras.layers.Layer, list[str] | None]]:
-    """`model.layers` built, each with its path and the names its `inputs` key gives (None: the one before)."""
+    """`model.layers` built, each with its path and the names its `inputs` key gives (None: the one
+    before). `vocabularies`: each named input's token indices, the `input_dim` of an Embedding that reads it."""
     built = []
     last = len(config.model.layers) - 1
     for index, item in enumerate(config.model.layers):
@@ -350,6 +352,8 @@ def _graph_layers(
             names = [names]
         if names is not None and not (isinstance(names, list) and names and all(isinstance(n, str) for n in names)):
             raise config.error((*path, "inputs"), "`inputs` lists earlier layers' names, e.g. [input, conv1]")
+        if vocabularies is not None:  # a table's inputs: an Embedding's vocabulary is that of the input it reads
+            vocabulary_size = vocabularies.get(names[0]) if names and len(names) == 1 else None
         is_output = kwargs.get("name") in config.output_names if config.output_names else index == last
         if is_output and config.training.mixed_precision and "dtype" not in kwargs:
             kwargs["dtype"] = "float32"  # mixed precision: the outputs stay float32
@@ -375,8 +379,13 @@ def _connect(
     all_names = [layer.name for _, _, layer, _ in layers]
     for path, class_name, layer, names in layers:
         if layer.name in outputs:
-            taken = "is reserved for the graph's input" if layer.name == GRAPH_INPUT else "is taken by an earlier layer"
+            taken = ("is reserved for the graph's input" if layer.name == GRAPH_INPUT else
+                     f"is input '{layer.name}''s (dataset.inputs)" if layer.name in starts else "is taken by an earlier layer")
             raise config.error(path, f"the name '{layer.name}' {taken}; give this one another")
+        if names is None and previous not in outputs:  # a table's first layer: it reads which input?
+            if len(starts) > 1:
+                raise config.error(path, f"reads no input: add `inputs: [...]` naming some of {', '.join(starts)}")
+            previous = starts[0]
         names = names if names is not None else [previous]
         for name in names:
             if name in all_names and name not in outputs:
@@ -441,8 +450,7 @@ def _named_inputs_model(config: ExperimentConfig, named_inputs: dict[str, Any]) 
     inputs = {
         name: keras.Input(shape=spec.shape, name=name, dtype=spec.encoding.dtype) for name, spec in named_inputs.items()
     }
-    first = next(iter(named_inputs.values()))
-    layers = _graph_layers(config, first.encoding.vocabulary_size if len(named_inputs) == 1 else None)
+    layers = _graph_layers(config, None, {name: spec.encoding.vocabulary_size for name, spec in named_inputs.items()})
     outputs, inputs_of = _connect(config, layers, inputs)
     model = keras.Model(list(inputs.values()), outputs, name=re.sub(r"\W", "_", config.name))
     return ModelParts(model, inputs_of=inputs_of)
@@ -769,14 +777,13 @@ def _model_outputs(config: ExperimentConfig, model: keras.Model, num_classes: in
             ("loss",), config.loss, [(key, spec) for key, spec, _ in config.metric_specs()], config.task,
             config.dataset.labels, num_classes, config.dataset.name,
         )]
-    items = {kwargs.get("name"): (index, class_name)
+    items = {kwargs.get("name"): ("model", "layers", index, class_name)
              for index, item in enumerate(config.model.layers) for class_name, kwargs in item.items()}
     outputs = []
     for (key, loss, name), tensor in zip(config.losses(), model.outputs):
-        index, class_name = items[name]
         spec = config.dataset.outputs[name]
-        outputs.append(_Output(
-            name, tuple(tensor.shape), _activation(model.get_layer(name)), ("model", "layers", index, class_name), key,
+        outputs.append(_Output(  # a layer named by Keras, not by the config: said at model.layers
+            name, tuple(tensor.shape), _activation(model.get_layer(name)), items.get(name, ("model", "layers")), key,
             loss, [(k, metric) for k, metric, output in config.metric_specs() if output == name], spec.task, spec.labels,
             len((classes or {}).get(name, [])),
             f"output '{name}' ({f'column {spec.label_column!r}' if spec.label_column else f'arrays {name}_train, {name}_test'})",

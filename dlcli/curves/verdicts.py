@@ -404,7 +404,8 @@ def training_notes(rows: list[dict[str, float]], config: ExperimentConfig, minim
     if len(losses) >= 2 and abs(losses[0] - losses[-1]) <= FLAT_LOSS_FRACTION * abs(losses[0]):
         notes.append(
             f"the loss stayed flat ({losses[0]:.4g} → {losses[-1]:.4g}): the model is not learning; check "
-            f"the learning rate, that the last activation fits the loss ({config.loss.name}), and the labels"
+            f"the learning rate, that the last activation fits the loss "
+            f"({', '.join(loss.name for _, loss, _ in config.losses())}), and the labels"
         )
         return notes
     monitor = config.training.monitor

@@ -141,7 +141,7 @@ def _column(config: ExperimentConfig, key: str | KeyPath, name: str, columns: li
     return name
 
 
-def _labels(values: np.ndarray, task: str, what: str) -> tuple[np.ndarray, list[str]]:
+def _labels(values: np.ndarray, task: str, what: str, task_key: str = "dataset.task") -> tuple[np.ndarray, list[str]]:
     """Class indices and names (sorted) for classification; float values for regression."""
     if values.ndim != 1:
         raise DataUnavailable(
@@ -155,7 +155,7 @@ def _labels(values: np.ndarray, task: str, what: str) -> tuple[np.ndarray, list[
             words = [value for value in values if not _is_number(value)]
             raise DataUnavailable(
                 f"{what}: a regression learns numbers, and the labels hold words ({words[0]!r} and "
-                f"{len(words) - 1} more); for classes, set `dataset.task: classification`"
+                f"{len(words) - 1} more); for classes, set `{task_key}: classification`"
             ) from None
     if values.dtype.kind == "f" and not np.isfinite(values).all():
         rows = np.flatnonzero(~np.isfinite(values))
@@ -216,7 +216,7 @@ def load_csv(info: DatasetInfo, config: ExperimentConfig) -> RawDataset:
         text_column = textual[0] if len(textual) == 1 and len(others) == 1 else None
     if text_column is not None:
         _column(config, "text_column", text_column, columns, path)
-        x = table[text_column].fillna("").astype(str).to_numpy(dtype=object)
+        x = text_cells(table, text_column)
     else:
         features = options.feature_columns or others
         if label in features:
@@ -277,6 +277,28 @@ def _matched_columns(config: ExperimentConfig, key: KeyPath, patterns: list[str]
     return chosen
 
 
+def text_cells(frame, column: str) -> np.ndarray:
+    """A text column's cells as strings (an empty cell: ""), as training and predict read them."""
+    return frame[column].fillna("").astype(str).to_numpy(dtype=object)
+
+
+def _category(value) -> str:
+    """One cell as its category's name: a whole number the same whether pandas read its column as
+    integers or, for a blank cell somewhere, as floats (3 and 3.0 are one category); a blank ""."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return ""
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def categorical_cells(frame, columns: list[str]) -> np.ndarray:
+    """Categorical columns as tokens `column=value`, one per cell (rows × columns): one vocabulary
+    for all the columns, in which each column's values are tokens of their own."""
+    cells = [[f"{column}={_category(value)}" for value in frame[column].tolist()] for column in columns]
+    return np.array(cells, dtype=object).T.reshape(len(frame), len(columns))
+
+
 def _input_array(config: ExperimentConfig, name: str, table, columns: list[str], path: Path) -> tuple[np.ndarray, list[str]]:
     """Input `name` of `dataset.inputs` as its columns hold it, and those columns."""
     import pandas as pd
@@ -287,7 +309,7 @@ def _input_array(config: ExperimentConfig, name: str, table, columns: list[str],
         raise config.error(key, f"input '{name}' names no columns: give text_column, feature_columns or categorical_columns")
     if spec.kind == "text":
         column = _column(config, (*key, "text_column"), spec.text_column, columns, path)
-        return table[column].fillna("").astype(str).to_numpy(dtype=object), [column]
+        return text_cells(table, column), [column]
     if spec.kind == "features":
         listed = _matched_columns(config, (*key, "feature_columns"), spec.feature_columns, columns, path)
         for column in listed:
@@ -300,10 +322,7 @@ def _input_array(config: ExperimentConfig, name: str, table, columns: list[str],
             _no_missing_values(config, (*key, "feature_columns"), table, column, path)
         return table[listed].to_numpy(dtype="float32"), listed
     listed = _matched_columns(config, (*key, "categorical_columns"), spec.categorical_columns, columns, path)
-    # each value with its column's name: one vocabulary for all the columns, a value of each its own token
-    cells = table[listed].astype(str).where(table[listed].notna(), "")
-    return np.array([[f"{column}={value}" for column, value in zip(listed, row)] for row in cells.to_numpy()],
-                    dtype=object).reshape(len(table), len(listed)), listed
+    return categorical_cells(table, listed), listed
 
 
 def _named_table(config: ExperimentConfig, table, columns: list[str], path: Path) -> RawDataset:
@@ -327,7 +346,8 @@ def _named_table(config: ExperimentConfig, table, columns: list[str], path: Path
                 "nothing; leave it out of the input",
             )
         _no_missing_values(config, key, table, column, path)
-        targets[name], classes[name] = _labels(table[column].to_numpy(), spec.task, f"column '{column}' of {path}")
+        targets[name], classes[name] = _labels(table[column].to_numpy(), spec.task, f"column '{column}' of {path}",
+                                               f"dataset.outputs.{name}.task")
         if spec.task == "classification" and len(classes[name]) < 2:
             raise config.error(
                 key, f"column '{column}' of {path} holds one class ({classes[name][0]!r}): a classifier needs at least 2"
@@ -343,7 +363,7 @@ def _named_table(config: ExperimentConfig, table, columns: list[str], path: Path
                       named_columns=named_columns)
 
 
-def _named_arrays(config: ExperimentConfig, arrays, path: Path) -> RawDataset:
+def _named_arrays(config: ExperimentConfig, arrays: dict[str, np.ndarray], held: list[str], path: Path) -> RawDataset:
     """An .npz read as `dataset.inputs` and `outputs` say: arrays NAME_train and NAME_test of each."""
     options = config.dataset
     splits: dict[str, dict[str, np.ndarray]] = {"train": {}, "test": {}}
@@ -358,7 +378,7 @@ def _named_arrays(config: ExperimentConfig, arrays, path: Path) -> RawDataset:
             for split in splits:
                 if f"{name}_{split}" not in arrays:
                     raise DataUnavailable(f"{path} has no array {name}_{split} for {kind[:-1]} '{name}' (it has "
-                                          f"{', '.join(arrays)})")
+                                          f"{', '.join(held)})")
                 splits[split][name] = arrays[f"{name}_{split}"]
     for split, named in splits.items():
         lengths = {f"{name}_{split}": len(array) for name, array in named.items()}
@@ -373,11 +393,18 @@ def _named_arrays(config: ExperimentConfig, arrays, path: Path) -> RawDataset:
             splits[split][name] = splits[split][name].astype("float32")
     targets, classes = {"train": {}, "test": {}}, {}
     for name, spec in options.outputs.items():
+        for split in splits:
+            values = splits[split][name]
+            if values.ndim != 1 and values.shape[1:] != (1,):
+                raise DataUnavailable(f"{path}: {name}_{split} is of shape {values.shape}; give one label per example "
+                                      "(class indices, not one-hot rows)")
+            splits[split][name] = values.reshape(len(values))
         values = np.concatenate([splits["train"][name], splits["test"][name]])
-        if values.ndim != 1 and values.shape[1:] != (1,):
-            raise DataUnavailable(f"{path}: {name}_train is of shape {splits['train'][name].shape}; give one label per "
-                                  "example (class indices, not one-hot rows)")
-        labels, classes[name] = _labels(values.reshape(len(values)), spec.task, f"{path}: {name}_train, {name}_test")
+        labels, classes[name] = _labels(values, spec.task, f"{path}: {name}_train, {name}_test",
+                                        f"dataset.outputs.{name}.task")
+        if spec.task == "classification" and len(classes[name]) < 2:
+            raise DataUnavailable(f"{path}: {name}_train and {name}_test hold one class ({classes[name][0]!r}): a "
+                                  "classifier needs at least 2")
         count = len(splits["train"][name])
         targets["train"][name], targets["test"][name] = labels[:count], labels[count:]
     pools = [TablePool({name: splits[split][name] for name in options.inputs}, targets[split]) for split in splits]
@@ -385,22 +412,25 @@ def _named_arrays(config: ExperimentConfig, arrays, path: Path) -> RawDataset:
                       split_names=("train (NAME_train arrays)", "test (NAME_test arrays)"))
 
 
-def _npz_arrays(path: Path) -> dict[str, np.ndarray]:
+def _npz_arrays(path: Path, wanted: list[str]) -> tuple[dict[str, np.ndarray], list[str]]:
+    """The arrays `wanted` that the .npz holds (only those are read), and the names of all it holds."""
     try:
         with np.load(path, allow_pickle=False) as arrays:
-            return dict(arrays)
+            return {name: arrays[name] for name in wanted if name in arrays}, list(arrays)
     except (OSError, ValueError) as error:
         raise DataUnavailable(f"cannot read {path} as .npz: {error}") from error
 
 
 def load_npz(info: DatasetInfo, config: ExperimentConfig) -> RawDataset:
     path = _existing_path(config, want_dir=False)
-    arrays = _npz_arrays(path)
-    if config.dataset.named:
-        return _named_arrays(config, arrays, path)
+    options = config.dataset
+    names = [*options.inputs, *options.outputs] if options.named else ["x", "y"]
+    arrays, held = _npz_arrays(path, [f"{name}_{split}" for name in names for split in ("train", "test")])
+    if options.named:
+        return _named_arrays(config, arrays, held, path)
     missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in arrays]
     if missing:
-        raise DataUnavailable(f"{path} lacks the arrays {', '.join(missing)} (has {', '.join(arrays)})")
+        raise DataUnavailable(f"{path} lacks the arrays {', '.join(missing)} (has {', '.join(held)})")
     x_train, y_train, x_test, y_test = (arrays[k] for k in ("x_train", "y_train", "x_test", "y_test"))
     for name, array in (("x_train", x_train), ("x_test", x_test), ("y_train", y_train), ("y_test", y_test)):
         numbers = array.dtype.kind in "biuf" or (name.startswith("y") and array.dtype.kind == "U")

@@ -53,6 +53,8 @@ def checked(raw: RawDataset, where: str) -> RawDataset:
             shapes[name] = tuple((input_name, x.shape[1:]) for input_name, x in pool.inputs.items())
             for input_name, x in pool.inputs.items():
                 _finite(x, f"{where}: the {name} input '{input_name}'", [])
+            for output_name, y in pool.targets.items():
+                _finite(y, f"{where}: the {name} output '{output_name}'", [])
             continue
         if not isinstance(pool, ArrayPool):
             shapes[name] = tuple(pool.shape)

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from dlcli.errors import DlcliError
+
 DEPARTMENTS = ("billing", "hardware", "network", "software")
 NUM_TAGS = 100
 VOCABULARY = 20_000
@@ -52,8 +54,10 @@ def write_tickets(target: Path, rows: int = 4000, seed: int = 0) -> Path:
     topics = order[: TOPIC_WORDS * len(DEPARTMENTS)].reshape(len(DEPARTMENTS), TOPIC_WORDS)
     urgent = order[TOPIC_WORDS * len(DEPARTMENTS):][:URGENT_WORDS]
     department_tags = rng.permutation(NUM_TAGS)[: 10 * len(DEPARTMENTS)].reshape(len(DEPARTMENTS), 10)
-    target.mkdir(parents=True, exist_ok=True)
     path = target / FILE_NAME
+    if path.exists():
+        raise DlcliError(f"{path} exists; remove it, or export into another folder")
+    target.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="") as file:
         writer = csv.writer(file)
         writer.writerow(["title", "body", *(f"tag_{t}" for t in range(NUM_TAGS)), "priority", "department"])

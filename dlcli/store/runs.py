@@ -232,6 +232,7 @@ class Inputs(RunFile):
     task: Literal["classification", "regression"]
     table_inputs: dict[str, TableInput] = {}
     table_outputs: dict[str, TableOutput] = {}
+    table_format: Literal["csv", "npz"] | None = None  # what a table's inputs were read from, and predict reads
     columns: list[str] = []
     class_names: list[str] = []
     class_mapping: dict[str, Any] = {}

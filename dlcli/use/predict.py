@@ -17,6 +17,7 @@ import tensorflow as tf
 
 from dlcli.build.inference import class_names, class_probabilities, inference_model
 from dlcli.data.examples import IMAGE_EXTENSIONS, FilePool
+from dlcli.data.files import categorical_cells, text_cells
 from dlcli.data.pipeline import raw_examples
 from dlcli.data.prepare import non_finite
 from dlcli.errors import DlcliError
@@ -85,8 +86,10 @@ class Prediction:
                     answers = self._table_answers({name: np.asarray(values) for name, values in given.items()})
                 else:
                     answers = self._described(np.asarray(self._infer(tf.convert_to_tensor(x))))
-                yield from (  # a table's own columns first: a column named like an answer cannot replace it
-                    {**passed, "input": label, **answer} for label, answer, passed in zip(labels, answers, extra)
+                yield from (  # a table's own columns first; one named like an answer (its true label) kept as NAME_given
+                    {**{f"{key}_given" if key in answer or key == "input" else key: value for key, value in passed.items()},
+                     "input": label, **answer}
+                    for label, answer, passed in zip(labels, answers, extra)
                 )
                 advance(len(labels))
 
@@ -120,8 +123,9 @@ class Prediction:
     # --- images ---------------------------------------------------------------------------
 
     def _refuse(self, path: Path, given: str) -> None:
+        table = ("an .npz of one array per input" if self.info.table_format == "npz" else "a CSV of its input columns")
         takes = {"image": "image files (or arrays of their pixels)", "text": "a CSV with its text column",
-                 "array": "a CSV of its feature columns, or arrays", "table": "a CSV of its input columns"}[self.info.kind]
+                 "array": "a CSV of its feature columns, or arrays", "table": table}[self.info.kind]
         columns = f" ({', '.join(self.info.columns)})" if self.info.columns else ""
         raise DlcliError(f"{path}: run {self.run.id} takes {takes}{columns}, not {given}")
 
@@ -153,7 +157,7 @@ class Prediction:
         import pandas as pd
 
         columns = self.info.columns
-        if self.info.kind == "image" or not columns:
+        if self.info.kind == "image" or not columns or self.info.table_format == "npz":
             self._refuse(path, "a CSV")
         try:
             found = [str(c) for c in pd.read_csv(path, nrows=0).columns]
@@ -179,7 +183,7 @@ class Prediction:
                 if self.info.kind == "table":
                     x = {name: _table_input(path, chunk, spec, first) for name, spec in self.info.table_inputs.items()}
                 elif self.info.kind == "text":
-                    x = chunk[columns[0]].fillna("").astype(str).to_numpy(dtype=object)
+                    x = text_cells(chunk, columns[0])
                 else:
                     try:
                         x = chunk[columns].to_numpy(dtype="float32")
@@ -291,11 +295,9 @@ def _table_input(path: Path, chunk, spec, first_row: int) -> np.ndarray:
     feature columns' numbers, categorical cells as `column=value`."""
     columns = spec.columns
     if spec.kind == "text":
-        return chunk[columns[0]].fillna("").astype(str).to_numpy(dtype=object)
+        return text_cells(chunk, columns[0])
     if spec.kind == "categorical":
-        cells = chunk[columns].astype(str).where(chunk[columns].notna(), "").to_numpy()
-        return np.array([[f"{column}={value}" for column, value in zip(columns, row)] for row in cells],
-                        dtype=object).reshape(len(chunk), len(columns))
+        return categorical_cells(chunk, columns)
     try:
         x = chunk[columns].to_numpy(dtype="float32")
     except ValueError as error:

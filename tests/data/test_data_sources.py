@@ -392,3 +392,16 @@ def test_noise_features_that_cannot_fit_in_memory_are_refused_before_any_is_draw
     (line,) = result.stderr.strip().splitlines()
     assert "dataset.noise_features.count: 10,000,000,000,000 noise features on 1,797 examples take" in line
     assert "GB are available: append fewer" in line
+
+
+def test_a_category_is_one_token_whether_pandas_reads_its_column_as_integers_or_floats():
+    import pandas as pd
+
+    from dlcli.data.files import categorical_cells
+
+    with_blank = pd.DataFrame({"tier": [1.0, np.nan, 3.0], "plan": ["pro", None, "team"]})  # floats for the blank
+    whole = pd.DataFrame({"tier": [1, 3], "plan": ["pro", "team"]})
+
+    assert categorical_cells(with_blank, ["tier", "plan"]).tolist() == [
+        ["tier=1", "plan=pro"], ["tier=", "plan="], ["tier=3", "plan=team"]]
+    assert categorical_cells(whole, ["tier", "plan"]).tolist() == [["tier=1", "plan=pro"], ["tier=3", "plan=team"]]

@@ -60,7 +60,7 @@ def test_the_books_ticket_model_builds_from_the_config_with_its_parameter_count(
 
 
 def test_the_ticket_model_trains_evaluates_and_predicts_per_output(cli, tickets, small_table, runs_dir):
-    result = cli("train", str(tickets(epochs=2)))
+    result = cli("train", str(tickets(epochs=2)), "--set", "model.outputs=[department, priority]")
 
     assert result.exit_code == 0, result.output
     (folder,) = run_folders(runs_dir)
@@ -87,16 +87,20 @@ def test_the_ticket_model_trains_evaluates_and_predicts_per_output(cli, tickets,
     rows = list(csv.DictReader(small_table.open()))[:5]
     new = small_table.parent / "new.csv"
     with new.open("w", newline="") as file:
-        writer = csv.DictWriter(file, [c for c in rows[0] if c not in ("priority", "department")] + ["ticket"])
+        writer = csv.DictWriter(file, [c for c in rows[0] if c != "department"] + ["ticket"])
         writer.writeheader()
         for number, row in enumerate(rows):
-            writer.writerow({**{k: v for k, v in row.items() if k not in ("priority", "department")}, "ticket": number})
+            writer.writerow({**{k: v for k, v in row.items() if k != "department"}, "ticket": number})
     predicted = cli("predict", folder.name, str(new), "--format", "csv")
     assert predicted.exit_code == 0, predicted.output
     answers = list(csv.DictReader(io.StringIO(predicted.stdout)))
     assert [answer["ticket"] for answer in answers] == ["0", "1", "2", "3", "4"]
+    # each output under its own name, whatever the order of model.outputs
     assert all(0 <= float(answer["priority"]) <= 1 and answer["department"] in DEPARTMENTS for answer in answers)
     assert all(0.25 <= float(answer["department_probability"]) <= 1 for answer in answers)
+    assert [float(a["priority_given"]) for a in answers] == [float(row["priority"]) for row in rows]  # the true labels
+    refused = cli("predict", folder.name, str(new), "--fold", "2")
+    assert refused.exit_code == 2 and "is not a k-fold run" in refused.stderr
 
 
 @pytest.mark.slow
@@ -139,7 +143,7 @@ training: {{epochs: 1, batch_size: 16, monitor: val_accuracy}}
 
 @pytest.mark.parametrize("encoding, first, plan_layer", [
     ("one_hot", "Dense: {units: 4, inputs: plan, name: plan_features}", "plan_features"),
-    ("integer", "Embedding: {input_dim: 8, output_dim: 3, inputs: plan, name: plan_embedded}", "flat"),
+    ("integer", "Embedding: {output_dim: 3, inputs: plan, name: plan_embedded}", "flat"),  # input_dim: the input's
 ])
 def test_categorical_columns_are_encoded_as_fitted_on_training_and_predicted_from_raw_values(
         cli, write_config, tmp_path, runs_dir, encoding, first, plan_layer):
@@ -214,8 +218,8 @@ dataset:
     darkness: {{task: regression}}
 model:
   layers:
-    - Flatten: {{inputs: image}}
-    - Concatenate: {{inputs: [flatten, ink]}}
+    - Flatten: {{inputs: image, name: pixels}}
+    - Concatenate: {{inputs: [pixels, ink]}}
     - Dense: {{units: 16, activation: relu, name: hidden}}
     - Dense: {{units: 10, activation: softmax, name: digit, inputs: hidden}}
     - Dense: {{units: 1, name: darkness, inputs: hidden}}
@@ -250,9 +254,16 @@ def test_an_npz_of_named_arrays_trains_and_predicts(cli, write_config, tmp_path,
     answers = json.loads(predicted.stdout)
     assert len(answers) == 3 and {"digit", "digit_probability", "darkness"} <= set(answers[0])
 
-    np.savez(tmp_path / "partial.npz", **{k: v for k, v in arrays.items() if k != "ink_test"})
-    refused = cli("check", str(write_config(ARRAYS.format(path=tmp_path / "partial.npz"))))
-    assert refused.exit_code == 2 and "has no array ink_test for input 'ink'" in refused.stderr
+    assert cli("evaluate", folder.name).exit_code == 0  # its resolved config.yaml reads back
+
+    for name, changed, message in (
+        ("partial", {"ink_test": None}, "has no array ink_test for input 'ink'"),
+        ("nan", {"darkness_train": np.r_[np.nan, darkness[1:1400]]}, "output 'darkness' hold NaN or infinite values"),
+        ("one-class", {"digit_train": np.zeros(1400, int), "digit_test": np.zeros(397, int)}, "hold one class ('0')"),
+    ):
+        np.savez(tmp_path / f"{name}.npz", **{k: v for k, v in {**arrays, **changed}.items() if v is not None})
+        refused = cli("check", str(write_config(ARRAYS.format(path=tmp_path / f"{name}.npz"))))
+        assert refused.exit_code == 2 and message in refused.stderr, refused.stderr
 
 
 def test_loss_weights_weigh_the_total_loss_as_keras_does(cli, tickets, runs_dir):
@@ -302,6 +313,12 @@ def test_loss_weights_weigh_the_total_loss_as_keras_does(cli, tickets, runs_dir)
     (["dataset.inputs.tags.encoding=multi_hot"], "encoding 'multi_hot' does not fit feature_columns"),
     (["dataset.inputs.tags.feature_columns=[nothing_*]"], "dataset.inputs.tags.feature_columns.0: no column of"),
     (["training.kfold=3"], "training.kfold: does not combine with named inputs and outputs"),
+    (["dataset.inputs.tags={encoding: one_hot}"], "encoding 'one_hot' does not fit numbers"),
+    (["dataset.inputs.tags.num_words=10"], "num_words goes with text_column, not with feature_columns"),
+    (["model.layers.0={Dense: {units: 3}}"], "model.layers.0.Dense: reads no input: add `inputs: [...]` naming some of"),
+    (["model.layers.1.Dense.name=title"], "the name 'title' is input 'title''s"),
+    (["loss_weights={priority: 0, department: 0}"], "loss_weights: every weight is 0"),
+    (["dataset.outputs.val={label_column: priority}"], "'val' would be confused with Keras's own history columns"),
     (["metrics=[accuracy]"], "metrics: the model has 2 outputs: give the metrics per output"),
 ])
 def test_every_error_about_inputs_and_outputs_is_one_line_that_names_it(cli, tickets, overrides, message):
