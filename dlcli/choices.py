@@ -44,3 +44,12 @@ class Leaks(Choice):
     warn = "warn"
     error = "error"
     drop = "drop"
+
+
+class InputKind(Choice):
+    """What a table's named input reads (`dataset.inputs`): a text column, numbers (feature columns,
+    or an .npz's arrays), or categorical columns."""
+
+    text = "text"
+    features = "features"
+    categorical = "categorical"

@@ -25,7 +25,7 @@ from pydantic import (
     model_validator,
 )
 
-from dlcli.choices import Direction, Leaks, Pruner, SweepMethod
+from dlcli.choices import Direction, InputKind, Leaks, Pruner, SweepMethod
 from dlcli.data.catalog import DATASETS, REQUIRED
 from dlcli.errors import ConfigError
 from dlcli.keys import KeyPath, YamlLoader, did_you_mean, format_path, parse_yaml_value
@@ -155,9 +155,9 @@ class TableInput(_Strict):
         return self
 
     @property
-    def kind(self) -> str:
-        """'text', 'categorical' or 'features' (numbers: feature columns, or an .npz's arrays)."""
-        return "text" if self.text_column else "categorical" if self.categorical_columns else "features"
+    def kind(self) -> InputKind:
+        return (InputKind.text if self.text_column else InputKind.categorical if self.categorical_columns
+                else InputKind.features)
 
 
 class TableOutput(_Strict):
@@ -773,7 +773,7 @@ def _resolve_dataset_options(config: ExperimentConfig) -> None:
                 raise config.error(("dataset", key), f"dataset {info.name} takes no option '{key}'{takes}")
             continue
         default = info.options[key]
-        if dataset.named and key in (*TABLE_COLUMN_KEYS, "normalize"):
+        if dataset.named and key in (*INPUT_KEYS, *OUTPUT_KEYS, *NOT_NAMED_KEYS):
             continue  # said per input and output
         base = config.model.base
         if key == "normalize" and base is not None and base.application and base.preprocess == "application":
@@ -793,10 +793,11 @@ def _resolve_dataset_options(config: ExperimentConfig) -> None:
         raise config.error(("dataset", key), f"'{key}' is for classification; {info.name} is a regression task")
 
 
-# The single-table options that `dataset.inputs` and `dataset.outputs` say per input and output.
-TABLE_COLUMN_KEYS = ("label_column", "text_column", "feature_columns", "task", "num_words", "encoding",
-                     "sequence_length", "standardize")
-OUTPUT_KEYS = ("label_column", "task", "labels")
+# The dataset keys of a single table that named inputs and outputs say each for itself.
+INPUT_KEYS = tuple(key for key in DatasetConfig.model_fields if key in TableInput.model_fields)
+OUTPUT_KEYS = tuple(key for key in DatasetConfig.model_fields if key in TableOutput.model_fields)
+# ... and those that do not combine with them yet
+NOT_NAMED_KEYS = ("classes", "noise_features", "shuffle_labels", "normalize")
 
 
 def _check_named(config: ExperimentConfig, given: set[str]) -> None:
@@ -818,9 +819,9 @@ def _check_named(config: ExperimentConfig, given: set[str]) -> None:
         return
     if dataset.inputs is None:
         raise config.error(("dataset", "outputs"), "named outputs go with named inputs: add `dataset.inputs`")
-    for key in (*TABLE_COLUMN_KEYS, "labels", "classes", "noise_features", "shuffle_labels", "normalize"):
+    for key in (*INPUT_KEYS, *OUTPUT_KEYS, *NOT_NAMED_KEYS):
         if key in given:
-            home = "an output's" if key in OUTPUT_KEYS else "an input's" if key in TABLE_COLUMN_KEYS else None
+            home = "an output's" if key in OUTPUT_KEYS else "an input's" if key in INPUT_KEYS else None
             raise config.error(
                 ("dataset", key),
                 f"with `dataset.inputs` and `outputs`, {key} is {home} own key: move it there" if home

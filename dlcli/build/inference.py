@@ -21,10 +21,20 @@ import keras
 import numpy as np
 
 from dlcli.build.saved import load_run_model, save_model_atomic
+from dlcli.choices import InputKind
 from dlcli.config import ExperimentConfig, load_config
 from dlcli.data.examples import Splits
 from dlcli.errors import DlcliError
-from dlcli.store.runs import CONFIG_FILE, INPUTS_FILE, Inputs, RunFolder, TableInput, TableOutput, model_file, preprocessing_file
+from dlcli.store.runs import (
+    CONFIG_FILE,
+    INPUTS_FILE,
+    InputRecord,
+    Inputs,
+    OutputRecord,
+    RunFolder,
+    model_file,
+    preprocessing_file,
+)
 
 # Pixels of image files, whatever the dataset's own range: an image input always takes 0-255.
 PIXEL_RANGE = 255.0
@@ -44,7 +54,7 @@ def _table_preprocessing(splits: Splits) -> keras.Model:
     raws, encoded = {}, {}
     for name, spec in splits.inputs.items():
         encoding = spec.encoding
-        if spec.kind == "features":
+        if spec.kind == InputKind.features:
             raw = x = keras.Input(shape=spec.shape, dtype="float32", name=name)
             if encoding.mean is not None:  # per feature: every axis of an example (an .npz input's may be several)
                 x = keras.layers.Normalization(
@@ -52,7 +62,7 @@ def _table_preprocessing(splits: Splits) -> keras.Model:
                     variance=np.square(encoding.std).reshape(spec.shape), dtype="float32", name=f"{name}_standardization",
                 )(x)
         else:
-            raw = keras.Input(shape=() if spec.kind == "text" else (len(spec.columns),), dtype="string", name=name)
+            raw = keras.Input(shape=() if spec.kind == InputKind.text else (len(spec.columns),), dtype="string", name=name)
             x = keras.ops.cast(encoding.vectorizer(raw), encoding.dtype)
         raws[name], encoded[name] = raw, x
     return keras.Model(raws, encoded, name="preprocessing")
@@ -99,11 +109,11 @@ def write_inference_files(run: RunFolder, config: ExperimentConfig, folds: list[
         folds=len(folds) if config.training.kfold else None, value_range=first.value_range,
         encoding=first.encoding.describe, outputs="logits" if outputs_are_logits(config) else "probabilities",
         table_inputs={
-            name: TableInput(kind=spec.kind, columns=spec.columns, shape=list(spec.shape), encoding=spec.encoding.describe)
+            name: InputRecord(kind=spec.kind, columns=spec.columns, shape=list(spec.shape), encoding=spec.encoding.describe)
             for name, spec in first.inputs.items()
         },
         table_outputs={
-            name: TableOutput(column=spec.column, class_names=spec.class_names,
+            name: OutputRecord(column=spec.column, class_names=spec.class_names,
                               outputs="logits" if outputs_are_logits(config, name) else "probabilities")
             for name, spec in first.outputs.items()
         },

@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dlcli.choices import Choice, Leaks
+from dlcli.choices import Choice, InputKind, Leaks
 from dlcli.data.cache import UNUSED_DAYS, cache_root
 from dlcli.data.examples import FilePool, Split, Splits, TablePool
 from dlcli.errors import DataUnavailable
@@ -644,10 +644,20 @@ def find_issues(splits: Splits, config: ExperimentConfig, kfold: bool = False) -
             {name: np.bincount(split.labels, minlength=splits.num_classes).tolist() for name, split in chosen},
             splits.class_names,
         )
+    for output, spec in splits.outputs.items():  # a table's classification outputs, each said by name
+        if not spec.class_names:
+            continue
+        labels = {name: split.pool.targets[output][split.indices] for name, split in chosen}
+        own = replace(data, labels=np.concatenate(list(labels.values())))
+        said = [*_conflicts(exact, own, spec.class_names), *_class_findings(
+            {name: np.bincount(values, minlength=len(spec.class_names)).tolist() for name, values in labels.items()},
+            spec.class_names,
+        )]
+        findings += [replace(finding, message=f"output '{output}': {finding.message}") for finding in said]
     train = chosen[0][1]
     if isinstance(train.pool, TablePool):
         for name, spec in splits.inputs.items():
-            if spec.kind == "features":
+            if spec.kind == InputKind.features:
                 findings += _constant_columns(train, spec.columns, train.pool.inputs[name])
     elif splits.input_columns and not texts and noise is None:  # appended noise or zeros are no table's columns
         findings += _constant_columns(train, splits.input_columns)

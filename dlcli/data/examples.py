@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from dlcli.choices import InputKind
+
 
 @dataclass(frozen=True, eq=False)
 class ArrayPool:
@@ -190,7 +192,7 @@ class NamedInput:
     """One of a table's named inputs: its columns, its encoding (fitted on the training split)
     and the shape of one encoded example."""
 
-    kind: str  # 'text', 'features' or 'categorical'
+    kind: InputKind
     columns: list[str]
     encoding: Encoding
     shape: tuple[int, ...]

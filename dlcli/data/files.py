@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from dlcli.choices import InputKind
 from dlcli.data.bundled import TEST_SPLIT_SEED, fixed_split
 from dlcli.data.catalog import DatasetInfo
 from dlcli.data.examples import IMAGE_EXTENSIONS, ArrayPool, FilePool, TablePool
@@ -307,10 +308,10 @@ def _input_array(config: ExperimentConfig, name: str, table, columns: list[str],
     key = ("dataset", "inputs", name)
     if not (spec.text_column or spec.feature_columns or spec.categorical_columns):
         raise config.error(key, f"input '{name}' names no columns: give text_column, feature_columns or categorical_columns")
-    if spec.kind == "text":
+    if spec.kind == InputKind.text:
         column = _column(config, (*key, "text_column"), spec.text_column, columns, path)
         return text_cells(table, column), [column]
-    if spec.kind == "features":
+    if spec.kind == InputKind.features:
         listed = _matched_columns(config, (*key, "feature_columns"), spec.feature_columns, columns, path)
         for column in listed:
             if not pd.api.types.is_numeric_dtype(table[column]):

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from dlcli.choices import InputKind
 from dlcli.data.cache import available_memory
 from dlcli.data.examples import ArrayPool, Encoding, NamedInput, NamedOutput, Pool, Split, Splits, TablePool
 from dlcli.data.split import split_indices
@@ -214,9 +215,9 @@ def _named_inputs(config: ExperimentConfig, raw: RawDataset, train: Split) -> di
     pool = train.pool
     for name, spec in config.dataset.inputs.items():
         x = pool.inputs[name][train.indices]
-        if spec.kind == "text":
+        if spec.kind == InputKind.text:
             encoding, shape = _text_encoding(spec, x)
-        elif spec.kind == "categorical":
+        elif spec.kind == InputKind.categorical:
             encoding, shape = _categorical_encoding(spec, x)
         else:
             encoding, shape = (_standardized(x) if spec.standardize else Encoding()), x.shape[1:]

@@ -79,6 +79,9 @@ def _fields(record: RunRecord) -> list[tuple[str, Any]]:
         for key in ("optimizer", "loss"):  # `optimizer: adam` is `optimizer.name: adam` too
             if isinstance(config.get(key), str):
                 fields.append((f"{key}.name", config[key]))
+        loss = config.get("loss")
+        if isinstance(loss, dict) and "name" not in loss:  # per output: `loss.department.name` too
+            fields += [(f"loss.{output}.name", spec) for output, spec in loss.items() if isinstance(spec, str)]
         fields += list(flattened(config))
         fields.append(("group", record.info.group or group_of(config)))  # runs from before groups: their config's
     return fields + list(record.metrics().items())

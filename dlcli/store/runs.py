@@ -21,6 +21,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from dlcli import __version__
+from dlcli.choices import InputKind
 from dlcli.errors import DlcliError, RunNotFound
 from dlcli.keys import read_yaml
 from dlcli.outputs import replaced
@@ -206,16 +207,16 @@ class Summary(RunFile):
         return self.model_dump(mode="json", exclude_unset=True, exclude={"schema_version"})
 
 
-class TableInput(BaseModel):
+class InputRecord(BaseModel):
     """One named input of a table, in `inputs.json`: its kind, columns, encoded shape and encoding."""
 
-    kind: Literal["text", "features", "categorical"]
+    kind: InputKind
     columns: list[str]
     shape: list[int]
     encoding: str
 
 
-class TableOutput(BaseModel):
+class OutputRecord(BaseModel):
     """One named output of a table, in `inputs.json`: its column, its classes (none: a regression),
     and whether the model gives logits or probabilities for it."""
 
@@ -230,8 +231,8 @@ class Inputs(RunFile):
     kind: Literal["image", "array", "text", "table"]  # table: named inputs and outputs (`table_inputs`, `table_outputs`)
     input_shape: list[int]
     task: Literal["classification", "regression"]
-    table_inputs: dict[str, TableInput] = {}
-    table_outputs: dict[str, TableOutput] = {}
+    table_inputs: dict[str, InputRecord] = {}
+    table_outputs: dict[str, OutputRecord] = {}
     table_format: Literal["csv", "npz"] | None = None  # what a table's inputs were read from, and predict reads
     columns: list[str] = []
     class_names: list[str] = []

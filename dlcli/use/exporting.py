@@ -22,6 +22,7 @@ import tensorflow as tf
 
 from dlcli import __version__
 from dlcli.build.inference import inference_model, predicted_classes
+from dlcli.choices import InputKind
 from dlcli.errors import DlcliError, ExportMismatch
 from dlcli.store.runs import EXPORT_DIR, Inputs, RunFolder
 
@@ -132,9 +133,9 @@ def _table_sample(splits, inputs: Inputs) -> tuple[dict[str, np.ndarray], str]:
     rng = np.random.default_rng(0)
     made_up = {}
     for name, spec in inputs.table_inputs.items():
-        if spec.kind == "text":
+        if spec.kind == InputKind.text:
             made_up[name] = np.array(["a test sentence", "another one", ""], dtype=object)
-        elif spec.kind == "categorical":
+        elif spec.kind == InputKind.categorical:
             made_up[name] = np.array([[f"{column}=" for column in spec.columns]] * 3, dtype=object)
         else:
             made_up[name] = rng.random((3, *spec.shape)).astype("float32")
@@ -179,7 +180,7 @@ def export_run(
     path.parent.mkdir(parents=True, exist_ok=True)
     x, source = _sample(run, model, inputs)
     preprocessing_inside = not (table and export_format != "saved_model" and any(
-        spec.kind != "features" for spec in inputs.table_inputs.values()))
+        spec.kind != InputKind.features for spec in inputs.table_inputs.values()))
     if not preprocessing_inside:
         # tf2onnx takes no string tensors: the trained model goes on its encoded inputs, and the
         # text and category encodings stay outside (<artifact>.json says so)

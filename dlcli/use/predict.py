@@ -16,6 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from dlcli.build.inference import class_names, class_probabilities, inference_model
+from dlcli.choices import InputKind
 from dlcli.data.examples import IMAGE_EXTENSIONS, FilePool
 from dlcli.data.files import categorical_cells, text_cells
 from dlcli.data.pipeline import raw_examples
@@ -240,7 +241,7 @@ class Prediction:
     def _read_named_arrays(self, path: Path) -> dict[str, np.ndarray]:
         """An .npz of one array per named input (of numbers), named as the run's inputs."""
         inputs = self.info.table_inputs
-        if path.suffix.lower() != ".npz" or any(spec.kind != "features" for spec in inputs.values()):
+        if path.suffix.lower() != ".npz" or any(spec.kind != InputKind.features for spec in inputs.values()):
             self._refuse(path, "arrays" if path.suffix.lower() == ".npz" else "a .npy array")
         try:
             with np.load(path, allow_pickle=False) as archive:
@@ -294,9 +295,9 @@ def _table_input(path: Path, chunk, spec, first_row: int) -> np.ndarray:
     """One named input of a CSV batch, as training read it (files.py): a text column's strings,
     feature columns' numbers, categorical cells as `column=value`."""
     columns = spec.columns
-    if spec.kind == "text":
+    if spec.kind == InputKind.text:
         return text_cells(chunk, columns[0])
-    if spec.kind == "categorical":
+    if spec.kind == InputKind.categorical:
         return categorical_cells(chunk, columns)
     try:
         x = chunk[columns].to_numpy(dtype="float32")

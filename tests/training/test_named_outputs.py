@@ -79,7 +79,7 @@ def test_the_ticket_model_trains_evaluates_and_predicts_per_output(cli, tickets,
     assert matrix.shape == (4, 4) and matrix.sum() == evaluation["samples"]
 
     listed = cli("runs", "--where", "best.val_department_accuracy>=0", "--where", "loss.department=categorical_crossentropy",
-                 "--format", "json")
+                 "--where", "loss.department.name=categorical_crossentropy", "--format", "json")
     assert [run["id"] for run in json.loads(listed.stdout)] == [folder.name]
     compared = json.loads(cli("compare", folder.name, "--format", "json").stdout)
     assert {"best val_department_accuracy", "best val_priority_loss"} <= set(compared["runs"][0])
@@ -264,6 +264,38 @@ def test_an_npz_of_named_arrays_trains_and_predicts(cli, write_config, tmp_path,
         np.savez(tmp_path / f"{name}.npz", **{k: v for k, v in {**arrays, **changed}.items() if v is not None})
         refused = cli("check", str(write_config(ARRAYS.format(path=tmp_path / f"{name}.npz"))))
         assert refused.exit_code == 2 and message in refused.stderr, refused.stderr
+
+
+KINDS = """\
+name: kinds
+dataset:
+  name: csv
+  path: {path}
+  inputs:
+    x: {{feature_columns: [a, b]}}
+  outputs:
+    kind: {{label_column: kind}}
+    size: {{label_column: size, task: regression}}
+model:
+  layers:
+    - Dense: {{units: 4, activation: relu, name: hidden}}
+    - Dense: {{units: 2, activation: softmax, name: kind, inputs: hidden}}
+    - Dense: {{units: 1, name: size, inputs: hidden}}
+loss: {{kind: sparse_categorical_crossentropy, size: mse}}
+"""
+
+
+def test_the_data_checks_look_at_each_classification_output(cli, write_config, tmp_path):
+    rows = ["a,b,kind,size"] + [f"{i},{i * 3 % 11},{'rare' if i % 12 == 0 else 'common'},{i / 10}" for i in range(120)]
+    rows.append(rows[3].replace("common", "rare"))  # the same inputs again, with another label
+    (tmp_path / "table.csv").write_text("\n".join(rows) + "\n")
+
+    result = cli("check", str(write_config(KINDS.format(path=tmp_path / "table.csv"))), "--format", "json")
+
+    assert result.exit_code == 0, result.output
+    messages = [finding["message"] for finding in json.loads(result.stdout)["data_checks"]]
+    assert any(m.startswith("output 'kind': the training classes are imbalanced") for m in messages), messages
+    assert any(m.startswith("output 'kind': 1 inputs appear with different labels") for m in messages), messages
 
 
 def test_loss_weights_weigh_the_total_loss_as_keras_does(cli, tickets, runs_dir):
