@@ -444,6 +444,10 @@ def _is_graph(config: ExperimentConfig) -> bool:
     return any("inputs" in kwargs for item in config.model.layers for kwargs in item.values())
 
 
+# The layers that take token indices as such: an index is a name, not an amount.
+INDEX_LAYERS = (keras.layers.Embedding, keras.layers.CategoryEncoding)
+
+
 def _named_inputs_model(config: ExperimentConfig, named_inputs: dict[str, Any]) -> ModelParts:
     """A functional model of a table's named inputs (`dataset.inputs`) and outputs: `model.layers`
     wired by their `inputs`, each input a keras.Input of its name."""
@@ -452,6 +456,14 @@ def _named_inputs_model(config: ExperimentConfig, named_inputs: dict[str, Any]) 
     }
     layers = _graph_layers(config, None, {name: spec.encoding.vocabulary_size for name, spec in named_inputs.items()})
     outputs, inputs_of = _connect(config, layers, inputs)
+    for path, class_name, layer, _ in layers:  # token indices are no numbers to weigh: a Dense on them learns nonsense
+        for name in inputs_of[layer.name]:
+            spec = named_inputs.get(name)
+            if spec is not None and spec.encoding.dtype == "int32" and not isinstance(layer, INDEX_LAYERS):
+                raise config.error(
+                    path, f"{class_name} reads input '{name}', token indices ({spec.encoding.describe}): read them "
+                    "with an Embedding, or encode the input as numbers (one_hot for categories, multi_hot for text)",
+                )
     model = keras.Model(list(inputs.values()), outputs, name=re.sub(r"\W", "_", config.name))
     return ModelParts(model, inputs_of=inputs_of)
 
