@@ -20,6 +20,7 @@ Pure functions over run records; scipy is imported only when groups are compared
 
 from __future__ import annotations
 
+import functools
 import math
 import statistics
 from dataclasses import asdict, dataclass, field
@@ -71,12 +72,17 @@ class Group:
     seeds: list[Any]
     family: tuple[str, tuple[str, ...]]  # dataset and layer classes: whose seed noise is alike
     values: dict[str, list[float]] = field(default_factory=dict)  # metric column -> one value per run
-    spreads: dict[str, Spread] = field(default_factory=dict)
     differences: dict[str, Difference] = field(default_factory=dict)
 
     @property
     def n(self) -> int:
         return len(self.runs)
+
+    @functools.cached_property
+    def spreads(self) -> dict[str, Spread]:
+        """Each metric's spread over the group's seeds; made when first asked for (scipy's t
+        quantiles cost a third of a second to import: not for a table of one group)."""
+        return {column: spread(values) for column, values in self.values.items()}
 
     def as_dict(self, metrics: list[str]) -> dict[str, Any]:
         return {
@@ -122,8 +128,6 @@ def groups_of(records: list[RunRecord], comparison: Comparison) -> list[Group]:
         for column in comparison.metrics:
             if isinstance(row.get(column), (int, float)) and math.isfinite(row[column]):
                 group.values.setdefault(column, []).append(float(row[column]))
-    for group in groups.values():
-        group.spreads = {column: spread(values) for column, values in group.values.items()}
     for column in comparison.metrics:
         _set_differences(list(groups.values()), column, minimizes(comparison.directions, column_metric(column)))
     return list(groups.values())
@@ -178,11 +182,11 @@ def pooled_test(
 
 
 def _set_differences(groups: list[Group], column: str, minimize: bool | None) -> None:
-    present = [g for g in groups if column in g.spreads]
+    present = [g for g in groups if column in g.values]
     if len(present) < 2:
         return
     pick = min if minimize else max  # unknown direction: differences from the highest
-    best = pick(present, key=lambda g: g.spreads[column].mean)
+    best = pick(present, key=lambda g: statistics.fmean(g.values[column]))
     pairs = len(present) * (len(present) - 1) // 2
     confidence = 1 - SIGNIFICANCE / pairs
     for group in present:
