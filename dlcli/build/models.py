@@ -621,6 +621,13 @@ def _resolve(config: ExperimentConfig, path: KeyPath, spec: KerasObject, module:
     return build_object(config, path, cls, spec.kwargs)
 
 
+def resolved_losses(config: ExperimentConfig) -> dict[str | None, Any]:
+    """Each output's loss (None: the one output of a dataset without named outputs), as Keras's
+    `compile` takes it: a name or a configured instance."""
+    return {output: _resolve(config, key, spec, keras.losses, keras.losses.Loss, "loss")
+            for key, spec, output in config.losses()}
+
+
 def compile_model(
     config: ExperimentConfig, model: keras.Model, learning_rate: float | None = None,
     jit_compile: bool | str = "auto", steps_per_execution: int = 1,
@@ -637,8 +644,7 @@ def compile_model(
         optimizer = _resolve(config, ("optimizer",), spec, keras.optimizers, keras.optimizers.Optimizer, "optimizer")
         if isinstance(optimizer, str):
             optimizer = keras.optimizers.get(optimizer)
-    losses = {output: _resolve(config, key, spec, keras.losses, keras.losses.Loss, "loss")
-              for key, spec, output in config.losses()}
+    losses = resolved_losses(config)
     metrics: dict[str | None, list] = {}
     for key, spec, output in config.metric_specs():
         metrics.setdefault(output, []).append(_resolve(config, key, spec, keras.metrics, keras.metrics.Metric, "metric"))

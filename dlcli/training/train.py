@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from dlcli.build.inference import write_inference_files
-from dlcli.build.models import ModelParts, build_model, check_output, compile_model, monitor_directions, unfreeze
+from dlcli.build.models import ModelParts, build_model, check_output, compile_model, monitor_directions, resolved_losses, unfreeze
 from dlcli.build.saved import save_model_atomic
 from dlcli.config import ExperimentConfig, load_config
 from dlcli.curves.plots import plot_curves
@@ -563,6 +563,11 @@ def _dry_step(config: ExperimentConfig, model: keras.Model, data: Splits) -> Non
     generators = random_state(model)  # some Random* layers draw even when not training
     try:
         outputs = _at(config, ("model", "layers"), lambda: model(x, training=False))
+        if len(config.output_names) > 1:  # each output's loss on its own first: an error names its output
+            losses = resolved_losses(config)
+            for (key, _, name), predicted in zip(config.losses(), outputs):
+                loss = keras.losses.get(losses[name]) if isinstance(losses[name], str) else losses[name]
+                _at(config, key, lambda loss=loss, name=name, predicted=predicted: loss(y[name], predicted))
         _at(config, ("loss",), lambda: model.compute_loss(x=x, y=y, y_pred=outputs))
         _at(config, ("metrics",), lambda: model.compute_metrics(x, y, outputs, sample_weight=None))
     finally:

@@ -350,6 +350,8 @@ def test_loss_weights_weigh_the_total_loss_as_keras_does(cli, tickets, runs_dir)
     (["model.layers.0={Dense: {units: 3}}"], "model.layers.0.Dense: reads no input: add `inputs: [...]` naming some of"),
     (["model.layers.1.Dense.name=title"], "the name 'title' is input 'title''s"),
     (["loss_weights={priority: 0, department: 0}"], "loss_weights: every weight is 0"),
+    (["loss.department={name: categorical_crossentropy, axis: 5}"],
+     "loss.department: the first training step fails on this data"),
     (["dataset.inputs.title.encoding=sequence"],
      "model.layers.0.Concatenate: Concatenate reads input 'title', token indices (TextVectorization(sequence"),
     (["dataset.outputs.val={label_column: priority}"], "'val' would be confused with Keras's own history columns"),
