@@ -354,7 +354,7 @@ def _graph_layers(
             raise config.error((*path, "inputs"), "`inputs` lists earlier layers' names, e.g. [input, conv1]")
         if vocabularies is not None:  # a table's inputs: an Embedding's vocabulary is that of the input it reads
             vocabulary_size = vocabularies.get(names[0]) if names and len(names) == 1 else None
-        is_output = kwargs.get("name") in config.output_names if config.output_names else index == last
+        is_output = index == last or kwargs.get("name") in config.output_names  # the last layer's is always one
         if is_output and config.training.mixed_precision and "dtype" not in kwargs:
             kwargs["dtype"] = "float32"  # mixed precision: the outputs stay float32
         built.append((path, class_name, build_layer(config, path[:-1], class_name, kwargs, vocabulary_size), names))
@@ -412,6 +412,8 @@ def _connect(
         unused[layer.name] = path
         previous = layer.name
     named_outputs = config.output_names
+    if len(named_outputs) == 1 and named_outputs[0] not in inputs_of and config.model.outputs is None:
+        named_outputs = []  # one output, no layer named after it: the last layer gives it
     for index, name in enumerate(named_outputs):
         if name not in inputs_of:
             hint = did_you_mean(name, inputs_of) or "; name the layer that gives it `name: " + name + "`"
@@ -798,10 +800,16 @@ def _model_outputs(config: ExperimentConfig, model: keras.Model, num_classes: in
     items = {kwargs.get("name"): ("model", "layers", index, class_name)
              for index, item in enumerate(config.model.layers) for class_name, kwargs in item.items()}
     outputs = []
+    layer_names = {layer.name for layer in model.layers}
     for (key, loss, name), tensor in zip(config.losses(), model.outputs):
         spec = config.dataset.outputs[name]
-        outputs.append(_Output(  # a layer named by Keras, not by the config: said at model.layers
-            name, tuple(tensor.shape), _activation(model.get_layer(name)), items.get(name, ("model", "layers")), key,
+        if name in layer_names:  # a layer named by Keras, not by the config: said at model.layers
+            layer, path = model.get_layer(name), items.get(name, ("model", "layers"))
+        else:  # one output that no layer is named after: the last layer gives it
+            ((class_name, _),) = config.model.layers[-1].items()
+            layer, path = model.layers[-1], ("model", "layers", len(config.model.layers) - 1, class_name)
+        outputs.append(_Output(
+            name, tuple(tensor.shape), _activation(layer), path, key,
             loss, [(k, metric) for k, metric, output in config.metric_specs() if output == name], spec.task, spec.labels,
             len((classes or {}).get(name, [])),
             f"output '{name}' ({f'column {spec.label_column!r}' if spec.label_column else f'arrays {name}_train, {name}_test'})",
