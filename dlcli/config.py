@@ -439,6 +439,12 @@ class ExperimentConfig(_Strict):
         of `model.outputs`); empty for one unnamed output."""
         return list(self.dataset.outputs or [])
 
+    @property
+    def keyed_outputs(self) -> list[str]:
+        """The outputs Keras keys losses, metrics and history columns by (`val_NAME_loss`): those of a
+        model of several; none for one output, named or not, which Keras treats as any model of one."""
+        return self.output_names if len(self.output_names) > 1 else []
+
     def losses(self) -> list[tuple[KeyPath, KerasObject, str | None]]:
         """(key, loss, output) of each output: one entry with output None for a model of one unnamed output."""
         if isinstance(self.loss, KerasObject):

@@ -650,7 +650,7 @@ def compile_model(
     metrics: dict[str | None, list] = {}
     for key, spec, output in config.metric_specs():
         metrics.setdefault(output, []).append(_resolve(config, key, spec, keras.metrics, keras.metrics.Metric, "metric"))
-    named = config.output_names if len(config.output_names) > 1 else []  # one output: as any model of one
+    named = config.keyed_outputs
     with warnings.catch_warnings():  # a refused jit_compile is said below, as an error
         warnings.filterwarnings("ignore", message="Model doesn't support `jit_compile=True`")
         model.compile(
@@ -691,11 +691,11 @@ def metric_directions(config: ExperimentConfig) -> dict[str, str | None]:
     the metric's object declares none.
     """
     directions: dict[str, str | None] = {"loss": "min"}
-    if len(config.output_names) > 1:  # Keras logs each output's loss too, and names its metrics after it
-        directions.update({f"{output}_loss": "min" for output in config.output_names})
+    # Keras logs each output's loss too, and names its metrics after it
+    directions.update({f"{output}_loss": "min" for output in config.keyed_outputs})
     for key, spec, output in config.metric_specs():
         metric = _resolve(config, key, spec, keras.metrics, keras.metrics.Metric, "metric")
-        prefix = f"{output}_" if len(config.output_names) > 1 else ""
+        prefix = f"{output}_" if config.keyed_outputs else ""
         if isinstance(metric, str):
             if metric.lower() in COMPILE_ACCURACIES:
                 directions[prefix + metric] = "max"

@@ -12,7 +12,7 @@ from dlcli.choices import InputKind
 from dlcli.data.bundled import TEST_SPLIT_SEED, fixed_split
 from dlcli.data.catalog import DatasetInfo
 from dlcli.data.examples import IMAGE_EXTENSIONS, ArrayPool, FilePool, TablePool
-from dlcli.data.prepare import RawDataset, non_finite
+from dlcli.data.prepare import RawDataset, non_finite, strata
 from dlcli.data.split import split_indices
 from dlcli.errors import DataUnavailable
 from dlcli.keys import KeyPath, did_you_mean
@@ -133,10 +133,10 @@ def load_image_directory(info: DatasetInfo, config: ExperimentConfig) -> RawData
     return raw
 
 
-def _column(config: ExperimentConfig, key: str | KeyPath, name: str, columns: list[str], path: Path) -> str:
+def _column(config: ExperimentConfig, key: KeyPath, name: str, columns: list[str], path: Path) -> str:
     if name not in columns:
         raise config.error(
-            ("dataset", key) if isinstance(key, str) else key,
+            key,
             f"'{name}' is not a column of {path}{did_you_mean(name, columns)} (columns: {', '.join(columns)})",
         )
     return name
@@ -176,7 +176,7 @@ def _is_number(value) -> bool:
     return True
 
 
-def _no_missing_values(config: ExperimentConfig, key: str | KeyPath, table, column: str, path: Path) -> None:
+def _no_missing_values(config: ExperimentConfig, key: KeyPath, table, column: str, path: Path) -> None:
     """Every cell of `column` holds a value, and a finite one where the column holds numbers."""
     values = table[column]
     missing = values.isna().to_numpy().copy()  # pandas may hand out its own, read-only
@@ -187,7 +187,7 @@ def _no_missing_values(config: ExperimentConfig, key: str | KeyPath, table, colu
     if len(missing):
         rows = ", ".join(str(row + 2) for row in missing[:5]) + (" ..." if len(missing) > 5 else "")
         raise config.error(
-            ("dataset", key) if isinstance(key, str) else key,
+            key,
             f"column '{column}' of {path} has no finite value in {len(missing)} rows (lines {rows}): fill them or "
             "remove those rows",
         )
@@ -208,15 +208,15 @@ def load_csv(info: DatasetInfo, config: ExperimentConfig) -> RawDataset:
         raise DataUnavailable(f"{path} has a header ({', '.join(columns)}) and no rows: add the examples")
     if options.named:
         return _named_table(config, table, columns, path)
-    label = _column(config, "label_column", options.label_column, columns, path)
-    _no_missing_values(config, "label_column", table, label, path)
+    label = _column(config, ("dataset", "label_column"), options.label_column, columns, path)
+    _no_missing_values(config, ("dataset", "label_column"), table, label, path)
     others = [c for c in columns if c != label]
     text_column = options.text_column
     if text_column is None and options.feature_columns is None:
         textual = [c for c in others if not pd.api.types.is_numeric_dtype(table[c])]
         text_column = textual[0] if len(textual) == 1 and len(others) == 1 else None
     if text_column is not None:
-        _column(config, "text_column", text_column, columns, path)
+        _column(config, ("dataset", "text_column"), text_column, columns, path)
         x = text_cells(table, text_column)
     else:
         features = options.feature_columns or others
@@ -232,7 +232,7 @@ def load_csv(info: DatasetInfo, config: ExperimentConfig) -> RawDataset:
                 f"{path} has no column besides its label '{label}': add the feature columns the model reads",
             )
         for name in features:
-            _column(config, "feature_columns", name, columns, path)
+            _column(config, ("dataset", "feature_columns"), name, columns, path)
             if not pd.api.types.is_numeric_dtype(table[name]):
                 raise config.error(
                     ("dataset",),
@@ -240,7 +240,7 @@ def load_csv(info: DatasetInfo, config: ExperimentConfig) -> RawDataset:
                     "or list the numeric ones in `feature_columns`",
                 )
         for name in features:
-            _no_missing_values(config, "feature_columns", table, name, path)
+            _no_missing_values(config, ("dataset", "feature_columns"), table, name, path)
         x = table[features].to_numpy(dtype="float32")
     y, class_names = _labels(table[label].to_numpy(), config.task, f"column '{label}' of {path}")
     if config.task == "classification" and len(class_names) < 2:
@@ -354,10 +354,8 @@ def _named_table(config: ExperimentConfig, table, columns: list[str], path: Path
                 key, f"column '{column}' of {path} holds one class ({classes[name][0]!r}): a classifier needs at least 2"
             )
     pool = TablePool(inputs, targets, rows=table.index.to_numpy() + 2)
-    first = next(iter(options.outputs.values()))
-    try:  # stratified by the first output when it has classes
-        train, test = split_indices(len(pool), options.test_split, TEST_SPLIT_SEED,
-                                    pool.labels if first.task == "classification" else None)
+    try:
+        train, test = split_indices(len(pool), options.test_split, TEST_SPLIT_SEED, strata(config, pool))
     except ValueError as error:
         raise DataUnavailable(f"{path}: too few rows for a test split: {error}") from None
     return RawDataset(pool.subset(train), pool.subset(test), [], input_columns=list(read_by), output_classes=classes,

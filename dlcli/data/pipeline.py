@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from dlcli.data.examples import ArrayPool, Encoding, FilePool, NamedOutput, Split, Splits, TablePool
+from dlcli.data.examples import ArrayPool, Encoding, FilePool, Split, Splits, TablePool
 
 
 class EpochOrder:
@@ -183,13 +183,11 @@ def _table_reader(splits: Splits, pool: TablePool, batch):
     gathers = {name: _gatherer(pool.inputs[name]) for name in splits.inputs}
     targets = {name: tf.constant(pool.targets[name]) for name in splits.outputs}
 
-    def output_labels(output: NamedOutput, values: tf.Tensor) -> tf.Tensor:
-        return _labels(output.class_names, output.one_hot, values)
-
     def read(number):
         indices = batch(number)
         inputs = {name: encode(spec.encoding, gathers[name](indices)) for name, spec in splits.inputs.items()}
-        labels = {name: output_labels(spec, tf.gather(targets[name], indices)) for name, spec in splits.outputs.items()}
+        labels = {name: _labels(spec.class_names, spec.one_hot, tf.gather(targets[name], indices))
+                  for name, spec in splits.outputs.items()}
         return inputs, labels if len(labels) > 1 else next(iter(labels.values()))  # one output: as Keras takes it
 
     return read

@@ -297,7 +297,7 @@ def _finish(raw: RawDataset, config: ExperimentConfig, mapping: dict[str, int], 
     )
 
 
-def _strata(config: ExperimentConfig, pool: Pool) -> np.ndarray | None:
+def strata(config: ExperimentConfig, pool: Pool) -> np.ndarray | None:
     """The labels a split keeps in proportion (a classifier's; a named table's first output's), or None."""
     if config.dataset.named:
         first = next(iter(config.dataset.outputs.values()))
@@ -322,7 +322,7 @@ def prepare(raw: RawDataset, config: ExperimentConfig) -> Splits:
         return _finish(raw, config, mapping, Split.whole(raw.train), Split.whole(raw.validation))
     try:
         kept, held = split_indices(
-            len(raw.train), config.dataset.validation_split, config.seed, _strata(config, raw.train),
+            len(raw.train), config.dataset.validation_split, config.seed, strata(config, raw.train),
         )
     except ValueError as error:
         raise config.error(("dataset", "validation_split"), f"{error}; use a larger dataset") from None
@@ -336,7 +336,7 @@ def _check_folds(config: ExperimentConfig, pool) -> None:
         raise config.error(
             ("training", "kfold"), f"{k} folds need at least {k} training examples; the data has {len(pool)}"
         )
-    if _strata(config, pool) is not None:
+    if strata(config, pool) is not None:
         counts = np.bincount(pool.labels, minlength=1)
         present = counts[counts > 0]
         if present.max() < k:
@@ -355,7 +355,7 @@ def prepare_folds(raw: RawDataset, config: ExperimentConfig) -> list[Splits]:
     raw = _with_noise_features(raw, config)
     pool = raw.train if raw.validation is None else raw.train.concatenate(raw.validation)
     _check_folds(config, pool)
-    splitter_class = StratifiedKFold if _strata(config, pool) is not None else KFold
+    splitter_class = StratifiedKFold if strata(config, pool) is not None else KFold
     splitter = splitter_class(n_splits=config.training.kfold, shuffle=True, random_state=config.seed)
     return [
         _finish(raw, config, mapping, Split(pool, train), Split(pool, val))

@@ -563,7 +563,7 @@ def _dry_step(config: ExperimentConfig, model: keras.Model, data: Splits) -> Non
     generators = random_state(model)  # some Random* layers draw even when not training
     try:
         outputs = _at(config, ("model", "layers"), lambda: model(x, training=False))
-        if len(config.output_names) > 1:  # each output's loss on its own first: an error names its output
+        if config.keyed_outputs:  # each output's loss on its own first: an error names its output
             losses = resolved_losses(config)
             for (key, _, name), predicted in zip(config.losses(), outputs):
                 loss = keras.losses.get(losses[name]) if isinstance(losses[name], str) else losses[name]

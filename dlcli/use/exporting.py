@@ -135,8 +135,12 @@ def _table_sample(splits, inputs: Inputs) -> tuple[dict[str, np.ndarray], str]:
     for name, spec in inputs.table_inputs.items():
         if spec.kind == InputKind.text:
             made_up[name] = np.array(["a test sentence", "another one", ""], dtype=object)
-        elif spec.kind == InputKind.categorical:
-            made_up[name] = np.array([[f"{column}=" for column in spec.columns]] * 3, dtype=object)
+        elif spec.kind == InputKind.categorical:  # blank cells, as training would read them
+            import pandas as pd
+
+            from dlcli.data.files import categorical_cells
+
+            made_up[name] = categorical_cells(pd.DataFrame({column: [None] * 3 for column in spec.columns}), spec.columns)
         else:
             made_up[name] = rng.random((3, *spec.shape)).astype("float32")
     return made_up, "three made-up rows (the run's data is not on this machine)"
@@ -197,8 +201,7 @@ def export_run(
         model.export(str(path), format=keras_format, verbose=False)
         actual = _listed(RUNTIMES[export_format](path)(x), names)
         largest = max((float(np.max(np.abs(a - e))) for a, e in zip(actual, expected) if e.size), default=0.0)
-        scale = max((float(np.max(np.abs(e))) for e in expected if e.size), default=1.0)
-        scale = max(1.0, scale)
+        scale = max([1.0, *(float(np.max(np.abs(e))) for e in expected if e.size)])
         classified = [position for position, name in enumerate(names) if inputs.table_outputs[name].class_names] if table \
             else ([0] if inputs.task == "classification" else [])
         same = min((float(np.mean(predicted_classes(actual[i]) == predicted_classes(expected[i]))) for i in classified),
