@@ -20,6 +20,7 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 from typer.core import TyperGroup
 
 from dlcli import __version__, stopping
@@ -41,7 +42,7 @@ class OneLineErrors(TyperGroup):
         try:
             result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except typer.Abort:
-            error_console.print("stopped: aborted", markup=False)
+            error_console.print("stopped: aborted")
             sys.exit(1)
         except Exception as error:  # Typer's click errors, by their public base and attributes
             if not isinstance(error, getattr(typer, "TyperException", ())):
@@ -51,7 +52,7 @@ class OneLineErrors(TyperGroup):
                 sys.exit(error.exit_code)
             context = getattr(error, "ctx", None)
             where = f" (see `{context.command_path} --help`)" if context is not None else ""
-            error_console.print(f"error: {error.format_message()}{where}", markup=False)
+            error_console.print(f"error: {error.format_message()}{where}")
             sys.exit(error.exit_code)
         sys.exit(result if isinstance(result, int) else 0)
 
@@ -62,7 +63,7 @@ class OneLineErrors(TyperGroup):
         try:
             return super().invoke(ctx)
         except KeyboardInterrupt:
-            error_console.print("stopped: interrupted", markup=False)
+            error_console.print("stopped: interrupted")
             raise typer.Exit(EXIT_INTERRUPTED) from None
 
 
@@ -75,9 +76,11 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-# Piped output (files, CI logs) gets wide tables instead of 80 cramped columns.
-console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
-error_console = Console(stderr=True, highlight=False, soft_wrap=True)
+# Piped output (files, CI logs) gets wide tables instead of 80 cramped columns. No markup or emoji
+# codes: run names, paths, class names and messages are shown as written ("lr[1e-3]", "a:b:"), and
+# styles are given as Text styles.
+console = Console(highlight=False, markup=False, emoji=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
+error_console = Console(stderr=True, highlight=False, markup=False, emoji=False, soft_wrap=True)
 debug_mode = {"enabled": False}
 
 # errno values that say a path given to a command cannot be used as it is (exit 2, as any input
@@ -102,14 +105,14 @@ def reports_errors(command: Callable[..., Any]) -> Callable[..., Any]:
             return command(*args, **kwargs)
         except DlcliError as error:
             if debug_mode["enabled"]:
-                error_console.print(traceback.format_exc(), markup=False)
-            error_console.print(f"{error.label}: {error}", markup=False)
+                error_console.print(traceback.format_exc())
+            error_console.print(f"{error.label}: {error}")
             raise typer.Exit(error.exit_code) from None
         except OSError as error:
             if debug_mode["enabled"]:
-                error_console.print(traceback.format_exc(), markup=False)
+                error_console.print(traceback.format_exc())
             where = f"{error.filename}: " if error.filename else ""
-            error_console.print(f"error: {where}{error.strerror or error}", markup=False)
+            error_console.print(f"error: {where}{error.strerror or error}")
             # a path the user gave that cannot be used is a usage error; the machine's failures are not
             raise typer.Exit(2 if error.errno in UNUSABLE_PATH else 1) from None
 
@@ -231,13 +234,13 @@ def train(
         else:
             result = training.train(experiment, runs_dir, console=console, command=shlex.join(command))
     except KeyboardInterrupt:
-        error_console.print("stopped: interrupted before training started", markup=False)
+        error_console.print("stopped: interrupted before training started")
         raise typer.Exit(EXIT_INTERRUPTED) from None
     finally:
         stopping.restore_unless_stopping(previous_handlers)
     console.print(_summary_table(result.summary))
     _print_verdicts(result.summary, warned_live=result.warned_live)
-    console.print(f"run [bold]{result.run.id}[/] completed: {result.run.path}")
+    console.print(Text.assemble("run ", (result.run.id, "bold"), f" completed: {result.run.path}"))
 
 
 def _train_repeats(
@@ -271,10 +274,9 @@ def _train_repeats(
     plan = sweep(
         config, grid=[], method=None, trials=None, prune=None, storage=None, seed=None, overrides=overrides, name=name,
         resume=None, retry_failed=False, jobs=jobs, runs_dir=runs_dir,
-        say=lambda line: error_console.print(line, markup=False), show_results=show_results, seeds=chosen, repeat=repeat,
+        say=error_console.print, show_results=show_results, seeds=chosen, repeat=repeat,
     )
-    console.print(f"{len(plan.trials)} seeds trained (sweep {plan.id}); compare groups with: dlcli compare --sweep {plan.id}",
-                  markup=False)
+    console.print(f"{len(plan.trials)} seeds trained (sweep {plan.id}); compare groups with: dlcli compare --sweep {plan.id}")
 
 
 def _print_verdicts(summary: dict[str, Any], warned_live: bool = False) -> None:
@@ -283,11 +285,11 @@ def _print_verdicts(summary: dict[str, Any], warned_live: bool = False) -> None:
     overfitting = summary.get("overfitting") or {}
     if overfitting.get("message"):
         mark = "verdict:" if warned_live else "⚠"
-        console.print(f"[bold yellow]{mark} {overfitting['message']}[/]")
+        console.print(f"{mark} {overfitting['message']}", style="bold yellow")
         for advice in overfitting.get("advice", []):
             console.print(f"  → {advice}")
     for note in summary.get("notes", []):
-        console.print(f"[cyan]note:[/] {note}")
+        console.print(Text.assemble(("note:", "cyan"), f" {note}"))
 
 
 FormatOption = Annotated[Format, typer.Option("--format", help="table, json or csv (data only on stdout).")]
@@ -332,7 +334,7 @@ def evaluate(
             f"cannot write {folder.file(EVALUATION_FILE)} ({error.strerror or error}); the metrics above were not "
             "saved in the run folder"
         ) from None
-    error_console.print(f"wrote {folder.file(EVALUATION_FILE)}", markup=False, highlight=False)
+    error_console.print(f"wrote {folder.file(EVALUATION_FILE)}")
 
 
 def _note_if_still_training(folder) -> None:
@@ -460,7 +462,7 @@ def _print_runs(index, ids: list[str], matched: int, output_format: Format, runs
     for start in range(0, len(ids), 500):  # a table every 500 runs: shown as they are read
         console.print(runs_table(list(index.load(ids[start:start + 500]))))
     if matched > len(ids):
-        error_console.print(f"{matched - len(ids)} more; --all lists every one, --last N the N latest", markup=False)
+        error_console.print(f"{matched - len(ids)} more; --all lists every one, --last N the N latest")
 
 
 @app.command()
@@ -496,10 +498,11 @@ def show(run: RunArgument, output_format: FormatOption = Format.table, runs_dir:
                            "visualizations": [str(path.relative_to(record.folder.path)) for path in pictures]})
     info = record.info
     style = STATUS_STYLES.get(record.status, "")
-    console.print(f"[bold]{record.id}[/]  [{style}]{record.status}[/]" + (f"  ({record.damage})" if record.damage else ""))
+    damage = f"  ({record.damage})" if record.damage else ""
+    console.print(Text.assemble((record.id, "bold"), "  ", (record.status, style), damage))
     for key in ("group", "created", "ended", "duration_s", "command", "host", "pid", "error"):
         if getattr(info, key) not in (None, ""):
-            console.print(f"  {key}: {getattr(info, key)}", markup=False)
+            console.print(f"  {key}: {getattr(info, key)}")
     config_path = record.folder.file(CONFIG_FILE)
     if config_path.is_file():
         # shown as it is, a damaged byte as �: `show` describes a run, it does not judge its config
@@ -514,12 +517,12 @@ def show(run: RunArgument, output_format: FormatOption = Format.table, runs_dir:
                        (HISTORY_FILE, "history"), (CHECKPOINT_DIR, "resume checkpoint")):
         path = record.folder.file(name)
         if path.exists():
-            console.print(f"  {what}: {path}", markup=False)
+            console.print(f"  {what}: {path}")
     kinds = Counter(path.relative_to(visualizations).parts[0] for path in pictures)
     for kind, count in sorted(kinds.items()):
-        console.print(f"  {kind}: {visualizations / kind} ({count} file{'s' if count != 1 else ''})", markup=False)
+        console.print(f"  {kind}: {visualizations / kind} ({count} file{'s' if count != 1 else ''})")
     if record.status in RESUMABLE and record.info.resumable:
-        console.print(f"  resume with: dlcli train --resume {record.id}", markup=False)
+        console.print(f"  resume with: dlcli train --resume {record.id}")
     elif record.status == RunStatus.failed:
         console.print("  fix the config as its error says and train it again (a resume would fail the same way)")
 
@@ -553,16 +556,13 @@ def verdict(
         result = judged.verdict
         warned = result["warned_at_epoch"]
         when = f"the warning at epoch {warned}" if warned else "no warning"
-        console.print(
-            f"[bold]{name}[/]: {judged.epochs} epochs of {judged.monitor} ({judged.direction}); {when}", highlight=False
-        )
+        console.print(Text.assemble((name, "bold"), f": {judged.epochs} epochs of {judged.monitor} ({judged.direction}); {when}"))
         if result["message"]:
-            console.print(f"  [bold yellow]⚠ {result['message']}[/]", highlight=False)
+            console.print(f"  ⚠ {result['message']}", style="bold yellow")
         elif result["recovered"]:
-            console.print(f"  {result['recovered']}", highlight=False)
+            console.print(f"  {result['recovered']}")
         elif result["best"] is not None:
-            console.print(f"  no overfitting: best {judged.monitor} {result['best']:.4g} at epoch {result['best_epoch']}",
-                          highlight=False)
+            console.print(f"  no overfitting: best {judged.monitor} {result['best']:.4g} at epoch {result['best_epoch']}")
 
 
 @app.command("compare")
@@ -613,8 +613,7 @@ def compare_runs(
 
         console.print(comparison_table(comparison))
         if len(found) > 1:
-            error_console.print(f"one run per config: a difference cannot be told from seed noise; {REPEAT_HINT}",
-                                markup=False)
+            error_console.print(f"one run per config: a difference cannot be told from seed noise; {REPEAT_HINT}")
     if output_format == Format.table and elsewhere:
         from dlcli.report.render import rows_table
 
@@ -674,7 +673,7 @@ def check(
     if splits.inputs:
         console.print(named_table(described))
     for line in finding_lines(splits.checks, splits.dropped):
-        console.print(line, markup=False, highlight=False)
+        console.print(line)
     console.print(layers_table(parts.layer_rows(), f"{experiment.name}: {total:,} parameters"))
     console.print(f"{config}: the config is valid, the data loads and the model builds")
 
@@ -737,7 +736,7 @@ def sweep_runs(
     plan = sweep(
         config, grid=grid, method=method, trials=trials or random_trials, prune=prune, storage=storage, seed=seed,
         overrides=overrides, name=name, resume=resume, retry_failed=retry_failed, jobs=jobs, runs_dir=runs_dir,
-        say=lambda line: error_console.print(line, markup=False), show_results=show_results, repeats=repeats,
+        say=error_console.print, show_results=show_results, repeats=repeats,
     )
     pruned = sum(t.status == RunStatus.pruned for t in plan.trials)
     seeds = plan.settings.repeat_seeds if plan.settings else []
@@ -788,7 +787,7 @@ def _opened(visualize, folder, fold: int | None, image: Path | None = None):
 
 def _wrote(paths: list[Path]) -> None:
     folder = paths[0].parent
-    console.print(f"wrote {len(paths)} image(s) to {folder}: {', '.join(path.name for path in paths)}", markup=False)
+    console.print(f"wrote {len(paths)} image(s) to {folder}: {', '.join(path.name for path in paths)}")
 
 
 @visualize_app.command("activations")
@@ -863,11 +862,11 @@ def visualize_heatmap(
     picture, raw = visualize.save_heatmap(result, output or inspected.output("heatmaps", f"{image.stem}{chosen}.png"))
     width = max(len(name) for name, _ in result.ranked[:5])
     for name, probability in result.ranked[:5]:  # the most probable classes
-        console.print(f"{name:<{width}}  {probability:.4f}", markup=False)
-    console.print(f"wrote {picture} and {raw} (Grad-CAM of {result.layer} for {result.class_name!r})", markup=False)
+        console.print(f"{name:<{width}}  {probability:.4f}")
+    console.print(f"wrote {picture} and {raw} (Grad-CAM of {result.layer} for {result.class_name!r})")
     if not result.heat.any():
         error_console.print(f"note: nothing in {result.layer}'s feature maps raises the score of {result.class_name!r}: "
-                            "the heatmap is blank; try an earlier layer (--layer)", markup=False)
+                            "the heatmap is blank; try an earlier layer (--layer)")
 
 
 datasets_app = typer.Typer(
@@ -912,7 +911,7 @@ def datasets_export(
         from dlcli.data.tickets import write_tickets
 
         path = write_tickets(directory)
-        console.print(f"wrote {path}; train on it with `dlcli train configs/tickets.yaml`", markup=False)
+        console.print(f"wrote {path}; train on it with `dlcli train configs/tickets.yaml`")
         return
     counts = export_images(name, directory)
     console.print(
@@ -987,7 +986,7 @@ def _exit_without_teardown(code: int | str | None) -> None:
     # been written and closed. Exit handlers still run and output is flushed; only the
     # interpreter's teardown is skipped.
     if isinstance(code, str):
-        error_console.print(code, markup=False)
+        error_console.print(code)
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         try:

@@ -102,7 +102,7 @@ class RunFile(BaseModel):
     (written before versions, with the same keys), and keys a later dlcli adds are kept."""
 
     # Infinity and NaN as JSON's usual extension (Python's json reads them), not null
-    model_config = ConfigDict(extra="allow", populate_by_name=True, ser_json_inf_nan="constants")
+    model_config = ConfigDict(extra="allow", populate_by_name=True, ser_json_inf_nan="constants", defer_build=True)
 
     schema_version: int = Field(SCHEMA, alias="schema")
 
@@ -155,7 +155,7 @@ class RunInfo(RunFile):
 class OverfittingVerdict(BaseModel):
     """summary.json's `overfitting`: the verdict of curves.verdicts, or of k folds together."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
     detected: bool
     monitor: str | None = None
@@ -170,7 +170,7 @@ class OverfittingVerdict(BaseModel):
 class KFold(BaseModel):
     """summary.json's `kfold`: each fold's own result, and their means and spreads."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
     k: int
     folds: list[dict[str, Any]]

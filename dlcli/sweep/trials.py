@@ -146,7 +146,7 @@ def train_trial(request: Request, runs_dir: Path) -> Answer:
     keras.backend.clear_session(free_memory=False)
     study_trial = StudyTrial(plan, trial, request.epochs, folder) if trial.number is not None else None
     report = study_trial.report if study_trial else None
-    console = Console(highlight=False)
+    console = Console(highlight=False, markup=False, emoji=False)
     run, status, message, best, seed_values = None, RunStatus.completed, None, None, []
     try:
         if plan.settings is not None and plan.settings.repeat_seeds:

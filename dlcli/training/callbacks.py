@@ -16,6 +16,7 @@ from collections.abc import Callable
 import keras
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 from dlcli.build.models import build_object, keras_class, metric_directions
 from dlcli.config import ExperimentConfig
@@ -151,7 +152,7 @@ class OverfittingMonitor(keras.callbacks.Callback):
             self.model.stop_training = True
         if self.console is not None:
             stopping = "; stopping here (training.overfitting.stop)" if self.watch.stops else ""
-            self.console.print(f"[bold yellow]⚠ {warning}{stopping}[/]", highlight=False, soft_wrap=True)
+            self.console.print(Text(f"⚠ {warning}{stopping}", style="bold yellow"), soft_wrap=True)
             self.warned = True
 
 
@@ -282,19 +283,18 @@ class RichProgress(keras.callbacks.Callback):
         self.close()
         logs = logs or {}
         width = len(str(self.epochs))
-        parts = [f"{self.label}epoch {epoch + 1:>{width}}/{self.epochs}"]
+        parts: list[str | tuple[str, str]] = [f"{self.label}epoch {epoch + 1:>{width}}/{self.epochs}"]
         for key, value in sorted(logs.items(), key=lambda item: metric_order(item[0])):
-            style = "cyan" if key.startswith("val_") else ""
-            text = f"{key} {float(value):.4f}"
-            parts.append(f"[{style}]{text}[/]" if style else text)
+            parts.append((f"{key} {float(value):.4f}", "cyan" if key.startswith("val_") else ""))
         parts.append(f"lr {current_learning_rate(self.model):.2g}")
         parts.append(f"{time.perf_counter() - self._started:.1f}s")
         if self.best.monitor and self.best.best_epoch == epoch + 1:
-            parts.append("[green]best[/]")
+            parts.append(("best", "green"))
         hint = self.watch.hint() if self.watch is not None else None
         if hint:
-            parts.append(f"[dim]{hint}[/]")
-        self.console.print("  ".join(parts), highlight=False, soft_wrap=True)
+            parts.append((hint, "dim"))
+        separated = [piece for part in parts for piece in ("  ", part)][1:]
+        self.console.print(Text.assemble(*separated), soft_wrap=True)
 
     def close(self):
         if self.progress is not None:

@@ -18,7 +18,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 from rich.console import Console
-from rich.markup import escape
+from rich.text import Text
 
 from dlcli.build.inference import write_inference_files
 from dlcli.build.models import ModelParts, build_model, check_output, compile_model, monitor_directions, resolved_losses, unfreeze
@@ -389,7 +389,7 @@ def _execute(session: _Session, parts: ModelParts, folds: list[Splits], data: di
     config, run = session.config, session.run
     if session.console is not None:
         for note in session.notes:
-            session.console.print(f"[cyan]note:[/] {note}", highlight=False)
+            session.console.print(_note(note))
     try:
         write_inference_files(run, config, folds)  # what `dlcli predict` and `export` need besides the model
         stages = plan_stages(config)
@@ -527,7 +527,7 @@ def decoded_for_training(
     """The folds with their image files decoded as `training.cache` says, and their record for
     summary.json; an undecodable file or an unwritable cache is raised here, before training."""
     record = folds[0].describe()
-    announce = (lambda report: console.print(report.describe(), markup=False)) if console is not None else None
+    announce = (lambda report: console.print(Text(report.describe()))) if console is not None else None
     folds, report = cached(folds, speed.cache, announce=announce)
     if report is not None:
         record["cache"] = report.as_dict()
@@ -621,9 +621,9 @@ def train(
         folds, parts = prepare_experiment(config, runs_dir, speed)
         if console is not None:
             for finding in folds[0].checks:
-                console.print(f"[yellow]warning: {escape(finding.message)}[/]", highlight=False)
+                console.print(Text(f"warning: {finding.message}", style="yellow"))
             if folds[0].dropped:
-                console.print(dropped_line(folds[0].dropped), markup=False, highlight=False)
+                console.print(Text(dropped_line(folds[0].dropped)))
         folds, data = decoded_for_training(folds, speed, console)
         # every worker of a cluster keeps its own run; the chief's carries the plain name
         run = RunFolder.create(runs_dir, config.name if speed.chief else f"{config.name}-{speed.task}")
@@ -671,7 +671,13 @@ def resume(
 
 def _say(console: Console | None, message: str) -> None:
     if console is not None:
-        console.print(f"[cyan]note:[/] {message}", highlight=False, soft_wrap=True)
+        console.print(_note(message), soft_wrap=True)
+
+
+def _note(message: str) -> Text:
+    """A note as the progress lines show it; Text, so that whatever console prints it shows the
+    message as written (a path or name with brackets is no markup)."""
+    return Text.assemble(("note:", "cyan"), f" {message}")
 
 
 def _resume_owned(

@@ -240,6 +240,17 @@ def test_runs_lists_crashed_and_damaged_folders_without_failing(cli, runs_dir):
     assert "20260101-110000-dead" in crashed.stdout and "good" not in crashed.stdout
 
 
+def test_names_and_paths_are_shown_as_written_not_as_markup_or_emoji(cli, runs_dir):
+    fake_run(runs_dir, "20260101-100000-lr[bold]1e-3", summary=summary_with(0.3, 0.9),
+             name="lr[bold]1e-3[red]x", group="[red]g:smile:")
+
+    listed, shown = cli("runs"), cli("show", "latest")
+
+    assert listed.exit_code == 0 and shown.exit_code == 0, listed.output + shown.output
+    assert "lr[bold]1e-3[red]x" in listed.stdout and "[red]g:smile:" in listed.stdout
+    assert "20260101-100000-lr[bold]1e-3" in shown.stdout and "group: [red]g:smile:" in shown.stdout
+
+
 def test_show_a_crashed_run_suggests_resume_and_a_damaged_one_says_why(cli, runs_dir):
     fake_run(runs_dir, "20260101-110000-dead", status="running", pid=2**22 + 7)
     (runs_dir / "20260101-120000-norecord").mkdir()
