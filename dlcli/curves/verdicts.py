@@ -131,7 +131,7 @@ class Evidence:
     local_noise: float  # one epoch's noise over the settled stretch
     trend_p: float  # how likely the epochs since the best would rise as much by chance (Kendall's tau)
     loss_at_best: float
-    loss_now: float
+    loss_now: float  # the training loss of the last epochs, their median (as `rise` measures the monitor)
 
     @property
     def noise_levels(self) -> float:
@@ -199,7 +199,7 @@ def evidence(rows: list[dict[str, float]], monitor: str, minimize: bool) -> Evid
         local_noise=noise_level(worse[settled:]),
         trend_p=rising_p_value(since) if len(since) >= TREND_EPOCHS else 1.0,
         loss_at_best=usable[best]["loss"],
-        loss_now=usable[-1]["loss"],
+        loss_now=statistics.median(row["loss"] for row in usable[-AVERAGED_EPOCHS:]),
     )
 
 

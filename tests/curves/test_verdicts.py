@@ -117,7 +117,8 @@ def test_a_clear_rise_is_flagged_once_with_its_onset_and_evidence():
     assert [w is not None for w in warnings].index(True) == 7
     assert sum(w is not None for w in warnings) == 1
     assert warnings[7].startswith("overfitting since epoch 5: val_loss from its best 0.38 to 0.46, ")
-    assert warnings[7].endswith("× its epoch-to-epoch noise, while loss fell 0.4096 → 0.2097")
+    # the training loss now: the median of the last three epochs' (0.2621 at epoch 6, 0.2097 at 8)
+    assert warnings[7].endswith("× its epoch-to-epoch noise, while loss fell 0.4096 → 0.2621")
     verdict = watch.verdict()
     assert verdict["detected"] and verdict["onset_epoch"] == 5 and verdict["warned_at_epoch"] == 8
     assert verdict["best"] == 0.38 and verdict["final"] == 0.60 and verdict["direction"] == "min"
@@ -185,6 +186,17 @@ def test_healthy_curves_are_not_flagged(values, losses, why):
     watch = OverfittingWatch.replayed(OverfittingConfig(), True, rows_from(values, losses))
 
     assert not watch.verdict()["detected"] and watch.alarm is None, why
+
+
+def test_one_bad_training_epoch_does_not_hide_a_clear_rise():
+    # small batches: the training loss jumps above its level at the best epoch once, at the epoch
+    # the rise becomes plain; its last epochs' median is still far lower
+    losses = falling(len(U_CURVE))
+    losses[7] = losses[4] * 1.1
+
+    watch = OverfittingWatch.replayed(OverfittingConfig(), True, rows_from(U_CURVE, losses))
+
+    assert watch.alarm is not None and watch.alarm.epoch == 8
 
 
 def test_a_warning_that_did_not_last_is_withdrawn_with_a_note():
