@@ -29,7 +29,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import hashlib
-import io
 import json
 import os
 import sqlite3
@@ -38,7 +37,6 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -48,6 +46,15 @@ import numpy as np
 from dlcli.choices import Choice, InputKind, Leaks
 from dlcli.data.cache import UNUSED_DAYS, cache_root
 from dlcli.data.examples import FilePool, Split, Splits, TablePool
+from dlcli.data.pictures import (
+    HASH_SIDE,
+    HASHED_AT_ONCE,
+    READ_RECORD,
+    SMALLEST_PICTURE,
+    grey_picture,
+    perceptual_hashes,
+    read_files,
+)
 from dlcli.errors import DataUnavailable
 from dlcli.store.runs import write_atomic
 
@@ -55,12 +62,8 @@ if TYPE_CHECKING:
     from dlcli.config import ExperimentConfig
 
 CHECKS_VERSION = 1  # part of the cache key: findings of another version are found again
-SMALLEST_PICTURE = 32  # pixels a side: a smaller picture is alike its neighbours by nature
-HASH_SIDE = 16  # the perceptual hash: 16 x 16 lowest frequencies, 256 bits
-PICTURE_SIDE = 4 * HASH_SIDE  # the grey picture it reads (imagehash's highfreq_factor)
 NEAR_BITS = 8  # of the 64 lowest-frequency bits, to propose a pair
 NEAR_BITS_WHOLE = 48  # of the 256, to keep it
-HASHED_AT_ONCE = 1024  # pictures held at once (4 KB each)
 BUCKET_AT_ONCE = 2048  # hashes of one bucket compared at once (2 million pairs)
 # Partners kept per hash: thousands of near-blank pictures are all near each other, and their
 # pairs would fill the memory; a pair is kept while one of its two still has room.
@@ -133,42 +136,6 @@ def _normalized_text(text) -> bytes:
     return " ".join(str(text).lower().split()).encode()
 
 
-def _grey_picture(image) -> np.ndarray:
-    """The PICTURE_SIDE-square grey picture the perceptual hash reads, as imagehash makes it."""
-    from PIL import Image
-
-    return np.asarray(image.convert("L").resize((PICTURE_SIDE, PICTURE_SIDE), Image.Resampling.LANCZOS))
-
-
-def _file_digest_and_picture(path: str) -> tuple[bytes, np.ndarray | None]:
-    """A file's content digest and, for a picture large enough, its grey picture for the hash."""
-    from PIL import Image, UnidentifiedImageError
-
-    with open(path, "rb") as file:
-        content = file.read()
-    digest = hashlib.blake2b(content, digest_size=16).digest()
-    try:
-        with Image.open(io.BytesIO(content)) as image:
-            if min(image.size) < SMALLEST_PICTURE:
-                return digest, None
-            image.draft("L", (SMALLEST_PICTURE, SMALLEST_PICTURE))  # a JPEG decodes at 1/8 scale: 5x faster
-            return digest, _grey_picture(image)
-    except (OSError, UnidentifiedImageError, ValueError):
-        return digest, None  # the pipeline says which files it cannot decode, and stops there
-
-
-def perceptual_hashes(pictures: np.ndarray) -> np.ndarray:
-    """imagehash.phash(picture, hash_size=HASH_SIDE) of every picture of the stack (n, 64, 64) at
-    once, as (n, HASH_SIDE**2 / 64) uint64 words: the signs of the HASH_SIDE x HASH_SIDE lowest
-    frequencies of the picture's DCT against their median. One DCT of the stack costs a fraction
-    of imagehash's one picture at a time (tests hold the two equal, bit for bit)."""
-    from scipy.fft import dct
-
-    lowest = dct(dct(pictures.astype(np.float64), axis=1), axis=2)[:, :HASH_SIDE, :HASH_SIDE].reshape(len(pictures), -1)
-    bits = lowest > np.median(lowest, axis=1, keepdims=True)
-    return np.packbits(bits, axis=1).view(">u8").astype(np.uint64)
-
-
 def _coarse(hashes: np.ndarray) -> np.ndarray:
     """Each hash's 64 bits of the 8 x 8 lowest frequencies: the key the search buckets by."""
     bits = np.unpackbits(hashes.astype(">u8").view(np.uint8), axis=1).reshape(len(hashes), HASH_SIDE, HASH_SIDE)
@@ -194,22 +161,8 @@ def _is_picture(pool) -> bool:
     return pool.x.ndim == 4 and pool.x.shape[-1] in (1, 3, 4) and min(pool.x.shape[1:3]) >= SMALLEST_PICTURE
 
 
-HASH_BYTES = HASH_SIDE * HASH_SIDE // 8
-READ_RECORD = 16 + 1 + HASH_BYTES  # what the read-ahead process says of a file: digest, picture or not, hash
-
-
-def _read_files(paths) -> list[tuple[bytes, np.ndarray | None]]:
-    """Each image file's digest and perceptual hash (None: not a picture large enough), read by a
-    thread per core (Pillow decodes outside the GIL)."""
-    with ThreadPoolExecutor(max(1, os.cpu_count() or 1)) as executor:
-        found = list(executor.map(_file_digest_and_picture, paths))
-    numbers = [n for n, (_, picture) in enumerate(found) if picture is not None]
-    hashes = dict(zip(numbers, perceptual_hashes(np.stack([found[n][1] for n in numbers])))) if numbers else {}
-    return [(digest, hashes.get(n)) for n, (digest, _) in enumerate(found)]
-
-
 class ReadAhead:
-    """`python -m dlcli.data.checks LIST`: a process of its own that reads and hashes the image files
+    """`python -m dlcli.data.pictures LIST`: a process of its own that reads and hashes the image files
     listed while this one imports TensorFlow (one core busy, the other idle for about 2 seconds:
     threads here would fight that import for the GIL). It writes READ_RECORD bytes a file."""
 
@@ -220,7 +173,7 @@ class ReadAhead:
             listing.write(b"\0".join(os.fsencode(path) for path in paths))
         # its answer goes to a file, not a pipe: a pipe would stop it at 64 KB until read
         self.answer = f"{self.listing}.read"
-        self.process = subprocess.Popen([sys.executable, "-m", "dlcli.data.checks", self.listing, self.answer],
+        self.process = subprocess.Popen([sys.executable, "-m", "dlcli.data.pictures", self.listing, self.answer],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         atexit.register(self.stop)
 
@@ -331,16 +284,6 @@ def _read_ahead_results() -> dict[str, tuple[bytes, np.ndarray | None]]:
     return _read
 
 
-def _main(listing: str, answer: str) -> None:
-    """The read-ahead process: READ_RECORD bytes per file listed, in order, into `answer`."""
-    paths = [os.fsdecode(path) for path in Path(listing).read_bytes().split(b"\0") if path]
-    with open(answer, "wb") as out:
-        for first in range(0, len(paths), HASHED_AT_ONCE):
-            for digest, words in _read_files(paths[first:first + HASHED_AT_ONCE]):
-                empty = b"\0" * (1 + HASH_BYTES)
-                out.write(digest + (b"\1" + words.astype(">u8").tobytes() if words is not None else empty))
-
-
 def _fingerprints(
     examples: list[tuple[str, Split]], texts: bool, ignored_features: int = 0,
 ) -> tuple[list[bytes], np.ndarray, np.ndarray]:
@@ -358,7 +301,7 @@ def _fingerprints(
             missing = [path for path in paths if path not in ready]
             for first in range(0, len(missing), HASHED_AT_ONCE):
                 part = missing[first:first + HASHED_AT_ONCE]
-                ready.update(zip(part, _read_files(part)))
+                ready.update(zip(part, read_files(part)))
             _remember_files({path: ready[path] for path in paths})
             for number, path in enumerate(paths):
                 digest, words = ready.pop(path)
@@ -381,7 +324,7 @@ def _fingerprints(
         if _is_picture(pool):
             for first in range(0, len(x), HASHED_AT_ONCE):
                 part = x[first:first + HASHED_AT_ONCE]
-                hashes.append(perceptual_hashes(np.stack([_grey_picture(_array_picture(e)) for e in part])))
+                hashes.append(perceptual_hashes(np.stack([grey_picture(_array_picture(e)) for e in part])))
                 pictured += range(start + first, start + first + len(part))
     words = HASH_SIDE * HASH_SIDE // 64
     return digests, np.array(pictured, dtype=np.int64), np.concatenate(hashes) if hashes else np.empty((0, words), np.uint64)
@@ -398,14 +341,10 @@ def _contents(x: np.ndarray, texts: bool) -> list[bytes]:
 
 def _names(name: str, split: Split, root: Path | None, csv: bool) -> list[str]:
     pool = split.pool
-    if isinstance(pool, FilePool):
-        shown = []
-        for path in pool.paths[split.indices]:
-            try:
-                shown.append(str(Path(path).relative_to(root)) if root else str(path))
-            except ValueError:
-                shown.append(str(path))
-        return shown
+    if isinstance(pool, FilePool):  # each file under the dataset's folder, as the folder's listing spelled it
+        prefix = os.path.join(str(root), "") if root else None
+        return [str(path)[len(prefix):] if prefix and str(path).startswith(prefix) else _relative(path, root)
+                for path in pool.paths[split.indices]]
     rows = pool.row_numbers[split.indices]
     if csv:
         return [f"line {row}" for row in rows]
@@ -413,6 +352,13 @@ def _names(name: str, split: Split, root: Path | None, csv: bool) -> list[str]:
         return [f"row {row}" for row in rows]
     source = "test" if name == "test" else "train"  # a validation split is drawn from the source's training examples
     return [f"{source}[{row}]" for row in rows]
+
+
+def _relative(path, root: Path | None) -> str:
+    try:
+        return str(Path(path).relative_to(root)) if root else str(path)
+    except ValueError:
+        return str(path)
 
 
 # --- the searches -------------------------------------------------------------------------------
@@ -786,7 +732,3 @@ def acted_on(splits: Splits, checks: DataChecks, leaks: Leaks, where: str) -> Sp
 def dropped_line(dropped: dict[str, int]) -> str:
     removed = ", ".join(f"{count} {split}" for split, count in dropped.items())
     return f"dataset.leaks: drop removed {removed} examples that an earlier split holds too"
-
-
-if __name__ == "__main__":
-    _main(sys.argv[1], sys.argv[2])

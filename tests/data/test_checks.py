@@ -19,9 +19,10 @@ from PIL import Image
 
 from conftest import read_json, run_folders
 from dlcli.config import load_config
-from dlcli.data import checks, load_dataset, start_checks
+from dlcli.data import checks, load_dataset, pictures, start_checks
 from dlcli.data import load_folds as load_dataset_folds
-from dlcli.data.checks import PICTURE_SIDE, close_pairs, perceptual_hashes
+from dlcli.data.checks import close_pairs
+from dlcli.data.pictures import PICTURE_SIDE, perceptual_hashes
 
 PHOTO_CONFIG = """\
 name: photos
@@ -243,13 +244,13 @@ def test_leaks_error_stops_before_the_run_folder_and_drop_trains_on_the_cleaned_
 def test_the_batched_perceptual_hash_is_imagehash_phash_bit_for_bit():
     imagehash = pytest.importorskip("imagehash")
     rng = np.random.default_rng(3)
-    pictures = [_picture(rng) for _ in range(12)]
+    photos = [_picture(rng) for _ in range(100)]
     grey = np.stack([np.asarray(p.convert("L").resize((PICTURE_SIDE, PICTURE_SIDE), Image.Resampling.LANCZOS))
-                     for p in pictures])
+                     for p in photos])
 
     ours = perceptual_hashes(grey)
 
-    for picture, words in zip(pictures, ours):
+    for picture, words in zip(photos, ours):
         reference = imagehash.phash(picture, hash_size=16).hash.flatten()
         assert np.array_equal(np.unpackbits(words.astype(">u8").view(np.uint8)).astype(bool), reference)
 
@@ -369,7 +370,7 @@ def test_another_split_of_the_same_files_reads_none_of_them_again(write_config, 
     def no_reading(path):
         raise AssertionError(f"{path} read again")
 
-    monkeypatch.setattr(checks, "_file_digest_and_picture", no_reading)
+    monkeypatch.setattr(pictures, "file_digest_and_picture", no_reading)
     reseeded = load_dataset(load_config(photo_config(write_config, tmp_path / "photos"), ["seed=7"]))
 
     assert first.validation.indices.tolist() != reseeded.validation.indices.tolist()  # another split ...
