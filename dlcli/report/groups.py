@@ -103,10 +103,15 @@ def _difference_dict(difference: Difference | None) -> dict[str, Any]:
 
 
 def _family(config: dict[str, Any]) -> tuple[str, tuple[str, ...]]:
-    dataset = config.get("dataset") or {}
-    layers = (config.get("model") or {}).get("layers") or []
-    classes = tuple(next(iter(layer)) if isinstance(layer, dict) else str(layer) for layer in layers)
-    return (dataset.get("name", "") if isinstance(dataset, dict) else "", classes)
+    """The dataset and the layer classes of a run's config.yaml as written: a file edited or torn
+    by hand may hold any YAML where a mapping or list belongs, and still be compared."""
+    dataset, model = config.get("dataset"), config.get("model")
+    layers = model.get("layers") if isinstance(model, dict) else None
+    classes = tuple(
+        str(next(iter(layer), "")) if isinstance(layer, dict) else str(layer)
+        for layer in (layers if isinstance(layers, list) else [])
+    )
+    return (str(dataset.get("name", "")) if isinstance(dataset, dict) else "", classes)
 
 
 def groups_of(records: list[RunRecord], comparison: Comparison) -> list[Group]:

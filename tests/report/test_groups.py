@@ -212,3 +212,15 @@ def test_a_killed_repeat_resumes_its_unfinished_seeds_only(write_config, runs_di
     for name, ended in finished.items():  # a finished seed is not trained again
         info = read_json(runs_dir / name / "run.json")
         assert info["ended"] == ended and not info.get("resumes")
+
+
+@pytest.mark.parametrize("model", ["a", "{layers: a}", "{layers: [{}, 3]}", "[1, 2]"])
+def test_a_config_edited_into_other_shapes_is_still_compared(cli, runs_dir, model):
+    fake_run(runs_dir, "20260101-100000-edited", config_text=f"name: edited\nseed: 0\ndataset: digits\nmodel: {model}\n",
+             summary=summary_with(0.3, 0.9))
+    fake_run(runs_dir, "20260101-110000-plain", summary=summary_with(0.4, 0.8))
+
+    result = cli("compare")
+
+    assert result.exit_code == 0, result.output
+    assert "edited" in result.stdout and "plain" in result.stdout
