@@ -49,11 +49,13 @@ from dlcli.data.examples import FilePool, Split, Splits, TablePool
 from dlcli.data.pictures import (
     HASH_SIDE,
     HASHED_AT_ONCE,
-    READ_RECORD,
     SMALLEST_PICTURE,
     grey_picture,
+    hash_bytes,
+    hash_words,
     perceptual_hashes,
     read_files,
+    read_records,
 )
 from dlcli.errors import DataUnavailable
 from dlcli.store.runs import write_atomic
@@ -164,7 +166,7 @@ def _is_picture(pool) -> bool:
 class ReadAhead:
     """`python -m dlcli.data.pictures LIST`: a process of its own that reads and hashes the image files
     listed while this one imports TensorFlow (one core busy, the other idle for about 2 seconds:
-    threads here would fight that import for the GIL). It writes READ_RECORD bytes a file."""
+    threads here would fight that import for the GIL). It answers through a file (`pictures.read_records`)."""
 
     def __init__(self, paths: list[str]):
         self.paths = paths
@@ -185,12 +187,8 @@ class ReadAhead:
         except OSError:
             output = b""
         self.stop()
-        if self.process.returncode != 0 or len(output) != len(self.paths) * READ_RECORD:
-            return {}
-        records = np.frombuffer(output, dtype=np.uint8).reshape(len(self.paths), READ_RECORD)
-        hashes = records[:, 17:].copy().view(">u8").astype(np.uint64)
-        return {path: (bytes(record[:16]), hashes[n] if record[16] else None)
-                for n, (path, record) in enumerate(zip(self.paths, records))}
+        records = read_records(output, len(self.paths)) if self.process.returncode == 0 else None
+        return dict(zip(self.paths, records)) if records is not None else {}
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -256,7 +254,7 @@ def _known_files(paths: list[str]) -> dict[str, tuple[bytes, np.ndarray | None]]
                     with contextlib.suppress(OSError):  # a file gone since: the pipeline says so
                         if _stamp(path) != (size, mtime):
                             continue
-                        known[path] = (digest, np.frombuffer(words, dtype=">u8").astype(np.uint64) if words else None)
+                        known[path] = (digest, hash_words(words) if words else None)
     except (sqlite3.Error, OSError):
         return {}
     return known
@@ -267,7 +265,7 @@ def _remember_files(read: dict[str, tuple[bytes, np.ndarray | None]]) -> None:
         with contextlib.closing(_files_db()) as connection:
             connection.execute("BEGIN IMMEDIATE")
             connection.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?)", [
-                (path, *_stamp(path), digest, words.astype(">u8").tobytes() if words is not None else None)
+                (path, *_stamp(path), digest, hash_bytes(words) if words is not None else None)
                 for path, (digest, words) in read.items()
             ])
             connection.execute("COMMIT")

@@ -77,17 +77,38 @@ def read_files(paths, threads: int | None = None) -> list[tuple[bytes, np.ndarra
     return [(digest, hashes.get(n)) for n, (digest, _) in enumerate(found)]
 
 
+def hash_bytes(words: np.ndarray) -> bytes:
+    """A hash as stored: its words big-endian, HASH_BYTES bytes."""
+    return words.astype(">u8").tobytes()
+
+
+def hash_words(stored: bytes) -> np.ndarray:
+    return np.frombuffer(stored, dtype=">u8").astype(np.uint64)
+
+
+def _record(digest: bytes, words: np.ndarray | None) -> bytes:
+    """What the reading process says of one file: its digest, whether it is a picture, its hash."""
+    return digest + (b"\1" + hash_bytes(words) if words is not None else b"\0" * (1 + HASH_BYTES))
+
+
+def read_records(answer: bytes, files: int) -> list[tuple[bytes, np.ndarray | None]] | None:
+    """The reading process's answer for `files` files, in their order; None when it is not whole."""
+    if len(answer) != files * READ_RECORD:
+        return None
+    records = (answer[start:start + READ_RECORD] for start in range(0, len(answer), READ_RECORD))
+    return [(record[:16], hash_words(record[17:]) if record[16] else None) for record in records]
+
+
 def _main(listing: str, answer: str) -> None:
     """The reading process: READ_RECORD bytes per file listed, in order, into `answer`. It leaves
     one core to the command's own process, which imports TensorFlow meanwhile: on 2 cores, one
     reading thread made `dlcli check` on 5,000 photos 0.16 s faster than two (4.02 s against 4.18 s)."""
     paths = [os.fsdecode(path) for path in Path(listing).read_bytes().split(b"\0") if path]
-    empty = b"\0" * (1 + HASH_BYTES)
     threads = max(1, (os.cpu_count() or 1) - 1)
     with open(answer, "wb") as out:
         for first in range(0, len(paths), HASHED_AT_ONCE):
             for digest, words in read_files(paths[first:first + HASHED_AT_ONCE], threads):
-                out.write(digest + (b"\1" + words.astype(">u8").tobytes() if words is not None else empty))
+                out.write(_record(digest, words))
 
 
 if __name__ == "__main__":
