@@ -339,15 +339,16 @@ def evaluate(
 
 def _note_if_still_training(folder) -> None:
     """Its model.keras is whole whenever it is read, but it is only the best epoch so far."""
-    from dlcli.store.runs import OWNER_FILE, load_run
+    from dlcli.store.index import read_run
+    from dlcli.store.runs import OWNER_FILE
 
-    record = load_run(folder)
+    record = read_run(folder)
     if record.status == RunStatus.running:
         try:
             owner = folder.file(OWNER_FILE).read_text(encoding="utf-8").strip()
         except OSError:  # a run of an older dlcli has no owner.lock
             owner = ""
-        owner = owner or f"pid {record.info.pid} on {record.info.host}"
+        owner = owner or f"pid {record.info['pid']} on {record.info['host']}"
         error_console.print(f"note: run {folder.id} is still being trained by {owner}: this uses its best model so far")
 
 
@@ -474,6 +475,7 @@ def show(run: RunArgument, output_format: FormatOption = Format.table, runs_dir:
     from rich.syntax import Syntax
 
     from dlcli.report.render import STATUS_STYLES
+    from dlcli.store.index import read_run
     from dlcli.store.runs import (
         CHECKPOINT_DIR,
         CONFIG_FILE,
@@ -482,18 +484,17 @@ def show(run: RunArgument, output_format: FormatOption = Format.table, runs_dir:
         MODEL_FILE,
         TENSORBOARD_DIR,
         VISUALIZATIONS_DIR,
-        load_run,
         resolve_run,
     )
     from dlcli.store.status import RESUMABLE
 
-    record = load_run(resolve_run(runs_dir, run))
+    record = read_run(resolve_run(runs_dir, run))
     visualizations = record.folder.file(VISUALIZATIONS_DIR)  # dlcli visualize's pictures
     pictures = sorted(path for path in visualizations.rglob("*") if path.is_file())
     if output_format == Format.csv:
         return emit_csv([record.as_row()])
     if output_format == Format.json:
-        return emit_json({"run": record.as_row(), "info": record.info.to_dict(), "summary": record.summary,
+        return emit_json({"run": record.as_row(), "info": record.info, "summary": record.summary,
                            "evaluation": record.evaluation,
                            "visualizations": [str(path.relative_to(record.folder.path)) for path in pictures]})
     info = record.info
@@ -501,8 +502,8 @@ def show(run: RunArgument, output_format: FormatOption = Format.table, runs_dir:
     damage = f"  ({record.damage})" if record.damage else ""
     console.print(Text.assemble((record.id, "bold"), "  ", (record.status, style), damage))
     for key in ("group", "created", "ended", "duration_s", "command", "host", "pid", "error"):
-        if getattr(info, key) not in (None, ""):
-            console.print(f"  {key}: {getattr(info, key)}")
+        if info.get(key) not in (None, ""):
+            console.print(f"  {key}: {info[key]}")
     config_path = record.folder.file(CONFIG_FILE)
     if config_path.is_file():
         # shown as it is, a damaged byte as �: `show` describes a run, it does not judge its config
@@ -521,7 +522,7 @@ def show(run: RunArgument, output_format: FormatOption = Format.table, runs_dir:
     kinds = Counter(path.relative_to(visualizations).parts[0] for path in pictures)
     for kind, count in sorted(kinds.items()):
         console.print(f"  {kind}: {visualizations / kind} ({count} file{'s' if count != 1 else ''})")
-    if record.status in RESUMABLE and record.info.resumable:
+    if record.status in RESUMABLE and record.info["resumable"]:
         console.print(f"  resume with: dlcli train --resume {record.id}")
     elif record.status == RunStatus.failed:
         console.print("  fix the config as its error says and train it again (a resume would fail the same way)")

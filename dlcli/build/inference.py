@@ -25,16 +25,8 @@ from dlcli.choices import InputKind
 from dlcli.config import ExperimentConfig, load_config
 from dlcli.data.examples import Splits
 from dlcli.errors import DlcliError
-from dlcli.store.runs import (
-    CONFIG_FILE,
-    INPUTS_FILE,
-    InputRecord,
-    Inputs,
-    OutputRecord,
-    RunFolder,
-    model_file,
-    preprocessing_file,
-)
+from dlcli.store.documents import InputRecord, Inputs, OutputRecord
+from dlcli.store.runs import CONFIG_FILE, INPUTS_FILE, RunFolder, model_file, preprocessing_file
 
 # Pixels of image files, whatever the dataset's own range: an image input always takes 0-255.
 PIXEL_RANGE = 255.0

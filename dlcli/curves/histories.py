@@ -150,7 +150,8 @@ def history_verdicts(
     """The verdicts of a history file, or of a run (id, prefix, name, `latest`, folder) judged
     with its own config's `training.overfitting` settings; `monitor` and `mode` override them."""
     from dlcli.config import load_config
-    from dlcli.store.runs import CONFIG_FILE, HISTORY_FILE, load_run, read_history, resolve_run
+    from dlcli.store.index import read_run
+    from dlcli.store.runs import CONFIG_FILE, HISTORY_FILE, read_history, resolve_run
 
     path = Path(reference).expanduser()
     if path.suffix.lower() == ".csv" and not path.exists():
@@ -162,7 +163,7 @@ def history_verdicts(
     run = resolve_run(runs_dir, reference)
     configured = load_config(run.file(CONFIG_FILE)).training.overfitting or OverfittingConfig()
     settings = configured.model_copy(update={"monitor": monitor}) if monitor else configured
-    directions = (load_run(run).summary or {}).get("directions", {})
+    directions = (read_run(run).summary or {}).get("directions", {})
     if mode is None and settings.mode != "auto" and settings.monitor == configured.monitor:
         mode = settings.mode
     direction = mode or directions.get(metric_name(settings.monitor)) or guessed_direction(settings.monitor)

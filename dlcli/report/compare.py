@@ -16,16 +16,7 @@ import yaml
 from dlcli.curves.verdicts import minimizes
 from dlcli.errors import DlcliError
 from dlcli.keys import flattened, read_yaml
-from dlcli.store.runs import (
-    CONFIG_FILE,
-    HISTORY_FILE,
-    NOT_METRIC_COLUMNS,
-    RunRecord,
-    load_run,
-    metric_name,
-    read_history,
-    resolve_run,
-)
+from dlcli.store.runs import CONFIG_FILE, HISTORY_FILE, NOT_METRIC_COLUMNS, RunRecord, metric_name, read_history, resolve_run
 
 MISSING = "—"  # a key one run has and another has not
 
@@ -125,7 +116,7 @@ def compare(records: list[RunRecord], sort: str | None = None) -> Comparison:
             "best_epoch": summary.get("best_epoch"),
             "overfitting_onset": overfitting.get("onset_epoch"),
             "parameters": summary.get("parameters"),
-            "duration_s": record.info.duration_s,
+            "duration_s": record.info["duration_s"],
         })
     directions = recorded_directions(records)
     best = {}
@@ -176,7 +167,7 @@ def select(records: list[RunRecord], last: int | None = None, pattern: str | Non
     if pattern:
         records = [
             r for r in records
-            if fnmatch.fnmatch(r.id, pattern) or fnmatch.fnmatch(r.info.name, pattern)
+            if fnmatch.fnmatch(r.id, pattern) or fnmatch.fnmatch(r.info["name"], pattern)
         ]
     return records[-last:] if last else records
 
@@ -188,7 +179,7 @@ def records_to_compare(
     """The runs `dlcli compare` shows: a sweep's trials, the runs named, or the last 10 (`every`:
     all) — of those, the ones that match `pattern` (a glob), `where` and `status`; raises when
     there are none."""
-    from dlcli.store.index import RunIndex
+    from dlcli.store.index import RunIndex, read_run
 
     if sweep or references:
         if sweep:
@@ -196,7 +187,7 @@ def records_to_compare(
 
             records = sweep_records(runs_dir, find_sweep(runs_dir, sweep).name)
         else:
-            records = [load_run(resolve_run(runs_dir, reference)) for reference in references]
+            records = [read_run(resolve_run(runs_dir, reference)) for reference in references]
         if where or status:
             with RunIndex(runs_dir) as index:
                 matching = set(index.selected_ids(where, status)[0])

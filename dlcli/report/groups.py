@@ -122,7 +122,7 @@ def groups_of(records: list[RunRecord], comparison: Comparison) -> list[Group]:
     groups: dict[str, Group] = {}
     for record in records:
         config = comparison.configs[record.id]
-        group_id = record.info.group or group_of(config)
+        group_id = record.info["group"] or group_of(config)
         row = rows[record.id]
         if group_id not in groups:
             label = ", ".join(f"{key}={row[key]}" for key in keys if row[key] != MISSING) or group_id

@@ -12,12 +12,13 @@ from rich.text import Text
 
 from dlcli.report import groups
 from dlcli.report.emit import Format, emit_csv, emit_json_rows
-from dlcli.store.runs import Evaluation, RunRecord
+from dlcli.store.runs import RunRecord
 from dlcli.store.status import RunStatus
 
 if TYPE_CHECKING:
     from dlcli.data.checks import Finding
     from dlcli.report.compare import Comparison
+    from dlcli.store.documents import Evaluation
 
 STATUS_STYLES = {
     RunStatus.completed: "green", RunStatus.running: "cyan", RunStatus.interrupted: "yellow", RunStatus.failed: "red",
@@ -54,16 +55,16 @@ def runs_table(records: list[RunRecord]) -> Table:
         )
     for record in records:
         info = record.info
-        duration = info.duration_s
+        duration = info["duration_s"]
         status = _status(record.status)
         if record.damage:
             status.append(f" ({record.damage})", style="dim")
         table.add_row(
-            record.id, info.name, info.group or "", status, info.dataset,
+            record.id, info["name"], info["group"] or "", status, info["dataset"],
             str(record.epochs_done()) if not record.damage else "",
             _headline_metric(record, (record.summary or {}).get("best"), "val_"),
             _headline_metric(record, (record.evaluation or {}).get("metrics")),
-            str(info.created or "")[:19].replace("T", " "),
+            str(info["created"] or "")[:19].replace("T", " "),
             f"{duration:.0f}s" if isinstance(duration, (int, float)) else "",
         )
     return table

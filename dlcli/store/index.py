@@ -33,11 +33,9 @@ from dlcli.store.runs import (
     RUN_FILE,
     RUN_ID,
     RunFolder,
-    RunInfo,
     RunRecord,
     effective_status,
     group_of,
-    load_run,
     metric_name,
     running_status,
 )
@@ -83,7 +81,7 @@ def _fields(record: RunRecord) -> list[tuple[str, Any]]:
         if isinstance(loss, dict) and "name" not in loss:  # per output: `loss.department.name` too
             fields += [(f"loss.{output}.name", spec) for output, spec in loss.items() if isinstance(spec, str)]
         fields += list(flattened(config))
-        fields.append(("group", record.info.group or group_of(config)))  # runs from before groups: their config's
+        fields.append(("group", record.info["group"] or group_of(config)))  # runs from before groups: their config's
     return fields + list(record.metrics().items())
 
 
@@ -160,16 +158,22 @@ class RunIndex:
 
     # --- writing -------------------------------------------------------------------------------
 
-    def _store(self, folders: list[tuple[RunFolder, int]]) -> None:
-        rows, fields = [], []
+    def _store(self, folders: list[tuple[RunFolder, int]]) -> list[RunRecord]:
+        # validated through the documents' models only here, for the folders read again: a command
+        # that finds the index up to date never imports pydantic (0.07 s)
+        from dlcli.store.documents import load_run
+
+        rows, fields, records = [], [], []
         for folder, stamp in folders:
             record = load_run(folder)
-            stored = {"info": record.info.to_dict(), "damage": record.damage, "summary": record.summary,
+            info = record.info
+            stored = {"info": info, "damage": record.damage, "summary": record.summary,
                       "evaluation": record.evaluation, "epochs": record.epochs_done(),
-                      "recorded": RunStatus.damaged.value if record.damage else record.info.status}
-            rows.append((folder.id, stamp, record.info.name, stored["recorded"], record.info.created or "",
-                         (record.info.sweep or {}).get("id"), json.dumps(stored, default=str)))
+                      "recorded": RunStatus.damaged.value if record.damage else info["status"]}
+            rows.append((folder.id, stamp, info["name"], stored["recorded"], info["created"] or "",
+                         (info["sweep"] or {}).get("id"), json.dumps(stored, default=str)))
             fields += [(folder.id, key, _text(value), _as_number(value)) for key, value in _fields(record)]
+            records.append(record)
         connection = self.connection
         connection.execute("BEGIN IMMEDIATE")
         try:
@@ -181,10 +185,11 @@ class RunIndex:
         except BaseException:
             connection.execute("ROLLBACK")
             raise
+        return records
 
-    def update(self, folder: RunFolder) -> None:
-        """Read one run folder into the index again (after its run.json or summary changed)."""
-        self._store([(folder, _stamp(str(folder.file(RUN_FILE))))])
+    def update(self, folder: RunFolder) -> RunRecord:
+        """Read one run folder into the index again (after its run.json or summary changed); its record."""
+        return self._store([(folder, _stamp(str(folder.file(RUN_FILE))))])[0]
 
     def reconcile(self) -> None:
         """Make the index agree with the folders: new and changed folders read, vanished ones dropped."""
@@ -258,6 +263,21 @@ class RunIndex:
             ))
             for run_id in part:
                 yield _record(self.runs_dir / run_id, json.loads(stored[run_id]))
+
+    def record(self, folder: RunFolder) -> RunRecord:
+        """One run's record, `folder` being one of this runs folder's: as indexed when its run.json
+        has not changed since, else read from the folder (and indexed, unless another process is
+        writing the index: then read and not waited for)."""
+        row = self.connection.execute("SELECT stamp, record FROM runs WHERE id = ?", [folder.id]).fetchone()
+        if row is not None and row[0] == _stamp(str(folder.file(RUN_FILE))):
+            return _record(folder.path, json.loads(row[1]))
+        self.connection.execute(f"PRAGMA busy_timeout={int(READ_WAIT_S * 1000)}")
+        try:
+            return self.update(folder)
+        except sqlite3.OperationalError:  # "database is locked"
+            from dlcli.store.documents import load_run
+
+            return load_run(folder)
 
     def metric_keys(self, ids: list[str]) -> list[str]:
         """The `best.`, `final.` and `test.` metrics any of the runs `ids` has: a CSV's header,
@@ -343,13 +363,11 @@ def _folder_stamps(runs_dir: Path) -> dict[str, int]:
 
 
 def _record(path: Path, stored: dict[str, Any]) -> RunRecord:
+    """A run's record as the index keeps it: its documents as validated when its folder was read."""
     folder = RunFolder(path)
-    info = RunInfo.from_dict(stored["info"])
-    if stored["damage"]:
-        status = RunStatus.damaged
-    else:
-        status = effective_status(info, folder) if info.status == RunStatus.running else info.status
-    epochs = None if info.status == RunStatus.running else stored["epochs"]  # a run in training: counted now
+    info = stored["info"]
+    status = RunStatus.damaged if stored["damage"] else effective_status(info, folder)
+    epochs = None if info["status"] == RunStatus.running else stored["epochs"]  # a run in training: counted now
     return RunRecord(folder, info, status, stored["damage"], stored["summary"], stored["evaluation"], epochs)
 
 
@@ -390,3 +408,10 @@ def update_index(folder: RunFolder) -> None:
             index.update(folder)
         except (sqlite3.Error, OSError):
             pass
+
+
+def read_run(folder: RunFolder) -> RunRecord:
+    """One run's record, through its runs folder's index (RunIndex.record): `show` and `compare` of
+    named runs read no more than `runs` does."""
+    with RunIndex(folder.path.parent) as index:
+        return index.record(folder)

@@ -37,7 +37,8 @@ from dlcli.config import NAME_PATTERN, SEED_MAX, ExperimentConfig, load_config
 from dlcli.errors import ConfigError, DlcliError, RunNotFound
 from dlcli.keys import parse_yaml_value
 from dlcli.stopping import EXIT_INTERRUPTED
-from dlcli.store.runs import SCHEMA, RunFile, RunFolder, RunRecord, effective_status, now, read_run_file
+from dlcli.store.documents import SCHEMA, RunFile, read_info, read_run_file
+from dlcli.store.runs import RunFolder, RunRecord, effective_status, now
 from dlcli.store.status import FINISHED, RESUMABLE, RunStatus
 
 SWEEPS_DIR = "sweeps"
@@ -437,7 +438,7 @@ def sweep_records(runs_dir: Path, sweep_id: str) -> list[RunRecord]:
 
 def seed_runs(records: list[RunRecord], trial: int) -> dict[int | None, RunRecord]:
     """A trial's newest run per seed it was repeated with (key None: a trial trained once)."""
-    return {record.info.sweep.get("seed"): record for record in records if record.info.sweep["trial"] == trial}
+    return {record.info["sweep"].get("seed"): record for record in records if record.info["sweep"]["trial"] == trial}
 
 
 def repeated_status(statuses: list[str | None]) -> tuple[str | None, int]:
@@ -691,7 +692,7 @@ def _owned_elsewhere(trial: Trial, runs_dir: Path) -> bool:
     """The trial's run is being trained by a process that is still alive (a sweep killed a moment ago)."""
     folder = RunFolder(runs_dir / trial.run)
     try:
-        return effective_status(folder.read_info(), folder) == RunStatus.running
+        return effective_status(read_info(folder).to_dict(), folder) == RunStatus.running
     except DlcliError:
         return False
 

@@ -27,15 +27,14 @@ import numpy as np
 from dlcli.build.saved import save_model_atomic, saved_atomically
 from dlcli.errors import DlcliError
 from dlcli.faults import kill_point
+from dlcli.store.documents import CheckpointState, read_run_file
 from dlcli.store.runs import (
     CHECKPOINT_DIR,
     HISTORY_FILE,
     STATE_FILE,
-    CheckpointState,
     RunFolder,
     best_model_file,
     callback_arrays_file,
-    read_run_file,
     remove_temporary_files,
     rows_to_csv,
     weights_file,

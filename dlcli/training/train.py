@@ -35,6 +35,17 @@ from dlcli.errors import ConfigError, DlcliError, TrainingDiverged, TrainingFail
 from dlcli.faults import kill_point
 from dlcli.keys import KeyPath, flattened
 from dlcli.stopping import stop_honoured, stop_pending, stops_at_batch_ends
+from dlcli.store.documents import (
+    CheckpointState,
+    KFold,
+    OverfittingVerdict,
+    Summary,
+    finish_run,
+    read_info,
+    read_summary,
+    restart_run,
+    start_run,
+)
 from dlcli.store.index import update_index
 from dlcli.store.runs import (
     CHECKPOINT_DIR,
@@ -46,11 +57,7 @@ from dlcli.store.runs import (
     STATE_FILE,
     SUMMARY_FILE,
     TENSORBOARD_DIR,
-    CheckpointState,
-    KFold,
-    OverfittingVerdict,
     RunFolder,
-    Summary,
     effective_status,
     metric_name,
     model_file,
@@ -377,7 +384,7 @@ def _resume_command(run: RunFolder) -> str:
 def _record_end(run: RunFolder, status: str, error: str, resumable: bool = True) -> str:
     """Record how the run ended; when even run.json cannot be written, say so instead of failing twice."""
     try:
-        run.finish(status, error=error, resumable=resumable)
+        finish_run(run, status, error=error, resumable=resumable)
         update_index(run)
     except OSError as failure:
         return f" (its run.json could not be updated either: {failure.strerror or failure})"
@@ -501,10 +508,10 @@ def _finish(run: RunFolder, summary: dict[str, Any], warned_live: bool = False) 
             f"run {run.id} diverged: the loss became {loss} in epoch {epoch}; the model of the best epoch "
             f"before it is kept; lower the learning rate (optimizer.learning_rate) and train again"
         )
-        run.finish(RunStatus.diverged, error=message)
+        finish_run(run, RunStatus.diverged, error=message)
         update_index(run)
         raise TrainingDiverged(message)
-    run.finish(RunStatus.pruned if summary.get("pruned") else RunStatus.completed)
+    finish_run(run, RunStatus.pruned if summary.get("pruned") else RunStatus.completed)
     update_index(run)
     return TrainResult(run, summary, warned_live)
 
@@ -629,8 +636,8 @@ def train(
         run = RunFolder.create(runs_dir, config.name if speed.chief else f"{config.name}-{speed.task}")
         with run.owned():
             try:
-                run.start(
-                    config.to_yaml(), config.seed, config.name, versions=_versions(), command=command,
+                start_run(
+                    run, config.to_yaml(), config.seed, config.name, versions=_versions(), command=command,
                     dataset=config.dataset.name, sweep=sweep,
                 )
             except BaseException as error:  # a failed write, or a stop signal before run.json was whole
@@ -684,8 +691,8 @@ def _resume_owned(
     run: RunFolder, runs_dir: Path, console: Console | None, command: str | None,
     report: Callable[[int, float], bool] | None,
 ) -> TrainResult:
-    info = run.read_info()
-    status = effective_status(info)  # not by owner.lock: this process holds it now
+    info = read_info(run)
+    status = effective_status(info.to_dict())  # not by owner.lock: this process holds it now
     if status == RunStatus.completed:
         raise DlcliError(f"run {run.id} is completed; nothing to resume (train its config.yaml again for a new run)")
     if status == RunStatus.pruned:
@@ -703,10 +710,10 @@ def _resume_owned(
             "and train it again"
         )
     if run.file(SUMMARY_FILE).is_file():  # its training ended; the process died before saying so
-        summary = run.read_summary()
+        summary = read_summary(run)
         shutil.rmtree(run.file(CHECKPOINT_DIR), ignore_errors=True)
         _say(console, f"run {run.id} had finished training before its process ended; nothing to train")
-        run.restart(command)
+        restart_run(run, command)
         update_index(run)
         return _finish(run, summary)
     config = load_config(run.file(CONFIG_FILE))
@@ -726,7 +733,7 @@ def _resume_owned(
             )
         folds, parts = prepare_experiment(config, runs_dir, speed)
         folds, data = decoded_for_training(folds, speed, console)
-        run.restart(command)
+        restart_run(run, command)
         update_index(run)
         return _execute(_Session(config, run, console, speed, checkpoint, state, report), parts, folds, data)
 

@@ -16,19 +16,9 @@ from dlcli.data.cache import check_decodable
 from dlcli.data.examples import FINGERPRINT_VERSION, Splits
 from dlcli.data.pipeline import stream
 from dlcli.errors import DlcliError
+from dlcli.store.documents import SCHEMA, Evaluation
 from dlcli.store.index import update_index
-from dlcli.store.runs import (
-    CONFIG_FILE,
-    EVALUATION_FILE,
-    MODEL_FILE,
-    SCHEMA,
-    SUMMARY_FILE,
-    Evaluation,
-    RunFolder,
-    model_file,
-    now,
-    write_json,
-)
+from dlcli.store.runs import CONFIG_FILE, EVALUATION_FILE, MODEL_FILE, SUMMARY_FILE, RunFolder, model_file, now, write_json
 
 SPLITS = ("test", "validation")
 

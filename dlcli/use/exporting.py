@@ -24,7 +24,8 @@ from dlcli import __version__
 from dlcli.build.inference import inference_model, predicted_classes
 from dlcli.choices import InputKind
 from dlcli.errors import DlcliError, ExportMismatch
-from dlcli.store.runs import EXPORT_DIR, Inputs, RunFolder
+from dlcli.store.documents import Inputs
+from dlcli.store.runs import EXPORT_DIR, RunFolder
 
 # format -> (Keras's name for it, the artifact's file suffix, packages it needs)
 FORMATS: dict[str, tuple[str, str, tuple[str, ...]]] = {

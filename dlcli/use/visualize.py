@@ -32,7 +32,8 @@ from dlcli.build.inference import check_fold, class_names, class_probabilities, 
 from dlcli.build.saved import load_run_model
 from dlcli.errors import DlcliError
 from dlcli.keys import did_you_mean
-from dlcli.store.runs import VISUALIZATIONS_DIR, Inputs, RunFolder, model_file, preprocessing_file, write_atomic
+from dlcli.store.documents import Inputs
+from dlcli.store.runs import VISUALIZATIONS_DIR, RunFolder, model_file, preprocessing_file, write_atomic
 
 CONVOLUTIONS = (keras.layers.Conv2D, keras.layers.SeparableConv2D, keras.layers.DepthwiseConv2D,
                 keras.layers.Conv2DTranspose)

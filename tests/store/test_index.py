@@ -14,8 +14,9 @@ import pytest
 import yaml
 
 from conftest import fake_run, read_json, summary_with
+from dlcli.store.documents import load_run
 from dlcli.store.index import INDEX_FILE, RunIndex
-from dlcli.store.runs import RunFolder, load_run
+from dlcli.store.runs import RunFolder
 
 
 def indexed_run(runs_dir, run_id, optimizer="rmsprop", units=64, val_accuracy=0.9, status="completed", test=None, **info):
@@ -111,18 +112,38 @@ def test_a_folder_added_changed_or_removed_by_hand_is_seen_by_the_next_command(c
     assert listed(cli, "--status", "failed") == ["b"]
 
 
+def test_show_and_compare_of_named_runs_read_a_changed_folder_again(cli, four_runs):
+    import os
+
+    assert listed(cli) == ["a", "b", "c", "d"]  # every run indexed as it was
+    run_json = four_runs / "20260101-110000-b" / "run.json"
+    info = read_json(run_json)
+    run_json.write_text(json.dumps({**info, "status": "failed", "error": "out of memory"}))
+    later = run_json.stat().st_mtime_ns + 10**9  # an edit a second later, whatever the clock's resolution
+    os.utime(run_json, ns=(later, later))
+    (four_runs / "20260101-120000-c" / "run.json").write_text("{")  # broken by hand
+
+    shown = cli("show", "20260101-110000-b", "--format", "json")
+    compared = cli("compare", "20260101-110000-b", "20260101-120000-c", "--format", "json")
+
+    assert shown.exit_code == 0 and json.loads(shown.stdout)["run"]["status"] == "failed", shown.output
+    assert json.loads(shown.stdout)["info"]["error"] == "out of memory"
+    assert compared.exit_code == 0, compared.output
+    assert listed(cli, "--status", "damaged") == ["c"]  # and the index now knows both
+
+
 def test_an_index_locked_by_another_process_is_answered_from_a_copy_reading_only_what_changed(
     cli, four_runs, monkeypatch,
 ):
     import sqlite3
     import time
 
-    from dlcli.store import index
+    from dlcli.store import documents
 
     assert listed(cli) == ["a", "b", "c", "d"]  # the index exists
     shutil.copytree(four_runs / "20260101-130000-d", four_runs / "20260101-140000-e")  # a change to reconcile
     read = []
-    monkeypatch.setattr(index, "load_run", lambda folder: read.append(folder.id) or load_run(folder))
+    monkeypatch.setattr(documents, "load_run", lambda folder: read.append(folder.id) or load_run(folder))
     writer = sqlite3.connect(four_runs / INDEX_FILE, isolation_level=None)
     writer.execute("BEGIN IMMEDIATE")  # another process's long write (a rebuild) holds the lock
     try:
@@ -169,7 +190,7 @@ WRITER = """
 import sys
 from pathlib import Path
 from dlcli.store.index import RunIndex
-from dlcli.store.runs import RunFolder, load_run
+from dlcli.store.runs import RunFolder
 runs, first, count = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 index = RunIndex(runs)
 for number in range(first, first + count):
@@ -258,5 +279,5 @@ def test_a_sweeps_trials_are_found_through_the_index(runs_dir):
 
     assert [record.id[16:] for record in sweep_records(runs_dir, "20260101-105959-s")] == ["s-t1", "s-t2", "s-t3"]
     (runs_dir / INDEX_FILE).unlink()  # the folders still tell
-    assert [record.info.sweep["trial"] for record in sweep_records(runs_dir, "20260101-105959-s")] == [1, 2, 3]
+    assert [record.info["sweep"]["trial"] for record in sweep_records(runs_dir, "20260101-105959-s")] == [1, 2, 3]
     assert sweep_records(runs_dir, "20260101-000000-none") == []

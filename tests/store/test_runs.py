@@ -8,6 +8,7 @@ import pytest
 
 from conftest import fake_run, summary_with
 from dlcli.errors import RunNotFound
+from dlcli.store.documents import finish_run
 from dlcli.store.runs import RUN_FILE, RunFolder, list_run_folders, resolve_run
 from dlcli.store.status import RunStatus
 
@@ -107,7 +108,7 @@ def test_a_document_that_breaks_its_model_damages_its_run_only(cli, runs_dir, su
 def test_a_start_written_without_its_offset_is_read_as_utc_and_the_run_can_end(runs_dir):
     folder = RunFolder(fake_run(runs_dir, "20260101-100000-naive", status="running"))  # created: no offset
 
-    info = folder.finish(RunStatus.completed)
+    info = finish_run(folder, RunStatus.completed)
 
     assert info.created == "2026-01-01T10:00:00.000+00:00" and info.duration_s > 0
 

@@ -20,7 +20,7 @@ from conftest import TINY_CONFIG, read_json, run_folders
 from dlcli.cli import app
 from dlcli.config import load_config
 from dlcli.data import load_dataset
-from dlcli.store.runs import load_runs
+from dlcli.store.documents import load_runs
 from dlcli.sweep.study import PLAN_FILE, Plan, open_study, repeated_status, study_trials, sweep_settings, take_trial
 
 
@@ -290,7 +290,7 @@ def test_killing_the_sweep_stops_its_trials_and_resume_runs_each_left_once(write
     while len([h for h in runs_dir.glob("*-t*/history.csv") if len(h.read_text().splitlines()) >= 2]) < 2:
         assert process.poll() is None and time.monotonic() < deadline, process.communicate()
         time.sleep(0.1)
-    workers = [record.info.pid for record in load_runs(runs_dir) if record.status == "running"]
+    workers = [record.info["pid"] for record in load_runs(runs_dir) if record.status == "running"]
 
     process.kill()  # SIGKILL: the sweep cannot tell its workers anything
     process.wait()

@@ -31,7 +31,7 @@ def test_a_run_folder_that_cannot_be_written_is_not_left_behind(cli, tiny_config
     def disk_full(path, data):
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
-    monkeypatch.setattr("dlcli.store.runs.write_atomic", disk_full)
+    monkeypatch.setattr("dlcli.store.documents.write_atomic", disk_full)
 
     result = cli("train", str(tiny_config))
 
@@ -69,14 +69,14 @@ def test_disk_full_during_training_fails_the_run_with_advice(cli, tiny_config, r
 
 
 def test_when_even_run_json_cannot_be_written_the_message_says_so(cli, tiny_config, runs_dir, monkeypatch):
-    import dlcli.store.runs
     import dlcli.training.checkpoint
+    import dlcli.training.train
 
     def no_space(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(dlcli.training.checkpoint, "write_atomic", no_space)
-    monkeypatch.setattr(dlcli.store.runs.RunFolder, "finish", no_space)
+    monkeypatch.setattr(dlcli.training.train, "finish_run", no_space)
 
     result = cli("train", str(tiny_config))
 

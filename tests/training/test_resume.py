@@ -27,7 +27,8 @@ from typer.testing import CliRunner
 
 from conftest import TINY_CONFIG, read_json, run_folders
 from dlcli.cli import app
-from dlcli.store.runs import RunFolder, effective_status, load_run
+from dlcli.store.documents import load_run
+from dlcli.store.runs import RunFolder, effective_status
 from dlcli.training.callbacks import REFUSED_CALLBACKS
 from dlcli.training.checkpoint import CALLBACK_STATE, STATELESS_CALLBACKS
 
