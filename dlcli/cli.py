@@ -315,7 +315,7 @@ def evaluate(
     from dlcli.store.runs import EVALUATION_FILE, resolve_run
 
     folder = resolve_run(runs_dir, run)
-    _note_if_still_training(folder)
+    _note_if_still_training(runs_dir, folder)
     _import_tensorflow()
     from dlcli.report.render import evaluation_view
     from dlcli.use.evaluate import evaluate_run, save_evaluation
@@ -337,12 +337,12 @@ def evaluate(
     error_console.print(f"wrote {folder.file(EVALUATION_FILE)}")
 
 
-def _note_if_still_training(folder) -> None:
+def _note_if_still_training(runs_dir: Path, folder) -> None:
     """Its model.keras is whole whenever it is read, but it is only the best epoch so far."""
     from dlcli.store.index import read_run
     from dlcli.store.runs import OWNER_FILE
 
-    record = read_run(folder)
+    record = read_run(runs_dir, folder)
     if record.status == RunStatus.running:
         try:
             owner = folder.file(OWNER_FILE).read_text(encoding="utf-8").strip()
@@ -410,7 +410,7 @@ def export(
     from dlcli.store.runs import resolve_run
 
     folder = resolve_run(runs_dir, run)
-    _note_if_still_training(folder)
+    _note_if_still_training(runs_dir, folder)
     _import_tensorflow()
     from dlcli.use.exporting import export_run
 
@@ -488,7 +488,7 @@ def show(run: RunArgument, output_format: FormatOption = Format.table, runs_dir:
     )
     from dlcli.store.status import RESUMABLE
 
-    record = read_run(resolve_run(runs_dir, run))
+    record = read_run(runs_dir, resolve_run(runs_dir, run))
     visualizations = record.folder.file(VISUALIZATIONS_DIR)  # dlcli visualize's pictures
     pictures = sorted(path for path in visualizations.rglob("*") if path.is_file())
     if output_format == Format.csv:

@@ -163,7 +163,7 @@ def history_verdicts(
     run = resolve_run(runs_dir, reference)
     configured = load_config(run.file(CONFIG_FILE)).training.overfitting or OverfittingConfig()
     settings = configured.model_copy(update={"monitor": monitor}) if monitor else configured
-    directions = (read_run(run).summary or {}).get("directions", {})
+    directions = (read_run(runs_dir, run).summary or {}).get("directions", {})
     if mode is None and settings.mode != "auto" and settings.monitor == configured.monitor:
         mode = settings.mode
     direction = mode or directions.get(metric_name(settings.monitor)) or guessed_direction(settings.monitor)

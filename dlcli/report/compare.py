@@ -187,7 +187,7 @@ def records_to_compare(
 
             records = sweep_records(runs_dir, find_sweep(runs_dir, sweep).name)
         else:
-            records = [read_run(resolve_run(runs_dir, reference)) for reference in references]
+            records = [read_run(runs_dir, resolve_run(runs_dir, reference)) for reference in references]
         if where or status:
             with RunIndex(runs_dir) as index:
                 matching = set(index.selected_ids(where, status)[0])

@@ -266,15 +266,22 @@ class RunIndex:
 
     def record(self, folder: RunFolder) -> RunRecord:
         """One run's record, `folder` being one of this runs folder's: as indexed when its run.json
-        has not changed since, else read from the folder (and indexed, unless another process is
-        writing the index: then read and not waited for)."""
-        row = self.connection.execute("SELECT stamp, record FROM runs WHERE id = ?", [folder.id]).fetchone()
-        if row is not None and row[0] == _stamp(str(folder.file(RUN_FILE))):
-            return _record(folder.path, json.loads(row[1]))
-        self.connection.execute(f"PRAGMA busy_timeout={int(READ_WAIT_S * 1000)}")
+        has not changed since and it was not running (a run in training, or killed in it, may have
+        written files since), else read from the folder and indexed again. An index that cannot
+        answer (locked by another writer for over READ_WAIT_S, damaged) is passed by: the folder
+        is the truth."""
         try:
-            return self.update(folder)
-        except sqlite3.OperationalError:  # "database is locked"
+            row = self.connection.execute(
+                "SELECT stamp, status, record FROM runs WHERE id = ?", [folder.id],
+            ).fetchone()
+            if row is not None and row[0] == _stamp(str(folder.file(RUN_FILE))) and row[1] != RunStatus.running:
+                return _record(folder.path, json.loads(row[2]))
+            self.connection.execute(f"PRAGMA busy_timeout={int(READ_WAIT_S * 1000)}")
+            try:
+                return self.update(folder)
+            finally:
+                self.connection.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+        except sqlite3.Error:
             from dlcli.store.documents import load_run
 
             return load_run(folder)
@@ -410,8 +417,13 @@ def update_index(folder: RunFolder) -> None:
             pass
 
 
-def read_run(folder: RunFolder) -> RunRecord:
-    """One run's record, through its runs folder's index (RunIndex.record): `show` and `compare` of
-    named runs read no more than `runs` does."""
-    with RunIndex(folder.path.parent) as index:
+def read_run(runs_dir: Path, folder: RunFolder) -> RunRecord:
+    """One run's record: through the index of `runs_dir` when the run is one of its folders
+    (RunIndex.record), so that `show` and `compare` of named runs read no more than `runs` does;
+    read from its folder when it lies elsewhere (no index is made beside a folder named by path)."""
+    if folder.path.parent.resolve() != runs_dir.resolve():
+        from dlcli.store.documents import load_run
+
+        return load_run(folder)
+    with RunIndex(runs_dir) as index:
         return index.record(folder)

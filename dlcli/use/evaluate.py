@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import keras
@@ -18,7 +19,17 @@ from dlcli.data.pipeline import stream
 from dlcli.errors import DlcliError
 from dlcli.store.documents import SCHEMA, Evaluation
 from dlcli.store.index import update_index
-from dlcli.store.runs import CONFIG_FILE, EVALUATION_FILE, MODEL_FILE, SUMMARY_FILE, RunFolder, model_file, now, write_json
+from dlcli.store.runs import (
+    CONFIG_FILE,
+    EVALUATION_FILE,
+    MODEL_FILE,
+    RUN_FILE,
+    SUMMARY_FILE,
+    RunFolder,
+    model_file,
+    now,
+    write_json,
+)
 
 SPLITS = ("test", "validation")
 
@@ -98,8 +109,13 @@ def evaluate_run(run: RunFolder, split: str = "test") -> Evaluation:
 
 
 def save_evaluation(run: RunFolder, evaluation: Evaluation) -> None:
-    """Keep the evaluation in the run folder (evaluation.json), where `runs` and `compare` read its metrics."""
+    """Keep the evaluation in the run folder (evaluation.json), where `runs` and `compare` read its metrics.
+
+    run.json's time is moved on, as dlcli does whenever it changes a run's files, so that the index
+    reads the run again at the next command if this process could not update it (another writer
+    held it for over a minute)."""
     write_json(run.file(EVALUATION_FILE), evaluation.shown())
+    os.utime(run.file(RUN_FILE))
     update_index(run)
 
 

@@ -84,6 +84,22 @@ def test_an_evaluation_that_cannot_be_saved_is_still_shown(cli, tiny_config, run
     )
 
 
+def test_an_evaluation_the_index_missed_is_seen_by_the_next_command(cli, runs_dir, monkeypatch):
+    from dlcli.store.documents import Evaluation
+    from dlcli.store.runs import RunFolder
+    from dlcli.use.evaluate import save_evaluation
+
+    folder = RunFolder(fake_run(runs_dir, "20260101-100000-a", summary=summary_with(0.5, 0.8)))
+    assert cli("runs").exit_code == 0  # indexed without an evaluation
+    monkeypatch.setattr("dlcli.use.evaluate.update_index", lambda folder: None)  # another writer held the index
+
+    save_evaluation(folder, Evaluation(run=folder.id, split="test", metrics={"accuracy": 0.75}))
+
+    (row,) = json.loads(cli("runs", "--format", "json").stdout)
+    shown = json.loads(cli("show", "latest", "--format", "json").stdout)
+    assert row["test.accuracy"] == 0.75 and shown["evaluation"]["metrics"] == {"accuracy": 0.75}
+
+
 def test_evaluate_errors(cli, runs_dir):
     fake_run(runs_dir, "20260101-100000-nomodel", summary=summary_with(0.5, 0.8))
 

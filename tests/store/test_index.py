@@ -158,6 +158,16 @@ def test_an_index_locked_by_another_process_is_answered_from_a_copy_reading_only
     assert listed(cli) == ["a", "b", "c", "d", "e"]
 
 
+def test_a_run_shown_by_its_path_elsewhere_is_read_from_its_folder_and_no_index_is_made_there(cli, four_runs, tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    shutil.copytree(four_runs / "20260101-110000-b", elsewhere / "20260101-110000-b")
+
+    shown = cli("show", str(elsewhere / "20260101-110000-b"), "--format", "json")
+
+    assert shown.exit_code == 0 and json.loads(shown.stdout)["run"]["name"] == "b", shown.output
+    assert sorted(path.name for path in elsewhere.iterdir()) == ["20260101-110000-b"]
+
+
 def test_a_running_run_nobody_owns_is_crashed_in_the_index_too(cli, runs_dir):
     folder = indexed_run(runs_dir, "20260101-100000-gone", status="running")  # this process's pid and host
     (folder / "owner.lock").write_text("")  # but nobody holds its lock
@@ -167,7 +177,11 @@ def test_a_running_run_nobody_owns_is_crashed_in_the_index_too(cli, runs_dir):
 
 @pytest.mark.parametrize("loss", ["deleted", "garbage", "emptied", "another version"])
 def test_a_lost_or_damaged_index_is_rebuilt_with_the_same_answers(cli, four_runs, loss):
-    before = [cli("runs", "--format", "json").stdout, listed(cli, "--where", "optimizer.name=adam")]
+    def answers():
+        return [cli("runs", "--format", "json").stdout, listed(cli, "--where", "optimizer.name=adam"),
+                cli("show", "20260101-110000-b", "--format", "json").stdout]
+
+    before = answers()
     index = four_runs / INDEX_FILE
     if loss == "deleted":
         index.unlink()
@@ -183,7 +197,7 @@ def test_a_lost_or_damaged_index_is_rebuilt_with_the_same_answers(cli, four_runs
     for suffix in ("-wal", "-shm"):
         (four_runs / f"{INDEX_FILE}{suffix}").unlink(missing_ok=True)
 
-    assert [cli("runs", "--format", "json").stdout, listed(cli, "--where", "optimizer.name=adam")] == before
+    assert answers() == before
 
 
 WRITER = """
