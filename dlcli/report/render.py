@@ -10,13 +10,13 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from dlcli.report import groups
 from dlcli.report.emit import Format, emit_csv, emit_json_rows
 from dlcli.store.runs import RunRecord
 from dlcli.store.status import RunStatus
 
 if TYPE_CHECKING:
     from dlcli.data.checks import Finding
+    from dlcli.report import groups  # imported to draw its table (with YAML and the verdicts), not to list runs
     from dlcli.report.compare import Comparison
     from dlcli.store.documents import Evaluation
 
@@ -99,6 +99,8 @@ def comparison_table(comparison: Comparison) -> Table:
 def groups_table(found: list[groups.Group], metrics: list[str], headline: str) -> Table:
     """One row per group: its runs, each metric's mean ± std, and on `headline` the difference
     from the best group with its interval (95% for all the pairs together) and the verdict."""
+    from dlcli.report import groups  # imported to draw its table (with YAML and the verdicts), not to list runs
+
     plural = "s" * (len(found) != 1)
     table = Table(title=f"{len(found)} group{plural} (runs that differ only in their seed): mean ± std over seeds")
     table.add_column("group")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import fcntl
-import hashlib
 import io
 import json
 import os
@@ -49,6 +48,8 @@ NOT_THE_EXPERIMENT = ("name", "seed", "sweep")
 def group_of(config: dict[str, Any]) -> str:
     """The group of the runs of `config` (a run's resolved config, as read from config.yaml):
     the same for every seed of one experiment, different for any other change."""
+    import hashlib  # loading OpenSSL's library takes 0.005-0.01 s, which listing runs need not pay
+
     experiment = {key: value for key, value in config.items() if key not in NOT_THE_EXPERIMENT}
     return hashlib.sha256(json.dumps(experiment, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
