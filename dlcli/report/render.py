@@ -16,7 +16,7 @@ from dlcli.store.status import RunStatus
 
 if TYPE_CHECKING:
     from dlcli.data.checks import Finding
-    from dlcli.report import groups  # imported to draw its table (with YAML and the verdicts), not to list runs
+    from dlcli.report import groups  # annotations only: groups_table imports it, so listing runs does not
     from dlcli.report.compare import Comparison
     from dlcli.store.documents import Evaluation
 
@@ -99,7 +99,7 @@ def comparison_table(comparison: Comparison) -> Table:
 def groups_table(found: list[groups.Group], metrics: list[str], headline: str) -> Table:
     """One row per group: its runs, each metric's mean ± std, and on `headline` the difference
     from the best group with its interval (95% for all the pairs together) and the verdict."""
-    from dlcli.report import groups  # imported to draw its table (with YAML and the verdicts), not to list runs
+    from dlcli.report import groups  # with YAML and the verdicts: only when groups are drawn
 
     plural = "s" * (len(found) != 1)
     table = Table(title=f"{len(found)} group{plural} (runs that differ only in their seed): mean ± std over seeds")

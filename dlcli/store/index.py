@@ -65,8 +65,8 @@ CREATE INDEX IF NOT EXISTS fields_by_text ON fields (key, text);
 
 def _fields(record: RunRecord) -> list[tuple[str, Any]]:
     """What `--where` and `--sort` can ask of a run: its config's keys and its metrics."""
-    # YAML (0.015 s of import) only where a folder is read again or a --where parsed: a command that
-    # finds the index up to date lists runs without it
+    # YAML (0.016 s of import) only where a folder is read again: a command that finds the index up
+    # to date lists runs without it
     import yaml
 
     from dlcli.keys import flattened, read_yaml
@@ -386,7 +386,7 @@ CONDITION = re.compile(r"^\s*([A-Za-z0-9_.\[\]-]+)\s*(!=|>=|<=|=|>|<)\s*(.*?)\s*
 
 def _condition(condition: str) -> tuple[str, list[Any]]:
     """`KEY=VALUE` (also !=, >, <, >=, <=) as an SQL condition on a run's fields, and its parameters."""
-    from yaml import YAMLError
+    from yaml import YAMLError  # here, not at the top: listing runs without --where needs no YAML
 
     from dlcli.keys import parse_yaml_value
 

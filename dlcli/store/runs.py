@@ -48,7 +48,7 @@ NOT_THE_EXPERIMENT = ("name", "seed", "sweep")
 def group_of(config: dict[str, Any]) -> str:
     """The group of the runs of `config` (a run's resolved config, as read from config.yaml):
     the same for every seed of one experiment, different for any other change."""
-    import hashlib  # loading OpenSSL's library takes 0.005-0.01 s, which listing runs need not pay
+    import hashlib  # loading OpenSSL's library takes 0.01 s, which listing runs need not pay
 
     experiment = {key: value for key, value in config.items() if key not in NOT_THE_EXPERIMENT}
     return hashlib.sha256(json.dumps(experiment, sort_keys=True, default=str).encode()).hexdigest()[:10]
