@@ -306,9 +306,9 @@ def effective_status(info: Mapping[str, Any], folder: RunFolder | None = None) -
     process died), or, for a run without one, its pid is not that process. A run on another
     host cannot be checked from here and keeps its recorded status.
     """
-    if info.get("status") == RunStatus.running:
+    if info["status"] == RunStatus.running:
         return running_status(folder, info.get("host"), info.get("pid"), info.get("pid_started"))
-    return info.get("status", "unknown")
+    return info["status"]
 
 
 def running_status(folder: RunFolder | None, host: str | None, pid: int | None, pid_started: int | None) -> str:
