@@ -21,13 +21,18 @@ from dlcli.store.runs import FOLD_COLUMN, INTEGER_COLUMNS, metric_name
 # and error metrics); the rest of Keras's metrics that rank ("accuracy", "auc", ...) are maximized.
 MINIMIZED_WORDS = ("loss", "error", "crossentropy", "hinge", "mae", "mse", "mape", "msle", "divergence", "poisson", "logcosh")
 MAXIMIZED_WORDS = ("acc", "auc", "precision", "recall", "f1", "iou", "r2", "score")
+# The separators a CSVLogger(separator=...) file may use; the header's commonest one is the file's
+# (no Keras metric's name holds any of them).
+SEPARATORS = (",", ";", "\t", "|")
 
 
 def read_curves(path: Path) -> list[dict[str, float]]:
     """The rows of a history file, epochs counted from 1 whichever way the file counts them."""
     try:
         with open(path, newline="", encoding="utf-8-sig") as file:  # a spreadsheet's byte-order mark too
-            reader = csv.DictReader(file)
+            header = file.readline()
+            file.seek(0)
+            reader = csv.DictReader(file, delimiter=max(SEPARATORS, key=header.count))
             columns = reader.fieldnames or []
             if "epoch" not in columns:
                 raise DlcliError(

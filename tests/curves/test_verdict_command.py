@@ -111,10 +111,11 @@ def test_a_history_verdict_cannot_judge_is_one_line_and_exit_2(cli, tmp_path, ro
     assert says in result.output and len(result.output.strip().splitlines()) == 1
 
 
-def test_a_spreadsheet_s_byte_order_mark_and_windows_line_ends_are_read(cli, tmp_path):
+@pytest.mark.parametrize("separator", [",", ";", "\t"])
+def test_a_spreadsheet_s_byte_order_mark_windows_line_ends_and_csvlogger_s_separators_are_read(cli, tmp_path, separator):
     path = tmp_path / "log.csv"
-    rows = "".join(f"{e},{1 / (e + 1)},{0.5 + 0.01 * e}\r\n" for e in range(12))
-    path.write_bytes(("\ufeffepoch,loss,val_loss\r\n" + rows).encode("utf-8"))
+    rows = "".join(separator.join(map(str, (e, 1 / (e + 1), 0.5 + 0.01 * e))) + "\r\n" for e in range(12))
+    path.write_bytes(("\ufeff" + separator.join(("epoch", "loss", "val_loss")) + "\r\n" + rows).encode("utf-8"))
 
     (verdict,) = verdict_json(cli, str(path))
 
