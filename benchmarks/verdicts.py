@@ -9,7 +9,9 @@ alarms on the runs of models that do not overfit; overfitting runs detected afte
 true onset; the median and mean delay counted from the epoch at which the seed-averaged
 curve stands 3 noise levels above its minimum (the overfit is plain); the share caught
 within 5 epochs of that; the mean |onset error|; and which detectors dlcli beats on false
-alarms and delay at once.
+alarms and delay at once. Then the same detectors on made-up curves whose noise is
+known: healthy plateaus (the share with an alarm) and steady climbs of a given slope (the share
+caught within 5 epochs of the epoch the climb is plain).
 
     python benchmarks/verdicts.py [--markdown]
 
@@ -344,24 +346,51 @@ def _print_scores(title: str, corpus: dict[str, list[History]], bar: str, markdo
 # few epochs and then stays flat, with white noise (Gaussian, or Student's t with 3 degrees of
 # freedom for the odd bad epoch), while the training loss falls.
 PLATEAU_LENGTHS = (20, 40, 100)
-PLATEAU_RUNS = 200
+MADE_UP_RUNS = 200
+NOISE_SCALE = 0.01
+# The overfits made up the same way: from TURN on, the curve climbs this many noise scales an epoch.
+OVERFIT_SLOPES = (0.25, 0.5, 1.0, 2.0)
+OVERFIT_LENGTH = 40
+TURN = 10
 
 
-def plateau_alarms(detector: Detector, length: int, heavy_tails: bool, seed: int = 0) -> float:
-    """The share of made-up healthy plateaus of `length` epochs on which `detector` raises an alarm."""
-    generator = random.Random(seed)
-    alarms = 0
-    for _ in range(PLATEAU_RUNS):
+def made_up_curve(length: int, slope: float = 0.0) -> list[float]:
+    """A curve without noise, converged within a few epochs, climbing `slope` noise scales an epoch from TURN on."""
+    return [0.3 + 0.5 * math.exp(-epoch / 3) + NOISE_SCALE * slope * max(0, epoch - TURN) for epoch in range(length)]
+
+
+def made_up_runs(length: int, heavy_tails: bool, slope: float = 0.0) -> tuple[list[float], list[list[dict]]]:
+    """The noise-free curve and MADE_UP_RUNS noisy histories of it, the training loss falling throughout."""
+    generator = random.Random(0)
+    curve = made_up_curve(length, slope)
+    runs = []
+    for _ in range(MADE_UP_RUNS):
         noise = [
             generator.gauss(0, 1) / (math.sqrt(generator.gammavariate(1.5, 1 / 1.5)) if heavy_tails else 1.0)
             for _ in range(length)
         ]
-        rows = [
-            {"epoch": epoch + 1, "loss": 0.8**epoch, MONITOR: 0.3 + 0.5 * math.exp(-epoch / 3) + 0.01 * noise[epoch]}
+        runs.append([
+            {"epoch": epoch + 1, "loss": 0.8**epoch, MONITOR: curve[epoch] + NOISE_SCALE * noise[epoch]}
             for epoch in range(length)
-        ]
-        alarms += detector(rows)[0] is not None
-    return alarms / PLATEAU_RUNS
+        ])
+    return curve, runs
+
+
+def plateau_alarms(detector: Detector, length: int, heavy_tails: bool) -> float:
+    """The share of made-up healthy plateaus of `length` epochs on which `detector` raises an alarm."""
+    _, runs = made_up_runs(length, heavy_tails)
+    return sum(detector(rows)[0] is not None for rows in runs) / MADE_UP_RUNS
+
+
+def overfits_caught(detector: Detector, slope: float, heavy_tails: bool) -> tuple[float, float]:
+    """On made-up overfits climbing `slope` noise scales an epoch: the share caught after the
+    turn and at most SOON epochs after the noise-free curve stands CLEARLY_ABOVE noise scales
+    above its minimum (the overfit is plain), and the median delay from that epoch."""
+    curve, runs = made_up_runs(OVERFIT_LENGTH, heavy_tails, slope)
+    lowest = min(range(OVERFIT_LENGTH), key=curve.__getitem__)
+    plain = next(e for e in range(lowest, OVERFIT_LENGTH) if curve[e] - curve[lowest] >= CLEARLY_ABOVE * NOISE_SCALE) + 1
+    delays = [alarm - plain for alarm, _ in map(detector, runs) if alarm is not None and alarm > lowest + 1]
+    return sum(delay <= SOON for delay in delays) / MADE_UP_RUNS, statistics.median(delays) if delays else math.nan
 
 
 def main() -> None:
@@ -383,7 +412,7 @@ def main() -> None:
     accuracy = monitored_by(corpus, "val_accuracy", minimize=False)
     _print_scores("The corpus monitored by val_accuracy (its own labels):", accuracy, bar, markdown, borderline=False)
 
-    print(f"\nMade-up healthy plateaus ({PLATEAU_RUNS} runs each): the share with an alarm\n")
+    print(f"\nMade-up healthy plateaus ({MADE_UP_RUNS} runs each): the share with an alarm\n")
     shapes = [(length, heavy) for heavy in (False, True) for length in PLATEAU_LENGTHS]
     columns = " | ".join(f"{length} epochs{', t3 noise' if heavy else ''}" for length, heavy in shapes)
     print(f"{bar} detector | {columns} {bar}".strip())
@@ -392,6 +421,19 @@ def main() -> None:
     for name in ("dlcli", "Keras EarlyStopping, patience 5", "Prechelt UP3"):
         rates = [plateau_alarms(DETECTORS[name], length, heavy) for length, heavy in shapes]
         cells = " | ".join(f"{rate:.0%}" for rate in rates)
+        print(f"{bar} {name} | {cells} {bar}".strip())
+
+    print(f"\nMade-up overfits ({MADE_UP_RUNS} runs each, {OVERFIT_LENGTH} epochs, climbing from epoch {TURN + 1} by "
+          f"the given noise scales an epoch): the share caught within {SOON} epochs of the epoch the overfit is "
+          "plain, and the median delay from it\n")
+    shapes = [(slope, heavy) for heavy in (False, True) for slope in OVERFIT_SLOPES]
+    columns = " | ".join(f"{slope:g}/epoch{', t3 noise' if heavy else ''}" for slope, heavy in shapes)
+    print(f"{bar} detector | {columns} {bar}".strip())
+    if markdown:
+        print("|---|" + "---|" * len(shapes))
+    for name in ("dlcli", "Keras EarlyStopping, patience 2", "Keras EarlyStopping, patience 5", "Prechelt UP3"):
+        results = [overfits_caught(DETECTORS[name], slope, heavy) for slope, heavy in shapes]
+        cells = " | ".join(f"{share:.0%} ({delay:+g})" for share, delay in results)
         print(f"{bar} {name} | {cells} {bar}".strip())
 
     book = load_book()
