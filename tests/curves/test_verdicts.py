@@ -150,11 +150,12 @@ def test_the_p_value_of_a_rise_is_exact_and_rank_based():
     assert rising_p_value([2.0, 2.0, 2.0]) == 1.0
 
 
-@pytest.mark.parametrize("epochs, measured", [(40, 0.065), pytest.param(100, 0.10, marks=pytest.mark.slow)])
+@pytest.mark.parametrize("epochs, measured", [(40, 0.055), pytest.param(100, 0.065, marks=pytest.mark.slow)])
 def test_on_a_plateau_of_white_noise_the_warning_is_rare_however_long_it_runs(epochs, measured):
     share = benchmark.plateau_alarms(benchmark.DETECTORS["dlcli"], epochs, heavy_tails=False)
 
-    assert share <= measured  # with a fixed bar for the level test: 19 of 200 at 40 epochs, 47 of 200 at 100
+    assert share <= measured  # with a fixed bar for the level test: 19 of 200 at 40 epochs, 47 of 200 at 100;
+    # counting its looks since the best epoch only: 13 and 20
 
 
 def test_a_steady_climb_is_caught_within_5_epochs_of_being_plain():
@@ -163,16 +164,15 @@ def test_a_steady_climb_is_caught_within_5_epochs_of_being_plain():
     assert share >= 0.9 and median_delay <= 2  # measured: 94%, 1 epoch
 
 
-def test_the_level_test_asks_more_the_longer_it_has_looked_since_the_best():
+def test_the_level_test_asks_more_the_longer_the_run_has_been_watched():
     values = [0.3 + 0.5 * 0.5**epoch for epoch in range(8)] + [0.3] * 40
     found = evidence(rows_from(values, falling(len(values))), "val_loss", True)
 
     bars = {}
-    for since in (3, 10, 20, 100):
-        found = dataclasses.replace(found, epochs_since_best=since)
-        bars[since] = found.level_bar
-    assert bars[3] == bars[10] == STRONG_RISE
-    assert STRONG_RISE < bars[20] < bars[100] == pytest.approx(STRONG_RISE * math.sqrt(2))
+    for epochs in (7, 20, 40, 400):
+        bars[epochs] = dataclasses.replace(found, epochs=epochs, epochs_since_best=3).level_bar
+    assert bars[7] == bars[20] == STRONG_RISE  # a new best does not start the count again: only the epochs read do
+    assert STRONG_RISE < bars[40] < bars[400] == pytest.approx(STRONG_RISE * math.sqrt(2))
 
 
 @pytest.mark.parametrize("values, losses, why", [
