@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -193,16 +195,52 @@ def _no_missing_values(config: ExperimentConfig, key: KeyPath, table, column: st
         )
 
 
+@contextmanager
+def reading_csv(path: Path, fail: Callable[[str], Exception] = DataUnavailable) -> Iterator[None]:
+    """Around pandas reading `path` with index_col=False: a row with more fields than the header
+    (pandas would otherwise take the extra first field as the row's index, or drop the extras)
+    or any other parse error raises fail(what is wrong, with the line and what to do)."""
+    import warnings
+
+    import pandas as pd
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            yield
+    except (pd.errors.ParserError, pd.errors.ParserWarning, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        raise fail(_csv_problem(path, error)) from None
+
+
+def _csv_problem(path: Path, error: Exception) -> str:
+    """The first row whose number of fields is not the header's, found by the csv module (pandas's
+    parser says it in its own words, or not at all), else pandas's own reason."""
+    import csv
+
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as file:
+            rows = csv.reader(file)
+            header = next(rows, [])
+            for row in rows:
+                if row and len(row) != len(header):
+                    return (
+                        f"{path}, line {rows.line_num}: {len(row)} fields where the header has {len(header)} "
+                        f"({', '.join(header)}); put quotes around a value that holds a comma"
+                    )
+    except (OSError, UnicodeDecodeError, csv.Error):
+        pass
+    reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return f"cannot read {path} as CSV: {reason}"
+
+
 def load_csv(info: DatasetInfo, config: ExperimentConfig) -> RawDataset:
     """A label column plus either one text column or numeric feature columns."""
     import pandas as pd
 
     path = _existing_path(config, want_dir=False)
     options = config.dataset
-    try:
-        table = pd.read_csv(path)
-    except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as error:
-        raise DataUnavailable(f"cannot read {path} as CSV: {error}") from error
+    with reading_csv(path, fail=lambda problem: config.error(("dataset", "path"), problem)):
+        table = pd.read_csv(path, index_col=False)
     columns = [str(c) for c in table.columns]
     if table.empty:
         raise DataUnavailable(f"{path} has a header ({', '.join(columns)}) and no rows: add the examples")

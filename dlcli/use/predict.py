@@ -18,7 +18,7 @@ import tensorflow as tf
 from dlcli.build.inference import class_names, class_probabilities, inference_model
 from dlcli.choices import InputKind
 from dlcli.data.examples import IMAGE_EXTENSIONS, FilePool
-from dlcli.data.files import categorical_cells, text_cells
+from dlcli.data.files import categorical_cells, reading_csv, text_cells
 from dlcli.data.pipeline import raw_examples
 from dlcli.data.prepare import non_finite
 from dlcli.errors import DlcliError
@@ -160,10 +160,8 @@ class Prediction:
         columns = self.info.columns
         if self.info.kind == "image" or not columns or self.info.table_format == "npz":
             self._refuse(path, "a CSV")
-        try:
-            found = [str(c) for c in pd.read_csv(path, nrows=0).columns]
-        except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as error:
-            raise DlcliError(f"cannot read {path} as CSV: {error}") from None
+        with reading_csv(path, fail=DlcliError):
+            found = [str(c) for c in pd.read_csv(path, nrows=0, index_col=False).columns]
         missing = [c for c in columns if c not in found]
         if missing:
             raise DlcliError(
@@ -175,8 +173,8 @@ class Prediction:
         import pandas as pd
 
         columns = self.info.columns
-        try:
-            chunks = pd.read_csv(path, chunksize=self.batch_size)
+        with reading_csv(path, fail=DlcliError):
+            chunks = pd.read_csv(path, chunksize=self.batch_size, index_col=False)
             for number, chunk in enumerate(chunks):
                 first = number * self.batch_size
                 labels = [f"{path.name}:{first + i + 1}" for i in range(len(chunk))]
@@ -192,8 +190,6 @@ class Prediction:
                         raise DlcliError(f"{path}: the feature columns must hold numbers: {error}") from None
                     _refuse_missing(path, x, columns, first)
                 yield labels, x, passed
-        except (pd.errors.ParserError, UnicodeDecodeError) as error:
-            raise DlcliError(f"cannot read {path} as CSV: {error}") from None
 
     # --- arrays -----------------------------------------------------------------------------
 
@@ -230,6 +226,8 @@ class Prediction:
             )
         if not np.issubdtype(array.dtype, np.number):
             raise DlcliError(f"{path}: holds {array.dtype} values; the model takes numbers")
+        if not len(array):
+            raise DlcliError(f"{path}: arrays of shape {tuple(array.shape)} hold no example; give at least one")
         if self.info.kind == "image" and (not np.issubdtype(array.dtype, np.integer) or array.size and (
                 array.min() < 0 or array.max() > 255)):
             raise DlcliError(
@@ -259,6 +257,8 @@ class Prediction:
                                  f"takes numbers of shape (N, {', '.join(map(str, shape))})")
         if len({len(array) for array in arrays.values()}) > 1:
             raise DlcliError(f"{path}: the arrays differ in length; give each input the same examples")
+        if not any(len(array) for array in arrays.values()):
+            raise DlcliError(f"{path}: the arrays hold no example; give at least one")
         return arrays
 
     def _array_batches(self, path: Path):

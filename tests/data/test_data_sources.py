@@ -272,6 +272,11 @@ BAD_TABLES = [
     ("feature missing in a row", "a,b,label\n1,2,x\n3,,y\n5,6,y\n7,8,x\n", ConfigError,
      r"dataset.feature_columns: column 'b' of .*table.csv has no finite value in 1 rows \(lines 3\)"),
     ("header and no rows", "a,b,label\n", DataUnavailable, r"table.csv has a header \(a, b, label\) and no rows"),
+    # pandas took a first row's extra field as the row's index, and named a later one in its parser's words
+    ("a comma in the first row", "a,b,label\n1,2,x,y\n3,4,y\n5,6,y\n", ConfigError,
+     r"dataset.path: .*table.csv, line 2: 4 fields where the header has 3 \(a, b, label\); put quotes around a value"),
+    ("a comma in a later row", "a,b,label\n1,2,x\n3,4,y\n5,6,y,z\n", ConfigError,
+     r"dataset.path: .*table.csv, line 4: 4 fields where the header has 3"),
     ("one class", "a,b,label\n1,2,x\n3,4,x\n5,6,x\n7,8,x\n", ConfigError,
      r"column 'label' of .*table.csv holds one class \('x'\): a classifier needs at least 2"),
     ("infinite feature", "a,b,label\n1,2,x\n3,inf,y\n5,6,y\n7,-inf,x\n", ConfigError,
