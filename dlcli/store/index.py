@@ -249,6 +249,19 @@ class RunIndex:
         direction = directions.get(metric_name(key.split(".", 1)[1])) if "." in key else None
         return direction != "max"  # a config key, or a metric whose direction was not recorded: lowest first
 
+    def _known_key(self, key: str, condition: str) -> None:
+        """A `--where` key that some run has: a misspelled one would match no run, silently."""
+        if self.connection.execute("SELECT 1 FROM fields WHERE key = ? LIMIT 1", [key]).fetchone() or \
+                not self.connection.execute("SELECT 1 FROM runs LIMIT 1").fetchone():
+            return
+        from dlcli.keys import did_you_mean
+
+        keys = [known for (known,) in self.connection.execute("SELECT DISTINCT key FROM fields")]
+        raise DlcliError(
+            f"--where {condition}: no run has {key}{did_you_mean(key, keys)}; ask of a config key (e.g. "
+            "optimizer.name), a metric as best.M, final.M or test.M, or group (a run's status is --status)"
+        )
+
     def records(
         self, where: list[str] = (), status: str | None = None, sort: str | None = None, last: int | None = None,
         sweep: str | None = None,
@@ -314,6 +327,7 @@ class RunIndex:
         clauses, clause_parameters = [], []
         for condition in where:
             clause, values = _condition(condition)
+            self._known_key(values[0], condition)
             clauses.append(clause)
             clause_parameters += values
         if sweep is not None:
@@ -381,7 +395,7 @@ def _record(path: Path, stored: dict[str, Any]) -> RunRecord:
     return RunRecord(folder, info, status, stored["damage"], stored["summary"], stored["evaluation"], epochs)
 
 
-CONDITION = re.compile(r"^\s*([A-Za-z0-9_.\[\]-]+)\s*(!=|>=|<=|=|>|<)\s*(.*?)\s*$")
+CONDITION = re.compile(r"^\s*([A-Za-z0-9_.\[\]-]+)\s*(==|!=|>=|<=|=|>|<)\s*(.*?)\s*$")
 
 
 def _condition(condition: str) -> tuple[str, list[Any]]:
@@ -395,6 +409,9 @@ def _condition(condition: str) -> tuple[str, list[Any]]:
         raise DlcliError(f"--where {condition}: expected KEY=VALUE, KEY!=VALUE, KEY>VALUE or KEY<VALUE, "
                          "e.g. optimizer.name=adam or best.val_accuracy>0.95")
     key, operator, raw = match.groups()
+    if raw[0] in "=<>":  # `=>`, `=<`, `<>`: an operator misspelled would compare with the text ">0.5"
+        raise DlcliError(f"--where {condition}: '{operator}{raw[0]}' is no operator; use =, !=, >, <, >= or <=")
+    operator = "=" if operator == "==" else operator
     key = re.sub(r"\[(\d+)\]", r".\1", key)  # `model.layers[1]`, as older dlcli printed it, is `model.layers.1`
     try:
         value = parse_yaml_value(raw)

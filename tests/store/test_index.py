@@ -83,12 +83,25 @@ def test_sort_is_best_first_by_the_metrics_direction(cli, four_runs):
     assert result.exit_code == 2 and "--sort best.val_f1: no run has it" in result.stderr
 
 
-@pytest.mark.parametrize("condition", ["optimizer.name", "best.val_accuracy>high", "=adam"])
-def test_a_malformed_where_is_one_line(cli, four_runs, condition):
-    result = cli("runs", "--where", condition)
+@pytest.mark.parametrize("condition, says", [
+    ("optimizer.name", "expected KEY=VALUE"),
+    ("best.val_accuracy>high", "compares numbers"),
+    ("=adam", "expected KEY=VALUE"),
+    ("best.val_accuracy=>0.95", "'=>' is no operator"),
+    ("optimiser.name=adam", "no run has optimiser.name; did you mean 'optimizer.name'?"),  # not "no runs match"
+    ("status=completed", "a run's status is --status"),
+])
+def test_a_malformed_where_is_one_line(cli, four_runs, condition, says):
+    for command in ("runs", "compare"):
+        result = cli(command, "--where", condition)
 
-    assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1
-    assert result.stderr.startswith(f"error: --where {condition}:")
+        assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1
+        assert result.stderr.startswith(f"error: --where {condition}:") and says in result.stderr, result.stderr
+
+
+def test_where_accepts_a_double_equals_and_any_key_on_an_empty_runs_folder(cli, four_runs, tmp_path):
+    assert listed(cli, "--where", "optimizer.name==adam") == ["b", "c"]
+    assert cli("runs", "--where", "optimiser.name=adam", "--runs-dir", str(tmp_path / "none"), runs=False).exit_code == 0
 
 
 def test_runs_shows_the_latest_50_and_says_how_many_more(cli, runs_dir):
