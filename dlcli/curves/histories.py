@@ -15,6 +15,7 @@ from typing import Any
 from dlcli.config import OverfittingConfig
 from dlcli.curves.verdicts import MIN_EPOCHS, OverfittingWatch
 from dlcli.errors import DlcliError
+from dlcli.keys import did_you_mean
 from dlcli.store.runs import FOLD_COLUMN, INTEGER_COLUMNS, metric_name
 
 # Metric names whose lower value is better, for a file that does not say (Keras's own losses
@@ -44,10 +45,25 @@ def read_curves(path: Path) -> list[dict[str, float]]:
         raise DlcliError(f"{path}: no such file or run") from None
     except (UnicodeDecodeError, csv.Error) as error:
         raise DlcliError(f"{path}: not a CSV file ({type(error).__name__}: {str(error)[:60]})") from None
+    _in_order(rows, path)
     if rows and min(row["epoch"] for row in rows) == 0:  # Keras's CSVLogger counts from 0
         for row in rows:
             row["epoch"] += 1
     return rows
+
+
+def _in_order(rows: list[dict[str, float]], path: Path) -> None:
+    """Each model's epochs (each fold's, in a k-fold history) rise row by row: a file that a second
+    training appended to (a CSVLogger(append=True) run twice) holds two histories, not one."""
+    last: dict[float | None, float] = {}
+    for line, row in enumerate(rows, start=2):
+        fold = row.get(FOLD_COLUMN)
+        if fold in last and row["epoch"] <= last[fold]:
+            raise DlcliError(
+                f"{path}, line {line}: epoch {row['epoch']} after epoch {last[fold]}; a history holds each epoch "
+                "once, in order (two trainings appended to one file? keep one's rows)"
+            )
+        last[fold] = row["epoch"]
 
 
 def _row(record: dict[str, str | None], path: Path, line: int) -> dict[str, float]:
@@ -120,9 +136,10 @@ class CurveVerdict:
 
 
 def judge_curves(
-    rows: list[dict[str, float]], source: str, settings: OverfittingConfig, direction: str,
+    rows: list[dict[str, float]], source: str, settings: OverfittingConfig, direction: str | None,
 ) -> list[CurveVerdict]:
-    """The verdict of each model in `rows` (each fold apart), read one epoch at a time.
+    """The verdict of each model in `rows` (each fold apart), read one epoch at a time; `direction`
+    'min' or 'max', or None to tell it by the monitor's name.
 
     A history without the monitored or the training-loss column, or with fewer epochs than the
     detector needs, is an error that names the file.
@@ -133,8 +150,9 @@ def judge_curves(
     columns = list(dict.fromkeys(key for row in rows for key in row))
     for needed in (monitor, "loss"):
         if needed not in columns:
-            choose = "; choose one with --monitor" if needed == monitor else ""
+            choose = f"{did_you_mean(needed, columns)}; choose one with --monitor" if needed == monitor else ""
             raise DlcliError(f"{source}: no '{needed}' column (has {', '.join(columns)}){choose}")
+    direction = direction or guessed_direction(monitor)
     verdicts = []
     for fold, model_rows in models_of(rows, source):
         usable = [row for row in model_rows if all(math.isfinite(row.get(key, math.nan)) for key in (monitor, "loss"))]
@@ -163,13 +181,12 @@ def history_verdicts(
         raise DlcliError(f"{path}: no such file")
     if path.is_file():
         settings = OverfittingConfig(monitor=monitor or OverfittingConfig().monitor)
-        direction = mode or guessed_direction(settings.monitor)
-        return judge_curves(read_curves(path), str(path), settings, direction)
+        return judge_curves(read_curves(path), str(path), settings, mode)
     run = resolve_run(runs_dir, reference)
     configured = load_config(run.file(CONFIG_FILE)).training.overfitting or OverfittingConfig()
     settings = configured.model_copy(update={"monitor": monitor}) if monitor else configured
     directions = (read_run(runs_dir, run).summary or {}).get("directions", {})
     if mode is None and settings.mode != "auto" and settings.monitor == configured.monitor:
         mode = settings.mode
-    direction = mode or directions.get(metric_name(settings.monitor)) or guessed_direction(settings.monitor)
+    direction = mode or directions.get(metric_name(settings.monitor))
     return judge_curves(read_history(run.file(HISTORY_FILE)), f"run {run.id}", settings, direction)
