@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Callable
 
 import keras
@@ -189,7 +190,7 @@ def keras_callbacks(config: ExperimentConfig) -> list[keras.callbacks.Callback]:
     for key, class_name in (("early_stopping", "EarlyStopping"), ("reduce_lr_on_plateau", "ReduceLROnPlateau")):
         arguments = getattr(training, key)
         if arguments is not None:
-            callback = build_object(config, ("training", key), getattr(keras.callbacks, class_name), arguments)
+            callback = _built_callback(config, ("training", key), getattr(keras.callbacks, class_name), arguments)
             built.append((("training", key), callback))
     for index, item in enumerate(training.callbacks):
         ((class_name, arguments),) = item.items()
@@ -199,7 +200,7 @@ def keras_callbacks(config: ExperimentConfig) -> list[keras.callbacks.Callback]:
         cls = keras_class(
             config, path, keras.callbacks, keras.callbacks.Callback, class_name, "callback", excluded=REFUSED_CALLBACKS
         )
-        built.append((path, build_object(config, (*path, class_name), cls, arguments)))
+        built.append((path, _built_callback(config, (*path, class_name), cls, arguments)))
     for key, callback in built:
         if isinstance(callback, keras.callbacks.SwapEMAWeights) and not config.optimizer.kwargs.get("use_ema"):
             raise config.error(
@@ -226,7 +227,22 @@ def keras_callbacks(config: ExperimentConfig) -> list[keras.callbacks.Callback]:
     return [callback for _, callback in built]
 
 
+def _built_callback(config: ExperimentConfig, path: KeyPath, cls: type, arguments: dict) -> keras.callbacks.Callback:
+    """The callback the config describes. A warning Keras gives while building one means an
+    argument it will ignore (an unknown `mode`: it falls back to 'auto'), so it is a config error."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        callback = build_object(config, path, cls, arguments)
+    if caught:
+        raise config.error(path, f"{str(caught[0].message).strip()} (Keras only warns and carries on: correct the argument)")
+    return callback
+
+
 REFUSED_CALLBACKS = {
+    "LearningRateScheduler": (
+        "takes a Python function, which a config cannot hold; `training.reduce_lr_on_plateau` lowers the "
+        "learning rate when the monitored metric stalls"
+    ),
     "LambdaCallback": "runs Python code from the config and is refused",
     "RemoteMonitor": "sends training logs over the network and is refused",
     "ModelCheckpoint": "dlcli saves the best model (model.keras) and resume checkpoints itself",
