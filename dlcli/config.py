@@ -589,6 +589,8 @@ def _normalize(data: dict[str, Any]) -> dict[str, Any]:
     if isinstance(loss, dict) and "name" not in loss:  # one per output
         data["loss"] = {output: {"name": spec} if isinstance(spec, str) else spec for output, spec in loss.items()}
     metrics = data.get("metrics")
+    if isinstance(metrics, str):  # one metric, as a per-output entry may be
+        metrics = [metrics]
     if isinstance(metrics, list):
         data["metrics"] = _normalized_metrics(metrics)
     elif isinstance(metrics, dict):  # per output: a list, or one metric

@@ -40,6 +40,12 @@ def test_override_onto_shorthand_expands_it(write_config):
     assert config.loss.name == "mse"
 
 
+def test_one_metric_may_be_named_without_a_list_as_a_per_output_one_may(tiny_config):
+    config = load_config(tiny_config, ["metrics=accuracy"])
+
+    assert [metric.name for metric in config.metrics] == ["accuracy"]
+
+
 def test_an_absent_section_with_defaults_can_be_set(write_config):
     from conftest import TINY_CONFIG
 
