@@ -54,9 +54,10 @@ class SourceMap:
                 return f"{self.file}:{self.lines[prefix]}"
         return self.file
 
-    def error(self, path: KeyPath, message: str) -> ConfigError:
+    def error(self, path: KeyPath, message: str, set_at: KeyPath | None = None) -> ConfigError:
+        """`path: message`, located where `set_at` (else `path`) was set."""
         location = f"{format_path(path)}: " if path else ""
-        return ConfigError(f"{self.where(path)}: {location}{message}")
+        return ConfigError(f"{self.where(set_at or path)}: {location}{message}")
 
 
 # --- the schema -------------------------------------------------------------------------
@@ -469,9 +470,10 @@ class ExperimentConfig(_Strict):
         """'classification' or 'regression'."""
         return self.dataset.task or DATASETS[self.dataset.name].task
 
-    def error(self, path: KeyPath, message: str) -> ConfigError:
-        """A ConfigError located at the file line or --set override that set `path`."""
-        return self._source.error(path, message)
+    def error(self, path: KeyPath, message: str, set_at: KeyPath | None = None) -> ConfigError:
+        """A ConfigError about `path`, located at the file line or --set override that set `set_at`
+        (a key under `path` that the message names), else `path`."""
+        return self._source.error(path, message, set_at)
 
     def to_yaml(self) -> str:
         """The resolved config: defaults filled in, overrides applied, shorthand kept."""

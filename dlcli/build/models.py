@@ -123,7 +123,7 @@ def _check_arguments(config: ExperimentConfig, path: KeyPath, cls: type, kwargs:
             )
         if key not in accepted:
             hint = did_you_mean(key, accepted) or f"; {cls.__name__} takes {', '.join(sorted(accepted))}"
-            raise config.error(path, f"unexpected argument '{key}'{hint}")
+            raise config.error(path, f"unexpected argument '{key}'{hint}", set_at=(*path, key))
         problem = _wrong_kind(kwargs[key], accepted[key])
         if problem:
             raise config.error((*path, key), problem)

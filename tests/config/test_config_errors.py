@@ -206,6 +206,14 @@ def test_config_error_is_one_located_line(cli, write_config, runs_dir, text, fra
     assert run_folders(runs_dir) == []  # caught before training: nothing is left behind
 
 
+def test_an_argument_misspelled_by_a_set_is_blamed_on_the_set_not_the_file(cli, write_config, runs_dir):
+    result = cli("check", str(write_config(TINY_CONFIG)), "--set", "model.layers.1.Dense.unit=5")
+
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: --set model.layers.1.Dense.unit=5: model.layers.1.Dense: unexpected argument "
+                                    "'unit'; did you mean 'units'?"), result.stderr
+
+
 def test_error_found_after_the_folder_exists_marks_the_run_failed(cli, write_config, runs_dir):
     from conftest import read_json
 
