@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from dlcli.errors import DlcliError, RunNotFound
 from dlcli.outputs import replaced
@@ -133,15 +133,29 @@ def read_history(path: Path) -> list[dict[str, float]]:
         return []
     try:
         with open(path, newline="", encoding="utf-8-sig") as file:  # a spreadsheet saves a BOM first
-            return [
-                {key: int(value) if key in INTEGER_COLUMNS else float(value) for key, value in row.items()}
-                for row in csv.DictReader(file)
-            ]
-    except (ValueError, TypeError, UnicodeDecodeError, csv.Error) as error:  # a cut or overwritten file
-        raise DlcliError(
-            f"run {path.parent.name}: {path.name} is damaged ({type(error).__name__}: {str(error)[:60]}); "
-            "train its config.yaml again for a whole history"
-        ) from None
+            reader = csv.DictReader(file)
+            return [_history_row(row, path, reader.line_num) for row in reader]
+    except (UnicodeDecodeError, csv.Error) as error:  # a cut or overwritten file
+        _damaged(path, f"{type(error).__name__}: {error}")
+
+
+def _history_row(row: dict[str | None, str | None], path: Path, line: int) -> dict[str, float]:
+    values = {}
+    for key, text in row.items():
+        if key is None or text is None:
+            _damaged(path, f"line {line} has {'more' if key is None else 'fewer'} fields than the header")
+        try:
+            values[key] = int(text) if key in INTEGER_COLUMNS else float(text)
+        except ValueError:
+            _damaged(path, f"line {line}: {key} is {text[:20]!r}, not a number")
+    return values
+
+
+def _damaged(path: Path, problem: str) -> NoReturn:
+    # dlcli replaces history.csv whole (write_atomic), so damage comes from outside: a copy cut short, an edit
+    raise DlcliError(
+        f"run {path.parent.name}: {path.name} is damaged ({problem}); train its config.yaml again for a whole history"
+    )
 
 
 def now() -> datetime:

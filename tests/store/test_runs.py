@@ -120,3 +120,20 @@ def test_a_history_saved_by_a_spreadsheet_reads_as_written(tmp_path):
     path.write_bytes("\ufeffepoch,loss,val_loss\r\n1,0.5,0.6\r\n2,0.4,0.55\r\n".encode())  # a BOM, CRLF lines
 
     assert read_history(path) == [{"epoch": 1, "loss": 0.5, "val_loss": 0.6}, {"epoch": 2, "loss": 0.4, "val_loss": 0.55}]
+
+
+@pytest.mark.parametrize("text, says", [
+    ("epoch,loss,val_loss\n1,0.5,0.6\n2,0.4,0.5\n3,0.3\n", "line 4 has fewer fields than the header"),  # cut short
+    ("epoch,loss,val_loss\n1,0.5,0.6\n2,0.4,Non\n", "line 3: val_loss is 'Non', not a number"),
+    ("epoch,loss\n1,0.5,0.6\n", "line 2 has more fields than the header"),
+])
+def test_a_damaged_history_names_its_line(tmp_path, text, says):
+    from dlcli.errors import DlcliError
+    from dlcli.store.runs import read_history
+
+    path = tmp_path / "20260101-100000-r" / "history.csv"
+    path.parent.mkdir()
+    path.write_text(text)
+
+    with pytest.raises(DlcliError, match=f"run 20260101-100000-r: history.csv is damaged \\({says}\\); train its"):
+        read_history(path)
