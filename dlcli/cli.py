@@ -392,7 +392,10 @@ def predict(
     if prediction.failed:
         more = len(prediction.failed) - 5
         shown = ", ".join(prediction.failed[:5]) + (f" and {more} more" if more > 0 else "")
-        raise SomeInputsFailed(f"{len(prediction.failed)} input(s) could not be read as images: {shown}")
+        message = (f"{len(prediction.failed)} input(s) could not be read as images (damaged, or not a BMP, GIF, JPEG or "
+                   f"PNG inside): {shown}")
+        # none answered: the inputs are the user's error (2); some answered: a partial result (1)
+        raise (DlcliError if len(prediction.failed) == prediction.count() else SomeInputsFailed)(message)
 
 
 @app.command()

@@ -4,6 +4,7 @@ leaves the old file as it was."""
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -48,6 +49,8 @@ def replaced(path: Path, binary: bool = False, newline: str | None = None) -> It
     """A stream onto a temporary file beside `path` (text, or bytes with `binary`), synced and
     renamed onto `path` when the block ends without an error, removed when it does not: readers
     see the old content or the new, never half of it. The one way dlcli writes a whole file."""
+    if os.path.isdir(path):  # found before the work, and named as the user gave it, not as the temporary
+        raise IsADirectoryError(errno.EISDIR, "is a folder; give the name of a file to write", str(path))
     descriptor, temporary = temporary_beside(path)
     try:
         os.fchmod(descriptor, 0o666 & ~UMASK)  # not mkstemp's 0600, which would hide runs from other users

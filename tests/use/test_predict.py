@@ -181,6 +181,8 @@ def test_arrays_top_k_and_an_unreadable_image(cli, trained, digits_folder, tmp_p
     assert len(image_rows[0]["top"].split()) == 3
     assert arrays.exit_code == 0, arrays.output
     assert [r["prediction"] for r in array_rows] == [r["prediction"] for r in image_rows]
+    alone, _ = predicted(cli, trained, trained["digits"], folder / "broken.png")
+    assert alone.exit_code == 2 and "1 input(s) could not be read as images (damaged, or not a BMP" in alone.stderr
 
 
 def test_an_output_never_destroys_an_input_or_an_older_output(cli, trained, tmp_path):
@@ -210,6 +212,9 @@ def test_an_output_never_destroys_an_input_or_an_older_output(cli, trained, tmp_
     nowhere = cli("predict", run.id, str(table), "--output", str(tmp_path / "missing" / "out.csv"), *args, runs=False)
     assert nowhere.exit_code == 2 and "missing/out.csv" in nowhere.stderr, nowhere.output
     assert len(nowhere.stderr.strip().splitlines()) == 1
+    folder = cli("predict", run.id, str(table), "--output", str(tmp_path), *args, runs=False)
+    assert folder.exit_code == 2 and f"error: {tmp_path}: is a folder; give the name of a file" in folder.stderr
+    assert len(folder.stderr.strip().splitlines()) == 1
 
 
 def test_k_fold_runs_predict_with_the_mean_of_their_folds_or_one(cli, trained, digits_folder):
