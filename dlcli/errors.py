@@ -1,6 +1,20 @@
 """The errors a user can cause, each with the exit code the CLI gives it."""
 
+import re
+
 from dlcli.stopping import EXIT_INTERRUPTED
+
+# What a library's error message wraps around its reason: terminal colours, TensorFlow's kernel
+# and op names, Keras's "Exception encountered when calling X.call()." line above the reason.
+_DECORATION = re.compile(r"\x1b\[[0-9;]*m|^\{\{function_node [^}]*\}\}\s*|\s*\[Op:\w+\].*$", re.MULTILINE)
+_WRAPPER = re.compile(r"^Exception encountered when calling ")
+
+
+def reason_of(error: BaseException) -> str:
+    """The first line of `error`'s message that says why (Keras's, TensorFlow's, a parser's), or its type's name."""
+    lines = [line.strip() for line in _DECORATION.sub("", str(error)).splitlines()]
+    reasons = [line for line in lines if line and not _WRAPPER.match(line)]
+    return reasons[0] if reasons else type(error).__name__
 
 
 class DlcliError(Exception):

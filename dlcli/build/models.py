@@ -23,7 +23,7 @@ from tensorflow import errors as tf_errors
 
 from dlcli.build.saved import ApplicationPreprocessing, load_run_model
 from dlcli.config import ExperimentConfig, KerasObject
-from dlcli.errors import DataUnavailable, DlcliError
+from dlcli.errors import DataUnavailable, DlcliError, reason_of
 from dlcli.keys import KeyPath, did_you_mean
 from dlcli.store.runs import metric_name
 
@@ -159,8 +159,7 @@ def build_object(config: ExperimentConfig, path: KeyPath, cls: type, kwargs: dic
         return cls(**kwargs)
     except (TypeError, ValueError, KeyError, AttributeError) as error:
         # KeyError, AttributeError: Keras building an incomplete object config nested in an argument
-        text = f"an object config in the arguments lacks the key {error}" if isinstance(error, KeyError) else str(error)
-        message = text.strip().splitlines()[0] if text.strip() else type(error).__name__
+        message = f"an object config in the arguments lacks the key {error}" if isinstance(error, KeyError) else reason_of(error)
         named = [key for key in kwargs if re.search(rf"\b{re.escape(key)}\b", message)]
         if "activation" in kwargs and "activation" in message:
             named = ["activation"]
@@ -262,12 +261,11 @@ def _reported_at(config: ExperimentConfig, path: KeyPath, class_name: str, takin
     try:
         yield
     except (TypeError, ValueError) as error:
-        first_line = str(error).strip().splitlines()[0]
-        raise config.error(path, f"cannot take {taking}: {first_line}{advice}") from error
+        raise config.error(path, f"cannot take {taking}: {reason_of(error)}{advice}") from error
     except tf_errors.OpError as error:
-        reason = re.sub(r"\{\{[^}]*\}\}\s*|\s*\[Op:\w+\].*", "", error.message).strip().splitlines()
-        refused = reason[0] if reason else type(error).__name__
-        raise config.error(path, f"{class_name} cannot make its weights with these arguments: {refused}") from error
+        raise config.error(
+            path, f"{class_name} cannot make its weights with these arguments: {reason_of(error)}"
+        ) from error
 
 
 def _application_base(config: ExperimentConfig, input_shape: tuple[int, ...]) -> tuple[keras.Model, str]:
@@ -296,8 +294,7 @@ def _application_base(config: ExperimentConfig, input_shape: tuple[int, ...]) ->
     try:
         base = constructor(include_top=False, weights=weights, input_shape=input_shape)
     except ValueError as error:
-        message = str(error).strip().splitlines()[0]
-        raise config.error(("model", "base"), f"{spec.application} on input {input_shape}: {message}") from error
+        raise config.error(("model", "base"), f"{spec.application} on input {input_shape}: {reason_of(error)}") from error
     except Exception as error:  # urllib and socket errors of a failed download
         raise DataUnavailable(
             f"{config.source.where(('model', 'base', 'weights'))}: model.base.weights: the imagenet weights "

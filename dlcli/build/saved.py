@@ -9,7 +9,7 @@ from pathlib import Path
 
 import keras
 
-from dlcli.errors import DlcliError
+from dlcli.errors import DlcliError, reason_of
 from dlcli.store.runs import RunFolder
 
 
@@ -47,8 +47,7 @@ def load_run_model(run: RunFolder, name: str, compile: bool = False) -> keras.Mo
     try:
         return keras.saving.load_model(path, safe_mode=True, compile=compile)
     except Exception as error:  # Keras raises what the archive makes it (a config of [] gives a TypeError)
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise DlcliError(f"run {run.id}: cannot load {name} ({reason})") from error
+        raise DlcliError(f"run {run.id}: cannot load {name} ({reason_of(error)})") from error
 
 
 def saved_atomically(save, path: Path) -> None:

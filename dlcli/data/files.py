@@ -16,7 +16,7 @@ from dlcli.data.catalog import DatasetInfo
 from dlcli.data.examples import IMAGE_EXTENSIONS, ArrayPool, FilePool, TablePool
 from dlcli.data.prepare import RawDataset, non_finite, strata
 from dlcli.data.split import split_indices
-from dlcli.errors import DataUnavailable
+from dlcli.errors import DataUnavailable, reason_of
 from dlcli.keys import KeyPath, did_you_mean
 
 if TYPE_CHECKING:
@@ -229,8 +229,7 @@ def _csv_problem(path: Path, error: Exception) -> str:
                     )
     except (OSError, UnicodeDecodeError, csv.Error):
         pass
-    reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    return f"cannot read {path} as CSV: {reason}"
+    return f"cannot read {path} as CSV: {reason_of(error)}"
 
 
 def load_csv(info: DatasetInfo, config: ExperimentConfig) -> RawDataset:

@@ -6,7 +6,6 @@ import contextlib
 import errno
 import json
 import math
-import re
 import shutil
 import time
 from collections.abc import Callable
@@ -31,7 +30,7 @@ from dlcli.data.cache import cached, check_decodable
 from dlcli.data.checks import dropped_line
 from dlcli.data.examples import ArrayPool, Encoding, Split, Splits
 from dlcli.data.pipeline import EpochOrder, samples_in_batches, stream
-from dlcli.errors import ConfigError, DlcliError, TrainingDiverged, TrainingFailed, TrainingInterrupted
+from dlcli.errors import ConfigError, DlcliError, TrainingDiverged, TrainingFailed, TrainingInterrupted, reason_of
 from dlcli.faults import kill_point
 from dlcli.keys import KeyPath, flattened
 from dlcli.stopping import stop_honoured, stop_pending, stops_at_batch_ends
@@ -587,11 +586,7 @@ def _at(config: ExperimentConfig, path: KeyPath, step: Callable[[], Any]) -> Any
     try:
         return step()
     except Exception as error:
-        text = str(error).strip()
-        first = text.splitlines()[0] if text else type(error).__name__
-        # TensorFlow's op errors carry the kernel's name and the op's: not the user's business
-        first = re.sub(r"\s*\[Op:\w+\].*$", "", re.sub(r"^\{\{function_node [^}]*\}\}\s*", "", first))
-        raise config.error(path, f"the first training step fails on this data: {first[:300]}") from error
+        raise config.error(path, f"the first training step fails on this data: {reason_of(error)[:300]}") from error
 
 
 @contextlib.contextmanager

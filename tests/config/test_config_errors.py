@@ -187,6 +187,9 @@ CASES = [
     ("object from outside Keras", edit(
         "{units: 16, activation: relu}", "{units: 16, kernel_regularizer: {module: os, class_name: system, config: {}}}"),
      ["model.layers.1.Dense.kernel_regularizer.module: module 'os': a config names Keras's own objects only"]),
+    ("pooling an image down to nothing", edit("    - Flatten\n", "    - MaxPooling2D\n" * 4 + "    - Flatten\n"),
+     ["model.layers.3.MaxPooling2D: cannot take the previous output of shape (None, 1, 1, 1): Computed output size "
+      "would be zero or negative"]),  # Keras's reason, not the line it wraps around it
     ("k-fold with more folds than examples of any class", edit("  epochs: 2\n", "  epochs: 2\n  kfold: 400\n"),
      ["training.kfold: 400 folds need 400 examples of a class; the largest class has", "use at most"]),
 ]
