@@ -10,7 +10,9 @@ from pathlib import Path
 import keras
 
 from dlcli.errors import DlcliError, reason_of
+from dlcli.store.documents import read_info
 from dlcli.store.runs import RunFolder
+from dlcli.store.status import RunStatus
 
 
 @keras.saving.register_keras_serializable(package="dlcli")
@@ -29,12 +31,16 @@ class ApplicationPreprocessing(keras.layers.Layer):
         return {**super().get_config(), "module": self.module}
 
 
-
 def load_run_model(run: RunFolder, name: str, compile: bool = False) -> keras.Model:
     """The run's saved model `name`, or one line saying why it cannot be had: every reader of a
     run's .keras files goes through here."""
     path = run.file(name)
     if not path.is_file():
+        if read_info(run).status == RunStatus.completed:  # a completed run wrote it: moved or deleted since
+            raise DlcliError(
+                f"run {run.id} has no {name}, though it completed: it was moved or deleted; put it back, or train "
+                "its config.yaml again for a new run"
+            )
         raise DlcliError(
             f"run {run.id} has no {name}: it stopped before its first epoch ended; "
             f"train it on (`dlcli train --resume {run.id}`) or choose another run"

@@ -239,6 +239,11 @@ def test_bad_inputs_are_one_line_each(cli, trained, tmp_path, digits_folder):
     unborn = trained["runs"] / "20990101-000000-unborn"
     shutil.copytree(trained["digits"].path, unborn)
     (unborn / "model.keras").unlink()
+    info = json.loads((unborn / "run.json").read_text())
+    (unborn / "run.json").write_text(json.dumps({**info, "status": "interrupted"}))
+    robbed = trained["runs"] / "20990101-000000-robbed"
+    shutil.copytree(trained["digits"].path, robbed)
+    (robbed / "model.keras").unlink()
     cases = [
         (trained["text"], no_column, ["no column 'text'", "the file has words, label"]),
         (trained["digits"], wrong_shape, ["arrays of shape (2, 5, 5, 1)", "takes (N, 8, 8, 1)"]),
@@ -248,6 +253,8 @@ def test_bad_inputs_are_one_line_each(cli, trained, tmp_path, digits_folder):
         (trained["digits"], no_column, ["takes image files (or arrays of their pixels), not a CSV"]),
         (resolve_run(trained["runs"], unborn.name), digits_folder / "test" / "1",
          ["has no model.keras: it stopped before its first epoch ended"]),
+        (resolve_run(trained["runs"], robbed.name), digits_folder / "test" / "1",
+         ["has no model.keras, though it completed: it was moved or deleted"]),
         (trained["digits"], tmp_path / "nothing-here.png", ["no such file or folder"]),
     ]
     for run, path, fragments in cases:
