@@ -57,7 +57,12 @@ class SourceMap:
     def error(self, path: KeyPath, message: str, set_at: KeyPath | None = None) -> ConfigError:
         """`path: message`, located where `set_at` (else `path`) was set."""
         location = f"{format_path(path)}: " if path else ""
-        return ConfigError(f"{self.where(set_at or path)}: {location}{message}")
+        return ConfigError(f"{self.prefix(set_at or path)}{location}{message}")
+
+    def prefix(self, path: KeyPath) -> str:
+        """'WHERE: ' for a message about `path`; '' when its setter's caller names the place (a sweep's values)."""
+        where = self.where(path)
+        return f"{where}: " if where else ""
 
 
 # --- the schema -------------------------------------------------------------------------
@@ -628,8 +633,9 @@ def _yaml_problem(error: yaml.YAMLError) -> str:
     return str(error).splitlines()[0]
 
 
-def apply_override(data: dict[str, Any], source: SourceMap, override: str) -> None:
-    """Apply one `KEY=VALUE` override (dotted path, list indices, YAML-typed value) in place."""
+def apply_override(data: dict[str, Any], source: SourceMap, override: str, label: str | None = None) -> None:
+    """Apply one `KEY=VALUE` override (dotted path, list indices, YAML-typed value) in place; an error
+    it causes, now or at validation, is located at `label` (default `--set KEY=VALUE`; '' for none)."""
     control = next((c for c in override if (ord(c) < 32 and c != "\t") or ord(c) == 127), None)
     if control is not None:  # echoed, it would break the one-line message, or show as an escape
         before = override.split(control, 1)[0]
@@ -637,13 +643,15 @@ def apply_override(data: dict[str, Any], source: SourceMap, override: str) -> No
             f"--set {before}…: a --set option is one line of text; it holds the control character "
             f"U+{ord(control):04X} (a line break or an escape): write the value as YAML on one line"
         )
+    label = f"--set {override}" if label is None else label
+    at = f"{label}: " if label else ""
     key, sep, raw_value = override.partition("=")
     if not sep or not key.strip():
-        raise ConfigError(f"--set {override}: expected KEY=VALUE, e.g. training.epochs=3")
+        raise ConfigError(f"{at}expected KEY=VALUE, e.g. training.epochs=3")
     try:
         value = parse_yaml_value(raw_value)
     except yaml.YAMLError as error:
-        raise ConfigError(f"--set {override}: cannot read the value as YAML: {_yaml_problem(error)}") from error
+        raise ConfigError(f"{at}cannot read the value as YAML: {_yaml_problem(error)}") from error
     segments = [s for s in re.split(r"[.\[\]]", key.strip()) if s]
     node: Any = data
     path: KeyPath = ()
@@ -652,7 +660,7 @@ def apply_override(data: dict[str, Any], source: SourceMap, override: str) -> No
         if isinstance(node, list):
             if not segment.isdigit() or int(segment) >= len(node):
                 raise ConfigError(
-                    f"--set {override}: {format_path(path)} has {len(node)} items "
+                    f"{at}{format_path(path)} has {len(node)} items "
                     f"(indices 0..{len(node) - 1}); there is no item '{segment}'"
                 )
             step: str | int = int(segment)
@@ -661,13 +669,13 @@ def apply_override(data: dict[str, Any], source: SourceMap, override: str) -> No
             if step not in node:
                 if len(path) == 3 and path[1] in LAYER_LISTS and isinstance(path[2], int):
                     raise ConfigError(
-                        f"--set {override}: {format_path(path)} is {', '.join(node)}, not {segment}"
+                        f"{at}{format_path(path)} is {', '.join(node)}, not {segment}"
                     )
                 if not last:
                     node[step] = {}
         else:
             raise ConfigError(
-                f"--set {override}: {format_path(path)} is {node!r}, not a mapping or list, "
+                f"{at}{format_path(path)} is {node!r}, not a mapping or list, "
                 f"so it has no '{segment}'"
             )
         path = (*path, step)
@@ -675,7 +683,7 @@ def apply_override(data: dict[str, Any], source: SourceMap, override: str) -> No
             node[step] = value
         else:
             node = node[step]
-    source.overrides[path] = f"--set {override}"
+    source.overrides[path] = label
 
 
 def _schema_fields(path: KeyPath) -> list[str]:
@@ -737,9 +745,8 @@ def _validation_error(error: ValidationError, data: dict[str, Any], source: Sour
         key, parent = str(path[-1]), path[:-1]
         fields = _schema_fields(parent)
         hint = did_you_mean(key, fields) or (f"; valid keys: {', '.join(fields)}" if fields else "")
-        where = source.where(path)
         return ConfigError(
-            f"{where}: {format_path(parent) + ': ' if parent else ''}unknown key '{key}'{hint}"
+            f"{source.prefix(path)}{format_path(parent) + ': ' if parent else ''}unknown key '{key}'{hint}"
         )
     if kind == "missing":
         key, parent = str(path[-1]), path[:-1]
@@ -921,9 +928,13 @@ def _check_combinations(config: ExperimentConfig) -> None:
         )
 
 
-def load_config(path: str | Path, overrides: Iterable[str] = (), name: str | None = None) -> ExperimentConfig:
+def load_config(
+    path: str | Path, overrides: Iterable[str] = (), name: str | None = None, values: Iterable[str] = (),
+) -> ExperimentConfig:
     """Read, override and validate a config file; every problem is a one-line ConfigError.
 
+    `overrides`: `--set KEY=VALUE` options, an error they cause located at theirs. `values`: KEY=VALUE
+    changes whose errors the caller locates (a sweep trial's values, which its label names).
     `name` (the `--name` option) replaces the config's run name.
     """
     path = Path(path)
@@ -946,8 +957,8 @@ def load_config(path: str | Path, overrides: Iterable[str] = (), name: str | Non
         raise ConfigError(f"{path}: cannot read the config: {error.strerror or error}") from None
     data, source = parse_yaml(text, str(path))
     data = _normalize(data)
-    for override in overrides:
-        apply_override(data, source, override)
+    for override, label in [*((o, f"--set {o}") for o in overrides), *((v, "") for v in values)]:
+        apply_override(data, source, override, label)
         data = _normalize(data)  # an override may itself use shorthand: `--set loss=mse`
     if name is not None:
         data["name"] = name

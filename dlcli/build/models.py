@@ -297,7 +297,7 @@ def _application_base(config: ExperimentConfig, input_shape: tuple[int, ...]) ->
         raise config.error(("model", "base"), f"{spec.application} on input {input_shape}: {reason_of(error)}") from error
     except Exception as error:  # urllib and socket errors of a failed download
         raise DataUnavailable(
-            f"{config.source.where(('model', 'base', 'weights'))}: model.base.weights: the imagenet weights "
+            f"{config.source.prefix(('model', 'base', 'weights'))}model.base.weights: the imagenet weights "
             f"of {spec.application} are not in the Keras cache and cannot be downloaded ({error}); "
             "use `weights: none`, a weights file, or `base: {run: RUN, until: LAYER}`"
         ) from error

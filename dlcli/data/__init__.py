@@ -27,7 +27,7 @@ def load_dataset(config: ExperimentConfig) -> Splits:
     from dlcli.data.prepare import prepare
 
     splits = _prepared_ahead(config, kfold=False) or prepare(load_raw(config), config)
-    return acted_on(splits, run_checks(splits, config), config.dataset.leaks, config.source.where(("dataset", "leaks")))
+    return acted_on(splits, run_checks(splits, config), config.dataset.leaks, config.source.prefix(("dataset", "leaks")))
 
 
 def load_folds(config: ExperimentConfig) -> list[Splits]:
@@ -38,8 +38,8 @@ def load_folds(config: ExperimentConfig) -> list[Splits]:
 
     folds = _prepared_ahead(config, kfold=True) or prepare_folds(load_raw(config), config)
     checks = run_checks(folds[0], config, kfold=True)
-    where = config.source.where(("dataset", "leaks"))
-    return [acted_on(fold, checks, config.dataset.leaks, where) for fold in folds]
+    at = config.source.prefix(("dataset", "leaks"))
+    return [acted_on(fold, checks, config.dataset.leaks, at) for fold in folds]
 
 
 def start_checks(config: ExperimentConfig) -> None:

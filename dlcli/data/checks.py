@@ -703,17 +703,17 @@ def clean_checks(older_than_days: float = UNUSED_DAYS) -> dict[str, int]:
     return {"findings": findings, "file_rows": rows, "old_databases": databases, "bytes": freed}
 
 
-def acted_on(splits: Splits, checks: DataChecks, leaks: Leaks, where: str) -> Splits:
+def acted_on(splits: Splits, checks: DataChecks, leaks: Leaks, at: str) -> Splits:
     """The splits, with the checks' findings, as `dataset.leaks` wants them: as they are (warn),
     refused naming the first leak (error), or without the held-out examples an earlier split holds
-    too (drop)."""
+    too (drop). `at`: where `dataset.leaks` was set, as the prefix of a message (`SourceMap.prefix`)."""
     splits = replace(splits, checks=checks.findings)
     found = [finding for finding in checks.findings if finding.leak]
     if not found or leaks == Leaks.warn:
         return splits
     if leaks == Leaks.error:
         first = found[0]
-        raise DataUnavailable(f"{where}: dataset.leaks is error, and {first.message}")
+        raise DataUnavailable(f"{at}dataset.leaks is error, and {first.message}")
     dropped = {name: sorted({p for finding in found for p in finding.drop.get(name, [])}) for name in HELD_OUT}
     changed = {}
     for name, positions in dropped.items():
@@ -722,7 +722,7 @@ def acted_on(splits: Splits, checks: DataChecks, leaks: Leaks, where: str) -> Sp
             kept = np.setdiff1d(np.arange(len(split)), positions)
             changed[name] = Split(split.pool, split.indices[kept])
             if not len(kept):
-                raise DataUnavailable(f"{where}: dataset.leaks: drop would leave the {name} split empty: every one of "
+                raise DataUnavailable(f"{at}dataset.leaks: drop would leave the {name} split empty: every one of "
                                       f"its {len(split)} examples is in an earlier split")
     return replace(splits, **changed, dropped={name: len(positions) for name, positions in dropped.items() if positions})
 

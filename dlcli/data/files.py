@@ -31,12 +31,12 @@ IMAGE_FOLDER_HELP = (
 
 def _existing_path(config: ExperimentConfig, want_dir: bool) -> Path:
     path = Path(config.dataset.path).expanduser()
-    where = config.source.where(("dataset", "path"))
+    at = config.source.prefix(("dataset", "path"))
     if want_dir and not path.is_dir():
         state = "is a file, not a folder" if path.exists() else "does not exist"
-        raise DataUnavailable(f"{where}: dataset.path: {path} {state}; {IMAGE_FOLDER_HELP}")
+        raise DataUnavailable(f"{at}dataset.path: {path} {state}; {IMAGE_FOLDER_HELP}")
     if not want_dir and not path.is_file():
-        raise DataUnavailable(f"{where}: dataset.path: {path} is not a file")
+        raise DataUnavailable(f"{at}dataset.path: {path} is not a file")
     return path
 
 

@@ -30,6 +30,8 @@ def sweep(
     `repeat` seeds from the config's own: the config trained once per seed instead (`dlcli
     train --seeds/--repeat`), its runs one group. `repeats`: each trial trained with that many
     seeds, the study told their mean."""
+    if retry_failed and resume is None:  # a new sweep has no failed trials: the flag would do nothing, silently
+        raise DlcliError("--retry-failed trains a sweep's failed trials again: give the sweep with --resume ID")
     # the workers import TensorFlow while this process reads the config and checks the values
     workers, answers = sweeping.start_workers(jobs)
     try:

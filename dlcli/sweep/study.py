@@ -243,9 +243,9 @@ def corner_values(settings: SweepSettings) -> list[dict[str, Any]]:
 
 def trial_config(plan: Plan, values: dict[str, Any], label: str, name: str | None = None) -> ExperimentConfig:
     """A trial's config (named `name`), or a ConfigError that names the trial."""
-    overrides = [f"{key}={json.dumps(value)}" for key, value in values.items()]
-    try:
-        return load_config(plan.config, [*plan.overrides, *overrides, "sweep=null"], name=name)
+    swept = [f"{key}={json.dumps(value)}" for key, value in values.items()]
+    try:  # an error a value causes is the trial's, which `label` names (the user gave it by no --set)
+        return load_config(plan.config, plan.overrides, name=name, values=[*swept, "sweep=null"])
     except ConfigError as error:
         raise ConfigError(f"{label}: {error}") from None
 
