@@ -643,15 +643,14 @@ def check(
     overrides: Annotated[
         list[str], typer.Option("--set", metavar="KEY=VALUE", help="Override a config value (repeatable).")
     ] = [],  # noqa: B006 - Typer reads the default, never mutates it
-    output_format: Annotated[Format, typer.Option("--format", help="table or json (data only on stdout).")] = Format.table,
+    output_format: Annotated[NestedFormat, typer.Option(
+        "--format", help="table or json (data only on stdout).")] = NestedFormat.table,
     runs_dir: RunsDir = Path("runs"),
 ) -> None:
     """Validate CONFIG, load its data, check its splits (duplicates, leaks, labels, classes) and
     build its model, without training."""
     from dlcli.config import load_config
 
-    if output_format == Format.csv:
-        raise DlcliError("--format csv: check prints a table or json")
     experiment = load_config(config, overrides)
     from dlcli.data import start_checks
 
@@ -663,7 +662,7 @@ def check(
     folds, parts = prepare_experiment(experiment, runs_dir)
     splits = folds[0]
     total = parts.model.count_params()
-    if output_format == Format.json:
+    if output_format == NestedFormat.json:
         data = splits.describe()
         emit_json({
             "config": str(config), "data": {key: value for key, value in data.items() if key != "checks"},

@@ -21,7 +21,7 @@ class Format(Choice):
 
 
 class NestedFormat(Choice):
-    """The formats of data too nested for CSV rows (a verdict's evidence)."""
+    """The formats of data too nested for CSV rows (a verdict's evidence, a check's findings)."""
 
     table = "table"
     json = "json"

@@ -63,14 +63,14 @@ def restore_random_state(model: keras.Model, values: list[list[int]]) -> None:
 
 # What each Keras callback dlcli allows changes as epochs pass; Keras saves it nowhere (no
 # get_state/set_state), and its on_train_begin resets it. The others keep no state between
-# epochs (LearningRateScheduler, SwapEMAWeights, TerminateOnNaN); dlcli refuses the rest.
+# epochs (SwapEMAWeights, TerminateOnNaN); dlcli refuses the rest.
 # Their settings are not state: they are rebuilt from the config (and MonitorCallback
 # changes min_delta's sign when it first runs, so it must not be copied).
 CALLBACK_STATE = {
     "EarlyStopping": ("wait", "stopped_epoch", "best", "best_weights", "best_epoch"),
     "ReduceLROnPlateau": ("wait", "cooldown_counter", "best"),
 }
-STATELESS_CALLBACKS = {"LearningRateScheduler", "SwapEMAWeights", "TerminateOnNaN"}
+STATELESS_CALLBACKS = {"SwapEMAWeights", "TerminateOnNaN"}
 
 
 def _callback_state(callback: keras.callbacks.Callback) -> tuple[dict[str, Any], dict[str, list[np.ndarray]]]:

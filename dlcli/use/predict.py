@@ -204,6 +204,7 @@ class Prediction:
             return self._read_named_arrays(path)
         if self.info.kind == "text":
             self._refuse(path, "arrays")
+        _refuse_other_than_numpy(path)
         try:
             if path.suffix.lower() == ".npy":
                 array = np.load(path, mmap_mode="r", allow_pickle=False)
@@ -241,6 +242,7 @@ class Prediction:
         inputs = self.info.table_inputs
         if path.suffix.lower() != ".npz" or any(spec.kind != InputKind.features for spec in inputs.values()):
             self._refuse(path, "arrays" if path.suffix.lower() == ".npz" else "a .npy array")
+        _refuse_other_than_numpy(path)
         try:
             with np.load(path, allow_pickle=False) as archive:
                 arrays = {name: archive[name] for name in inputs if name in archive}
@@ -278,6 +280,21 @@ class Prediction:
 
 def _is_image_source(path: Path) -> bool:
     return path.is_dir() or path.suffix.lower() in IMAGE_EXTENSIONS
+
+
+def _refuse_other_than_numpy(path: Path) -> None:
+    """A file named .npy or .npz that NumPy did not write: np.load would try it as a pickle and say so."""
+    import zipfile
+
+    try:
+        with open(path, "rb") as file:
+            start = file.read(len(np.lib.format.MAGIC_PREFIX))
+    except OSError:
+        return  # np.load names the problem
+    written = zipfile.is_zipfile(path) if path.suffix.lower() == ".npz" else start == np.lib.format.MAGIC_PREFIX
+    if not written:
+        raise DlcliError(f"{path}: not a NumPy {path.suffix.lower()} file; write arrays with numpy.save (.npy) or "
+                         "numpy.savez (.npz)")
 
 
 def _refuse_missing(path: Path, x: np.ndarray, columns: list[str], first_row: int) -> None:

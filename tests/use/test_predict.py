@@ -232,6 +232,8 @@ def test_bad_inputs_are_one_line_each(cli, trained, tmp_path, digits_folder):
     no_column.write_text("words,label\nhello,1\n")
     wrong_shape = tmp_path / "wrong.npy"
     np.save(wrong_shape, np.zeros((2, 5, 5, 1)))
+    not_numpy = tmp_path / "words.npy"
+    not_numpy.write_text("not an array")
     empty = tmp_path / "empty.npy"
     np.save(empty, np.zeros((0, 8, 8, 1), "float32"))
     unquoted = tmp_path / "unquoted.csv"
@@ -248,6 +250,7 @@ def test_bad_inputs_are_one_line_each(cli, trained, tmp_path, digits_folder):
         (trained["text"], no_column, ["no column 'text'", "the file has words, label"]),
         (trained["digits"], wrong_shape, ["arrays of shape (2, 5, 5, 1)", "takes (N, 8, 8, 1)"]),
         (trained["digits"], empty, ["arrays of shape (0, 8, 8, 1) hold no example"]),
+        (trained["digits"], not_numpy, ["words.npy: not a NumPy .npy file; write arrays with numpy.save"]),
         (trained["text"], unquoted, ["unquoted.csv, line 3: 3 fields where the header has 2 (text, label)",
                                      "put quotes around a value that holds a comma"]),
         (trained["digits"], no_column, ["takes image files (or arrays of their pixels), not a CSV"]),
