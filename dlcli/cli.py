@@ -90,9 +90,16 @@ UNUSABLE_PATH = {
     errno.ENAMETOOLONG, errno.ELOOP,
 }
 
+def _runs_folder(path: Path) -> Path:
+    """--runs-dir: a folder, or none yet (train makes it); a file there would read as a folder of no runs."""
+    if path.exists() and not path.is_dir():
+        raise typer.BadParameter(f"{path} is a file; give the folder that holds the run folders")
+    return path
+
+
 RunsDir = Annotated[
     Path,
-    typer.Option("--runs-dir", envvar="DLCLI_RUNS_DIR", help="Folder that holds the run folders."),
+    typer.Option("--runs-dir", envvar="DLCLI_RUNS_DIR", help="Folder that holds the run folders.", callback=_runs_folder),
 ]
 
 

@@ -321,8 +321,8 @@ class RunIndex:
         """The ids of the selected runs as shown (oldest first, or best first with `sort`), and how
         many matched in all — the trials of sweep `sweep` only, when given; the index reconciled
         with the folders first."""
-        if not self.runs_dir.is_dir():
-            return [], 0
+        if not self.runs_dir.is_dir() or not self.path.exists() and not _folder_stamps(self.runs_dir):
+            return [], 0  # no runs: no index made in a folder that holds none (`--runs-dir .` by mistake)
         self._reconcile_or_read_the_folders()
         clauses, clause_parameters = [], []
         for condition in where:

@@ -258,6 +258,8 @@ def _named(runs: list[RunFolder], name: str) -> list[RunFolder]:
 
 def resolve_run(runs_dir: Path, reference: str) -> RunFolder:
     """A run by folder path, full id, unique id prefix, `latest`, or name (its latest run)."""
+    if not reference.strip():  # every id starts with the empty prefix: it would be called ambiguous
+        raise RunNotFound("an empty run: give its id, a prefix of it, its name, its folder or 'latest'")
     as_path = Path(reference).expanduser()
     if (as_path / RUN_FILE).is_file() or (as_path.is_dir() and RUN_ID.fullmatch(as_path.name)):
         return RunFolder(as_path)

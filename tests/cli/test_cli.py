@@ -55,6 +55,7 @@ USAGE_ERRORS = [
     (["runs", "--colour"], "No such option: --colour"),
     (["sweep", "--jobs", "0"], "--jobs"),
     (["visualize", "heatmap"], "Missing argument"),
+    (["runs", "--runs-dir", __file__], "test_cli.py is a file; give the folder that holds the run folders"),
 ]
 
 

@@ -108,6 +108,8 @@ def test_evaluate_errors(cli, runs_dir):
     bad_split = cli("evaluate", "latest", "--split", "train")
 
     assert unknown.exit_code == 2 and "no run 'nope'" in unknown.stderr
+    empty = cli("show", " ")  # not "ambiguous": every id starts with nothing
+    assert empty.exit_code == 2 and "an empty run: give its id" in empty.stderr
     assert no_model.exit_code == 2 and "has no model.keras" in no_model.stderr
     assert bad_split.exit_code == 2 and "--split train: choose one of test, validation" in bad_split.stderr
 

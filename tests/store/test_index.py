@@ -102,6 +102,9 @@ def test_a_malformed_where_is_one_line(cli, four_runs, condition, says):
 def test_where_accepts_a_double_equals_and_any_key_on_an_empty_runs_folder(cli, four_runs, tmp_path):
     assert listed(cli, "--where", "optimizer.name==adam") == ["b", "c"]
     assert cli("runs", "--where", "optimiser.name=adam", "--runs-dir", str(tmp_path / "none"), runs=False).exit_code == 0
+    elsewhere = tmp_path / "elsewhere"  # a folder of other things, named by mistake: left as it was
+    elsewhere.mkdir()
+    assert cli("runs", "--runs-dir", str(elsewhere), runs=False).exit_code == 0 and list(elsewhere.iterdir()) == []
 
 
 def test_runs_shows_the_latest_50_and_says_how_many_more(cli, runs_dir):
