@@ -8,6 +8,7 @@ key paths and lines, through ``ExperimentConfig.error``.
 from __future__ import annotations
 
 import re
+import typing
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -695,8 +696,14 @@ def _schema_fields(path: KeyPath) -> list[str]:
         field = model.model_fields.get(step) if hasattr(model, "model_fields") else None
         if field is None:
             return []
-        model = field.annotation
+        model = _section_model(field.annotation)
     return list(model.model_fields) if hasattr(model, "model_fields") else []
+
+
+def _section_model(annotation: Any) -> Any:
+    """The model of an optional section (`SweepConfig | None`, a section or a switch): its one member that has fields."""
+    members = [member for member in typing.get_args(annotation) if hasattr(member, "model_fields")]
+    return members[0] if len(members) == 1 else annotation
 
 
 def _shown(value: Any) -> str:

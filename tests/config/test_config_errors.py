@@ -187,6 +187,10 @@ CASES = [
     ("object from outside Keras", edit(
         "{units: 16, activation: relu}", "{units: 16, kernel_regularizer: {module: os, class_name: system, config: {}}}"),
      ["model.layers.1.Dense.kernel_regularizer.module: module 'os': a config names Keras's own objects only"]),
+    ("a misspelled key of an optional section", edit("  epochs: 2", "  epochs: 2\n  overfitting: {patiense: 2}"),
+     ["training.overfitting: unknown key 'patiense'; did you mean 'patience'?"]),
+    ("a misspelled key of the sweep section", TINY_CONFIG + "sweep: {metod: random}\n",
+     ["sweep: unknown key 'metod'; did you mean 'method'?"]),
     ("pooling an image down to nothing", edit("    - Flatten\n", "    - MaxPooling2D\n" * 4 + "    - Flatten\n"),
      ["model.layers.3.MaxPooling2D: cannot take the previous output of shape (None, 1, 1, 1): Computed output size "
       "would be zero or negative"]),  # Keras's reason, not the line it wraps around it
