@@ -191,6 +191,8 @@ CASES = [
      ["training.overfitting: unknown key 'patiense'; did you mean 'patience'?"]),
     ("a misspelled key of the sweep section", TINY_CONFIG + "sweep: {metod: random}\n",
      ["sweep: unknown key 'metod'; did you mean 'method'?"]),
+    ("a number where text is asked", edit("name: tiny", "name: 123"),
+     ["config.yaml:1: name: input should be a valid string (got 123); to give it as text, quote it: '123'"]),
     ("pooling an image down to nothing", edit("    - Flatten\n", "    - MaxPooling2D\n" * 4 + "    - Flatten\n"),
      ["model.layers.3.MaxPooling2D: cannot take the previous output of shape (None, 1, 1, 1): Computed output size "
       "would be zero or negative"]),  # Keras's reason, not the line it wraps around it
