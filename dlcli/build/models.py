@@ -620,6 +620,34 @@ def _resolve(config: ExperimentConfig, path: KeyPath, spec: KerasObject, module:
     return build_object(config, path, cls, spec.kwargs)
 
 
+def blame_metric(config: ExperimentConfig, labels: Any, outputs: Any) -> None:
+    """After the compiled metrics failed on `labels` and `outputs` (one batch, as the model gives
+    them): a config error at the first configured metric that fails on its own, with the shapes it
+    was given. Keras's accuracies are left out: compile fits them to the loss and labels."""
+    named = config.keyed_outputs
+    for key, spec, output in config.metric_specs():
+        metric = _resolve(config, key, spec, keras.metrics, keras.metrics.Metric, "metric")
+        if isinstance(metric, str):
+            if metric.lower() in COMPILE_ACCURACIES:
+                continue
+            metric = keras.metrics.get(metric)
+        truth = labels[output] if named else labels
+        predicted = outputs[named.index(output)] if named else outputs
+        try:
+            metric.update_state(truth, predicted) if isinstance(metric, keras.metrics.Metric) else metric(truth, predicted)
+        except Exception as error:
+            hint = ""
+            classes = predicted.shape[-1]
+            if classes and classes > 1 and (len(truth.shape) == 1 or truth.shape[-1] == 1):
+                hint = (f"; it compares labels with outputs position by position: for one class index per example "
+                        f"among {classes}, set `dataset.labels: one_hot` (with categorical_crossentropy), or use a "
+                        "metric of class indices (accuracy, sparse_top_k_categorical_accuracy)")
+            raise config.error(
+                key, f"{spec.name} cannot score labels of shape {tuple(truth.shape)} against outputs of shape "
+                f"{tuple(predicted.shape)}: {reason_of(error)[:200]}{hint}",
+            ) from error
+
+
 def resolved_losses(config: ExperimentConfig) -> dict[str | None, Any]:
     """Each output's loss (None: the one output of a dataset without named outputs), as Keras's
     `compile` takes it: a name or a configured instance."""

@@ -20,7 +20,16 @@ from rich.console import Console
 from rich.text import Text
 
 from dlcli.build.inference import write_inference_files
-from dlcli.build.models import ModelParts, build_model, check_output, compile_model, monitor_directions, resolved_losses, unfreeze
+from dlcli.build.models import (
+    ModelParts,
+    blame_metric,
+    build_model,
+    check_output,
+    compile_model,
+    monitor_directions,
+    resolved_losses,
+    unfreeze,
+)
 from dlcli.build.saved import save_model_atomic
 from dlcli.config import ExperimentConfig, load_config
 from dlcli.curves.plots import plot_curves
@@ -575,7 +584,11 @@ def _dry_step(config: ExperimentConfig, model: keras.Model, data: Splits) -> Non
                 loss = keras.losses.get(losses[name]) if isinstance(losses[name], str) else losses[name]
                 _at(config, key, lambda loss=loss, name=name, predicted=predicted: loss(y[name], predicted))
         _at(config, ("loss",), lambda: model.compute_loss(x=x, y=y, y_pred=outputs))
-        _at(config, ("metrics",), lambda: model.compute_metrics(x, y, outputs, sample_weight=None))
+        try:
+            model.compute_metrics(x, y, outputs, sample_weight=None)
+        except Exception:
+            blame_metric(config, y, outputs)  # the metric that fails on its own, if one does
+            _at(config, ("metrics",), lambda: model.compute_metrics(x, y, outputs, sample_weight=None))
     finally:
         model.reset_metrics()
         restore_random_state(model, generators)
