@@ -763,8 +763,8 @@ def _validation_error(error: ValidationError, data: dict[str, Any], source: Sour
     message = ", or ".join([said[0], *(text.removeprefix("input should be ") for text in said[1:])])
     if kind != "value_error":
         message += f" (got {_shown(first['input'])})"
-    if kind == "string_type" and type(first["input"]) in (int, float):  # YAML read `123` or `1e3` as a number
-        message += f"; to give it as text, quote it: '{first['input']}'"
+    if kind == "string_type" and type(first["input"]) in (int, float):  # YAML read `123` or `1.50` as a number
+        message += "; to give it as text, put it in quotes"
     more = len(deepest) - 1
     return source.error(path, message + (f" (and {more} more problem{'s' * (more > 1)})" if more else ""))
 

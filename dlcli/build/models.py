@@ -639,13 +639,19 @@ def blame_metric(config: ExperimentConfig, labels: Any, outputs: Any) -> None:
             hint = ""
             classes = predicted.shape[-1]
             if classes and classes > 1 and (len(truth.shape) == 1 or truth.shape[-1] == 1):
+                labels_key = f"dataset.outputs.{output}.labels" if output else "dataset.labels"
                 hint = (f"; it compares labels with outputs position by position: for one class index per example "
-                        f"among {classes}, set `dataset.labels: one_hot` (with categorical_crossentropy), or use a "
+                        f"among {classes}, set `{labels_key}: one_hot` (with categorical_crossentropy), or use a "
                         "metric of class indices (accuracy, sparse_top_k_categorical_accuracy)")
             raise config.error(
-                key, f"{spec.name} cannot score labels of shape {tuple(truth.shape)} against outputs of shape "
-                f"{tuple(predicted.shape)}: {reason_of(error)[:200]}{hint}",
+                key, f"{spec.name} cannot score labels of shape {_per_batch(truth.shape)} against outputs of shape "
+                f"{_per_batch(predicted.shape)}: {reason_of(error)[:200]}{hint}",
             ) from error
+
+
+def _per_batch(shape: tuple) -> str:
+    """A batch's shape as a user reads it: N examples of the rest, `(N, 10)`."""
+    return "(" + ", ".join(["N", *map(str, shape[1:])]) + ("," if len(shape) == 1 else "") + ")"
 
 
 def resolved_losses(config: ExperimentConfig) -> dict[str | None, Any]:

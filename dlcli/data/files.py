@@ -213,8 +213,8 @@ def reading_csv(path: Path, fail: Callable[[str], Exception] = DataUnavailable) 
 
 
 def _csv_problem(path: Path, error: Exception) -> str:
-    """The first row whose number of fields is not the header's, found by the csv module (pandas's
-    parser says it in its own words, or not at all), else pandas's own reason."""
+    """The first row with more fields than the header, found by the csv module (pandas's parser says
+    it in its own words, or not at all; a row with fewer is read with empty cells), else pandas's reason."""
     import csv
 
     try:
@@ -222,7 +222,7 @@ def _csv_problem(path: Path, error: Exception) -> str:
             rows = csv.reader(file)
             header = next(rows, [])
             for row in rows:
-                if row and len(row) != len(header):
+                if len(row) > len(header):
                     return (
                         f"{path}, line {rows.line_num}: {len(row)} fields where the header has {len(header)} "
                         f"({', '.join(header)}); put quotes around a value that holds a comma"

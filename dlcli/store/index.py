@@ -257,6 +257,8 @@ class RunIndex:
         from dlcli.keys import did_you_mean
 
         keys = [known for (known,) in self.connection.execute("SELECT DISTINCT key FROM fields")]
+        if key.startswith("test."):  # well formed, and no run evaluated yet
+            raise DlcliError(f"--where {condition}: no run has {key} yet: `dlcli evaluate RUN` scores a run on its test split")
         raise DlcliError(
             f"--where {condition}: no run has {key}{did_you_mean(key, keys)}; ask of a config key (e.g. "
             "optimizer.name), a metric as best.M, final.M or test.M, or group (a run's status is --status)"
@@ -321,12 +323,12 @@ class RunIndex:
         """The ids of the selected runs as shown (oldest first, or best first with `sort`), and how
         many matched in all — the trials of sweep `sweep` only, when given; the index reconciled
         with the folders first."""
+        conditions = [(condition, *_condition(condition)) for condition in where]  # malformed: refused even with no runs
         if not self.runs_dir.is_dir() or not self.path.exists() and not _folder_stamps(self.runs_dir):
             return [], 0  # no runs: no index made in a folder that holds none (`--runs-dir .` by mistake)
         self._reconcile_or_read_the_folders()
         clauses, clause_parameters = [], []
-        for condition in where:
-            clause, values = _condition(condition)
+        for condition, clause, values in conditions:
             self._known_key(values[0], condition)
             clauses.append(clause)
             clause_parameters += values

@@ -10,6 +10,7 @@ drifts from the uninterrupted one; and Keras's progress bar is not rich.
 from __future__ import annotations
 
 import math
+import os
 import time
 import warnings
 from collections.abc import Callable
@@ -231,10 +232,14 @@ def _built_callback(config: ExperimentConfig, path: KeyPath, cls: type, argument
     """The callback the config describes. A warning Keras gives while building one means an
     argument it will ignore (an unknown `mode`: it falls back to 'auto'), so it is a config error."""
     with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+        warnings.simplefilter("always", UserWarning)
         callback = build_object(config, path, cls, arguments)
-    if caught:
-        raise config.error(path, f"{str(caught[0].message).strip()} (Keras only warns and carries on: correct the argument)")
+    from_keras = [w for w in caught if issubclass(w.category, UserWarning) and f"{os.sep}keras{os.sep}" in w.filename]
+    for other in caught:  # any other warning (another library's, a deprecation) is shown as it would have been
+        if other not in from_keras:
+            warnings.warn_explicit(other.message, other.category, other.filename, other.lineno)
+    if from_keras:
+        raise config.error(path, f"{str(from_keras[0].message).strip()} (Keras only warns and carries on: correct the argument)")
     return callback
 
 

@@ -175,21 +175,27 @@ class Prediction:
         columns = self.info.columns
         with reading_csv(path, fail=DlcliError):
             chunks = pd.read_csv(path, chunksize=self.batch_size, index_col=False)
-            for number, chunk in enumerate(chunks):
-                first = number * self.batch_size
-                labels = [f"{path.name}:{first + i + 1}" for i in range(len(chunk))]
-                passed = chunk.drop(columns=columns).to_dict("records")
-                if self.info.kind == "table":
-                    x = {name: _table_input(path, chunk, spec, first) for name, spec in self.info.table_inputs.items()}
-                elif self.info.kind == "text":
-                    x = text_cells(chunk, columns[0])
-                else:
-                    try:
-                        x = chunk[columns].to_numpy(dtype="float32")
-                    except ValueError as error:
-                        raise DlcliError(f"{path}: the feature columns must hold numbers: {error}") from None
-                    _refuse_missing(path, x, columns, first)
-                yield labels, x, passed
+        number = 0
+        while True:
+            with reading_csv(path, fail=DlcliError):  # each chunk read inside, never the yield: its filter is global
+                chunk = next(chunks, None)
+            if chunk is None:
+                return
+            first = number * self.batch_size
+            number += 1
+            labels = [f"{path.name}:{first + i + 1}" for i in range(len(chunk))]
+            passed = chunk.drop(columns=columns).to_dict("records")
+            if self.info.kind == "table":
+                x = {name: _table_input(path, chunk, spec, first) for name, spec in self.info.table_inputs.items()}
+            elif self.info.kind == "text":
+                x = text_cells(chunk, columns[0])
+            else:
+                try:
+                    x = chunk[columns].to_numpy(dtype="float32")
+                except ValueError as error:
+                    raise DlcliError(f"{path}: the feature columns must hold numbers: {error}") from None
+                _refuse_missing(path, x, columns, first)
+            yield labels, x, passed
 
     # --- arrays -----------------------------------------------------------------------------
 

@@ -192,9 +192,9 @@ CASES = [
     ("a misspelled key of the sweep section", TINY_CONFIG + "sweep: {metod: random}\n",
      ["sweep: unknown key 'metod'; did you mean 'method'?"]),
     ("a number where text is asked", edit("name: tiny", "name: 123"),
-     ["config.yaml:1: name: input should be a valid string (got 123); to give it as text, quote it: '123'"]),
+     ["config.yaml:1: name: input should be a valid string (got 123); to give it as text, put it in quotes"]),
     ("a metric that compares one-hot labels, given class indices", edit("metrics: [accuracy]", "metrics: [accuracy, precision]"),
-     ["metrics.1: precision cannot score labels of shape (2,) against outputs of shape (2, 10)",
+     ["metrics.1: precision cannot score labels of shape (N,) against outputs of shape (N, 10)",
       "set `dataset.labels: one_hot`"]),  # not TensorFlow's "Incompatible shapes: [1,2] vs. [1,20]" alone
     ("pooling an image down to nothing", edit("    - Flatten\n", "    - MaxPooling2D\n" * 4 + "    - Flatten\n"),
      ["model.layers.3.MaxPooling2D: cannot take the previous output of shape (None, 1, 1, 1): Computed output size "

@@ -101,10 +101,16 @@ def test_a_malformed_where_is_one_line(cli, four_runs, condition, says):
 
 def test_where_accepts_a_double_equals_and_any_key_on_an_empty_runs_folder(cli, four_runs, tmp_path):
     assert listed(cli, "--where", "optimizer.name==adam") == ["b", "c"]
-    assert cli("runs", "--where", "optimiser.name=adam", "--runs-dir", str(tmp_path / "none"), runs=False).exit_code == 0
     elsewhere = tmp_path / "elsewhere"  # a folder of other things, named by mistake: left as it was
     elsewhere.mkdir()
-    assert cli("runs", "--runs-dir", str(elsewhere), runs=False).exit_code == 0 and list(elsewhere.iterdir()) == []
+    assert cli("runs", "--where", "optimiser.name=adam", "--runs-dir", str(elsewhere), runs=False).exit_code == 0
+    assert list(elsewhere.iterdir()) == []
+    malformed = cli("runs", "--where", "a=>1", "--runs-dir", str(elsewhere), runs=False)
+    assert malformed.exit_code == 2 and "'=>' is no operator" in malformed.stderr
+    fresh = tmp_path / "fresh"
+    indexed_run(fresh, "20260101-100000-a", "adam", 64, 0.91)  # trained, never evaluated
+    unevaluated = cli("runs", "--where", "test.accuracy>0.9", "--runs-dir", str(fresh), runs=False)
+    assert unevaluated.exit_code == 2 and "no run has test.accuracy yet: `dlcli evaluate RUN`" in unevaluated.stderr
 
 
 def test_runs_shows_the_latest_50_and_says_how_many_more(cli, runs_dir):

@@ -357,6 +357,11 @@ def test_loss_weights_weigh_the_total_loss_as_keras_does(cli, tickets, runs_dir)
      "model.layers.0.Concatenate: Concatenate reads input 'title', token indices (TextVectorization(sequence"),
     (["dataset.outputs.val={label_column: priority}"], "'val' would be confused with Keras's own history columns"),
     (["metrics=[accuracy]"], "metrics: the model has 2 outputs: give the metrics per output"),
+    (["dataset.outputs.department.labels=sparse", "loss.department=sparse_categorical_crossentropy",
+      "metrics.department=[precision]"],
+     "metrics.department.0: precision cannot score labels of shape (N,) against outputs of shape (N, 4)"),
+    (["dataset.outputs.department.labels=sparse", "loss.department=sparse_categorical_crossentropy",
+      "metrics.department=[precision]"], "set `dataset.outputs.department.labels: one_hot`"),
 ])
 def test_every_error_about_inputs_and_outputs_is_one_line_that_names_it(cli, tickets, overrides, message):
     args = [arg for override in overrides for arg in ("--set", override)]
