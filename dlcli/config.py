@@ -21,6 +21,7 @@ from pydantic import (
     Field,
     PrivateAttr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_serializer,
     model_validator,
@@ -71,6 +72,31 @@ class SourceMap:
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_boolean_for_a_number(cls, value: Any, info: ValidationInfo) -> Any:
+        """`epochs: yes` is no 1: pydantic's lax mode reads a boolean as a number, YAML reads yes/no/on/off as booleans."""
+        if isinstance(value, bool) and _number_not_boolean(cls.model_fields[info.field_name].annotation):
+            raise ValueError(f"expected a number, not the boolean {str(value).lower()} (YAML reads yes, no, on and off as "
+                             "booleans)")
+        return value
+
+
+def _number_not_boolean(annotation: Any) -> bool:
+    """Whether a field of this type takes a number and no boolean."""
+    kinds: set[Any] = set()
+    pending = [annotation]
+    while pending:
+        kind = pending.pop()
+        arguments = typing.get_args(kind)
+        if typing.get_origin(kind) is typing.Annotated:
+            pending.append(arguments[0])
+        elif arguments:
+            pending.extend(arguments)
+        else:
+            kinds.add(kind)
+    return bool(kinds & {int, float}) and bool not in kinds and Any not in kinds
 
 
 class KerasObject(BaseModel):

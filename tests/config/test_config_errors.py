@@ -191,6 +191,8 @@ CASES = [
      ["training.overfitting: unknown key 'patiense'; did you mean 'patience'?"]),
     ("a misspelled key of the sweep section", TINY_CONFIG + "sweep: {metod: random}\n",
      ["sweep: unknown key 'metod'; did you mean 'method'?"]),
+    ("a boolean where a number is asked", edit("  epochs: 2", "  epochs: yes"),
+     ["training.epochs: expected a number, not the boolean true"]),  # pydantic's lax mode took it as 1 epoch
     ("a number where text is asked", edit("name: tiny", "name: 123"),
      ["config.yaml:1: name: input should be a valid string (got 123); to give it as text, put it in quotes"]),
     ("a metric that compares one-hot labels, given class indices", edit("metrics: [accuracy]", "metrics: [accuracy, precision]"),
