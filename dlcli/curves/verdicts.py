@@ -52,10 +52,11 @@ NOISE_FLOOR_FRACTION = 1e-3
 STRONG_RISE = 3.0
 # The level test measures the noise over the whole run, the conservative way: a jump alone must
 # stand out of the run's noisiest stretch. It looks again at every epoch, and the largest of k
-# looks at pure noise grows like sqrt(2 ln k): after LEVEL_LOOKS epochs its bar rises as
-# sqrt(ln k / ln LEVEL_LOOKS), so that a long plateau is no likelier to warn than a short one.
-# The looks are counted over the run, not since the best epoch: on a plateau each new best (a
-# lucky dip) would otherwise start the count again, and later noise outruns the dip sooner or later.
+# looks at pure noise grows like sqrt(2 ln k): its bar is STRONG_RISE * sqrt(ln k / ln LEVEL_LOOKS),
+# STRONG_RISE at the LEVEL_LOOKS-th look, lower before (2.4 at the 7th) and higher after, so that
+# a long plateau is no likelier to warn than a short one. The looks are counted over the run, not
+# since the best epoch: on a plateau each new best (a lucky dip) would otherwise start the count
+# again, and later noise outruns the dip sooner or later.
 LEVEL_LOOKS = 20
 # The trend test measures the noise where it matters: over the settled stretch, from the first
 # epoch that came within SETTLED_FRACTION of the way from the first epoch's value to the best (at
@@ -141,8 +142,7 @@ class Evidence:
     @property
     def level_bar(self) -> float:
         """How many noise levels the level test asks of the rise, after this many looks at the run."""
-        looks = max(self.epochs, 1)
-        return STRONG_RISE * math.sqrt(max(1.0, math.log(looks) / math.log(LEVEL_LOOKS)))
+        return STRONG_RISE * math.sqrt(math.log(max(self.epochs, 2)) / math.log(LEVEL_LOOKS))
 
     @property
     def level_evidence(self) -> bool:

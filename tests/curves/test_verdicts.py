@@ -59,7 +59,7 @@ def test_dlcli_meets_its_targets_on_the_corpus_and_beats_keras_early_stopping():
     assert ours.detection_rate >= 0.95
     assert ours.mean_onset_error <= 1.5
     assert ours.median_delay <= 3
-    assert ours.caught_within(5) / ours.overfitting_runs >= 0.7  # the issue asks for 0.8: docs/verdicts.md
+    assert ours.caught_within(5) / ours.overfitting_runs >= 0.75  # the issue asks for 0.8: docs/verdicts.md
     assert ours.false_alarm_rate < keras_rule.false_alarm_rate and ours.detection_rate > keras_rule.detection_rate
     assert benchmark.beaten(ours, benchmark.score(benchmark.DETECTORS["Prechelt UP3"], CORPUS))
 
@@ -150,12 +150,12 @@ def test_the_p_value_of_a_rise_is_exact_and_rank_based():
     assert rising_p_value([2.0, 2.0, 2.0]) == 1.0
 
 
-@pytest.mark.parametrize("epochs, measured", [(40, 0.055), pytest.param(100, 0.065, marks=pytest.mark.slow)])
+@pytest.mark.parametrize("epochs, measured", [(40, 0.06), pytest.param(100, 0.065, marks=pytest.mark.slow)])
 def test_on_a_plateau_of_white_noise_the_warning_is_rare_however_long_it_runs(epochs, measured):
     share = benchmark.plateau_alarms(benchmark.DETECTORS["dlcli"], epochs, heavy_tails=False)
 
     assert share <= measured  # with a fixed bar for the level test: 19 of 200 at 40 epochs, 47 of 200 at 100;
-    # counting its looks since the best epoch only: 13 and 20
+    # counting its looks since the best epoch only: 13 and 20; flat at 3 up to the 20th look: 11 and 13
 
 
 def test_a_steady_climb_is_caught_within_5_epochs_of_being_plain():
@@ -171,8 +171,10 @@ def test_the_level_test_asks_more_the_longer_the_run_has_been_watched():
     bars = {}
     for epochs in (7, 20, 40, 400):
         bars[epochs] = dataclasses.replace(found, epochs=epochs, epochs_since_best=3).level_bar
-    assert bars[7] == bars[20] == STRONG_RISE  # a new best does not start the count again: only the epochs read do
+    assert bars[7] == pytest.approx(2.42, abs=0.01) and bars[20] == STRONG_RISE  # the largest of k looks: √(2 ln k)
     assert STRONG_RISE < bars[40] < bars[400] == pytest.approx(STRONG_RISE * math.sqrt(2))
+    # a new best does not start the count again: only the epochs read do
+    assert dataclasses.replace(found, epochs=40, epochs_since_best=1).level_bar == bars[40]
 
 
 @pytest.mark.parametrize("values, losses, why", [
