@@ -660,9 +660,9 @@ def _yaml_problem(error: yaml.YAMLError) -> str:
     return str(error).splitlines()[0]
 
 
-def apply_override(data: dict[str, Any], source: SourceMap, override: str, label: str | None = None) -> None:
+def apply_override(data: dict[str, Any], source: SourceMap, override: str, label: str) -> None:
     """Apply one `KEY=VALUE` override (dotted path, list indices, YAML-typed value) in place; an error
-    it causes, now or at validation, is located at `label` (default `--set KEY=VALUE`; '' for none)."""
+    it causes, now or at validation, is located at `label` (`--set KEY=VALUE`; '' for none)."""
     control = next((c for c in override if (ord(c) < 32 and c != "\t") or ord(c) == 127), None)
     if control is not None:  # echoed, it would break the one-line message, or show as an escape
         before = override.split(control, 1)[0]
@@ -670,7 +670,6 @@ def apply_override(data: dict[str, Any], source: SourceMap, override: str, label
             f"--set {before}…: a --set option is one line of text; it holds the control character "
             f"U+{ord(control):04X} (a line break or an escape): write the value as YAML on one line"
         )
-    label = f"--set {override}" if label is None else label
     at = f"{label}: " if label else ""
     key, sep, raw_value = override.partition("=")
     if not sep or not key.strip():

@@ -586,9 +586,9 @@ def _dry_step(config: ExperimentConfig, model: keras.Model, data: Splits) -> Non
         _at(config, ("loss",), lambda: model.compute_loss(x=x, y=y, y_pred=outputs))
         try:
             model.compute_metrics(x, y, outputs, sample_weight=None)
-        except Exception:
+        except Exception as error:
             blame_metric(config, y, outputs)  # the metric that fails on its own, if one does
-            _at(config, ("metrics",), lambda: model.compute_metrics(x, y, outputs, sample_weight=None))
+            raise _step_failed(config, ("metrics",), error) from error
     finally:
         model.reset_metrics()
         restore_random_state(model, generators)
@@ -599,7 +599,11 @@ def _at(config: ExperimentConfig, path: KeyPath, step: Callable[[], Any]) -> Any
     try:
         return step()
     except Exception as error:
-        raise config.error(path, f"the first training step fails on this data: {reason_of(error)[:300]}") from error
+        raise _step_failed(config, path, error) from error
+
+
+def _step_failed(config: ExperimentConfig, path: KeyPath, error: Exception) -> ConfigError:
+    return config.error(path, f"the first training step fails on this data: {reason_of(error)[:300]}")
 
 
 @contextlib.contextmanager

@@ -7,6 +7,7 @@ preprocessing the run was trained with. One row per input.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -175,14 +176,12 @@ class Prediction:
         columns = self.info.columns
         with reading_csv(path, fail=DlcliError):
             chunks = pd.read_csv(path, chunksize=self.batch_size, index_col=False)
-        number = 0
-        while True:
+        for number in itertools.count():
             with reading_csv(path, fail=DlcliError):  # each chunk read inside, never the yield: its filter is global
                 chunk = next(chunks, None)
             if chunk is None:
                 return
             first = number * self.batch_size
-            number += 1
             labels = [f"{path.name}:{first + i + 1}" for i in range(len(chunk))]
             passed = chunk.drop(columns=columns).to_dict("records")
             if self.info.kind == "table":
