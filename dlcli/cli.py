@@ -319,7 +319,7 @@ def evaluate(
     runs_dir: RunsDir = Path("runs"),
 ) -> None:
     """Re-evaluate a run's model on its test split, rebuilt from the run's own config."""
-    from dlcli.store.runs import EVALUATION_FILE, resolve_run
+    from dlcli.store.runs import EVALUATION_FILES, resolve_run
 
     folder = resolve_run(runs_dir, run)
     _note_if_still_training(runs_dir, folder)
@@ -338,10 +338,10 @@ def evaluate(
         save_evaluation(folder, evaluation)
     except OSError as error:  # shown above all the same: the computation is not lost
         raise DlcliError(
-            f"cannot write {folder.file(EVALUATION_FILE)} ({error.strerror or error}); the metrics above were not "
+            f"cannot write {folder.file(EVALUATION_FILES[split])} ({error.strerror or error}); the metrics above were not "
             "saved in the run folder"
         ) from None
-    error_console.print(f"wrote {folder.file(EVALUATION_FILE)}")
+    error_console.print(f"wrote {folder.file(EVALUATION_FILES[split])}")
 
 
 def _note_if_still_training(runs_dir: Path, folder) -> None:
@@ -597,7 +597,7 @@ def compare_runs(
     """Runs side by side: only the config keys that differ, then best/final/test metrics; runs that
     differ only in their seed as groups (mean ± std), each against the best beyond seed noise or not."""
     from dlcli.report.compare import compare, comparison_curves, headline_column, recorded_monitor, records_to_compare
-    from dlcli.report.groups import REPEAT_HINT, groups_of
+    from dlcli.report.groups import REPEAT_HINT, comparison_notes, groups_of
 
     records = records_to_compare(runs_dir, runs, last, pattern, sweep, where, status, every)
     elsewhere = []
@@ -609,6 +609,8 @@ def compare_runs(
     comparison = compare(records, sort)
     found = groups_of(records, comparison)
     repeated = len(found) > 1 and any(group.n > 1 for group in found)  # one group: its runs side by side
+    for note in comparison_notes(found):
+        error_console.print(note)
     if output_format == Format.json:
         shown = {"differing_keys": comparison.keys, "runs": comparison.rows,
                  "groups": [group.as_dict(comparison.metrics) for group in found]}

@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import math
 import statistics
+import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -76,7 +77,15 @@ class Group:
 
     @property
     def n(self) -> int:
-        return len(self.runs)
+        """The seeds the group was trained with: a seed trained again gives the same numbers on
+        the same machine, so it is one sample of the seed noise, not two."""
+        return len(dict.fromkeys(self.seeds))
+
+    @property
+    def shared_seeds(self) -> dict[Any, int]:
+        """Seeds with more than one run, and how many runs each."""
+        counts = {seed: self.seeds.count(seed) for seed in self.seeds}
+        return {seed: count for seed, count in counts.items() if count > 1}
 
     @functools.cached_property
     def spreads(self) -> dict[str, Spread]:
@@ -87,6 +96,7 @@ class Group:
     def as_dict(self, metrics: list[str]) -> dict[str, Any]:
         return {
             "group": self.id, "label": self.label, "n": self.n, "runs": self.runs, "seeds": self.seeds,
+            "shared_seeds": [{"seed": seed, "runs": count} for seed, count in self.shared_seeds.items()],
             "metrics": {
                 column: {**asdict(self.spreads[column]), **_difference_dict(self.differences.get(column))}
                 for column in metrics if column in self.spreads
@@ -120,6 +130,7 @@ def groups_of(records: list[RunRecord], comparison: Comparison) -> list[Group]:
     rows = {row["run"]: row for row in comparison.rows}
     keys = [key for key in comparison.keys if key != "seed"]
     groups: dict[str, Group] = {}
+    by_seed: dict[str, dict[Any, dict[str, list[float]]]] = {}  # group -> seed -> metric column -> its runs' values
     for record in records:
         config = comparison.configs[record.id]
         group_id = record.info["group"] or group_of(config)
@@ -130,12 +141,40 @@ def groups_of(records: list[RunRecord], comparison: Comparison) -> list[Group]:
         group = groups[group_id]
         group.runs.append(record.id)
         group.seeds.append(config.get("seed"))
+        seed_values = by_seed.setdefault(group_id, {}).setdefault(config.get("seed"), {})
         for column in comparison.metrics:
             if isinstance(row.get(column), (int, float)) and math.isfinite(row[column]):
-                group.values.setdefault(column, []).append(float(row[column]))
+                seed_values.setdefault(column, []).append(float(row[column]))
+    for group_id, seeds in by_seed.items():  # one value per seed: its runs' mean
+        for seed_values in seeds.values():
+            for column, values in seed_values.items():
+                groups[group_id].values.setdefault(column, []).append(statistics.fmean(values))
+    found = list(groups.values())
     for column in comparison.metrics:
-        _set_differences(list(groups.values()), column, minimizes(comparison.directions, column_metric(column)))
-    return list(groups.values())
+        minimize = minimizes(comparison.directions, column_metric(column))
+        for dataset in datasets_of(found):  # a metric on other data is no yardstick
+            _set_differences([group for group in found if group.family[0] == dataset], column, minimize)
+    return found
+
+
+def datasets_of(found: list[Group]) -> list[str]:
+    return list(dict.fromkeys(group.family[0] for group in found))
+
+
+def comparison_notes(found: list[Group]) -> list[str]:
+    """What the reader of a comparison of groups must know: seeds trained twice, several datasets."""
+    notes = [
+        f"{group.label}: {count} runs of seed {seed}, the same experiment again: counted once; "
+        f"seed noise needs other seeds ({REPEAT_HINT}, or --seeds)"
+        for group in found for seed, count in group.shared_seeds.items()
+    ]
+    datasets = datasets_of(found)
+    if len(datasets) > 1:
+        notes.append(
+            f"runs on {len(datasets)} datasets ({', '.join(name or '?' for name in datasets)}): each group is set "
+            "against the best of its own dataset only"
+        )
+    return notes
 
 
 def spread(values: list[float]) -> Spread:
@@ -167,7 +206,9 @@ def welch(values: list[float], best: list[float], confidence: float) -> tuple[fl
     difference = statistics.fmean(values) - statistics.fmean(best)
     if statistics.stdev(values) == 0 and statistics.stdev(best) == 0:  # no noise at all: any difference is real
         return (1.0 if difference == 0 else 0.0), difference, difference
-    result = stats.ttest_ind(values, best, equal_var=False)
+    with warnings.catch_warnings():  # one side without spread (the same value each seed) is exact, not a loss of precision
+        warnings.simplefilter("ignore", RuntimeWarning)
+        result = stats.ttest_ind(values, best, equal_var=False)
     interval = result.confidence_interval(confidence)
     return float(result.pvalue), float(interval.low), float(interval.high)
 

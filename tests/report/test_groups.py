@@ -88,6 +88,52 @@ def test_a_single_run_borrows_the_seed_noise_of_repeated_groups_of_its_model_and
     assert lone["difference_low"] < lone["difference"] < lone["difference_high"]
 
 
+def test_a_seed_trained_twice_is_one_sample_of_the_seed_noise_and_the_comparison_says_so(cli, runs_dir):
+    runs_of(runs_dir, "0.01", [0.90, 0.92, 0.94])
+    runs_of(runs_dir, "0.001", [0.60, 0.60])  # seeds 0 and 1 ...
+    runs_of(runs_dir, "0.001", [0.60], start=60)  # ... and seed 0 again, by another id
+    (next(runs_dir.glob("*000060-lr0.001")) / "config.yaml").write_text(FAST.replace("LR", "0.001"))
+
+    found = compared(cli)
+    table = cli("compare", "--all")
+
+    again = found["optimizer.learning_rate=0.001"]
+    assert again["n"] == 2 and again["seeds"] == [0, 1, 0]
+    assert again["shared_seeds"] == [{"seed": 0, "runs": 2}]
+    # its zero spread over the same seed twice is not pooled into anyone's noise
+    assert found["optimizer.learning_rate=0.01"]["shared_seeds"] == []
+    assert "3 runs" not in table.stderr and "2 runs of seed 0, the same experiment again: counted once" in table.stderr
+
+
+def test_a_lone_seed_trained_twice_borrows_the_seed_noise_of_other_groups_instead_of_showing_none(cli, runs_dir):
+    runs_of(runs_dir, "0.01", [0.90, 0.92, 0.94])
+    runs_of(runs_dir, "0.001", [0.60])
+    runs_of(runs_dir, "0.001", [0.60], start=60)
+    (next(runs_dir.glob("*000060-lr0.001")) / "config.yaml").write_text(FAST.replace("LR", "0.001"))
+
+    lone = compared(cli)["optimizer.learning_rate=0.001"]
+
+    assert lone["n"] == 1 and lone["metrics"]["best val_accuracy"]["std"] is None
+    assert "pooled from 1 repeated group" in lone["metrics"]["best val_accuracy"]["noise"]
+
+
+def test_groups_on_other_datasets_are_each_set_against_the_best_of_their_own(cli, runs_dir):
+    runs_of(runs_dir, "0.01", [0.90, 0.92, 0.94])
+    runs_of(runs_dir, "0.02", [0.50, 0.52, 0.51], start=10)
+    for number, accuracy in enumerate([0.30, 0.31, 0.32]):
+        config = FAST.replace("LR", "0.01").replace("name: digits", "name: mnist").replace("seed: 0", f"seed: {number}")
+        fake_run(runs_dir, f"20260101-0001{number:02d}-mnist", config, summary_with(1 - accuracy, accuracy))
+
+    found = compared(cli)
+    table = cli("compare", "--all")
+
+    mnist = next(group for label, group in found.items() if "mnist" in label)
+    assert mnist["metrics"]["best val_accuracy"]["verdict"] != "worse"  # alone on its data: nothing to lose to
+    slower = next(group for label, group in found.items() if "0.02" in label)
+    assert slower["metrics"]["best val_accuracy"]["verdict"] == "worse"
+    assert "runs on 2 datasets (digits, mnist): each group is set against the best of its own dataset only" in table.stderr
+
+
 def test_runs_name_the_group_and_where_selects_it(cli, runs_dir):
     runs_of(runs_dir, "0.01", [0.90, 0.92])
     runs_of(runs_dir, "0.02", [0.80], start=10)
