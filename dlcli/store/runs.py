@@ -27,7 +27,9 @@ RUN_FILE = "run.json"
 CONFIG_FILE = "config.yaml"
 HISTORY_FILE = "history.csv"
 SUMMARY_FILE = "summary.json"
-EVALUATION_FILE = "evaluation.json"
+EVALUATION_FILE = "evaluation.json"  # `dlcli evaluate` on the test split: the runs' test.M
+VALIDATION_EVALUATION_FILE = "evaluation-validation.json"  # `dlcli evaluate --split validation`
+EVALUATION_FILES = {"test": EVALUATION_FILE, "validation": VALIDATION_EVALUATION_FILE}  # by split
 MODEL_FILE = "model.keras"
 INPUTS_FILE = "inputs.json"
 CURVES_FILE = "curves.png"
@@ -370,7 +372,8 @@ class RunRecord:
         return {
             f"{prefix}.{key}": value
             for prefix, metrics in (("best", summary.get("best")), ("final", summary.get("final")),
-                                    ("test", evaluation.get("metrics")))
+                                    # an older dlcli kept a validation split's evaluation here too
+                                    (evaluation.get("split", "test"), evaluation.get("metrics")))
             for key, value in (metrics or {}).items()
         }
 

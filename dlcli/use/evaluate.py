@@ -21,7 +21,7 @@ from dlcli.store.documents import SCHEMA, Evaluation
 from dlcli.store.index import update_index
 from dlcli.store.runs import (
     CONFIG_FILE,
-    EVALUATION_FILE,
+    EVALUATION_FILES,
     MODEL_FILE,
     RUN_FILE,
     SUMMARY_FILE,
@@ -30,8 +30,6 @@ from dlcli.store.runs import (
     now,
     write_json,
 )
-
-SPLITS = ("test", "validation")
 
 
 def _classification_report(scores: np.ndarray, truth: np.ndarray, class_names: list[str], logits: bool) -> dict:
@@ -77,8 +75,8 @@ def _score(model: keras.Model, splits: Splits, split: str, batch_size: int, conf
 
 def evaluate_run(run: RunFolder, split: str = "test") -> Evaluation:
     """Score the run's model (every fold's for k-fold) on `split`; write and return evaluation.json."""
-    if split not in SPLITS:
-        raise DlcliError(f"--split {split}: choose one of {', '.join(SPLITS)}")
+    if split not in EVALUATION_FILES:
+        raise DlcliError(f"--split {split}: choose one of {', '.join(EVALUATION_FILES)}")
     config = load_config(run.file(CONFIG_FILE))
     if split == "validation" and not config.validates:
         raise DlcliError(f"run {run.id} trained on all the training data (`dataset.validation_split: 0`): "
@@ -109,12 +107,13 @@ def evaluate_run(run: RunFolder, split: str = "test") -> Evaluation:
 
 
 def save_evaluation(run: RunFolder, evaluation: Evaluation) -> None:
-    """Keep the evaluation in the run folder (evaluation.json), where `runs` and `compare` read its metrics.
+    """Keep the evaluation in the run folder: the test split's in evaluation.json, where `runs` and
+    `compare` read its metrics; the validation split's beside it, so that it never takes their place.
 
     run.json's time is moved on, as dlcli does whenever it changes a run's files, so that the index
     reads the run again at the next command if this process could not update it (another writer
     held it for over a minute)."""
-    write_json(run.file(EVALUATION_FILE), evaluation.shown())
+    write_json(run.file(EVALUATION_FILES[evaluation.split]), evaluation.shown())
     os.utime(run.file(RUN_FILE))
     update_index(run)
 

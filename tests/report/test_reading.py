@@ -56,13 +56,19 @@ def test_evaluate_the_validation_split_and_a_kfold_run(cli, tiny_config, runs_di
     assert cli("train", str(tiny_config), "--set", "training.kfold=2").exit_code == 0
     (folder,) = run_folders(runs_dir)
 
+    tested = cli("evaluate", folder.name[:12])
     result = cli("evaluate", folder.name[:12], "--split", "validation")
 
-    assert result.exit_code == 0, result.output
-    evaluation = read_json(folder / "evaluation.json")
+    assert tested.exit_code == 0 and result.exit_code == 0, result.output
+    evaluation = read_json(folder / "evaluation-validation.json")
     assert evaluation["split"] == "validation" and [f["fold"] for f in evaluation["folds"]] == [1, 2]
     mean = np.mean([f["metrics"]["accuracy"] for f in evaluation["folds"]])
     assert evaluation["metrics"]["accuracy"] == pytest.approx(mean)
+    # the validation split's evaluation never takes the test split's place
+    test = read_json(folder / "evaluation.json")
+    assert test["split"] == "test"
+    (listed,) = json.loads(cli("runs", "--format", "json").stdout)
+    assert listed["test.accuracy"] == test["metrics"]["accuracy"] and "validation.accuracy" not in listed
 
 
 
