@@ -25,7 +25,7 @@ import keras
 import numpy as np
 
 from dlcli.build.saved import save_model_atomic, saved_atomically
-from dlcli.errors import DlcliError
+from dlcli.errors import DlcliError, reason_of
 from dlcli.faults import kill_point
 from dlcli.store.documents import CheckpointState, read_run_file
 from dlcli.store.runs import (
@@ -103,6 +103,29 @@ class RestoreCallbackState(keras.callbacks.Callback):
             for name in names:
                 count = sum(1 for key in self.arrays if key.startswith(f"{index}.{name}."))
                 setattr(callback, name, [self.arrays[f"{index}.{name}.{i}"] for i in range(count)])
+
+
+def _check_readable(run: RunFolder, state: CheckpointState) -> None:
+    """Refuse a checkpoint whose files were damaged after their commit (a copy cut short, a bad
+    disk) before the run is touched: found while training, it would fail the run, and the resume
+    it advises would meet the same file."""
+    import zipfile
+
+    import h5py
+
+    name = state.weights
+    try:
+        with h5py.File(run.file(CHECKPOINT_DIR) / name, "r"):
+            pass
+        if state.callback_arrays:
+            name = state.callback_arrays
+            with np.load(run.file(CHECKPOINT_DIR) / name) as arrays:
+                [arrays[key] for key in arrays.files]  # a member cut short fails only when read
+    except (OSError, ValueError, zipfile.BadZipFile) as error:
+        raise DlcliError(
+            f"run {run.id}: {CHECKPOINT_DIR}/{name} is damaged ({reason_of(error)}), so the run cannot continue; "
+            f"its folder is left as it is: train its config.yaml again"
+        ) from None
 
 
 class Checkpoint:
@@ -184,6 +207,7 @@ class Checkpoint:
                 f"run {run.id}: {CHECKPOINT_DIR}/{STATE_FILE} names {state.weights}, which is missing, so the run "
                 f"cannot continue; its folder is left as it is: train its config.yaml again"
             )
+        _check_readable(run, state)
         if state.history is not None:  # schema 0 kept no rows: the caller cuts history.csv
             checkpoint = cls(run, state.history, state.commit)
             checkpoint.apply(state)

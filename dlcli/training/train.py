@@ -41,12 +41,13 @@ from dlcli.data.examples import ArrayPool, Encoding, Split, Splits
 from dlcli.data.pipeline import EpochOrder, samples_in_batches, stream
 from dlcli.errors import ConfigError, DlcliError, TrainingDiverged, TrainingFailed, TrainingInterrupted, reason_of
 from dlcli.faults import kill_point
-from dlcli.keys import KeyPath, flattened
+from dlcli.keys import KeyPath, flattened, read_yaml
 from dlcli.stopping import stop_honoured, stop_pending, stops_at_batch_ends
 from dlcli.store.documents import (
     CheckpointState,
     KFold,
     OverfittingVerdict,
+    RunInfo,
     Summary,
     finish_run,
     read_info,
@@ -67,6 +68,7 @@ from dlcli.store.runs import (
     TENSORBOARD_DIR,
     RunFolder,
     effective_status,
+    group_of,
     metric_name,
     model_file,
     read_history,
@@ -729,6 +731,7 @@ def _resume_owned(
         update_index(run)
         return _finish(run, summary)
     config = load_config(run.file(CONFIG_FILE))
+    _check_config_unedited(run, info, config)
     with device_scope(config) as speed:
         checkpoint, state = Checkpoint.recover(run)
         if speed.task is not None:
@@ -748,6 +751,19 @@ def _resume_owned(
         restart_run(run, command)
         update_index(run)
         return _execute(_Session(config, run, console, speed, checkpoint, state, report), parts, folds, data)
+
+
+def _check_config_unedited(run: RunFolder, info: RunInfo, config: ExperimentConfig) -> None:
+    """Refuse to resume a run whose config.yaml was edited after it started: its checkpoint holds
+    the model, data split and epochs of the config it was trained with, and would go on under
+    other settings (another shape fails to load; another split or epoch count trains silently)."""
+    written = group_of(read_yaml(run.file(CONFIG_FILE).read_text(encoding="utf-8")))
+    if (info.group is not None and written != info.group) or (info.seed is not None and config.seed != info.seed):
+        raise DlcliError(
+            f"run {run.id}: its {CONFIG_FILE} was edited after training started, and a resume continues the "
+            f"checkpoint trained with the config it started with: undo the edit, or train the edited config as a "
+            f"new run (dlcli train {run.file(CONFIG_FILE)})"
+        )
 
 
 def _from_older_checkpoint(

@@ -245,6 +245,39 @@ def test_recorded_epochs_without_a_checkpoint_are_not_retrained_silently(cli, ti
     assert read_json(folder / "run.json")["status"] == "interrupted"
 
 
+@pytest.mark.parametrize("edit", [("units: 16", "units: 32"), ("validation_split: 0.2", "validation_split: 0.5"),
+                                  ("seed: 0", "seed: 7")])
+def test_a_run_whose_config_was_edited_is_not_resumed_under_other_settings(cli, tiny_config, runs_dir, monkeypatch,
+                                                                           edit):
+    interrupted_after_first_epoch(cli, tiny_config, monkeypatch)
+    (folder,) = run_folders(runs_dir)
+    config = folder / "config.yaml"
+    assert edit[0] in config.read_text()
+    config.write_text(config.read_text().replace(*edit))
+
+    resumed = cli("train", "--resume", folder.name)
+
+    assert resumed.exit_code == 2, resumed.output
+    assert f"run {folder.name}: its config.yaml was edited after training started" in resumed.stderr
+    assert "train the edited config as a new run" in resumed.stderr
+    assert read_json(folder / "run.json")["status"] == "interrupted"
+    assert [row["epoch"] for row in history(folder)] == ["1"]
+
+
+def test_a_checkpoint_cut_short_is_refused_before_the_run_is_touched(cli, tiny_config, runs_dir, monkeypatch):
+    interrupted_after_first_epoch(cli, tiny_config, monkeypatch)
+    (folder,) = run_folders(runs_dir)
+    (weights,) = (folder / "checkpoint").glob("weights-*.weights.h5")
+    weights.write_bytes(weights.read_bytes()[:1000])
+
+    resumed = cli("train", "--resume", folder.name)
+
+    assert resumed.exit_code == 2, resumed.output
+    assert f"run {folder.name}: checkpoint/{weights.name} is damaged (Unable to" in resumed.stderr
+    assert "train its config.yaml again" in resumed.stderr and "--resume" not in resumed.stderr
+    assert read_json(folder / "run.json")["status"] == "interrupted"
+
+
 def test_run_json_of_the_wrong_type_makes_the_run_damaged_and_names_the_key(cli, tiny_config, runs_dir):
     assert cli("train", str(tiny_config)).exit_code == 0
     (folder,) = run_folders(runs_dir)
