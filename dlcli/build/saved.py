@@ -36,7 +36,13 @@ def load_run_model(run: RunFolder, name: str, compile: bool = False) -> keras.Mo
     run's .keras files goes through here."""
     path = run.file(name)
     if not path.is_file():
-        if read_info(run).status == RunStatus.completed:  # a completed run wrote it: moved or deleted since
+        status = read_info(run).status
+        if status == RunStatus.diverged:
+            raise DlcliError(
+                f"run {run.id} diverged before any epoch ended with a finite loss: it has no {name}; lower "
+                "optimizer.learning_rate in its config.yaml and train it again"
+            )
+        if status == RunStatus.completed:  # a completed run wrote it: moved or deleted since
             raise DlcliError(
                 f"run {run.id} has no {name}, though it completed: it was moved or deleted; put it back, or train "
                 "its config.yaml again for a new run"

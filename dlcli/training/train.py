@@ -330,8 +330,8 @@ def _train_single(session: _Session, stages: list[Stage], parts: ModelParts, dat
         _run_stage(session, stage, parts.model, parts.model, data, watch, previous_epoch)
         if session.pruned_at is not None or (watch is not None and watch.stops):  # no later phase
             break
-    if not session.run.file(MODEL_FILE).exists():  # the monitor was never a number: keep the last model
-        save_model_atomic(parts.model, session.run.file(MODEL_FILE))
+    if not session.run.file(MODEL_FILE).exists() and _diverged_row(rows) is None:
+        save_model_atomic(parts.model, session.run.file(MODEL_FILE))  # the monitor was never a number: the last
     phase_two = [row["epoch"] for row in rows if row.get("phase") == 2]
     return _result_of(session, rows, watch, parts.model.count_params(), len(data.train)).model_copy(update={
         "fine_tune_from_epoch": phase_two[0] if phase_two else None,
@@ -514,9 +514,11 @@ def _finish(run: RunFolder, summary: dict[str, Any], warned_live: bool = False) 
     """Record the status summary.json implies: completed, or diverged (raised)."""
     if summary.get("diverged"):
         epoch, loss = summary["diverged"]["epoch"], summary["diverged"]["loss"]
+        kept = run.file(MODEL_FILE).exists() or run.file(model_file(1)).exists()
         message = (
-            f"run {run.id} diverged: the loss became {loss} in epoch {epoch}; the model of the best epoch "
-            f"before it is kept; lower the learning rate (optimizer.learning_rate) and train again"
+            f"run {run.id} diverged: the loss became {loss} in epoch {epoch}; "
+            + ("the model of the best epoch before it is kept; " if kept else "no epoch before it, so no model; ")
+            + "lower the learning rate (optimizer.learning_rate) and train again"
         )
         finish_run(run, RunStatus.diverged, error=message)
         update_index(run)
