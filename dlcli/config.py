@@ -924,7 +924,13 @@ def _check_named(config: ExperimentConfig, given: set[str]) -> None:
 
 
 def _check_combinations(config: ExperimentConfig) -> None:
-    base, training = config.model.base, config.training
+    base, training, dataset = config.model.base, config.training, config.dataset
+    if dataset.sequence_length is not None and dataset.encoding not in (None, "sequence"):
+        raise config.error(
+            ("dataset", "sequence_length"),
+            f"sequence_length goes with `encoding: sequence`, not {dataset.encoding}: remove it, or set "
+            "`encoding: sequence`",
+        )
     rate = config.optimizer.kwargs.get("learning_rate")
     if isinstance(rate, (int, float)) and not isinstance(rate, bool) and not rate > 0:
         raise config.error(

@@ -252,8 +252,20 @@ def load_csv(info: DatasetInfo, config: ExperimentConfig) -> RawDataset:
     if text_column is None and options.feature_columns is None:
         textual = [c for c in others if not pd.api.types.is_numeric_dtype(table[c])]
         text_column = textual[0] if len(textual) == 1 and len(others) == 1 else None
+    if options.text_column is not None and options.feature_columns is not None:
+        raise config.error(
+            ("dataset", "feature_columns"),
+            "give text_column or feature_columns, not both: a table whose text and numbers are both read takes "
+            "named inputs (`dataset.inputs`, one per kind)",
+        )
     if text_column is not None:
         _column(config, ("dataset", "text_column"), text_column, columns, path)
+        if text_column == label:
+            raise config.error(
+                ("dataset", "text_column"),
+                f"'{label}' is the label column: a model given its own answer as its text learns nothing; "
+                "name the column that holds the text",
+            )
         x = text_cells(table, text_column)
     else:
         features = options.feature_columns or others
@@ -271,10 +283,14 @@ def load_csv(info: DatasetInfo, config: ExperimentConfig) -> RawDataset:
         for name in features:
             _column(config, ("dataset", "feature_columns"), name, columns, path)
             if not pd.api.types.is_numeric_dtype(table[name]):
+                numbers = pd.to_numeric(table[name], errors="coerce")
+                words = table[name][numbers.isna() & table[name].notna()]
+                first = f": {words.iloc[0]!r} at line {words.index[0] + 2}" if len(words) else ""
                 raise config.error(
-                    ("dataset",),
-                    f"column '{name}' of {path} is not numeric; name a text column with `text_column`, "
-                    "or list the numeric ones in `feature_columns`",
+                    ("dataset", "feature_columns") if options.feature_columns else ("dataset",),
+                    f"column '{name}' of {path} is not numeric{first} ({len(words)} row{'s' * (len(words) != 1)}); "
+                    "fix those cells, name a text column with `text_column`, or list the numeric ones in "
+                    "`feature_columns`",
                 )
         for name in features:
             _no_missing_values(config, ("dataset", "feature_columns"), table, name, path)

@@ -283,6 +283,8 @@ BAD_TABLES = [
      r"column 'b' of .*table.csv has no finite value in 2 rows \(lines 3, 5\)"),
     ("only a label column", "label\nx\ny\nx\ny\n", ConfigError,
      r"dataset: .*table.csv has no column besides its label 'label'"),
+    ("a word among the numbers", "a,b,label\n1,2,x\n3,4,y\n5,abc,y\n7,8,x\n", ConfigError,
+     r"dataset: column 'b' of .*table.csv is not numeric: 'abc' at line 4 \(1 row\); fix those cells"),
 ]
 
 
@@ -294,6 +296,14 @@ def test_a_table_that_cannot_be_trained_on_says_why(write_config, tmp_path, text
 
 def test_the_label_among_the_features_and_word_labels_for_a_regression(write_config, tmp_path):
     table = _csv(tmp_path, "a,b,label\n1,2,x\n3,4,y\n5,6,y\n7,8,x\n")
+
+    with pytest.raises(ConfigError, match=r"dataset.text_column: 'label' is the label column: a model given its own"):
+        load_dataset(table_config(write_config, table, "dataset.text_column=label"))
+    with pytest.raises(ConfigError, match=r"dataset.feature_columns: give text_column or feature_columns, not both"):
+        load_dataset(table_config(write_config, table, "dataset.text_column=a", "dataset.feature_columns=[b]"))
+    with pytest.raises(ConfigError, match=r"dataset.sequence_length: sequence_length goes with `encoding: sequence`, "
+                                          r"not multi_hot: remove it"):
+        table_config(write_config, table, "dataset.text_column=a", "dataset.sequence_length=20")
 
     with pytest.raises(ConfigError, match=r"dataset.feature_columns: 'label' is the label column"):
         load_dataset(table_config(write_config, table, "dataset.feature_columns=[a, label]"))
