@@ -599,6 +599,10 @@ def compare_runs(
     from dlcli.report.compare import compare, comparison_curves, headline_column, recorded_monitor, records_to_compare
     from dlcli.report.groups import REPEAT_HINT, comparison_notes, groups_of
 
+    if plot is not None:
+        from dlcli.curves.plots import check_plot_file
+
+        check_plot_file(plot)
     records = records_to_compare(runs_dir, runs, last, pattern, sweep, where, status, every)
     elsewhere = []
     if sweep:

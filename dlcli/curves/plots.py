@@ -3,9 +3,28 @@
 from __future__ import annotations
 
 import io
+import warnings
 from pathlib import Path
 
-from dlcli.store.runs import NOT_METRIC_COLUMNS, write_atomic
+from dlcli.errors import DlcliError
+from dlcli.store.runs import NOT_METRIC_COLUMNS, RUN_FILE, write_atomic
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def check_plot_file(path: Path, option: str = "--plot") -> None:
+    """Refuse, before any work, a plot file that is not a new or earlier PNG of the user's own:
+    writing it would destroy a model, a table or a run's own curves."""
+    if path.suffix.lower() != ".png":
+        raise DlcliError(f"{option} {path}: the plot is a PNG image; give a file name ending in .png")
+    if (path.parent / RUN_FILE).is_file():
+        raise DlcliError(f"{option} {path} is in the run folder {path.parent}: its files are the run's; write the "
+                         "plot elsewhere")
+    if path.is_file():
+        with open(path, "rb") as file:
+            if file.read(len(PNG_SIGNATURE)) != PNG_SIGNATURE:
+                raise DlcliError(f"{option} {path} exists and is not a PNG image: writing the plot would destroy it; "
+                                 "give a new .png file")
 
 
 def _figure(panels: int, width: float, height: float):
@@ -26,7 +45,9 @@ def _label(axis, metric: str) -> None:
 
 def _save(figure, path: Path, title: str) -> None:
     figure.suptitle(title)
-    figure.tight_layout()
+    with warnings.catch_warnings():  # many curves' legends may not fit; the plot is no less readable
+        warnings.simplefilter("ignore", UserWarning)
+        figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100)
     write_atomic(path, buffer.getvalue())

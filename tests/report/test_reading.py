@@ -241,6 +241,28 @@ def test_compare_plot_overlays_the_validation_curves(cli, tiny_config, runs_dir,
         assert image.format == "PNG"
 
 
+def test_compare_plot_never_writes_over_a_file_that_is_not_a_plot(cli, runs_dir, tmp_path):
+    run = fake_run(runs_dir, "20260101-000000-a")
+    (run / "model.keras").write_bytes(b"PK\x03\x04 a model")
+    table = tmp_path / "keep.csv"
+    table.write_text("a,b\n1,2\n")
+    named_png = tmp_path / "notes.png"
+    named_png.write_text("my notes")
+
+    refused = {
+        str(run / "model.keras"): "the plot is a PNG image; give a file name ending in .png",
+        str(table): "give a file name ending in .png",
+        str(tmp_path / "out.svg"): "give a file name ending in .png",
+        str(run / "curves.png"): "is in the run folder",
+        str(named_png): "exists and is not a PNG image: writing the plot would destroy it",
+    }
+    for path, message in refused.items():
+        result = cli("compare", "--plot", path)
+        assert result.exit_code == 2 and message in result.stderr, (path, result.output)
+    assert (run / "model.keras").read_bytes() == b"PK\x03\x04 a model" and named_png.read_text() == "my notes"
+    assert not (run / "curves.png").exists()
+
+
 # --- runs and show ---------------------------------------------------------------------
 
 def test_runs_lists_crashed_and_damaged_folders_without_failing(cli, runs_dir):
