@@ -162,13 +162,18 @@ class Prediction:
         if self.info.kind == "image" or not columns or self.info.table_format == "npz":
             self._refuse(path, "a CSV")
         with reading_csv(path, fail=DlcliError):
-            found = [str(c) for c in pd.read_csv(path, nrows=0, index_col=False).columns]
+            head = pd.read_csv(path, nrows=1, index_col=False)
+        found = [str(c) for c in head.columns]
         missing = [c for c in columns if c not in found]
         if missing:
+            separator = next((s for s in (";", "\t", "|") if len(found) == 1 and s in found[0]), None)
+            hint = f"; it looks separated by {separator!r}: save it with commas" if separator else ""
             raise DlcliError(
                 f"{path}: no column {', '.join(repr(c) for c in missing)}; run {self.run.id} reads "
-                f"{', '.join(columns)}; the file has {', '.join(found)}"
+                f"{', '.join(columns)}; the file has {', '.join(found)}{hint}"
             )
+        if head.empty:
+            raise DlcliError(f"{path}: a header ({', '.join(found)}) and no rows: nothing to predict")
 
     def _csv_batches(self, path: Path):
         import pandas as pd
@@ -189,11 +194,7 @@ class Prediction:
             elif self.info.kind == "text":
                 x = text_cells(chunk, columns[0])
             else:
-                try:
-                    x = chunk[columns].to_numpy(dtype="float32")
-                except ValueError as error:
-                    raise DlcliError(f"{path}: the feature columns must hold numbers: {error}") from None
-                _refuse_missing(path, x, columns, first)
+                x = _numbers(path, chunk, columns, first)
             yield labels, x, passed
 
     # --- arrays -----------------------------------------------------------------------------
@@ -321,9 +322,22 @@ def _table_input(path: Path, chunk, spec, first_row: int) -> np.ndarray:
         return text_cells(chunk, columns[0])
     if spec.kind == InputKind.categorical:
         return categorical_cells(chunk, columns)
-    try:
-        x = chunk[columns].to_numpy(dtype="float32")
-    except ValueError as error:
-        raise DlcliError(f"{path}: the feature columns must hold numbers: {error}") from None
+    return _numbers(path, chunk, columns, first_row)
+
+
+def _numbers(path: Path, chunk, columns: list[str], first_row: int) -> np.ndarray:
+    """A CSV batch's feature columns as float32, every cell a finite number, or one line naming the first that is not."""
+    import pandas as pd
+
+    for column in columns:
+        numbers = pd.to_numeric(chunk[column], errors="coerce")
+        words = chunk[column][numbers.isna() & chunk[column].notna()]
+        if len(words):
+            line = first_row + int(chunk.index.get_loc(words.index[0])) + 2
+            raise DlcliError(
+                f"{path}: column '{column}' holds {words.iloc[0]!r} on line {line}, not a number; predict reads "
+                "numbers there, as training did: fix or remove that row"
+            )
+    x = chunk[columns].to_numpy(dtype="float32")
     _refuse_missing(path, x, columns, first_row)
     return x

@@ -243,6 +243,13 @@ def test_bad_inputs_are_one_line_each(cli, trained, tmp_path, digits_folder):
     (unborn / "model.keras").unlink()
     info = json.loads((unborn / "run.json").read_text())
     (unborn / "run.json").write_text(json.dumps({**info, "status": "interrupted"}))
+    header = ",".join(f"p{i}" for i in range(64))
+    header_only = tmp_path / "header-only.csv"
+    header_only.write_text(header + "\n")
+    a_word = tmp_path / "a-word.csv"
+    a_word.write_text(header + "\n" + "\n".join(",".join(["1"] * 63 + [cell]) for cell in ("2", "3", "x", "4")) + "\n")
+    semicolons = tmp_path / "semicolons.csv"
+    semicolons.write_text(header.replace(",", ";") + "\n" + ";".join(["1"] * 64) + "\n")
     robbed = trained["runs"] / "20990101-000000-robbed"
     shutil.copytree(trained["digits"].path, robbed)
     (robbed / "model.keras").unlink()
@@ -254,6 +261,9 @@ def test_bad_inputs_are_one_line_each(cli, trained, tmp_path, digits_folder):
         (trained["text"], unquoted, ["unquoted.csv, line 3: 3 fields where the header has 2 (text, label)",
                                      "put quotes around a value that holds a comma"]),
         (trained["digits"], no_column, ["takes image files (or arrays of their pixels), not a CSV"]),
+        (trained["table_run"], header_only, ["header-only.csv: a header (p0, p1,", "and no rows: nothing to predict"]),
+        (trained["table_run"], a_word, ["a-word.csv: column 'p63' holds 'x' on line 4, not a number"]),
+        (trained["table_run"], semicolons, ["it looks separated by ';': save it with commas"]),
         (resolve_run(trained["runs"], unborn.name), digits_folder / "test" / "1",
          ["has no model.keras: it stopped before its first epoch ended"]),
         (resolve_run(trained["runs"], robbed.name), digits_folder / "test" / "1",
