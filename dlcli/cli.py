@@ -555,14 +555,21 @@ def verdict(
     """The overfitting verdict of any history, read one epoch at a time as training reads it:
     when the warning would have come, the onset it names, its evidence, the final verdict."""
     from dlcli.curves.histories import history_verdicts
+    from dlcli.errors import SomeInputsFailed
 
-    found = [
-        judged for reference in histories
-        for judged in history_verdicts(reference, runs_dir, monitor, mode.value if mode else None)
-    ]
+    found, failed = [], []
+    for reference in histories:
+        try:
+            found.extend(history_verdicts(reference, runs_dir, monitor, mode.value if mode else None))
+        except DlcliError as error:
+            if len(histories) == 1:
+                raise
+            failed.append(error)  # a glob over runs meets short ones: the others are still judged
+    for error in failed[:-1]:
+        error_console.print(f"{error.label}: {error}")
     if output_format == NestedFormat.json:
-        return emit_json([judged.as_dict() for judged in found])
-    for judged in found:
+        emit_json([judged.as_dict() for judged in found])
+    for judged in found if output_format == NestedFormat.table else []:
         name = judged.source + (f" fold {judged.fold}" if judged.fold is not None else "")
         result = judged.verdict
         warned = result["warned_at_epoch"]
@@ -574,6 +581,11 @@ def verdict(
             console.print(f"  {result['recovered']}")
         elif result["best"] is not None:
             console.print(f"  no overfitting: best {judged.monitor} {result['best']:.4g} at epoch {result['best_epoch']}")
+    if failed:
+        # none judged: the inputs are the user's error (2); some judged: a partial result (1)
+        raise (SomeInputsFailed if found else DlcliError)(
+            f"{failed[-1]} ({len(failed)} of {len(histories)} histories have no verdict)"
+        )
 
 
 @app.command("compare")

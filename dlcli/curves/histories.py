@@ -27,8 +27,12 @@ MAXIMIZED_WORDS = ("acc", "auc", "precision", "recall", "f1", "iou", "r2", "scor
 SEPARATORS = (",", ";", "\t", "|")
 
 
-def read_curves(path: Path) -> list[dict[str, float]]:
-    """The rows of a history file, epochs counted from 1 whichever way the file counts them."""
+def read_curves(path: Path, needed: tuple[str, ...] | None = None) -> list[dict[str, float]]:
+    """The rows of a history file, epochs counted from 1 whichever way the file counts them.
+
+    `needed`: the columns that must hold numbers (with the epoch and fold); another column's text
+    (a vector metric such as F1Score(average=None)'s "[0.5, 0.6]", a note) is left out of its row.
+    None: every column must."""
     try:
         with open(path, newline="", encoding="utf-8-sig") as file:  # a spreadsheet's byte-order mark too
             header = file.readline()
@@ -40,7 +44,7 @@ def read_curves(path: Path) -> list[dict[str, float]]:
                     f"{path}: no 'epoch' column (has {', '.join(columns) or 'no header'}); give a dlcli "
                     "history.csv or a Keras CSVLogger file"
                 )
-            rows = [_row(record, path, number) for number, record in enumerate(reader, start=2)]
+            rows = [_row(record, path, number, needed) for number, record in enumerate(reader, start=2)]
     except FileNotFoundError:
         raise DlcliError(f"{path}: no such file or run") from None
     except (UnicodeDecodeError, csv.Error) as error:
@@ -66,7 +70,7 @@ def _in_order(rows: list[dict[str, float]], path: Path) -> None:
         last[fold] = row["epoch"]
 
 
-def _row(record: dict[str, str | None], path: Path, line: int) -> dict[str, float]:
+def _row(record: dict[str, str | None], path: Path, line: int, needed: tuple[str, ...] | None) -> dict[str, float]:
     row: dict[str, float] = {}
     for key, text in record.items():
         if key is None or text in (None, ""):
@@ -76,6 +80,8 @@ def _row(record: dict[str, str | None], path: Path, line: int) -> dict[str, floa
         except ValueError:
             if text.strip().upper() in ("NA", "NAN"):  # CSVLogger's missing value
                 value = math.nan
+            elif needed is not None and key not in (*needed, *INTEGER_COLUMNS):
+                continue
             else:
                 raise DlcliError(f"{path}, line {line}: {key} is '{text[:30]}', not a number") from None
         if key in INTEGER_COLUMNS:
@@ -181,7 +187,7 @@ def history_verdicts(
         raise DlcliError(f"{path}: no such file")
     if path.is_file():
         settings = OverfittingConfig(monitor=monitor or OverfittingConfig().monitor)
-        return judge_curves(read_curves(path), str(path), settings, mode)
+        return judge_curves(read_curves(path, (settings.monitor, "loss")), str(path), settings, mode)
     run = resolve_run(runs_dir, reference)
     configured = load_config(run.file(CONFIG_FILE)).training.overfitting or OverfittingConfig()
     settings = configured.model_copy(update={"monitor": monitor}) if monitor else configured

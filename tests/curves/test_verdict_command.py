@@ -126,6 +126,25 @@ def test_a_spreadsheet_s_byte_order_mark_windows_line_ends_and_csvlogger_s_separ
     assert verdict["epochs"] == 12 and verdict["overfitting"] is True
 
 
+def test_several_histories_are_each_judged_and_those_that_cannot_be_are_one_line_each(cli, tmp_path):
+    rising = "epoch,loss,val_loss\n" + "".join(f"{e},{1 / (e + 1)},{0.5 + 0.01 * e}\n" for e in range(12))
+    (tmp_path / "good.csv").write_text(rising)
+    (tmp_path / "short.csv").write_text("epoch,loss,val_loss\n0,1.0,0.5\n1,0.9,0.6\n")
+    # a vector metric (F1Score(average=None)) and a note: text in columns the verdict does not read
+    (tmp_path / "vector.csv").write_text("epoch,f1_score,loss,note,val_loss\n" + "".join(
+        f'{e},"[0.5, 0.6]",{1 / (e + 1)},fine,{0.5 + 0.01 * e}\n' for e in range(12)))
+
+    mixed = cli("verdict", str(tmp_path / "good.csv"), str(tmp_path / "short.csv"), str(tmp_path / "vector.csv"))
+    as_json = cli("verdict", str(tmp_path / "short.csv"), str(tmp_path / "good.csv"), "--format", "json")
+    none = cli("verdict", str(tmp_path / "short.csv"), str(tmp_path / "missing.csv"))
+
+    assert mixed.exit_code == 1 and mixed.stdout.count("the warning at epoch") == 2
+    assert mixed.stderr.strip() == (f"error: {tmp_path / 'short.csv'}: 2 epochs with both val_loss and loss; a "
+                                    "verdict needs at least 7 (1 of 3 histories have no verdict)")
+    assert as_json.exit_code == 1 and len(json.loads(as_json.stdout)) == 1
+    assert none.exit_code == 2 and len(none.stderr.strip().splitlines()) == 2 and "missing.csv: no such file" in none.stderr
+
+
 def test_a_history_file_that_is_not_there_or_a_run_that_is_not_is_one_line(cli):
     for reference, says in (("missing.csv", "missing.csv: no such file"), ("nope", "no run 'nope'")):
         result = cli("verdict", reference)
