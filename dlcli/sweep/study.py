@@ -289,12 +289,20 @@ def open_storage(storage: str | None, folder: Path):
     from optuna.storages.journal import JournalFileBackend
 
     where = storage or str(folder / STUDY_FILE)
+    # a file the user named must be in a folder that exists: a shared filesystem not mounted would
+    # otherwise give each machine a study of its own, silently (Optuna makes SQLite's folder)
+    named_file = storage.split(":///", 1)[1] if storage and storage.startswith("sqlite:///") else storage
+    if named_file and "://" not in named_file and named_file != ":memory:":
+        parent = Path(named_file).expanduser().parent
+        if not parent.is_dir():
+            raise DlcliError(f"--storage {storage}: the folder {parent} does not exist (a shared filesystem not "
+                             "mounted?); create it, or name a file in a folder that exists")
     try:
         if storage and "://" in storage:
             connect = {"connect_timeout": STORAGE_TIMEOUT} if storage.startswith(("postgresql", "mysql")) else {}
             return RDBStorage(storage, engine_kwargs={"connect_args": connect, "pool_pre_ping": True})
-        path = Path(where)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path = Path(where).expanduser()
+        path.parent.mkdir(parents=True, exist_ok=True)  # the sweep's own folder
         return JournalStorage(JournalFileBackend(str(path)))
     except ImportError as error:
         missing = error.__cause__ or error  # Optuna's own ImportError wraps SQLAlchemy's

@@ -238,6 +238,7 @@ def test_two_sweeps_on_one_storage_share_its_trials_none_twice(write_config, tmp
     name = f"tiny-{os.getpid()}-{time.time_ns()}"  # a study of its own in a database other tests share
     config = write_config(SAMPLED_SWEEP.replace("name: tiny", f"name: {name}"))
     storage = tmp_path / "shared" / "study.journal" if kind == "journal file" else POSTGRES_URL
+    (tmp_path / "shared").mkdir()  # the shared filesystem, mounted
     machines = [tmp_path / "machine-1", tmp_path / "machine-2"]
 
     processes = [_sweep_process(config, runs, "--storage", str(storage)) for runs in machines]
@@ -264,14 +265,17 @@ def test_two_sweeps_on_one_storage_share_its_trials_none_twice(write_config, tmp
     assert "'log_uniform': [0.001, 0.1]" in refused.stderr and "'log_uniform': [0.001, 0.5]" in refused.stderr
 
 
-def test_a_storage_that_cannot_be_reached_is_one_line_in_seconds(tiny_config, runs_dir):
+@pytest.mark.parametrize("storage", ["sqlite:////nonexistent-folder/study.db", "/nonexistent-folder/study.journal"])
+def test_a_storage_in_a_folder_that_is_not_there_is_one_line_and_makes_no_folder(tiny_config, runs_dir, storage):
     started = time.monotonic()
-    result = CliRunner().invoke(app, ["sweep", str(tiny_config), "--grid", "seed=1,2", "--storage",
-                                      "sqlite:////nonexistent-folder/study.db", "--runs-dir", str(runs_dir)])
+    result = CliRunner().invoke(app, ["sweep", str(tiny_config), "--grid", "seed=1,2", "--storage", storage,
+                                      "--runs-dir", str(runs_dir)])
 
     assert result.exit_code == 2, result.output
-    assert result.stderr.startswith("error: cannot reach the sweep's storage sqlite:////nonexistent-folder/study.db")
+    assert result.stderr.startswith(f"error: --storage {storage}: the folder /nonexistent-folder does not exist "
+                                    "(a shared filesystem not mounted?)")
     assert len(result.stderr.strip().splitlines()) == 1 and time.monotonic() - started < 30
+    assert not Path("/nonexistent-folder").exists()
 
 
 def _alive(pid: int) -> bool:
