@@ -15,6 +15,7 @@ timeout let many write at once. Nothing here imports TensorFlow.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -114,9 +115,10 @@ class RunIndex:
         connection.execute("PRAGMA synchronous=NORMAL")  # WAL: a power cut may lose the last updates, never the file
         connection.execute("PRAGMA cache_size=-65536")  # 64 MiB: a rebuild of 10,000 runs 9.3 s instead of 10.7 s
         version = connection.execute("PRAGMA user_version").fetchone()[0]
-        if version not in (0, INDEX_VERSION):
-            connection.close()
-            raise sqlite3.DatabaseError(f"index version {version}")
+        tables = {name for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if version not in (0, INDEX_VERSION) or (version and not {"runs", "fields"} <= tables):
+            connection.close()  # of another version, or its tables dropped by hand: made again
+            raise sqlite3.DatabaseError(f"index version {version}, tables {sorted(tables)}")
         if version == 0:  # a new index: its tables made (a write, which an existing index never waits for)
             connection.executescript(SCHEMA)
             connection.execute(f"PRAGMA user_version={INDEX_VERSION}")
@@ -280,7 +282,19 @@ class RunIndex:
                 f"SELECT id, record FROM runs WHERE id IN ({', '.join('?' * len(part))})", part,
             ))
             for run_id in part:
-                yield _record(self.runs_dir / run_id, json.loads(stored[run_id]))
+                yield self._decoded(self.runs_dir / run_id, stored[run_id])
+
+    def _decoded(self, path: Path, stored: str) -> RunRecord:
+        """A run's record as indexed; one the index cannot give back (its row edited or damaged
+        by hand) is read from the folder, the truth, and its row marked for the next reconcile."""
+        try:
+            return _record(path, json.loads(stored))
+        except (ValueError, KeyError, TypeError, AttributeError):
+            with contextlib.suppress(sqlite3.Error):
+                self.connection.execute("UPDATE runs SET stamp = -1 WHERE id = ?", [path.name])
+            from dlcli.store.documents import load_run
+
+            return load_run(RunFolder(path))
 
     def record(self, folder: RunFolder) -> RunRecord:
         """One run's record, `folder` being one of this runs folder's: as indexed when its run.json
@@ -293,7 +307,7 @@ class RunIndex:
                 "SELECT stamp, status, record FROM runs WHERE id = ?", [folder.id],
             ).fetchone()
             if row is not None and row[0] == _stamp(str(folder.file(RUN_FILE))) and row[1] != RunStatus.running:
-                return _record(folder.path, json.loads(row[2]))
+                return self._decoded(folder.path, row[2])
             self.connection.execute(f"PRAGMA busy_timeout={int(READ_WAIT_S * 1000)}")
             try:
                 return self.update(folder)

@@ -197,7 +197,8 @@ def test_a_running_run_nobody_owns_is_crashed_in_the_index_too(cli, runs_dir):
         assert listed(cli, "--status", "crashed") == ["gone"] and listed(cli, "--status", "running") == ["alive"]
 
 
-@pytest.mark.parametrize("loss", ["deleted", "garbage", "emptied", "another version"])
+@pytest.mark.parametrize("loss", ["deleted", "garbage", "emptied", "another version", "a table dropped",
+                                  "records emptied", "records not JSON"])
 def test_a_lost_or_damaged_index_is_rebuilt_with_the_same_answers(cli, four_runs, loss):
     def answers():
         return [cli("runs", "--format", "json").stdout, listed(cli, "--where", "optimizer.name=adam"),
@@ -214,8 +215,11 @@ def test_a_lost_or_damaged_index_is_rebuilt_with_the_same_answers(cli, four_runs
     else:
         import sqlite3
 
-        with sqlite3.connect(index) as connection:
-            connection.execute("PRAGMA user_version=99")
+        edit = {"another version": "PRAGMA user_version=99", "a table dropped": "DROP TABLE fields",
+                "records emptied": "UPDATE runs SET record = '{}'", "records not JSON": "UPDATE runs SET record = 'x'"}
+        connection = sqlite3.connect(index, isolation_level=None)
+        connection.execute(edit[loss])
+        connection.close()  # its write-ahead log put into the file
     for suffix in ("-wal", "-shm"):
         (four_runs / f"{INDEX_FILE}{suffix}").unlink(missing_ok=True)
 
