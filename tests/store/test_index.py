@@ -321,3 +321,19 @@ def test_a_sweeps_trials_are_found_through_the_index(runs_dir):
     (runs_dir / INDEX_FILE).unlink()  # the folders still tell
     assert [record.info["sweep"]["trial"] for record in sweep_records(runs_dir, "20260101-105959-s")] == [1, 2, 3]
     assert sweep_records(runs_dir, "20260101-000000-none") == []
+
+
+@pytest.mark.parametrize("config, damage", [
+    ("model: [unclosed\n", "config.yaml:2: invalid YAML: did not find expected ',' or ']'"),
+    ("", "config.yaml is empty"),
+    ("- a list\n", "config.yaml is not a mapping of keys"),
+])
+def test_a_run_whose_config_yaml_is_damaged_is_a_damaged_run(cli, runs_dir, config, damage):
+    fake_run(runs_dir, "20260101-000000-torn", summary=summary_with(0.5, 0.8))
+    (runs_dir / "20260101-000000-torn" / "config.yaml").write_text(config)
+
+    (row,) = json.loads(cli("runs", "--format", "json").stdout)
+    shown = cli("show", "torn")
+
+    assert row["status"] == "damaged" and row["damage"].startswith(damage), row["damage"]
+    assert "damaged" in shown.stdout
