@@ -7,6 +7,7 @@ that wrote it, with the nearest valid name.
 from __future__ import annotations
 
 import contextlib
+import copy
 import inspect
 import math
 import re
@@ -151,10 +152,48 @@ def _refuse_nested(config: ExperimentConfig, path: KeyPath, value: Any) -> None:
             _refuse_nested(config, (*path, index), item)
 
 
+# The arguments Keras makes an object of, by the end of their name (`kernel_regularizer`): a name
+# (`l2`), or the object's class and arguments, written as a layer is (`L2: {l2: 0.001}`) or as
+# Keras serializes it ({class_name: L2, config: {l2: 0.001}}). An example of each, for the advice.
+OBJECT_ARGUMENTS = {
+    "_initializer": (keras.initializers, "he_normal", "RandomNormal: {stddev: 0.05}"),
+    "_regularizer": (keras.regularizers, "l2", "L2: {l2: 0.001}"),
+    "_constraint": (keras.constraints, "non_neg", "MaxNorm: {max_value: 3}"),
+}
+
+
+def _objects_checked(config: ExperimentConfig, path: KeyPath, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """`kwargs` with each object argument in the form Keras reads, each refused at its key when
+    Keras cannot make it (Keras's own words name a `config` of a `dict`, not the argument)."""
+    checked = dict(kwargs)
+    for key, value in kwargs.items():
+        module, name, written = next((kind for end, kind in OBJECT_ARGUMENTS.items() if key.endswith(end)), (None,) * 3)
+        if module is None or value is None:
+            continue
+        if isinstance(value, dict) and len(value) == 1 and "class_name" not in value:
+            ((class_name, arguments),) = value.items()
+            if isinstance(arguments, dict) or arguments is None:
+                value = {"class_name": class_name, "config": arguments or {}}
+        try:
+            module.get(copy.deepcopy(value))
+        except (ValueError, TypeError, KeyError, AttributeError) as error:
+            what = key.rsplit("_", 1)[-1]
+            if isinstance(value, str):
+                reason = f"unknown {what} '{value}'{did_you_mean(value, _object_names(module))}"
+            elif isinstance(value, dict) and "class_name" not in value:
+                reason = f"{kwargs[key]} names no {what} class"
+            else:
+                reason = f"cannot make the {what}: {reason_of(error)}"
+            raise config.error((*path, key), f"{reason}; write a name ({name}) or its class and arguments ({written})") from None
+        checked[key] = value
+    return checked
+
+
 def build_object(config: ExperimentConfig, path: KeyPath, cls: type, kwargs: dict[str, Any]) -> Any:
     """cls(**kwargs), with Keras's complaint located at the argument it names."""
     _check_arguments(config, path, cls, kwargs)
     _refuse_nested(config, path, kwargs)
+    kwargs = _objects_checked(config, path, kwargs)
     try:
         return cls(**kwargs)
     except (TypeError, ValueError, KeyError, AttributeError) as error:

@@ -187,6 +187,15 @@ CASES = [
     ("object from outside Keras", edit(
         "{units: 16, activation: relu}", "{units: 16, kernel_regularizer: {module: os, class_name: system, config: {}}}"),
      ["model.layers.1.Dense.kernel_regularizer.module: module 'os': a config names Keras's own objects only"]),
+    ("a misspelled initializer", edit("{units: 16, activation: relu}", "{units: 16, kernel_initializer: he_normall}"),
+     ["config.yaml:9: model.layers.1.Dense.kernel_initializer: unknown initializer 'he_normall'; did you mean "
+      "'he_normal'?; write a name (he_normal) or its class and arguments (RandomNormal: {stddev: 0.05})"]),
+    ("a regularizer's factor without its class", edit("{units: 16, activation: relu}",
+                                                      "{units: 16, kernel_regularizer: {l2: 0.01}}"),
+     ["model.layers.1.Dense.kernel_regularizer: {'l2': 0.01} names no regularizer class; write a name (l2) or its "
+      "class and arguments (L2: {l2: 0.001})"]),
+    ("a regularizer Keras refuses", edit("{units: 16, activation: relu}", "{units: 16, kernel_regularizer: {L2: {l2: -1}}}"),
+     ["model.layers.1.Dense.kernel_regularizer: cannot make the regularizer: Invalid value for argument l2"]),
     ("a misspelled key of an optional section", edit("  epochs: 2", "  epochs: 2\n  overfitting: {patiense: 2}"),
      ["training.overfitting: unknown key 'patiense'; did you mean 'patience'?"]),
     ("a misspelled key of the sweep section", TINY_CONFIG + "sweep: {metod: random}\n",
@@ -273,3 +282,19 @@ def test_a_string_that_reads_as_a_number_is_accepted(cli, write_config, runs_dir
     result = cli("train", str(write_config(edit("batch_size: 64", 'batch_size: "64"'))))
 
     assert result.exit_code == 0, result.output
+
+
+def test_an_object_argument_is_written_as_a_layer_is_or_as_keras_serializes_it(write_config):
+    import keras
+
+    from dlcli.build.models import build_object
+    from dlcli.config import load_config
+
+    config = load_config(write_config(TINY_CONFIG))
+    written = [{"L2": {"l2": 0.002}}, {"class_name": "L2", "config": {"l2": 0.002}}]
+
+    layers = [build_object(config, ("model", "layers", 1, "Dense"), keras.layers.Dense,
+                           {"units": 4, "kernel_regularizer": form}) for form in written]
+
+    assert [type(layer.kernel_regularizer).__name__ for layer in layers] == ["L2", "L2"]
+    assert [float(layer.kernel_regularizer.l2) for layer in layers] == pytest.approx([0.002, 0.002])
