@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from enum import Enum
 
+# The run (or sweep) reference that means the newest one: no run may be named so.
+LATEST = "latest"
+
 
 class Choice(str, Enum):
     """A str enum that prints as its word, in f-strings and messages, on every Python (3.11's

@@ -92,8 +92,13 @@ UNUSABLE_PATH = {
 
 def _runs_folder(path: Path) -> Path:
     """--runs-dir: a folder, or none yet (train makes it); a file there would read as a folder of no runs."""
+    from dlcli.store.runs import RUN_FILE
+
     if path.exists() and not path.is_dir():
         raise typer.BadParameter(f"{path} is a file; give the folder that holds the run folders")
+    if (path / RUN_FILE).is_file():
+        raise typer.BadParameter(f"{path} is a run's folder; give the folder that holds the run folders "
+                                 f"({path.parent}), and the run as an argument")
     return path
 
 

@@ -27,7 +27,7 @@ from pydantic import (
     model_validator,
 )
 
-from dlcli.choices import Direction, InputKind, Leaks, Pruner, SweepMethod
+from dlcli.choices import LATEST, Direction, InputKind, Leaks, Pruner, SweepMethod
 from dlcli.data.catalog import DATASETS, REQUIRED
 from dlcli.errors import ConfigError
 from dlcli.keys import KeyPath, YamlLoader, did_you_mean, format_path, parse_yaml_value
@@ -462,6 +462,10 @@ class ExperimentConfig(_Strict):
                 f"a run name uses letters, digits, '.', '_' and '-' (starting with a letter or "
                 f"digit, at most 64), got {name!r}"
             )
+        if name == LATEST or re.fullmatch(r"[0-9-]+", name):
+            # commands find a run by id, id prefix, `latest` or name, in that order: it could never be found by it
+            raise ValueError(f"{name!r} would be read as {'the newest run' if name == LATEST else 'a run id'}: "
+                             "give a name with a letter in it")
         return name
 
     _source: SourceMap = PrivateAttr(default_factory=lambda: SourceMap("<config>"))

@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, NoReturn
 
+from dlcli.choices import LATEST
 from dlcli.errors import DlcliError, RunNotFound
 from dlcli.outputs import replaced
 from dlcli.store.status import RunStatus
@@ -268,7 +269,7 @@ def resolve_run(runs_dir: Path, reference: str) -> RunFolder:
     runs = list_run_folders(runs_dir)
     if not runs:
         raise RunNotFound(f"no run '{reference}': {runs_dir} holds no runs yet")
-    if reference == "latest":
+    if reference == LATEST:
         return next((run for run in reversed(runs) if run.file(RUN_FILE).is_file()), runs[-1])
     exact = [run for run in runs if run.id == reference]
     matches = exact or [run for run in runs if run.id.startswith(reference)]

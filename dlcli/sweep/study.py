@@ -32,7 +32,7 @@ from typing import Any, Callable, Literal
 
 from pydantic import BaseModel
 
-from dlcli.choices import Pruner, SweepMethod
+from dlcli.choices import LATEST, Pruner, SweepMethod
 from dlcli.config import NAME_PATTERN, SEED_MAX, ExperimentConfig, load_config
 from dlcli.errors import ConfigError, DlcliError, RunNotFound
 from dlcli.keys import parse_yaml_value
@@ -427,7 +427,7 @@ def find_sweep(runs_dir: Path, reference: str) -> Path:
     sweeps = runs_dir / SWEEPS_DIR
     candidates = sorted(p for p in sweeps.iterdir() if (p / PLAN_FILE).is_file()) if sweeps.is_dir() else []
     matches = [p for p in candidates if p.name == reference] or [p for p in candidates if p.name.startswith(reference)]
-    if reference == "latest" and candidates:
+    if reference == LATEST and candidates:
         return candidates[-1]
     if len(matches) == 1:
         return matches[0]

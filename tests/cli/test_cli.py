@@ -68,6 +68,17 @@ def test_a_usage_error_is_one_line(arguments, fragment):
     assert fragment in result.stderr
 
 
+def test_a_runs_dir_that_is_a_run_s_folder_names_the_folder_to_give(tmp_path):
+    run = tmp_path / "runs" / "20260101-000000-a"
+    run.mkdir(parents=True)
+    (run / "run.json").write_text("{}")
+
+    result = CliRunner().invoke(app, ["runs", "--runs-dir", str(run)])
+
+    assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert f"is a run's folder; give the folder that holds the run folders ({tmp_path / 'runs'})" in result.stderr
+
+
 def test_no_arguments_still_show_the_help():
     result = CliRunner().invoke(app, [])
 

@@ -448,7 +448,7 @@ def test_a_metric_keras_ranks_upwards_picks_the_best_epoch_and_model(cli, write_
     assert summary["best_epoch"] == int(np.argmax(r2)) + 1
     assert summary["best"]["val_r2_score"] == max(r2)
     assert cli("evaluate", folder.name, "--split", "validation").exit_code == 0  # the saved model.keras
-    assert read_json(folder / "evaluation.json")["metrics"]["r2_score"] == pytest.approx(max(r2), abs=1e-4)
+    assert read_json(folder / "evaluation-validation.json")["metrics"]["r2_score"] == pytest.approx(max(r2), abs=1e-4)
 
 
 @pytest.mark.parametrize("overrides, expected", [
