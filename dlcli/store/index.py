@@ -41,7 +41,7 @@ from dlcli.store.runs import (
 from dlcli.store.status import RunStatus
 
 INDEX_FILE = "index.sqlite"
-INDEX_VERSION = 7  # PRAGMA user_version: an index of another version is rebuilt
+INDEX_VERSION = 8  # PRAGMA user_version: an index of another version is rebuilt (8: optimizer=NAME, damaged config.yaml)
 BUSY_TIMEOUT_S = 60  # a run recording its status waits this long for another writer
 READ_WAIT_S = 1.0  # a reading command no longer than this, then it reads the folders
 
@@ -94,9 +94,11 @@ def _fields(record: RunRecord, config: dict[str, Any] | None) -> list[tuple[str,
 
     fields: list[tuple[str, Any]] = []
     if config is not None:
-        for key in ("optimizer", "loss"):  # `optimizer: adam` is `optimizer.name: adam` too
+        for key in ("optimizer", "loss"):  # `optimizer: adam` is `optimizer.name: adam`, and the reverse
             if isinstance(config.get(key), str):
                 fields.append((f"{key}.name", config[key]))
+            elif isinstance(config.get(key), dict) and isinstance(config[key].get("name"), str):
+                fields.append((key, config[key]["name"]))
         loss = config.get("loss")
         if isinstance(loss, dict) and "name" not in loss:  # per output: `loss.department.name` too
             fields += [(f"loss.{output}.name", spec) for output, spec in loss.items() if isinstance(spec, str)]

@@ -50,6 +50,7 @@ def listed(cli, *args):
 
 @pytest.mark.parametrize(("where", "expected"), [
     (["optimizer.name=adam"], ["b", "c"]),  # `optimizer: adam` and `{name: adam, ...}` alike
+    (["optimizer=adam"], ["b", "c"]),  # and the reverse: the name of an optimizer written with its arguments
     (["optimizer.name=adam", "best.val_accuracy>0.95"], ["b"]),
     (["model.layers.1.Dense.units=256"], ["b", "d"]),
     (["model.layers[1].Dense.units!=256"], ["a", "c"]),  # the bracket spelling older dlcli printed, too
