@@ -454,8 +454,15 @@ def _confirmed(pairs: np.ndarray, examples: list[tuple[str, Split]]) -> np.ndarr
 # --- the findings -------------------------------------------------------------------------------
 
 
+def group_text(group: list[str]) -> str:
+    """A set of examples that are one (copies, or one input under several labels), its first
+    SHOWN named: a picture copied a thousand times is one line, not a thousand names."""
+    more = f" ~ ... and {len(group) - SHOWN} more" if len(group) > SHOWN else ""
+    return " ~ ".join(group[:SHOWN]) + more
+
+
 def _first(listed: list[list[str]]) -> str:
-    return " ~ ".join(listed[0]) if listed else ""
+    return group_text(listed[0]) if listed else ""
 
 
 def _duplicate_findings(kind: FindingKind, groups: list[list[int]], data: Examples) -> list[Finding]:

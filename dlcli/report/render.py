@@ -187,13 +187,13 @@ EXAMPLES_SHOWN = 5  # sets of examples `dlcli check` shows under a finding
 def finding_lines(checks: list[Finding], dropped: dict[str, int]) -> list[str]:
     """What `dlcli check` says of the data checks: each finding with the first few sets of examples
     under it, what `dataset.leaks: drop` removed, or one line when nothing was found."""
-    from dlcli.data.checks import dropped_line  # numpy: not for the reading commands
+    from dlcli.data.checks import dropped_line, group_text  # numpy: not for the reading commands
 
     lines = []
     for finding in checks:
         lines.append(f"warning: {finding.message}")
         shown = finding.examples[:EXAMPLES_SHOWN]
-        lines += [f"  {' ~ '.join(group)}" for group in shown]
+        lines += [f"  {group_text(group)}" for group in shown]
         if len(finding.examples) > len(shown):
             lines.append(f"  ... and {len(finding.examples) - len(shown)} more (--format json lists every one)")
     if dropped:

@@ -155,6 +155,27 @@ def test_repeated_rows_of_a_table_are_found_by_their_lines(write_config, tmp_pat
     assert not reported_pairs(splits.describe()["checks"], "conflicting_label")
 
 
+def test_a_row_copied_many_times_is_one_short_line_of_its_first_copies(write_config, tmp_path):
+    from dlcli.report.render import finding_lines
+
+    rng = np.random.default_rng(0)
+    rows = [",".join(f"{v:.4f}" for v in rng.normal(size=3)) + f",{label}" for label in range(2) for _ in range(60)]
+    (tmp_path / "table.csv").write_text("\n".join(["a,b,c,label", *rows, *[rows[0]] * 200]) + "\n")
+    config = write_config(
+        "name: table\nseed: 0\ndataset: {name: csv, path: %s, label_column: label}\n"
+        "model:\n  layers:\n    - Dense: {units: 2, activation: softmax}\n"
+        "loss: sparse_categorical_crossentropy\ntraining: {epochs: 1}\n" % (tmp_path / "table.csv")
+    )
+
+    splits = load_dataset(load_config(config))
+    lines = finding_lines(splits.checks, {})
+
+    assert lines and all(len(line) < 400 for line in lines), max(lines, key=len)
+    assert any(line.endswith("more") and " ~ ... and " in line for line in lines), lines
+    json_groups = [group for finding in splits.describe()["checks"] for group in finding["examples"]]
+    assert max(len(group) for group in json_groups) > 100  # --format json still lists every one
+
+
 def test_close_pairs_finds_every_pair_within_the_bits_and_no_other():
     rng = np.random.default_rng(0)
     hashes = rng.integers(0, 2**63, size=400, dtype=np.uint64) * np.uint64(2) + rng.integers(0, 2, 400, dtype=np.uint64)
