@@ -831,6 +831,11 @@ METRIC_LABELS = {
     **{name: labels for name, labels in CROSSENTROPY_LOSSES.items() if labels != "binary"},
 }
 SQUASHING = {"softmax", "sigmoid"}
+# Metrics that count right answers (or score classes): a regression's number is never exactly its target
+CLASS_METRICS = {
+    "accuracy", "binaryaccuracy", "precision", "recall", "auc", "f1score", "fbetascore",
+    *(name for name in METRIC_LABELS if "accuracy" in name),
+}
 
 
 @dataclass
@@ -962,6 +967,13 @@ def _check_one_output(config: ExperimentConfig, output: _Output) -> None:
             )
         if units != 1:
             raise config.error((*last_path, "units"), f"a regression model ends in 1 unit; {layer} has {units}")
+        if activation == "softmax":
+            raise config.error((*last_path, "activation"), "a softmax over one unit is always 1.0, whatever the "
+                               "input: a regression ends in a unit with no activation (linear)")
+        for key, metric in output.metrics:
+            if _canonical(metric.name) in CLASS_METRICS:
+                raise config.error(key, f"{metric.name} counts right classes; {dataset} is a regression task, whose "
+                                   "numbers are never exactly right: use mae (or mse)")
         return
     if loss in REGRESSION_LOSSES:
         raise config.error(
