@@ -33,8 +33,9 @@ REFUSED_LAYERS = {
     "Lambda": "runs Python code from the config",
     "TFSMLayer": "loads a SavedModel from an arbitrary path",
 }
-# The input shape comes from the dataset, never from a layer's arguments.
+# The input shape comes from the dataset, never from a layer's arguments, nor from an input layer.
 INPUT_ARGUMENTS = {"input_shape", "input_dim", "batch_input_shape"}
+INPUT_LAYERS = {"Input", "InputLayer"}
 WEIGHTS_DOWNLOAD_TIMEOUT_S = 10
 # Helpers exported next to the objects in keras.losses/metrics/optimizers/activations.
 NOT_OBJECT_NAMES = {"get", "serialize", "deserialize", "Loss", "Metric", "Optimizer", "Reduction"}
@@ -243,6 +244,8 @@ def build_layer(
         raise config.error(
             path, f"{class_name} {REFUSED_LAYERS[class_name]} and is refused; use Keras's built-in layers"
         )
+    if class_name in INPUT_LAYERS:
+        raise config.error(path, f"remove the {class_name}: the input and its shape come from the dataset")
     cls = keras_class(config, path, keras.layers, keras.layers.Layer, class_name, "layer", excluded=REFUSED_LAYERS)
     return build_object(config, (*path, class_name), cls, kwargs)
 
