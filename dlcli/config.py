@@ -331,6 +331,22 @@ class OverfittingConfig(_Strict):
     min_delta: float = Field(0.0, ge=0)  # the least worsening worth a warning, in the metric's units
     stop: bool = False  # end training at the warning (status completed); model.keras stays the best epoch's
 
+    @field_validator("monitor")
+    @classmethod
+    def _a_validation_metric(cls, monitor: str) -> str:
+        problem = not_a_validation_metric(monitor)
+        if problem:
+            raise ValueError(problem)
+        return monitor
+
+
+def not_a_validation_metric(monitor: str) -> str | None:
+    """Why the overfitting watch cannot watch `monitor`, or None: the training data's own metrics
+    keep improving as it is memorized."""
+    if monitor.startswith("val_"):
+        return None
+    return f"overfitting shows on the validation data, not the training data's {monitor}: watch val_{monitor}"
+
 
 class PlotConfig(_Strict):
     """How curves.png draws the curves."""

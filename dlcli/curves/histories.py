@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dlcli.config import OverfittingConfig
+from dlcli.config import OverfittingConfig, not_a_validation_metric
 from dlcli.curves.verdicts import MIN_EPOCHS, OverfittingWatch
 from dlcli.errors import DlcliError
 from dlcli.keys import did_you_mean
@@ -182,6 +182,8 @@ def history_verdicts(
     from dlcli.store.index import read_run
     from dlcli.store.runs import CONFIG_FILE, HISTORY_FILE, read_history, resolve_run
 
+    if monitor is not None and (problem := not_a_validation_metric(monitor)):
+        raise DlcliError(f"--monitor {monitor}: {problem}")
     path = Path(reference).expanduser()
     if path.suffix.lower() == ".csv" and not path.exists():
         raise DlcliError(f"{path}: no such file")

@@ -189,6 +189,9 @@ CASES = [
      ["model.layers.1.Dense.kernel_regularizer.module: module 'os': a config names Keras's own objects only"]),
     ("an input layer", edit("    - Flatten\n", "    - InputLayer: {shape: [8, 8, 1]}\n    - Flatten\n"),
      ["config.yaml:8: model.layers.0: remove the InputLayer: the input and its shape come from the dataset"]),
+    ("the overfitting watch on a training metric", edit("  epochs: 2", "  epochs: 2\n  overfitting: {monitor: accuracy}"),
+     ["training.overfitting.monitor: overfitting shows on the validation data, not the training data's accuracy: "
+      "watch val_accuracy"]),
     ("a misspelled initializer", edit("{units: 16, activation: relu}", "{units: 16, kernel_initializer: he_normall}"),
      ["config.yaml:9: model.layers.1.Dense.kernel_initializer: unknown initializer 'he_normall'; did you mean "
       "'he_normal'?; write a name (he_normal) or its class and arguments (RandomNormal: {stddev: 0.05})"]),
