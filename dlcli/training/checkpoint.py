@@ -105,7 +105,7 @@ class RestoreCallbackState(keras.callbacks.Callback):
                 setattr(callback, name, [self.arrays[f"{index}.{name}.{i}"] for i in range(count)])
 
 
-def _check_readable(run: RunFolder, state: CheckpointState) -> None:
+def check_readable(run: RunFolder, state: CheckpointState) -> None:
     """Refuse a checkpoint whose files were damaged after their commit (a copy cut short, a bad
     disk) before the run is touched: found while training, it would fail the run, and the resume
     it advises would meet the same file."""
@@ -207,7 +207,6 @@ class Checkpoint:
                 f"run {run.id}: {CHECKPOINT_DIR}/{STATE_FILE} names {state.weights}, which is missing, so the run "
                 f"cannot continue; its folder is left as it is: train its config.yaml again"
             )
-        _check_readable(run, state)
         if state.history is not None:  # schema 0 kept no rows: the caller cuts history.csv
             checkpoint = cls(run, state.history, state.commit)
             checkpoint.apply(state)
