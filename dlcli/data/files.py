@@ -166,6 +166,11 @@ def _labels(values: np.ndarray, task: str, what: str, task_key: str = "dataset.t
             f"{what}: {len(rows)} labels are NaN or infinite (first: example {rows[0]}); a class needs a label: "
             "fill or remove them"
         )
+    if values.dtype.kind == "f" and (fractions := values[values != np.round(values)]).size:
+        raise DataUnavailable(
+            f"{what}: the labels hold fractions ({fractions[0]:g} and {fractions.size - 1} more); a class is a whole "
+            f"number or a word: for numbers to predict, set `{task_key}: regression`"
+        )
     names, indices = np.unique(values, return_inverse=True)
     return indices.astype("int64"), [str(name) for name in names]
 
@@ -468,9 +473,13 @@ def _npz_arrays(path: Path, wanted: list[str]) -> tuple[dict[str, np.ndarray], l
     """The arrays `wanted` that the .npz holds (only those are read), and the names of all it holds."""
     try:
         with np.load(path, allow_pickle=False) as arrays:
-            return {name: arrays[name] for name in wanted if name in arrays}, list(arrays)
+            found = {name: arrays[name] for name in wanted if name in arrays}, list(arrays)
     except (OSError, ValueError) as error:
         raise DataUnavailable(f"cannot read {path} as .npz: {error}") from error
+    single = next((name for name, array in found[0].items() if array.ndim == 0), None)
+    if single is not None:
+        raise DataUnavailable(f"{path}: {single} is a single value, not an array of examples; save one row per example")
+    return found
 
 
 def load_npz(info: DatasetInfo, config: ExperimentConfig) -> RawDataset:

@@ -325,7 +325,7 @@ def prepare(raw: RawDataset, config: ExperimentConfig) -> Splits:
             len(raw.train), config.dataset.validation_split, config.seed, strata(config, raw.train),
         )
     except ValueError as error:
-        raise config.error(("dataset", "validation_split"), f"{error}; use a larger dataset") from None
+        raise config.error(("dataset", "validation_split"), str(error)) from None
     return _finish(raw, config, mapping, Split(raw.train, kept), Split(raw.train, held))
 
 

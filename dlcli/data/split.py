@@ -15,8 +15,11 @@ import numpy as np
 def held_out_count(total: int, held_out: int | float) -> int:
     """`held_out` as a number of samples: a fraction rounds up, as scikit-learn's does."""
     count = held_out if isinstance(held_out, int) else math.ceil(held_out * total)
-    if not 0 < count < total:
-        raise ValueError(f"holding out {held_out} of {total} samples leaves none on one side")
+    if count >= total:
+        raise ValueError(f"holding out {held_out} of {total} samples leaves none to train on; hold out less")
+    if count <= 0:
+        raise ValueError(f"holding out {held_out} of {total} samples holds out none; hold out more, or use a larger "
+                         "dataset")
     return count
 
 

@@ -134,6 +134,8 @@ def parse_grid(options: list[str]) -> dict[str, list[Any]]:
         key, sep, raw = option.partition("=")
         if not sep or not key or not raw:
             raise DlcliError(f"--grid {option}: expected KEY=V1,V2,..., e.g. training.batch_size=32,128")
+        if raw.strip().startswith(",") or raw.strip().endswith(","):  # YAML reads [1,] as [1]: a value left out
+            raise DlcliError(f"--grid {option}: a value is missing beside a comma; list every value, e.g. {key}=1,2")
         try:
             values = parse_yaml_value(f"[{raw}]")
         except Exception as error:  # any YAML error is the same user mistake
@@ -171,6 +173,14 @@ def sweep_settings(
     empty = [key for key, values in grid.items() if not values]
     if empty:
         raise DlcliError(f"the grid lists no value for {empty[0]}: give it at least one (--grid {empty[0]}=V1,V2)")
+    for key, values in grid.items():
+        if key == "name":
+            raise DlcliError("the grid cannot vary `name`: a sweep names its trials NAME-t1, NAME-t2, ...; give --name")
+        written = [json.dumps(value, sort_keys=True, default=str) for value in values]
+        twice = [value for value, text in zip(values, written) if written.count(text) > 1]
+        if twice:
+            raise DlcliError(f"the grid lists {key}={twice[0]} twice: each point is trained once (for more seeds of "
+                             "each, use --repeats)")
     if not grid and not space:
         raise DlcliError("nothing to sweep: give --grid KEY=V1,V2 or a `sweep:` section with `grid` or `params`")
     if trials and not space:

@@ -60,9 +60,12 @@ def test_a_fraction_rounds_up_and_a_count_is_taken_as_is(total, held_out, count)
     assert held_out_count(total, held_out) == count
 
 
-@pytest.mark.parametrize(("total", "held_out"), [(1, 0.2), (5, 5), (5, 0)])
-def test_a_split_that_leaves_one_side_empty_is_refused(total, held_out):
-    with pytest.raises(ValueError, match=f"of {total} samples leaves none on one side"):
+@pytest.mark.parametrize(("total", "held_out", "says"), [
+    (1, 0.2, "leaves none to train on; hold out less"), (5, 5, "leaves none to train on; hold out less"),
+    (5, 0, "holds out none; hold out more, or use a larger dataset"),
+])
+def test_a_split_that_leaves_one_side_empty_is_refused_with_the_way_out(total, held_out, says):
+    with pytest.raises(ValueError, match=f"of {total} samples {says}"):
         held_out_count(total, held_out)
 
 

@@ -137,7 +137,11 @@ def test_nothing_to_sweep(cli, tiny_config):
     ("sweep:\n  grid:\n    training.batch_size: []\n", [], "the grid lists no value for training.batch_size"),
     ("sweep:\n  grid:\n    training.epochs: [1, 2]\n", ["--grid", "training.batch_size=32", "--grid", "training.epochs=1",
                                                        "--grid", "training.epochs=2"], "training.epochs is given twice"),
-], ids=["a key twice", "an empty list in the section", "twice on the command line over a section"])
+    ("", ["--grid", "training.epochs=1,"], "--grid training.epochs=1,: a value is missing beside a comma"),
+    ("", ["--grid", "training.epochs=1,2,1"], "the grid lists training.epochs=1 twice: each point is trained once"),
+    ("", ["--grid", "name=a,b"], "the grid cannot vary `name`"),
+], ids=["a key twice", "an empty list in the section", "twice on the command line over a section", "a trailing comma",
+        "a value twice", "the name"])
 def test_a_grid_that_would_drop_or_skip_values_is_refused(cli, write_config, runs_dir, section, options, message):
     result = cli("sweep", str(write_config(TINY_CONFIG + section)), *options)
 
