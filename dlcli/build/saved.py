@@ -62,6 +62,15 @@ def load_run_model(run: RunFolder, name: str, compile: bool = False) -> keras.Mo
         raise DlcliError(f"run {run.id}: cannot load {name} ({reason_of(error)})") from error
 
 
+def not_the_runs_model(run: RunFolder, name: str, error: Exception) -> DlcliError:
+    """What to say when a run's saved model refuses the run's own data (Keras's shape check): the
+    file was replaced, by hand, with another run's."""
+    return DlcliError(
+        f"run {run.id}: its {name} does not take the run's own data ({reason_of(error)}): was it replaced by another "
+        "run's? put the run's own back, or train its config.yaml again"
+    )
+
+
 def saved_atomically(save, path: Path) -> None:
     """`save(temporary)`, then rename it to `path`: a kill mid-save never leaves half a file there."""
     # Keras picks the format from the file's ending (.keras, .weights.h5): the temporary keeps it

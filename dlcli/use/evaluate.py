@@ -10,7 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from dlcli.build.inference import outputs_are_logits, predicted_classes
-from dlcli.build.saved import load_run_model
+from dlcli.build.saved import load_run_model, not_the_runs_model
 from dlcli.config import load_config
 from dlcli.data import load_dataset, load_folds
 from dlcli.data.cache import check_decodable
@@ -48,7 +48,9 @@ def _classification_report(scores: np.ndarray, truth: np.ndarray, class_names: l
     }
 
 
-def _score(model: keras.Model, splits: Splits, split: str, batch_size: int, config) -> dict[str, Any]:
+def _score(
+    model: keras.Model, splits: Splits, split: str, batch_size: int, config, run: RunFolder, name: str,
+) -> dict[str, Any]:
     """Metrics, and for classifiers the confusion matrix (each classification output's, for a table's
     named outputs), over the split streamed a batch at a time."""
     data = stream(splits, split, batch_size)
@@ -59,6 +61,10 @@ def _score(model: keras.Model, splits: Splits, split: str, batch_size: int, conf
     except tf.errors.InvalidArgumentError:
         check_decodable([splits], "evaluate again")  # image files are decoded as they stream
         raise
+    except ValueError as error:
+        if "shape" not in str(error):
+            raise
+        raise not_the_runs_model(run, name, error) from None  # Keras's check of the inputs' shape
     chosen = splits.split(split)
     result: dict[str, Any] = {"samples": len(chosen), "metrics": {key: float(value) for key, value in metrics.items()}}
     if splits.outputs:
@@ -86,7 +92,7 @@ def evaluate_run(run: RunFolder, split: str = "test") -> Evaluation:
         folds = load_folds(config)
         results = [
             {"fold": number, **_score(load_run_model(run, model_file(number), compile=True), data, split, batch_size,
-                                      config)}
+                                      config, run, model_file(number))}
             for number, data in enumerate(folds, start=1)
         ]
         keys = results[0]["metrics"]
@@ -98,7 +104,7 @@ def evaluate_run(run: RunFolder, split: str = "test") -> Evaluation:
         splits = folds[0]
     else:
         splits = load_dataset(config)
-        scores = _score(load_run_model(run, MODEL_FILE, compile=True), splits, split, batch_size, config)
+        scores = _score(load_run_model(run, MODEL_FILE, compile=True), splits, split, batch_size, config, run, MODEL_FILE)
     fingerprint = splits.fingerprint(split)
     return Evaluation(
         schema_version=SCHEMA, run=run.id, split=split, evaluated=now().isoformat(timespec="seconds"), **scores,

@@ -250,6 +250,9 @@ def test_bad_inputs_are_one_line_each(cli, trained, tmp_path, digits_folder):
     a_word.write_text(header + "\n" + "\n".join(",".join(["1"] * 63 + [cell]) for cell in ("2", "3", "x", "4")) + "\n")
     semicolons = tmp_path / "semicolons.csv"
     semicolons.write_text(header.replace(",", ";") + "\n" + ";".join(["1"] * 64) + "\n")
+    swapped = trained["runs"] / "20990101-000000-swapped"
+    shutil.copytree(trained["digits"].path, swapped)
+    shutil.copy(trained["text"].file("model.keras"), swapped / "model.keras")
     robbed = trained["runs"] / "20990101-000000-robbed"
     shutil.copytree(trained["digits"].path, robbed)
     (robbed / "model.keras").unlink()
@@ -269,6 +272,8 @@ def test_bad_inputs_are_one_line_each(cli, trained, tmp_path, digits_folder):
         (resolve_run(trained["runs"], robbed.name), digits_folder / "test" / "1",
          ["has no model.keras, though it completed: it was moved or deleted"]),
         (trained["digits"], tmp_path / "nothing-here.png", ["no such file or folder"]),
+        (resolve_run(trained["runs"], swapped.name), digits_folder / "test" / "1",
+         ["its model.keras does not take the run's own data", "was it replaced by another run's?"]),
     ]
     for run, path, fragments in cases:
         result, _ = predicted(cli, trained, run, path)
@@ -276,6 +281,8 @@ def test_bad_inputs_are_one_line_each(cli, trained, tmp_path, digits_folder):
         assert result.exit_code == 2, (path, result.output)
         assert len(result.stderr.strip().splitlines()) == 1, message
         assert all(fragment in message for fragment in fragments), message
+    evaluated = cli("evaluate", swapped.name, "--runs-dir", str(trained["runs"]), runs=False)
+    assert evaluated.exit_code == 2 and "its model.keras does not take the run's own data" in evaluated.stderr
     unknown = cli("predict", trained["digits"].id, str(digits_folder), "--format", "xml",
                   "--runs-dir", str(trained["runs"]), runs=False)
     assert unknown.exit_code == 2 and "'xml' is not one of 'table', 'json', 'csv'" in unknown.stderr
