@@ -171,6 +171,16 @@ def export_run(
         raise DlcliError(
             f"exporting to {export_format} needs {', '.join(missing)}: pip install 'dlcli[export]'"
         )
+    default_name = f"model{suffix or '_saved_model'}"
+    if output is not None and (not output.name or output.is_dir()):
+        raise DlcliError(f"--output {output}: a folder; name the artifact to write in it, e.g. {output / default_name}")
+    path = output or run.file(EXPORT_DIR) / default_name
+    other = next((s for _, s, _ in FORMATS.values() if s and s != suffix and path.suffix.lower() == s), None)
+    if other:
+        raise DlcliError(f"--output {path}: a {other} name for a {export_format} export; name it for what it holds")
+    for taken in (path, Path(f"{path}.json")):  # the artifact, and what it takes and gives beside it
+        if taken.exists():
+            raise DlcliError(f"{taken} exists; remove it or give another --output")
     model, inputs = inference_model(run, fold)
     if inputs.kind == "text" and export_format != "saved_model":
         raise DlcliError(
@@ -179,9 +189,6 @@ def export_run(
     table = inputs.kind == "table"
     if table and export_format == "tflite":
         raise DlcliError(f"run {run.id} has named inputs and outputs: export it as saved_model or onnx")
-    path = output or run.file(EXPORT_DIR) / f"model{suffix or '_saved_model'}"
-    if path.exists():
-        raise DlcliError(f"{path} exists; remove it or give another --output")
     path.parent.mkdir(parents=True, exist_ok=True)
     x, source = _sample(run, model, inputs)
     preprocessing_inside = not (table and export_format != "saved_model" and any(

@@ -342,6 +342,18 @@ def test_an_export_that_disagrees_is_removed_and_a_missing_converter_is_named(cl
     assert missing.exit_code == 2 and "needs tf2onnx: pip install 'dlcli[export]'" in missing.stderr
     text_onnx = cli("export", trained["text"].id, "--format", "tflite", "--runs-dir", str(trained["runs"]), runs=False)
     assert text_onnx.exit_code == 2 and "exports only as a SavedModel" in text_onnx.stderr
+    notes = tmp_path / "kept.tflite.json"
+    notes.write_text("the user's own notes")
+    refused = {
+        str(tmp_path / "kept.tflite"): f"{notes} exists; remove it or give another --output",  # what the artifact writes beside it
+        str(tmp_path): f"--output {tmp_path}: a folder; name the artifact to write in it, e.g. {tmp_path / 'model.tflite'}",
+        str(tmp_path / "model.onnx"): "a .onnx name for a tflite export",
+    }
+    for output, message in refused.items():
+        result = cli("export", trained["digits"].id, "--format", "tflite", "--output", output,
+                     "--runs-dir", str(trained["runs"]), runs=False)
+        assert result.exit_code == 2 and message in result.stderr, (output, result.output)
+    assert notes.read_text() == "the user's own notes"
 
 
 @pytest.mark.slow
