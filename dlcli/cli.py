@@ -626,7 +626,10 @@ def compare_runs(
         from dlcli.report.compare import trials_elsewhere
 
         sort = sort or recorded_monitor(records)
-        elsewhere = trials_elsewhere(runs_dir, sweep, records)
+        try:
+            elsewhere = trials_elsewhere(runs_dir, sweep, records)
+        except DlcliError as error:  # the runs here are compared all the same
+            error_console.print(f"note: the trials taken elsewhere are not listed: {error}")
     comparison = compare(records, sort)
     found = groups_of(records, comparison)
     repeated = len(found) > 1 and any(group.n > 1 for group in found)  # one group: its runs side by side

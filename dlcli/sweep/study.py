@@ -116,7 +116,7 @@ class Plan(RunFile):
     def load(cls, folder: Path) -> Plan:
         return read_run_file(
             cls, folder / PLAN_FILE, f"sweep {folder.name}",
-            f"its runs are kept: compare them with `dlcli compare --sweep {folder.name}`, or start the sweep again",
+            "its runs are kept (compare them by their ids or `--filter`); start the sweep again to go on with it",
         )
 
 

@@ -16,7 +16,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from conftest import TINY_CONFIG, read_json, run_folders
+from conftest import TINY_CONFIG, fake_run, read_json, run_folders, summary_with
 from dlcli.cli import app
 from dlcli.config import load_config
 from dlcli.data import load_dataset
@@ -204,7 +204,23 @@ def test_a_damaged_plan_is_one_line_on_resume(cli, runs_dir):
 
     assert result.exit_code == 2
     assert result.stderr.startswith(f"error: sweep {folder.name}: plan.json is damaged (JSONDecodeError")
-    assert f"dlcli compare --sweep {folder.name}" in result.stderr
+    assert "its runs are kept (compare them by their ids or `--filter`)" in result.stderr
+
+
+def test_a_damaged_plan_still_lets_compare_show_the_sweeps_runs_here(cli, runs_dir):
+    folder = runs_dir / "sweeps" / "20260101-000000-tiny"
+    folder.mkdir(parents=True)
+    (folder / "plan.json").write_text('{"id": "20260101-000000-tiny", "config": "x.y')
+    for trial in (1, 2):
+        fake_run(runs_dir, f"20260101-00000{trial}-tiny-t{trial}", TINY_CONFIG.replace("seed: 0", f"seed: {trial}"),
+                 summary_with(0.5, 0.8), sweep={"id": folder.name, "trial": trial, "values": {"seed": trial}})
+
+    result = cli("compare", "--sweep", folder.name, "--format", "json")
+
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(result.stdout)["runs"]) == 2
+    assert result.stderr.startswith("note: the trials taken elsewhere are not listed: sweep 20260101-000000-tiny: "
+                                    "plan.json is damaged")
 
 
 def _sweep_process(config, runs_dir, *args, env=None):
