@@ -44,6 +44,7 @@ def sweep(
             worker.process.kill()  # nothing for them to do: they were only importing TensorFlow
         raise
     previous = stopping.install(stopping.interrupt, [signal.SIGTERM])
+    trained = False
     try:
         if resume is None:
             answer = sweeping.check_with_worker(plan, workers[0], answers, runs_dir)
@@ -57,6 +58,7 @@ def sweep(
             )
         else:
             study = sweeping.open_study(plan, folder, epochs) if plan.settings is not None else None
+        trained = True
         sweeping.run_sweep(plan, folder, runs_dir, study, workers, answers, retry_failed, say, epochs)
     except KeyboardInterrupt:
         if resume is not None:
@@ -66,7 +68,10 @@ def sweep(
         raise sweeping.SweepInterrupted("sweep interrupted before its first trial; nothing was trained") from None
     finally:
         for worker in workers:
-            worker.stop()  # they exit on their own; the results are shown meanwhile
+            if trained:
+                worker.stop()  # they exit on their own; the results are shown meanwhile
+            else:  # the study could not be made or opened: nothing for them to do, nothing of theirs to say
+                worker.process.kill()
         stopping.restore_unless_stopping(previous)
     show_results(sweeping.sweep_records(runs_dir, plan.id))
     sweeping.stop_workers(workers)

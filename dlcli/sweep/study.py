@@ -320,10 +320,13 @@ def open_storage(storage: str | None, folder: Path):
                          "(for PostgreSQL: pip install 'dlcli[postgres]')") from None
     except (OSError, optuna.exceptions.OptunaError) as error:
         raise DlcliError(f"cannot open the sweep's storage {where}: {error}") from None
-    except Exception as error:  # SQLAlchemy's connection errors, whatever the driver
-        reason = str(error).strip().splitlines()[0][:200]
-        raise DlcliError(f"cannot reach the sweep's storage {where}: {type(error).__name__}: {reason}; "
-                         "check the URL, the server and the network") from None
+    except Exception as error:  # SQLAlchemy's connection errors, whatever the driver; a journal's own
+        reason = f"{type(error).__name__}: {str(error).strip().splitlines()[0][:200]}"
+        if not (storage and "://" in storage):
+            raise DlcliError(f"cannot read the sweep's journal {where}: {reason}; a journal edited or cut short cannot "
+                             "be read: start the sweep again (its runs so far are kept)") from None
+        raise DlcliError(f"cannot reach the sweep's storage {where}: {reason}; check the URL, the server and the "
+                         "network") from None
 
 
 def sampler(settings: SweepSettings, joined: bool):
@@ -383,7 +386,8 @@ def open_study(plan: Plan, folder: Path, epochs: int, wait_seconds: float = 60.0
         if isinstance(error, DlcliError):
             raise
         raise DlcliError(f"cannot make study {plan.study} in {plan.storage or folder / STUDY_FILE}: "
-                         f"{type(error).__name__}: {str(error).splitlines()[0][:200]}") from None
+                         f"{type(error).__name__}: {str(error).splitlines()[0][:200]}; a storage edited or cut short "
+                         "cannot be read: start the sweep again (its runs so far are kept)") from None
     for point in settings.points:
         for _ in range(settings.samples):
             study.enqueue_trial({}, user_attrs={"fixed": point}, skip_if_exists=False)

@@ -450,3 +450,18 @@ def test_repeats_check_the_data_of_every_seed_before_any_trains(cli, write_confi
     assert result.exit_code == 2, result.output
     assert f"seed {seed + 1}: " in result.stderr and "dataset.leaks is error" in result.stderr
     assert [folder for folder in run_folders(runs_dir) if folder.name != "sweeps"] == []  # nothing trained
+
+
+def test_a_journal_edited_by_hand_is_one_line_that_says_to_start_again(tmp_path):
+    from dlcli.errors import DlcliError
+    from dlcli.sweep.study import STUDY_FILE, open_storage
+
+    import optuna
+
+    optuna.create_study(study_name="tiny", storage=open_storage(None, tmp_path))
+    journal = tmp_path / STUDY_FILE
+    journal.write_text("garbage{\n" + journal.read_text())  # a line Optuna did not write (a last one may be half written)
+
+    with pytest.raises(DlcliError, match=r"cannot read the sweep's journal .*study.journal: JSONDecodeError: .*; a "
+                                         r"journal edited or cut short cannot be read: start the sweep again"):
+        open_storage(None, tmp_path)
