@@ -682,9 +682,10 @@ def check(
 ) -> None:
     """Validate CONFIG, load its data, check its splits (duplicates, leaks, labels, classes) and
     build its model, without training."""
-    from dlcli.config import load_config
+    from dlcli.config import check_new_run, load_config
 
     experiment = load_config(config, overrides)
+    check_new_run(experiment)
     from dlcli.data import start_checks
 
     start_checks(experiment)  # the data checks read the photos while TensorFlow is imported

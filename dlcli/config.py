@@ -331,13 +331,21 @@ class OverfittingConfig(_Strict):
     min_delta: float = Field(0.0, ge=0)  # the least worsening worth a warning, in the metric's units
     stop: bool = False  # end training at the warning (status completed); model.keras stays the best epoch's
 
-    @field_validator("monitor")
-    @classmethod
-    def _a_validation_metric(cls, monitor: str) -> str:
-        problem = not_a_validation_metric(monitor)
-        if problem:
-            raise ValueError(problem)
-        return monitor
+
+# A run id's start (YYYYMMDD-HHMMSS): a name that could be one is read as an id prefix first
+ID_PREFIX = re.compile(r"\d{1,8}|\d{8}-\d{0,6}")
+
+
+def check_new_run(config: ExperimentConfig) -> None:
+    """What a new run's config may not say, though a run of an older dlcli may have said it (its
+    config.yaml is still read, to evaluate, predict or resume it)."""
+    if config.name == LATEST or ID_PREFIX.fullmatch(config.name):
+        # commands find a run by id, id prefix, `latest` or name, in that order: it could never be found by it
+        raise config.error(("name",), f"{config.name!r} would be read as "
+                           f"{'the newest run' if config.name == LATEST else 'the start of a run id'}: give another name")
+    watch = config.training.overfitting
+    if watch and (problem := not_a_validation_metric(watch.monitor)):
+        raise config.error(("training", "overfitting", "monitor"), problem)
 
 
 def not_a_validation_metric(monitor: str) -> str | None:
@@ -478,10 +486,6 @@ class ExperimentConfig(_Strict):
                 f"a run name uses letters, digits, '.', '_' and '-' (starting with a letter or "
                 f"digit, at most 64), got {name!r}"
             )
-        if name == LATEST or re.fullmatch(r"[0-9-]+", name):
-            # commands find a run by id, id prefix, `latest` or name, in that order: it could never be found by it
-            raise ValueError(f"{name!r} would be read as {'the newest run' if name == LATEST else 'a run id'}: "
-                             "give a name with a letter in it")
         return name
 
     _source: SourceMap = PrivateAttr(default_factory=lambda: SourceMap("<config>"))

@@ -39,7 +39,7 @@ def load_run_model(run: RunFolder, name: str, compile: bool = False) -> keras.Mo
         status = read_info(run).status
         if status == RunStatus.diverged:
             raise DlcliError(
-                f"run {run.id} diverged before any epoch ended with a finite loss: it has no {name}; lower "
+                f"run {run.id} diverged, and has no {name}: no good epoch of it was saved; lower "
                 "optimizer.learning_rate in its config.yaml and train it again"
             )
         if status == RunStatus.completed:  # a completed run wrote it: moved or deleted since
@@ -63,11 +63,12 @@ def load_run_model(run: RunFolder, name: str, compile: bool = False) -> keras.Mo
 
 
 def not_the_runs_model(run: RunFolder, name: str, error: Exception) -> DlcliError:
-    """What to say when a run's saved model refuses the run's own data (Keras's shape check): the
-    file was replaced, by hand, with another run's."""
+    """What to say when a run's saved model refuses its inputs as prepared now (Keras's shape
+    check): the data file changed since training, or the model file was replaced by another run's."""
     return DlcliError(
-        f"run {run.id}: its {name} does not take the run's own data ({reason_of(error)}): was it replaced by another "
-        "run's? put the run's own back, or train its config.yaml again"
+        f"run {run.id}: its {name} does not take the inputs as prepared now ({reason_of(error)}): did the data file "
+        "change since training, or was the model replaced by another run's? put back the run's own, or train its "
+        "config.yaml again"
     )
 
 

@@ -144,6 +144,13 @@ def _column(config: ExperimentConfig, key: KeyPath, name: str, columns: list[str
     return name
 
 
+def not_numbers(cells):
+    """The cells of a CSV column (a pandas Series) that are words, not numbers: the empty ones are missing values."""
+    import pandas as pd
+
+    return cells[pd.to_numeric(cells, errors="coerce").isna() & cells.notna()]
+
+
 def _labels(values: np.ndarray, task: str, what: str, task_key: str = "dataset.task") -> tuple[np.ndarray, list[str]]:
     """Class indices and names (sorted) for classification; float values for regression."""
     if values.ndim != 1:
@@ -165,11 +172,6 @@ def _labels(values: np.ndarray, task: str, what: str, task_key: str = "dataset.t
         raise DataUnavailable(
             f"{what}: {len(rows)} labels are NaN or infinite (first: example {rows[0]}); a class needs a label: "
             "fill or remove them"
-        )
-    if values.dtype.kind == "f" and (fractions := values[values != np.round(values)]).size:
-        raise DataUnavailable(
-            f"{what}: the labels hold fractions ({fractions[0]:g} and {fractions.size - 1} more); a class is a whole "
-            f"number or a word: for numbers to predict, set `{task_key}: regression`"
         )
     names, indices = np.unique(values, return_inverse=True)
     return indices.astype("int64"), [str(name) for name in names]
@@ -288,8 +290,7 @@ def load_csv(info: DatasetInfo, config: ExperimentConfig) -> RawDataset:
         for name in features:
             _column(config, ("dataset", "feature_columns"), name, columns, path)
             if not pd.api.types.is_numeric_dtype(table[name]):
-                numbers = pd.to_numeric(table[name], errors="coerce")
-                words = table[name][numbers.isna() & table[name].notna()]
+                words = not_numbers(table[name])
                 first = f": {words.iloc[0]!r} at line {words.index[0] + 2}" if len(words) else ""
                 raise config.error(
                     ("dataset", "feature_columns") if options.feature_columns else ("dataset",),

@@ -21,6 +21,7 @@ Pure functions over run records; scipy is imported only when groups are compared
 from __future__ import annotations
 
 import functools
+import json
 import math
 import statistics
 import warnings
@@ -77,15 +78,15 @@ class Group:
 
     @property
     def n(self) -> int:
-        """The seeds the group was trained with: a seed trained again gives the same numbers on
-        the same machine, so it is one sample of the seed noise, not two."""
-        return len(dict.fromkeys(self.seeds))
+        """The seeds the group was trained with: a seed trained again draws the same weights, data
+        order and dropout (the same numbers on a CPU), so it is one sample of the seed noise, not two."""
+        return len({_seed_key(seed) for seed in self.seeds})
 
     @property
-    def shared_seeds(self) -> dict[Any, int]:
-        """Seeds with more than one run, and how many runs each."""
-        counts = {seed: self.seeds.count(seed) for seed in self.seeds}
-        return {seed: count for seed, count in counts.items() if count > 1}
+    def shared_seeds(self) -> dict[str, int]:
+        """Seeds (as written) with more than one run, and how many runs each."""
+        keys = [_seed_key(seed) for seed in self.seeds]
+        return {key: keys.count(key) for key in dict.fromkeys(keys) if keys.count(key) > 1}
 
     @functools.cached_property
     def spreads(self) -> dict[str, Spread]:
@@ -96,12 +97,17 @@ class Group:
     def as_dict(self, metrics: list[str]) -> dict[str, Any]:
         return {
             "group": self.id, "label": self.label, "n": self.n, "runs": self.runs, "seeds": self.seeds,
-            "shared_seeds": [{"seed": seed, "runs": count} for seed, count in self.shared_seeds.items()],
+            "shared_seeds": [{"seed": json.loads(seed), "runs": count} for seed, count in self.shared_seeds.items()],
             "metrics": {
                 column: {**asdict(self.spreads[column]), **_difference_dict(self.differences.get(column))}
                 for column in metrics if column in self.spreads
             },
         }
+
+
+def _seed_key(seed: Any) -> str:
+    """A seed as a key: a config edited by hand may hold any YAML there."""
+    return json.dumps(seed, sort_keys=True, default=str)
 
 
 def _difference_dict(difference: Difference | None) -> dict[str, Any]:
@@ -121,7 +127,9 @@ def _family(config: dict[str, Any]) -> tuple[str, tuple[str, ...]]:
         str(next(iter(layer), "")) if isinstance(layer, dict) else str(layer)
         for layer in (layers if isinstance(layers, list) else [])
     )
-    return (str(dataset.get("name", "")) if isinstance(dataset, dict) else "", classes)
+    # two files of one kind (csv, image_folder) are two datasets
+    name = f"{dataset.get('name', '')} {dataset.get('path') or ''}".strip() if isinstance(dataset, dict) else ""
+    return (name, classes)
 
 
 def groups_of(records: list[RunRecord], comparison: Comparison) -> list[Group]:
@@ -130,7 +138,7 @@ def groups_of(records: list[RunRecord], comparison: Comparison) -> list[Group]:
     rows = {row["run"]: row for row in comparison.rows}
     keys = [key for key in comparison.keys if key != "seed"]
     groups: dict[str, Group] = {}
-    by_seed: dict[str, dict[Any, dict[str, list[float]]]] = {}  # group -> seed -> metric column -> its runs' values
+    by_seed: dict[str, dict[str, dict[str, list[float]]]] = {}  # group -> seed -> metric column -> its runs' values
     for record in records:
         config = comparison.configs[record.id]
         group_id = record.info["group"] or group_of(config)
@@ -141,7 +149,7 @@ def groups_of(records: list[RunRecord], comparison: Comparison) -> list[Group]:
         group = groups[group_id]
         group.runs.append(record.id)
         group.seeds.append(config.get("seed"))
-        seed_values = by_seed.setdefault(group_id, {}).setdefault(config.get("seed"), {})
+        seed_values = by_seed.setdefault(group_id, {}).setdefault(_seed_key(config.get("seed")), {})
         for column in comparison.metrics:
             if isinstance(row.get(column), (int, float)) and math.isfinite(row[column]):
                 seed_values.setdefault(column, []).append(float(row[column]))

@@ -31,6 +31,7 @@ from dlcli.store.runs import (
     SUMMARY_FILE,
     RunFolder,
     RunRecord,
+    checkpointed_as,
     effective_status,
     group_of,
     list_run_folders,
@@ -83,6 +84,7 @@ class RunInfo(RunFile):
     error: str | None = None
     sweep: dict[str, Any] | None = None  # {id, trial, values} for a trial of a sweep
     group: str | None = None  # group_of its config: the runs that differ only in their seed
+    checkpointed_as: str | None = None  # checkpointed_as its config: what a resume must keep
     resumes: list[dict[str, Any]] = []  # one {at, command} per --resume
     resumable: bool = True  # false when it failed on its config: a resume would fail the same way
 
@@ -274,8 +276,10 @@ def start_run(
 ) -> RunInfo:
     """Write the resolved config and a `running` run.json."""
     write_atomic(folder.file(CONFIG_FILE), config_yaml)
+    written = read_yaml(config_yaml)
     info = RunInfo(
-        id=folder.id, name=name, dataset=dataset, status=RunStatus.running, group=group_of(read_yaml(config_yaml)),
+        id=folder.id, name=name, dataset=dataset, status=RunStatus.running, group=group_of(written),
+        checkpointed_as=checkpointed_as(written),
         created=now().isoformat(timespec="milliseconds"), command=command, cwd=os.getcwd(), seed=seed,
         versions={"python": platform.python_version(), "dlcli": __version__, **versions},
         host=socket.gethostname(), pid=os.getpid(), pid_started=process_start_time(os.getpid()), sweep=sweep,

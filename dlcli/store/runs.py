@@ -48,13 +48,31 @@ OLD_WEIGHTS_FILE = "last.weights.h5"  # in CHECKPOINT_DIR, by dlcli before check
 NOT_THE_EXPERIMENT = ("name", "seed", "sweep")
 
 
+# How a run is trained, not what: the training keys a resume may change (after a memory error, on
+# another machine) without changing the model, the data or the epochs its checkpoint holds.
+HOW_IT_RUNS = ("tensorboard", "plot", "steps_per_execution", "jit_compile", "cache", "prefetch", "devices")
+
+
+def _digest(value: Any) -> str:
+    import hashlib  # loading OpenSSL's library takes 0.01 s, which listing runs need not pay
+
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:10]
+
+
 def group_of(config: dict[str, Any]) -> str:
     """The group of the runs of `config` (a run's resolved config, as read from config.yaml):
     the same for every seed of one experiment, different for any other change."""
-    import hashlib  # loading OpenSSL's library takes 0.01 s, which listing runs need not pay
+    return _digest({key: value for key, value in config.items() if key not in NOT_THE_EXPERIMENT})
 
-    experiment = {key: value for key, value in config.items() if key not in NOT_THE_EXPERIMENT}
-    return hashlib.sha256(json.dumps(experiment, sort_keys=True, default=str).encode()).hexdigest()[:10]
+
+def checkpointed_as(config: dict[str, Any]) -> str:
+    """What a run's checkpoint was trained with: its config but for its name and how it runs
+    (HOW_IT_RUNS). A resume under another is refused."""
+    kept = {key: value for key, value in config.items() if key != "name"}
+    training = kept.get("training")
+    if isinstance(training, dict):
+        kept["training"] = {key: value for key, value in training.items() if key not in HOW_IT_RUNS}
+    return _digest(kept)
 
 
 def model_file(fold: int | None) -> str:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from dlcli import stopping
 from dlcli.choices import Pruner, SweepMethod
-from dlcli.config import load_config
+from dlcli.config import check_new_run, load_config
 from dlcli.errors import DlcliError
 from dlcli.store.runs import RunRecord
 from dlcli.store.status import RunStatus
@@ -44,7 +44,7 @@ def sweep(
             worker.process.kill()  # nothing for them to do: they were only importing TensorFlow
         raise
     previous = stopping.install(stopping.interrupt, [signal.SIGTERM])
-    trained = False
+    opened = False
     try:
         if resume is None:
             answer = sweeping.check_with_worker(plan, workers[0], answers, runs_dir)
@@ -58,7 +58,7 @@ def sweep(
             )
         else:
             study = sweeping.open_study(plan, folder, epochs) if plan.settings is not None else None
-        trained = True
+        opened = True
         sweeping.run_sweep(plan, folder, runs_dir, study, workers, answers, retry_failed, say, epochs)
     except KeyboardInterrupt:
         if resume is not None:
@@ -68,7 +68,7 @@ def sweep(
         raise sweeping.SweepInterrupted("sweep interrupted before its first trial; nothing was trained") from None
     finally:
         for worker in workers:
-            if trained:
+            if opened:
                 worker.stop()  # they exit on their own; the results are shown meanwhile
             else:  # the study could not be made or opened: nothing for them to do, nothing of theirs to say
                 worker.process.kill()
@@ -100,6 +100,7 @@ def plan_sweep(
         if config is None:
             raise DlcliError("give a CONFIG to sweep, or --resume ID")
         base = load_config(config, overrides, name=name)
+        check_new_run(base)
         if repeat is not None:
             seeds = list(range(base.seed, base.seed + repeat))
         if seeds is not None:

@@ -31,7 +31,7 @@ from dlcli.build.models import (
     unfreeze,
 )
 from dlcli.build.saved import save_model_atomic
-from dlcli.config import ExperimentConfig, load_config
+from dlcli.config import ExperimentConfig, check_new_run, load_config
 from dlcli.curves.plots import plot_curves
 from dlcli.curves.verdicts import OverfittingWatch, best_row, overfitting_advice, training_notes
 from dlcli.data import load_dataset, load_folds
@@ -62,13 +62,14 @@ from dlcli.store.runs import (
     CURVES_FILE,
     EPOCH_COLUMNS,
     HISTORY_FILE,
+    HOW_IT_RUNS,
     MODEL_FILE,
     STATE_FILE,
     SUMMARY_FILE,
     TENSORBOARD_DIR,
     RunFolder,
+    checkpointed_as,
     effective_status,
-    group_of,
     metric_name,
     model_file,
     read_history,
@@ -517,7 +518,7 @@ def _finish(run: RunFolder, summary: dict[str, Any], warned_live: bool = False) 
         kept = run.file(MODEL_FILE).exists() or run.file(model_file(1)).exists()
         message = (
             f"run {run.id} diverged: the loss became {loss} in epoch {epoch}; "
-            + ("the model of the best epoch before it is kept; " if kept else "no epoch before it, so no model; ")
+            + ("the model of the best epoch before it is kept; " if kept else "no model was kept; ")
             + "lower the learning rate (optimizer.learning_rate) and train again"
         )
         finish_run(run, RunStatus.diverged, error=message)
@@ -640,6 +641,7 @@ def train(
     is `sweep`, the tag of a sweep trial ({id, trial, values}). `report(epoch, value)` hears
     the monitored metric after each epoch, and stops the run as `pruned` when it returns True.
     """
+    check_new_run(config)
     with device_scope(config) as speed:
         folds, parts = prepare_experiment(config, runs_dir, speed)
         if console is not None:
@@ -733,7 +735,7 @@ def _resume_owned(
         update_index(run)
         return _finish(run, summary)
     config = load_config(run.file(CONFIG_FILE))
-    _check_config_unedited(run, info, config)
+    _check_config_unedited(run, info)
     with device_scope(config) as speed:
         checkpoint, state = Checkpoint.recover(run)
         if speed.task is not None:
@@ -757,16 +759,19 @@ def _resume_owned(
         return _execute(_Session(config, run, console, speed, checkpoint, state, report), parts, folds, data)
 
 
-def _check_config_unedited(run: RunFolder, info: RunInfo, config: ExperimentConfig) -> None:
-    """Refuse to resume a run whose config.yaml was edited after it started: its checkpoint holds
-    the model, data split and epochs of the config it was trained with, and would go on under
-    other settings (another shape fails to load; another split or epoch count trains silently)."""
-    written = group_of(read_yaml(run.file(CONFIG_FILE).read_text(encoding="utf-8")))
-    if (info.group is not None and written != info.group) or (info.seed is not None and config.seed != info.seed):
+def _check_config_unedited(run: RunFolder, info: RunInfo) -> None:
+    """Refuse to resume a run whose config.yaml was edited after it started, but for how it runs
+    (HOW_IT_RUNS): its checkpoint holds the model, data split and epochs of the config it was
+    trained with, and would go on under others (another shape fails to load; another split or
+    epoch count trains silently). Runs of an older dlcli recorded nothing to compare."""
+    if info.checkpointed_as is None:
+        return
+    written = checkpointed_as(read_yaml(run.file(CONFIG_FILE).read_text(encoding="utf-8")))
+    if written != info.checkpointed_as:
         raise DlcliError(
             f"run {run.id}: its {CONFIG_FILE} was edited after training started, and a resume continues the "
-            f"checkpoint trained with the config it started with: undo the edit, or train the edited config as a "
-            f"new run (dlcli train {run.file(CONFIG_FILE)})"
+            f"checkpoint trained with the config it started with (only training.{', training.'.join(HOW_IT_RUNS)} "
+            f"may change): undo the edit, or train the edited config as a new run (dlcli train {run.file(CONFIG_FILE)})"
         )
 
 

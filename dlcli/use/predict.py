@@ -19,7 +19,7 @@ import tensorflow as tf
 from dlcli.build.inference import class_names, class_probabilities, inference_model
 from dlcli.choices import InputKind
 from dlcli.data.examples import IMAGE_EXTENSIONS, FilePool
-from dlcli.data.files import categorical_cells, reading_csv, text_cells
+from dlcli.data.files import categorical_cells, not_numbers, reading_csv, text_cells
 from dlcli.data.pipeline import raw_examples
 from dlcli.data.prepare import non_finite
 from dlcli.errors import DlcliError
@@ -327,11 +327,8 @@ def _table_input(path: Path, chunk, spec, first_row: int) -> np.ndarray:
 
 def _numbers(path: Path, chunk, columns: list[str], first_row: int) -> np.ndarray:
     """A CSV batch's feature columns as float32, every cell a finite number, or one line naming the first that is not."""
-    import pandas as pd
-
     for column in columns:
-        numbers = pd.to_numeric(chunk[column], errors="coerce")
-        words = chunk[column][numbers.isna() & chunk[column].notna()]
+        words = not_numbers(chunk[column])
         if len(words):
             line = first_row + int(chunk.index.get_loc(words.index[0])) + 2
             raise DlcliError(

@@ -208,8 +208,9 @@ CASES = [
     ("a boolean where a number is asked", edit("  epochs: 2", "  epochs: yes"),
      ["training.epochs: expected a number, not the boolean true"]),  # pydantic's lax mode took it as 1 epoch
     ("a name read as the newest run", edit("name: tiny", "name: latest"),
-     ["config.yaml:1: name: 'latest' would be read as the newest run: give a name with a letter in it"]),
-    ("a name read as a run id", edit("name: tiny", "name: '20261204'"), ["name: '20261204' would be read as a run id"]),
+     ["config.yaml:1: name: 'latest' would be read as the newest run: give another name"]),
+    ("a name read as a run id", edit("name: tiny", "name: '20261204-1'"),
+     ["name: '20261204-1' would be read as the start of a run id"]),
     ("a number where text is asked", edit("name: tiny", "name: 123"),
      ["config.yaml:1: name: input should be a valid string (got 123); to give it as text, put it in quotes"]),
     ("a metric that compares one-hot labels, given class indices", edit("metrics: [accuracy]", "metrics: [accuracy, precision]"),

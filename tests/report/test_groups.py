@@ -100,7 +100,6 @@ def test_a_seed_trained_twice_is_one_sample_of_the_seed_noise_and_the_comparison
     again = found["optimizer.learning_rate=0.001"]
     assert again["n"] == 2 and again["seeds"] == [0, 1, 0]
     assert again["shared_seeds"] == [{"seed": 0, "runs": 2}]
-    # its zero spread over the same seed twice is not pooled into anyone's noise
     assert found["optimizer.learning_rate=0.01"]["shared_seeds"] == []
     assert "3 runs" not in table.stderr and "2 runs of seed 0, the same experiment again: counted once" in table.stderr
 

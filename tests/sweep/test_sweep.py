@@ -453,10 +453,10 @@ def test_repeats_check_the_data_of_every_seed_before_any_trains(cli, write_confi
 
 
 def test_a_journal_edited_by_hand_is_one_line_that_says_to_start_again(tmp_path):
+    import optuna
+
     from dlcli.errors import DlcliError
     from dlcli.sweep.study import STUDY_FILE, open_storage
-
-    import optuna
 
     optuna.create_study(study_name="tiny", storage=open_storage(None, tmp_path))
     journal = tmp_path / STUDY_FILE

@@ -278,6 +278,20 @@ def test_a_checkpoint_cut_short_is_refused_before_the_run_is_touched(cli, tiny_c
     assert read_json(folder / "run.json")["status"] == "interrupted"
 
 
+def test_a_run_resumes_after_an_edit_of_how_it_runs_only(cli, tiny_config, runs_dir, monkeypatch):
+    interrupted_after_first_epoch(cli, tiny_config, monkeypatch)
+    (folder,) = run_folders(runs_dir)
+    config = folder / "config.yaml"
+    edited = config.read_text().replace("tensorboard: true", "tensorboard: false").replace("prefetch: true", "prefetch: false")
+    assert edited != config.read_text()
+    config.write_text(edited)
+
+    resumed = cli("train", "--resume", folder.name)
+
+    assert resumed.exit_code == 0, resumed.output
+    assert [row["epoch"] for row in history(folder)] == ["1", "2", "3"]
+
+
 def test_run_json_of_the_wrong_type_makes_the_run_damaged_and_names_the_key(cli, tiny_config, runs_dir):
     assert cli("train", str(tiny_config)).exit_code == 0
     (folder,) = run_folders(runs_dir)

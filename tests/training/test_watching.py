@@ -304,10 +304,10 @@ def test_a_huge_learning_rate_diverges(cli, tiny_config, runs_dir):
     (folder,) = run_folders(runs_dir)
     assert read_json(folder / "run.json")["status"] == "diverged"
     assert read_json(folder / "summary.json")["diverged"]["epoch"] == 1  # no good epoch: no model to use
-    assert "no epoch before it, so no model" in result.stderr and not (folder / "model.keras").exists()
+    assert "no model was kept" in result.stderr and not (folder / "model.keras").exists()
     evaluated = cli("evaluate", folder.name)
     assert evaluated.exit_code == 2
-    assert "diverged before any epoch ended with a finite loss: it has no model.keras" in evaluated.stderr
+    assert "diverged, and has no model.keras: no good epoch of it was saved" in evaluated.stderr
 
 
 # --- interrupt, crash and resume in real processes ---------------------------------

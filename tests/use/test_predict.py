@@ -273,7 +273,7 @@ def test_bad_inputs_are_one_line_each(cli, trained, tmp_path, digits_folder):
          ["has no model.keras, though it completed: it was moved or deleted"]),
         (trained["digits"], tmp_path / "nothing-here.png", ["no such file or folder"]),
         (resolve_run(trained["runs"], swapped.name), digits_folder / "test" / "1",
-         ["its model.keras does not take the run's own data", "was it replaced by another run's?"]),
+         ["its model.keras does not take the inputs as prepared now", "was the model replaced by another run's?"]),
     ]
     for run, path, fragments in cases:
         result, _ = predicted(cli, trained, run, path)
@@ -282,7 +282,7 @@ def test_bad_inputs_are_one_line_each(cli, trained, tmp_path, digits_folder):
         assert len(result.stderr.strip().splitlines()) == 1, message
         assert all(fragment in message for fragment in fragments), message
     evaluated = cli("evaluate", swapped.name, "--runs-dir", str(trained["runs"]), runs=False)
-    assert evaluated.exit_code == 2 and "its model.keras does not take the run's own data" in evaluated.stderr
+    assert evaluated.exit_code == 2 and "its model.keras does not take the inputs as prepared now" in evaluated.stderr
     unknown = cli("predict", trained["digits"].id, str(digits_folder), "--format", "xml",
                   "--runs-dir", str(trained["runs"]), runs=False)
     assert unknown.exit_code == 2 and "'xml' is not one of 'table', 'json', 'csv'" in unknown.stderr
@@ -345,7 +345,8 @@ def test_an_export_that_disagrees_is_removed_and_a_missing_converter_is_named(cl
     notes = tmp_path / "kept.tflite.json"
     notes.write_text("the user's own notes")
     refused = {
-        str(tmp_path / "kept.tflite"): f"{notes} exists; remove it or give another --output",  # what the artifact writes beside it
+        # what the artifact writes beside it
+        str(tmp_path / "kept.tflite"): f"{notes} exists; remove it or give another --output",
         str(tmp_path): f"--output {tmp_path}: a folder; name the artifact to write in it, e.g. {tmp_path / 'model.tflite'}",
         str(tmp_path / "model.onnx"): "a .onnx name for a tflite export",
     }
