@@ -469,9 +469,9 @@ def _print_runs(index, ids: list[str], matched: int, output_format: Format, runs
     if output_format == Format.json:
         return emit_json_rows(record.as_row() for record in index.load(ids))
     if not ids:
-        error_console.print(
-            f"no runs{' that match' if selected else ''} in {runs_dir}; start one with `dlcli train configs/mnist_dense.yaml`"
-        )
+        advice = ("`dlcli runs` lists them all" if selected
+                  else "start one with `dlcli train configs/mnist_dense.yaml`")
+        error_console.print(f"no runs{' that match' if selected else ''} in {runs_dir}; {advice}")
         return
     from dlcli.report.render import runs_table
 

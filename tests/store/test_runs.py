@@ -51,6 +51,14 @@ def test_ambiguous_prefix_lists_the_candidates(runs):
         resolve_run(runs, "20260101")
 
 
+def test_an_ambiguous_prefix_of_many_runs_lists_ten_and_counts_the_rest(tmp_path):
+    for number in range(12):
+        (tmp_path / f"20260101-1000{number:02d}-run").mkdir()
+
+    with pytest.raises(RunNotFound, match=r"12 runs match \(20260101-100000-run, .*, 20260101-100009-run and 2 more\)"):
+        resolve_run(tmp_path, "2026")
+
+
 def test_unknown_run_names_the_latest(runs):
     with pytest.raises(RunNotFound, match=r"no run 'gamma' in .*; the latest are .*20260102-090000-alpha"):
         resolve_run(runs, "gamma")
