@@ -341,7 +341,7 @@ def test_a_run_whose_config_yaml_is_damaged_is_a_damaged_run(cli, runs_dir, conf
 
 
 def test_a_selection_that_matches_no_run_points_at_the_whole_list(cli, four_runs):
-    result = cli("runs", "--where", "optimizer.name=sgd")
+    result = cli("runs", "--where", "optimizer.name=nadam")
 
     assert result.exit_code == 0 and "no runs that match in" in result.stderr
     assert "`dlcli runs` lists them all" in result.stderr and "dlcli train" not in result.stderr
