@@ -56,6 +56,8 @@ class Prediction:
             if _is_image_source(path):
                 if self.info.kind != "image":
                     self._refuse(path, "images")
+                if path.is_dir():
+                    _refuse_other_pictures(path)
                 if not self._images(path):
                     raise DlcliError(f"{path}: no image files ({', '.join(sorted(IMAGE_EXTENSIONS))}) in it")
             elif path.suffix.lower() == ".csv":
@@ -312,6 +314,18 @@ def _refuse_missing(path: Path, x: np.ndarray, columns: list[str], first_row: in
             f"{path}: column '{columns[column]}' has no finite value on line {first_row + int(rows[0]) + 2}, and "
             f"{len(rows)} rows of this batch lack one; predict needs every feature: fill or remove those rows"
         )
+
+
+# Pictures in formats TensorFlow does not decode: in a folder to predict, not to be passed by in silence
+OTHER_PICTURES = (".tif", ".tiff", ".webp", ".heic", ".heif", ".avif", ".jfif")
+
+
+def _refuse_other_pictures(folder: Path) -> None:
+    others = sorted(p for p in folder.rglob("*") if p.suffix.lower() in OTHER_PICTURES and p.is_file())
+    if others:
+        what = f" and {len(others) - 1} more are pictures" if len(others) > 1 else " is a picture"
+        raise DlcliError(f"{folder}: {others[0]}{what} dlcli cannot read (it reads "
+                         f"{', '.join(sorted(IMAGE_EXTENSIONS))}): convert them, or move them out of the folder")
 
 
 def _table_input(path: Path, chunk, spec, first_row: int) -> np.ndarray:

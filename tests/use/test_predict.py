@@ -250,6 +250,9 @@ def test_bad_inputs_are_one_line_each(cli, trained, tmp_path, digits_folder):
     a_word.write_text(header + "\n" + "\n".join(",".join(["1"] * 63 + [cell]) for cell in ("2", "3", "x", "4")) + "\n")
     semicolons = tmp_path / "semicolons.csv"
     semicolons.write_text(header.replace(",", ";") + "\n" + ";".join(["1"] * 64) + "\n")
+    with_tiff = tmp_path / "with-tiff"
+    shutil.copytree(digits_folder / "test" / "1", with_tiff)
+    (with_tiff / "scan.TIF").write_bytes(b"II*\x00")
     swapped = trained["runs"] / "20990101-000000-swapped"
     shutil.copytree(trained["digits"].path, swapped)
     shutil.copy(trained["text"].file("model.keras"), swapped / "model.keras")
@@ -272,6 +275,8 @@ def test_bad_inputs_are_one_line_each(cli, trained, tmp_path, digits_folder):
         (resolve_run(trained["runs"], robbed.name), digits_folder / "test" / "1",
          ["has no model.keras, though it completed: it was moved or deleted"]),
         (trained["digits"], tmp_path / "nothing-here.png", ["no such file or folder"]),
+        (trained["digits"], with_tiff, ["scan.TIF is a picture dlcli cannot read (it reads .bmp, .gif",
+                                        "convert them, or move them out of the folder"]),
         (resolve_run(trained["runs"], swapped.name), digits_folder / "test" / "1",
          ["its model.keras does not take the inputs as prepared now", "was the model replaced by another run's?"]),
     ]
