@@ -246,6 +246,10 @@ def build_layer(
         )
     if class_name in INPUT_LAYERS:
         raise config.error(path, f"remove the {class_name}: the input and its shape come from the dataset")
+    rate = kwargs.get("rate")
+    if "Dropout" in class_name and isinstance(rate, (int, float)) and rate >= 1:
+        raise config.error((*path, class_name, "rate"), f"rate {rate} drops every unit, and the layer passes nothing on: "
+                           "give a rate below 1, e.g. 0.5")
     cls = keras_class(config, path, keras.layers, keras.layers.Layer, class_name, "layer", excluded=REFUSED_LAYERS)
     return build_object(config, (*path, class_name), cls, kwargs)
 

@@ -228,9 +228,24 @@ def keras_callbacks(config: ExperimentConfig) -> list[keras.callbacks.Callback]:
     return [callback for _, callback in built]
 
 
+# Callback arguments Keras takes whatever their value: the least that means anything, and what it is
+AT_LEAST = {
+    "patience": (0, "a number of epochs"), "cooldown": (0, "a number of epochs"),
+    "start_from_epoch": (0, "a number of epochs"), "min_delta": (0, "the least change that counts"),
+    "min_lr": (0, "a learning rate"),
+}
+
+
 def _built_callback(config: ExperimentConfig, path: KeyPath, cls: type, arguments: dict) -> keras.callbacks.Callback:
     """The callback the config describes. A warning Keras gives while building one means an
     argument it will ignore (an unknown `mode`: it falls back to 'auto'), so it is a config error."""
+    for key, value in arguments.items():
+        least, what = AT_LEAST.get(key, (None, ""))
+        if least is not None and isinstance(value, (int, float)) and not isinstance(value, bool) and value < least:
+            raise config.error((*path, key), f"{key} is {what}: {least} or more, not {value}")
+    if isinstance(arguments.get("factor"), (int, float)) and arguments["factor"] <= 0:
+        raise config.error((*path, "factor"), f"factor {arguments['factor']} would set the learning rate to "
+                           f"{'0' if arguments['factor'] == 0 else 'below 0'}: give one between 0 and 1, e.g. 0.5")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
         callback = build_object(config, path, cls, arguments)

@@ -192,6 +192,12 @@ CASES = [
     ("the overfitting watch on a training metric", edit("  epochs: 2", "  epochs: 2\n  overfitting: {monitor: accuracy}"),
      ["training.overfitting.monitor: overfitting shows on the validation data, not the training data's accuracy: "
       "watch val_accuracy"]),
+    ("a negative patience", edit("  epochs: 2", "  epochs: 2\n  early_stopping: {monitor: val_loss, patience: -3}"),
+     ["training.early_stopping.patience: patience is a number of epochs: 0 or more, not -3"]),
+    ("a factor of 0", edit("  epochs: 2", "  epochs: 2\n  reduce_lr_on_plateau: {factor: 0}"),
+     ["training.reduce_lr_on_plateau.factor: factor 0 would set the learning rate to 0: give one between 0 and 1"]),
+    ("a dropout of every unit", edit("    - Flatten\n", "    - Flatten\n    - Dropout: {rate: 1.0}\n"),
+     ["model.layers.1.Dropout.rate: rate 1.0 drops every unit, and the layer passes nothing on"]),
     ("a misspelled initializer", edit("{units: 16, activation: relu}", "{units: 16, kernel_initializer: he_normall}"),
      ["config.yaml:9: model.layers.1.Dense.kernel_initializer: unknown initializer 'he_normall'; did you mean "
       "'he_normal'?; write a name (he_normal) or its class and arguments (RandomNormal: {stddev: 0.05})"]),
