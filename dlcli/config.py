@@ -956,6 +956,12 @@ def _check_combinations(config: ExperimentConfig) -> None:
             "`encoding: sequence`",
         )
     rate = config.optimizer.kwargs.get("learning_rate")
+    if isinstance(rate, dict):  # Keras takes a schedule object, which a config cannot make
+        raise config.error(
+            ("optimizer", "learning_rate"),
+            "a learning-rate schedule cannot be given in a config: give a number, and let "
+            "`training.reduce_lr_on_plateau` lower it when the monitored metric stalls",
+        )
     if isinstance(rate, (int, float)) and not isinstance(rate, bool) and not rate > 0:
         raise config.error(
             ("optimizer", "learning_rate"),

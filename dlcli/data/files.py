@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,7 +37,16 @@ def _existing_path(config: ExperimentConfig, want_dir: bool) -> Path:
         state = "is a file, not a folder" if path.exists() else "does not exist"
         raise DataUnavailable(f"{at}dataset.path: {path} {state}; {IMAGE_FOLDER_HELP}")
     if not want_dir and not path.is_file():
-        raise DataUnavailable(f"{at}dataset.path: {path} is not a file")
+        if path.is_dir():
+            raise DataUnavailable(f"{at}dataset.path: {path} is a folder; name the file")
+        near = [p.name for p in path.parent.glob("*") if p.name.lower() == path.name.lower()] if path.parent.is_dir() else []
+        hint = f"; did you mean '{near[0]}'?" if near else ""
+        raise DataUnavailable(f"{at}dataset.path: {path} does not exist{hint}")
+    if zipfile.is_zipfile(path) != (config.dataset.name == "npz"):  # an .npz is a zip archive; a CSV is text
+        kind = "an .npz archive" if zipfile.is_zipfile(path) else "not an .npz archive (numpy.savez)"
+        other = "npz" if zipfile.is_zipfile(path) else "csv"
+        raise DataUnavailable(f"{at}dataset.path: {path} is {kind}, not what dataset {config.dataset.name} reads; "
+                              f"for it, set `dataset.name: {other}`")
     return path
 
 

@@ -192,6 +192,8 @@ CASES = [
     ("the overfitting watch on a training metric", edit("  epochs: 2", "  epochs: 2\n  overfitting: {monitor: accuracy}"),
      ["training.overfitting.monitor: overfitting shows on the validation data, not the training data's accuracy: "
       "watch val_accuracy"]),
+    ("a learning-rate schedule", edit("learning_rate: 0.01", "learning_rate: {ExponentialDecay: {initial_learning_rate: 0.1}}"),
+     ["optimizer.learning_rate: a learning-rate schedule cannot be given in a config"]),
     ("a negative patience", edit("  epochs: 2", "  epochs: 2\n  early_stopping: {monitor: val_loss, patience: -3}"),
      ["training.early_stopping.patience: patience is a number of epochs: 0 or more, not -3"]),
     ("a factor of 0", edit("  epochs: 2", "  epochs: 2\n  reduce_lr_on_plateau: {factor: 0}"),

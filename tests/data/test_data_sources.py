@@ -99,7 +99,7 @@ def test_missing_column_suggests_the_nearest(write_config, tmp_path):
 
 
 def test_missing_table_file(write_config, tmp_path):
-    with pytest.raises(DataUnavailable, match=r"dataset.path: .*nope.csv is not a file"):
+    with pytest.raises(DataUnavailable, match=r"dataset.path: .*nope.csv does not exist"):
         load_dataset(table_config(write_config, tmp_path / "nope.csv"))
 
 
@@ -370,6 +370,22 @@ def test_npz_arrays_that_are_not_examples_or_classes_are_refused(write_config, t
 
     with pytest.raises(DataUnavailable, match=message):
         load_dataset(config)
+
+
+def test_a_dataset_file_missing_or_of_the_other_kind_says_which(write_config, tmp_path):
+    table = _csv(tmp_path, "a,label\n1,x\n2,y\n")
+    archive = tmp_path / "data.npz"
+    np.savez(archive, **_arrays())
+
+    with pytest.raises(DataUnavailable, match=r"dataset.path: .*table.CSV does not exist; did you mean 'table.csv'\?"):
+        load_dataset(table_config(write_config, tmp_path / "table.CSV"))
+    with pytest.raises(DataUnavailable, match=r"data.npz is an .npz archive, not what dataset csv reads; for it, set "
+                                              r"`dataset.name: npz`"):
+        load_dataset(table_config(write_config, archive))
+    npz_of_a_csv = TINY_CONFIG.replace("name: digits", f"name: npz\n  path: {table}")
+    with pytest.raises(DataUnavailable, match=r"table.csv is not an .npz archive \(numpy.savez\), not what dataset npz "
+                                              r"reads; for it, set `dataset.name: csv`"):
+        load_dataset(load_config(write_config(npz_of_a_csv)))
 
 
 def test_npz_of_strings_is_refused_with_the_array_named(write_config, tmp_path):
