@@ -288,12 +288,16 @@ def _add(
 ) -> None:
     """model.add(layer), with a shape mismatch reported at the config item that made the layer."""
     shape = model.output_shape if model.layers else (None, *input_shape)
-    advice = (
-        "; convolution and pooling layers need images (batch, height, width, channels), "
-        "so put Flatten after them, not before"
-        if re.match(r"(Conv|MaxPool|AveragePool|GlobalM|GlobalA)", class_name) and len(shape) == 2
-        else ""
-    )
+    if any(earlier.name == layer.name for earlier in model.layers):
+        raise config.error(path, f"the name '{layer.name}' is taken by an earlier layer: give each layer its own "
+                           "name, or none")
+    grid = re.match(r"(Conv|MaxPool|AveragePool|GlobalM|GlobalA)", class_name)
+    advice = ""
+    if grid and len(shape) == 2:
+        advice = ("; 1D convolution and pooling layers need sequences (batch, steps, features): an Embedding of "
+                  "token indices (`encoding: sequence`) gives them" if "1D" in class_name else
+                  "; convolution and pooling layers need images (batch, height, width, channels), "
+                  "so put Flatten after them, not before")
     with _reported_at(config, path, class_name, f"the previous output of shape {shape}", advice):
         model.add(layer)
 
