@@ -192,8 +192,9 @@ CASES = [
     ("the overfitting watch on a training metric", edit("  epochs: 2", "  epochs: 2\n  overfitting: {monitor: accuracy}"),
      ["training.overfitting.monitor: overfitting shows on the validation data, not the training data's accuracy: "
       "watch val_accuracy"]),
-    ("a layer name taken", edit("{units: 16, activation: relu}", "{units: 16, activation: relu, name: flatten}"),
-     ["model.layers.1.Dense: the name 'flatten' is taken by an earlier layer: give each layer its own name, or none"]),
+    ("a layer name taken", edit("    - Flatten\n    - Dense: {units: 16, activation: relu}",
+                                "    - Flatten: {name: flat}\n    - Dense: {units: 16, activation: relu, name: flat}"),
+     ["model.layers.1.Dense: the name 'flat' is taken by an earlier layer: give each layer its own name, or none"]),
     ("a 1D pooling of a vector", edit("    - Dense: {units: 16, activation: relu}\n",
                                       "    - Dense: {units: 16, activation: relu}\n    - GlobalAveragePooling1D\n"),
      ["1D convolution and pooling layers need sequences (batch, steps, features)"]),
