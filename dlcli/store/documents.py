@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from dlcli import __version__
@@ -333,6 +334,23 @@ def _validated(path: Path, model: type[RunFile]) -> tuple[dict[str, Any] | None,
     return data, None
 
 
+def _run_config(folder: RunFolder) -> tuple[dict[str, Any] | None, str | None]:
+    """The run's config.yaml as a mapping, or why it is damaged (None, None: it has none yet)."""
+    try:
+        config = read_yaml(folder.file(CONFIG_FILE).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None, None  # a run being created, or from before config.yaml: nothing to say of it
+    except (OSError, UnicodeDecodeError) as error:
+        return None, f"{CONFIG_FILE}: cannot be read ({error})"
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"{CONFIG_FILE}:{mark.line + 1}" if mark else CONFIG_FILE
+        return None, f"{where}: invalid YAML: {getattr(error, 'problem', None) or str(error).splitlines()[0]}"
+    if not isinstance(config, dict):
+        return None, f"{CONFIG_FILE} is {'empty' if config is None else 'not a mapping of keys'}"
+    return config, None
+
+
 def load_run(folder: RunFolder) -> RunRecord:
     """The run's record read from its folder; a missing or corrupt run.json or summary.json makes it
     'damaged', never an error. Each document through its model: a key an older or damaged file
@@ -347,11 +365,12 @@ def load_run(folder: RunFolder) -> RunRecord:
     if summary_damage is None and summary is None and status in FINISHED:
         summary_damage = f"{SUMMARY_FILE} is missing though the run is {status}"
     evaluation, _ = _validated(folder.file(EVALUATION_FILE), Evaluation)  # optional: re-made by `dlcli evaluate`
-    if summary_damage:
-        return RunRecord(folder, info, RunStatus.damaged, summary_damage, None, evaluation)
+    config, config_damage = _run_config(folder)
+    if summary_damage or config_damage:
+        return RunRecord(folder, info, RunStatus.damaged, summary_damage or config_damage, None, evaluation, config=config)
     summary = Summary.from_dict(summary).to_dict() if summary is not None else None
     evaluation = Evaluation.from_dict(evaluation).to_dict() if evaluation is not None else None
-    return RunRecord(folder, info, status, None, summary, evaluation)
+    return RunRecord(folder, info, status, None, summary, evaluation, config=config)
 
 
 def load_runs(runs_dir: Path) -> list[RunRecord]:

@@ -16,7 +16,6 @@ timeout let many write at once. Nothing here imports TensorFlow.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import math
 import os
@@ -27,17 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from dlcli.errors import DlcliError
-from dlcli.store.runs import (
-    CONFIG_FILE,
-    RUN_FILE,
-    RUN_ID,
-    RunFolder,
-    RunRecord,
-    effective_status,
-    group_of,
-    metric_name,
-    running_status,
-)
+from dlcli.store.runs import RUN_FILE, RUN_ID, RunFolder, RunRecord, effective_status, group_of, metric_name, running_status
 from dlcli.store.status import RunStatus
 
 INDEX_FILE = "index.sqlite"
@@ -63,29 +52,6 @@ CREATE INDEX IF NOT EXISTS fields_by_text ON fields (key, text);
 # primary key), so SQLite never visits the tables for them: the stamps of 100,000 runs in
 # 0.03 s instead of 0.13 s, a `--where` over them in 0.03 s instead of 0.19 s, the running
 # ones (which may have crashed) without reading every record.
-
-
-def _run_config(record: RunRecord) -> tuple[dict[str, Any] | None, str | None]:
-    """The run's config.yaml as a mapping, or why it is damaged (None, None: it has none yet)."""
-    # YAML (0.016 s of import) only where a folder is read again: a command that finds the index up
-    # to date lists runs without it
-    import yaml
-
-    from dlcli.keys import read_yaml
-
-    try:
-        config = read_yaml(record.folder.file(CONFIG_FILE).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None, None  # a run being created, or from before config.yaml: nothing to say of it
-    except (OSError, UnicodeDecodeError) as error:
-        return None, f"{CONFIG_FILE}: cannot be read ({error})"
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f"{CONFIG_FILE}:{mark.line + 1}" if mark else CONFIG_FILE
-        return None, f"{where}: invalid YAML: {getattr(error, 'problem', None) or str(error).splitlines()[0]}"
-    if not isinstance(config, dict):
-        return None, f"{CONFIG_FILE} is {'empty' if config is None else 'not a mapping of keys'}"
-    return config, None
 
 
 def _fields(record: RunRecord, config: dict[str, Any] | None) -> list[tuple[str, Any]]:
@@ -189,16 +155,13 @@ class RunIndex:
         rows, fields, records = [], [], []
         for folder, stamp in folders:
             record = load_run(folder)
-            config, damage = _run_config(record)
-            if damage and not record.damage:
-                record = dataclasses.replace(record, status=RunStatus.damaged, damage=damage)
             info = record.info
             stored = {"info": info, "damage": record.damage, "summary": record.summary,
                       "evaluation": record.evaluation, "epochs": record.epochs_done(),
                       "recorded": RunStatus.damaged.value if record.damage else info["status"]}
             rows.append((folder.id, stamp, info["name"], stored["recorded"], info["created"] or "",
                          (info["sweep"] or {}).get("id"), json.dumps(stored, default=str)))
-            fields += [(folder.id, key, _text(value), _as_number(value)) for key, value in _fields(record, config)]
+            fields += [(folder.id, key, _text(value), _as_number(value)) for key, value in _fields(record, record.config)]
             records.append(record)
         connection = self.connection
         connection.execute("BEGIN IMMEDIATE")

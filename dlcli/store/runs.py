@@ -368,6 +368,7 @@ class RunRecord:
     summary: dict[str, Any] | None = None  # as written; Summary has validated its common keys
     evaluation: dict[str, Any] | None = None
     epochs: int | None = None  # epochs trained, when the index has counted them already
+    config: dict[str, Any] | None = None  # config.yaml as read from the folder (not kept in the index)
 
     @property
     def id(self) -> str:

@@ -338,6 +338,7 @@ def test_a_run_whose_config_yaml_is_damaged_is_a_damaged_run(cli, runs_dir, conf
 
     assert row["status"] == "damaged" and row["damage"].startswith(damage), row["damage"]
     assert "damaged" in shown.stdout
+    assert load_run(RunFolder(runs_dir / "20260101-000000-torn")).damage.startswith(damage)  # read without the index
 
 
 def test_a_selection_that_matches_no_run_points_at_the_whole_list(cli, four_runs):
