@@ -112,6 +112,20 @@ def guessed_direction(monitor: str) -> str:
     raise DlcliError(f"cannot tell whether a higher '{monitor}' is better: give --mode min or --mode max")
 
 
+def _named_direction(monitor: str) -> str | None:
+    try:
+        return guessed_direction(monitor)
+    except DlcliError:
+        return None
+
+
+def _check_mode(mode: str | None, monitor: str, known: str | None, how: str) -> None:
+    """Refuse a --mode against the direction known of the metric: it would call its gains overfitting."""
+    if mode is not None and known is not None and mode != known:
+        better = "lower" if known == "min" else "higher"
+        raise DlcliError(f"--mode {mode}: a {better} {monitor} is better ({how}); leave --mode out, or give --mode {known}")
+
+
 @dataclass
 class CurveVerdict:
     """The overfitting verdict of one history, as training would have given it epoch by epoch."""
@@ -182,6 +196,7 @@ def history_verdicts(
     from dlcli.store.index import read_run
     from dlcli.store.runs import CONFIG_FILE, HISTORY_FILE, read_history, resolve_run
 
+    asked = mode  # --mode itself, before a run's configured mode stands in for it
     if monitor is not None and (problem := not_a_validation_metric(monitor)):
         raise DlcliError(f"--monitor {monitor}: {problem}")
     path = Path(reference).expanduser()
@@ -189,6 +204,7 @@ def history_verdicts(
         raise DlcliError(f"{path}: no such file")
     if path.is_file():
         settings = OverfittingConfig(monitor=monitor or OverfittingConfig().monitor)
+        _check_mode(mode, settings.monitor, _named_direction(settings.monitor), "by its name")
         return judge_curves(read_curves(path, (settings.monitor, "loss")), str(path), settings, mode)
     run = resolve_run(runs_dir, reference)
     configured = load_config(run.file(CONFIG_FILE)).training.overfitting or OverfittingConfig()
@@ -196,5 +212,8 @@ def history_verdicts(
     directions = (read_run(runs_dir, run).summary or {}).get("directions", {})
     if mode is None and settings.mode != "auto" and settings.monitor == configured.monitor:
         mode = settings.mode
-    direction = mode or directions.get(metric_name(settings.monitor))
+    recorded = directions.get(metric_name(settings.monitor))
+    _check_mode(asked, settings.monitor, recorded or _named_direction(settings.monitor),
+                f"as run {run.id} recorded it" if recorded else "by its name")
+    direction = mode or recorded
     return judge_curves(read_history(run.file(HISTORY_FILE)), f"run {run.id}", settings, direction)

@@ -102,6 +102,8 @@ def test_verdict_gives_the_epochs_the_live_run_printed_from_the_run_its_history_
     ("epoch,loss,val_loss\nNA,1.0,0.5\n", [], "line 2: epoch is 'NA', not a whole number"),
     ("epoch,loss,val_loss\n" + "".join(f"{e},NA,0.5\n" for e in range(10)), [],
      "0 epochs with both val_loss and loss; a verdict needs at least 7"),
+    ("epoch,loss,val_accuracy\n" + "".join(f"{e},1,0.5\n" for e in range(10)), ["--monitor", "val_accuracy", "--mode", "min"],
+     "--mode min: a higher val_accuracy is better (by its name); leave --mode out, or give --mode max"),
     ("epoch,loss,accuracy\n" + "".join(f"{e},1,0.5\n" for e in range(10)), ["--monitor", "accuracy"],
      "--monitor accuracy: overfitting shows on the validation data, not the training data's accuracy"),
     ("epoch,loss,val_thing\n" + "".join(f"{e},1,0.5\n" for e in range(10)), ["--monitor", "val_thing"],
