@@ -574,23 +574,28 @@ def verdict(
         error_console.print(f"{error.label}: {error}")
     if output_format == NestedFormat.json:
         emit_json([judged.as_dict() for judged in found])
-    for judged in found if output_format == NestedFormat.table else []:
-        name = judged.source + (f" fold {judged.fold}" if judged.fold is not None else "")
-        result = judged.verdict
-        warned = result["warned_at_epoch"]
-        when = f"the warning at epoch {warned}" if warned else "no warning"
-        console.print(Text.assemble((name, "bold"), f": {judged.epochs} epochs of {judged.monitor} ({judged.direction}); {when}"))
-        if result["message"]:
-            console.print(f"  ⚠ {result['message']}", style="bold yellow")
-        elif result["recovered"]:
-            console.print(f"  {result['recovered']}")
-        elif result["best"] is not None:
-            console.print(f"  no overfitting: best {judged.monitor} {result['best']:.4g} at epoch {result['best_epoch']}")
+    else:
+        for judged in found:
+            _print_verdict(judged)
     if failed:
         # none judged: the inputs are the user's error (2); some judged: a partial result (1)
         raise (SomeInputsFailed if found else DlcliError)(
             f"{failed[-1]} ({len(failed)} of {len(histories)} histories have no verdict)"
         )
+
+
+def _print_verdict(judged) -> None:
+    name = judged.source + (f" fold {judged.fold}" if judged.fold is not None else "")
+    result = judged.verdict
+    warned = result["warned_at_epoch"]
+    when = f"the warning at epoch {warned}" if warned else "no warning"
+    console.print(Text.assemble((name, "bold"), f": {judged.epochs} epochs of {judged.monitor} ({judged.direction}); {when}"))
+    if result["message"]:
+        console.print(f"  ⚠ {result['message']}", style="bold yellow")
+    elif result["recovered"]:
+        console.print(f"  {result['recovered']}")
+    elif result["best"] is not None:
+        console.print(f"  no overfitting: best {judged.monitor} {result['best']:.4g} at epoch {result['best_epoch']}")
 
 
 @app.command("compare")

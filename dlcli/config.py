@@ -30,7 +30,7 @@ from pydantic import (
 from dlcli.choices import LATEST, Direction, InputKind, Leaks, Pruner, SweepMethod
 from dlcli.data.catalog import DATASETS, REQUIRED
 from dlcli.errors import ConfigError
-from dlcli.keys import KeyPath, YamlLoader, did_you_mean, format_path, parse_yaml_value
+from dlcli.keys import KeyPath, YamlLoader, did_you_mean, format_path, parse_yaml_value, yaml_problem
 
 MAX_IMAGE_SIDE = 4096  # pixels; the largest keras.applications input is 600
 # Lists whose items are written `ClassName: {kwargs}` or a bare `ClassName`.
@@ -676,14 +676,6 @@ def _normalize_layer(item: Any) -> Any:
     return item
 
 
-def _yaml_problem(error: yaml.YAMLError) -> str:
-    """PyYAML's complaint in one line: the problem and where in the value, without its echo of the text."""
-    if isinstance(error, yaml.MarkedYAMLError) and error.problem:
-        mark = error.problem_mark
-        return error.problem + (f" (at character {mark.column + 1})" if mark and mark.line == 0 else "")
-    return str(error).splitlines()[0]
-
-
 def apply_override(data: dict[str, Any], source: SourceMap, override: str, label: str) -> None:
     """Apply one `KEY=VALUE` override (dotted path, list indices, YAML-typed value) in place; an error
     it causes, now or at validation, is located at `label` (`--set KEY=VALUE`; '' for none)."""
@@ -701,7 +693,7 @@ def apply_override(data: dict[str, Any], source: SourceMap, override: str, label
     try:
         value = parse_yaml_value(raw_value)
     except yaml.YAMLError as error:
-        raise ConfigError(f"{at}cannot read the value as YAML: {_yaml_problem(error)}") from error
+        raise ConfigError(f"{at}cannot read the value as YAML: {yaml_problem(error)}") from error
     segments = [s for s in re.split(r"[.\[\]]", key.strip()) if s]
     node: Any = data
     path: KeyPath = ()

@@ -65,3 +65,11 @@ def parse_yaml_value(text: str) -> Any:
 def read_yaml(text: str) -> Any:
     """A whole YAML document (a run's resolved config), typed as config files are read."""
     return yaml.load(text, Loader=_FastYamlLoader)  # a SafeLoader subclass: no arbitrary objects
+
+
+def yaml_problem(error: yaml.YAMLError) -> str:
+    """PyYAML's complaint in one line: the problem and where in the value, without its echo of the text."""
+    if isinstance(error, yaml.MarkedYAMLError) and error.problem:
+        mark = error.problem_mark
+        return error.problem + (f" (at character {mark.column + 1})" if mark and mark.line == 0 else "")
+    return str(error).splitlines()[0]

@@ -20,7 +20,7 @@ import json
 import keras
 import numpy as np
 
-from dlcli.build.saved import load_run_model, not_the_runs_model, save_model_atomic
+from dlcli.build.saved import fitting_inputs, load_run_model, save_model_atomic
 from dlcli.choices import InputKind
 from dlcli.config import ExperimentConfig, load_config
 from dlcli.data.examples import Splits
@@ -177,7 +177,8 @@ def inference_model(run: RunFolder, fold: int | None = None) -> tuple[keras.Mode
     for number in chosen:  # each fold's preprocessing and model in a model of its own: their names repeat
         preprocessing, model = load_run_model(run, preprocessing_file(number)), load_run_model(run, model_file(number))
         entry = keras.Input(shape=preprocessing.input_shape[1:], dtype=preprocessing.inputs[0].dtype)
-        given = _applied(run, model_file(number), model, preprocessing(entry))
+        with fitting_inputs(run, model_file(number)):
+            given = model(preprocessing(entry))
         stages.append(keras.Model(entry, given, name=f"fold_{number}" if number else "model"))
     raw = keras.Input(shape=stages[0].input_shape[1:], dtype=stages[0].inputs[0].dtype, name="raw")
     outputs = [stage(raw) for stage in stages]
@@ -188,22 +189,14 @@ def inference_model(run: RunFolder, fold: int | None = None) -> tuple[keras.Mode
     return keras.Model(raw, output, name=f"{run.id}_inference".replace("-", "_")), inputs
 
 
-def _applied(run: RunFolder, name: str, model: keras.Model, prepared):
-    try:
-        return model(prepared)
-    except ValueError as error:
-        if "shape" not in str(error):
-            raise
-        raise not_the_runs_model(run, name, error) from None  # Keras's check of the inputs' shape
-
-
 def _table_inference_model(run: RunFolder, inputs: Inputs) -> keras.Model:
     """A table's model from its raw named inputs to a dict of its named outputs (probabilities for
     a classification output trained on logits)."""
     preprocessing, model = load_run_model(run, preprocessing_file(None)), load_run_model(run, model_file(None))
     raw = {tensor.name: keras.Input(shape=tensor.shape[1:], dtype=tensor.dtype, name=tensor.name)
            for tensor in preprocessing.inputs}
-    given = _applied(run, model_file(None), model, preprocessing(raw))
+    with fitting_inputs(run, model_file(None)):
+        given = model(preprocessing(raw))
     given = given if isinstance(given, (list, tuple)) else [given]
     outputs = {}
     for (name, output), tensor in zip(inputs.table_outputs.items(), given):

@@ -3,8 +3,10 @@ the layers a saved model may hold, so that loading never depends on which module
 
 from __future__ import annotations
 
+import contextlib
 import os
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import keras
@@ -62,14 +64,20 @@ def load_run_model(run: RunFolder, name: str, compile: bool = False) -> keras.Mo
         raise DlcliError(f"run {run.id}: cannot load {name} ({reason_of(error)})") from error
 
 
-def not_the_runs_model(run: RunFolder, name: str, error: Exception) -> DlcliError:
-    """What to say when a run's saved model refuses its inputs as prepared now (Keras's shape
-    check): the data file changed since training, or the model file was replaced by another run's."""
-    return DlcliError(
-        f"run {run.id}: its {name} does not take the inputs as prepared now ({reason_of(error)}): did the data file "
-        "change since training, or was the model replaced by another run's? put back the run's own, or train its "
-        "config.yaml again"
-    )
+@contextlib.contextmanager
+def fitting_inputs(run: RunFolder, name: str) -> Iterator[None]:
+    """Around the run's saved model `name` taking its inputs: Keras's shape check refusing them is
+    one line (the data file changed since training, or the model file was replaced by another run's)."""
+    try:
+        yield
+    except ValueError as error:
+        if "shape" not in str(error):
+            raise
+        raise DlcliError(
+            f"run {run.id}: its {name} does not take the inputs as prepared now ({reason_of(error)}): did the data "
+            "file change since training, or was the model replaced by another run's? put back the run's own, or "
+            "train its config.yaml again"
+        ) from None
 
 
 def saved_atomically(save, path: Path) -> None:

@@ -102,21 +102,22 @@ def models_of(rows: list[dict[str, float]], source: str) -> list[tuple[int | Non
     return [(fold, [row for row in rows if row.get(FOLD_COLUMN) == fold]) for fold in folds] or [(None, rows)]
 
 
-def guessed_direction(monitor: str) -> str:
-    """'min' or 'max' for a metric known only by its name; an error when the name does not say."""
+def named_direction(monitor: str) -> str | None:
+    """'min' or 'max' for a metric known only by its name; None when the name does not say."""
     name = metric_name(monitor).lower()
     if any(word in name for word in MINIMIZED_WORDS):
         return "min"
     if any(word in name for word in MAXIMIZED_WORDS):
         return "max"
-    raise DlcliError(f"cannot tell whether a higher '{monitor}' is better: give --mode min or --mode max")
+    return None
 
 
-def _named_direction(monitor: str) -> str | None:
-    try:
-        return guessed_direction(monitor)
-    except DlcliError:
-        return None
+def guessed_direction(monitor: str) -> str:
+    """named_direction, or an error when the name does not say."""
+    direction = named_direction(monitor)
+    if direction is None:
+        raise DlcliError(f"cannot tell whether a higher '{monitor}' is better: give --mode min or --mode max")
+    return direction
 
 
 def _check_mode(mode: str | None, monitor: str, known: str | None, how: str) -> None:
@@ -204,7 +205,7 @@ def history_verdicts(
         raise DlcliError(f"{path}: no such file")
     if path.is_file():
         settings = OverfittingConfig(monitor=monitor or OverfittingConfig().monitor)
-        _check_mode(mode, settings.monitor, _named_direction(settings.monitor), "by its name")
+        _check_mode(mode, settings.monitor, named_direction(settings.monitor), "by its name")
         return judge_curves(read_curves(path, (settings.monitor, "loss")), str(path), settings, mode)
     run = resolve_run(runs_dir, reference)
     configured = load_config(run.file(CONFIG_FILE)).training.overfitting or OverfittingConfig()
@@ -213,7 +214,7 @@ def history_verdicts(
     if mode is None and settings.mode != "auto" and settings.monitor == configured.monitor:
         mode = settings.mode
     recorded = directions.get(metric_name(settings.monitor))
-    _check_mode(asked, settings.monitor, recorded or _named_direction(settings.monitor),
+    _check_mode(asked, settings.monitor, recorded or named_direction(settings.monitor),
                 f"as run {run.id} recorded it" if recorded else "by its name")
     direction = mode or recorded
     return judge_curves(read_history(run.file(HISTORY_FILE)), f"run {run.id}", settings, direction)

@@ -42,9 +42,10 @@ def _existing_path(config: ExperimentConfig, want_dir: bool) -> Path:
         near = [p.name for p in path.parent.glob("*") if p.name.lower() == path.name.lower()] if path.parent.is_dir() else []
         hint = f"; did you mean '{near[0]}'?" if near else ""
         raise DataUnavailable(f"{at}dataset.path: {path} does not exist{hint}")
-    if zipfile.is_zipfile(path) != (config.dataset.name == "npz"):  # an .npz is a zip archive; a CSV is text
-        kind = "an .npz archive" if zipfile.is_zipfile(path) else "not an .npz archive (numpy.savez)"
-        other = "npz" if zipfile.is_zipfile(path) else "csv"
+    archive = zipfile.is_zipfile(path)  # an .npz is a zip archive; a CSV is text
+    if archive != (config.dataset.name == "npz"):
+        kind = "an .npz archive" if archive else "not an .npz archive (numpy.savez)"
+        other = "npz" if archive else "csv"
         raise DataUnavailable(f"{at}dataset.path: {path} is {kind}, not what dataset {config.dataset.name} reads; "
                               f"for it, set `dataset.name: {other}`")
     return path
@@ -483,14 +484,14 @@ def _named_arrays(config: ExperimentConfig, arrays: dict[str, np.ndarray], held:
 def _npz_arrays(path: Path, wanted: list[str]) -> tuple[dict[str, np.ndarray], list[str]]:
     """The arrays `wanted` that the .npz holds (only those are read), and the names of all it holds."""
     try:
-        with np.load(path, allow_pickle=False) as arrays:
-            found = {name: arrays[name] for name in wanted if name in arrays}, list(arrays)
+        with np.load(path, allow_pickle=False) as archive:
+            arrays, held = {name: archive[name] for name in wanted if name in archive}, list(archive)
     except (OSError, ValueError) as error:
         raise DataUnavailable(f"cannot read {path} as .npz: {error}") from error
-    single = next((name for name, array in found[0].items() if array.ndim == 0), None)
+    single = next((name for name, array in arrays.items() if array.ndim == 0), None)
     if single is not None:
         raise DataUnavailable(f"{path}: {single} is a single value, not an array of examples; save one row per example")
-    return found
+    return arrays, held
 
 
 def load_npz(info: DatasetInfo, config: ExperimentConfig) -> RawDataset:

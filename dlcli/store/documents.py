@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from dlcli import __version__
 from dlcli.choices import InputKind
 from dlcli.errors import DlcliError
-from dlcli.keys import read_yaml
+from dlcli.keys import read_yaml, yaml_problem
 from dlcli.store.runs import (
     CONFIG_FILE,
     EVALUATION_FILE,
@@ -345,7 +345,7 @@ def _run_config(folder: RunFolder) -> tuple[dict[str, Any] | None, str | None]:
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"{CONFIG_FILE}:{mark.line + 1}" if mark else CONFIG_FILE
-        return None, f"{where}: invalid YAML: {getattr(error, 'problem', None) or str(error).splitlines()[0]}"
+        return None, f"{where}: invalid YAML: {yaml_problem(error)}"
     if not isinstance(config, dict):
         return None, f"{CONFIG_FILE} is {'empty' if config is None else 'not a mapping of keys'}"
     return config, None

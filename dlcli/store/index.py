@@ -54,11 +54,12 @@ CREATE INDEX IF NOT EXISTS fields_by_text ON fields (key, text);
 # ones (which may have crashed) without reading every record.
 
 
-def _fields(record: RunRecord, config: dict[str, Any] | None) -> list[tuple[str, Any]]:
+def _fields(record: RunRecord) -> list[tuple[str, Any]]:
     """What `--where` and `--sort` can ask of a run: its config's keys and its metrics."""
     from dlcli.keys import flattened
 
     fields: list[tuple[str, Any]] = []
+    config = record.config
     if config is not None:
         for key in ("optimizer", "loss"):  # `optimizer: adam` is `optimizer.name: adam`, and the reverse
             if isinstance(config.get(key), str):
@@ -161,7 +162,7 @@ class RunIndex:
                       "recorded": RunStatus.damaged.value if record.damage else info["status"]}
             rows.append((folder.id, stamp, info["name"], stored["recorded"], info["created"] or "",
                          (info["sweep"] or {}).get("id"), json.dumps(stored, default=str)))
-            fields += [(folder.id, key, _text(value), _as_number(value)) for key, value in _fields(record, record.config)]
+            fields += [(folder.id, key, _text(value), _as_number(value)) for key, value in _fields(record)]
             records.append(record)
         connection = self.connection
         connection.execute("BEGIN IMMEDIATE")

@@ -34,7 +34,7 @@ from pydantic import BaseModel
 
 from dlcli.choices import LATEST, Pruner, SweepMethod
 from dlcli.config import NAME_PATTERN, SEED_MAX, ExperimentConfig, load_config
-from dlcli.errors import ConfigError, DlcliError, RunNotFound
+from dlcli.errors import ConfigError, DlcliError, RunNotFound, reason_of
 from dlcli.keys import parse_yaml_value
 from dlcli.stopping import EXIT_INTERRUPTED
 from dlcli.store.documents import SCHEMA, RunFile, read_info, read_run_file
@@ -321,7 +321,7 @@ def open_storage(storage: str | None, folder: Path):
     except (OSError, optuna.exceptions.OptunaError) as error:
         raise DlcliError(f"cannot open the sweep's storage {where}: {error}") from None
     except Exception as error:  # SQLAlchemy's connection errors, whatever the driver; a journal's own
-        reason = f"{type(error).__name__}: {str(error).strip().splitlines()[0][:200]}"
+        reason = f"{type(error).__name__}: {reason_of(error)[:200]}"
         if not (storage and "://" in storage):
             raise DlcliError(f"cannot read the sweep's journal {where}: {reason}; a journal edited or cut short cannot "
                              "be read: start the sweep again (its runs so far are kept)") from None
@@ -386,7 +386,7 @@ def open_study(plan: Plan, folder: Path, epochs: int, wait_seconds: float = 60.0
         if isinstance(error, DlcliError):
             raise
         raise DlcliError(f"cannot make study {plan.study} in {plan.storage or folder / STUDY_FILE}: "
-                         f"{type(error).__name__}: {str(error).splitlines()[0][:200]}; a storage edited or cut short "
+                         f"{type(error).__name__}: {reason_of(error)[:200]}; a storage edited or cut short "
                          "cannot be read: start the sweep again (its runs so far are kept)") from None
     for point in settings.points:
         for _ in range(settings.samples):

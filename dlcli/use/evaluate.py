@@ -10,7 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from dlcli.build.inference import outputs_are_logits, predicted_classes
-from dlcli.build.saved import load_run_model, not_the_runs_model
+from dlcli.build.saved import fitting_inputs, load_run_model
 from dlcli.config import load_config
 from dlcli.data import load_dataset, load_folds
 from dlcli.data.cache import check_decodable
@@ -56,15 +56,12 @@ def _score(
     data = stream(splits, split, batch_size)
     classified = [name for name, output in splits.outputs.items() if output.class_names]
     try:
-        metrics = model.evaluate(data, verbose=0, return_dict=True)
-        scores = model.predict(data, verbose=0) if splits.class_names or classified else None
+        with fitting_inputs(run, name):
+            metrics = model.evaluate(data, verbose=0, return_dict=True)
+            scores = model.predict(data, verbose=0) if splits.class_names or classified else None
     except tf.errors.InvalidArgumentError:
         check_decodable([splits], "evaluate again")  # image files are decoded as they stream
         raise
-    except ValueError as error:
-        if "shape" not in str(error):
-            raise
-        raise not_the_runs_model(run, name, error) from None  # Keras's check of the inputs' shape
     chosen = splits.split(split)
     result: dict[str, Any] = {"samples": len(chosen), "metrics": {key: float(value) for key, value in metrics.items()}}
     if splits.outputs:
