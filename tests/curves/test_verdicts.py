@@ -12,7 +12,7 @@ import pytest
 
 from conftest import REPO
 from dlcli.config import OverfittingConfig
-from dlcli.curves.verdicts import STRONG_RISE, OverfittingWatch, evidence, noise_level
+from dlcli.curves.verdicts import STRONG_RISE, TREND_RISE, OverfittingWatch, evidence, noise_level
 
 
 def _benchmark():
@@ -59,7 +59,7 @@ def test_dlcli_meets_its_targets_on_the_corpus_and_beats_keras_early_stopping():
     assert ours.detection_rate >= 0.95
     assert ours.mean_onset_error <= 1.5
     assert ours.median_delay <= 3
-    assert ours.caught_within(5) / ours.overfitting_runs >= 0.75  # the issue asks for 0.8: docs/verdicts.md
+    assert ours.caught_within(5) >= 51  # of 65, measured; the issue asks for 80% (52): docs/verdicts.md
     assert ours.false_alarm_rate < keras_rule.false_alarm_rate and ours.detection_rate > keras_rule.detection_rate
     assert benchmark.beaten(ours, benchmark.score(benchmark.DETECTORS["Prechelt UP3"], CORPUS))
 
@@ -136,9 +136,34 @@ def test_a_steady_climb_of_small_steps_is_flagged_as_a_trend_before_it_is_large(
     watch = OverfittingWatch.replayed(OverfittingConfig(), True, rows)
 
     assert watch.alarm is not None and watch.alarm.trend_p < 0.01
-    assert "× its noise since it settled and worse by rank for" in watch.message(watch.alarm)
+    assert "× its noise since it settled, worse by rank for" in watch.message(watch.alarm)
     assert watch.alarm.noise_levels < STRONG_RISE  # the trend said it, not the level
     assert watch.alarm.epoch <= len(plateau) + 7
+
+
+def test_a_climb_after_bad_epochs_just_past_the_best_is_read_from_its_latest_low():
+    # the steady climb's plateau, best at epoch 12, two bad epochs, then from a low at epoch 15 a
+    # climb of 0.004 an epoch: the ranks of all the epochs since the best rise only from epoch 22
+    jitter = [0.006, -0.0045, 0.003, -0.006, 0.0045, -0.003, 0.006, -0.0045, 0.0015, -0.003]
+    plateau = [0.5 + 0.3 * 0.5**epoch + jitter[epoch % 10] for epoch in range(12)]
+    values = plateau + [plateau[-1] + 0.02, plateau[-1] + 0.012, plateau[-1] + 0.001]
+    values += [values[-1] + 0.004 * step + 0.0005 * (-1) ** step for step in range(1, 9)]
+    rows = rows_from(values, falling(len(values)))
+
+    watch = OverfittingWatch.replayed(OverfittingConfig(), True, rows)
+
+    assert watch.alarm is not None and not watch.alarm.level_evidence  # the trend said it
+    assert watch.alarm.epoch == 21 and watch.alarm.trend_epochs == 6  # read from the low, not the best
+    assert f"worse by rank for {watch.alarm.trend_epochs} epochs" in watch.message(watch.alarm)
+    assert watch.alarm.trend_p < 0.01 and watch.alarm.trend_levels >= TREND_RISE
+
+
+def test_the_trend_s_size_is_its_robust_line_s_rise_from_the_best_epoch():
+    from dlcli.curves.verdicts import fitted_rise
+
+    assert fitted_rise([1.0, 2.0, 3.0, 4.0]) == pytest.approx(4.0)  # from the best, one epoch before the first
+    assert fitted_rise([1.0, 2.0, 30.0, 4.0]) == pytest.approx(4.0)  # one bad epoch does not tilt the line
+    assert fitted_rise([4.0, 3.0, 2.0, 1.0]) == 0.0  # a fall is no rise
 
 
 def test_the_p_value_of_a_rise_is_exact_and_rank_based():
@@ -150,7 +175,7 @@ def test_the_p_value_of_a_rise_is_exact_and_rank_based():
     assert rising_p_value([2.0, 2.0, 2.0]) == 1.0
 
 
-@pytest.mark.parametrize("epochs, measured", [(40, 0.06), pytest.param(100, 0.065, marks=pytest.mark.slow)])
+@pytest.mark.parametrize("epochs, measured", [(40, 0.06), pytest.param(100, 0.055, marks=pytest.mark.slow)])
 def test_on_a_plateau_of_white_noise_the_warning_is_rare_however_long_it_runs(epochs, measured):
     share = benchmark.plateau_alarms(benchmark.DETECTORS["dlcli"], epochs, heavy_tails=False)
 
