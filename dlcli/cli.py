@@ -846,7 +846,8 @@ def visualize_activations(
     convolution and pooling layer)."""
     visualize, folder = _visualizer(runs_dir, run)
     inspected = _opened(visualize, folder, fold, image)
-    _wrote(visualize.activations(inspected, image, layers, output or inspected.output("activations", image.stem)))
+    output = output or inspected.output("activations", visualize.image_label(image))
+    _wrote(visualize.activations(inspected, image, layers, output))
 
 
 @visualize_app.command("filters")
@@ -901,7 +902,8 @@ def visualize_heatmap(
     inspected = _opened(visualize, folder, fold, image)
     result = visualize.heatmap(inspected, image, class_name, layer)
     chosen = f"-{class_name}" if class_name is not None else ""
-    picture, raw = visualize.save_heatmap(result, output or inspected.output("heatmaps", f"{image.stem}{chosen}.png"))
+    output = output or inspected.output("heatmaps", f"{visualize.image_label(image)}{chosen}.png")
+    picture, raw = visualize.save_heatmap(result, output)
     width = max(len(name) for name, _ in result.ranked[:5])
     for name, probability in result.ranked[:5]:  # the most probable classes
         console.print(f"{name:<{width}}  {probability:.4f}")

@@ -16,6 +16,7 @@ way for stacks, graphs and nested bases alike. Nothing outside this command impo
 
 from __future__ import annotations
 
+import hashlib
 import io
 import re
 from collections import Counter
@@ -134,6 +135,13 @@ def check_image(path: Path) -> None:
         raise DlcliError(f"{path}: no such image file")
     if path.suffix.lower() not in IMAGE_EXTENSIONS:
         raise DlcliError(f"{path}: not an image file ({', '.join(sorted(IMAGE_EXTENSIONS))})")
+
+
+def image_label(path: Path) -> str:
+    """`<name>-<8 hex of its bytes>`, what a picture of this image is named by: two images of one
+    name (`train/0/00006.png`, `test/1/00006.png`) get pictures of their own, the same image
+    again replaces its own."""
+    return f"{path.stem}-{hashlib.sha256(path.read_bytes()).hexdigest()[:8]}"
 
 
 def read_image(inspected: Inspected, path: Path) -> np.ndarray:

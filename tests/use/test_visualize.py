@@ -152,6 +152,13 @@ def visualize(cli, runs):
     return invoke
 
 
+def labelled(image) -> str:
+    """The name the pictures of `image` go under: its file name and a digest of its bytes."""
+    from dlcli.use.visualize import image_label
+
+    return image_label(image)
+
+
 def not_blank(path) -> bool:
     return np.asarray(Image.open(path).convert("L"), dtype=float).std() > 5
 
@@ -160,7 +167,7 @@ def test_activations_of_a_mnist_convnet_one_grid_per_layer(visualize, runs, tmp_
     run = runs["mnist"]
     result = visualize("activations", run.id, runs["digit"])
     assert result.exit_code == 0, result.output
-    written = sorted((run.path / "visualizations" / "activations" / "digit").iterdir())
+    written = sorted((run.path / "visualizations" / "activations" / labelled(runs["digit"])).iterdir())
     assert [path.name for path in written] == [
         "01-conv_1.png", "02-pool_1.png", "03-conv_2.png", "04-pool_2.png"]
     assert all(not_blank(path) for path in written)
@@ -204,15 +211,24 @@ def test_grad_cam_heat_concentrates_on_the_evidence(visualize, runs, tmp_path):
         result = visualize("heatmap", run.id, photo)
         assert result.exit_code == 0, result.output
         assert result.stdout.splitlines()[0].split()[0] == "patch"  # the predicted class first
-        heat = np.load(run.path / "visualizations" / "heatmaps" / f"photo{number}.npy")
+        heat = np.load(run.path / "visualizations" / "heatmaps" / f"{labelled(photo)}.npy")
         assert heat.shape == (QUADRANT, QUADRANT) and heat.min() >= 0 and heat.max() == pytest.approx(1)
         half = QUADRANT // 2
         concentrations.append(heat[:half, :half].sum() / heat.sum())
-        assert not_blank(run.path / "visualizations" / "heatmaps" / f"photo{number}.png")
+        assert not_blank(run.path / "visualizations" / "heatmaps" / f"{labelled(photo)}.png")
     assert min(concentrations) > 0.6, concentrations  # a quarter of the image; 0.25 were it spread evenly
 
     other = visualize("heatmap", run.id, tmp_path / "photo0.png", "--class", "plain", "--output", tmp_path / "p.png")
     assert other.exit_code == 0 and (tmp_path / "p.npy").is_file() and "for 'plain'" in other.stdout
+
+    # another image of the same name (test/1/00006.png beside train/0/00006.png) gets its own heatmap
+    (tmp_path / "elsewhere").mkdir()
+    namesake = tmp_path / "elsewhere" / "photo0.png"
+    Image.fromarray(patch_photo(rng, patch=False)).save(namesake)
+    assert visualize("heatmap", run.id, namesake).exit_code == 0
+    heatmaps = run.path / "visualizations" / "heatmaps"
+    assert labelled(namesake) != labelled(tmp_path / "photo0.png")
+    assert all((heatmaps / f"{labelled(image)}.npy").is_file() for image in (namesake, tmp_path / "photo0.png"))
 
 
 def test_a_regression_heatmap_explains_the_predicted_value(visualize, runs, tmp_path):
@@ -222,7 +238,7 @@ def test_a_regression_heatmap_explains_the_predicted_value(visualize, runs, tmp_
     assert result.exit_code == 0, result.output
     name, value = result.stdout.splitlines()[0].split()
     assert name == "prediction" and np.isfinite(float(value)) and "for 'prediction'" in result.stdout
-    assert np.load(run.path / "visualizations" / "heatmaps" / "photo.npy").shape == (QUADRANT, QUADRANT)
+    assert np.load(run.path / "visualizations" / "heatmaps" / f"{labelled(photo)}.npy").shape == (QUADRANT, QUADRANT)
     refused = visualize("heatmap", run.id, photo, "--class", "patch")
     assert refused.exit_code == 2 and "is a regression; leave --class out" in refused.stderr
 
@@ -236,13 +252,13 @@ def test_nested_bases_and_graphs(visualize, runs, kind, layer, last_convolution)
     photo = runs["photos"] / "test" / "patch" / "0.png"
     activations = visualize("activations", run.id, photo)
     assert activations.exit_code == 0, activations.output
-    written = list((run.path / "visualizations" / "activations" / "0").iterdir())
+    written = list((run.path / "visualizations" / "activations" / labelled(photo)).iterdir())
     assert len(written) == (18 if kind == "vgg16" else 4) and all(not_blank(path) for path in written)
     patterns = visualize("filters", run.id, "--layer", layer, "--filters", "2", "--steps", "2", "--normalize", "rms")
     assert patterns.exit_code == 0, patterns.output
     heatmap = visualize("heatmap", run.id, photo)
     assert heatmap.exit_code == 0 and f"Grad-CAM of {last_convolution}" in heatmap.stdout, heatmap.output
-    assert np.load(run.path / "visualizations" / "heatmaps" / "0.npy").shape == (QUADRANT, QUADRANT)
+    assert np.load(run.path / "visualizations" / "heatmaps" / f"{labelled(photo)}.npy").shape == (QUADRANT, QUADRANT)
 
 
 def test_show_lists_the_visualizations(cli, runs, visualize):
@@ -291,10 +307,10 @@ def test_a_k_fold_run_shows_one_folds_model_and_an_rgba_run_its_colours(visualiz
     photo = runs["photos"] / "test" / "patch" / "1.png"  # a grey PNG, read as RGBA as the run was trained
     first = visualize("heatmap", run.id, photo)
     assert first.exit_code == 0 and "fold 1 of 2's model" in first.stderr, first.output
-    assert np.load(run.path / "visualizations" / "heatmaps" / "fold-1" / "1.npy").shape == (QUADRANT, QUADRANT)
+    assert np.load(run.path / "visualizations" / "heatmaps" / "fold-1" / f"{labelled(photo)}.npy").shape == (QUADRANT, QUADRANT)
     second = visualize("activations", run.id, photo, "--fold", "2", "--layer", "conv_a", "--layer", "conv_a")
     assert second.exit_code == 0, second.output  # the same layer twice: drawn once
-    drawn = list((run.path / "visualizations" / "activations" / "fold-2" / "1").iterdir())
+    drawn = list((run.path / "visualizations" / "activations" / "fold-2" / labelled(photo)).iterdir())
     assert len(drawn) == 1 and not_blank(drawn[0])
     for args, fragment in (((run.id, "--fold", "3"), "has folds 1 to 2"),
                            ((runs["mnist"].id, "--fold", "2"), "is not a k-fold run")):
