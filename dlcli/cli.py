@@ -379,10 +379,11 @@ def predict(
     runs_dir: RunsDir = Path("runs"),
 ) -> None:
     """The run's model on new inputs, prepared as its training data was: one row per input."""
-    from dlcli.store.runs import resolve_run
+    from dlcli.store.runs import refuse_run_folder_output, resolve_run
 
     if output is not None:
         refuse_inputs([output], inputs)
+        refuse_run_folder_output(output, "--output")
     folder = resolve_run(runs_dir, run)
     _import_tensorflow()
     from dlcli.errors import SomeInputsFailed
@@ -897,7 +898,10 @@ def visualize_heatmap(
     if output is not None and output.suffix.lower() != ".png":
         raise DlcliError(f"--output {output}: the heatmap is written as a .png (its values beside it as .npy)")
     if output is not None:
+        from dlcli.store.runs import refuse_run_folder_output
+
         refuse_inputs([output, output.with_suffix(".npy")], [image])
+        refuse_run_folder_output(output, "--output")
     visualize, folder = _visualizer(runs_dir, run)
     inspected = _opened(visualize, folder, fold, image)
     result = visualize.heatmap(inspected, image, class_name, layer)

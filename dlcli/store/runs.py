@@ -112,6 +112,13 @@ def remove_temporary_files(folder: Path) -> list[str]:
     return removed
 
 
+def refuse_run_folder_output(path: Path, option: str) -> None:
+    """Refuse an output file written straight into a run's folder: its files are the run's (its
+    model, its history), and a command's output there would replace one or pass for one."""
+    if (path.parent / RUN_FILE).is_file():
+        raise DlcliError(f"{option} {path} is in the run folder {path.parent}: its files are the run's; write it elsewhere")
+
+
 def write_atomic(path: Path, content: str | bytes) -> None:
     """Write a file so that readers see the old or the new content, never half of it."""
     with replaced(path, binary=isinstance(content, bytes), newline="") as file:

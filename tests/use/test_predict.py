@@ -194,6 +194,11 @@ def test_an_output_never_destroys_an_input_or_an_older_output(cli, trained, tmp_
     onto_input = cli("predict", run.id, str(table), "--format", "csv", "--output", str(table), *args, runs=False)
     assert onto_input.exit_code == 2 and "is the input" in onto_input.stderr, onto_input.output
     assert len(onto_input.stderr.strip().splitlines()) == 1 and table.read_text() == kept
+    history = run.path / "history.csv"
+    run_file = history.read_text()
+    onto_run = cli("predict", run.id, str(table), "--format", "csv", "--output", str(history), *args, runs=False)
+    assert onto_run.exit_code == 2 and "is in the run folder" in onto_run.stderr, onto_run.output
+    assert history.read_text() == run_file
 
     earlier = tmp_path / "earlier.csv"
     earlier.write_text("the previous answers\n")

@@ -291,6 +291,7 @@ def test_bad_inputs_are_one_line_each(visualize, runs, tmp_path):
         (("filters", runs["mnist"].id, "--learning-rate", "0"), ["--learning-rate 0", "must be above 0"]),
         (("heatmap", runs["patches"].id, photo, "--output", tmp_path / "heat.jpg"), ["written as a .png"]),
         (("heatmap", runs["patches"].id, photo, "--output", photo), ["is the input", "would destroy it"]),
+        (("heatmap", runs["patches"].id, photo, "--output", runs["patches"].path / "model.png"), ["is in the run folder"]),
     ]
     before = photo.read_bytes()
     for args, fragments in cases:
