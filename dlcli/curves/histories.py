@@ -22,8 +22,9 @@ from dlcli.store.runs import FOLD_COLUMN, INTEGER_COLUMNS, metric_name
 # and error metrics); the rest of Keras's metrics that rank ("accuracy", "auc", ...) are maximized.
 MINIMIZED_WORDS = ("loss", "error", "crossentropy", "hinge", "mae", "mse", "mape", "msle", "divergence", "poisson", "logcosh")
 MAXIMIZED_WORDS = ("acc", "auc", "precision", "recall", "f1", "iou", "r2", "score")
-# The separators a CSVLogger(separator=...) file may use; the header's commonest one is the file's
-# (no Keras metric's name holds any of them).
+# The separators a CSV file may use: a CSVLogger(separator=...) file's, a spreadsheet's saved in a
+# locale whose decimal mark is the comma. The header's commonest one is the file's (no Keras
+# metric's name holds any of them); `dlcli predict` names the one a table was saved with.
 SEPARATORS = (",", ";", "\t", "|")
 
 

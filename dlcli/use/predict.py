@@ -168,7 +168,9 @@ class Prediction:
         found = [str(c) for c in head.columns]
         missing = [c for c in columns if c not in found]
         if missing:
-            separator = next((s for s in (";", "\t", "|") if len(found) == 1 and s in found[0]), None)
+            from dlcli.curves.histories import SEPARATORS
+
+            separator = next((s for s in SEPARATORS if s != "," and len(found) == 1 and s in found[0]), None)
             hint = f"; it looks separated by {separator!r}: save it with commas" if separator else ""
             raise DlcliError(
                 f"{path}: no column {', '.join(repr(c) for c in missing)}; run {self.run.id} reads "
