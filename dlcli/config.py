@@ -346,6 +346,7 @@ def check_new_run(config: ExperimentConfig) -> None:
     watch = config.training.overfitting
     if watch and (problem := not_a_validation_metric(watch.monitor)):
         raise config.error(("training", "overfitting", "monitor"), problem)
+    _check_metrics_once(config)
 
 
 def not_a_validation_metric(monitor: str) -> str | None:
@@ -824,6 +825,18 @@ def validate(data: dict[str, Any], source: SourceMap, default_name: str) -> Expe
     _check_named(config, given)
     _check_combinations(config)
     return config
+
+
+def _check_metrics_once(config: ExperimentConfig) -> None:
+    """A metric listed twice for one output (`[accuracy, accuracy]`, or `Accuracy` beside `accuracy`)
+    is refused: Keras computes it twice and logs the second as `accuracy_1`."""
+    seen: dict[tuple, KeyPath] = {}
+    for key, spec, output in config.metric_specs():
+        written = (output, re.sub(r"[^a-z0-9]", "", spec.name.lower()), repr(sorted(spec.kwargs.items())))
+        if written in seen:
+            raise config.error(key, f"{spec.name} is listed already, at {format_path(seen[written])}: Keras would "
+                               f"compute it twice and log the second as {spec.name}_1; list each metric once")
+        seen[written] = key
 
 
 def _resolve_dataset_options(config: ExperimentConfig) -> None:

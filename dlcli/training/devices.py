@@ -180,10 +180,28 @@ def gather_from_workers(values: list[int]) -> list[list[int]]:
     return chosen.gather(per_replica, axis=0).numpy().tolist()
 
 
+def _check_devices_present(config: ExperimentConfig) -> None:
+    """Each of `training.devices` is one of this machine's: tf.distribute takes /gpu:7 on a machine
+    without it, and the replicas then run wherever TensorFlow places them."""
+    present = [tf.DeviceSpec.from_string(device.name) for device in tf.config.list_logical_devices()]
+    for name in config.training.devices or []:
+        try:
+            wanted = tf.DeviceSpec.from_string(name)
+        except ValueError:
+            raise config.error(("training", "devices"), f"{name!r} is not a device's name: write them as /gpu:0 "
+                               "or /cpu:0") from None
+        if not any(device.device_type == (wanted.device_type or "").upper()
+                   and wanted.device_index in (None, device.device_index) for device in present):
+            names = ", ".join(f"/{device.device_type.lower()}:{device.device_index}" for device in present)
+            raise config.error(("training", "devices"), f"{name} is not a device of this machine (it has {names}); "
+                               "name one of them, or leave `devices` out to use every GPU")
+
+
 def strategy(config: ExperimentConfig) -> tf.distribute.Strategy:
     """The tf.distribute strategy `training.distribute` asks for (the default one for 'none')."""
     training = config.training
     if training.distribute == "mirrored":
+        _check_devices_present(config)
         try:
             return tf.distribute.MirroredStrategy(devices=training.devices)
         except ValueError as error:

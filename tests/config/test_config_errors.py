@@ -81,6 +81,8 @@ CASES = [
       "did you mean 'sparse_categorical_crossentropy'?"]),
     ("unknown metric", edit("metrics: [accuracy]", "metrics: [acuracy]"),
      ["metrics.0: unknown metric 'acuracy'; did you mean 'accuracy'?"]),
+    ("a metric twice", edit("metrics: [accuracy]", "metrics: [accuracy, Accuracy]"),
+     ["config.yaml:13: metrics.1: Accuracy is listed already, at metrics.0", "list each metric once"]),
     ("unknown class to keep", edit("  validation_split: 0.2\n", "  validation_split: 0.2\n  classes: [5, 11]\n"),
      ["dataset.classes.1: digits has no class 11"]),
     ("dropout rate out of range", edit("- Flatten\n", "- Flatten\n    - Dropout: {rate: 2}\n"),

@@ -176,6 +176,8 @@ def test_multi_worker_needs_a_cluster_in_tf_config(cli, write_config, runs_dir, 
         (["training.devices=[/gpu:0]"], "`devices` chooses the devices of `distribute: mirrored`"),
         (["training.distribute=mirrored", "training.steps_per_execution=8"], "use 1 (or auto)"),
         (["training.distribute=mirrored", "training.kfold=2"], "not with `kfold`"),
+        (["training.distribute=mirrored", "training.devices=[/gpu:99]"], "/gpu:99 is not a device of this machine (it has "),
+        (["training.distribute=mirrored", "training.devices=[gpu7]"], "'gpu7' is not a device's name: write them as /gpu:0"),
     ],
 )
 def test_distribution_settings_that_cannot_work(cli, write_config, runs_dir, overrides, message):
