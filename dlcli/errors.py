@@ -17,6 +17,11 @@ def reason_of(error: BaseException) -> str:
     return reasons[0] if reasons else type(error).__name__
 
 
+def counted(number: int, noun: str) -> str:
+    """'1 row', '3 rows': a count in a message, its noun agreeing."""
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
 class DlcliError(Exception):
     """A problem the user can fix; the CLI prints it as one line, after `label`."""
 

@@ -24,7 +24,7 @@ from tensorflow import errors as tf_errors
 
 from dlcli.build.saved import ApplicationPreprocessing, load_run_model
 from dlcli.config import ExperimentConfig, KerasObject
-from dlcli.errors import DataUnavailable, DlcliError, reason_of
+from dlcli.errors import DataUnavailable, DlcliError, counted, reason_of
 from dlcli.keys import KeyPath, did_you_mean
 from dlcli.store.runs import metric_name
 
@@ -1028,7 +1028,7 @@ def _check_one_output(config: ExperimentConfig, output: _Output) -> None:
     if units != num_classes:
         raise config.error(
             (*last_path, "units"),
-            f"{layer} has {units} units but {dataset} has {num_classes} classes; set units: {num_classes}",
+            f"{layer} has {counted(units, 'unit')} but {dataset} has {num_classes} classes; set units: {num_classes}",
         )
     if activation == "sigmoid" and num_classes > 2:
         raise config.error(

@@ -17,7 +17,7 @@ from dlcli.data.catalog import DatasetInfo
 from dlcli.data.examples import IMAGE_EXTENSIONS, ArrayPool, FilePool, TablePool
 from dlcli.data.prepare import RawDataset, non_finite, strata
 from dlcli.data.split import split_indices
-from dlcli.errors import DataUnavailable, reason_of
+from dlcli.errors import DataUnavailable, counted, reason_of
 from dlcli.keys import KeyPath, did_you_mean
 
 if TYPE_CHECKING:
@@ -205,11 +205,11 @@ def _no_missing_values(config: ExperimentConfig, key: KeyPath, table, column: st
         missing[found[0]] = True
     missing = table.index[missing]
     if len(missing):
-        rows = ", ".join(str(row + 2) for row in missing[:5]) + (" ..." if len(missing) > 5 else "")
+        lines = ", ".join(str(row + 2) for row in missing[:5]) + (" ..." if len(missing) > 5 else "")
         raise config.error(
             key,
-            f"column '{column}' of {path} has no finite value in {len(missing)} rows (lines {rows}): fill them or "
-            "remove those rows",
+            f"column '{column}' of {path} has no finite value in {counted(len(missing), 'row')} "
+            f"({'line' if len(missing) == 1 else 'lines'} {lines}): fill or remove {'it' if len(missing) == 1 else 'them'}",
         )
 
 
@@ -305,7 +305,7 @@ def load_csv(info: DatasetInfo, config: ExperimentConfig) -> RawDataset:
                 first = f": {words.iloc[0]!r} at line {words.index[0] + 2}" if len(words) else ""
                 raise config.error(
                     ("dataset", "feature_columns") if options.feature_columns else ("dataset",),
-                    f"column '{name}' of {path} is not numeric{first} ({len(words)} row{'s' * (len(words) != 1)}); "
+                    f"column '{name}' of {path} is not numeric{first} ({counted(len(words), 'row')}); "
                     "fix those cells, name a text column with `text_column`, or list the numeric ones in "
                     "`feature_columns`",
                 )

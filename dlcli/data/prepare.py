@@ -16,7 +16,7 @@ from dlcli.choices import InputKind
 from dlcli.data.cache import available_memory
 from dlcli.data.examples import ArrayPool, Encoding, NamedInput, NamedOutput, Pool, Split, Splits, TablePool
 from dlcli.data.split import split_indices
-from dlcli.errors import DataUnavailable
+from dlcli.errors import DataUnavailable, counted
 
 if TYPE_CHECKING:
     from dlcli.config import ExperimentConfig
@@ -101,7 +101,7 @@ def _finite(values: np.ndarray, what: str, columns: list[str]) -> None:
     rows, column = found
     named = f", column '{columns[column]}'" if len(columns) > column and values.ndim == 2 else ""
     raise DataUnavailable(
-        f"{what} hold NaN or infinite values in {len(rows)} rows (first: row {rows[0]}{named}, "
+        f"{what} hold NaN or infinite values in {counted(len(rows), 'row')} (first: row {rows[0]}{named}, "
         f"{values.reshape(len(values), -1)[rows[0], column]}); fill or remove them"
     )
 

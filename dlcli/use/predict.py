@@ -22,7 +22,7 @@ from dlcli.data.examples import IMAGE_EXTENSIONS, FilePool
 from dlcli.data.files import categorical_cells, not_numbers, reading_csv, text_cells
 from dlcli.data.pipeline import raw_examples
 from dlcli.data.prepare import non_finite
-from dlcli.errors import DlcliError
+from dlcli.errors import DlcliError, counted
 from dlcli.store.runs import RunFolder
 
 ARRAY_SUFFIXES = {".npy", ".npz"}
@@ -314,7 +314,7 @@ def _refuse_missing(path: Path, x: np.ndarray, columns: list[str], first_row: in
         rows, column = found
         raise DlcliError(
             f"{path}: column '{columns[column]}' has no finite value on line {first_row + int(rows[0]) + 2}, and "
-            f"{len(rows)} rows of this batch lack one; predict needs every feature: fill or remove those rows"
+            f"{counted(len(rows), 'row')} of this batch lack one; predict needs every feature: fill or remove those rows"
         )
 
 

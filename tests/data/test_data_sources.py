@@ -268,9 +268,9 @@ def _csv(tmp_path, text):
 BAD_TABLES = [
     # (id, CSV text, the error's type, a fragment of its one line)
     ("label missing in a row", "a,b,label\n1,2,x\n3,4,\n5,6,y\n7,8,x\n", ConfigError,
-     r"dataset.label_column: column 'label' of .*table.csv has no finite value in 1 rows \(lines 3\)"),
+     r"dataset.label_column: column 'label' of .*table.csv has no finite value in 1 row \(line 3\): fill or remove it"),
     ("feature missing in a row", "a,b,label\n1,2,x\n3,,y\n5,6,y\n7,8,x\n", ConfigError,
-     r"dataset.feature_columns: column 'b' of .*table.csv has no finite value in 1 rows \(lines 3\)"),
+     r"dataset.feature_columns: column 'b' of .*table.csv has no finite value in 1 row \(line 3\): fill or remove it"),
     ("header and no rows", "a,b,label\n", DataUnavailable, r"table.csv has a header \(a, b, label\) and no rows"),
     # pandas took a first row's extra field as the row's index, and named a later one in its parser's words
     ("a comma in the first row", "a,b,label\n1,2,x,y\n3,4,y\n5,6,y\n", ConfigError,
@@ -329,7 +329,7 @@ BAD_ARRAYS = [
     ("an empty test split", {"x_test": np.ones((0, 4)), "y_test": np.zeros(0, int)},
      r"the test \(x_test, y_test\) split has no examples"),
     ("NaN in the inputs", {"x_train": np.concatenate([np.ones((3, 4)), NAN_ROW, np.ones((16, 4))])},
-     r"the train \(x_train, y_train\) inputs hold NaN or infinite values in 1 rows \(first: row 3"),
+     r"the train \(x_train, y_train\) inputs hold NaN or infinite values in 1 row \(first: row 3"),
     ("infinity in the test inputs", {"x_test": np.full((6, 4), np.inf)},
      r"the test \(x_test, y_test\) inputs hold NaN or infinite values in 6 rows"),
     ("a NaN label", {"y_train": np.where(np.arange(20) == 5, np.nan, np.arange(20) % 2)},
