@@ -235,6 +235,8 @@ def _csv_problem(path: Path, error: Exception) -> str:
     it in its own words, or not at all; a row with fewer is read with empty cells), else pandas's reason."""
     import csv
 
+    if isinstance(error, UnicodeDecodeError):
+        return _not_utf8(path) or f"cannot read {path} as CSV: {reason_of(error)}"
     try:
         with open(path, newline="", encoding="utf-8-sig") as file:
             rows = csv.reader(file)
@@ -248,6 +250,19 @@ def _csv_problem(path: Path, error: Exception) -> str:
     except (OSError, UnicodeDecodeError, csv.Error):
         pass
     return f"cannot read {path} as CSV: {reason_of(error)}"
+
+
+def _not_utf8(path: Path) -> str | None:
+    """The first line of `path` that is not UTF-8, said with its byte; None when every line is
+    (pandas names a position in the chunk it was decoding, not a line)."""
+    with open(path, "rb") as file:
+        for number, line in enumerate(file, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as bad:
+                return (f"{path}, line {number}: byte {line[bad.start]:#04x} at column {bad.start + 1} is not UTF-8 "
+                        "(the file was saved in another encoding, such as Latin-1); save it as UTF-8")
+    return None
 
 
 def load_csv(info: DatasetInfo, config: ExperimentConfig) -> RawDataset:

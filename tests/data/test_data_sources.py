@@ -294,6 +294,15 @@ def test_a_table_that_cannot_be_trained_on_says_why(write_config, tmp_path, text
         load_dataset(table_config(write_config, _csv(tmp_path, text)))
 
 
+def test_a_table_saved_in_another_encoding_names_its_first_line_that_is_not_utf8(write_config, tmp_path):
+    table = tmp_path / "table.csv"
+    table.write_bytes("a,b,label\n1,2,tea\n3,4,café\n5,6,tea\n".encode("latin-1"))
+
+    with pytest.raises(ConfigError, match=r"dataset.path: .*table.csv, line 3: byte 0xe9 at column 8 is not UTF-8 "
+                       r"\(the file was saved in another encoding, such as Latin-1\); save it as UTF-8"):
+        load_dataset(table_config(write_config, table))
+
+
 def test_the_label_among_the_features_and_word_labels_for_a_regression(write_config, tmp_path):
     table = _csv(tmp_path, "a,b,label\n1,2,x\n3,4,y\n5,6,y\n7,8,x\n")
 
