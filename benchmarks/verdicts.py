@@ -346,7 +346,7 @@ def _print_scores(title: str, corpus: dict[str, list[History]], bar: str, markdo
 # few epochs and then stays flat, with white noise (Gaussian, or Student's t with 3 degrees of
 # freedom for the odd bad epoch), while the training loss falls.
 PLATEAU_LENGTHS = (20, 40, 100)
-MADE_UP_RUNS = 200
+MADE_UP_RUNS = 500
 NOISE_SCALE = 0.01
 # The overfits made up the same way: from TURN on, the curve climbs this many noise scales an epoch.
 OVERFIT_SLOPES = (0.25, 0.5, 1.0, 2.0)

@@ -12,7 +12,7 @@ import pytest
 
 from conftest import REPO
 from dlcli.config import OverfittingConfig
-from dlcli.curves.verdicts import STRONG_RISE, TREND_RISE, OverfittingWatch, evidence, noise_level
+from dlcli.curves.verdicts import STRONG_RISE, TREND_P, TREND_RISE, OverfittingWatch, evidence, noise_level
 
 
 def _benchmark():
@@ -59,7 +59,7 @@ def test_dlcli_meets_its_targets_on_the_corpus_and_beats_keras_early_stopping():
     assert ours.detection_rate >= 0.95
     assert ours.mean_onset_error <= 1.5
     assert ours.median_delay <= 3
-    assert ours.caught_within(5) >= 51  # of 65, measured; the issue asks for 80% (52): docs/verdicts.md
+    assert ours.caught_within(5) / ours.overfitting_runs >= 0.8
     assert ours.false_alarm_rate < keras_rule.false_alarm_rate and ours.detection_rate > keras_rule.detection_rate
     assert benchmark.beaten(ours, benchmark.score(benchmark.DETECTORS["Prechelt UP3"], CORPUS))
 
@@ -135,7 +135,7 @@ def test_a_steady_climb_of_small_steps_is_flagged_as_a_trend_before_it_is_large(
 
     watch = OverfittingWatch.replayed(OverfittingConfig(), True, rows)
 
-    assert watch.alarm is not None and watch.alarm.trend_p < 0.01
+    assert watch.alarm is not None and watch.alarm.trend_p < TREND_P
     assert "× its noise since it settled, worse by rank for" in watch.message(watch.alarm)
     assert watch.alarm.noise_levels < STRONG_RISE  # the trend said it, not the level
     assert watch.alarm.epoch <= len(plateau) + 7
@@ -155,7 +155,7 @@ def test_a_climb_after_bad_epochs_just_past_the_best_is_read_from_its_latest_low
     assert watch.alarm is not None and not watch.alarm.level_evidence  # the trend said it
     assert watch.alarm.epoch == 21 and watch.alarm.trend_epochs == 6  # read from the low, not the best
     assert f"worse by rank for {watch.alarm.trend_epochs} epochs" in watch.message(watch.alarm)
-    assert watch.alarm.trend_p < 0.01 and watch.alarm.trend_levels >= TREND_RISE
+    assert watch.alarm.trend_p < TREND_P and watch.alarm.trend_levels >= TREND_RISE
 
 
 def test_the_trend_s_size_is_its_robust_line_s_rise_from_the_best_epoch():
@@ -175,12 +175,12 @@ def test_the_p_value_of_a_rise_is_exact_and_rank_based():
     assert rising_p_value([2.0, 2.0, 2.0]) == 1.0
 
 
-@pytest.mark.parametrize("epochs, measured", [(40, 0.06), pytest.param(100, 0.055, marks=pytest.mark.slow)])
+@pytest.mark.parametrize("epochs, measured", [(40, 0.05), pytest.param(100, 0.084, marks=pytest.mark.slow)])
 def test_on_a_plateau_of_white_noise_the_warning_is_rare_however_long_it_runs(epochs, measured):
     share = benchmark.plateau_alarms(benchmark.DETECTORS["dlcli"], epochs, heavy_tails=False)
 
-    assert share <= measured  # with a fixed bar for the level test: 19 of 200 at 40 epochs, 47 of 200 at 100;
-    # counting its looks since the best epoch only: 13 and 20; flat at 3 up to the 20th look: 11 and 13
+    assert share <= measured  # of 500 plateaus, as measured; most from the level test, whose noise estimate
+    # from a few epochs' second differences is below 0.6 of the truth one time in ten (docs/verdicts.md)
 
 
 def test_a_steady_climb_is_caught_within_5_epochs_of_being_plain():
