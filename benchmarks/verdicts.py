@@ -13,7 +13,7 @@ alarms and delay at once. Then the same detectors on made-up curves whose noise 
 known: healthy plateaus (the share with an alarm) and steady climbs of a given slope (the share
 caught within 5 epochs of the epoch the climb is plain).
 
-    python benchmarks/verdicts.py [--markdown]
+    python benchmarks/verdicts.py [--markdown] [--made-up-runs N]
 
 No TensorFlow: the curves are CSV files and the detectors are pure functions of the rows.
 """
@@ -394,9 +394,14 @@ def overfits_caught(detector: Detector, slope: float, heavy_tails: bool) -> tupl
 
 
 def main() -> None:
+    global MADE_UP_RUNS  # every made-up curve's count, from the command line
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--markdown", action="store_true", help="print the tables as Markdown")
-    markdown = parser.parse_args().markdown
+    parser.add_argument("--made-up-runs", type=int, default=MADE_UP_RUNS,
+                        help=f"made-up curves of each shape (default {MADE_UP_RUNS}; 1000 halves the sampling error)")
+    arguments = parser.parse_args()
+    MADE_UP_RUNS = arguments.made_up_runs
+    markdown = arguments.markdown
     corpus = load_corpus()
     bar = "|" if markdown else ""
     print(f"{bar} model | runs | overfits | true onset | plain at | rise (noise levels) {bar}".strip())

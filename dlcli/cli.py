@@ -25,7 +25,7 @@ from typer.core import TyperGroup
 
 from dlcli import __version__, stopping
 from dlcli.choices import Direction, Pruner, SweepMethod
-from dlcli.errors import DlcliError
+from dlcli.errors import DlcliError, counted
 from dlcli.outputs import refuse_inputs, replaced
 from dlcli.report.emit import Format, NestedFormat, emit_csv, emit_json, emit_json_rows
 from dlcli.stopping import EXIT_INTERRUPTED
@@ -537,7 +537,7 @@ def show(run: RunArgument, output_format: FormatOption = Format.table, runs_dir:
             console.print(f"  {what}: {path}")
     kinds = Counter(path.relative_to(visualizations).parts[0] for path in pictures)
     for kind, count in sorted(kinds.items()):
-        console.print(f"  {kind}: {visualizations / kind} ({count} file{'s' if count != 1 else ''})")
+        console.print(f"  {kind}: {visualizations / kind} ({counted(count, 'file')})")
     if record.status in RESUMABLE and record.info["resumable"]:
         console.print(f"  resume with: dlcli train --resume {record.id}")
     elif record.status == RunStatus.failed:
@@ -828,6 +828,14 @@ def _opened(visualize, folder, fold: int | None, image: Path | None = None):
     return inspected
 
 
+def _refuse_run_folder(output: Path | None) -> None:
+    """An output folder of `dlcli visualize` that is a run's own folder is refused."""
+    if output is not None:
+        from dlcli.store.runs import refuse_run_folder_output
+
+        refuse_run_folder_output(output, "--output", folder=True)
+
+
 def _wrote(paths: list[Path]) -> None:
     folder = paths[0].parent
     console.print(f"wrote {len(paths)} image(s) to {folder}: {', '.join(path.name for path in paths)}")
@@ -845,6 +853,7 @@ def visualize_activations(
 ) -> None:
     """Every channel of each layer's output for one image: a grid PNG per layer (default: every
     convolution and pooling layer)."""
+    _refuse_run_folder(output)
     visualize, folder = _visualizer(runs_dir, run)
     inspected = _opened(visualize, folder, fold, image)
     output = output or inspected.output("activations", visualize.image_label(image))
@@ -870,6 +879,7 @@ def visualize_filters(
 ) -> None:
     """The input pattern each filter responds to most, grown from noise by gradient ascent: a grid
     PNG per layer."""
+    _refuse_run_folder(output)
     visualize, folder = _visualizer(runs_dir, run)
     ascent = visualize.Ascent(steps, learning_rate, normalize)
     inspected = _opened(visualize, folder, fold)

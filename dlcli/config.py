@@ -29,8 +29,8 @@ from pydantic import (
 
 from dlcli.choices import LATEST, Direction, InputKind, Leaks, Pruner, SweepMethod
 from dlcli.data.catalog import DATASETS, REQUIRED
-from dlcli.errors import ConfigError
-from dlcli.keys import KeyPath, YamlLoader, did_you_mean, format_path, parse_yaml_value, yaml_problem
+from dlcli.errors import ConfigError, counted
+from dlcli.keys import KeyPath, YamlLoader, canonical, did_you_mean, format_path, parse_yaml_value, yaml_problem
 
 MAX_IMAGE_SIDE = 4096  # pixels; the largest keras.applications input is 600
 # Lists whose items are written `ClassName: {kwargs}` or a bare `ClassName`.
@@ -808,7 +808,7 @@ def _validation_error(error: ValidationError, data: dict[str, Any], source: Sour
     if kind == "string_type" and type(first["input"]) in (int, float):  # YAML read `123` or `1.50` as a number
         message += "; to give it as text, put it in quotes"
     more = len(deepest) - 1
-    return source.error(path, message + (f" (and {more} more problem{'s' * (more > 1)})" if more else ""))
+    return source.error(path, message + (f" (and {counted(more, 'more problem')})" if more else ""))
 
 
 def validate(data: dict[str, Any], source: SourceMap, default_name: str) -> ExperimentConfig:
@@ -832,10 +832,10 @@ def _check_metrics_once(config: ExperimentConfig) -> None:
     is refused: Keras computes it twice and logs the second as `accuracy_1`."""
     seen: dict[tuple, KeyPath] = {}
     for key, spec, output in config.metric_specs():
-        written = (output, re.sub(r"[^a-z0-9]", "", spec.name.lower()), repr(sorted(spec.kwargs.items())))
+        written = (output, canonical(spec.name), repr(sorted(spec.kwargs.items())))
         if written in seen:
             raise config.error(key, f"{spec.name} is listed already, at {format_path(seen[written])}: Keras would "
-                               f"compute it twice and log the second as {spec.name}_1; list each metric once")
+                               "compute it twice and log the second with _1 after its name; list each metric once")
         seen[written] = key
 
 

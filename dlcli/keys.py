@@ -33,6 +33,12 @@ def flattened(value: Any, prefix: KeyPath = ()) -> Iterator[tuple[str, Any]]:
         yield format_path(prefix), value
 
 
+def canonical(name: str) -> str:
+    """A Keras object's name as compared: 'sparse_categorical_crossentropy' and
+    'SparseCategoricalCrossentropy' are one."""
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """'; did you mean 'x'?' for the closest choice (case-insensitive), or ''."""
     by_lower = {choice.lower(): choice for choice in choices}

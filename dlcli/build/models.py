@@ -25,7 +25,7 @@ from tensorflow import errors as tf_errors
 from dlcli.build.saved import ApplicationPreprocessing, load_run_model
 from dlcli.config import ExperimentConfig, KerasObject
 from dlcli.errors import DataUnavailable, DlcliError, counted, reason_of
-from dlcli.keys import KeyPath, did_you_mean
+from dlcli.keys import KeyPath, canonical, did_you_mean
 from dlcli.store.runs import metric_name
 
 # Layers that would run code or load files named in a config: a config stays data.
@@ -61,11 +61,6 @@ def keras_class(
     if name not in classes:
         raise config.error(path, f"unknown {kind} '{name}'{did_you_mean(name, classes)}")
     return classes[name]
-
-
-def _canonical(name: str) -> str:
-    """'sparse_categorical_crossentropy' and 'SparseCategoricalCrossentropy' compare equal."""
-    return re.sub(r"[^a-z0-9]", "", name.lower())
 
 
 def _snake_case(name: str) -> str:
@@ -656,11 +651,11 @@ def _resolve(config: ExperimentConfig, path: KeyPath, spec: KerasObject, module:
             pass
         else:
             return spec.name
-    classes = {_canonical(name): cls for name, cls in _public_classes(module, base).items()}
-    cls = classes.get(_canonical(spec.name))
+    classes = {canonical(name): cls for name, cls in _public_classes(module, base).items()}
+    cls = classes.get(canonical(spec.name))
     if cls is None:
         try:  # an alias such as 'mse': find the class of the function it stands for
-            cls = classes.get(_canonical(module.get(spec.name).__name__))
+            cls = classes.get(canonical(module.get(spec.name).__name__))
         except (ValueError, TypeError, AttributeError):
             cls = None
     if cls is None:
@@ -916,7 +911,7 @@ def _check_logits(config: ExperimentConfig, output: _Output) -> None:
             raise config.error(
                 (*output.loss_key, "from_logits"), f"must be true or false, not {logits!r} ({type(logits).__name__})"
             )
-    if output.task == "regression" or _canonical(loss.name) not in CROSSENTROPY_LOSSES:
+    if output.task == "regression" or canonical(loss.name) not in CROSSENTROPY_LOSSES:
         return
     if logits and activation in SQUASHING:
         raise config.error(
@@ -937,7 +932,7 @@ def _check_metric_labels(config: ExperimentConfig, output: _Output) -> None:
     """A metric that reads one-hot labels on integer ones (or the reverse) records nonsense quietly."""
     labels = output.labels
     for key, metric in output.metrics:
-        wants = METRIC_LABELS.get(_canonical(metric.name))
+        wants = METRIC_LABELS.get(canonical(metric.name))
         if wants is not None and wants != labels and output.task != "regression":
             setting = f"`labels: sparse` for {output.data}" if output.name else "`dataset.labels: sparse`"
             fix = "accuracy" if wants == "one_hot" else f"accuracy, or {setting}"
@@ -958,7 +953,7 @@ def check_output(config: ExperimentConfig, model: keras.Model, num_classes: int,
 
 
 def _check_one_output(config: ExperimentConfig, output: _Output) -> None:
-    loss = _canonical(output.loss.name)
+    loss = canonical(output.loss.name)
     kind = CROSSENTROPY_LOSSES.get(loss)
     units = output.shape[-1]
     last_path, activation, dataset, num_classes = output.path, output.activation, output.data, output.num_classes
@@ -982,7 +977,7 @@ def _check_one_output(config: ExperimentConfig, output: _Output) -> None:
             raise config.error((*last_path, "activation"), "a softmax over one unit is always 1.0, whatever the "
                                "input: a regression ends in a unit with no activation (linear)")
         for key, metric in output.metrics:
-            if _canonical(metric.name) in CLASS_METRICS:
+            if canonical(metric.name) in CLASS_METRICS:
                 raise config.error(key, f"{metric.name} counts right classes; {dataset} is a regression task, whose "
                                    "numbers are never exactly right: use mae (or mse)")
         return

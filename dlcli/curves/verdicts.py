@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import math
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from dlcli.data.catalog import DATASETS, IMAGE_OPTIONS
@@ -60,27 +61,27 @@ STRONG_RISE = 3.0
 LEVEL_LOOKS = 20
 # The trend test measures the noise where it matters: over the settled stretch, from the first
 # epoch that came within SETTLED_FRACTION of the way from the first epoch's value to the best (at
-# least LOCAL_NOISE_EPOCHS epochs), so that a steep, jumpy start does not inflate it. Its false
-# alarms are held by the p-value: the epochs since the best must rise by rank (Kendall's tau,
-# one-sided) with a p-value below TREND_P, over at least TREND_EPOCHS epochs. The p-value is exact
+# least LOCAL_NOISE_EPOCHS epochs), so that a steep, jumpy start does not inflate it. It asks two
+# things. Order: the epochs since the best rise by rank (Kendall's tau, one-sided) with a p-value
+# below TREND_P, over at least TREND_EPOCHS epochs; under no trend the epochs after the best are
+# exchangeable, so each ordering of them is as likely as any other and the p-value is exact
 # whatever the noise's shape (scipy's exact test for up to 33 epochs without ties; its normal
-# approximation beyond): under no trend the epochs after the best are exchangeable, so each
-# ordering of them is as likely as any other. The same holds for the epochs after the lowest of
-# those (the latest low), which the test also reads: a bad epoch or two just after the best
-# otherwise spoils the ranks of a climb that starts from the low after them. A steady climb of
-# small steps is strong evidence as a trend long before it is large against the whole run's noise.
-# TREND_P was 0.01 until the trend's size (TREND_RISE below) took over holding the false alarms:
-# on 1,000 made-up healthy plateaus of 20, 40 and 100 epochs, 0.03 warns on 0.0-0.5 points more of
-# them than 0.01, 0.05 on 0.1-1.4 more (docs/verdicts.md).
+# approximation beyond, and for a metric that repeats values). When they do not, the epochs after
+# the latest low among them are tested the same way (as exchangeable, given where the low fell): a
+# bad epoch or two just past the best otherwise spoils the ranks of a climb that starts after
+# them. The two looks together pass by chance at most 2 * TREND_P of the time. Size: the robust
+# (Theil-Sen) line through the epochs since the best rises, from the best epoch to the last, by
+# TREND_RISE noise levels of the settled stretch. A line uses every epoch of the climb where the
+# median of the last few leaves most out; drawn through as few as 5 noisy epochs it is itself
+# noisy, hence a bar above STRONG_RISE. The size is what holds most of the false alarms: on 1,000
+# made-up healthy plateaus each of 20, 40 and 100 epochs (`benchmarks/verdicts.py --made-up-runs
+# 1000`), a TREND_P of 0.03 warns on at most 0.5 points more of them than 0.01, 0.05 on up to 1.4
+# more (docs/verdicts.md). A steady climb of small steps is strong evidence as a trend long before
+# it is large against the whole run's noise.
 TREND_P = 0.03
 TREND_EPOCHS = 5  # the fewest whose exact p-value can be below TREND_P: 1/5! when all rise (4 give 1/24 at best)
 SETTLED_FRACTION = 0.25
 LOCAL_NOISE_EPOCHS = 8
-# The trend's size: the rise of the robust (Theil-Sen) line through the epochs since the best, from
-# the best epoch to the last, at least this many noise levels of the settled stretch. A line uses
-# every epoch of the climb where the median of the last few leaves most out; drawn through as few
-# as 5 noisy epochs it is itself noisy, hence a bar above STRONG_RISE (at 3, 9% of 100-epoch
-# made-up plateaus warned; at 4, 5.5%: docs/verdicts.md).
 TREND_RISE = 4.0
 # The quiet hint in the progress line.
 WEAK_RISE = 1.5
@@ -141,18 +142,19 @@ def fitted_rise(values: list[float]) -> float:
 
 def rising_stretch(since_best: list[float]) -> tuple[float, int]:
     """The rank test's p-value of a rise in the epochs since the best, and how many epochs it
-    read: all of them, or when they do not rise significantly, those after the lowest of them.
-
-    After the best, and again after the lowest epoch since, the epochs that follow are
-    exchangeable when nothing trends, so either p-value is exact."""
+    read: all of them, or, when they do not rise significantly and those after the latest low
+    among them do, those. The second p-value is exact given where the low fell, not adjusted
+    for being a second look (see TREND_P)."""
     if len(since_best) < TREND_EPOCHS:
         return 1.0, 0
     tested = (rising_p_value(since_best), len(since_best))
-    latest_low = min(range(len(since_best)), key=since_best.__getitem__)
+    lowest = min(since_best)
+    latest_low = max(index for index, value in enumerate(since_best) if value == lowest)
     after_low = since_best[latest_low + 1:]
     if tested[0] < TREND_P or len(after_low) < TREND_EPOCHS:
         return tested
-    return min(tested, (rising_p_value(after_low), len(after_low)))
+    again = (rising_p_value(after_low), len(after_low))
+    return again if again[0] < TREND_P else tested
 
 
 @dataclass(frozen=True)
@@ -171,9 +173,9 @@ class Evidence:
     local_noise: float  # one epoch's noise over the settled stretch
     trend_p: float  # how likely the epochs since the best (or since their latest low) would rise as much by chance
     trend_epochs: int  # how many epochs that rank test read
-    trend_rise: float  # the Theil-Sen line's rise over the epochs since the best (0 unless trend_p < TREND_P)
     loss_at_best: float
     loss_now: float  # the training loss of the last epochs, their median (as `rise` measures the monitor)
+    since_best: tuple[float, ...] = field(default=(), repr=False)  # the epochs since the best, lower is better
 
     @property
     def noise_levels(self) -> float:
@@ -187,6 +189,12 @@ class Evidence:
     @property
     def level_evidence(self) -> bool:
         return self.noise_levels >= self.level_bar
+
+    @cached_property
+    def trend_rise(self) -> float:
+        """The Theil-Sen line's rise over the epochs since the best, in the metric's units; drawn
+        only when the ranks rise (0 otherwise), and only when asked: a fit reads every pair of epochs."""
+        return fitted_rise(list(self.since_best)) if self.trend_p < TREND_P else 0.0
 
     @property
     def trend_levels(self) -> float:
@@ -247,10 +255,9 @@ def evidence(rows: list[dict[str, float]], monitor: str, minimize: bool) -> Evid
         local_noise=noise_level(worse[settled:]),
         trend_p=trend_p,
         trend_epochs=trend_epochs,
-        # drawn only when the ranks rise: each scipy call costs more than the rest of the evidence
-        trend_rise=fitted_rise(since) if trend_p < TREND_P else 0.0,
         loss_at_best=usable[best]["loss"],
         loss_now=statistics.median(row["loss"] for row in usable[-AVERAGED_EPOCHS:]),
+        since_best=tuple(since),
     )
 
 
@@ -342,7 +349,7 @@ class OverfittingWatch:
             why = f"{found.noise_levels:.1f}× its epoch-to-epoch noise"
         else:  # the trend test's evidence
             why = (
-                f"a climb of {found.trend_levels:.1f}× its noise since it settled, worse by rank for "
+                f"a climb of {found.trend_levels:.1f}× its noise since it settled, rising by rank over its last "
                 f"{found.trend_epochs} epochs (p={found.trend_p:.2g})"
             )
         return (

@@ -260,7 +260,8 @@ def _not_utf8(path: Path) -> str | None:
             try:
                 line.decode("utf-8")
             except UnicodeDecodeError as bad:
-                return (f"{path}, line {number}: byte {line[bad.start]:#04x} at column {bad.start + 1} is not UTF-8 "
+                column = len(line[:bad.start].decode("utf-8")) + 1  # in characters, as an editor counts
+                return (f"{path}, line {number}: byte {line[bad.start]:#04x} at column {column} is not UTF-8 "
                         "(the file was saved in another encoding, such as Latin-1); save it as UTF-8")
     return None
 

@@ -10,6 +10,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from dlcli.errors import counted
 from dlcli.report.emit import Format, emit_csv, emit_json_rows
 from dlcli.store.runs import RunRecord
 from dlcli.store.status import RunStatus
@@ -101,8 +102,7 @@ def groups_table(found: list[groups.Group], metrics: list[str], headline: str) -
     from the best group with its interval (95% for all the pairs together) and the verdict."""
     from dlcli.report import groups  # with YAML and the verdicts: only when groups are drawn
 
-    plural = "s" * (len(found) != 1)
-    table = Table(title=f"{len(found)} group{plural} (runs that differ only in their seed): mean ± std over seeds")
+    table = Table(title=f"{counted(len(found), 'group')} (runs that differ only in their seed): mean ± std over seeds")
     table.add_column("group")
     table.add_column("n", justify="right")
     for column in metrics:

@@ -112,11 +112,13 @@ def remove_temporary_files(folder: Path) -> list[str]:
     return removed
 
 
-def refuse_run_folder_output(path: Path, option: str) -> None:
-    """Refuse an output file written straight into a run's folder: its files are the run's (its
-    model, its history), and a command's output there would replace one or pass for one."""
-    if (path.parent / RUN_FILE).is_file():
-        raise DlcliError(f"{option} {path} is in the run folder {path.parent}: its files are the run's; write it elsewhere")
+def refuse_run_folder_output(path: Path, option: str, folder: bool = False) -> None:
+    """Refuse an output file written straight into a run's folder (`folder`: an output folder that
+    is one): its files are the run's (its model, its history), and a command's output there would
+    replace one or pass for one."""
+    if ((path if folder else path.parent) / RUN_FILE).is_file():
+        where = "is the run folder" if folder else f"is in the run folder {path.parent}"
+        raise DlcliError(f"{option} {path} {where}: its files are the run's; write it elsewhere")
 
 
 def write_atomic(path: Path, content: str | bytes) -> None:

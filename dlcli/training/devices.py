@@ -194,7 +194,7 @@ def _check_devices_present(config: ExperimentConfig) -> None:
                    and wanted.device_index in (None, device.device_index) for device in present):
             names = ", ".join(f"/{device.device_type.lower()}:{device.device_index}" for device in present)
             raise config.error(("training", "devices"), f"{name} is not a device of this machine (it has {names}); "
-                               "name one of them, or leave `devices` out to use every GPU")
+                               "name one of them, or leave `devices` out to use all it has")
 
 
 def strategy(config: ExperimentConfig) -> tf.distribute.Strategy:

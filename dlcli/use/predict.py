@@ -313,8 +313,9 @@ def _refuse_missing(path: Path, x: np.ndarray, columns: list[str], first_row: in
     if found is not None:
         rows, column = found
         raise DlcliError(
-            f"{path}: column '{columns[column]}' has no finite value on line {first_row + int(rows[0]) + 2}, and "
-            f"{counted(len(rows), 'row')} of this batch lack one; predict needs every feature: fill or remove those rows"
+            f"{path}: column '{columns[column]}' has no finite value on line {first_row + int(rows[0]) + 2} "
+            f"({counted(len(rows), 'row')} of this batch without one); predict needs every feature: fill or remove "
+            f"{'it' if len(rows) == 1 else 'them'}"
         )
 
 

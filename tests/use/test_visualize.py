@@ -4,6 +4,7 @@ a stack on mnist_5k, a VGG16 base (nested model), a residual graph — and their
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -227,7 +228,11 @@ def test_grad_cam_heat_concentrates_on_the_evidence(visualize, runs, tmp_path):
     Image.fromarray(patch_photo(rng, patch=False)).save(namesake)
     assert visualize("heatmap", run.id, namesake).exit_code == 0
     heatmaps = run.path / "visualizations" / "heatmaps"
-    assert labelled(namesake) != labelled(tmp_path / "photo0.png")
+    assert re.fullmatch(r"photo0-[0-9a-f]{8}", labelled(namesake)) and labelled(namesake) != labelled(tmp_path / "photo0.png")
+    copy = tmp_path / "elsewhere" / "copy"
+    copy.mkdir()
+    (copy / "photo0.png").write_bytes(namesake.read_bytes())
+    assert labelled(copy / "photo0.png") == labelled(namesake)  # the same image again: its own pictures replaced
     assert all((heatmaps / f"{labelled(image)}.npy").is_file() for image in (namesake, tmp_path / "photo0.png"))
 
 
@@ -292,6 +297,7 @@ def test_bad_inputs_are_one_line_each(visualize, runs, tmp_path):
         (("heatmap", runs["patches"].id, photo, "--output", tmp_path / "heat.jpg"), ["written as a .png"]),
         (("heatmap", runs["patches"].id, photo, "--output", photo), ["is the input", "would destroy it"]),
         (("heatmap", runs["patches"].id, photo, "--output", runs["patches"].path / "model.png"), ["is in the run folder"]),
+        (("activations", runs["patches"].id, photo, "--output", runs["patches"].path), ["is the run folder"]),
     ]
     before = photo.read_bytes()
     for args, fragments in cases:
