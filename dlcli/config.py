@@ -148,6 +148,13 @@ def _feature_names(mapping: dict[str, Any] | None) -> dict[str, Any] | None:
     return mapping
 
 
+def misplaced_sequence_length(encoding: str | None, of_text: bool = True) -> str:
+    """`sequence_length` beside another encoding: it pads or cuts token sequences, which only a
+    text's `encoding: sequence` makes (a dataset's top-level encoding, or a named text input's)."""
+    fix = "remove it, or set `encoding: sequence`" if of_text else "remove it: only a text input's tokens have one"
+    return f"sequence_length goes with `encoding: sequence`, not {encoding or 'numbers'}: {fix}"
+
+
 class TableInput(_Strict):
     """One named input (`dataset.inputs.NAME`): a CSV's text column, numeric feature columns or
     categorical columns, encoded as fitted on the training split; or, in an .npz, the arrays
@@ -182,8 +189,9 @@ class TableInput(_Strict):
                           ("standardize", kind == "feature_columns")):
             # set to other than its default (a resolved config.yaml writes the defaults too)
             if getattr(self, key) != type(self).model_fields[key].default and not fits:
-                goes = {"num_words": "text_column", "sequence_length": "`encoding: sequence`",
-                        "standardize": "feature_columns (numbers)"}[key]
+                if key == "sequence_length":
+                    raise ValueError(misplaced_sequence_length(self.encoding, kind == "text_column"))
+                goes = {"num_words": "text_column", "standardize": "feature_columns (numbers)"}[key]
                 raise ValueError(f"{key} goes with {goes}, not with {what}")
         return self
 
@@ -955,11 +963,7 @@ def _check_named(config: ExperimentConfig, given: set[str]) -> None:
 def _check_combinations(config: ExperimentConfig) -> None:
     base, training, dataset = config.model.base, config.training, config.dataset
     if dataset.sequence_length is not None and dataset.encoding not in (None, "sequence"):
-        raise config.error(
-            ("dataset", "sequence_length"),
-            f"sequence_length goes with `encoding: sequence`, not {dataset.encoding}: remove it, or set "
-            "`encoding: sequence`",
-        )
+        raise config.error(("dataset", "sequence_length"), misplaced_sequence_length(dataset.encoding))
     rate = config.optimizer.kwargs.get("learning_rate")
     if isinstance(rate, dict):  # Keras takes a schedule object, which a config cannot make
         raise config.error(

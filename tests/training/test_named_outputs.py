@@ -348,6 +348,9 @@ def test_loss_weights_weigh_the_total_loss_as_keras_does(cli, tickets, runs_dir)
     (["training.kfold=3"], "training.kfold: does not combine with named inputs and outputs"),
     (["dataset.inputs.tags={encoding: one_hot}"], "encoding 'one_hot' does not fit numbers"),
     (["dataset.inputs.tags.num_words=10"], "num_words goes with text_column, not with feature_columns"),
+    (["dataset.inputs.title.sequence_length=20"], "sequence_length goes with `encoding: sequence`, not multi_hot: "
+     "remove it, or set `encoding: sequence`"),
+    (["dataset.inputs.tags.sequence_length=20"], "not numbers: remove it: only a text input's tokens have one"),
     (["model.layers.0={Dense: {units: 3}}"], "model.layers.0.Dense: reads no input: add `inputs: [...]` naming some of"),
     (["model.layers.1.Dense.name=title"], "the name 'title' is input 'title''s"),
     (["loss_weights={priority: 0, department: 0}"], "loss_weights: every weight is 0"),
