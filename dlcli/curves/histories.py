@@ -14,7 +14,7 @@ from typing import Any
 
 from dlcli.config import OverfittingConfig, not_a_validation_metric
 from dlcli.curves.verdicts import MIN_EPOCHS, OverfittingWatch
-from dlcli.errors import DlcliError
+from dlcli.errors import DlcliError, counted
 from dlcli.keys import did_you_mean
 from dlcli.store.runs import FOLD_COLUMN, INTEGER_COLUMNS, metric_name
 
@@ -168,7 +168,7 @@ def judge_curves(
     """
     monitor = settings.monitor
     if not rows:
-        raise DlcliError(f"{source}: no epochs")
+        raise DlcliError(f"{source}: a header and no epochs; a verdict needs at least {MIN_EPOCHS}")
     columns = list(dict.fromkeys(key for row in rows for key in row))
     for needed in (monitor, "loss"):
         if needed not in columns:
@@ -181,8 +181,8 @@ def judge_curves(
         if len(usable) < MIN_EPOCHS:
             which = f" (fold {fold})" if fold is not None else ""
             raise DlcliError(
-                f"{source}{which}: {len(usable)} epochs with both {monitor} and loss; a verdict needs at least "
-                f"{MIN_EPOCHS}"
+                f"{source}{which}: {counted(len(usable), 'epoch')} with both {monitor} and loss; a verdict needs at "
+                f"least {MIN_EPOCHS}"
             )
         watch = OverfittingWatch.replayed(settings, direction == "min", model_rows)
         verdicts.append(CurveVerdict(source, monitor, direction, len(model_rows), watch.verdict(), fold))

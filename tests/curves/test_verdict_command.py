@@ -98,6 +98,8 @@ def test_verdict_gives_the_epochs_the_live_run_printed_from_the_run_its_history_
      "line 10: epoch 0 after epoch 7; a history holds each epoch once, in order"),
     ("epoch,loss,val_loss\n0,1.0,0.5\n1,0.9,0.6\n", [], "2 epochs with both val_loss and loss; a verdict needs at least 7"),
     ("loss,val_loss\n1.0,0.5\n", [], "no 'epoch' column"),
+    ("epoch,loss,val_loss\n", [], "a header and no epochs; a verdict needs at least 7"),
+    ("epoch,loss,val_loss\n0,1.0,0.5\n", [], "1 epoch with both val_loss and loss"),
     ("epoch,loss,val_loss\n0,1.0,oops\n", [], "line 2: val_loss is 'oops', not a number"),
     ("epoch,loss,val_loss\nNA,1.0,0.5\n", [], "line 2: epoch is 'NA', not a whole number"),
     ("epoch,loss,val_loss\n" + "".join(f"{e},NA,0.5\n" for e in range(10)), [],
