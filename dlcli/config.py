@@ -344,6 +344,10 @@ class OverfittingConfig(_Strict):
 ID_PREFIX = re.compile(r"\d{1,8}|\d{8}-\d{0,6}")
 
 
+# A --set key: names joined by dots, a list's item also as [N] (model.layers[1].Dense.units)
+KEY_PATH = re.compile(r"[^.\[\]]+(?:\.[^.\[\]]+|\[\d+\])*")
+
+
 def check_new_run(config: ExperimentConfig) -> None:
     """What a new run's config may not say, though a run of an older dlcli may have said it (its
     config.yaml is still read, to evaluate, predict or resume it)."""
@@ -703,6 +707,9 @@ def apply_override(data: dict[str, Any], source: SourceMap, override: str, label
         value = parse_yaml_value(raw_value)
     except yaml.YAMLError as error:
         raise ConfigError(f"{at}cannot read the value as YAML: {yaml_problem(error)}") from error
+    if not KEY_PATH.fullmatch(key.strip()):
+        raise ConfigError(f"{at}{key.strip()!r} is not a key path: write it as training.epochs or "
+                          "model.layers.1.Dense.units (no empty part before, between or after the dots)")
     segments = [s for s in re.split(r"[.\[\]]", key.strip()) if s]
     node: Any = data
     path: KeyPath = ()

@@ -90,6 +90,8 @@ def plan_sweep(
     """(plan, folder, epochs) of a sweep to resume, or of a new one (its folder still to be made),
     its values validated without TensorFlow."""
     folder = None
+    if storage is not None and not storage.strip():
+        raise DlcliError("--storage '': give a journal file's path or a database URL, or leave --storage out")
     if resume is not None:
         if config is not None or grid or trials or method or prune or storage or overrides or repeats:
             raise DlcliError("--resume ID continues a sweep with its own plan; give no CONFIG, --grid, --random, "
@@ -102,6 +104,8 @@ def plan_sweep(
         base = load_config(config, overrides, name=name)
         check_new_run(base)
         if repeat is not None:
+            if repeat > sweeping.MOST_SEEDS:
+                raise DlcliError(f"--repeat {repeat}: at most {sweeping.MOST_SEEDS} seeds a group ({sweeping.TOO_MANY_SEEDS})")
             seeds = list(range(base.seed, base.seed + repeat))
         if seeds is not None:
             settings = sweeping.repeat_settings(seeds)

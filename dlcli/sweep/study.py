@@ -34,7 +34,7 @@ from pydantic import BaseModel
 
 from dlcli.choices import LATEST, Pruner, SweepMethod
 from dlcli.config import NAME_PATTERN, SEED_MAX, ExperimentConfig, load_config
-from dlcli.errors import ConfigError, DlcliError, RunNotFound, reason_of
+from dlcli.errors import ConfigError, DlcliError, RunNotFound, counted, reason_of
 from dlcli.keys import parse_yaml_value
 from dlcli.stopping import EXIT_INTERRUPTED
 from dlcli.store.documents import SCHEMA, RunFile, read_info, read_run_file
@@ -47,6 +47,10 @@ STUDY_FILE = "study.journal"
 LOGS_DIR = "logs"
 STUDY_ATTRIBUTE = "dlcli"  # the study's user attribute holding the sweep's space
 STORAGE_TIMEOUT = 10  # seconds to reach a database storage
+# The most seeds one config trains with (`train --repeat/--seeds`, `sweep --repeats`): the seed
+# noise of a mean shrinks as 1/sqrt(N), and N runs are N trainings planned before the first.
+MOST_SEEDS = 1000
+TOO_MANY_SEEDS = "a mean over 1,000 seeds already pins the seed noise to 3% of one run's"
 # Optuna's trial states, in dlcli's words: a trial not yet taken is pending
 STUDY_STATES = {"COMPLETE": RunStatus.completed.value, "FAIL": RunStatus.failed.value, "WAITING": "pending"}
 
@@ -188,6 +192,10 @@ def sweep_settings(
     if space and not sampled_trials:
         raise config.error(("sweep",), f"method {method} samples {len(space)} key(s): say how many trials, "
                            "e.g. `trials: 20` (or --trials 20)")
+    if not 0 <= seed <= SEED_MAX:
+        raise DlcliError(f"the sampler's seed {seed} (--seed, or sweep.seed): give one from 0 to {SEED_MAX}")
+    if repeats > MOST_SEEDS:
+        raise DlcliError(f"--repeats {repeats}: at most {MOST_SEEDS} seeds a trial ({TOO_MANY_SEEDS})")
     if config.seed + repeats - 1 > SEED_MAX:
         raise config.error(("seed",), f"--repeats {repeats} would train seeds up to {config.seed + repeats - 1}, "
                            f"past the largest seed {SEED_MAX}: start from a lower seed")
@@ -203,6 +211,8 @@ def sweep_settings(
 def repeat_settings(seeds: list[int]) -> SweepSettings:
     """A config trained once per seed (`dlcli train --repeat/--seeds`): a grid over `seed` alone,
     whatever `sweep:` section the config has."""
+    if len(seeds) > MOST_SEEDS:
+        raise DlcliError(f"{len(seeds)} seeds: at most {MOST_SEEDS} a group ({TOO_MANY_SEEDS})")
     if len(set(seeds)) != len(seeds):
         raise DlcliError(f"--seeds {','.join(map(str, seeds))}: a seed is given twice; each seed trains once")
     return SweepSettings(method=SweepMethod.grid, points=[{"seed": seed} for seed in seeds], space={}, samples=1)
@@ -438,6 +448,8 @@ def create_sweep(plan: Plan, runs_dir: Path, epochs: int) -> tuple[Plan, Path, A
 
 
 def find_sweep(runs_dir: Path, reference: str) -> Path:
+    if not reference.strip():  # a prefix of every sweep's id
+        raise RunNotFound("--resume '': an empty sweep id; give a sweep's id, a prefix of it, or latest")
     sweeps = runs_dir / SWEEPS_DIR
     candidates = sorted(p for p in sweeps.iterdir() if (p / PLAN_FILE).is_file()) if sweeps.is_dir() else []
     matches = [p for p in candidates if p.name == reference] or [p for p in candidates if p.name.startswith(reference)]
@@ -583,8 +595,12 @@ class Worker:
 
 def start_workers(jobs: int) -> tuple[list[Worker], queue.Queue]:
     """`jobs` workers, each with its share of the cores; they import TensorFlow while the sweep gets ready."""
+    cores = os.cpu_count() or 1
+    if jobs > cores:  # checked first: each worker is a process importing TensorFlow (about 200 MB)
+        raise DlcliError(f"--jobs {jobs}: this machine has {counted(cores, 'core')} and each worker trains on its share "
+                         f"of them; give --jobs {cores} or fewer")
     answers: queue.Queue = queue.Queue()
-    threads = max(1, (os.cpu_count() or 1) // jobs)
+    threads = max(1, cores // jobs)
     return [Worker(number, answers, threads) for number in range(1, jobs + 1)], answers
 
 

@@ -239,8 +239,10 @@ def main() -> None:
 
     stopping.install(stopping.stop_training)
     requests: queue.Queue = queue.Queue()
-    threading.Thread(target=_read_requests, args=(requests,), daemon=True).start()
     try:
+        # inside the try: a sweep that has nothing for this worker closes its input at once, and
+        # the reader's stop signal may come before the next line
+        threading.Thread(target=_read_requests, args=(requests,), daemon=True).start()
         from dlcli.build.backend import import_tensorflow
 
         import_tensorflow(verbose=False, without_keras_extras=True)

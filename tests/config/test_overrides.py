@@ -67,6 +67,8 @@ def test_an_absent_section_with_defaults_can_be_set(write_config):
         ("seed.value=1", "--set seed.value=1: seed is 0, not a mapping or list, so it has no 'value'"),
         ("training.epochs=[1", "--set training.epochs=[1: cannot read the value as YAML"),
         ("training.epochs", "--set training.epochs: expected KEY=VALUE, e.g. training.epochs=3"),
+        ("a..b=1", "--set a..b=1: 'a..b' is not a key path: write it as training.epochs"),
+        (".training.epochs=2", "--set .training.epochs=2: '.training.epochs' is not a key path"),
         ("training.epochs=ten", "--set training.epochs=ten: training.epochs: input should be a valid integer"),
     ],
 )

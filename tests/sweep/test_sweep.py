@@ -125,6 +125,15 @@ def test_an_invalid_grid_fails_before_any_trial(cli, tiny_config, runs_dir, grid
     assert sweep_folders(runs_dir) == [] and run_folders(runs_dir) == []
 
 
+def test_too_many_seeds_and_an_empty_sweep_id_are_one_line(cli, tiny_config, runs_dir):
+    repeated = cli("train", str(tiny_config), "--repeat", "4294967295")
+    empty = cli("sweep", "--resume", "")
+
+    assert repeated.exit_code == 2 and "--repeat 4294967295: at most 1000 seeds a group" in repeated.stderr
+    assert empty.exit_code == 2 and "an empty sweep id" in empty.stderr, empty.output
+    assert run_folders(runs_dir) == []
+
+
 def test_nothing_to_sweep(cli, tiny_config):
     result = cli("sweep", str(tiny_config))
 
@@ -140,8 +149,13 @@ def test_nothing_to_sweep(cli, tiny_config):
     ("", ["--grid", "training.epochs=1,"], "--grid training.epochs=1,: a value is missing beside a comma"),
     ("", ["--grid", "training.epochs=1,2,1"], "the grid lists training.epochs=1 twice: each point is trained once"),
     ("", ["--grid", "name=a,b"], "the grid cannot vary `name`"),
+    ("", ["--grid", "seed=1,2", "--jobs", "1000"], "--jobs 1000: this machine has"),
+    ("", ["--grid", "seed=1,2", "--seed", "-1"], "the sampler's seed -1 (--seed, or sweep.seed): give one from 0 to"),
+    ("", ["--grid", "training.epochs=1,2", "--repeats", "5000"], "--repeats 5000: at most 1000 seeds a trial"),
+    ("", ["--grid", "seed=1,2", "--storage", ""], "--storage '': give a journal file's path or a database URL"),
 ], ids=["a key twice", "an empty list in the section", "twice on the command line over a section", "a trailing comma",
-        "a value twice", "the name"])
+        "a value twice", "the name", "more workers than cores", "a negative sampler seed", "too many repeats",
+        "an empty storage"])
 def test_a_grid_that_would_drop_or_skip_values_is_refused(cli, write_config, runs_dir, section, options, message):
     result = cli("sweep", str(write_config(TINY_CONFIG + section)), *options)
 
