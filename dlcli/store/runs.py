@@ -280,8 +280,11 @@ def _named(runs: list[RunFolder], name: str) -> list[RunFolder]:
         try:
             recorded = json.loads(run.file(RUN_FILE).read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, ValueError):
-            continue  # a damaged run.json names nothing
-        if isinstance(recorded, dict) and recorded.get("name") == name:
+            recorded = None  # damaged: its folder's name, <start>-<name>, still says the run's
+        if not isinstance(recorded, dict):
+            if run.id.endswith(f"-{name}"):
+                named.append(run)  # found, so that the command says it is damaged rather than missing
+        elif recorded.get("name") == name:
             named.append(run)
     return named
 

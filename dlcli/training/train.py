@@ -734,6 +734,9 @@ def _resume_owned(
         restart_run(run, command)
         update_index(run)
         return _finish(run, summary)
+    if not run.file(CONFIG_FILE).is_file():
+        raise DlcliError(f"run {run.id} is damaged: its {CONFIG_FILE} is missing, so it cannot continue; its folder is "
+                         "left as it is: train the original config again for a new run")
     config = load_config(run.file(CONFIG_FILE))
     _check_config_unedited(run, info)
     with device_scope(config) as speed:

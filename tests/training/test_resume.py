@@ -439,6 +439,23 @@ def test_a_run_folder_without_run_json_is_a_damaged_run(stopped_run, tmp_path):
     )
 
 
+def test_a_run_without_its_config_or_with_a_torn_run_json_is_named_damaged_by_id_and_by_name(stopped_run, tmp_path):
+    folder = tmp_path / "runs" / stopped_run.name
+    shutil.copytree(stopped_run, folder)
+    (folder / "config.yaml").unlink()
+    (folder / "summary.json").unlink()  # its training had not ended: it must read its config to go on
+    resumed = CliRunner().invoke(app, ["train", "--resume", str(folder)])
+    assert resumed.exit_code == 2 and resumed.stderr.strip() == (
+        f"error: run {folder.name} is damaged: its config.yaml is missing, so it cannot continue; its folder is left "
+        "as it is: train the original config again for a new run"
+    )
+
+    (folder / "run.json").write_text("{garbage")
+    name = folder.name.split("-", 2)[2]  # <date>-<time>-<name>: the folder still says the run's name
+    shown = CliRunner().invoke(app, ["show", name, "--runs-dir", str(tmp_path / "runs")])
+    assert shown.exit_code == 0 and f"{folder.name}  damaged" in shown.stdout, shown.output
+
+
 @pytest.mark.parametrize(("name", "damage"), [
     ("model.keras", "truncated"), ("model.keras", "emptied"), ("preprocessing.keras", "truncated"),
 ])
