@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 import os
 import queue
 import shutil
@@ -250,15 +251,22 @@ def suggested_values(params: dict[str, Any], space: dict[str, dict[str, Any]]) -
 
 
 def corner_values(settings: SweepSettings) -> list[dict[str, Any]]:
-    """Values to validate before any trial: every grid point, with each sampled key at each end."""
-    ends = {
-        key: spec["choice"] if "choice" in spec else list(next(iter(spec.values())))
-        for key, spec in settings.space.items()
-    }
+    """Values to validate before any trial: every grid point, with each sampled key at each end,
+    and a continuous range inside too (its ends may be whole numbers where what it samples is not)."""
+    ends = {key: _checked_values(spec) for key, spec in settings.space.items()}
     corners = [dict(zip(ends, combination)) for combination in itertools.product(*ends.values())] if ends else [{}]
     if len(corners) > 64:  # many sampled keys: each end once is enough to find a value that cannot work
         corners = [{key: values[i % len(values)] for key, values in ends.items()} for i in range(max(map(len, ends.values())))]
     return [{**point, **corner} for point in settings.points for corner in corners]
+
+
+def _checked_values(spec: dict[str, Any]) -> list[Any]:
+    ((kind, arguments),) = spec.items()
+    if kind not in ("uniform", "log_uniform"):
+        return list(arguments)
+    low, high = arguments
+    inside = math.sqrt(low * high) if kind == "log_uniform" else low + 0.382 * (high - low)
+    return [low, inside, high]
 
 
 def trial_config(plan: Plan, values: dict[str, Any], label: str, name: str | None = None) -> ExperimentConfig:

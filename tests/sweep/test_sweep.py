@@ -209,6 +209,17 @@ def test_a_name_too_long_for_the_trial_names_fails_before_any_trial(cli, write_c
     assert not runs_dir.exists()
 
 
+def test_a_continuous_range_over_a_whole_number_fails_before_any_trial(cli, write_config, runs_dir):
+    # both ends are whole numbers; what uniform samples between them is not
+    section = "sweep:\n  trials: 2\n  params:\n    model.layers.1.Dense.units: {uniform: [8, 16]}\n"
+
+    result = cli("sweep", str(write_config(TINY_CONFIG + section)))
+
+    assert result.exit_code == 2, result.output
+    assert "values model.layers.1.Dense.units=11.056" in result.stderr and "expected a positive integer" in result.stderr
+    assert not runs_dir.exists()
+
+
 def test_a_damaged_plan_is_one_line_on_resume(cli, runs_dir):
     folder = runs_dir / "sweeps" / "20260101-000000-tiny"
     folder.mkdir(parents=True)
