@@ -178,6 +178,9 @@ def sweep_settings(
     empty = [key for key, values in grid.items() if not values]
     if empty:
         raise DlcliError(f"the grid lists no value for {empty[0]}: give it at least one (--grid {empty[0]}=V1,V2)")
+    for key in [*grid, *space]:
+        if key.split(".")[0].split("[")[0] == "sweep":  # a trial's config has no sweep section: it would change nothing
+            raise DlcliError(f"the sweep cannot vary {key}, its own setting: vary a training key (--grid KEY=V1,V2)")
     for key, values in grid.items():
         if key == "name":
             raise DlcliError("the grid cannot vary `name`: a sweep names its trials NAME-t1, NAME-t2, ...; give --name")

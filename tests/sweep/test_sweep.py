@@ -153,9 +153,10 @@ def test_nothing_to_sweep(cli, tiny_config):
     ("", ["--grid", "seed=1,2", "--seed", "-1"], "the sampler's seed -1 (--seed, or sweep.seed): give one from 0 to"),
     ("", ["--grid", "training.epochs=1,2", "--repeats", "5000"], "--repeats 5000: at most 1000 seeds a trial"),
     ("", ["--grid", "seed=1,2", "--storage", ""], "--storage '': give a journal file's path or a database URL"),
+    ("", ["--grid", "sweep.trials=1,2"], "the sweep cannot vary sweep.trials, its own setting"),
 ], ids=["a key twice", "an empty list in the section", "twice on the command line over a section", "a trailing comma",
         "a value twice", "the name", "more workers than cores", "a negative sampler seed", "too many repeats",
-        "an empty storage"])
+        "an empty storage", "its own setting"])
 def test_a_grid_that_would_drop_or_skip_values_is_refused(cli, write_config, runs_dir, section, options, message):
     result = cli("sweep", str(write_config(TINY_CONFIG + section)), *options)
 
