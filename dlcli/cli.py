@@ -965,6 +965,8 @@ def datasets_export(
     generated support tickets of configs/tickets.yaml, as DIRECTORY/tickets.csv."""
     from dlcli.data.export import export_images
 
+    if directory.exists() and not directory.is_dir():
+        raise DlcliError(f"{directory} is a file: export into a new folder")
     if name == "tickets":
         from dlcli.data.tickets import write_tickets
 

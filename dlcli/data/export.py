@@ -8,6 +8,7 @@ import numpy as np
 
 from dlcli.data.catalog import DATASETS, IMAGE_OPTIONS
 from dlcli.errors import DlcliError
+from dlcli.keys import did_you_mean
 
 EXPORTABLE = [name for name, info in DATASETS.items() if info.options == IMAGE_OPTIONS]
 
@@ -17,7 +18,8 @@ def export_images(name: str, target: Path) -> dict[str, int]:
     from PIL import Image
 
     if name not in EXPORTABLE:
-        raise DlcliError(f"cannot export '{name}': exportable image datasets are {', '.join(EXPORTABLE)}")
+        raise DlcliError(f"cannot export '{name}'{did_you_mean(name, [*EXPORTABLE, 'tickets'])}: exportable are the image "
+                         f"datasets {', '.join(EXPORTABLE)}, and tickets (a generated table)")
     if target.exists() and any(target.iterdir()):
         raise DlcliError(f"{target} is not empty; export into a new folder")
     raw = DATASETS[name].load(config=None)  # image loaders read no dataset options

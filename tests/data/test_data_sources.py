@@ -237,7 +237,13 @@ def test_export_refuses_a_non_empty_folder_and_non_image_datasets(cli, digits_fo
     assert cli("datasets", "export", "digits", str(digits_folder), runs=False).exit_code == 2
     result = cli("datasets", "export", "csv", str(tmp_path / "x"), runs=False)
     assert result.exit_code == 2
-    assert "cannot export 'csv': exportable image datasets are mnist_5k, digits" in result.stderr
+    assert "cannot export 'csv': exportable are the image datasets mnist_5k, digits" in result.stderr
+    assert "and tickets (a generated table)" in result.stderr
+    misspelt = cli("datasets", "export", "DIGITS", str(tmp_path / "x"), runs=False)
+    assert misspelt.exit_code == 2 and "did you mean 'digits'?" in misspelt.stderr
+    (tmp_path / "notes.txt").write_text("mine\n")
+    into_file = cli("datasets", "export", "digits", str(tmp_path / "notes.txt"), runs=False)
+    assert into_file.exit_code == 2 and "is a file: export into a new folder" in into_file.stderr, into_file.output
 
 
 def test_datasets_lists_every_dataset_without_importing_tensorflow(tmp_path):
