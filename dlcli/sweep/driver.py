@@ -104,11 +104,9 @@ def plan_sweep(
         base = load_config(config, overrides, name=name)
         check_new_run(base)
         if repeat is not None:
-            if repeat > sweeping.MOST_SEEDS:
-                raise DlcliError(f"--repeat {repeat}: at most {sweeping.MOST_SEEDS} seeds a group ({sweeping.TOO_MANY_SEEDS})")
-            seeds = list(range(base.seed, base.seed + repeat))
-        if seeds is not None:
-            settings = sweeping.repeat_settings(seeds)
+            settings = sweeping.repeat_settings(range(base.seed, base.seed + repeat), f"--repeat {repeat}")
+        elif seeds is not None:
+            settings = sweeping.repeat_settings(seeds, f"--seeds ({len(seeds)} listed)")
         else:
             settings = sweeping.sweep_settings(
                 base, grid, method.value if method else None, trials, prune.value if prune else None, seed, repeats,

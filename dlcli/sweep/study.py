@@ -28,6 +28,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Callable, Literal
 
@@ -51,7 +52,8 @@ STORAGE_TIMEOUT = 10  # seconds to reach a database storage
 # The most seeds one config trains with (`train --repeat/--seeds`, `sweep --repeats`): the seed
 # noise of a mean shrinks as 1/sqrt(N), and N runs are N trainings planned before the first.
 MOST_SEEDS = 1000
-TOO_MANY_SEEDS = "a mean over 1,000 seeds already pins the seed noise to 3% of one run's"
+TOO_MANY_SEEDS = (f"a mean over {MOST_SEEDS:,} seeds already pins the seed noise to "
+                  f"{1 / math.sqrt(MOST_SEEDS):.0%} of one run's")
 # Optuna's trial states, in dlcli's words: a trial not yet taken is pending
 STUDY_STATES = {"COMPLETE": RunStatus.completed.value, "FAIL": RunStatus.failed.value, "WAITING": "pending"}
 
@@ -212,11 +214,12 @@ def sweep_settings(
                          repeat_seeds=list(range(config.seed, config.seed + repeats)) if repeats > 1 else [])
 
 
-def repeat_settings(seeds: list[int]) -> SweepSettings:
+def repeat_settings(seeds: Sequence[int], asked: str) -> SweepSettings:
     """A config trained once per seed (`dlcli train --repeat/--seeds`): a grid over `seed` alone,
-    whatever `sweep:` section the config has."""
+    whatever `sweep:` section the config has. `seeds` may be a range (--repeat): its size is
+    checked before any of it is listed; `asked` is the option as the user gave it."""
     if len(seeds) > MOST_SEEDS:
-        raise DlcliError(f"{len(seeds)} seeds: at most {MOST_SEEDS} a group ({TOO_MANY_SEEDS})")
+        raise DlcliError(f"{asked}: at most {MOST_SEEDS} seeds a group ({TOO_MANY_SEEDS})")
     if len(set(seeds)) != len(seeds):
         raise DlcliError(f"--seeds {','.join(map(str, seeds))}: a seed is given twice; each seed trains once")
     return SweepSettings(method=SweepMethod.grid, points=[{"seed": seed} for seed in seeds], space={}, samples=1)
