@@ -22,7 +22,8 @@ if TYPE_CHECKING:  # the reading commands judge curves without loading the confi
 PARAMETERS_PER_EXAMPLE = 100
 # Epochs past the onset after which stopping earlier is worth suggesting.
 EPOCHS_PAST_ONSET = 3
-# A loss that moved less than this fraction over the run did not learn.
+# A loss that moved less than this fraction over the run did not learn; a training loss that rose
+# by less than this fraction of its descent did not worsen.
 FLAT_LOSS_FRACTION = 0.01
 
 
@@ -175,6 +176,7 @@ class Evidence:
     trend_epochs: int  # how many epochs that rank test read
     loss_at_best: float
     loss_now: float  # the training loss of the last epochs, their median (as `rise` measures the monitor)
+    loss_first: float  # the first epoch's training loss
     since_best: tuple[float, ...] = field(default=(), repr=False)  # the epochs since the best, lower is better
 
     @property
@@ -205,8 +207,14 @@ class Evidence:
         return self.trend_p < TREND_P and self.trend_levels >= TREND_RISE
 
     @property
-    def training_improving(self) -> bool:
-        return self.loss_now < self.loss_at_best
+    def training_holds(self) -> bool:
+        """The training loss has not worsened since the best epoch: when it has, training itself went
+        wrong (a learning rate too high, a diverging run), which is no overfitting. Not worsened is
+        not higher than there by FLAT_LOSS_FRACTION of its descent until then: a training loss at its
+        floor (a memorized training set, printed 0.0000 or Keras's clipped minimum each epoch) holds
+        level or jitters, and a validation loss rising beside it is overfitting too."""
+        descent = max(self.loss_first - self.loss_at_best, 0.0)
+        return self.loss_now <= self.loss_at_best + FLAT_LOSS_FRACTION * descent
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -257,6 +265,7 @@ def evidence(rows: list[dict[str, float]], monitor: str, minimize: bool) -> Evid
         trend_epochs=trend_epochs,
         loss_at_best=usable[best]["loss"],
         loss_now=statistics.median(row["loss"] for row in usable[-AVERAGED_EPOCHS:]),
+        loss_first=usable[0]["loss"],
         since_best=tuple(since),
     )
 
@@ -266,7 +275,7 @@ def strength(found: Evidence | None, settings: OverfittingConfig) -> str:
 
     Strong: a level far above the noise, or a significant climb that has left the noise.
     """
-    if found is None or found.epochs < MIN_EPOCHS or not found.training_improving or found.rise <= settings.min_delta:
+    if found is None or found.epochs < MIN_EPOCHS or not found.training_holds or found.rise <= settings.min_delta:
         return "none"
     if found.epochs_since_best >= settings.patience:
         if found.level_evidence or found.trend_evidence:
@@ -352,9 +361,10 @@ class OverfittingWatch:
                 f"a climb of {found.trend_levels:.1f}× its noise since it settled, rising by rank over its last "
                 f"{found.trend_epochs} epochs (p={found.trend_p:.2g})"
             )
+        moved = "fell" if found.loss_now < found.loss_at_best else "held level"
         return (
             f"overfitting since epoch {found.onset_epoch}: {self.monitor} from its best {found.best:.4g}{at} to "
-            f"{found.now:.4g}, {why}, while loss fell {found.loss_at_best:.4g} → {found.loss_now:.4g}"
+            f"{found.now:.4g}, {why}, while loss {moved} {found.loss_at_best:.4g} → {found.loss_now:.4g}"
         )
 
     def verdict(self) -> dict[str, Any]:

@@ -242,6 +242,21 @@ def test_one_bad_training_epoch_does_not_hide_a_clear_rise():
     assert watch.alarm is not None and watch.alarm.epoch == 8
 
 
+@pytest.mark.parametrize("floor, now", [
+    ([0.0] * 6, 0.0),  # a memorized training set: printed 0.0000 every epoch
+    ([2e-4, 3e-4, 2e-4, 4e-4, 3e-4, 2e-4], 3e-4),  # at its floor, jittering by the last printed digit
+])
+def test_a_training_loss_at_its_floor_does_not_hide_a_clear_rise(floor, now):
+    # the training loss reached its floor by the best validation epoch (5); a rise beside a
+    # training loss that merely holds level is overfitting all the same
+    losses = [1.0, 0.3, 0.05, 0.01, *floor, 0.0]
+
+    watch = OverfittingWatch.replayed(OverfittingConfig(), True, rows_from(U_CURVE, losses))
+
+    assert watch.alarm is not None and watch.alarm.epoch == 8
+    assert watch.message(watch.alarm).endswith(f"while loss held level {floor[0]:.4g} → {now:.4g}")
+
+
 def test_a_warning_that_did_not_last_is_withdrawn_with_a_note():
     values = [*U_CURVE[:8], 0.37, 0.36]
     watch = OverfittingWatch.replayed(OverfittingConfig(), True, rows_from(values, falling(len(values))))
