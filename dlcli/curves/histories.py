@@ -58,17 +58,24 @@ def read_curves(path: Path, needed: tuple[str, ...] | None = None) -> list[dict[
 
 
 def _in_order(rows: list[dict[str, float]], path: Path) -> None:
-    """Each model's epochs (each fold's, in a k-fold history) rise row by row: a file that a second
-    training appended to (a CSVLogger(append=True) run twice) holds two histories, not one."""
+    """Each model's epochs (each fold's, in a k-fold history) follow one another row by row: a file
+    that a second training appended to (a CSVLogger(append=True) run twice) holds two histories,
+    not one, and one with epochs missing (cut, or filtered) would be judged as if they were never run."""
     last: dict[float | None, float] = {}
     for line, row in enumerate(rows, start=2):
-        fold = row.get(FOLD_COLUMN)
-        if fold in last and row["epoch"] <= last[fold]:
+        fold, epoch = row.get(FOLD_COLUMN), row["epoch"]
+        if fold in last and epoch <= last[fold]:
             raise DlcliError(
-                f"{path}, line {line}: epoch {row['epoch']} after epoch {last[fold]}; a history holds each epoch "
+                f"{path}, line {line}: epoch {epoch} after epoch {last[fold]}; a history holds each epoch "
                 "once, in order (two trainings appended to one file? keep one's rows)"
             )
-        last[fold] = row["epoch"]
+        if fold in last and epoch > last[fold] + 1:
+            missing = f"epoch {last[fold] + 1}" if epoch == last[fold] + 2 else f"epochs {last[fold] + 1}-{epoch - 1}"
+            raise DlcliError(
+                f"{path}, line {line}: epoch {epoch} after epoch {last[fold]}, {missing} missing; a history holds "
+                "every epoch (give the whole log)"
+            )
+        last[fold] = epoch
 
 
 def _row(record: dict[str, str | None], path: Path, line: int, needed: tuple[str, ...] | None) -> dict[str, float]:
