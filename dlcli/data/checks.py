@@ -465,10 +465,20 @@ def _first(listed: list[list[str]]) -> str:
     return group_text(listed[0]) if listed else ""
 
 
+def _leak_message(kind: FindingKind, held: str, earlier: str, count: int, listed: list[list[str]], dropped: bool) -> str:
+    """What a leak finding says: the held-out examples an earlier split holds too, and what to do,
+    or, once `dataset.leaks: drop` removed them, that it did."""
+    what = "exact copies" if kind == FindingKind.exact_duplicate else "near-duplicates (the same picture resized or re-encoded)"
+    found = f"{count} {held} examples have {what} in {earlier} (first: {_first(listed)})"
+    if dropped:
+        return f"{found}; `dataset.leaks: drop` left them out of {held}"
+    inflated = "validation score (and the choices made on it)" if held == "validation" else "test score"
+    return f"{found}; the {inflated} is inflated: remove them, or set `dataset.leaks: drop`"
+
+
 def _duplicate_findings(kind: FindingKind, groups: list[list[int]], data: Examples) -> list[Finding]:
     """Per held-out split, its examples with a copy in an earlier split; and copies within train."""
     findings = []
-    what = "exact copies" if kind == FindingKind.exact_duplicate else "near-duplicates (the same picture resized or re-encoded)"
     for held in HELD_OUT:
         for earlier in EARLIER[held]:
             involved = [
@@ -479,12 +489,9 @@ def _duplicate_findings(kind: FindingKind, groups: list[list[int]], data: Exampl
                 continue
             positions = sorted({int(data.positions[m]) for group in involved for m in group if data.splits[m] == held})
             listed = [data.named(sorted(group, key=lambda m: data.splits[m] != held)) for group in involved]
-            inflated = "validation score (and the choices made on it)" if held == "validation" else "test score"
             findings.append(Finding(
                 kind, [held, earlier], len(positions), listed,
-                f"{len(positions)} {held} examples have {what} in {earlier} (first: {_first(listed)}); the {inflated} "
-                f"is inflated: remove them, or set `dataset.leaks: drop`",
-                drop={held: positions},
+                _leak_message(kind, held, earlier, len(positions), listed, dropped=False), drop={held: positions},
             ))
     if kind == FindingKind.exact_duplicate:
         within = [[m for m in group if data.splits[m] == "train"] for group in groups]
@@ -714,13 +721,17 @@ def acted_on(splits: Splits, checks: DataChecks, leaks: Leaks, at: str) -> Split
     """The splits, with the checks' findings, as `dataset.leaks` wants them: as they are (warn),
     refused naming the first leak (error), or without the held-out examples an earlier split holds
     too (drop). `at`: where `dataset.leaks` was set, as the prefix of a message (`SourceMap.prefix`)."""
-    splits = replace(splits, checks=checks.findings)
     found = [finding for finding in checks.findings if finding.leak]
     if not found or leaks == Leaks.warn:
-        return splits
+        return replace(splits, checks=checks.findings)
     if leaks == Leaks.error:
         first = found[0]
         raise DataUnavailable(f"{at}dataset.leaks is error, and {first.message}")
+    said_dropped = [  # their advice to set `leaks: drop` is done
+        replace(finding, message=_leak_message(finding.kind, *finding.splits, finding.count, finding.examples, dropped=True))
+        if finding.leak else finding
+        for finding in checks.findings
+    ]
     dropped = {name: sorted({p for finding in found for p in finding.drop.get(name, [])}) for name in HELD_OUT}
     changed = {}
     for name, positions in dropped.items():
@@ -731,7 +742,8 @@ def acted_on(splits: Splits, checks: DataChecks, leaks: Leaks, at: str) -> Split
             if not len(kept):
                 raise DataUnavailable(f"{at}dataset.leaks: drop would leave the {name} split empty: every one of "
                                       f"its {len(split)} examples is in an earlier split")
-    return replace(splits, **changed, dropped={name: len(positions) for name, positions in dropped.items() if positions})
+    removed = {name: len(positions) for name, positions in dropped.items() if positions}
+    return replace(splits, **changed, checks=said_dropped, dropped=removed)
 
 
 def dropped_line(dropped: dict[str, int]) -> str:

@@ -252,7 +252,8 @@ def test_leaks_error_stops_before_the_run_folder_and_drop_trains_on_the_cleaned_
     data = read_json(run / "summary.json")["data"]
     assert data["dropped"]["test"] == 9 and data["test"] == 29 - 9  # 20 photos and 9 copies, 4 exact and 5 near
     assert {finding["kind"] for finding in data["checks"]} >= {"exact_duplicate", "near_duplicate"}
-    assert "dataset.leaks: drop removed" in trained.stdout and "warning: " in trained.stdout
+    assert "dataset.leaks: drop removed" in trained.stdout and "left them out of test" in trained.stdout
+    assert "set `dataset.leaks: drop`" not in trained.stdout
 
     checked = cli("check", str(photo_config(write_config, tmp_path / "photos", "warn")), "--format", "json")
     assert checked.exit_code == 0, checked.output
@@ -351,6 +352,12 @@ def test_drop_removes_from_a_drawn_validation_split_exactly_the_copies_of_traini
     assert held_in_train and dropped.dropped["validation"] == len(held_in_train)
     assert len(dropped.validation) == len(warned.validation) - len(held_in_train)
     assert not rows_of(dropped.validation) & train and not rows_of(dropped.test) & (train | rows_of(dropped.validation))
+    # each leak says it was dropped, not to drop it
+    warned_leaks = [f["message"] for f in warned.describe()["checks"] if f["leak"]]
+    dropped_leaks = [f["message"] for f in dropped.describe()["checks"] if f["leak"]]
+    assert warned_leaks and all(message.endswith("or set `dataset.leaks: drop`") for message in warned_leaks)
+    assert len(dropped_leaks) == len(warned_leaks)
+    assert all("left them out of" in m and "set `dataset.leaks" not in m for m in dropped_leaks)
 
 
 def test_k_fold_checks_the_whole_pool_with_its_own_labels_even_shuffled(write_config, tmp_path):
