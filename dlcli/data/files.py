@@ -66,6 +66,8 @@ def _not_an_image(path: Path, channels: int | None = None) -> str | None:
         str(path).encode("utf-8")
     except UnicodeEncodeError:  # TensorFlow takes file names as UTF-8 text
         return "has a name that is not UTF-8 text, which TensorFlow cannot open"
+    if path.is_symlink() and not path.exists():
+        return f"is a link to {_shown(os.readlink(path))}, which does not exist"
     try:
         with open(path, "rb") as file:
             head = file.read(8)
@@ -102,7 +104,7 @@ def _list_images(folder: Path, class_names: list[str], channels: int) -> tuple[n
         class_folder = folder / name
         found = sorted(
             str(path) for path in class_folder.rglob("*")
-            if path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file()
+            if path.suffix.lower() in IMAGE_EXTENSIONS and not path.is_dir()  # a broken link too: said, not skipped
         ) if class_folder.is_dir() else []
         if not found:
             raise DataUnavailable(

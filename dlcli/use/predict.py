@@ -137,7 +137,8 @@ class Prediction:
         """The image files of `path`, listed once (checking, counting and reading all need them)."""
         if path not in self._listed:
             self._listed[path] = [path] if path.is_file() else sorted(
-                p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+                # a broken link too: it fails to read and is named with the other unreadable files
+                p for p in path.rglob("*") if not p.is_dir() and p.suffix.lower() in IMAGE_EXTENSIONS
             )
         return self._listed[path]
 

@@ -433,6 +433,11 @@ def test_an_empty_class_folder_and_a_file_that_is_not_an_image(write_config, dig
     with pytest.raises(DataUnavailable, match=r"notes.png is not a JPEG, PNG, BMP or GIF image: remove or replace it"):
         load_dataset(image_config(write_config, tmp_path / "photos"))
 
+    (tmp_path / "photos" / "5" / "notes.png").unlink()
+    (tmp_path / "photos" / "5" / "moved.png").symlink_to(tmp_path / "elsewhere.png")  # a link left behind by a move
+    with pytest.raises(DataUnavailable, match=r"moved.png is a link to .*elsewhere.png, which does not exist: remove or"):
+        load_dataset(image_config(write_config, tmp_path / "photos"))
+
 
 def test_bad_data_exits_2_on_one_line_and_leaves_no_run(cli, write_config, runs_dir, tmp_path):
     config = write_config(TABLE_CONFIG.replace("PATH", str(_csv(tmp_path, "a,b,label\n1,2,x\n3,4,\n"))))

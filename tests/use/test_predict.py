@@ -170,14 +170,16 @@ def test_arrays_top_k_and_an_unreadable_image(cli, trained, digits_folder, tmp_p
     folder = tmp_path / "mixed"
     shutil.copytree(digits_folder / "test" / "7", folder)
     (folder / "broken.png").write_bytes(b"not a picture")
+    (folder / "moved.png").symlink_to(tmp_path / "elsewhere.png")  # a broken link: named, not passed by
     pixels = np.stack([np.asarray(Image.open(p)) for p in sorted((digits_folder / "test" / "7").iterdir())])
     np.save(tmp_path / "sevens.npy", pixels[..., None])
 
     images, image_rows = predicted(cli, trained, trained["digits"], folder, extra=("--top", "3"))
     arrays, array_rows = predicted(cli, trained, trained["digits"], tmp_path / "sevens.npy")
 
-    assert images.exit_code == 1 and "1 input(s) could not be read as images" in images.stderr
-    assert "broken.png" in images.stderr and len(image_rows) == len(pixels)  # the others are still predicted
+    assert images.exit_code == 1 and "2 input(s) could not be read as images" in images.stderr
+    assert "broken.png" in images.stderr and "moved.png" in images.stderr
+    assert len(image_rows) == len(pixels)  # the others are still predicted
     assert len(image_rows[0]["top"].split()) == 3
     assert arrays.exit_code == 0, arrays.output
     assert [r["prediction"] for r in array_rows] == [r["prediction"] for r in image_rows]
