@@ -158,6 +158,8 @@ def main_options(
 
 
 def _summary_table(summary: dict[str, Any]) -> Table:
+    from dlcli.store.index import shown
+
     kfold = summary.get("kfold")
     if kfold:
         table = Table(title=f"{kfold['k']}-fold cross-validation: mean ± std over the folds")
@@ -166,7 +168,7 @@ def _summary_table(summary: dict[str, Any]) -> Table:
         table.add_column("at each fold's last epoch", justify="right")
         for key, final in kfold["final"].items():
             best = kfold["best"].get(key, {"mean": float("nan"), "std": float("nan")})
-            table.add_row(key, f"{best['mean']:.4g} ± {best['std']:.2g}", f"{final['mean']:.4g} ± {final['std']:.2g}")
+            table.add_row(key, f"{shown(best['mean'])} ± {best['std']:.2g}", f"{shown(final['mean'])} ± {final['std']:.2g}")
         return table
     best_epoch, last_epoch = summary["best_epoch"], summary["epochs_run"]
     ranked = f"best by {summary['monitor']}: epoch {best_epoch}" if summary.get("monitor") else "the last kept"
@@ -176,7 +178,7 @@ def _summary_table(summary: dict[str, Any]) -> Table:
     table.add_column(f"final (epoch {last_epoch})", justify="right")
     for key, final in summary["final"].items():
         best = summary["best"].get(key)
-        table.add_row(key, "" if best is None else f"{best:.4g}", f"{final:.4g}")
+        table.add_row(key, "" if best is None else shown(best), shown(final))
     return table
 
 
@@ -528,7 +530,9 @@ def show(run: RunArgument, output_format: FormatOption = Format.table, runs_dir:
         console.print(_summary_table(record.summary))
         _print_verdicts(record.summary)
     if record.evaluation:
-        metrics = ", ".join(f"{k} {v:.4g}" for k, v in record.evaluation.get("metrics", {}).items())
+        from dlcli.store.index import shown
+
+        metrics = ", ".join(f"{k} {shown(v)}" for k, v in record.evaluation.get("metrics", {}).items())
         console.print(f"{record.evaluation.get('split', 'test')}: {metrics}")
     for name, what in ((CURVES_FILE, "curves"), (MODEL_FILE, "model"), (TENSORBOARD_DIR, "TensorBoard logs"),
                        (HISTORY_FILE, "history"), (CHECKPOINT_DIR, "resume checkpoint")):

@@ -12,6 +12,7 @@ from rich.text import Text
 
 from dlcli.errors import counted
 from dlcli.report.emit import Format, emit_csv, emit_json_rows
+from dlcli.store.index import shown
 from dlcli.store.runs import RunRecord
 from dlcli.store.status import RunStatus
 
@@ -32,7 +33,7 @@ def _number(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, float):
-        return f"{value:.4g}"
+        return shown(value)
     return str(value)
 
 
@@ -44,7 +45,7 @@ def _headline_metric(record: RunRecord, source: dict[str, Any] | None, prefix: s
     metrics = source or {}
     for key in (f"{prefix}accuracy", f"{prefix}mae", f"{prefix}loss"):
         if isinstance(metrics.get(key), (int, float)):
-            return f"{key} {metrics[key]:.4g}"
+            return f"{key} {shown(metrics[key])}"
     return ""
 
 
@@ -146,7 +147,7 @@ def evaluation_view(evaluation: Evaluation) -> Group:
     metrics.add_column("value", justify="right")
     std = evaluation.metrics_std
     for key, value in evaluation.metrics.items():
-        metrics.add_row(key, f"{value:.4g}" + (f" ± {std[key]:.2g}" if key in std else ""))
+        metrics.add_row(key, shown(value) + (f" ± {std[key]:.2g}" if key in std else ""))
     parts.append(metrics)
     if evaluation.confusion_matrix is not None:
         parts.append(_confusion_table(evaluation.class_names, evaluation.confusion_matrix, evaluation.per_class_accuracy))

@@ -397,6 +397,26 @@ def _record(path: Path, stored: dict[str, Any]) -> RunRecord:
 
 
 CONDITION = re.compile(r"^\s*([A-Za-z0-9_.\[\]-]+)\s*(==|!=|>=|<=|=|>|<)\s*(.*?)\s*$")
+# Significant digits of a fractional number in the tables (`runs`, `show`, `compare`). `--where
+# KEY=VALUE` with a decimal of no more digits matches the runs whose value the table shows so:
+# `best.val_accuracy=0.9325`, as printed, is the stored 0.932499...
+SHOWN_DIGITS = 4
+
+
+def shown(value: float) -> str:
+    """A fractional number as the tables show it."""
+    return f"{value:.{SHOWN_DIGITS}g}"
+
+
+def _shown_as(raw: str, number: float) -> tuple[float, float] | None:
+    """The numbers a table shows as `raw` (from, below), when `raw` is a decimal of at most
+    SHOWN_DIGITS significant digits; None when it asks for the number exactly (a whole number,
+    more digits than a table shows, an exponent)."""
+    digits = raw.lstrip("+-").replace(".", "").lstrip("0")
+    if not re.fullmatch(r"[-+]?\d*\.\d+", raw) or not digits or len(digits) > SHOWN_DIGITS:
+        return None
+    half = 0.5 * 10 ** (math.floor(math.log10(abs(number))) - SHOWN_DIGITS + 1)
+    return number - half, number + half
 
 
 def _condition(condition: str) -> tuple[str, list[Any]]:
@@ -430,6 +450,8 @@ def _condition(condition: str) -> tuple[str, list[Any]]:
     # each condition one lookup in an index of (key, value), made a set once, not a search per run
     negated = "NOT " if operator == "!=" else ""
     operator = "=" if operator == "!=" else operator
+    if operator == "=" and number is not None and (interval := _shown_as(raw, number)):
+        return f"runs.id {negated}IN (SELECT id FROM fields WHERE key = ? AND number >= ? AND number < ?)", [key, *interval]
     return f"runs.id {negated}IN (SELECT id FROM fields WHERE key = ? AND {column} {operator} ?)", [key, argument]
 
 

@@ -76,6 +76,18 @@ def test_where_reads_a_number_as_the_config_does_in_every_spelling(cli, runs_dir
     assert listed(cli, "--where", "optimizer.learning_rate>=1.0e-2") == ["large"]
 
 
+def test_where_equals_a_fraction_as_the_table_shows_it(cli, runs_dir):
+    indexed_run(runs_dir, "20260101-100000-shown", val_accuracy=0.93249871)  # the table shows 0.9325
+    indexed_run(runs_dir, "20260101-110000-next", val_accuracy=0.9326)
+
+    assert "accuracy 0.9325" in cli("runs").stdout
+    assert listed(cli, "--where", "best.val_accuracy=0.9325") == ["shown"]
+    assert listed(cli, "--where", "best.val_accuracy!=0.9325") == ["next"]
+    assert listed(cli, "--where", "best.val_accuracy=0.93249871") == ["shown"]  # more digits than shown: exactly
+    assert listed(cli, "--where", "best.val_accuracy=0.93") == []  # 0.93 is not what either shows
+    assert listed(cli, "--where", "best.val_accuracy=0.93260") == ["next"]
+
+
 def test_sort_is_best_first_by_the_metrics_direction(cli, four_runs):
     assert listed(cli, "--sort", "val_accuracy") == ["d", "b", "c", "a"]
     assert listed(cli, "--sort", "best.val_loss") == ["d", "b", "c", "a"]
