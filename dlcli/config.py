@@ -51,6 +51,10 @@ class SourceMap:
         for prefix in prefixes:
             if prefix in self.overrides:
                 return self.overrides[prefix]
+        if path not in self.lines:  # a key the file does not hold, made by an override that sets a key under it
+            made = [where for key, where in self.overrides.items() if key[: len(path)] == path]
+            if made:
+                return made[0]
         for prefix in prefixes:
             if prefix in self.lines:
                 return f"{self.file}:{self.lines[prefix]}"

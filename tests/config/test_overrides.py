@@ -60,6 +60,7 @@ def test_an_absent_section_with_defaults_can_be_set(write_config):
     "override, message",
     [
         ("training.epoch=3", "--set training.epoch=3: training: unknown key 'epoch'; did you mean 'epochs'?"),
+        ("not.a.key=3", "--set not.a.key=3: unknown key 'not'; valid keys: name, seed, dataset,"),  # no file line
         ("model.layers.7.Dense.units=3",
          "--set model.layers.7.Dense.units=3: model.layers has 3 items (indices 0..2); there is no item '7'"),
         ("model.layers.1.Conv2D.filters=8",
