@@ -38,7 +38,8 @@ def _label(axis, metric: str) -> None:
     axis.set_xlabel("epoch")
     axis.set_ylabel(metric)
     axis.grid(alpha=0.3)
-    axis.legend(fontsize="small")
+    if axis.get_legend_handles_labels()[0]:  # a panel of unlabelled lines has no legend (matplotlib would warn)
+        axis.legend(fontsize="small")
 
 
 def _save(figure, path: Path, title: str) -> None:
