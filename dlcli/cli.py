@@ -552,8 +552,9 @@ def show(run: RunArgument, output_format: FormatOption = Format.table, runs_dir:
 @reports_errors
 def verdict(
     histories: Annotated[list[str], typer.Argument(
-        help="Runs (id, prefix, name, 'latest', folder) or history files: a dlcli history.csv (epochs from 1) "
-             "or a Keras CSVLogger file (epochs from 0).", show_default=False)],
+        help="Runs (id, prefix, name, 'latest', folder) or history files: a dlcli history.csv (epochs from 1), "
+             "a Keras CSVLogger file (epochs from 0), or Keras's History.history saved with json.dump or "
+             "pandas's to_csv.", show_default=False)],
     monitor: Annotated[Optional[str], typer.Option(
         help="The validation metric to watch (default: the run's training.overfitting.monitor, or val_loss).")] = None,
     mode: Annotated[Optional[Direction], typer.Option(

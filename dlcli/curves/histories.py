@@ -1,5 +1,6 @@
-"""Learning curves from files: a dlcli history.csv (epochs from 1) or a Keras CSVLogger file
-(epochs from 0), read as rows numbered from 1, as training numbers them; and their verdicts.
+"""Learning curves from files: a dlcli history.csv (epochs from 1), a Keras CSVLogger file
+(epochs from 0) or Keras's History.history saved as JSON or by pandas, read as rows numbered
+from 1, as training numbers them; and their verdicts.
 
 No TensorFlow: `dlcli verdict` judges any Keras user's logs as dlcli judges its own runs.
 """
@@ -7,6 +8,7 @@ No TensorFlow: `dlcli verdict` judges any Keras user's logs as dlcli judges its 
 from __future__ import annotations
 
 import csv
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,24 +30,36 @@ MAXIMIZED_WORDS = ("acc", "auc", "precision", "recall", "f1", "iou", "r2", "scor
 SEPARATORS = (",", ";", "\t", "|")
 
 
+HISTORY_FILES = "a dlcli history.csv, a Keras CSVLogger file, or Keras's History.history saved as JSON or by pandas"
+
+
 def read_curves(path: Path, needed: tuple[str, ...] | None = None) -> list[dict[str, float]]:
-    """The rows of a history file, epochs counted from 1 whichever way the file counts them.
+    """The rows of a history file, epochs counted from 1 whichever way the file counts them: a
+    dlcli history.csv or a Keras CSVLogger file (an `epoch` column), Keras's `History.history`
+    saved with `pd.DataFrame(...).to_csv()` (its unnamed index, from 0, is the epoch; without
+    it, each row is the next epoch) or with `json.dump` (each metric a list, an epoch a position).
 
     `needed`: the columns that must hold numbers (with the epoch and fold); another column's text
     (a vector metric such as F1Score(average=None)'s "[0.5, 0.6]", a note) is left out of its row.
     None: every column must."""
     try:
-        with open(path, newline="", encoding="utf-8-sig") as file:  # a spreadsheet's byte-order mark too
-            header = file.readline()
-            file.seek(0)
-            reader = csv.DictReader(file, delimiter=max(SEPARATORS, key=header.count))
-            columns = reader.fieldnames or []
-            if "epoch" not in columns:
-                raise DlcliError(
-                    f"{path}: no 'epoch' column (has {', '.join(columns) or 'no header'}); give a dlcli "
-                    "history.csv or a Keras CSVLogger file"
-                )
-            rows = [_row(record, path, number, needed) for number, record in enumerate(reader, start=2)]
+        if path.suffix.lower() == ".json":
+            rows = _history_json(path)
+        else:
+            with open(path, newline="", encoding="utf-8-sig") as file:  # a spreadsheet's byte-order mark too
+                header = file.readline()
+                file.seek(0)
+                reader = csv.DictReader(file, delimiter=max(SEPARATORS, key=header.count))
+                columns = reader.fieldnames or []
+                if "epoch" not in columns and columns[:1] == [""]:  # pandas's index, unnamed
+                    reader.fieldnames = ["epoch", *columns[1:]]
+                elif "epoch" not in columns and "loss" not in columns:
+                    raise DlcliError(
+                        f"{path}: no 'epoch' or 'loss' column (has {', '.join(columns) or 'no header'}); give "
+                        f"{HISTORY_FILES}"
+                    )
+                records = enumerate(reader, start=2)
+                rows = [_row(record, path, number, needed, epoch=number - 1) for number, record in records]
     except FileNotFoundError:
         raise DlcliError(f"{path}: no such file or run") from None
     except (UnicodeDecodeError, csv.Error) as error:
@@ -78,8 +92,37 @@ def _in_order(rows: list[dict[str, float]], path: Path) -> None:
         last[fold] = epoch
 
 
-def _row(record: dict[str, str | None], path: Path, line: int, needed: tuple[str, ...] | None) -> dict[str, float]:
-    row: dict[str, float] = {}
+def _history_json(path: Path) -> list[dict[str, float]]:
+    """`json.dump(history.history, file)`: {metric: [a value per epoch]}, as rows numbered from 1."""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8-sig"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise DlcliError(f"{path}: not a JSON file ({str(error)[:60]}); give {HISTORY_FILES}") from None
+    if not isinstance(document, dict) or not document or not all(isinstance(v, list) for v in document.values()):
+        raise DlcliError(f"{path}: not Keras's History.history (a mapping of each metric to a list of its values "
+                         f"per epoch, as json.dump(history.history, file) writes it)")
+    lengths = {key: len(values) for key, values in document.items()}
+    if len(set(lengths.values())) > 1:
+        shortest, longest = min(lengths, key=lengths.get), max(lengths, key=lengths.get)
+        raise DlcliError(f"{path}: {shortest} has {counted(lengths[shortest], 'value')} and {longest} "
+                         f"{lengths[longest]}; History.history has one value per metric and epoch")
+    rows = []
+    for index in range(max(lengths.values())):
+        row: dict[str, float] = {"epoch": index + 1}
+        for key, values in document.items():
+            value = values[index]
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise DlcliError(f"{path}: {key}[{index}] (epoch {index + 1}) is {json.dumps(value)[:30]}, not a number")
+            row[key] = math.nan if value is None else float(value)
+        rows.append(row)
+    return rows
+
+
+def _row(
+    record: dict[str, str | None], path: Path, line: int, needed: tuple[str, ...] | None, epoch: int,
+) -> dict[str, float]:
+    """One CSV record as numbers; `epoch`: its number when the file has no epoch column (the row's)."""
+    row: dict[str, float] = {} if "epoch" in record else {"epoch": epoch}
     for key, text in record.items():
         if key is None or text in (None, ""):
             continue  # a column a row leaves empty, or a stray trailing value
@@ -209,7 +252,7 @@ def history_verdicts(
     if monitor is not None and (problem := not_a_validation_metric(monitor)):
         raise DlcliError(f"--monitor {monitor}: {problem}")
     path = Path(reference).expanduser()
-    if path.suffix.lower() == ".csv" and not path.exists():
+    if path.suffix.lower() in (".csv", ".json") and not path.exists():
         raise DlcliError(f"{path}: no such file")
     if path.is_file():
         settings = OverfittingConfig(monitor=monitor or OverfittingConfig().monitor)

@@ -61,6 +61,17 @@ def as_keras_csv_logger(history_csv, target):
             writer.writerow([int(row["epoch"]) - 1, *(row[key] for key in keys)])
 
 
+def as_keras_history(history_csv, folder):
+    """The same history as a plain Keras user saves `History.history`: with json.dump, and with
+    pandas's DataFrame.to_csv (its index, from 0, an unnamed first column)."""
+    import pandas as pd
+
+    history = pd.read_csv(history_csv).drop(columns=["epoch", "seconds"])
+    (folder / "history.json").write_text(json.dumps(history.to_dict(orient="list")))
+    history.to_csv(folder / "pandas.csv")
+    return folder / "history.json", folder / "pandas.csv"
+
+
 def verdict_json(cli, *args):
     result = cli("verdict", *args, "--format", "json")
     assert result.exit_code == 0, result.output
@@ -78,7 +89,10 @@ def test_verdict_gives_the_epochs_the_live_run_printed_from_the_run_its_history_
     keras_log = tmp_path / "keras.csv"
     as_keras_csv_logger(folder / "history.csv", keras_log)
 
-    judged = [verdict_json(cli, reference)[0] for reference in (folder.name, str(folder / "history.csv"), str(keras_log))]
+    saved_by_keras_users = as_keras_history(folder / "history.csv", tmp_path)
+    references = (folder.name, str(folder / "history.csv"), str(keras_log), *map(str, saved_by_keras_users))
+
+    judged = [verdict_json(cli, reference)[0] for reference in references]
 
     for verdict in judged:
         assert verdict["overfitting"] is True and verdict["monitor"] == "val_loss" and verdict["direction"] == "min"
@@ -101,7 +115,6 @@ def test_verdict_gives_the_epochs_the_live_run_printed_from_the_run_its_history_
     ("epoch,loss,val_loss\n" + "".join(f"{e},{1 / (e + 1)},{0.5}\n" for e in range(12) if e not in (4, 5, 6)), [],
      "line 6: epoch 7 after epoch 3, epochs 4-6 missing"),
     ("epoch,loss,val_loss\n0,1.0,0.5\n1,0.9,0.6\n", [], "2 epochs with both val_loss and loss; a verdict needs at least 7"),
-    ("loss,val_loss\n1.0,0.5\n", [], "no 'epoch' column"),
     ("epoch,loss,val_loss\n", [], "a header and no epochs; a verdict needs at least 7"),
     ("epoch,loss,val_loss\n0,1.0,0.5\n", [], "1 epoch with both val_loss and loss"),
     ("epoch,loss,val_loss\n0,1.0,oops\n", [], "line 2: val_loss is 'oops', not a number"),
@@ -123,6 +136,33 @@ def test_a_history_verdict_cannot_judge_is_one_line_and_exit_2(cli, tmp_path, ro
 
     assert result.exit_code == 2
     assert says in result.output and len(result.output.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("document, says", [
+    ('{"loss": [1, 0.5', "not a JSON file (Expecting"),
+    ("[1, 2]", "not Keras's History.history (a mapping of each metric to a list of its values per epoch"),
+    ('{"loss": [1, 0.9, 0.8], "val_loss": [1, 0.9]}', "val_loss has 2 values and loss 3; History.history has one"),
+    ('{"loss": [1, 0.9, 0.8], "val_loss": [1, "high", 0.9]}', 'val_loss[1] (epoch 2) is "high", not a number'),
+])
+def test_a_keras_history_json_that_cannot_be_read_is_one_line(cli, tmp_path, document, says):
+    path = tmp_path / "history.json"
+    path.write_text(document)
+
+    result = cli("verdict", str(path))
+
+    assert result.exit_code == 2 and says in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_history_without_epochs_is_one_epoch_a_row_and_one_without_loss_either_is_refused(cli, tmp_path):
+    rows = "".join(f"{1 / (e + 1)},{0.5 + 0.01 * e}\n" for e in range(12))
+    (tmp_path / "index_false.csv").write_text("loss,val_loss\n" + rows)  # DataFrame.to_csv(index=False)
+    (tmp_path / "table.csv").write_text("price,rooms\n1,2\n")
+
+    (verdict,) = verdict_json(cli, str(tmp_path / "index_false.csv"))
+    refused = cli("verdict", str(tmp_path / "table.csv"))
+
+    assert verdict["epochs"] == 12 and verdict["warned_at_epoch"] is not None
+    assert refused.exit_code == 2 and "no 'epoch' or 'loss' column (has price, rooms)" in refused.stderr
 
 
 @pytest.mark.parametrize("separator", [",", ";", "\t"])
