@@ -41,6 +41,15 @@ def input_kind(splits: Splits) -> str:
     return "image" if len(splits.input_shape) == 3 and splits.value_range else "array"
 
 
+def _standardization(encoding, shape: tuple[int, ...], name: str) -> keras.layers.Layer:
+    """(x - mean) / std per feature (every axis of an example), as the training stream standardizes.
+    A Rescaling by 1/std and -mean/std, not a Normalization(mean=, variance=): tf2onnx turns a
+    Normalization's statistics into inputs of the ONNX graph that nobody feeds, where Rescaling's
+    arrays stay constants inside it."""
+    std = encoding.std.reshape(shape)
+    return keras.layers.Rescaling(1.0 / std, offset=-encoding.mean.reshape(shape) / std, dtype="float32", name=name)
+
+
 def _table_preprocessing(splits: Splits) -> keras.Model:
     """A table's raw named inputs (texts; numbers; categorical cells as `column=value`) -> the model's."""
     raws, encoded = {}, {}
@@ -48,11 +57,8 @@ def _table_preprocessing(splits: Splits) -> keras.Model:
         encoding = spec.encoding
         if spec.kind == InputKind.features:
             raw = x = keras.Input(shape=spec.shape, dtype="float32", name=name)
-            if encoding.mean is not None:  # per feature: every axis of an example (an .npz input's may be several)
-                x = keras.layers.Normalization(
-                    axis=tuple(range(1, len(spec.shape) + 1)), mean=encoding.mean.reshape(spec.shape),
-                    variance=np.square(encoding.std).reshape(spec.shape), dtype="float32", name=f"{name}_standardization",
-                )(x)
+            if encoding.mean is not None:
+                x = _standardization(encoding, spec.shape, f"{name}_standardization")(x)
         else:
             raw = keras.Input(shape=() if spec.kind == InputKind.text else (len(spec.columns),), dtype="string", name=name)
             x = keras.ops.cast(encoding.vectorizer(raw), encoding.dtype)
@@ -78,11 +84,7 @@ def preprocessing_model(splits: Splits) -> keras.Model:
     units = splits.value_range / PIXEL_RANGE if kind == "image" else 1.0
     x = keras.layers.Rescaling(units / encoding.scale, dtype="float32", name="rescaling")(raw)
     if encoding.mean is not None:
-        axes = tuple(range(1, len(shape) + 1))
-        x = keras.layers.Normalization(
-            axis=axes, mean=encoding.mean.reshape(shape), variance=np.square(encoding.std).reshape(shape),
-            dtype="float32", name="standardization",
-        )(x)
+        x = _standardization(encoding, shape, "standardization")(x)
     return keras.Model(raw, x, name="preprocessing")
 
 

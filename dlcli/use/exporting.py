@@ -8,6 +8,7 @@ pixels 0-255 at the run's image size, a table's raw feature values.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import shutil
@@ -189,6 +190,13 @@ def export_run(
     table = inputs.kind == "table"
     if table and export_format == "tflite":
         raise DlcliError(f"run {run.id} has named inputs and outputs: export it as saved_model or onnx")
+    if export_format == "onnx" and any(isinstance(layer, keras.layers.Normalization) for layer in _every_layer(model)):
+        raise DlcliError(
+            f"run {run.id} standardizes its inputs with a Keras Normalization layer (an earlier dlcli's), which "
+            "tf2onnx cannot convert (its statistics become inputs of the ONNX graph): export it as saved_model or "
+            "tflite, or train it again"
+        )
+    made = [folder for folder in (path.parent, *path.parent.parents) if not folder.exists()]
     path.parent.mkdir(parents=True, exist_ok=True)
     x, source = _sample(run, model, inputs)
     preprocessing_inside = not (table and export_format != "saved_model" and any(
@@ -221,12 +229,22 @@ def export_run(
             )
     except BaseException:
         _remove(path)
+        for folder in made:  # the folders this export made, left empty
+            with contextlib.suppress(OSError):
+                folder.rmdir()
         raise
     if table:
         _describe_table(path, export_format, inputs, preprocessing_inside)
     else:
         _describe(path, export_format, model, inputs)
     return ExportReport(path, largest, same, len(next(iter(x.values()))) if isinstance(x, dict) else len(x), source)
+
+
+def _every_layer(model: keras.Model):
+    for layer in model.layers:
+        yield layer
+        if isinstance(layer, keras.Model):
+            yield from _every_layer(layer)
 
 
 def _remove(path: Path) -> None:

@@ -334,6 +334,28 @@ def test_exports_agree_with_predict_when_run_without_dlcli(cli, trained, digits_
     assert agree >= 0.99
 
 
+def test_a_standardized_table_exports_to_onnx_and_an_earlier_run_s_normalization_is_refused(cli, trained, tmp_path):
+    import keras
+
+    run = trained["table_run"]
+    exported = cli("export", run.id, "--format", "onnx", "--output", str(tmp_path / "table.onnx"),
+                   "--runs-dir", str(trained["runs"]), runs=False)
+    assert exported.exit_code == 0, exported.output  # the statistics stay constants inside the graph
+    assert "the largest difference from the Keras model is" in exported.stdout
+
+    earlier = tmp_path / "copies" / run.id  # the same run, its preprocessing as an earlier dlcli saved it
+    shutil.copytree(run.path, earlier)
+    preprocessing = keras.models.load_model(earlier / "preprocessing.keras")
+    raw = keras.Input(preprocessing.input_shape[1:], name="raw")
+    statistics = keras.layers.Normalization(mean=np.zeros(64), variance=np.ones(64))  # as dlcli wrote it before
+    keras.Model(raw, statistics(raw)).save(earlier / "preprocessing.keras")
+    output = tmp_path / "new" / "earlier.onnx"
+    refused = cli("export", str(earlier), "--format", "onnx", "--output", str(output),
+                  "--runs-dir", str(trained["runs"]), runs=False)
+    assert refused.exit_code == 2 and "tf2onnx cannot convert" in refused.stderr
+    assert "export it as saved_model or tflite" in refused.stderr and not (tmp_path / "new").exists()
+
+
 def test_an_export_that_disagrees_is_removed_and_a_missing_converter_is_named(cli, trained, tmp_path, monkeypatch):
     import importlib.util
 
