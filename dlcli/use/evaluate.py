@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from dlcli.build.inference import outputs_are_logits, predicted_classes
+from dlcli.build.inference import outputs_are_logits, predicted_classes, read_inputs
 from dlcli.build.saved import fitting_inputs, load_run_model
 from dlcli.config import load_config
 from dlcli.data import load_dataset, load_folds
@@ -87,6 +87,7 @@ def evaluate_run(run: RunFolder, split: str = "test") -> Evaluation:
     batch_size = config.training.batch_size
     if config.training.kfold:
         folds = load_folds(config)
+        _check_classes(run, folds[0])
         results = [
             {"fold": number, **_score(load_run_model(run, model_file(number), compile=True), data, split, batch_size,
                                       config, run, model_file(number))}
@@ -101,12 +102,32 @@ def evaluate_run(run: RunFolder, split: str = "test") -> Evaluation:
         splits = folds[0]
     else:
         splits = load_dataset(config)
+        _check_classes(run, splits)
         scores = _score(load_run_model(run, MODEL_FILE, compile=True), splits, split, batch_size, config, run, MODEL_FILE)
     fingerprint = splits.fingerprint(split)
     return Evaluation(
         schema_version=SCHEMA, run=run.id, split=split, evaluated=now().isoformat(timespec="seconds"), **scores,
         fingerprint=fingerprint, same_data_as_training=_same_data(run, fingerprint, split),
     )
+
+
+def _check_classes(run: RunFolder, splits: Splits) -> None:
+    """Refuse data whose labels now name other classes than the model was trained on (a label
+    renamed, added or dropped in the file): the classes are the sorted labels, so each output
+    unit would be scored as another class, without a word."""
+    trained = read_inputs(run)
+    compared = [(None, trained.class_names, splits.class_names)] + [
+        (name, record.class_names, splits.outputs[name].class_names)
+        for name, record in trained.table_outputs.items() if name in splits.outputs
+    ]
+    for name, trained_on, found in compared:
+        if trained_on and list(trained_on) != list(found):
+            labels = f"output {name}'s labels" if name else "the labels"
+            raise DlcliError(
+                f"run {run.id}: {labels} now name the classes {', '.join(found)}, and its model was trained on "
+                f"{', '.join(trained_on)}: each would be scored as another; evaluate on the data it was trained on, "
+                "or train again on this data"
+            )
 
 
 def save_evaluation(run: RunFolder, evaluation: Evaluation) -> None:

@@ -356,6 +356,26 @@ def test_a_standardized_table_exports_to_onnx_and_an_earlier_run_s_normalization
     assert "export it as saved_model or tflite" in refused.stderr and not (tmp_path / "new").exists()
 
 
+def test_evaluate_refuses_data_whose_labels_name_other_classes_and_keeps_the_evaluation(cli, trained, tmp_path):
+    run = trained["table_run"]
+    copy = tmp_path / "copies" / run.id
+    shutil.copytree(run.path, copy)
+    relabelled = tmp_path / "relabelled.csv"
+    lines = trained["table"].read_text().splitlines()
+    relabelled.write_text("\n".join([lines[0], *(line[:-2] + ",three" if line.endswith(",3") else line
+                                                  for line in lines[1:])]) + "\n")
+    config = (copy / "config.yaml").read_text().replace(str(trained["table"]), str(relabelled))
+    (copy / "config.yaml").write_text(config)
+    (copy / "evaluation.json").write_text("{}")  # an earlier evaluation: kept
+
+    result = cli("evaluate", str(copy), "--runs-dir", str(trained["runs"]), runs=False)
+
+    assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert "the labels now name the classes 0, 1, 2, 4, 5, 6, 7, 8, 9, three, and its model was trained on 0, 1, 2, 3" \
+        in result.stderr
+    assert (copy / "evaluation.json").read_text() == "{}"
+
+
 def test_an_export_that_disagrees_is_removed_and_a_missing_converter_is_named(cli, trained, tmp_path, monkeypatch):
     import importlib.util
 
