@@ -30,7 +30,7 @@ from pydantic import (
 from dlcli.choices import LATEST, Direction, InputKind, Leaks, Pruner, SweepMethod
 from dlcli.data.catalog import DATASETS, REQUIRED
 from dlcli.errors import ConfigError, counted
-from dlcli.keys import KeyPath, YamlLoader, canonical, did_you_mean, format_path, parse_yaml_value, yaml_problem
+from dlcli.keys import KeyPath, YamlLoader, canonical, did_you_mean, format_path, not_a_boolean, parse_yaml_value, yaml_problem
 
 MAX_IMAGE_SIDE = 4096  # pixels; the largest keras.applications input is 600
 # Lists whose items are written `ClassName: {kwargs}` or a bare `ClassName`.
@@ -82,8 +82,7 @@ class _Strict(BaseModel):
     def _no_boolean_for_a_number(cls, value: Any, info: ValidationInfo) -> Any:
         """`epochs: yes` is no 1: pydantic's lax mode reads a boolean as a number, YAML reads yes/no/on/off as booleans."""
         if isinstance(value, bool) and _number_not_boolean(cls.model_fields[info.field_name].annotation):
-            raise ValueError(f"expected a number, not the boolean {str(value).lower()} (YAML reads yes, no, on and off as "
-                             "booleans)")
+            raise ValueError(not_a_boolean(value, "a number"))
         return value
 
 

@@ -63,6 +63,11 @@ for _loader in (YamlLoader, _FastYamlLoader):  # one reading of a scalar: config
     )
 
 
+def not_a_boolean(value: bool, expected: str) -> str:
+    """What to say of a boolean where `expected` (a number, ...) was: YAML made it from a word."""
+    return f"expected {expected}, not the boolean {str(value).lower()} (YAML reads yes, no, on and off as booleans)"
+
+
 def parse_yaml_value(text: str) -> Any:
     """A scalar or flow value as YAML types it: '3' -> 3, '1e-4' -> 0.0001, '[a, b]' -> list."""
     return yaml.load(text, Loader=YamlLoader)  # a SafeLoader subclass: no arbitrary objects

@@ -25,7 +25,7 @@ from tensorflow import errors as tf_errors
 from dlcli.build.saved import ApplicationPreprocessing, load_run_model
 from dlcli.config import ExperimentConfig, KerasObject
 from dlcli.errors import DataUnavailable, DlcliError, counted, reason_of
-from dlcli.keys import KeyPath, canonical, did_you_mean
+from dlcli.keys import KeyPath, canonical, did_you_mean, not_a_boolean
 from dlcli.store.runs import metric_name
 
 # Layers that would run code or load files named in a config: a config stays data.
@@ -102,7 +102,11 @@ def _wrong_kind(value: Any, default: Any) -> str | None:
         return f"must be a finite number, not {value}"
     if isinstance(default, bool):
         return None if isinstance(value, bool) else f"must be true or false, not {value!r}"
-    if isinstance(default, (int, float)) and (isinstance(value, (bool, str))):
+    if isinstance(value, bool) and default is inspect.Parameter.empty:  # what a layer needs is never a switch
+        return not_a_boolean(value, "a value")
+    if isinstance(value, bool) and isinstance(default, (int, float)):
+        return not_a_boolean(value, "a number")
+    if isinstance(default, (int, float)) and isinstance(value, str):
         # only a word or a switch: many numeric arguments also take a list (axis, strides, a factor's range),
         # None or an object config, which Keras checks itself
         return f"must be a number, not {value!r}"

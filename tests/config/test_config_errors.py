@@ -110,6 +110,10 @@ CASES = [
     # what Keras would only say in the first training step, said before the run folder exists
     ("an optimizer argument that is a word", edit("learning_rate: 0.01}", "learning_rate: 0.01, beta_1: abc}"),
      ["config.yaml:11: optimizer.beta_1: must be a number, not 'abc'"]),
+    ("a layer's size written yes", edit("units: 10, activation: softmax", "units: yes, activation: softmax"),
+     ["model.layers.2.Dense.units: expected a value, not the boolean true (YAML reads yes, no, on and off as booleans)"]),
+    ("an optimizer argument written off", edit("learning_rate: 0.01}", "learning_rate: 0.01, beta_1: off}"),
+     ["optimizer.beta_1: expected a number, not the boolean false (YAML reads yes, no, on and off"]),
     ("an infinite learning rate", edit("learning_rate: 0.01", "learning_rate: .inf"),
      ["optimizer.learning_rate: must be a finite number, not inf"]),
     ("a callback argument that is a word", edit("  epochs: 2\n", "  epochs: 2\n  early_stopping: {patience: abc}\n"),
