@@ -913,10 +913,14 @@ def visualize_heatmap(
     if output is not None and output.suffix.lower() != ".png":
         raise DlcliError(f"--output {output}: the heatmap is written as a .png (its values beside it as .npy)")
     if output is not None:
-        from dlcli.store.runs import refuse_run_folder_output
+        from dlcli.curves.plots import check_plot_file
 
-        refuse_inputs([output, output.with_suffix(".npy")], [image])
-        refuse_run_folder_output(output, "--output")
+        values = output.with_suffix(".npy")
+        refuse_inputs([output, values], [image])
+        check_plot_file(output, "--output")
+        if values.exists() and not output.exists():  # no earlier heatmap there: the .npy is someone's own
+            raise DlcliError(f"--output {output}: {values} exists, and the heatmap's values would be written over it; "
+                             "give another --output")
     visualize, folder = _visualizer(runs_dir, run)
     inspected = _opened(visualize, folder, fold, image)
     result = visualize.heatmap(inspected, image, class_name, layer)

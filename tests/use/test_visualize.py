@@ -298,7 +298,12 @@ def test_bad_inputs_are_one_line_each(visualize, runs, tmp_path):
         (("heatmap", runs["patches"].id, photo, "--output", photo), ["is the input", "would destroy it"]),
         (("heatmap", runs["patches"].id, photo, "--output", runs["patches"].path / "model.png"), ["is in the run folder"]),
         (("activations", runs["patches"].id, photo, "--output", runs["patches"].path), ["is the run folder"]),
+        (("heatmap", runs["patches"].id, photo, "--output", tmp_path / "mine.png"),
+         ["mine.npy exists, and the heatmap's values would be written over it"]),
+        (("heatmap", runs["patches"].id, photo, "--output", tmp_path / "notes.png"), ["exists and is not a PNG image"]),
     ]
+    np.save(tmp_path / "mine.npy", np.arange(3))  # the user's own array, no heatmap beside it
+    (tmp_path / "notes.png").write_text("my notes")
     before = photo.read_bytes()
     for args, fragments in cases:
         result = visualize(*args)
@@ -306,7 +311,7 @@ def test_bad_inputs_are_one_line_each(visualize, runs, tmp_path):
         assert result.exit_code == 2, (args, result.output)
         assert len(result.stderr.strip().splitlines()) == 1, message
         assert all(fragment in message for fragment in fragments), (fragments, message)
-    assert photo.read_bytes() == before
+    assert photo.read_bytes() == before and np.load(tmp_path / "mine.npy").tolist() == [0, 1, 2]
 
 
 def test_a_k_fold_run_shows_one_folds_model_and_an_rgba_run_its_colours(visualize, runs):
