@@ -280,12 +280,15 @@ class Prediction:
             total = len(next(iter(array.values())))
             for start in range(0, total, self.batch_size):
                 x = {name: np.asarray(values[start:start + self.batch_size], "float32") for name, values in array.items()}
+                for name, values in x.items():
+                    _refuse_non_finite(f"{path}: {name}", values, start)
                 count = len(next(iter(x.values())))
                 yield [f"{path.name}[{i}]" for i in range(start, start + count)], x, [{}] * count
             return
         dtype = "uint8" if self.info.kind == "image" else "float32"  # an image's pixels: 0-255
         for start in range(0, len(array), self.batch_size):
             x = np.asarray(array[start:start + self.batch_size]).astype(dtype)
+            _refuse_non_finite(str(path), x, start)
             yield [f"{path.name}[{i}]" for i in range(start, start + len(x))], x, [{}] * len(x)
 
 
@@ -306,6 +309,19 @@ def _refuse_other_than_numpy(path: Path) -> None:
     if not written:
         raise DlcliError(f"{path}: not a NumPy {path.suffix.lower()} file; write arrays with numpy.save (.npy) or "
                          "numpy.savez (.npz)")
+
+
+def _refuse_non_finite(where: str, x: np.ndarray, start: int) -> None:
+    """An array's example with a NaN or an infinity, named by its index: a model answers nothing
+    sensible for it (a CSV's empty cell is refused the same way)."""
+    bad = ~np.isfinite(x.reshape(len(x), -1)).all(axis=1)
+    if bad.any():
+        first = int(np.argmax(bad))
+        value = x[first][~np.isfinite(x[first])].flat[0]
+        raise DlcliError(
+            f"{where}[{start + first}] holds {value} ({counted(int(bad.sum()), 'example')} of this batch with a value "
+            f"that is not finite); predict needs every value: fill or remove {'it' if bad.sum() == 1 else 'them'}"
+        )
 
 
 def _refuse_missing(path: Path, x: np.ndarray, columns: list[str], first_row: int) -> None:
