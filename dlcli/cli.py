@@ -366,12 +366,24 @@ def _note_if_still_training(runs_dir: Path, folder) -> None:
         error_console.print(f"note: run {folder.id} is still being trained by {owner}: this uses its best model so far")
 
 
+def _format_for(output: Path | None, asked: Format | None) -> Format:
+    """The rows' format: --format, else the one --output's suffix names (.csv, .json), else a table;
+    a --format other than the suffix's is refused, not written under the wrong name."""
+    named = next((choice for choice in (Format.csv, Format.json) if output and output.suffix.lower() == f".{choice.value}"),
+                 None)
+    if asked is not None and named is not None and asked != named:
+        raise DlcliError(f"--format {asked.value} with --output {output}: a .{named.value} file would not hold "
+                         f"{asked.value}; give --format {named.value}, or a name for what it holds")
+    return asked or named or Format.table
+
+
 @app.command()
 @reports_errors
 def predict(
     run: RunArgument,
     inputs: Annotated[list[Path], typer.Argument(help="Image files or folders, .csv tables, .npy/.npz arrays.")],
-    output_format: FormatOption = Format.table,
+    output_format: Annotated[Optional[Format], typer.Option(
+        "--format", help="table, json or csv (default: as --output's name says, else table).")] = None,
     top: Annotated[Optional[int], typer.Option("--top", min=1, help="Also the K most likely classes.")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Inputs per batch.")] = 256,
     output: Annotated[Optional[Path], typer.Option("--output", help="Write the rows to this file.")] = None,
@@ -386,6 +398,7 @@ def predict(
     if output is not None:
         refuse_inputs([output], inputs)
         refuse_run_folder_output(output, "--output")
+    output_format = _format_for(output, output_format)
     folder = resolve_run(runs_dir, run)
     _import_tensorflow()
     from dlcli.errors import SomeInputsFailed

@@ -223,6 +223,17 @@ def test_an_output_never_destroys_an_input_or_an_older_output(cli, trained, tmp_
     assert folder.exit_code == 2 and f"error: {tmp_path}: is a folder; give the name of a file" in folder.stderr
     assert len(folder.stderr.strip().splitlines()) == 1
 
+    # the format as the file's name says it, unless --format says otherwise: then refused
+    for suffix in ("csv", "json"):
+        named = cli("predict", run.id, str(table), "--output", str(tmp_path / f"answers.{suffix}"), *args, runs=False)
+        assert named.exit_code == 0, named.output
+    assert [row["prediction"] for row in csv.DictReader((tmp_path / "answers.csv").open())] == ["0", "1", "2"]
+    assert len(json.loads((tmp_path / "answers.json").read_text())) == 3
+    mismatch = cli("predict", run.id, str(table), "--format", "table", "--output", str(tmp_path / "t.csv"), *args,
+                   runs=False)
+    assert mismatch.exit_code == 2 and "--format table with --output" in mismatch.stderr
+    assert "give --format csv" in mismatch.stderr and not (tmp_path / "t.csv").exists()
+
 
 def test_k_fold_runs_predict_with_the_mean_of_their_folds_or_one(cli, trained, digits_folder):
     mean, mean_rows = predicted(cli, trained, trained["kfold"], digits_folder / "test" / "1")
