@@ -11,6 +11,7 @@ import errno
 import functools
 import os
 import shlex
+import signal
 import sys
 import traceback
 from collections.abc import Callable
@@ -108,6 +109,9 @@ RunsDir = Annotated[
 ]
 
 
+EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE  # a shell's status for a process ended by SIGPIPE
+
+
 def reports_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     """Turn DlcliError into one line on stderr and its exit code (a traceback only with --debug)."""
 
@@ -120,6 +124,11 @@ def reports_errors(command: Callable[..., Any]) -> Callable[..., Any]:
                 error_console.print(traceback.format_exc())
             error_console.print(f"{error.label}: {error}")
             raise typer.Exit(error.exit_code) from None
+        except BrokenPipeError:
+            # the reader stopped reading (`dlcli runs --format csv | head -1`): nothing is wrong, and
+            # what is left in the buffer must not fail again at exit; the status of a SIGPIPE's end
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise typer.Exit(EXIT_BROKEN_PIPE) from None
         except OSError as error:
             if debug_mode["enabled"]:
                 error_console.print(traceback.format_exc())

@@ -95,6 +95,20 @@ def test_an_interrupt_inside_a_reading_command_is_one_line_and_130(tmp_path, mon
     assert result.exit_code == 130 and result.stderr == "stopped: interrupted\n"
 
 
+def test_a_reader_that_stops_reading_ends_the_output_quietly(tmp_path):
+    """`dlcli runs --format csv | head -1`: no 'error: Broken pipe', the status of a SIGPIPE's end."""
+    from conftest import fake_run
+
+    for number in range(3):
+        fake_run(tmp_path, f"20260101-10000{number}-run")
+    command = [sys.executable, "-m", "dlcli", "runs", "--format", "csv", "--runs-dir", str(tmp_path)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdout.close()  # gone before the first row is written: the process starts in far longer
+
+    assert process.wait(timeout=120) == 128 + signal.SIGPIPE
+    assert process.stderr.read() == b""
+
+
 def test_an_interrupt_outside_a_command_s_body_is_130_too(monkeypatch):
     # `datasets` lists without @reports_errors, and click turns the interrupt into its Abort
     def interrupted(*args, **kwargs):
