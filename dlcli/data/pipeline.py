@@ -53,9 +53,32 @@ class EpochOrder:
 plain = tf.autograph.experimental.do_not_convert
 
 
+def decode_pixels(contents: tf.Tensor, channels: int) -> tf.Tensor:
+    """An image file's bytes -> its uint8 pixels with `channels` channels, as tf.io.decode_image gives
+    them. It decodes a GIF only as RGB and a BMP as RGB or RGBA (asked for grey, it fails on every
+    one): those are decoded as RGB, then made grey as tf.image.rgb_to_grayscale weighs the colours,
+    or given an opaque alpha (a GIF has none)."""
+    def direct():
+        return tf.io.decode_image(contents, channels=channels, expand_animations=False)
+
+    if channels == 3:
+        return direct()
+    gif = tf.equal(tf.strings.substr(contents, 0, 3), b"GIF")
+    rgb_only = gif if channels == 4 else tf.logical_or(gif, tf.equal(tf.strings.substr(contents, 0, 2), b"BM"))
+
+    def converted():
+        rgb = tf.io.decode_image(contents, channels=3, expand_animations=False)
+        if channels == 1:
+            return tf.image.rgb_to_grayscale(rgb)
+        opaque = tf.fill(tf.concat([tf.shape(rgb)[:2], [1]], axis=0), tf.constant(255, tf.uint8))
+        return tf.concat([rgb, opaque], axis=-1)
+
+    return tf.cond(rgb_only, converted, direct)
+
+
 def decode_image(path: tf.Tensor, shape: tuple[int, int, int]) -> tf.Tensor:
     """An image file -> uint8 pixels of `shape`, resized as keras.utils.image_dataset_from_directory does."""
-    image = tf.io.decode_image(tf.io.read_file(path), channels=shape[2], expand_animations=False)
+    image = decode_pixels(tf.io.read_file(path), shape[2])
     resized = tf.image.resize(image, shape[:2])  # bilinear, as Keras's loader
     pixels = tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8)
     return tf.ensure_shape(pixels, shape)

@@ -159,8 +159,10 @@ def read_image(inspected: Inspected, path: Path) -> np.ndarray:
 
 def image_at_own_size(inspected: Inspected, path: Path) -> np.ndarray:
     """The image at its own size, decoded as the pipeline decodes it (the run's channels), for display."""
+    from dlcli.data.pipeline import decode_pixels
+
     channels = inspected.inputs.input_shape[2]
-    image = tf.io.decode_image(path.read_bytes(), channels=channels, expand_animations=False).numpy()
+    image = decode_pixels(tf.constant(path.read_bytes()), channels).numpy()
     return image[:, :, :3] if channels == 4 else image  # an RGBA run's image shown without its alpha
 
 

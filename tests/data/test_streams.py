@@ -98,6 +98,32 @@ def test_streamed_images_are_decoded_resized_and_scaled(photo_config):
     assert np.array_equal(reddish, y == 0)  # each image arrives with its own label
 
 
+@pytest.mark.parametrize("channels", [1, 3, 4])
+def test_gif_and_bmp_decode_as_png_does_at_every_channel_count(channels):
+    """tf.io.decode_image decodes a GIF only as RGB and a BMP as RGB or RGBA: a grey run read neither."""
+    import io
+
+    import tensorflow as tf
+    from PIL import Image
+
+    from dlcli.data.pipeline import decode_pixels
+
+    pixels = (np.random.default_rng(0).random((6, 5, 3)) * 255).astype("uint8")
+    files = {}
+    for kind in ("PNG", "GIF", "BMP"):
+        # a GIF holds at most 256 colours: every file holds the colours the GIF kept
+        colours = Image.fromarray(pixels).quantize(256).convert("RGB")
+        files[kind] = io.BytesIO()
+        colours.save(files[kind], kind)
+    decoded = {kind: decode_pixels(tf.constant(file.getvalue()), channels).numpy() for kind, file in files.items()}
+
+    png = tf.io.decode_image(files["PNG"].getvalue(), channels=3).numpy()
+    expected = {1: tf.image.rgb_to_grayscale(png).numpy(), 3: png, 4: np.concatenate([png, np.full((6, 5, 1), 255)], -1)}
+    for kind in ("GIF", "BMP"):
+        assert decoded[kind].shape == (6, 5, channels) and decoded[kind].dtype == np.uint8
+        assert np.array_equal(decoded[kind], expected[channels]), kind
+
+
 def _epoch_labels(splits, seed: int, epoch: int) -> list[int]:
     order = EpochOrder(seed, epoch)
     return [int(v) for _, y in stream(splits, "train", 4, order).as_numpy_iterator() for v in y]
