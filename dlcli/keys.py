@@ -33,6 +33,18 @@ def flattened(value: Any, prefix: KeyPath = ()) -> Iterator[tuple[str, Any]]:
         yield format_path(prefix), value
 
 
+# Config keys whose value is a name (`optimizer: adam`) or a mapping of the name and arguments
+# (`optimizer: {name: adam, learning_rate: 0.001}`): the same key, however it is written.
+NAMED_OBJECTS = ("optimizer", "loss")
+
+
+def names_spelled_out(config: dict[str, Any]) -> dict[str, Any]:
+    """`config` with each NAMED_OBJECTS name written as a mapping (`optimizer: {name: adam}`), so
+    that two configs compare key by key however they write it."""
+    return {key: {"name": value} if key in NAMED_OBJECTS and isinstance(value, str) else value
+            for key, value in config.items()}
+
+
 def canonical(name: str) -> str:
     """A Keras object's name as compared: 'sparse_categorical_crossentropy' and
     'SparseCategoricalCrossentropy' are one."""

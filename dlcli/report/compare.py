@@ -15,7 +15,7 @@ import yaml
 
 from dlcli.curves.verdicts import minimizes
 from dlcli.errors import DlcliError
-from dlcli.keys import flattened, read_yaml
+from dlcli.keys import flattened, names_spelled_out, read_yaml
 from dlcli.store.runs import CONFIG_FILE, HISTORY_FILE, NOT_METRIC_COLUMNS, RunRecord, metric_name, read_history, resolve_run
 
 MISSING = "—"  # a key one run has and another has not
@@ -27,9 +27,13 @@ NOT_COMPARED = {"name"}
 
 def differing_keys(configs: list[dict[str, Any]]) -> list[str]:
     """The flattened keys whose values are not the same in every config, in config order."""
-    flat = [dict(flattened(config)) for config in configs]
+    flat = [_flat(config) for config in configs]
     keys = list(dict.fromkeys(key for config in flat for key in config if key not in NOT_COMPARED))
     return [key for key in keys if len({repr(config.get(key, MISSING)) for config in flat}) > 1]
+
+
+def _flat(config: dict[str, Any]) -> dict[str, Any]:
+    return dict(flattened(names_spelled_out(config)))
 
 
 def read_config(record: RunRecord) -> dict[str, Any]:
@@ -101,7 +105,7 @@ def compare(records: list[RunRecord], sort: str | None = None) -> Comparison:
     """One row per run: its differing config keys, metrics, best epoch, overfitting onset, size, duration."""
     configs = [read_config(record) for record in records]
     keys = differing_keys(configs)
-    flat_configs = [dict(flattened(config)) for config in configs]
+    flat_configs = [_flat(config) for config in configs]
     metric_values = [_metric_columns(record) for record in records]
     metrics = list(dict.fromkeys(column for values in metric_values for column in values))
     rows = []

@@ -56,12 +56,12 @@ CREATE INDEX IF NOT EXISTS fields_by_text ON fields (key, text);
 
 def _fields(record: RunRecord) -> list[tuple[str, Any]]:
     """What `--where` and `--sort` can ask of a run: its config's keys and its metrics."""
-    from dlcli.keys import flattened
+    from dlcli.keys import NAMED_OBJECTS, flattened
 
     fields: list[tuple[str, Any]] = []
     config = record.config
     if config is not None:
-        for key in ("optimizer", "loss"):  # `optimizer: adam` is `optimizer.name: adam`, and the reverse
+        for key in NAMED_OBJECTS:  # `optimizer: adam` is `optimizer.name: adam`, and the reverse
             if isinstance(config.get(key), str):
                 fields.append((f"{key}.name", config[key]))
             elif isinstance(config.get(key), dict) and isinstance(config[key].get("name"), str):

@@ -139,6 +139,9 @@ def test_differing_keys_of_two_and_three_configs():
     assert differing_keys([base, faster, wider]) == ["optimizer.learning_rate", "model.layers.0.Dense.units"]
     assert differing_keys([base, deeper]) == ["model.layers.1.Dropout.rate"]
     assert differing_keys([base, base]) == []
+    # `optimizer: adam` is `optimizer.name: adam`: only the learning rate differs
+    plain = {"optimizer": "adam", "model": base["model"]}
+    assert differing_keys([plain, base]) == ["optimizer.learning_rate"]
 
 
 def two_runs(runs_dir):
