@@ -30,7 +30,17 @@ from pydantic import (
 from dlcli.choices import LATEST, Direction, InputKind, Leaks, Pruner, SweepMethod
 from dlcli.data.catalog import DATASETS, REQUIRED
 from dlcli.errors import ConfigError, counted
-from dlcli.keys import KeyPath, YamlLoader, canonical, did_you_mean, format_path, not_a_boolean, parse_yaml_value, yaml_problem
+from dlcli.keys import (
+    KeyPath,
+    YamlLoader,
+    canonical,
+    did_you_mean,
+    format_path,
+    not_a_boolean,
+    parse_yaml_value,
+    visible,
+    yaml_problem,
+)
 
 MAX_IMAGE_SIDE = 4096  # pixels; the largest keras.applications input is 600
 # Lists whose items are written `ClassName: {kwargs}` or a bare `ClassName`.
@@ -813,7 +823,7 @@ def _validation_error(error: ValidationError, data: dict[str, Any], source: Sour
         fields = _schema_fields(parent)
         hint = did_you_mean(key, fields) or (f"; valid keys: {', '.join(fields)}" if fields else "")
         return ConfigError(
-            f"{source.prefix(path)}{format_path(parent) + ': ' if parent else ''}unknown key '{key}'{hint}"
+            f"{source.prefix(path)}{format_path(parent) + ': ' if parent else ''}unknown key '{visible(key)}'{hint}"
         )
     if kind == "missing":
         key, parent = str(path[-1]), path[:-1]

@@ -51,6 +51,12 @@ def canonical(name: str) -> str:
     return re.sub(r"[^a-z0-9]", "", name.lower())
 
 
+def visible(name: str) -> str:
+    """`name` with each character a terminal does not show (a zero-width space, a no-break space)
+    written as its \\u code: `'ep\\u200bochs'` and `'epochs'` look alike otherwise."""
+    return "".join(c if c.isprintable() or c == " " else f"\\u{ord(c):04x}" for c in name)
+
+
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """'; did you mean 'x'?' for the closest choice (case-insensitive), or ''."""
     by_lower = {choice.lower(): choice for choice in choices}

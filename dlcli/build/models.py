@@ -25,7 +25,7 @@ from tensorflow import errors as tf_errors
 from dlcli.build.saved import ApplicationPreprocessing, load_run_model
 from dlcli.config import ExperimentConfig, KerasObject
 from dlcli.errors import DataUnavailable, DlcliError, counted, reason_of
-from dlcli.keys import KeyPath, canonical, did_you_mean, not_a_boolean
+from dlcli.keys import KeyPath, canonical, did_you_mean, not_a_boolean, visible
 from dlcli.store.runs import metric_name
 
 # Layers that would run code or load files named in a config: a config stays data.
@@ -124,7 +124,7 @@ def _check_arguments(config: ExperimentConfig, path: KeyPath, cls: type, kwargs:
             )
         if key not in accepted:
             hint = did_you_mean(key, accepted) or f"; {cls.__name__} takes {', '.join(sorted(accepted))}"
-            raise config.error(path, f"unexpected argument '{key}'{hint}", set_at=(*path, key))
+            raise config.error(path, f"unexpected argument '{visible(key)}'{hint}", set_at=(*path, key))
         problem = _wrong_kind(kwargs[key], accepted[key])
         if problem:
             raise config.error((*path, key), problem)

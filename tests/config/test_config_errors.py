@@ -18,6 +18,8 @@ CASES = [
      ["config.yaml:17: unknown key 'optimiser'; did you mean 'optimizer'?"]),
     ("unknown nested key", edit("  epochs: 2", "  epoch: 2"),
      ["config.yaml:15: training: unknown key 'epoch'; did you mean 'epochs'?"]),
+    ("a key with an invisible character", edit("  epochs: 2", "  ep\u200bochs: 2"),
+     ["training: unknown key 'ep\\u200bochs'; did you mean 'epochs'?"]),
     ("unknown key without near match", edit("  epochs: 2", "  colour: 2"),
      ["training: unknown key 'colour'; valid keys: epochs, batch_size"]),
     ("wrong type", edit("epochs: 2", "epochs: ten"),
