@@ -462,6 +462,11 @@ def export(
     )
 
 
+def _one_of_last_and_all(last: int | None, every: bool) -> None:
+    if last is not None and every:
+        raise DlcliError(f"--last {last} and --all: give one of them (--all lists every run that matches)")
+
+
 @app.command("runs")
 @reports_errors
 def list_runs(
@@ -479,6 +484,7 @@ def list_runs(
     """List runs: id, name, status, dataset, epochs, best and test metric, start, duration."""
     from dlcli.store.index import RunIndex
 
+    _one_of_last_and_all(last, show_all)
     with RunIndex(runs_dir) as index:
         ids, matched = index.selected_ids(where, status, sort, None if show_all else (last or 50))
         _print_runs(index, ids, matched, output_format, runs_dir, selected=bool(status or where))
@@ -649,6 +655,7 @@ def compare_runs(
     from dlcli.report.compare import compare, comparison_curves, headline_column, recorded_monitor, records_to_compare
     from dlcli.report.groups import REPEAT_HINT, comparison_notes, groups_of
 
+    _one_of_last_and_all(last, every)
     if plot is not None:
         from dlcli.curves.plots import check_plot_file
 

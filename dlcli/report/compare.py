@@ -192,6 +192,12 @@ def records_to_compare(
             records = sweep_records(runs_dir, find_sweep(runs_dir, sweep).name)
         else:
             records = [read_run(runs_dir, resolve_run(runs_dir, reference)) for reference in references]
+            named: dict[str, str] = {}
+            for reference, record in zip(references, records):
+                if record.id in named:
+                    same = f"the same run as {named[record.id]}" if named[record.id] != reference else "given twice"
+                    raise DlcliError(f"{reference}: run {record.id} is {same}; name each run once")
+                named[record.id] = reference
         if where or status:
             with RunIndex(runs_dir) as index:
                 matching = set(index.selected_ids(where, status)[0])
@@ -203,7 +209,9 @@ def records_to_compare(
             records, _ = index.records(where, status, None, limit)
         records = select(records, None if every else (last or 10) if pattern else None, pattern)
     if not records:
-        raise DlcliError(f"no runs to compare in {runs_dir}" + (" that match" if where or status or pattern else ""))
+        asked = [*(f"--where {condition}" for condition in where), *([f"--status {status}"] if status else []),
+                 *([f"--filter {pattern}"] if pattern else [])]
+        raise DlcliError(f"no runs to compare in {runs_dir}" + (f" that match {' '.join(asked)}" if asked else ""))
     return records
 
 

@@ -295,7 +295,11 @@ def test_compare_takes_the_same_selection(cli, four_runs):
                               "--format", "json").stdout)
     assert [row["run"][16:] for row in compared["runs"]] == ["d", "b", "c"]
     result = cli("compare", "--where", "optimizer.name=nadam")
-    assert result.exit_code == 2 and "no runs to compare" in result.stderr and "that match" in result.stderr
+    assert result.exit_code == 2 and "no runs to compare" in result.stderr
+    assert "that match --where optimizer.name=nadam" in result.stderr
+    for command in ("runs", "compare"):
+        both = cli(command, "--last", "2", "--all")
+        assert both.exit_code == 2 and "--last 2 and --all: give one of them" in both.stderr
 
 
 def test_all_streams_every_run_in_order(cli, runs_dir):
