@@ -43,6 +43,9 @@ class Prediction:
         self._listed: dict[Path, list[Path]] = {}
         self._arrays: dict[Path, np.ndarray] = {}
         self.model, self.info = inference_model(self.run, self.fold)
+        classified = self.info.class_names or any(spec.class_names for spec in self.info.table_outputs.values())
+        if self.top is not None and not classified:
+            raise DlcliError(f"--top {self.top}: run {self.run.id} predicts a value (a regression), not classes to rank")
         self._infer = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True, autograph=False)
         for path in self.inputs:
             if not path.exists():

@@ -475,3 +475,5 @@ def test_regression_rows_and_csv_columns_that_look_like_answers(cli, trained, tm
     assert len(rows) == 5 and "probability" not in rows[0]
     assert all(row["prediction"] != "was-here" for row in rows)  # the model's answer, not the file's column
     assert float(rows[0]["prediction"]) == json.loads(as_json.stdout)[0]["prediction"]  # csv keeps full precision
+    ranked = cli("predict", run.id, str(inputs), "--top", "2", "--runs-dir", str(trained["runs"]), runs=False)
+    assert ranked.exit_code == 2 and "--top 2: run" in ranked.stderr and "not classes to rank" in ranked.stderr
