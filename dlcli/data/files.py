@@ -224,12 +224,34 @@ def reading_csv(path: Path, fail: Callable[[str], Exception] = DataUnavailable) 
 
     import pandas as pd
 
+    twice = _column_named_twice(path)
+    if twice:
+        raise fail(twice)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", pd.errors.ParserWarning)
             yield
     except (pd.errors.ParserError, pd.errors.ParserWarning, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
         raise fail(_csv_problem(path, error)) from None
+
+
+def _column_named_twice(path: Path) -> str | None:
+    """A header naming a column twice: pandas reads the first under its name and the second as
+    `name.1`, so a table would be read with the wrong column, without a word."""
+    import csv
+
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as file:
+            header = next(csv.reader(file), [])
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return None  # pandas says what is wrong with it
+    seen: dict[str, int] = {}
+    for number, name in enumerate(header, start=1):
+        if name in seen:
+            return (f"{path}: the header names column {name!r} twice (columns {seen[name]} and {number}); "
+                    "give each column its own name")
+        seen[name] = number
+    return None
 
 
 def _csv_problem(path: Path, error: Exception) -> str:

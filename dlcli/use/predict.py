@@ -227,7 +227,8 @@ class Prediction:
                     keys = list(archive.keys())
                     key = "x" if "x" in keys else keys[0] if len(keys) == 1 else None
                     if key is None:
-                        raise DlcliError(f"{path}: holds {', '.join(keys)}; name the inputs 'x'")
+                        held = f"holds {', '.join(keys)}" if keys else "holds no array"
+                        raise DlcliError(f"{path}: {held}; give the inputs as an array named 'x' (numpy.savez(path, x=...))")
                     array = archive[key]
         except (ValueError, OSError, EOFError) as error:  # not an array file, or arrays of Python objects
             raise DlcliError(f"cannot read {path} as NumPy arrays: {str(error).splitlines()[0]}") from None

@@ -271,6 +271,8 @@ def test_bad_inputs_are_one_line_each(cli, trained, tmp_path, digits_folder):
     with_tiff = tmp_path / "with-tiff"
     shutil.copytree(digits_folder / "test" / "1", with_tiff)
     (with_tiff / "scan.TIF").write_bytes(b"II*\x00")
+    nothing = tmp_path / "nothing.npz"
+    np.savez(nothing)
     with_nan = tmp_path / "with-nan.npy"
     features = np.zeros((3, 64), "float32")
     features[1, 5], features[2, 0] = np.nan, np.inf
@@ -292,6 +294,7 @@ def test_bad_inputs_are_one_line_each(cli, trained, tmp_path, digits_folder):
         (trained["table_run"], header_only, ["header-only.csv: a header (p0, p1,", "and no rows: nothing to predict"]),
         (trained["table_run"], a_word, ["a-word.csv: column 'p63' holds 'x' on line 4, not a number"]),
         (trained["table_run"], semicolons, ["it looks separated by ';': save it with commas"]),
+        (trained["digits"], nothing, ["nothing.npz: holds no array; give the inputs as an array named 'x'"]),
         (trained["table_run"], with_nan, ["with-nan.npy[1] holds nan (2 examples of this batch with a value that",
                                           "predict needs every value: fill or remove them"]),
         (resolve_run(trained["runs"], unborn.name), digits_folder / "test" / "1",
