@@ -7,6 +7,7 @@ key paths and lines, through ``ExperimentConfig.error``.
 
 from __future__ import annotations
 
+import datetime
 import re
 import typing
 from collections.abc import Iterable
@@ -777,7 +778,7 @@ def _section_model(annotation: Any) -> Any:
 
 
 def _shown(value: Any) -> str:
-    text = repr(value)
+    text = value.isoformat() if isinstance(value, datetime.date) else repr(value)  # as the YAML wrote it
     return text if len(text) <= 60 else text[:57] + "..."
 
 
@@ -835,6 +836,9 @@ def _validation_error(error: ValidationError, data: dict[str, Any], source: Sour
         message += f" (got {_shown(first['input'])})"
     if kind == "string_type" and type(first["input"]) in (int, float):  # YAML read `123` or `1.50` as a number
         message += "; to give it as text, put it in quotes"
+    elif kind == "string_type" and isinstance(first["input"], (bool, datetime.date)):  # `no`, `2020-01-01`
+        read_as = "a boolean (yes, no, on, off)" if isinstance(first["input"], bool) else "a date"
+        message += f"; YAML reads it as {read_as}: to give it as text, put it in quotes"
     more = len(deepest) - 1
     return source.error(path, message + (f" (and {counted(more, 'more problem')})" if more else ""))
 

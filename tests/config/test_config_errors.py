@@ -235,6 +235,11 @@ CASES = [
      ["name: '20261204-1' would be read as the start of a run id"]),
     ("a number where text is asked", edit("name: tiny", "name: 123"),
      ["config.yaml:1: name: input should be a valid string (got 123); to give it as text, put it in quotes"]),
+    ("a word YAML reads as a boolean where text is asked", edit("name: tiny", "name: no"),
+     ["name: input should be a valid string (got False); YAML reads it as a boolean (yes, no, on, off): to give it"]),
+    ("a date where text is asked", edit("name: tiny", "name: 2020-01-01"),
+     ["name: input should be a valid string (got 2020-01-01); YAML reads it as a date: to give it as text, put it "
+      "in quotes"]),
     ("a metric that compares one-hot labels, given class indices", edit("metrics: [accuracy]", "metrics: [accuracy, precision]"),
      ["metrics.1: precision cannot score labels of shape (N,) against outputs of shape (N, 10)",
       "set `dataset.labels: one_hot`"]),  # not TensorFlow's "Incompatible shapes: [1,2] vs. [1,20]" alone
