@@ -131,8 +131,11 @@ class Prediction:
 
     def _refuse(self, path: Path, given: str) -> None:
         table = ("an .npz of one array per input" if self.info.table_format == "npz" else "a CSV of its input columns")
+        shape = ", ".join(map(str, self.info.input_shape))
+        # a dataset of arrays without column names (boston_housing, an .npz) reads no CSV
+        array = "a CSV of its feature columns, or arrays" if self.info.columns else f".npy/.npz arrays of shape (N, {shape})"
         takes = {"image": "image files (or arrays of their pixels)", "text": "a CSV with its text column",
-                 "array": "a CSV of its feature columns, or arrays", "table": table}[self.info.kind]
+                 "array": array, "table": table}[self.info.kind]
         columns = f" ({', '.join(self.info.columns)})" if self.info.columns else ""
         raise DlcliError(f"{path}: run {self.run.id} takes {takes}{columns}, not {given}")
 

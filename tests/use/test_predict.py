@@ -480,3 +480,19 @@ def test_regression_rows_and_csv_columns_that_look_like_answers(cli, trained, tm
     assert float(rows[0]["prediction"]) == json.loads(as_json.stdout)[0]["prediction"]  # csv keeps full precision
     ranked = cli("predict", run.id, str(inputs), "--top", "2", "--runs-dir", str(trained["runs"]), runs=False)
     assert ranked.exit_code == 2 and "--top 2: run" in ranked.stderr and "not classes to rank" in ranked.stderr
+
+
+def test_a_run_on_arrays_without_column_names_asks_for_arrays_not_a_csv(cli, trained, tmp_path):
+    generator = np.random.default_rng(0)
+    x, y = generator.normal(size=(60, 5)).astype("float32"), generator.integers(0, 2, 60)
+    arrays = tmp_path / "arrays.npz"
+    np.savez(arrays, x_train=x[:40], y_train=y[:40], x_test=x[40:], y_test=y[40:])
+    config = tmp_path / "arrays.yaml"
+    config.write_text(TINY_CONFIG.replace("name: digits", f"name: npz\n  path: {arrays}").replace("units: 10", "units: 2"))
+    run = train(load_config(config, ["training.epochs=1", "name=arrays"]), trained["runs"]).run
+    table = tmp_path / "rows.csv"
+    table.write_text("a,b,c,d,e\n1,2,3,4,5\n")
+
+    result = cli("predict", run.id, str(table), "--runs-dir", str(trained["runs"]), runs=False)
+
+    assert result.exit_code == 2 and "takes .npy/.npz arrays of shape (N, 5), not a CSV" in result.stderr
