@@ -95,6 +95,14 @@ def _accepted_arguments(cls: type) -> tuple[dict[str, Any], list[str]]:
     return accepted, required
 
 
+def _number_text(value: Any) -> bool:
+    """A number in quotes (`units: "16"`): YAML gives it as text."""
+    try:
+        return isinstance(value, str) and math.isfinite(float(value))
+    except ValueError:
+        return False
+
+
 def _wrong_kind(value: Any, default: Any) -> str | None:
     """Why `value` cannot stand where Keras's default is `default`: a switch must be true or false,
     a number is never a word, and no number is infinite or NaN."""
@@ -106,6 +114,8 @@ def _wrong_kind(value: Any, default: Any) -> str | None:
         return not_a_boolean(value, "a value")
     if isinstance(value, bool) and isinstance(default, (int, float)):
         return not_a_boolean(value, "a number")
+    if _number_text(value) and (default is inspect.Parameter.empty or isinstance(default, (int, float))):  # `units: "16"`
+        return f"expected a number, not the text {value!r}: write it without quotes"
     if isinstance(default, (int, float)) and isinstance(value, str):
         # only a word or a switch: many numeric arguments also take a list (axis, strides, a factor's range),
         # None or an object config, which Keras checks itself

@@ -114,6 +114,8 @@ CASES = [
      ["config.yaml:11: optimizer.beta_1: must be a number, not 'abc'"]),
     ("a layer's size written yes", edit("units: 10, activation: softmax", "units: yes, activation: softmax"),
      ["model.layers.2.Dense.units: expected a value, not the boolean true (YAML reads yes, no, on and off as booleans)"]),
+    ("a layer's size in quotes", edit("units: 10, activation: softmax", "units: '10', activation: softmax"),
+     ["model.layers.2.Dense.units: expected a number, not the text '10': write it without quotes"]),
     ("an optimizer argument written off", edit("learning_rate: 0.01}", "learning_rate: 0.01, beta_1: off}"),
      ["optimizer.beta_1: expected a number, not the boolean false (YAML reads yes, no, on and off"]),
     ("an infinite learning rate", edit("learning_rate: 0.01", "learning_rate: .inf"),
