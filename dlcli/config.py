@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import re
 import typing
+import unicodedata
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -843,9 +844,16 @@ def _validation_error(error: ValidationError, data: dict[str, Any], source: Sour
     return source.error(path, message + (f" (and {counted(more, 'more problem')})" if more else ""))
 
 
+def name_from_file(stem: str) -> str:
+    """A run name from a config file's name, for a config without `name:`: its letters without
+    their accents (`ñandú modelo` -> `nandu-modelo`), anything else a dash, at most 64 characters."""
+    ascii_letters = unicodedata.normalize("NFKD", stem).encode("ascii", "ignore").decode("ascii")
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", ascii_letters)[:64].strip("-._") or "run"
+
+
 def validate(data: dict[str, Any], source: SourceMap, default_name: str) -> ExperimentConfig:
     """Validate already-parsed config data; errors point at `source`."""
-    data.setdefault("name", re.sub(r"[^A-Za-z0-9._-]+", "-", default_name).strip("-._") or "run")
+    data.setdefault("name", name_from_file(default_name))
     try:
         config = ExperimentConfig.model_validate(data)
     except ValidationError as error:

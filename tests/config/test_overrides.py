@@ -163,3 +163,17 @@ def test_arguments_whose_default_is_a_number_may_be_lists_or_null(write_config, 
 
     _check_arguments(config, ("model", "layers", 0), keras_class(config, (), keras.layers, keras.layers.Layer, name, "layer"),
                      arguments)
+
+
+@pytest.mark.parametrize("file_name, name", [
+    ("ñandú modelo.yaml", "nandu-modelo"),  # accents dropped, not the letters
+    ("a" * 80 + ".yaml", "a" * 64),  # at most a name's 64 characters
+    ("--.yaml", "run"),
+])
+def test_a_config_without_a_name_is_named_after_its_file(tmp_path, file_name, name):
+    from conftest import TINY_CONFIG
+
+    path = tmp_path / file_name
+    path.write_text(TINY_CONFIG.replace("name: tiny\n", ""))
+
+    assert load_config(path).name == name
