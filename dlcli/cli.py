@@ -863,11 +863,13 @@ def _opened(visualize, folder, fold: int | None, image: Path | None = None):
 
 
 def _refuse_run_folder(output: Path | None) -> None:
-    """An output folder of `dlcli visualize` that is a run's own folder is refused."""
+    """An output folder of `dlcli visualize` that is a run's own folder, or a file, is refused."""
     if output is not None:
         from dlcli.store.runs import refuse_run_folder_output
 
         refuse_run_folder_output(output, "--output", folder=True)
+        if output.exists() and not output.is_dir():
+            raise DlcliError(f"--output {output}: a file; the pictures go into a folder: give a new or existing folder")
 
 
 def _wrote(paths: list[Path]) -> None:

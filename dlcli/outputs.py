@@ -40,6 +40,9 @@ def temporary_beside(path: Path) -> tuple[int, str]:
     about `path`, the file the user named, not about the temporary file."""
     try:
         return tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except FileNotFoundError:
+        raise FileNotFoundError(errno.ENOENT, f"its folder {path.parent} does not exist; make it first, or give "
+                                "another path", str(path)) from None
     except OSError as error:
         raise OSError(error.errno, error.strerror, str(path)) from None
 

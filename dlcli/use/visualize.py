@@ -131,6 +131,8 @@ def check_image(path: Path) -> None:
     """An image file dlcli can read, by its name: checked before any model is loaded."""
     from dlcli.data.examples import IMAGE_EXTENSIONS
 
+    if path.is_dir():
+        raise DlcliError(f"{path}: a folder; give one image file of it")
     if not path.is_file():
         raise DlcliError(f"{path}: no such image file")
     if path.suffix.lower() not in IMAGE_EXTENSIONS:

@@ -217,7 +217,8 @@ def test_an_output_never_destroys_an_input_or_an_older_output(cli, trained, tmp_
     assert missing.exit_code == 2 and "column 'p0' has no finite value on line 3" in missing.stderr, missing.output
 
     nowhere = cli("predict", run.id, str(table), "--output", str(tmp_path / "missing" / "out.csv"), *args, runs=False)
-    assert nowhere.exit_code == 2 and "missing/out.csv" in nowhere.stderr, nowhere.output
+    assert nowhere.exit_code == 2 and "missing/out.csv: its folder" in nowhere.stderr, nowhere.output
+    assert "missing does not exist; make it first" in nowhere.stderr
     assert len(nowhere.stderr.strip().splitlines()) == 1
     folder = cli("predict", run.id, str(table), "--output", str(tmp_path), *args, runs=False)
     assert folder.exit_code == 2 and f"error: {tmp_path}: is a folder; give the name of a file" in folder.stderr

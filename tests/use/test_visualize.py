@@ -301,6 +301,9 @@ def test_bad_inputs_are_one_line_each(visualize, runs, tmp_path):
         (("heatmap", runs["patches"].id, photo, "--output", tmp_path / "mine.png"),
          ["mine.npy exists, and the heatmap's values would be written over it"]),
         (("heatmap", runs["patches"].id, photo, "--output", tmp_path / "notes.png"), ["exists and is not a PNG image"]),
+        (("activations", runs["patches"].id, photo, "--output", tmp_path / "notes.png"),
+         ["--output", "notes.png: a file; the pictures go into a folder"]),
+        (("activations", runs["patches"].id, photo.parent), ["a folder; give one image file of it"]),
     ]
     np.save(tmp_path / "mine.npy", np.arange(3))  # the user's own array, no heatmap beside it
     (tmp_path / "notes.png").write_text("my notes")
