@@ -119,6 +119,12 @@ def _fold_lines(axis, rows, folds, key, color, label, smooth, from_epoch) -> Non
     axis.fill_between(epochs, mean - std, mean + std, color=color, alpha=0.2, label=f"{label} ±1 std")
 
 
+def _color(index: int) -> str:
+    """A run's (or group's) colour, the same in every panel whichever runs log the panel's metric:
+    matplotlib's cycle would give the next free colour in each."""
+    return f"C{index % 10}"
+
+
 def _validation_keys(histories: list[list[dict[str, float]]]) -> list[str]:
     """val_loss and the first other validation metric the histories log."""
     keys = list(dict.fromkeys(k for rows in histories if rows for k in rows[0] if k.startswith("val_")))
@@ -134,11 +140,11 @@ def plot_comparison(
     keys = _validation_keys([rows for _, rows in series])
     figure, axes = _figure(max(len(keys), 1), 6, 4.5)
     for axis, key in zip(axes[0], keys):
-        for label, rows in series:
+        for index, (label, rows) in enumerate(series):
             points = [(row["epoch"], row[key]) for row in rows if key in row]
             if points:
                 epochs, values = zip(*points)
-                axis.plot(epochs, smoothed(list(values), smooth), "o-", markersize=3, label=label)
+                axis.plot(epochs, smoothed(list(values), smooth), "o-", markersize=3, label=label, color=_color(index))
         _label(axis, key + (f" (smoothed {smooth:g})" if smooth else ""))
     _save(figure, path, title)
 
@@ -153,7 +159,7 @@ def plot_group_comparison(
     keys = _validation_keys([rows for _, histories in series for rows in histories])
     figure, axes = _figure(max(len(keys), 1), 6, 4.5)
     for axis, key in zip(axes[0], keys):
-        for label, histories in series:
+        for index, (label, histories) in enumerate(series):
             curves = [smoothed([row[key] for row in rows if key in row], smooth) for rows in histories]
             curves = [curve for curve in curves if curve]
             if not curves:
@@ -161,7 +167,7 @@ def plot_group_comparison(
             epochs = min(len(curve) for curve in curves)
             values = np.array([curve[:epochs] for curve in curves])
             mean, std = values.mean(axis=0), values.std(axis=0, ddof=1) if len(values) > 1 else np.zeros(epochs)
-            line = axis.plot(range(1, epochs + 1), mean, "o-", markersize=3, label=f"{label} (n={len(values)})")
-            axis.fill_between(range(1, epochs + 1), mean - std, mean + std, color=line[0].get_color(), alpha=0.2)
+            axis.plot(range(1, epochs + 1), mean, "o-", markersize=3, label=f"{label} (n={len(values)})", color=_color(index))
+            axis.fill_between(range(1, epochs + 1), mean - std, mean + std, color=_color(index), alpha=0.2)
         _label(axis, key + (f" (smoothed {smooth:g})" if smooth else "") + ", mean ± std over seeds")
     _save(figure, path, title)

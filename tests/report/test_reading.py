@@ -394,3 +394,19 @@ def test_check_reports_config_errors_like_train(cli, write_config):
 
     assert result.exit_code == 2
     assert "unexpected argument 'unit'; did you mean 'units'?" in result.stderr
+
+
+def test_each_run_keeps_its_colour_in_every_panel_of_a_comparison_plot(monkeypatch, tmp_path):
+    from dlcli.curves import plots
+
+    drawn = []
+    monkeypatch.setattr(plots, "_save", lambda figure, path, title: drawn.append(figure))
+    loss_only = [{"epoch": e, "val_loss": 1 / e} for e in (1, 2, 3)]
+    both = [{"epoch": e, "val_loss": 1 / e, "val_accuracy": 0.5 + e / 10} for e in (1, 2, 3)]
+
+    plots.plot_comparison([("regression", loss_only), ("first", both), ("second", both)], tmp_path / "p.png", "t")
+
+    loss_panel, accuracy_panel = drawn[0].axes
+    colours = [{line.get_label(): line.get_color() for line in axis.get_lines()} for axis in (loss_panel, accuracy_panel)]
+    assert set(colours[1]) == {"first", "second"}
+    assert all(colours[1][label] == colours[0][label] for label in colours[1])
