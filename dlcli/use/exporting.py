@@ -173,8 +173,13 @@ def export_run(
             f"exporting to {export_format} needs {', '.join(missing)}: pip install 'dlcli[export]'"
         )
     default_name = f"model{suffix or '_saved_model'}"
+    if output is not None and (output / "saved_model.pb").is_file():
+        raise DlcliError(f"--output {output}: a SavedModel exists there; remove it or give another --output")
     if output is not None and (not output.name or output.is_dir()):
         raise DlcliError(f"--output {output}: a folder; name the artifact to write in it, e.g. {output / default_name}")
+    if output is not None and output.suffix.lower() == ".json":
+        raise DlcliError(f"--output {output}: .json names the description written beside the artifact "
+                         f"({output.with_suffix('')}{suffix}.json); name the artifact itself, e.g. {output.with_suffix(suffix)}")
     path = output or run.file(EXPORT_DIR) / default_name
     other = next((s for _, s, _ in FORMATS.values() if s and s != suffix and path.suffix.lower() == s), None)
     if other:

@@ -424,7 +424,13 @@ def test_an_export_that_disagrees_is_removed_and_a_missing_converter_is_named(cl
         str(tmp_path / "kept.tflite"): f"{notes} exists; remove it or give another --output",
         str(tmp_path): f"--output {tmp_path}: a folder; name the artifact to write in it, e.g. {tmp_path / 'model.tflite'}",
         str(tmp_path / "model.onnx"): "a .onnx name for a tflite export",
+        str(tmp_path / "t.json"): f".json names the description written beside the artifact ({tmp_path / 't'}.tflite.json)",
     }
+    (tmp_path / "earlier_saved_model").mkdir()
+    (tmp_path / "earlier_saved_model" / "saved_model.pb").write_bytes(b"")
+    again = cli("export", trained["digits"].id, "--output", str(tmp_path / "earlier_saved_model"),
+                "--runs-dir", str(trained["runs"]), runs=False)
+    assert again.exit_code == 2 and "a SavedModel exists there; remove it or give another --output" in again.stderr
     for output, message in refused.items():
         result = cli("export", trained["digits"].id, "--format", "tflite", "--output", output,
                      "--runs-dir", str(trained["runs"]), runs=False)
