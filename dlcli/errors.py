@@ -22,6 +22,17 @@ def counted(number: int, noun: str) -> str:
     return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
+# The most names a message lists (columns, classes): a line stays readable when a table has hundreds.
+LISTED = 12
+
+
+def listed(names) -> str:
+    """'a, b, c', or the first LISTED names and how many more."""
+    names = [str(name) for name in names]
+    more = f", ... and {len(names) - LISTED} more" if len(names) > LISTED else ""
+    return ", ".join(names[:LISTED]) + more
+
+
 class DlcliError(Exception):
     """A problem the user can fix; the CLI prints it as one line, after `label`."""
 

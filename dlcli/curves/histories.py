@@ -16,7 +16,7 @@ from typing import Any
 
 from dlcli.config import OverfittingConfig, not_a_validation_metric
 from dlcli.curves.verdicts import MIN_EPOCHS, OverfittingWatch
-from dlcli.errors import DlcliError, counted
+from dlcli.errors import DlcliError, counted, listed
 from dlcli.keys import did_you_mean
 from dlcli.store.runs import FOLD_COLUMN, INTEGER_COLUMNS, metric_name
 
@@ -55,7 +55,7 @@ def read_curves(path: Path, needed: tuple[str, ...] | None = None) -> list[dict[
                     reader.fieldnames = ["epoch", *columns[1:]]
                 elif "epoch" not in columns and "loss" not in columns:
                     raise DlcliError(
-                        f"{path}: no 'epoch' or 'loss' column (has {', '.join(columns) or 'no header'}); give "
+                        f"{path}: no 'epoch' or 'loss' column (has {listed(columns) or 'no header'}); give "
                         f"{HISTORY_FILES}"
                     )
                 records = enumerate(reader, start=2)
@@ -223,7 +223,7 @@ def judge_curves(
     for needed in (monitor, "loss"):
         if needed not in columns:
             choose = f"{did_you_mean(needed, columns)}; choose one with --monitor" if needed == monitor else ""
-            raise DlcliError(f"{source}: no '{needed}' column (has {', '.join(columns)}){choose}")
+            raise DlcliError(f"{source}: no '{needed}' column (has {listed(columns)}){choose}")
     direction = direction or guessed_direction(monitor)
     verdicts = []
     for fold, model_rows in models_of(rows, source):

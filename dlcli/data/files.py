@@ -17,7 +17,7 @@ from dlcli.data.catalog import DatasetInfo
 from dlcli.data.examples import IMAGE_EXTENSIONS, ArrayPool, FilePool, TablePool
 from dlcli.data.prepare import RawDataset, non_finite, strata
 from dlcli.data.split import split_indices
-from dlcli.errors import DataUnavailable, counted, reason_of
+from dlcli.errors import DataUnavailable, counted, listed, reason_of
 from dlcli.keys import KeyPath, did_you_mean
 
 if TYPE_CHECKING:
@@ -152,7 +152,7 @@ def _column(config: ExperimentConfig, key: KeyPath, name: str, columns: list[str
     if name not in columns:
         raise config.error(
             key,
-            f"'{name}' is not a column of {path}{did_you_mean(name, columns)} (columns: {', '.join(columns)})",
+            f"'{name}' is not a column of {path}{did_you_mean(name, columns)} (columns: {listed(columns)})",
         )
     return name
 
@@ -300,7 +300,7 @@ def load_csv(info: DatasetInfo, config: ExperimentConfig) -> RawDataset:
         table = pd.read_csv(path, index_col=False)
     columns = [str(c) for c in table.columns]
     if table.empty:
-        raise DataUnavailable(f"{path} has a header ({', '.join(columns)}) and no rows: add the examples")
+        raise DataUnavailable(f"{path} has a header ({listed(columns)}) and no rows: add the examples")
     if options.named:
         return _named_table(config, table, columns, path)
     label = _column(config, ("dataset", "label_column"), options.label_column, columns, path)
@@ -381,7 +381,7 @@ def _matched_columns(config: ExperimentConfig, key: KeyPath, patterns: list[str]
         if any(mark in pattern for mark in "*?["):
             matched = [column for column in columns if fnmatchcase(column, pattern)]
             if not matched:
-                raise config.error((*key, index), f"no column of {path} matches '{pattern}' (columns: {', '.join(columns)})")
+                raise config.error((*key, index), f"no column of {path} matches '{pattern}' (columns: {listed(columns)})")
         else:
             matched = [_column(config, (*key, index), pattern, columns, path)]
         chosen += [column for column in matched if column not in chosen]

@@ -22,7 +22,7 @@ from dlcli.data.examples import IMAGE_EXTENSIONS, FilePool
 from dlcli.data.files import categorical_cells, not_numbers, reading_csv, text_cells
 from dlcli.data.pipeline import raw_examples
 from dlcli.data.prepare import non_finite
-from dlcli.errors import DlcliError, counted
+from dlcli.errors import DlcliError, counted, listed
 from dlcli.store.runs import RunFolder
 
 ARRAY_SUFFIXES = {".npy", ".npz"}
@@ -136,7 +136,7 @@ class Prediction:
         array = "a CSV of its feature columns, or arrays" if self.info.columns else f".npy/.npz arrays of shape (N, {shape})"
         takes = {"image": "image files (or arrays of their pixels)", "text": "a CSV with its text column",
                  "array": array, "table": table}[self.info.kind]
-        columns = f" ({', '.join(self.info.columns)})" if self.info.columns else ""
+        columns = f" ({listed(self.info.columns)})" if self.info.columns else ""
         raise DlcliError(f"{path}: run {self.run.id} takes {takes}{columns}, not {given}")
 
     def _images(self, path: Path) -> list[Path]:
@@ -181,10 +181,10 @@ class Prediction:
             hint = f"; it looks separated by {separator!r}: save it with commas" if separator else ""
             raise DlcliError(
                 f"{path}: no column {', '.join(repr(c) for c in missing)}; run {self.run.id} reads "
-                f"{', '.join(columns)}; the file has {', '.join(found)}{hint}"
+                f"{listed(columns)}; the file has {listed(found)}{hint}"
             )
         if head.empty:
-            raise DlcliError(f"{path}: a header ({', '.join(found)}) and no rows: nothing to predict")
+            raise DlcliError(f"{path}: a header ({listed(found)}) and no rows: nothing to predict")
 
     def _csv_batches(self, path: Path):
         import pandas as pd

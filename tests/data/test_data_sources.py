@@ -281,6 +281,8 @@ BAD_TABLES = [
     # pandas took a first row's extra field as the row's index, and named a later one in its parser's words
     ("a comma in the first row", "a,b,label\n1,2,x,y\n3,4,y\n5,6,y\n", ConfigError,
      r"dataset.path: .*table.csv, line 2: 4 fields where the header has 3 \(a, b, label\); put quotes around a value"),
+    ("a wide table without its label column", ",".join(f"c{i}" for i in range(30)) + "\n" + ",".join(["1"] * 30) + "\n",
+     ConfigError, r"'label' is not a column of .*table.csv \(columns: c0, c1, .*, c11, \.\.\. and 18 more\)$"),
     ("a column named twice", "a,b,b,label\n1,2,9,x\n3,4,9,y\n5,6,9,y\n", ConfigError,
      r"dataset.path: .*table.csv: the header names column 'b' twice \(columns 2 and 3\); give each column its own"),
     ("a comma in a later row", "a,b,label\n1,2,x\n3,4,y\n5,6,y,z\n", ConfigError,
