@@ -410,3 +410,15 @@ def test_each_run_keeps_its_colour_in_every_panel_of_a_comparison_plot(monkeypat
     colours = [{line.get_label(): line.get_color() for line in axis.get_lines()} for axis in (loss_panel, accuracy_panel)]
     assert set(colours[1]) == {"first", "second"}
     assert all(colours[1][label] == colours[0][label] for label in colours[1])
+
+
+def test_show_marks_a_test_score_measured_on_data_that_changed_since_training(cli, runs_dir):
+    folder = fake_run(runs_dir, "20260101-100000-changed", TINY_CONFIG, summary_with(0.4, 0.9))
+    evaluation = {"schema": 1, "run": folder.name, "split": "test", "metrics": {"accuracy": 0.5},
+                  "same_data_as_training": False}
+    (folder / "evaluation.json").write_text(json.dumps(evaluation))
+
+    shown = cli("show", folder.name)
+
+    assert shown.exit_code == 0, shown.output
+    assert "test: accuracy 0.5 (on a rebuilt split that differs from the one training saw" in " ".join(shown.stdout.split())
