@@ -11,7 +11,6 @@ import errno
 import functools
 import os
 import shlex
-import signal
 import sys
 import traceback
 from collections.abc import Callable
@@ -80,8 +79,24 @@ app = typer.Typer(
 # Piped output (files, CI logs) gets wide tables instead of 80 cramped columns. No markup or emoji
 # codes: run names, paths, class names and messages are shown as written ("lr[1e-3]", "a:b:"), and
 # styles are given as Text styles.
-console = Console(highlight=False, markup=False, emoji=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
-error_console = Console(stderr=True, highlight=False, markup=False, emoji=False, soft_wrap=True)
+EXIT_BROKEN_PIPE = 141  # a shell's status for a process ended by SIGPIPE (128 + 13)
+
+
+def _reader_gone() -> None:
+    """The reader stopped reading (`dlcli runs | head -1`): nothing is wrong, and what is left in
+    the buffer must not fail again at exit; the status of a SIGPIPE's end."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    raise SystemExit(EXIT_BROKEN_PIPE)
+
+
+class _Console(Console):
+    def on_broken_pipe(self) -> None:  # rich's own exits with 1
+        self.quiet = True
+        _reader_gone()
+
+
+console = _Console(highlight=False, markup=False, emoji=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
+error_console = _Console(stderr=True, highlight=False, markup=False, emoji=False, soft_wrap=True)
 debug_mode = {"enabled": False}
 
 # errno values that say a path given to a command cannot be used as it is (exit 2, as any input
@@ -109,9 +124,6 @@ RunsDir = Annotated[
 ]
 
 
-EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE  # a shell's status for a process ended by SIGPIPE
-
-
 def reports_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     """Turn DlcliError into one line on stderr and its exit code (a traceback only with --debug)."""
 
@@ -124,11 +136,8 @@ def reports_errors(command: Callable[..., Any]) -> Callable[..., Any]:
                 error_console.print(traceback.format_exc())
             error_console.print(f"{error.label}: {error}")
             raise typer.Exit(error.exit_code) from None
-        except BrokenPipeError:
-            # the reader stopped reading (`dlcli runs --format csv | head -1`): nothing is wrong, and
-            # what is left in the buffer must not fail again at exit; the status of a SIGPIPE's end
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            raise typer.Exit(EXIT_BROKEN_PIPE) from None
+        except BrokenPipeError:  # what is written without the console: csv and json rows
+            _reader_gone()
         except OSError as error:
             if debug_mode["enabled"]:
                 error_console.print(traceback.format_exc())
