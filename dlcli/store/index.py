@@ -415,8 +415,14 @@ def _shown_as(raw: str, number: float) -> tuple[float, float] | None:
     digits = raw.lstrip("+-").replace(".", "").lstrip("0")
     if not re.fullmatch(r"[-+]?\d*\.\d+", raw) or not digits or len(digits) > SHOWN_DIGITS:
         return None
-    half = 0.5 * 10 ** (math.floor(math.log10(abs(number))) - SHOWN_DIGITS + 1)
-    return number - half, number + half
+    def half_unit(size: float) -> float:  # of the last digit shown, at this size
+        return 0.5 * 10 ** (math.floor(math.log10(size)) - SHOWN_DIGITS + 1)
+
+    size = abs(number)
+    # just below a power of ten the digits are a decade finer: 1.0 shows 0.99995 to 1.0005
+    power_of_ten = 10.0 ** round(math.log10(size)) == size
+    low, high = size - half_unit(size) / (10 if power_of_ten else 1), size + half_unit(size)
+    return (low, high) if number > 0 else (-high, -low)
 
 
 def _condition(condition: str) -> tuple[str, list[Any]]:

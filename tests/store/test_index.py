@@ -86,6 +86,9 @@ def test_where_equals_a_fraction_as_the_table_shows_it(cli, runs_dir):
     assert listed(cli, "--where", "best.val_accuracy=0.93249871") == ["shown"]  # more digits than shown: exactly
     assert listed(cli, "--where", "best.val_accuracy=0.93") == []  # 0.93 is not what either shows
     assert listed(cli, "--where", "best.val_accuracy=0.93260") == ["next"]
+    indexed_run(runs_dir, "20260101-120000-perfect", val_accuracy=0.99996)  # shown as 1
+    indexed_run(runs_dir, "20260101-130000-nearly", val_accuracy=0.9996)  # shown as 0.9996
+    assert listed(cli, "--where", "best.val_accuracy=1.0") == ["perfect"]
 
 
 def test_sort_is_best_first_by_the_metrics_direction(cli, four_runs):
