@@ -176,7 +176,7 @@ class Evidence:
     trend_epochs: int  # how many epochs that rank test read
     loss_at_best: float
     loss_now: float  # the training loss of the last epochs, their median (as `rise` measures the monitor)
-    loss_first: float  # the first epoch's training loss
+    loss_settled: float  # the training loss where it settled (as the trend test's noise: SETTLED_FRACTION)
     since_best: tuple[float, ...] = field(default=(), repr=False)  # the epochs since the best, lower is better
 
     @property
@@ -210,10 +210,12 @@ class Evidence:
     def training_holds(self) -> bool:
         """The training loss has not worsened since the best epoch: when it has, training itself went
         wrong (a learning rate too high, a diverging run), which is no overfitting. Not worsened is
-        not higher than there by FLAT_LOSS_FRACTION of its descent until then: a training loss at its
-        floor (a memorized training set, printed 0.0000 or Keras's clipped minimum each epoch) holds
-        level or jitters, and a validation loss rising beside it is overfitting too."""
-        descent = max(self.loss_first - self.loss_at_best, 0.0)
+        not higher than there by FLAT_LOSS_FRACTION of its descent from where it settled: a training
+        loss at its floor (a memorized training set, printed 0.0000 or Keras's clipped minimum each
+        epoch) holds level or jitters, and a validation loss rising beside it is overfitting too.
+        From where it settled, not from the first epoch: a first loss of 500 (an MSE) would allow
+        a rise of 5 on a best of 10."""
+        descent = max(self.loss_settled - self.loss_at_best, 0.0)
         return self.loss_now <= self.loss_at_best + FLAT_LOSS_FRACTION * descent
 
     def as_dict(self) -> dict[str, Any]:
@@ -228,6 +230,7 @@ class Evidence:
             "trend_rise": self.trend_rise,
             "loss_at_best": self.loss_at_best,
             "loss_now": self.loss_now,
+            "loss_settled": self.loss_settled,
         }
 
 
@@ -265,9 +268,16 @@ def evidence(rows: list[dict[str, float]], monitor: str, minimize: bool) -> Evid
         trend_epochs=trend_epochs,
         loss_at_best=usable[best]["loss"],
         loss_now=statistics.median(row["loss"] for row in usable[-AVERAGED_EPOCHS:]),
-        loss_first=usable[0]["loss"],
+        loss_settled=_settled_loss([row["loss"] for row in usable[: best + 1]]),
         since_best=tuple(since),
     )
+
+
+def _settled_loss(losses: list[float]) -> float:
+    """The first of `losses` (up to the best epoch's) within SETTLED_FRACTION of the way from the
+    first to the last."""
+    below = losses[-1] + SETTLED_FRACTION * (losses[0] - losses[-1])
+    return next((loss for loss in losses if loss <= below), losses[-1])
 
 
 def strength(found: Evidence | None, settings: OverfittingConfig) -> str:
@@ -290,7 +300,7 @@ class OverfittingWatch:
 
     Overfitting: the monitored validation metric trends away from its best by several times
     this run's own epoch-to-epoch noise, for at least `patience` epochs, while the training
-    loss is lower than at the best epoch. Each judgement is a pure function of the rows read
+    loss is no higher than at the best epoch (`Evidence.training_holds`). Each judgement is a pure function of the rows read
     so far, so a live run, a resumed one and a history read back agree.
     """
 
@@ -361,7 +371,7 @@ class OverfittingWatch:
                 f"a climb of {found.trend_levels:.1f}× its noise since it settled, rising by rank over its last "
                 f"{found.trend_epochs} epochs (p={found.trend_p:.2g})"
             )
-        moved = "fell" if found.loss_now < found.loss_at_best else "held level"
+        moved = "fell" if found.loss_now < found.loss_at_best else "held at its floor"
         return (
             f"overfitting since epoch {found.onset_epoch}: {self.monitor} from its best {found.best:.4g}{at} to "
             f"{found.now:.4g}, {why}, while loss {moved} {found.loss_at_best:.4g} → {found.loss_now:.4g}"

@@ -221,6 +221,8 @@ def test_the_level_test_asks_more_the_longer_the_run_has_been_watched():
 @pytest.mark.parametrize("values, losses, why", [
     (falling(12), falling(12, 1.2), "validation keeps improving"),
     (U_CURVE, [1.0, 0.8, 0.6, 0.5, 0.45, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0], "the training loss rises too: not overfitting"),
+    (U_CURVE, [500, 100, 30, 12, 10, 11, 12, 13, 14, 14, 15],
+     "a regression's training loss rising 40% after a first epoch of 500: training went wrong, not overfitting"),
     (U_CURVE[:7], falling(7), "two epochs past the best are too few"),
     ([0.5, 0.3, 0.25, 0.24, 0.26, 0.23, 0.245, 0.235, 0.25, 0.24, 0.245, 0.24], falling(12),
      "a noisy plateau: no rise beyond the noise"),
@@ -254,7 +256,7 @@ def test_a_training_loss_at_its_floor_does_not_hide_a_clear_rise(floor, now):
     watch = OverfittingWatch.replayed(OverfittingConfig(), True, rows_from(U_CURVE, losses))
 
     assert watch.alarm is not None and watch.alarm.epoch == 8
-    assert watch.message(watch.alarm).endswith(f"while loss held level {floor[0]:.4g} → {now:.4g}")
+    assert watch.message(watch.alarm).endswith(f"while loss held at its floor {floor[0]:.4g} → {now:.4g}")
 
 
 def test_a_warning_that_did_not_last_is_withdrawn_with_a_note():
