@@ -195,17 +195,15 @@ def export_run(
     table = inputs.kind == "table"
     if table and export_format == "tflite":
         raise DlcliError(f"run {run.id} has named inputs and outputs: export it as saved_model or onnx")
-    if export_format == "onnx" and any(isinstance(layer, keras.layers.Normalization) for layer in _every_layer(model)):
+    preprocessing_inside = not (table and export_format != "saved_model" and any(
+        spec.kind != InputKind.features for spec in inputs.table_inputs.values()))
+    if export_format == "onnx" and preprocessing_inside and any(_earlier_standardization(layer) for layer in _every_layer(model)):
         raise DlcliError(
             f"run {run.id} standardizes its inputs with a Keras Normalization layer (an earlier dlcli's), which "
             "tf2onnx cannot convert (its statistics become inputs of the ONNX graph): export it as saved_model or "
             "tflite, or train it again"
         )
-    made = [folder for folder in (path.parent, *path.parent.parents) if not folder.exists()]
-    path.parent.mkdir(parents=True, exist_ok=True)
     x, source = _sample(run, model, inputs)
-    preprocessing_inside = not (table and export_format != "saved_model" and any(
-        spec.kind != InputKind.features for spec in inputs.table_inputs.values()))
     if not preprocessing_inside:
         # tf2onnx takes no string tensors: the trained model goes on its encoded inputs, and the
         # text and category encodings stay outside (<artifact>.json says so)
@@ -218,7 +216,9 @@ def export_run(
     names = list(inputs.table_outputs)
     called = model(tf.nest.map_structure(tf.convert_to_tensor, x), training=False)  # a called model exports
     expected = _listed(called, names)
+    made = [folder for folder in (path.parent, *path.parent.parents) if not folder.exists()]
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         model.export(str(path), format=keras_format, verbose=False)
         actual = _listed(RUNTIMES[export_format](path)(x), names)
         largest = max((float(np.max(np.abs(a - e))) for a, e in zip(actual, expected) if e.size), default=0.0)
@@ -243,6 +243,13 @@ def export_run(
     else:
         _describe(path, export_format, model, inputs)
     return ExportReport(path, largest, same, len(next(iter(x.values()))) if isinstance(x, dict) else len(x), source)
+
+
+def _earlier_standardization(layer: keras.layers.Layer) -> bool:
+    """The preprocessing's standardization as dlcli saved it before it was a Rescaling (a model's
+    own Normalization layers are the user's, named otherwise, and exported as Keras can)."""
+    named = layer.name == "standardization" or layer.name.endswith("_standardization")
+    return named and isinstance(layer, keras.layers.Normalization)
 
 
 def _every_layer(model: keras.Model):

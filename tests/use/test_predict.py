@@ -368,7 +368,7 @@ def test_a_standardized_table_exports_to_onnx_and_an_earlier_run_s_normalization
     shutil.copytree(run.path, earlier)
     preprocessing = keras.models.load_model(earlier / "preprocessing.keras")
     raw = keras.Input(preprocessing.input_shape[1:], name="raw")
-    statistics = keras.layers.Normalization(mean=np.zeros(64), variance=np.ones(64))  # as dlcli wrote it before
+    statistics = keras.layers.Normalization(mean=np.zeros(64), variance=np.ones(64), name="standardization")  # as before
     keras.Model(raw, statistics(raw)).save(earlier / "preprocessing.keras")
     output = tmp_path / "new" / "earlier.onnx"
     refused = cli("export", str(earlier), "--format", "onnx", "--output", str(output),
