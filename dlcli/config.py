@@ -433,7 +433,8 @@ class TrainingConfig(_Strict):
         return {True: "auto", False: "none"}.get(value, value) if isinstance(value, bool) else value
 
 
-NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+MAX_NAME_LENGTH = 64  # a run name's characters: it becomes part of its folder's name
+NAME_PATTERN = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._-]{{0,{MAX_NAME_LENGTH - 1}}}")
 SEED_MAX = 2**32 - 1  # NumPy's and TensorFlow's seeds are 32-bit
 
 
@@ -512,7 +513,7 @@ class ExperimentConfig(_Strict):
         if not NAME_PATTERN.fullmatch(name):
             raise ValueError(
                 f"a run name uses letters, digits, '.', '_' and '-' (starting with a letter or "
-                f"digit, at most 64), got {name!r}"
+                f"digit, at most {MAX_NAME_LENGTH}), got {name!r}"
             )
         return name
 
@@ -846,9 +847,9 @@ def _validation_error(error: ValidationError, data: dict[str, Any], source: Sour
 
 def name_from_file(stem: str) -> str:
     """A run name from a config file's name, for a config without `name:`: its letters without
-    their accents (`ñandú modelo` -> `nandu-modelo`), anything else a dash, at most 64 characters."""
+    their accents (`ñandú modelo` -> `nandu-modelo`), anything else a dash, at most MAX_NAME_LENGTH characters."""
     ascii_letters = unicodedata.normalize("NFKD", stem).encode("ascii", "ignore").decode("ascii")
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", ascii_letters)[:64].strip("-._") or "run"
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", ascii_letters)[:MAX_NAME_LENGTH].strip("-._") or "run"
 
 
 def validate(data: dict[str, Any], source: SourceMap, default_name: str) -> ExperimentConfig:

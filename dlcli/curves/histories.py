@@ -44,7 +44,7 @@ def read_curves(path: Path, needed: tuple[str, ...] | None = None) -> list[dict[
     None: every column must."""
     try:
         if path.suffix.lower() == ".json":
-            rows = _history_json(path)
+            rows = _history_json(path, needed)
         else:
             with open(path, newline="", encoding="utf-8-sig") as file:  # a spreadsheet's byte-order mark too
                 header = file.readline()
@@ -92,8 +92,9 @@ def _in_order(rows: list[dict[str, float]], path: Path) -> None:
         last[fold] = epoch
 
 
-def _history_json(path: Path) -> list[dict[str, float]]:
-    """`json.dump(history.history, file)`: {metric: [a value per epoch]}, as rows numbered from 1."""
+def _history_json(path: Path, needed: tuple[str, ...] | None) -> list[dict[str, float]]:
+    """`json.dump(history.history, file)`: {metric: [a value per epoch]}, as rows numbered from 1;
+    a value that is no number refused in the `needed` metrics (all when None), left out elsewhere."""
     try:
         document = json.loads(path.read_text(encoding="utf-8-sig"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
@@ -112,6 +113,8 @@ def _history_json(path: Path) -> list[dict[str, float]]:
         for key, values in document.items():
             value = values[index]
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                if needed is not None and key not in needed:
+                    continue  # a vector metric (F1Score(average=None)'s list per epoch)
                 raise DlcliError(f"{path}: {key}[{index}] (epoch {index + 1}) is {json.dumps(value)[:30]}, not a number")
             row[key] = math.nan if value is None else float(value)
         rows.append(row)

@@ -247,7 +247,7 @@ def _column_named_twice(path: Path) -> str | None:
         return None  # pandas says what is wrong with it
     seen: dict[str, int] = {}
     for number, name in enumerate(header, start=1):
-        if name in seen:
+        if name in seen and name:  # columns without a name (a spreadsheet's trailing commas) are pandas's "Unnamed: N"
             return (f"{path}: the header names column {name!r} twice (columns {seen[name]} and {number}); "
                     "give each column its own name")
         seen[name] = number

@@ -35,7 +35,7 @@ from typing import Any, Callable, Literal
 from pydantic import BaseModel
 
 from dlcli.choices import LATEST, Pruner, SweepMethod
-from dlcli.config import NAME_PATTERN, SEED_MAX, ExperimentConfig, load_config
+from dlcli.config import MAX_NAME_LENGTH, NAME_PATTERN, SEED_MAX, ExperimentConfig, load_config
 from dlcli.errors import ConfigError, DlcliError, RunNotFound, counted, reason_of
 from dlcli.keys import parse_yaml_value
 from dlcli.stopping import EXIT_INTERRUPTED
@@ -289,10 +289,10 @@ def check_trial_names(config: ExperimentConfig, settings: SweepSettings) -> None
     for the suffix, before any trial."""
     longest = f"{config.name}-t{settings.total}" + (f"-s{max(settings.repeat_seeds)}" if settings.repeat_seeds else "")
     if not NAME_PATTERN.fullmatch(longest):
-        room = len(config.name) - (len(longest) - 64)
+        room = len(config.name) - (len(longest) - MAX_NAME_LENGTH)
         raise config.error(
             ("name",), f"{config.name!r} leaves no room for this sweep's trial names ({longest!r} is "
-            f"{len(longest)} characters, 64 at most): shorten it to {room} characters or fewer",
+            f"{len(longest)} characters, {MAX_NAME_LENGTH} at most): shorten it to {room} characters or fewer",
         )
 
 

@@ -16,7 +16,7 @@ from dlcli.data import load_dataset, load_folds
 from dlcli.data.cache import check_decodable
 from dlcli.data.examples import FINGERPRINT_VERSION, Splits
 from dlcli.data.pipeline import stream
-from dlcli.errors import DlcliError
+from dlcli.errors import DlcliError, listed
 from dlcli.store.documents import SCHEMA, Evaluation
 from dlcli.store.index import update_index
 from dlcli.store.runs import (
@@ -124,8 +124,8 @@ def _check_classes(run: RunFolder, splits: Splits) -> None:
         if trained_on and list(trained_on) != list(found):
             labels = f"output {name}'s labels" if name else "the labels"
             raise DlcliError(
-                f"run {run.id}: {labels} now name the classes {', '.join(found)}, and its model was trained on "
-                f"{', '.join(trained_on)}: each would be scored as another; evaluate on the data it was trained on, "
+                f"run {run.id}: {labels} now name the classes {listed(found)}, and its model was trained on "
+                f"{listed(trained_on)}: each would be scored as another; evaluate on the data it was trained on, "
                 "or train again on this data"
             )
 

@@ -153,6 +153,16 @@ def test_a_keras_history_json_that_cannot_be_read_is_one_line(cli, tmp_path, doc
     assert result.exit_code == 2 and says in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
+def test_a_keras_history_json_with_a_vector_metric_is_judged_on_its_loss(cli, tmp_path):
+    history = {"loss": [1 / (e + 1) for e in range(12)], "val_loss": [0.5 + 0.01 * e for e in range(12)],
+               "f1_score": [[0.5, 0.6]] * 12}  # F1Score(average=None), saved with .tolist()
+    (tmp_path / "history.json").write_text(json.dumps(history))
+
+    (verdict,) = verdict_json(cli, str(tmp_path / "history.json"))
+
+    assert verdict["epochs"] == 12 and verdict["overfitting"] is True
+
+
 def test_a_history_without_epochs_is_one_epoch_a_row_and_one_without_loss_either_is_refused(cli, tmp_path):
     rows = "".join(f"{1 / (e + 1)},{0.5 + 0.01 * e}\n" for e in range(12))
     (tmp_path / "index_false.csv").write_text("loss,val_loss\n" + rows)  # DataFrame.to_csv(index=False)

@@ -298,6 +298,15 @@ BAD_TABLES = [
 ]
 
 
+def test_columns_without_a_name_are_not_a_column_named_twice(write_config, tmp_path):
+    # a spreadsheet's trailing commas: two columns named '' (pandas's "Unnamed: 2", "Unnamed: 3")
+    rows = "".join(f"{n},{n % 2},,\n" for n in range(20))
+
+    splits = load_dataset(table_config(write_config, _csv(tmp_path, "a,label,,\n" + rows), "dataset.feature_columns=[a]"))
+
+    assert len(splits.train) + len(splits.validation) + len(splits.test) == 20
+
+
 @pytest.mark.parametrize("text, error, message", [case[1:] for case in BAD_TABLES], ids=[c[0] for c in BAD_TABLES])
 def test_a_table_that_cannot_be_trained_on_says_why(write_config, tmp_path, text, error, message):
     with pytest.raises(error, match=message):
