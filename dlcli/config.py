@@ -854,7 +854,9 @@ def name_from_file(stem: str) -> str:
 
 def validate(data: dict[str, Any], source: SourceMap, default_name: str) -> ExperimentConfig:
     """Validate already-parsed config data; errors point at `source`."""
-    data.setdefault("name", name_from_file(default_name))
+    if "name" not in data:  # a problem with it is the file name's, not the file's first line's
+        data["name"] = name_from_file(default_name)
+        source.overrides.setdefault(("name",), f"{source.file} (named after the file: no `name:` in it)")
     try:
         config = ExperimentConfig.model_validate(data)
     except ValidationError as error:

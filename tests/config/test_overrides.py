@@ -177,3 +177,17 @@ def test_a_config_without_a_name_is_named_after_its_file(tmp_path, file_name, na
     path.write_text(TINY_CONFIG.replace("name: tiny\n", ""))
 
     assert load_config(path).name == name
+
+
+def test_a_name_taken_from_the_file_name_is_blamed_on_the_file_name(tmp_path):
+    from conftest import TINY_CONFIG
+
+    path = tmp_path / "latest.yaml"
+    path.write_text(TINY_CONFIG.replace("name: tiny\n", ""))
+
+    from dlcli.config import check_new_run
+
+    with pytest.raises(ConfigError) as raised:
+        check_new_run(load_config(path))
+
+    assert str(raised.value).startswith(f"{path} (named after the file: no `name:` in it): name: 'latest' would be read")
