@@ -248,9 +248,8 @@ def evidence(rows: list[dict[str, float]], monitor: str, minimize: bool) -> Evid
     # deeper, the longer the plateau it ends) is no reference
     reference = statistics.median(worse[max(0, best - 1):best + 2])
     noise = noise_level(worse)
-    settled_below = worse[best] + SETTLED_FRACTION * (worse[0] - worse[best])
-    settled = next(index for index, value in enumerate(worse) if value <= settled_below)
-    settled = max(0, min(settled, len(worse) - LOCAL_NOISE_EPOCHS))
+    settled = max(0, min(_settled(worse[: best + 1]), len(worse) - LOCAL_NOISE_EPOCHS))
+    losses = [row["loss"] for row in usable]
     onset = next(index for index, value in enumerate(worse) if value <= worse[best] + ONSET_BAND * noise)
     trend_p, trend_epochs = rising_stretch(since)
     return Evidence(
@@ -266,18 +265,19 @@ def evidence(rows: list[dict[str, float]], monitor: str, minimize: bool) -> Evid
         local_noise=noise_level(worse[settled:]),
         trend_p=trend_p,
         trend_epochs=trend_epochs,
-        loss_at_best=usable[best]["loss"],
-        loss_now=statistics.median(row["loss"] for row in usable[-AVERAGED_EPOCHS:]),
-        loss_settled=_settled_loss([row["loss"] for row in usable[: best + 1]]),
+        loss_at_best=losses[best],
+        loss_now=statistics.median(losses[-AVERAGED_EPOCHS:]),
+        loss_settled=losses[_settled(losses[: best + 1])],
         since_best=tuple(since),
     )
 
 
-def _settled_loss(losses: list[float]) -> float:
-    """The first of `losses` (up to the best epoch's) within SETTLED_FRACTION of the way from the
-    first to the last."""
-    below = losses[-1] + SETTLED_FRACTION * (losses[0] - losses[-1])
-    return next((loss for loss in losses if loss <= below), losses[-1])
+def _settled(values: list[float]) -> int:
+    """Where a curve settled: the first of `values` (up to the best epoch's, the last) within
+    SETTLED_FRACTION of the way from the first to the last. There is always one: the first when
+    it is no higher than the last, else the last."""
+    below = values[-1] + SETTLED_FRACTION * (values[0] - values[-1])
+    return next(index for index, value in enumerate(values) if value <= below)
 
 
 def strength(found: Evidence | None, settings: OverfittingConfig) -> str:
@@ -300,8 +300,9 @@ class OverfittingWatch:
 
     Overfitting: the monitored validation metric trends away from its best by several times
     this run's own epoch-to-epoch noise, for at least `patience` epochs, while the training
-    loss is no higher than at the best epoch (`Evidence.training_holds`). Each judgement is a pure function of the rows read
-    so far, so a live run, a resumed one and a history read back agree.
+    loss is no higher than at the best epoch (`Evidence.training_holds`). Each judgement is a
+    pure function of the rows read so far, so a live run, a resumed one and a history read back
+    agree.
     """
 
     def __init__(self, settings: OverfittingConfig, minimize: bool):
