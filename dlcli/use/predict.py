@@ -321,13 +321,13 @@ def _refuse_other_than_numpy(path: Path) -> None:
 def _refuse_non_finite(where: str, x: np.ndarray, start: int) -> None:
     """An array's example with a NaN or an infinity, named by its index: a model answers nothing
     sensible for it (a CSV's empty cell is refused the same way)."""
-    bad = ~np.isfinite(x.reshape(len(x), -1)).all(axis=1)
-    if bad.any():
-        first = int(np.argmax(bad))
-        value = x[first][~np.isfinite(x[first])].flat[0]
+    found = non_finite(x)
+    if found is not None:
+        rows, position = found
+        value = x[rows[0]].reshape(-1)[position]
         raise DlcliError(
-            f"{where}[{start + first}] holds {value} ({counted(int(bad.sum()), 'example')} of this batch with a value "
-            f"that is not finite); predict needs every value: fill or remove {'it' if bad.sum() == 1 else 'them'}"
+            f"{where}[{start + int(rows[0])}] holds {value} ({counted(len(rows), 'example')} of this batch with a value "
+            f"that is not finite); predict needs every value: fill or remove {'it' if len(rows) == 1 else 'them'}"
         )
 
 
