@@ -224,9 +224,6 @@ def reading_csv(path: Path, fail: Callable[[str], Exception] = DataUnavailable) 
 
     import pandas as pd
 
-    twice = _column_named_twice(path)
-    if twice:
-        raise fail(twice)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", pd.errors.ParserWarning)
@@ -235,23 +232,23 @@ def reading_csv(path: Path, fail: Callable[[str], Exception] = DataUnavailable) 
         raise fail(_csv_problem(path, error)) from None
 
 
-def _column_named_twice(path: Path) -> str | None:
-    """A header naming a column twice: pandas reads the first under its name and the second as
-    `name.1`, so a table would be read with the wrong column, without a word."""
+def refuse_column_named_twice(path: Path, fail: Callable[[str], Exception] = DataUnavailable) -> None:
+    """Before a CSV is read: a header naming a column twice raises fail(what to do). pandas would
+    read the first under its name and the second as `name.1`, so a table would be read with the
+    wrong column, without a word. Once a file, not in `reading_csv`, which wraps each chunk."""
     import csv
 
     try:
         with open(path, newline="", encoding="utf-8-sig") as file:
             header = next(csv.reader(file), [])
     except (OSError, UnicodeDecodeError, csv.Error):
-        return None  # pandas says what is wrong with it
+        return  # pandas says what is wrong with it
     seen: dict[str, int] = {}
     for number, name in enumerate(header, start=1):
         if name in seen and name:  # columns without a name (a spreadsheet's trailing commas) are pandas's "Unnamed: N"
-            return (f"{path}: the header names column {name!r} twice (columns {seen[name]} and {number}); "
-                    "give each column its own name")
+            raise fail(f"{path}: the header names column {name!r} twice (columns {seen[name]} and {number}); "
+                       "give each column its own name")
         seen[name] = number
-    return None
 
 
 def _csv_problem(path: Path, error: Exception) -> str:
@@ -296,7 +293,11 @@ def load_csv(info: DatasetInfo, config: ExperimentConfig) -> RawDataset:
 
     path = _existing_path(config, want_dir=False)
     options = config.dataset
-    with reading_csv(path, fail=lambda problem: config.error(("dataset", "path"), problem)):
+    def fail(problem: str) -> Exception:
+        return config.error(("dataset", "path"), problem)
+
+    refuse_column_named_twice(path, fail)
+    with reading_csv(path, fail=fail):
         table = pd.read_csv(path, index_col=False)
     columns = [str(c) for c in table.columns]
     if table.empty:

@@ -19,7 +19,7 @@ import tensorflow as tf
 from dlcli.build.inference import class_names, class_probabilities, inference_model
 from dlcli.choices import InputKind
 from dlcli.data.examples import IMAGE_EXTENSIONS, FilePool
-from dlcli.data.files import categorical_cells, not_numbers, reading_csv, text_cells
+from dlcli.data.files import categorical_cells, not_numbers, reading_csv, refuse_column_named_twice, text_cells
 from dlcli.data.pipeline import raw_examples
 from dlcli.data.prepare import non_finite
 from dlcli.errors import DlcliError, counted, listed
@@ -170,6 +170,7 @@ class Prediction:
         columns = self.info.columns
         if self.info.kind == "image" or not columns or self.info.table_format == "npz":
             self._refuse(path, "a CSV")
+        refuse_column_named_twice(path, DlcliError)  # once a file: its chunks are read as they come
         with reading_csv(path, fail=DlcliError):
             head = pd.read_csv(path, nrows=1, index_col=False)
         found = [str(c) for c in head.columns]
