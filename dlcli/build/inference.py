@@ -41,6 +41,10 @@ def input_kind(splits: Splits) -> str:
     return "image" if len(splits.input_shape) == 3 and splits.value_range else "array"
 
 
+# The preprocessing's standardization layer (a named input's: <input>_standardization)
+STANDARDIZATION = "standardization"
+
+
 def _standardization(encoding, shape: tuple[int, ...], name: str) -> keras.layers.Layer:
     """(x - mean) / std per feature (every axis of an example), as the training stream standardizes.
     A Rescaling by 1/std and -mean/std, not a Normalization(mean=, variance=): tf2onnx turns a
@@ -58,7 +62,7 @@ def _table_preprocessing(splits: Splits) -> keras.Model:
         if spec.kind == InputKind.features:
             raw = x = keras.Input(shape=spec.shape, dtype="float32", name=name)
             if encoding.mean is not None:
-                x = _standardization(encoding, spec.shape, f"{name}_standardization")(x)
+                x = _standardization(encoding, spec.shape, f"{name}_{STANDARDIZATION}")(x)
         else:
             raw = keras.Input(shape=() if spec.kind == InputKind.text else (len(spec.columns),), dtype="string", name=name)
             x = keras.ops.cast(encoding.vectorizer(raw), encoding.dtype)
@@ -84,7 +88,7 @@ def preprocessing_model(splits: Splits) -> keras.Model:
     units = splits.value_range / PIXEL_RANGE if kind == "image" else 1.0
     x = keras.layers.Rescaling(units / encoding.scale, dtype="float32", name="rescaling")(raw)
     if encoding.mean is not None:
-        x = _standardization(encoding, shape, "standardization")(x)
+        x = _standardization(encoding, shape, STANDARDIZATION)(x)
     return keras.Model(raw, x, name="preprocessing")
 
 

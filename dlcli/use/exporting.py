@@ -22,7 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from dlcli import __version__
-from dlcli.build.inference import inference_model, predicted_classes
+from dlcli.build.inference import STANDARDIZATION, inference_model, predicted_classes
 from dlcli.choices import InputKind
 from dlcli.errors import DlcliError, ExportMismatch
 from dlcli.store.documents import Inputs
@@ -248,7 +248,7 @@ def export_run(
 def _earlier_standardization(layer: keras.layers.Layer) -> bool:
     """The preprocessing's standardization as dlcli saved it before it was a Rescaling (a model's
     own Normalization layers are the user's, named otherwise, and exported as Keras can)."""
-    named = layer.name == "standardization" or layer.name.endswith("_standardization")
+    named = layer.name == STANDARDIZATION or layer.name.endswith(f"_{STANDARDIZATION}")
     return named and isinstance(layer, keras.layers.Normalization)
 
 
