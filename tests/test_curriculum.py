@@ -61,15 +61,15 @@ OFFLINE = [p for p in CONFIGS if p.stem not in NEEDS_DOWNLOAD | {"mnist_transfer
 
 @pytest.mark.parametrize("path", OFFLINE, ids=[p.stem for p in OFFLINE])
 @pytest.mark.slow
-def test_offline_config_trains_an_epoch(cli, runs_dir, digits_folder, path):
+def test_offline_config_trains_an_epoch(cli, runs_dir, digits_folder, few_digits_folder, path):
     overrides = ["training.epochs=1"]
     if path.stem in PHOTO_CONFIGS:
         overrides += on_digit_photos(digits_folder, 32 if "vgg16" in path.stem else 80)
         overrides += ["model.base.weights=none"] if "vgg16" in path.stem else []
     if path.stem in ("boston_kfold", "boston_kfold_curve"):
         overrides += ["training.kfold=2"]
-    if path.stem == "keras_io_residual":  # exported digits, small: the graph's four stride-2 stages still fit
-        overrides += [f"dataset.path={digits_folder}", "dataset.image_size=[16, 16]"]
+    if path.stem == "keras_io_residual":  # few digits, small: the graph's four stride-2 stages still fit
+        overrides += [f"dataset.path={few_digits_folder}", "dataset.image_size=[16, 16]"]
 
     result = cli("train", str(path), *(arg for o in overrides for arg in ("--set", o)))
 

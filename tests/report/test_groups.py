@@ -202,7 +202,7 @@ def test_five_seeds_against_five_more_of_the_same_config_are_within_seed_noise(c
     config = write_config(TINY_CONFIG.replace("epochs: 2", "epochs: 3"))
 
     first = cli("train", str(config), "--repeat", "5", "--jobs", "2")
-    second = cli("train", str(config), "--seeds", "5,6,7,8,9", "--set", "training.tensorboard=false", "--jobs", "2")
+    second = cli("train", str(config), "--seeds", "5,6,7,8,9", "--set", "training.tensorboard=false")
 
     assert first.exit_code == 0 and second.exit_code == 0, first.output + second.output
     assert "5 seeds trained" in first.stdout
@@ -216,7 +216,7 @@ def test_five_seeds_against_five_more_of_the_same_config_are_within_seed_noise(c
 @pytest.mark.slow
 def test_a_learning_rate_that_learns_is_better_than_one_that_does_not_beyond_seed_noise(cli, runs_dir):
     for rate in ("1e-3", "1e-6"):
-        result = cli("train", "configs/mnist_dense.yaml", "--repeat", "3", "--jobs", "2",
+        result = cli("train", "configs/mnist_dense.yaml", "--repeat", "3",
                      "--set", f"optimizer={{name: rmsprop, learning_rate: {rate}}}", "--set", "training.epochs=2")
         assert result.exit_code == 0, result.output
 

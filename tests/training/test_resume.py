@@ -101,19 +101,19 @@ def _sets(overrides):
 
 
 @pytest.fixture(scope="module")
-def killed(tmp_path_factory, digits_folder):
+def killed(tmp_path_factory, few_digits_folder):
     """name -> (config path, overrides, the killed run's folder, its process's stderr)."""
     root = tmp_path_factory.mktemp("resume")
     base_config = root / "base.yaml"
-    base_config.write_text(photos("base", digits_folder, BASE_MODEL, "  epochs: 1"))
+    base_config.write_text(photos("base", few_digits_folder, BASE_MODEL, "  epochs: 1"))
     base_runs = root / "base-runs"
     result = CliRunner().invoke(app, ["train", str(base_config), "--runs-dir", str(base_runs)])
     assert result.exit_code == 0, result.output
     (base,) = run_folders(base_runs)
     configs = {
-        "exact": photos("exact", digits_folder, RANDOM_MODEL, CALLBACKS),
-        "fine_tune": photos("fine-tune", digits_folder, on_a_base(base), FINE_TUNE),
-        "precompute": photos("precompute", digits_folder, on_a_base(base, ", precompute: true"), "  epochs: 3"),
+        "exact": photos("exact", few_digits_folder, RANDOM_MODEL, CALLBACKS),
+        "fine_tune": photos("fine-tune", few_digits_folder, on_a_base(base), FINE_TUNE),
+        "precompute": photos("precompute", few_digits_folder, on_a_base(base, ", precompute: true"), "  epochs: 3"),
         "tiny": TINY_WITH_DROPOUT,
     }
     paths = {}

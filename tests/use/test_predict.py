@@ -442,8 +442,8 @@ def test_an_export_that_disagrees_is_removed_and_a_missing_converter_is_named(cl
 
 
 @pytest.mark.slow
-def test_a_pretrained_base_run_predicts_and_exports(cli, trained, digits_folder, tmp_path):
-    text = TINY_CONFIG.replace("name: digits", f"name: image_directory\n  path: {digits_folder}\n  image_size: [32, 32]")
+def test_a_pretrained_base_run_predicts_and_exports(cli, trained, few_digits_folder, tmp_path):
+    text = TINY_CONFIG.replace("name: digits", f"name: image_directory\n  path: {few_digits_folder}\n  image_size: [32, 32]")
     text = text.replace("model:\n  layers:", "model:\n  base: {application: MobileNetV2, weights: none, precompute: true}"
                         "\n  layers:").replace("    - Flatten\n", "    - GlobalAveragePooling2D\n")
     config = tmp_path / "base.yaml"
@@ -452,7 +452,7 @@ def test_a_pretrained_base_run_predicts_and_exports(cli, trained, digits_folder,
                                      "model.layers.2.Dense.units=2"]),
                 trained["runs"]).run
 
-    result, rows = predicted(cli, trained, run, digits_folder / "test" / "1")
+    result, rows = predicted(cli, trained, run, few_digits_folder / "test" / "1")
     exported = cli("export", run.id, "--format", "saved_model", "--output", str(tmp_path / "based"),
                    "--runs-dir", str(trained["runs"]), runs=False)
 
