@@ -345,8 +345,9 @@ class FineTuneConfig(_Strict):
 
 class OverfittingConfig(_Strict):
     """Flag overfitting: `monitor` moves away from its best beyond this run's epoch-to-epoch
-    noise, or climbs steadily since it, for at least `patience` epochs while the training loss
-    still falls (dlcli.curves.verdicts); with `stop`, training ends at the warning."""
+    noise, climbs steadily since it, or (a loss) gives back all it gained, for at least
+    `patience` epochs while the training loss still falls (dlcli.curves.verdicts); with `stop`,
+    training ends at the warning."""
 
     monitor: str = "val_loss"
     mode: Direction | Literal["auto"] = "auto"  # auto: the direction Keras gives the metric

@@ -89,8 +89,22 @@ WEAK_RISE = 1.5
 # The rise is the median of this many last epochs (one bad epoch is no trend) above the best
 # epoch's level.
 AVERAGED_EPOCHS = 3
-# Fewer epochs than this give no trustworthy measure of the noise, and so no warning.
+# Fewer epochs than this give no trustworthy measure of the noise, and so no warning from the
+# level or the trend test.
 MIN_EPOCHS = 7
+# The third test measures no noise, and so waits for no MIN_EPOCHS: a loss that has given back all
+# it gained. Prechelt's generalization loss GL ("Early Stopping - But When?", 1998): the validation
+# loss GAVE_BACK_RATIO times its best or more (his GL50) in every epoch since the best, at least
+# AVERAGED_EPOCHS of them, each also worse than every epoch before the best, the first included.
+# For a loss (a positive value that is minimized) a ratio is a size without a noise estimate, which
+# a handful of epochs cannot give; the epochs before the best show how far the curve wanders by
+# itself, so a run whose loss jumped as high while it was still learning (a learning rate too high)
+# is not warned by it, and every epoch since the best must stand there, not the last few: on
+# made-up healthy runs flat from their first epoch with 20% noise, the last 3 alone warned on 9.5%
+# of 40-epoch runs, every epoch since the best on 1.2% (docs/verdicts.md). It catches the gross
+# overfit of a big model that the noise estimate of its first jumpy epochs hides (the book's
+# 512-512 IMDB net: 0.27 at epoch 2, then 0.54, 0.43, 0.51).
+GAVE_BACK_RATIO = 1.5
 # The onset: the first epoch already within this many noise levels of the best. On a broad
 # bottom the best epoch itself is where the noise happened to dip, often epochs later.
 ONSET_BAND = 0.5
@@ -177,6 +191,8 @@ class Evidence:
     loss_at_best: float
     loss_now: float  # the training loss of the last epochs, their median (as `rise` measures the monitor)
     loss_settled: float  # the training loss where it settled (as the trend test's noise: SETTLED_FRACTION)
+    minimize: bool = True  # the metric as recorded: lower is better
+    worst_before_best: float | None = None  # the worst epoch before the best, lower is better; None when the first is best
     since_best: tuple[float, ...] = field(default=(), repr=False)  # the epochs since the best, lower is better
 
     @property
@@ -207,6 +223,16 @@ class Evidence:
         return self.trend_p < TREND_P and self.trend_levels >= TREND_RISE
 
     @property
+    def gave_back(self) -> bool:
+        """The third test (GAVE_BACK_RATIO): a loss that has stood, every epoch since its best, at
+        least that many times its best and above every epoch before the best."""
+        if not (self.minimize and self.best > 0 and self.worst_before_best is not None
+                and len(self.since_best) >= AVERAGED_EPOCHS):
+            return False
+        lowest_since = min(self.since_best)
+        return lowest_since > self.worst_before_best and lowest_since >= GAVE_BACK_RATIO * self.best
+
+    @property
     def training_holds(self) -> bool:
         """The training loss has not worsened since the best epoch: when it has, training itself went
         wrong (a learning rate too high, a diverging run), which is no overfitting. Not worsened is
@@ -231,6 +257,8 @@ class Evidence:
             "loss_at_best": self.loss_at_best,
             "loss_now": self.loss_now,
             "loss_settled": self.loss_settled,
+            "worst_before_best": self.worst_before_best,
+            "gave_back": self.gave_back,
         }
 
 
@@ -268,6 +296,8 @@ def evidence(rows: list[dict[str, float]], monitor: str, minimize: bool) -> Evid
         loss_at_best=losses[best],
         loss_now=statistics.median(losses[-AVERAGED_EPOCHS:]),
         loss_settled=losses[_settled(losses[: best + 1])],
+        minimize=minimize,
+        worst_before_best=max(worse[:best]) if best else None,
         since_best=tuple(since),
     )
 
@@ -283,13 +313,18 @@ def _settled(values: list[float]) -> int:
 def strength(found: Evidence | None, settings: OverfittingConfig) -> str:
     """'strong' (worth the warning), 'weak' (worth a hint) or 'none'.
 
-    Strong: a level far above the noise, or a significant climb that has left the noise.
+    Strong: a level far above the noise, a significant climb that has left the noise, or a loss
+    that gave back all it gained.
     """
-    if found is None or found.epochs < MIN_EPOCHS or not found.training_holds or found.rise <= settings.min_delta:
+    if found is None or not found.training_holds or found.rise <= settings.min_delta:
         return "none"
-    if found.epochs_since_best >= settings.patience:
-        if found.level_evidence or found.trend_evidence:
-            return "strong"
+    patient = found.epochs_since_best >= settings.patience
+    if patient and found.gave_back:
+        return "strong"
+    if found.epochs < MIN_EPOCHS:
+        return "none"
+    if patient and (found.level_evidence or found.trend_evidence):
+        return "strong"
     if found.epochs_since_best >= 2 and found.noise_levels >= WEAK_RISE:
         return "weak"
     return "none"
@@ -365,8 +400,10 @@ class OverfittingWatch:
 
     def message(self, found: Evidence) -> str:
         at = f" (epoch {found.best_epoch})" if found.best_epoch != found.onset_epoch else ""
-        if found.level_evidence:
+        if found.level_evidence and found.epochs >= MIN_EPOCHS:
             why = f"{found.noise_levels:.1f}× its epoch-to-epoch noise"
+        elif found.gave_back:
+            why = f"{found.now / found.best:.2g}× its best and above every epoch before it"
         else:  # the trend test's evidence
             why = (
                 f"a climb of {found.trend_levels:.1f}× its noise since it settled, rising by rank over its last "

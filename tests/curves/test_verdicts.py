@@ -84,7 +84,7 @@ def test_the_book_s_healthy_curves_get_no_warning_and_most_of_its_overfits_one_i
     agreed = {stem: benchmark.agrees_with_book(says, detect(BOOK[stem])[0]) for stem, says in benchmark.BOOK_SAYS.items()}
 
     assert all(agreed[stem] for stem, says in benchmark.BOOK_SAYS.items() if not says[0])
-    assert sum(agreed.values()) >= 8  # measured: 8 of 12; the 4 it misses are named in docs/verdicts.md
+    assert sum(agreed.values()) >= 9  # measured: 9 of 12; the 3 it misses are named in docs/verdicts.md
 
 
 def test_the_quick_start_never_warns_for_any_seed():
@@ -231,6 +231,36 @@ def test_healthy_curves_are_not_flagged(values, losses, why):
     watch = OverfittingWatch.replayed(OverfittingConfig(), True, rows_from(values, losses))
 
     assert not watch.verdict()["detected"] and watch.alarm is None, why
+
+
+# The book's 512-512 IMDB net (4.4__3): its loss doubles after its best at epoch 2, jumping from
+# epoch to epoch by about as much as it rises
+BIG_NET = [0.415, 0.274, 0.544, 0.432, 0.510, 0.687, 0.674]
+# The corpus's `unstable` run, seed 1 (a learning rate too high): after its best at epoch 10 it
+# stands 1.9-2.8 times higher, but it jumped higher still while it learned
+UNSTABLE = [0.751, 3.827, 0.609, 1.285, 0.951, 0.899, 0.773, 0.856, 0.707, 0.487, 1.387, 0.941, 1.158]
+UNSTABLE_LOSSES = [110.4, 0.878, 2.103, 1.337, 0.68, 0.92, 0.523, 1.11, 0.46, 0.488, 0.35, 0.447, 0.291]
+
+
+def test_a_loss_that_gave_back_all_it_gained_is_flagged_before_its_noise_can_be_measured():
+    watch = OverfittingWatch.replayed(OverfittingConfig(), True, rows_from(BIG_NET, falling(len(BIG_NET))))
+
+    assert watch.alarm is not None and watch.alarm.epoch == 5 and watch.alarm.gave_back
+    assert "0.274 to 0.51, 1.9× its best and above every epoch before it," in watch.message(watch.alarm)
+    assert watch.verdict()["evidence"]["worst_before_best"] == 0.415
+
+
+@pytest.mark.parametrize("values, losses, minimize, why", [
+    (UNSTABLE, UNSTABLE_LOSSES, True, "it stood as high before its best: the curve's own wandering"),
+    ([0.415, 0.274, 0.544, 0.40, 0.510], falling(5), True, "an epoch of the last three below the first epoch's"),
+    ([0.30, 0.20, 0.29, 0.28, 0.295], falling(5), True, "less than 1.5 times its best"),
+    ([0.415, 0.274, 0.544, 0.432, 0.510], [0.45, 0.21, 0.3, 0.35, 0.4], True, "the training loss rose too"),
+    ([0.6, 0.9, 0.4, 0.35, 0.3], falling(5), False, "an accuracy: a ratio of it is no size"),
+])
+def test_what_has_not_given_back_all_it_gained_is_not_flagged_by_that_test(values, losses, minimize, why):
+    watch = OverfittingWatch.replayed(OverfittingConfig(), minimize, rows_from(values, losses))
+
+    assert watch.alarm is None, why
 
 
 def test_one_bad_training_epoch_does_not_hide_a_clear_rise():
