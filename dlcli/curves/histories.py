@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from dlcli.config import OverfittingConfig, not_a_validation_metric
-from dlcli.curves.verdicts import MIN_EPOCHS, OverfittingWatch
+from dlcli.curves.verdicts import OverfittingWatch, fewest_epochs
 from dlcli.errors import DlcliError, counted, listed
 from dlcli.keys import did_you_mean
 from dlcli.store.runs import FOLD_COLUMN, INTEGER_COLUMNS, metric_name
@@ -221,21 +221,22 @@ def judge_curves(
     """
     monitor = settings.monitor
     if not rows:
-        raise DlcliError(f"{source}: a header and no epochs; a verdict needs at least {MIN_EPOCHS}")
+        raise DlcliError(f"{source}: a header and no epochs")
     columns = list(dict.fromkeys(key for row in rows for key in row))
     for needed in (monitor, "loss"):
         if needed not in columns:
             choose = f"{did_you_mean(needed, columns)}; choose one with --monitor" if needed == monitor else ""
             raise DlcliError(f"{source}: no '{needed}' column (has {listed(columns)}){choose}")
     direction = direction or guessed_direction(monitor)
+    fewest = fewest_epochs(direction == "min")
     verdicts = []
     for fold, model_rows in models_of(rows, source):
         usable = [row for row in model_rows if all(math.isfinite(row.get(key, math.nan)) for key in (monitor, "loss"))]
-        if len(usable) < MIN_EPOCHS:
+        if len(usable) < fewest:
             which = f" (fold {fold})" if fold is not None else ""
             raise DlcliError(
                 f"{source}{which}: {counted(len(usable), 'epoch')} with both {monitor} and loss; a verdict needs at "
-                f"least {MIN_EPOCHS}"
+                f"least {fewest}"
             )
         watch = OverfittingWatch.replayed(settings, direction == "min", model_rows)
         verdicts.append(CurveVerdict(source, monitor, direction, len(model_rows), watch.verdict(), fold))

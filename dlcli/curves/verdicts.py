@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -97,14 +97,20 @@ MIN_EPOCHS = 7
 # loss GAVE_BACK_RATIO times its best or more (his GL50) in every epoch since the best, at least
 # AVERAGED_EPOCHS of them, each also worse than every epoch before the best, the first included.
 # For a loss (a positive value that is minimized) a ratio is a size without a noise estimate, which
-# a handful of epochs cannot give; the epochs before the best show how far the curve wanders by
+# a handful of epochs cannot give. The epochs before the best show how far the curve wanders by
 # itself, so a run whose loss jumped as high while it was still learning (a learning rate too high)
-# is not warned by it, and every epoch since the best must stand there, not the last few: on
-# made-up healthy runs flat from their first epoch with 20% noise, the last 3 alone warned on 9.5%
-# of 40-epoch runs, every epoch since the best on 1.2% (docs/verdicts.md). It catches the gross
-# overfit of a big model that the noise estimate of its first jumpy epochs hides (the book's
-# 512-512 IMDB net: 0.27 at epoch 2, then 0.54, 0.43, 0.51).
+# is not warned by it; every epoch since the best, not the last few, keeps it rare on noisy
+# plateaus (measured in docs/verdicts.md). The onset it names is the best epoch: a noise
+# measured on so few epochs places no band around it.
 GAVE_BACK_RATIO = 1.5
+
+
+def fewest_epochs(minimize: bool) -> int:
+    """The fewest epochs at which a test can warn: for a loss, the third test's (an epoch before the
+    best, the best and AVERAGED_EPOCHS after it); for a metric to maximize, MIN_EPOCHS."""
+    return 2 + AVERAGED_EPOCHS if minimize else MIN_EPOCHS
+
+
 # The onset: the first epoch already within this many noise levels of the best. On a broad
 # bottom the best epoch itself is where the noise happened to dip, often epochs later.
 ONSET_BAND = 0.5
@@ -192,7 +198,7 @@ class Evidence:
     loss_now: float  # the training loss of the last epochs, their median (as `rise` measures the monitor)
     loss_settled: float  # the training loss where it settled (as the trend test's noise: SETTLED_FRACTION)
     minimize: bool = True  # the metric as recorded: lower is better
-    worst_before_best: float | None = None  # the worst epoch before the best, lower is better; None when the first is best
+    worst_before_best: float | None = None  # the worst value before the best epoch; None when the first is best
     since_best: tuple[float, ...] = field(default=(), repr=False)  # the epochs since the best, lower is better
 
     @property
@@ -223,13 +229,18 @@ class Evidence:
         return self.trend_p < TREND_P and self.trend_levels >= TREND_RISE
 
     @property
+    def noise_evidence(self) -> bool:
+        """The level or the trend test passes, on enough epochs to measure the noise."""
+        return self.epochs >= MIN_EPOCHS and (self.level_evidence or self.trend_evidence)
+
+    @property
     def gave_back(self) -> bool:
         """The third test (GAVE_BACK_RATIO): a loss that has stood, every epoch since its best, at
         least that many times its best and above every epoch before the best."""
         if not (self.minimize and self.best > 0 and self.worst_before_best is not None
                 and len(self.since_best) >= AVERAGED_EPOCHS):
             return False
-        lowest_since = min(self.since_best)
+        lowest_since = min(self.since_best)  # a loss: since_best is in its own units
         return lowest_since > self.worst_before_best and lowest_since >= GAVE_BACK_RATIO * self.best
 
     @property
@@ -280,7 +291,7 @@ def evidence(rows: list[dict[str, float]], monitor: str, minimize: bool) -> Evid
     losses = [row["loss"] for row in usable]
     onset = next(index for index, value in enumerate(worse) if value <= worse[best] + ONSET_BAND * noise)
     trend_p, trend_epochs = rising_stretch(since)
-    return Evidence(
+    found = Evidence(
         epoch=int(usable[-1]["epoch"]),
         epochs=len(usable),
         onset_epoch=int(usable[onset]["epoch"]),
@@ -297,9 +308,12 @@ def evidence(rows: list[dict[str, float]], monitor: str, minimize: bool) -> Evid
         loss_now=statistics.median(losses[-AVERAGED_EPOCHS:]),
         loss_settled=losses[_settled(losses[: best + 1])],
         minimize=minimize,
-        worst_before_best=max(worse[:best]) if best else None,
+        worst_before_best=sign * max(worse[:best]) if best else None,
         since_best=tuple(since),
     )
+    if found.gave_back and not found.noise_evidence:  # the third test alone names the best epoch (GAVE_BACK_RATIO)
+        return replace(found, onset_epoch=found.best_epoch)
+    return found
 
 
 def _settled(values: list[float]) -> int:
@@ -318,13 +332,10 @@ def strength(found: Evidence | None, settings: OverfittingConfig) -> str:
     """
     if found is None or not found.training_holds or found.rise <= settings.min_delta:
         return "none"
-    patient = found.epochs_since_best >= settings.patience
-    if patient and found.gave_back:
+    if found.epochs_since_best >= settings.patience and (found.noise_evidence or found.gave_back):
         return "strong"
     if found.epochs < MIN_EPOCHS:
         return "none"
-    if patient and (found.level_evidence or found.trend_evidence):
-        return "strong"
     if found.epochs_since_best >= 2 and found.noise_levels >= WEAK_RISE:
         return "weak"
     return "none"
@@ -334,8 +345,9 @@ class OverfittingWatch:
     """Follows a run epoch by epoch and says once, when the evidence is strong, that it overfits.
 
     Overfitting: the monitored validation metric trends away from its best by several times
-    this run's own epoch-to-epoch noise, for at least `patience` epochs, while the training
-    loss is no higher than at the best epoch (`Evidence.training_holds`). Each judgement is a
+    this run's own epoch-to-epoch noise, or (a loss) gives back all it gained (`Evidence.gave_back`),
+    for at least `patience` epochs, while the training loss is no higher than at the best epoch
+    (`Evidence.training_holds`). Each judgement is a
     pure function of the rows read so far, so a live run, a resumed one and a history read back
     agree.
     """
@@ -400,10 +412,10 @@ class OverfittingWatch:
 
     def message(self, found: Evidence) -> str:
         at = f" (epoch {found.best_epoch})" if found.best_epoch != found.onset_epoch else ""
-        if found.level_evidence and found.epochs >= MIN_EPOCHS:
+        if not found.noise_evidence:  # the third test's
+            why = f"{found.now / found.best:.1f}× its best and above every epoch before it"
+        elif found.level_evidence:
             why = f"{found.noise_levels:.1f}× its epoch-to-epoch noise"
-        elif found.gave_back:
-            why = f"{found.now / found.best:.2g}× its best and above every epoch before it"
         else:  # the trend test's evidence
             why = (
                 f"a climb of {found.trend_levels:.1f}× its noise since it settled, rising by rank over its last "

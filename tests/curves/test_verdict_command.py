@@ -114,13 +114,15 @@ def test_verdict_gives_the_epochs_the_live_run_printed_from_the_run_its_history_
      "line 6: epoch 5 after epoch 3, epoch 4 missing; a history holds every epoch (give the whole log)"),
     ("epoch,loss,val_loss\n" + "".join(f"{e},{1 / (e + 1)},{0.5}\n" for e in range(12) if e not in (4, 5, 6)), [],
      "line 6: epoch 7 after epoch 3, epochs 4-6 missing"),
-    ("epoch,loss,val_loss\n0,1.0,0.5\n1,0.9,0.6\n", [], "2 epochs with both val_loss and loss; a verdict needs at least 7"),
-    ("epoch,loss,val_loss\n", [], "a header and no epochs; a verdict needs at least 7"),
+    ("epoch,loss,val_loss\n0,1.0,0.5\n1,0.9,0.6\n", [], "2 epochs with both val_loss and loss; a verdict needs at least 5"),
+    ("epoch,loss,val_loss\n", [], "a header and no epochs"),
+    ("epoch,loss,val_accuracy\n" + "".join(f"{e},{1 / (e + 1)},0.5\n" for e in range(6)), ["--monitor", "val_accuracy"],
+     "6 epochs with both val_accuracy and loss; a verdict needs at least 7"),  # only a loss is judged from 5
     ("epoch,loss,val_loss\n0,1.0,0.5\n", [], "1 epoch with both val_loss and loss"),
     ("epoch,loss,val_loss\n0,1.0,oops\n", [], "line 2: val_loss is 'oops', not a number"),
     ("epoch,loss,val_loss\nNA,1.0,0.5\n", [], "line 2: epoch is 'NA', not a whole number"),
     ("epoch,loss,val_loss\n" + "".join(f"{e},NA,0.5\n" for e in range(10)), [],
-     "0 epochs with both val_loss and loss; a verdict needs at least 7"),
+     "0 epochs with both val_loss and loss; a verdict needs at least 5"),
     ("epoch,loss,val_accuracy\n" + "".join(f"{e},1,0.5\n" for e in range(10)), ["--monitor", "val_accuracy", "--mode", "min"],
      "--mode min: a higher val_accuracy is better (by its name); leave --mode out, or give --mode max"),
     ("epoch,loss,accuracy\n" + "".join(f"{e},1,0.5\n" for e in range(10)), ["--monitor", "accuracy"],
@@ -200,9 +202,23 @@ def test_several_histories_are_each_judged_and_those_that_cannot_be_are_one_line
 
     assert mixed.exit_code == 1 and mixed.stdout.count("the warning at epoch") == 2
     assert mixed.stderr.strip() == (f"error: {tmp_path / 'short.csv'}: 2 epochs with both val_loss and loss; a "
-                                    "verdict needs at least 7 (1 of 3 histories have no verdict)")
+                                    "verdict needs at least 5 (1 of 3 histories have no verdict)")
     assert as_json.exit_code == 1 and len(json.loads(as_json.stdout)) == 1
     assert none.exit_code == 2 and len(none.stderr.strip().splitlines()) == 2 and "missing.csv: no such file" in none.stderr
+
+
+def test_a_five_epoch_keras_log_of_a_loss_that_gave_back_all_it_gained_gets_the_live_warning(cli, tmp_path):
+    # the book's 512-512 IMDB net's first epochs: a live run warns at epoch 5, and so does its log
+    log = tmp_path / "big.csv"
+    log.write_text("epoch,loss,val_loss\n" + "".join(
+        f"{e},{loss},{value}\n" for e, (loss, value) in enumerate(zip([0.45, 0.21, 0.12, 0.06, 0.07],
+                                                                      [0.415, 0.274, 0.544, 0.432, 0.510]))))
+
+    result = cli("verdict", str(log), "--format", "json")
+
+    assert result.exit_code == 0, result.output
+    (found,) = json.loads(result.stdout)
+    assert (found["overfitting"], found["warned_at_epoch"], found["onset_epoch"]) == (True, 5, 2)
 
 
 def test_a_history_file_that_is_not_there_or_a_run_that_is_not_is_one_line(cli):

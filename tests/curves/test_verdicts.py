@@ -246,16 +246,28 @@ def test_a_loss_that_gave_back_all_it_gained_is_flagged_before_its_noise_can_be_
     watch = OverfittingWatch.replayed(OverfittingConfig(), True, rows_from(BIG_NET, falling(len(BIG_NET))))
 
     assert watch.alarm is not None and watch.alarm.epoch == 5 and watch.alarm.gave_back
-    assert "0.274 to 0.51, 1.9× its best and above every epoch before it," in watch.message(watch.alarm)
+    assert watch.message(watch.alarm).startswith(  # its onset: the best epoch, no noise band around it
+        "overfitting since epoch 2: val_loss from its best 0.274 to 0.51, 1.9× its best and above every epoch before it,")
     assert watch.verdict()["evidence"]["worst_before_best"] == 0.415
+
+
+def test_the_third_test_names_its_best_epoch_the_onset_and_a_large_ratio_plainly():
+    jumpy = [0.22, 0.2, 0.9, 0.35, 0.95]  # half a noise level measured on these 5 epochs reaches back to epoch 1
+    watch = OverfittingWatch.replayed(OverfittingConfig(), True, rows_from(jumpy, falling(5)))
+    assert watch.alarm.onset_epoch == 2
+
+    far = OverfittingWatch.replayed(OverfittingConfig(), True, rows_from([0.415, 0.005, 0.9, 0.91, 0.92], falling(5)))
+    assert "184.0× its best" in far.message(far.alarm)
+    found = OverfittingWatch.replayed(OverfittingConfig(), False, rows_from([0.6, 0.9, 0.5, 0.4, 0.45, 0.3, 0.2], falling(7)))
+    assert found.latest.worst_before_best == 0.6  # in the metric's own units, whichever way it is better
 
 
 @pytest.mark.parametrize("values, losses, minimize, why", [
     (UNSTABLE, UNSTABLE_LOSSES, True, "it stood as high before its best: the curve's own wandering"),
-    ([0.415, 0.274, 0.544, 0.40, 0.510], falling(5), True, "an epoch of the last three below the first epoch's"),
-    ([0.30, 0.20, 0.29, 0.28, 0.295], falling(5), True, "less than 1.5 times its best"),
+    ([0.415, 0.274, 0.544, 0.413, 0.510], falling(5), True, "an epoch since the best below the first epoch's"),
+    ([0.25, 0.20, 0.29, 0.28, 0.295], falling(5), True, "less than 1.5 times its best"),
     ([0.415, 0.274, 0.544, 0.432, 0.510], [0.45, 0.21, 0.3, 0.35, 0.4], True, "the training loss rose too"),
-    ([0.6, 0.9, 0.4, 0.35, 0.3], falling(5), False, "an accuracy: a ratio of it is no size"),
+    ([0.1, 0.2, -0.5, -0.6, -0.7], falling(5), False, "a metric to maximize: a ratio of it is no size"),
 ])
 def test_what_has_not_given_back_all_it_gained_is_not_flagged_by_that_test(values, losses, minimize, why):
     watch = OverfittingWatch.replayed(OverfittingConfig(), minimize, rows_from(values, losses))

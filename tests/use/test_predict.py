@@ -457,7 +457,7 @@ def test_a_pretrained_base_run_predicts_and_exports(cli, trained, few_digits_fol
                    "--runs-dir", str(trained["runs"]), runs=False)
 
     assert result.exit_code == 0, result.output
-    assert {row["prediction"] for row in rows} <= {"0", "1"}
+    assert len(rows) == 12 and {row["prediction"] for row in rows} <= {"0", "1"}
     assert exported.exit_code == 0, exported.output
     assert "mobilenet_v2_preprocessing" in json.loads(Path(f"{tmp_path / 'based'}.json").read_text())["preprocessing_inside"]
 
