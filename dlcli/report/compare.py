@@ -16,7 +16,16 @@ import yaml
 from dlcli.curves.verdicts import minimizes
 from dlcli.errors import DlcliError
 from dlcli.keys import flattened, names_spelled_out, read_yaml
-from dlcli.store.runs import CONFIG_FILE, HISTORY_FILE, NOT_METRIC_COLUMNS, RunRecord, metric_name, read_history, resolve_run
+from dlcli.store.runs import (
+    CONFIG_FILE,
+    DATA_CHANGED,
+    HISTORY_FILE,
+    NOT_METRIC_COLUMNS,
+    RunRecord,
+    metric_name,
+    read_history,
+    resolve_run,
+)
 
 MISSING = "—"  # a key one run has and another has not
 
@@ -67,15 +76,17 @@ def _metric_columns(record: RunRecord) -> dict[str, float]:
                 columns[f"{kind} {key}"] = value
             elif not validated and kind == "final" and key not in NOT_METRIC_COLUMNS:  # trained on all the data
                 columns[f"final {key}"] = value
-    for key, value in ((record.evaluation or {}).get("metrics") or {}).items():
-        split = (record.evaluation or {}).get("split", "test")
+    evaluation = record.evaluation or {}
+    # a score on changed data is no score of the same data as the others': a column of its own
+    split = evaluation.get("split", "test") + (f" {DATA_CHANGED}" if record.test_data_changed else "")
+    for key, value in (evaluation.get("metrics") or {}).items():
         columns[f"{split} {key}"] = value
     return columns
 
 
 def column_metric(column: str) -> str:
-    """The metric a comparison column shows: "best val_loss" -> "val_loss"."""
-    return column.split(" ", 1)[-1]
+    """The metric a comparison column shows: "best val_loss" -> "val_loss", "test (data changed) loss" -> "loss"."""
+    return column.rsplit(" ", 1)[-1]
 
 
 def recorded_monitor(records: list[RunRecord]) -> str:

@@ -369,6 +369,10 @@ def running_status(folder: RunFolder | None, host: str | None, pid: int | None, 
     return RunStatus.running
 
 
+# How a test score on changed data (RunRecord.test_data_changed) is marked in the tables of runs
+DATA_CHANGED = "(data changed)"
+
+
 @dataclass
 class RunRecord:
     """What a run folder says about itself, read without trusting it to be whole."""
@@ -385,6 +389,12 @@ class RunRecord:
     @property
     def id(self) -> str:
         return self.folder.id
+
+    @property
+    def test_data_changed(self) -> bool:
+        """Whether evaluation.json's score was measured on a rebuilt split that differs from the one
+        training saw: no score of the same data as other runs' (marked DATA_CHANGED where runs are listed)."""
+        return (self.evaluation or {}).get("same_data_as_training") is False
 
     # as_row's columns before the metrics
     ROW_COLUMNS = ("id", "name", "status", "damage", "dataset", "epochs", "created", "ended", "duration_s", "sweep",

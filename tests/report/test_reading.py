@@ -412,13 +412,23 @@ def test_each_run_keeps_its_colour_in_every_panel_of_a_comparison_plot(monkeypat
     assert all(colours[1][label] == colours[0][label] for label in colours[1])
 
 
-def test_show_marks_a_test_score_measured_on_data_that_changed_since_training(cli, runs_dir):
+def test_show_runs_and_compare_mark_a_test_score_measured_on_data_that_changed_since_training(cli, runs_dir):
     folder = fake_run(runs_dir, "20260101-100000-changed", TINY_CONFIG, summary_with(0.4, 0.9))
     evaluation = {"schema": 1, "run": folder.name, "split": "test", "metrics": {"accuracy": 0.5},
                   "same_data_as_training": False}
     (folder / "evaluation.json").write_text(json.dumps(evaluation))
 
+    same = fake_run(runs_dir, "20260101-110000-same", TINY_CONFIG, summary_with(0.4, 0.9))
+    (same / "evaluation.json").write_text(json.dumps({**evaluation, "run": same.name, "same_data_as_training": True}))
+
     shown = cli("show", folder.name)
+    listed = cli("runs")
+    compared = cli("compare", folder.name, same.name, "--format", "json")
 
     assert shown.exit_code == 0, shown.output
     assert "test: accuracy 0.5 (on a rebuilt split that differs from the one training saw" in " ".join(shown.stdout.split())
+    assert " ".join(listed.stdout.split()).count("(data changed)") == 1, listed.stdout
+    # not one column with the other run's score on other data: each its own, neither the better
+    by_run = {row["run"]: row for row in json.loads(compared.stdout)["runs"]}
+    assert by_run[folder.name]["test (data changed) accuracy"] == 0.5 and by_run[folder.name]["test accuracy"] is None
+    assert by_run[same.name]["test accuracy"] == 0.5
