@@ -108,7 +108,8 @@ class RestoreCallbackState(keras.callbacks.Callback):
 def check_readable(run: RunFolder, state: CheckpointState) -> None:
     """Refuse a checkpoint whose files were damaged after their commit (a copy cut short, a bad
     disk) before the run is touched: found while training, it would fail the run, and the resume
-    it advises would meet the same file."""
+    it advises would meet the same file. The best model a commit has not yet moved into place is
+    read too: moved damaged, it would be the run's model.keras."""
     import zipfile
 
     import h5py
@@ -121,6 +122,12 @@ def check_readable(run: RunFolder, state: CheckpointState) -> None:
             name = state.callback_arrays
             with np.load(run.file(CHECKPOINT_DIR) / name) as arrays:
                 [arrays[key] for key in arrays.files]  # a member cut short fails only when read
+        if state.best_model and (run.file(CHECKPOINT_DIR) / state.best_model).is_file():
+            name = state.best_model
+            with zipfile.ZipFile(run.file(CHECKPOINT_DIR) / name) as archive:  # a .keras file is a zip
+                damaged = archive.testzip()
+            if damaged is not None:
+                raise ValueError(f"its member {damaged} does not match its checksum")
     except (OSError, ValueError, zipfile.BadZipFile) as error:
         raise DlcliError(
             f"run {run.id}: {CHECKPOINT_DIR}/{name} is damaged ({reason_of(error)}), so the run cannot continue; "
@@ -207,6 +214,7 @@ class Checkpoint:
                 f"run {run.id}: {CHECKPOINT_DIR}/{STATE_FILE} names {state.weights}, which is missing, so the run "
                 f"cannot continue; its folder is left as it is: train its config.yaml again"
             )
+        check_readable(run, state)  # before apply moves a damaged best model into place
         if state.history is not None:  # schema 0 kept no rows: the caller cuts history.csv
             checkpoint = cls(run, state.history, state.commit)
             checkpoint.apply(state)

@@ -279,6 +279,26 @@ def test_a_checkpoint_cut_short_is_refused_before_the_run_is_touched(cli, tiny_c
     assert read_json(folder / "run.json")["status"] == "interrupted"
 
 
+def test_a_best_model_not_yet_moved_into_place_and_cut_short_is_refused_before_it_is_moved(
+        cli, tiny_config, runs_dir, monkeypatch):
+    interrupted_after_first_epoch(cli, tiny_config, monkeypatch)
+    (folder,) = run_folders(runs_dir)
+    # as a kill between the commit's state and its move leaves it, then a copy cut the model short
+    state = read_json(folder / "checkpoint" / "state.json")
+    pending = folder / "checkpoint" / f"model-{state['commit']}.keras"
+    pending.write_bytes((folder / "model.keras").read_bytes()[:2000])
+    (folder / "checkpoint" / "state.json").write_text(json.dumps(
+        {**state, "best_model": pending.name, "best_model_target": "model.keras"}))
+    model_before = (folder / "model.keras").read_bytes()
+
+    resumed = cli("train", "--resume", folder.name)
+
+    assert resumed.exit_code == 2, resumed.output
+    assert f"run {folder.name}: checkpoint/{pending.name} is damaged" in resumed.stderr
+    assert (folder / "model.keras").read_bytes() == model_before and pending.is_file()
+    assert read_json(folder / "run.json")["status"] == "interrupted"
+
+
 def test_a_run_resumes_after_an_edit_of_how_it_runs_only(cli, tiny_config, runs_dir, monkeypatch):
     interrupted_after_first_epoch(cli, tiny_config, monkeypatch)
     (folder,) = run_folders(runs_dir)
