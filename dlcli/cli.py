@@ -641,6 +641,8 @@ def _print_verdict(judged) -> None:
         console.print(f"  {result['recovered']}")
     elif result["best"] is not None:
         console.print(f"  no overfitting: best {judged.monitor} {result['best']:.4g} at epoch {result['best_epoch']}")
+    if judged.left_out_note:
+        console.print(f"  {judged.left_out_note}")
 
 
 @app.command("compare")

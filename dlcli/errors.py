@@ -33,6 +33,18 @@ def listed(names) -> str:
     return ", ".join(names[:LISTED]) + more
 
 
+def column_named_twice(header: list[str]) -> str | None:
+    """What is wrong with a table header that names a column twice, or None. A reader would take
+    one copy for the other without a word (pandas reads the second as `name.1`, csv.DictReader
+    keeps the last). Columns without a name (a spreadsheet's trailing commas) are no such column."""
+    seen: dict[str, int] = {}
+    for number, name in enumerate(header, start=1):
+        if name in seen and name:
+            return f"the header names column {name!r} twice (columns {seen[name]} and {number}); give each column its own name"
+        seen[name] = number
+    return None
+
+
 class DlcliError(Exception):
     """A problem the user can fix; the CLI prints it as one line, after `label`."""
 

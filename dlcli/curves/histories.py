@@ -10,13 +10,13 @@ from __future__ import annotations
 import csv
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from dlcli.config import OverfittingConfig, not_a_validation_metric
 from dlcli.curves.verdicts import OverfittingWatch, fewest_epochs
-from dlcli.errors import DlcliError, counted, listed
+from dlcli.errors import DlcliError, column_named_twice, counted, listed
 from dlcli.keys import did_you_mean
 from dlcli.store.runs import FOLD_COLUMN, INTEGER_COLUMNS, metric_name
 
@@ -49,8 +49,11 @@ def read_curves(path: Path, needed: tuple[str, ...] | None = None) -> list[dict[
             with open(path, newline="", encoding="utf-8-sig") as file:  # a spreadsheet's byte-order mark too
                 header = file.readline()
                 file.seek(0)
-                reader = csv.DictReader(file, delimiter=max(SEPARATORS, key=header.count))
+                # a space after each separator, as a hand-written file or pandas's sep=", " has it, is no part of a name
+                reader = csv.DictReader(file, delimiter=max(SEPARATORS, key=header.count), skipinitialspace=True)
                 columns = reader.fieldnames or []
+                if problem := column_named_twice(columns):
+                    raise DlcliError(f"{path}: {problem}")
                 if "epoch" not in columns and columns[:1] == [""]:  # pandas's index, unnamed
                     reader.fieldnames = ["epoch", *columns[1:]]
                 elif "epoch" not in columns and "loss" not in columns:
@@ -181,6 +184,18 @@ def _check_mode(mode: str | None, monitor: str, known: str | None, how: str) -> 
         raise DlcliError(f"--mode {mode}: a {better} {monitor} is better ({how}); leave --mode out, or give --mode {known}")
 
 
+def epoch_ranges(epochs: list[int]) -> str:
+    """'epoch 7', 'epochs 6-10', 'epochs 3, 7-8': runs of consecutive epochs joined."""
+    runs: list[list[int]] = []
+    for epoch in sorted(epochs):
+        if runs and epoch == runs[-1][-1] + 1:
+            runs[-1].append(epoch)
+        else:
+            runs.append([epoch])
+    parts = [f"{run[0]}-{run[-1]}" if len(run) > 1 else f"{run[0]}" for run in runs]
+    return ("epoch " if len(epochs) == 1 else "epochs ") + ", ".join(parts)
+
+
 @dataclass
 class CurveVerdict:
     """The overfitting verdict of one history, as training would have given it epoch by epoch."""
@@ -191,6 +206,15 @@ class CurveVerdict:
     epochs: int
     verdict: dict[str, Any]
     fold: int | None = None
+    left_out: list[int] = field(default_factory=list)  # epochs whose monitor or loss is no finite number
+
+    @property
+    def left_out_note(self) -> str | None:
+        """What the verdict did not read, said: training's watch leaves such epochs out too."""
+        if not self.left_out:
+            return None
+        return (f"{epoch_ranges(self.left_out)} left out: {self.monitor} or loss is not a finite number there "
+                "(a diverged run?)")
 
     def as_dict(self) -> dict[str, Any]:
         verdict = self.verdict
@@ -200,6 +224,7 @@ class CurveVerdict:
             "monitor": self.monitor,
             "direction": self.direction,
             "epochs": self.epochs,
+            "left_out_epochs": self.left_out,
             "overfitting": verdict["detected"],
             "warned_at_epoch": verdict["warned_at_epoch"],
             "onset_epoch": verdict["onset_epoch"],
@@ -231,7 +256,8 @@ def judge_curves(
     fewest = fewest_epochs(direction == "min")
     verdicts = []
     for fold, model_rows in models_of(rows, source):
-        usable = [row for row in model_rows if all(math.isfinite(row.get(key, math.nan)) for key in (monitor, "loss"))]
+        finite = [all(math.isfinite(row.get(key, math.nan)) for key in (monitor, "loss")) for row in model_rows]
+        usable = [row for row, judged in zip(model_rows, finite) if judged]
         if len(usable) < fewest:
             which = f" (fold {fold})" if fold is not None else ""
             raise DlcliError(
@@ -239,7 +265,8 @@ def judge_curves(
                 f"least {fewest}"
             )
         watch = OverfittingWatch.replayed(settings, direction == "min", model_rows)
-        verdicts.append(CurveVerdict(source, monitor, direction, len(model_rows), watch.verdict(), fold))
+        left_out = [int(row["epoch"]) for row, judged in zip(model_rows, finite) if not judged]
+        verdicts.append(CurveVerdict(source, monitor, direction, len(model_rows), watch.verdict(), fold, left_out))
     return verdicts
 
 
@@ -250,7 +277,7 @@ def history_verdicts(
     with its own config's `training.overfitting` settings; `monitor` and `mode` override them."""
     from dlcli.config import load_config
     from dlcli.store.index import read_run
-    from dlcli.store.runs import CONFIG_FILE, HISTORY_FILE, read_history, resolve_run
+    from dlcli.store.runs import CONFIG_FILE, HISTORY_FILE, RUN_FILE, read_history, resolve_run
 
     asked = mode  # --mode itself, before a run's configured mode stands in for it
     if monitor is not None and (problem := not_a_validation_metric(monitor)):
@@ -262,6 +289,8 @@ def history_verdicts(
         settings = OverfittingConfig(monitor=monitor or OverfittingConfig().monitor)
         _check_mode(mode, settings.monitor, named_direction(settings.monitor), "by its name")
         return judge_curves(read_curves(path, (settings.monitor, "loss")), str(path), settings, mode)
+    if path.is_dir() and not (path / RUN_FILE).is_file():
+        raise DlcliError(f"{path}: a folder, and no run folder (it has no {RUN_FILE}); give a run or {HISTORY_FILES}")
     run = resolve_run(runs_dir, reference)
     configured = load_config(run.file(CONFIG_FILE)).training.overfitting or OverfittingConfig()
     settings = configured.model_copy(update={"monitor": monitor}) if monitor else configured

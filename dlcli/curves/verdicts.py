@@ -49,6 +49,8 @@ def best_row(rows: list[dict[str, float]], monitor: str, minimize: bool) -> dict
 # One epoch's noise is never taken as less than this fraction of the curve's typical size:
 # a perfectly smooth curve would otherwise make a rounding-sized rise significant.
 NOISE_FLOOR_FRACTION = 1e-3
+# Differences this small a fraction of the curve's size are floating-point rounding, not noise.
+ROUNDING = 1e-9
 # The level test asks the recent epochs to stand this many noise levels above the best epoch's level.
 # For Gaussian noise a single look at 3 noise levels is wrong about once in 700.
 STRONG_RISE = 3.0
@@ -131,7 +133,9 @@ def noise_level(values: list[float]) -> float:
     if len(second) < 2:
         return floor
     centre = statistics.median(second)
-    deviations = [abs(v - centre) for v in second]
+    # a deviation within rounding of none is none: 0.6, 0.4, 0.2 give second differences 1e-16 apart
+    rounding = ROUNDING * max(abs(v) for v in values)
+    deviations = [abs(v - centre) if abs(v - centre) > rounding else 0.0 for v in second]
     # more than half the epochs on the trend exactly: the mean deviation still sees the rest
     spread = statistics.median(deviations) * 1.4826 or statistics.fmean(deviations) * 1.2533
     noise = spread / math.sqrt(6)

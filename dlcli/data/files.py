@@ -17,7 +17,7 @@ from dlcli.data.catalog import DatasetInfo
 from dlcli.data.examples import IMAGE_EXTENSIONS, ArrayPool, FilePool, TablePool
 from dlcli.data.prepare import RawDataset, non_finite, strata
 from dlcli.data.split import split_indices
-from dlcli.errors import DataUnavailable, counted, listed, reason_of
+from dlcli.errors import DataUnavailable, column_named_twice, counted, listed, reason_of
 from dlcli.keys import KeyPath, did_you_mean
 
 if TYPE_CHECKING:
@@ -243,12 +243,9 @@ def refuse_column_named_twice(path: Path, fail: Callable[[str], Exception] = Dat
             header = next(csv.reader(file), [])
     except (OSError, UnicodeDecodeError, csv.Error):
         return  # pandas says what is wrong with it
-    seen: dict[str, int] = {}
-    for number, name in enumerate(header, start=1):
-        if name in seen and name:  # columns without a name (a spreadsheet's trailing commas) are pandas's "Unnamed: N"
-            raise fail(f"{path}: the header names column {name!r} twice (columns {seen[name]} and {number}); "
-                       "give each column its own name")
-        seen[name] = number
+    problem = column_named_twice(header)
+    if problem:
+        raise fail(f"{path}: {problem}")
 
 
 def _csv_problem(path: Path, error: Exception) -> str:

@@ -129,6 +129,9 @@ def test_verdict_gives_the_epochs_the_live_run_printed_from_the_run_its_history_
      "--monitor accuracy: overfitting shows on the validation data, not the training data's accuracy"),
     ("epoch,loss,val_thing\n" + "".join(f"{e},1,0.5\n" for e in range(10)), ["--monitor", "val_thing"],
      "cannot tell whether a higher 'val_thing' is better: give --mode min or --mode max"),
+    # csv.DictReader keeps the last copy: a flat second val_loss hid the first one's overfit
+    ("epoch,loss,val_loss,val_loss\n" + "".join(f"{e},{1 / (e + 1)},{0.3 + 0.1 * e},0.1\n" for e in range(10)), [],
+     "the header names column 'val_loss' twice (columns 3 and 4); give each column its own name"),
 ])
 def test_a_history_verdict_cannot_judge_is_one_line_and_exit_2(cli, tmp_path, rows, args, says):
     path = tmp_path / "log.csv"
@@ -138,6 +141,23 @@ def test_a_history_verdict_cannot_judge_is_one_line_and_exit_2(cli, tmp_path, ro
 
     assert result.exit_code == 2
     assert says in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_epochs_that_are_no_number_are_named_spaces_after_commas_are_read_and_a_plain_folder_is_refused(cli, tmp_path):
+    values = [1.0, 0.6, 0.4, 0.35, 0.5, 0.7, "inf", 1.1, 1.3, 1.5, "nan"]
+    log = tmp_path / "log.csv"
+    log.write_text("epoch, loss, val_loss\n" + "".join(f"{e}, {0.5 ** e}, {v}\n" for e, v in enumerate(values, start=1)))
+
+    table = cli("verdict", str(log))
+    (found,) = json.loads(cli("verdict", str(log), "--format", "json").stdout)
+    folder = cli("verdict", str(tmp_path))
+
+    assert table.exit_code == 0, table.output
+    assert "epochs 7, 11 left out: val_loss or loss is not a finite number there (a diverged run?)" in table.output
+    assert found["left_out_epochs"] == [7, 11] and found["warned_at_epoch"] == 8
+    # the epochs left, 1.0 ... 1.1, have second differences equal but for rounding: their noise is no floor
+    assert found["evidence"]["noise"] > 0.01
+    assert folder.exit_code == 2 and f"{tmp_path}: a folder, and no run folder (it has no run.json)" in folder.stderr
 
 
 @pytest.mark.parametrize("document, says", [

@@ -358,4 +358,6 @@ def test_noise_level_sees_through_a_steep_start_and_has_a_floor():
 
     assert 0.005 < noise_level(noisy) < 0.03
     assert noise_level(straight) == pytest.approx(1e-3 * statistics.median(straight))  # the floor
+    # second differences 0.2, 0.15, 0.2, 0.05, 0.2 but for 1e-16: three on the median exactly, not a noise of 1e-16
+    assert noise_level([1.0, 0.6, 0.4, 0.35, 0.5, 0.7, 1.1]) == pytest.approx(0.04 * 1.2533 / math.sqrt(6))  # mean deviation
     assert evidence(rows_from([math.nan, 0.5], [1.0, 0.5]), "val_loss", True) is None
