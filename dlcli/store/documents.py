@@ -89,6 +89,15 @@ class RunInfo(RunFile):
     resumes: list[dict[str, Any]] = []  # one {at, command} per --resume
     resumable: bool = True  # false when it failed on its config: a resume would fail the same way
 
+    @field_validator("status")
+    @classmethod
+    def _a_known_status(cls, value: str) -> str:
+        """A status dlcli records: another word (an edit, a bad disk) would be listed and filtered as if it were one."""
+        known = [status.value for status in RunStatus]
+        if value not in known:
+            raise ValueError(f"{value!r} is no status dlcli records ({', '.join(known)})")
+        return value
+
     @field_validator("created", "ended")
     @classmethod
     def _a_moment(cls, value: str | None) -> str | None:

@@ -30,7 +30,7 @@ from dlcli.store.runs import RUN_FILE, RUN_ID, RunFolder, RunRecord, effective_s
 from dlcli.store.status import RunStatus
 
 INDEX_FILE = "index.sqlite"
-INDEX_VERSION = 8  # PRAGMA user_version: an index of another version is rebuilt (8: optimizer=NAME, damaged config.yaml)
+INDEX_VERSION = 9  # PRAGMA user_version: an index of another version is rebuilt (9: an unknown status is damage)
 BUSY_TIMEOUT_S = 60  # a run recording its status waits this long for another writer
 READ_WAIT_S = 1.0  # a reading command no longer than this, then it reads the folders
 

@@ -324,6 +324,8 @@ def test_run_json_of_the_wrong_type_makes_the_run_damaged_and_names_the_key(cli,
 
     assert record.status == "damaged" and record.damage.startswith("run.json: pid: Input should be a valid integer")
     assert listed.exit_code == 0 and "damaged" in listed.stdout
+    (folder / "run.json").write_text(json.dumps({**info, "status": "bogus"}))
+    assert load_run(RunFolder(folder)).damage.startswith("run.json: status: Value error, 'bogus' is no status dlcli records")
 
 
 def test_a_run_is_crashed_when_no_process_holds_its_lock_whatever_its_pid(cli, tiny_config, runs_dir):
