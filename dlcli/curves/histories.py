@@ -50,7 +50,8 @@ def read_curves(path: Path, needed: tuple[str, ...] | None = None) -> list[dict[
                 header = file.readline()
                 file.seek(0)
                 # a space after each separator, as a hand-written file or pandas's sep=", " has it, is no part of a name
-                reader = csv.DictReader(file, delimiter=max(SEPARATORS, key=header.count), skipinitialspace=True)
+                separator = max(SEPARATORS, key=header.count)
+                reader = csv.DictReader(file, delimiter=separator, skipinitialspace=True)
                 columns = reader.fieldnames or []
                 if problem := column_named_twice(columns):
                     raise DlcliError(f"{path}: {problem}")
@@ -62,7 +63,8 @@ def read_curves(path: Path, needed: tuple[str, ...] | None = None) -> list[dict[
                         f"{HISTORY_FILES}"
                     )
                 records = enumerate(reader, start=2)
-                rows = [_row(record, path, number, needed, epoch=number - 1) for number, record in records]
+                decimal_comma = separator != ","  # a spreadsheet saved where the comma is the decimal mark
+                rows = [_row(record, path, number, needed, number - 1, decimal_comma) for number, record in records]
     except FileNotFoundError:
         raise DlcliError(f"{path}: no such file or run") from None
     except (UnicodeDecodeError, csv.Error) as error:
@@ -126,14 +128,17 @@ def _history_json(path: Path, needed: tuple[str, ...] | None) -> list[dict[str, 
 
 def _row(
     record: dict[str, str | None], path: Path, line: int, needed: tuple[str, ...] | None, epoch: int,
+    decimal_comma: bool = False,
 ) -> dict[str, float]:
-    """One CSV record as numbers; `epoch`: its number when the file has no epoch column (the row's)."""
+    """One CSV record as numbers; `epoch`: its number when the file has no epoch column (the row's);
+    `decimal_comma`: a value may write its decimal mark as a comma (0,35), as a file whose separator
+    is not the comma can."""
     row: dict[str, float] = {} if "epoch" in record else {"epoch": epoch}
     for key, text in record.items():
         if key is None or text in (None, ""):
             continue  # a column a row leaves empty, or a stray trailing value
         try:
-            value = float(text)
+            value = float(text.replace(",", ".", 1) if decimal_comma and text.count(",") == 1 else text)
         except ValueError:
             if text.strip().upper() in ("NA", "NAN"):  # CSVLogger's missing value
                 value = math.nan

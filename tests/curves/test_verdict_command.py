@@ -160,6 +160,18 @@ def test_epochs_that_are_no_number_are_named_spaces_after_commas_are_read_and_a_
     assert folder.exit_code == 2 and f"{tmp_path}: a folder, and no run folder (it has no run.json)" in folder.stderr
 
 
+def test_a_log_saved_with_decimal_commas_is_read_as_the_same_numbers(cli, tmp_path):
+    values = [(0.5 ** e, 0.3 + abs(e - 4) * 0.05) for e in range(12)]
+    (tmp_path / "point.csv").write_text("epoch,loss,val_loss\n" + "".join(f"{e},{a},{b}\n" for e, (a, b) in enumerate(values)))
+    (tmp_path / "comma.csv").write_text("epoch;loss;val_loss\n" + "".join(
+        f"{e};{str(a).replace('.', ',')};{str(b).replace('.', ',')}\n" for e, (a, b) in enumerate(values)))
+
+    point, comma = (verdict_json(cli, str(tmp_path / name))[0] for name in ("point.csv", "comma.csv"))
+
+    assert point["warned_at_epoch"] is not None
+    assert {**comma, "source": None} == {**point, "source": None}
+
+
 @pytest.mark.parametrize("document, says", [
     ('{"loss": [1, 0.5', "not a JSON file (Expecting"),
     ("[1, 2]", "not Keras's History.history (a mapping of each metric to a list of its values per epoch"),
