@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import io
 import os
+import zipfile
 from typing import Any
 
 import keras
@@ -108,10 +109,7 @@ class RestoreCallbackState(keras.callbacks.Callback):
 def check_readable(run: RunFolder, state: CheckpointState) -> None:
     """Refuse a checkpoint whose files were damaged after their commit (a copy cut short, a bad
     disk) before the run is touched: found while training, it would fail the run, and the resume
-    it advises would meet the same file. The best model a commit has not yet moved into place is
-    read too: moved damaged, it would be the run's model.keras."""
-    import zipfile
-
+    it advises would meet the same file."""
     import h5py
 
     name = state.weights
@@ -122,17 +120,31 @@ def check_readable(run: RunFolder, state: CheckpointState) -> None:
             name = state.callback_arrays
             with np.load(run.file(CHECKPOINT_DIR) / name) as arrays:
                 [arrays[key] for key in arrays.files]  # a member cut short fails only when read
-        if state.best_model and (run.file(CHECKPOINT_DIR) / state.best_model).is_file():
-            name = state.best_model
-            with zipfile.ZipFile(run.file(CHECKPOINT_DIR) / name) as archive:  # a .keras file is a zip
-                damaged = archive.testzip()
-            if damaged is not None:
-                raise ValueError(f"its member {damaged} does not match its checksum")
     except (OSError, ValueError, zipfile.BadZipFile) as error:
-        raise DlcliError(
-            f"run {run.id}: {CHECKPOINT_DIR}/{name} is damaged ({reason_of(error)}), so the run cannot continue; "
-            f"its folder is left as it is: train its config.yaml again"
-        ) from None
+        raise _damaged(run, name, error) from None
+
+
+def _check_pending_model(run: RunFolder, state: CheckpointState) -> None:
+    """Refuse the best model a commit has not yet moved into place when it was damaged since:
+    moved, it would be the run's model.keras, unread. A .keras file is a zip: its members'
+    checksums are read."""
+    path = run.file(CHECKPOINT_DIR) / state.best_model if state.best_model else None
+    if path is None or not path.is_file():
+        return
+    try:
+        with zipfile.ZipFile(path) as archive:
+            damaged = archive.testzip()
+    except (OSError, zipfile.BadZipFile) as error:
+        raise _damaged(run, path.name, error) from None
+    if damaged is not None:
+        raise _damaged(run, path.name, ValueError(f"its member {damaged} does not match its checksum"))
+
+
+def _damaged(run: RunFolder, name: str, error: BaseException) -> DlcliError:
+    return DlcliError(
+        f"run {run.id}: {CHECKPOINT_DIR}/{name} is damaged ({reason_of(error)}), so the run cannot continue; "
+        f"its folder is left as it is: train its config.yaml again"
+    )
 
 
 class Checkpoint:
@@ -214,7 +226,7 @@ class Checkpoint:
                 f"run {run.id}: {CHECKPOINT_DIR}/{STATE_FILE} names {state.weights}, which is missing, so the run "
                 f"cannot continue; its folder is left as it is: train its config.yaml again"
             )
-        check_readable(run, state)  # before apply moves a damaged best model into place
+        _check_pending_model(run, state)  # before apply moves it into place
         if state.history is not None:  # schema 0 kept no rows: the caller cuts history.csv
             checkpoint = cls(run, state.history, state.commit)
             checkpoint.apply(state)

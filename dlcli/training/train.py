@@ -88,7 +88,7 @@ from dlcli.training.callbacks import (
     StopOnRequest,
     keras_callbacks,
 )
-from dlcli.training.checkpoint import Checkpoint, RestoreCallbackState, random_state, restore_random_state
+from dlcli.training.checkpoint import Checkpoint, RestoreCallbackState, check_readable, random_state, restore_random_state
 from dlcli.training.devices import SpeedSettings, cluster_task, dtype_policy, gather_from_workers, speed_settings, strategy
 from dlcli.training.plan import Stage, plan_stages, stage_of
 
@@ -743,6 +743,8 @@ def _resume_owned(
         checkpoint, state = Checkpoint.recover(run)
         if speed.task is not None:
             _check_workers_resume_together(run, state)
+        if state is not None:
+            check_readable(run, state)
         recorded = read_history(run.file(HISTORY_FILE))
         if state is not None and state.history is None:
             state = _from_older_checkpoint(run, config, state, recorded, console)
