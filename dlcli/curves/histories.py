@@ -63,7 +63,7 @@ def read_curves(path: Path, needed: tuple[str, ...] | None = None) -> list[dict[
                         f"{HISTORY_FILES}"
                     )
                 records = enumerate(reader, start=2)
-                decimal_comma = separator != ","  # a spreadsheet saved where the comma is the decimal mark
+                decimal_comma = separator == ";"  # a spreadsheet saved where the comma is the decimal mark
                 rows = [_row(record, path, number, needed, number - 1, decimal_comma) for number, record in records]
     except FileNotFoundError:
         raise DlcliError(f"{path}: no such file or run") from None
@@ -131,8 +131,8 @@ def _row(
     decimal_comma: bool = False,
 ) -> dict[str, float]:
     """One CSV record as numbers; `epoch`: its number when the file has no epoch column (the row's);
-    `decimal_comma`: a value may write its decimal mark as a comma (0,35), as a file whose separator
-    is not the comma can."""
+    `decimal_comma`: a value may write its decimal mark as a comma (0,35), as a file separated by
+    semicolons, the locales' own, does (in a tab-separated file 1,234 could be a thousand)."""
     row: dict[str, float] = {} if "epoch" in record else {"epoch": epoch}
     for key, text in record.items():
         if key is None or text in (None, ""):

@@ -133,9 +133,11 @@ def noise_level(values: list[float]) -> float:
     if len(second) < 2:
         return floor
     centre = statistics.median(second)
-    # a deviation within rounding of none is none: 0.6, 0.4, 0.2 give second differences 1e-16 apart
-    rounding = ROUNDING * max(abs(v) for v in values)
-    deviations = [abs(v - centre) if abs(v - centre) > rounding else 0.0 for v in second]
+    # a deviation within rounding of none is none: 0.6, 0.4, 0.2 give second differences 1e-16 apart.
+    # Rounding of the three values each second difference is made of, not of the curve's largest: a
+    # first epoch of 3e7 would call every later deviation rounding
+    roundings = [ROUNDING * (abs(values[i - 1]) + 2 * abs(values[i]) + abs(values[i + 1])) for i in range(1, len(values) - 1)]
+    deviations = [abs(v - centre) if abs(v - centre) > rounding else 0.0 for v, rounding in zip(second, roundings)]
     # more than half the epochs on the trend exactly: the mean deviation still sees the rest
     spread = statistics.median(deviations) * 1.4826 or statistics.fmean(deviations) * 1.2533
     noise = spread / math.sqrt(6)

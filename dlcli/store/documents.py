@@ -40,7 +40,7 @@ from dlcli.store.runs import (
     process_start_time,
     write_atomic,
 )
-from dlcli.store.status import FINISHED, RunStatus
+from dlcli.store.status import FINISHED, RECORDED, RunStatus
 
 SCHEMA = 1  # of the run folder's JSON files, as this dlcli writes them
 
@@ -93,7 +93,7 @@ class RunInfo(RunFile):
     @classmethod
     def _a_known_status(cls, value: str) -> str:
         """A status dlcli records: another word (an edit, a bad disk) would be listed and filtered as if it were one."""
-        known = [status.value for status in RunStatus]
+        known = [status.value for status in RECORDED]
         if value not in known:
             raise ValueError(f"{value!r} is no status dlcli records ({', '.join(known)})")
         return value

@@ -20,6 +20,8 @@ class RunStatus(Choice):
     damaged = "damaged"  # its files cannot be read
 
 
+# The statuses run.json records: `crashed` and `damaged` are judged when a run is read, never written.
+RECORDED = tuple(status for status in RunStatus if status not in (RunStatus.crashed, RunStatus.damaged))
 # Training is over for good: a sweep never trains these again, and they have a summary.json.
 FINISHED = (RunStatus.completed, RunStatus.diverged, RunStatus.pruned)
 # Ended early: `dlcli train --resume` continues them (a failed one when its run.json says so).

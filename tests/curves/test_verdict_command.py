@@ -129,6 +129,8 @@ def test_verdict_gives_the_epochs_the_live_run_printed_from_the_run_its_history_
      "--monitor accuracy: overfitting shows on the validation data, not the training data's accuracy"),
     ("epoch,loss,val_thing\n" + "".join(f"{e},1,0.5\n" for e in range(10)), ["--monitor", "val_thing"],
      "cannot tell whether a higher 'val_thing' is better: give --mode min or --mode max"),
+    # a comma is a decimal mark in a file separated by semicolons only: in a tab-separated one 1,234 may be a thousand
+    ("epoch\tloss\tval_loss\n" + "".join(f"{e}\t1,234\t0.5\n" for e in range(10)), [], "line 2: loss is '1,234', not a number"),
     # csv.DictReader keeps the last copy: a flat second val_loss hid the first one's overfit
     ("epoch,loss,val_loss,val_loss\n" + "".join(f"{e},{1 / (e + 1)},{0.3 + 0.1 * e},0.1\n" for e in range(10)), [],
      "the header names column 'val_loss' twice (columns 3 and 4); give each column its own name"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import math
+import random
 import statistics
 import sys
 
@@ -360,4 +361,8 @@ def test_noise_level_sees_through_a_steep_start_and_has_a_floor():
     assert noise_level(straight) == pytest.approx(1e-3 * statistics.median(straight))  # the floor
     # second differences 0.2, 0.15, 0.2, 0.05, 0.2 but for 1e-16: three on the median exactly, not a noise of 1e-16
     assert noise_level([1.0, 0.6, 0.4, 0.35, 0.5, 0.7, 1.1]) == pytest.approx(0.04 * 1.2533 / math.sqrt(6))  # mean deviation
+    # rounding is the size of the values a difference is made of: a huge first epoch does not make later noise rounding
+    generator = random.Random(0)
+    plateau = [0.5 + generator.gauss(0, 0.01) for _ in range(37)]
+    assert noise_level([3e7, 50, 5] + plateau) == pytest.approx(noise_level([1.0, 0.9, 0.7] + plateau), rel=0.1)  # not 4e5
     assert evidence(rows_from([math.nan, 0.5], [1.0, 0.5]), "val_loss", True) is None
