@@ -571,7 +571,7 @@ def show(run: RunArgument, output_format: FormatOption = Format.table, runs_dir:
 
         metrics = ", ".join(f"{k} {shown(v)}" for k, v in record.evaluation.get("metrics", {}).items())
         changed = " (on a rebuilt split that differs from the one training saw: the data changed)" \
-            if record.evaluation.get("same_data_as_training") is False else ""
+            if record.test_data_changed else ""
         console.print(f"{record.evaluation.get('split', 'test')}: {metrics}{changed}")
     for name, what in ((CURVES_FILE, "curves"), (MODEL_FILE, "model"), (TENSORBOARD_DIR, "TensorBoard logs"),
                        (HISTORY_FILE, "history"), (CHECKPOINT_DIR, "resume checkpoint")):

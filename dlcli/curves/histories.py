@@ -76,6 +76,18 @@ def read_curves(path: Path, needed: tuple[str, ...] | None = None) -> list[dict[
     return rows
 
 
+def epoch_ranges(epochs: list[int]) -> str:
+    """'epoch 7', 'epochs 6-10', 'epochs 3, 7-8': runs of consecutive epochs joined."""
+    runs: list[list[int]] = []
+    for epoch in sorted(epochs):
+        if runs and epoch == runs[-1][-1] + 1:
+            runs[-1].append(epoch)
+        else:
+            runs.append([epoch])
+    parts = [f"{run[0]}-{run[-1]}" if len(run) > 1 else f"{run[0]}" for run in runs]
+    return ("epoch " if len(epochs) == 1 else "epochs ") + ", ".join(parts)
+
+
 def _in_order(rows: list[dict[str, float]], path: Path) -> None:
     """Each model's epochs (each fold's, in a k-fold history) follow one another row by row: a file
     that a second training appended to (a CSVLogger(append=True) run twice) holds two histories,
@@ -89,7 +101,7 @@ def _in_order(rows: list[dict[str, float]], path: Path) -> None:
                 "once, in order (two trainings appended to one file? keep one's rows)"
             )
         if fold in last and epoch > last[fold] + 1:
-            missing = f"epoch {last[fold] + 1}" if epoch == last[fold] + 2 else f"epochs {last[fold] + 1}-{epoch - 1}"
+            missing = epoch_ranges(list(range(last[fold] + 1, epoch)))
             raise DlcliError(
                 f"{path}, line {line}: epoch {epoch} after epoch {last[fold]}, {missing} missing; a history holds "
                 "every epoch (give the whole log)"
@@ -187,18 +199,6 @@ def _check_mode(mode: str | None, monitor: str, known: str | None, how: str) -> 
     if mode is not None and known is not None and mode != known:
         better = "lower" if known == "min" else "higher"
         raise DlcliError(f"--mode {mode}: a {better} {monitor} is better ({how}); leave --mode out, or give --mode {known}")
-
-
-def epoch_ranges(epochs: list[int]) -> str:
-    """'epoch 7', 'epochs 6-10', 'epochs 3, 7-8': runs of consecutive epochs joined."""
-    runs: list[list[int]] = []
-    for epoch in sorted(epochs):
-        if runs and epoch == runs[-1][-1] + 1:
-            runs[-1].append(epoch)
-        else:
-            runs.append([epoch])
-    parts = [f"{run[0]}-{run[-1]}" if len(run) > 1 else f"{run[0]}" for run in runs]
-    return ("epoch " if len(epochs) == 1 else "epochs ") + ", ".join(parts)
 
 
 @dataclass

@@ -49,7 +49,7 @@ def best_row(rows: list[dict[str, float]], monitor: str, minimize: bool) -> dict
 # One epoch's noise is never taken as less than this fraction of the curve's typical size:
 # a perfectly smooth curve would otherwise make a rounding-sized rise significant.
 NOISE_FLOOR_FRACTION = 1e-3
-# Differences this small a fraction of the curve's size are floating-point rounding, not noise.
+# Differences this small a fraction of the values they are made of are floating-point rounding, not noise.
 ROUNDING = 1e-9
 # The level test asks the recent epochs to stand this many noise levels above the best epoch's level.
 # For Gaussian noise a single look at 3 noise levels is wrong about once in 700.

@@ -71,7 +71,7 @@ class RunInfo(RunFile):
     id: str
     name: str = ""
     dataset: str = ""
-    status: str = "unknown"  # a RunStatus (running, completed, interrupted, failed, diverged, pruned)
+    status: str = "unknown"  # one of status.RECORDED
     created: str | None = None  # ISO 8601 with its offset; one written without is read as UTC
     ended: str | None = None
     duration_s: float | None = None

@@ -140,11 +140,12 @@ def _check_pending_model(run: RunFolder, state: CheckpointState) -> None:
         raise _damaged(run, path.name, ValueError(f"its member {damaged} does not match its checksum"))
 
 
+# What a run whose checkpoint cannot be used is told, after what is wrong with it
+CANNOT_CONTINUE = "so the run cannot continue; its folder is left as it is: train its config.yaml again"
+
+
 def _damaged(run: RunFolder, name: str, error: BaseException) -> DlcliError:
-    return DlcliError(
-        f"run {run.id}: {CHECKPOINT_DIR}/{name} is damaged ({reason_of(error)}), so the run cannot continue; "
-        f"its folder is left as it is: train its config.yaml again"
-    )
+    return DlcliError(f"run {run.id}: {CHECKPOINT_DIR}/{name} is damaged ({reason_of(error)}), {CANNOT_CONTINUE}")
 
 
 class Checkpoint:
@@ -223,8 +224,7 @@ class Checkpoint:
         )
         if not (run.file(CHECKPOINT_DIR) / state.weights).is_file():
             raise DlcliError(
-                f"run {run.id}: {CHECKPOINT_DIR}/{STATE_FILE} names {state.weights}, which is missing, so the run "
-                f"cannot continue; its folder is left as it is: train its config.yaml again"
+                f"run {run.id}: {CHECKPOINT_DIR}/{STATE_FILE} names {state.weights}, which is missing, {CANNOT_CONTINUE}"
             )
         _check_pending_model(run, state)  # before apply moves it into place
         if state.history is not None:  # schema 0 kept no rows: the caller cuts history.csv
