@@ -128,21 +128,26 @@ def noise_level(values: list[float]) -> float:
     time) repeats itself: its noise is then at least its smallest step, so that one example
     more or less is never a trend.
     """
-    floor = max(NOISE_FLOOR_FRACTION * statistics.median(abs(v) for v in values), 1e-12) if values else 1e-12
-    second = [values[i + 1] - 2 * values[i] + values[i - 1] for i in range(1, len(values) - 1)]
+    import numpy as np  # only training and `dlcli verdict` judge curves; numpy as the history grows long
+
+    curve = np.asarray(values, dtype=float)
+    floor = max(NOISE_FLOOR_FRACTION * float(np.median(np.abs(curve))), 1e-12) if len(curve) else 1e-12
+    second = curve[2:] - 2 * curve[1:-1] + curve[:-2]
     if len(second) < 2:
         return floor
-    centre = statistics.median(second)
     # a deviation within rounding of none is none: 0.6, 0.4, 0.2 give second differences 1e-16 apart.
     # Rounding of the three values each second difference is made of, not of the curve's largest: a
     # first epoch of 3e7 would call every later deviation rounding
-    roundings = [ROUNDING * (abs(values[i - 1]) + 2 * abs(values[i]) + abs(values[i + 1])) for i in range(1, len(values) - 1)]
-    deviations = [abs(v - centre) if abs(v - centre) > rounding else 0.0 for v, rounding in zip(second, roundings)]
+    roundings = ROUNDING * (np.abs(curve[:-2]) + 2 * np.abs(curve[1:-1]) + np.abs(curve[2:]))
+    deviations = np.abs(second - np.median(second))
+    deviations[deviations <= roundings] = 0.0
     # more than half the epochs on the trend exactly: the mean deviation still sees the rest
-    spread = statistics.median(deviations) * 1.4826 or statistics.fmean(deviations) * 1.2533
+    spread = float(np.median(deviations)) * 1.4826 or statistics.fmean(deviations.tolist()) * 1.2533
     noise = spread / math.sqrt(6)
-    if any(b == a for a, b in zip(values, values[1:])):
-        noise = max(noise, min((abs(b - a) for a, b in zip(values, values[1:]) if b != a), default=0.0))
+    steps = np.abs(np.diff(curve))
+    moved = steps[steps != 0]
+    if len(moved) < len(steps):
+        noise = max(noise, float(moved.min()) if len(moved) else 0.0)
     return max(noise, floor)
 
 
@@ -279,9 +284,17 @@ class Evidence:
         }
 
 
+def _judged(row: dict[str, float], monitor: str) -> bool:
+    """Whether an epoch counts in the evidence: its monitored metric and its loss are finite numbers."""
+    return _finite(row.get(monitor)) and _finite(row.get("loss"))
+
+
 def evidence(rows: list[dict[str, float]], monitor: str, minimize: bool) -> Evidence | None:
-    """The evidence of overfitting in `rows` as of their last epoch; None without two finite epochs."""
-    usable = [row for row in rows if _finite(row.get(monitor)) and _finite(row.get("loss"))]
+    """The evidence of overfitting in `rows` as of their last epoch (`_judged` ones); None without two."""
+    return _evidence_of([row for row in rows if _judged(row, monitor)], monitor, minimize)
+
+
+def _evidence_of(usable: list[dict[str, float]], monitor: str, minimize: bool) -> Evidence | None:
     if len(usable) < 2:
         return None
     sign = 1.0 if minimize else -1.0
@@ -363,6 +376,7 @@ class OverfittingWatch:
         self.monitor = settings.monitor
         self.minimize = minimize
         self.rows: list[dict[str, float]] = []
+        self.judged: list[dict[str, float]] = []  # the rows `evidence` reads, kept as they come, not sifted again each epoch
         self.latest: Evidence | None = None
         self.level = "none"
         self.alarm: Evidence | None = None  # the evidence when the warning was given
@@ -396,10 +410,17 @@ class OverfittingWatch:
     def observe(self, row: dict[str, float]) -> str | None:
         """Read one epoch's row; returns the warning the first time the evidence is strong."""
         self.rows.append(row)
-        found = evidence(self.rows, self.monitor, self.minimize)
+        if _judged(row, self.monitor):
+            self.judged.append(row)
+        found = _evidence_of(self.judged, self.monitor, self.minimize)
         if found is None:
             return None
-        self.latest, self.level = found, strength(found, self.settings)
+        self.latest = found
+        if self.alarm is not None and self.detected:
+            # warned, and no new best since: nothing more can change, and judging again would draw
+            # the Theil-Sen line through every epoch since the best, each epoch, on a long climb
+            return None
+        self.level = strength(found, self.settings)
         if self.level != "strong":
             return None
         if not self.detected:  # the onset is named once per best epoch, not moved by later noise

@@ -314,6 +314,32 @@ def test_a_warning_that_did_not_last_is_withdrawn_with_a_note():
     )
 
 
+def test_a_rise_after_a_withdrawn_warning_is_confirmed_with_its_own_onset():
+    # warned at 8, a new best at 10 withdraws it, then a second clear rise from 10
+    values = [*U_CURVE[:8], 0.37, 0.30, 0.31, 0.36, 0.40, 0.45, 0.50]
+    watch = OverfittingWatch.replayed(OverfittingConfig(), True, rows_from(values, falling(len(values))))
+
+    verdict = watch.verdict()
+    assert verdict["warned_at_epoch"] == 8  # the ⚠ line once a run
+    assert verdict["detected"] and verdict["best_epoch"] == 10 and verdict["onset_epoch"] == 10
+    assert verdict["recovered"] is None
+
+
+def test_a_watch_judges_each_epoch_as_evidence_judges_the_rows_so_far():
+    # the watch keeps the finite rows as they come; epochs with NaN or inf are left out by both
+    values = [0.9, 0.6, math.nan, 0.45, 0.40, 0.38, math.inf, 0.39, 0.42, 0.46, 0.50, 0.55]
+    losses = falling(len(values))
+    losses[8] = math.nan
+    rows = rows_from(values, losses)
+    watch = OverfittingWatch(OverfittingConfig(), minimize=True)
+
+    for seen, row in enumerate(rows, start=1):
+        watch.observe(row)
+        assert watch.latest == evidence(rows[:seen], "val_loss", True)
+
+    assert watch.alarm is not None and watch.latest.epochs == len(values) - 3
+
+
 def test_an_accuracy_monitor_is_ranked_upwards():
     accuracy = [1 - value / 2 for value in U_CURVE]  # best (highest) at epoch 5
     settings = OverfittingConfig(monitor="val_accuracy")
