@@ -161,6 +161,11 @@ def _row(
         if key in INTEGER_COLUMNS:
             if not (math.isfinite(value) and value == int(value)):
                 raise DlcliError(f"{path}, line {line}: {key} is '{text[:30]}', not a whole number")
+            if value < 0:
+                raise DlcliError(
+                    f"{path}, line {line}: {key} is {text}, below 0; a history counts its epochs from 0 (Keras's "
+                    "CSVLogger) or 1 (dlcli's history.csv), and its folds from 1"
+                )
             value = int(value)
         row[key] = value
     if "epoch" not in row:

@@ -121,6 +121,8 @@ def test_verdict_gives_the_epochs_the_live_run_printed_from_the_run_its_history_
     ("epoch,loss,val_loss\n0,1.0,0.5\n", [], "1 epoch with both val_loss and loss"),
     ("epoch,loss,val_loss\n0,1.0,oops\n", [], "line 2: val_loss is 'oops', not a number"),
     ("epoch,loss,val_loss\nNA,1.0,0.5\n", [], "line 2: epoch is 'NA', not a whole number"),
+    ("epoch,loss,val_loss\n" + "".join(f"{e - 3},{1 / (e + 1)},0.5\n" for e in range(10)), [],
+     "line 2: epoch is -3, below 0; a history counts its epochs from 0 (Keras's CSVLogger) or 1"),
     ("epoch,loss,val_loss\n" + "".join(f"{e},NA,0.5\n" for e in range(10)), [],
      "0 epochs with both val_loss and loss; a verdict needs at least 5"),
     ("epoch,loss,val_accuracy\n" + "".join(f"{e},1,0.5\n" for e in range(10)), ["--monitor", "val_accuracy", "--mode", "min"],
