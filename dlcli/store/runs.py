@@ -394,19 +394,24 @@ class RunRecord:
     def test_data_changed(self) -> bool:
         """Whether evaluation.json's score was measured on a rebuilt split that differs from the one
         training saw: no score of the same data as other runs' (marked DATA_CHANGED where runs are listed)."""
-        return (self.evaluation or {}).get("same_data_as_training") is False
+        return self._test_data_changed_or_unknown() is True
 
     # as_row's columns before the metrics
     ROW_COLUMNS = ("id", "name", "status", "damage", "dataset", "epochs", "created", "ended", "duration_s", "sweep",
-                   "group")
+                   "group", "test_data_changed")
 
     def as_row(self) -> dict[str, Any]:
         """The run as `dlcli runs --format json|csv` prints it: plain values, metrics flattened."""
         info = self.info
         values = (self.id, info["name"], self.status, self.damage, info["dataset"],
                   None if self.damage else self.epochs_done(), info["created"], info["ended"], info["duration_s"],
-                  (info["sweep"] or {}).get("id"), info["group"])
+                  (info["sweep"] or {}).get("id"), info["group"], self._test_data_changed_or_unknown())
         return {**dict(zip(self.ROW_COLUMNS, values)), **self.metrics()}
+
+    def _test_data_changed_or_unknown(self) -> bool | None:
+        """test_data_changed, or None without a test score or a fingerprint to tell (as_row's column)."""
+        same = (self.evaluation or {}).get("same_data_as_training")
+        return None if same is None else not same
 
     def metrics(self) -> dict[str, Any]:
         """Every metric as `best.M`, `final.M` (summary.json) and `test.M` (evaluation.json)."""

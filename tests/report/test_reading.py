@@ -432,3 +432,8 @@ def test_show_runs_and_compare_mark_a_test_score_measured_on_data_that_changed_s
     by_run = {row["run"]: row for row in json.loads(compared.stdout)["runs"]}
     assert by_run[folder.name]["test (data changed) accuracy"] == 0.5 and by_run[folder.name]["test accuracy"] is None
     assert by_run[same.name]["test accuracy"] == 0.5
+    # a program reading `runs` is told too: JSON and CSV say which test score is of other data
+    as_json = {row["id"]: row for row in json.loads(cli("runs", "--format", "json").stdout)}
+    assert as_json[folder.name]["test_data_changed"] is True and as_json[same.name]["test_data_changed"] is False
+    as_csv = {row["id"]: row for row in csv.DictReader(io.StringIO(cli("runs", "--format", "csv").stdout))}
+    assert as_csv[folder.name]["test_data_changed"] == "True" and as_csv[same.name]["test.accuracy"] == "0.5"
