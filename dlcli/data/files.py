@@ -57,6 +57,9 @@ def _class_folders(folder: Path) -> list[str]:
 
 # The first bytes of each format tf.io.decode_image reads.
 IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM")
+BMP_SIGNATURE = IMAGE_SIGNATURES[-1]
+BMP_HEADER = 54  # the file header and a BITMAPINFOHEADER, as far as the palette
+BMP_BITS = (8, 24, 32)  # the bits a pixel tf.io.decode_image reads a BMP of
 
 
 def _not_an_image(path: Path, channels: int | None = None) -> str | None:
@@ -70,25 +73,47 @@ def _not_an_image(path: Path, channels: int | None = None) -> str | None:
         return f"is a link to {_shown(os.readlink(path))}, which does not exist"
     try:
         with open(path, "rb") as file:
-            head = file.read(8)
+            head = file.read(BMP_HEADER + 4 * 256)  # a BMP's palette too
     except OSError as error:
         return f"cannot be read ({error.strerror or error})"
     if not head:
         return "is empty"
     if not head.startswith(IMAGE_SIGNATURES):
         return "is not a JPEG, PNG, BMP or GIF image"
+    if head.startswith(BMP_SIGNATURE):
+        return _bmp_problem(head)
     if channels == 4 and head.startswith(IMAGE_SIGNATURES[0]):
         return "is a JPEG, which has no alpha channel for `color_mode: rgba`: use rgb"
     return None
 
 
-def check_image_files(paths, channels: int | None = None) -> None:
+def _bmp_problem(header: bytes) -> str | None:
+    """Why TensorFlow would not decode a BMP that starts with `header` (its first bytes, the palette's
+    included) as the picture it is; None when it would. It reads 8 bits a pixel as grey levels,
+    whatever the file's palette says they are, and no other depth but 24 and 32."""
+    if len(header) < BMP_HEADER:
+        return "is a BMP cut short (no whole header)"
+    bits = int.from_bytes(header[28:30], "little")
+    if bits not in BMP_BITS:
+        return (f"is a BMP of {bits} bit{'s' if bits != 1 else ''} a pixel, which TensorFlow does not decode "
+                f"(it reads {', '.join(map(str, BMP_BITS))}): save it as PNG")
+    if bits == 8:
+        palette_start = 14 + int.from_bytes(header[14:18], "little")
+        colours = int.from_bytes(header[46:50], "little") or 256
+        palette = header[palette_start:palette_start + 4 * colours]
+        if any(palette[4 * i:4 * i + 3] != bytes((i, i, i)) for i in range(len(palette) // 4)):
+            return ("is a BMP with a colour palette, which TensorFlow reads as the grey levels of the palette's "
+                    "numbers, not its colours: save it as PNG")
+    return None
+
+
+def check_image_files(paths, channels: int | None = None, then: str = "train again") -> None:
     """Stop on the files that cannot be images, naming them (a cheap look at each file's header)."""
     bad = [(path, reason) for path in paths if (reason := _not_an_image(Path(path), channels)) is not None]
     if bad:
         listed = "; ".join(f"{_shown(path)} {reason}" for path, reason in bad[:3])
         more = f" (and {len(bad) - 3} more)" if len(bad) > 3 else ""
-        raise DataUnavailable(f"{listed}{more}: remove or replace it, then train again")
+        raise DataUnavailable(f"{listed}{more}: remove or replace it, then {then}")
 
 
 def _shown(path) -> str:

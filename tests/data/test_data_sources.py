@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+import tensorflow as tf
+from PIL import Image
 
 from conftest import TINY_CONFIG, encoded
 from dlcli.config import load_config
 from dlcli.data import load_dataset, load_folds
+from dlcli.data.files import check_image_files
 from dlcli.errors import ConfigError, DataUnavailable
 from reviews import write_reviews
 
@@ -450,6 +454,34 @@ def test_an_empty_class_folder_and_a_file_that_is_not_an_image(write_config, dig
     (tmp_path / "photos" / "5" / "moved.png").symlink_to(tmp_path / "elsewhere.png")  # a link left behind by a move
     with pytest.raises(DataUnavailable, match=r"moved.png is a link to .*elsewhere.png, which does not exist: remove or"):
         load_dataset(image_config(write_config, tmp_path / "photos"))
+
+
+@pytest.mark.parametrize("mode, says", [
+    ("1", "is a BMP of 1 bit a pixel, which TensorFlow does not decode (it reads 8, 24, 32): save it as PNG"),
+    ("P", "is a BMP with a colour palette, which TensorFlow reads as the grey levels of the palette's numbers"),
+    ("L", None),  # saved with a palette of grey levels 0-255: what TensorFlow reads it as
+    ("RGB", None),
+])
+def test_a_bmp_that_tensorflow_would_not_read_or_would_misread_is_named(tmp_path, mode, says):
+    from dlcli.data.pipeline import decode_pixels
+
+    pixels = np.random.default_rng(0).integers(0, 256, (6, 6, 3), dtype="uint8")
+    picture = Image.fromarray(pixels).convert(mode)
+    path = tmp_path / "picture.bmp"
+    picture.save(path)
+
+    if says is None:
+        check_image_files([path])
+        decoded = decode_pixels(tf.constant(path.read_bytes()), 3).numpy()
+        assert (decoded == np.asarray(picture.convert("RGB"))).all()
+        return
+    with pytest.raises(DataUnavailable, match=re.escape(f"picture.bmp {says}")):
+        check_image_files([path])
+    try:  # what the file would have met: a failed decode, or other pixels than its own
+        decoded = decode_pixels(tf.constant(path.read_bytes()), 3).numpy()
+    except tf.errors.InvalidArgumentError:
+        return
+    assert not (decoded == np.asarray(picture.convert("RGB"))).all()
 
 
 def test_bad_data_exits_2_on_one_line_and_leaves_no_run(cli, write_config, runs_dir, tmp_path):

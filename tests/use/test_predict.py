@@ -274,6 +274,9 @@ def test_bad_inputs_are_one_line_each(cli, trained, tmp_path, digits_folder):
     (with_tiff / "scan.TIF").write_bytes(b"II*\x00")
     named_twice = tmp_path / "named-twice.csv"
     named_twice.write_text(header + ",p0\n" + ",".join(["1"] * 65) + "\n")
+    with_palette = tmp_path / "with-palette"
+    shutil.copytree(digits_folder / "test" / "1", with_palette)
+    Image.open(next(with_palette.iterdir())).convert("RGB").convert("P").save(with_palette / "drawn.bmp")
     nothing = tmp_path / "nothing.npz"
     np.savez(nothing)
     with_nan = tmp_path / "with-nan.npy"
@@ -308,6 +311,8 @@ def test_bad_inputs_are_one_line_each(cli, trained, tmp_path, digits_folder):
         (trained["digits"], tmp_path / "nothing-here.png", ["no such file or folder"]),
         (trained["digits"], with_tiff, ["scan.TIF is a picture dlcli cannot read (it reads .bmp, .gif",
                                         "convert them, or move them out of the folder"]),
+        (trained["digits"], with_palette, ["drawn.bmp is a BMP with a colour palette, which TensorFlow reads as",
+                                           "save it as PNG: remove or replace it, then predict again"]),
         (resolve_run(trained["runs"], swapped.name), digits_folder / "test" / "1",
          ["its model.keras does not take the inputs as prepared now", "was the model replaced by another run's?"]),
     ]
