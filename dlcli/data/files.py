@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -280,11 +281,20 @@ def _csv_problem(path: Path, error: Exception) -> str:
 
     if isinstance(error, UnicodeDecodeError):
         return _not_utf8(path) or f"cannot read {path} as CSV: {reason_of(error)}"
+    # pandas's C parser counts the records (the header is 0), not the lines, of a quote left open
+    unclosed = re.search(r"EOF inside string starting at row (\d+)", str(error))
     try:
         with open(path, newline="", encoding="utf-8-sig") as file:
             rows = csv.reader(file)
             header = next(rows, [])
-            for row in rows:
+            starts = rows.line_num + 1
+            for record, row in enumerate(rows, start=1):  # a blank line too is a record to pandas's tokenizer
+                if unclosed and record == int(unclosed[1]):
+                    return (
+                        f"{path}, line {starts}: a quote (\") opens a value that never closes, so the rest of the "
+                        "file would be one value; close it, or remove it"
+                    )
+                starts = rows.line_num + 1
                 if len(row) > len(header):
                     return (
                         f"{path}, line {rows.line_num}: {len(row)} fields where the header has {len(header)} "

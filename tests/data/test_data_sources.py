@@ -291,6 +291,9 @@ BAD_TABLES = [
      r"dataset.path: .*table.csv: the header names column 'b' twice \(columns 2 and 3\); give each column its own"),
     ("a comma in a later row", "a,b,label\n1,2,x\n3,4,y\n5,6,y,z\n", ConfigError,
      r"dataset.path: .*table.csv, line 4: 4 fields where the header has 3"),
+    # pandas named a record of its own count ("EOF inside string starting at row 3"), not a line
+    ("a quote left open", 'a,b,label\n1,2,"x\ny"\n\n3,"4,y\n5,6,y\n', ConfigError,
+     r"dataset.path: .*table.csv, line 5: a quote \(\"\) opens a value that never closes, so the rest of the file"),
     ("one class", "a,b,label\n1,2,x\n3,4,x\n5,6,x\n7,8,x\n", ConfigError,
      r"column 'label' of .*table.csv holds one class \('x'\): a classifier needs at least 2"),
     ("infinite feature", "a,b,label\n1,2,x\n3,inf,y\n5,6,y\n7,-inf,x\n", ConfigError,
