@@ -161,11 +161,10 @@ def _row(
         if key in INTEGER_COLUMNS:
             if not (math.isfinite(value) and value == int(value)):
                 raise DlcliError(f"{path}, line {line}: {key} is '{text[:30]}', not a whole number")
-            if value < 0:
-                raise DlcliError(
-                    f"{path}, line {line}: {key} is {text}, below 0; a history counts its epochs from 0 (Keras's "
-                    "CSVLogger) or 1 (dlcli's history.csv), and its folds from 1"
-                )
+            if value < (0 if key == "epoch" else 1):
+                counted_from = ("its epochs from 0 (Keras's CSVLogger) or 1 (dlcli's history.csv)" if key == "epoch"
+                                else f"its {key}s from 1")
+                raise DlcliError(f"{path}, line {line}: {key} is '{text[:30]}'; a history counts {counted_from}")
             value = int(value)
         row[key] = value
     if "epoch" not in row:

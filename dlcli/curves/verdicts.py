@@ -126,7 +126,7 @@ def noise_level(values: list[float]) -> float:
     the noise rather than the trend, and the median ignores the few large ones of a steep
     start or a bad epoch. A metric that moves in steps (an accuracy over N examples, 1/N at a
     time) repeats itself: its noise is then at least its smallest step, so that one example
-    more or less is never a trend.
+    more or less is never a trend. `values` are finite (evidence() leaves the others out).
     """
     import numpy as np  # only training and `dlcli verdict` judge curves; numpy as the history grows long
 
@@ -378,7 +378,7 @@ class OverfittingWatch:
         self.rows: list[dict[str, float]] = []
         self.judged: list[dict[str, float]] = []  # the rows `evidence` reads, kept as they come, not sifted again each epoch
         self.latest: Evidence | None = None
-        self.level = "none"
+        self.level = "none"  # the last judged epoch's strength; judged no more once warned, until a new best
         self.alarm: Evidence | None = None  # the evidence when the warning was given
         self.confirmed: Evidence | None = None  # the first strong evidence since the current best epoch
 

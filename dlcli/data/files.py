@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import zipfile
@@ -59,7 +60,8 @@ def _class_folders(folder: Path) -> list[str]:
 # The first bytes of each format tf.io.decode_image reads.
 IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM")
 BMP_SIGNATURE = IMAGE_SIGNATURES[-1]
-BMP_HEADER = 54  # the file header and a BITMAPINFOHEADER, as far as the palette
+BMP_HEADER = 54  # the file header and a BITMAPINFOHEADER
+BMP_HEAD_READ = 14 + 124 + 4 * 256  # as far as the end of a palette after the largest header (a BITMAPV5HEADER)
 BMP_BITS = (8, 24, 32)  # the bits a pixel tf.io.decode_image reads a BMP of
 
 
@@ -74,7 +76,7 @@ def _not_an_image(path: Path, channels: int | None = None) -> str | None:
         return f"is a link to {_shown(os.readlink(path))}, which does not exist"
     try:
         with open(path, "rb") as file:
-            head = file.read(BMP_HEADER + 4 * 256)  # a BMP's palette too
+            head = file.read(BMP_HEAD_READ)  # a BMP's palette too
     except OSError as error:
         return f"cannot be read ({error.strerror or error})"
     if not head:
@@ -82,35 +84,77 @@ def _not_an_image(path: Path, channels: int | None = None) -> str | None:
     if not head.startswith(IMAGE_SIGNATURES):
         return "is not a JPEG, PNG, BMP or GIF image"
     if head.startswith(BMP_SIGNATURE):
-        return _bmp_problem(head)
+        return _bmp_kind_problem(head) or (
+            "is a BMP cut short (no whole header)" if len(head) < BMP_HEADER else _bmp_size_problem(head, path.stat().st_size)
+        )
     if channels == 4 and head.startswith(IMAGE_SIGNATURES[0]):
         return "is a JPEG, which has no alpha channel for `color_mode: rgba`: use rgb"
     return None
 
 
-def _bmp_problem(header: bytes) -> str | None:
-    """Why TensorFlow would not decode a BMP that starts with `header` (its first bytes, the palette's
-    included) as the picture it is; None when it would. It reads 8 bits a pixel as grey levels,
-    whatever the file's palette says they are, and no other depth but 24 and 32."""
+def _bmp_kind_problem(header: bytes) -> str | None:
+    """Why TensorFlow would not decode a BMP of this kind as the picture it is, from its first
+    BMP_HEAD_READ bytes; None when it would, or when too few bytes tell. tf.io.decode_image reads a
+    BITMAPINFOHEADER or a later one, uncompressed, of 8, 24 or 32 bits a pixel, and 8 bits as grey
+    levels whatever the file's palette says they are."""
+    if len(header) < 18:
+        return None
+    header_size = int.from_bytes(header[14:18], "little")
+    if header_size < 40:
+        return "is a BMP with an OS/2 header, which TensorFlow does not decode: save it as PNG"
     if len(header) < BMP_HEADER:
-        return "is a BMP cut short (no whole header)"
+        return None
     bits = int.from_bytes(header[28:30], "little")
     if bits not in BMP_BITS:
         return (f"is a BMP of {bits} bit{'s' if bits != 1 else ''} a pixel, which TensorFlow does not decode "
                 f"(it reads {', '.join(map(str, BMP_BITS))}): save it as PNG")
+    compression = int.from_bytes(header[30:34], "little")
+    if compression not in (0, 3) or (compression == 3 and bits != 32):  # none, or a 32-bit pixel's bit fields
+        return "is a compressed BMP, which TensorFlow does not decode: save it as PNG"
     if bits == 8:
-        palette_start = 14 + int.from_bytes(header[14:18], "little")
+        palette_start = 14 + header_size
         colours = int.from_bytes(header[46:50], "little") or 256
         palette = header[palette_start:palette_start + 4 * colours]
         if any(palette[4 * i:4 * i + 3] != bytes((i, i, i)) for i in range(len(palette) // 4)):
-            return ("is a BMP with a colour palette, which TensorFlow reads as the grey levels of the palette's "
-                    "numbers, not its colours: save it as PNG")
+            return ("is a BMP whose palette is not the grey levels 0-255 in order; TensorFlow ignores a palette and "
+                    "reads each pixel's number in it as its grey level: save it as PNG")
     return None
+
+
+def _bmp_size_problem(header: bytes, size: int) -> str | None:
+    """A BMP whose size is not what its header sets out: tf.io.decode_image refuses a byte more or less."""
+    pixels_at = int.from_bytes(header[10:14], "little")
+    width, height = (abs(int.from_bytes(header[at:at + 4], "little", signed=True)) for at in (18, 22))
+    row = (int.from_bytes(header[28:30], "little") * width + 31) // 32 * 4
+    expected = pixels_at + row * height
+    if size != expected:
+        return f"is a BMP of {size:,} bytes where its header sets out {expected:,} (cut short, or with bytes after it)"
+    return None
+
+
+def misread_bmps(paths) -> list[tuple[Path, str]]:
+    """The BMPs among `paths` (by their first bytes, whatever their names) that TensorFlow would not
+    decode or would misread for their kind, with why (`_bmp_kind_problem`)."""
+    found = []
+    for path in map(Path, paths):
+        try:
+            with open(path, "rb") as file:
+                head = file.read(BMP_HEAD_READ)
+        except OSError:
+            continue  # named with the other files that cannot be read
+        if head.startswith(BMP_SIGNATURE) and (reason := _bmp_kind_problem(head)):
+            found.append((path, reason))
+    return found
 
 
 def check_image_files(paths, channels: int | None = None, then: str = "train again") -> None:
     """Stop on the files that cannot be images, naming them (a cheap look at each file's header)."""
-    bad = [(path, reason) for path in paths if (reason := _not_an_image(Path(path), channels)) is not None]
+    refuse_image_files([(path, reason) for path in paths if (reason := _not_an_image(Path(path), channels)) is not None],
+                       then)
+
+
+def refuse_image_files(bad: list[tuple[Path, str]], then: str) -> None:
+    """Raise DataUnavailable naming up to 3 of the (file, why) in `bad`, if any."""
     if bad:
         listed = "; ".join(f"{_shown(path)} {reason}" for path, reason in bad[:3])
         more = f" (and {len(bad) - 3} more)" if len(bad) > 3 else ""
@@ -287,14 +331,17 @@ def _csv_problem(path: Path, error: Exception) -> str:
         with open(path, newline="", encoding="utf-8-sig") as file:
             rows = csv.reader(file)
             header = next(rows, [])
-            starts = rows.line_num + 1
-            for record, row in enumerate(rows, start=1):  # a blank line too is a record to pandas's tokenizer
+            # a blank line too is a record to pandas's tokenizer; the one left open is named before it is
+            # read (the rest of the file in one field is past csv's field size limit)
+            for record in itertools.count(1):
                 if unclosed and record == int(unclosed[1]):
                     return (
-                        f"{path}, line {starts}: a quote (\") opens a value that never closes, so the rest of the "
-                        "file would be one value; close it, or remove it"
+                        f"{path}, line {rows.line_num + 1}: a quote (\") opens a value that never closes, so the "
+                        "rest of the file would be one value; close it, or remove it"
                     )
-                starts = rows.line_num + 1
+                row = next(rows, None)
+                if row is None:
+                    break
                 if len(row) > len(header):
                     return (
                         f"{path}, line {rows.line_num}: {len(row)} fields where the header has {len(header)} "

@@ -19,7 +19,15 @@ import tensorflow as tf
 from dlcli.build.inference import class_names, class_probabilities, inference_model
 from dlcli.choices import InputKind
 from dlcli.data.examples import IMAGE_EXTENSIONS, FilePool
-from dlcli.data.files import categorical_cells, check_image_files, not_numbers, reading_csv, refuse_column_named_twice, text_cells
+from dlcli.data.files import (
+    categorical_cells,
+    misread_bmps,
+    not_numbers,
+    reading_csv,
+    refuse_column_named_twice,
+    refuse_image_files,
+    text_cells,
+)
 from dlcli.data.pipeline import raw_examples
 from dlcli.data.prepare import non_finite
 from dlcli.errors import DlcliError, counted, listed
@@ -63,8 +71,9 @@ class Prediction:
                     _refuse_other_pictures(path)
                 if not self._images(path):
                     raise DlcliError(f"{path}: no image files ({', '.join(sorted(IMAGE_EXTENSIONS))}) in it")
-                # a BMP TensorFlow misreads decodes without an error: its header is read first
-                check_image_files([p for p in self._images(path) if p.suffix.lower() == ".bmp"], then="predict again")
+                # a BMP TensorFlow misreads decodes without an error: its header is read first (a damaged
+                # file is named with the others that cannot be read, once the rest are predicted)
+                refuse_image_files(misread_bmps(self._images(path)), then="predict again")
             elif path.suffix.lower() == ".csv":
                 self._csv_columns(path)
             else:
