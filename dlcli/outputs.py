@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -51,13 +52,20 @@ def temporary_beside(path: Path) -> tuple[int, str]:
 def replaced(path: Path, binary: bool = False, newline: str | None = None) -> Iterator[IO]:
     """A stream onto a temporary file beside `path` (text, or bytes with `binary`), synced and
     renamed onto `path` when the block ends without an error, removed when it does not: readers
-    see the old content or the new, never half of it. The one way dlcli writes a whole file."""
+    see the old content or the new, never half of it. The one way dlcli writes a whole file. A link's
+    file is replaced, not the link; a device or a pipe is written to as it is."""
     if os.path.isdir(path):  # found before the work, and named as the user gave it, not as the temporary
         raise IsADirectoryError(errno.EISDIR, "is a folder; give the name of a file to write", str(path))
+    mode = {"mode": "wb"} if binary else {"mode": "w", "encoding": "utf-8", "newline": newline}
+    if os.path.exists(path) and not stat.S_ISREG(os.stat(path).st_mode):
+        # a device, a pipe (/dev/stdout, /dev/null, a shell's >(...)): written to as it is, not replaced by a file
+        with open(path, **mode) as stream:
+            yield stream
+        return
+    path = Path(os.path.realpath(path))  # through a link: the file it points at is the one replaced, the link kept
     descriptor, temporary = temporary_beside(path)
     try:
         os.fchmod(descriptor, 0o666 & ~UMASK)  # not mkstemp's 0600, which would hide runs from other users
-        mode = {"mode": "wb"} if binary else {"mode": "w", "encoding": "utf-8", "newline": newline}
         with os.fdopen(descriptor, **mode) as stream:
             yield stream
             stream.flush()

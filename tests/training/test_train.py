@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import csv
+import os
+import stat
+import subprocess
 from datetime import datetime
 
 import keras
@@ -193,6 +196,27 @@ def test_atomic_write_leaves_no_temporary_files(tmp_path):
 
     assert target.read_text() == "two"
     assert [p.name for p in tmp_path.iterdir()] == ["file.txt"]
+
+
+def test_a_write_goes_through_a_link_and_into_a_pipe_instead_of_replacing_them(tmp_path):
+    from dlcli.store.runs import write_atomic
+
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "answers.csv").write_text("old")
+    (tmp_path / "link.csv").symlink_to(shared / "answers.csv")
+    write_atomic(tmp_path / "link.csv", "new")
+
+    assert (tmp_path / "link.csv").is_symlink() and (shared / "answers.csv").read_text() == "new"
+    assert sorted(p.name for p in shared.iterdir()) == ["answers.csv"]
+
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    reader = subprocess.Popen(["cat", str(pipe)], stdout=subprocess.PIPE, text=True)
+    write_atomic(pipe, "through the pipe")
+
+    assert reader.communicate(timeout=30)[0] == "through the pipe"
+    assert stat.S_ISFIFO(os.stat(pipe).st_mode)  # still a pipe, not a file put in its place
 
 
 def test_predictions_of_saved_model_match_the_best_epoch(cli, tiny_config, runs_dir):
