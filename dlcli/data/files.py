@@ -366,6 +366,10 @@ def _not_utf8(path: Path) -> str | None:
     return None
 
 
+# How pandas names a column whose header is empty (and keeps naming it when the file is saved again)
+UNNAMED = re.compile(r"Unnamed: \d+")
+
+
 def load_csv(info: DatasetInfo, config: ExperimentConfig) -> RawDataset:
     """A label column plus either one text column or numeric feature columns."""
     import pandas as pd
@@ -417,6 +421,15 @@ def load_csv(info: DatasetInfo, config: ExperimentConfig) -> RawDataset:
             raise config.error(
                 ("dataset",),
                 f"{path} has no column besides its label '{label}': add the feature columns the model reads",
+            )
+        unnamed = [name for name in features if options.feature_columns is None and UNNAMED.fullmatch(name)]
+        if unnamed:
+            raise config.error(
+                ("dataset",),
+                f"column {columns.index(unnamed[0]) + 1} of {path} has no name ('{unnamed[0]}' to pandas): a row "
+                "number such as DataFrame.to_csv() writes unless index=False? a row's place is no feature, and "
+                "in a sorted file it gives the label away; save the table without it, or list the features in "
+                "`feature_columns`",
             )
         for name in features:
             _column(config, ("dataset", "feature_columns"), name, columns, path)

@@ -288,6 +288,11 @@ BAD_TABLES = [
      r"dataset.path: .*table.csv, line 2: 4 fields where the header has 3 \(a, b, label\); put quotes around a value"),
     ("a wide table without its label column", ",".join(f"c{i}" for i in range(30)) + "\n" + ",".join(["1"] * 30) + "\n",
      ConfigError, r"'label' is not a column of .*table.csv \(columns: c0, c1, .*, c11, \.\.\. and 18 more\)$"),
+    # DataFrame.to_csv() with its index: the row number became a feature, the label's on a sorted table
+    ("pandas's index", ",a,label\n0,1,x\n1,3,x\n2,5,y\n3,7,y\n", ConfigError,
+     r"dataset: column 1 of .*table.csv has no name \('Unnamed: 0' to pandas\): a row number such as DataFrame.to_csv"),
+    ("pandas's index saved again", "Unnamed: 0,a,label\n0,1,x\n1,3,x\n2,5,y\n3,7,y\n", ConfigError,
+     r"column 1 of .*table.csv has no name \('Unnamed: 0' to pandas\)"),
     ("a column named twice", "a,b,b,label\n1,2,9,x\n3,4,9,y\n5,6,9,y\n", ConfigError,
      r"dataset.path: .*table.csv: the header names column 'b' twice \(columns 2 and 3\); give each column its own"),
     ("a comma in a later row", "a,b,label\n1,2,x\n3,4,y\n5,6,y,z\n", ConfigError,
