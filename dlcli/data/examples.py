@@ -105,6 +105,8 @@ class TablePool:
 
 # The formats tf.io.decode_image reads, by extension, as keras.utils.image_dataset_from_directory lists them.
 IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
+# Pictures in formats TensorFlow does not decode: in a folder dlcli reads, not to be passed by in silence
+OTHER_PICTURES = (".tif", ".tiff", ".webp", ".heic", ".heif", ".avif", ".jfif")
 
 
 @dataclass(frozen=True, eq=False)

@@ -16,7 +16,7 @@ import numpy as np
 from dlcli.choices import InputKind
 from dlcli.data.bundled import TEST_SPLIT_SEED, fixed_split
 from dlcli.data.catalog import DatasetInfo
-from dlcli.data.examples import IMAGE_EXTENSIONS, ArrayPool, FilePool, TablePool
+from dlcli.data.examples import IMAGE_EXTENSIONS, OTHER_PICTURES, ArrayPool, FilePool, TablePool
 from dlcli.data.prepare import RawDataset, non_finite, strata
 from dlcli.data.split import split_indices
 from dlcli.errors import DataUnavailable, column_named_twice, counted, listed, reason_of
@@ -166,16 +166,27 @@ def _shown(path) -> str:
     return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
+def refuse_other_pictures(folder: Path, files: list[Path] | None = None) -> None:
+    """Refuse a folder of images holding pictures in formats TensorFlow does not decode (`files`: its
+    files, when already listed): Keras passes them by, and a class would lose them without a word."""
+    listed_files = folder.rglob("*") if files is None else files
+    others = sorted(p for p in listed_files if p.suffix.lower() in OTHER_PICTURES and p.is_file())
+    if others:
+        what = f" and {len(others) - 1} more are pictures" if len(others) > 1 else " is a picture"
+        raise DataUnavailable(f"{folder}: {others[0]}{what} dlcli cannot read (it reads "
+                              f"{', '.join(sorted(IMAGE_EXTENSIONS))}): convert them, or move them out of the folder")
+
+
 def _list_images(folder: Path, class_names: list[str], channels: int) -> tuple[np.ndarray, np.ndarray]:
     """(paths, labels) of the images in `folder/<class>/`, recursively, in a fixed order."""
     paths: list[str] = []
     labels: list[int] = []
     for label, name in enumerate(class_names):
         class_folder = folder / name
-        found = sorted(
-            str(path) for path in class_folder.rglob("*")
-            if path.suffix.lower() in IMAGE_EXTENSIONS and not path.is_dir()  # a broken link too: said, not skipped
-        ) if class_folder.is_dir() else []
+        files = list(class_folder.rglob("*")) if class_folder.is_dir() else []
+        refuse_other_pictures(class_folder, files)
+        # a broken link too: said, not skipped
+        found = sorted(str(path) for path in files if path.suffix.lower() in IMAGE_EXTENSIONS and not path.is_dir())
         if not found:
             raise DataUnavailable(
                 f"{class_folder} holds no images ({', '.join(IMAGE_EXTENSIONS)}); put the class's images "
@@ -206,6 +217,12 @@ def load_image_directory(info: DatasetInfo, config: ExperimentConfig) -> RawData
     shape = (*config.dataset.image_size, channels)
 
     def pool(folder: Path) -> FilePool:
+        unknown = [name for name in _class_folders(folder) if name not in class_names]
+        if unknown and config.dataset.classes is None:  # with `classes`, the classes left out are chosen
+            raise DataUnavailable(
+                f"{folder / unknown[0]}: a class {train_folder} has no folder for, whose images would be passed by; "
+                f"add its training images as {train_folder / unknown[0]}, or move it out of {folder}"
+            )
         return FilePool(*_list_images(folder, class_names, channels), shape)
 
     train = pool(train_folder)

@@ -26,6 +26,7 @@ from dlcli.data.files import (
     reading_csv,
     refuse_column_named_twice,
     refuse_image_files,
+    refuse_other_pictures,
     text_cells,
 )
 from dlcli.data.pipeline import raw_examples
@@ -68,7 +69,7 @@ class Prediction:
                 if self.info.kind != "image":
                     self._refuse(path, "images")
                 if path.is_dir():
-                    _refuse_other_pictures(path)
+                    refuse_other_pictures(path)
                 if not self._images(path):
                     raise DlcliError(f"{path}: no image files ({', '.join(sorted(IMAGE_EXTENSIONS))}) in it")
                 # a BMP TensorFlow misreads decodes without an error: its header is read first (a damaged
@@ -353,18 +354,6 @@ def _refuse_missing(path: Path, x: np.ndarray, columns: list[str], first_row: in
             f"({counted(len(rows), 'row')} of this batch without one); predict needs every feature: fill or remove "
             f"{'it' if len(rows) == 1 else 'them'}"
         )
-
-
-# Pictures in formats TensorFlow does not decode: in a folder to predict, not to be passed by in silence
-OTHER_PICTURES = (".tif", ".tiff", ".webp", ".heic", ".heif", ".avif", ".jfif")
-
-
-def _refuse_other_pictures(folder: Path) -> None:
-    others = sorted(p for p in folder.rglob("*") if p.suffix.lower() in OTHER_PICTURES and p.is_file())
-    if others:
-        what = f" and {len(others) - 1} more are pictures" if len(others) > 1 else " is a picture"
-        raise DlcliError(f"{folder}: {others[0]}{what} dlcli cannot read (it reads "
-                         f"{', '.join(sorted(IMAGE_EXTENSIONS))}): convert them, or move them out of the folder")
 
 
 def _table_input(path: Path, chunk, spec, first_row: int) -> np.ndarray:

@@ -548,6 +548,24 @@ def test_a_bmp_that_tensorflow_would_not_read_or_would_misread_is_named(tmp_path
     assert decoded.shape != as_pillow_reads_it.shape or not (decoded == as_pillow_reads_it).all()
 
 
+def test_pictures_training_would_pass_by_are_named(write_config, digits_folder, tmp_path):
+    photos = tmp_path / "photos"
+    for split in ("train", "test"):
+        for digit in ("3", "5"):
+            shutil.copytree(digits_folder / "test" / digit, photos / split / digit)
+    (photos / "train" / "5" / "scan.webp").write_bytes(b"RIFF")  # Keras's loader skips it: the class would lose it
+    with pytest.raises(DataUnavailable, match=r"train/5: .*scan.webp is a picture dlcli cannot read \(it reads .bmp"):
+        load_dataset(image_config(write_config, photos))
+
+    (photos / "train" / "5" / "scan.webp").unlink()
+    shutil.copytree(digits_folder / "test" / "7", photos / "test" / "7")  # scored on a class never trained on
+    with pytest.raises(DataUnavailable, match=r"test/7: a class .*train has no folder for, whose images would be passed"):
+        load_dataset(image_config(write_config, photos))
+
+    config = image_config(write_config, photos, "dataset.classes=['3', '5']")  # left out by choice
+    assert load_dataset(config).class_names == ["3", "5"]
+
+
 def test_bad_data_exits_2_on_one_line_and_leaves_no_run(cli, write_config, runs_dir, tmp_path):
     config = write_config(TABLE_CONFIG.replace("PATH", str(_csv(tmp_path, "a,b,label\n1,2,x\n3,4,\n"))))
 
