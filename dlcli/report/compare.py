@@ -6,6 +6,7 @@ Pure functions over run records; nothing here imports TensorFlow or matplotlib.
 from __future__ import annotations
 
 import fnmatch
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -172,8 +173,12 @@ def _sort(comparison: Comparison, sort: str, directions: dict[str, str]) -> None
                 "disagree); compare runs that do, or sort by another metric"
             )
         descending = not minimize
-    present = [row for row in comparison.rows if isinstance(row[column], (int, float))]
-    absent = [row for row in comparison.rows if not isinstance(row[column], (int, float))]
+    def sortable(row: dict[str, Any]) -> bool:
+        # a NaN (a diverged run's loss) compares false with every number and would land anywhere: last, as a missing value
+        return isinstance(row[column], (int, float)) and not math.isnan(row[column])
+
+    present = [row for row in comparison.rows if sortable(row)]
+    absent = [row for row in comparison.rows if not sortable(row)]
     comparison.rows = sorted(present, key=lambda row: row[column], reverse=descending) + absent
 
 

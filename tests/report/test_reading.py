@@ -199,6 +199,12 @@ def test_compare_sort_filter_and_explicit_runs(cli, runs_dir):
 
     assert [r["run"][16:] for r in by_accuracy["runs"]] == ["other", "slow", "fast"]
     assert [r["run"][16:] for r in filtered["runs"]] == ["fast"]
+    # a diverged run's NaN is no number to rank: last, whichever way the metric ranks
+    fake_run(runs_dir, "20260101-113000-diverged", TINY_CONFIG.replace("units: 16", "units: 64"),
+             summary_with(float("nan"), float("nan")))
+    for metric in ("val_accuracy", "val_loss"):
+        ranked = json.loads(cli("compare", "--sort", metric, "--format", "json").stdout)
+        assert [r["run"][16:] for r in ranked["runs"]][-1] == "diverged", ranked["runs"]
     assert chosen["differing_keys"] == ["model.layers.1.Dense.units"]
     assert bad_sort.exit_code == 2 and "--sort colour: no such column" in bad_sort.stderr
     twice = cli("compare", "20260101-10", "20260101-100000-slow")
