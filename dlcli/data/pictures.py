@@ -46,6 +46,8 @@ def file_digest_and_picture(path: str) -> tuple[bytes, np.ndarray | None]:
             return digest, grey_picture(image)
     except (OSError, UnidentifiedImageError, ValueError):
         return digest, None  # the pipeline says which files it cannot decode, and stops there
+    except Image.DecompressionBombError:  # more pixels than Pillow decodes unasked (179 million): TensorFlow reads it,
+        return digest, None  # and it is compared by its bytes only
 
 
 # The HASH_SIDE lowest rows of the unnormalized DCT-II of PICTURE_SIDE points (scipy.fft.dct's, and

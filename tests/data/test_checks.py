@@ -391,6 +391,16 @@ def test_the_same_picture_in_another_format_or_in_grey_is_a_near_duplicate_and_a
     assert frozenset(("train/cat/cat.6.jpg", "test/cat/as.png")) in exact
 
 
+def test_a_picture_larger_than_pillow_decodes_unasked_is_compared_by_its_bytes(tmp_path, monkeypatch):
+    path = tmp_path / "large.png"
+    Image.new("L", (80, 80)).save(path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 6,400 pixels: a "decompression bomb" to Pillow, as 14,000² is
+
+    digest, picture = pictures.file_digest_and_picture(str(path))
+
+    assert picture is None and digest == pictures.file_digest_and_picture(str(path))[0]
+
+
 def test_another_split_of_the_same_files_reads_none_of_them_again(write_config, tmp_path, monkeypatch):
     planted = planted_folder(tmp_path / "photos", per_class=12, test_per_class=4)
     first = load_dataset(load_config(photo_config(write_config, tmp_path / "photos")))
