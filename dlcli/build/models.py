@@ -24,6 +24,7 @@ from tensorflow import errors as tf_errors
 
 from dlcli.build.saved import ApplicationPreprocessing, load_run_model
 from dlcli.config import ExperimentConfig, KerasObject
+from dlcli.data.files import is_number
 from dlcli.errors import DataUnavailable, DlcliError, counted, reason_of
 from dlcli.keys import KeyPath, canonical, did_you_mean, not_a_boolean, visible
 from dlcli.store.runs import metric_name
@@ -858,6 +859,10 @@ CLASS_METRICS = {
 }
 
 
+# A classification whose classes all read as numbers, this many or more (or any a fraction), may be a quantity
+QUANTITY_CLASSES = 20
+
+
 @dataclass
 class _Output:
     """One output of the model as the checks see it: the layer that gives it, its loss, metrics and labels."""
@@ -871,8 +876,21 @@ class _Output:
     metrics: list[tuple[KeyPath, KerasObject]]
     task: str
     labels: str  # 'sparse' or 'one_hot'
-    num_classes: int
+    class_names: list[str]
     data: str  # what gives its labels, in messages: the dataset, or the output and its column
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def maybe_a_quantity(self) -> str:
+        """A hint, for a classification whose classes read as many numbers (or as fractions): set its task."""
+        numbers = [float(name) for name in self.class_names if is_number(name)]
+        if len(numbers) < len(self.class_names) or not (len(numbers) >= QUANTITY_CLASSES or any(n % 1 for n in numbers)):
+            return ""
+        key = f"dataset.outputs.{self.name}.task" if self.name else "dataset.task"
+        return (f"; or, if its labels are a quantity ({', '.join(self.class_names[:3])}, ...), set `{key}: regression` "
+                "and end in 1 unit")
 
     @property
     def layer(self) -> str:
@@ -883,14 +901,14 @@ def _activation(layer) -> str:
     return getattr(getattr(layer, "activation", None), "__name__", "")
 
 
-def _model_outputs(config: ExperimentConfig, model: keras.Model, num_classes: int, classes: dict | None) -> list[_Output]:
+def _model_outputs(config: ExperimentConfig, model: keras.Model, class_names: list[str], classes: dict | None) -> list[_Output]:
     if not config.output_names:
         last_index = len(config.model.layers) - 1
         ((last_class, _),) = config.model.layers[last_index].items()
         return [_Output(
             None, tuple(model.output_shape), _activation(model.layers[-1]), ("model", "layers", last_index, last_class),
             ("loss",), config.loss, [(key, spec) for key, spec, _ in config.metric_specs()], config.task,
-            config.dataset.labels, num_classes, config.dataset.name,
+            config.dataset.labels, class_names, config.dataset.name,
         )]
     items = {kwargs.get("name"): ("model", "layers", index, class_name)
              for index, item in enumerate(config.model.layers) for class_name, kwargs in item.items()}
@@ -906,7 +924,7 @@ def _model_outputs(config: ExperimentConfig, model: keras.Model, num_classes: in
         outputs.append(_Output(
             name, tuple(tensor.shape), _activation(layer), path, key,
             loss, [(k, metric) for k, metric, output in config.metric_specs() if output == name], spec.task, spec.labels,
-            len((classes or {}).get(name, [])),
+            list((classes or {}).get(name, [])),
             f"output '{name}' ({f'column {spec.label_column!r}' if spec.label_column else f'arrays {name}_train, {name}_test'})",
         ))
     return outputs
@@ -959,10 +977,10 @@ def _check_metric_labels(config: ExperimentConfig, output: _Output) -> None:
             )
 
 
-def check_output(config: ExperimentConfig, model: keras.Model, num_classes: int, classes: dict | None = None) -> None:
+def check_output(config: ExperimentConfig, model: keras.Model, class_names: list[str], classes: dict | None = None) -> None:
     """Catch a loss, label encoding and output layer that cannot work together, before training:
-    for each output (`classes`: each named output's classes)."""
-    for output in _model_outputs(config, model, num_classes, classes):
+    for each output (`class_names`: the dataset's classes; `classes`: each named output's)."""
+    for output in _model_outputs(config, model, class_names, classes):
         _check_one_output(config, output)
 
 
@@ -999,7 +1017,8 @@ def _check_one_output(config: ExperimentConfig, output: _Output) -> None:
         raise config.error(
             output.loss_key,
             f"{loss_name} is a regression loss; {dataset} is a classification task: use "
-            f"sparse_categorical_crossentropy (or binary_crossentropy with one sigmoid unit for 2 classes)",
+            f"sparse_categorical_crossentropy (or binary_crossentropy with one sigmoid unit for 2 classes)"
+            f"{output.maybe_a_quantity()}",
         )
     if units == 1 and activation == "softmax":
         raise config.error(
@@ -1037,7 +1056,8 @@ def _check_one_output(config: ExperimentConfig, output: _Output) -> None:
     if units != num_classes:
         raise config.error(
             (*last_path, "units"),
-            f"{layer} has {counted(units, 'unit')} but {dataset} has {num_classes} classes; set units: {num_classes}",
+            f"{layer} has {counted(units, 'unit')} but {dataset} has {num_classes} classes; set units: {num_classes}"
+            f"{output.maybe_a_quantity()}",
         )
     if activation == "sigmoid" and num_classes > 2:
         raise config.error(

@@ -262,7 +262,7 @@ def _labels(values: np.ndarray, task: str, what: str, task_key: str = "dataset.t
         try:
             return values.astype("float32"), []
         except ValueError:
-            words = [value for value in values if not _is_number(value)]
+            words = [value for value in values if not is_number(value)]
             raise DataUnavailable(
                 f"{what}: a regression learns numbers, and the labels hold words ({words[0]!r} and "
                 f"{len(words) - 1} more); for classes, set `{task_key}: classification`"
@@ -277,7 +277,8 @@ def _labels(values: np.ndarray, task: str, what: str, task_key: str = "dataset.t
     return indices.astype("int64"), [str(name) for name in names]
 
 
-def _is_number(value) -> bool:
+def is_number(value) -> bool:
+    """Whether `value` (a cell, a class's name) reads as a number."""
     try:
         float(value)
     except (TypeError, ValueError):

@@ -561,7 +561,7 @@ def checked_model(
     with the config's callbacks built too, so that each can fail here, before training."""
     speed = speed or speed_settings(config)
     parts = build_model(config, data.input_shape, runs_dir, data.encoding.vocabulary_size, data.inputs)
-    check_output(config, parts.model, data.num_classes, {name: spec.class_names for name, spec in data.outputs.items()})
+    check_output(config, parts.model, data.class_names, {name: spec.class_names for name, spec in data.outputs.items()})
     compile_model(config, parts.model, None, speed.jit_compile, speed.steps_per_execution)
     monitor_directions(config)
     keras_callbacks(config)

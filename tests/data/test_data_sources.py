@@ -566,6 +566,19 @@ def test_pictures_training_would_pass_by_are_named(write_config, digits_folder, 
     assert load_dataset(config).class_names == ["3", "5"]
 
 
+def test_labels_that_read_as_a_quantity_bring_the_regression_task_to_mind(cli, write_config, tmp_path):
+    prices = "".join(f"{n},{n % 7},{100 + 2.5 * n}\n" for n in range(60))  # 60 prices: 60 "classes" to a classifier
+    path = _csv(tmp_path, "a,b,price\n" + prices)
+    config = write_config(TABLE_CONFIG.replace("PATH", f"{path}, label_column: price")
+                          .replace("activation: sigmoid", "activation: linear").replace("binary_crossentropy", "mse"))
+
+    result = cli("check", str(config))
+
+    assert result.exit_code == 2, result.output
+    assert "loss: mse is a regression loss; csv is a classification task" in result.stderr
+    assert "or, if its labels are a quantity (100.0, 102.5, 105.0, ...), set `dataset.task: regression`" in result.stderr
+
+
 def test_bad_data_exits_2_on_one_line_and_leaves_no_run(cli, write_config, runs_dir, tmp_path):
     config = write_config(TABLE_CONFIG.replace("PATH", str(_csv(tmp_path, "a,b,label\n1,2,x\n3,4,\n"))))
 
