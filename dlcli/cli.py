@@ -709,16 +709,19 @@ def compare_runs(
 
         console.print(rows_table(elsewhere, "the study's trials without a run here (other processes or machines)"))
     if plot is not None:
+        left_out: list[str] = []
         if repeated:
             from dlcli.curves.plots import plot_group_comparison
             from dlcli.report.groups import group_histories
 
-            plot_group_comparison(group_histories(found, records), plot, f"{len(found)} groups", smooth)
+            plot_group_comparison(group_histories(found, records, left_out), plot, f"{len(found)} groups", smooth)
         else:
             from dlcli.curves.plots import plot_comparison
 
-            curves = comparison_curves(comparison, records)
+            curves = comparison_curves(comparison, records, left_out)
             plot_comparison(curves, plot, f"{len(curves)} runs", smooth)
+        for note in left_out:
+            error_console.print(f"left out of the plot: {note}", markup=False)
         error_console.print(f"wrote {plot}")
 
 

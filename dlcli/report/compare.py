@@ -17,16 +17,7 @@ import yaml
 from dlcli.curves.verdicts import minimizes
 from dlcli.errors import DlcliError
 from dlcli.keys import flattened, names_spelled_out, read_yaml
-from dlcli.store.runs import (
-    CONFIG_FILE,
-    DATA_CHANGED,
-    HISTORY_FILE,
-    NOT_METRIC_COLUMNS,
-    RunRecord,
-    metric_name,
-    read_history,
-    resolve_run,
-)
+from dlcli.store.runs import CONFIG_FILE, DATA_CHANGED, NOT_METRIC_COLUMNS, RunRecord, metric_name, plotted_history, resolve_run
 
 MISSING = "—"  # a key one run has and another has not
 
@@ -246,12 +237,13 @@ def trials_elsewhere(runs_dir: Path, sweep: str, records: list[RunRecord]) -> li
 
 
 def comparison_curves(
-    comparison: Comparison, records: list[RunRecord],
+    comparison: Comparison, records: list[RunRecord], left_out: list[str],
 ) -> list[tuple[str, list[dict[str, float]]]]:
-    """Each compared run's history, labelled by its values of the differing keys (else its id)."""
+    """Each compared run's history, labelled by its values of the differing keys (else its id); a
+    damaged one is drawn empty and said in `left_out`."""
     by_id = {record.id: record for record in records}
     curves = []
     for row in comparison.rows:
         label = ", ".join(f"{key}={row[key]}" for key in comparison.keys) or row["run"]
-        curves.append((label, read_history(by_id[row["run"]].folder.file(HISTORY_FILE))))
+        curves.append((label, plotted_history(by_id[row["run"]].folder, left_out)))
     return curves

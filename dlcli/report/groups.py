@@ -30,7 +30,7 @@ from typing import Any
 
 from dlcli.curves.verdicts import minimizes
 from dlcli.report.compare import MISSING, Comparison, column_metric
-from dlcli.store.runs import HISTORY_FILE, RunRecord, group_of, read_history
+from dlcli.store.runs import RunRecord, group_of, plotted_history
 
 CONFIDENCE = 0.95
 SIGNIFICANCE = 1 - CONFIDENCE
@@ -273,7 +273,13 @@ def _set_differences(groups: list[Group], column: str, minimize: bool | None) ->
     best.differences[column] = Difference(best.id, 0.0, None, None, None, called, "the best group on this metric")
 
 
-def group_histories(found: list[Group], records: list[RunRecord]) -> list[tuple[str, list[list[dict[str, float]]]]]:
-    """Each group's label and its runs' histories, for the plot of its mean curve and band."""
+def group_histories(
+    found: list[Group], records: list[RunRecord], left_out: list[str],
+) -> list[tuple[str, list[list[dict[str, float]]]]]:
+    """Each group's label and its runs' histories, for the plot of its mean curve and band; a damaged
+    one is left out of its group's and said in `left_out`."""
     by_id = {record.id: record for record in records}
-    return [(group.label, [read_history(by_id[run].folder.file(HISTORY_FILE)) for run in group.runs]) for group in found]
+    return [
+        (group.label, [rows for run in group.runs if (rows := plotted_history(by_id[run].folder, left_out))])
+        for group in found
+    ]

@@ -169,6 +169,16 @@ def read_history(path: Path) -> list[dict[str, float]]:
         _damaged(path, f"{type(error).__name__}: {error}")
 
 
+def plotted_history(folder: RunFolder, left_out: list[str]) -> list[dict[str, float]]:
+    """A run's history for a plot of several: [] when it is damaged, said in `left_out`, so that one
+    run's damaged file does not keep the others from being drawn."""
+    try:
+        return read_history(folder.file(HISTORY_FILE))
+    except DlcliError as error:
+        left_out.append(str(error))
+        return []
+
+
 def _history_row(row: dict[str | None, str | None], path: Path, line: int) -> dict[str, float]:
     values = {}
     for key, text in row.items():

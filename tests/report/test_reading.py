@@ -253,6 +253,22 @@ def test_compare_plot_overlays_the_validation_curves(cli, tiny_config, runs_dir,
         assert image.format == "PNG"
 
 
+def test_compare_plot_draws_the_runs_it_can_and_names_a_damaged_history(cli, runs_dir, tmp_path):
+    history = "epoch,loss,val_loss,accuracy,val_accuracy\n1,0.9,1.0,0.5,0.4\n2,0.5,0.7,0.7,0.6\n"
+    for name, units in (("a", 16), ("b", 32)):
+        run = fake_run(runs_dir, f"20260101-10000{'ab'.index(name)}-{name}", TINY_CONFIG.replace("units: 16", f"units: {units}"),
+                       summary_with(0.7, 0.6))
+        (run / "history.csv").write_text(history)
+    (run / "history.csv").write_text(history[:60] + "x")  # cut short and overwritten: b's is damaged
+
+    result = cli("compare", "--plot", str(tmp_path / "both.png"))
+
+    assert result.exit_code == 0, result.output
+    assert "left out of the plot: run 20260101-100001-b: history.csv is damaged" in " ".join(result.stderr.split())
+    with Image.open(tmp_path / "both.png") as image:
+        assert image.format == "PNG"
+
+
 def test_compare_plot_never_writes_over_a_file_that_is_not_a_plot(cli, runs_dir, tmp_path):
     run = fake_run(runs_dir, "20260101-000000-a")
     (run / "model.keras").write_bytes(b"PK\x03\x04 a model")
