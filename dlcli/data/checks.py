@@ -63,7 +63,7 @@ from dlcli.store.runs import write_atomic
 if TYPE_CHECKING:
     from dlcli.config import ExperimentConfig
 
-CHECKS_VERSION = 1  # part of the cache key: findings of another version are found again
+CHECKS_VERSION = 2  # part of the cache key: findings of another version are found again (2: similar_classes)
 NEAR_BITS = 8  # of the 64 lowest-frequency bits, to propose a pair
 NEAR_BITS_WHOLE = 48  # of the 256, to keep it
 BUCKET_AT_ONCE = 2048  # hashes of one bucket compared at once (2 million pairs)
@@ -86,6 +86,7 @@ class FindingKind(Choice):
     missing_class = "missing_class"
     class_imbalance = "class_imbalance"
     constant_column = "constant_column"
+    similar_classes = "similar_classes"
 
 
 @dataclass
@@ -521,8 +522,24 @@ def _conflicts(groups: list[list[int]], data: Examples, class_names: list[str]) 
     )]
 
 
+def _similar_classes(class_names: list[str]) -> list[Finding]:
+    """Class names that differ only in case and spacing ('Dog', 'dog '): one class written two ways."""
+    spellings: dict[str, list[str]] = {}
+    for name in class_names:
+        spellings.setdefault(" ".join(name.split()).casefold(), []).append(name)
+    sets = [names for names in spellings.values() if len(names) > 1]
+    if not sets:
+        return []
+    shown = " and ".join(repr(name) for name in sets[0])
+    return [Finding(
+        FindingKind.similar_classes, ["train"], sum(map(len, sets)), sets,
+        f"classes {shown}{f' (and {len(sets) - 1} more such sets)' if len(sets) > 1 else ''} differ only in case or "
+        "spaces: one class written two ways? write each label one way",
+    )]
+
+
 def _class_findings(counts: dict[str, list[int]], class_names: list[str]) -> list[Finding]:
-    findings = []
+    findings = _similar_classes(class_names)
     for split, per_class in counts.items():
         if not sum(per_class):
             continue

@@ -303,6 +303,19 @@ def _table_config(write_config, path, extra=""):
     )
 
 
+def test_a_label_written_two_ways_is_said(write_config, tmp_path):
+    rng = np.random.default_rng(0)
+    labels = ["dog", "cat", "Dog ", "bird"] * 10
+    rows = [f"{rng.normal():.5f},{rng.normal():.5f},{label}" for label in labels]
+    (tmp_path / "table.csv").write_text("a,b,label\n" + "\n".join(rows) + "\n")
+
+    splits = load_dataset(load_config(_table_config(write_config, tmp_path / "table.csv")))
+    (similar,) = [finding for finding in splits.describe()["checks"] if finding["kind"] == "similar_classes"]
+
+    assert similar["examples"] == [["Dog ", "dog"]]
+    assert "classes 'Dog ' and 'dog' differ only in case or spaces: one class written two ways?" in similar["message"]
+
+
 def test_a_table_says_its_constant_columns_and_imbalanced_classes(write_config, tmp_path):
     rng = np.random.default_rng(0)
     labels = [0] * 60 + [1] * 60 + [2] * 8

@@ -105,7 +105,7 @@ def test_uncached_keras_dataset_fails_fast_offline(tiny_config, tmp_path, monkey
     with pytest.raises(DataUnavailable) as raised:
         splits_for(tiny_config, f"dataset.name={name}")
 
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 30  # no download tried, which would wait on the network far longer
     message = str(raised.value)
     assert f"dataset '{name}' is not in the Keras cache" in message
     assert DATASETS[name].offline_alternative in message
