@@ -77,6 +77,8 @@ class Prediction:
                 refuse_image_files(misread_bmps(self._images(path)), then="predict again")
             elif path.suffix.lower() == ".csv":
                 self._csv_columns(path)
+                for _ in self._csv_batches(path):  # every cell, read once more while predicting: a row printed
+                    pass  # to stdout cannot be taken back when a cell further down is bad
             else:
                 self._array(path)
 

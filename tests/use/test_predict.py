@@ -318,10 +318,13 @@ def test_bad_inputs_are_one_line_each(cli, trained, tmp_path, digits_folder):
         (resolve_run(trained["runs"], swapped.name), digits_folder / "test" / "1",
          ["its model.keras does not take the inputs as prepared now", "was the model replaced by another run's?"]),
     ]
+    bad_far_down = tmp_path / "bad-far-down.csv"  # past the first batch: nothing printed before the error
+    bad_far_down.write_text(header + "\n" + "\n".join(",".join(["inf" if row == 400 else "1"] * 64) for row in range(600)) + "\n")
+    cases.append((trained["table_run"], bad_far_down, ["bad-far-down.csv", "line 402"]))
     for run, path, fragments in cases:
-        result, _ = predicted(cli, trained, run, path)
+        result, rows = predicted(cli, trained, run, path)
         message = " ".join(result.stderr.split())
-        assert result.exit_code == 2, (path, result.output)
+        assert result.exit_code == 2 and not rows, (path, result.output)
         assert len(result.stderr.strip().splitlines()) == 1, message
         assert all(fragment in message for fragment in fragments), message
     evaluated = cli("evaluate", swapped.name, "--runs-dir", str(trained["runs"]), runs=False)
