@@ -1,6 +1,7 @@
 """A command's output files: never one of its inputs, and never half written. An output is
 written to a temporary file beside it and renamed onto it at the end, so a command that fails
-leaves the old file as it was."""
+leaves the old file as it was. A stream (a device, a pipe, /dev/stdout) is written to as it is:
+it has no old content to keep, and what was written before a failure stays written."""
 
 from __future__ import annotations
 
@@ -48,20 +49,27 @@ def temporary_beside(path: Path) -> tuple[int, str]:
         raise OSError(error.errno, error.strerror, str(path)) from None
 
 
+def is_stream(path: Path) -> bool:
+    """A device, a pipe, or a name for one (/dev/stdout, /proc/self/fd/1, a shell's >(...)), which
+    are written to, not replaced: /dev/stdout may stand for a file the shell opened for the command."""
+    if str(path).startswith(("/dev/", "/proc/")):
+        return True
+    return os.path.exists(path) and not stat.S_ISREG(os.stat(path).st_mode)
+
+
 @contextmanager
 def replaced(path: Path, binary: bool = False, newline: str | None = None) -> Iterator[IO]:
     """A stream onto a temporary file beside `path` (text, or bytes with `binary`), synced and
     renamed onto `path` when the block ends without an error, removed when it does not: readers
     see the old content or the new, never half of it. The one way dlcli writes a whole file. A link's
-    file is replaced, not the link; a device or a pipe is written to as it is."""
+    file is replaced, not the link; a stream (`is_stream`) is written to as it is."""
     if os.path.isdir(path):  # found before the work, and named as the user gave it, not as the temporary
         raise IsADirectoryError(errno.EISDIR, "is a folder; give the name of a file to write", str(path))
-    mode = {"mode": "wb"} if binary else {"mode": "w", "encoding": "utf-8", "newline": newline}
-    if os.path.exists(path) and not stat.S_ISREG(os.stat(path).st_mode):
-        # a device, a pipe (/dev/stdout, /dev/null, a shell's >(...)): written to as it is, not replaced by a file
-        with open(path, **mode) as stream:
+    if is_stream(path):  # appended to, as a shell's >> would: /dev/stdout may be a file the shell opened
+        with open(path, **({"mode": "ab"} if binary else {"mode": "a", "encoding": "utf-8", "newline": newline})) as stream:
             yield stream
         return
+    mode = {"mode": "wb"} if binary else {"mode": "w", "encoding": "utf-8", "newline": newline}
     path = Path(os.path.realpath(path))  # through a link: the file it points at is the one replaced, the link kept
     descriptor, temporary = temporary_beside(path)
     try:

@@ -116,8 +116,9 @@ def refuse_run_folder_output(path: Path, option: str, folder: bool = False) -> N
     """Refuse an output file written straight into a run's folder (`folder`: an output folder that
     is one): its files are the run's (its model, its history), and a command's output there would
     replace one or pass for one."""
-    if ((path if folder else path.parent) / RUN_FILE).is_file():
-        where = "is the run folder" if folder else f"is in the run folder {path.parent}"
+    written = Path(os.path.realpath(path))  # through a link, the folder written into is the one it points at
+    if ((written if folder else written.parent) / RUN_FILE).is_file():
+        where = "is the run folder" if folder else f"is in the run folder {written.parent}"
         raise DlcliError(f"{option} {path} {where}: its files are the run's; write it elsewhere")
 
 

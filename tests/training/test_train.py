@@ -7,6 +7,7 @@ import os
 import stat
 import subprocess
 from datetime import datetime
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -15,6 +16,7 @@ import yaml
 
 from conftest import encoded, read_json, run_folders
 from dlcli.config import load_config
+from dlcli.errors import DlcliError
 from dlcli.store.runs import RunFolder
 
 
@@ -213,10 +215,31 @@ def test_a_write_goes_through_a_link_and_into_a_pipe_instead_of_replacing_them(t
     pipe = tmp_path / "pipe"
     os.mkfifo(pipe)
     reader = subprocess.Popen(["cat", str(pipe)], stdout=subprocess.PIPE, text=True)
-    write_atomic(pipe, "through the pipe")
-
-    assert reader.communicate(timeout=30)[0] == "through the pipe"
+    try:
+        write_atomic(pipe, "through the pipe")
+        assert reader.communicate(timeout=30)[0] == "through the pipe"
+    finally:
+        reader.kill()
     assert stat.S_ISFIFO(os.stat(pipe).st_mode)  # still a pipe, not a file put in its place
+
+    # /dev/stdout of a command whose output the shell sends to a file (>> log): added to, not replaced
+    log = tmp_path / "log"
+    log.write_text("earlier line\n")
+    with open(log, "a") as stdout:
+        write_atomic(Path(f"/proc/self/fd/{stdout.fileno()}"), "new line\n")
+    assert log.read_text() == "earlier line\nnew line\n"
+
+
+def test_a_link_into_a_run_folder_is_no_way_around_its_guard(tmp_path):
+    from dlcli.store.runs import RUN_FILE, refuse_run_folder_output
+
+    run = tmp_path / "runs" / "20260101-000000-a"
+    run.mkdir(parents=True)
+    (run / RUN_FILE).write_text("{}")
+    (tmp_path / "out.csv").symlink_to(run / "history.csv")
+
+    with pytest.raises(DlcliError, match=r"--output .*out.csv is in the run folder .*20260101-000000-a: its files are"):
+        refuse_run_folder_output(tmp_path / "out.csv", "--output")
 
 
 def test_predictions_of_saved_model_match_the_best_epoch(cli, tiny_config, runs_dir):
