@@ -36,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import unicodedata
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -57,7 +58,7 @@ from dlcli.data.pictures import (
     read_files,
     read_records,
 )
-from dlcli.errors import DataUnavailable
+from dlcli.errors import DataUnavailable, counted
 from dlcli.store.runs import write_atomic
 
 if TYPE_CHECKING:
@@ -217,7 +218,9 @@ def read_ahead(splits: Splits, config: ExperimentConfig, kfold: bool = False) ->
         _read_ahead.append(ReadAhead(unread))
 
 
-FILES_DB = f"files-{CHECKS_VERSION}.db"
+# The per-file digests and hashes have a version of their own: a new kind of finding reads no file again
+FILES_VERSION = 1
+FILES_DB = f"files-{FILES_VERSION}.db"
 
 
 def checks_cache_dir() -> Path:
@@ -525,16 +528,17 @@ def _conflicts(groups: list[list[int]], data: Examples, class_names: list[str]) 
 def _similar_classes(class_names: list[str]) -> list[Finding]:
     """Class names that differ only in case and spacing ('Dog', 'dog '): one class written two ways."""
     spellings: dict[str, list[str]] = {}
-    for name in class_names:
-        spellings.setdefault(" ".join(name.split()).casefold(), []).append(name)
+    for name in class_names:  # NFKC: 'café' typed or pasted (one code point or two) is one spelling
+        spellings.setdefault(" ".join(unicodedata.normalize("NFKC", name).split()).casefold(), []).append(name)
     sets = [names for names in spellings.values() if len(names) > 1]
     if not sets:
         return []
     shown = " and ".join(repr(name) for name in sets[0])
+    more = f" (and {counted(len(sets) - 1, 'more such set')})" if len(sets) > 1 else ""
     return [Finding(
         FindingKind.similar_classes, ["train"], sum(map(len, sets)), sets,
-        f"classes {shown}{f' (and {len(sets) - 1} more such sets)' if len(sets) > 1 else ''} differ only in case or "
-        "spaces: one class written two ways? write each label one way",
+        f"classes {shown}{more} differ only in case, spaces or how a letter is typed: one class written two ways? "
+        "write each label one way",
     )]
 
 
@@ -699,7 +703,7 @@ def _remove_unused_findings(older_than_days: float) -> tuple[int, int]:
 def clean_checks(older_than_days: float = UNUSED_DAYS) -> dict[str, int]:
     """Empty the checks' cache of what no run will read again: findings unused for
     `older_than_days`, the files database's rows of files since removed or changed (a row is only
-    read while its file keeps its size and time), and databases of older checks versions.
+    read while its file keeps its size and time), and databases of older versions (FILES_VERSION).
     Returns counts of each and the bytes freed."""
     folder = checks_cache_dir()
     findings, freed = _remove_unused_findings(older_than_days)
