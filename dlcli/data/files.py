@@ -177,11 +177,16 @@ def refuse_other_pictures(folder: Path, files: list[Path] | None = None) -> None
                               f"{', '.join(sorted(IMAGE_EXTENSIONS))}): convert them, or move them out of the folder")
 
 
-def _list_images(folder: Path, class_names: list[str], channels: int) -> tuple[np.ndarray, np.ndarray]:
-    """(paths, labels) of the images in `folder/<class>/`, recursively, in a fixed order."""
+def _list_images(
+    folder: Path, class_names: list[str], channels: int, chosen: set[str] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(paths, labels) of the images in `folder/<class>/`, recursively, in a fixed order; of the
+    `chosen` classes only (`dataset.classes`), when given: the others are neither read nor judged."""
     paths: list[str] = []
     labels: list[int] = []
     for label, name in enumerate(class_names):
+        if chosen is not None and name not in chosen:
+            continue
         class_folder = folder / name
         files = list(class_folder.rglob("*")) if class_folder.is_dir() else []
         refuse_other_pictures(class_folder, files)
@@ -216,14 +221,20 @@ def load_image_directory(info: DatasetInfo, config: ExperimentConfig) -> RawData
     channels = {"grayscale": 1, "rgb": 3, "rgba": 4}[config.dataset.color_mode]
     shape = (*config.dataset.image_size, channels)
 
+    wanted = config.dataset.classes
+    # as dataset.classes names them: a class's folder name, or its index among them (prepare._select_classes)
+    chosen = None if not wanted else {
+        class_names[entry] if isinstance(entry, int) and 0 <= entry < len(class_names) else str(entry) for entry in wanted
+    }
+
     def pool(folder: Path) -> FilePool:
         unknown = [name for name in _class_folders(folder) if name not in class_names]
-        if unknown and config.dataset.classes is None:  # with `classes`, the classes left out are chosen
+        if unknown and chosen is None:  # with `classes`, the classes left out are chosen
             raise DataUnavailable(
                 f"{folder / unknown[0]}: a class {train_folder} has no folder for, whose images would be passed by; "
                 f"add its training images as {train_folder / unknown[0]}, or move it out of {folder}"
             )
-        return FilePool(*_list_images(folder, class_names, channels), shape)
+        return FilePool(*_list_images(folder, class_names, channels, chosen), shape)
 
     train = pool(train_folder)
     if "test" in subsets:

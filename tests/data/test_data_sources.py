@@ -564,6 +564,10 @@ def test_pictures_training_would_pass_by_are_named(write_config, digits_folder, 
 
     config = image_config(write_config, photos, "dataset.classes=['3', '5']")  # left out by choice
     assert load_dataset(config).class_names == ["3", "5"]
+    shutil.copytree(digits_folder / "test" / "7", photos / "train" / "7")
+    (photos / "train" / "7" / "scan.webp").write_bytes(b"RIFF")  # in a class left out: neither read nor judged
+    (photos / "train" / "8").mkdir()  # nor is an empty class folder that is left out
+    assert load_dataset(image_config(write_config, photos, "dataset.classes=[0, '5']")).class_names == ["3", "5"]
 
 
 def test_labels_that_read_as_a_quantity_bring_the_regression_task_to_mind(cli, write_config, tmp_path):
