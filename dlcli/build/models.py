@@ -24,6 +24,7 @@ from tensorflow import errors as tf_errors
 
 from dlcli.build.saved import ApplicationPreprocessing, load_run_model
 from dlcli.config import ExperimentConfig, KerasObject
+from dlcli.data.catalog import DATASETS
 from dlcli.data.files import is_number
 from dlcli.errors import DataUnavailable, DlcliError, counted, reason_of
 from dlcli.keys import KeyPath, canonical, did_you_mean, not_a_boolean, visible
@@ -878,19 +879,23 @@ class _Output:
     labels: str  # 'sparse' or 'one_hot'
     class_names: list[str]
     data: str  # what gives its labels, in messages: the dataset, or the output and its column
+    task_settable: bool = True  # its data takes a `task` option (a table's, not an image folder's)
 
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
 
     def maybe_a_quantity(self) -> str:
-        """A hint, for a classification whose classes read as many numbers (or as fractions): set its task."""
-        numbers = [float(name) for name in self.class_names if is_number(name)]
-        if len(numbers) < len(self.class_names) or not (len(numbers) >= QUANTITY_CLASSES or any(n % 1 for n in numbers)):
+        """A hint, for a classification whose classes read as many numbers (or as fractions) and whose
+        data takes a task: set it. Not for class numbers 0..K-1, which are how classes are often written."""
+        numbers = sorted(float(name) for name in self.class_names if is_number(name))
+        if not self.task_settable or len(numbers) < len(self.class_names) or not all(map(math.isfinite, numbers)):
+            return ""
+        if numbers == list(range(len(numbers))) or not (len(numbers) >= QUANTITY_CLASSES or any(n % 1 for n in numbers)):
             return ""
         key = f"dataset.outputs.{self.name}.task" if self.name else "dataset.task"
-        return (f"; or, if its labels are a quantity ({', '.join(self.class_names[:3])}, ...), set `{key}: regression` "
-                "and end in 1 unit")
+        return (f"; or, if its labels are a quantity ({', '.join(self.class_names[:3])}, ...), set `{key}: regression`, "
+                "end in 1 unit and use loss: mse")
 
     @property
     def layer(self) -> str:
@@ -908,7 +913,7 @@ def _model_outputs(config: ExperimentConfig, model: keras.Model, class_names: li
         return [_Output(
             None, tuple(model.output_shape), _activation(model.layers[-1]), ("model", "layers", last_index, last_class),
             ("loss",), config.loss, [(key, spec) for key, spec, _ in config.metric_specs()], config.task,
-            config.dataset.labels, class_names, config.dataset.name,
+            config.dataset.labels, class_names, config.dataset.name, "task" in DATASETS[config.dataset.name].options,
         )]
     items = {kwargs.get("name"): ("model", "layers", index, class_name)
              for index, item in enumerate(config.model.layers) for class_name, kwargs in item.items()}
@@ -1031,7 +1036,7 @@ def _check_one_output(config: ExperimentConfig, output: _Output) -> None:
             raise config.error(
                 output.loss_key,
                 f"{loss_name} is for 2 classes; {dataset} has {num_classes}: use "
-                f"sparse_categorical_crossentropy with a softmax of {num_classes} units",
+                f"sparse_categorical_crossentropy with a softmax of {num_classes} units{output.maybe_a_quantity()}",
             )
         if units != 1:
             raise config.error(

@@ -580,7 +580,16 @@ def test_labels_that_read_as_a_quantity_bring_the_regression_task_to_mind(cli, w
 
     assert result.exit_code == 2, result.output
     assert "loss: mse is a regression loss; csv is a classification task" in result.stderr
-    assert "or, if its labels are a quantity (100.0, 102.5, 105.0, ...), set `dataset.task: regression`" in result.stderr
+    assert "or, if its labels are a quantity (100.0, 102.5, 105.0, ...), set `dataset.task: regression`, end in 1 unit and " \
+        "use loss: mse" in result.stderr
+    # the table's config as written: binary_crossentropy for 60 "classes"
+    sixty = cli("check", str(write_config(TABLE_CONFIG.replace("PATH", f"{path}, label_column: price"))))
+    assert "binary_crossentropy is for 2 classes; csv has 60" in sixty.stderr and "a quantity" in sixty.stderr
+    # class numbers 0..K-1 are how classes are written: no hint
+    numbered = _csv(tmp_path, "a,b,label\n" + "".join(f"{n},{n % 7},{n % 25}\n" for n in range(60)))
+    counted_classes = cli("check", str(write_config(TABLE_CONFIG.replace("PATH", str(numbered)))))
+    assert "binary_crossentropy is for 2 classes; csv has 25" in counted_classes.stderr
+    assert "quantity" not in counted_classes.stderr
 
 
 def test_bad_data_exits_2_on_one_line_and_leaves_no_run(cli, write_config, runs_dir, tmp_path):
