@@ -396,7 +396,7 @@ def _not_utf8(path: Path) -> str | None:
 
 
 # How pandas names a column whose header is empty (and keeps naming it when the file is saved again)
-UNNAMED = re.compile(r"Unnamed: \d+")
+UNNAMED = re.compile(r"Unnamed: \d+(\.\d+)?")  # 'Unnamed: 0.1' when a column is named 'Unnamed: 0' already
 
 
 def load_csv(info: DatasetInfo, config: ExperimentConfig) -> RawDataset:
@@ -453,13 +453,13 @@ def load_csv(info: DatasetInfo, config: ExperimentConfig) -> RawDataset:
             )
         unnamed = [name for name in features if options.feature_columns is None and UNNAMED.fullmatch(name)]
         if unnamed:
-            raise config.error(
-                ("dataset",),
-                f"column {columns.index(unnamed[0]) + 1} of {path} has no name ('{unnamed[0]}' to pandas): a row "
-                "number such as DataFrame.to_csv() writes unless index=False? a row's place is no feature, and "
-                "in a sorted file it gives the label away; save the table without it, or list the features in "
-                "`feature_columns`",
+            where = f"column {columns.index(unnamed[0]) + 1} of {path} has no name ('{unnamed[0]}' to pandas)"
+            why = (
+                " and no values: a comma at the end of each line? remove it" if table[unnamed[0]].isna().all() else
+                ": a row number such as DataFrame.to_csv() writes unless index=False? a row's place is no feature, and "
+                "in a sorted file it gives the label away; save the table without it"
             )
+            raise config.error(("dataset",), f"{where}{why}, or list the features in `feature_columns`")
         for name in features:
             _column(config, ("dataset", "feature_columns"), name, columns, path)
             if not pd.api.types.is_numeric_dtype(table[name]):

@@ -291,8 +291,10 @@ BAD_TABLES = [
     # DataFrame.to_csv() with its index: the row number became a feature, the label's on a sorted table
     ("pandas's index", ",a,label\n0,1,x\n1,3,x\n2,5,y\n3,7,y\n", ConfigError,
      r"dataset: column 1 of .*table.csv has no name \('Unnamed: 0' to pandas\): a row number such as DataFrame.to_csv"),
-    ("pandas's index saved again", "Unnamed: 0,a,label\n0,1,x\n1,3,x\n2,5,y\n3,7,y\n", ConfigError,
-     r"column 1 of .*table.csv has no name \('Unnamed: 0' to pandas\)"),
+    ("pandas's index saved again", ",Unnamed: 0,a,label\n0,0,1,x\n1,1,3,x\n2,2,5,y\n3,3,7,y\n", ConfigError,
+     r"column 1 of .*table.csv has no name \('Unnamed: 0.1' to pandas\): a row number"),
+    ("a comma at each line's end", "a,b,label,\n1,2,x,\n3,4,y,\n5,6,y,\n", ConfigError,
+     r"column 4 of .*table.csv has no name \('Unnamed: 3' to pandas\) and no values: a comma at the end of each line\?"),
     ("a column named twice", "a,b,b,label\n1,2,9,x\n3,4,9,y\n5,6,9,y\n", ConfigError,
      r"dataset.path: .*table.csv: the header names column 'b' twice \(columns 2 and 3\); give each column its own"),
     ("a comma in a later row", "a,b,label\n1,2,x\n3,4,y\n5,6,y,z\n", ConfigError,
