@@ -714,15 +714,23 @@ def compare_runs(
             from dlcli.curves.plots import plot_group_comparison
             from dlcli.report.groups import group_histories
 
-            plot_group_comparison(group_histories(found, records, left_out), plot, f"{len(found)} groups", smooth)
+            histories = group_histories(found, records, left_out)
+            _something_to_plot(any(runs for _, runs in histories), left_out)
+            plot_group_comparison(histories, plot, f"{len(found)} groups", smooth)
         else:
             from dlcli.curves.plots import plot_comparison
 
             curves = comparison_curves(comparison, records, left_out)
+            _something_to_plot(any(rows for _, rows in curves), left_out)
             plot_comparison(curves, plot, f"{len(curves)} runs", smooth)
         for note in left_out:
             error_console.print(f"left out of the plot: {note}", markup=False)
         error_console.print(f"wrote {plot}")
+
+
+def _something_to_plot(drawn: bool, left_out: list[str]) -> None:
+    if not drawn and left_out:  # a blank picture would pass for a plot
+        raise DlcliError(f"--plot: no history could be read, nothing to draw ({left_out[0]})")
 
 
 @app.command()

@@ -267,6 +267,9 @@ def test_compare_plot_draws_the_runs_it_can_and_names_a_damaged_history(cli, run
     assert "left out of the plot: run 20260101-100001-b: history.csv is damaged" in " ".join(result.stderr.split())
     with Image.open(tmp_path / "both.png") as image:
         assert image.format == "PNG"
+    nothing = cli("compare", "20260101-100001-b", "--plot", str(tmp_path / "none.png"))
+    assert nothing.exit_code == 2 and "--plot: no history could be read, nothing to draw (run 20260101-100001-b" in (
+        " ".join(nothing.stderr.split())) and not (tmp_path / "none.png").exists()
 
 
 def test_compare_plot_never_writes_over_a_file_that_is_not_a_plot(cli, runs_dir, tmp_path):
