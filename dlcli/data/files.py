@@ -180,26 +180,28 @@ def refuse_other_pictures(folder: Path, files: list[Path] | None = None) -> None
 def _list_images(
     folder: Path, class_names: list[str], channels: int, chosen: set[str] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(paths, labels) of the images in `folder/<class>/`, recursively, in a fixed order; of the
-    `chosen` classes only (`dataset.classes`), when given: the others are neither read nor judged."""
+    """(paths, labels) of the images in `folder/<class>/`, recursively, in a fixed order. Only the
+    `chosen` classes (`dataset.classes`), when given, are judged; the others are listed all the same
+    (prepare leaves them out), so that the split drawn from the whole folder stays the same."""
     paths: list[str] = []
     labels: list[int] = []
+    judged: list[str] = []
     for label, name in enumerate(class_names):
-        if chosen is not None and name not in chosen:
-            continue
         class_folder = folder / name
         files = list(class_folder.rglob("*")) if class_folder.is_dir() else []
-        refuse_other_pictures(class_folder, files)
         # a broken link too: said, not skipped
         found = sorted(str(path) for path in files if path.suffix.lower() in IMAGE_EXTENSIONS and not path.is_dir())
-        if not found:
-            raise DataUnavailable(
-                f"{class_folder} holds no images ({', '.join(IMAGE_EXTENSIONS)}); put the class's images "
-                f"there, or leave the class out with `dataset.classes`"
-            )
+        if chosen is None or name in chosen:
+            refuse_other_pictures(class_folder, files)
+            if not found:
+                raise DataUnavailable(
+                    f"{class_folder} holds no images ({', '.join(IMAGE_EXTENSIONS)}); put the class's images "
+                    f"there, or leave the class out with `dataset.classes`"
+                )
+            judged += found
         paths += found
         labels += [label] * len(found)
-    check_image_files(paths, channels)
+    check_image_files(judged, channels)
     return np.array(paths, dtype=object), np.array(labels, dtype="int64")
 
 
