@@ -68,7 +68,7 @@ def main() -> None:
         (root / "config.yaml").write_text(CONFIG.format(folder=folder))
         subprocess.run([*DLCLI, "train", str(root / "config.yaml"), "--runs-dir", str(runs)], check=True,
                        capture_output=True)
-        (run,) = list(runs.iterdir())
+        (run,) = [path for path in runs.iterdir() if path.is_dir()]  # beside the runs: their index
         # the 5,000 images as a quarter, and four times over (links) as the whole: start-up is then a
         # small part of the difference between the two
         images = sorted(folder.rglob("*.png"))

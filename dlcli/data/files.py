@@ -133,8 +133,8 @@ def _bmp_size_problem(header: bytes, size: int) -> str | None:
 
 
 def misread_bmps(paths) -> list[tuple[Path, str]]:
-    """The BMPs among `paths` (by their first bytes, whatever their names) that TensorFlow would not
-    decode or would misread for their kind, with why (`_bmp_kind_problem`)."""
+    """The BMPs among `paths` (by their first bytes) that TensorFlow would not decode or would misread
+    for their kind, with why (`_bmp_kind_problem`)."""
     found = []
     for path in map(Path, paths):
         try:

@@ -73,8 +73,10 @@ class Prediction:
                 if not self._images(path):
                     raise DlcliError(f"{path}: no image files ({', '.join(sorted(IMAGE_EXTENSIONS))}) in it")
                 # a BMP TensorFlow misreads decodes without an error: its header is read first (a damaged
-                # file is named with the others that cannot be read, once the rest are predicted)
-                refuse_image_files(misread_bmps(self._images(path)), then="predict again")
+                # file is named with the others that cannot be read, once the rest are predicted). By name:
+                # opening every file to look costs 0.3 s on 20,000 (training reads every header anyway)
+                bmps = [image for image in self._images(path) if image.suffix.lower() == ".bmp"]
+                refuse_image_files(misread_bmps(bmps), then="predict again")
             elif path.suffix.lower() == ".csv":
                 self._csv_columns(path)
                 for _ in self._csv_batches(path):  # every cell, read once more while predicting: a row printed

@@ -277,8 +277,7 @@ def test_bad_inputs_are_one_line_each(cli, trained, tmp_path, digits_folder):
     named_twice.write_text(header + ",p0\n" + ",".join(["1"] * 65) + "\n")
     with_palette = tmp_path / "with-palette"
     shutil.copytree(digits_folder / "test" / "1", with_palette)
-    # a BMP by its bytes, whatever its name says
-    Image.open(next(with_palette.iterdir())).convert("RGB").convert("P").save(with_palette / "drawn.png", "BMP")
+    Image.open(next(with_palette.iterdir())).convert("RGB").convert("P").save(with_palette / "drawn.bmp")
     nothing = tmp_path / "nothing.npz"
     np.savez(nothing)
     with_nan = tmp_path / "with-nan.npy"
@@ -313,7 +312,7 @@ def test_bad_inputs_are_one_line_each(cli, trained, tmp_path, digits_folder):
         (trained["digits"], tmp_path / "nothing-here.png", ["no such file or folder"]),
         (trained["digits"], with_tiff, ["scan.TIF is a picture dlcli cannot read (it reads .bmp, .gif",
                                         "convert them, or move them out of the folder"]),
-        (trained["digits"], with_palette, ["drawn.png is a BMP whose palette is not the grey levels 0-255 in order",
+        (trained["digits"], with_palette, ["drawn.bmp is a BMP whose palette is not the grey levels 0-255 in order",
                                            "save it as PNG: remove or replace it, then predict again"]),
         (resolve_run(trained["runs"], swapped.name), digits_folder / "test" / "1",
          ["its model.keras does not take the inputs as prepared now", "was the model replaced by another run's?"]),
