@@ -135,7 +135,7 @@ def dlcli(photos: Path, size: int, epochs: int, runs: Path, *overrides: str) -> 
     for setting in settings:
         command += ["--set", setting]
     seconds, peak, _ = measured(command)
-    latest = max(runs.iterdir(), key=lambda p: p.stat().st_mtime)
+    latest = max((path for path in runs.iterdir() if path.is_dir()), key=lambda path: path.stat().st_mtime)  # not the index
     summary = json.loads((latest / "summary.json").read_text())
     return seconds, peak, summary["final"]["val_accuracy"], summary["data"].get("cache", {})
 
