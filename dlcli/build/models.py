@@ -677,7 +677,8 @@ def _resolve(config: ExperimentConfig, path: KeyPath, spec: KerasObject, module:
     if cls is None:
         # Optimizers are written in lower case ('rmsprop'), losses and metrics in snake case.
         names = [cls.__name__.lower() for cls in classes.values()] if kind == "optimizer" else _object_names(module)
-        raise config.error(path, f"unknown {kind} '{spec.name}'{did_you_mean(spec.name, names)}")
+        # located where the name was set: a --set of `optimizer.name` under an optimizer the file writes
+        raise config.error(path, f"unknown {kind} '{spec.name}'{did_you_mean(spec.name, names)}", set_at=(*path, "name"))
     return build_object(config, path, cls, spec.kwargs)
 
 

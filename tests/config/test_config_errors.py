@@ -273,6 +273,10 @@ def test_an_argument_misspelled_by_a_set_is_blamed_on_the_set_not_the_file(cli, 
     assert result.exit_code == 2
     assert result.stderr.startswith("error: --set model.layers.1.Dense.unit=5: model.layers.1.Dense: unexpected argument "
                                     "'unit'; did you mean 'units'?"), result.stderr
+    # a name set under an optimizer the file writes: the file's line is right, the --set is not
+    named = cli("check", str(write_config(TINY_CONFIG)), "--set", "optimizer.name=adamm")
+    assert named.stderr.startswith("error: --set optimizer.name=adamm: optimizer: unknown optimizer 'adamm'; did you mean "
+                                   "'adam'?"), named.stderr
 
 
 def test_error_found_after_the_folder_exists_marks_the_run_failed(cli, write_config, runs_dir):
