@@ -347,7 +347,7 @@ def evaluate(
     from dlcli.store.runs import EVALUATION_FILES, resolve_run
 
     folder = resolve_run(runs_dir, run)
-    _note_if_still_training(runs_dir, folder)
+    _note_if_unfinished(runs_dir, folder)
     _import_tensorflow()
     from dlcli.report.render import evaluation_view
     from dlcli.use.evaluate import evaluate_run, save_evaluation
@@ -369,8 +369,9 @@ def evaluate(
     error_console.print(f"wrote {folder.file(EVALUATION_FILES[split])}")
 
 
-def _note_if_still_training(runs_dir: Path, folder) -> None:
-    """Its model.keras is whole whenever it is read, but it is only the best epoch so far."""
+def _note_if_unfinished(runs_dir: Path, folder) -> None:
+    """Its model.keras is whole whenever it is read, but, for a run still training or stopped, only
+    the best epoch so far."""
     from dlcli.store.index import read_run
     from dlcli.store.runs import OWNER_FILE
 
@@ -382,6 +383,11 @@ def _note_if_still_training(runs_dir: Path, folder) -> None:
             owner = ""
         owner = owner or f"pid {record.info['pid']} on {record.info['host']}"
         error_console.print(f"note: run {folder.id} is still being trained by {owner}: this uses its best model so far")
+    elif record.status in (RunStatus.crashed, RunStatus.interrupted):  # its model is only as good as it got
+        error_console.print(
+            f"note: run {folder.id} {record.status} after {counted(record.epochs_done(), 'epoch')}: this uses the best "
+            f"model of those; `dlcli train --resume {folder.id}` continues it"
+        )
 
 
 def _format_for(output: Path | None, asked: Format | None) -> Format:
@@ -459,7 +465,7 @@ def export(
     from dlcli.store.runs import resolve_run
 
     folder = resolve_run(runs_dir, run)
-    _note_if_still_training(runs_dir, folder)
+    _note_if_unfinished(runs_dir, folder)
     _import_tensorflow()
     from dlcli.use.exporting import export_run
 
@@ -494,6 +500,7 @@ def list_runs(
     from dlcli.store.index import RunIndex
 
     _one_of_last_and_all(last, show_all)
+    _a_sort_names_something(sort)
     with RunIndex(runs_dir) as index:
         ids, matched = index.selected_ids(where, status, sort, None if show_all else (last or 50))
         _print_runs(index, ids, matched, output_format, runs_dir, selected=bool(status or where))
@@ -669,6 +676,7 @@ def compare_runs(
     from dlcli.report.groups import REPEAT_HINT, comparison_notes, groups_of
 
     _one_of_last_and_all(last, every)
+    _a_sort_names_something(sort)
     if plot is not None:
         from dlcli.curves.plots import check_plot_file
 
@@ -726,6 +734,11 @@ def compare_runs(
         for note in left_out:
             error_console.print(f"left out of the plot: {note}", markup=False)
         error_console.print(f"wrote {plot}")
+
+
+def _a_sort_names_something(sort: str | None) -> None:
+    if sort is not None and not sort.strip():  # an empty --sort would be taken for none given
+        raise DlcliError("--sort: give the metric to sort by, e.g. --sort val_accuracy or --sort test.accuracy")
 
 
 def _something_to_plot(drawn: bool, left_out: list[str]) -> None:

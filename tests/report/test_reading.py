@@ -207,6 +207,9 @@ def test_compare_sort_filter_and_explicit_runs(cli, runs_dir):
         assert [r["run"][16:] for r in ranked["runs"]][-1] == "diverged", ranked["runs"]
     assert chosen["differing_keys"] == ["model.layers.1.Dense.units"]
     assert bad_sort.exit_code == 2 and "--sort colour: no such column" in bad_sort.stderr
+    for command in ("runs", "compare"):  # an empty --sort is not taken for none
+        empty = cli(command, "--sort", "")
+        assert empty.exit_code == 2 and "--sort: give the metric to sort by" in empty.stderr, (command, empty.output)
     twice = cli("compare", "20260101-10", "20260101-100000-slow")
     assert twice.exit_code == 2 and "20260101-100000-slow: run 20260101-100000-slow is the same run as 20260101-10; " \
         "name each run once" in twice.stderr

@@ -352,6 +352,13 @@ def test_evaluating_a_run_still_being_trained_says_it_uses_the_best_model_so_far
     assert evaluated.exit_code == 0, evaluated.output
     assert f"note: run {folder.name} is still being trained by pid {os.getpid()}" in evaluated.stderr
 
+    # its process gone (crashed): the model is the best of the epochs it got to, and resume continues it
+    (folder / "run.json").write_text(json.dumps({**info, "status": "running", "pid": 2**22 + 7}))
+    crashed = cli("evaluate", folder.name)
+    assert crashed.exit_code == 0, crashed.output
+    assert (f"note: run {folder.name} crashed after 2 epochs: this uses the best model of those; `dlcli train --resume "
+            f"{folder.name}` continues it") in " ".join(crashed.stderr.split())
+
 
 # --- Damaged run folders: every reader says which run and file, exit 2, never a traceback ------------
 
