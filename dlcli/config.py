@@ -649,6 +649,8 @@ def parse_yaml(text: str, file: str) -> tuple[dict[str, Any], SourceMap]:
         problem = error.problem or error.context
         if "\\t" in str(problem):  # PyYAML names the character by its repr
             problem = "a tab character; YAML indents with spaces, not tabs"
+        elif "another document" in str(problem):  # get_single_node's "but found another document"
+            problem = "a second YAML document ('---'); a config is one document: keep one, or split them into two files"
         raise ConfigError(f"{where}: invalid YAML: {problem}") from error
     except yaml.reader.ReaderError as error:
         line = text[: error.position].count("\n") + 1
