@@ -815,6 +815,18 @@ def _message(problem: dict[str, Any]) -> str:
     return f"{problem['msg'][0].lower()}{problem['msg'][1:]}"
 
 
+def _written_at(data: Any, path: KeyPath) -> Any:
+    """The value at `path` in the config as written; None where there is none."""
+    for part in path:
+        if isinstance(data, dict) and part in data:
+            data = data[part]
+        elif isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data):
+            data = data[part]
+        else:
+            return None
+    return data
+
+
 def _validation_error(error: ValidationError, data: dict[str, Any], source: SourceMap) -> ConfigError:
     problems: dict[KeyPath, list[dict[str, Any]]] = {}
     for problem in error.errors():
@@ -833,6 +845,11 @@ def _validation_error(error: ValidationError, data: dict[str, Any], source: Sour
         )
     if kind == "missing":
         key, parent = str(path[-1]), path[:-1]
+        given = _written_at(data, parent)
+        near = [other for other in (given if isinstance(given, dict) else {}) if did_you_mean(str(other), [key])]
+        if near:  # `{nme: adam}`: the key is there, misspelled
+            return source.error(parent, f"missing required key '{key}'; is '{visible(str(near[0]))}' a misspelling of it?",
+                                set_at=(*parent, near[0]))
         return source.error(parent, f"missing required key '{key}'")
     # a union's members each say what they would take: one sentence, "input should be A, or B"
     said = list(dict.fromkeys(_message(problem) for problem in alike))

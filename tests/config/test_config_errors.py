@@ -38,6 +38,8 @@ CASES = [
      ["config.yaml:5: dataset: duplicate key 'name' (first set on line 4)"]),
     ("tab indentation", edit("  name: digits", "\tname: digits"),
      ["config.yaml:4:1: invalid YAML", "tab"]),
+    ("an optimizer's name misspelled", edit("optimizer: {name: adam", "optimizer: {nme: adam"),
+     ["optimizer: missing required key 'name'; is 'nme' a misspelling of it?"]),
     ("two YAML documents", TINY_CONFIG + "---\n" + TINY_CONFIG,
      ["invalid YAML: a second YAML document ('---'); a config is one document"]),
     ("malformed YAML", edit("metrics: [accuracy]", "metrics: [accuracy"),
