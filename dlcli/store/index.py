@@ -230,8 +230,11 @@ class RunIndex:
             "SELECT record FROM runs WHERE id IN (SELECT id FROM fields WHERE key = ?) LIMIT 1", [key],
         ).fetchone()
         if row is None:
-            raise DlcliError(f"--sort {key}: no run has it; sort by best.M, final.M or test.M of a metric M the runs "
-                             "logged (e.g. val_loss), or by a numeric config key")
+            from dlcli.keys import did_you_mean
+
+            keys = [known for (known,) in self.connection.execute("SELECT DISTINCT key FROM fields")]
+            raise DlcliError(f"--sort {key}: no run has it{did_you_mean(key, keys)}; sort by best.M, final.M or test.M of "
+                             "a metric M the runs logged (e.g. val_loss), or by a numeric config key")
         directions = (json.loads(row[0]).get("summary") or {}).get("directions") or {}
         direction = directions.get(metric_name(key.split(".", 1)[1])) if "." in key else None
         return direction != "max"  # a config key, or a metric whose direction was not recorded: lowest first

@@ -321,7 +321,7 @@ def resolve_run(runs_dir: Path, reference: str) -> RunFolder:
     if matches:
         listed = ", ".join(run.id for run in matches[:10]) + (f" and {len(matches) - 10} more" if len(matches) > 10 else "")
         raise RunNotFound(f"run '{reference}' is ambiguous: {len(matches)} runs match ({listed}); give more of the id")
-    recent = ", ".join(run.id for run in runs[-5:])
+    recent = ", ".join(run.id for run in reversed(runs[-5:]))  # newest first, as 'the latest' reads
     raise RunNotFound(f"no run '{reference}' in {runs_dir}; the latest are {recent} (or use 'latest')")
 
 

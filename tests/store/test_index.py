@@ -97,6 +97,8 @@ def test_sort_is_best_first_by_the_metrics_direction(cli, four_runs):
     assert listed(cli, "--sort", "test.accuracy") == ["d", "b", "a", "c"]  # runs without it last, by id
     result = cli("runs", "--sort", "val_f1")
     assert result.exit_code == 2 and "--sort best.val_f1: no run has it" in result.stderr
+    misspelled = cli("runs", "--sort", "val_acuracy")
+    assert "--sort best.val_acuracy: no run has it; did you mean 'best.val_accuracy'?" in misspelled.stderr
 
 
 @pytest.mark.parametrize("condition, says", [

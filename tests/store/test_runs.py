@@ -60,7 +60,8 @@ def test_an_ambiguous_prefix_of_many_runs_lists_ten_and_counts_the_rest(tmp_path
 
 
 def test_unknown_run_names_the_latest(runs):
-    with pytest.raises(RunNotFound, match=r"no run 'gamma' in .*; the latest are .*20260102-090000-alpha"):
+    with pytest.raises(RunNotFound, match=r"no run 'gamma' in .*; the latest are 20260102-090000-alpha, 20260101-110000-beta, "
+                       r"20260101-100000-alpha \(or use 'latest'\)"):  # newest first
         resolve_run(runs, "gamma")
 
 
