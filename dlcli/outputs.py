@@ -65,16 +65,16 @@ def replaced(path: Path, binary: bool = False, newline: str | None = None) -> It
     file is replaced, not the link; a stream (`is_stream`) is written to as it is."""
     if os.path.isdir(path):  # found before the work, and named as the user gave it, not as the temporary
         raise IsADirectoryError(errno.EISDIR, "is a folder; give the name of a file to write", str(path))
+    text = {} if binary else {"encoding": "utf-8", "newline": newline}
     if is_stream(path):  # appended to, as a shell's >> would: /dev/stdout may be a file the shell opened
-        with open(path, **({"mode": "ab"} if binary else {"mode": "a", "encoding": "utf-8", "newline": newline})) as stream:
+        with open(path, "ab" if binary else "a", **text) as stream:
             yield stream
         return
-    mode = {"mode": "wb"} if binary else {"mode": "w", "encoding": "utf-8", "newline": newline}
     path = Path(os.path.realpath(path))  # through a link: the file it points at is the one replaced, the link kept
     descriptor, temporary = temporary_beside(path)
     try:
         os.fchmod(descriptor, 0o666 & ~UMASK)  # not mkstemp's 0600, which would hide runs from other users
-        with os.fdopen(descriptor, **mode) as stream:
+        with os.fdopen(descriptor, "wb" if binary else "w", **text) as stream:
             yield stream
             stream.flush()
             os.fsync(stream.fileno())

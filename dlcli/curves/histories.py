@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from dlcli.config import OverfittingConfig, not_a_validation_metric
-from dlcli.curves.verdicts import OverfittingWatch, fewest_epochs
+from dlcli.curves.verdicts import OverfittingWatch, fewest_epochs, judged_epoch
 from dlcli.errors import DlcliError, column_named_twice, counted, listed
 from dlcli.keys import did_you_mean
 from dlcli.store.runs import FOLD_COLUMN, INTEGER_COLUMNS, metric_name
@@ -265,7 +265,7 @@ def judge_curves(
     fewest = fewest_epochs(direction == "min")
     verdicts = []
     for fold, model_rows in models_of(rows, source):
-        finite = [all(math.isfinite(row.get(key, math.nan)) for key in (monitor, "loss")) for row in model_rows]
+        finite = [judged_epoch(row, monitor) for row in model_rows]  # as the watch reads them
         usable = [row for row, judged in zip(model_rows, finite) if judged]
         if len(usable) < fewest:
             which = f" (fold {fold})" if fold is not None else ""

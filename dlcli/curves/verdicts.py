@@ -284,14 +284,14 @@ class Evidence:
         }
 
 
-def _judged(row: dict[str, float], monitor: str) -> bool:
+def judged_epoch(row: dict[str, float], monitor: str) -> bool:
     """Whether an epoch counts in the evidence: its monitored metric and its loss are finite numbers."""
     return _finite(row.get(monitor)) and _finite(row.get("loss"))
 
 
 def evidence(rows: list[dict[str, float]], monitor: str, minimize: bool) -> Evidence | None:
-    """The evidence of overfitting in `rows` as of their last epoch (`_judged` ones); None without two."""
-    return _evidence_of([row for row in rows if _judged(row, monitor)], monitor, minimize)
+    """The evidence of overfitting in `rows` as of their last epoch (`judged_epoch` ones); None without two."""
+    return _evidence_of([row for row in rows if judged_epoch(row, monitor)], monitor, minimize)
 
 
 def _evidence_of(usable: list[dict[str, float]], monitor: str, minimize: bool) -> Evidence | None:
@@ -410,7 +410,7 @@ class OverfittingWatch:
     def observe(self, row: dict[str, float]) -> str | None:
         """Read one epoch's row; returns the warning the first time the evidence is strong."""
         self.rows.append(row)
-        if _judged(row, self.monitor):
+        if judged_epoch(row, self.monitor):
             self.judged.append(row)
         found = _evidence_of(self.judged, self.monitor, self.minimize)
         if found is None:
