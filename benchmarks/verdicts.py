@@ -387,12 +387,12 @@ def plateau_alarms(detector: Detector, length: int, heavy_tails: bool, descent: 
     return sum(detector(rows)[0] is not None for rows in runs) / MADE_UP_RUNS
 
 
-def overfits_caught(detector: Detector, slope: float, heavy_tails: bool) -> tuple[float, float]:
+def overfits_caught(detector: Detector, slope: float, heavy_tails: bool, descent: float = DESCENT) -> tuple[float, float]:
     """On made-up overfits climbing `slope` noise scales an epoch: the share caught after the
     turn and at most SOON epochs after the noise-free curve stands CLEARLY_ABOVE noise scales
     above its minimum (the overfit is plain), and the median delay from that epoch."""
-    curve, runs = made_up_runs(OVERFIT_LENGTH, heavy_tails, slope)
-    lowest = min(range(OVERFIT_LENGTH), key=curve.__getitem__)
+    curve, runs = made_up_runs(OVERFIT_LENGTH, heavy_tails, slope, descent)
+    lowest = max(range(OVERFIT_LENGTH), key=lambda epoch: (-curve[epoch], epoch))  # the last, on a flat start: the turn
     plain = next(e for e in range(lowest, OVERFIT_LENGTH) if curve[e] - curve[lowest] >= CLEARLY_ABOVE * NOISE_SCALE) + 1
     delays = [alarm - plain for alarm, _ in map(detector, runs) if alarm is not None and alarm > lowest + 1]
     return sum(delay <= SOON for delay in delays) / MADE_UP_RUNS, statistics.median(delays) if delays else math.nan
@@ -434,18 +434,19 @@ def main() -> None:
             cells = " | ".join(f"{rate:.1%}" for rate in rates)
             print(f"{bar} {name} | {cells} {bar}".strip())
 
-    print(f"\nMade-up overfits ({MADE_UP_RUNS} runs each, {OVERFIT_LENGTH} epochs, climbing from epoch {TURN + 1} by "
-          f"the given noise scales an epoch): the share caught within {SOON} epochs of the epoch the overfit is "
-          "plain, and the median delay from it\n")
-    shapes = [(slope, heavy) for heavy in (False, True) for slope in OVERFIT_SLOPES]
-    columns = " | ".join(f"{slope:g}/epoch{', t3 noise' if heavy else ''}" for slope, heavy in shapes)
-    print(f"{bar} detector | {columns} {bar}".strip())
-    if markdown:
-        print("|---|" + "---|" * len(shapes))
-    for name in ("dlcli", "Keras EarlyStopping, patience 2", "Keras EarlyStopping, patience 5", "Prechelt UP3"):
-        results = [overfits_caught(DETECTORS[name], slope, heavy) for slope, heavy in shapes]
-        cells = " | ".join(f"{share:.0%} ({delay:+g})" for share, delay in results)
-        print(f"{bar} {name} | {cells} {bar}".strip())
+    for descent, kind in ((DESCENT, "overfits"), (0.0, "overfits flat from their first epoch")):
+        print(f"\nMade-up {kind} ({MADE_UP_RUNS} runs each, {OVERFIT_LENGTH} epochs, climbing from epoch {TURN + 1} "
+              f"by the given noise scales an epoch): the share caught within {SOON} epochs of the epoch the overfit "
+              "is plain, and the median delay from it\n")
+        shapes = [(slope, heavy) for heavy in (False, True) for slope in OVERFIT_SLOPES]
+        columns = " | ".join(f"{slope:g}/epoch{', t3 noise' if heavy else ''}" for slope, heavy in shapes)
+        print(f"{bar} detector | {columns} {bar}".strip())
+        if markdown:
+            print("|---|" + "---|" * len(shapes))
+        for name in ("dlcli", "Keras EarlyStopping, patience 2", "Keras EarlyStopping, patience 5", "Prechelt UP3"):
+            results = [overfits_caught(DETECTORS[name], slope, heavy, descent) for slope, heavy in shapes]
+            cells = " | ".join(f"{share:.0%} ({'–' if math.isnan(delay) else f'{delay:+g}'})" for share, delay in results)
+            print(f"{bar} {name} | {cells} {bar}".strip())
 
     book = load_book()
     if book:

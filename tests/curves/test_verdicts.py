@@ -200,6 +200,29 @@ def test_on_a_plateau_of_white_noise_the_warning_is_rare_however_long_it_runs(ep
     # from a few epochs' second differences is below 0.6 of the truth one time in ten (docs/verdicts.md)
 
 
+def test_a_plateau_flat_from_its_first_epoch_warns_far_less_than_before():
+    share = benchmark.plateau_alarms(benchmark.DETECTORS["dlcli"], 20, heavy_tails=False, descent=0.0)
+
+    assert share <= 0.10  # of 500, as measured; 23% while the level test believed any rise it measured
+
+
+# White noise around 0.5 from the first epoch: by epoch 8 its noise, read from 6 second
+# differences, is a tenth of the truth, so a rise of one noise level reads as 12.7
+FLAT_START = [0.513, 0.493, 0.499, 0.497, 0.487, 0.51, 0.52, 0.521, 0.496, 0.495]
+
+
+def test_a_rise_beyond_all_the_run_gained_must_also_come_in_rising_order():
+    found = evidence(rows_from(FLAT_START[:8], falling(8)), "val_loss", True)
+    assert found.noise_levels > 5 * found.level_bar and found.rise > found.gained > 0
+    assert not found.level_evidence
+    watch = OverfittingWatch.replayed(OverfittingConfig(), True, rows_from(FLAT_START, falling(10)))
+    assert watch.alarm is None
+
+    climbing = FLAT_START[:7] + [0.53, 0.54, 0.55]  # the same start, then up every epoch since the best
+    watch = OverfittingWatch.replayed(OverfittingConfig(), True, rows_from(climbing, falling(10)))
+    assert watch.alarm is not None and watch.alarm.level_evidence and watch.alarm.epoch == 10
+
+
 def test_a_steady_climb_is_caught_within_5_epochs_of_being_plain():
     share, median_delay = benchmark.overfits_caught(benchmark.DETECTORS["dlcli"], slope=0.5, heavy_tails=False)
 
