@@ -160,6 +160,18 @@ def class_names(inputs: Inputs, count: int) -> list[str]:
     return [str(name) for name in (inputs.class_names or range(count))]
 
 
+def check_class_names(run: RunFolder, names: list[str], units: int, output: str | None = None) -> None:
+    """inputs.json names as many classes as the model has outputs (a single sigmoid unit: 2); a
+    hand-edited or copied file would otherwise name answers by the wrong classes, or by none."""
+    classes = 2 if units == 1 else units
+    if names and len(names) != classes:
+        given = f"output '{output}' of run {run.id}" if output else f"run {run.id}'s model"
+        raise DlcliError(
+            f"{run.file(INPUTS_FILE)} names {len(names)} classes, but {given} gives {classes}: the file was "
+            "edited or comes from another run; delete it and dlcli writes it again from the run's config and data"
+        )
+
+
 def check_fold(run: RunFolder, inputs: Inputs, fold: int | None) -> None:
     """`--fold` names one of the run's folds, of a k-fold run."""
     folds = inputs.folds
@@ -186,6 +198,8 @@ def inference_model(run: RunFolder, fold: int | None = None) -> tuple[keras.Mode
         with fitting_inputs(run, model_file(number)):
             given = model(preprocessing(entry))
         stages.append(keras.Model(entry, given, name=f"fold_{number}" if number else "model"))
+    if inputs.task == "classification":
+        check_class_names(run, inputs.class_names, stages[0].outputs[0].shape[-1])
     raw = keras.Input(shape=stages[0].input_shape[1:], dtype=stages[0].inputs[0].dtype, name="raw")
     outputs = [stage(raw) for stage in stages]
     if inputs.outputs == "logits" and inputs.task == "classification":  # trained `from_logits`
@@ -206,6 +220,7 @@ def _table_inference_model(run: RunFolder, inputs: Inputs) -> keras.Model:
     given = given if isinstance(given, (list, tuple)) else [given]
     outputs = {}
     for (name, output), tensor in zip(inputs.table_outputs.items(), given):
+        check_class_names(run, output.class_names, tensor.shape[-1], name)
         if output.outputs == "logits" and output.class_names:
             squash = keras.activations.sigmoid if tensor.shape[-1] == 1 else keras.activations.softmax
             tensor = keras.layers.Activation(squash, name=f"{name}_probabilities")(tensor)

@@ -29,7 +29,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from dlcli.build.inference import check_fold, class_names, class_probabilities, read_inputs
+from dlcli.build.inference import check_class_names, check_fold, class_names, class_probabilities, read_inputs
 from dlcli.build.saved import load_run_model
 from dlcli.errors import DlcliError
 from dlcli.keys import did_you_mean
@@ -124,6 +124,8 @@ def open_run(run: RunFolder, fold: int | None = None) -> Inspected:
     check_fold(run, inputs, fold)
     fold = (fold or 1) if inputs.folds else None
     model, preprocessing = load_run_model(run, model_file(fold)), load_run_model(run, preprocessing_file(fold))
+    if inputs.task == "classification":
+        check_class_names(run, inputs.class_names, model.outputs[0].shape[-1])
     return Inspected(run, model, preprocessing, inputs, fold)
 
 

@@ -102,6 +102,19 @@ def test_an_inputs_json_that_breaks_its_model_is_made_again(trained, tmp_path, c
     assert json.loads((copy / "inputs.json").read_text()) == original  # rebuilt from the run's config and data
 
 
+def test_an_inputs_json_naming_fewer_classes_than_the_model_gives_is_refused(trained, tmp_path, cli, digits_folder):
+    copy = tmp_path / "runs" / trained["digits"].id
+    shutil.copytree(trained["digits"].path, copy)
+    original = json.loads((copy / "inputs.json").read_text())
+    (copy / "inputs.json").write_text(json.dumps({**original, "class_names": ["0", "1"]}))
+
+    result = cli("predict", str(copy), str(digits_folder / "test" / "3"), runs=False)
+
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert f"{copy / 'inputs.json'} names 2 classes, but run {copy.name}'s model gives 10" in result.output
+    assert "delete it" in result.output
+
+
 @pytest.mark.parametrize("kind", ["digits", "folder"])
 def test_image_predictions_score_as_evaluate_does(cli, trained, digits_folder, kind):
     result, rows = predicted(cli, trained, trained[kind], digits_folder / "test")
