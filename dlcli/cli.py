@@ -694,8 +694,8 @@ def compare_runs(
     comparison = compare(records, sort)
     found = groups_of(records, comparison)
     repeated = len(found) > 1 and any(group.n > 1 for group in found)  # one group: its runs side by side
-    for note in comparison_notes(found):
-        error_console.print(note)
+    for note in comparison_notes(found, comparison):
+        error_console.print(note, markup=False)
     if output_format == Format.json:
         shown = {"differing_keys": comparison.keys, "runs": comparison.rows,
                  "groups": [group.as_dict(comparison.metrics) for group in found]}
@@ -710,7 +710,7 @@ def compare_runs(
         from dlcli.report.render import comparison_table
 
         console.print(comparison_table(comparison))
-        if len(found) > 1:
+        if len([group for group in found if group.runs[0] not in comparison.damaged]) > 1:
             error_console.print(f"one run per config: a difference cannot be told from seed noise; {REPEAT_HINT}")
     if output_format == Format.table and elsewhere:
         from dlcli.report.render import rows_table

@@ -41,6 +41,7 @@ from dlcli.keys import (
     not_a_boolean,
     parse_yaml_value,
     visible,
+    yaml_error_place,
     yaml_problem,
 )
 
@@ -644,9 +645,8 @@ def parse_yaml(text: str, file: str) -> tuple[dict[str, Any], SourceMap]:
     except RecursionError:
         raise ConfigError(f"{file}: the config is nested too deeply; refused") from None
     except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
+        problem, mark = yaml_error_place(error, text)
         where = f"{file}:{mark.line + 1}:{mark.column + 1}" if mark else file
-        problem = error.problem or error.context
         if "\\t" in str(problem):  # PyYAML names the character by its repr
             problem = "a tab character; YAML indents with spaces, not tabs"
         elif "another document" in str(problem):  # get_single_node's "but found another document"

@@ -96,6 +96,21 @@ def read_yaml(text: str) -> Any:
     return yaml.load(text, Loader=_FastYamlLoader)  # a SafeLoader subclass: no arbitrary objects
 
 
+# The constructs PyYAML names when the text ends inside one, as a reader of the file knows them.
+_UNCLOSED = {"flow sequence": "a '[' list", "flow mapping": "a '{' mapping", "quoted scalar": "a quoted string"}
+
+
+def yaml_error_place(error: yaml.MarkedYAMLError, text: str) -> tuple[str, yaml.Mark | None]:
+    """A YAML error's problem and where it is. When the text ended inside a bracket or a quote, the
+    end of the file points at nothing: the place is where it opened."""
+    problem, mark = error.problem or error.context, error.problem_mark or error.context_mark
+    construct = (error.context or "").split(" a ", 1)[-1]  # 'while parsing a flow sequence'
+    at_end = error.problem_mark is not None and not text[error.problem_mark.index:].strip()
+    if at_end and error.context_mark is not None and construct in _UNCLOSED:
+        problem, mark = f"{_UNCLOSED[construct]} opened here is never closed", error.context_mark
+    return str(problem), mark
+
+
 def yaml_problem(error: yaml.YAMLError) -> str:
     """PyYAML's complaint in one line: the problem and where in the value, without its echo of the text."""
     if isinstance(error, yaml.MarkedYAMLError) and error.problem:

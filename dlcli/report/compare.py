@@ -53,6 +53,7 @@ class Comparison:
     best: dict[str, Any] = field(default_factory=dict)  # metric column -> best value
     directions: dict[str, str] = field(default_factory=dict)  # recorded_directions of the runs
     configs: dict[str, dict[str, Any]] = field(default_factory=dict)  # run id -> its config.yaml, as read
+    damaged: dict[str, str] = field(default_factory=dict)  # run id -> what of it cannot be read: compared alone
 
     def columns(self) -> list[str]:
         return ["run", "status", *self.keys, *self.metrics, "best_epoch", "overfitting_onset", "parameters", "duration_s"]
@@ -132,7 +133,8 @@ def compare(records: list[RunRecord], sort: str | None = None) -> Comparison:
         minimize = minimizes(directions, column_metric(column))
         if present and minimize is not None:
             best[column] = (min if minimize else max)(present)
-    comparison = Comparison(keys, metrics, rows, best, directions, {r.id: c for r, c in zip(records, configs)})
+    comparison = Comparison(keys, metrics, rows, best, directions, {r.id: c for r, c in zip(records, configs)},
+                            {record.id: record.damage for record in records if record.damage})
     if sort:
         _sort(comparison, sort, directions)
     return comparison

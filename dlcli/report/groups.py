@@ -141,7 +141,8 @@ def groups_of(records: list[RunRecord], comparison: Comparison) -> list[Group]:
     by_seed: dict[str, dict[str, dict[str, list[float]]]] = {}  # group -> seed -> metric column -> its runs' values
     for record in records:
         config = comparison.configs[record.id]
-        group_id = record.info["group"] or group_of(config)
+        # a damaged run's config reads as empty, like every other damaged run's: it is no group of theirs
+        group_id = record.id if record.id in comparison.damaged else record.info["group"] or group_of(config)
         row = rows[record.id]
         if group_id not in groups:
             label = ", ".join(f"{key}={row[key]}" for key in keys if row[key] != MISSING) or group_id
@@ -169,9 +170,13 @@ def datasets_of(found: list[Group]) -> list[str]:
     return list(dict.fromkeys(group.family[0] for group in found))
 
 
-def comparison_notes(found: list[Group]) -> list[str]:
-    """What the reader of a comparison of groups must know: seeds trained twice, several datasets."""
+def comparison_notes(found: list[Group], comparison: Comparison) -> list[str]:
+    """What the reader of a comparison of groups must know: damaged runs, seeds trained twice, several datasets."""
     notes = [
+        f"run {run} is damaged ({damage}): compared alone, without its config and results"
+        for run, damage in comparison.damaged.items()
+    ]
+    notes += [
         f"{group.label}: {count} runs of seed {seed}, the same experiment again: counted once; "
         f"seed noise needs other seeds ({REPEAT_HINT}, or --seeds)"
         for group in found for seed, count in group.shared_seeds.items()

@@ -94,8 +94,8 @@ def comparison_table(comparison: Comparison) -> Table:
             else:
                 cells.append(Text(_number(value)))
         table.add_row(*cells)
-    if not comparison.keys:
-        table.caption = "the configs are identical"
+    if not comparison.keys and (not comparison.damaged or len(comparison.rows) - len(comparison.damaged) >= 2):
+        table.caption = "the configs are identical" + (" (of the runs that can be read)" if comparison.damaged else "")
     return table
 
 

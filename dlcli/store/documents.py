@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from dlcli import __version__
 from dlcli.choices import InputKind
 from dlcli.errors import DlcliError
-from dlcli.keys import read_yaml, yaml_problem
+from dlcli.keys import read_yaml, yaml_error_place, yaml_problem
 from dlcli.store.runs import (
     CONFIG_FILE,
     EVALUATION_FILE,
@@ -346,15 +346,18 @@ def _validated(path: Path, model: type[RunFile]) -> tuple[dict[str, Any] | None,
 def _run_config(folder: RunFolder) -> tuple[dict[str, Any] | None, str | None]:
     """The run's config.yaml as a mapping, or why it is damaged (None, None: it has none yet)."""
     try:
-        config = read_yaml(folder.file(CONFIG_FILE).read_text(encoding="utf-8"))
+        text = folder.file(CONFIG_FILE).read_text(encoding="utf-8")
     except FileNotFoundError:
         return None, None  # a run being created, or from before config.yaml: nothing to say of it
     except (OSError, UnicodeDecodeError) as error:
         return None, f"{CONFIG_FILE}: cannot be read ({error})"
+    try:
+        config = read_yaml(text)
+    except yaml.MarkedYAMLError as error:
+        problem, mark = yaml_error_place(error, text)
+        return None, f"{CONFIG_FILE}{f':{mark.line + 1}' if mark else ''}: invalid YAML: {problem}"
     except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f"{CONFIG_FILE}:{mark.line + 1}" if mark else CONFIG_FILE
-        return None, f"{where}: invalid YAML: {yaml_problem(error)}"
+        return None, f"{CONFIG_FILE}: invalid YAML: {yaml_problem(error)}"
     if not isinstance(config, dict):
         return None, f"{CONFIG_FILE} is {'empty' if config is None else 'not a mapping of keys'}"
     return config, None

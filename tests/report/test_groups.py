@@ -91,8 +91,8 @@ def test_a_single_run_borrows_the_seed_noise_of_repeated_groups_of_its_model_and
 def test_a_seed_trained_twice_is_one_sample_of_the_seed_noise_and_the_comparison_says_so(cli, runs_dir):
     runs_of(runs_dir, "0.01", [0.90, 0.92, 0.94])
     runs_of(runs_dir, "0.001", [0.60, 0.60])  # seeds 0 and 1 ...
-    runs_of(runs_dir, "0.001", [0.60], start=60)  # ... and seed 0 again, by another id
-    (next(runs_dir.glob("*000060-lr0.001")) / "config.yaml").write_text(FAST.replace("LR", "0.001"))
+    runs_of(runs_dir, "0.001", [0.60], start=50)  # ... and seed 0 again, by another id
+    (next(runs_dir.glob("*000050-lr0.001")) / "config.yaml").write_text(FAST.replace("LR", "0.001"))
 
     found = compared(cli)
     table = cli("compare", "--all")
@@ -107,8 +107,8 @@ def test_a_seed_trained_twice_is_one_sample_of_the_seed_noise_and_the_comparison
 def test_a_lone_seed_trained_twice_borrows_the_seed_noise_of_other_groups_instead_of_showing_none(cli, runs_dir):
     runs_of(runs_dir, "0.01", [0.90, 0.92, 0.94])
     runs_of(runs_dir, "0.001", [0.60])
-    runs_of(runs_dir, "0.001", [0.60], start=60)
-    (next(runs_dir.glob("*000060-lr0.001")) / "config.yaml").write_text(FAST.replace("LR", "0.001"))
+    runs_of(runs_dir, "0.001", [0.60], start=50)
+    (next(runs_dir.glob("*000050-lr0.001")) / "config.yaml").write_text(FAST.replace("LR", "0.001"))
 
     lone = compared(cli)["optimizer.learning_rate=0.001"]
 

@@ -164,6 +164,25 @@ def test_compare_json_lists_the_differing_key_and_the_metrics(cli, runs_dir):
     assert result.stderr == ""
 
 
+def test_compare_names_each_damaged_run_once_and_never_groups_damaged_runs_as_one_experiment(cli, runs_dir):
+    two_runs(runs_dir)
+    for run_id, text in (("20260101-100002-c", "model: [unclosed"), ("20260101-100003-d", "- a list")):
+        (fake_run(runs_dir, run_id, summary=summary_with(0.2, 0.9)) / "config.yaml").write_text(text)
+
+    result = cli("compare", "--last", "4")
+    notes = result.stderr.splitlines()
+
+    assert result.exit_code == 0, result.output
+    assert notes[:2] == [
+        "run 20260101-100002-c is damaged (config.yaml:1: invalid YAML: a '[' list opened here is never closed): "
+        "compared alone, without its config and results",
+        "run 20260101-100003-d is damaged (config.yaml is not a mapping of keys): compared alone, without its config "
+        "and results",
+    ]
+    assert "the same experiment again" not in result.stderr  # two empty configs are not one experiment
+    assert "configs are identical" not in result.stdout
+
+
 def test_compare_csv_parses_with_one_row_per_run(cli, runs_dir):
     two_runs(runs_dir)
 

@@ -346,7 +346,7 @@ def test_a_sweeps_trials_are_found_through_the_index(runs_dir):
 
 
 @pytest.mark.parametrize("config, damage", [
-    ("model: [unclosed\n", "config.yaml:2: invalid YAML: did not find expected ',' or ']'"),
+    ("model: [unclosed\n", "config.yaml:1: invalid YAML: a '[' list opened here is never closed"),
     ("", "config.yaml is empty"),
     ("- a list\n", "config.yaml is not a mapping of keys"),
 ])
