@@ -76,7 +76,7 @@ class SourceMap:
     def error(self, path: KeyPath, message: str, set_at: KeyPath | None = None) -> ConfigError:
         """`path: message`, located where `set_at` (else `path`) was set."""
         location = f"{format_path(path)}: " if path else ""
-        return ConfigError(f"{self.prefix(set_at or path)}{location}{message}")
+        return ConfigError(f"{self.prefix(set_at or path)}{location}{message}", key=set_at or path)
 
     def prefix(self, path: KeyPath) -> str:
         """'WHERE: ' for a message about `path`; '' when its setter's caller names the place (a sweep's values)."""
@@ -445,8 +445,17 @@ SAMPLED = ("choice", "uniform", "log_uniform", "int")
 
 def sampled_key(value: Any) -> dict[str, Any]:
     """One sampled key's space: `{choice: [...]}`, or `{uniform|log_uniform|int: [low, high]}`."""
+    if isinstance(value, list):  # the grid's form, or a choice without its word
+        raise ValueError(
+            f"a list is fixed values: to sample among them write {{choice: {_shown(value)}}}, or list them under "
+            "sweep.grid to train each"
+        )
     if not isinstance(value, dict) or len(value) != 1 or next(iter(value)) not in SAMPLED:
-        raise ValueError(f"give one of {', '.join(SAMPLED)}, e.g. {{log_uniform: [1.0e-4, 1.0e-2]}} (got {_shown(value)})")
+        kind = next(iter(value)) if isinstance(value, dict) and len(value) == 1 else None
+        hint = did_you_mean(kind, SAMPLED) if isinstance(kind, str) else ""
+        raise ValueError(
+            f"give one of {', '.join(SAMPLED)}, e.g. {{log_uniform: [1.0e-4, 1.0e-2]}} (got {_shown(value)}){hint}"
+        )
     ((kind, arguments),) = value.items()
     if kind == "choice":
         if not isinstance(arguments, list) or not arguments:
@@ -468,7 +477,7 @@ class SweepConfig(_Strict):
 
     method: SweepMethod | None = None  # default: grid, or random when keys are sampled
     trials: PositiveInt | None = None  # sampled trials (per grid point, with a grid)
-    params: dict[str, Annotated[dict[str, Any], AfterValidator(sampled_key)]] = {}
+    params: dict[str, Annotated[Any, AfterValidator(sampled_key)]] = {}
     grid: dict[str, list[Any]] = {}
     random: dict[str, Any] = {}  # the older form of `params`, with `trials` (and `seed`) among the keys
     prune: Pruner | None = None
@@ -738,22 +747,19 @@ def apply_override(data: dict[str, Any], source: SourceMap, override: str, label
             if not segment.isdigit() or int(segment) >= len(node):
                 raise ConfigError(
                     f"{at}{format_path(path)} has {len(node)} items "
-                    f"(indices 0..{len(node) - 1}); there is no item '{segment}'"
+                    f"(indices 0..{len(node) - 1}); there is no item '{segment}'", key=tuple(segments),
                 )
             step: str | int = int(segment)
         elif isinstance(node, dict):
             step = segment
             if step not in node:
                 if len(path) == 3 and path[1] in LAYER_LISTS and isinstance(path[2], int):
-                    raise ConfigError(
-                        f"{at}{format_path(path)} is {', '.join(node)}, not {segment}"
-                    )
+                    raise ConfigError(f"{at}{format_path(path)} is {', '.join(node)}, not {segment}", key=tuple(segments))
                 if not last:
                     node[step] = {}
         else:
             raise ConfigError(
-                f"{at}{format_path(path)} is {node!r}, not a mapping or list, "
-                f"so it has no '{segment}'"
+                f"{at}{format_path(path)} is {node!r}, not a mapping or list, so it has no '{segment}'", key=tuple(segments),
             )
         path = (*path, step)
         if last:

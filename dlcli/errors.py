@@ -57,7 +57,11 @@ class DlcliError(Exception):
 
 
 class ConfigError(DlcliError):
-    """The config file or an override is invalid."""
+    """The config file or an override is invalid; `key`, when known, is the key path it is about."""
+
+    def __init__(self, message: str, key: tuple[str | int, ...] | None = None):
+        super().__init__(message)
+        self.key = key
 
 
 class DataUnavailable(DlcliError):

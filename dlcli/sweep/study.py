@@ -37,7 +37,7 @@ from pydantic import BaseModel
 from dlcli.choices import LATEST, Pruner, SweepMethod
 from dlcli.config import MAX_NAME_LENGTH, NAME_PATTERN, SEED_MAX, ExperimentConfig, load_config
 from dlcli.errors import ConfigError, DlcliError, RunNotFound, counted, reason_of
-from dlcli.keys import parse_yaml_value
+from dlcli.keys import format_path, parse_yaml_value
 from dlcli.stopping import EXIT_INTERRUPTED
 from dlcli.store.documents import SCHEMA, RunFile, read_info, read_run_file
 from dlcli.store.runs import RunFolder, RunRecord, effective_status, now
@@ -281,7 +281,7 @@ def trial_config(plan: Plan, values: dict[str, Any], label: str, name: str | Non
     try:  # an error a value causes is the trial's, which `label` names (the user gave it by no --set)
         return load_config(plan.config, plan.overrides, name=name, values=[*swept, "sweep=null"])
     except ConfigError as error:
-        raise ConfigError(f"{label}: {error}") from None
+        raise ConfigError(f"{swept_at(plan, error)}{label}: {error}") from None
 
 
 def check_trial_names(config: ExperimentConfig, settings: SweepSettings) -> None:
@@ -303,6 +303,19 @@ def validate_trials(plan: Plan) -> list[tuple[str, ExperimentConfig]]:
         label = f"values {describe_values(values)}" if plan.settings.space else f"trial {number} ({describe_values(values)})"
         checked.append((label, trial_config(plan, values, label)))
     return checked
+
+
+def swept_at(plan: Plan, error: DlcliError) -> str:
+    """'WHERE: ' of the swept key a trial's `error` is about (the key itself, one under it, or one it
+    is under): its line in the config's sweep section, else its --grid; '' when it names none."""
+    named = format_path(getattr(error, "key", None) or ())
+    swept = dict.fromkeys(key for values in (*plan.settings.points, plan.settings.space) for key in values)
+    culprit = next((key for key in swept if f"{named}.".startswith(f"{key}.") or key.startswith(f"{named}.")), None)
+    if not named or culprit is None:
+        return ""
+    base = load_config(plan.config, plan.overrides)
+    sections = [part for part in ("params", "grid", "random") if culprit in getattr(base.sweep, part, {})]
+    return base.source.prefix(("sweep", sections[0], culprit)) if sections else f"--grid {culprit}: "
 
 
 # --- the study ----------------------------------------------------------------------------

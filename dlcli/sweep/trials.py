@@ -39,6 +39,7 @@ from dlcli.sweep.study import (
     pruner,
     seed_runs,
     sweep_records,
+    swept_at,
     trial_config,
     validate_trials,
 )
@@ -83,7 +84,7 @@ def check(plan: Plan, runs_dir: Path) -> Answer:
                 except DlcliError as error:
                     raise type(error)(f"seed {seed}: {error}") from None
         except DlcliError as error:
-            raise type(error)(f"{label}: {error}") from None
+            raise type(error)(f"{swept_at(plan, error)}{label}: {error}") from None
     config = checked[0][1]
     monitor = config.training.monitor
     direction = monitor_directions(config)[metric_name(monitor)]

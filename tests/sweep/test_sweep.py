@@ -165,6 +165,27 @@ def test_a_grid_that_would_drop_or_skip_values_is_refused(cli, write_config, run
     assert sweep_folders(runs_dir) == [] and run_folders(runs_dir) == []
 
 
+@pytest.mark.parametrize("section, options, message", [
+    ("sweep:\n  trials: 2\n  params:\n    optimizer.learning_rate: {choise: [0.1, 0.01]}\n", [],
+     "config.yaml:20: sweep.params.optimizer.learning_rate: give one of choice, uniform, log_uniform, int, e.g. "
+     "{log_uniform: [1.0e-4, 1.0e-2]} (got {'choise': [0.1, 0.01]}); did you mean 'choice'?"),
+    ("sweep:\n  params:\n    training.batch_size: [16, 32]\n", [],
+     "config.yaml:19: sweep.params.training.batch_size: a list is fixed values: to sample among them write "
+     "{choice: [16, 32]}, or list them under sweep.grid to train each"),
+    ("sweep:\n  grid:\n    model.layers.7.Dense.units: [3, 4]\n", [],
+     "config.yaml:19: trial 1 (model.layers.7.Dense.units=3): model.layers has 3 items (indices 0..2); there is no item '7'"),
+    ("", ["--grid", "model.layers.0.Dense.units=3,4"],
+     "--grid model.layers.0.Dense.units: trial 1 (model.layers.0.Dense.units=3): model.layers.0 is Flatten, not Dense"),
+], ids=["a misspelled kind", "a list among the sampled keys", "a grid key of the file", "a --grid key"])
+def test_a_bad_swept_key_is_located_where_it_was_swept(cli, write_config, runs_dir, section, options, message):
+    config = write_config(TINY_CONFIG + section)
+    result = cli("sweep", str(config), *options)
+
+    located = config.parent / message if message.startswith("config.yaml") else message
+    assert result.exit_code == 2 and result.stderr.strip() == f"error: {located}", result.output
+    assert sweep_folders(runs_dir) == [] and run_folders(runs_dir) == []
+
+
 @pytest.mark.slow
 def test_an_interrupted_sweep_resumes_only_what_is_left(cli, write_config, runs_dir):
     config = write_config(TINY_CONFIG.replace("epochs: 2", "epochs: 4").replace("batch_size: 64", "batch_size: 4"))
