@@ -862,7 +862,9 @@ def _validation_error(error: ValidationError, data: dict[str, Any], source: Sour
     message = ", or ".join([said[0], *(text.removeprefix("input should be ") for text in said[1:])])
     if kind != "value_error":
         message += f" (got {_shown(first['input'])})"
-    if kind == "string_type" and type(first["input"]) in (int, float):  # YAML read `123` or `1.50` as a number
+    if kind != "value_error" and first["input"] is None:  # `epochs:` in a file, `--set name=` on the command line
+        message += "; YAML reads an empty value (or ~, null) as null: give a value"
+    elif kind == "string_type" and type(first["input"]) in (int, float):  # YAML read `123` or `1.50` as a number
         message += "; to give it as text, put it in quotes"
     elif kind == "string_type" and isinstance(first["input"], (bool, datetime.date)):  # `no`, `2020-01-01`
         read_as = "a boolean (yes, no, on, off)" if isinstance(first["input"], bool) else "a date"

@@ -243,6 +243,9 @@ CASES = [
      ["config.yaml:1: name: input should be a valid string (got 123); to give it as text, put it in quotes"]),
     ("a word YAML reads as a boolean where text is asked", edit("name: tiny", "name: no"),
      ["name: input should be a valid string (got False); YAML reads it as a boolean (yes, no, on, off): to give it"]),
+    ("an empty value", edit("  epochs: 2", "  epochs:"),
+     ["config.yaml:15: training.epochs: input should be a valid integer (got None); YAML reads an empty value (or ~, "
+      "null) as null: give a value"]),
     ("a date where text is asked", edit("name: tiny", "name: 2020-01-01"),
      ["name: input should be a valid string (got 2020-01-01); YAML reads it as a date: to give it as text, put it "
       "in quotes"]),
