@@ -673,7 +673,7 @@ def compare_runs(
     """Runs side by side: only the config keys that differ, then best/final/test metrics; runs that
     differ only in their seed as groups (mean ± std), each against the best beyond seed noise or not."""
     from dlcli.report.compare import compare, comparison_curves, headline_column, recorded_monitor, records_to_compare
-    from dlcli.report.groups import REPEAT_HINT, comparison_notes, groups_of
+    from dlcli.report.groups import REPEAT_HINT, comparison_notes, groups_of, readable_groups
 
     _one_of_last_and_all(last, every)
     _a_sort_names_something(sort)
@@ -710,7 +710,7 @@ def compare_runs(
         from dlcli.report.render import comparison_table
 
         console.print(comparison_table(comparison))
-        if len([group for group in found if group.runs[0] not in comparison.damaged]) > 1:
+        if len(readable_groups(found, comparison)) > 1:
             error_console.print(f"one run per config: a difference cannot be told from seed noise; {REPEAT_HINT}")
     if output_format == Format.table and elsewhere:
         from dlcli.report.render import rows_table

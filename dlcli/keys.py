@@ -96,18 +96,28 @@ def read_yaml(text: str) -> Any:
     return yaml.load(text, Loader=_FastYamlLoader)  # a SafeLoader subclass: no arbitrary objects
 
 
-# The constructs PyYAML names when the text ends inside one, as a reader of the file knows them.
-_UNCLOSED = {"flow sequence": "a '[' list", "flow mapping": "a '{' mapping", "quoted scalar": "a quoted string"}
+_BRACKETS = {yaml.FlowSequenceStartToken: "a '[' list", yaml.FlowMappingStartToken: "a '{' mapping"}
 
 
 def yaml_error_place(error: yaml.MarkedYAMLError, text: str) -> tuple[str, yaml.Mark | None]:
     """A YAML error's problem and where it is. When the text ended inside a bracket or a quote, the
     end of the file points at nothing: the place is where it opened."""
     problem, mark = error.problem or error.context, error.problem_mark or error.context_mark
-    construct = (error.context or "").split(" a ", 1)[-1]  # 'while parsing a flow sequence'
-    at_end = error.problem_mark is not None and not text[error.problem_mark.index:].strip()
-    if at_end and error.context_mark is not None and construct in _UNCLOSED:
-        problem, mark = f"{_UNCLOSED[construct]} opened here is never closed", error.context_mark
+    at_end = error.problem_mark is not None and not text.lstrip("\ufeff")[error.problem_mark.index:].strip()
+    if at_end and "quoted scalar" in (error.context or "") and error.context_mark is not None:
+        return "a quoted string opened here is never closed", error.context_mark
+    if at_end:
+        opened: list[yaml.Token] = []  # the brackets not closed yet, as the scanner meets them
+        try:
+            for token in yaml.scan(text, Loader=yaml.SafeLoader):
+                if type(token) in _BRACKETS:
+                    opened.append(token)
+                elif isinstance(token, (yaml.FlowSequenceEndToken, yaml.FlowMappingEndToken)) and opened:
+                    opened.pop()
+        except yaml.YAMLError:
+            pass  # the scanner stops where the parser did: what it met so far is what is open
+        if opened:
+            return f"{_BRACKETS[type(opened[-1])]} opened here is never closed", opened[-1].start_mark
     return str(problem), mark
 
 

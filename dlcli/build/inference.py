@@ -168,7 +168,8 @@ def check_class_names(run: RunFolder, names: list[str], units: int, output: str 
         given = f"output '{output}' of run {run.id}" if output else f"run {run.id}'s model"
         raise DlcliError(
             f"{run.file(INPUTS_FILE)} names {len(names)} classes, but {given} gives {classes}: the file was "
-            "edited or comes from another run; delete it and dlcli writes it again from the run's config and data"
+            "edited or comes from another run (delete it and dlcli writes it again from the run's config and data), "
+            "or the data's classes changed since training (train again)"
         )
 
 

@@ -108,7 +108,7 @@ def recorded_directions(records: list[RunRecord]) -> dict[str, str]:
 def compare(records: list[RunRecord], sort: str | None = None) -> Comparison:
     """One row per run: its differing config keys, metrics, best epoch, overfitting onset, size, duration."""
     configs = [read_config(record) for record in records]
-    keys = differing_keys(configs)
+    keys = differing_keys([config for record, config in zip(records, configs) if not record.damage])
     flat_configs = [_flat(config) for config in configs]
     metric_values = [_metric_columns(record) for record in records]
     metrics = list(dict.fromkeys(column for values in metric_values for column in values))

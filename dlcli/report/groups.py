@@ -159,11 +159,17 @@ def groups_of(records: list[RunRecord], comparison: Comparison) -> list[Group]:
             for column, values in seed_values.items():
                 groups[group_id].values.setdefault(column, []).append(statistics.fmean(values))
     found = list(groups.values())
+    readable = readable_groups(found, comparison)
     for column in comparison.metrics:
         minimize = minimizes(comparison.directions, column_metric(column))
-        for dataset in datasets_of(found):  # a metric on other data is no yardstick
-            _set_differences([group for group in found if group.family[0] == dataset], column, minimize)
+        for dataset in datasets_of(readable):  # a metric on other data is no yardstick
+            _set_differences([group for group in readable if group.family[0] == dataset], column, minimize)
     return found
+
+
+def readable_groups(found: list[Group], comparison: Comparison) -> list[Group]:
+    """The groups but the damaged runs' (each a group alone, of no dataset that can be read)."""
+    return [group for group in found if group.runs[0] not in comparison.damaged]
 
 
 def datasets_of(found: list[Group]) -> list[str]:
@@ -173,15 +179,14 @@ def datasets_of(found: list[Group]) -> list[str]:
 def comparison_notes(found: list[Group], comparison: Comparison) -> list[str]:
     """What the reader of a comparison of groups must know: damaged runs, seeds trained twice, several datasets."""
     notes = [
-        f"run {run} is damaged ({damage}): compared alone, without its config and results"
-        for run, damage in comparison.damaged.items()
+        f"run {run} is damaged ({damage}): compared alone" for run, damage in comparison.damaged.items()
     ]
     notes += [
         f"{group.label}: {count} runs of seed {seed}, the same experiment again: counted once; "
         f"seed noise needs other seeds ({REPEAT_HINT}, or --seeds)"
         for group in found for seed, count in group.shared_seeds.items()
     ]
-    datasets = datasets_of(found)
+    datasets = datasets_of(readable_groups(found, comparison))
     if len(datasets) > 1:
         notes.append(
             f"runs on {len(datasets)} datasets ({', '.join(name or '?' for name in datasets)}): each group is set "

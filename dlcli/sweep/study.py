@@ -21,6 +21,7 @@ import json
 import math
 import os
 import queue
+import re
 import shutil
 import signal
 import socket
@@ -309,13 +310,24 @@ def swept_at(plan: Plan, error: DlcliError) -> str:
     """'WHERE: ' of the swept key a trial's `error` is about (the key itself, one under it, or one it
     is under): its line in the config's sweep section, else its --grid; '' when it names none."""
     named = format_path(getattr(error, "key", None) or ())
-    swept = dict.fromkeys(key for values in (*plan.settings.points, plan.settings.space) for key in values)
-    culprit = next((key for key in swept if f"{named}.".startswith(f"{key}.") or key.startswith(f"{named}.")), None)
-    if not named or culprit is None:
+    if not named or plan.settings is None:  # an error of no key, or a plan from before settings were kept
         return ""
-    base = load_config(plan.config, plan.overrides)
+    swept = dict.fromkeys(key for values in (*plan.settings.points, plan.settings.space) for key in values)
+    culprit = next((key for key in swept if f"{named}.".startswith(f"{_dotted(key)}.")
+                    or _dotted(key).startswith(f"{named}.")), None)
+    if culprit is None:
+        return ""
+    try:
+        base = load_config(plan.config, plan.overrides)
+    except DlcliError:  # the config changed or went since the sweep was planned: the error says enough
+        return ""
     sections = [part for part in ("params", "grid", "random") if culprit in getattr(base.sweep, part, {})]
     return base.source.prefix(("sweep", sections[0], culprit)) if sections else f"--grid {culprit}: "
+
+
+def _dotted(key: str) -> str:
+    """A swept key as an error names it: model.layers[0].Dense -> model.layers.0.Dense."""
+    return format_path(part for part in re.split(r"[.\[\]]", key) if part)
 
 
 # --- the study ----------------------------------------------------------------------------

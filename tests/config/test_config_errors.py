@@ -243,6 +243,10 @@ CASES = [
      ["config.yaml:1: name: input should be a valid string (got 123); to give it as text, put it in quotes"]),
     ("a word YAML reads as a boolean where text is asked", edit("name: tiny", "name: no"),
      ["name: input should be a valid string (got False); YAML reads it as a boolean (yes, no, on, off): to give it"]),
+    ("a list left open at the end of the file", edit("  batch_size: 64", "  batch_size: [64,"),
+     ["config.yaml:16:15: invalid YAML: a '[' list opened here is never closed"]),  # not the line after the last
+    ("a quote left open at the end of the file", edit("  batch_size: 64", "  batch_size: '64"),
+     ["config.yaml:16:15: invalid YAML: a quoted string opened here is never closed"]),
     ("an empty value", edit("  epochs: 2", "  epochs:"),
      ["config.yaml:15: training.epochs: input should be a valid integer (got None); YAML reads an empty value (or ~, "
       "null) as null: give a value"]),

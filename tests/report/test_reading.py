@@ -170,17 +170,17 @@ def test_compare_names_each_damaged_run_once_and_never_groups_damaged_runs_as_on
         (fake_run(runs_dir, run_id, summary=summary_with(0.2, 0.9)) / "config.yaml").write_text(text)
 
     result = cli("compare", "--last", "4")
-    notes = result.stderr.splitlines()
+    listed = cli("compare", "--last", "4", "--format", "json")
 
     assert result.exit_code == 0, result.output
-    assert notes[:2] == [
+    assert result.stderr.splitlines() == [
         "run 20260101-100002-c is damaged (config.yaml:1: invalid YAML: a '[' list opened here is never closed): "
-        "compared alone, without its config and results",
-        "run 20260101-100003-d is damaged (config.yaml is not a mapping of keys): compared alone, without its config "
-        "and results",
-    ]
-    assert "the same experiment again" not in result.stderr  # two empty configs are not one experiment
-    assert "configs are identical" not in result.stdout
+        "compared alone",
+        "run 20260101-100003-d is damaged (config.yaml is not a mapping of keys): compared alone",
+        "one run per config: a difference cannot be told from seed noise; repeat it over seeds: dlcli train CONFIG "
+        "--repeat 5",
+    ]  # two empty configs are not one experiment trained twice, nor a dataset of their own
+    assert json.loads(listed.stdout)["differing_keys"] == ["optimizer.learning_rate"]  # as without them
 
 
 def test_compare_csv_parses_with_one_row_per_run(cli, runs_dir):

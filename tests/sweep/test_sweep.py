@@ -176,7 +176,10 @@ def test_a_grid_that_would_drop_or_skip_values_is_refused(cli, write_config, run
      "config.yaml:19: trial 1 (model.layers.7.Dense.units=3): model.layers has 3 items (indices 0..2); there is no item '7'"),
     ("", ["--grid", "model.layers.0.Dense.units=3,4"],
      "--grid model.layers.0.Dense.units: trial 1 (model.layers.0.Dense.units=3): model.layers.0 is Flatten, not Dense"),
-], ids=["a misspelled kind", "a list among the sampled keys", "a grid key of the file", "a --grid key"])
+    ("", ["--grid", "model.layers[0].Dense.units=3,4"],
+     "--grid model.layers[0].Dense.units: trial 1 (model.layers[0].Dense.units=3): model.layers.0 is Flatten, not Dense"),
+], ids=["a misspelled kind", "a list among the sampled keys", "a grid key of the file", "a --grid key",
+        "a --grid key in brackets"])
 def test_a_bad_swept_key_is_located_where_it_was_swept(cli, write_config, runs_dir, section, options, message):
     config = write_config(TINY_CONFIG + section)
     result = cli("sweep", str(config), *options)
