@@ -30,6 +30,7 @@ import atexit
 import contextlib
 import hashlib
 import json
+import math
 import os
 import sqlite3
 import subprocess
@@ -64,7 +65,7 @@ from dlcli.store.runs import write_atomic
 if TYPE_CHECKING:
     from dlcli.config import ExperimentConfig
 
-CHECKS_VERSION = 2  # part of the cache key: findings of another version are found again (2: similar_classes)
+CHECKS_VERSION = 3  # part of the cache key: findings of another version are found again (3: similar numbers)
 NEAR_BITS = 8  # of the 64 lowest-frequency bits, to propose a pair
 NEAR_BITS_WHOLE = 48  # of the 256, to keep it
 BUCKET_AT_ONCE = 2048  # hashes of one bucket compared at once (2 million pairs)
@@ -525,11 +526,23 @@ def _conflicts(groups: list[list[int]], data: Examples, class_names: list[str]) 
     )]
 
 
+def _spelling(name: str) -> str:
+    """What a class name says, however it is written: its number ('7', '07', '7.0'), else its words
+    without case or extra spaces, NFKC-normalized ('café' typed or pasted, one code point or two)."""
+    words = " ".join(unicodedata.normalize("NFKC", name).split()).casefold()
+    try:
+        number = float(words)
+    except ValueError:
+        return words
+    return f"the number {number!r}" if math.isfinite(number) else words
+
+
 def _similar_classes(class_names: list[str]) -> list[Finding]:
-    """Class names that differ only in case and spacing ('Dog', 'dog '): one class written two ways."""
+    """Class names that differ only in case, spacing or how a number is written ('Dog', 'dog '; '7',
+    '07'): one class written two ways."""
     spellings: dict[str, list[str]] = {}
-    for name in class_names:  # NFKC: 'café' typed or pasted (one code point or two) is one spelling
-        spellings.setdefault(" ".join(unicodedata.normalize("NFKC", name).split()).casefold(), []).append(name)
+    for name in class_names:
+        spellings.setdefault(_spelling(name), []).append(name)
     sets = [names for names in spellings.values() if len(names) > 1]
     if not sets:
         return []
@@ -537,8 +550,8 @@ def _similar_classes(class_names: list[str]) -> list[Finding]:
     more = f" (and {counted(len(sets) - 1, 'more such set')})" if len(sets) > 1 else ""
     return [Finding(
         FindingKind.similar_classes, ["train"], sum(map(len, sets)), sets,
-        f"classes {shown}{more} differ only in case, spaces or how a letter is typed: one class written two ways? "
-        "write each label one way",
+        f"classes {shown}{more} differ only in case, spaces or how a letter or a number is typed: one class written "
+        "two ways? write each label one way",
     )]
 
 

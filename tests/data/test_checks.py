@@ -305,16 +305,17 @@ def _table_config(write_config, path, extra=""):
 
 def test_a_label_written_two_ways_is_said(write_config, tmp_path):
     rng = np.random.default_rng(0)
-    labels = ["dog", "cat", "Dog ", "bird", "cafe\u0301", "caf\u00e9"] * 10  # café: e and an accent, or é
+    labels = ["dog", "cat", "Dog ", "bird", "cafe\u0301", "caf\u00e9", "7", "07", "7.0", "70"] * 10  # café: e + accent, or é
     rows = [f"{rng.normal():.5f},{rng.normal():.5f},{label}" for label in labels]
     (tmp_path / "table.csv").write_text("a,b,label\n" + "\n".join(rows) + "\n")
 
     splits = load_dataset(load_config(_table_config(write_config, tmp_path / "table.csv")))
     (similar,) = [finding for finding in splits.describe()["checks"] if finding["kind"] == "similar_classes"]
 
-    assert similar["examples"] == [["Dog ", "dog"], ["cafe\u0301", "caf\u00e9"]] and similar["count"] == 4
-    assert "classes 'Dog ' and 'dog' (and 1 more such set) differ only in case, spaces or how a letter is typed" in (
-        similar["message"])
+    assert similar["examples"] == [["07", "7", "7.0"], ["Dog ", "dog"], ["cafe\u0301", "caf\u00e9"]]
+    assert similar["count"] == 7
+    assert "classes '07' and '7' and '7.0' (and 2 more such sets) differ only in case, spaces or how a letter or a " \
+        "number is typed" in similar["message"]
 
 
 def test_a_table_says_its_constant_columns_and_imbalanced_classes(write_config, tmp_path):
