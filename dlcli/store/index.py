@@ -26,11 +26,21 @@ from pathlib import Path
 from typing import Any
 
 from dlcli.errors import DlcliError
-from dlcli.store.runs import RUN_FILE, RUN_ID, RunFolder, RunRecord, effective_status, group_of, metric_name, running_status
+from dlcli.store.runs import (
+    RUN_FILE,
+    RUN_ID,
+    TEST_DATA_CHANGED,
+    RunFolder,
+    RunRecord,
+    effective_status,
+    group_of,
+    metric_name,
+    running_status,
+)
 from dlcli.store.status import RunStatus
 
 INDEX_FILE = "index.sqlite"
-INDEX_VERSION = 9  # PRAGMA user_version: an index of another version is rebuilt (9: an unknown status is damage)
+INDEX_VERSION = 10  # PRAGMA user_version: an index of another version is rebuilt (10: test_data_changed)
 BUSY_TIMEOUT_S = 60  # a run recording its status waits this long for another writer
 READ_WAIT_S = 1.0  # a reading command no longer than this, then it reads the folders
 
@@ -71,7 +81,9 @@ def _fields(record: RunRecord) -> list[tuple[str, Any]]:
             fields += [(f"loss.{output}.name", spec) for output, spec in loss.items() if isinstance(spec, str)]
         fields += list(flattened(config))
         fields.append(("group", record.info["group"] or group_of(config)))  # runs from before groups: their config's
-    return fields + list(record.metrics().items())
+    # a test score measured on a rebuilt split unlike training's: said, and ranked after the others'
+    changed = [(TEST_DATA_CHANGED, True)] if record.test_data_changed else []
+    return fields + list(record.metrics().items()) + changed
 
 
 def _as_number(value: Any) -> float | None:
@@ -348,6 +360,10 @@ class RunIndex:
             ascending = "ASC" if self._minimizes(key) else "DESC"
             sorted_by, arguments = "LEFT JOIN fields AS sorted ON sorted.id = runs.id AND sorted.key = ?", [key]
             order = f"sorted.number IS NULL, sorted.number {ascending}, runs.id"
+            if key.startswith("test."):  # a score of other data is no rival of theirs: after them, among its own
+                sorted_by += " LEFT JOIN fields AS changed ON changed.id = runs.id AND changed.key = ?"
+                arguments.append(TEST_DATA_CHANGED)
+                order = f"sorted.number IS NULL, changed.id IS NOT NULL, sorted.number {ascending}, runs.id"
         else:
             sorted_by, arguments, order = "", [], "runs.id DESC"
         selection = f"{sorted_by} {where_sql} ORDER BY {order}"

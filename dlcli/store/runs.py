@@ -382,6 +382,8 @@ def running_status(folder: RunFolder | None, host: str | None, pid: int | None, 
 
 # How a test score on changed data (RunRecord.test_data_changed) is marked in the tables of runs
 DATA_CHANGED = "(data changed)"
+# The column of runs' listings, and the key `--where` takes, that says a run's test score is of other data
+TEST_DATA_CHANGED = "test_data_changed"
 
 
 @dataclass
@@ -409,7 +411,7 @@ class RunRecord:
 
     # as_row's columns before the metrics
     ROW_COLUMNS = ("id", "name", "status", "damage", "dataset", "epochs", "created", "ended", "duration_s", "sweep",
-                   "group", "test_data_changed")
+                   "group", TEST_DATA_CHANGED)
 
     def as_row(self) -> dict[str, Any]:
         """The run as `dlcli runs --format json|csv` prints it: plain values, metrics flattened."""

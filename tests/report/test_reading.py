@@ -484,3 +484,9 @@ def test_show_runs_and_compare_mark_a_test_score_measured_on_data_that_changed_s
     assert as_json[folder.name]["test_data_changed"] is True and as_json[same.name]["test_data_changed"] is False
     as_csv = {row["id"]: row for row in csv.DictReader(io.StringIO(cli("runs", "--format", "csv").stdout))}
     assert as_csv[folder.name]["test_data_changed"] == "True" and as_csv[same.name]["test.accuracy"] == "0.5"
+    # ranked after the scores of the same data, however good, and selected by it
+    (folder / "evaluation.json").write_text(json.dumps({**evaluation, "metrics": {"accuracy": 0.99}}))
+    ranked = [row["id"] for row in json.loads(cli("runs", "--sort", "test.accuracy", "--format", "json").stdout)]
+    assert ranked == [same.name, folder.name]
+    selected = json.loads(cli("runs", "--where", "test_data_changed=true", "--format", "json").stdout)
+    assert [row["id"] for row in selected] == [folder.name]
