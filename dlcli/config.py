@@ -8,6 +8,7 @@ key paths and lines, through ``ExperimentConfig.error``.
 from __future__ import annotations
 
 import datetime
+import math
 import re
 import typing
 import unicodedata
@@ -131,7 +132,10 @@ class KerasObject(BaseModel):
         return {"name": self.name, **self.kwargs} if self.kwargs else self.name
 
 
-PositiveInt = Annotated[int, Field(ge=1)]
+# A count (epochs, a batch's size, steps, trials) past this is no setting but a slip: TensorFlow's
+# shapes and Keras's loops take 32-bit counts, and a larger one fails mid-run with an OverflowError.
+MOST_COUNT = 2**31 - 1
+PositiveInt = Annotated[int, Field(ge=1, le=MOST_COUNT)]
 LayerList = list[dict[str, dict[str, Any]]]
 
 
@@ -462,11 +466,12 @@ def sampled_key(value: Any) -> dict[str, Any]:
             raise ValueError(f"choice: give a list of values, e.g. {{choice: [32, 128]}} (got {_shown(arguments)})")
         return value
     numbers = isinstance(arguments, list) and len(arguments) == 2 and all(
-        isinstance(a, int if kind == "int" else (int, float)) and not isinstance(a, bool) for a in arguments
+        isinstance(a, int if kind == "int" else (int, float)) and not isinstance(a, bool) and math.isfinite(a)
+        for a in arguments
     )
     if not numbers or arguments[0] >= arguments[1]:
         what = "integers" if kind == "int" else "numbers"
-        raise ValueError(f"{kind}: give [low, high], two {what} with low < high (got {_shown(arguments)})")
+        raise ValueError(f"{kind}: give [low, high], two finite {what} with low < high (got {_shown(arguments)})")
     if kind == "log_uniform" and arguments[0] <= 0:
         raise ValueError(f"log_uniform: low must be above 0 (got {arguments[0]})")
     return value
@@ -788,6 +793,11 @@ def _section_model(annotation: Any) -> Any:
     return members[0] if len(members) == 1 else annotation
 
 
+def _shown_override(override: str) -> str:
+    """A --set option as a message names it: a value of thousands of characters cut, not echoed whole."""
+    return override if len(override) <= 80 else f"{override[:77]}..."
+
+
 def _shown(value: Any) -> str:
     text = value.isoformat() if isinstance(value, datetime.date) else repr(value)  # as the YAML wrote it
     return text if len(text) <= 60 else text[:57] + "..."
@@ -1099,7 +1109,7 @@ def load_config(
         raise ConfigError(f"{path}: cannot read the config: {error.strerror or error}") from None
     data, source = parse_yaml(text, str(path))
     data = _normalize(data)
-    for override, label in [*((o, f"--set {o}") for o in overrides), *((v, "") for v in values)]:
+    for override, label in [*((o, f"--set {_shown_override(o)}") for o in overrides), *((v, "") for v in values)]:
         apply_override(data, source, override, label)
         data = _normalize(data)  # an override may itself use shorthand: `--set loss=mse`
     if name is not None:

@@ -73,7 +73,18 @@ class _FastYamlLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
     """The same reading through libyaml where it is installed: the index reads every run's config."""
 
 
+def _construct_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
+    try:
+        return yaml.SafeLoader.construct_yaml_int(loader, node)
+    except ValueError:  # Python reads no integer of more than sys.get_int_max_str_digits() digits
+        raise yaml.constructor.ConstructorError(
+            None, None, f"a whole number of {len(node.value)} characters, too long to read: no setting is that large",
+            node.start_mark,
+        ) from None
+
+
 for _loader in (YamlLoader, _FastYamlLoader):  # one reading of a scalar: config files, --set, --where, the index
+    _loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
     _loader.add_implicit_resolver(
         "tag:yaml.org,2002:float",
         re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),

@@ -101,7 +101,8 @@ def _in_order(rows: list[dict[str, float]], path: Path) -> None:
                 "once, in order (two trainings appended to one file? keep one's rows)"
             )
         if fold in last and epoch > last[fold] + 1:
-            missing = epoch_ranges(list(range(last[fold] + 1, epoch)))
+            gap = (last[fold] + 1, epoch - 1)  # one run of consecutive epochs, however long: never listed
+            missing = f"epoch {gap[0]}" if gap[0] == gap[1] else f"epochs {gap[0]}-{gap[1]}"
             raise DlcliError(
                 f"{path}, line {line}: epoch {epoch} after epoch {last[fold]}, {missing} missing; a history holds "
                 "every epoch (give the whole log)"
@@ -116,6 +117,8 @@ def _history_json(path: Path, needed: tuple[str, ...] | None) -> list[dict[str, 
         document = json.loads(path.read_text(encoding="utf-8-sig"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise DlcliError(f"{path}: not a JSON file ({str(error)[:60]}); give {HISTORY_FILES}") from None
+    except ValueError as error:  # Python reads no integer of more than sys.get_int_max_str_digits() digits
+        raise DlcliError(f"{path}: holds a number too long to read ({str(error)[:60]}); no metric is that large") from None
     if not isinstance(document, dict) or not document or not all(isinstance(v, list) for v in document.values()):
         raise DlcliError(f"{path}: not Keras's History.history (a mapping of each metric to a list of its values "
                          f"per epoch, as json.dump(history.history, file) writes it)")

@@ -113,8 +113,8 @@ def plan_sweep(
             )
         plan = sweeping.Plan(id="", config=str(config.resolve()), overrides=overrides, name=base.name,
                              study=base.name, storage=storage, settings=settings)
-        checked = sweeping.validate_trials(plan)
-        sweeping.check_trial_names(checked[0][1], settings)
+        sweeping.validate_trials(plan)
+        sweeping.check_trial_names(base, settings)  # base: named as the trials will be, --name included
         if storage is not None:
             sweeping.open_storage(storage, runs_dir)  # one that cannot be reached fails now, in seconds
     return plan, folder, sweeping.trial_config(plan, {}, "the base config").training.epochs

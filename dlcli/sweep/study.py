@@ -53,6 +53,8 @@ STORAGE_TIMEOUT = 10  # seconds to reach a database storage
 # The most seeds one config trains with (`train --repeat/--seeds`, `sweep --repeats`): the seed
 # noise of a mean shrinks as 1/sqrt(N), and N runs are N trainings planned before the first.
 MOST_SEEDS = 1000
+# The most trials one sweep plans: every trial is put in the study's storage when the sweep is made.
+MOST_TRIALS = 100_000
 TOO_MANY_SEEDS = (f"a mean over {MOST_SEEDS:,} seeds already pins the seed noise to "
                   f"{1 / math.sqrt(MOST_SEEDS):.0%} of one run's")
 # Optuna's trial states, in dlcli's words: a trial not yet taken is pending
@@ -209,6 +211,10 @@ def sweep_settings(
     if repeats > 1 and "seed" in {**grid, **space}:
         raise DlcliError(f"--repeats {repeats} trains every trial with seeds {config.seed} to {config.seed + repeats - 1}, "
                          "and this sweep varies `seed` itself: drop `seed` from the grid, or the repeats")
+    planned = math.prod(len(values) for values in grid.values()) * (sampled_trials if space else 1)
+    if planned > MOST_TRIALS:
+        raise DlcliError(f"this sweep plans {planned:,} trials; at most {MOST_TRIALS:,} (each is put in the study's "
+                         "storage when the sweep is made): sample fewer (trials, --trials) or list fewer grid values")
     points = [dict(zip(grid, combination)) for combination in itertools.product(*grid.values())] or [{}]
     return SweepSettings(method=method, points=points, space=space, samples=sampled_trials if space else 1,
                          prune=prune, seed=seed,

@@ -60,7 +60,8 @@ def check(plan: Plan, runs_dir: Path) -> Answer:
     from dlcli.training.train import checked_model
 
     checked = validate_trials(plan)
-    check_trial_names(checked[0][1], plan.settings)
+    named = checked[0][1]  # the trials are named after the sweep's name (--name), not the config's own
+    check_trial_names(named.model_copy(update={"name": plan.name}) if plan.name else named, plan.settings)
     data_by_dataset: dict[str, Any] = {}
 
     def training_data(config):

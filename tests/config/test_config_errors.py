@@ -247,6 +247,10 @@ CASES = [
      ["config.yaml:16:15: invalid YAML: a '[' list opened here is never closed"]),  # not the line after the last
     ("a quote left open at the end of the file", edit("  batch_size: 64", "  batch_size: '64"),
      ["config.yaml:16:15: invalid YAML: a quoted string opened here is never closed"]),
+    ("a whole number too long to read", edit("  epochs: 2", "  epochs: " + "9" * 5000),
+     ["config.yaml:15:11: invalid YAML: a whole number of 5000 characters, too long to read: no setting is that large"]),
+    ("a batch larger than TensorFlow counts", edit("  batch_size: 64", "  batch_size: 99999999999999999999"),
+     ["config.yaml:16: training.batch_size: input should be less than or equal to 2147483647"]),  # not an OverflowError mid-run
     ("an empty value", edit("  epochs: 2", "  epochs:"),
      ["config.yaml:15: training.epochs: input should be a valid integer (got None); YAML reads an empty value (or ~, "
       "null) as null: give a value"]),

@@ -114,6 +114,9 @@ def test_verdict_gives_the_epochs_the_live_run_printed_from_the_run_its_history_
      "line 6: epoch 5 after epoch 3, epoch 4 missing; a history holds every epoch (give the whole log)"),
     ("epoch,loss,val_loss\n" + "".join(f"{e},{1 / (e + 1)},{0.5}\n" for e in range(12) if e not in (4, 5, 6)), [],
      "line 6: epoch 7 after epoch 3, epochs 4-6 missing"),
+    ("epoch,loss,val_loss\n1e30,1,1\n2e30,1,1\n", [],  # a gap of 1e30 epochs is named, never listed
+     "line 3: epoch 2000000000000000039769249677312 after epoch 1000000000000000019884624838656, epochs "
+     "1000000000000000019884624838657-2000000000000000039769249677311 missing"),
     ("epoch,loss,val_loss\n0,1.0,0.5\n1,0.9,0.6\n", [], "2 epochs with both val_loss and loss; a verdict needs at least 5"),
     ("epoch,loss,val_loss\n", [], "a header and no epochs"),
     ("epoch,loss,val_accuracy\n" + "".join(f"{e},{1 / (e + 1)},0.5\n" for e in range(6)), ["--monitor", "val_accuracy"],
@@ -183,6 +186,7 @@ def test_a_log_saved_with_decimal_commas_is_read_as_the_same_numbers(cli, tmp_pa
     ("[1, 2]", "not Keras's History.history (a mapping of each metric to a list of its values per epoch"),
     ('{"loss": [1, 0.9, 0.8], "val_loss": [1, 0.9]}', "val_loss has 2 values and loss 3; History.history has one"),
     ('{"loss": [1, 0.9, 0.8], "val_loss": [1, "high", 0.9]}', 'val_loss[1] (epoch 2) is "high", not a number'),
+    ('{"loss": [' + "9" * 5000 + '], "val_loss": [1]}', "holds a number too long to read (Exceeds the limit"),
 ])
 def test_a_keras_history_json_that_cannot_be_read_is_one_line(cli, tmp_path, document, says):
     path = tmp_path / "history.json"
