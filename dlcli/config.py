@@ -857,7 +857,8 @@ def _validation_error(error: ValidationError, data: dict[str, Any], source: Sour
         fields = _schema_fields(parent)
         hint = did_you_mean(key, fields) or (f"; valid keys: {', '.join(fields)}" if fields else "")
         return ConfigError(
-            f"{source.prefix(path)}{format_path(parent) + ': ' if parent else ''}unknown key '{visible(key)}'{hint}"
+            f"{source.prefix(path)}{format_path(parent) + ': ' if parent else ''}unknown key '{visible(key)}'{hint}",
+            key=path,
         )
     if kind == "missing":
         key, parent = str(path[-1]), path[:-1]

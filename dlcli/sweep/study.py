@@ -33,12 +33,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Callable, Literal
 
+import yaml
 from pydantic import BaseModel
 
 from dlcli.choices import LATEST, Pruner, SweepMethod
 from dlcli.config import MAX_NAME_LENGTH, NAME_PATTERN, SEED_MAX, ExperimentConfig, load_config
 from dlcli.errors import ConfigError, DlcliError, RunNotFound, counted, reason_of
-from dlcli.keys import format_path, parse_yaml_value
+from dlcli.keys import format_path, parse_yaml_value, yaml_problem
 from dlcli.stopping import EXIT_INTERRUPTED
 from dlcli.store.documents import SCHEMA, RunFile, read_info, read_run_file
 from dlcli.store.runs import RunFolder, RunRecord, effective_status, now
@@ -148,8 +149,8 @@ def parse_grid(options: list[str]) -> dict[str, list[Any]]:
             raise DlcliError(f"--grid {option}: a value is missing beside a comma; list every value, e.g. {key}=1,2")
         try:
             values = parse_yaml_value(f"[{raw}]")
-        except Exception as error:  # any YAML error is the same user mistake
-            raise DlcliError(f"--grid {option}: cannot read the values as YAML ({error})") from None
+        except (yaml.YAMLError, RecursionError) as error:  # RecursionError: brackets nested thousands deep
+            raise DlcliError(f"--grid {option}: cannot read the values as YAML: {yaml_problem(error)}") from None
         key = key.strip()
         if key in grid:
             raise DlcliError(f"--grid {option}: {key} is given twice; list all its values in one --grid {key}=V1,V2")
@@ -171,6 +172,10 @@ def sweep_settings(
     older_random.pop("seed", None)
     grid = {**(section.grid if section else {}), **parse_grid(grid_options)}
     space = {**(section.params if section else {}), **older_random}
+    both = [key for key in space if key in grid]
+    if both:  # the sampled value would overwrite the grid's in every trial: the grid would only repeat them
+        raise config.error(("sweep", "params", both[0]), f"{both[0]} is also in the grid (sweep.grid or --grid): "
+                           "list its values there, or sample it here, not both")
     method = method or (section.method if section else None) or (SweepMethod.random if space else SweepMethod.grid)
     prune = prune or (section.prune if section else None) or Pruner.none
     if method == SweepMethod.grid:

@@ -181,9 +181,17 @@ def test_a_grid_that_would_drop_or_skip_values_is_refused(cli, write_config, run
      "config.yaml:19: trial 1 (model.layers.7.Dense.units=3): model.layers has 3 items (indices 0..2); there is no item '7'"),
     ("", ["--grid", "model.layers.0.Dense.units=3,4"],
      "--grid model.layers.0.Dense.units: trial 1 (model.layers.0.Dense.units=3): model.layers.0 is Flatten, not Dense"),
+    ("sweep:\n  grid:\n    training.batchsize: [32, 64]\n", [],
+     "config.yaml:19: trial 1 (training.batchsize=32): training: unknown key 'batchsize'; did you mean 'batch_size'?"),
+    ("sweep:\n  trials: 2\n  params:\n    training.batch_size: {choice: [8, 16]}\n", ["--grid", "training.batch_size=32,64"],
+     "config.yaml:20: sweep.params.training.batch_size: training.batch_size is also in the grid (sweep.grid or --grid): "
+     "list its values there, or sample it here, not both"),
+    ("", ["--grid", "training.epochs=1,'2"],
+     "--grid training.epochs=1,'2: cannot read the values as YAML: found unexpected end of stream (at character 7)"),
     ("", ["--grid", "model.layers[0].Dense.units=3,4"],
      "--grid model.layers[0].Dense.units: trial 1 (model.layers[0].Dense.units=3): model.layers.0 is Flatten, not Dense"),
 ], ids=["a misspelled kind", "a list among the sampled keys", "a grid key of the file", "a --grid key",
+        "an unknown grid key of the file", "a key both sampled and in the grid", "a --grid value that is no YAML",
         "a --grid key in brackets"])
 def test_a_bad_swept_key_is_located_where_it_was_swept(cli, write_config, runs_dir, section, options, message):
     config = write_config(TINY_CONFIG + section)
