@@ -34,6 +34,7 @@ from dlcli.choices import LATEST, Direction, InputKind, Leaks, Pruner, SweepMeth
 from dlcli.data.catalog import DATASETS, REQUIRED
 from dlcli.errors import ConfigError, counted
 from dlcli.keys import (
+    MAX_CONFIG_VALUES,
     KeyPath,
     YamlLoader,
     canonical,
@@ -589,10 +590,9 @@ class ExperimentConfig(_Strict):
 # --- loading ----------------------------------------------------------------------------
 
 
-# A config is a page of YAML; these bounds refuse a huge file or an alias bomb
-# ("billion laughs") before anything expands it.
+# A config is a page of YAML; this bound refuses a huge file before anything reads it
+# (keys.MAX_CONFIG_VALUES, an alias bomb).
 MAX_CONFIG_BYTES = 1_000_000
-MAX_CONFIG_VALUES = 10_000
 
 
 def _line_map(root: yaml.Node, source: SourceMap) -> dict[KeyPath, int]:

@@ -102,9 +102,30 @@ def parse_yaml_value(text: str) -> Any:
     return yaml.load(text, Loader=YamlLoader)  # a SafeLoader subclass: no arbitrary objects
 
 
+# A config is a page of YAML; this bound refuses an alias bomb ("billion laughs") before anything
+# walks all it expands to.
+MAX_CONFIG_VALUES = 10_000
+
+
 def read_yaml(text: str) -> Any:
     """A whole YAML document (a run's resolved config), typed as config files are read."""
     return yaml.load(text, Loader=_FastYamlLoader)  # a SafeLoader subclass: no arbitrary objects
+
+
+def too_many_values(document: Any) -> bool:
+    """Whether a read document holds more than MAX_CONFIG_VALUES values, aliases counted as they
+    expand (PyYAML shares an alias's object, so the document itself stays small), or contains itself."""
+    stack, visited = [document], 0
+    while stack:
+        value = stack.pop()
+        visited += 1
+        if visited > MAX_CONFIG_VALUES:  # an alias that contains itself never ends: it ends here
+            return True
+        if isinstance(value, dict):
+            stack += value.values()
+        elif isinstance(value, list):
+            stack += value
+    return False
 
 
 _BRACKETS = {yaml.FlowSequenceStartToken: "a '[' list", yaml.FlowMappingStartToken: "a '{' mapping"}

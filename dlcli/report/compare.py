@@ -38,6 +38,8 @@ def _flat(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def read_config(record: RunRecord) -> dict[str, Any]:
+    if record.damage:  # compared alone, without its config: it may be what damaged it (an alias bomb)
+        return {}
     try:
         config = read_yaml(record.folder.file(CONFIG_FILE).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError):

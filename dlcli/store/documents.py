@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from dlcli import __version__
 from dlcli.choices import InputKind
 from dlcli.errors import DlcliError
-from dlcli.keys import read_yaml, yaml_error_place, yaml_problem
+from dlcli.keys import MAX_CONFIG_VALUES, read_yaml, too_many_values, yaml_error_place, yaml_problem
 from dlcli.store.runs import (
     CONFIG_FILE,
     EVALUATION_FILE,
@@ -360,6 +360,8 @@ def _run_config(folder: RunFolder) -> tuple[dict[str, Any] | None, str | None]:
         return None, f"{CONFIG_FILE}: invalid YAML: {yaml_problem(error)}"
     if not isinstance(config, dict):
         return None, f"{CONFIG_FILE} is {'empty' if config is None else 'not a mapping of keys'}"
+    if too_many_values(config):
+        return None, f"{CONFIG_FILE} expands to more than {MAX_CONFIG_VALUES:,} values (YAML aliases?): no config dlcli wrote"
     return config, None
 
 

@@ -349,6 +349,10 @@ def test_a_sweeps_trials_are_found_through_the_index(runs_dir):
     ("model: [unclosed\n", "config.yaml:1: invalid YAML: a '[' list opened here is never closed"),
     ("", "config.yaml is empty"),
     ("- a list\n", "config.yaml is not a mapping of keys"),
+    ("a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+     "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n",
+     "config.yaml expands to more than 10,000 values (YAML aliases?): no config dlcli wrote"),
+    ("a: &a [1, *a]\n", "config.yaml expands to more than 10,000 values"),  # an alias that holds itself
 ])
 def test_a_run_whose_config_yaml_is_damaged_is_a_damaged_run(cli, runs_dir, config, damage):
     fake_run(runs_dir, "20260101-000000-torn", summary=summary_with(0.5, 0.8))

@@ -109,7 +109,7 @@ def test_a_random_search_is_reproducible_from_its_seed(write_config, tmp_path):
          "trial 2 (training.epochs=zero): training.epochs: input should be a valid integer"),
         ("training.epoch=1,2",
          "trial 1 (training.epoch=1): training: unknown key 'epoch'; did you mean 'epochs'?"),  # no --set was given
-        ("epoch=1,2", "error: trial 1 (epoch=1): unknown key 'epoch'; valid keys: name,"),  # not the config's first line
+        ("epoch=1,2", "error: --grid epoch: trial 1 (epoch=1): unknown key 'epoch'; valid keys: name,"),  # not the file's line
         ("model.layers.1.Dense.activation=relu,relux", "trial 2 (model.layers.1.Dense.activation=relux):"),
         ("training.early_stopping={patience: 2},{patiense: 2}", "trial 2 (training.early_stopping={'patiense': 2}): "
          "training.early_stopping: unexpected argument 'patiense'"),
