@@ -164,6 +164,10 @@ def sweep_settings(
 ) -> SweepSettings:
     """The config's `sweep:` section with the command line's options (which win) applied."""
     section = config.sweep
+    # the option, or the section's key at its line, as the messages name it: the one the user wrote
+    in_section = not repeats and section is not None and section.repeats is not None
+    repeats_said = (f"{config.source.prefix(('sweep', 'repeats'))}sweep.repeats {section.repeats}" if in_section
+                    else f"--repeats {repeats}")
     repeats = repeats or (section.repeats if section else None) or 1
     older_random = dict(section.random) if section else {}
     sampled_trials = trials or (section.trials if section else None) or older_random.pop("trials", None)
@@ -209,13 +213,14 @@ def sweep_settings(
     if not 0 <= seed <= SEED_MAX:
         raise DlcliError(f"the sampler's seed {seed} (--seed, or sweep.seed): give one from 0 to {SEED_MAX}")
     if repeats > MOST_SEEDS:
-        raise DlcliError(f"--repeats {repeats}: at most {MOST_SEEDS} seeds a trial ({TOO_MANY_SEEDS})")
+        raise DlcliError(f"{repeats_said}: at most {MOST_SEEDS} seeds a trial ({TOO_MANY_SEEDS})")
     if config.seed + repeats - 1 > SEED_MAX:
-        raise config.error(("seed",), f"--repeats {repeats} would train seeds up to {config.seed + repeats - 1}, "
+        raise config.error(("seed",), f"{repeats_said} would train seeds up to {config.seed + repeats - 1}, "
                            f"past the largest seed {SEED_MAX}: start from a lower seed")
     if repeats > 1 and "seed" in {**grid, **space}:
-        raise DlcliError(f"--repeats {repeats} trains every trial with seeds {config.seed} to {config.seed + repeats - 1}, "
-                         "and this sweep varies `seed` itself: drop `seed` from the grid, or the repeats")
+        varied = "the grid" if "seed" in grid else "sweep.params"
+        raise DlcliError(f"{repeats_said} trains every trial with seeds {config.seed} to {config.seed + repeats - 1}, "
+                         f"and this sweep varies `seed` itself: drop `seed` from {varied}, or the repeats")
     planned = math.prod(len(values) for values in grid.values()) * (sampled_trials if space else 1)
     if planned > MOST_TRIALS:
         raise DlcliError(f"this sweep plans {planned:,} trials; at most {MOST_TRIALS:,} (each is put in the study's "

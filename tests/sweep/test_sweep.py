@@ -160,9 +160,12 @@ def test_nothing_to_sweep(cli, tiny_config):
     ("sweep:\n  trials: 100000000\n  params:\n    optimizer.learning_rate: {uniform: [0.001, 0.1]}\n", [],
      "this sweep plans 100,000,000 trials; at most 100,000"),
     ("", ["--grid", "training.epochs=1,2", "--name", "a" * 62], "leaves no room for this sweep's trial names"),
+    ("sweep:\n  repeats: 1000000\n  grid:\n    training.epochs: [1, 2]\n", [],
+     "config.yaml:18: sweep.repeats 1000000: at most 1000 seeds a trial"),  # not '--repeats', which was not given
 ], ids=["a key twice", "an empty list in the section", "twice on the command line over a section", "a trailing comma",
         "a value twice", "the name", "more workers than cores", "a negative sampler seed", "too many repeats",
-        "an empty storage", "its own setting", "a range without end", "a hundred million trials", "a --name too long"])
+        "an empty storage", "its own setting", "a range without end", "a hundred million trials", "a --name too long",
+        "the section's repeats"])
 def test_a_grid_that_would_drop_or_skip_values_is_refused(cli, write_config, runs_dir, section, options, message):
     result = cli("sweep", str(write_config(TINY_CONFIG + section)), *options)
 
