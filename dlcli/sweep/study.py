@@ -239,6 +239,10 @@ def repeat_settings(seeds: Sequence[int], asked: str) -> SweepSettings:
         raise DlcliError(f"{asked}: at most {MOST_SEEDS} seeds a group ({TOO_MANY_SEEDS})")
     if len(set(seeds)) != len(seeds):
         raise DlcliError(f"--seeds {','.join(map(str, seeds))}: a seed is given twice; each seed trains once")
+    outside = [seed for seed in seeds if not 0 <= seed <= SEED_MAX]  # said of the option, not of a --grid never given
+    if outside:
+        fix = "start from a lower seed" if outside[0] > SEED_MAX else "give seeds from 0"
+        raise DlcliError(f"{asked}: seed {outside[0]} is outside 0 to {SEED_MAX}: {fix}")
     return SweepSettings(method=SweepMethod.grid, points=[{"seed": seed} for seed in seeds], space={}, samples=1)
 
 
