@@ -40,6 +40,7 @@ from dlcli.keys import (
     canonical,
     did_you_mean,
     format_path,
+    key_parts,
     not_a_boolean,
     parse_yaml_value,
     visible,
@@ -743,7 +744,8 @@ def apply_override(data: dict[str, Any], source: SourceMap, override: str, label
     if not KEY_PATH.fullmatch(key.strip()):
         raise ConfigError(f"{at}{key.strip()!r} is not a key path: write it as training.epochs or "
                           "model.layers.1.Dense.units (no empty part before, between or after the dots)")
-    segments = [s for s in re.split(r"[.\[\]]", key.strip()) if s]
+    segments = key_parts(key)
+    key_path = tuple(segments)  # what the errors below are about
     node: Any = data
     path: KeyPath = ()
     for depth, segment in enumerate(segments):
@@ -752,19 +754,19 @@ def apply_override(data: dict[str, Any], source: SourceMap, override: str, label
             if not segment.isdigit() or int(segment) >= len(node):
                 raise ConfigError(
                     f"{at}{format_path(path)} has {len(node)} items "
-                    f"(indices 0..{len(node) - 1}); there is no item '{segment}'", key=tuple(segments),
+                    f"(indices 0..{len(node) - 1}); there is no item '{segment}'", key=key_path,
                 )
             step: str | int = int(segment)
         elif isinstance(node, dict):
             step = segment
             if step not in node:
                 if len(path) == 3 and path[1] in LAYER_LISTS and isinstance(path[2], int):
-                    raise ConfigError(f"{at}{format_path(path)} is {', '.join(node)}, not {segment}", key=tuple(segments))
+                    raise ConfigError(f"{at}{format_path(path)} is {', '.join(node)}, not {segment}", key=key_path)
                 if not last:
                     node[step] = {}
         else:
             raise ConfigError(
-                f"{at}{format_path(path)} is {node!r}, not a mapping or list, so it has no '{segment}'", key=tuple(segments),
+                f"{at}{format_path(path)} is {node!r}, not a mapping or list, so it has no '{segment}'", key=key_path,
             )
         path = (*path, step)
         if last:
@@ -793,14 +795,13 @@ def _section_model(annotation: Any) -> Any:
     return members[0] if len(members) == 1 else annotation
 
 
-def _shown_override(override: str) -> str:
-    """A --set option as a message names it: a value of thousands of characters cut, not echoed whole."""
-    return override if len(override) <= 80 else f"{override[:77]}..."
+def _cut(text: str, most: int = 60) -> str:
+    """Text a message echoes, at most `most` characters: a value of thousands is cut, not echoed whole."""
+    return text if len(text) <= most else text[: most - 3] + "..."
 
 
 def _shown(value: Any) -> str:
-    text = value.isoformat() if isinstance(value, datetime.date) else repr(value)  # as the YAML wrote it
-    return text if len(text) <= 60 else text[:57] + "..."
+    return _cut(value.isoformat() if isinstance(value, datetime.date) else repr(value))  # as the YAML wrote it
 
 
 def _key_path(loc: tuple[Any, ...], data: Any, kind: str) -> KeyPath:
@@ -1110,7 +1111,7 @@ def load_config(
         raise ConfigError(f"{path}: cannot read the config: {error.strerror or error}") from None
     data, source = parse_yaml(text, str(path))
     data = _normalize(data)
-    for override, label in [*((o, f"--set {_shown_override(o)}") for o in overrides), *((v, "") for v in values)]:
+    for override, label in [*((o, f"--set {_cut(o, 80)}") for o in overrides), *((v, "") for v in values)]:
         apply_override(data, source, override, label)
         data = _normalize(data)  # an override may itself use shorthand: `--set loss=mse`
     if name is not None:

@@ -19,6 +19,11 @@ def format_path(path: Iterable[str | int]) -> str:
     return ".".join(str(part) for part in path)
 
 
+def key_parts(key: str) -> list[str]:
+    """A key as written, dots or brackets: 'model.layers[0].Dense' -> ['model', 'layers', '0', 'Dense']."""
+    return [part for part in re.split(r"[.\[\]]", key.strip()) if part]
+
+
 def flattened(value: Any, prefix: KeyPath = ()) -> Iterator[tuple[str, Any]]:
     """(key, value) for every leaf of a config, each key spelled as `format_path` spells it. A list
     of scalars (`metrics: [accuracy, auc]`) is one value; a list that holds mappings (layers)

@@ -21,7 +21,6 @@ import json
 import math
 import os
 import queue
-import re
 import shutil
 import signal
 import socket
@@ -39,7 +38,7 @@ from pydantic import BaseModel
 from dlcli.choices import LATEST, Pruner, SweepMethod
 from dlcli.config import MAX_NAME_LENGTH, NAME_PATTERN, SEED_MAX, ExperimentConfig, load_config
 from dlcli.errors import ConfigError, DlcliError, RunNotFound, counted, reason_of
-from dlcli.keys import format_path, parse_yaml_value, yaml_problem
+from dlcli.keys import format_path, key_parts, parse_yaml_value, yaml_problem
 from dlcli.stopping import EXIT_INTERRUPTED
 from dlcli.store.documents import SCHEMA, RunFile, read_info, read_run_file
 from dlcli.store.runs import RunFolder, RunRecord, effective_status, now
@@ -347,7 +346,7 @@ def swept_at(plan: Plan, error: DlcliError) -> str:
 
 def _dotted(key: str) -> str:
     """A swept key as an error names it: model.layers[0].Dense -> model.layers.0.Dense."""
-    return format_path(part for part in re.split(r"[.\[\]]", key) if part)
+    return format_path(key_parts(key))
 
 
 # --- the study ----------------------------------------------------------------------------
