@@ -10,6 +10,7 @@ import contextlib
 import copy
 import inspect
 import math
+import random
 import re
 import socket
 import warnings
@@ -208,8 +209,9 @@ def build_object(config: ExperimentConfig, path: KeyPath, cls: type, kwargs: dic
     kwargs = _objects_checked(config, path, kwargs)
     try:
         return cls(**kwargs)
-    except (TypeError, ValueError, KeyError, AttributeError) as error:
-        # KeyError, AttributeError: Keras building an incomplete object config nested in an argument
+    except (TypeError, ValueError, KeyError, AttributeError, NotImplementedError) as error:
+        # KeyError, AttributeError: Keras building an incomplete object config nested in an argument;
+        # NotImplementedError: an argument value Keras knows no implementation of (`fill_mode: bogus`)
         message = f"an object config in the arguments lacks the key {error}" if isinstance(error, KeyError) else reason_of(error)
         named = [key for key in kwargs if re.search(rf"\b{re.escape(key)}\b", message)]
         if "activation" in kwargs and "activation" in message:
@@ -263,6 +265,59 @@ def build_layer(
                            "give a rate below 1, e.g. 0.5")
     cls = keras_class(config, path, keras.layers, keras.layers.Layer, class_name, "layer", excluded=REFUSED_LAYERS)
     return build_object(config, (*path, class_name), cls, kwargs)
+
+
+# How many random examples each augmentation layer is tried on as the model is built: a random
+# flip leaves them all as they are once in 2**32.
+TRIED_EXAMPLES = 32
+
+
+def _augmentation_layers(config: ExperimentConfig, input_shape: tuple[int, ...]) -> list[tuple[KeyPath, keras.layers.Layer]]:
+    """The layers of `model.augmentation` with their key paths, each first tried, as a copy, on
+    random examples: an augmentation learns no weights, leaves the data as it is at inference and
+    changes some of it while training. Keras accepts, for instance, `RandomFlip: {mode: diagonal}`
+    and then flips nothing, and `Dense` there would run at inference too."""
+    import numpy as np  # the examples; numpy comes with Keras
+
+    examples = np.random.default_rng(0).uniform(size=(TRIED_EXAMPLES, *input_shape)).astype("float32") \
+        if None not in input_shape else None
+    layers = []
+    for index, item in enumerate(config.model.augmentation):
+        ((class_name, kwargs),) = item.items()
+        path = ("model", "augmentation", index, class_name)
+        layers.append((path, build_layer(config, path[:-1], class_name, kwargs)))
+        if examples is not None:
+            examples = _tried_augmentation(config, path, kwargs, examples)
+    return layers
+
+
+def _tried_augmentation(config: ExperimentConfig, path: KeyPath, kwargs: dict[str, Any], examples):
+    """What a copy of the augmentation layer at `path` makes of `examples` at inference, after
+    checking that it is an augmentation (`_augmentation_layers`)."""
+    import numpy as np
+
+    class_name = path[-1]
+    seeds = random.getstate()  # a layer draws its seed from Python's generator: the run's layers keep theirs
+    try:
+        layer = build_layer(config, path[:-1], class_name, kwargs)
+    finally:
+        random.setstate(seeds)
+    with _reported_at(config, path, class_name, f"examples of shape {examples.shape[1:]}"):
+        at_inference = np.asarray(layer(examples, training=False), dtype="float32")
+        while_training = np.asarray(layer(examples, training=True), dtype="float32")
+    # as the layer computes them: under mixed precision an unchanged example is a rounded one
+    computed = np.asarray(keras.ops.cast(examples, layer.compute_dtype), dtype="float32")
+    move = "augmentation is applied only while training: move it to model.layers"
+    if layer.weights:
+        raise config.error(path, f"{class_name} learns weights, and {move}")
+    if at_inference.shape != examples.shape or not np.allclose(at_inference, computed):
+        raise config.error(path, f"{class_name} changes the data at inference too, and {move}")
+    if while_training.shape == examples.shape and np.array_equal(while_training, at_inference):
+        raise config.error(
+            path, f"{class_name} changed none of {TRIED_EXAMPLES} random examples while training: with these "
+            "arguments it augments nothing; check them",
+        )
+    return at_inference
 
 
 @dataclass
@@ -321,7 +376,7 @@ def _reported_at(config: ExperimentConfig, path: KeyPath, class_name: str, takin
     `{{function_node ...}}` prefix."""
     try:
         yield
-    except (TypeError, ValueError) as error:
+    except (TypeError, ValueError, NotImplementedError) as error:
         raise config.error(path, f"cannot take {taking}: {reason_of(error)}{advice}") from error
     except tf_errors.OpError as error:
         raise config.error(
@@ -534,10 +589,8 @@ def _graph_model(
     """A functional model: augmentation and base in order, then `model.layers` wired by their `inputs`."""
     inputs = keras.Input(shape=input_shape)
     start, extractor, base = inputs, None, None
-    for index, item in enumerate(config.model.augmentation):
-        ((class_name, kwargs),) = item.items()
-        path = ("model", "augmentation", index)
-        start = _called(config, build_layer(config, path, class_name, kwargs), start, (*path, class_name))
+    for path, layer in _augmentation_layers(config, input_shape):
+        start = _called(config, layer, start, path)
     if config.model.base is not None:
         preprocessing, base = _base_parts(config, input_shape, runs_dir)
         extractor = keras.Sequential([keras.Input(shape=input_shape)], name="feature_extractor")
@@ -599,10 +652,8 @@ def _stack_model(
 ) -> ModelParts:
     """The Sequential stack of the config on the dataset's input shape."""
     model = keras.Sequential([keras.Input(shape=input_shape)], name=re.sub(r"\W", "_", config.name))
-    for index, item in enumerate(config.model.augmentation):
-        ((class_name, kwargs),) = item.items()
-        path = ("model", "augmentation", index)
-        _add(config, model, input_shape, build_layer(config, path, class_name, kwargs), (*path, class_name), class_name)
+    for path, layer in _augmentation_layers(config, input_shape):
+        _add(config, model, input_shape, layer, path, path[-1])
     parts = ModelParts(model)
     spec = config.model.base
     if spec is not None:

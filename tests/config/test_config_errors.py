@@ -220,6 +220,20 @@ CASES = [
      ["training.reduce_lr_on_plateau.factor: factor 0 would set the learning rate to 0: give one between 0 and 1"]),
     ("a dropout of every unit", edit("    - Flatten\n", "    - Flatten\n    - Dropout: {rate: 1.0}\n"),
      ["model.layers.1.Dropout.rate: rate 1.0 drops every unit, and the layer passes nothing on"]),
+    # an augmentation is tried on random examples as the model is built (models._augmentation_layers)
+    ("a layer with weights as augmentation", edit("model:\n", "model:\n  augmentation:\n    - Dense: {units: 3}\n"),
+     ["config.yaml:8: model.augmentation.0.Dense: Dense learns weights, and augmentation is applied only while "
+      "training: move it to model.layers"]),
+    ("a layer active at inference as augmentation", edit("model:\n", "model:\n  augmentation:\n    - Rescaling: {scale: 0.5}\n"),
+     ["model.augmentation.0.Rescaling: Rescaling changes the data at inference too"]),
+    ("an augmentation that augments nothing", edit(
+        "model:\n", "model:\n  augmentation:\n    - RandomZoom: {height_factor: 0.1}\n    - RandomFlip: {mode: diagonal}\n"),
+     ["config.yaml:9: model.augmentation.1.RandomFlip: RandomFlip changed none of 32 random examples while training: "
+      "with these arguments it augments nothing; check them"]),  # Keras accepts the mode and flips nothing
+    ("an argument value Keras has no implementation of", edit(
+        "model:\n", "model:\n  augmentation:\n    - RandomTranslation: {height_factor: 0.1, width_factor: 0.1, "
+        "fill_mode: bogus}\n"),
+     ["config.yaml:8: model.augmentation.0.RandomTranslation.fill_mode: Unknown `fill_mode` bogus"]),  # a traceback
     ("a misspelled initializer", edit("{units: 16, activation: relu}", "{units: 16, kernel_initializer: he_normall}"),
      ["config.yaml:9: model.layers.1.Dense.kernel_initializer: unknown initializer 'he_normall'; did you mean "
       "'he_normal'?; write a name (he_normal) or its class and arguments (RandomNormal: {stddev: 0.05})"]),
