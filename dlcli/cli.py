@@ -580,6 +580,8 @@ def show(run: RunArgument, output_format: FormatOption = Format.table, runs_dir:
         changed = " (on a rebuilt split that differs from the one training saw: the data changed)" \
             if record.test_data_changed else ""
         console.print(f"{record.evaluation.get('split', 'test')}: {metrics}{changed}")
+    if record.unscored_note:
+        console.print(record.unscored_note, style="magenta", markup=False)
     for name, what in ((CURVES_FILE, "curves"), (MODEL_FILE, "model"), (TENSORBOARD_DIR, "TensorBoard logs"),
                        (HISTORY_FILE, "history"), (CHECKPOINT_DIR, "resume checkpoint")):
         path = record.folder.file(name)

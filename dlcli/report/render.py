@@ -13,7 +13,7 @@ from rich.text import Text
 from dlcli.errors import counted
 from dlcli.report.emit import Format, emit_csv, emit_json_rows
 from dlcli.store.index import shown
-from dlcli.store.runs import DATA_CHANGED, RunRecord
+from dlcli.store.runs import DATA_CHANGED, EVALUATION_FILE, RunRecord
 from dlcli.store.status import RunStatus
 
 if TYPE_CHECKING:
@@ -65,6 +65,7 @@ def runs_table(records: list[RunRecord]) -> Table:
             record.id, info["name"], info["group"] or "", status, info["dataset"],
             str(record.epochs_done()) if not record.damage else "",
             _headline_metric(record, (record.summary or {}).get("best"), "val_"),
+            Text(f"{EVALUATION_FILE} damaged", style="magenta") if record.evaluation_damage else
             _headline_metric(record, (record.evaluation or {}).get("metrics"))
             + (f" {DATA_CHANGED}" if record.test_data_changed else ""),
             str(info["created"] or "")[:19].replace("T", " "),

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, NonNegativeInt, ValidationError, field_validator
 
 from dlcli import __version__
 from dlcli.choices import InputKind
@@ -74,7 +74,7 @@ class RunInfo(RunFile):
     status: str = "unknown"  # one of status.RECORDED
     created: str | None = None  # ISO 8601 with its offset; one written without is read as UTC
     ended: str | None = None
-    duration_s: float | None = None
+    duration_s: NonNegativeFloat | None = None
     command: str | None = None
     cwd: str | None = None
     seed: int | None = None
@@ -142,8 +142,8 @@ class Summary(RunFile):
 
     monitor: str | None = None
     directions: dict[str, str] = {}
-    epochs_run: int
-    best_epoch: int | None = None
+    epochs_run: NonNegativeInt
+    best_epoch: NonNegativeInt | None = None
     best: dict[str, float] = {}
     final: dict[str, float] = {}
     notes: list[str] = []
@@ -151,12 +151,12 @@ class Summary(RunFile):
     kfold: KFold | None = None
     diverged: dict[str, Any] | None = None
     pruned: dict[str, Any] | None = None  # {epoch}: a sweep's pruner stopped the run there
-    parameters: int | None = None
-    trainable_parameters: int | None = None
-    fine_tune_from_epoch: int | None = None
+    parameters: NonNegativeInt | None = None
+    trainable_parameters: NonNegativeInt | None = None
+    fine_tune_from_epoch: NonNegativeInt | None = None
     fold: int | None = None  # one fold's own summary, inside a k-fold run's `kfold.folds`
-    fit_seconds: float | None = None
-    samples_per_second: float | None = None
+    fit_seconds: NonNegativeFloat | None = None
+    samples_per_second: NonNegativeFloat | None = None
     speed: dict[str, Any] = {}
     data: dict[str, Any] = {}
 
@@ -317,7 +317,8 @@ def finish_run(folder: RunFolder, status: str, error: str | None = None, resumab
     created = datetime.fromisoformat(info.created) if info.created else ended
     info = info.model_copy(update=dict(
         status=status, ended=ended.isoformat(timespec="milliseconds"),
-        duration_s=round((ended - created).total_seconds(), 1), error=error, resumable=resumable,
+        # a clock set back during the run would make it negative, which no reader takes
+        duration_s=max(round((ended - created).total_seconds(), 1), 0.0), error=error, resumable=resumable,
         schema_version=SCHEMA,
     ))
     info.write(folder.file(RUN_FILE))
@@ -378,13 +379,15 @@ def load_run(folder: RunFolder) -> RunRecord:
     summary, summary_damage = _validated(folder.file(SUMMARY_FILE), Summary)
     if summary_damage is None and summary is None and status in FINISHED:
         summary_damage = f"{SUMMARY_FILE} is missing though the run is {status}"
-    evaluation, _ = _validated(folder.file(EVALUATION_FILE), Evaluation)  # optional: re-made by `dlcli evaluate`
+    # optional, re-made by `dlcli evaluate`: a damaged one takes the test score away, not the run
+    evaluation, evaluation_damage = _validated(folder.file(EVALUATION_FILE), Evaluation)
     config, config_damage = _run_config(folder)
     if summary_damage or config_damage:
-        return RunRecord(folder, info, RunStatus.damaged, summary_damage or config_damage, None, evaluation, config=config)
+        return RunRecord(folder, info, RunStatus.damaged, summary_damage or config_damage, None, evaluation, config=config,
+                         evaluation_damage=evaluation_damage)
     summary = Summary.from_dict(summary).to_dict() if summary is not None else None
     evaluation = Evaluation.from_dict(evaluation).to_dict() if evaluation is not None else None
-    return RunRecord(folder, info, status, None, summary, evaluation, config=config)
+    return RunRecord(folder, info, status, None, summary, evaluation, config=config, evaluation_damage=evaluation_damage)
 
 
 def load_runs(runs_dir: Path) -> list[RunRecord]:

@@ -40,7 +40,7 @@ from dlcli.store.runs import (
 from dlcli.store.status import RunStatus
 
 INDEX_FILE = "index.sqlite"
-INDEX_VERSION = 10  # PRAGMA user_version: an index of another version is rebuilt (10: test_data_changed)
+INDEX_VERSION = 11  # PRAGMA user_version: an index of another version is rebuilt (11: evaluation_damage)
 BUSY_TIMEOUT_S = 60  # a run recording its status waits this long for another writer
 READ_WAIT_S = 1.0  # a reading command no longer than this, then it reads the folders
 
@@ -170,7 +170,8 @@ class RunIndex:
             record = load_run(folder)
             info = record.info
             stored = {"info": info, "damage": record.damage, "summary": record.summary,
-                      "evaluation": record.evaluation, "epochs": record.epochs_done(),
+                      "evaluation": record.evaluation, "evaluation_damage": record.evaluation_damage,
+                      "epochs": record.epochs_done(),
                       "recorded": RunStatus.damaged.value if record.damage else info["status"]}
             rows.append((folder.id, stamp, info["name"], stored["recorded"], info["created"] or "",
                          (info["sweep"] or {}).get("id"), json.dumps(stored, default=str)))
@@ -412,7 +413,8 @@ def _record(path: Path, stored: dict[str, Any]) -> RunRecord:
     info = stored["info"]
     status = RunStatus.damaged if stored["damage"] else effective_status(info, folder)
     epochs = None if info["status"] == RunStatus.running else stored["epochs"]  # a run in training: counted now
-    return RunRecord(folder, info, status, stored["damage"], stored["summary"], stored["evaluation"], epochs)
+    return RunRecord(folder, info, status, stored["damage"], stored["summary"], stored["evaluation"], epochs,
+                     evaluation_damage=stored["evaluation_damage"])
 
 
 CONDITION = re.compile(r"^\s*([A-Za-z0-9_.\[\]-]+)\s*(==|!=|>=|<=|=|>|<)\s*(.*?)\s*$")

@@ -398,6 +398,7 @@ class RunRecord:
     evaluation: dict[str, Any] | None = None
     epochs: int | None = None  # epochs trained, when the index has counted them already
     config: dict[str, Any] | None = None  # config.yaml as read from the folder (not kept in the index)
+    evaluation_damage: str | None = None  # why evaluation.json cannot be read: no test score, the run whole
 
     @property
     def id(self) -> str:
@@ -411,15 +412,23 @@ class RunRecord:
 
     # as_row's columns before the metrics
     ROW_COLUMNS = ("id", "name", "status", "damage", "dataset", "epochs", "created", "ended", "duration_s", "sweep",
-                   "group", TEST_DATA_CHANGED)
+                   "group", TEST_DATA_CHANGED, "evaluation_damage")
 
     def as_row(self) -> dict[str, Any]:
         """The run as `dlcli runs --format json|csv` prints it: plain values, metrics flattened."""
         info = self.info
         values = (self.id, info["name"], self.status, self.damage, info["dataset"],
                   None if self.damage else self.epochs_done(), info["created"], info["ended"], info["duration_s"],
-                  (info["sweep"] or {}).get("id"), info["group"], self._test_data_changed_or_unknown())
+                  (info["sweep"] or {}).get("id"), info["group"], self._test_data_changed_or_unknown(),
+                  self.evaluation_damage)
         return {**dict(zip(self.ROW_COLUMNS, values)), **self.metrics()}
+
+    @property
+    def unscored_note(self) -> str | None:
+        """What a reader of the run's test score must know when evaluation.json cannot be read."""
+        if self.evaluation_damage is None:
+            return None
+        return f"run {self.id}: {self.evaluation_damage}: its test score is left out; `dlcli evaluate {self.id}` writes it again"
 
     def _test_data_changed_or_unknown(self) -> bool | None:
         """test_data_changed, or None without a test score or a fingerprint to tell (as_row's column)."""

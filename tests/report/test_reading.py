@@ -339,6 +339,35 @@ def test_runs_lists_crashed_and_damaged_folders_without_failing(cli, runs_dir):
     assert "20260101-110000-dead" in crashed.stdout and "good" not in crashed.stdout
 
 
+def test_a_damaged_evaluation_json_is_said_wherever_the_test_score_would_be(cli, runs_dir):
+    scored = fake_run(runs_dir, "20260101-100000-scored", summary=summary_with(0.3, 0.9))
+    torn = fake_run(runs_dir, "20260101-110000-torn", summary=summary_with(0.3, 0.9))
+    (scored / "evaluation.json").write_text(json.dumps({"run": scored.name, "split": "test", "metrics": {"accuracy": 0.8}}))
+    (torn / "evaluation.json").write_text('{"run": "20260101-110000-torn", "metrics": {"accur')
+    says = "run 20260101-110000-torn: evaluation.json is unreadable"
+    again = "its test score is left out; `dlcli evaluate 20260101-110000-torn` writes it again"
+
+    listed, shown, compared = cli("runs"), cli("show", "torn"), cli("compare")
+    rows = {row["name"]: row for row in json.loads(cli("runs", "--format", "json").stdout)}
+
+    assert "accuracy 0.8" in listed.stdout and "evaluation.json damaged" in listed.stdout  # not a blank cell
+    assert says in shown.stdout and again in " ".join(shown.stdout.split())
+    assert says in compared.stderr and again in " ".join(compared.stderr.split())
+    assert rows["torn"]["status"] == "completed" and rows["torn"]["damage"] is None  # the run itself is whole
+    assert "evaluation.json is unreadable" in rows["torn"]["evaluation_damage"] and rows["scored"]["evaluation_damage"] is None
+
+
+def test_counts_and_durations_below_zero_make_a_run_damaged_not_shown_as_given(cli, runs_dir):
+    fake_run(runs_dir, "20260101-100000-epochs", summary={**summary_with(0.3, 0.9), "epochs_run": -5})
+    fake_run(runs_dir, "20260101-110000-duration", summary=summary_with(0.3, 0.9), duration_s=-100)
+
+    statuses = {record.id[16:]: (record.status, record.damage) for record in load_runs(runs_dir)}
+
+    assert statuses["epochs"] == ("damaged", "summary.json: epochs_run: Input should be greater than or equal to 0")
+    assert statuses["duration"] == ("damaged", "run.json: duration_s: Input should be greater than or equal to 0")
+    assert "-100s" not in cli("runs").stdout
+
+
 def test_names_and_paths_are_shown_as_written_not_as_markup_or_emoji(cli, runs_dir):
     fake_run(runs_dir, "20260101-100000-lr[bold]1e-3", summary=summary_with(0.3, 0.9),
              name="lr[bold]1e-3[red]x", group="[red]g:smile:")
