@@ -173,12 +173,35 @@ def sweep_settings(
     older_random.pop("trials", None)
     seed = seed if seed is not None else (section.seed if section and section.seed is not None else older_random.pop("seed", 0))
     older_random.pop("seed", None)
-    grid = {**(section.grid if section else {}), **parse_grid(grid_options)}
+    option_grid = parse_grid(grid_options)
+    grid = {**(section.grid if section else {}), **option_grid}
     space = {**(section.params if section else {}), **older_random}
+
+    def refused(key: str, problem: str) -> DlcliError:
+        """An error of a swept key, located where it was swept: `--grid KEY`, or its line in the section."""
+        if key in option_grid:
+            return DlcliError(f"--grid {key}: {problem}")
+        part = "params" if section and key in section.params else "random" if key in older_random else "grid"
+        return config.error(("sweep", part, key), problem)
+
     both = [key for key in space if key in grid]
     if both:  # the sampled value would overwrite the grid's in every trial: the grid would only repeat them
         raise config.error(("sweep", "params", both[0]), f"{both[0]} is also in the grid (sweep.grid or --grid): "
                            "list its values there, or sample it here, not both")
+    for key, spec in [*grid.items(), *space.items()]:
+        if key.split(".")[0].split("[")[0] == "sweep":  # a trial's config has no sweep section: it would change nothing
+            raise refused(key, f"the sweep cannot vary {key}, its own setting: vary a key of the experiment")
+        if key == "name":
+            raise refused(key, "a sweep names its trials NAME-t1, NAME-t2, ... and cannot vary `name`: give the sweep's "
+                          "name with --name")
+        values = spec if key in grid else spec.get("choice", [])
+        if key in grid and not values:
+            raise refused(key, "lists no value: give at least one")
+        written = [json.dumps(value, sort_keys=True, default=str) for value in values]
+        twice = [value for value, text in zip(values, written) if written.count(text) > 1]
+        if twice:  # a grid would train it twice; a sampler would pick it twice as often
+            raise refused(key, f"lists {key}={twice[0]} twice: each value is tried once (for more seeds of each, "
+                          "use --repeats)")
     method = method or (section.method if section else None) or (SweepMethod.random if space else SweepMethod.grid)
     prune = prune or (section.prune if section else None) or Pruner.none
     if method == SweepMethod.grid:
@@ -188,24 +211,15 @@ def sweep_settings(
                                "a grid tries listed values only: give {choice: [...]}, or use method random or tpe")
         grid.update({key: spec["choice"] for key, spec in space.items()})
         space = {}
-    empty = [key for key, values in grid.items() if not values]
-    if empty:
-        raise DlcliError(f"the grid lists no value for {empty[0]}: give it at least one (--grid {empty[0]}=V1,V2)")
-    for key in [*grid, *space]:
-        if key.split(".")[0].split("[")[0] == "sweep":  # a trial's config has no sweep section: it would change nothing
-            raise DlcliError(f"the sweep cannot vary {key}, its own setting: vary a training key (--grid KEY=V1,V2)")
-    for key, values in grid.items():
-        if key == "name":
-            raise DlcliError("the grid cannot vary `name`: a sweep names its trials NAME-t1, NAME-t2, ...; give --name")
-        written = [json.dumps(value, sort_keys=True, default=str) for value in values]
-        twice = [value for value, text in zip(values, written) if written.count(text) > 1]
-        if twice:
-            raise DlcliError(f"the grid lists {key}={twice[0]} twice: each point is trained once (for more seeds of "
-                             "each, use --repeats)")
     if not grid and not space:
         raise DlcliError("nothing to sweep: give --grid KEY=V1,V2 or a `sweep:` section with `grid` or `params`")
-    if trials and not space:
-        raise DlcliError(f"--trials/--random {trials} samples the keys of `sweep: params:` in the config, and it has none")
+    if sampled_trials and not space:  # a grid alone trains each of its points once: a count of samples would be lost
+        unsampled = "samples the keys of `sweep: params:` in the config, and it has none"
+        if trials:
+            raise DlcliError(f"--trials/--random {trials} {unsampled}")
+        written = ("sweep", "trials") if section.trials else ("sweep", "random", "trials")
+        raise config.error(written, f"{sampled_trials} {unsampled}: remove it (a grid trains each point once), or "
+                           "sample keys")
     if space and not sampled_trials:
         raise config.error(("sweep",), f"method {method} samples {len(space)} key(s): say how many trials, "
                            "e.g. `trials: 20` (or --trials 20)")

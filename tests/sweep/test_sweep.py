@@ -156,17 +156,18 @@ def test_nothing_to_sweep(cli, tiny_config):
 @pytest.mark.parametrize("section, options, message", [
     ("", ["--grid", "training.batch_size=32,64", "--grid", "training.batch_size=128"],
      "--grid training.batch_size=128: training.batch_size is given twice; list all its values in one --grid"),
-    ("sweep:\n  grid:\n    training.batch_size: []\n", [], "the grid lists no value for training.batch_size"),
+    ("sweep:\n  grid:\n    training.batch_size: []\n", [],
+     "config.yaml:19: sweep.grid.training.batch_size: lists no value: give at least one"),
     ("sweep:\n  grid:\n    training.epochs: [1, 2]\n", ["--grid", "training.batch_size=32", "--grid", "training.epochs=1",
                                                        "--grid", "training.epochs=2"], "training.epochs is given twice"),
     ("", ["--grid", "training.epochs=1,"], "--grid training.epochs=1,: a value is missing beside a comma"),
-    ("", ["--grid", "training.epochs=1,2,1"], "the grid lists training.epochs=1 twice: each point is trained once"),
-    ("", ["--grid", "name=a,b"], "the grid cannot vary `name`"),
+    ("", ["--grid", "training.epochs=1,2,1"], "--grid training.epochs: lists training.epochs=1 twice: each value is tried once"),
+    ("", ["--grid", "name=a,b"], "--grid name: a sweep names its trials NAME-t1, NAME-t2, ... and cannot vary `name`"),
     ("", ["--grid", "seed=1,2", "--jobs", "1000"], "--jobs 1000: this machine has"),
     ("", ["--grid", "seed=1,2", "--seed", "-1"], "the sampler's seed -1 (--seed, or sweep.seed): give one from 0 to"),
     ("", ["--grid", "training.epochs=1,2", "--repeats", "5000"], "--repeats 5000: at most 1000 seeds a trial"),
     ("", ["--grid", "seed=1,2", "--storage", ""], "--storage '': give a journal file's path or a database URL"),
-    ("", ["--grid", "sweep.trials=1,2"], "the sweep cannot vary sweep.trials, its own setting"),
+    ("", ["--grid", "sweep.trials=1,2"], "--grid sweep.trials: the sweep cannot vary sweep.trials, its own setting"),
     ("sweep:\n  trials: 2\n  params:\n    optimizer.learning_rate: {uniform: [.nan, 0.1]}\n", [],
      "uniform: give [low, high], two finite numbers with low < high (got [nan, 0.1])"),
     ("sweep:\n  trials: 100000000\n  params:\n    optimizer.learning_rate: {uniform: [0.001, 0.1]}\n", [],
@@ -174,10 +175,16 @@ def test_nothing_to_sweep(cli, tiny_config):
     ("", ["--grid", "training.epochs=1,2", "--name", "a" * 62], "leaves no room for this sweep's trial names"),
     ("sweep:\n  repeats: 1000000\n  grid:\n    training.epochs: [1, 2]\n", [],
      "config.yaml:18: sweep.repeats 1000000: at most 1000 seeds a trial"),  # not '--repeats', which was not given
+    ("sweep:\n  trials: 5\n  grid:\n    training.epochs: [1, 2]\n", [],
+     "config.yaml:18: sweep.trials: 5 samples the keys of `sweep: params:` in the config, and it has none"),
+    ("sweep:\n  trials: 2\n  params:\n    optimizer.name: {choice: [adam, adam]}\n", [],
+     "config.yaml:20: sweep.params.optimizer.name: lists optimizer.name=adam twice"),
+    ("sweep:\n  trials: 2\n  params:\n    name: {choice: [a, b]}\n", [],
+     "config.yaml:20: sweep.params.name: a sweep names its trials NAME-t1, NAME-t2, ... and cannot vary `name`"),
 ], ids=["a key twice", "an empty list in the section", "twice on the command line over a section", "a trailing comma",
         "a value twice", "the name", "more workers than cores", "a negative sampler seed", "too many repeats",
         "an empty storage", "its own setting", "a range without end", "a hundred million trials", "a --name too long",
-        "the section's repeats"])
+        "the section's repeats", "trials beside a grid alone", "a choice listed twice", "a sampled name"])
 def test_a_grid_that_would_drop_or_skip_values_is_refused(cli, write_config, runs_dir, section, options, message):
     result = cli("sweep", str(write_config(TINY_CONFIG + section)), *options)
 
