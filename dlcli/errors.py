@@ -1,6 +1,7 @@
 """The errors a user can cause, each with the exit code the CLI gives it."""
 
 import re
+from pathlib import Path
 
 from dlcli.stopping import EXIT_INTERRUPTED
 
@@ -101,3 +102,22 @@ class ExportMismatch(DlcliError):
     """An exported model disagrees with the Keras model it came from; it was removed."""
 
     exit_code = 1
+
+
+def not_utf8(path: Path) -> str | None:
+    """The first line of `path` that is not UTF-8, said with its byte; None when every line is
+    (a decoder names a position in the chunk it was decoding, not a line)."""
+    with open(path, "rb") as file:
+        for number, line in enumerate(file, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as bad:
+                column = len(line[:bad.start].decode("utf-8")) + 1  # in characters, as an editor counts
+                return (f"{path}, line {number}: byte {line[bad.start]:#04x} at column {column} is not UTF-8 "
+                        "(the file was saved in another encoding, such as Latin-1)")
+    return None
+
+
+def not_utf8_text(path: Path, error: UnicodeDecodeError) -> str:
+    """Where `path` is not UTF-8 text, and what to do, in one line."""
+    return f"{not_utf8(path) or f'{path}: {error.reason}'}; save it as UTF-8"

@@ -16,9 +16,9 @@ from typing import Any
 
 from dlcli.config import OverfittingConfig, not_a_validation_metric
 from dlcli.curves.verdicts import OverfittingWatch, fewest_epochs, judged_epoch
-from dlcli.errors import DlcliError, column_named_twice, counted, listed
+from dlcli.errors import DlcliError, column_named_twice, counted, listed, not_utf8_text
 from dlcli.keys import did_you_mean
-from dlcli.store.runs import FOLD_COLUMN, INTEGER_COLUMNS, metric_name
+from dlcli.store.runs import FOLD_COLUMN, INTEGER_COLUMNS, NOT_METRIC_COLUMNS, metric_name
 
 # Metric names whose lower value is better, for a file that does not say (Keras's own losses
 # and error metrics); the rest of Keras's metrics that rank ("accuracy", "auc", ...) are maximized.
@@ -67,7 +67,9 @@ def read_curves(path: Path, needed: tuple[str, ...] | None = None) -> list[dict[
                 rows = [_row(record, path, number, needed, number - 1, decimal_comma) for number, record in records]
     except FileNotFoundError:
         raise DlcliError(f"{path}: no such file or run") from None
-    except (UnicodeDecodeError, csv.Error) as error:
+    except UnicodeDecodeError as error:
+        raise DlcliError(f"not a CSV file of UTF-8 text: {not_utf8_text(path, error)}") from None
+    except csv.Error as error:
         raise DlcliError(f"{path}: not a CSV file ({type(error).__name__}: {str(error)[:60]})") from None
     _in_order(rows, path)
     if rows and min(row["epoch"] for row in rows) == 0:  # Keras's CSVLogger counts from 0
@@ -86,6 +88,11 @@ def epoch_ranges(epochs: list[int]) -> str:
             runs.append([epoch])
     parts = [f"{run[0]}-{run[-1]}" if len(run) > 1 else f"{run[0]}" for run in runs]
     return ("epoch " if len(epochs) == 1 else "epochs ") + ", ".join(parts)
+
+
+def left_out_note(epochs: list[int], monitor: str) -> str:
+    """Epochs a verdict does not read, said: training's watch leaves them out too."""
+    return f"{epoch_ranges(epochs)} left out: {monitor} or loss is not a finite number there (a diverged run?)"
 
 
 def _in_order(rows: list[dict[str, float]], path: Path) -> None:
@@ -115,7 +122,9 @@ def _history_json(path: Path, needed: tuple[str, ...] | None) -> list[dict[str, 
     a value that is no number refused in the `needed` metrics (all when None), left out elsewhere."""
     try:
         document = json.loads(path.read_text(encoding="utf-8-sig"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+    except UnicodeDecodeError as error:
+        raise DlcliError(f"not a JSON file of UTF-8 text: {not_utf8_text(path, error)}") from None
+    except json.JSONDecodeError as error:
         raise DlcliError(f"{path}: not a JSON file ({str(error)[:60]}); give {HISTORY_FILES}") from None
     except ValueError as error:  # Python reads no integer of more than sys.get_int_max_str_digits() digits
         raise DlcliError(f"{path}: holds a number too long to read ({str(error)[:60]}); no metric is that large") from None
@@ -223,10 +232,7 @@ class CurveVerdict:
     @property
     def left_out_note(self) -> str | None:
         """What the verdict did not read, said: training's watch leaves such epochs out too."""
-        if not self.left_out:
-            return None
-        return (f"{epoch_ranges(self.left_out)} left out: {self.monitor} or loss is not a finite number there "
-                "(a diverged run?)")
+        return left_out_note(self.left_out, self.monitor) if self.left_out else None
 
     def as_dict(self) -> dict[str, Any]:
         verdict = self.verdict
@@ -270,14 +276,15 @@ def judge_curves(
     for fold, model_rows in models_of(rows, source):
         finite = [judged_epoch(row, monitor) for row in model_rows]  # as the watch reads them
         usable = [row for row, judged in zip(model_rows, finite) if judged]
+        left_out = [int(row["epoch"]) for row, judged in zip(model_rows, finite) if not judged]
         if len(usable) < fewest:
             which = f" (fold {fold})" if fold is not None else ""
+            why = f"; {left_out_note(left_out, monitor)}" if left_out else ""
             raise DlcliError(
                 f"{source}{which}: {counted(len(usable), 'epoch')} with both {monitor} and loss; a verdict needs at "
-                f"least {fewest}"
+                f"least {fewest}{why}"
             )
         watch = OverfittingWatch.replayed(settings, direction == "min", model_rows)
-        left_out = [int(row["epoch"]) for row, judged in zip(model_rows, finite) if not judged]
         verdicts.append(CurveVerdict(source, monitor, direction, len(model_rows), watch.verdict(), fold, left_out))
     return verdicts
 
@@ -292,6 +299,9 @@ def history_verdicts(
     from dlcli.store.runs import CONFIG_FILE, HISTORY_FILE, RUN_FILE, read_history, resolve_run
 
     asked = mode  # --mode itself, before a run's configured mode stands in for it
+    if monitor in NOT_METRIC_COLUMNS:
+        raise DlcliError(f"--monitor {monitor}: {monitor} is logged beside the metrics and measures no model: choose "
+                         "a validation metric, e.g. val_loss")
     if monitor is not None and (problem := not_a_validation_metric(monitor)):
         raise DlcliError(f"--monitor {monitor}: {problem}")
     path = Path(reference).expanduser()

@@ -19,7 +19,7 @@ from dlcli.data.catalog import DatasetInfo
 from dlcli.data.examples import IMAGE_EXTENSIONS, OTHER_PICTURES, ArrayPool, FilePool, TablePool
 from dlcli.data.prepare import RawDataset, non_finite, strata
 from dlcli.data.split import split_indices
-from dlcli.errors import DataUnavailable, column_named_twice, counted, listed, reason_of
+from dlcli.errors import DataUnavailable, column_named_twice, counted, listed, not_utf8_text, reason_of
 from dlcli.keys import KeyPath, did_you_mean
 
 if TYPE_CHECKING:
@@ -355,7 +355,7 @@ def _csv_problem(path: Path, error: Exception) -> str:
     import csv
 
     if isinstance(error, UnicodeDecodeError):
-        return _not_utf8(path) or f"cannot read {path} as CSV: {reason_of(error)}"
+        return not_utf8_text(path, error)
     # pandas's C parser counts the records (the header is 0), not the lines, of a quote left open
     unclosed = re.search(r"EOF inside string starting at row (\d+)", str(error))
     try:
@@ -381,20 +381,6 @@ def _csv_problem(path: Path, error: Exception) -> str:
     except (OSError, UnicodeDecodeError, csv.Error):
         pass
     return f"cannot read {path} as CSV: {reason_of(error)}"
-
-
-def _not_utf8(path: Path) -> str | None:
-    """The first line of `path` that is not UTF-8, said with its byte; None when every line is
-    (pandas names a position in the chunk it was decoding, not a line)."""
-    with open(path, "rb") as file:
-        for number, line in enumerate(file, start=1):
-            try:
-                line.decode("utf-8")
-            except UnicodeDecodeError as bad:
-                column = len(line[:bad.start].decode("utf-8")) + 1  # in characters, as an editor counts
-                return (f"{path}, line {number}: byte {line[bad.start]:#04x} at column {column} is not UTF-8 "
-                        "(the file was saved in another encoding, such as Latin-1); save it as UTF-8")
-    return None
 
 
 # How pandas names a column whose header is empty (and keeps naming it when the file is saved again)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from dlcli.choices import LATEST
-from dlcli.errors import DlcliError, RunNotFound
+from dlcli.errors import DlcliError, RunNotFound, not_utf8
 from dlcli.outputs import replaced
 from dlcli.store.status import RunStatus
 
@@ -166,7 +166,9 @@ def read_history(path: Path) -> list[dict[str, float]]:
         with open(path, newline="", encoding="utf-8-sig") as file:  # a spreadsheet saves a BOM first
             reader = csv.DictReader(file)
             return [_history_row(row, path, reader.line_num) for row in reader]
-    except (UnicodeDecodeError, csv.Error) as error:  # a cut or overwritten file
+    except UnicodeDecodeError as error:  # an overwritten file
+        _damaged(path, (not_utf8(path) or error.reason).removeprefix(f"{path}, "))
+    except csv.Error as error:  # a cut or overwritten file
         _damaged(path, f"{type(error).__name__}: {error}")
 
 
@@ -308,8 +310,11 @@ def resolve_run(runs_dir: Path, reference: str) -> RunFolder:
     if (as_path / RUN_FILE).is_file() or (as_path.is_dir() and RUN_ID.fullmatch(as_path.name)):
         return RunFolder(as_path)
     runs = list_run_folders(runs_dir)
+    # a path that is there, and no run: said as such rather than looked for among the runs' names
+    what = f"a folder, and no run folder (it has no {RUN_FILE})" if as_path.is_dir() else "a file, not a run folder"
+    not_a_run = f"{as_path}: {what}; give a run's folder, id, name or 'latest'" if as_path.exists() else None
     if not runs:
-        raise RunNotFound(f"no run '{reference}': {runs_dir} holds no runs yet")
+        raise RunNotFound(not_a_run or f"no run '{reference}': {runs_dir} holds no runs yet")
     if reference == LATEST:
         return next((run for run in reversed(runs) if run.file(RUN_FILE).is_file()), runs[-1])
     exact = [run for run in runs if run.id == reference]
@@ -321,6 +326,8 @@ def resolve_run(runs_dir: Path, reference: str) -> RunFolder:
     if matches:
         listed = ", ".join(run.id for run in matches[:10]) + (f" and {len(matches) - 10} more" if len(matches) > 10 else "")
         raise RunNotFound(f"run '{reference}' is ambiguous: {len(matches)} runs match ({listed}); give more of the id")
+    if not_a_run:
+        raise RunNotFound(not_a_run)
     recent = ", ".join(run.id for run in reversed(runs[-5:]))  # newest first, as 'the latest' reads
     raise RunNotFound(f"no run '{reference}' in {runs_dir}; the latest are {recent} (or use 'latest')")
 

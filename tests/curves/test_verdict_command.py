@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from conftest import read_json, run_folders
+from conftest import fake_run, read_json, run_folders, summary_with
 from dlcli.cli import app
 
 # Random features and random labels: nothing to learn but the training set, so the validation
@@ -130,6 +130,13 @@ def test_verdict_gives_the_epochs_the_live_run_printed_from_the_run_its_history_
      "line 2: fold is '0'; a history counts its folds from 1"),
     ("epoch,loss,val_loss\n" + "".join(f"{e},NA,0.5\n" for e in range(10)), [],
      "0 epochs with both val_loss and loss; a verdict needs at least 5"),
+    ("epoch,loss,val_loss\n" + "".join(f"{e},1,{0.5 if e < 3 else 'inf'}\n" for e in range(10)), [],
+     "3 epochs with both val_loss and loss; a verdict needs at least 5; epochs 4-10 left out: val_loss or loss is not "
+     "a finite number there (a diverged run?)"),  # why so few is said
+    ("epoch,loss,val_loss\n" + "".join(f"{e},1,0.5\n" for e in range(10)), ["--monitor", "epoch"],
+     "--monitor epoch: epoch is logged beside the metrics and measures no model: choose a validation metric, e.g. "
+     "val_loss"),  # not 'watch val_epoch'
+
     ("epoch,loss,val_accuracy\n" + "".join(f"{e},1,0.5\n" for e in range(10)), ["--monitor", "val_accuracy", "--mode", "min"],
      "--mode min: a higher val_accuracy is better (by its name); leave --mode out, or give --mode max"),
     ("epoch,loss,accuracy\n" + "".join(f"{e},1,0.5\n" for e in range(10)), ["--monitor", "accuracy"],
@@ -195,6 +202,23 @@ def test_a_keras_history_json_that_cannot_be_read_is_one_line(cli, tmp_path, doc
     result = cli("verdict", str(path))
 
     assert result.exit_code == 2 and says in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_history_that_is_not_utf8_is_named_at_its_line_and_byte(cli, tmp_path, runs_dir):
+    log, document = tmp_path / "log.csv", tmp_path / "history.json"
+    log.write_bytes(b"epoch,loss,val_loss\n1,0.5,0.4\n2,0.4,\xff0.3\n")
+    document.write_bytes(b'{"loss": [1, \xff2]}')
+    run = fake_run(runs_dir, "20260101-100000-latin", summary=summary_with(0.3, 0.9))
+    (run / "history.csv").write_bytes(log.read_bytes())
+
+    results = [cli("verdict", str(path)) for path in (log, document)] + [cli("verdict", run.name)]
+
+    assert [result.exit_code for result in results] == [2, 2, 2]
+    assert results[0].stderr.strip() == (f"error: not a CSV file of UTF-8 text: {log}, line 3: byte 0xff at column 7 is "
+                                         "not UTF-8 (the file was saved in another encoding, such as Latin-1); save it as UTF-8")
+    assert f"not a JSON file of UTF-8 text: {document}, line 1: byte 0xff at column 14 is not UTF-8" in results[1].stderr
+    assert ("run 20260101-100000-latin: history.csv is damaged (line 3: byte 0xff at column 7 is not UTF-8"
+            in " ".join(results[2].stderr.split()))
 
 
 def test_a_keras_history_json_with_a_vector_metric_is_judged_on_its_loss(cli, tmp_path):

@@ -65,6 +65,18 @@ def test_unknown_run_names_the_latest(runs):
         resolve_run(runs, "gamma")
 
 
+def test_a_path_that_is_there_and_no_run_is_said_so_not_looked_for_among_the_names(runs, tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text("name: tiny\n")
+
+    with pytest.raises(RunNotFound, match=r"not-a-run: a folder, and no run folder \(it has no run.json\); give a run's"):
+        resolve_run(runs, str(runs / "not-a-run"))
+    with pytest.raises(RunNotFound, match=r"config.yaml: a file, not a run folder; give a run's folder, id, name or"):
+        resolve_run(runs, str(config))
+    with pytest.raises(RunNotFound, match=r"not-a-run: a folder, and no run folder"):  # no runs at all
+        resolve_run(tmp_path / "runs", str(runs / "not-a-run"))
+
+
 def test_empty_runs_folder(tmp_path):
     with pytest.raises(RunNotFound, match="holds no runs yet"):
         resolve_run(tmp_path / "runs", "latest")
