@@ -427,10 +427,10 @@ def _run_base(config: ExperimentConfig, input_shape: tuple[int, ...], runs_dir: 
     from dlcli.store.runs import MODEL_FILE, resolve_run
 
     spec = config.model.base
-    run = resolve_run(runs_dir, spec.run)
     try:
+        run = resolve_run(runs_dir, spec.run)
         previous = load_run_model(run, MODEL_FILE, compile=True)
-    except DlcliError as error:
+    except DlcliError as error:  # RunNotFound among them: the config names the run
         raise config.error(("model", "base", "run"), str(error)) from None
     names = [layer.name for layer in previous.layers]
     if spec.until not in names:
@@ -1058,7 +1058,8 @@ def _check_one_output(config: ExperimentConfig, output: _Output) -> None:
     if output.task == "regression":
         if kind is not None:
             raise config.error(
-                output.loss_key, f"{loss_name} is a classification loss; {dataset} is a regression task: use mse"
+                output.loss_key, f"{loss_name} is a classification loss; {dataset} is a regression task: use mse",
+                set_at=(*output.loss_key, "name"),  # a --set of `loss.name` is what chose it
             )
         if units != 1:
             raise config.error((*last_path, "units"), f"a regression model ends in 1 unit; {layer} has {units}")
@@ -1075,7 +1076,7 @@ def _check_one_output(config: ExperimentConfig, output: _Output) -> None:
             output.loss_key,
             f"{loss_name} is a regression loss; {dataset} is a classification task: use "
             f"sparse_categorical_crossentropy (or binary_crossentropy with one sigmoid unit for 2 classes)"
-            f"{output.maybe_a_quantity()}",
+            f"{output.maybe_a_quantity()}", set_at=(*output.loss_key, "name"),
         )
     if units == 1 and activation == "softmax":
         raise config.error(

@@ -234,6 +234,8 @@ CASES = [
         "model:\n", "model:\n  augmentation:\n    - RandomTranslation: {height_factor: 0.1, width_factor: 0.1, "
         "fill_mode: bogus}\n"),
      ["config.yaml:8: model.augmentation.0.RandomTranslation.fill_mode: Unknown `fill_mode` bogus"]),  # a traceback
+    ("a base run that is not there", edit("model:\n", "model:\n  base: {run: nosuchrun, until: dense}\n"),
+     ["config.yaml:7: model.base.run: no run 'nosuchrun'"]),
     ("a misspelled initializer", edit("{units: 16, activation: relu}", "{units: 16, kernel_initializer: he_normall}"),
      ["config.yaml:9: model.layers.1.Dense.kernel_initializer: unknown initializer 'he_normall'; did you mean "
       "'he_normal'?; write a name (he_normal) or its class and arguments (RandomNormal: {stddev: 0.05})"]),
@@ -306,6 +308,8 @@ def test_an_argument_misspelled_by_a_set_is_blamed_on_the_set_not_the_file(cli, 
     named = cli("check", str(write_config(TINY_CONFIG)), "--set", "optimizer.name=adamm")
     assert named.stderr.startswith("error: --set optimizer.name=adamm: optimizer: unknown optimizer 'adamm'; did you mean "
                                    "'adam'?"), named.stderr
+    loss = cli("check", str(write_config(TINY_CONFIG)), "--set", "loss.name=mse")
+    assert loss.stderr.startswith("error: --set loss.name=mse: loss: mse is a regression loss"), loss.stderr
 
 
 def test_error_found_after_the_folder_exists_marks_the_run_failed(cli, write_config, runs_dir):
