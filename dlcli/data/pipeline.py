@@ -55,16 +55,22 @@ plain = tf.autograph.experimental.do_not_convert
 
 def decode_pixels(contents: tf.Tensor, channels: int) -> tf.Tensor:
     """An image file's bytes -> its uint8 pixels with `channels` channels, as tf.io.decode_image gives
-    them. It decodes a GIF only as RGB and a BMP as RGB or RGBA (asked for grey, it fails on every
-    one): those are decoded as RGB, then made grey as tf.image.rgb_to_grayscale weighs the colours,
-    or given an opaque alpha (a GIF has none)."""
+    them. It decodes a GIF only as RGB, and a BMP and a CMYK JPEG (a print's four inks) as RGB or
+    RGBA (asked for grey, it fails on every one): those are decoded as RGB, then made grey as
+    tf.image.rgb_to_grayscale weighs the colours, or given an opaque alpha (a GIF has none)."""
     def direct():
         return tf.io.decode_image(contents, channels=channels, expand_animations=False)
 
     if channels == 3:
         return direct()
     gif = tf.equal(tf.strings.substr(contents, 0, 3), b"GIF")
-    rgb_only = gif if channels == 4 else tf.logical_or(gif, tf.equal(tf.strings.substr(contents, 0, 2), b"BM"))
+    if channels == 4:
+        rgb_only = gif
+    else:
+        jpeg = tf.equal(tf.strings.substr(contents, 0, 2), b"\xff\xd8")
+        four_inks = tf.cond(jpeg, lambda: tf.equal(tf.io.extract_jpeg_shape(contents)[2], 4), lambda: tf.constant(False))
+        bmp = tf.equal(tf.strings.substr(contents, 0, 2), b"BM")
+        rgb_only = tf.logical_or(tf.logical_or(gif, bmp), four_inks)
 
     def converted():
         rgb = tf.io.decode_image(contents, channels=3, expand_animations=False)

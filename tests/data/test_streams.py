@@ -124,6 +124,28 @@ def test_gif_and_bmp_decode_as_png_does_at_every_channel_count(channels):
         assert np.array_equal(decoded[kind], expected[channels]), kind
 
 
+def test_a_cmyk_jpeg_decodes_in_grey_as_its_colours_do():
+    """tf.io.decode_image decodes a CMYK JPEG in colour and fails on it asked for grey: a grey run
+    called such a photo damaged."""
+    import io
+
+    import tensorflow as tf
+    from PIL import Image
+
+    from dlcli.data.pipeline import decode_pixels
+
+    pixels = (np.random.default_rng(0).random((16, 16, 3)) * 255).astype("uint8")
+    cmyk, grey = io.BytesIO(), io.BytesIO()
+    Image.fromarray(pixels).convert("CMYK").save(cmyk, "JPEG")
+    Image.fromarray(pixels).convert("L").save(grey, "JPEG")
+
+    colour = decode_pixels(tf.constant(cmyk.getvalue()), 3)
+    decoded = decode_pixels(tf.constant(cmyk.getvalue()), 1).numpy()
+
+    assert decoded.shape == (16, 16, 1) and np.array_equal(decoded, tf.image.rgb_to_grayscale(colour).numpy())
+    assert decode_pixels(tf.constant(grey.getvalue()), 1).shape == (16, 16, 1)  # a grey JPEG as before, directly
+
+
 def _epoch_labels(splits, seed: int, epoch: int) -> list[int]:
     order = EpochOrder(seed, epoch)
     return [int(v) for _, y in stream(splits, "train", 4, order).as_numpy_iterator() for v in y]
