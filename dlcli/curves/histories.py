@@ -80,14 +80,20 @@ def read_curves(path: Path, needed: tuple[str, ...] | None = None) -> list[dict[
 
 def epoch_ranges(epochs: list[int]) -> str:
     """'epoch 7', 'epochs 6-10', 'epochs 3, 7-8': runs of consecutive epochs joined."""
-    runs: list[list[int]] = []
+    spans: list[list[int]] = []
     for epoch in sorted(epochs):
-        if runs and epoch == runs[-1][-1] + 1:
-            runs[-1].append(epoch)
+        if spans and epoch == spans[-1][1] + 1:
+            spans[-1][1] = epoch
         else:
-            runs.append([epoch])
-    parts = [f"{run[0]}-{run[-1]}" if len(run) > 1 else f"{run[0]}" for run in runs]
-    return ("epoch " if len(epochs) == 1 else "epochs ") + ", ".join(parts)
+            spans.append([epoch, epoch])
+    return _spans_said(spans)
+
+
+def _spans_said(spans: list[list[int]]) -> str:
+    """Spans of consecutive epochs, each [first, last], as epoch_ranges says them (a span is never
+    listed: a gap of 1e30 epochs is one)."""
+    parts = [f"{first}-{last}" if last != first else f"{first}" for first, last in spans]
+    return ("epoch " if len(spans) == 1 and spans[0][0] == spans[0][1] else "epochs ") + ", ".join(parts)
 
 
 def left_out_note(epochs: list[int], monitor: str) -> str:
@@ -108,8 +114,7 @@ def _in_order(rows: list[dict[str, float]], path: Path) -> None:
                 "once, in order (two trainings appended to one file? keep one's rows)"
             )
         if fold in last and epoch > last[fold] + 1:
-            gap = (last[fold] + 1, epoch - 1)  # one run of consecutive epochs, however long: never listed
-            missing = f"epoch {gap[0]}" if gap[0] == gap[1] else f"epochs {gap[0]}-{gap[1]}"
+            missing = _spans_said([[last[fold] + 1, epoch - 1]])
             raise DlcliError(
                 f"{path}, line {line}: epoch {epoch} after epoch {last[fold]}, {missing} missing; a history holds "
                 "every epoch (give the whole log)"
