@@ -355,6 +355,10 @@ def swept_at(plan: Plan, error: DlcliError) -> str:
     except DlcliError:  # the config changed or went since the sweep was planned: the error says enough
         return ""
     sections = [part for part in ("params", "grid", "random") if culprit in getattr(base.sweep, part, {})]
+    if sections == ["grid"]:  # a --grid of the key replaced the section's list: the values swept tell which won
+        listed = base.sweep.grid[culprit]
+        if any(point[culprit] not in listed for point in plan.settings.points if culprit in point):
+            sections = []
     return base.source.prefix(("sweep", sections[0], culprit)) if sections else f"--grid {culprit}: "
 
 

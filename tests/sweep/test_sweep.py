@@ -212,9 +212,11 @@ def test_a_grid_that_would_drop_or_skip_values_is_refused(cli, write_config, run
      "--grid training.epochs=1,'2: cannot read the values as YAML: found unexpected end of stream (at character 7)"),
     ("", ["--grid", "model.layers[0].Dense.units=3,4"],
      "--grid model.layers[0].Dense.units: trial 1 (model.layers[0].Dense.units=3): model.layers.0 is Flatten, not Dense"),
+    ("sweep:\n  grid:\n    model.layers.0.Dense.units: [3, 4]\n", ["--grid", "model.layers.0.Dense.units=5,6"],
+     "--grid model.layers.0.Dense.units: trial 1 (model.layers.0.Dense.units=5): model.layers.0 is Flatten, not Dense"),
 ], ids=["a misspelled kind", "a list among the sampled keys", "a grid key of the file", "a --grid key",
         "an unknown grid key of the file", "a key both sampled and in the grid", "a --grid value that is no YAML",
-        "a --grid key in brackets"])
+        "a --grid key in brackets", "a --grid key that replaced the file's"])
 def test_a_bad_swept_key_is_located_where_it_was_swept(cli, write_config, runs_dir, section, options, message):
     config = write_config(TINY_CONFIG + section)
     result = cli("sweep", str(config), *options)
