@@ -71,11 +71,22 @@ def _snake_case(name: str) -> str:
 
 
 def _object_names(module: ModuleType) -> list[str]:
-    """The names Keras's `module.get` accepts, in snake case, for suggestions."""
-    return [
+    """The names Keras's `module.get` accepts, in snake case, for suggestions; with the initials it
+    takes for them (mse, mae, kld), which Keras keeps out of its public names."""
+    names = list(dict.fromkeys(
         _snake_case(name) for name, value in vars(module).items()
         if callable(value) and not name.startswith("_") and name not in NOT_OBJECT_NAMES
-    ]
+    ))
+    initials = {"".join(word[0] for word in name.split("_")) for name in names if name.count("_") >= 2}
+    return names + sorted(short for short in initials - set(names) if _gets(module, short))
+
+
+def _gets(module: ModuleType, name: str) -> bool:
+    try:
+        module.get(name)
+    except (ValueError, TypeError):
+        return False
+    return True
 
 
 def _accepted_arguments(cls: type) -> tuple[dict[str, Any], list[str]]:

@@ -236,6 +236,8 @@ CASES = [
      ["config.yaml:8: model.augmentation.0.RandomTranslation.fill_mode: Unknown `fill_mode` bogus"]),  # a traceback
     ("a base run that is not there", edit("model:\n", "model:\n  base: {run: nosuchrun, until: dense}\n"),
      ["config.yaml:7: model.base.run: no run 'nosuchrun'"]),
+    ("a loss's initials misspelled", edit("loss: sparse_categorical_crossentropy", "loss: msee"),
+     ["config.yaml:12: loss: unknown loss 'msee'; did you mean 'mse'?"]),  # Keras keeps its initials out of its names
     ("a misspelled initializer", edit("{units: 16, activation: relu}", "{units: 16, kernel_initializer: he_normall}"),
      ["config.yaml:9: model.layers.1.Dense.kernel_initializer: unknown initializer 'he_normall'; did you mean "
       "'he_normal'?; write a name (he_normal) or its class and arguments (RandomNormal: {stddev: 0.05})"]),
