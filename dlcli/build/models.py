@@ -21,6 +21,7 @@ from types import ModuleType
 from typing import Any
 
 import keras
+import numpy as np
 from tensorflow import errors as tf_errors
 
 from dlcli.build.saved import ApplicationPreprocessing, load_run_model
@@ -288,8 +289,6 @@ def _augmentation_layers(config: ExperimentConfig, input_shape: tuple[int, ...])
     random examples: an augmentation learns no weights, leaves the data as it is at inference and
     changes some of it while training. Keras accepts, for instance, `RandomFlip: {mode: diagonal}`
     and then flips nothing, and `Dense` there would run at inference too."""
-    import numpy as np  # the examples; numpy comes with Keras
-
     examples = np.random.default_rng(0).uniform(size=(TRIED_EXAMPLES, *input_shape)).astype("float32") \
         if None not in input_shape else None
     layers = []
@@ -305,8 +304,6 @@ def _augmentation_layers(config: ExperimentConfig, input_shape: tuple[int, ...])
 def _tried_augmentation(config: ExperimentConfig, path: KeyPath, kwargs: dict[str, Any], examples):
     """What a copy of the augmentation layer at `path` makes of `examples` at inference, after
     checking that it is an augmentation (`_augmentation_layers`)."""
-    import numpy as np
-
     class_name = path[-1]
     seeds = random.getstate()  # a layer draws its seed from Python's generator: the run's layers keep theirs
     try:
