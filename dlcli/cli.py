@@ -430,6 +430,8 @@ def predict(
     from dlcli.use.predict import Prediction
 
     prediction = Prediction(folder, inputs, top, batch_size, fold)
+    if output is not None:  # an image of an input folder too
+        refuse_inputs([output], prediction.files())
     with replaced(output, newline="") if output else contextlib.nullcontext(sys.stdout) as stream:
         if error_console.is_terminal and (output or output_format != Format.table):
             from rich.progress import Progress

@@ -65,13 +65,20 @@ BMP_HEAD_READ = 14 + 124 + 4 * 256  # as far as the end of a palette after the l
 BMP_BITS = (8, 24, 32)  # the bits a pixel tf.io.decode_image reads a BMP of
 
 
+def name_not_utf8(path: Path) -> str | None:
+    """Why TensorFlow cannot open `path` by its name, or None: it takes file names as UTF-8 text."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        return "has a name that is not UTF-8 text, which TensorFlow cannot open"
+    return None
+
+
 def _not_an_image(path: Path, channels: int | None = None) -> str | None:
     """Why `path` cannot be an image TensorFlow decodes with `channels`, from its name and first
     bytes; None if it may be one."""
-    try:
-        str(path).encode("utf-8")
-    except UnicodeEncodeError:  # TensorFlow takes file names as UTF-8 text
-        return "has a name that is not UTF-8 text, which TensorFlow cannot open"
+    if unnamed := name_not_utf8(path):
+        return unnamed
     if path.is_symlink() and not path.exists():
         return f"is a link to {_shown(os.readlink(path))}, which does not exist"
     try:

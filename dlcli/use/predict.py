@@ -22,6 +22,7 @@ from dlcli.data.examples import IMAGE_EXTENSIONS, FilePool
 from dlcli.data.files import (
     categorical_cells,
     misread_bmps,
+    name_not_utf8,
     not_numbers,
     reading_csv,
     refuse_column_named_twice,
@@ -77,6 +78,8 @@ class Prediction:
                 # opening every file to look costs 0.3 s on 20,000 (training reads every header anyway)
                 bmps = [image for image in self._images(path) if image.suffix.lower() == ".bmp"]
                 refuse_image_files(misread_bmps(bmps), then="predict again")
+                unnamed = [(image, why) for image in self._images(path) if (why := name_not_utf8(image))]
+                refuse_image_files(unnamed, then="predict again")
             elif path.suffix.lower() == ".csv":
                 self._csv_columns(path)
                 for _ in self._csv_batches(path):  # every cell, read once more while predicting: a row printed
@@ -95,26 +98,36 @@ class Prediction:
                 next(iter(array.values())) if isinstance(array, dict) else array)
         return total
 
+    def files(self) -> list[Path]:
+        """Every file the prediction reads: the inputs, a folder's image files in its place."""
+        return [file for path in self.inputs for file in (self._images(path) if _is_image_source(path) else [path])]
+
     def rows(self, advance: Callable[[int], None] = lambda n: None) -> Iterator[dict[str, Any]]:
-        for path in self.inputs:
-            if _is_image_source(path):
-                batches = self._image_batches(path)
-            elif path.suffix.lower() == ".csv":
-                batches = self._csv_batches(path)
-            else:
-                batches = self._array_batches(path)
-            for labels, x, extra in batches:
-                if self.info.kind == "table":
-                    given = self._infer({name: tf.convert_to_tensor(values) for name, values in x.items()})
-                    answers = self._table_answers({name: np.asarray(values) for name, values in given.items()})
+        # image inputs side by side (a shell's glob of photos) go through one pipeline: one each took 65 ms
+        for images, group in itertools.groupby(self.inputs, key=_is_image_source):
+            for source in ([list(group)] if images else group):
+                if images:
+                    batches = self._image_batches([file for path in source for file in self._images(path)])
+                elif source.suffix.lower() == ".csv":
+                    batches = self._csv_batches(source)
                 else:
-                    answers = self._described(np.asarray(self._infer(tf.convert_to_tensor(x))))
-                yield from (  # a table's own columns first; one named like an answer (its true label) kept as NAME_given
-                    {**{f"{key}_given" if key in answer or key == "input" else key: value for key, value in passed.items()},
-                     "input": label, **answer}
-                    for label, answer, passed in zip(labels, answers, extra)
-                )
-                advance(len(labels))
+                    batches = self._array_batches(source)
+                yield from self._answered(batches, advance)
+
+    def _answered(self, batches, advance: Callable[[int], None]) -> Iterator[dict[str, Any]]:
+        """A row for each input of `batches` ((labels, model inputs, columns passed through) each)."""
+        for labels, x, extra in batches:
+            if self.info.kind == "table":
+                given = self._infer({name: tf.convert_to_tensor(values) for name, values in x.items()})
+                answers = self._table_answers({name: np.asarray(values) for name, values in given.items()})
+            else:
+                answers = self._described(np.asarray(self._infer(tf.convert_to_tensor(x))))
+            yield from (  # a table's own columns first; one named like an answer (its true label) kept as NAME_given
+                {**{f"{key}_given" if key in answer or key == "input" else key: value for key, value in passed.items()},
+                 "input": label, **answer}
+                for label, answer, passed in zip(labels, answers, extra)
+            )
+            advance(len(labels))
 
     # --- the answer for one input ---------------------------------------------------------
 
@@ -164,8 +177,7 @@ class Prediction:
             )
         return self._listed[path]
 
-    def _image_batches(self, path: Path):
-        files = self._images(path)
+    def _image_batches(self, files: list[Path]):
         shape = tuple(self.info.input_shape)
         pool = FilePool(np.array([str(f) for f in files]), np.zeros(len(files), "int64"), shape)
         expected = 0

@@ -132,6 +132,7 @@ def open_run(run: RunFolder, fold: int | None = None) -> Inspected:
 def check_image(path: Path) -> None:
     """An image file dlcli can read, by its name: checked before any model is loaded."""
     from dlcli.data.examples import IMAGE_EXTENSIONS
+    from dlcli.data.files import check_image_files
 
     if path.is_dir():
         raise DlcliError(f"{path}: a folder; give one image file of it")
@@ -139,6 +140,7 @@ def check_image(path: Path) -> None:
         raise DlcliError(f"{path}: no such image file")
     if path.suffix.lower() not in IMAGE_EXTENSIONS:
         raise DlcliError(f"{path}: not an image file ({', '.join(sorted(IMAGE_EXTENSIONS))})")
+    check_image_files([path], then="visualize again")  # its name and first bytes, as training checks its images
 
 
 def image_label(path: Path) -> str:

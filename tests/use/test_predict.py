@@ -250,6 +250,34 @@ def test_an_output_never_destroys_an_input_or_an_older_output(cli, trained, tmp_
     assert "give --format csv" in mismatch.stderr and not (tmp_path / "t.csv").exists()
 
 
+def test_images_given_one_by_one_are_read_as_one_folder_is_and_none_of_them_is_overwritten(cli, trained, digits_folder,
+                                                                                          tmp_path):
+    folder = tmp_path / "sevens"
+    shutil.copytree(digits_folder / "test" / "7", folder)
+    images = sorted(folder.iterdir())
+    (folder / "broken.png").write_bytes(b"not a picture")
+    given = [images[0], folder / "broken.png", *images[1:]]  # a shell's glob: read through one pipeline
+    kept = images[0].read_bytes()
+    args = ("--runs-dir", str(trained["runs"]))
+
+    one_by_one, rows = predicted(cli, trained, trained["digits"], *given)
+    _, folder_rows = predicted(cli, trained, trained["digits"], folder)
+    onto_image = cli("predict", trained["digits"].id, str(folder), "--format", "csv", "--output", str(images[0]), *args,
+                     runs=False)
+    unnamed = folder / "sev\udcffen.png"  # a byte that is not UTF-8 in the file's name
+    shutil.copy(images[1], unnamed)
+    not_utf8 = cli("predict", trained["digits"].id, str(folder), *args, runs=False)
+
+    assert one_by_one.exit_code == 1 and "1 input(s) could not be read as images" in one_by_one.stderr
+    assert "broken.png" in one_by_one.stderr
+    assert [row["input"] for row in rows] == [str(image) for image in images]
+    assert [row["prediction"] for row in rows] == [row["prediction"] for row in folder_rows]
+    assert onto_image.exit_code == 2 and f"--output {images[0]} is the input {images[0]}" in onto_image.stderr
+    assert images[0].read_bytes() == kept  # an image of an input folder: it had been overwritten with the answers
+    assert not_utf8.exit_code == 2, not_utf8.output
+    assert "sev\\xffen.png has a name that is not UTF-8 text, which TensorFlow cannot open" in not_utf8.stderr
+
+
 def test_k_fold_runs_predict_with_the_mean_of_their_folds_or_one(cli, trained, digits_folder):
     mean, mean_rows = predicted(cli, trained, trained["kfold"], digits_folder / "test" / "1")
     one, one_rows = predicted(cli, trained, trained["kfold"], digits_folder / "test" / "1", extra=("--fold", "2"))

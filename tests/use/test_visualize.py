@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 
 import numpy as np
 import pytest
@@ -290,6 +291,8 @@ def test_bad_inputs_are_one_line_each(visualize, runs, tmp_path):
         (("filters", runs["table"].id), ["was trained on array inputs, not images"]),
         (("activations", runs["mnist"].id, damaged), ["damaged.png", "cannot be decoded as an image"]),
         (("activations", runs["mnist"].id, tmp_path / "missing.png"), ["no such image file"]),
+        (("activations", runs["mnist"].id, tmp_path / "sev\udcffen.png"), ["has a name that is not UTF-8 text"]),
+        (("activations", runs["mnist"].id, tmp_path / "notes.png"), ["notes.png is not a JPEG, PNG, BMP or GIF image"]),
         (("heatmap", runs["patches"].id, photo, "--class", "patches"),
          ["--class patches", "did you mean 'patch'", "its classes: patch, plain"]),
         (("filters", runs["mnist"].id, "--normalize", "l1"), ["--normalize l1", "choose l2"]),
@@ -307,6 +310,7 @@ def test_bad_inputs_are_one_line_each(visualize, runs, tmp_path):
         (("activations", runs["patches"].id, photo.parent), ["a folder; give one image file of it"]),
     ]
     np.save(tmp_path / "mine.npy", np.arange(3))  # the user's own array, no heatmap beside it
+    shutil.copy(runs["digit"], tmp_path / "sev\udcffen.png")  # a byte that is not UTF-8 in its name: a traceback
     (tmp_path / "notes.png").write_text("my notes")
     before = photo.read_bytes()
     for args, fragments in cases:
