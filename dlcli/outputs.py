@@ -45,8 +45,16 @@ def temporary_beside(path: Path) -> tuple[int, str]:
     except FileNotFoundError:
         raise FileNotFoundError(errno.ENOENT, f"its folder {path.parent} does not exist; make it first, or give "
                                 "another path", str(path)) from None
+    except NotADirectoryError:
+        raise NotADirectoryError(errno.ENOTDIR, f"{file_as_folder(path)} is a file, not a folder; give another path",
+                                 str(path)) from None
     except OSError as error:
         raise OSError(error.errno, error.strerror, str(path)) from None
+
+
+def file_as_folder(path: Path) -> Path | None:
+    """The file among `path`'s folders, if one is a file: nothing can be written under it."""
+    return next((folder for folder in reversed(path.parents) if folder.exists() and not folder.is_dir()), None)
 
 
 def is_stream(path: Path) -> bool:

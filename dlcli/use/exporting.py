@@ -9,6 +9,7 @@ pixels 0-255 at the run's image size, a table's raw feature values.
 from __future__ import annotations
 
 import contextlib
+import errno
 import importlib.util
 import json
 import shutil
@@ -24,9 +25,10 @@ import tensorflow as tf
 from dlcli import __version__
 from dlcli.build.inference import STANDARDIZATION, inference_model, predicted_classes
 from dlcli.choices import InputKind
-from dlcli.errors import DlcliError, ExportMismatch
+from dlcli.errors import DlcliError, ExportMismatch, reason_of
+from dlcli.outputs import file_as_folder
 from dlcli.store.documents import Inputs
-from dlcli.store.runs import EXPORT_DIR, RunFolder
+from dlcli.store.runs import EXPORT_DIR, RunFolder, write_atomic
 
 # format -> (Keras's name for it, the artifact's file suffix, packages it needs)
 FORMATS: dict[str, tuple[str, str, tuple[str, ...]]] = {
@@ -71,7 +73,11 @@ def _run_tflite(path: Path) -> Callable[[np.ndarray], np.ndarray]:
 
     with warnings.catch_warnings():  # tf.lite.Interpreter announces its move to ai_edge_litert
         warnings.simplefilter("ignore")
-        interpreter = tf.lite.Interpreter(str(path))
+        # without the default XNNPACK delegate, whose "INFO: Created ... delegate" line TensorFlow's
+        # log level does not silence; the check needs no speed
+        interpreter = tf.lite.Interpreter(
+            str(path), experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+        )
     source, target = interpreter.get_input_details()[0]["index"], interpreter.get_output_details()[0]["index"]
 
     def run(x: np.ndarray) -> np.ndarray:
@@ -181,6 +187,8 @@ def export_run(
         raise DlcliError(f"--output {output}: .json names the description written beside the artifact "
                          f"({output.with_suffix('')}{suffix}.json); name the artifact itself, e.g. {output.with_suffix(suffix)}")
     path = output or run.file(EXPORT_DIR) / default_name
+    if (blocking := file_as_folder(path)) is not None:
+        raise DlcliError(f"--output {path}: {blocking} is a file, not a folder; give another --output")
     other = next((s for _, s, _ in FORMATS.values() if s and s != suffix and path.suffix.lower() == s), None)
     if other:
         raise DlcliError(f"--output {path}: a {other} name for a {export_format} export; name it for what it holds")
@@ -232,16 +240,21 @@ def export_run(
                 f"the {export_format} export of run {run.id} differs from its Keras model by {largest:.3g} "
                 f"(tolerance {tolerance * scale:g}) on {len(x)} inputs from {source}; it was removed"
             )
-    except BaseException:
+        if table:
+            _describe_table(path, export_format, inputs, preprocessing_inside)
+        else:
+            _describe(path, export_format, model, inputs)
+    except BaseException as error:  # nothing half written is left to block the next export
         _remove(path)
         for folder in made:  # the folders this export made, left empty
             with contextlib.suppress(OSError):
                 folder.rmdir()
+        if isinstance(error, (OSError, tf.errors.OpError)):  # a full disk, a folder that cannot be written
+            why = error.strerror if isinstance(error, OSError) and error.strerror else reason_of(error)
+            full = isinstance(error, tf.errors.ResourceExhaustedError) or getattr(error, "errno", None) == errno.ENOSPC
+            raise DlcliError(f"{path}: the {export_format} export could not be written ({why}); nothing of it was "
+                             f"kept: {'free some space, or ' if full else ''}give another --output") from None
         raise
-    if table:
-        _describe_table(path, export_format, inputs, preprocessing_inside)
-    else:
-        _describe(path, export_format, model, inputs)
     return ExportReport(path, largest, same, len(next(iter(x.values()))) if isinstance(x, dict) else len(x), source)
 
 
@@ -260,8 +273,14 @@ def _every_layer(model: keras.Model):
 
 
 def _remove(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
-    Path(f"{path}.json").unlink(missing_ok=True)
+    """The artifact and its description, gone; what cannot be there (a path under a file) is no error."""
+    shutil.rmtree(path, ignore_errors=True) if path.is_dir() else _unlink(path)
+    _unlink(Path(f"{path}.json"))
+
+
+def _unlink(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+        path.unlink()
 
 
 def _describe(path: Path, export_format: str, model: keras.Model, inputs: dict[str, Any]) -> None:
@@ -272,7 +291,7 @@ def _describe(path: Path, export_format: str, model: keras.Model, inputs: dict[s
     preprocessing += [
         layer.name for layer in getattr(trained, "layers", []) if type(layer).__name__ == "ApplicationPreprocessing"
     ]
-    Path(f"{path}.json").write_text(json.dumps({
+    write_atomic(Path(f"{path}.json"), json.dumps({
         "format": export_format,
         "input": {"kind": inputs.kind, "shape": [None, *model.inputs[0].shape[1:]], "dtype": str(model.inputs[0].dtype),
                   "columns": inputs.columns},
@@ -283,17 +302,17 @@ def _describe(path: Path, export_format: str, model: keras.Model, inputs: dict[s
         "encoding": inputs.encoding,
         "value_range": inputs.value_range,
         "versions": {"dlcli": __version__, "keras": keras.__version__, "tensorflow": tf.__version__},
-    }, indent=2) + "\n", encoding="utf-8")
+    }, indent=2) + "\n")
 
 
 def _describe_table(path: Path, export_format: str, inputs: Inputs, preprocessing_inside: bool) -> None:
     """`<artifact>.json` of a table's model: its named inputs (raw, or encoded when the encodings
     stay outside) and outputs, and what made it."""
-    Path(f"{path}.json").write_text(json.dumps({
+    write_atomic(Path(f"{path}.json"), json.dumps({
         "format": export_format,
         "inputs": {name: {**spec.model_dump(), "given": "raw" if preprocessing_inside else "encoded"}
                    for name, spec in inputs.table_inputs.items()},
         "outputs": {name: spec.model_dump() for name, spec in inputs.table_outputs.items()},
         "preprocessing_inside": preprocessing_inside,
         "versions": {"dlcli": __version__, "keras": keras.__version__, "tensorflow": tf.__version__},
-    }, indent=2) + "\n", encoding="utf-8")
+    }, indent=2) + "\n")

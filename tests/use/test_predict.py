@@ -491,6 +491,28 @@ def test_an_export_that_disagrees_is_removed_and_a_missing_converter_is_named(cl
     assert notes.read_text() == "the user's own notes"
 
 
+def test_an_export_that_cannot_be_written_leaves_nothing_and_says_where(cli, trained, tmp_path, monkeypatch):
+    import keras
+
+    def fills_the_disk(model, path, **_):
+        Path(path).write_bytes(b"half")  # what TensorFlow had written when the disk filled
+        raise tf.errors.ResourceExhaustedError(None, None, "No space left on device [Op:SaveV2]")
+
+    monkeypatch.setattr(keras.Model, "export", fills_the_disk)
+    output = tmp_path / "made" / "model.tflite"
+    full = cli("export", trained["digits"].id, "--format", "tflite", "--output", str(output),
+               "--runs-dir", str(trained["runs"]), runs=False)
+    (tmp_path / "notes.txt").write_text("not a folder")
+    under_a_file = cli("export", trained["digits"].id, "--output", str(tmp_path / "notes.txt" / "model"),
+                       "--runs-dir", str(trained["runs"]), runs=False)
+
+    assert full.exit_code == 2 and full.stderr.strip() == (
+        f"error: {output}: the tflite export could not be written (No space left on device); nothing of it was kept: "
+        "free some space, or give another --output"), full.output  # a traceback
+    assert not (tmp_path / "made").exists()  # nor the folder it made: a second try is not refused
+    assert under_a_file.exit_code == 2 and "notes.txt is a file, not a folder; give another --output" in under_a_file.stderr
+
+
 @pytest.mark.slow
 def test_a_pretrained_base_run_predicts_and_exports(cli, trained, few_digits_folder, tmp_path):
     text = TINY_CONFIG.replace("name: digits", f"name: image_directory\n  path: {few_digits_folder}\n  image_size: [32, 32]")
