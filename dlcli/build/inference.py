@@ -43,6 +43,8 @@ def input_kind(splits: Splits) -> str:
 
 # The preprocessing's standardization layer (a named input's: <input>_standardization)
 STANDARDIZATION = "standardization"
+# The model of the preprocessing put before the trained model (preprocessing.keras)
+PREPROCESSING = "preprocessing"
 
 
 def _standardization(encoding, shape: tuple[int, ...], name: str) -> keras.layers.Layer:
@@ -67,7 +69,7 @@ def _table_preprocessing(splits: Splits) -> keras.Model:
             raw = keras.Input(shape=() if spec.kind == InputKind.text else (len(spec.columns),), dtype="string", name=name)
             x = keras.ops.cast(encoding.vectorizer(raw), encoding.dtype)
         raws[name], encoded[name] = raw, x
-    return keras.Model(raws, encoded, name="preprocessing")
+    return keras.Model(raws, encoded, name=PREPROCESSING)
 
 
 def preprocessing_model(splits: Splits) -> keras.Model:
@@ -77,11 +79,11 @@ def preprocessing_model(splits: Splits) -> keras.Model:
     encoding, kind = splits.encoding, input_kind(splits)
     if kind == "text":
         raw = keras.Input(shape=(), dtype="string", name="text")
-        return keras.Model(raw, encoding.vectorizer(raw), name="preprocessing")
+        return keras.Model(raw, encoding.vectorizer(raw), name=PREPROCESSING)
     shape = tuple(splits.input_shape)
     if encoding.vocabulary_size is not None:  # token indices: passed on as integers
         raw = keras.Input(shape=shape, dtype="int32", name="tokens")
-        return keras.Model(raw, raw, name="preprocessing")
+        return keras.Model(raw, raw, name=PREPROCESSING)
     raw = keras.Input(shape=shape, dtype="uint8" if kind == "image" else "float32", name=kind)
     # an image file's 0-255 pixels back in the dataset's own units, then the encoding's scale;
     # in float32 whatever the mixed-precision policy, as the training stream encodes
@@ -89,7 +91,7 @@ def preprocessing_model(splits: Splits) -> keras.Model:
     x = keras.layers.Rescaling(units / encoding.scale, dtype="float32", name="rescaling")(raw)
     if encoding.mean is not None:
         x = _standardization(encoding, shape, STANDARDIZATION)(x)
-    return keras.Model(raw, x, name="preprocessing")
+    return keras.Model(raw, x, name=PREPROCESSING)
 
 
 def write_inference_files(run: RunFolder, config: ExperimentConfig, folds: list[Splits]) -> None:
@@ -182,6 +184,13 @@ def check_fold(run: RunFolder, inputs: Inputs, fold: int | None) -> None:
         raise DlcliError(f"--fold {fold}: run {run.id} has folds 1 to {folds}")
 
 
+def _named_apart(model: keras.Model) -> None:
+    """A trained model named as the preprocessing before it (a run named `preprocessing`) renamed in
+    memory: Keras takes no two layers of one name in one model."""
+    if model.name == PREPROCESSING:
+        model.name = f"{PREPROCESSING}_model"
+
+
 def inference_model(run: RunFolder, fold: int | None = None) -> tuple[keras.Model, Inputs]:
     """One model from raw inputs to outputs: the preprocessing, then the trained model. A k-fold
     run's is the mean of its folds' models (each behind its own preprocessing), or fold `fold`'s."""
@@ -195,10 +204,24 @@ def inference_model(run: RunFolder, fold: int | None = None) -> tuple[keras.Mode
     stages = []
     for number in chosen:  # each fold's preprocessing and model in a model of its own: their names repeat
         preprocessing, model = load_run_model(run, preprocessing_file(number)), load_run_model(run, model_file(number))
+        _named_apart(model)
         entry = keras.Input(shape=preprocessing.input_shape[1:], dtype=preprocessing.inputs[0].dtype)
         with fitting_inputs(run, model_file(number)):
             given = model(preprocessing(entry))
-        stages.append(keras.Model(entry, given, name=f"fold_{number}" if number else "model"))
+            stages.append(keras.Model(entry, given, name=f"fold_{number}" if number else "model"))
+    taken = list(stages[0].input_shape[1:])
+    if inputs.kind in ("image", "array") and inputs.input_shape != taken:  # predict reads its inputs at this shape
+        raise DlcliError(
+            f"{run.file(INPUTS_FILE)} says the model takes inputs of shape {inputs.input_shape}, but run {run.id}'s "
+            f"takes {taken}: the file was edited or comes from another run; delete it and dlcli writes it again from "
+            "the run's config and data"
+        )
+    shape = tuple(stages[0].outputs[0].shape)
+    if len(shape) != 2:  # classes or values: one row of them per input
+        raise DlcliError(
+            f"run {run.id}: its {model_file(chosen[0])} gives outputs of shape {shape}, not a row of scores per input: "
+            "it was replaced (by its preprocessing.keras?); put back the run's own, or train its config.yaml again"
+        )
     if inputs.task == "classification":
         check_class_names(run, inputs.class_names, stages[0].outputs[0].shape[-1])
     raw = keras.Input(shape=stages[0].input_shape[1:], dtype=stages[0].inputs[0].dtype, name="raw")
@@ -214,6 +237,7 @@ def _table_inference_model(run: RunFolder, inputs: Inputs) -> keras.Model:
     """A table's model from its raw named inputs to a dict of its named outputs (probabilities for
     a classification output trained on logits)."""
     preprocessing, model = load_run_model(run, preprocessing_file(None)), load_run_model(run, model_file(None))
+    _named_apart(model)
     raw = {tensor.name: keras.Input(shape=tensor.shape[1:], dtype=tensor.dtype, name=tensor.name)
            for tensor in preprocessing.inputs}
     with fitting_inputs(run, model_file(None)):

@@ -59,9 +59,15 @@ def load_run_model(run: RunFolder, name: str, compile: bool = False) -> keras.Mo
             "train its config.yaml again for a new run"
         )
     try:
-        return keras.saving.load_model(path, safe_mode=True, compile=compile)
+        model = keras.saving.load_model(path, safe_mode=True, compile=compile)
     except Exception as error:  # Keras raises what the archive makes it (a config of [] gives a TypeError)
         raise DlcliError(f"run {run.id}: cannot load {name} ({reason_of(error)})") from error
+    if compile and not model.compiled:  # training saves its model compiled: this one is some other file
+        raise DlcliError(
+            f"run {run.id}: {name} holds no loss or metrics, as the model training saved does: it was replaced "
+            "(by preprocessing.keras, or a model saved elsewhere); put back the run's own, or train its config.yaml again"
+        )
+    return model
 
 
 @contextlib.contextmanager

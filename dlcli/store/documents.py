@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, NonNegativeInt, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, NonNegativeInt, PositiveInt, ValidationError, field_validator
 
 from dlcli import __version__
 from dlcli.choices import InputKind
@@ -187,7 +187,7 @@ class Inputs(RunFile):
     """`inputs.json`: what the trained model takes and gives, for predict, export and visualize."""
 
     kind: Literal["image", "array", "text", "table"]  # table: named inputs and outputs (`table_inputs`, `table_outputs`)
-    input_shape: list[int]
+    input_shape: list[PositiveInt]
     task: Literal["classification", "regression"]
     table_inputs: dict[str, InputRecord] = {}
     table_outputs: dict[str, OutputRecord] = {}

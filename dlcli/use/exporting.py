@@ -23,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from dlcli import __version__
-from dlcli.build.inference import STANDARDIZATION, inference_model, predicted_classes
+from dlcli.build.inference import PREPROCESSING, STANDARDIZATION, inference_model, predicted_classes
 from dlcli.choices import InputKind
 from dlcli.errors import DlcliError, ExportMismatch, reason_of
 from dlcli.outputs import file_as_folder
@@ -286,7 +286,7 @@ def _unlink(path: Path) -> None:
 def _describe(path: Path, export_format: str, model: keras.Model, inputs: dict[str, Any]) -> None:
     """`<artifact>.json`: what the artifact takes and gives, and what made it."""
     stage = model.layers[1]  # the first (or only) fold's preprocessing, then its model
-    preprocessing = [layer.name for layer in stage.get_layer("preprocessing").layers[1:]]
+    preprocessing = [layer.name for layer in stage.get_layer(PREPROCESSING).layers[1:]]
     trained = stage.layers[-1]
     preprocessing += [
         layer.name for layer in getattr(trained, "layers", []) if type(layer).__name__ == "ApplicationPreprocessing"

@@ -115,6 +115,35 @@ def test_an_inputs_json_naming_fewer_classes_than_the_model_gives_is_refused(tra
     assert "delete it" in result.output
 
 
+def test_a_replaced_model_or_an_edited_input_shape_is_one_line_and_a_run_named_preprocessing_predicts(
+        trained, tmp_path, cli, digits_folder):
+    import keras
+
+    images = str(digits_folder / "test" / "3")
+    copies = {}
+    for name in ("shape", "replaced", "named"):
+        copies[name] = tmp_path / name / trained["digits"].id
+        shutil.copytree(trained["digits"].path, copies[name])
+    inputs = json.loads((copies["shape"] / "inputs.json").read_text())
+    (copies["shape"] / "inputs.json").write_text(json.dumps({**inputs, "input_shape": [8, 8, 3]}))
+    shutil.copy(copies["replaced"] / "preprocessing.keras", copies["replaced"] / "model.keras")
+    model = keras.saving.load_model(copies["named"] / "model.keras")
+    model.name = "preprocessing"  # as a run named `preprocessing` saves it
+    model.save(copies["named"] / "model.keras")
+
+    shape = cli("predict", str(copies["shape"]), images, runs=False)
+    replaced = cli("predict", str(copies["replaced"]), images, runs=False)
+    scored = cli("evaluate", str(copies["replaced"]), runs=False)
+    named = cli("predict", str(copies["named"]), images, "--format", "json", runs=False)
+
+    assert shape.exit_code == 2 and "Traceback" not in shape.output
+    assert "inputs.json says the model takes inputs of shape [8, 8, 3], but run" in " ".join(shape.stderr.split())
+    assert replaced.exit_code == 2 and "its model.keras gives outputs of shape (None, 8, 8, 1)" in replaced.stderr
+    assert scored.exit_code == 2 and "model.keras holds no loss or metrics" in " ".join(scored.stderr.split())
+    assert named.exit_code == 0, named.output  # Keras had refused two layers named `preprocessing` in one model
+    assert len(json.loads(named.stdout)) == len(list((digits_folder / "test" / "3").iterdir()))
+
+
 @pytest.mark.parametrize("kind", ["digits", "folder"])
 def test_image_predictions_score_as_evaluate_does(cli, trained, digits_folder, kind):
     result, rows = predicted(cli, trained, trained[kind], digits_folder / "test")
