@@ -65,14 +65,30 @@ def group_of(config: dict[str, Any]) -> str:
     return _digest({key: value for key, value in config.items() if key not in NOT_THE_EXPERIMENT})
 
 
-def checkpointed_as(config: dict[str, Any]) -> str:
-    """What a run's checkpoint was trained with: its config but for its name and how it runs
-    (HOW_IT_RUNS). A resume under another is refused."""
+def checkpointed_as(config: dict[str, Any], with_data_path: bool = False) -> str:
+    """What a run's checkpoint was trained with: its config but for its name, how it runs
+    (HOW_IT_RUNS) and where its data file lives (a moved file is the same data; the splits'
+    fingerprints tell when it is not). A resume under another is refused. `with_data_path`: the
+    path kept, as run.json recorded it before it was left out."""
     kept = {key: value for key, value in config.items() if key != "name"}
-    training = kept.get("training")
+    training, dataset = kept.get("training"), kept.get("dataset")
     if isinstance(training, dict):
         kept["training"] = {key: value for key, value in training.items() if key not in HOW_IT_RUNS}
+    if isinstance(dataset, dict) and not with_data_path:
+        kept["dataset"] = {key: value for key, value in dataset.items() if key != "path"}
     return _digest(kept)
+
+
+def config_edited(run: RunFolder, recorded: str | None) -> bool:
+    """Whether the run's config.yaml was edited after training started (`recorded`: run.json's
+    checkpointed_as), but for its name, how it runs and where its data lives; a run of an older
+    dlcli recorded nothing to compare, and reads as unedited."""
+    from dlcli.keys import read_yaml
+
+    if recorded is None:
+        return False
+    written = read_yaml(run.file(CONFIG_FILE).read_text(encoding="utf-8"))
+    return recorded not in (checkpointed_as(written), checkpointed_as(written, with_data_path=True))
 
 
 def model_file(fold: int | None) -> str:

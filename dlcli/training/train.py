@@ -41,7 +41,7 @@ from dlcli.data.examples import ArrayPool, Encoding, Split, Splits
 from dlcli.data.pipeline import EpochOrder, samples_in_batches, stream
 from dlcli.errors import ConfigError, DlcliError, TrainingDiverged, TrainingFailed, TrainingInterrupted, reason_of
 from dlcli.faults import kill_point
-from dlcli.keys import KeyPath, flattened, read_yaml
+from dlcli.keys import KeyPath, flattened
 from dlcli.stopping import stop_honoured, stop_pending, stops_at_batch_ends
 from dlcli.store.documents import (
     CheckpointState,
@@ -68,7 +68,7 @@ from dlcli.store.runs import (
     SUMMARY_FILE,
     TENSORBOARD_DIR,
     RunFolder,
-    checkpointed_as,
+    config_edited,
     effective_status,
     metric_name,
     model_file,
@@ -767,14 +767,12 @@ def _check_config_unedited(run: RunFolder, info: RunInfo) -> None:
     (HOW_IT_RUNS): its checkpoint holds the model, data split and epochs of the config it was
     trained with, and would go on under others (another shape fails to load; another split or
     epoch count trains silently). Runs of an older dlcli recorded nothing to compare."""
-    if info.checkpointed_as is None:
-        return
-    written = checkpointed_as(read_yaml(run.file(CONFIG_FILE).read_text(encoding="utf-8")))
-    if written != info.checkpointed_as:
+    if config_edited(run, info.checkpointed_as):
         raise DlcliError(
             f"run {run.id}: its {CONFIG_FILE} was edited after training started, and a resume continues the "
-            f"checkpoint trained with the config it started with (only training.{', training.'.join(HOW_IT_RUNS)} "
-            f"may change): undo the edit, or train the edited config as a new run (dlcli train {run.file(CONFIG_FILE)})"
+            "checkpoint trained with the config it started with (only dataset.path and "
+            f"training.{', training.'.join(HOW_IT_RUNS)} may change): undo the edit, or train the edited config as "
+            f"a new run (dlcli train {run.file(CONFIG_FILE)})"
         )
 
 

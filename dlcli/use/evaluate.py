@@ -17,7 +17,7 @@ from dlcli.data.cache import check_decodable
 from dlcli.data.examples import FINGERPRINT_VERSION, Splits
 from dlcli.data.pipeline import stream
 from dlcli.errors import DlcliError, listed
-from dlcli.store.documents import SCHEMA, Evaluation
+from dlcli.store.documents import SCHEMA, Evaluation, read_info
 from dlcli.store.index import update_index
 from dlcli.store.runs import (
     CONFIG_FILE,
@@ -26,6 +26,7 @@ from dlcli.store.runs import (
     RUN_FILE,
     SUMMARY_FILE,
     RunFolder,
+    config_edited,
     model_file,
     now,
     write_json,
@@ -80,6 +81,12 @@ def evaluate_run(run: RunFolder, split: str = "test") -> Evaluation:
     """Score the run's model (every fold's for k-fold) on `split`; write and return evaluation.json."""
     if split not in EVALUATION_FILES:
         raise DlcliError(f"--split {split}: choose one of {', '.join(EVALUATION_FILES)}")
+    if config_edited(run, read_info(run).checkpointed_as):
+        raise DlcliError(
+            f"run {run.id}: its {CONFIG_FILE} was edited after training, and evaluating rebuilds the {split} split and "
+            "its preparation from it, not from the config the model was trained with: undo the edit, or train the "
+            f"edited config as a new run (dlcli train {run.file(CONFIG_FILE)})"
+        )
     config = load_config(run.file(CONFIG_FILE))
     if split == "validation" and not config.validates:
         raise DlcliError(f"run {run.id} trained on all the training data (`dataset.validation_split: 0`): "

@@ -144,6 +144,20 @@ def test_a_replaced_model_or_an_edited_input_shape_is_one_line_and_a_run_named_p
     assert len(json.loads(named.stdout)) == len(list((digits_folder / "test" / "3").iterdir()))
 
 
+def test_evaluate_refuses_a_config_edited_after_training(trained, tmp_path, cli):
+    copy = tmp_path / "runs" / trained["digits"].id
+    shutil.copytree(trained["digits"].path, copy)
+    config = copy / "config.yaml"
+    config.write_text(config.read_text().replace("normalize: true", "normalize: false"))
+    (copy / "evaluation.json").unlink(missing_ok=True)
+
+    result = cli("evaluate", str(copy), runs=False)
+
+    assert result.exit_code == 2, result.output  # it scored the model on pixels it never saw, as its test score
+    assert f"run {copy.name}: its config.yaml was edited after training" in " ".join(result.stderr.split())
+    assert not (copy / "evaluation.json").exists()
+
+
 @pytest.mark.parametrize("kind", ["digits", "folder"])
 def test_image_predictions_score_as_evaluate_does(cli, trained, digits_folder, kind):
     result, rows = predicted(cli, trained, trained[kind], digits_folder / "test")
