@@ -233,7 +233,7 @@ def test_unknown_base_run(cli, runs_dir):
     result = cli("train", "configs/mnist_transfer_post.yaml", "--set", "model.base.run=nope")
 
     assert result.exit_code == 2
-    assert "error: no run 'nope'" in result.stderr
+    assert "error: --set model.base.run=nope: model.base.run: no run 'nope'" in result.stderr  # where it was named
 
 
 @pytest.mark.slow
