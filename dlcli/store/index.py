@@ -237,17 +237,21 @@ class RunIndex:
 
     # --- reading -------------------------------------------------------------------------------
 
-    def _minimizes(self, key: str) -> bool:
-        """Whether a lower `key` is better, as a run that has it recorded (Keras's direction)."""
+    def _minimizes(self, key: str, given: str) -> bool:
+        """Whether a lower `key` (`--sort given`) is better, as a run that has it recorded (Keras's direction)."""
         row = self.connection.execute(
-            "SELECT record FROM runs WHERE id IN (SELECT id FROM fields WHERE key = ?) LIMIT 1", [key],
+            "SELECT record FROM runs WHERE id IN (SELECT id FROM fields WHERE key = ? AND number IS NOT NULL) LIMIT 1",
+            [key],
         ).fetchone()
         if row is None:
             from dlcli.keys import did_you_mean
 
             keys = [known for (known,) in self.connection.execute("SELECT DISTINCT key FROM fields")]
-            raise DlcliError(f"--sort {key}: no run has it{did_you_mean(key, keys)}; sort by best.M, final.M or test.M of "
-                             "a metric M the runs logged (e.g. val_loss), or by a numeric config key")
+            read = f" (read as {key})" if key != given else ""
+            some = self.connection.execute("SELECT 1 FROM fields WHERE key = ? LIMIT 1", [key]).fetchone()
+            problem = "its values are text, not numbers" if some else f"no run has it{did_you_mean(key, keys)}"
+            raise DlcliError(f"--sort {given}{read}: {problem}; sort by best.M, final.M or test.M of a metric M the runs "
+                             "logged (e.g. val_loss), or by a numeric config key")
         directions = (json.loads(row[0]).get("summary") or {}).get("directions") or {}
         direction = directions.get(metric_name(key.split(".", 1)[1])) if "." in key else None
         return direction != "max"  # a config key, or a metric whose direction was not recorded: lowest first
@@ -358,7 +362,7 @@ class RunIndex:
         judged_here = status in (RunStatus.running, RunStatus.crashed)
         if sort:
             key = sort if sort.startswith(("best.", "final.", "test.")) or "." in sort else f"best.{sort}"
-            ascending = "ASC" if self._minimizes(key) else "DESC"
+            ascending = "ASC" if self._minimizes(key, sort) else "DESC"
             sorted_by, arguments = "LEFT JOIN fields AS sorted ON sorted.id = runs.id AND sorted.key = ?", [key]
             order = f"sorted.number IS NULL, sorted.number {ascending}, runs.id"
             if key.startswith("test."):  # a score of other data is no rival of theirs: after them, among its own
@@ -446,6 +450,14 @@ def _shown_as(raw: str, number: float) -> tuple[float, float] | None:
     return (low, high) if number > 0 else (-high, -low)
 
 
+def _infinite(text: str) -> bool:
+    """Whether `text` reads as a number that is not finite (inf, .inf, 1e999, nan), in Python or YAML."""
+    try:
+        return not math.isfinite(float(text.replace(".inf", "inf").replace(".nan", "nan")))
+    except ValueError:
+        return False
+
+
 def _condition(condition: str) -> tuple[str, list[Any]]:
     """`KEY=VALUE` (also !=, >, <, >=, <=) as an SQL condition on a run's fields, and its parameters."""
     from yaml import YAMLError  # here, not at the top: listing runs without --where needs no YAML
@@ -468,7 +480,8 @@ def _condition(condition: str) -> tuple[str, list[Any]]:
     number = _as_number(value)
     if operator in (">", "<", ">=", "<="):
         if number is None:
-            raise DlcliError(f"--where {condition}: {operator} compares numbers; {raw!r} is not one")
+            what = "a finite one" if _infinite(raw) else "one"  # inf, 1e999: no run's value is beyond them
+            raise DlcliError(f"--where {condition}: {operator} compares numbers; {raw!r} is not {what}")
         column, argument = "number", number
     elif number is not None:
         column, argument = "number", number

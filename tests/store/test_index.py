@@ -96,14 +96,18 @@ def test_sort_is_best_first_by_the_metrics_direction(cli, four_runs):
     assert listed(cli, "--sort", "best.val_loss") == ["d", "b", "c", "a"]
     assert listed(cli, "--sort", "test.accuracy") == ["d", "b", "a", "c"]  # runs without it last, by id
     result = cli("runs", "--sort", "val_f1")
-    assert result.exit_code == 2 and "--sort best.val_f1: no run has it" in result.stderr
+    assert result.exit_code == 2 and "--sort val_f1 (read as best.val_f1): no run has it" in result.stderr
     misspelled = cli("runs", "--sort", "val_acuracy")
-    assert "--sort best.val_acuracy: no run has it; did you mean 'best.val_accuracy'?" in misspelled.stderr
+    assert "--sort val_acuracy (read as best.val_acuracy): no run has it; did you mean 'best.val_accuracy'?" in \
+        misspelled.stderr
+    text = cli("runs", "--sort", "optimizer.name")  # it had listed the runs unsorted
+    assert text.exit_code == 2 and "--sort optimizer.name: its values are text, not numbers" in text.stderr
 
 
 @pytest.mark.parametrize("condition, says", [
     ("optimizer.name", "expected KEY=VALUE"),
-    ("best.val_accuracy>high", "compares numbers"),
+    ("best.val_accuracy>high", "compares numbers; 'high' is not one"),
+    ("best.val_accuracy>inf", "compares numbers; 'inf' is not a finite one"),  # it said 'inf' was no number
     ("=adam", "expected KEY=VALUE"),
     ("best.val_accuracy=>0.95", "'=>' is no operator"),
     ("optimiser.name=adam", "no run has optimiser.name; did you mean 'optimizer.name'?"),  # not "no runs match"
