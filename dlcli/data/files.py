@@ -41,7 +41,12 @@ def _existing_path(config: ExperimentConfig, want_dir: bool) -> Path:
     if not want_dir and not path.is_file():
         if path.is_dir():
             raise DataUnavailable(f"{at}dataset.path: {path} is a folder; name the file")
-        near = [p.name for p in path.parent.glob("*") if p.name.lower() == path.name.lower()] if path.parent.is_dir() else []
+        if path.is_symlink() and not path.exists():
+            raise DataUnavailable(f"{at}dataset.path: {path} is a link to {_shown(os.readlink(path))}, which does not exist")
+        if path.exists():
+            raise DataUnavailable(f"{at}dataset.path: {path} is not a plain file (a pipe or a device?); name a file")
+        near = [p.name for p in path.parent.glob("*") if p.name.lower() == path.name.lower() and p.name != path.name] \
+            if path.parent.is_dir() else []
         hint = f"; did you mean '{near[0]}'?" if near else ""
         raise DataUnavailable(f"{at}dataset.path: {path} does not exist{hint}")
     archive = zipfile.is_zipfile(path)  # an .npz is a zip archive; a CSV is text

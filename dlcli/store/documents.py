@@ -331,6 +331,8 @@ def _validated(path: Path, model: type[RunFile]) -> tuple[dict[str, Any] | None,
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None, None
+    except json.JSONDecodeError as error:  # cut short, or edited by hand: where it breaks, never cut mid-word
+        return None, f"{path.name} is not whole JSON ({error.msg}, line {error.lineno} column {error.colno})"
     except (OSError, UnicodeDecodeError, ValueError) as error:
         return None, f"{path.name} is unreadable ({type(error).__name__}: {str(error)[:60]})"
     if not isinstance(data, dict):

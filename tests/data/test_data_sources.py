@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import re
 import shutil
 import subprocess
@@ -425,6 +426,12 @@ def test_a_dataset_file_missing_or_of_the_other_kind_says_which(write_config, tm
 
     with pytest.raises(DataUnavailable, match=r"dataset.path: .*table.CSV does not exist; did you mean 'table.csv'\?"):
         load_dataset(table_config(write_config, tmp_path / "table.CSV"))
+    (tmp_path / "moved.csv").symlink_to(tmp_path / "gone" / "data.csv")  # it had been offered as its own fix
+    with pytest.raises(DataUnavailable, match=r"dataset.path: .*moved.csv is a link to .*gone/data.csv, which does not exist$"):
+        load_dataset(table_config(write_config, tmp_path / "moved.csv"))
+    os.mkfifo(tmp_path / "pipe.csv")
+    with pytest.raises(DataUnavailable, match=r"dataset.path: .*pipe.csv is not a plain file \(a pipe or a device\?\)"):
+        load_dataset(table_config(write_config, tmp_path / "pipe.csv"))
     with pytest.raises(DataUnavailable, match=r"data.npz is an .npz archive, not what dataset csv reads; for it, set "
                                               r"`dataset.name: npz`"):
         load_dataset(table_config(write_config, archive))
