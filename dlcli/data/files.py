@@ -205,6 +205,11 @@ def _list_images(
         found = sorted(str(path) for path in files if path.suffix.lower() in IMAGE_EXTENSIONS and not path.is_dir())
         if chosen is None or name in chosen:
             refuse_other_pictures(class_folder, files)
+            if not class_folder.is_dir():  # a split's folder without this class: not a folder without images
+                raise DataUnavailable(
+                    f"{folder} has no folder for class '{name}', which the training images have; put the class's "
+                    f"images in {class_folder}, or leave the class out with `dataset.classes`"
+                )
             if not found:
                 raise DataUnavailable(
                     f"{class_folder} holds no images ({', '.join(IMAGE_EXTENSIONS)}); put the class's images "
@@ -240,6 +245,13 @@ def load_image_directory(info: DatasetInfo, config: ExperimentConfig) -> RawData
     chosen = None if not wanted else {
         class_names[entry] if isinstance(entry, int) and 0 <= entry < len(class_names) else str(entry) for entry in wanted
     }
+
+    for folder in {root, *subsets.values()}:  # an image beside the class folders belongs to no class
+        loose = sorted(p.name for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and not p.is_dir())
+        if loose:
+            more = f" and {len(loose) - 1} more" if len(loose) > 1 else ""
+            raise DataUnavailable(f"{folder / loose[0]}{more}: an image beside the class folders, in no class, would be "
+                                  "passed by; move it into its class's folder, or out of the dataset")
 
     def pool(folder: Path) -> FilePool:
         unknown = [name for name in _class_folders(folder) if name not in class_names]

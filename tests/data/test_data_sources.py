@@ -208,6 +208,22 @@ def test_image_folder_with_its_own_validation_folder(write_config, digits_folder
     assert (len(splits.train), len(splits.test)) == (1149, 288)  # no test/: 20% of train/
 
 
+def test_a_split_folder_without_a_class_and_an_image_beside_the_class_folders_are_named(write_config, digits_folder,
+                                                                                       tmp_path):
+    folder = tmp_path / "three"
+    shutil.copytree(digits_folder / "train", folder / "train")
+    shutil.copytree(digits_folder / "test" / "0", folder / "validation" / "0")  # no other class
+    with pytest.raises(DataUnavailable, match=r"three/validation has no folder for class '1', which the training images "
+                                              r"have; put the class's images in .*three/validation/1"):
+        load_dataset(image_config(write_config, folder))  # it said the missing folder 'holds no images'
+
+    shutil.rmtree(folder / "validation")
+    shutil.copy(next((folder / "train" / "3").iterdir()), folder / "train" / "stray.png")
+    with pytest.raises(DataUnavailable, match=r"train/stray.png: an image beside the class folders, in no class, would "
+                                              r"be passed by"):
+        load_dataset(image_config(write_config, folder))
+
+
 def test_single_image_folder_is_split_by_dlcli(write_config, digits_folder):
     splits = load_dataset(image_config(write_config, digits_folder / "test"))
 
