@@ -9,6 +9,7 @@ import atexit
 import contextlib
 import errno
 import functools
+import math
 import os
 import shlex
 import sys
@@ -1085,6 +1086,9 @@ def datasets_cache(
         stale_entries,
     )
 
+    if older_than is not None and not (clean and math.isfinite(older_than)):
+        fix = "give a number of days" if clean else "it says what --clean removes: add --clean"
+        raise DlcliError(f"--older-than {older_than:g}: {fix}")
     root = images_cache_dir()
     if clean:
         from dlcli.data.checks import checks_cache_dir, clean_checks

@@ -444,3 +444,11 @@ def test_image_files_that_cannot_be_read_as_asked_are_named_before_training(phot
 def test_an_image_size_no_memory_holds_is_a_config_error(photo_config):
     with pytest.raises(ConfigError, match=r"dataset.image_size.0: input should be less than or equal to 4096"):
         photo_config("dataset.image_size=[100000, 100000]")
+
+
+def test_cache_older_than_is_refused_without_clean_or_a_number_of_days(cli):
+    alone = cli("datasets", "cache", "--older-than", "5", runs=False)  # it had been ignored: nothing said, nothing removed
+    nan = cli("datasets", "cache", "--clean", "--older-than", "nan", runs=False)
+
+    assert alone.exit_code == 2 and alone.stderr.strip() == "error: --older-than 5: it says what --clean removes: add --clean"
+    assert nan.exit_code == 2 and nan.stderr.strip() == "error: --older-than nan: give a number of days"
