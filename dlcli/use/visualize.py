@@ -75,7 +75,7 @@ class Inspected:
     def chosen(self, names: list[str], default: list[str]) -> list[tuple[str, keras.layers.Layer]]:
         """The layers `names` (or `default`), each checked to exist and to output feature maps."""
         shown = self.spatial()
-        if not self.convolutions() and not names:
+        if not shown or (not self.convolutions() and not names):  # a dense model, whatever --layer names
             every = ", ".join(f"{name} ({type(layer).__name__})" for name, layer in self.layers.items())
             can = f"the layers that can be shown: {', '.join(shown)}" if shown else "none of them outputs feature maps"
             raise DlcliError(f"run {self.run.id}: its model has no convolution layer ({every}); {can}. "
@@ -84,8 +84,7 @@ class Inspected:
         for name in names:
             if name not in self.layers:
                 raise DlcliError(f"--layer {name}: run {self.run.id}'s model has no such layer"
-                                 f"{did_you_mean(name, self.layers)}; the layers that can be shown: "
-                                 f"{', '.join(shown) or 'none'}")
+                                 f"{did_you_mean(name, self.layers)}; the layers that can be shown: {', '.join(shown)}")
             if name not in shown:
                 raise DlcliError(f"--layer {name}: its output {_shape(self.layers[name])} is not a grid of feature maps; "
                                  f"choose one of {', '.join(shown)}")

@@ -284,6 +284,8 @@ def test_bad_inputs_are_one_line_each(visualize, runs, tmp_path):
         (("activations", runs["dense"].id, runs["digit"]),
          ["has no convolution layer", "(Flatten)", "(Dense)", "none of them outputs feature maps",
           "choose a run whose model has Conv2D"]),
+        (("activations", runs["dense"].id, runs["digit"], "--layer", "dense"),  # not "choose one of " and no layer
+         ["has no convolution layer", "none of them outputs feature maps"]),
         (("activations", runs["mnist"].id, runs["digit"], "--layer", "conv2"),
          ["--layer conv2", "no such layer", "did you mean 'conv_2'", "can be shown: conv_1, pool_1, conv_2, pool_2"]),
         (("heatmap", runs["mnist"].id, runs["digit"], "--layer", "classifier"),
