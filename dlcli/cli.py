@@ -465,8 +465,10 @@ def export(
     runs_dir: RunsDir = Path("runs"),
 ) -> None:
     """Export the run's model with its preprocessing, then check the export against it."""
-    from dlcli.store.runs import resolve_run
+    from dlcli.store.runs import refuse_posing_as_a_run, resolve_run
 
+    if output is not None:
+        refuse_posing_as_a_run(output, runs_dir, "--output")
     folder = resolve_run(runs_dir, run)
     _note_if_unfinished(runs_dir, folder)
     _import_tensorflow()
@@ -904,12 +906,14 @@ def _opened(visualize, folder, fold: int | None, image: Path | None = None):
     return inspected
 
 
-def _refuse_run_folder(output: Path | None) -> None:
-    """An output folder of `dlcli visualize` that is a run's own folder, or a file, is refused."""
+def _refuse_run_folder(output: Path | None, runs_dir: Path) -> None:
+    """An output folder of `dlcli visualize` that is a run's own folder, one named like a run in the
+    runs folder, or a file, is refused."""
     if output is not None:
-        from dlcli.store.runs import refuse_run_folder_output
+        from dlcli.store.runs import refuse_posing_as_a_run, refuse_run_folder_output
 
         refuse_run_folder_output(output, "--output", folder=True)
+        refuse_posing_as_a_run(output, runs_dir, "--output")
         if output.exists() and not output.is_dir():
             raise DlcliError(f"--output {output}: a file; the pictures go into a folder: give a new or existing folder")
 
@@ -931,7 +935,7 @@ def visualize_activations(
 ) -> None:
     """Every channel of each layer's output for one image: a grid PNG per layer (default: every
     convolution and pooling layer)."""
-    _refuse_run_folder(output)
+    _refuse_run_folder(output, runs_dir)
     visualize, folder = _visualizer(runs_dir, run)
     inspected = _opened(visualize, folder, fold, image)
     output = output or inspected.output("activations", visualize.image_label(image))
@@ -957,7 +961,7 @@ def visualize_filters(
 ) -> None:
     """The input pattern each filter responds to most, grown from noise by gradient ascent: a grid
     PNG per layer."""
-    _refuse_run_folder(output)
+    _refuse_run_folder(output, runs_dir)
     visualize, folder = _visualizer(runs_dir, run)
     ascent = visualize.Ascent(steps, learning_rate, normalize)
     inspected = _opened(visualize, folder, fold)

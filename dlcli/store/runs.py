@@ -138,6 +138,15 @@ def refuse_run_folder_output(path: Path, option: str, folder: bool = False) -> N
         raise DlcliError(f"{option} {path} {where}: its files are the run's; write it elsewhere")
 
 
+def refuse_posing_as_a_run(path: Path, runs_dir: Path, option: str) -> None:
+    """Refuse an output folder named like a run, in the runs folder: every reading command would
+    list it as a damaged run."""
+    written = Path(os.path.realpath(path))
+    if written.parent == Path(os.path.realpath(runs_dir)) and RUN_ID.fullmatch(written.name):
+        raise DlcliError(f"{option} {path}: a folder named like a run, in the runs folder {runs_dir}: it would be "
+                         "listed as a damaged run; write it elsewhere")
+
+
 def write_atomic(path: Path, content: str | bytes) -> None:
     """Write a file so that readers see the old or the new content, never half of it."""
     with replaced(path, binary=isinstance(content, bytes), newline="") as file:
