@@ -320,6 +320,9 @@ def prepare(raw: RawDataset, config: ExperimentConfig) -> Splits:
         return _finish(raw, config, mapping, Split.whole(pool), Split(pool, np.empty(0, dtype=np.int64)))
     if raw.validation is not None:
         return _finish(raw, config, mapping, Split.whole(raw.train), Split.whole(raw.validation))
+    if len(raw.train) < 2:  # the data's size, not the split's: said of the dataset, whose key may be a default
+        raise config.error(("dataset",), f"{counted(len(raw.train), 'training example')} (after the test split) cannot "
+                           "be split into training and validation; use a larger dataset")
     try:
         kept, held = split_indices(
             len(raw.train), config.dataset.validation_split, config.seed, strata(config, raw.train),

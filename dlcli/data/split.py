@@ -16,7 +16,7 @@ def held_out_count(total: int, held_out: int | float) -> int:
     """`held_out` as a number of samples: a fraction rounds up, as scikit-learn's does."""
     count = held_out if isinstance(held_out, int) else math.ceil(held_out * total)
     if total < 2:
-        raise ValueError(f"{total} samples cannot be split in two; use a larger dataset")
+        raise ValueError(f"{total} sample{'' if total == 1 else 's'} cannot be split in two; use a larger dataset")
     if count >= total:
         raise ValueError(f"holding out {held_out} of {total} samples leaves none to train on; hold out less")
     if count <= 0:

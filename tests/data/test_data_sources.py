@@ -445,6 +445,9 @@ def test_a_dataset_file_missing_or_of_the_other_kind_says_which(write_config, tm
     (tmp_path / "moved.csv").symlink_to(tmp_path / "gone" / "data.csv")  # it had been offered as its own fix
     with pytest.raises(DataUnavailable, match=r"dataset.path: .*moved.csv is a link to .*gone/data.csv, which does not exist$"):
         load_dataset(table_config(write_config, tmp_path / "moved.csv"))
+    with pytest.raises(ConfigError, match=r"config.yaml:2: dataset: 1 training example \(after the test split\) cannot be "
+                                          r"split into training and validation"):  # not the default validation_split
+        load_dataset(table_config(write_config, _csv(tmp_path, "a,label\n1,x\n2,y\n")))
     os.mkfifo(tmp_path / "pipe.csv")
     with pytest.raises(DataUnavailable, match=r"dataset.path: .*pipe.csv is not a plain file \(a pipe or a device\?\)"):
         load_dataset(table_config(write_config, tmp_path / "pipe.csv"))

@@ -61,7 +61,7 @@ def test_a_fraction_rounds_up_and_a_count_is_taken_as_is(total, held_out, count)
 
 
 @pytest.mark.parametrize(("total", "held_out", "says"), [
-    (1, 0.2, "1 samples cannot be split in two; use a larger dataset"),
+    (1, 0.2, "1 sample cannot be split in two; use a larger dataset"),
     (5, 5, "holding out 5 of 5 samples leaves none to train on; hold out less"),
     (5, 0, "holding out 0 of 5 samples holds out none; hold out more"),
 ])
