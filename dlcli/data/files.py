@@ -357,6 +357,22 @@ def reading_csv(path: Path, fail: Callable[[str], Exception] = DataUnavailable) 
         raise fail(_csv_problem(path, error)) from None
 
 
+def record_line(path: Path, record: int) -> int:
+    """The line of `path` on which its data row `record` starts, counted from 0 as pandas counts
+    rows: blank lines are no rows, and a quoted cell's line breaks stay inside its row."""
+    import csv
+
+    with open(path, newline="", encoding="utf-8-sig") as file:
+        reader = csv.reader(file)
+        ended, rows = 0, -2  # the header is row -1
+        for row in reader:
+            start, ended = ended + 1, reader.line_num
+            rows += bool(row)
+            if row and rows == record:
+                return start
+    return record + 2  # not found (the file changed since): the line it would be on without blank lines
+
+
 def refuse_column_named_twice(path: Path, fail: Callable[[str], Exception] = DataUnavailable) -> None:
     """Before a CSV is read: a header naming a column twice raises fail(what to do). pandas would
     read the first under its name and the second as `name.1`, so a table would be read with the
@@ -476,7 +492,7 @@ def load_csv(info: DatasetInfo, config: ExperimentConfig) -> RawDataset:
             _column(config, ("dataset", "feature_columns"), name, columns, path)
             if not pd.api.types.is_numeric_dtype(table[name]):
                 words = not_numbers(table[name])
-                first = f": {words.iloc[0]!r} at line {words.index[0] + 2}" if len(words) else ""
+                first = f": {words.iloc[0]!r} at line {record_line(path, words.index[0])}" if len(words) else ""
                 raise config.error(
                     ("dataset", "feature_columns") if options.feature_columns else ("dataset",),
                     f"column '{name}' of {path} is not numeric{first} ({counted(len(words), 'row')}); "

@@ -25,6 +25,7 @@ from dlcli.data.files import (
     name_not_utf8,
     not_numbers,
     reading_csv,
+    record_line,
     refuse_column_named_twice,
     refuse_image_files,
     refuse_other_pictures,
@@ -366,7 +367,7 @@ def _refuse_missing(path: Path, x: np.ndarray, columns: list[str], first_row: in
     if found is not None:
         rows, column = found
         raise DlcliError(
-            f"{path}: column '{columns[column]}' has no finite value on line {first_row + int(rows[0]) + 2} "
+            f"{path}: column '{columns[column]}' has no finite value on line {record_line(path, first_row + int(rows[0]))} "
             f"({counted(len(rows), 'row')} of this batch without one); predict needs every feature: fill or remove "
             f"{'it' if len(rows) == 1 else 'them'}"
         )
@@ -388,7 +389,7 @@ def _numbers(path: Path, chunk, columns: list[str], first_row: int) -> np.ndarra
     for column in columns:
         words = not_numbers(chunk[column])
         if len(words):
-            line = first_row + int(chunk.index.get_loc(words.index[0])) + 2
+            line = record_line(path, first_row + int(chunk.index.get_loc(words.index[0])))
             raise DlcliError(
                 f"{path}: column '{column}' holds {words.iloc[0]!r} on line {line}, not a number; predict reads "
                 "numbers there, as training did: fix or remove that row"

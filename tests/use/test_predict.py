@@ -352,6 +352,8 @@ def test_bad_inputs_are_one_line_each(cli, trained, tmp_path, digits_folder):
     header_only.write_text(header + "\n")
     a_word = tmp_path / "a-word.csv"
     a_word.write_text(header + "\n" + "\n".join(",".join(["1"] * 63 + [cell]) for cell in ("2", "3", "x", "4")) + "\n")
+    after_blanks = tmp_path / "after-blanks.csv"  # blank lines are no rows: the line is the file's, not the row's
+    after_blanks.write_text(header + "\n\n\n" + "\n".join(",".join(["1"] * 63 + [cell]) for cell in ("2", "x")) + "\n")
     semicolons = tmp_path / "semicolons.csv"
     semicolons.write_text(header.replace(",", ";") + "\n" + ";".join(["1"] * 64) + "\n")
     with_tiff = tmp_path / "with-tiff"
@@ -384,6 +386,7 @@ def test_bad_inputs_are_one_line_each(cli, trained, tmp_path, digits_folder):
         (trained["digits"], no_column, ["takes image files (or arrays of their pixels), not a CSV"]),
         (trained["table_run"], header_only, ["header-only.csv: a header (p0, p1,", "and no rows: nothing to predict"]),
         (trained["table_run"], a_word, ["a-word.csv: column 'p63' holds 'x' on line 4, not a number"]),
+        (trained["table_run"], after_blanks, ["after-blanks.csv: column 'p63' holds 'x' on line 5, not a number"]),
         (trained["table_run"], semicolons, ["it looks separated by ';': save it with commas"]),
         (trained["table_run"], named_twice, ["named-twice.csv: the header names column 'p0' twice (columns 1 and 65)"]),
         (trained["digits"], nothing, ["nothing.npz: holds no array; give the inputs as an array named 'x'"]),
