@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -245,9 +246,10 @@ def _prediction_cell(value: Any) -> str:
 
 
 def _csv_cell(value: Any) -> Any:
-    """Full precision; --top's [[class, probability], ...] as 'class:probability' words."""
+    """Full precision; --top's [[class, probability], ...] as JSON, which a class name with a
+    space or a colon in it cannot break apart."""
     if isinstance(value, list) and value and isinstance(value[0], list):
-        return " ".join(f"{name}:{probability!r}" for name, probability in value)
+        return json.dumps(value, ensure_ascii=False)
     return value
 
 

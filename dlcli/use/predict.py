@@ -53,6 +53,7 @@ class Prediction:
     def __post_init__(self):
         self._listed: dict[Path, list[Path]] = {}
         self._arrays: dict[Path, np.ndarray] = {}
+        self._passed: list[str] = []  # the CSV inputs' own columns, every file's: each row has them all
         self.model, self.info = inference_model(self.run, self.fold)
         classified = self.info.class_names or any(spec.class_names for spec in self.info.table_outputs.values())
         if self.top is not None and not classified:
@@ -82,7 +83,8 @@ class Prediction:
                 unnamed = [(image, why) for image in self._images(path) if (why := name_not_utf8(image))]
                 refuse_image_files(unnamed, then="predict again")
             elif path.suffix.lower() == ".csv":
-                self._csv_columns(path)
+                found = self._csv_columns(path)
+                self._passed = list(dict.fromkeys([*self._passed, *(c for c in found if c not in self.info.columns)]))
                 for _ in self._csv_batches(path):  # every cell, read once more while predicting: a row printed
                     pass  # to stdout cannot be taken back when a cell further down is bad
             else:
@@ -123,8 +125,10 @@ class Prediction:
                 answers = self._table_answers({name: np.asarray(values) for name, values in given.items()})
             else:
                 answers = self._described(np.asarray(self._infer(tf.convert_to_tensor(x))))
-            yield from (  # a table's own columns first; one named like an answer (its true label) kept as NAME_given
-                {**{f"{key}_given" if key in answer or key == "input" else key: value for key, value in passed.items()},
+            yield from (  # a table's own columns first (a CSV's header is the first row's: every file's columns in
+                # each row, empty where its file has none); one named like an answer (its true label) kept as NAME_given
+                {**{f"{key}_given" if key in answer or key == "input" else key: value
+                    for key, value in {**dict.fromkeys(self._passed), **passed}.items()},
                  "input": label, **answer}
                 for label, answer, passed in zip(labels, answers, extra)
             )
@@ -192,7 +196,7 @@ class Prediction:
 
     # --- tables -----------------------------------------------------------------------------
 
-    def _csv_columns(self, path: Path) -> None:
+    def _csv_columns(self, path: Path) -> list[str]:
         """A CSV is for a run trained on a table, and must hold the columns it read."""
         import pandas as pd
 
@@ -215,6 +219,7 @@ class Prediction:
             )
         if head.empty:
             raise DlcliError(f"{path}: a header ({listed(found)}) and no rows: nothing to predict")
+        return found
 
     def _csv_batches(self, path: Path):
         import pandas as pd
@@ -228,7 +233,7 @@ class Prediction:
             if chunk is None:
                 return
             first = number * self.batch_size
-            labels = [f"{path.name}:{first + i + 1}" for i in range(len(chunk))]
+            labels = [f"{path}:{first + i + 1}" for i in range(len(chunk))]  # as given, as an image is: two x.csv told apart
             passed = chunk.drop(columns=columns).to_dict("records")
             if self.info.kind == "table":
                 x = {name: _table_input(path, chunk, spec, first) for name, spec in self.info.table_inputs.items()}
@@ -320,13 +325,13 @@ class Prediction:
                 for name, values in x.items():
                     _refuse_non_finite(f"{path}: {name}", values, start)
                 count = len(next(iter(x.values())))
-                yield [f"{path.name}[{i}]" for i in range(start, start + count)], x, [{}] * count
+                yield [f"{path}[{i}]" for i in range(start, start + count)], x, [{}] * count
             return
         dtype = "uint8" if self.info.kind == "image" else "float32"  # an image's pixels: 0-255
         for start in range(0, len(array), self.batch_size):
             x = np.asarray(array[start:start + self.batch_size]).astype(dtype)
             _refuse_non_finite(str(path), x, start)
-            yield [f"{path.name}[{i}]" for i in range(start, start + len(x))], x, [{}] * len(x)
+            yield [f"{path}[{i}]" for i in range(start, start + len(x))], x, [{}] * len(x)
 
 
 def _is_image_source(path: Path) -> bool:

@@ -186,7 +186,7 @@ def test_table_and_text_predictions_score_as_evaluate_does(cli, trained, tmp_pat
         result, rows = predicted(cli, trained, run, path)
 
         assert result.exit_code == 0, result.output
-        assert rows[0]["note"] == "kept" and rows[0]["input"] == f"{path.name}:1"  # other columns pass through
+        assert rows[0]["note"] == "kept" and rows[0]["input"] == f"{path}:1"  # other columns pass through
         accuracy = np.mean([row["truth"] == row["prediction"] for row in rows])
         assert accuracy == pytest.approx(evaluated_accuracy(cli, trained, run), abs=0.005), name
 
@@ -237,7 +237,8 @@ def test_arrays_top_k_and_an_unreadable_image(cli, trained, digits_folder, tmp_p
     assert images.exit_code == 1 and "3 input(s) could not be read as images" in images.stderr
     assert "broken.png" in images.stderr and "moved.png" in images.stderr and "cut.bmp" in images.stderr
     assert len(image_rows) == len(pixels)  # the others are still predicted
-    assert len(image_rows[0]["top"].split()) == 3
+    assert [name for name, _ in json.loads(image_rows[0]["top"])][0] == image_rows[0]["prediction"]
+    assert len(json.loads(image_rows[0]["top"])) == 3  # JSON: a class name with a space in it stays whole
     assert arrays.exit_code == 0, arrays.output
     assert [r["prediction"] for r in array_rows] == [r["prediction"] for r in image_rows]
     alone, _ = predicted(cli, trained, trained["digits"], folder / "broken.png")
@@ -319,6 +320,21 @@ def test_images_given_one_by_one_are_read_as_one_folder_is_and_none_of_them_is_o
     assert images[0].read_bytes() == kept  # an image of an input folder: it had been overwritten with the answers
     assert not_utf8.exit_code == 2, not_utf8.output
     assert "sev\\xffen.png has a name that is not UTF-8 text, which TensorFlow cannot open" in not_utf8.stderr
+
+
+def test_csv_inputs_of_one_name_are_told_apart_and_each_keeps_its_own_columns(cli, trained, tmp_path):
+    lines = trained["table"].read_text().splitlines()
+    plain, noted = tmp_path / "a" / "x.csv", tmp_path / "b" / "x.csv"
+    plain.parent.mkdir()
+    noted.parent.mkdir()
+    plain.write_text("\n".join(lines[:2]) + "\n")
+    noted.write_text("\n".join([lines[0] + ",note", lines[1] + ",mine"]) + "\n")
+
+    result, rows = predicted(cli, trained, trained["table_run"], plain, noted)
+
+    assert result.exit_code == 0, result.output
+    assert [row["input"] for row in rows] == [f"{plain}:1", f"{noted}:1"]  # both had been `x.csv:1`
+    assert [row["note"] for row in rows] == ["", "mine"]  # the second file's column had been dropped
 
 
 def test_k_fold_runs_predict_with_the_mean_of_their_folds_or_one(cli, trained, digits_folder):
