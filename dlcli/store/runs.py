@@ -83,12 +83,18 @@ def config_edited(run: RunFolder, recorded: str | None) -> bool:
     """Whether the run's config.yaml was edited after training started (`recorded`: run.json's
     checkpointed_as), but for its name, how it runs and where its data lives; a run of an older
     dlcli recorded nothing to compare, and reads as unedited."""
+    import yaml
+
     from dlcli.keys import read_yaml
 
     if recorded is None:
         return False
-    written = read_yaml(run.file(CONFIG_FILE).read_text(encoding="utf-8"))
-    return recorded not in (checkpointed_as(written), checkpointed_as(written, with_data_path=True))
+    try:
+        written = read_yaml(run.file(CONFIG_FILE).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):  # no config it was trained with
+        return True
+    return not isinstance(written, dict) or recorded not in (checkpointed_as(written),
+                                                             checkpointed_as(written, with_data_path=True))
 
 
 def model_file(fold: int | None) -> str:

@@ -156,6 +156,10 @@ def test_evaluate_refuses_a_config_edited_after_training(trained, tmp_path, cli)
     assert result.exit_code == 2, result.output  # it scored the model on pixels it never saw, as its test score
     assert f"run {copy.name}: its config.yaml was edited after training" in " ".join(result.stderr.split())
     assert not (copy / "evaluation.json").exists()
+    config.write_text("")
+    emptied = cli("evaluate", str(copy), runs=False)
+    assert emptied.exit_code == 2 and "Traceback" not in emptied.output  # an AttributeError
+    assert f"run {copy.name} is damaged (config.yaml is empty): put back its files" in " ".join(emptied.stderr.split())
 
 
 @pytest.mark.parametrize("kind", ["digits", "folder"])
