@@ -259,7 +259,7 @@ class Ascent:
     def __post_init__(self):
         if not self.learning_rate > 0:  # a step of 0 would leave every pattern as noise
             raise DlcliError(f"--learning-rate {self.learning_rate:g}: the step must be above 0 (the book's is 10)")
-        if not self.learning_rate <= np.finfo("float32").max:  # the image is float32: it would be all infinities
+        if not self.learning_rate <= float(np.finfo("float32").max):  # the image is float32: it would be all infinities
             raise DlcliError(f"--learning-rate {self.learning_rate:g}: a step float32 images cannot hold (the book's is 10)")
         if self.normalize not in ("l2", "rms"):
             raise DlcliError(f"--normalize {self.normalize}: choose l2 (the book's second edition) or rms (its first)")

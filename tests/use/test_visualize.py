@@ -300,6 +300,7 @@ def test_bad_inputs_are_one_line_each(visualize, runs, tmp_path):
         (("filters", runs["mnist"].id, "--normalize", "l1"), ["--normalize l1", "choose l2"]),
         (("filters", runs["mnist"].id, "--learning-rate", "0"), ["--learning-rate 0", "must be above 0"]),
         (("filters", runs["mnist"].id, "--learning-rate", "inf"), ["--learning-rate inf", "float32 images cannot hold"]),
+        (("filters", runs["mnist"].id, "--learning-rate", "1e308"), ["float32 images cannot hold"]),  # no RuntimeWarning
         (("heatmap", runs["patches"].id, photo, "--output", tmp_path / "heat.jpg"), ["written as a .png"]),
         (("heatmap", runs["patches"].id, photo, "--output", photo), ["is the input", "would destroy it"]),
         (("heatmap", runs["patches"].id, photo, "--output", runs["patches"].path / "model.png"), ["is in the run folder"]),
