@@ -24,8 +24,8 @@ from dlcli.build.saved import fitting_inputs, load_run_model, save_model_atomic
 from dlcli.choices import InputKind
 from dlcli.config import ExperimentConfig, load_config
 from dlcli.data.examples import Splits
-from dlcli.errors import DlcliError
-from dlcli.store.documents import InputRecord, Inputs, OutputRecord
+from dlcli.errors import DlcliError, listed
+from dlcli.store.documents import InputRecord, Inputs, OutputRecord, read_summary
 from dlcli.store.runs import CONFIG_FILE, INPUTS_FILE, RunFolder, model_file, preprocessing_file
 
 # Pixels of image files, whatever the dataset's own range: an image input always takes 0-255.
@@ -125,14 +125,32 @@ def read_inputs(run: RunFolder) -> Inputs:
     """The run's `inputs.json`; written now, from its data, for a run trained before it existed."""
     path = run.file(INPUTS_FILE)
     try:
-        return Inputs.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        inputs = Inputs.from_dict(json.loads(path.read_text(encoding="utf-8")))
     except (OSError, UnicodeDecodeError, ValueError, TypeError):
         pass  # missing, damaged, or not what Inputs says: it is made again from the run's config and data
+    else:
+        _check_recorded_classes(run, inputs)
+        return inputs
     from dlcli.data import load_dataset, load_folds
 
     config = load_config(run.file(CONFIG_FILE))
     write_inference_files(run, config, load_folds(config) if config.training.kfold else [load_dataset(config)])
     return Inputs.from_dict(json.loads(path.read_text(encoding="utf-8")))
+
+
+def _check_recorded_classes(run: RunFolder, inputs: Inputs) -> None:
+    """inputs.json names the classes summary.json recorded when the run was trained: an answer
+    named by another class (a file edited or copied from another run) would be wrong without a word."""
+    try:
+        recorded = (read_summary(run).get("data") or {}).get("classes")
+    except DlcliError:  # a damaged or missing summary.json: nothing recorded to compare
+        return
+    if recorded and inputs.class_names and list(inputs.class_names) != list(recorded):
+        raise DlcliError(
+            f"{run.file(INPUTS_FILE)} names the classes {listed(inputs.class_names)}, and run {run.id} was trained on "
+            f"{listed(recorded)}: the file was edited or comes from another run; delete it and dlcli writes it again "
+            "from the run's config and data"
+        )
 
 
 def outputs_are_logits(config: ExperimentConfig, output: str | None = None) -> bool:

@@ -109,10 +109,20 @@ def test_an_inputs_json_naming_fewer_classes_than_the_model_gives_is_refused(tra
     (copy / "inputs.json").write_text(json.dumps({**original, "class_names": ["0", "1"]}))
 
     result = cli("predict", str(copy), str(digits_folder / "test" / "3"), runs=False)
+    (copy / "inputs.json").write_text(json.dumps({**original, "class_names": list("abcdefghij")}))
+    renamed = cli("predict", str(copy), str(digits_folder / "test" / "3"), runs=False)
+    summary = json.loads((copy / "summary.json").read_text())
+    del summary["data"]["classes"]  # a run that recorded no classes: the model's outputs are counted
+    (copy / "summary.json").write_text(json.dumps(summary))
+    (copy / "inputs.json").write_text(json.dumps({**original, "class_names": ["0", "1"]}))
+    counted = cli("predict", str(copy), str(digits_folder / "test" / "3"), runs=False)
 
     assert result.exit_code == 2 and "Traceback" not in result.output
-    assert f"{copy / 'inputs.json'} names 2 classes, but run {copy.name}'s model gives 10" in result.output
-    assert "delete it" in result.output
+    message = " ".join(result.stderr.split())
+    assert f"{copy / 'inputs.json'} names the classes 0, 1, and run {copy.name} was trained on 0, 1, 2" in message
+    assert "delete it" in message
+    assert renamed.exit_code == 2 and "names the classes a, b, c" in renamed.stderr  # it had answered 'd' for a 3
+    assert counted.exit_code == 2 and f"names 2 classes, but run {copy.name}'s model gives 10" in counted.stderr
 
 
 def test_a_replaced_model_or_an_edited_input_shape_is_one_line_and_a_run_named_preprocessing_predicts(
