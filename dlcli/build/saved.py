@@ -81,8 +81,8 @@ def fitting_inputs(run: RunFolder, name: str) -> Iterator[None]:
             raise
         raise DlcliError(
             f"run {run.id}: its {name} does not take the inputs as prepared now ({reason_of(error)}): did the data "
-            "file change since training, or was the model replaced by another run's? put back the run's own, or "
-            "train its config.yaml again"
+            "file change since training, or was the model or its preprocessing.keras replaced by another run's? put "
+            "back the run's own, or train its config.yaml again"
         ) from None
 
 

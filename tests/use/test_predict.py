@@ -432,7 +432,8 @@ def test_bad_inputs_are_one_line_each(cli, trained, tmp_path, digits_folder):
         (trained["digits"], with_palette, ["drawn.bmp is a BMP whose palette is not the grey levels 0-255 in order",
                                            "save it as PNG: remove or replace it, then predict again"]),
         (resolve_run(trained["runs"], swapped.name), digits_folder / "test" / "1",
-         ["its model.keras does not take the inputs as prepared now", "was the model replaced by another run's?"]),
+         ["its model.keras does not take the inputs as prepared now", "was the model or its preprocessing.keras replaced",
+          "by another run's?"]),
     ]
     bad_far_down = tmp_path / "bad-far-down.csv"  # past the first batch: nothing printed before the error
     bad_far_down.write_text(header + "\n" + "\n".join(",".join(["inf" if row == 400 else "1"] * 64) for row in range(600)) + "\n")
