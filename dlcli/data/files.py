@@ -332,10 +332,11 @@ def _no_missing_values(config: ExperimentConfig, key: KeyPath, table, column: st
         missing[found[0]] = True
     missing = table.index[missing]
     if len(missing):
-        lines = ", ".join(str(row + 2) for row in missing[:5]) + (" ..." if len(missing) > 5 else "")
+        lines = ", ".join(str(record_line(path, row)) for row in missing[:5]) + (" ..." if len(missing) > 5 else "")
+        value = "finite value" if found is not None else "value"  # a number, or any text
         raise config.error(
             key,
-            f"column '{column}' of {path} has no finite value in {counted(len(missing), 'row')} "
+            f"column '{column}' of {path} has no {value} in {counted(len(missing), 'row')} "
             f"({'line' if len(missing) == 1 else 'lines'} {lines}): fill or remove {'it' if len(missing) == 1 else 'them'}",
         )
 

@@ -296,7 +296,7 @@ def _csv(tmp_path, text):
 BAD_TABLES = [
     # (id, CSV text, the error's type, a fragment of its one line)
     ("label missing in a row", "a,b,label\n1,2,x\n3,4,\n5,6,y\n7,8,x\n", ConfigError,
-     r"dataset.label_column: column 'label' of .*table.csv has no finite value in 1 row \(line 3\): fill or remove it"),
+     r"dataset.label_column: column 'label' of .*table.csv has no value in 1 row \(line 3\): fill or remove it"),
     ("feature missing in a row", "a,b,label\n1,2,x\n3,,y\n5,6,y\n7,8,x\n", ConfigError,
      r"dataset.feature_columns: column 'b' of .*table.csv has no finite value in 1 row \(line 3\): fill or remove it"),
     ("header and no rows", "a,b,label\n", DataUnavailable, r"table.csv has a header \(a, b, label\) and no rows"),
