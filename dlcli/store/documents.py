@@ -37,6 +37,7 @@ from dlcli.store.runs import (
     group_of,
     list_run_folders,
     now,
+    prepared_as,
     process_start_time,
     write_atomic,
 )
@@ -86,6 +87,7 @@ class RunInfo(RunFile):
     sweep: dict[str, Any] | None = None  # {id, trial, values} for a trial of a sweep
     group: str | None = None  # group_of its config: the runs that differ only in their seed
     checkpointed_as: str | None = None  # checkpointed_as its config: what a resume must keep
+    prepared_as: str | None = None  # prepared_as its config: what evaluate must rebuild the data with
     resumes: list[dict[str, Any]] = []  # one {at, command} per --resume
     resumable: bool = True  # false when it failed on its config: a resume would fail the same way
 
@@ -289,7 +291,7 @@ def start_run(
     written = read_yaml(config_yaml)
     info = RunInfo(
         id=folder.id, name=name, dataset=dataset, status=RunStatus.running, group=group_of(written),
-        checkpointed_as=checkpointed_as(written),
+        checkpointed_as=checkpointed_as(written), prepared_as=prepared_as(written),
         created=now().isoformat(timespec="milliseconds"), command=command, cwd=os.getcwd(), seed=seed,
         versions={"python": platform.python_version(), "dlcli": __version__, **versions},
         host=socket.gethostname(), pid=os.getpid(), pid_started=process_start_time(os.getpid()), sweep=sweep,

@@ -12,7 +12,7 @@ import os
 import re
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -65,24 +65,34 @@ def group_of(config: dict[str, Any]) -> str:
     return _digest({key: value for key, value in config.items() if key not in NOT_THE_EXPERIMENT})
 
 
-def checkpointed_as(config: dict[str, Any], with_data_path: bool = False) -> str:
-    """What a run's checkpoint was trained with: its config but for its name, how it runs
-    (HOW_IT_RUNS) and where its data file lives (a moved file is the same data; the splits'
-    fingerprints tell when it is not). A resume under another is refused. `with_data_path`: the
-    path kept, as run.json recorded it before it was left out."""
+def _trained_as(config: dict[str, Any], data_path: bool) -> str:
     kept = {key: value for key, value in config.items() if key != "name"}
     training, dataset = kept.get("training"), kept.get("dataset")
     if isinstance(training, dict):
         kept["training"] = {key: value for key, value in training.items() if key not in HOW_IT_RUNS}
-    if isinstance(dataset, dict) and not with_data_path:
+    if isinstance(dataset, dict) and not data_path:
         kept["dataset"] = {key: value for key, value in dataset.items() if key != "path"}
     return _digest(kept)
 
 
-def config_edited(run: RunFolder, recorded: str | None) -> bool:
-    """Whether the run's config.yaml was edited after training started (`recorded`: run.json's
-    checkpointed_as), but for its name, how it runs and where its data lives; a run of an older
-    dlcli recorded nothing to compare, and reads as unedited."""
+def checkpointed_as(config: dict[str, Any]) -> str:
+    """What a run's checkpoint was trained with: its config but for its name and how it runs
+    (HOW_IT_RUNS). A resume under another is refused: its data, path included, is what the
+    checkpoint goes on with."""
+    return _trained_as(config, data_path=True)
+
+
+def prepared_as(config: dict[str, Any]) -> str:
+    """What a run's model was trained on, as `evaluate` rebuilds it: checkpointed_as but for where
+    the data file lives (a moved file is the same data; evaluation's fingerprint of the split says
+    when it is not)."""
+    return _trained_as(config, data_path=False)
+
+
+def config_edited(run: RunFolder, recorded: str | None, digest: Callable[[dict[str, Any]], str] = checkpointed_as) -> bool:
+    """Whether the run's config.yaml was edited after training started: its `digest` is not the one
+    run.json `recorded`. A run of an older dlcli recorded nothing to compare, and reads as unedited;
+    a config that cannot be read reads as edited."""
     import yaml
 
     from dlcli.keys import read_yaml
@@ -91,10 +101,17 @@ def config_edited(run: RunFolder, recorded: str | None) -> bool:
         return False
     try:
         written = read_yaml(run.file(CONFIG_FILE).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):  # no config it was trained with
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return True
-    return not isinstance(written, dict) or recorded not in (checkpointed_as(written),
-                                                             checkpointed_as(written, with_data_path=True))
+    return not isinstance(written, dict) or digest(written) != recorded
+
+
+def edited_after_training(run: RunFolder, what: str) -> DlcliError:
+    """The error of a command that cannot go on with a config.yaml edited after training (`what` it would do)."""
+    return DlcliError(
+        f"run {run.id}: its {CONFIG_FILE} was edited after training started, and {what}: undo the edit, or train the "
+        f"edited config as a new run (dlcli train {run.file(CONFIG_FILE)})"
+    )
 
 
 def model_file(fold: int | None) -> str:

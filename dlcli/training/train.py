@@ -69,6 +69,7 @@ from dlcli.store.runs import (
     TENSORBOARD_DIR,
     RunFolder,
     config_edited,
+    edited_after_training,
     effective_status,
     metric_name,
     model_file,
@@ -768,12 +769,8 @@ def _check_config_unedited(run: RunFolder, info: RunInfo) -> None:
     trained with, and would go on under others (another shape fails to load; another split or
     epoch count trains silently). Runs of an older dlcli recorded nothing to compare."""
     if config_edited(run, info.checkpointed_as):
-        raise DlcliError(
-            f"run {run.id}: its {CONFIG_FILE} was edited after training started, and a resume continues the "
-            "checkpoint trained with the config it started with (only dataset.path and "
-            f"training.{', training.'.join(HOW_IT_RUNS)} may change): undo the edit, or train the edited config as "
-            f"a new run (dlcli train {run.file(CONFIG_FILE)})"
-        )
+        raise edited_after_training(run, "a resume continues the checkpoint trained with the config it started with "
+                                    f"(only training.{', training.'.join(HOW_IT_RUNS)} may change)")
 
 
 def _from_older_checkpoint(

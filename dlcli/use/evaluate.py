@@ -27,8 +27,10 @@ from dlcli.store.runs import (
     SUMMARY_FILE,
     RunFolder,
     config_edited,
+    edited_after_training,
     model_file,
     now,
+    prepared_as,
     write_json,
 )
 
@@ -83,12 +85,9 @@ def evaluate_run(run: RunFolder, split: str = "test") -> Evaluation:
         raise DlcliError(f"--split {split}: choose one of {', '.join(EVALUATION_FILES)}")
     if damage := load_run(run).damage:  # its config.yaml emptied or cut: said as every reading command says it
         raise DlcliError(f"run {run.id} is damaged ({damage}): put back its files, or train the experiment again as a new run")
-    if config_edited(run, read_info(run).checkpointed_as):
-        raise DlcliError(
-            f"run {run.id}: its {CONFIG_FILE} was edited after training, and evaluating rebuilds the {split} split and "
-            "its preparation from it, not from the config the model was trained with: undo the edit, or train the "
-            f"edited config as a new run (dlcli train {run.file(CONFIG_FILE)})"
-        )
+    if config_edited(run, read_info(run).prepared_as, prepared_as):
+        raise edited_after_training(run, f"evaluating rebuilds the {split} split and its preparation from it, not from "
+                                    "the config the model was trained with (only dataset.path may change)")
     config = load_config(run.file(CONFIG_FILE))
     if split == "validation" and not config.validates:
         raise DlcliError(f"run {run.id} trained on all the training data (`dataset.validation_split: 0`): "
