@@ -279,9 +279,11 @@ def build_layer(
     return build_object(config, (*path, class_name), cls, kwargs)
 
 
-# How many random examples each augmentation layer is tried on as the model is built: a random
-# flip leaves them all as they are once in 2**32.
+# How many random examples each augmentation layer is tried on as the model is built, and how many
+# times at most, until one changes: a random flip leaves 32 as they are once in 2**32, and a layer
+# that changes one example in 20 (RandomInvert with factor 0.1) leaves 320 once in 10**7.
 TRIED_EXAMPLES = 32
+TRIES = 10
 
 
 def _augmentation_layers(config: ExperimentConfig, input_shape: tuple[int, ...]) -> list[tuple[KeyPath, keras.layers.Layer]]:
@@ -306,26 +308,29 @@ def _tried_augmentation(config: ExperimentConfig, path: KeyPath, kwargs: dict[st
     checking that it is an augmentation (`_augmentation_layers`)."""
     class_name = path[-1]
     seeds = random.getstate()  # a layer draws its seed from Python's generator: the run's layers keep theirs
-    try:
-        layer = build_layer(config, path[:-1], class_name, kwargs)
+    try:  # named, so that it takes no name Keras would give a layer of the run (random_flip_1)
+        layer = build_layer(config, path[:-1], class_name, {**kwargs, "name": "dlcli_tried_augmentation"})
     finally:
         random.setstate(seeds)
     with _reported_at(config, path, class_name, f"examples of shape {examples.shape[1:]}"):
         at_inference = np.asarray(layer(examples, training=False), dtype="float32")
-        while_training = np.asarray(layer(examples, training=True), dtype="float32")
-    # as the layer computes them: under mixed precision an unchanged example is a rounded one
+    # under mixed precision an example the layer leaves as it is may come back rounded, or not at all
     computed = np.asarray(keras.ops.cast(examples, layer.compute_dtype), dtype="float32")
     move = "augmentation is applied only while training: move it to model.layers"
     if layer.weights:
         raise config.error(path, f"{class_name} learns weights, and {move}")
-    if at_inference.shape != examples.shape or not np.allclose(at_inference, computed):
+    if at_inference.shape != examples.shape or not (np.allclose(at_inference, computed) or
+                                                    np.allclose(at_inference, examples)):
         raise config.error(path, f"{class_name} changes the data at inference too, and {move}")
-    if while_training.shape == examples.shape and np.array_equal(while_training, at_inference):
-        raise config.error(
-            path, f"{class_name} changed none of {TRIED_EXAMPLES} random examples while training: with these "
-            "arguments it augments nothing; check them",
-        )
-    return at_inference
+    for _ in range(TRIES):
+        with _reported_at(config, path, class_name, f"examples of shape {examples.shape[1:]}"):
+            while_training = np.asarray(layer(examples, training=True), dtype="float32")
+        if while_training.shape != examples.shape or not np.array_equal(while_training, at_inference):
+            return at_inference
+    raise config.error(
+        path, f"{class_name} changed none of {TRIED_EXAMPLES} random examples in {TRIES} tries while training: with "
+        "these arguments it augments nothing; check them",
+    )
 
 
 @dataclass

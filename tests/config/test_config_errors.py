@@ -228,8 +228,8 @@ CASES = [
      ["model.augmentation.0.Rescaling: Rescaling changes the data at inference too"]),
     ("an augmentation that augments nothing", edit(
         "model:\n", "model:\n  augmentation:\n    - RandomZoom: {height_factor: 0.1}\n    - RandomFlip: {mode: diagonal}\n"),
-     ["config.yaml:9: model.augmentation.1.RandomFlip: RandomFlip changed none of 32 random examples while training: "
-      "with these arguments it augments nothing; check them"]),  # Keras accepts the mode and flips nothing
+     ["config.yaml:9: model.augmentation.1.RandomFlip: RandomFlip changed none of 32 random examples in 10 tries while "
+      "training: with these arguments it augments nothing; check them"]),  # Keras accepts the mode and flips nothing
     ("an argument value Keras has no implementation of", edit(
         "model:\n", "model:\n  augmentation:\n    - RandomTranslation: {height_factor: 0.1, width_factor: 0.1, "
         "fill_mode: bogus}\n"),
