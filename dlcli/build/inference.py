@@ -20,7 +20,7 @@ import json
 import keras
 import numpy as np
 
-from dlcli.build.saved import fitting_inputs, load_run_model, save_model_atomic
+from dlcli.build.saved import PUT_BACK, fitting_inputs, load_run_model, save_model_atomic
 from dlcli.choices import InputKind
 from dlcli.config import ExperimentConfig, load_config
 from dlcli.data.examples import Splits
@@ -45,6 +45,9 @@ def input_kind(splits: Splits) -> str:
 STANDARDIZATION = "standardization"
 # The model of the preprocessing put before the trained model (preprocessing.keras)
 PREPROCESSING = "preprocessing"
+# Why inputs.json can disagree with the run's model or records, and what to do
+INPUTS_NOT_THE_RUNS = ("the file was edited or comes from another run (delete it and dlcli writes it again from the run's "
+                       "config and data), or the data's classes changed since training (train again)")
 
 
 def _standardization(encoding, shape: tuple[int, ...], name: str) -> keras.layers.Layer:
@@ -126,16 +129,14 @@ def read_inputs(run: RunFolder) -> Inputs:
     path = run.file(INPUTS_FILE)
     try:
         inputs = Inputs.from_dict(json.loads(path.read_text(encoding="utf-8")))
-    except (OSError, UnicodeDecodeError, ValueError, TypeError):
-        pass  # missing, damaged, or not what Inputs says: it is made again from the run's config and data
-    else:
-        _check_recorded_classes(run, inputs)
-        return inputs
-    from dlcli.data import load_dataset, load_folds
+    except (OSError, UnicodeDecodeError, ValueError, TypeError):  # missing, damaged, or not what Inputs says:
+        from dlcli.data import load_dataset, load_folds  # made again from the run's config and data
 
-    config = load_config(run.file(CONFIG_FILE))
-    write_inference_files(run, config, load_folds(config) if config.training.kfold else [load_dataset(config)])
-    return Inputs.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        config = load_config(run.file(CONFIG_FILE))
+        write_inference_files(run, config, load_folds(config) if config.training.kfold else [load_dataset(config)])
+        inputs = Inputs.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    _check_recorded_classes(run, inputs)
+    return inputs
 
 
 def _check_recorded_classes(run: RunFolder, inputs: Inputs) -> None:
@@ -148,8 +149,7 @@ def _check_recorded_classes(run: RunFolder, inputs: Inputs) -> None:
     if recorded and inputs.class_names and list(inputs.class_names) != list(recorded):
         raise DlcliError(
             f"{run.file(INPUTS_FILE)} names the classes {listed(inputs.class_names)}, and run {run.id} was trained on "
-            f"{listed(recorded)}: the file was edited or comes from another run; delete it and dlcli writes it again "
-            "from the run's config and data"
+            f"{listed(recorded)}: {INPUTS_NOT_THE_RUNS}"
         )
 
 
@@ -187,9 +187,7 @@ def check_class_names(run: RunFolder, names: list[str], units: int, output: str 
     if names and len(names) != classes:
         given = f"output '{output}' of run {run.id}" if output else f"run {run.id}'s model"
         raise DlcliError(
-            f"{run.file(INPUTS_FILE)} names {len(names)} classes, but {given} gives {classes}: the file was "
-            "edited or comes from another run (delete it and dlcli writes it again from the run's config and data), "
-            "or the data's classes changed since training (train again)"
+            f"{run.file(INPUTS_FILE)} names {len(names)} classes, but {given} gives {classes}: {INPUTS_NOT_THE_RUNS}"
         )
 
 
@@ -231,14 +229,13 @@ def inference_model(run: RunFolder, fold: int | None = None) -> tuple[keras.Mode
     if inputs.kind in ("image", "array") and inputs.input_shape != taken:  # predict reads its inputs at this shape
         raise DlcliError(
             f"{run.file(INPUTS_FILE)} says the model takes inputs of shape {inputs.input_shape}, but run {run.id}'s "
-            f"takes {taken}: the file was edited or comes from another run; delete it and dlcli writes it again from "
-            "the run's config and data"
+            f"takes {taken}: {INPUTS_NOT_THE_RUNS}"
         )
     shape = tuple(stages[0].outputs[0].shape)
     if len(shape) != 2:  # classes or values: one row of them per input
         raise DlcliError(
             f"run {run.id}: its {model_file(chosen[0])} gives outputs of shape {shape}, not a row of scores per input: "
-            "it was replaced (by its preprocessing.keras?); put back the run's own, or train its config.yaml again"
+            f"it was replaced (by its preprocessing.keras?); {PUT_BACK}"
         )
     if inputs.task == "classification":
         check_class_names(run, inputs.class_names, stages[0].outputs[0].shape[-1])

@@ -33,6 +33,10 @@ class ApplicationPreprocessing(keras.layers.Layer):
         return {**super().get_config(), "module": self.module}
 
 
+# What to do of a run's model file that is not the one its training saved
+PUT_BACK = "put back the run's own, or train its config.yaml again"
+
+
 def load_run_model(run: RunFolder, name: str, compile: bool = False) -> keras.Model:
     """The run's saved model `name`, or one line saying why it cannot be had: every reader of a
     run's .keras files goes through here."""
@@ -65,7 +69,7 @@ def load_run_model(run: RunFolder, name: str, compile: bool = False) -> keras.Mo
     if compile and not model.compiled:  # training saves its model compiled: this one is some other file
         raise DlcliError(
             f"run {run.id}: {name} holds no loss or metrics, as the model training saved does: it was replaced "
-            "(by preprocessing.keras, or a model saved elsewhere); put back the run's own, or train its config.yaml again"
+            f"(by preprocessing.keras, or a model saved elsewhere); {PUT_BACK}"
         )
     return model
 
@@ -81,8 +85,7 @@ def fitting_inputs(run: RunFolder, name: str) -> Iterator[None]:
             raise
         raise DlcliError(
             f"run {run.id}: its {name} does not take the inputs as prepared now ({reason_of(error)}): did the data "
-            "file change since training, or was the model or its preprocessing.keras replaced by another run's? put "
-            "back the run's own, or train its config.yaml again"
+            f"file change since training, or was the model or its preprocessing.keras replaced by another run's? {PUT_BACK}"
         ) from None
 
 

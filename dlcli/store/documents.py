@@ -272,13 +272,16 @@ def read_summary(folder: RunFolder) -> dict[str, Any]:
     return _read_whole(folder, SUMMARY_FILE, Summary).to_dict()
 
 
+def damaged_run(folder: RunFolder, damage: str) -> DlcliError:
+    """The error of a command that cannot read the run's files: what is damaged, and what to do."""
+    return DlcliError(f"run {folder.id} is damaged: {damage}; its folder is left as it is: train its {CONFIG_FILE} "
+                      "again for a new run")
+
+
 def _read_whole(folder: RunFolder, name: str, model: type[RunFile]):
     data, damage = _validated(folder.file(name), model)
     if data is None:
-        raise DlcliError(
-            f"run {folder.id} is damaged: {damage or f'it has no {name}'}; its folder is left as it is: "
-            f"train its {CONFIG_FILE} again for a new run"
-        )
+        raise damaged_run(folder, damage or f"it has no {name}")
     return model.from_dict(data)
 
 

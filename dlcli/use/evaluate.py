@@ -17,7 +17,7 @@ from dlcli.data.cache import check_decodable
 from dlcli.data.examples import FINGERPRINT_VERSION, Splits
 from dlcli.data.pipeline import stream
 from dlcli.errors import DlcliError, listed
-from dlcli.store.documents import SCHEMA, Evaluation, load_run, read_info
+from dlcli.store.documents import SCHEMA, Evaluation, damaged_run, load_run, read_info
 from dlcli.store.index import update_index
 from dlcli.store.runs import (
     CONFIG_FILE,
@@ -84,7 +84,7 @@ def evaluate_run(run: RunFolder, split: str = "test") -> Evaluation:
     if split not in EVALUATION_FILES:
         raise DlcliError(f"--split {split}: choose one of {', '.join(EVALUATION_FILES)}")
     if damage := load_run(run).damage:  # its config.yaml emptied or cut: said as every reading command says it
-        raise DlcliError(f"run {run.id} is damaged ({damage}): put back its files, or train the experiment again as a new run")
+        raise damaged_run(run, damage)
     if config_edited(run, read_info(run).prepared_as, prepared_as):
         raise edited_after_training(run, f"evaluating rebuilds the {split} split and its preparation from it, not from "
                                     "the config the model was trained with (only dataset.path may change)")
