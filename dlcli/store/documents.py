@@ -75,7 +75,7 @@ class RunInfo(RunFile):
     status: str = "unknown"  # one of status.RECORDED
     created: str | None = None  # ISO 8601 with its offset; one written without is read as UTC
     ended: str | None = None
-    duration_s: NonNegativeFloat | None = None
+    duration_s: float | None = None
     command: str | None = None
     cwd: str | None = None
     seed: int | None = None
@@ -99,6 +99,13 @@ class RunInfo(RunFile):
         if value not in known:
             raise ValueError(f"{value!r} is no status dlcli records ({', '.join(known)})")
         return value
+
+    @field_validator("duration_s")
+    @classmethod
+    def _no_time_before_the_start(cls, value: float | None) -> float | None:
+        """A duration below zero: the clock was set back during the run (an older dlcli wrote it as it
+        came). The run is whole; it is shown as taking no time, never as a negative one."""
+        return None if value is None else max(value, 0.0)
 
     @field_validator("created", "ended")
     @classmethod
