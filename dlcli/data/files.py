@@ -246,7 +246,7 @@ def load_image_directory(info: DatasetInfo, config: ExperimentConfig) -> RawData
         class_names[entry] if isinstance(entry, int) and 0 <= entry < len(class_names) else str(entry) for entry in wanted
     }
 
-    for folder in {root, *subsets.values()}:  # an image beside the class folders belongs to no class
+    for folder in sorted({train_folder, *subsets.values()}):  # an image beside the class folders belongs to no class
         loose = sorted(p.name for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and not p.is_dir())
         if loose:
             more = f" and {len(loose) - 1} more" if len(loose) > 1 else ""
@@ -332,7 +332,7 @@ def _no_missing_values(config: ExperimentConfig, key: KeyPath, table, column: st
         missing[found[0]] = True
     missing = table.index[missing]
     if len(missing):
-        lines = ", ".join(str(record_line(path, row)) for row in missing[:5]) + (" ..." if len(missing) > 5 else "")
+        lines = ", ".join(map(str, record_lines(path, list(missing[:5])).values())) + (" ..." if len(missing) > 5 else "")
         value = "finite value" if found is not None else "value"  # a number, or any text
         raise config.error(
             key,
@@ -358,20 +358,30 @@ def reading_csv(path: Path, fail: Callable[[str], Exception] = DataUnavailable) 
         raise fail(_csv_problem(path, error)) from None
 
 
-def record_line(path: Path, record: int) -> int:
-    """The line of `path` on which its data row `record` starts, counted from 0 as pandas counts
-    rows: blank lines are no rows, and a quoted cell's line breaks stay inside its row."""
+def record_lines(path: Path, records: list[int]) -> dict[int, int]:
+    """The line of `path` on which each of its data rows `records` starts, counted from 0 as pandas
+    counts rows: blank lines (or of spaces only) are no rows, and a quoted cell's line breaks stay
+    inside its row. One pass over the file, for as many rows as asked."""
     import csv
 
+    wanted, found = set(records), {}
     with open(path, newline="", encoding="utf-8-sig") as file:
         reader = csv.reader(file)
         ended, rows = 0, -2  # the header is row -1
         for row in reader:
             start, ended = ended + 1, reader.line_num
-            rows += bool(row)
-            if row and rows == record:
-                return start
-    return record + 2  # not found (the file changed since): the line it would be on without blank lines
+            if "".join(row).strip() or len(row) > 1:
+                rows += 1
+                if rows in wanted:
+                    found[rows] = start
+                    if len(found) == len(wanted):
+                        break
+    return {record: found.get(record, record + 2) for record in records}  # not found (changed since): as if unbroken
+
+
+def record_line(path: Path, record: int) -> int:
+    """The line of `path` on which its data row `record` starts (`record_lines`)."""
+    return record_lines(path, [record])[record]
 
 
 def refuse_column_named_twice(path: Path, fail: Callable[[str], Exception] = DataUnavailable) -> None:

@@ -13,7 +13,7 @@ import errno
 import importlib.util
 import json
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -226,8 +226,9 @@ def export_run(
     expected = _listed(called, names)
     made = [folder for folder in (path.parent, *path.parent.parents) if not folder.exists()]
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        model.export(str(path), format=keras_format, verbose=False)
+        with _written(path, export_format):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            model.export(str(path), format=keras_format, verbose=False)
         actual = _listed(RUNTIMES[export_format](path)(x), names)
         largest = max((float(np.max(np.abs(a - e))) for a, e in zip(actual, expected) if e.size), default=0.0)
         scale = max([1.0, *(float(np.max(np.abs(e))) for e in expected if e.size)])
@@ -240,22 +241,31 @@ def export_run(
                 f"the {export_format} export of run {run.id} differs from its Keras model by {largest:.3g} "
                 f"(tolerance {tolerance * scale:g}) on {len(x)} inputs from {source}; it was removed"
             )
-        if table:
-            _describe_table(path, export_format, inputs, preprocessing_inside)
-        else:
-            _describe(path, export_format, model, inputs)
-    except BaseException as error:  # nothing half written is left to block the next export
+        with _written(path, export_format):
+            if table:
+                _describe_table(path, export_format, inputs, preprocessing_inside)
+            else:
+                _describe(path, export_format, model, inputs)
+    except BaseException:  # nothing half written is left to block the next export
         _remove(path)
         for folder in made:  # the folders this export made, left empty
             with contextlib.suppress(OSError):
                 folder.rmdir()
-        if isinstance(error, (OSError, tf.errors.OpError)):  # a full disk, a folder that cannot be written
-            why = error.strerror if isinstance(error, OSError) and error.strerror else reason_of(error)
-            full = isinstance(error, tf.errors.ResourceExhaustedError) or getattr(error, "errno", None) == errno.ENOSPC
-            raise DlcliError(f"{path}: the {export_format} export could not be written ({why}); nothing of it was "
-                             f"kept: {'free some space, or ' if full else ''}give another --output") from None
         raise
     return ExportReport(path, largest, same, len(next(iter(x.values()))) if isinstance(x, dict) else len(x), source)
+
+
+@contextlib.contextmanager
+def _written(path: Path, export_format: str) -> Iterator[None]:
+    """Around writing the export: a full disk or a folder that cannot be written is one line about
+    `path`, not TensorFlow's traceback. (Running the export to check it is not writing it.)"""
+    try:
+        yield
+    except (OSError, tf.errors.OpError) as error:
+        why = error.strerror if isinstance(error, OSError) and error.strerror else reason_of(error)
+        full = isinstance(error, tf.errors.ResourceExhaustedError) or getattr(error, "errno", None) == errno.ENOSPC
+        raise DlcliError(f"{path}: the {export_format} export could not be written ({why}); nothing of it was "
+                         f"kept: {'free some space, or ' if full else ''}give another --output") from None
 
 
 def _earlier_standardization(layer: keras.layers.Layer) -> bool:
