@@ -214,12 +214,14 @@ def sweep_settings(
     if not grid and not space:
         raise DlcliError("nothing to sweep: give --grid KEY=V1,V2 or a `sweep:` section with `grid` or `params`")
     if sampled_trials and not space:  # a grid alone trains each of its points once: a count of samples would be lost
-        unsampled = "samples the keys of `sweep: params:` in the config, and it has none"
+        listed = section is not None and bool(section.params or older_random)  # method grid made them grid values
+        unsampled = ("samples nothing: with method grid, each choice of sweep.params is tried once, as a grid value"
+                     if listed else "samples the keys of `sweep: params:` in the config, and it has none")
+        fix = "use method random or tpe" if listed else "sample keys"
         if trials:
             raise DlcliError(f"--trials/--random {trials} {unsampled}")
         written = ("sweep", "trials") if section.trials else ("sweep", "random", "trials")
-        raise config.error(written, f"{sampled_trials} {unsampled}: remove it (a grid trains each point once), or "
-                           "sample keys")
+        raise config.error(written, f"{sampled_trials} {unsampled}: remove it (a grid trains each point once), or {fix}")
     if space and not sampled_trials:
         raise config.error(("sweep",), f"method {method} samples {len(space)} key(s): say how many trials, "
                            "e.g. `trials: 20` (or --trials 20)")
@@ -356,8 +358,10 @@ def swept_at(plan: Plan, error: DlcliError) -> str:
         return ""
     sections = [part for part in ("params", "grid", "random") if culprit in getattr(base.sweep, part, {})]
     if sections == ["grid"]:  # a --grid of the key replaced the section's list: the values swept tell which won
-        listed = base.sweep.grid[culprit]
-        if any(point[culprit] not in listed for point in plan.settings.points if culprit in point):
+        listed = {json.dumps(value, sort_keys=True, default=str) for value in base.sweep.grid[culprit]}
+        swept_values = {json.dumps(point[culprit], sort_keys=True, default=str) for point in plan.settings.points
+                        if culprit in point}
+        if swept_values != listed:
             sections = []
     return base.source.prefix(("sweep", sections[0], culprit)) if sections else f"--grid {culprit}: "
 

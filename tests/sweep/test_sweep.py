@@ -181,10 +181,13 @@ def test_nothing_to_sweep(cli, tiny_config):
      "config.yaml:20: sweep.params.optimizer.name: lists optimizer.name=adam twice"),
     ("sweep:\n  trials: 2\n  params:\n    name: {choice: [a, b]}\n", [],
      "config.yaml:20: sweep.params.name: a sweep names its trials NAME-t1, NAME-t2, ... and cannot vary `name`"),
+    ("sweep:\n  method: grid\n  trials: 5\n  params:\n    optimizer.name: {choice: [adam, rmsprop]}\n", [],
+     "config.yaml:19: sweep.trials: 5 samples nothing: with method grid, each choice of sweep.params is tried once"),
 ], ids=["a key twice", "an empty list in the section", "twice on the command line over a section", "a trailing comma",
         "a value twice", "the name", "more workers than cores", "a negative sampler seed", "too many repeats",
         "an empty storage", "its own setting", "a range without end", "a hundred million trials", "a --name too long",
-        "the section's repeats", "trials beside a grid alone", "a choice listed twice", "a sampled name"])
+        "the section's repeats", "trials beside a grid alone", "a choice listed twice", "a sampled name",
+        "trials beside choices a grid tries"])
 def test_a_grid_that_would_drop_or_skip_values_is_refused(cli, write_config, runs_dir, section, options, message):
     result = cli("sweep", str(write_config(TINY_CONFIG + section)), *options)
 
@@ -214,9 +217,11 @@ def test_a_grid_that_would_drop_or_skip_values_is_refused(cli, write_config, run
      "--grid model.layers[0].Dense.units: trial 1 (model.layers[0].Dense.units=3): model.layers.0 is Flatten, not Dense"),
     ("sweep:\n  grid:\n    model.layers.0.Dense.units: [3, 4]\n", ["--grid", "model.layers.0.Dense.units=5,6"],
      "--grid model.layers.0.Dense.units: trial 1 (model.layers.0.Dense.units=5): model.layers.0 is Flatten, not Dense"),
+    ("sweep:\n  grid:\n    model.layers.0.Dense.units: [3, 4]\n", ["--grid", "model.layers.0.Dense.units=3"],
+     "--grid model.layers.0.Dense.units: trial 1 (model.layers.0.Dense.units=3): model.layers.0 is Flatten, not Dense"),
 ], ids=["a misspelled kind", "a list among the sampled keys", "a grid key of the file", "a --grid key",
         "an unknown grid key of the file", "a key both sampled and in the grid", "a --grid value that is no YAML",
-        "a --grid key in brackets", "a --grid key that replaced the file's"])
+        "a --grid key in brackets", "a --grid key that replaced the file's", "a --grid of some of the file's values"])
 def test_a_bad_swept_key_is_located_where_it_was_swept(cli, write_config, runs_dir, section, options, message):
     config = write_config(TINY_CONFIG + section)
     result = cli("sweep", str(config), *options)
