@@ -73,7 +73,7 @@ def _snake_case(name: str) -> str:
 
 def _object_names(module: ModuleType) -> list[str]:
     """The names Keras's `module.get` accepts, in snake case, for suggestions; with the initials it
-    takes for them (mse, mae, kld), which Keras keeps out of its public names."""
+    takes for them (mse, mae, msle), which Keras keeps out of its public names."""
     names = list(dict.fromkeys(
         _snake_case(name) for name, value in vars(module).items()
         if callable(value) and not name.startswith("_") and name not in NOT_OBJECT_NAMES

@@ -162,10 +162,11 @@ def refuse_run_folder_output(path: Path, option: str, folder: bool = False) -> N
 
 
 def refuse_posing_as_a_run(path: Path, runs_dir: Path, option: str) -> None:
-    """Refuse an output folder named like a run, in the runs folder: every reading command would
-    list it as a damaged run."""
-    written = Path(os.path.realpath(path))
-    if written.parent == Path(os.path.realpath(runs_dir)) and RUN_ID.fullmatch(written.name):
+    """Refuse an output that is, or would make, a folder named like a run in the runs folder and
+    not one: every reading command would list it as a damaged run."""
+    written, runs = Path(os.path.realpath(path)), Path(os.path.realpath(runs_dir))
+    posing = next((folder for folder in (written, *written.parents) if folder.parent == runs), None)
+    if posing is not None and RUN_ID.fullmatch(posing.name) and not (posing / RUN_FILE).is_file():
         raise DlcliError(f"{option} {path}: a folder named like a run, in the runs folder {runs_dir}: it would be "
                          "listed as a damaged run; write it elsewhere")
 

@@ -307,6 +307,8 @@ def test_bad_inputs_are_one_line_each(visualize, runs, tmp_path):
         (("activations", runs["patches"].id, photo, "--output", runs["patches"].path), ["is the run folder"]),
         (("activations", runs["patches"].id, photo, "--output", runs["runs"] / "20270101-000000-fake"),
          ["a folder named like a run, in the runs folder", "it would be listed as a damaged run"]),
+        (("activations", runs["patches"].id, photo, "--output", runs["runs"] / "20270101-000000-fake" / "pictures"),
+         ["a folder named like a run, in the runs folder"]),  # a folder it would make on the way
         (("heatmap", runs["patches"].id, photo, "--output", tmp_path / "mine.png"),
          ["mine.npy exists, and the heatmap's values would be written over it"]),
         (("heatmap", runs["patches"].id, photo, "--output", tmp_path / "notes.png"), ["exists and is not a PNG image"]),
