@@ -182,7 +182,8 @@ def class_names(inputs: Inputs, count: int) -> list[str]:
 
 def check_class_names(run: RunFolder, names: list[str], units: int, output: str | None = None) -> None:
     """inputs.json names as many classes as the model has outputs (a single sigmoid unit: 2); a
-    hand-edited or copied file would otherwise name answers by the wrong classes, or by none."""
+    hand-edited or copied file would otherwise name answers by the wrong classes, or by none. A
+    regression names none, and is not checked."""
     classes = 2 if units == 1 else units
     if names and len(names) != classes:
         given = f"output '{output}' of run {run.id}" if output else f"run {run.id}'s model"
@@ -237,8 +238,7 @@ def inference_model(run: RunFolder, fold: int | None = None) -> tuple[keras.Mode
             f"run {run.id}: its {model_file(chosen[0])} gives outputs of shape {shape}, not a row of scores per input: "
             f"it was replaced (by its preprocessing.keras?); {PUT_BACK}"
         )
-    if inputs.task == "classification":
-        check_class_names(run, inputs.class_names, stages[0].outputs[0].shape[-1])
+    check_class_names(run, inputs.class_names, stages[0].outputs[0].shape[-1])
     raw = keras.Input(shape=stages[0].input_shape[1:], dtype=stages[0].inputs[0].dtype, name="raw")
     outputs = [stage(raw) for stage in stages]
     if inputs.outputs == "logits" and inputs.task == "classification":  # trained `from_logits`

@@ -123,8 +123,7 @@ def open_run(run: RunFolder, fold: int | None = None) -> Inspected:
     check_fold(run, inputs, fold)
     fold = (fold or 1) if inputs.folds else None
     model, preprocessing = load_run_model(run, model_file(fold)), load_run_model(run, preprocessing_file(fold))
-    if inputs.task == "classification":
-        check_class_names(run, inputs.class_names, model.outputs[0].shape[-1])
+    check_class_names(run, inputs.class_names, model.outputs[0].shape[-1])
     return Inspected(run, model, preprocessing, inputs, fold)
 
 
