@@ -9,6 +9,7 @@ drifts from the uninterrupted one; and Keras's progress bar is not rich.
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 import time
@@ -16,6 +17,7 @@ import warnings
 from collections.abc import Callable
 
 import keras
+import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
@@ -23,6 +25,7 @@ from rich.text import Text
 from dlcli.build.models import build_object, keras_class, metric_directions
 from dlcli.config import ExperimentConfig
 from dlcli.curves.verdicts import OverfittingWatch, best_row
+from dlcli.errors import reason_of
 from dlcli.keys import KeyPath, did_you_mean
 from dlcli.stopping import stop_pending
 from dlcli.training.checkpoint import Checkpoint
@@ -225,6 +228,9 @@ def keras_callbacks(config: ExperimentConfig) -> list[keras.callbacks.Callback]:
             key, f"monitors '{monitor}', which is not logged (logged: {', '.join(logged)})"
             f"{did_you_mean(monitor, logged)}",
         )
+    for key, callback in built:
+        if isinstance(callback, COMPARING):
+            _tried_on_two_epochs(config, key, callback)
     return [callback for _, callback in built]
 
 
@@ -256,6 +262,28 @@ def _built_callback(config: ExperimentConfig, path: KeyPath, cls: type, argument
     if from_keras:
         raise config.error(path, f"{str(from_keras[0].message).strip()} (Keras only warns and carries on: correct the argument)")
     return callback
+
+
+# Callbacks that compare their arguments (baseline, min_delta) with the monitored value only as an
+# epoch ends: a value Keras cannot compare (`baseline: abc`) would fail the run after its first epoch.
+COMPARING = (keras.callbacks.EarlyStopping, keras.callbacks.ReduceLROnPlateau)
+
+
+def _tried_on_two_epochs(config: ExperimentConfig, path: KeyPath, callback: keras.callbacks.Callback) -> None:
+    """A copy of the callback (a monitor it logs), on a model of one unit made for it, through two made-up epochs."""
+    entry = keras.Input((1,), name="dlcli_tried_callback_input")
+    unit = keras.layers.Dense(1, kernel_initializer="zeros", name="dlcli_tried_callback_unit")  # named, seeded by none:
+    model = keras.Model(entry, unit(entry), name="dlcli_tried_callback")  # the run's own names and draws stay theirs
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.1), loss="mse")
+    tried = copy.deepcopy(callback)
+    tried.set_model(model)
+    try:
+        tried.on_train_begin()
+        for epoch, value in enumerate((1.0, 2.0)):
+            tried.on_epoch_end(epoch, {callback.monitor: np.float32(value), "learning_rate": np.float32(0.1)})
+    except (TypeError, ValueError) as error:
+        name = type(callback).__name__
+        raise config.error(path, f"{name} fails at an epoch's end with these arguments: {reason_of(error)}") from None
 
 
 REFUSED_CALLBACKS = {

@@ -238,6 +238,8 @@ CASES = [
      ["config.yaml:7: model.base.run: no run 'nosuchrun'"]),
     ("a loss's initials misspelled", edit("loss: sparse_categorical_crossentropy", "loss: msee"),
      ["config.yaml:12: loss: unknown loss 'msee'; did you mean 'mse'?"]),  # Keras keeps its initials out of its names
+    ("an early-stopping baseline that is no number", edit("  epochs: 2", "  epochs: 2\n  early_stopping: {baseline: abc}"),
+     ["config.yaml:16: training.early_stopping: EarlyStopping fails at an epoch's end with these arguments"]),  # mid-run
     ("a misspelled initializer", edit("{units: 16, activation: relu}", "{units: 16, kernel_initializer: he_normall}"),
      ["config.yaml:9: model.layers.1.Dense.kernel_initializer: unknown initializer 'he_normall'; did you mean "
       "'he_normal'?; write a name (he_normal) or its class and arguments (RandomNormal: {stddev: 0.05})"]),
