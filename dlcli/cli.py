@@ -684,6 +684,9 @@ def compare_runs(
 
     _one_of_last_and_all(last, every)
     _a_sort_names_something(sort)
+    if not math.isfinite(smooth) or (smooth and plot is None):  # Typer's range lets nan through
+        raise DlcliError(f"--smooth {smooth:g}: it smooths the curves of --plot: add --plot" if math.isfinite(smooth)
+                         else f"--smooth {smooth:g}: give a number from 0 to 0.99")
     if plot is not None:
         from dlcli.curves.plots import check_plot_file
 

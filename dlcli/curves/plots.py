@@ -76,6 +76,9 @@ def plot_curves(
     standard deviation. `smooth` smooths every line (an exponential moving average);
     epochs before `from_epoch` are left out (the first ones can dwarf the rest).
     """
+    last = max(int(row["epoch"]) for row in rows)
+    if from_epoch > last:  # every epoch would be left out (a run stopped early): drawn from the first, and said
+        title, from_epoch = f"{title} (plot.from_epoch {from_epoch} is past the last epoch, {last}: all shown)", 1
     metrics = [key for key in rows[0] if key not in NOT_METRIC_COLUMNS and not key.startswith("val_")]
     metrics.sort(key=lambda key: key != "loss")
     folds = sorted({row["fold"] for row in rows if "fold" in row})

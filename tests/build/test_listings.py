@@ -252,6 +252,19 @@ def test_k_fold_curves_show_the_mean_of_the_folds_with_a_band(tmp_path):
     assert (tmp_path / "curves.png").stat().st_size > 10_000
 
 
+def test_a_plot_from_an_epoch_past_the_last_draws_them_all_and_says_so(tmp_path, monkeypatch):
+    from dlcli.curves import plots
+
+    drawn = {}
+    monkeypatch.setattr(plots, "_save", lambda figure, path, title: drawn.update(figure=figure, title=title))
+    rows = [{"epoch": epoch, "loss": 1.0 / epoch, "val_loss": 1.0 / epoch} for epoch in (1, 2)]
+
+    plots.plot_curves(rows, tmp_path / "curves.png", "run", from_epoch=5)  # the run stopped before epoch 5
+
+    assert "plot.from_epoch 5 is past the last epoch, 2: all shown" in drawn["title"]
+    assert [list(line.get_xdata()) for line in drawn["figure"].axes[0].lines] == [[1, 2], [1, 2]]  # it was blank
+
+
 def test_a_layer_of_one_input_given_several_is_refused(cli, write_config):
     result = cli("check", str(write_config(RESIDUAL)), "--set", "model.layers.5=GlobalAveragePooling2D",
                  "--set", "model.layers.5={Dense: {units: 4, inputs: [main, shortcut]}}")

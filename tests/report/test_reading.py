@@ -294,6 +294,17 @@ def test_compare_plot_draws_the_runs_it_can_and_names_a_damaged_history(cli, run
         " ".join(nothing.stderr.split())) and not (tmp_path / "none.png").exists()
 
 
+def test_compare_smooth_is_a_number_for_a_plot(cli, runs_dir, tmp_path):
+    fake_run(runs_dir, "20260101-100000-good", summary=summary_with(0.3, 0.9))
+
+    nan = cli("compare", "--smooth", "nan", "--plot", str(tmp_path / "curves.png"))  # Typer's range let it through
+    alone = cli("compare", "--smooth", "0.5")
+
+    assert nan.exit_code == 2 and nan.stderr.strip() == "error: --smooth nan: give a number from 0 to 0.99"
+    assert alone.exit_code == 2 and "--smooth 0.5: it smooths the curves of --plot: add --plot" in alone.stderr
+    assert not (tmp_path / "curves.png").exists()
+
+
 def test_compare_plot_never_writes_over_a_file_that_is_not_a_plot(cli, runs_dir, tmp_path):
     run = fake_run(runs_dir, "20260101-000000-a")
     (run / "model.keras").write_bytes(b"PK\x03\x04 a model")
