@@ -198,6 +198,10 @@ def records_to_compare(
     there are none."""
     from dlcli.store.index import RunIndex, read_run
 
+    if references and (sweep or last is not None or every):  # each chooses the runs: one would be dropped unsaid
+        chooser = f"--sweep {sweep}" if sweep else f"--last {last}" if last is not None else "--all"
+        raise DlcliError(f"{chooser} and runs named ({', '.join(references[:3])}{', ...' if len(references) > 3 else ''}) "
+                         "each choose the runs to compare: give one of them")
     if sweep or references:
         if sweep:
             from dlcli.sweep.study import find_sweep, sweep_records

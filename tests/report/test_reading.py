@@ -305,6 +305,15 @@ def test_compare_smooth_is_a_number_for_a_plot(cli, runs_dir, tmp_path):
     assert not (tmp_path / "curves.png").exists()
 
 
+def test_compare_refuses_two_ways_of_choosing_the_runs(cli, runs_dir):
+    fake_run(runs_dir, "20260101-100000-good", summary=summary_with(0.3, 0.9))
+
+    for chooser in (["--last", "2"], ["--all"], ["--sweep", "latest"]):  # the runs named had been dropped, unsaid
+        result = cli("compare", "good", *chooser)
+        assert result.exit_code == 2, result.output
+        assert f"{' '.join(chooser)} and runs named (good) each choose the runs to compare: give one of them" in result.stderr
+
+
 def test_compare_plot_never_writes_over_a_file_that_is_not_a_plot(cli, runs_dir, tmp_path):
     run = fake_run(runs_dir, "20260101-000000-a")
     (run / "model.keras").write_bytes(b"PK\x03\x04 a model")
