@@ -403,6 +403,11 @@ def _true_means_defaults(value: Any) -> Any:
     return {} if value is True else value
 
 
+def _a_switch(value: Any) -> Any:
+    """A callback section as a switch too: true, its defaults; false, off (as the section left out)."""
+    return None if value is False else _true_means_defaults(value)
+
+
 class TrainingConfig(_Strict):
     epochs: PositiveInt = 10
     batch_size: PositiveInt = 32
@@ -430,9 +435,8 @@ class TrainingConfig(_Strict):
     distribute: Literal["none", "mirrored", "multi_worker"] = "none"
     devices: list[str] | None = Field(None, min_length=1)  # for `mirrored`: e.g. [/gpu:0, /gpu:1]
 
-    _true_is_default = field_validator("overfitting", "early_stopping", "reduce_lr_on_plateau", mode="before")(
-        _true_means_defaults
-    )
+    _true_is_default = field_validator("overfitting", mode="before")(_true_means_defaults)
+    _switched = field_validator("early_stopping", "reduce_lr_on_plateau", mode="before")(_a_switch)
     _items = field_validator("callbacks")(_one_class_per_item)
 
     @field_validator("cache", mode="before")

@@ -87,6 +87,14 @@ def test_error_in_an_overridden_value_points_at_the_override_not_the_file(tiny_c
     assert config.error(("metrics", 0), "x").args[0] == "--set metrics=[acuracy]: metrics.0: x"
 
 
+def test_a_callback_section_is_a_switch_too(tiny_config):
+    off = load_config(tiny_config, ["training.early_stopping=false"])  # it had been refused: "expected a mapping"
+    on = load_config(tiny_config, ["training.reduce_lr_on_plateau=true"])
+
+    assert off.training.early_stopping is None and "early_stopping" not in yaml.safe_load(off.to_yaml())["training"]
+    assert on.training.reduce_lr_on_plateau == {}
+
+
 def test_resolved_config_round_trips(tiny_config, tmp_path):
     config = load_config(tiny_config, ["training.epochs=5"])
     resolved = tmp_path / "resolved.yaml"
