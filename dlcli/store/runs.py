@@ -89,21 +89,11 @@ def prepared_as(config: dict[str, Any]) -> str:
     return _trained_as(config, data_path=False)
 
 
-def config_edited(run: RunFolder, recorded: str | None, digest: Callable[[dict[str, Any]], str] = checkpointed_as) -> bool:
-    """Whether the run's config.yaml was edited after training started: its `digest` is not the one
-    run.json `recorded`. A run of an older dlcli recorded nothing to compare, and reads as unedited;
-    a config that cannot be read reads as edited."""
-    import yaml
-
-    from dlcli.keys import read_yaml
-
-    if recorded is None:
-        return False
-    try:
-        written = read_yaml(run.file(CONFIG_FILE).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
-        return True
-    return not isinstance(written, dict) or digest(written) != recorded
+def config_edited(written: Any, recorded: str | None, digest: Callable[[dict[str, Any]], str] = checkpointed_as) -> bool:
+    """Whether a run's config.yaml, `written` as read, was edited after training started: its
+    `digest` is not the one run.json `recorded`. A run of an older dlcli recorded nothing to
+    compare, and reads as unedited; a document that is no config reads as edited."""
+    return recorded is not None and (not isinstance(written, dict) or digest(written) != recorded)
 
 
 def edited_after_training(run: RunFolder, what: str) -> DlcliError:

@@ -41,7 +41,7 @@ from dlcli.data.examples import ArrayPool, Encoding, Split, Splits
 from dlcli.data.pipeline import EpochOrder, samples_in_batches, stream
 from dlcli.errors import ConfigError, DlcliError, TrainingDiverged, TrainingFailed, TrainingInterrupted, reason_of
 from dlcli.faults import kill_point
-from dlcli.keys import KeyPath, flattened
+from dlcli.keys import KeyPath, flattened, read_yaml
 from dlcli.stopping import stop_honoured, stop_pending, stops_at_batch_ends
 from dlcli.store.documents import (
     CheckpointState,
@@ -768,7 +768,7 @@ def _check_config_unedited(run: RunFolder, info: RunInfo) -> None:
     (HOW_IT_RUNS): its checkpoint holds the model, data split and epochs of the config it was
     trained with, and would go on under others (another shape fails to load; another split or
     epoch count trains silently). Runs of an older dlcli recorded nothing to compare."""
-    if config_edited(run, info.checkpointed_as):
+    if config_edited(read_yaml(run.file(CONFIG_FILE).read_text(encoding="utf-8")), info.checkpointed_as):
         raise edited_after_training(run, "a resume continues the checkpoint trained with the config it started with "
                                     f"(only training.{', training.'.join(HOW_IT_RUNS)} may change)")
 

@@ -17,7 +17,7 @@ from dlcli.data.cache import check_decodable
 from dlcli.data.examples import FINGERPRINT_VERSION, Splits
 from dlcli.data.pipeline import stream
 from dlcli.errors import DlcliError, listed
-from dlcli.store.documents import SCHEMA, Evaluation, damaged_run, load_run, read_info
+from dlcli.store.documents import SCHEMA, Evaluation, damaged_run, load_run
 from dlcli.store.index import update_index
 from dlcli.store.runs import (
     CONFIG_FILE,
@@ -83,9 +83,10 @@ def evaluate_run(run: RunFolder, split: str = "test") -> Evaluation:
     """Score the run's model (every fold's for k-fold) on `split`; write and return evaluation.json."""
     if split not in EVALUATION_FILES:
         raise DlcliError(f"--split {split}: choose one of {', '.join(EVALUATION_FILES)}")
-    if damage := load_run(run).damage:  # its config.yaml emptied or cut: said as every reading command says it
-        raise damaged_run(run, damage)
-    if config_edited(run, read_info(run).prepared_as, prepared_as):
+    record = load_run(run)
+    if record.damage:  # its config.yaml emptied or cut: said as every reading command says it
+        raise damaged_run(run, record.damage)
+    if config_edited(record.config, record.info["prepared_as"], prepared_as):
         raise edited_after_training(run, f"evaluating rebuilds the {split} split and its preparation from it, not from "
                                     "the config the model was trained with (only dataset.path may change)")
     config = load_config(run.file(CONFIG_FILE))
