@@ -40,6 +40,9 @@ REFUSED_LAYERS = {
 # The input shape comes from the dataset, never from a layer's arguments, nor from an input layer.
 INPUT_ARGUMENTS = {"input_shape", "input_dim", "batch_input_shape"}
 INPUT_LAYERS = {"Input", "InputLayer"}
+# What Keras raises for an argument it refuses, as a layer is made or called: a wrong type or value,
+# or a value it has no implementation of (`fill_mode: bogus`; that error is a RuntimeError)
+KERAS_REFUSALS = (TypeError, ValueError, RuntimeError)
 WEIGHTS_DOWNLOAD_TIMEOUT_S = 10
 # Helpers exported next to the objects in keras.losses/metrics/optimizers/activations.
 NOT_OBJECT_NAMES = {"get", "serialize", "deserialize", "Loss", "Metric", "Optimizer", "Reduction"}
@@ -221,9 +224,8 @@ def build_object(config: ExperimentConfig, path: KeyPath, cls: type, kwargs: dic
     kwargs = _objects_checked(config, path, kwargs)
     try:
         return cls(**kwargs)
-    except (TypeError, ValueError, KeyError, AttributeError, NotImplementedError) as error:
-        # KeyError, AttributeError: Keras building an incomplete object config nested in an argument;
-        # NotImplementedError: an argument value Keras knows no implementation of (`fill_mode: bogus`)
+    except (*KERAS_REFUSALS, KeyError, AttributeError) as error:
+        # KeyError, AttributeError: Keras building an incomplete object config nested in an argument
         message = f"an object config in the arguments lacks the key {error}" if isinstance(error, KeyError) else reason_of(error)
         named = [key for key in kwargs if re.search(rf"\b{re.escape(key)}\b", message)]
         if "activation" in kwargs and "activation" in message:
@@ -312,7 +314,8 @@ def _tried_augmentation(config: ExperimentConfig, path: KeyPath, kwargs: dict[st
         layer = build_layer(config, path[:-1], class_name, {**kwargs, "name": "dlcli_tried_augmentation"})
     finally:
         random.setstate(seeds)
-    with _reported_at(config, path, class_name, f"examples of shape {examples.shape[1:]}"):
+    taking = f"examples of shape {examples.shape[1:]}"
+    with _reported_at(config, path, class_name, taking):
         at_inference = np.asarray(layer(examples, training=False), dtype="float32")
     # under mixed precision an example the layer leaves as it is may come back rounded, or not at all
     computed = np.asarray(keras.ops.cast(examples, layer.compute_dtype), dtype="float32")
@@ -323,7 +326,7 @@ def _tried_augmentation(config: ExperimentConfig, path: KeyPath, kwargs: dict[st
                                                     np.allclose(at_inference, examples)):
         raise config.error(path, f"{class_name} changes the data at inference too, and {move}")
     for _ in range(TRIES):
-        with _reported_at(config, path, class_name, f"examples of shape {examples.shape[1:]}"):
+        with _reported_at(config, path, class_name, taking):
             while_training = np.asarray(layer(examples, training=True), dtype="float32")
         if while_training.shape != examples.shape or not np.array_equal(while_training, at_inference):
             return at_inference
@@ -389,7 +392,7 @@ def _reported_at(config: ExperimentConfig, path: KeyPath, class_name: str, takin
     `{{function_node ...}}` prefix."""
     try:
         yield
-    except (TypeError, ValueError, NotImplementedError) as error:
+    except KERAS_REFUSALS as error:
         raise config.error(path, f"cannot take {taking}: {reason_of(error)}{advice}") from error
     except tf_errors.OpError as error:
         raise config.error(
