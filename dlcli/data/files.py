@@ -41,8 +41,8 @@ def _existing_path(config: ExperimentConfig, want_dir: bool) -> Path:
     if not want_dir and not path.is_file():
         if path.is_dir():
             raise DataUnavailable(f"{at}dataset.path: {path} is a folder; name the file")
-        if path.is_symlink() and not path.exists():
-            raise DataUnavailable(f"{at}dataset.path: {path} is a link to {_shown(os.readlink(path))}, which does not exist")
+        if broken := _broken_link(path):
+            raise DataUnavailable(f"{at}dataset.path: {path} {broken}")
         if path.exists():
             raise DataUnavailable(f"{at}dataset.path: {path} is not a plain file (a pipe or a device?); name a file")
         near = [p.name for p in path.parent.glob("*") if p.name.lower() == path.name.lower() and p.name != path.name] \
@@ -79,13 +79,18 @@ def name_not_utf8(path: Path) -> str | None:
     return None
 
 
+def _broken_link(path: Path) -> str | None:
+    """Where `path` points, when it is a link to nothing (left behind by a move)."""
+    return f"is a link to {_shown(os.readlink(path))}, which does not exist" if path.is_symlink() and not path.exists() else None
+
+
 def _not_an_image(path: Path, channels: int | None = None) -> str | None:
     """Why `path` cannot be an image TensorFlow decodes with `channels`, from its name and first
     bytes; None if it may be one."""
     if unnamed := name_not_utf8(path):
         return unnamed
-    if path.is_symlink() and not path.exists():
-        return f"is a link to {_shown(os.readlink(path))}, which does not exist"
+    if broken := _broken_link(path):
+        return broken
     try:
         with open(path, "rb") as file:
             head = file.read(BMP_HEAD_READ)  # a BMP's palette too
