@@ -42,6 +42,7 @@ from dlcli.keys import (
     format_path,
     key_parts,
     not_a_boolean,
+    not_finite,
     parse_yaml_value,
     visible,
     yaml_error_place,
@@ -91,7 +92,7 @@ class SourceMap:
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # no setting means an infinite or undefined amount
 
     @field_validator("*", mode="before")
     @classmethod
@@ -519,7 +520,7 @@ class ExperimentConfig(_Strict):
     optimizer: KerasObject = KerasObject(name="rmsprop")
     loss: KerasObject | dict[str, KerasObject]  # one, or one per output by name
     metrics: list[KerasObject] | dict[str, list[KerasObject]] = []
-    loss_weights: dict[str, Annotated[float, Field(ge=0, allow_inf_nan=False)]] | None = None  # per output
+    loss_weights: dict[str, Annotated[float, Field(ge=0)]] | None = None  # per output
     training: TrainingConfig = TrainingConfig()
     sweep: SweepConfig | None = None  # read by `dlcli sweep`; `dlcli train` ignores it
 
@@ -833,6 +834,8 @@ def _message(problem: dict[str, Any]) -> str:
         return "expected a mapping of keys to values"
     if kind == "list_type":
         return "expected a list"
+    if kind == "finite_number":
+        return not_finite(problem["input"])
     return f"{problem['msg'][0].lower()}{problem['msg'][1:]}"
 
 
@@ -876,7 +879,7 @@ def _validation_error(error: ValidationError, data: dict[str, Any], source: Sour
     # a union's members each say what they would take: one sentence, "input should be A, or B"
     said = list(dict.fromkeys(_message(problem) for problem in alike))
     message = ", or ".join([said[0], *(text.removeprefix("input should be ") for text in said[1:])])
-    if kind != "value_error":
+    if kind not in ("value_error", "finite_number"):  # which say what they got
         message += f" (got {_shown(first['input'])})"
     if kind != "value_error" and first["input"] is None:  # `epochs:` in a file, `--set name=` on the command line
         message += "; YAML reads an empty value (or ~, null) as null: give a value"

@@ -102,6 +102,11 @@ def not_a_boolean(value: bool, expected: str) -> str:
     return f"expected {expected}, not the boolean {str(value).lower()} (YAML reads yes, no, on and off as booleans)"
 
 
+def not_finite(value: float) -> str:
+    """What to say of an infinite or undefined number (YAML's .inf, .nan) where a setting is: none means that."""
+    return f"must be a finite number, not {value}"
+
+
 def parse_yaml_value(text: str) -> Any:
     """A scalar or flow value as YAML types it: '3' -> 3, '1e-4' -> 0.0001, '[a, b]' -> list."""
     return yaml.load(text, Loader=YamlLoader)  # a SafeLoader subclass: no arbitrary objects

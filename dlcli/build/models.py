@@ -29,7 +29,7 @@ from dlcli.config import ExperimentConfig, KerasObject
 from dlcli.data.catalog import DATASETS
 from dlcli.data.files import is_number
 from dlcli.errors import DataUnavailable, DlcliError, counted, reason_of
-from dlcli.keys import KeyPath, canonical, did_you_mean, not_a_boolean, visible
+from dlcli.keys import KeyPath, canonical, did_you_mean, not_a_boolean, not_finite, visible
 from dlcli.store.runs import metric_name
 
 # Layers that would run code or load files named in a config: a config stays data.
@@ -125,7 +125,7 @@ def _wrong_kind(value: Any, default: Any) -> str | None:
     """Why `value` cannot stand where Keras's default is `default`: a switch must be true or false,
     a number is never a word, and no number is infinite or NaN."""
     if isinstance(value, float) and not math.isfinite(value):
-        return f"must be a finite number, not {value}"
+        return not_finite(value)
     if isinstance(default, bool):
         return None if isinstance(value, bool) else f"must be true or false, not {value!r}"
     if isinstance(value, bool) and default is inspect.Parameter.empty:  # what a layer needs is never a switch
