@@ -19,7 +19,7 @@ from dlcli.errors import DlcliError
 from dlcli.keys import flattened, names_spelled_out, read_yaml
 from dlcli.store.runs import CONFIG_FILE, DATA_CHANGED, NOT_METRIC_COLUMNS, RunRecord, metric_name, plotted_history, resolve_run
 
-MISSING = "—"  # a key one run has and another has not
+_ABSENT = object()  # a key one config has and another has not: unlike any value, None included
 
 
 # Differ between runs without being an experimental choice: the run id shows them.
@@ -30,7 +30,7 @@ def differing_keys(configs: list[dict[str, Any]]) -> list[str]:
     """The flattened keys whose values are not the same in every config, in config order."""
     flat = [_flat(config) for config in configs]
     keys = list(dict.fromkeys(key for config in flat for key in config if key not in NOT_COMPARED))
-    return [key for key in keys if len({repr(config.get(key, MISSING)) for config in flat}) > 1]
+    return [key for key in keys if len({repr(config.get(key, _ABSENT)) for config in flat}) > 1]
 
 
 def _flat(config: dict[str, Any]) -> dict[str, Any]:
@@ -122,7 +122,7 @@ def compare(records: list[RunRecord], sort: str | None = None) -> Comparison:
         rows.append({
             "run": record.id,
             "status": record.status,
-            **{key: flat.get(key, MISSING) for key in keys},
+            **{key: flat[key] for key in keys if key in flat},  # absent, not a stand-in: JSON and CSV say so
             **{column: values.get(column) for column in metrics},
             "best_epoch": summary.get("best_epoch"),
             "overfitting_onset": overfitting.get("onset_epoch"),
@@ -172,7 +172,7 @@ def _sort(comparison: Comparison, sort: str, directions: dict[str, str]) -> None
         descending = not minimize
     def sortable(row: dict[str, Any]) -> bool:
         # a NaN (a diverged run's loss) compares false with every number and would land anywhere: last, as a missing value
-        return isinstance(row[column], (int, float)) and not math.isnan(row[column])
+        return isinstance(row.get(column), (int, float)) and not math.isnan(row[column])
 
     present = [row for row in comparison.rows if sortable(row)]
     absent = [row for row in comparison.rows if not sortable(row)]

@@ -8,7 +8,7 @@ import csv
 import json
 import math
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any, TextIO
 
 from dlcli.choices import Choice
@@ -58,16 +58,22 @@ def emit_json_rows(rows: Iterable[dict[str, Any]], stream: TextIO | None = None)
     stream.write("\n]\n")
 
 
-def emit_csv(
-    rows: Iterable[dict[str, Any]], columns: list[str] | None = None, stream: TextIO | None = None,
-    cell: Callable[[Any], Any] = lambda value: value,
-) -> None:
+def _csv_cell(value: Any) -> Any:
+    """A value at full precision; a list or a mapping (a config's `metrics`, predict's --top
+    [[class, probability], ...]) as JSON, which a program reads back and a name with a comma,
+    a space or a colon cannot break apart (Python's repr is neither)."""
+    if isinstance(value, (list, tuple, dict)):
+        return json.dumps(plain(value), ensure_ascii=False)
+    return value
+
+
+def emit_csv(rows: Iterable[dict[str, Any]], columns: list[str] | None = None, stream: TextIO | None = None) -> None:
     """A header and the rows; `columns` (default: every key any row has) lets `rows` be a stream.
-    A key a row gained after the header was written is left out."""
+    A key a row gained after the header was written is left out; one a row lacks is an empty cell."""
     if columns is None:
         rows = list(rows)
         columns = list(dict.fromkeys(key for row in rows for key in row))
     writer = csv.DictWriter(stream or sys.stdout, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
     writer.writeheader()
     for row in rows:
-        writer.writerow({key: cell(value) for key, value in row.items()})
+        writer.writerow({key: _csv_cell(value) for key, value in row.items()})

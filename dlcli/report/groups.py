@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from dlcli.curves.verdicts import minimizes
-from dlcli.report.compare import MISSING, Comparison, column_metric
+from dlcli.report.compare import Comparison, column_metric
 from dlcli.store.runs import RunRecord, group_of, plotted_history
 
 CONFIDENCE = 0.95
@@ -145,7 +145,7 @@ def groups_of(records: list[RunRecord], comparison: Comparison) -> list[Group]:
         group_id = record.id if record.id in comparison.damaged else record.info["group"] or group_of(config)
         row = rows[record.id]
         if group_id not in groups:
-            label = ", ".join(f"{key}={row[key]}" for key in keys if row[key] != MISSING) or group_id
+            label = ", ".join(f"{key}={row[key]}" for key in keys if key in row) or group_id
             groups[group_id] = Group(group_id, label, [], [], _family(config))
         group = groups[group_id]
         group.runs.append(record.id)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import json
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -28,6 +27,9 @@ STATUS_STYLES = {
     RunStatus.diverged: "red", RunStatus.pruned: "dim yellow", RunStatus.crashed: "bold red",
     RunStatus.damaged: "bold magenta",
 }
+
+
+MISSING = "—"  # in a comparison's row, a config key this run has not and another has
 
 
 def _number(value: Any) -> str:
@@ -88,7 +90,7 @@ def comparison_table(comparison: Comparison) -> Table:
     for row in comparison.rows:
         cells = []
         for column in comparison.columns():
-            value = row[column]
+            value = row.get(column, MISSING)
             if column == "status":
                 cells.append(_status(value))
             elif column in comparison.best and value == comparison.best[column]:
@@ -245,14 +247,6 @@ def _prediction_cell(value: Any) -> str:
     return str(value)
 
 
-def _csv_cell(value: Any) -> Any:
-    """Full precision; --top's [[class, probability], ...] as JSON, which a class name with a
-    space or a colon in it cannot break apart."""
-    if isinstance(value, list) and value and isinstance(value[0], list):
-        return json.dumps(value, ensure_ascii=False)
-    return value
-
-
 def write_predictions(rows: Iterator[dict[str, Any]], output_format: Format, stream: TextIO) -> None:
     """Rows as they come: csv (a header, then rows), json (one array), or aligned text lines."""
     first = next(rows, None)
@@ -262,7 +256,7 @@ def write_predictions(rows: Iterator[dict[str, Any]], output_format: Format, str
         return
     columns = list(first)
     if output_format == Format.csv:
-        emit_csv(itertools.chain([first], rows), columns, stream, cell=_csv_cell)
+        emit_csv(itertools.chain([first], rows), columns, stream)
     else:
         widths = {key: max(len(key), 12) for key in columns}
         widths["input"] = max(len(str(first["input"])), 20)

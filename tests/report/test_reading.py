@@ -193,6 +193,22 @@ def test_compare_csv_parses_with_one_row_per_run(cli, runs_dir):
     assert rows[1]["optimizer.learning_rate"] == "0.1"
 
 
+def test_compare_for_a_program_leaves_out_a_key_a_run_lacks_and_writes_lists_as_json(cli, runs_dir):
+    fake_run(runs_dir, "20260101-100000-a", TINY_CONFIG, summary_with(0.40, 0.90))
+    fake_run(runs_dir, "20260101-110000-b", TINY_CONFIG.replace("metrics: [accuracy]", "metrics: [accuracy, auc]")
+             .replace("  epochs: 2\n", "  epochs: 2\n  overfitting: {patience: 4}\n"), summary_with(0.30, 0.85))
+
+    listed = json.loads(cli("compare", "--format", "json").stdout)["runs"]
+    rows = list(csv.DictReader(io.StringIO(cli("compare", "--format", "csv").stdout)))
+    table = cli("compare", "--last", "2").stdout
+
+    assert "training.overfitting.patience" not in listed[0] and listed[1]["training.overfitting.patience"] == 4
+    assert (listed[0]["metrics"], listed[1]["metrics"]) == (["accuracy"], ["accuracy", "auc"])
+    assert rows[0]["training.overfitting.patience"] == "" and rows[1]["training.overfitting.patience"] == "4"
+    assert json.loads(rows[1]["metrics"]) == ["accuracy", "auc"]  # not Python's "['accuracy', 'auc']"
+    assert "—" in table  # the table shows the missing key as such
+
+
 def test_best_values_are_highlighted_per_column(runs_dir):
     from dlcli.report.render import comparison_table
 
