@@ -27,7 +27,7 @@ from typer.core import TyperGroup
 from dlcli import __version__, stopping
 from dlcli.choices import Direction, Pruner, SweepMethod
 from dlcli.errors import DlcliError, counted
-from dlcli.outputs import refuse_inputs, replaced
+from dlcli.outputs import refuse_inputs, replaced, unusable_output
 from dlcli.report.emit import Format, NestedFormat, emit_csv, emit_json, emit_json_rows
 from dlcli.stopping import EXIT_INTERRUPTED
 from dlcli.store.status import RunStatus
@@ -421,6 +421,8 @@ def predict(
     from dlcli.store.runs import refuse_run_folder_output, resolve_run
 
     if output is not None:
+        if why := unusable_output(output):
+            raise DlcliError(f"--output {output}: {why}")
         refuse_inputs([output], inputs)
         refuse_run_folder_output(output, "--output")
     output_format = _format_for(output, output_format)
@@ -917,8 +919,8 @@ def _refuse_run_folder(output: Path | None, runs_dir: Path) -> None:
 
         refuse_run_folder_output(output, "--output", folder=True)
         refuse_posing_as_a_run(output, runs_dir, "--output")
-        if output.exists() and not output.is_dir():
-            raise DlcliError(f"--output {output}: a file; the pictures go into a folder: give a new or existing folder")
+        if why := unusable_output(output, folder=True):
+            raise DlcliError(f"--output {output}: {why}; the pictures go into a folder")
 
 
 def _wrote(paths: list[Path]) -> None:
@@ -1054,8 +1056,8 @@ def datasets_export(
     generated support tickets of configs/tickets.yaml, as DIRECTORY/tickets.csv."""
     from dlcli.data.export import export_images
 
-    if directory.exists() and not directory.is_dir():
-        raise DlcliError(f"{directory} is a file: export into a new folder")
+    if why := unusable_output(directory, folder=True):
+        raise DlcliError(f"{directory}: {why}")
     if name == "tickets":
         from dlcli.data.tickets import write_tickets
 

@@ -1,5 +1,6 @@
 """The errors a user can cause, each with the exit code the CLI gives it."""
 
+import os
 import re
 from pathlib import Path
 
@@ -102,6 +103,18 @@ class ExportMismatch(DlcliError):
     """An exported model disagrees with the Keras model it came from; it was removed."""
 
     exit_code = 1
+
+
+def path_shown(path: str | os.PathLike) -> str:
+    """A path as a line can show it: a byte that is not UTF-8 as \\xNN."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def broken_link(path: Path) -> str | None:
+    """Where `path` points, when it is a link to nothing (left behind by a move)."""
+    if path.is_symlink() and not path.exists():
+        return f"is a link to {path_shown(os.readlink(path))}, which does not exist"
+    return None
 
 
 def not_utf8(path: Path) -> str | None:

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
-from dlcli.errors import DlcliError
+from dlcli.errors import DlcliError, broken_link, path_shown
 
 # the process's umask, read once: a file written through a temporary gets the mode open() gives
 UMASK = os.umask(0)
@@ -55,6 +55,21 @@ def temporary_beside(path: Path) -> tuple[int, str]:
 def file_as_folder(path: Path) -> Path | None:
     """The file among `path`'s folders, if one is a file: nothing can be written under it."""
     return next((folder for folder in reversed(path.parents) if folder.exists() and not folder.is_dir()), None)
+
+
+def unusable_output(path: Path, folder: bool = False) -> str | None:
+    """Why nothing can be written at `path` (a file; with `folder`, a folder to write files into),
+    found before any work rather than by the first write; None when it may be written."""
+    if (blocking := file_as_folder(path)) is not None:
+        return f"{path_shown(blocking)} is a file, not a folder; give another path"
+    for link in [*reversed(path.parents), *([path] if folder else [])]:  # a file's own link is written through
+        if broken := broken_link(link):
+            return f"{'' if link == path else path_shown(link) + ' '}{broken}; remove the link or give another path"
+    if folder and path.exists() and not path.is_dir():
+        return "is a file; give a new or empty folder"
+    if not folder and path.is_dir():
+        return "is a folder; give the name of a file to write"
+    return None
 
 
 def is_stream(path: Path) -> bool:

@@ -7,6 +7,7 @@ import warnings
 from pathlib import Path
 
 from dlcli.errors import DlcliError
+from dlcli.outputs import unusable_output
 from dlcli.store.runs import NOT_METRIC_COLUMNS, refuse_run_folder_output, write_atomic
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -17,6 +18,8 @@ def check_plot_file(path: Path, option: str = "--plot") -> None:
     writing it would destroy a model, a table or a run's own curves."""
     if path.suffix.lower() != ".png":
         raise DlcliError(f"{option} {path}: the plot is a PNG image; give a file name ending in .png")
+    if why := unusable_output(path):
+        raise DlcliError(f"{option} {path}: {why}")
     refuse_run_folder_output(path, option)
     if path.is_file():
         with open(path, "rb") as file:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import os
 import re
 import zipfile
 from collections.abc import Callable, Iterator
@@ -19,7 +18,7 @@ from dlcli.data.catalog import DatasetInfo
 from dlcli.data.examples import IMAGE_EXTENSIONS, OTHER_PICTURES, ArrayPool, FilePool, TablePool
 from dlcli.data.prepare import RawDataset, non_finite, strata
 from dlcli.data.split import split_indices
-from dlcli.errors import DataUnavailable, column_named_twice, counted, listed, not_utf8_text, reason_of
+from dlcli.errors import DataUnavailable, broken_link, column_named_twice, counted, listed, not_utf8_text, path_shown, reason_of
 from dlcli.keys import KeyPath, did_you_mean
 
 if TYPE_CHECKING:
@@ -41,7 +40,7 @@ def _existing_path(config: ExperimentConfig, want_dir: bool) -> Path:
     if not want_dir and not path.is_file():
         if path.is_dir():
             raise DataUnavailable(f"{at}dataset.path: {path} is a folder; name the file")
-        if broken := _broken_link(path):
+        if broken := broken_link(path):
             raise DataUnavailable(f"{at}dataset.path: {path} {broken}")
         if path.exists():
             raise DataUnavailable(f"{at}dataset.path: {path} is not a plain file (a pipe or a device?); name a file")
@@ -79,17 +78,12 @@ def name_not_utf8(path: Path) -> str | None:
     return None
 
 
-def _broken_link(path: Path) -> str | None:
-    """Where `path` points, when it is a link to nothing (left behind by a move)."""
-    return f"is a link to {_shown(os.readlink(path))}, which does not exist" if path.is_symlink() and not path.exists() else None
-
-
 def _not_an_image(path: Path, channels: int | None = None) -> str | None:
     """Why `path` cannot be an image TensorFlow decodes with `channels`, from its name and first
     bytes; None if it may be one."""
     if unnamed := name_not_utf8(path):
         return unnamed
-    if broken := _broken_link(path):
+    if broken := broken_link(path):
         return broken
     try:
         with open(path, "rb") as file:
@@ -173,14 +167,9 @@ def check_image_files(paths, channels: int | None = None, then: str = "train aga
 def refuse_image_files(bad: list[tuple[Path, str]], then: str) -> None:
     """Raise DataUnavailable naming up to 3 of the (file, why) in `bad`, if any."""
     if bad:
-        listed = "; ".join(f"{_shown(path)} {reason}" for path, reason in bad[:3])
+        listed = "; ".join(f"{path_shown(path)} {reason}" for path, reason in bad[:3])
         more = f" (and {len(bad) - 3} more)" if len(bad) > 3 else ""
         raise DataUnavailable(f"{listed}{more}: remove or replace it, then {then}")
-
-
-def _shown(path) -> str:
-    """A path as a line can show it: a byte that is not UTF-8 as \\xNN."""
-    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 def refuse_other_pictures(folder: Path, files: list[Path] | None = None) -> None:

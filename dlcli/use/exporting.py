@@ -26,7 +26,7 @@ from dlcli import __version__
 from dlcli.build.inference import PREPROCESSING, STANDARDIZATION, inference_model, predicted_classes
 from dlcli.choices import InputKind
 from dlcli.errors import DlcliError, ExportMismatch, reason_of
-from dlcli.outputs import file_as_folder
+from dlcli.outputs import unusable_output
 from dlcli.store.documents import Inputs
 from dlcli.store.runs import EXPORT_DIR, RunFolder, write_atomic
 
@@ -187,8 +187,8 @@ def export_run(
         raise DlcliError(f"--output {output}: .json names the description written beside the artifact "
                          f"({output.with_suffix('')}{suffix}.json); name the artifact itself, e.g. {output.with_suffix(suffix)}")
     path = output or run.file(EXPORT_DIR) / default_name
-    if (blocking := file_as_folder(path)) is not None:
-        raise DlcliError(f"--output {path}: {blocking} is a file, not a folder; give another --output")
+    if why := unusable_output(path):
+        raise DlcliError(f"--output {path}: {why}")
     other = next((s for _, s, _ in FORMATS.values() if s and s != suffix and path.suffix.lower() == s), None)
     if other:
         raise DlcliError(f"--output {path}: a {other} name for a {export_format} export; name it for what it holds")

@@ -265,7 +265,16 @@ def test_export_refuses_a_non_empty_folder_and_non_image_datasets(cli, digits_fo
     assert misspelt.exit_code == 2 and "did you mean 'digits'?" in misspelt.stderr
     (tmp_path / "notes.txt").write_text("mine\n")
     into_file = cli("datasets", "export", "digits", str(tmp_path / "notes.txt"), runs=False)
-    assert into_file.exit_code == 2 and "is a file: export into a new folder" in into_file.stderr, into_file.output
+    assert into_file.exit_code == 2 and "is a file; give a new or empty folder" in into_file.stderr, into_file.output
+    (tmp_path / "moved").symlink_to(tmp_path / "gone")
+    into_nothing = cli("datasets", "export", "digits", str(tmp_path / "moved" / "x"), runs=False)
+    dangling = cli("datasets", "export", "digits", str(tmp_path / "moved"), runs=False)
+    under_a_file = cli("datasets", "export", "digits", str(tmp_path / "notes.txt" / "x"), runs=False)
+    for result in (dangling, into_nothing):  # mkdir said "File exists"
+        assert result.stderr.strip().endswith(f"is a link to {tmp_path / 'gone'}, which does not exist; remove the "
+                                              "link or give another path"), result.output
+    assert f"{tmp_path / 'moved'} is a link" in into_nothing.stderr
+    assert under_a_file.stderr.strip().endswith("notes.txt is a file, not a folder; give another path"), under_a_file.output
 
 
 def test_datasets_lists_every_dataset_without_importing_tensorflow(tmp_path):

@@ -344,10 +344,15 @@ def test_compare_plot_never_writes_over_a_file_that_is_not_a_plot(cli, runs_dir,
         str(tmp_path / "out.svg"): "give a file name ending in .png",
         str(run / "curves.png"): "is in the run folder",
         str(named_png): "exists and is not a PNG image: writing the plot would destroy it",
+        str(table / "curves.png"): f"{table} is a file, not a folder; give another path",
+        str(tmp_path): "is a folder; give the name of a file to write",  # a folder named like a picture
     }
+    (tmp_path / "folder.png").mkdir()
+    refused[str(tmp_path / "folder.png")] = refused.pop(str(tmp_path))
     for path, message in refused.items():
         result = cli("compare", "--plot", path)
         assert result.exit_code == 2 and message in result.stderr, (path, result.output)
+        assert result.stdout == ""  # refused before the table, not after it
     assert (run / "model.keras").read_bytes() == b"PK\x03\x04 a model" and named_png.read_text() == "my notes"
     assert not (run / "curves.png").exists()
 

@@ -293,8 +293,11 @@ def test_an_output_never_destroys_an_input_or_an_older_output(cli, trained, tmp_
     assert "missing does not exist; make it first" in nowhere.stderr
     assert len(nowhere.stderr.strip().splitlines()) == 1
     folder = cli("predict", run.id, str(table), "--output", str(tmp_path), *args, runs=False)
-    assert folder.exit_code == 2 and f"error: {tmp_path}: is a folder; give the name of a file" in folder.stderr
+    assert folder.exit_code == 2 and f"error: --output {tmp_path}: is a folder; give the name of a file" in folder.stderr
     assert len(folder.stderr.strip().splitlines()) == 1
+    under_a_file = cli("predict", run.id, str(table), "--output", str(table / "out.csv"), *args, runs=False)
+    assert under_a_file.stderr.strip() == (
+        f"error: --output {table / 'out.csv'}: {table} is a file, not a folder; give another path")
 
     # the format as the file's name says it, unless --format says otherwise: then refused
     for suffix in ("csv", "json"):
@@ -587,7 +590,7 @@ def test_an_export_that_cannot_be_written_leaves_nothing_and_says_where(cli, tra
         f"error: {output}: the tflite export could not be written (No space left on device); nothing of it was kept: "
         "free some space, or give another --output"), full.output  # a traceback
     assert not (tmp_path / "made").exists()  # nor the folder it made: a second try is not refused
-    assert under_a_file.exit_code == 2 and "notes.txt is a file, not a folder; give another --output" in under_a_file.stderr
+    assert under_a_file.exit_code == 2 and "notes.txt is a file, not a folder; give another path" in under_a_file.stderr
 
 
 @pytest.mark.slow

@@ -313,7 +313,9 @@ def test_bad_inputs_are_one_line_each(visualize, runs, tmp_path):
          ["mine.npy exists, and the heatmap's values would be written over it"]),
         (("heatmap", runs["patches"].id, photo, "--output", tmp_path / "notes.png"), ["exists and is not a PNG image"]),
         (("activations", runs["patches"].id, photo, "--output", tmp_path / "notes.png"),
-         ["--output", "notes.png: a file; the pictures go into a folder"]),
+         ["--output", "notes.png: is a file; give a new or empty folder; the pictures go into a folder"]),
+        (("heatmap", runs["patches"].id, photo, "--output", tmp_path / "notes.png" / "heat.png"),
+         ["notes.png is a file, not a folder; give another path"]),
         (("activations", runs["patches"].id, photo.parent), ["a folder; give one image file of it"]),
     ]
     np.save(tmp_path / "mine.npy", np.arange(3))  # the user's own array, no heatmap beside it
