@@ -30,6 +30,7 @@ from dlcli.errors import DlcliError, counted
 from dlcli.outputs import refuse_inputs, replaced, unusable_output
 from dlcli.report.emit import Format, NestedFormat, emit_csv, emit_json, emit_json_rows
 from dlcli.stopping import EXIT_INTERRUPTED
+from dlcli.store import DEFAULT_RUNS_DIR
 from dlcli.store.status import RunStatus
 
 
@@ -230,7 +231,7 @@ def train(
     jobs: Annotated[int, typer.Option(
         "--jobs", min=1, help="With --repeat/--seeds: workers training at once, each its share of the cores.",
     )] = 1,
-    runs_dir: RunsDir = Path("runs"),
+    runs_dir: RunsDir = DEFAULT_RUNS_DIR,
 ) -> None:
     """Validate CONFIG, train it and write a run folder under --runs-dir (or --resume RUN); with
     --repeat or --seeds, once per seed, through the sweep's workers."""
@@ -342,7 +343,7 @@ def evaluate(
     run: RunArgument,
     split: Annotated[str, typer.Option("--split", help="test or validation.")] = "test",
     output_format: FormatOption = Format.table,
-    runs_dir: RunsDir = Path("runs"),
+    runs_dir: RunsDir = DEFAULT_RUNS_DIR,
 ) -> None:
     """Re-evaluate a run's model on its test split, rebuilt from the run's own config."""
     from dlcli.store.runs import EVALUATION_FILES, resolve_run
@@ -387,7 +388,7 @@ def _note_if_unfinished(runs_dir: Path, folder) -> None:
     elif record.status in (RunStatus.crashed, RunStatus.interrupted):  # its model is only as good as it got
         error_console.print(
             f"note: run {folder.id} {record.status} after {counted(record.epochs_done(), 'epoch')}: this uses the best "
-            f"model of those; `dlcli train --resume {folder.id}` continues it"
+            f"model of those; `{folder.resume_command}` continues it"
         )
 
 
@@ -415,7 +416,7 @@ def predict(
     fold: Annotated[
         Optional[int], typer.Option("--fold", min=1, help="k-fold runs: this fold's model (default: their mean).")
     ] = None,
-    runs_dir: RunsDir = Path("runs"),
+    runs_dir: RunsDir = DEFAULT_RUNS_DIR,
 ) -> None:
     """The run's model on new inputs, prepared as its training data was: one row per input."""
     from dlcli.store.runs import refuse_run_folder_output, resolve_run
@@ -464,7 +465,7 @@ def export(
     fold: Annotated[
         Optional[int], typer.Option("--fold", min=1, help="k-fold runs: this fold's model (default: their mean).")
     ] = None,
-    runs_dir: RunsDir = Path("runs"),
+    runs_dir: RunsDir = DEFAULT_RUNS_DIR,
 ) -> None:
     """Export the run's model with its preprocessing, then check the export against it."""
     from dlcli.store.runs import refuse_posing_as_a_run, resolve_run
@@ -501,7 +502,7 @@ def list_runs(
     last: Annotated[Optional[int], typer.Option("--last", min=1, help="The N most recent runs (default 50).")] = None,
     show_all: Annotated[bool, typer.Option("--all", help="Every run that matches.")] = False,
     output_format: FormatOption = Format.table,
-    runs_dir: RunsDir = Path("runs"),
+    runs_dir: RunsDir = DEFAULT_RUNS_DIR,
 ) -> None:
     """List runs: id, name, status, dataset, epochs, best and test metric, start, duration."""
     from dlcli.store.index import RunIndex
@@ -537,7 +538,7 @@ def _print_runs(index, ids: list[str], matched: int, output_format: Format, runs
 
 @app.command()
 @reports_errors
-def show(run: RunArgument, output_format: FormatOption = Format.table, runs_dir: RunsDir = Path("runs")) -> None:
+def show(run: RunArgument, output_format: FormatOption = Format.table, runs_dir: RunsDir = DEFAULT_RUNS_DIR) -> None:
     """One run: its status, resolved config, summary and verdicts, and where its files are."""
     from collections import Counter
 
@@ -598,7 +599,7 @@ def show(run: RunArgument, output_format: FormatOption = Format.table, runs_dir:
     for kind, count in sorted(kinds.items()):
         console.print(f"  {kind}: {visualizations / kind} ({counted(count, 'file')})")
     if record.status in RESUMABLE and record.info["resumable"]:
-        console.print(f"  resume with: dlcli train --resume {record.id}")
+        console.print(f"  resume with: {record.folder.resume_command}")
     elif record.status == RunStatus.failed:
         console.print("  fix the config as its error says and train it again (a resume would fail the same way)")
 
@@ -616,7 +617,7 @@ def verdict(
         help="Whether lower (min) or higher (max) is better (default: as the run recorded it, or by its name).")] = None,
     output_format: Annotated[NestedFormat, typer.Option(
         "--format", help="table or json (one object per history; data only on stdout).")] = NestedFormat.table,
-    runs_dir: RunsDir = Path("runs"),
+    runs_dir: RunsDir = DEFAULT_RUNS_DIR,
 ) -> None:
     """The overfitting verdict of any history, read one epoch at a time as training reads it:
     when the warning would have come, the onset it names, its evidence, the final verdict."""
@@ -677,7 +678,7 @@ def compare_runs(
         float, typer.Option("--smooth", min=0.0, max=0.99, help="With --plot: smooth the curves (e.g. 0.9).")
     ] = 0.0,
     sweep: Annotated[Optional[str], typer.Option("--sweep", help="The trials of this sweep (id, prefix or latest).")] = None,
-    runs_dir: RunsDir = Path("runs"),
+    runs_dir: RunsDir = DEFAULT_RUNS_DIR,
 ) -> None:
     """Runs side by side: only the config keys that differ, then best/final/test metrics; runs that
     differ only in their seed as groups (mean ± std), each against the best beyond seed noise or not."""
@@ -767,7 +768,7 @@ def check(
     ] = [],  # noqa: B006 - Typer reads the default, never mutates it
     output_format: Annotated[NestedFormat, typer.Option(
         "--format", help="table or json (data only on stdout).")] = NestedFormat.table,
-    runs_dir: RunsDir = Path("runs"),
+    runs_dir: RunsDir = DEFAULT_RUNS_DIR,
 ) -> None:
     """Validate CONFIG, load its data, check its splits (duplicates, leaks, labels, classes) and
     build its model, without training."""
@@ -843,7 +844,7 @@ def sweep_runs(
     ] = None,
     resume: Annotated[Optional[str], typer.Option("--resume", metavar="ID", help="Continue a sweep.")] = None,
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="With --resume: run failed trials again.")] = False,
-    runs_dir: RunsDir = Path("runs"),
+    runs_dir: RunsDir = DEFAULT_RUNS_DIR,
 ) -> None:
     """Search a config's keys: trials chosen by Optuna, trained by workers, then compared."""
     from dlcli.report.compare import compare, headline_column, recorded_monitor
@@ -936,7 +937,7 @@ def visualize_activations(
     layers: LayersOption = [],  # noqa: B006 - Typer reads the default, never mutates it
     output: OutputDirOption = None,
     fold: VisualizedFoldOption = None,
-    runs_dir: RunsDir = Path("runs"),
+    runs_dir: RunsDir = DEFAULT_RUNS_DIR,
 ) -> None:
     """Every channel of each layer's output for one image: a grid PNG per layer (default: every
     convolution and pooling layer)."""
@@ -962,7 +963,7 @@ def visualize_filters(
     ] = "l2",
     output: OutputDirOption = None,
     fold: VisualizedFoldOption = None,
-    runs_dir: RunsDir = Path("runs"),
+    runs_dir: RunsDir = DEFAULT_RUNS_DIR,
 ) -> None:
     """The input pattern each filter responds to most, grown from noise by gradient ascent: a grid
     PNG per layer."""
@@ -988,7 +989,7 @@ def visualize_heatmap(
         Optional[Path], typer.Option("--output", help="The PNG to write; the raw heatmap goes beside it as .npy.")
     ] = None,
     fold: VisualizedFoldOption = None,
-    runs_dir: RunsDir = Path("runs"),
+    runs_dir: RunsDir = DEFAULT_RUNS_DIR,
 ) -> None:
     """Grad-CAM: which part of the image made the model choose a class, over the image (PNG) and
     as values 0-1 at the image's size (.npy)."""

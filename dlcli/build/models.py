@@ -30,6 +30,7 @@ from dlcli.data.catalog import DATASETS
 from dlcli.data.files import is_number
 from dlcli.errors import DataUnavailable, DlcliError, counted, reason_of
 from dlcli.keys import KeyPath, canonical, did_you_mean, not_a_boolean, not_finite, visible
+from dlcli.store import DEFAULT_RUNS_DIR
 from dlcli.store.runs import metric_name
 
 # Layers that would run code or load files named in a config: a config stays data.
@@ -641,7 +642,7 @@ def _base_parts(
         if spec.preprocess == "application":
             preprocessing = ApplicationPreprocessing(module, name=f"{module}_preprocessing")
     else:
-        base = _run_base(config, input_shape, runs_dir or Path("runs"))
+        base = _run_base(config, input_shape, runs_dir or DEFAULT_RUNS_DIR)
     base.trainable = spec.trainable
     return preprocessing, base
 

@@ -55,7 +55,7 @@ def load_run_model(run: RunFolder, name: str, compile: bool = False) -> keras.Mo
             )
         raise DlcliError(
             f"run {run.id} has no {name}: it stopped before its first epoch ended; "
-            f"train it on (`dlcli train --resume {run.id}`) or choose another run"
+            f"train it on (`{run.resume_command}`) or choose another run"
         )
     if not zipfile.is_zipfile(path):  # Keras reports a truncated archive as "File not found"
         raise DlcliError(

@@ -10,6 +10,7 @@ import io
 import json
 import os
 import re
+import shlex
 import socket
 import time
 from collections.abc import Callable, Mapping
@@ -21,6 +22,7 @@ from typing import Any, NoReturn
 from dlcli.choices import LATEST
 from dlcli.errors import DlcliError, RunNotFound, not_utf8
 from dlcli.outputs import replaced
+from dlcli.store import DEFAULT_RUNS_DIR
 from dlcli.store.status import RunStatus
 
 # The run folder's layout: every file dlcli writes in it (docs/run-folder.md describes each).
@@ -244,6 +246,11 @@ def now() -> datetime:
     return datetime.now(timezone.utc).astimezone()
 
 
+def runs_dir_option(runs_dir: Path) -> str:
+    """What a command written out for the user needs to find `runs_dir`: nothing for the default."""
+    return "" if runs_dir.resolve() == DEFAULT_RUNS_DIR.resolve() else f" --runs-dir {shlex.quote(str(runs_dir))}"
+
+
 class RunFolder:
     """One run's folder; `run.json` holds its identity and status."""
 
@@ -256,6 +263,11 @@ class RunFolder:
 
     def file(self, name: str) -> Path:
         return self.path / name
+
+    @property
+    def resume_command(self) -> str:
+        """The command that continues this run, from wherever it is given."""
+        return f"dlcli train --resume {self.id}{runs_dir_option(self.path.parent)}"
 
     @classmethod
     def create(cls, runs_dir: Path, name: str) -> RunFolder:

@@ -63,7 +63,7 @@ def sweep(
     except KeyboardInterrupt:
         if resume is not None:
             raise sweeping.SweepInterrupted(
-                f"sweep {resume} interrupted while resuming; continue it with: dlcli sweep --resume {resume}"
+                f"sweep {resume} interrupted while resuming; continue it with: {sweeping.resume_command(resume, runs_dir)}"
             ) from None
         raise sweeping.SweepInterrupted("sweep interrupted before its first trial; nothing was trained") from None
     finally:
@@ -78,7 +78,7 @@ def sweep(
     left = [t for t in plan.trials if t.status not in (RunStatus.completed, RunStatus.pruned)]
     if left:
         statuses = ", ".join(f"trial {t.index} {t.status}" for t in left)
-        raise DlcliError(f"sweep {plan.id} finished with {statuses}; see `dlcli sweep --resume {plan.id}`")
+        raise DlcliError(f"sweep {plan.id} finished with {statuses}; see `{sweeping.resume_command(plan.id, runs_dir)}`")
     return plan
 
 

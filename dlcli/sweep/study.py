@@ -41,7 +41,7 @@ from dlcli.errors import ConfigError, DlcliError, RunNotFound, counted, reason_o
 from dlcli.keys import format_path, key_parts, parse_yaml_value, yaml_problem
 from dlcli.stopping import EXIT_INTERRUPTED
 from dlcli.store.documents import SCHEMA, RunFile, read_info, read_run_file
-from dlcli.store.runs import RunFolder, RunRecord, effective_status, now
+from dlcli.store.runs import RunFolder, RunRecord, effective_status, now, runs_dir_option
 from dlcli.store.status import FINISHED, RESUMABLE, RunStatus
 
 SWEEPS_DIR = "sweeps"
@@ -128,6 +128,11 @@ class Plan(RunFile):
             cls, folder / PLAN_FILE, f"sweep {folder.name}",
             "its runs are kept (compare them by their ids or `--filter`); start the sweep again to go on with it",
         )
+
+
+def resume_command(sweep_id: str, runs_dir: Path) -> str:
+    """The command that continues sweep `sweep_id`, from wherever it is given."""
+    return f"dlcli sweep --resume {sweep_id}{runs_dir_option(runs_dir)}"
 
 
 # --- what to search ---------------------------------------------------------------------------
@@ -767,7 +772,7 @@ def run_sweep(
             trial = busy.pop(worker)
             if answer is None:  # the worker died with its trial
                 say(f"trial {trial.index}: crashed (its worker exited with code {worker.process.wait()}); "
-                    f"`dlcli sweep --resume {plan.id}` continues it")
+                    f"`{resume_command(plan.id, runs_dir)}` continues it")
                 refresh(plan, runs_dir)
                 trial.status = RunStatus.crashed
                 free.append(_replace(worker, workers, answers))
@@ -789,7 +794,7 @@ def run_sweep(
         refresh(plan, runs_dir)
         plan.save(folder)
         raise SweepInterrupted(
-            f"sweep {plan.id} interrupted; continue it with: dlcli sweep --resume {plan.id} --runs-dir {runs_dir}"
+            f"sweep {plan.id} interrupted; continue it with: {resume_command(plan.id, runs_dir)}"
         ) from None
     refresh(plan, runs_dir)
     plan.save(folder)

@@ -37,6 +37,7 @@ from dlcli.sweep.study import (
     check_trial_names,
     open_storage,
     pruner,
+    resume_command,
     seed_runs,
     sweep_records,
     swept_at,
@@ -157,7 +158,7 @@ def train_trial(request: Request, runs_dir: Path) -> Answer:
         else:
             if request.op == "resume":
                 result = training.resume(trial.run, runs_dir, console=console,
-                                         command=f"dlcli sweep --resume {plan.id}", report=report)
+                                         command=resume_command(plan.id, runs_dir), report=report)
             else:
                 config = trial_config(plan, trial.values, f"trial {trial.index} ({trial.label()})", plan.trial_name(trial))
                 tag = {"id": plan.id, "trial": trial.index, "values": trial.values}
@@ -199,7 +200,7 @@ def _train_seeds(
         else:
             if record is not None and record.status in RESUMABLE:
                 result = training.resume(record.id, runs_dir, console=console,
-                                         command=f"dlcli sweep --resume {plan.id}", report=seed_report)
+                                         command=resume_command(plan.id, runs_dir), report=seed_report)
             else:
                 config = trial_config(plan, {**trial.values, "seed": seed}, label, plan.trial_name(trial, seed))
                 tag = {"id": plan.id, "trial": trial.index, "values": trial.values, "seed": seed}

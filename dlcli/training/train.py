@@ -387,12 +387,6 @@ def _train_folds(session: _Session, stages: list[Stage], folds: list[Splits]) ->
     )
 
 
-def _resume_command(run: RunFolder) -> str:
-    runs_dir = run.path.parent
-    where = "" if runs_dir.resolve() == Path("runs").resolve() else f" --runs-dir {runs_dir}"
-    return f"dlcli train --resume {run.id}{where}"
-
-
 def _record_end(run: RunFolder, status: str, error: str, resumable: bool = True) -> str:
     """Record how the run ended; when even run.json cannot be written, say so instead of failing twice."""
     try:
@@ -419,7 +413,7 @@ def _execute(session: _Session, parts: ModelParts, folds: list[Splits], data: di
                 summary = _train_single(session, stages, parts, folds[0])
         except tf.errors.InvalidArgumentError:
             # files decoded as they stream (`training.cache: none`) were only checked by their header
-            check_decodable(folds, f"continue run {run.id} with: {_resume_command(run)}")
+            check_decodable(folds, f"continue run {run.id} with: {run.resume_command}")
             raise
         summary = summary.model_copy(update={
             "monitor": session.monitor,
@@ -458,7 +452,7 @@ def _execute(session: _Session, parts: ModelParts, folds: list[Splits], data: di
         unrecorded = _record_end(run, RunStatus.failed, reason)
         advice = "free some disk space, then " if error.errno == errno.ENOSPC else ""
         raise TrainingFailed(
-            f"run {run.id} failed: {reason}; {advice}continue it with: {_resume_command(run)}{unrecorded}"
+            f"run {run.id} failed: {reason}; {advice}continue it with: {run.resume_command}{unrecorded}"
         ) from error
     except Exception as error:
         if stop_pending() or _interrupt_behind(error):
@@ -468,7 +462,7 @@ def _execute(session: _Session, parts: ModelParts, folds: list[Splits], data: di
         unrecorded = _record_end(run, RunStatus.failed, f"{type(error).__name__}: {error}")
         raise TrainingFailed(
             f"run {run.id} failed: {type(error).__name__}: {error}; continue it with: "
-            f"{_resume_command(run)}{unrecorded}"
+            f"{run.resume_command}{unrecorded}"
         ) from error
     return _finish(run, summary.to_dict(), any(monitor.warned for monitor in session.overfitting_monitors))
 
@@ -479,7 +473,7 @@ def _interrupted(run: RunFolder, session: _Session) -> NoReturn:
     unrecorded = _record_end(run, RunStatus.interrupted, "interrupted by Ctrl-C or SIGTERM")
     raise TrainingInterrupted(
         f"run {run.id} interrupted after {len(session.rows)} epochs; its history and best "
-        f"model are kept; continue it with: {_resume_command(run)}{unrecorded}"
+        f"model are kept; continue it with: {run.resume_command}{unrecorded}"
     ) from None
 
 

@@ -430,7 +430,7 @@ def test_show_a_crashed_run_suggests_resume_and_a_damaged_one_says_why(cli, runs
     damaged = cli("show", "20260101-12")
 
     assert crashed.exit_code == 0 and "crashed" in crashed.stdout
-    assert "resume with: dlcli train --resume 20260101-110000-dead" in crashed.stdout
+    assert f"resume with: dlcli train --resume 20260101-110000-dead --runs-dir {runs_dir}" in crashed.stdout
     assert damaged.exit_code == 0 and "damaged" in damaged.stdout and "run.json is missing" in damaged.stdout
 
 

@@ -357,7 +357,7 @@ def test_evaluating_a_run_still_being_trained_says_it_uses_the_best_model_so_far
     crashed = cli("evaluate", folder.name)
     assert crashed.exit_code == 0, crashed.output
     assert (f"note: run {folder.name} crashed after 2 epochs: this uses the best model of those; `dlcli train --resume "
-            f"{folder.name}` continues it") in " ".join(crashed.stderr.split())
+            f"{folder.name} --runs-dir {folder.parent}` continues it") in " ".join(crashed.stderr.split())
 
 
 # --- Damaged run folders: every reader says which run and file, exit 2, never a traceback ------------
