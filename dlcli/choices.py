@@ -8,6 +8,13 @@ from enum import Enum
 
 # The run (or sweep) reference that means the newest one: no run may be named so.
 LATEST = "latest"
+# How `--where KEY<op>VALUE` compares (`==` is read as `=`), and the example its messages give.
+WHERE_OPERATORS = ("=", "!=", ">", "<", ">=", "<=")
+WHERE_EXAMPLE = "optimizer.name=adam or best.val_accuracy>0.95"
+
+
+def where_operators_said() -> str:
+    return f"{', '.join(WHERE_OPERATORS[:-1])} or {WHERE_OPERATORS[-1]}"
 
 
 class Choice(str, Enum):

@@ -25,7 +25,7 @@ from rich.text import Text
 from typer.core import TyperGroup
 
 from dlcli import __version__, stopping
-from dlcli.choices import Direction, Pruner, SweepMethod
+from dlcli.choices import WHERE_EXAMPLE, Direction, Pruner, SweepMethod, where_operators_said
 from dlcli.errors import DlcliError, counted
 from dlcli.outputs import refuse_inputs, replaced, unusable_output
 from dlcli.report.emit import Format, NestedFormat, emit_csv, emit_json, emit_json_rows
@@ -330,7 +330,7 @@ FormatOption = Annotated[Format, typer.Option("--format", help="table, json or c
 WhereOption = Annotated[
     list[str],
     typer.Option("--where", metavar="KEY=VALUE", help="Only runs whose config key or metric (best.M, final.M, test.M) "
-                 "is =, !=, > or < VALUE, e.g. optimizer.name=adam or best.val_accuracy>0.95 (repeatable, all must hold)."),
+                 f"is {where_operators_said()} VALUE, e.g. {WHERE_EXAMPLE} (repeatable, all must hold)."),
 ]
 
 

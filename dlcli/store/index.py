@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from dlcli.choices import WHERE_EXAMPLE, WHERE_OPERATORS, where_operators_said
 from dlcli.errors import DlcliError
 from dlcli.store.runs import (
     RUN_FILE,
@@ -421,7 +422,8 @@ def _record(path: Path, stored: dict[str, Any]) -> RunRecord:
                      evaluation_damage=stored["evaluation_damage"])
 
 
-CONDITION = re.compile(r"^\s*([A-Za-z0-9_.\[\]-]+)\s*(==|!=|>=|<=|=|>|<)\s*(.*?)\s*$")
+_OPERATORS = "|".join(re.escape(op) for op in sorted(("==", *WHERE_OPERATORS), key=len, reverse=True))  # longest first
+CONDITION = re.compile(rf"^\s*([A-Za-z0-9_.\[\]-]+)\s*({_OPERATORS})\s*(.*?)\s*$")
 # Significant digits of a fractional number in the tables (`runs`, `show`, `compare`). `--where
 # KEY=VALUE` with a decimal of no more digits matches the runs whose value the table shows so:
 # `best.val_accuracy=0.9325`, as printed, is the stored 0.932499...
@@ -459,18 +461,19 @@ def _infinite(text: str) -> bool:
 
 
 def _condition(condition: str) -> tuple[str, list[Any]]:
-    """`KEY=VALUE` (also !=, >, <, >=, <=) as an SQL condition on a run's fields, and its parameters."""
+    """`KEY=VALUE` (or another of WHERE_OPERATORS) as an SQL condition on a run's fields, and its parameters."""
     from yaml import YAMLError  # here, not at the top: listing runs without --where needs no YAML
 
     from dlcli.keys import parse_yaml_value
 
     match = CONDITION.match(condition)
     if not match or not match.group(3):
-        raise DlcliError(f"--where {condition}: expected KEY=VALUE, KEY!=VALUE, KEY>VALUE or KEY<VALUE, "
-                         "e.g. optimizer.name=adam or best.val_accuracy>0.95")
+        raise DlcliError(
+            f"--where {condition}: expected a KEY, an operator ({where_operators_said()}) and a VALUE, e.g. {WHERE_EXAMPLE}"
+        )
     key, operator, raw = match.groups()
     if raw[0] in "=<>":  # `=>`, `=<`, `<>`: an operator misspelled would compare with the text ">0.5"
-        raise DlcliError(f"--where {condition}: '{operator}{raw[0]}' is no operator; use =, !=, >, <, >= or <=")
+        raise DlcliError(f"--where {condition}: '{operator}{raw[0]}' is no operator; use {where_operators_said()}")
     operator = "=" if operator == "==" else operator
     key = re.sub(r"\[(\d+)\]", r".\1", key)  # `model.layers[1]`, as older dlcli printed it, is `model.layers.1`
     try:

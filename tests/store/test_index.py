@@ -105,10 +105,10 @@ def test_sort_is_best_first_by_the_metrics_direction(cli, four_runs):
 
 
 @pytest.mark.parametrize("condition, says", [
-    ("optimizer.name", "expected KEY=VALUE"),
+    ("optimizer.name", "expected a KEY, an operator (=, !=, >, <, >= or <=) and a VALUE"),
     ("best.val_accuracy>high", "compares numbers; 'high' is not one"),
     ("best.val_accuracy>inf", "compares numbers; 'inf' is not a finite one"),  # it said 'inf' was no number
-    ("=adam", "expected KEY=VALUE"),
+    ("=adam", "expected a KEY, an operator"),
     ("best.val_accuracy=>0.95", "'=>' is no operator"),
     ("optimiser.name=adam", "no run has optimiser.name; did you mean 'optimizer.name'?"),  # not "no runs match"
     ("status=completed", "a run's status is --status"),
