@@ -6,13 +6,14 @@ it has no old content to keep, and what was written before a failure stays writt
 from __future__ import annotations
 
 import errno
+import json
 import os
 import stat
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from dlcli.errors import DlcliError, broken_link, path_shown
 
@@ -105,3 +106,13 @@ def replaced(path: Path, binary: bool = False, newline: str | None = None) -> It
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def write_atomic(path: Path, content: str | bytes) -> None:
+    """Write a file so that readers see the old or the new content, never half of it."""
+    with replaced(path, binary=isinstance(content, bytes), newline="") as file:
+        file.write(content)
+
+
+def write_json(path: Path, data: Any) -> None:
+    write_atomic(path, json.dumps(data, indent=2, default=str) + "\n")

@@ -7,8 +7,8 @@ import warnings
 from pathlib import Path
 
 from dlcli.errors import DlcliError
-from dlcli.outputs import unusable_output
-from dlcli.store.runs import NOT_METRIC_COLUMNS, refuse_run_folder_output, write_atomic
+from dlcli.outputs import unusable_output, write_atomic
+from dlcli.store.runs import NOT_METRIC_COLUMNS, refuse_run_folder_output
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -13,7 +13,7 @@ from dlcli.data.examples import ArrayPool, Pool
 from dlcli.data.prepare import RawDataset
 from dlcli.data.split import split_indices
 from dlcli.errors import DataUnavailable
-from dlcli.store.runs import write_atomic
+from dlcli.outputs import write_atomic
 
 if TYPE_CHECKING:
     from dlcli.config import ExperimentConfig

@@ -60,7 +60,7 @@ from dlcli.data.pictures import (
     read_records,
 )
 from dlcli.errors import DataUnavailable, counted
-from dlcli.store.runs import write_atomic
+from dlcli.outputs import write_atomic
 
 if TYPE_CHECKING:
     from dlcli.config import ExperimentConfig

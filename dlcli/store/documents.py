@@ -24,6 +24,7 @@ from dlcli import __version__
 from dlcli.choices import InputKind
 from dlcli.errors import DlcliError
 from dlcli.keys import MAX_CONFIG_VALUES, read_yaml, too_many_values, yaml_error_place, yaml_problem
+from dlcli.outputs import write_atomic
 from dlcli.store.runs import (
     CONFIG_FILE,
     EVALUATION_FILE,
@@ -39,7 +40,6 @@ from dlcli.store.runs import (
     now,
     prepared_as,
     process_start_time,
-    write_atomic,
 )
 from dlcli.store.status import FINISHED, RECORDED, RunStatus
 

@@ -21,7 +21,6 @@ from typing import Any, NoReturn
 
 from dlcli.choices import LATEST
 from dlcli.errors import DlcliError, RunNotFound, not_utf8
-from dlcli.outputs import replaced
 from dlcli.store import DEFAULT_RUNS_DIR
 from dlcli.store.status import RunStatus
 
@@ -161,16 +160,6 @@ def refuse_posing_as_a_run(path: Path, runs_dir: Path, option: str) -> None:
     if posing is not None and RUN_ID.fullmatch(posing.name) and not (posing / RUN_FILE).is_file():
         raise DlcliError(f"{option} {path}: a folder named like a run, in the runs folder {runs_dir}: it would be "
                          "listed as a damaged run; write it elsewhere")
-
-
-def write_atomic(path: Path, content: str | bytes) -> None:
-    """Write a file so that readers see the old or the new content, never half of it."""
-    with replaced(path, binary=isinstance(content, bytes), newline="") as file:
-        file.write(content)
-
-
-def write_json(path: Path, data: Any) -> None:
-    write_atomic(path, json.dumps(data, indent=2, default=str) + "\n")
 
 
 def rows_to_csv(rows: list[dict[str, float]]) -> str:

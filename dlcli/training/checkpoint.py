@@ -28,6 +28,7 @@ import numpy as np
 from dlcli.build.saved import save_model_atomic, saved_atomically
 from dlcli.errors import DlcliError, reason_of
 from dlcli.faults import kill_point
+from dlcli.outputs import write_atomic
 from dlcli.store.documents import CheckpointState, read_run_file
 from dlcli.store.runs import (
     CHECKPOINT_DIR,
@@ -39,7 +40,6 @@ from dlcli.store.runs import (
     remove_temporary_files,
     rows_to_csv,
     weights_file,
-    write_atomic,
 )
 
 

@@ -42,6 +42,7 @@ from dlcli.data.pipeline import EpochOrder, samples_in_batches, stream
 from dlcli.errors import ConfigError, DlcliError, TrainingDiverged, TrainingFailed, TrainingInterrupted, reason_of
 from dlcli.faults import kill_point
 from dlcli.keys import KeyPath, flattened, read_yaml
+from dlcli.outputs import write_atomic
 from dlcli.stopping import stop_honoured, stop_pending, stops_at_batch_ends
 from dlcli.store.documents import (
     CheckpointState,
@@ -76,7 +77,6 @@ from dlcli.store.runs import (
     read_history,
     resolve_run,
     rows_to_csv,
-    write_atomic,
 )
 from dlcli.store.status import RunStatus
 from dlcli.training.callbacks import (

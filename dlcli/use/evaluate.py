@@ -17,6 +17,7 @@ from dlcli.data.cache import check_decodable
 from dlcli.data.examples import FINGERPRINT_VERSION, Splits
 from dlcli.data.pipeline import stream
 from dlcli.errors import DlcliError, listed
+from dlcli.outputs import write_json
 from dlcli.store.documents import SCHEMA, Evaluation, damaged_run, load_run
 from dlcli.store.index import update_index
 from dlcli.store.runs import (
@@ -31,7 +32,6 @@ from dlcli.store.runs import (
     model_file,
     now,
     prepared_as,
-    write_json,
 )
 
 

@@ -26,9 +26,9 @@ from dlcli import __version__
 from dlcli.build.inference import PREPROCESSING, STANDARDIZATION, inference_model, predicted_classes
 from dlcli.choices import InputKind
 from dlcli.errors import DlcliError, ExportMismatch, reason_of
-from dlcli.outputs import unusable_output
+from dlcli.outputs import unusable_output, write_atomic
 from dlcli.store.documents import Inputs
-from dlcli.store.runs import EXPORT_DIR, RunFolder, write_atomic
+from dlcli.store.runs import EXPORT_DIR, RunFolder
 
 # format -> (Keras's name for it, the artifact's file suffix, packages it needs)
 FORMATS: dict[str, tuple[str, str, tuple[str, ...]]] = {

@@ -33,8 +33,9 @@ from dlcli.build.inference import check_class_names, check_fold, class_names, cl
 from dlcli.build.saved import load_run_model
 from dlcli.errors import DlcliError
 from dlcli.keys import did_you_mean
+from dlcli.outputs import write_atomic
 from dlcli.store.documents import Inputs
-from dlcli.store.runs import VISUALIZATIONS_DIR, RunFolder, model_file, preprocessing_file, write_atomic
+from dlcli.store.runs import VISUALIZATIONS_DIR, RunFolder, model_file, preprocessing_file
 
 CONVOLUTIONS = (keras.layers.Conv2D, keras.layers.SeparableConv2D, keras.layers.DepthwiseConv2D,
                 keras.layers.Conv2DTranspose)

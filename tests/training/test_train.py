@@ -190,7 +190,7 @@ def test_offline_keras_dataset_exits_2_with_the_alternative(cli, tiny_config, ru
 
 
 def test_atomic_write_leaves_no_temporary_files(tmp_path):
-    from dlcli.store.runs import write_atomic
+    from dlcli.outputs import write_atomic
 
     target = tmp_path / "file.txt"
     write_atomic(target, "one")
@@ -201,7 +201,7 @@ def test_atomic_write_leaves_no_temporary_files(tmp_path):
 
 
 def test_a_write_goes_through_a_link_and_into_a_pipe_instead_of_replacing_them(tmp_path):
-    from dlcli.store.runs import write_atomic
+    from dlcli.outputs import write_atomic
 
     shared = tmp_path / "shared"
     shared.mkdir()
