@@ -63,3 +63,18 @@ class InputKind(Choice):
     text = "text"
     features = "features"
     categorical = "categorical"
+
+
+class Split(Choice):
+    """The held-out split `dlcli evaluate` scores a run's model on."""
+
+    test = "test"
+    validation = "validation"
+
+
+class ExportFormat(Choice):
+    """What `dlcli export` writes: a TensorFlow SavedModel, an ONNX graph or a TFLite (LiteRT) model."""
+
+    saved_model = "saved_model"
+    onnx = "onnx"
+    tflite = "tflite"

@@ -25,7 +25,7 @@ from rich.text import Text
 from typer.core import TyperGroup
 
 from dlcli import __version__, stopping
-from dlcli.choices import WHERE_EXAMPLE, Direction, Pruner, SweepMethod, where_operators_said
+from dlcli.choices import WHERE_EXAMPLE, Direction, ExportFormat, Pruner, Split, SweepMethod, where_operators_said
 from dlcli.errors import DlcliError, counted
 from dlcli.outputs import refuse_inputs, replaced, unusable_output
 from dlcli.report.emit import Format, NestedFormat, emit_csv, emit_json, emit_json_rows
@@ -341,7 +341,7 @@ RunArgument = Annotated[str, typer.Argument(help="Run id, unique prefix, 'latest
 @reports_errors
 def evaluate(
     run: RunArgument,
-    split: Annotated[str, typer.Option("--split", help="test or validation.")] = "test",
+    split: Annotated[Split, typer.Option("--split", help="The split to score the model on.")] = Split.test,
     output_format: FormatOption = Format.table,
     runs_dir: RunsDir = DEFAULT_RUNS_DIR,
 ) -> None:
@@ -460,7 +460,7 @@ def predict(
 @reports_errors
 def export(
     run: RunArgument,
-    export_format: Annotated[str, typer.Option("--format", help="saved_model, onnx or tflite.")] = "saved_model",
+    export_format: Annotated[ExportFormat, typer.Option("--format", help="What to write.")] = ExportFormat.saved_model,
     output: Annotated[Optional[Path], typer.Option("--output", help="Where (default: RUN/export/).")] = None,
     fold: Annotated[
         Optional[int], typer.Option("--fold", min=1, help="k-fold runs: this fold's model (default: their mean).")

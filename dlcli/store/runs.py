@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, NoReturn
 
-from dlcli.choices import LATEST
+from dlcli.choices import LATEST, Split
 from dlcli.errors import DlcliError, RunNotFound, not_utf8
 from dlcli.store import DEFAULT_RUNS_DIR
 from dlcli.store.status import RunStatus
@@ -31,7 +31,7 @@ HISTORY_FILE = "history.csv"
 SUMMARY_FILE = "summary.json"
 EVALUATION_FILE = "evaluation.json"  # `dlcli evaluate` on the test split: the runs' test.M
 VALIDATION_EVALUATION_FILE = "evaluation-validation.json"  # `dlcli evaluate --split validation`
-EVALUATION_FILES = {"test": EVALUATION_FILE, "validation": VALIDATION_EVALUATION_FILE}  # by split
+EVALUATION_FILES = {Split.test: EVALUATION_FILE, Split.validation: VALIDATION_EVALUATION_FILE}
 MODEL_FILE = "model.keras"
 INPUTS_FILE = "inputs.json"
 CURVES_FILE = "curves.png"

@@ -24,17 +24,17 @@ import tensorflow as tf
 
 from dlcli import __version__
 from dlcli.build.inference import PREPROCESSING, STANDARDIZATION, inference_model, predicted_classes
-from dlcli.choices import InputKind
+from dlcli.choices import ExportFormat, InputKind
 from dlcli.errors import DlcliError, ExportMismatch, reason_of
 from dlcli.outputs import unusable_output, write_atomic
 from dlcli.store.documents import Inputs
 from dlcli.store.runs import EXPORT_DIR, RunFolder
 
 # format -> (Keras's name for it, the artifact's file suffix, packages it needs)
-FORMATS: dict[str, tuple[str, str, tuple[str, ...]]] = {
-    "saved_model": ("tf_saved_model", "", ()),
-    "onnx": ("onnx", ".onnx", ("tf2onnx", "onnx", "onnxruntime")),
-    "tflite": ("litert", ".tflite", ()),
+FORMATS: dict[ExportFormat, tuple[str, str, tuple[str, ...]]] = {
+    ExportFormat.saved_model: ("tf_saved_model", "", ()),
+    ExportFormat.onnx: ("onnx", ".onnx", ("tf2onnx", "onnx", "onnxruntime")),
+    ExportFormat.tflite: ("litert", ".tflite", ()),
 }
 # The largest difference allowed between the artifact's outputs and the Keras model's,
 # relative to the outputs' size (probabilities: absolute; a regression's values: relative).
@@ -90,8 +90,8 @@ def _run_tflite(path: Path) -> Callable[[np.ndarray], np.ndarray]:
     return run
 
 
-RUNTIMES: dict[str, Callable[[Path], Callable[[np.ndarray], np.ndarray]]] = {
-    "saved_model": _run_saved_model, "onnx": _run_onnx, "tflite": _run_tflite,
+RUNTIMES: dict[ExportFormat, Callable[[Path], Callable[[np.ndarray], np.ndarray]]] = {
+    ExportFormat.saved_model: _run_saved_model, ExportFormat.onnx: _run_onnx, ExportFormat.tflite: _run_tflite,
 }
 
 
@@ -165,7 +165,7 @@ def _listed(outputs: Any, names: list[str]) -> list[np.ndarray]:
 
 
 def export_run(
-    run: RunFolder, export_format: str, output: Path | None = None, fold: int | None = None,
+    run: RunFolder, export_format: ExportFormat | str, output: Path | None = None, fold: int | None = None,
     tolerance: float = TOLERANCE,
 ) -> ExportReport:
     """Write the artifact, load it with its own runtime, compare it with the Keras model on a
@@ -196,16 +196,17 @@ def export_run(
         if taken.exists():
             raise DlcliError(f"{taken} exists; remove it or give another --output")
     model, inputs = inference_model(run, fold)
-    if inputs.kind == "text" and export_format != "saved_model":
+    if inputs.kind == "text" and export_format != ExportFormat.saved_model:
         raise DlcliError(
             f"run {run.id} reads text: its vectorizer exports only as a SavedModel (`--format saved_model`)"
         )
     table = inputs.kind == "table"
-    if table and export_format == "tflite":
+    if table and export_format == ExportFormat.tflite:
         raise DlcliError(f"run {run.id} has named inputs and outputs: export it as saved_model or onnx")
-    preprocessing_inside = not (table and export_format != "saved_model" and any(
+    preprocessing_inside = not (table and export_format != ExportFormat.saved_model and any(
         spec.kind != InputKind.features for spec in inputs.table_inputs.values()))
-    if export_format == "onnx" and preprocessing_inside and any(_earlier_standardization(layer) for layer in _every_layer(model)):
+    earlier = preprocessing_inside and any(_earlier_standardization(layer) for layer in _every_layer(model))
+    if export_format == ExportFormat.onnx and earlier:
         raise DlcliError(
             f"run {run.id} standardizes its inputs with a Keras Normalization layer (an earlier dlcli's), which "
             "tf2onnx cannot convert (its statistics become inputs of the ONNX graph): export it as saved_model or "

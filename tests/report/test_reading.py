@@ -117,7 +117,18 @@ def test_evaluate_errors(cli, runs_dir):
     empty = cli("show", " ")  # not "ambiguous": every id starts with nothing
     assert empty.exit_code == 2 and "an empty run: give its id" in empty.stderr
     assert no_model.exit_code == 2 and "has no model.keras" in no_model.stderr
-    assert bad_split.exit_code == 2 and "--split train: choose one of test, validation" in bad_split.stderr
+    assert bad_split.exit_code == 2 and "'train' is not one of 'test', 'validation'" in bad_split.stderr
+
+
+def test_a_misspelled_choice_is_refused_before_tensorflow_is_imported():
+    code = (
+        "import sys\nfrom typer.testing import CliRunner\nfrom dlcli.cli import app\nrunner = CliRunner()\n"
+        "for args in (['evaluate', 'latest', '--split', 'tset'], ['export', 'latest', '--format', 'pb']):\n"
+        "    result = runner.invoke(app, args)\n"
+        "    assert result.exit_code == 2 and 'is not one of' in result.output, result.output\n"
+        "assert 'tensorflow' not in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 
 
 # --- compare -------------------------------------------------------------------------
