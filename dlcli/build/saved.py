@@ -13,7 +13,7 @@ import keras
 
 from dlcli.errors import DlcliError, reason_of
 from dlcli.store.documents import read_info
-from dlcli.store.runs import RunFolder
+from dlcli.store.runs import LOWER_THE_LEARNING_RATE, TRAIN_AGAIN, RunFolder
 from dlcli.store.status import RunStatus
 
 
@@ -34,7 +34,7 @@ class ApplicationPreprocessing(keras.layers.Layer):
 
 
 # What to do of a run's model file that is not the one its training saved
-PUT_BACK = "put back the run's own, or train its config.yaml again"
+PUT_BACK = f"put back the run's own, or {TRAIN_AGAIN}"
 
 
 def load_run_model(run: RunFolder, name: str, compile: bool = False) -> keras.Model:
@@ -45,13 +45,12 @@ def load_run_model(run: RunFolder, name: str, compile: bool = False) -> keras.Mo
         status = read_info(run).status
         if status == RunStatus.diverged:
             raise DlcliError(
-                f"run {run.id} diverged, and has no {name}: no good epoch of it was saved; lower "
-                "optimizer.learning_rate in its config.yaml and train it again"
+                f"run {run.id} diverged, and has no {name}: no good epoch of it was saved; {LOWER_THE_LEARNING_RATE}"
             )
         if status == RunStatus.completed:  # a completed run wrote it: moved or deleted since
             raise DlcliError(
-                f"run {run.id} has no {name}, though it completed: it was moved or deleted; put it back, or train "
-                "its config.yaml again for a new run"
+                f"run {run.id} has no {name}, though it completed: it was moved or deleted; put it back, or "
+                f"{TRAIN_AGAIN}"
             )
         raise DlcliError(
             f"run {run.id} has no {name}: it stopped before its first epoch ended; "
@@ -59,8 +58,7 @@ def load_run_model(run: RunFolder, name: str, compile: bool = False) -> keras.Mo
         )
     if not zipfile.is_zipfile(path):  # Keras reports a truncated archive as "File not found"
         raise DlcliError(
-            f"run {run.id}: {name} is damaged (not a whole .keras archive: truncated or overwritten); "
-            "train its config.yaml again for a new run"
+            f"run {run.id}: {name} is damaged (not a whole .keras archive: truncated or overwritten); {TRAIN_AGAIN}"
         )
     try:
         model = keras.saving.load_model(path, safe_mode=True, compile=compile)

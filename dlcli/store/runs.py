@@ -224,10 +224,15 @@ def _history_row(row: dict[str | None, str | None], path: Path, line: int) -> di
     return values
 
 
+# What a run that cannot be continued or used is told to do, and one whose training diverged
+TRAIN_AGAIN = f"train its {CONFIG_FILE} again for a new run"
+LOWER_THE_LEARNING_RATE = f"lower optimizer.learning_rate in its {CONFIG_FILE} and train a new run"
+
+
 def _damaged(path: Path, problem: str) -> NoReturn:
     # dlcli replaces history.csv whole (write_atomic), so damage comes from outside: a copy cut short, an edit
     raise DlcliError(
-        f"run {path.parent.name}: {path.name} is damaged ({problem}); train its config.yaml again for a whole history"
+        f"run {path.parent.name}: {path.name} is damaged ({problem}); {TRAIN_AGAIN}, with a whole history"
     )
 
 

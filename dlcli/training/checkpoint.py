@@ -34,6 +34,7 @@ from dlcli.store.runs import (
     CHECKPOINT_DIR,
     HISTORY_FILE,
     STATE_FILE,
+    TRAIN_AGAIN,
     RunFolder,
     best_model_file,
     callback_arrays_file,
@@ -141,7 +142,7 @@ def _check_pending_model(run: RunFolder, state: CheckpointState) -> None:
 
 
 # What a run whose checkpoint cannot be used is told, after what is wrong with it
-CANNOT_CONTINUE = "so the run cannot continue; its folder is left as it is: train its config.yaml again"
+CANNOT_CONTINUE = f"so the run cannot continue; its folder is left as it is: {TRAIN_AGAIN}"
 
 
 def _damaged(run: RunFolder, name: str, error: BaseException) -> DlcliError:
@@ -220,7 +221,7 @@ class Checkpoint:
             return cls(run), None
         state = read_run_file(
             CheckpointState, path, f"run {run.id}: {CHECKPOINT_DIR}",
-            "the run cannot continue from it; its folder is left as it is: train its config.yaml again",
+            f"the run cannot continue from it; its folder is left as it is: {TRAIN_AGAIN}",
         )
         if not (run.file(CHECKPOINT_DIR) / state.weights).is_file():
             raise DlcliError(

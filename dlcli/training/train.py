@@ -64,10 +64,12 @@ from dlcli.store.runs import (
     EPOCH_COLUMNS,
     HISTORY_FILE,
     HOW_IT_RUNS,
+    LOWER_THE_LEARNING_RATE,
     MODEL_FILE,
     STATE_FILE,
     SUMMARY_FILE,
     TENSORBOARD_DIR,
+    TRAIN_AGAIN,
     RunFolder,
     config_edited,
     edited_after_training,
@@ -707,15 +709,14 @@ def _resume_owned(
     info = read_info(run)
     status = effective_status(info.to_dict())  # not by owner.lock: this process holds it now
     if status == RunStatus.completed:
-        raise DlcliError(f"run {run.id} is completed; nothing to resume (train its config.yaml again for a new run)")
+        raise DlcliError(f"run {run.id} is completed; nothing to resume ({TRAIN_AGAIN})")
     if status == RunStatus.pruned:
         raise DlcliError(f"run {run.id} was pruned by its sweep's pruner; nothing to resume")
     if status == RunStatus.running:
         raise DlcliError(f"run {run.id} is still running (pid {info.pid}); stop it before resuming")
     if status == RunStatus.diverged:
         raise DlcliError(
-            f"run {run.id} diverged; resuming would diverge again: lower optimizer.learning_rate "
-            f"in its config.yaml and train a new run"
+            f"run {run.id} diverged; resuming would diverge again: {LOWER_THE_LEARNING_RATE}"
         )
     if status == RunStatus.failed and not info.resumable:
         raise DlcliError(
@@ -747,8 +748,8 @@ def _resume_owned(
         elif state is None and recorded:
             raise DlcliError(
                 f"run {run.id} recorded {len(recorded)} epochs but has no checkpoint to continue them from "
-                f"({CHECKPOINT_DIR}/{STATE_FILE} is missing); its folder is left as it is: train its "
-                f"config.yaml again for a new run"
+                f"({CHECKPOINT_DIR}/{STATE_FILE} is missing); its folder is left as it is: "
+                f"{TRAIN_AGAIN}"
             )
         folds, parts = prepare_experiment(config, runs_dir, speed)
         folds, data = decoded_for_training(folds, speed, console)
