@@ -25,6 +25,7 @@ import numpy as np
 from tensorflow import errors as tf_errors
 
 from dlcli.build.saved import ApplicationPreprocessing, load_run_model
+from dlcli.choices import Direction
 from dlcli.config import ExperimentConfig, KerasObject
 from dlcli.data.catalog import DATASETS
 from dlcli.data.files import is_number
@@ -841,7 +842,7 @@ def _all_layers(model: keras.Model) -> list[keras.layers.Layer]:
     return layers
 
 
-KERAS_DIRECTIONS = {"up": "max", "down": "min"}
+KERAS_DIRECTIONS = {"up": Direction.max, "down": Direction.min}
 
 
 def metric_directions(config: ExperimentConfig) -> dict[str, str | None]:
@@ -851,15 +852,15 @@ def metric_directions(config: ExperimentConfig) -> dict[str, str | None]:
     monitor callbacks (EarlyStopping, ModelCheckpoint) rank by; the loss is minimized. None:
     the metric's object declares none.
     """
-    directions: dict[str, str | None] = {"loss": "min"}
+    directions: dict[str, str | None] = {"loss": Direction.min}
     # Keras logs each output's loss too, and names its metrics after it
-    directions.update({f"{output}_loss": "min" for output in config.keyed_outputs})
+    directions.update({f"{output}_loss": Direction.min for output in config.keyed_outputs})
     for key, spec, output in config.metric_specs():
         metric = _resolve(config, key, spec, keras.metrics, keras.metrics.Metric, "metric")
         prefix = f"{output}_" if config.keyed_outputs else ""
         if isinstance(metric, str):
             if metric.lower() in COMPILE_ACCURACIES:
-                directions[prefix + metric] = "max"
+                directions[prefix + metric] = Direction.max
                 continue
             name, metric = metric, keras.metrics.get(metric)
         else:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dlcli.choices import Direction
 from dlcli.config import OverfittingConfig, not_a_validation_metric
 from dlcli.curves.verdicts import OverfittingWatch, fewest_epochs, judged_epoch
 from dlcli.errors import DlcliError, column_named_twice, counted, listed, not_utf8_text
@@ -201,9 +202,9 @@ def named_direction(monitor: str) -> str | None:
     """'min' or 'max' for a metric known only by its name; None when the name does not say."""
     name = metric_name(monitor).lower()
     if any(word in name for word in MINIMIZED_WORDS):
-        return "min"
+        return Direction.min
     if any(word in name for word in MAXIMIZED_WORDS):
-        return "max"
+        return Direction.max
     return None
 
 
@@ -218,7 +219,7 @@ def guessed_direction(monitor: str) -> str:
 def _check_mode(mode: str | None, monitor: str, known: str | None, how: str) -> None:
     """Refuse a --mode against the direction known of the metric: it would call its gains overfitting."""
     if mode is not None and known is not None and mode != known:
-        better = "lower" if known == "min" else "higher"
+        better = "lower" if known == Direction.min else "higher"
         raise DlcliError(f"--mode {mode}: a {better} {monitor} is better ({how}); leave --mode out, or give --mode {known}")
 
 
@@ -276,7 +277,7 @@ def judge_curves(
             choose = f"{did_you_mean(needed, columns)}; choose one with --monitor" if needed == monitor else ""
             raise DlcliError(f"{source}: no '{needed}' column (has {listed(columns)}){choose}")
     direction = direction or guessed_direction(monitor)
-    fewest = fewest_epochs(direction == "min")
+    fewest = fewest_epochs(direction == Direction.min)
     verdicts = []
     for fold, model_rows in models_of(rows, source):
         finite = [judged_epoch(row, monitor) for row in model_rows]  # as the watch reads them
@@ -289,7 +290,7 @@ def judge_curves(
                 f"{source}{which}: {counted(len(usable), 'epoch')} with both {monitor} and loss; a verdict needs at "
                 f"least {fewest}{why}"
             )
-        watch = OverfittingWatch.replayed(settings, direction == "min", model_rows)
+        watch = OverfittingWatch.replayed(settings, direction == Direction.min, model_rows)
         verdicts.append(CurveVerdict(source, monitor, direction, len(model_rows), watch.verdict(), fold, left_out))
     return verdicts
 

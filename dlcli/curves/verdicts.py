@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from dlcli.choices import Direction
 from dlcli.data.catalog import DATASETS, IMAGE_OPTIONS
 from dlcli.store.runs import metric_name
 
@@ -34,7 +35,7 @@ def _finite(value: Any) -> bool:
 def minimizes(directions: dict[str, str], key: str) -> bool | None:
     """Whether a lower `key` is better, by the directions a run recorded; None when unknown."""
     direction = directions.get(metric_name(key))
-    return None if direction is None else direction == "min"
+    return None if direction is None else direction == Direction.min
 
 
 def best_row(rows: list[dict[str, float]], monitor: str, minimize: bool) -> dict[str, float] | None:
@@ -482,7 +483,7 @@ class OverfittingWatch:
             "onset_epoch": self.confirmed.onset_epoch if detected else None,
             "warned_at_epoch": self.alarm.epoch if self.alarm else None,
             "monitor": self.monitor,
-            "direction": "min" if self.minimize else "max",
+            "direction": Direction.min if self.minimize else Direction.max,
             "best": latest.best if latest else None,
             "best_epoch": latest.best_epoch if latest else None,
             "final": latest.now if latest else None,

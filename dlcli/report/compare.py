@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from dlcli.choices import Direction
 from dlcli.curves.verdicts import minimizes
 from dlcli.errors import DlcliError
 from dlcli.keys import flattened, names_spelled_out, read_yaml
@@ -101,7 +102,7 @@ def recorded_directions(records: list[RunRecord]) -> dict[str, str]:
     runs disagree on (a `monitor_mode` that overrode Keras in one of them) is left out. The
     loss is minimized whatever was recorded, as Keras's own monitors decide it: runs from
     before directions were recorded still rank by it."""
-    seen: dict[str, set[str]] = {"loss": {"min"}}
+    seen: dict[str, set[str]] = {"loss": {Direction.min}}
     for record in records:
         for metric, direction in ((record.summary or {}).get("directions") or {}).items():
             seen.setdefault(metric, set()).add(direction)

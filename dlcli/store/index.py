@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from dlcli.choices import WHERE_EXAMPLE, WHERE_OPERATORS, where_operators_said
+from dlcli.choices import WHERE_EXAMPLE, WHERE_OPERATORS, Direction, where_operators_said
 from dlcli.errors import DlcliError
 from dlcli.store.runs import (
     RUN_FILE,
@@ -255,7 +255,7 @@ class RunIndex:
                              "logged (e.g. val_loss), or by a numeric config key")
         directions = (json.loads(row[0]).get("summary") or {}).get("directions") or {}
         direction = directions.get(metric_name(key.split(".", 1)[1])) if "." in key else None
-        return direction != "max"  # a config key, or a metric whose direction was not recorded: lowest first
+        return direction != Direction.max  # a config key, or a metric whose direction was not recorded: lowest first
 
     def _known_key(self, key: str, condition: str) -> None:
         """A `--where` key that some run has: a misspelled one would match no run, silently."""

@@ -25,6 +25,7 @@ from typing import Any
 from rich.console import Console
 
 from dlcli import stopping
+from dlcli.choices import Direction
 from dlcli.errors import ConfigError, DlcliError, TrainingDiverged, TrainingInterrupted
 from dlcli.store.status import RESUMABLE, RunStatus
 from dlcli.sweep.study import (
@@ -90,7 +91,7 @@ def check(plan: Plan, runs_dir: Path) -> Answer:
     config = checked[0][1]
     monitor = config.training.monitor
     direction = monitor_directions(config)[metric_name(monitor)]
-    return Answer(op="checked", monitor=monitor, direction="minimize" if direction == "min" else "maximize")
+    return Answer(op="checked", monitor=monitor, direction="minimize" if direction == Direction.min else "maximize")
 
 
 class StudyTrial:

@@ -31,6 +31,7 @@ from dlcli.build.models import (
     unfreeze,
 )
 from dlcli.build.saved import save_model_atomic
+from dlcli.choices import Direction
 from dlcli.config import ExperimentConfig, check_new_run, load_config
 from dlcli.curves.plots import plot_curves
 from dlcli.curves.verdicts import OverfittingWatch, best_row, overfitting_advice, training_notes
@@ -133,7 +134,7 @@ class _Session:
         monitor = config.training.monitor
         # None: a validation metric with no validation data; the last epoch's model is kept
         self.monitor = monitor if config.validates or not monitor.startswith("val_") else None
-        self.minimize = self.directions[metric_name(monitor)] == "min"
+        self.minimize = self.directions[metric_name(monitor)] == Direction.min
         self.notes = [] if config.validates else [
             "no validation data (`dataset.validation_split: 0`): nothing can watch for overfitting"
             + ("; the last epoch's model is kept" if self.monitor is None else "")
@@ -165,7 +166,7 @@ class _Session:
         settings = self.config.training.overfitting
         if settings is False or not self.config.validates:
             return None
-        return OverfittingWatch.replayed(settings, self.directions[metric_name(settings.monitor)] == "min", rows)
+        return OverfittingWatch.replayed(settings, self.directions[metric_name(settings.monitor)] == Direction.min, rows)
 
     def fit(
         self, stage: Stage, fitted: keras.Model, model_to_save: keras.Model, data: Splits,
