@@ -31,6 +31,7 @@ from pydantic import (
 )
 
 from dlcli.choices import LATEST, Direction, InputKind, Leaks, Pruner, SweepMethod
+from dlcli.columns import EPOCH_COLUMN, LEARNING_RATE_COLUMN, NOT_METRIC_COLUMNS, VALIDATION_PREFIX, metric_name
 from dlcli.data.catalog import DATASETS, REQUIRED
 from dlcli.errors import ConfigError, counted
 from dlcli.keys import (
@@ -156,7 +157,7 @@ CATEGORICAL_ENCODINGS = ("one_hot", "integer")
 
 
 # Names Keras's own history columns begin with: an output `val` would log `val_loss` over the total's.
-RESERVED_FEATURE_NAMES = ("val", "loss", "name", "epoch", "learning_rate")
+RESERVED_FEATURE_NAMES = (VALIDATION_PREFIX.rstrip("_"), "loss", "name", EPOCH_COLUMN, LEARNING_RATE_COLUMN)
 
 
 def _feature_names(mapping: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -388,9 +389,11 @@ def check_new_run(config: ExperimentConfig) -> None:
 def not_a_validation_metric(monitor: str) -> str | None:
     """Why the overfitting watch cannot watch `monitor`, or None: the training data's own metrics
     keep improving as it is memorized."""
-    if monitor.startswith("val_"):
+    if metric_name(monitor) in NOT_METRIC_COLUMNS:
+        return f"{monitor} is logged beside the metrics and measures no model: watch a validation metric, such as val_loss"
+    if monitor.startswith(VALIDATION_PREFIX):
         return None
-    return f"overfitting shows on the validation data, not the training data's {monitor}: watch val_{monitor}"
+    return f"overfitting shows on the validation data, not the training data's {monitor}: watch {VALIDATION_PREFIX}{monitor}"
 
 
 class PlotConfig(_Strict):

@@ -12,8 +12,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "dlcli"
 # From the bottom up: a module may import its own layer and those below it, never one above.
 LAYERS = [
     {
-        "dlcli", "dlcli.errors", "dlcli.choices", "dlcli.keys", "dlcli.outputs", "dlcli.faults", "dlcli.stopping",
-        "dlcli.data.catalog",
+        "dlcli", "dlcli.errors", "dlcli.choices", "dlcli.columns", "dlcli.keys", "dlcli.outputs", "dlcli.faults",
+        "dlcli.stopping", "dlcli.data.catalog",
     },
     {"dlcli.config"},
     {"dlcli.store"},

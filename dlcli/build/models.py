@@ -26,13 +26,13 @@ from tensorflow import errors as tf_errors
 
 from dlcli.build.saved import ApplicationPreprocessing, load_run_model
 from dlcli.choices import Direction
+from dlcli.columns import metric_name
 from dlcli.config import ExperimentConfig, KerasObject
 from dlcli.data.catalog import DATASETS
 from dlcli.data.files import is_number
 from dlcli.errors import DataUnavailable, DlcliError, counted, reason_of
 from dlcli.keys import KeyPath, canonical, did_you_mean, not_a_boolean, not_finite, visible
 from dlcli.store import DEFAULT_RUNS_DIR
-from dlcli.store.runs import metric_name
 
 # Layers that would run code or load files named in a config: a config stays data.
 REFUSED_LAYERS = {

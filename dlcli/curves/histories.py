@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from dlcli.choices import Direction
+from dlcli.columns import FOLD_COLUMN, INTEGER_COLUMNS, metric_name
 from dlcli.config import OverfittingConfig, not_a_validation_metric
 from dlcli.curves.verdicts import OverfittingWatch, fewest_epochs, judged_epoch
 from dlcli.errors import DlcliError, column_named_twice, counted, listed, not_utf8_text
 from dlcli.keys import did_you_mean
-from dlcli.store.runs import FOLD_COLUMN, INTEGER_COLUMNS, NOT_METRIC_COLUMNS, metric_name
 
 # Metric names whose lower value is better, for a file that does not say (Keras's own losses
 # and error metrics); the rest of Keras's metrics that rank ("accuracy", "auc", ...) are maximized.
@@ -305,9 +305,6 @@ def history_verdicts(
     from dlcli.store.runs import CONFIG_FILE, HISTORY_FILE, RUN_FILE, read_history, resolve_run
 
     asked = mode  # --mode itself, before a run's configured mode stands in for it
-    if monitor in NOT_METRIC_COLUMNS:
-        raise DlcliError(f"--monitor {monitor}: {monitor} is logged beside the metrics and measures no model: choose "
-                         "a validation metric, e.g. val_loss")
     if monitor is not None and (problem := not_a_validation_metric(monitor)):
         raise DlcliError(f"--monitor {monitor}: {problem}")
     path = Path(reference).expanduser()

@@ -6,9 +6,10 @@ import io
 import warnings
 from pathlib import Path
 
+from dlcli.columns import NOT_METRIC_COLUMNS
 from dlcli.errors import DlcliError
 from dlcli.outputs import unusable_output, write_atomic
-from dlcli.store.runs import NOT_METRIC_COLUMNS, refuse_run_folder_output
+from dlcli.store.runs import refuse_run_folder_output
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -13,8 +13,8 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from dlcli.choices import Direction
+from dlcli.columns import metric_name
 from dlcli.data.catalog import DATASETS, IMAGE_OPTIONS
-from dlcli.store.runs import metric_name
 
 if TYPE_CHECKING:  # the reading commands judge curves without loading the config schema
     from dlcli.config import ExperimentConfig, OverfittingConfig

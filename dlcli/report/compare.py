@@ -15,10 +15,11 @@ from typing import Any
 import yaml
 
 from dlcli.choices import Direction
+from dlcli.columns import NOT_METRIC_COLUMNS, metric_name
 from dlcli.curves.verdicts import minimizes
 from dlcli.errors import DlcliError
 from dlcli.keys import flattened, names_spelled_out, read_yaml
-from dlcli.store.runs import CONFIG_FILE, DATA_CHANGED, NOT_METRIC_COLUMNS, RunRecord, metric_name, plotted_history, resolve_run
+from dlcli.store.runs import CONFIG_FILE, DATA_CHANGED, RunRecord, plotted_history, resolve_run
 
 _ABSENT = object()  # a key one config has and another has not: unlike any value, None included
 

@@ -26,18 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from dlcli.choices import WHERE_EXAMPLE, WHERE_OPERATORS, Direction, where_operators_said
+from dlcli.columns import metric_name
 from dlcli.errors import DlcliError
-from dlcli.store.runs import (
-    RUN_FILE,
-    RUN_ID,
-    TEST_DATA_CHANGED,
-    RunFolder,
-    RunRecord,
-    effective_status,
-    group_of,
-    metric_name,
-    running_status,
-)
+from dlcli.store.runs import RUN_FILE, RUN_ID, TEST_DATA_CHANGED, RunFolder, RunRecord, effective_status, group_of, running_status
 from dlcli.store.status import RunStatus
 
 INDEX_FILE = "index.sqlite"

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from dlcli.choices import LATEST, Split
+from dlcli.columns import INTEGER_COLUMNS
 from dlcli.errors import DlcliError, RunNotFound, not_utf8
 from dlcli.store import DEFAULT_RUNS_DIR
 from dlcli.store.status import RunStatus
@@ -169,23 +170,6 @@ def rows_to_csv(rows: list[dict[str, float]]) -> str:
     writer.writeheader()
     writer.writerows(rows)
     return buffer.getvalue()
-
-
-# history.csv's columns other than what Keras logged. The tags say which model and stage a row
-# is of (k-fold's fold, fine-tune's phase); with the epoch they count rather than measure.
-FOLD_COLUMN, PHASE_COLUMN = "fold", "phase"
-TAG_COLUMNS = (FOLD_COLUMN, PHASE_COLUMN)
-INTEGER_COLUMNS = ("epoch", *TAG_COLUMNS)
-# What a row says about the epoch itself: never a value of the model.
-EPOCH_COLUMNS = (*INTEGER_COLUMNS, "seconds")
-# Logged beside the metrics but no measure of the model: summary.json keeps the learning rate a
-# row ended with; no curve, comparison or ranking treats it as a metric.
-NOT_METRIC_COLUMNS = (*EPOCH_COLUMNS, "learning_rate")
-
-
-def metric_name(key: str) -> str:
-    """The metric a logged key measures: 'val_accuracy' and 'accuracy' are both 'accuracy'."""
-    return key.removeprefix("val_")
 
 
 def read_history(path: Path) -> list[dict[str, float]]:

@@ -57,8 +57,8 @@ def _read_requests(requests: queue.Queue) -> None:
 def check(plan: Plan, runs_dir: Path) -> Answer:
     """Build every trial's model (each grid point, each sampled key at its ends) before any trains."""
     from dlcli.build.models import monitor_directions
+    from dlcli.columns import metric_name
     from dlcli.data import load_dataset, load_folds
-    from dlcli.store.runs import metric_name
     from dlcli.training.train import checked_model
 
     checked = validate_trials(plan)

@@ -23,6 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.text import Text
 
 from dlcli.build.models import build_object, keras_class, metric_directions
+from dlcli.columns import EPOCH_COLUMN, LEARNING_RATE_COLUMN, SECONDS_COLUMN, VALIDATION_PREFIX
 from dlcli.config import ExperimentConfig
 from dlcli.curves.verdicts import OverfittingWatch, best_row
 from dlcli.errors import reason_of
@@ -115,9 +116,9 @@ class EpochCommit(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logged = sorted((logs or {}).items(), key=lambda item: metric_order(item[0]))
-        row = {**self.tags, "epoch": epoch + 1, **{key: float(value) for key, value in logged}}
-        row.setdefault("learning_rate", current_learning_rate(self.model))
-        row["seconds"] = round(time.perf_counter() - self._epoch_started, 3)
+        row = {**self.tags, EPOCH_COLUMN: epoch + 1, **{key: float(value) for key, value in logged}}
+        row.setdefault(LEARNING_RATE_COLUMN, current_learning_rate(self.model))
+        row[SECONDS_COLUMN] = round(time.perf_counter() - self._epoch_started, 3)
         if not math.isfinite(row.get("loss", 0.0)):
             self.checkpoint.record(row)  # a diverged epoch is no state to resume from
             return
@@ -212,7 +213,7 @@ def keras_callbacks(config: ExperimentConfig) -> list[keras.callbacks.Callback]:
                 f"keeps none: set `optimizer: {{name: {config.optimizer.name}, use_ema: true}}`",
             )
     names = list(metric_directions(config))
-    logged = [*names, *(f"val_{name}" for name in names if config.validates), "learning_rate"]
+    logged = [*names, *(f"{VALIDATION_PREFIX}{name}" for name in names if config.validates), LEARNING_RATE_COLUMN]
     for key, callback in built:
         monitor = getattr(callback, "monitor", None)
         if not isinstance(monitor, str) or monitor in logged:

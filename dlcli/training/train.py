@@ -32,6 +32,7 @@ from dlcli.build.models import (
 )
 from dlcli.build.saved import save_model_atomic
 from dlcli.choices import Direction
+from dlcli.columns import EPOCH_COLUMNS, metric_name
 from dlcli.config import ExperimentConfig, check_new_run, load_config
 from dlcli.curves.plots import plot_curves
 from dlcli.curves.verdicts import OverfittingWatch, best_row, overfitting_advice, training_notes
@@ -62,7 +63,6 @@ from dlcli.store.runs import (
     CHECKPOINT_DIR,
     CONFIG_FILE,
     CURVES_FILE,
-    EPOCH_COLUMNS,
     HISTORY_FILE,
     HOW_IT_RUNS,
     LOWER_THE_LEARNING_RATE,
@@ -75,7 +75,6 @@ from dlcli.store.runs import (
     config_edited,
     edited_after_training,
     effective_status,
-    metric_name,
     model_file,
     read_history,
     resolve_run,

@@ -211,6 +211,8 @@ CASES = [
     ("the overfitting watch on a training metric", edit("  epochs: 2", "  epochs: 2\n  overfitting: {monitor: accuracy}"),
      ["training.overfitting.monitor: overfitting shows on the validation data, not the training data's accuracy: "
       "watch val_accuracy"]),
+    ("the overfitting watch on the learning rate", edit("  epochs: 2", "  epochs: 2\n  overfitting: {monitor: learning_rate}"),
+     ["training.overfitting.monitor: learning_rate is logged beside the metrics and measures no model"]),  # not val_learning_rate
     ("a layer name taken", edit("    - Flatten\n    - Dense: {units: 16, activation: relu}",
                                 "    - Flatten: {name: flat}\n    - Dense: {units: 16, activation: relu, name: flat}"),
      ["model.layers.1.Dense: the name 'flat' is taken by an earlier layer: give each layer its own name, or none"]),

@@ -134,7 +134,7 @@ def test_verdict_gives_the_epochs_the_live_run_printed_from_the_run_its_history_
      "3 epochs with both val_loss and loss; a verdict needs at least 5; epochs 4-10 left out: val_loss or loss is not "
      "a finite number there (a diverged run?)"),  # why so few is said
     ("epoch,loss,val_loss\n" + "".join(f"{e},1,0.5\n" for e in range(10)), ["--monitor", "epoch"],
-     "--monitor epoch: epoch is logged beside the metrics and measures no model: choose a validation metric, e.g. "
+     "--monitor epoch: epoch is logged beside the metrics and measures no model: watch a validation metric, such as "
      "val_loss"),  # not 'watch val_epoch'
 
     ("epoch,loss,val_accuracy\n" + "".join(f"{e},1,0.5\n" for e in range(10)), ["--monitor", "val_accuracy", "--mode", "min"],
