@@ -499,7 +499,8 @@ def list_runs(
     where: WhereOption = [],  # noqa: B006 - Typer reads the default, never mutates it
     sort: Annotated[Optional[str], typer.Option(
         "--sort", help="Best first by a metric, e.g. val_accuracy or test.accuracy.")] = None,
-    last: Annotated[Optional[int], typer.Option("--last", min=1, help="The N most recent runs (default 50).")] = None,
+    last: Annotated[Optional[int], typer.Option(
+        "--last", min=1, help="The N most recent runs (default: 50; with --sort and no --last, the 50 best).")] = None,
     show_all: Annotated[bool, typer.Option("--all", help="Every run that matches.")] = False,
     output_format: FormatOption = Format.table,
     runs_dir: RunsDir = DEFAULT_RUNS_DIR,
@@ -510,7 +511,7 @@ def list_runs(
     _one_of_last_and_all(last, show_all)
     _a_sort_names_something(sort)
     with RunIndex(runs_dir) as index:
-        ids, matched = index.selected_ids(where, status, sort, None if show_all else (last or 50))
+        ids, matched = index.selected_ids(where, status, sort, None if show_all else (last or 50), recent=last)
         _print_runs(index, ids, matched, output_format, runs_dir, selected=bool(status or where))
 
 

@@ -329,11 +329,12 @@ class RunIndex:
 
     def selected_ids(
         self, where: list[str] = (), status: str | None = None, sort: str | None = None, last: int | None = None,
-        sweep: str | None = None,
+        sweep: str | None = None, recent: int | None = None,
     ) -> tuple[list[str], int]:
         """The ids of the selected runs as shown (oldest first, or best first with `sort`), and how
         many matched in all — the trials of sweep `sweep` only, when given; the index reconciled
-        with the folders first."""
+        with the folders first. `last`: the first that many as shown (with `sort`, the best of all);
+        `recent`: with `sort`, only that many of the latest are ranked (`runs --sort M --last N`)."""
         conditions = [(condition, *_condition(condition)) for condition in where]  # malformed: refused even with no runs
         if not self.runs_dir.is_dir() or not self.path.exists() and not _folder_stamps(self.runs_dir):
             return [], 0  # no runs: no index made in a folder that holds none (`--runs-dir .` by mistake)
@@ -363,6 +364,8 @@ class RunIndex:
                 order = f"sorted.number IS NULL, changed.id IS NOT NULL, sorted.number {ascending}, runs.id"
         else:
             sorted_by, arguments, order = "", [], "runs.id DESC"
+        if sort and recent is not None and not judged_here:  # the latest that match, then ranked
+            where_sql = f"WHERE runs.id IN (SELECT runs.id FROM runs {where_sql} ORDER BY runs.id DESC LIMIT {int(recent)})"
         selection = f"{sorted_by} {where_sql} ORDER BY {order}"
         arguments += clause_parameters
         if judged_here:  # each judged by its owner.lock and pid, its record read only when shown
@@ -373,7 +376,11 @@ class RunIndex:
             )
             chosen = [run_id for run_id, host, pid, started in owners
                       if running_status(RunFolder(self.runs_dir / run_id), host, pid, started) == status]
-            matched, chosen = len(chosen), chosen if last is None else chosen[:last]
+            matched = len(chosen)
+            if sort and recent is not None:
+                latest = set(sorted(chosen, reverse=True)[:recent])
+                chosen = [run_id for run_id in chosen if run_id in latest]
+            chosen = chosen if last is None else chosen[:last]
         else:  # the ids shown and how many matched, in one pass over ids alone (records are kilobytes)
             counted = "count(*) OVER ()" if where_sql else "NULL"
             limit = f" LIMIT {int(last)}" if last is not None else ""

@@ -95,6 +95,9 @@ def test_sort_is_best_first_by_the_metrics_direction(cli, four_runs):
     assert listed(cli, "--sort", "val_accuracy") == ["d", "b", "c", "a"]
     assert listed(cli, "--sort", "best.val_loss") == ["d", "b", "c", "a"]
     assert listed(cli, "--sort", "test.accuracy") == ["d", "b", "a", "c"]  # runs without it last, by id
+    assert listed(cli, "--sort", "val_accuracy", "--last", "2") == ["d", "c"]  # the 2 latest ranked, not the 2 best
+    assert listed(cli, "--sort", "val_accuracy", "--last", "2", "--where", "model.layers.1.Dense.units=64") == ["c", "a"]
+    assert listed(cli, "--sort", "val_accuracy", "--last", "2", "--status", "completed") == ["d", "c"]
     result = cli("runs", "--sort", "val_f1")
     assert result.exit_code == 2 and "--sort val_f1 (read as best.val_f1): no run has it" in result.stderr
     misspelled = cli("runs", "--sort", "val_acuracy")
