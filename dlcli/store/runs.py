@@ -27,6 +27,8 @@ from dlcli.store.status import RunStatus
 
 # The run folder's layout: every file dlcli writes in it (docs/run-folder.md describes each).
 RUN_FILE = "run.json"
+# A runs folder's sweeps: RUNS/sweeps/<sweep id>/plan.json (dlcli.sweep.study writes them)
+SWEEPS_DIR, PLAN_FILE = "sweeps", "plan.json"
 CONFIG_FILE = "config.yaml"
 HISTORY_FILE = "history.csv"
 SUMMARY_FILE = "summary.json"
@@ -347,6 +349,9 @@ def resolve_run(runs_dir: Path, reference: str) -> RunFolder:
     if reference == LATEST:
         return next((run for run in reversed(runs) if run.file(RUN_FILE).is_file()), runs[-1])
     exact = [run for run in runs if run.id == reference]
+    if not exact and (runs_dir / SWEEPS_DIR / reference / PLAN_FILE).is_file():  # its first trial's id starts alike
+        raise RunNotFound(f"'{reference}' is a sweep, not a run: `dlcli compare --sweep {reference}` compares its "
+                          f"trials, `dlcli sweep --resume {reference}` continues it")
     matches = exact or [run for run in runs if run.id.startswith(reference)]
     if len(matches) == 1:
         return matches[0]

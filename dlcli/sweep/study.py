@@ -41,11 +41,9 @@ from dlcli.errors import ConfigError, DlcliError, RunNotFound, counted, reason_o
 from dlcli.keys import format_path, key_parts, parse_yaml_value, yaml_problem
 from dlcli.stopping import EXIT_INTERRUPTED
 from dlcli.store.documents import SCHEMA, RunFile, read_info, read_run_file
-from dlcli.store.runs import RunFolder, RunRecord, effective_status, now, runs_dir_option
+from dlcli.store.runs import PLAN_FILE, SWEEPS_DIR, RunFolder, RunRecord, effective_status, now, runs_dir_option
 from dlcli.store.status import FINISHED, RESUMABLE, RunStatus
 
-SWEEPS_DIR = "sweeps"
-PLAN_FILE = "plan.json"
 STUDY_FILE = "study.journal"
 LOGS_DIR = "logs"
 STUDY_ATTRIBUTE = "dlcli"  # the study's user attribute holding the sweep's space

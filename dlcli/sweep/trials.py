@@ -27,9 +27,9 @@ from rich.console import Console
 from dlcli import stopping
 from dlcli.choices import Direction
 from dlcli.errors import ConfigError, DlcliError, TrainingDiverged, TrainingInterrupted
+from dlcli.store.runs import SWEEPS_DIR
 from dlcli.store.status import RESUMABLE, RunStatus
 from dlcli.sweep.study import (
-    SWEEPS_DIR,
     Answer,
     Plan,
     Request,

@@ -433,6 +433,19 @@ def test_names_and_paths_are_shown_as_written_not_as_markup_or_emoji(cli, runs_d
     assert "20260101-100000-lr[bold]1e-3" in shown.stdout and "group: [red]g:smile:" in shown.stdout
 
 
+def test_a_sweep_id_is_said_to_be_a_sweep_not_read_as_the_prefix_of_its_first_trial(cli, runs_dir):
+    fake_run(runs_dir, "20260101-100000-lr-trial-1", summary=summary_with(0.3, 0.9))  # started in the sweep's second
+    (runs_dir / "sweeps" / "20260101-100000-lr").mkdir(parents=True)
+    (runs_dir / "sweeps" / "20260101-100000-lr" / "plan.json").write_text("{}")
+
+    for command in (("show", "20260101-100000-lr"), ("train", "--resume", "20260101-100000-lr")):
+        result = cli(*command)
+        assert result.exit_code == 2 and result.stderr.strip() == (
+            "error: '20260101-100000-lr' is a sweep, not a run: `dlcli compare --sweep 20260101-100000-lr` compares its "
+            "trials, `dlcli sweep --resume 20260101-100000-lr` continues it"), result.output
+    assert cli("show", "20260101-100000-lr-trial").exit_code == 0  # a prefix of the run's own id still finds it
+
+
 def test_show_a_crashed_run_suggests_resume_and_a_damaged_one_says_why(cli, runs_dir):
     fake_run(runs_dir, "20260101-110000-dead", status="running", pid=2**22 + 7)
     (runs_dir / "20260101-120000-norecord").mkdir()

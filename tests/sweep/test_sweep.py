@@ -21,7 +21,8 @@ from dlcli.cli import app
 from dlcli.config import load_config
 from dlcli.data import load_dataset
 from dlcli.store.documents import load_runs
-from dlcli.sweep.study import PLAN_FILE, Plan, open_study, repeated_status, study_trials, sweep_settings, take_trial
+from dlcli.store.runs import PLAN_FILE
+from dlcli.sweep.study import Plan, open_study, repeated_status, study_trials, sweep_settings, take_trial
 
 
 def sweep_folders(runs_dir):
