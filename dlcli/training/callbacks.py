@@ -27,7 +27,7 @@ from dlcli.columns import EPOCH_COLUMN, LEARNING_RATE_COLUMN, SECONDS_COLUMN, VA
 from dlcli.config import ExperimentConfig
 from dlcli.curves.verdicts import OverfittingWatch, best_row
 from dlcli.errors import reason_of
-from dlcli.keys import KeyPath, did_you_mean
+from dlcli.keys import KeyPath, did_you_mean, format_path
 from dlcli.stopping import stop_pending
 from dlcli.training.checkpoint import Checkpoint
 
@@ -188,6 +188,21 @@ class ReportToSweep(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+def _each_once(config: ExperimentConfig, built: list[tuple[KeyPath, keras.callbacks.Callback]]) -> None:
+    """Refuse a callback given twice (as a section and in `training.callbacks`, or listed twice):
+    the same class on the same monitor does the same work twice, and two that set the learning
+    rate undo each other's steps whatever they monitor."""
+    first: dict[tuple[type, str | None], KeyPath] = {}
+    for key, callback in built:
+        sets_rate = isinstance(callback, keras.callbacks.ReduceLROnPlateau)
+        seen = (type(callback), None if sets_rate else getattr(callback, "monitor", None))
+        if seen in first:
+            what = type(callback).__name__ + ("" if sets_rate or seen[1] is None else f" on {seen[1]}")
+            why = "both would set the learning rate" if sets_rate else "it would do the same work twice"
+            raise config.error(key, f"{what} is given already, at {format_path(first[seen])}: {why}; keep one")
+        first[seen] = key
+
+
 def keras_callbacks(config: ExperimentConfig) -> list[keras.callbacks.Callback]:
     """The Keras callbacks the config asks for: early stopping, LR reduction, `training.callbacks`."""
     training = config.training
@@ -206,6 +221,7 @@ def keras_callbacks(config: ExperimentConfig) -> list[keras.callbacks.Callback]:
             config, path, keras.callbacks, keras.callbacks.Callback, class_name, "callback", excluded=REFUSED_CALLBACKS
         )
         built.append((path, _built_callback(config, (*path, class_name), cls, arguments)))
+    _each_once(config, built)
     for key, callback in built:
         if isinstance(callback, keras.callbacks.SwapEMAWeights) and not config.optimizer.kwargs.get("use_ema"):
             raise config.error(

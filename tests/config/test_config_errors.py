@@ -144,6 +144,13 @@ CASES = [
      ["training.batch_size: unable to parse input string as an integer"]),
     ("SwapEMAWeights without the moving averages", edit("  epochs: 2\n", "  epochs: 2\n  callbacks: [SwapEMAWeights]\n"),
      ["training.callbacks.0: SwapEMAWeights evaluates with the optimizer's moving averages", "use_ema: true"]),
+    ("two learning-rate reducers", edit("  epochs: 2\n", "  epochs: 2\n  reduce_lr_on_plateau: true\n"
+                                        "  callbacks: [{ReduceLROnPlateau: {monitor: loss}}]\n"),
+     ["config.yaml:17: training.callbacks.0: ReduceLROnPlateau is given already, at training.reduce_lr_on_plateau: "
+      "both would set the learning rate; keep one"]),
+    ("early stopping twice on one monitor", edit("  epochs: 2\n", "  epochs: 2\n  early_stopping: {patience: 2}\n"
+                                                 "  callbacks: [{EarlyStopping: {patience: 4}}]\n"),
+     ["training.callbacks.0: EarlyStopping on val_loss is given already, at training.early_stopping"]),
     # silently wrong answers: a logits flag that is a string or contradicts the last activation,
     # a metric that reads the other label encoding, a softmax over one unit
     ("from_logits as a string", edit("loss: sparse_categorical_crossentropy",
