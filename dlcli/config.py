@@ -39,6 +39,7 @@ from dlcli.keys import (
     KeyPath,
     YamlLoader,
     canonical,
+    cut,
     did_you_mean,
     format_path,
     key_parts,
@@ -164,7 +165,7 @@ def _feature_names(mapping: dict[str, Any] | None) -> dict[str, Any] | None:
     for name in mapping or {}:
         if not FEATURE_NAME_PATTERN.fullmatch(name):
             raise ValueError(
-                f"{name!r} cannot name an input or output: use letters, digits and '_', starting with a letter "
+                f"{_shown(name)} cannot name an input or output: use letters, digits and '_', starting with a letter "
                 "(it names a Keras Input, a key of `loss` and history columns such as val_NAME_loss)"
             )
         if name in RESERVED_FEATURE_NAMES or name.startswith("val_"):
@@ -539,7 +540,7 @@ class ExperimentConfig(_Strict):
         if not NAME_PATTERN.fullmatch(name):
             raise ValueError(
                 f"a run name uses letters, digits, '.', '_' and '-' (starting with a letter or "
-                f"digit, at most {MAX_NAME_LENGTH}), got {name!r}"
+                f"digit, at most {MAX_NAME_LENGTH}), got {_shown(name)}"
             )
         return name
 
@@ -750,7 +751,7 @@ def apply_override(data: dict[str, Any], source: SourceMap, override: str, label
     except yaml.YAMLError as error:
         raise ConfigError(f"{at}cannot read the value as YAML: {yaml_problem(error)}") from error
     if not KEY_PATH.fullmatch(key.strip()):
-        raise ConfigError(f"{at}{key.strip()!r} is not a key path: write it as training.epochs or "
+        raise ConfigError(f"{at}{_shown(key.strip())} is not a key path: write it as training.epochs or "
                           "model.layers.1.Dense.units (no empty part before, between or after the dots)")
     segments = key_parts(key)
     key_path = tuple(segments)  # what the errors below are about
@@ -774,7 +775,8 @@ def apply_override(data: dict[str, Any], source: SourceMap, override: str, label
                     node[step] = {}
         else:
             raise ConfigError(
-                f"{at}{format_path(path)} is {node!r}, not a mapping or list, so it has no '{segment}'", key=key_path,
+                f"{at}{format_path(path)} is {_shown(node)}, not a mapping or list, so it has no '{visible(segment)}'",
+                key=key_path,
             )
         path = (*path, step)
         if last:
@@ -803,13 +805,8 @@ def _section_model(annotation: Any) -> Any:
     return members[0] if len(members) == 1 else annotation
 
 
-def _cut(text: str, most: int = 60) -> str:
-    """Text a message echoes, at most `most` characters: a value of thousands is cut, not echoed whole."""
-    return text if len(text) <= most else text[: most - 3] + "..."
-
-
 def _shown(value: Any) -> str:
-    return _cut(value.isoformat() if isinstance(value, datetime.date) else repr(value))  # as the YAML wrote it
+    return cut(value.isoformat() if isinstance(value, datetime.date) else repr(value))  # as the YAML wrote it
 
 
 def _key_path(loc: tuple[Any, ...], data: Any, kind: str) -> KeyPath:
@@ -1121,7 +1118,7 @@ def load_config(
         raise ConfigError(f"{path}: cannot read the config: {error.strerror or error}") from None
     data, source = parse_yaml(text, str(path))
     data = _normalize(data)
-    for override, label in [*((o, f"--set {_cut(o, 80)}") for o in overrides), *((v, "") for v in values)]:
+    for override, label in [*((o, f"--set {cut(o, 80)}") for o in overrides), *((v, "") for v in values)]:
         apply_override(data, source, override, label)
         data = _normalize(data)  # an override may itself use shorthand: `--set loss=mse`
     if name is not None:

@@ -56,10 +56,16 @@ def canonical(name: str) -> str:
     return re.sub(r"[^a-z0-9]", "", name.lower())
 
 
+def cut(text: str, most: int = 60) -> str:
+    """Text a message echoes, at most `most` characters: a value of thousands is cut, not echoed whole."""
+    return text if len(text) <= most else text[: most - 3] + "..."
+
+
 def visible(name: str) -> str:
     """`name` with each character a terminal does not show (a zero-width space, a no-break space)
-    written as its \\u code: `'ep\\u200bochs'` and `'epochs'` look alike otherwise."""
-    return "".join(c if c.isprintable() or c == " " else f"\\u{ord(c):04x}" for c in name)
+    written as its \\u code: `'ep\\u200bochs'` and `'epochs'` look alike otherwise; cut when it is
+    longer than any key (`cut`)."""
+    return cut("".join(c if c.isprintable() or c == " " else f"\\u{ord(c):04x}" for c in name))
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:

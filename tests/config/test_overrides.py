@@ -80,6 +80,14 @@ def test_bad_override_names_itself(tiny_config, override, message):
     assert str(raised.value).startswith(message)
 
 
+@pytest.mark.parametrize("override", ["name=" + "a" * 5000, "a." * 3000 + "=1", "seed." + "a" * 5000 + "=1"])
+def test_a_value_thousands_of_characters_long_is_cut_where_a_message_echoes_it(tiny_config, override):
+    with pytest.raises(ConfigError) as raised:
+        load_config(tiny_config, [override])
+
+    assert len(str(raised.value)) < 400, str(raised.value)[:400]  # it was echoed whole: 5,000 characters
+
+
 def test_error_in_an_overridden_value_points_at_the_override_not_the_file(tiny_config):
     # Keras names are resolved at build time, through the locations kept here.
     config = load_config(tiny_config, ["metrics=[acuracy]"])
