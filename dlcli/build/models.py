@@ -950,6 +950,7 @@ class _Output:
     class_names: list[str]
     data: str  # what gives its labels, in messages: the dataset, or the output and its column
     task_settable: bool = True  # its data takes a `task` option (a table's, not an image folder's)
+    layer_class: str = ""  # the class of the layer that gives it, when that layer has no `units` (a Flatten, a pooling)
 
     @property
     def num_classes(self) -> int:
@@ -971,6 +972,28 @@ class _Output:
     def layer(self) -> str:
         return f"output '{self.name}'" if self.name else "the last layer"
 
+    @property
+    def units_key(self) -> KeyPath:
+        """Where the size of the output is set: the layer's `units`, or the layer itself when it has none."""
+        return self.path if self.layer_class else (*self.path, "units")
+
+    def gives(self, units: int) -> str:
+        if self.layer_class:
+            return f"{self.layer}, a {self.layer_class}, gives {counted(units, 'value')} per example"
+        return f"{self.layer} has {counted(units, 'unit')}"
+
+    def ends_in(self, units: int, activation: str | None) -> str:
+        """How to make the output `units` units wide: its layer's `units`, or a Dense layer after a
+        layer that has none (a whole-list `--set model.layers=[Flatten]` leaves one last)."""
+        if not self.layer_class:
+            return f"set units: {units}"
+        return f"end the model with `- Dense: {{units: {units}{f', activation: {activation}' if activation else ''}}}`"
+
+
+def _without_units(layer) -> str:
+    """The layer's class when it has no `units` to set (a Flatten, a pooling, a Dropout); '' when it has."""
+    return "" if hasattr(layer, "units") else type(layer).__name__
+
 
 def _activation(layer) -> str:
     return getattr(getattr(layer, "activation", None), "__name__", "")
@@ -984,6 +1007,7 @@ def _model_outputs(config: ExperimentConfig, model: keras.Model, class_names: li
             None, tuple(model.output_shape), _activation(model.layers[-1]), ("model", "layers", last_index, last_class),
             ("loss",), config.loss, [(key, spec) for key, spec, _ in config.metric_specs()], config.task,
             config.dataset.labels, class_names, config.dataset.name, "task" in DATASETS[config.dataset.name].options,
+            _without_units(model.layers[-1]),
         )]
     items = {kwargs.get("name"): ("model", "layers", index, class_name)
              for index, item in enumerate(config.model.layers) for class_name, kwargs in item.items()}
@@ -1001,6 +1025,7 @@ def _model_outputs(config: ExperimentConfig, model: keras.Model, class_names: li
             loss, [(k, metric) for k, metric, output in config.metric_specs() if output == name], spec.task, spec.labels,
             list((classes or {}).get(name, [])),
             f"output '{name}' ({f'column {spec.label_column!r}' if spec.label_column else f'arrays {name}_train, {name}_test'})",
+            layer_class=_without_units(layer),
         ))
     return outputs
 
@@ -1064,7 +1089,7 @@ def _check_one_output(config: ExperimentConfig, output: _Output) -> None:
     kind = CROSSENTROPY_LOSSES.get(loss)
     units = output.shape[-1]
     last_path, activation, dataset, num_classes = output.path, output.activation, output.data, output.num_classes
-    layer, loss_name = output.layer, output.loss.name
+    loss_name = output.loss.name
     if len(output.shape) != 2:
         raise config.error(
             last_path,
@@ -1080,7 +1105,8 @@ def _check_one_output(config: ExperimentConfig, output: _Output) -> None:
                 set_at=(*output.loss_key, "name"),  # a --set of `loss.name` is what chose it
             )
         if units != 1:
-            raise config.error((*last_path, "units"), f"a regression model ends in 1 unit; {layer} has {units}")
+            raise config.error(output.units_key, f"a regression model ends in 1 unit; {output.gives(units)}: "
+                               f"{output.ends_in(1, None)}")
         if activation == "softmax":
             raise config.error((*last_path, "activation"), "a softmax over one unit is always 1.0, whatever the "
                                "input: a regression ends in a unit with no activation (linear)")
@@ -1110,11 +1136,9 @@ def _check_one_output(config: ExperimentConfig, output: _Output) -> None:
                 f"sparse_categorical_crossentropy with a softmax of {num_classes} units{output.maybe_a_quantity()}",
             )
         if units != 1:
-            raise config.error(
-                (*last_path, "units"),
-                f"binary classification ends in 1 sigmoid unit; {layer} has {units} "
-                f"(or use sparse_categorical_crossentropy with {units} softmax units)",
-            )
+            fix = (f"{output.ends_in(1, 'sigmoid')}" if output.layer_class
+                   else f"set units: 1 (or use sparse_categorical_crossentropy with {units} softmax units)")
+            raise config.error(output.units_key, f"binary classification ends in 1 sigmoid unit; {output.gives(units)}: {fix}")
         return
     if kind is None:
         return  # a loss dlcli has no rule for: Keras will say if it does not fit
@@ -1131,8 +1155,8 @@ def _check_one_output(config: ExperimentConfig, output: _Output) -> None:
         )
     if units != num_classes:
         raise config.error(
-            (*last_path, "units"),
-            f"{layer} has {counted(units, 'unit')} but {dataset} has {num_classes} classes; set units: {num_classes}"
+            output.units_key,
+            f"{output.gives(units)} but {dataset} has {num_classes} classes; {output.ends_in(num_classes, 'softmax')}"
             f"{output.maybe_a_quantity()}",
         )
     if activation == "sigmoid" and num_classes > 2:

@@ -100,6 +100,10 @@ CASES = [
      "e: [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\n",
      ["config.yaml: the config expands to more than 10,000 values (YAML aliases?); refused"]),
     ("deep nesting", "a: " + "[" * 5000 + "]" * 5000 + "\n", ["config.yaml: the config is nested too deeply"]),
+    ("a model that ends in a layer without units", edit(
+        "    - Dense: {units: 16, activation: relu}\n    - Dense: {units: 10, activation: softmax}\n", ""),
+     ["config.yaml:8: model.layers.0.Flatten: the last layer, a Flatten, gives 64 values per example but digits has 10 "
+      "classes; end the model with `- Dense: {units: 10, activation: softmax}`"]),  # not "set units" on a Flatten
     ("units do not match the classes", edit("units: 10, activation: softmax", "units: 5, activation: softmax"),
      ["config.yaml:10: model.layers.2.Dense.units: the last layer has 5 units but digits has 10 classes; "
       "set units: 10"]),
