@@ -141,7 +141,18 @@ class KerasObject(BaseModel):
 # shapes and Keras's loops take 32-bit counts, and a larger one fails mid-run with an OverflowError.
 MOST_COUNT = 2**31 - 1
 PositiveInt = Annotated[int, Field(ge=1, le=MOST_COUNT)]
-LayerList = list[dict[str, dict[str, Any]]]
+def _one_class(item: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """A list item of layers, augmentation or callbacks names one Keras class (checked per item: the
+    error is located at the item, in the file or the --set that gave it)."""
+    if len(item) != 1:
+        raise ValueError(
+            f"an item names one class, not {len(item)} ({', '.join(item) or 'none'}): write it as "
+            "`ClassName: {argument: value}` or a bare `ClassName`"
+        )
+    return item
+
+
+LayerList = list[Annotated[dict[str, dict[str, Any]], AfterValidator(_one_class)]]
 
 
 class NoiseFeatures(_Strict):
@@ -292,16 +303,6 @@ class DatasetConfig(_Strict):
 COMMON_DATASET_KEYS = ("name", "validation_split", "classes", "labels", "noise_features", "shuffle_labels", "leaks")
 
 
-def _one_class_per_item(layers: LayerList) -> LayerList:
-    for index, item in enumerate(layers):
-        if len(item) != 1:
-            raise ValueError(
-                f"item {index} names {len(item)} classes ({', '.join(item) or 'none'}); "
-                "write each item as `ClassName: {argument: value}` or a bare `ClassName`"
-            )
-    return layers
-
-
 class BaseConfig(_Strict):
     """A convolutional base under `model.layers`: a keras.applications model or an earlier run's."""
 
@@ -342,7 +343,6 @@ class ModelConfig(_Strict):
     layers: LayerList = Field(min_length=1)
     outputs: list[str] | None = Field(None, min_length=1)  # the layers whose outputs the model gives; default the last
 
-    _items = field_validator("augmentation", "layers")(_one_class_per_item)
 
 
 class FineTuneConfig(_Strict):
@@ -442,7 +442,6 @@ class TrainingConfig(_Strict):
 
     _true_is_default = field_validator("overfitting", mode="before")(_true_means_defaults)
     _switched = field_validator("early_stopping", "reduce_lr_on_plateau", mode="before")(_a_switch)
-    _items = field_validator("callbacks")(_one_class_per_item)
 
     @field_validator("cache", mode="before")
     @classmethod
@@ -771,6 +770,10 @@ def apply_override(data: dict[str, Any], source: SourceMap, override: str, label
             if step not in node:
                 if len(path) == 3 and path[1] in LAYER_LISTS and isinstance(path[2], int):
                     raise ConfigError(f"{at}{format_path(path)} is {', '.join(node)}, not {segment}", key=key_path)
+                if not last and segments[depth + 1].isdigit():  # an item of a list the config does not hold
+                    whole = format_path((*path, step))
+                    raise ConfigError(f"{at}{whole} is not set, so it has no item {segments[depth + 1]}: give the whole "
+                                      f"list, e.g. --set {whole}=[...]", key=key_path)
                 if not last:
                     node[step] = {}
         else:

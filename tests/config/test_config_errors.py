@@ -58,7 +58,7 @@ CASES = [
     ("a key inside a union's section", edit("  epochs: 2", "  epochs: 2\n  overfitting: {patience: 0}"),
      ["training.overfitting.patience: input should be greater than or equal to 1 (got 0)"]),
     ("layer item with two classes", edit("    - Flatten\n", "    - {Flatten: {}, Dense: {units: 3}}\n"),
-     ["model.layers: item 0 names 2 classes (Flatten, Dense)"]),
+     ["config.yaml:8: model.layers.0: an item names one class, not 2 (Flatten, Dense)"]),
     ("unknown layer", edit("- Flatten", "- Flaten"),
      ["config.yaml:8: model.layers.0: unknown layer 'Flaten'; did you mean 'Flatten'?"]),
     ("misspelled layer argument", edit("units: 16,", "unit: 16,"),

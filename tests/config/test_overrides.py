@@ -71,6 +71,9 @@ def test_an_absent_section_with_defaults_can_be_set(write_config):
         ("a..b=1", "--set a..b=1: 'a..b' is not a key path: write it as training.epochs"),
         (".training.epochs=2", "--set .training.epochs=2: '.training.epochs' is not a key path"),
         ("training.epochs=ten", "--set training.epochs=ten: training.epochs: input should be a valid integer"),
+        ("dataset.classes.0=1", "--set dataset.classes.0=1: dataset.classes is not set, so it has no item 0: give the "
+         "whole list, e.g. --set dataset.classes=[...]"),  # not "expected a list (got {'0': 1})"
+        ("model.layers.1={}", "--set model.layers.1={}: model.layers.1: an item names one class, not 0"),  # not the file's line
     ],
 )
 def test_bad_override_names_itself(tiny_config, override, message):
