@@ -78,3 +78,10 @@ class ExportFormat(Choice):
     saved_model = "saved_model"
     onnx = "onnx"
     tflite = "tflite"
+
+
+class Task(Choice):
+    """What a dataset's labels are: classes to tell apart, or a quantity to predict."""
+
+    classification = "classification"
+    regression = "regression"

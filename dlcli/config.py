@@ -30,7 +30,7 @@ from pydantic import (
     model_validator,
 )
 
-from dlcli.choices import LATEST, Direction, InputKind, Leaks, Pruner, SweepMethod
+from dlcli.choices import LATEST, Direction, InputKind, Leaks, Pruner, SweepMethod, Task
 from dlcli.columns import EPOCH_COLUMN, LEARNING_RATE_COLUMN, NOT_METRIC_COLUMNS, VALIDATION_PREFIX, metric_name
 from dlcli.data.catalog import DATASETS, REQUIRED
 from dlcli.errors import ConfigError, counted
@@ -242,12 +242,12 @@ class TableOutput(_Strict):
     NAME_train and NAME_test (no `label_column`)."""
 
     label_column: str | None = None
-    task: Literal["classification", "regression"] = "classification"
+    task: Task = Task.classification
     labels: Literal["sparse", "one_hot"] = "sparse"
 
     @model_validator(mode="after")
     def _labels_of_classes(self) -> TableOutput:
-        if self.task == "regression" and self.labels == "one_hot":
+        if self.task == Task.regression and self.labels == "one_hot":
             raise ValueError("`labels: one_hot` is for classification; a regression output predicts a number")
         return self
 
@@ -276,7 +276,7 @@ class DatasetConfig(_Strict):
     label_column: str | None = None
     text_column: str | None = None
     feature_columns: list[str] | None = Field(None, min_length=1)
-    task: Literal["classification", "regression"] | None = None
+    task: Task | None = None
     # A table with several inputs and outputs (the functional API): each by name
     inputs: dict[str, TableInput] | None = Field(None, min_length=1)
     outputs: dict[str, TableOutput] | None = Field(None, min_length=1)
@@ -961,7 +961,7 @@ def _resolve_dataset_options(config: ExperimentConfig) -> None:
             if default == REQUIRED:
                 raise config.error(("dataset",), f"dataset {info.name} needs the option '{key}'")
             setattr(dataset, key, default)
-    if config.task == "regression" and (dataset.classes or dataset.labels == "one_hot"):
+    if config.task == Task.regression and (dataset.classes or dataset.labels == "one_hot"):
         key = "classes" if dataset.classes else "labels"
         raise config.error(("dataset", key), f"'{key}' is for classification; {info.name} is a regression task")
 

@@ -21,7 +21,7 @@ import keras
 import numpy as np
 
 from dlcli.build.saved import PUT_BACK, fitting_inputs, load_run_model, save_model_atomic
-from dlcli.choices import InputKind
+from dlcli.choices import InputKind, Task
 from dlcli.config import ExperimentConfig, load_config
 from dlcli.data.examples import Splits
 from dlcli.errors import DlcliError, listed
@@ -105,7 +105,7 @@ def write_inference_files(run: RunFolder, config: ExperimentConfig, folds: list[
     first = folds[0]
     task = config.task
     if first.outputs:  # a table's: each output has its own; a classifier when one output is
-        task = "classification" if any(output.class_names for output in first.outputs.values()) else "regression"
+        task = Task.classification if any(output.class_names for output in first.outputs.values()) else Task.regression
     Inputs(
         kind=input_kind(first), input_shape=list(first.input_shape), columns=first.input_columns, task=task,
         class_names=first.class_names, class_mapping=first.class_mapping,
@@ -241,7 +241,7 @@ def inference_model(run: RunFolder, fold: int | None = None) -> tuple[keras.Mode
     check_class_names(run, inputs.class_names, stages[0].outputs[0].shape[-1])
     raw = keras.Input(shape=stages[0].input_shape[1:], dtype=stages[0].inputs[0].dtype, name="raw")
     outputs = [stage(raw) for stage in stages]
-    if inputs.outputs == "logits" and inputs.task == "classification":  # trained `from_logits`
+    if inputs.outputs == "logits" and inputs.task == Task.classification:  # trained `from_logits`
         squash = keras.activations.sigmoid if stages[0].outputs[0].shape[-1] == 1 else keras.activations.softmax
         outputs = [keras.layers.Activation(squash, name=f"probabilities_{i}")(o) for i, o in enumerate(outputs)]
     output = outputs[0] if len(outputs) == 1 else keras.layers.Average(name="mean_of_folds")(outputs)

@@ -25,7 +25,7 @@ import numpy as np
 from tensorflow import errors as tf_errors
 
 from dlcli.build.saved import ApplicationPreprocessing, load_run_model
-from dlcli.choices import Direction
+from dlcli.choices import Direction, Task
 from dlcli.columns import metric_name
 from dlcli.config import ExperimentConfig, KerasObject
 from dlcli.data.catalog import DATASETS
@@ -1043,7 +1043,7 @@ def _check_logits(config: ExperimentConfig, output: _Output) -> None:
             raise config.error(
                 (*output.loss_key, "from_logits"), f"must be true or false, not {logits!r} ({type(logits).__name__})"
             )
-    if output.task == "regression" or canonical(loss.name) not in CROSSENTROPY_LOSSES:
+    if output.task == Task.regression or canonical(loss.name) not in CROSSENTROPY_LOSSES:
         return
     if logits and activation in SQUASHING:
         raise config.error(
@@ -1065,7 +1065,7 @@ def _check_metric_labels(config: ExperimentConfig, output: _Output) -> None:
     labels = output.labels
     for key, metric in output.metrics:
         wants = METRIC_LABELS.get(canonical(metric.name))
-        if wants is not None and wants != labels and output.task != "regression":
+        if wants is not None and wants != labels and output.task != Task.regression:
             setting = f"`labels: sparse` for {output.data}" if output.name else "`dataset.labels: sparse`"
             fix = "accuracy" if wants == "one_hot" else f"accuracy, or {setting}"
             whose = f"the labels of {output.data}" if output.name else "the labels"
@@ -1098,7 +1098,7 @@ def _check_one_output(config: ExperimentConfig, output: _Output) -> None:
         )
     _check_logits(config, output)
     _check_metric_labels(config, output)
-    if output.task == "regression":
+    if output.task == Task.regression:
         if kind is not None:
             raise config.error(
                 output.loss_key, f"{loss_name} is a classification loss; {dataset} is a regression task: use mse",

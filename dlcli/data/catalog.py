@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dlcli.choices import Task
+
 if TYPE_CHECKING:
     from dlcli.config import ExperimentConfig
     from dlcli.data.prepare import RawDataset
@@ -36,7 +38,7 @@ class DatasetInfo:
     # The options this dataset takes beyond the common ones, with their defaults
     # (REQUIRED: no default; None: unset unless given).
     options: dict[str, Any] = field(default_factory=dict)
-    task: str = "classification"  # or "regression"; "csv" and "npz" read it from `task`
+    task: str = Task.classification.value  # or regression; "csv" and "npz" read it from `task`
     bundled_fallback: bool = False  # loads from an installed package when not cached
     # Whether a mirror image keeps its class (a flipped shirt is a shirt, a flipped 2 is not);
     # None: it depends on the images (advice on augmentation says so).
@@ -134,7 +136,7 @@ DATASETS: dict[str, DatasetInfo] = {
             cache_files=("boston_housing.npz",),
             offline_alternative="the same houses from mlxtend (used automatically)",
             options={"standardize": True},
-            task="regression",
+            task=Task.regression.value,
             bundled_fallback=True,
         ),
         DatasetInfo(
@@ -153,7 +155,7 @@ DATASETS: dict[str, DatasetInfo] = {
             "dlcli.data.files:load_csv",
             options={
                 "path": REQUIRED, "label_column": "label", "text_column": None,
-                "feature_columns": None, "task": "classification", "test_split": 0.2,
+                "feature_columns": None, "task": Task.classification.value, "test_split": 0.2,
                 "standardize": True, "num_words": 10000, "encoding": "multi_hot",
                 "sequence_length": None, "inputs": None, "outputs": None,
             },
@@ -163,7 +165,7 @@ DATASETS: dict[str, DatasetInfo] = {
             "NumPy arrays x_train, y_train, x_test, y_test in one .npz file; or NAME_train, NAME_test for "
             "each named input and output",
             "dlcli.data.files:load_npz",
-            options={"path": REQUIRED, "task": "classification", "normalize": False, "standardize": False,
+            options={"path": REQUIRED, "task": Task.classification.value, "normalize": False, "standardize": False,
                      "inputs": None, "outputs": None},
         ),
     )

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from dlcli.choices import InputKind
+from dlcli.choices import InputKind, Task
 from dlcli.data.bundled import TEST_SPLIT_SEED, fixed_split
 from dlcli.data.catalog import DatasetInfo
 from dlcli.data.examples import IMAGE_EXTENSIONS, OTHER_PICTURES, ArrayPool, FilePool, TablePool
@@ -289,7 +289,7 @@ def _labels(values: np.ndarray, task: str, what: str, task_key: str = "dataset.t
             f"{what}: the labels are of shape {values.shape}; give one label per example (class indices, "
             "not one-hot rows: np.argmax(y, axis=1))"
         )
-    if task == "regression":
+    if task == Task.regression:
         try:
             return values.astype("float32"), []
         except ValueError:
@@ -508,13 +508,13 @@ def load_csv(info: DatasetInfo, config: ExperimentConfig) -> RawDataset:
             _no_missing_values(config, ("dataset", "feature_columns"), table, name, path)
         x = table[features].to_numpy(dtype="float32")
     y, class_names = _labels(table[label].to_numpy(), config.task, f"column '{label}' of {path}")
-    if config.task == "classification" and len(class_names) < 2:
+    if config.task == Task.classification and len(class_names) < 2:
         raise config.error(
             ("dataset", "label_column"),
             f"column '{label}' of {path} holds one class ({class_names[0]!r}): a classifier needs at least 2",
         )
     table_pool = ArrayPool(x, y, rows=table.index.to_numpy() + 2)  # each example by its line in the file
-    if config.task == "regression":
+    if config.task == Task.regression:
         try:
             train, test = split_indices(len(x), options.test_split, TEST_SPLIT_SEED)
         except ValueError as error:
@@ -614,7 +614,7 @@ def _named_table(config: ExperimentConfig, table, columns: list[str], path: Path
         _no_missing_values(config, key, table, column, path)
         targets[name], classes[name] = _labels(table[column].to_numpy(), spec.task, f"column '{column}' of {path}",
                                                f"dataset.outputs.{name}.task")
-        if spec.task == "classification" and len(classes[name]) < 2:
+        if spec.task == Task.classification and len(classes[name]) < 2:
             raise config.error(
                 key, f"column '{column}' of {path} holds one class ({classes[name][0]!r}): a classifier needs at least 2"
             )
@@ -666,7 +666,7 @@ def _named_arrays(config: ExperimentConfig, arrays: dict[str, np.ndarray], held:
         values = np.concatenate([splits["train"][name], splits["test"][name]])
         labels, classes[name] = _labels(values, spec.task, f"{path}: {name}_train, {name}_test",
                                         f"dataset.outputs.{name}.task")
-        if spec.task == "classification" and len(classes[name]) < 2:
+        if spec.task == Task.classification and len(classes[name]) < 2:
             raise DataUnavailable(f"{path}: {name}_train and {name}_test hold one class ({classes[name][0]!r}): a "
                                   "classifier needs at least 2")
         count = len(splits["train"][name])

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from dlcli.choices import InputKind
+from dlcli.choices import InputKind, Task
 from dlcli.data.cache import available_memory
 from dlcli.data.examples import ArrayPool, Encoding, NamedInput, NamedOutput, Pool, Split, Splits, TablePool
 from dlcli.data.split import split_indices
@@ -292,7 +292,7 @@ def _finish(raw: RawDataset, config: ExperimentConfig, mapping: dict[str, int], 
     encoding, input_shape = _fit_encoding(raw, config, train)
     return Splits(
         train, validation, Split.whole(raw.test), raw.class_names, input_shape, encoding,
-        one_hot=config.task == "classification" and config.dataset.labels == "one_hot",
+        one_hot=config.task == Task.classification and config.dataset.labels == "one_hot",
         class_mapping=mapping, value_range=raw.value_range, input_columns=raw.input_columns,
     )
 
@@ -301,12 +301,12 @@ def strata(config: ExperimentConfig, pool: Pool) -> np.ndarray | None:
     """The labels a split keeps in proportion (a classifier's; a named table's first output's), or None."""
     if config.dataset.named:
         first = next(iter(config.dataset.outputs.values()))
-        return pool.labels if first.task == "classification" else None
-    return pool.labels if config.task == "classification" else None
+        return pool.labels if first.task == Task.classification else None
+    return pool.labels if config.task == Task.classification else None
 
 
 def _classes_selected(raw: RawDataset, config: ExperimentConfig) -> tuple[RawDataset, dict[str, int]]:
-    if config.task == "classification":
+    if config.task == Task.classification:
         return _select_classes(raw, config)
     return raw, {}
 

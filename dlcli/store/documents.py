@@ -21,7 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, NonNegativeInt, PositiveInt, ValidationError, field_validator
 
 from dlcli import __version__
-from dlcli.choices import InputKind
+from dlcli.choices import InputKind, Task
 from dlcli.errors import DlcliError
 from dlcli.keys import MAX_CONFIG_VALUES, read_yaml, too_many_values, yaml_error_place, yaml_problem
 from dlcli.outputs import write_atomic
@@ -197,7 +197,7 @@ class Inputs(RunFile):
 
     kind: Literal["image", "array", "text", "table"]  # table: named inputs and outputs (`table_inputs`, `table_outputs`)
     input_shape: list[PositiveInt]
-    task: Literal["classification", "regression"]
+    task: Task
     table_inputs: dict[str, InputRecord] = {}
     table_outputs: dict[str, OutputRecord] = {}
     table_format: Literal["csv", "npz"] | None = None  # what a table's inputs were read from, and predict reads

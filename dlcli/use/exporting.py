@@ -24,7 +24,7 @@ import tensorflow as tf
 
 from dlcli import __version__
 from dlcli.build.inference import PREPROCESSING, STANDARDIZATION, inference_model, predicted_classes
-from dlcli.choices import ExportFormat, InputKind
+from dlcli.choices import ExportFormat, InputKind, Task
 from dlcli.errors import DlcliError, ExportMismatch, reason_of
 from dlcli.outputs import unusable_output, write_atomic
 from dlcli.store.documents import Inputs
@@ -234,7 +234,7 @@ def export_run(
         largest = max((float(np.max(np.abs(a - e))) for a, e in zip(actual, expected) if e.size), default=0.0)
         scale = max([1.0, *(float(np.max(np.abs(e))) for e in expected if e.size)])
         classified = [position for position, name in enumerate(names) if inputs.table_outputs[name].class_names] if table \
-            else ([0] if inputs.task == "classification" else [])
+            else ([0] if inputs.task == Task.classification else [])
         same = min((float(np.mean(predicted_classes(actual[i]) == predicted_classes(expected[i]))) for i in classified),
                    default=None)
         if not largest <= tolerance * scale:

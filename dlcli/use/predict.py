@@ -17,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from dlcli.build.inference import class_names, class_probabilities, inference_model
-from dlcli.choices import InputKind
+from dlcli.choices import InputKind, Task
 from dlcli.data.examples import IMAGE_EXTENSIONS, FilePool
 from dlcli.data.files import (
     categorical_cells,
@@ -147,7 +147,7 @@ class Prediction:
 
     def _described(self, outputs: np.ndarray, names: list[str] | None = None) -> list[dict[str, Any]]:
         """A batch's answers, worked out for the whole batch at once (`names`: a named output's classes)."""
-        if (self.info.task != "classification" and names is None) or (self.info.kind == "table" and not names):
+        if (self.info.task != Task.classification and names is None) or (self.info.kind == "table" and not names):
             return [{"prediction": value[0] if len(value) == 1 else value} for value in outputs.tolist()]
         probabilities = class_probabilities(outputs)
         names = names or class_names(self.info, probabilities.shape[1])

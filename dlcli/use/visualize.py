@@ -31,6 +31,7 @@ import tensorflow as tf
 
 from dlcli.build.inference import check_class_names, check_fold, class_names, class_probabilities, read_inputs
 from dlcli.build.saved import load_run_model
+from dlcli.choices import Task
 from dlcli.errors import DlcliError
 from dlcli.keys import did_you_mean
 from dlcli.outputs import write_atomic
@@ -353,7 +354,7 @@ def heatmap(inspected: Inspected, image: Path, class_name: str | None, layer_nam
     ((name, layer),) = inspected.chosen([layer_name] if layer_name else [], inspected.convolutions()[-1:])
     x = inspected.model_input(read_image(inspected, image))
     outputs = inspected.model(x, training=False)
-    if inspected.inputs.task == "classification":
+    if inspected.inputs.task == Task.classification:
         probabilities = inspected.probabilities(outputs)
         names = class_names(inspected.inputs, len(probabilities))
         chosen = _class_index(inspected, class_name, names) if class_name else int(np.argmax(probabilities))
