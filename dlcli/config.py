@@ -199,7 +199,7 @@ class TableInput(_Strict):
     text_column: str | None = None
     feature_columns: list[str] | None = Field(None, min_length=1)  # names, or patterns such as tag_*
     categorical_columns: list[str] | None = Field(None, min_length=1)
-    encoding: Literal["multi_hot", "count", "tf_idf", "sequence", "one_hot", "integer"] | None = None
+    encoding: Literal[TEXT_ENCODINGS + CATEGORICAL_ENCODINGS] | None = None
     num_words: int = Field(10000, ge=2)
     sequence_length: PositiveInt | None = None
     standardize: bool = True
@@ -271,7 +271,7 @@ class DatasetConfig(_Strict):
     color_mode: Literal["rgb", "grayscale", "rgba"] | None = None
     test_split: float | None = Field(None, gt=0, lt=1)
     num_words: int | None = Field(None, ge=2)
-    encoding: Literal["multi_hot", "count", "tf_idf", "sequence"] | None = None
+    encoding: Literal[TEXT_ENCODINGS] | None = None
     sequence_length: PositiveInt | None = None
     label_column: str | None = None
     text_column: str | None = None

@@ -156,8 +156,7 @@ DATASETS: dict[str, DatasetInfo] = {
             options={
                 "path": REQUIRED, "label_column": "label", "text_column": None,
                 "feature_columns": None, "task": Task.classification.value, "test_split": 0.2,
-                "standardize": True, "num_words": 10000, "encoding": "multi_hot",
-                "sequence_length": None, "inputs": None, "outputs": None,
+                "standardize": True, **TEXT_OPTIONS, "inputs": None, "outputs": None,
             },
         ),
         DatasetInfo(
