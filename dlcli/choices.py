@@ -85,3 +85,22 @@ class Task(Choice):
 
     classification = "classification"
     regression = "regression"
+
+
+class CacheMode(Choice):
+    """Where decoded images are kept between epochs (`training.cache`): auto picks memory when
+    they fit its budget, else the disk."""
+
+    auto = "auto"
+    memory = "memory"
+    disk = "disk"
+    none = "none"
+
+
+class Distribution(Choice):
+    """How training is spread (`training.distribute`): one device, tf.distribute's mirrored
+    strategy over this machine's devices, or its multi-worker strategy over several machines."""
+
+    none = "none"
+    mirrored = "mirrored"
+    multi_worker = "multi_worker"

@@ -30,7 +30,7 @@ from pydantic import (
     model_validator,
 )
 
-from dlcli.choices import LATEST, Direction, InputKind, Leaks, Pruner, SweepMethod, Task
+from dlcli.choices import LATEST, CacheMode, Direction, Distribution, InputKind, Leaks, Pruner, SweepMethod, Task
 from dlcli.columns import EPOCH_COLUMN, LEARNING_RATE_COLUMN, NOT_METRIC_COLUMNS, VALIDATION_PREFIX, metric_name
 from dlcli.data.catalog import DATASETS, REQUIRED
 from dlcli.errors import ConfigError, counted
@@ -434,10 +434,10 @@ class TrainingConfig(_Strict):
     jit_compile: bool | Literal["auto"] = "auto"
     # Decoded image files kept between epochs: memory when they fit the budget, else disk
     # (dlcli.data.cache); true and false are aliases of auto and none.
-    cache: Literal["auto", "memory", "disk", "none"] = "auto"
+    cache: CacheMode = CacheMode.auto
     prefetch: bool = True
     mixed_precision: bool = False
-    distribute: Literal["none", "mirrored", "multi_worker"] = "none"
+    distribute: Distribution = Distribution.none
     devices: list[str] | None = Field(None, min_length=1)  # for `mirrored`: e.g. [/gpu:0, /gpu:1]
 
     _true_is_default = field_validator("overfitting", mode="before")(_true_means_defaults)
@@ -446,7 +446,7 @@ class TrainingConfig(_Strict):
     @field_validator("cache", mode="before")
     @classmethod
     def _cache_aliases(cls, value: Any) -> Any:
-        return {True: "auto", False: "none"}.get(value, value) if isinstance(value, bool) else value
+        return {True: CacheMode.auto, False: CacheMode.none}.get(value, value) if isinstance(value, bool) else value
 
 
 MAX_NAME_LENGTH = 64  # a run name's characters: it becomes part of its folder's name
@@ -1079,14 +1079,14 @@ def _check_combinations(config: ExperimentConfig) -> None:
             )
     if training.kfold is not None and (base is not None or training.fine_tune is not None):
         raise config.error(("training", "kfold"), "k-fold validation does not combine with `model.base`")
-    if training.devices is not None and training.distribute != "mirrored":
+    if training.devices is not None and training.distribute != Distribution.mirrored:
         raise config.error(("training", "devices"), "`devices` chooses the devices of `distribute: mirrored`")
-    if training.distribute != "none" and training.steps_per_execution not in ("auto", 1):
+    if training.distribute != Distribution.none and training.steps_per_execution not in ("auto", 1):
         raise config.error(
             ("training", "steps_per_execution"),
             "Keras fails to run several steps per call under tf.distribute; use 1 (or auto)",
         )
-    if training.distribute != "none" and (training.kfold or (base is not None and base.precompute)):
+    if training.distribute != Distribution.none and (training.kfold or (base is not None and base.precompute)):
         raise config.error(
             ("training", "distribute"), "distributed training runs one model: not with `kfold` or `precompute`"
         )

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dlcli.choices import CacheMode
 from dlcli.data.examples import ArrayPool, FilePool, Split, Splits
 from dlcli.errors import DataUnavailable
 
@@ -67,9 +68,9 @@ def available_memory() -> int:
 
 def choose_cache(mode: str, decoded_bytes: int, budget: int) -> str:
     """'memory', 'disk' or 'none' for image files whose decoded pixels take `decoded_bytes`."""
-    if mode != "auto":
+    if mode != CacheMode.auto:
         return mode
-    return "memory" if decoded_bytes <= budget else "disk"
+    return CacheMode.memory if decoded_bytes <= budget else CacheMode.disk
 
 
 @dataclass
@@ -85,8 +86,8 @@ class CacheReport:
     fallback: str = ""  # why `auto` decodes every epoch after all
 
     def describe(self) -> str:
-        where = {"memory": "decoded once into memory", "disk": "decoded once into the disk cache",
-                 "none": "decoded every epoch"}[self.mode]
+        where = {CacheMode.memory: "decoded once into memory", CacheMode.disk: "decoded once into the disk cache",
+                 CacheMode.none: "decoded every epoch"}[self.mode]
         because = f"; {self.fallback}" if self.fallback else ""
         return (f"images: {where} ({self.decoded_bytes / 1e6:,.1f} MB of pixels; memory budget "
                 f"{self.budget_bytes / 1e6:,.0f} MB, training.cache: {self.requested}){because}")
@@ -317,19 +318,19 @@ def cached(
     report = CacheReport(chosen, mode, decoded_bytes, int(budget))
     if announce is not None:
         announce(report)
-    if chosen == "none":
+    if chosen == CacheMode.none:
         return folds, report
     replaced: dict[int, ArrayPool | FilePool] = {}
     entries = []
     for key, pool in pools.items():
-        if chosen == "memory":
+        if chosen == CacheMode.memory:
             replaced[key] = in_memory(pool)
             continue
         try:
             replaced[key], entry = on_disk(pool)
         except CacheUnwritable as error:
-            if mode != "disk":  # auto chose the disk for room; without one, decode every epoch
-                report.mode, report.fallback = "none", str(error)
+            if mode != CacheMode.disk:  # auto chose the disk for room; without one, decode every epoch
+                report.mode, report.fallback = CacheMode.none, str(error)
                 if announce is not None:
                     announce(report)
                 return folds, report

@@ -25,7 +25,7 @@ from typing import Any
 from rich.console import Console
 
 from dlcli import stopping
-from dlcli.choices import Direction
+from dlcli.choices import Direction, Distribution
 from dlcli.errors import ConfigError, DlcliError, TrainingDiverged, TrainingInterrupted
 from dlcli.store.runs import SWEEPS_DIR
 from dlcli.store.status import RESUMABLE, RunStatus
@@ -75,7 +75,7 @@ def check(plan: Plan, runs_dir: Path) -> Answer:
 
     for label, config in checked:
         try:
-            if config.training.distribute == "multi_worker":
+            if config.training.distribute == Distribution.multi_worker:
                 raise config.error(
                     ("training", "distribute"),
                     "a sweep trains its trials on this machine; start multi_worker training on each worker with `dlcli train`",

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 import keras
 import tensorflow as tf
 
+from dlcli.choices import Distribution
 from dlcli.config import ExperimentConfig
 
 CPU_STEPS_PER_EXECUTION = 32
@@ -53,7 +54,7 @@ def speed_settings(config: ExperimentConfig, replicas: int = 1, task: ClusterTas
     steps = training.steps_per_execution
     if steps == "auto":
         # Keras 3 runs several steps per call only without tf.distribute (it fails under it)
-        steps = 1 if training.distribute != "none" else GPU_STEPS_PER_EXECUTION if gpu else CPU_STEPS_PER_EXECUTION
+        steps = 1 if training.distribute != Distribution.none else GPU_STEPS_PER_EXECUTION if gpu else CPU_STEPS_PER_EXECUTION
     return SpeedSettings(
         device="gpu" if gpu else "cpu",
         jit_compile=jit,
@@ -200,12 +201,12 @@ def _check_devices_present(config: ExperimentConfig) -> None:
 def strategy(config: ExperimentConfig) -> tf.distribute.Strategy:
     """The tf.distribute strategy `training.distribute` asks for (the default one for 'none')."""
     training = config.training
-    if training.distribute == "mirrored":
+    if training.distribute == Distribution.mirrored:
         _check_devices_present(config)
         try:
             return tf.distribute.MirroredStrategy(devices=training.devices)
         except ValueError as error:
             raise config.error(("training", "devices"), f"{error}".splitlines()[0]) from error
-    if training.distribute == "multi_worker":
+    if training.distribute == Distribution.multi_worker:
         return _KerasMultiWorkerStrategy()  # from TF_CONFIG: check it first with cluster_task()
     return tf.distribute.get_strategy()

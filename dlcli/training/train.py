@@ -31,7 +31,7 @@ from dlcli.build.models import (
     unfreeze,
 )
 from dlcli.build.saved import save_model_atomic
-from dlcli.choices import Direction
+from dlcli.choices import Direction, Distribution
 from dlcli.columns import EPOCH_COLUMNS, metric_name
 from dlcli.config import ExperimentConfig, check_new_run, load_config
 from dlcli.curves.plots import plot_curves
@@ -611,7 +611,7 @@ def _step_failed(config: ExperimentConfig, path: KeyPath, error: Exception) -> C
 @contextlib.contextmanager
 def device_scope(config: ExperimentConfig):
     """The distribution strategy's scope and the dtype policy; yields the speed settings."""
-    task = cluster_task(config) if config.training.distribute == "multi_worker" else None
+    task = cluster_task(config) if config.training.distribute == Distribution.multi_worker else None
     chosen = strategy(config)
     speed = speed_settings(config, replicas=chosen.num_replicas_in_sync, task=task)
     with chosen.scope(), dtype_policy(speed.mixed_precision):
