@@ -104,3 +104,12 @@ class Distribution(Choice):
     none = "none"
     mirrored = "mirrored"
     multi_worker = "multi_worker"
+
+
+class Sampled(Choice):
+    """How a sweep's `params` key draws its values: from a list, or a range (uniform, log-uniform, integers)."""
+
+    choice = "choice"
+    uniform = "uniform"
+    log_uniform = "log_uniform"
+    int = "int"

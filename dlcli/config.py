@@ -30,7 +30,7 @@ from pydantic import (
     model_validator,
 )
 
-from dlcli.choices import LATEST, CacheMode, Direction, Distribution, InputKind, Leaks, Pruner, SweepMethod, Task
+from dlcli.choices import LATEST, CacheMode, Direction, Distribution, InputKind, Leaks, Pruner, Sampled, SweepMethod, Task
 from dlcli.columns import EPOCH_COLUMN, LEARNING_RATE_COLUMN, NOT_METRIC_COLUMNS, VALIDATION_PREFIX, metric_name
 from dlcli.data.catalog import DATASETS, REQUIRED
 from dlcli.errors import ConfigError, counted
@@ -454,7 +454,7 @@ NAME_PATTERN = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._-]{{0,{MAX_NAME_LENGTH - 1}}
 SEED_MAX = 2**32 - 1  # NumPy's and TensorFlow's seeds are 32-bit
 
 
-SAMPLED = ("choice", "uniform", "log_uniform", "int")
+SAMPLED = tuple(kind.value for kind in Sampled)
 
 
 def sampled_key(value: Any) -> dict[str, Any]:
@@ -471,18 +471,18 @@ def sampled_key(value: Any) -> dict[str, Any]:
             f"give one of {', '.join(SAMPLED)}, e.g. {{log_uniform: [1.0e-4, 1.0e-2]}} (got {_shown(value)}){hint}"
         )
     ((kind, arguments),) = value.items()
-    if kind == "choice":
+    if kind == Sampled.choice:
         if not isinstance(arguments, list) or not arguments:
             raise ValueError(f"choice: give a list of values, e.g. {{choice: [32, 128]}} (got {_shown(arguments)})")
         return value
     numbers = isinstance(arguments, list) and len(arguments) == 2 and all(
-        isinstance(a, int if kind == "int" else (int, float)) and not isinstance(a, bool) and math.isfinite(a)
+        isinstance(a, int if kind == Sampled.int else (int, float)) and not isinstance(a, bool) and math.isfinite(a)
         for a in arguments
     )
     if not numbers or arguments[0] >= arguments[1]:
-        what = "integers" if kind == "int" else "numbers"
+        what = "integers" if kind == Sampled.int else "numbers"
         raise ValueError(f"{kind}: give [low, high], two finite {what} with low < high (got {_shown(arguments)})")
-    if kind == "log_uniform" and arguments[0] <= 0:
+    if kind == Sampled.log_uniform and arguments[0] <= 0:
         raise ValueError(f"log_uniform: low must be above 0 (got {arguments[0]})")
     return value
 

@@ -35,7 +35,7 @@ from typing import Any, Callable, Literal
 import yaml
 from pydantic import BaseModel
 
-from dlcli.choices import LATEST, Pruner, SweepMethod
+from dlcli.choices import LATEST, Pruner, Sampled, SweepMethod
 from dlcli.config import MAX_NAME_LENGTH, NAME_PATTERN, SEED_MAX, ExperimentConfig, load_config
 from dlcli.errors import ConfigError, DlcliError, RunNotFound, counted, reason_of
 from dlcli.keys import format_path, key_parts, parse_yaml_value, yaml_problem
@@ -197,7 +197,7 @@ def sweep_settings(
         if key == "name":
             raise refused(key, "a sweep names its trials NAME-t1, NAME-t2, ... and cannot vary `name`: give the sweep's "
                           "name with --name")
-        values = spec if key in grid else spec.get("choice", [])
+        values = spec if key in grid else spec.get(Sampled.choice, [])
         if key in grid and not values:
             raise refused(key, "lists no value: give at least one")
         written = [json.dumps(value, sort_keys=True, default=str) for value in values]
@@ -208,11 +208,11 @@ def sweep_settings(
     method = method or (section.method if section else None) or (SweepMethod.random if space else SweepMethod.grid)
     prune = prune or (section.prune if section else None) or Pruner.none
     if method == SweepMethod.grid:
-        not_listed = [key for key, spec in space.items() if "choice" not in spec]
+        not_listed = [key for key, spec in space.items() if Sampled.choice not in spec]
         if not_listed:
             raise config.error(("sweep", "params", not_listed[0]),
                                "a grid tries listed values only: give {choice: [...]}, or use method random or tpe")
-        grid.update({key: spec["choice"] for key, spec in space.items()})
+        grid.update({key: spec[Sampled.choice] for key, spec in space.items()})
         space = {}
     if not grid and not space:
         raise DlcliError("nothing to sweep: give --grid KEY=V1,V2 or a `sweep:` section with `grid` or `params`")
@@ -278,14 +278,14 @@ def suggest(trial, space: dict[str, dict[str, Any]]) -> dict[str, Any]:
     values = {}
     for key, spec in space.items():
         ((kind, arguments),) = spec.items()
-        if kind == "choice":
+        if kind == Sampled.choice:
             choices, encoded = _encoded_choices(arguments)
             chosen = trial.suggest_categorical(key, choices)
             values[key] = json.loads(chosen) if encoded else chosen
-        elif kind == "int":
+        elif kind == Sampled.int:
             values[key] = trial.suggest_int(key, *arguments)
         else:
-            values[key] = trial.suggest_float(key, *arguments, log=kind == "log_uniform")
+            values[key] = trial.suggest_float(key, *arguments, log=kind == Sampled.log_uniform)
     return values
 
 
@@ -293,7 +293,7 @@ def suggested_values(params: dict[str, Any], space: dict[str, dict[str, Any]]) -
     """A trial's sampled values from its Optuna params (choices Optuna could not hold are JSON text)."""
     values = {}
     for key, value in params.items():
-        encoded = "choice" in space.get(key, {}) and _encoded_choices(space[key]["choice"])[1]
+        encoded = Sampled.choice in space.get(key, {}) and _encoded_choices(space[key][Sampled.choice])[1]
         values[key] = json.loads(value) if encoded else value
     return values
 
@@ -310,10 +310,10 @@ def corner_values(settings: SweepSettings) -> list[dict[str, Any]]:
 
 def _checked_values(spec: dict[str, Any]) -> list[Any]:
     ((kind, arguments),) = spec.items()
-    if kind not in ("uniform", "log_uniform"):
+    if kind not in (Sampled.uniform, Sampled.log_uniform):
         return list(arguments)
     low, high = arguments
-    inside = math.sqrt(low * high) if kind == "log_uniform" else low + 0.382 * (high - low)
+    inside = math.sqrt(low * high) if kind == Sampled.log_uniform else low + 0.382 * (high - low)
     return [low, inside, high]
 
 
