@@ -164,9 +164,13 @@ def _row(
     `decimal_comma`: a value may write its decimal mark as a comma (0,35), as a file separated by
     semicolons, the locales' own, does (in a tab-separated file 1,234 could be a thousand)."""
     row: dict[str, float] = {} if "epoch" in record else {"epoch": epoch}
+    extra = record.get(None) or []
+    if None in record.values() or any(text.strip() for text in extra):  # a row cut short, or two run together
+        raise DlcliError(f"{path}, line {line} has {'fewer' if None in record.values() else 'more'} fields than the "
+                         "header (a file cut short, or edited?): mend or remove that line")
     for key, text in record.items():
-        if key is None or text in (None, ""):
-            continue  # a column a row leaves empty, or a stray trailing value
+        if key is None or text == "":
+            continue  # a column a row leaves empty, or a separator at the end of the line
         try:
             value = float(text.replace(",", ".", 1) if decimal_comma and text.count(",") == 1 else text)
         except ValueError:
