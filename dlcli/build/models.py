@@ -869,11 +869,23 @@ def metric_directions(config: ExperimentConfig) -> dict[str, str | None]:
     return directions
 
 
+def contradicted_direction(monitor: str, mode: str, keras_said: dict[str, str | None]) -> str | None:
+    """Why `mode` cannot rank `monitor`, or None: Keras declares the other direction for its metric
+    (a mode is for a value Keras does not rank; one against Keras watches the metric upside down)."""
+    known = keras_said.get(metric_name(monitor))
+    if known is None or known == mode:
+        return None
+    better = "lower" if known == Direction.min else "higher"
+    return (f"'{mode}' ranks {monitor} upside down: a {better} {monitor} is better (Keras ranks it '{known}'); "
+            f"set it to {known}, or auto")
+
+
 def monitor_directions(config: ExperimentConfig) -> dict[str, str]:
     """The known `metric_directions`, with `training.monitor_mode` and `overfitting.mode` applied
     to the metrics they monitor; a monitor that is not logged, or whose direction is unknown,
     is an error at its key."""
     directions = metric_directions(config)
+    keras_said = dict(directions)  # before a mode overrides one
     logged = [*directions, *(f"val_{name}" for name in directions)]
     training = config.training
     monitors = [(("training", "monitor"), training.monitor, "monitor_mode", training.monitor_mode)]
@@ -884,6 +896,8 @@ def monitor_directions(config: ExperimentConfig) -> dict[str, str]:
     for key, monitor, mode_key, mode in monitors:
         name, mode_setting = metric_name(monitor), f"`{'.'.join(key[:-1])}.{mode_key}: min` or `max`"
         if mode != "auto":  # any logged value, learning_rate too; whether it is logged shows at the first epoch
+            if (problem := contradicted_direction(monitor, mode, keras_said)) is not None:
+                raise config.error((*key[:-1], mode_key), problem)
             if chosen.setdefault(name, mode) != mode:
                 raise config.error(
                     (*key[:-1], mode_key), f"the other monitor ranks '{name}' '{chosen[name]}': give both the same mode"

@@ -22,7 +22,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
-from dlcli.build.models import build_object, keras_class, metric_directions
+from dlcli.build.models import build_object, contradicted_direction, keras_class, metric_directions
+from dlcli.choices import Direction
 from dlcli.columns import EPOCH_COLUMN, LEARNING_RATE_COLUMN, SECONDS_COLUMN, VALIDATION_PREFIX
 from dlcli.config import ExperimentConfig
 from dlcli.curves.verdicts import OverfittingWatch, best_row
@@ -245,8 +246,13 @@ def keras_callbacks(config: ExperimentConfig) -> list[keras.callbacks.Callback]:
             key, f"monitors '{monitor}', which is not logged (logged: {', '.join(logged)})"
             f"{did_you_mean(monitor, logged)}",
         )
+    keras_said = metric_directions(config)
     for key, callback in built:
         if isinstance(callback, COMPARING):
+            mode = getattr(callback, "mode", "auto")
+            if mode in (Direction.min, Direction.max) and isinstance(callback.monitor, str):
+                if (problem := contradicted_direction(callback.monitor, mode, keras_said)) is not None:
+                    raise config.error((*key, *_item_class(config, key), "mode"), problem)
             _tried_on_two_epochs(config, key, callback)
     return [callback for _, callback in built]
 
@@ -283,6 +289,11 @@ def _built_callback(config: ExperimentConfig, path: KeyPath, cls: type, argument
 
 # Callbacks that compare their arguments (baseline, min_delta) with the monitored value only as an
 # epoch ends: a value Keras cannot compare (`baseline: abc`) would fail the run after its first epoch.
+def _item_class(config: ExperimentConfig, key: KeyPath) -> tuple[str, ...]:
+    """The class name a `training.callbacks` item is written under (its arguments are below it); none for a section."""
+    return tuple(config.training.callbacks[key[-1]]) if isinstance(key[-1], int) else ()
+
+
 COMPARING = (keras.callbacks.EarlyStopping, keras.callbacks.ReduceLROnPlateau)
 
 

@@ -148,6 +148,12 @@ CASES = [
      ["training.batch_size: unable to parse input string as an integer"]),
     ("SwapEMAWeights without the moving averages", edit("  epochs: 2\n", "  epochs: 2\n  callbacks: [SwapEMAWeights]\n"),
      ["training.callbacks.0: SwapEMAWeights evaluates with the optimizer's moving averages", "use_ema: true"]),
+    ("the watch's mode against Keras's direction", edit("  epochs: 2\n", "  epochs: 2\n  overfitting: {mode: max}\n"),
+     ["training.overfitting.mode: 'max' ranks val_loss upside down: a lower val_loss is better (Keras ranks it 'min'); "
+      "set it to min, or auto"]),
+    ("a callback's mode against Keras's direction", edit(
+        "  epochs: 2\n", "  epochs: 2\n  callbacks: [{EarlyStopping: {monitor: val_accuracy, mode: min}}]\n"),
+     ["config.yaml:16: training.callbacks.0.EarlyStopping.mode: 'min' ranks val_accuracy upside down"]),
     ("two learning-rate reducers", edit("  epochs: 2\n", "  epochs: 2\n  reduce_lr_on_plateau: true\n"
                                         "  callbacks: [{ReduceLROnPlateau: {monitor: loss}}]\n"),
      ["config.yaml:17: training.callbacks.0: ReduceLROnPlateau is given already, at training.reduce_lr_on_plateau: "

@@ -468,14 +468,13 @@ def test_a_monitor_without_a_known_direction_is_refused_before_training(cli, wri
     assert run_folders(runs_dir) == []
 
 
-def test_monitor_mode_overrides_the_direction_keras_gives(cli, write_config, runs_dir):
+def test_a_monitor_mode_against_the_direction_keras_gives_is_refused(cli, write_config, runs_dir):
+    """A mode ranks what Keras cannot; against Keras it would keep the worst epoch's model (as `dlcli
+    verdict --mode` refuses it too)."""
     result = cli("train", str(write_config(TINY_CONFIG)), "--set", "training.monitor=val_accuracy",
                  "--set", "training.monitor_mode=min")
-    assert result.exit_code == 0, result.output
 
-    (inverted,) = run_folders(runs_dir)
-    summary = read_json(inverted / "summary.json")
-    with open(inverted / "history.csv", newline="") as file:
-        accuracy = [float(row["val_accuracy"]) for row in csv.DictReader(file)]
-    assert summary["directions"]["accuracy"] == "min"
-    assert summary["best_epoch"] == int(np.argmin(accuracy)) + 1
+    assert result.exit_code == 2 and result.stderr.strip() == (
+        "error: --set training.monitor_mode=min: training.monitor_mode: 'min' ranks val_accuracy upside down: a higher "
+        "val_accuracy is better (Keras ranks it 'max'); set it to max, or auto"), result.output
+    assert run_folders(runs_dir) == []
