@@ -382,17 +382,21 @@ def check_new_run(config: ExperimentConfig) -> None:
         raise config.error(("name",), f"{config.name!r} would be read as "
                            f"{'the newest run' if config.name == LATEST else 'the start of a run id'}: give another name")
     watch = config.training.overfitting
-    if watch and (problem := not_a_validation_metric(watch.monitor)):
+    # a training metric's name as the config writes it; any other name is checked against what is logged, later
+    training_names = ["loss", *(f"{output}_loss" for output in config.output_names or ()),
+                      *(f"{f'{output}_' if output else ''}{metric.name}" for _, metric, output in config.metric_specs())]
+    if watch and (problem := not_a_validation_metric(watch.monitor, training_names)):
         raise config.error(("training", "overfitting", "monitor"), problem)
     _check_metrics_once(config)
 
 
-def not_a_validation_metric(monitor: str) -> str | None:
+def not_a_validation_metric(monitor: str, training_names: list[str] | None = None) -> str | None:
     """Why the overfitting watch cannot watch `monitor`, or None: the training data's own metrics
-    keep improving as it is memorized."""
+    keep improving as it is memorized. `training_names`: the training metrics there are; a name
+    among none of them is no training metric but a misspelling, said by whoever knows what is logged."""
     if metric_name(monitor) in NOT_METRIC_COLUMNS:
         return f"{monitor} is logged beside the metrics and measures no model: watch a validation metric, such as val_loss"
-    if monitor.startswith(VALIDATION_PREFIX):
+    if monitor.startswith(VALIDATION_PREFIX) or (training_names is not None and monitor not in training_names):
         return None
     return f"overfitting shows on the validation data, not the training data's {monitor}: watch {VALIDATION_PREFIX}{monitor}"
 

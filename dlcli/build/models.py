@@ -27,7 +27,7 @@ from tensorflow import errors as tf_errors
 from dlcli.build.saved import ApplicationPreprocessing, load_run_model
 from dlcli.choices import Direction, Task
 from dlcli.columns import metric_name
-from dlcli.config import ExperimentConfig, KerasObject
+from dlcli.config import ExperimentConfig, KerasObject, not_a_validation_metric
 from dlcli.data.catalog import DATASETS
 from dlcli.data.files import is_number
 from dlcli.errors import DataUnavailable, DlcliError, counted, reason_of
@@ -893,6 +893,8 @@ def monitor_directions(config: ExperimentConfig) -> dict[str, str]:
         overfitting = training.overfitting
         monitors.append((("training", "overfitting", "monitor"), overfitting.monitor, "mode", overfitting.mode))
     chosen: dict[str, str] = {}
+    if training.overfitting and (problem := not_a_validation_metric(training.overfitting.monitor, list(keras_said))):
+        raise config.error(("training", "overfitting", "monitor"), problem)  # a training metric under Keras's name
     for key, monitor, mode_key, mode in monitors:
         name, mode_setting = metric_name(monitor), f"`{'.'.join(key[:-1])}.{mode_key}: min` or `max`"
         if mode != "auto":  # any logged value, learning_rate too; whether it is logged shows at the first epoch

@@ -280,6 +280,8 @@ def judge_curves(
         if needed not in columns:
             choose = f"{did_you_mean(needed, columns)}; choose one with --monitor" if needed == monitor else ""
             raise DlcliError(f"{source}: no '{needed}' column (has {listed(columns)}){choose}")
+    if problem := not_a_validation_metric(monitor):  # a column it has: named rightly, and no validation metric
+        raise DlcliError(f"--monitor {monitor}: {problem}")
     direction = direction or guessed_direction(monitor)
     fewest = fewest_epochs(direction == Direction.min)
     verdicts = []
@@ -309,8 +311,8 @@ def history_verdicts(
     from dlcli.store.runs import CONFIG_FILE, HISTORY_FILE, RUN_FILE, read_history, resolve_run
 
     asked = mode  # --mode itself, before a run's configured mode stands in for it
-    if monitor is not None and (problem := not_a_validation_metric(monitor)):
-        raise DlcliError(f"--monitor {monitor}: {problem}")
+    if monitor is not None and not monitor.strip():
+        raise DlcliError("--monitor: give the validation metric to watch, e.g. --monitor val_loss")
     path = Path(reference).expanduser()
     if path.suffix.lower() in (".csv", ".json") and not path.exists():
         raise DlcliError(f"{path}: no such file")

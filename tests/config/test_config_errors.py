@@ -148,6 +148,8 @@ CASES = [
      ["training.batch_size: unable to parse input string as an integer"]),
     ("SwapEMAWeights without the moving averages", edit("  epochs: 2\n", "  epochs: 2\n  callbacks: [SwapEMAWeights]\n"),
      ["training.callbacks.0: SwapEMAWeights evaluates with the optimizer's moving averages", "use_ema: true"]),
+    ("the watch's monitor misspelled", edit("  epochs: 2\n", "  epochs: 2\n  overfitting: {monitor: valloss}\n"),
+     ["training.overfitting.monitor: 'valloss' is not logged", "did you mean 'val_loss'?"]),  # not 'watch val_valloss'
     ("the watch's mode against Keras's direction", edit("  epochs: 2\n", "  epochs: 2\n  overfitting: {mode: max}\n"),
      ["training.overfitting.mode: 'max' ranks val_loss upside down: a lower val_loss is better (Keras ranks it 'min'); "
       "set it to min, or auto"]),

@@ -147,6 +147,10 @@ def test_verdict_gives_the_epochs_the_live_run_printed_from_the_run_its_history_
      "--mode min: a higher val_accuracy is better (by its name); leave --mode out, or give --mode max"),
     ("epoch,loss,accuracy\n" + "".join(f"{e},1,0.5\n" for e in range(10)), ["--monitor", "accuracy"],
      "--monitor accuracy: overfitting shows on the validation data, not the training data's accuracy"),
+    ("epoch,loss,val_loss\n" + "".join(f"{e},1,0.5\n" for e in range(10)), ["--monitor", "valloss"],
+     "no 'valloss' column (has epoch, loss, val_loss); did you mean 'val_loss'?"),  # not 'watch val_valloss'
+    ("epoch,loss,val_loss\n" + "".join(f"{e},1,0.5\n" for e in range(10)), ["--monitor", ""],
+     "--monitor: give the validation metric to watch, e.g. --monitor val_loss"),  # not 'watch val_'
     ("epoch,loss,val_thing\n" + "".join(f"{e},1,0.5\n" for e in range(10)), ["--monitor", "val_thing"],
      "cannot tell whether a higher 'val_thing' is better: give --mode min or --mode max"),
     # a comma is a decimal mark in a file separated by semicolons only: in a tab-separated one 1,234 may be a thousand
