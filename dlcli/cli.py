@@ -392,6 +392,10 @@ def _note_if_unfinished(runs_dir: Path, folder) -> None:
         )
 
 
+# The names an earlier `predict --output` wrote: one of them is written over, any other file is refused.
+PREDICTION_SUFFIXES = (".csv", ".json", ".txt")
+
+
 def _format_for(output: Path | None, asked: Format | None) -> Format:
     """The rows' format: --format, else the one --output's suffix names (.csv, .json), else a table;
     a --format other than the suffix's is refused, not written under the wrong name."""
@@ -419,13 +423,14 @@ def predict(
     runs_dir: RunsDir = DEFAULT_RUNS_DIR,
 ) -> None:
     """The run's model on new inputs, prepared as its training data was: one row per input."""
-    from dlcli.store.runs import refuse_run_folder_output, resolve_run
+    from dlcli.store.runs import refuse_run_folder_output, refuse_runs_folder_output, resolve_run
 
     if output is not None:
         if why := unusable_output(output):
             raise DlcliError(f"--output {output}: {why}")
         refuse_inputs([output], inputs)
         refuse_run_folder_output(output, "--output")
+        refuse_runs_folder_output(output, runs_dir, "--output")
     output_format = _format_for(output, output_format)
     folder = resolve_run(runs_dir, run)
     _import_tensorflow()
@@ -436,6 +441,9 @@ def predict(
     prediction = Prediction(folder, inputs, top, batch_size, fold)
     if output is not None:  # an image of an input folder too
         refuse_inputs([output], prediction.files())
+        if output.is_file() and output.suffix.lower() not in PREDICTION_SUFFIXES:  # a config, a model, notes
+            raise DlcliError(f"--output {output} exists and is no file of predictions ({', '.join(PREDICTION_SUFFIXES)}): "
+                             "writing them would destroy it; give a new file")
     with replaced(output, newline="") if output else contextlib.nullcontext(sys.stdout) as stream:
         if error_console.is_terminal and (output or output_format != Format.table):
             from rich.progress import Progress
@@ -468,10 +476,10 @@ def export(
     runs_dir: RunsDir = DEFAULT_RUNS_DIR,
 ) -> None:
     """Export the run's model with its preprocessing, then check the export against it."""
-    from dlcli.store.runs import refuse_posing_as_a_run, resolve_run
+    from dlcli.store.runs import refuse_runs_folder_output, resolve_run
 
     if output is not None:
-        refuse_posing_as_a_run(output, runs_dir, "--output")
+        refuse_runs_folder_output(output, runs_dir, "--output")
     folder = resolve_run(runs_dir, run)
     _note_if_unfinished(runs_dir, folder)
     _import_tensorflow()
@@ -693,8 +701,10 @@ def compare_runs(
                          else f"--smooth {smooth:g}: give a number from 0 to 0.99")
     if plot is not None:
         from dlcli.curves.plots import check_plot_file
+        from dlcli.store.runs import refuse_runs_folder_output
 
         check_plot_file(plot)
+        refuse_runs_folder_output(plot, runs_dir, "--plot")
     records = records_to_compare(runs_dir, runs, last, pattern, sweep, where, status, every)
     elsewhere = []
     if sweep:
@@ -917,10 +927,10 @@ def _refuse_run_folder(output: Path | None, runs_dir: Path) -> None:
     """An output folder of `dlcli visualize` that is a run's own folder, one named like a run in the
     runs folder, or a file, is refused."""
     if output is not None:
-        from dlcli.store.runs import refuse_posing_as_a_run, refuse_run_folder_output
+        from dlcli.store.runs import refuse_run_folder_output, refuse_runs_folder_output
 
         refuse_run_folder_output(output, "--output", folder=True)
-        refuse_posing_as_a_run(output, runs_dir, "--output")
+        refuse_runs_folder_output(output, runs_dir, "--output")
         if why := unusable_output(output, folder=True):
             raise DlcliError(f"--output {output}: {why}; the pictures go into a folder")
 
@@ -998,10 +1008,12 @@ def visualize_heatmap(
         raise DlcliError(f"--output {output}: the heatmap is written as a .png (its values beside it as .npy)")
     if output is not None:
         from dlcli.curves.plots import check_plot_file
+        from dlcli.store.runs import refuse_runs_folder_output
 
         values = output.with_suffix(".npy")
         refuse_inputs([output, values], [image])
         check_plot_file(output, "--output")
+        refuse_runs_folder_output(output, runs_dir, "--output")
         if values.exists() and not output.exists():  # no earlier heatmap there: the .npy is someone's own
             raise DlcliError(f"--output {output}: {values} exists, and the heatmap's values would be written over it; "
                              "give another --output")

@@ -28,10 +28,19 @@ from typing import Any
 from dlcli.choices import WHERE_EXAMPLE, WHERE_OPERATORS, Direction, where_operators_said
 from dlcli.columns import metric_name
 from dlcli.errors import DlcliError
-from dlcli.store.runs import RUN_FILE, RUN_ID, TEST_DATA_CHANGED, RunFolder, RunRecord, effective_status, group_of, running_status
+from dlcli.store.runs import (
+    INDEX_FILE,
+    RUN_FILE,
+    RUN_ID,
+    TEST_DATA_CHANGED,
+    RunFolder,
+    RunRecord,
+    effective_status,
+    group_of,
+    running_status,
+)
 from dlcli.store.status import RunStatus
 
-INDEX_FILE = "index.sqlite"
 INDEX_VERSION = 11  # PRAGMA user_version: an index of another version is rebuilt (11: evaluation_damage)
 BUSY_TIMEOUT_S = 60  # a run recording its status waits this long for another writer
 READ_WAIT_S = 1.0  # a reading command no longer than this, then it reads the folders

@@ -29,6 +29,7 @@ from dlcli.store.status import RunStatus
 RUN_FILE = "run.json"
 # A runs folder's sweeps: RUNS/sweeps/<sweep id>/plan.json (dlcli.sweep.study writes them)
 SWEEPS_DIR, PLAN_FILE = "sweeps", "plan.json"
+INDEX_FILE = "index.sqlite"  # the runs folder's index of its runs (dlcli.store.index), with SQLite's -wal and -shm beside it
 CONFIG_FILE = "config.yaml"
 HISTORY_FILE = "history.csv"
 SUMMARY_FILE = "summary.json"
@@ -155,10 +156,14 @@ def refuse_run_folder_output(path: Path, option: str, folder: bool = False) -> N
         raise DlcliError(f"{option} {path} {where}: its files are the run's; write it elsewhere")
 
 
-def refuse_posing_as_a_run(path: Path, runs_dir: Path, option: str) -> None:
-    """Refuse an output that is, or would make, a folder named like a run in the runs folder and
-    not one: every reading command would list it as a damaged run."""
+def refuse_runs_folder_output(path: Path, runs_dir: Path, option: str) -> None:
+    """Refuse an output that is one of the runs folder's own files (its index, a sweep's plan and
+    study journal), or that is, or would make, a folder named like a run and not one (every
+    reading command would list it as a damaged run)."""
     written, runs = Path(os.path.realpath(path)), Path(os.path.realpath(runs_dir))
+    if written.parent == runs and written.name.startswith(INDEX_FILE) or runs / SWEEPS_DIR in written.parents:
+        raise DlcliError(f"{option} {path} is among the runs folder's own files (its index, its sweeps' plans and "
+                         "journals): write it elsewhere")
     posing = next((folder for folder in (written, *written.parents) if folder.parent == runs), None)
     if posing is not None and RUN_ID.fullmatch(posing.name) and not (posing / RUN_FILE).is_file():
         raise DlcliError(f"{option} {path}: a folder named like a run, in the runs folder {runs_dir}: it would be "

@@ -15,8 +15,8 @@ import yaml
 
 from conftest import fake_run, read_json, summary_with
 from dlcli.store.documents import load_run
-from dlcli.store.index import INDEX_FILE, RunIndex
-from dlcli.store.runs import RunFolder
+from dlcli.store.index import RunIndex
+from dlcli.store.runs import INDEX_FILE, RunFolder
 
 
 def indexed_run(runs_dir, run_id, optimizer="rmsprop", units=64, val_accuracy=0.9, status="completed", test=None, **info):

@@ -295,6 +295,14 @@ def test_an_output_never_destroys_an_input_or_an_older_output(cli, trained, tmp_
     folder = cli("predict", run.id, str(table), "--output", str(tmp_path), *args, runs=False)
     assert folder.exit_code == 2 and f"error: --output {tmp_path}: is a folder; give the name of a file" in folder.stderr
     assert len(folder.stderr.strip().splitlines()) == 1
+    config = tmp_path / "config.yaml"
+    config.write_text("name: mine\n")
+    own = [trained["runs"] / "index.sqlite", trained["runs"] / "sweeps" / "20260101-000000-s" / "study.journal"]
+    for path, says in ((config, "exists and is no file of predictions (.csv, .json, .txt)"),
+                       *((path, "is among the runs folder's own files") for path in own)):
+        refused = cli("predict", run.id, str(table), "--format", "csv", "--output", str(path), *args, runs=False)
+        assert refused.exit_code == 2 and says in refused.stderr, refused.output
+    assert config.read_text() == "name: mine\n"
     under_a_file = cli("predict", run.id, str(table), "--output", str(table / "out.csv"), *args, runs=False)
     assert under_a_file.stderr.strip() == (
         f"error: --output {table / 'out.csv'}: {table} is a file, not a folder; give another path")
