@@ -18,7 +18,7 @@ from dlcli.choices import Direction
 from dlcli.columns import NOT_METRIC_COLUMNS, metric_name
 from dlcli.curves.verdicts import minimizes
 from dlcli.errors import DlcliError
-from dlcli.keys import flattened, names_spelled_out, read_yaml
+from dlcli.keys import did_you_mean, flattened, names_spelled_out, read_yaml
 from dlcli.store.runs import CONFIG_FILE, DATA_CHANGED, RunRecord, plotted_history, resolve_run
 
 _ABSENT = object()  # a key one config has and another has not: unlike any value, None included
@@ -147,7 +147,11 @@ def compare(records: list[RunRecord], sort: str | None = None) -> Comparison:
 
 
 def _columns_named(metric: str) -> list[str]:
-    """The comparison columns a metric's name may mean, in the order they are looked for."""
+    """The comparison columns a metric's name may mean, in the order they are looked for; `best.M`,
+    `final.M` and `test.M` (as `runs --sort` and `--where` spell them) mean that column."""
+    source, dot, name = metric.partition(".")
+    if dot and source in ("best", "final", "test"):
+        return [f"{source} {name}"]
     return [metric, f"best {metric}", f"test {metric}", f"final {metric}"]
 
 
@@ -161,7 +165,9 @@ def headline_column(comparison: Comparison, sort: str | None, records: list[RunR
 def _sort(comparison: Comparison, sort: str, directions: dict[str, str]) -> None:
     column = next((c for c in _columns_named(sort) if c in comparison.metrics or c in comparison.columns()), None)
     if column is None:
-        raise DlcliError(f"--sort {sort}: no such column; sortable: {', '.join(comparison.metrics + ['duration_s'])}")
+        sortable = [column.replace(" ", ".", 1) for column in comparison.metrics if DATA_CHANGED not in column]
+        raise DlcliError(f"--sort {sort}: no such column{did_you_mean(sort, sortable)}; sortable: "
+                         f"{', '.join([*sortable, 'duration_s'])}")
     descending = False  # durations, sizes: the smallest first
     if column in comparison.metrics:
         minimize = minimizes(directions, column_metric(column))

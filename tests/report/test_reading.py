@@ -253,6 +253,11 @@ def test_compare_sort_filter_and_explicit_runs(cli, runs_dir):
         assert [r["run"][16:] for r in ranked["runs"]][-1] == "diverged", ranked["runs"]
     assert chosen["differing_keys"] == ["model.layers.1.Dense.units"]
     assert bad_sort.exit_code == 2 and "--sort colour: no such column" in bad_sort.stderr
+    assert "sortable: best.val_loss, best.val_accuracy" in bad_sort.stderr  # as --sort takes them, not "best val_loss"
+    dotted = json.loads(cli("compare", "--sort", "best.val_accuracy", "--format", "json").stdout)  # as runs --sort spells it
+    assert [r["run"][16:] for r in dotted["runs"]] == ["other", "slow", "fast", "diverged"]
+    misspelt = cli("compare", "--sort", "best.val_acuracy")
+    assert "no such column; did you mean 'best.val_accuracy'?" in misspelt.stderr, misspelt.output
     for command in ("runs", "compare"):  # an empty --sort is not taken for none
         empty = cli(command, "--sort", "")
         assert empty.exit_code == 2 and "--sort: give the metric to sort by" in empty.stderr, (command, empty.output)
