@@ -69,9 +69,13 @@ def visible(name: str) -> str:
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
-    """'; did you mean 'x'?' for the closest choice (case-insensitive), or ''."""
+    """'; did you mean 'x'?' for the closest choice (case-insensitive), or ''. A word that begins
+    exactly one choice is taken for its short form (`val_acc` for `val_accuracy`, which difflib
+    finds further than `val_mae`)."""
     by_lower = {choice.lower(): choice for choice in choices}
-    match = difflib.get_close_matches(str(word).lower(), list(by_lower), n=1, cutoff=0.6)
+    lower = str(word).lower()
+    extended = [choice for choice in by_lower if choice.startswith(lower) and choice != lower] if len(lower) >= 3 else []
+    match = extended if len(extended) == 1 else difflib.get_close_matches(lower, list(by_lower), n=1, cutoff=0.6)
     return f"; did you mean '{by_lower[match[0]]}'?" if match else ""
 
 

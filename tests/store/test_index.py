@@ -91,6 +91,14 @@ def test_where_equals_a_fraction_as_the_table_shows_it(cli, runs_dir):
     assert listed(cli, "--where", "best.val_accuracy=1.0") == ["perfect"]
 
 
+def test_a_short_form_is_taken_for_the_one_name_it_begins():
+    from dlcli.keys import did_you_mean
+
+    keys = ["best.val_mae", "best.val_accuracy", "best.val_loss"]
+    assert did_you_mean("best.val_acc", keys) == "; did you mean 'best.val_accuracy'?"  # difflib alone: best.val_mae
+    assert did_you_mean("best.val_", keys) == "; did you mean 'best.val_mae'?"  # begins several: the nearest
+
+
 def test_sort_is_best_first_by_the_metrics_direction(cli, four_runs):
     assert listed(cli, "--sort", "val_accuracy") == ["d", "b", "c", "a"]
     assert listed(cli, "--sort", "best.val_loss") == ["d", "b", "c", "a"]
