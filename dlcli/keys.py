@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import unicodedata
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -76,7 +77,19 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
     lower = str(word).lower()
     extended = [choice for choice in by_lower if choice.startswith(lower) and choice != lower] if len(lower) >= 3 else []
     match = extended if len(extended) == 1 else difflib.get_close_matches(lower, list(by_lower), n=1, cutoff=0.6)
-    return f"; did you mean '{by_lower[match[0]]}'?" if match else ""
+    suggestion = f"; did you mean '{by_lower[match[0]]}'?" if match else ""
+    return suggestion + _look_alike(str(word), by_lower.values())
+
+
+def _look_alike(word: str, choices: Iterable[str]) -> str:
+    """Where `word` holds a character that is not ASCII among names that all are (a Cyrillic а
+    typed for a Latin a looks the same, and so would the suggestion): named, with its position."""
+    stranger = next(((index, char) for index, char in enumerate(word) if not char.isascii()), None)
+    if stranger is None or not all(str(choice).isascii() for choice in choices):
+        return ""
+    index, char = stranger
+    return (f" ('{visible(word)}' holds {unicodedata.name(char, 'an unnamed character')}, U+{ord(char):04X}, at "
+            f"character {index + 1}: type it again in ASCII)")
 
 
 class YamlLoader(yaml.SafeLoader):

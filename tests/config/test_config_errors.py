@@ -20,6 +20,9 @@ CASES = [
      ["config.yaml:15: training: unknown key 'epoch'; did you mean 'epochs'?"]),
     ("a key with an invisible character", edit("  epochs: 2", "  ep\u200bochs: 2"),
      ["training: unknown key 'ep\\u200bochs'; did you mean 'epochs'?"]),
+    ("a layer with a Cyrillic letter that looks Latin", edit("- Flatten", "- Fl\u0430tten"),
+     ["unknown layer 'Fl\u0430tten'; did you mean 'Flatten'? ('Fl\u0430tten' holds CYRILLIC SMALL LETTER A, U+0430, at "
+      "character 3: type it again in ASCII)"]),  # the suggestion alone looks the same as what was typed
     ("unknown key without near match", edit("  epochs: 2", "  colour: 2"),
      ["training: unknown key 'colour'; valid keys: epochs, batch_size"]),
     ("wrong type", edit("epochs: 2", "epochs: ten"),
