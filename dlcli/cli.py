@@ -787,6 +787,11 @@ def check(
 
     experiment = load_config(config, overrides)
     check_new_run(experiment)
+    swept = None
+    if experiment.sweep is not None:  # every value a trial can take, as `dlcli sweep` checks it before its first
+        from dlcli.sweep.driver import plan_sweep
+
+        swept = plan_sweep(config, [], None, None, None, None, None, overrides, None, None, runs_dir)[0].settings
     from dlcli.data import start_checks
 
     start_checks(experiment)  # the data checks read the photos while TensorFlow is imported
@@ -804,6 +809,7 @@ def check(
             "class_counts": splits.class_counts(), "data_checks": data["checks"], "parameters": total,
             "layers": [dict(zip(("name", "class", "inputs", "output_shape", "parameters", "trainable"), row))
                        for row in parts.layer_rows()],
+            **({"sweep": {"method": swept.method, "trials": swept.total}} if swept else {}),
         })
         return
     described = splits.describe()
@@ -813,6 +819,8 @@ def check(
     for line in finding_lines(splits.checks, splits.dropped):
         console.print(line)
     console.print(layers_table(parts.layer_rows(), f"{experiment.name}: {total:,} parameters"))
+    if swept:
+        console.print(f"sweep: {counted(swept.total, 'trial')} ({swept.method}); every value a trial can take is valid")
     console.print(f"{config}: the config is valid, the data loads and the model builds")
 
 

@@ -150,6 +150,20 @@ def test_a_seed_out_of_range_is_blamed_on_the_option_that_gave_it(cli, tiny_conf
     assert run_folders(runs_dir) == []
 
 
+def test_check_validates_every_value_the_sweep_section_gives_a_trial(cli, write_config, runs_dir):
+    swept = write_config(TINY_CONFIG + "sweep:\n  method: tpe\n  trials: 3\n  params:\n    training.epochs: {int: [-5, 3]}\n")
+    misspelt = write_config(TINY_CONFIG + "sweep:\n  grid:\n    training.epoch: [1, 2]\n", "misspelt.yaml")
+    good = write_config(TINY_CONFIG + "sweep:\n  grid:\n    training.batch_size: [16, 32]\n", "good.yaml")
+
+    low, typo, fine = cli("check", str(swept)), cli("check", str(misspelt)), cli("check", str(good))
+
+    assert low.exit_code == 2 and "values training.epochs=-5: training.epochs: input should be greater than or equal " \
+        "to 1" in low.stderr, low.output  # `check` passed it: only `dlcli sweep` found it
+    assert typo.exit_code == 2 and "unknown key 'epoch'; did you mean 'epochs'?" in typo.stderr, typo.output
+    assert fine.exit_code == 0 and "sweep: 2 trials (grid); every value a trial can take is valid" in fine.stdout
+    assert not runs_dir.exists() or sweep_folders(runs_dir) == []
+
+
 def test_nothing_to_sweep(cli, tiny_config):
     result = cli("sweep", str(tiny_config))
 
