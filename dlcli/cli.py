@@ -396,6 +396,18 @@ def _note_if_unfinished(runs_dir: Path, folder) -> None:
 PREDICTION_SUFFIXES = (".csv", ".json", ".txt")
 
 
+def _yaml_or_none(text: str) -> Any:
+    """A YAML document as read, or None when it is none (show describes a damaged config as it is)."""
+    from yaml import YAMLError
+
+    from dlcli.keys import read_yaml
+
+    try:
+        return read_yaml(text)
+    except YAMLError:
+        return None
+
+
 def _format_for(output: Path | None, asked: Format | None) -> Format:
     """The rows' format: --format, else the one --output's suffix names (.csv, .json), else a table;
     a --format other than the suffix's is refused, not written under the wrong name."""
@@ -586,7 +598,10 @@ def show(run: RunArgument, output_format: FormatOption = Format.table, runs_dir:
     config_path = record.folder.file(CONFIG_FILE)
     if config_path.is_file():
         # shown as it is, a damaged byte as �: `show` describes a run, it does not judge its config
-        console.print(Syntax(config_path.read_text(encoding="utf-8", errors="replace"), "yaml", theme="ansi_dark"))
+        text = config_path.read_text(encoding="utf-8", errors="replace")
+        console.print(Syntax(text, "yaml", theme="ansi_dark"))
+        if not record.damage and record.config_may_be_edited() and (edited := record.edited_note(_yaml_or_none(text))):
+            console.print(edited, style="magenta", markup=False)
     if record.summary:
         console.print(_summary_table(record.summary))
         _print_verdicts(record.summary)

@@ -1,5 +1,6 @@
 """The errors a user can cause, each with the exit code the CLI gives it."""
 
+import json
 import os
 import re
 from pathlib import Path
@@ -17,6 +18,19 @@ def reason_of(error: BaseException) -> str:
     lines = [line.strip() for line in _DECORATION.sub("", str(error)).splitlines()]
     reasons = [line for line in lines if line and not _WRAPPER.match(line)]
     return reasons[0] if reasons else type(error).__name__
+
+
+def file_problem(error: Exception) -> str:
+    """Why a file could not be read, in words: an OSError's reason (not its class and errno), where
+    text is not UTF-8, or the first line of another error, cut at a word."""
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror.lower()
+    if isinstance(error, json.JSONDecodeError):  # cut short, or edited by hand: where it breaks
+        return f"not whole JSON: {error.msg.lower()}, line {error.lineno} column {error.colno}"
+    if isinstance(error, UnicodeDecodeError):
+        return f"not UTF-8 text: byte {error.object[error.start]:#04x} at position {error.start}"
+    first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    return first if len(first) <= 80 else first[:80].rsplit(" ", 1)[0] + "..."
 
 
 def counted(number: int, noun: str) -> str:

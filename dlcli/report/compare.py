@@ -58,7 +58,8 @@ class Comparison:
     directions: dict[str, str] = field(default_factory=dict)  # recorded_directions of the runs
     configs: dict[str, dict[str, Any]] = field(default_factory=dict)  # run id -> its config.yaml, as read
     damaged: dict[str, str] = field(default_factory=dict)  # run id -> what of it cannot be read: compared alone
-    unscored: list[str] = field(default_factory=list)  # RunRecord.unscored_note of the runs whose test score is unreadable
+    # RunRecord.unscored_note of the runs whose test score is unreadable, edited_note of those whose config was edited
+    unscored: list[str] = field(default_factory=list)
 
     def columns(self) -> list[str]:
         return ["run", "status", *self.keys, *self.metrics, "best_epoch", "overfitting_onset", "parameters", "duration_s"]
@@ -140,7 +141,9 @@ def compare(records: list[RunRecord], sort: str | None = None) -> Comparison:
             best[column] = (min if minimize else max)(present)
     comparison = Comparison(keys, metrics, rows, best, directions, {r.id: c for r, c in zip(records, configs)},
                             {record.id: record.damage for record in records if record.damage},
-                            [record.unscored_note for record in records if record.unscored_note])
+                            [record.unscored_note for record in records if record.unscored_note]
+                            + [note for record, config in zip(records, configs) if config
+                               and (note := record.edited_note(config))])
     if sort:
         _sort(comparison, sort, directions)
     return comparison

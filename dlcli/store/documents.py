@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, NonNegative
 
 from dlcli import __version__
 from dlcli.choices import InputKind, Task
-from dlcli.errors import DlcliError
+from dlcli.errors import DlcliError, file_problem
 from dlcli.keys import MAX_CONFIG_VALUES, read_yaml, too_many_values, yaml_error_place, yaml_problem
 from dlcli.outputs import write_atomic
 from dlcli.store.runs import (
@@ -265,8 +265,7 @@ def read_run_file(model: type[RunFile], path: Path, owner: str, advice: str):
     try:
         return model.from_dict(json.loads(path.read_text(encoding="utf-8")))
     except (OSError, UnicodeDecodeError, ValueError) as error:  # pydantic's ValidationError is a ValueError
-        reason = str(error).strip().splitlines()[0][:80]
-        raise DlcliError(f"{owner}: {path.name} is damaged ({type(error).__name__}: {reason}); {advice}") from None
+        raise DlcliError(f"{owner}: {path.name} is damaged ({file_problem(error)}); {advice}") from None
 
 
 def read_info(folder: RunFolder) -> RunInfo:
@@ -346,7 +345,7 @@ def _validated(path: Path, model: type[RunFile]) -> tuple[dict[str, Any] | None,
     except json.JSONDecodeError as error:  # cut short, or edited by hand: where it breaks, never cut mid-word
         return None, f"{path.name} is not whole JSON ({error.msg}, line {error.lineno} column {error.colno})"
     except (OSError, UnicodeDecodeError, ValueError) as error:
-        return None, f"{path.name} is unreadable ({type(error).__name__}: {str(error)[:60]})"
+        return None, f"{path.name} is unreadable ({file_problem(error)})"
     if not isinstance(data, dict):
         return None, f"{path.name} holds a {type(data).__name__}, not an object"
     try:

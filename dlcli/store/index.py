@@ -41,7 +41,7 @@ from dlcli.store.runs import (
 )
 from dlcli.store.status import RunStatus
 
-INDEX_VERSION = 11  # PRAGMA user_version: an index of another version is rebuilt (11: evaluation_damage)
+INDEX_VERSION = 12  # PRAGMA user_version: an index of another version is rebuilt (12: a damaged file said in words)
 BUSY_TIMEOUT_S = 60  # a run recording its status waits this long for another writer
 READ_WAIT_S = 1.0  # a reading command no longer than this, then it reads the folders
 

@@ -450,6 +450,28 @@ class RunRecord:
     def id(self) -> str:
         return self.folder.id
 
+    def config_may_be_edited(self) -> bool:
+        """Whether config.yaml may have been edited since training started, and so is worth parsing
+        to tell (`edited_note`): the run recorded what it trained on, and the file changed after the
+        run started (it is written before `created` is taken)."""
+        if self.info.get("prepared_as") is None:
+            return False
+        try:
+            changed = os.stat(self.folder.file(CONFIG_FILE)).st_mtime
+            started = datetime.fromisoformat(self.info["created"])
+        except (OSError, TypeError, ValueError):  # no config, or no start recorded: read it to tell
+            return True
+        started = started if started.tzinfo else started.replace(tzinfo=timezone.utc)
+        return changed > started.timestamp() + 1  # a file system's coarse clock
+
+    def edited_note(self, config: Any) -> str | None:
+        """What to say of the run when its config.yaml (`config`, as read) was edited after training
+        started: the keys a reader shows are the edit's, not the ones it trained with. None when not."""
+        if not config_edited(config, self.info.get("prepared_as"), prepared_as):
+            return None
+        return (f"run {self.id}: its {CONFIG_FILE} was edited after training started: the config shown is the edit, "
+                "not the one it trained with")
+
     @property
     def test_data_changed(self) -> bool:
         """Whether evaluation.json's score was measured on a rebuilt split that differs from the one

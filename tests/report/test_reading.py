@@ -438,6 +438,26 @@ def test_names_and_paths_are_shown_as_written_not_as_markup_or_emoji(cli, runs_d
     assert "20260101-100000-lr[bold]1e-3" in shown.stdout and "group: [red]g:smile:" in shown.stdout
 
 
+def test_a_config_edited_after_training_is_said_where_it_is_shown(cli, runs_dir):
+    fake_run(runs_dir, "20260101-100000-a", summary=summary_with(0.3, 0.9))
+    edited = fake_run(runs_dir, "20260101-110000-b", summary=summary_with(0.3, 0.9))
+    record = json.loads((edited / "run.json").read_text())
+    from dlcli.keys import read_yaml
+    from dlcli.store.runs import prepared_as
+
+    record["prepared_as"] = prepared_as(read_yaml(TINY_CONFIG))  # as training recorded it
+    (edited / "run.json").write_text(json.dumps(record))
+    (edited / "config.yaml").write_text(TINY_CONFIG.replace("units: 16", "units: 32"))  # edited since (fake_run's start: 2026)
+
+    compared, shown = cli("compare", "--last", "2"), cli("show", "20260101-110000-b")
+
+    note = ("run 20260101-110000-b: its config.yaml was edited after training started: the config shown is the edit, "
+            "not the one it trained with")
+    assert note in compared.stderr, compared.output  # it showed units 32 as what the run trained with
+    assert note in " ".join(shown.stdout.split()), shown.output
+    assert "edited" not in cli("show", "20260101-100000-a").stdout
+
+
 def test_a_sweep_id_is_said_to_be_a_sweep_not_read_as_the_prefix_of_its_first_trial(cli, runs_dir):
     fake_run(runs_dir, "20260101-100000-lr-trial-1", summary=summary_with(0.3, 0.9))  # started in the sweep's second
     (runs_dir / "sweeps" / "20260101-100000-lr").mkdir(parents=True)

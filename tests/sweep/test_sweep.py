@@ -313,7 +313,7 @@ def test_a_damaged_plan_is_one_line_on_resume(cli, runs_dir):
     result = cli("sweep", "--resume", folder.name)
 
     assert result.exit_code == 2
-    assert result.stderr.startswith(f"error: sweep {folder.name}: plan.json is damaged (JSONDecodeError")
+    assert result.stderr.startswith(f"error: sweep {folder.name}: plan.json is damaged (not whole JSON: "), result.stderr
     assert "its runs are kept (compare them by their ids or `--filter`)" in result.stderr
 
 
