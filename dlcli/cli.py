@@ -105,7 +105,7 @@ debug_mode = {"enabled": False}
 # error); a full disk or an I/O error is the machine's (exit 1)
 UNUSABLE_PATH = {
     errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.EACCES, errno.EPERM, errno.EROFS, errno.EEXIST,
-    errno.ENAMETOOLONG, errno.ELOOP,
+    errno.ENAMETOOLONG, errno.ELOOP, errno.EINVAL,  # EINVAL: a device that takes no writes (/proc/version)
 }
 
 def _runs_folder(path: Path) -> Path:

@@ -91,8 +91,13 @@ def replaced(path: Path, binary: bool = False, newline: str | None = None) -> It
         raise IsADirectoryError(errno.EISDIR, "is a folder; give the name of a file to write", str(path))
     text = {} if binary else {"encoding": "utf-8", "newline": newline}
     if is_stream(path):  # appended to, as a shell's >> would: /dev/stdout may be a file the shell opened
-        with open(path, "ab" if binary else "a", **text) as stream:
-            yield stream
+        try:
+            with open(path, "ab" if binary else "a", **text) as stream:
+                yield stream
+        except OSError as error:  # a write the device refuses (/proc/version) names no file: name it
+            if error.filename or isinstance(error, BrokenPipeError):  # a reader gone is said apart
+                raise
+            raise OSError(error.errno, error.strerror, str(path)) from None
         return
     path = Path(os.path.realpath(path))  # through a link: the file it points at is the one replaced, the link kept
     descriptor, temporary = temporary_beside(path)

@@ -265,6 +265,6 @@ def comparison_curves(
     by_id = {record.id: record for record in records}
     curves = []
     for row in comparison.rows:
-        label = ", ".join(f"{key}={row[key]}" for key in comparison.keys) or row["run"]
+        label = ", ".join(f"{key}={row[key]}" for key in comparison.keys if key in row) or row["run"]
         curves.append((label, plotted_history(by_id[row["run"]].folder, left_out)))
     return curves

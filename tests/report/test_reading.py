@@ -218,6 +218,10 @@ def test_compare_for_a_program_leaves_out_a_key_a_run_lacks_and_writes_lists_as_
     assert rows[0]["training.overfitting.patience"] == "" and rows[1]["training.overfitting.patience"] == "4"
     assert json.loads(rows[1]["metrics"]) == ["accuracy", "auc"]  # not Python's "['accuracy', 'auc']"
     assert "—" in table  # the table shows the missing key as such
+    for run in run_folders(runs_dir):
+        (run / "history.csv").write_text("epoch,loss,val_loss\n1,0.5,0.6\n2,0.4,0.5\n")
+    plotted = cli("compare", "--plot", str(runs_dir.parent / "curves.png"))
+    assert plotted.exit_code == 0, plotted.output  # a run without the key is labelled without it (a KeyError)
 
 
 def test_best_values_are_highlighted_per_column(runs_dir):
