@@ -13,6 +13,7 @@ import errno
 import importlib.util
 import json
 import shutil
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,8 +70,6 @@ def _run_onnx(path: Path) -> Callable[[Arrays], Any]:
 
 
 def _run_tflite(path: Path) -> Callable[[np.ndarray], np.ndarray]:
-    import warnings
-
     with warnings.catch_warnings():  # tf.lite.Interpreter announces its move to ai_edge_litert
         warnings.simplefilter("ignore")
         # without the default XNNPACK delegate, whose "INFO: Created ... delegate" line TensorFlow's
@@ -227,7 +226,9 @@ def export_run(
     expected = _listed(called, names)
     made = [folder for folder in (path.parent, *path.parent.parents) if not folder.exists()]
     try:
-        with _written(path, export_format):
+        with _written(path, export_format), warnings.catch_warnings():
+            # Keras's tf2onnx shim asks NumPy for np.object, which warns of NumPy's future, not of this export
+            warnings.filterwarnings("ignore", category=FutureWarning, module="keras.src.export.tf2onnx_lib")
             path.parent.mkdir(parents=True, exist_ok=True)
             model.export(str(path), format=keras_format, verbose=False)
         actual = _listed(RUNTIMES[export_format](path)(x), names)
