@@ -323,7 +323,11 @@ def history_verdicts(
     if path.is_dir() and not (path / RUN_FILE).is_file():
         raise DlcliError(f"{path}: a folder, and no run folder (it has no {RUN_FILE}); give a run or {HISTORY_FILES}")
     run = resolve_run(runs_dir, reference)
-    configured = load_config(run.file(CONFIG_FILE)).training.overfitting or OverfittingConfig()
+    try:
+        configured = load_config(run.file(CONFIG_FILE)).training.overfitting or OverfittingConfig()
+    except DlcliError as error:  # its settings are lost, not its history
+        raise DlcliError(f"run {run.id}: its {CONFIG_FILE}, which holds how to judge it, cannot be read ({error}); judge "
+                         f"its history with the default settings instead: dlcli verdict {run.file(HISTORY_FILE)}") from None
     settings = configured.model_copy(update={"monitor": monitor}) if monitor else configured
     directions = (read_run(runs_dir, run).summary or {}).get("directions", {})
     if mode is None and settings.mode != "auto" and settings.monitor == configured.monitor:

@@ -231,6 +231,19 @@ def test_a_history_that_is_not_utf8_is_named_at_its_line_and_byte(cli, tmp_path,
             in " ".join(results[2].stderr.split()))
 
 
+def test_a_run_whose_config_is_lost_points_to_its_history(cli, runs_dir):
+    run = fake_run(runs_dir, "20260101-100000-lost", summary=summary_with(0.3, 0.9))
+    (run / "history.csv").write_text("epoch,loss,val_loss\n" + "".join(f"{e},{1 / e},0.5\n" for e in range(1, 11)))
+    (run / "config.yaml").unlink()
+
+    lost = cli("verdict", run.name)
+    history = cli("verdict", str(run / "history.csv"))
+
+    assert lost.exit_code == 2 and " ".join(lost.stderr.split()).endswith(
+        f"judge its history with the default settings instead: dlcli verdict {run / 'history.csv'}"), lost.output
+    assert history.exit_code == 0, history.output  # the way it points to works
+
+
 def test_a_keras_history_json_with_a_vector_metric_is_judged_on_its_loss(cli, tmp_path):
     history = {"loss": [1 / (e + 1) for e in range(12)], "val_loss": [0.5 + 0.01 * e for e in range(12)],
                "f1_score": [[0.5, 0.6]] * 12}  # F1Score(average=None), saved with .tolist()
