@@ -8,6 +8,7 @@ EPOCH_COLUMN = "epoch"
 SECONDS_COLUMN = "seconds"  # how long the epoch took
 LEARNING_RATE_COLUMN = "learning_rate"  # Keras 3 logs it; dlcli adds it when Keras did not
 VALIDATION_PREFIX = "val_"  # Keras's name of a value measured on the validation data
+DEFAULT_MONITOR = "val_loss"  # what a run picks its best epoch by and the overfitting watch reads, as Keras's callbacks
 # The tags say which model and stage a row is of (k-fold's fold, fine-tune's phase); with the
 # epoch they count rather than measure.
 FOLD_COLUMN, PHASE_COLUMN = "fold", "phase"

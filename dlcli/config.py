@@ -31,7 +31,7 @@ from pydantic import (
 )
 
 from dlcli.choices import LATEST, CacheMode, Direction, Distribution, InputKind, Leaks, Pruner, Sampled, SweepMethod, Task
-from dlcli.columns import EPOCH_COLUMN, LEARNING_RATE_COLUMN, NOT_METRIC_COLUMNS, VALIDATION_PREFIX, metric_name
+from dlcli.columns import DEFAULT_MONITOR, EPOCH_COLUMN, LEARNING_RATE_COLUMN, NOT_METRIC_COLUMNS, VALIDATION_PREFIX, metric_name
 from dlcli.data.catalog import DATASETS, REQUIRED
 from dlcli.errors import ConfigError, counted
 from dlcli.keys import (
@@ -359,7 +359,7 @@ class OverfittingConfig(_Strict):
     `patience` epochs while the training loss still falls (dlcli.curves.verdicts); with `stop`,
     training ends at the warning."""
 
-    monitor: str = "val_loss"
+    monitor: str = DEFAULT_MONITOR
     mode: Direction | Literal["auto"] = "auto"  # auto: the direction Keras gives the metric
     patience: PositiveInt = 3
     min_delta: float = Field(0.0, ge=0)  # the least worsening worth a warning, in the metric's units
@@ -423,7 +423,7 @@ class TrainingConfig(_Strict):
     # An epoch of this many batches, the training data gone round again and again (each time
     # shuffled anew); unset: one pass over the training data.
     steps_per_epoch: PositiveInt | None = None
-    monitor: str = "val_loss"
+    monitor: str = DEFAULT_MONITOR
     monitor_mode: Direction | Literal["auto"] = "auto"  # auto: the direction Keras gives the metric
     overfitting: OverfittingConfig | Literal[False] = OverfittingConfig()
     tensorboard: bool = True

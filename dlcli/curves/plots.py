@@ -6,7 +6,7 @@ import io
 import warnings
 from pathlib import Path
 
-from dlcli.columns import NOT_METRIC_COLUMNS
+from dlcli.columns import DEFAULT_MONITOR, NOT_METRIC_COLUMNS
 from dlcli.errors import DlcliError
 from dlcli.outputs import unusable_output, write_atomic
 from dlcli.store.runs import refuse_run_folder_output
@@ -135,7 +135,7 @@ def _color(index: int) -> str:
 def _validation_keys(histories: list[list[dict[str, float]]]) -> list[str]:
     """val_loss and the first other validation metric the histories log."""
     keys = list(dict.fromkeys(k for rows in histories if rows for k in rows[0] if k.startswith("val_")))
-    keys.sort(key=lambda key: key != "val_loss")
+    keys.sort(key=lambda key: key != DEFAULT_MONITOR)
     return keys[:2]
 
 

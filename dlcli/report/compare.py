@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from dlcli.choices import Direction
-from dlcli.columns import NOT_METRIC_COLUMNS, metric_name
+from dlcli.columns import DEFAULT_MONITOR, NOT_METRIC_COLUMNS, metric_name
 from dlcli.curves.verdicts import minimizes
 from dlcli.errors import DlcliError
 from dlcli.keys import did_you_mean, flattened, names_spelled_out, read_yaml
@@ -96,7 +96,7 @@ def recorded_monitor(records: list[RunRecord]) -> str:
     if monitors:
         return monitors.most_common(1)[0][0]
     validated = any(key.startswith("val_") for record in records for key in ((record.summary or {}).get("best") or {}))
-    return "val_loss" if validated else "loss"
+    return DEFAULT_MONITOR if validated else metric_name(DEFAULT_MONITOR)
 
 
 def recorded_directions(records: list[RunRecord]) -> dict[str, str]:
