@@ -27,7 +27,7 @@ from typer.core import TyperGroup
 from dlcli import __version__, stopping
 from dlcli.choices import WHERE_EXAMPLE, Direction, ExportFormat, Pruner, Split, SweepMethod, where_operators_said
 from dlcli.errors import DlcliError, counted
-from dlcli.outputs import refuse_inputs, replaced, unusable_output
+from dlcli.outputs import is_stream, refuse_inputs, replaced, unusable_output
 from dlcli.report.emit import Format, NestedFormat, emit_csv, emit_json, emit_json_rows
 from dlcli.stopping import EXIT_INTERRUPTED
 from dlcli.store import DEFAULT_RUNS_DIR
@@ -105,7 +105,7 @@ debug_mode = {"enabled": False}
 # error); a full disk or an I/O error is the machine's (exit 1)
 UNUSABLE_PATH = {
     errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.EACCES, errno.EPERM, errno.EROFS, errno.EEXIST,
-    errno.ENAMETOOLONG, errno.ELOOP, errno.EINVAL,  # EINVAL: a device that takes no writes (/proc/version)
+    errno.ENAMETOOLONG, errno.ELOOP,
 }
 
 def _runs_folder(path: Path) -> Path:
@@ -310,7 +310,10 @@ def _train_repeats(
         resume=None, retry_failed=False, jobs=jobs, runs_dir=runs_dir,
         say=error_console.print, show_results=show_results, seeds=chosen, repeat=repeat,
     )
-    console.print(f"{len(plan.trials)} seeds trained (sweep {plan.id}); compare groups with: dlcli compare --sweep {plan.id}")
+    from dlcli.store.runs import runs_dir_option
+
+    console.print(f"{len(plan.trials)} seeds trained (sweep {plan.id}); compare groups with: dlcli compare --sweep "
+                  f"{plan.id}{runs_dir_option(runs_dir)}")
 
 
 def _print_verdicts(summary: dict[str, Any], warned_live: bool = False) -> None:
@@ -392,20 +395,9 @@ def _note_if_unfinished(runs_dir: Path, folder) -> None:
         )
 
 
-# The names an earlier `predict --output` wrote: one of them is written over, any other file is refused.
+# The names an earlier `predict --output` wrote: one of them (or a name without a suffix) is written over,
+# any other file is refused; a stream (/dev/stdout) is written to.
 PREDICTION_SUFFIXES = (".csv", ".json", ".txt")
-
-
-def _yaml_or_none(text: str) -> Any:
-    """A YAML document as read, or None when it is none (show describes a damaged config as it is)."""
-    from yaml import YAMLError
-
-    from dlcli.keys import read_yaml
-
-    try:
-        return read_yaml(text)
-    except YAMLError:
-        return None
 
 
 def _format_for(output: Path | None, asked: Format | None) -> Format:
@@ -452,10 +444,10 @@ def predict(
 
     prediction = Prediction(folder, inputs, top, batch_size, fold)
     if output is not None:  # an image of an input folder too
-        refuse_inputs([output], prediction.files())
-        if output.is_file() and output.suffix.lower() not in PREDICTION_SUFFIXES:  # a config, a model, notes
-            raise DlcliError(f"--output {output} exists and is no file of predictions ({', '.join(PREDICTION_SUFFIXES)}): "
-                             "writing them would destroy it; give a new file")
+        refuse_inputs([output], prediction.files())  # said before the next: an input is the likelier mistake
+        if output.is_file() and not is_stream(output) and output.suffix and output.suffix.lower() not in PREDICTION_SUFFIXES:
+            raise DlcliError(f"--output {output} exists and is no file of predictions ({', '.join(PREDICTION_SUFFIXES)}, "
+                             "or a name without a suffix): writing them would destroy it; give a new file")
     with replaced(output, newline="") if output else contextlib.nullcontext(sys.stdout) as stream:
         if error_console.is_terminal and (output or output_format != Format.table):
             from rich.progress import Progress
@@ -491,7 +483,7 @@ def export(
     from dlcli.store.runs import refuse_runs_folder_output, resolve_run
 
     if output is not None:
-        refuse_runs_folder_output(output, runs_dir, "--output")
+        refuse_runs_folder_output(output, runs_dir, "--output", folder=True)  # a SavedModel is one
     folder = resolve_run(runs_dir, run)
     _note_if_unfinished(runs_dir, folder)
     _import_tensorflow()
@@ -600,8 +592,12 @@ def show(run: RunArgument, output_format: FormatOption = Format.table, runs_dir:
         # shown as it is, a damaged byte as �: `show` describes a run, it does not judge its config
         text = config_path.read_text(encoding="utf-8", errors="replace")
         console.print(Syntax(text, "yaml", theme="ansi_dark"))
-        if not record.damage and record.config_may_be_edited() and (edited := record.edited_note(_yaml_or_none(text))):
-            console.print(edited, style="magenta", markup=False)
+        if record.config_may_be_edited():
+            from dlcli.store.runs import run_config
+
+            edited = record.edited_note(config) if (config := run_config(record.folder)[0]) is not None else None
+            if edited:
+                console.print(edited, style="magenta", markup=False)
     if record.summary:
         console.print(_summary_table(record.summary))
         _print_verdicts(record.summary)
@@ -802,8 +798,9 @@ def check(
 
     experiment = load_config(config, overrides)
     check_new_run(experiment)
-    swept = None
-    if experiment.sweep is not None:  # every value a trial can take, as `dlcli sweep` checks it before its first
+    swept, section = None, experiment.sweep
+    if section is not None and (section.grid or section.params or section.random):  # every value a trial can take,
+        # as `dlcli sweep` checks it before its first (a section of settings alone sweeps nothing until --grid gives keys)
         from dlcli.sweep.driver import plan_sweep
 
         swept = plan_sweep(config, [], None, None, None, None, None, overrides, None, None, runs_dir)[0].settings
@@ -953,7 +950,7 @@ def _refuse_run_folder(output: Path | None, runs_dir: Path) -> None:
         from dlcli.store.runs import refuse_run_folder_output, refuse_runs_folder_output
 
         refuse_run_folder_output(output, "--output", folder=True)
-        refuse_runs_folder_output(output, runs_dir, "--output")
+        refuse_runs_folder_output(output, runs_dir, "--output", folder=True)
         if why := unusable_output(output, folder=True):
             raise DlcliError(f"--output {output}: {why}; the pictures go into a folder")
 

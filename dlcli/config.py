@@ -766,16 +766,16 @@ def apply_override(data: dict[str, Any], source: SourceMap, override: str, label
             if not segment.isdigit() or int(segment) >= len(node):
                 raise ConfigError(
                     f"{at}{format_path(path)} has {len(node)} items "
-                    f"(indices 0..{len(node) - 1}); there is no item '{segment}'", key=key_path,
+                    f"(indices 0..{len(node) - 1}); there is no item '{visible(segment)}'", key=key_path,
                 )
             step: str | int = int(segment)
         elif isinstance(node, dict):
             step = segment
             if step not in node:
                 if len(path) == 3 and path[1] in LAYER_LISTS and isinstance(path[2], int):
-                    raise ConfigError(f"{at}{format_path(path)} is {', '.join(node)}, not {segment}", key=key_path)
+                    raise ConfigError(f"{at}{format_path(path)} is {', '.join(node)}, not {visible(segment)}", key=key_path)
                 if not last and segments[depth + 1].isdigit():  # an item of a list the config does not hold
-                    whole = format_path((*path, step))
+                    whole = cut(format_path((*path, step)))
                     raise ConfigError(f"{at}{whole} is not set, so it has no item {segments[depth + 1]}: give the whole "
                                       f"list, e.g. --set {whole}=[...]", key=key_path)
                 if not last:

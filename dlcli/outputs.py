@@ -94,10 +94,10 @@ def replaced(path: Path, binary: bool = False, newline: str | None = None) -> It
         try:
             with open(path, "ab" if binary else "a", **text) as stream:
                 yield stream
-        except OSError as error:  # a write the device refuses (/proc/version) names no file: name it
-            if error.filename or isinstance(error, BrokenPipeError):  # a reader gone is said apart
+        except OSError as error:  # a write the device refuses (/proc/version) names no file: say which
+            if error.errno != errno.EINVAL or error.filename:  # the caller's own errors, and a reader gone, as they are
                 raise
-            raise OSError(error.errno, error.strerror, str(path)) from None
+            raise DlcliError(f"{path}: takes no writes ({error.strerror}); give a file or a stream that does") from None
         return
     path = Path(os.path.realpath(path))  # through a link: the file it points at is the one replaced, the link kept
     descriptor, temporary = temporary_beside(path)

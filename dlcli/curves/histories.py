@@ -54,6 +54,8 @@ def read_curves(path: Path, needed: tuple[str, ...] | None = None) -> list[dict[
                 separator = max(SEPARATORS, key=header.count)
                 reader = csv.DictReader(file, delimiter=separator, skipinitialspace=True)
                 columns = reader.fieldnames or []
+                if len(columns) > 1 and columns[-1] == "":  # a separator ending the header is no column
+                    columns = reader.fieldnames = columns[:-1]
                 if problem := column_named_twice(columns):
                     raise DlcliError(f"{path}: {problem}")
                 if "epoch" not in columns and columns[:1] == [""]:  # pandas's index, unnamed

@@ -12,14 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from dlcli.choices import Direction
 from dlcli.columns import DEFAULT_MONITOR, NOT_METRIC_COLUMNS, metric_name
 from dlcli.curves.verdicts import minimizes
 from dlcli.errors import DlcliError
-from dlcli.keys import did_you_mean, flattened, names_spelled_out, read_yaml
-from dlcli.store.runs import CONFIG_FILE, DATA_CHANGED, RunRecord, plotted_history, resolve_run
+from dlcli.keys import did_you_mean, flattened, names_spelled_out
+from dlcli.store.runs import DATA_CHANGED, RunRecord, plotted_history, resolve_run
 
 _ABSENT = object()  # a key one config has and another has not: unlike any value, None included
 
@@ -40,13 +38,13 @@ def _flat(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def read_config(record: RunRecord) -> dict[str, Any]:
-    if record.damage:  # compared alone, without its config: it may be what damaged it (an alias bomb)
+    """The run's config.yaml as a mapping; {} when it is damaged (compared alone, without its config:
+    it may be what damaged it, an alias bomb), read again, as the index may not know yet."""
+    if record.damage:
         return {}
-    try:
-        config = read_yaml(record.folder.file(CONFIG_FILE).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
-        return {}
-    return config if isinstance(config, dict) else {}
+    from dlcli.store.runs import run_config  # the one reading of a run's config, its damage said
+
+    return run_config(record.folder)[0] or {}
 
 
 @dataclass

@@ -17,13 +17,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, NonNegativeInt, PositiveInt, ValidationError, field_validator
 
 from dlcli import __version__
 from dlcli.choices import InputKind, Task
 from dlcli.errors import DlcliError, file_problem
-from dlcli.keys import MAX_CONFIG_VALUES, read_yaml, too_many_values, yaml_error_place, yaml_problem
+from dlcli.keys import read_yaml
 from dlcli.outputs import write_atomic
 from dlcli.store.runs import (
     CONFIG_FILE,
@@ -40,6 +39,7 @@ from dlcli.store.runs import (
     now,
     prepared_as,
     process_start_time,
+    run_config,
 )
 from dlcli.store.status import FINISHED, RECORDED, RunStatus
 
@@ -357,28 +357,6 @@ def _validated(path: Path, model: type[RunFile]) -> tuple[dict[str, Any] | None,
     return data, None
 
 
-def _run_config(folder: RunFolder) -> tuple[dict[str, Any] | None, str | None]:
-    """The run's config.yaml as a mapping, or why it is damaged (None, None: it has none yet)."""
-    try:
-        text = folder.file(CONFIG_FILE).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return None, None  # a run being created, or from before config.yaml: nothing to say of it
-    except (OSError, UnicodeDecodeError) as error:
-        return None, f"{CONFIG_FILE}: cannot be read ({error})"
-    try:
-        config = read_yaml(text)
-    except yaml.MarkedYAMLError as error:
-        problem, mark = yaml_error_place(error, text)
-        return None, f"{CONFIG_FILE}{f':{mark.line + 1}' if mark else ''}: invalid YAML: {problem}"
-    except yaml.YAMLError as error:
-        return None, f"{CONFIG_FILE}: invalid YAML: {yaml_problem(error)}"
-    if not isinstance(config, dict):
-        return None, f"{CONFIG_FILE} is {'empty' if config is None else 'not a mapping of keys'}"
-    if too_many_values(config):
-        return None, f"{CONFIG_FILE} expands to more than {MAX_CONFIG_VALUES:,} values (YAML aliases?): no config dlcli wrote"
-    return config, None
-
-
 def load_run(folder: RunFolder) -> RunRecord:
     """The run's record read from its folder; a missing or corrupt run.json or summary.json makes it
     'damaged', never an error. Each document through its model: a key an older or damaged file
@@ -394,7 +372,7 @@ def load_run(folder: RunFolder) -> RunRecord:
         summary_damage = f"{SUMMARY_FILE} is missing though the run is {status}"
     # optional, re-made by `dlcli evaluate`: a damaged one takes the test score away, not the run
     evaluation, evaluation_damage = _validated(folder.file(EVALUATION_FILE), Evaluation)
-    config, config_damage = _run_config(folder)
+    config, config_damage = run_config(folder)
     if summary_damage or config_damage:
         return RunRecord(folder, info, RunStatus.damaged, summary_damage or config_damage, None, evaluation, config=config,
                          evaluation_damage=evaluation_damage)

@@ -373,6 +373,7 @@ class RunIndex:
                 order = f"sorted.number IS NULL, changed.id IS NOT NULL, sorted.number {ascending}, runs.id"
         else:
             sorted_by, arguments, order = "", [], "runs.id DESC"
+        matching_sql = where_sql  # how many match in all, said beside the ones shown
         if sort and recent is not None and not judged_here:  # the latest that match, then ranked
             where_sql = f"WHERE runs.id IN (SELECT runs.id FROM runs {where_sql} ORDER BY runs.id DESC LIMIT {int(recent)})"
         selection = f"{sorted_by} {where_sql} ORDER BY {order}"
@@ -396,10 +397,10 @@ class RunIndex:
             fetched = self.connection.execute(f"SELECT runs.id, {counted} FROM runs {selection}{limit}", arguments)
             fetched = fetched.fetchall()
             chosen = [run_id for run_id, _ in fetched]
-            if where_sql:
+            if where_sql == matching_sql and where_sql:
                 matched = fetched[0][1] if fetched else 0
             else:
-                matched = self.connection.execute("SELECT count(*) FROM runs").fetchone()[0]
+                matched = self.connection.execute(f"SELECT count(*) FROM runs {matching_sql}", clause_parameters).fetchone()[0]
         return (chosen if sort else chosen[::-1]), matched
 
 

@@ -156,15 +156,16 @@ def refuse_run_folder_output(path: Path, option: str, folder: bool = False) -> N
         raise DlcliError(f"{option} {path} {where}: its files are the run's; write it elsewhere")
 
 
-def refuse_runs_folder_output(path: Path, runs_dir: Path, option: str) -> None:
+def refuse_runs_folder_output(path: Path, runs_dir: Path, option: str, folder: bool = False) -> None:
     """Refuse an output that is one of the runs folder's own files (its index, a sweep's plan and
-    study journal), or that is, or would make, a folder named like a run and not one (every
-    reading command would list it as a damaged run)."""
+    study journal), or that is (`folder`: an output folder), or would make, a folder named like a
+    run and not one (every reading command would list it as a damaged run; a file is listed by none)."""
     written, runs = Path(os.path.realpath(path)), Path(os.path.realpath(runs_dir))
     if written.parent == runs and written.name.startswith(INDEX_FILE) or runs / SWEEPS_DIR in written.parents:
         raise DlcliError(f"{option} {path} is among the runs folder's own files (its index, its sweeps' plans and "
                          "journals): write it elsewhere")
-    posing = next((folder for folder in (written, *written.parents) if folder.parent == runs), None)
+    made = (written, *written.parents) if folder else written.parents
+    posing = next((made_folder for made_folder in made if made_folder.parent == runs), None)
     if posing is not None and RUN_ID.fullmatch(posing.name) and not (posing / RUN_FILE).is_file():
         raise DlcliError(f"{option} {path}: a folder named like a run, in the runs folder {runs_dir}: it would be "
                          "listed as a damaged run; write it elsewhere")
@@ -234,6 +235,34 @@ def now() -> datetime:
 def runs_dir_option(runs_dir: Path) -> str:
     """What a command written out for the user needs to find `runs_dir`: nothing for the default."""
     return "" if runs_dir.resolve() == DEFAULT_RUNS_DIR.resolve() else f" --runs-dir {shlex.quote(str(runs_dir))}"
+
+
+def run_config(folder: RunFolder) -> tuple[dict[str, Any] | None, str | None]:
+    """The run's config.yaml as a mapping, or why it is damaged (None, None: it has none yet): the
+    one reading of it, for load_run and for the readers that compare or show it. YAML is imported
+    here, not with the module: listing runs reads none."""
+    import yaml
+
+    from dlcli.keys import MAX_CONFIG_VALUES, read_yaml, too_many_values, yaml_error_place, yaml_problem
+
+    try:
+        text = folder.file(CONFIG_FILE).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None, None  # a run being created, or from before config.yaml: nothing to say of it
+    except (OSError, UnicodeDecodeError) as error:
+        return None, f"{CONFIG_FILE}: cannot be read ({error})"
+    try:
+        config = read_yaml(text)
+    except yaml.MarkedYAMLError as error:
+        problem, mark = yaml_error_place(error, text)
+        return None, f"{CONFIG_FILE}{f':{mark.line + 1}' if mark else ''}: invalid YAML: {problem}"
+    except yaml.YAMLError as error:
+        return None, f"{CONFIG_FILE}: invalid YAML: {yaml_problem(error)}"
+    if not isinstance(config, dict):
+        return None, f"{CONFIG_FILE} is {'empty' if config is None else 'not a mapping of keys'}"
+    if too_many_values(config):
+        return None, f"{CONFIG_FILE} expands to more than {MAX_CONFIG_VALUES:,} values (YAML aliases?): no config dlcli wrote"
+    return config, None
 
 
 class RunFolder:
@@ -355,8 +384,9 @@ def resolve_run(runs_dir: Path, reference: str) -> RunFolder:
         return next((run for run in reversed(runs) if run.file(RUN_FILE).is_file()), runs[-1])
     exact = [run for run in runs if run.id == reference]
     if not exact and (runs_dir / SWEEPS_DIR / reference / PLAN_FILE).is_file():  # its first trial's id starts alike
-        raise RunNotFound(f"'{reference}' is a sweep, not a run: `dlcli compare --sweep {reference}` compares its "
-                          f"trials, `dlcli sweep --resume {reference}` continues it")
+        where = runs_dir_option(runs_dir)
+        raise RunNotFound(f"'{reference}' is a sweep, not a run: `dlcli compare --sweep {reference}{where}` compares its "
+                          f"trials, `dlcli sweep --resume {reference}{where}` continues it")
     matches = exact or [run for run in runs if run.id.startswith(reference)]
     if len(matches) == 1:
         return matches[0]
@@ -496,7 +526,8 @@ class RunRecord:
         """What a reader of the run's test score must know when evaluation.json cannot be read."""
         if self.evaluation_damage is None:
             return None
-        return f"run {self.id}: {self.evaluation_damage}: its test score is left out; `dlcli evaluate {self.id}` writes it again"
+        again = f"dlcli evaluate {self.id}{runs_dir_option(self.folder.path.parent)}"
+        return f"run {self.id}: {self.evaluation_damage}: its test score is left out; `{again}` writes it again"
 
     def _test_data_changed_or_unknown(self) -> bool | None:
         """test_data_changed, or None without a test score or a fingerprint to tell (as_row's column)."""

@@ -186,7 +186,7 @@ def export_run(
         raise DlcliError(f"--output {output}: .json names the description written beside the artifact "
                          f"({output.with_suffix('')}{suffix}.json); name the artifact itself, e.g. {output.with_suffix(suffix)}")
     path = output or run.file(EXPORT_DIR) / default_name
-    if why := unusable_output(path):
+    if why := unusable_output(path, folder=not suffix):  # a SavedModel is a folder
         raise DlcliError(f"--output {path}: {why}")
     other = next((s for _, s, _ in FORMATS.values() if s and s != suffix and path.suffix.lower() == s), None)
     if other:

@@ -83,7 +83,10 @@ def test_bad_override_names_itself(tiny_config, override, message):
     assert str(raised.value).startswith(message)
 
 
-@pytest.mark.parametrize("override", ["name=" + "a" * 5000, "a." * 3000 + "=1", "seed." + "a" * 5000 + "=1"])
+@pytest.mark.parametrize("override", [
+    "name=" + "a" * 5000, "a." * 3000 + "=1", "seed." + "a" * 5000 + "=1", "x" * 5000 + ".0=1",
+    "model.layers.0." + "x" * 5000 + ".units=1", "model.layers." + "x" * 5000 + "=1",
+])
 def test_a_value_thousands_of_characters_long_is_cut_where_a_message_echoes_it(tiny_config, override):
     with pytest.raises(ConfigError) as raised:
         load_config(tiny_config, [override])

@@ -129,6 +129,8 @@ def test_verdict_gives_the_epochs_the_live_run_printed_from_the_run_its_history_
      "line 12 has more fields than the header"),
     ("epoch,loss,val_loss\n0,1.0,0.5,\n1,0.9,0.6,\n", [],  # a separator ending each line is no field
      "2 epochs with both val_loss and loss; a verdict needs at least 5"),
+    ("epoch,loss,val_loss,\n0,1.0,0.5\n1,0.9,0.6\n", [],  # nor one ending the header alone
+     "2 epochs with both val_loss and loss; a verdict needs at least 5"),
     ("epoch,loss,val_loss\nNA,1.0,0.5\n", [], "line 2: epoch is 'NA', not a whole number"),
     ("epoch,loss,val_loss\n" + "".join(f"{e - 3},{1 / (e + 1)},0.5\n" for e in range(10)), [],
      "line 2: epoch is '-3'; a history counts its epochs from 0 (Keras's CSVLogger) or 1 (dlcli's history.csv)"),

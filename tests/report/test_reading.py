@@ -407,7 +407,7 @@ def test_a_damaged_evaluation_json_is_said_wherever_the_test_score_would_be(cli,
     (scored / "evaluation.json").write_text(json.dumps({"run": scored.name, "split": "test", "metrics": {"accuracy": 0.8}}))
     (torn / "evaluation.json").write_text('{"run": "20260101-110000-torn", "metrics": {"accur')
     says = "run 20260101-110000-torn: evaluation.json is not whole JSON (Unterminated string starting at, line 1"
-    again = "its test score is left out; `dlcli evaluate 20260101-110000-torn` writes it again"
+    again = f"its test score is left out; `dlcli evaluate 20260101-110000-torn --runs-dir {runs_dir}` writes it again"
 
     listed, shown, compared = cli("runs"), cli("show", "torn"), cli("compare")
     rows = {row["name"]: row for row in json.loads(cli("runs", "--format", "json").stdout)}
@@ -443,14 +443,12 @@ def test_names_and_paths_are_shown_as_written_not_as_markup_or_emoji(cli, runs_d
 
 
 def test_a_config_edited_after_training_is_said_where_it_is_shown(cli, runs_dir):
-    fake_run(runs_dir, "20260101-100000-a", summary=summary_with(0.3, 0.9))
-    edited = fake_run(runs_dir, "20260101-110000-b", summary=summary_with(0.3, 0.9))
-    record = json.loads((edited / "run.json").read_text())
     from dlcli.keys import read_yaml
     from dlcli.store.runs import prepared_as
 
-    record["prepared_as"] = prepared_as(read_yaml(TINY_CONFIG))  # as training recorded it
-    (edited / "run.json").write_text(json.dumps(record))
+    recorded = prepared_as(read_yaml(TINY_CONFIG))  # as training recorded it, in both
+    fake_run(runs_dir, "20260101-100000-a", summary=summary_with(0.3, 0.9), prepared_as=recorded)
+    edited = fake_run(runs_dir, "20260101-110000-b", summary=summary_with(0.3, 0.9), prepared_as=recorded)
     (edited / "config.yaml").write_text(TINY_CONFIG.replace("units: 16", "units: 32"))  # edited since (fake_run's start: 2026)
 
     compared, shown = cli("compare", "--last", "2"), cli("show", "20260101-110000-b")
@@ -459,7 +457,11 @@ def test_a_config_edited_after_training_is_said_where_it_is_shown(cli, runs_dir)
             "not the one it trained with")
     assert note in compared.stderr, compared.output  # it showed units 32 as what the run trained with
     assert note in " ".join(shown.stdout.split()), shown.output
-    assert "edited" not in cli("show", "20260101-100000-a").stdout
+    assert "edited" not in cli("show", "20260101-100000-a").stdout  # its file is as recorded (written after the start too)
+    assert compared.stderr.count("was edited after training") == 1
+    (edited / "config.yaml").write_text("a: &a [*a]\n")  # after the index read it: a document that holds itself
+    again = cli("show", "20260101-110000-b")
+    assert again.exit_code == 0 and "Traceback" not in again.output, again.output  # a recursion error
 
 
 def test_a_sweep_id_is_said_to_be_a_sweep_not_read_as_the_prefix_of_its_first_trial(cli, runs_dir):
@@ -470,8 +472,9 @@ def test_a_sweep_id_is_said_to_be_a_sweep_not_read_as_the_prefix_of_its_first_tr
     for command in (("show", "20260101-100000-lr"), ("train", "--resume", "20260101-100000-lr")):
         result = cli(*command)
         assert result.exit_code == 2 and result.stderr.strip() == (
-            "error: '20260101-100000-lr' is a sweep, not a run: `dlcli compare --sweep 20260101-100000-lr` compares its "
-            "trials, `dlcli sweep --resume 20260101-100000-lr` continues it"), result.output
+            f"error: '20260101-100000-lr' is a sweep, not a run: `dlcli compare --sweep 20260101-100000-lr --runs-dir "
+            f"{runs_dir}` compares its trials, `dlcli sweep --resume 20260101-100000-lr --runs-dir {runs_dir}` continues "
+            "it"), result.output
     assert cli("show", "20260101-100000-lr-trial").exit_code == 0  # a prefix of the run's own id still finds it
 
 

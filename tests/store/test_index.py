@@ -104,6 +104,7 @@ def test_sort_is_best_first_by_the_metrics_direction(cli, four_runs):
     assert listed(cli, "--sort", "best.val_loss") == ["d", "b", "c", "a"]
     assert listed(cli, "--sort", "test.accuracy") == ["d", "b", "a", "c"]  # runs without it last, by id
     assert listed(cli, "--sort", "val_accuracy", "--last", "2") == ["d", "c"]  # the 2 latest ranked, not the 2 best
+    assert "2 more; --all lists every one" in cli("runs", "--sort", "val_accuracy", "--last", "2").stderr
     assert listed(cli, "--sort", "val_accuracy", "--last", "2", "--where", "model.layers.1.Dense.units=64") == ["c", "a"]
     assert listed(cli, "--sort", "val_accuracy", "--last", "2", "--status", "completed") == ["d", "c"]
     result = cli("runs", "--sort", "val_f1")
@@ -386,3 +387,15 @@ def test_a_selection_that_matches_no_run_points_at_the_whole_list(cli, four_runs
 
     assert result.exit_code == 0 and "no runs that match in" in result.stderr
     assert "`dlcli runs` lists them all" in result.stderr and "dlcli train" not in result.stderr
+
+
+def test_an_output_in_the_runs_folder_is_refused_only_where_it_would_pass_for_a_run_or_replace_the_folder_s_own(runs_dir):
+    from dlcli.errors import DlcliError
+    from dlcli.store.runs import refuse_runs_folder_output
+
+    runs_dir.mkdir()
+    refuse_runs_folder_output(runs_dir / "20260102-100000-cmp.png", runs_dir, "--plot")  # a file is listed as no run
+    for path, folder in ((runs_dir / "20260102-100000-cmp", True), (runs_dir / "20260102-100000-x" / "a.png", False),
+                         (runs_dir / "index.sqlite-wal", False), (runs_dir / "sweeps" / "s" / "study.journal", False)):
+        with pytest.raises(DlcliError):
+            refuse_runs_folder_output(path, runs_dir, "--output", folder=folder)

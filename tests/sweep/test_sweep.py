@@ -154,8 +154,10 @@ def test_check_validates_every_value_the_sweep_section_gives_a_trial(cli, write_
     swept = write_config(TINY_CONFIG + "sweep:\n  method: tpe\n  trials: 3\n  params:\n    training.epochs: {int: [-5, 3]}\n")
     misspelt = write_config(TINY_CONFIG + "sweep:\n  grid:\n    training.epoch: [1, 2]\n", "misspelt.yaml")
     good = write_config(TINY_CONFIG + "sweep:\n  grid:\n    training.batch_size: [16, 32]\n", "good.yaml")
+    settings_alone = write_config(TINY_CONFIG + "sweep:\n  seed: 3\n", "settings.yaml")  # its keys come by --grid
 
     low, typo, fine = cli("check", str(swept)), cli("check", str(misspelt)), cli("check", str(good))
+    assert cli("check", str(settings_alone)).exit_code == 0
 
     assert low.exit_code == 2 and "values training.epochs=-5: training.epochs: input should be greater than or equal " \
         "to 1" in low.stderr, low.output  # `check` passed it: only `dlcli sweep` found it

@@ -298,7 +298,7 @@ def test_an_output_never_destroys_an_input_or_an_older_output(cli, trained, tmp_
     config = tmp_path / "config.yaml"
     config.write_text("name: mine\n")
     own = [trained["runs"] / "index.sqlite", trained["runs"] / "sweeps" / "20260101-000000-s" / "study.journal"]
-    for path, says in ((config, "exists and is no file of predictions (.csv, .json, .txt)"),
+    for path, says in ((config, "exists and is no file of predictions (.csv, .json, .txt"),
                        *((path, "is among the runs folder's own files") for path in own)):
         refused = cli("predict", run.id, str(table), "--format", "csv", "--output", str(path), *args, runs=False)
         assert refused.exit_code == 2 and says in refused.stderr, refused.output
