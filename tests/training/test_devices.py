@@ -217,3 +217,16 @@ def test_workers_that_saved_different_epochs_refuse_to_resume(two_worker_runs, r
         assert returncode == 2, stderr[-2000:]
         assert f"error: run {folder.name}: the workers saved different last epochs (epoch 1, epoch 2;" in stderr
         assert read_json(folder / "run.json")["status"] == "interrupted"  # left as it was
+
+
+def test_an_augmentation_is_tried_under_a_distribution_strategy_as_without_one(cli, write_config):
+    """The check's copy of the layer makes its seed variables inside the strategy's scope."""
+    with_layer = TINY_CONFIG.replace("model:\n", "model:\n  augmentation: [{RandomRotation: {factor: FACTOR}}]\n")
+    idle, moving = (write_config(with_layer.replace("FACTOR", factor), name) for factor, name in
+                    (("0", "idle.yaml"), ("0.1", "moving.yaml")))
+
+    refused = cli("check", str(idle), "--set", "training.distribute=mirrored")
+    checked = cli("check", str(moving), "--set", "training.distribute=mirrored")
+
+    assert refused.exit_code == 2 and "RandomRotation changed none of 32 random examples" in refused.stderr, refused.output
+    assert checked.exit_code == 0, checked.output
