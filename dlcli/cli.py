@@ -9,8 +9,10 @@ import atexit
 import contextlib
 import errno
 import functools
+import json
 import math
 import os
+import re
 import shlex
 import sys
 import traceback
@@ -1101,8 +1103,14 @@ def datasets_export(
     counts = export_images(name, directory)
     console.print(
         f"wrote {counts['train']} training and {counts['test']} test images of {name} to {directory}; "
-        f"train on them with `dataset: {{name: image_directory, path: {directory}}}`"
+        f"train on them with `dataset: {{name: image_directory, path: {_yaml_scalar(str(directory))}}}`"
     )
+
+
+def _yaml_scalar(text: str) -> str:
+    """`text` as a config line can hold it: as it is when YAML reads it back so, else quoted
+    (a folder named with a colon, a brace or a line break would break the line shown)."""
+    return text if re.fullmatch(r"[A-Za-z0-9_./~+-]+", text) else json.dumps(text, ensure_ascii=False)
 
 
 @datasets_app.command("cache")

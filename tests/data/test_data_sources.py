@@ -255,6 +255,17 @@ def test_export_writes_the_image_directory_layout(digits_folder):
     assert sum(1 for _ in digits_folder.rglob("*.png")) == 1797
 
 
+def test_export_shows_the_config_line_for_its_folder_as_yaml_reads_it_back(cli, tmp_path):
+    import yaml
+
+    folder = tmp_path / "my: set{1}"
+    result = cli("datasets", "export", "digits", str(folder), runs=False)
+
+    assert result.exit_code == 0, result.output
+    shown = " ".join(result.stdout.split()).split("train on them with `", 1)[1].rstrip("`")
+    assert yaml.safe_load(shown) == {"dataset": {"name": "image_directory", "path": str(folder)}}  # it broke the line
+
+
 def test_export_refuses_a_non_empty_folder_and_non_image_datasets(cli, digits_folder, tmp_path):
     assert cli("datasets", "export", "digits", str(digits_folder), runs=False).exit_code == 2
     result = cli("datasets", "export", "csv", str(tmp_path / "x"), runs=False)
