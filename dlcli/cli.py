@@ -30,6 +30,7 @@ from dlcli import __version__, stopping
 from dlcli.choices import WHERE_EXAMPLE, Direction, ExportFormat, Pruner, Split, SweepMethod, where_operators_said
 from dlcli.errors import DlcliError, counted
 from dlcli.outputs import is_stream, refuse_inputs, replaced, unusable_output
+from dlcli.report import COMPARED_RUNS, LISTED_RUNS
 from dlcli.report.emit import Format, NestedFormat, emit_csv, emit_json, emit_json_rows
 from dlcli.stopping import EXIT_INTERRUPTED
 from dlcli.store import DEFAULT_RUNS_DIR
@@ -514,7 +515,8 @@ def list_runs(
     sort: Annotated[Optional[str], typer.Option(
         "--sort", help="Best first by a metric, e.g. val_accuracy or test.accuracy.")] = None,
     last: Annotated[Optional[int], typer.Option(
-        "--last", min=1, help="The N most recent runs (default: 50; with --sort and no --last, the 50 best).")] = None,
+        "--last", min=1,
+        help=f"The N most recent runs (default: {LISTED_RUNS}; with --sort and no --last, the {LISTED_RUNS} best).")] = None,
     show_all: Annotated[bool, typer.Option("--all", help="Every run that matches.")] = False,
     output_format: FormatOption = Format.table,
     runs_dir: RunsDir = DEFAULT_RUNS_DIR,
@@ -525,7 +527,7 @@ def list_runs(
     _one_of_last_and_all(last, show_all)
     _a_sort_names_something(sort)
     with RunIndex(runs_dir) as index:
-        ids, matched = index.selected_ids(where, status, sort, None if show_all else (last or 50), recent=last)
+        ids, matched = index.selected_ids(where, status, sort, None if show_all else (last or LISTED_RUNS), recent=last)
         _print_runs(index, ids, matched, output_format, runs_dir, selected=bool(status or where))
 
 
@@ -687,13 +689,13 @@ def _print_verdict(judged) -> None:
 @app.command("compare")
 @reports_errors
 def compare_runs(
-    runs: Annotated[Optional[list[str]], typer.Argument(help="Runs to compare (default: the last 10).")] = None,
+    runs: Annotated[Optional[list[str]], typer.Argument(help=f"Runs to compare (default: the last {COMPARED_RUNS}).")] = None,
     last: Annotated[Optional[int], typer.Option("--last", min=1, help="The N most recent runs.")] = None,
     pattern: Annotated[Optional[str], typer.Option("--filter", help="Only runs whose id or name matches this glob.")] = None,
     sort: Annotated[Optional[str], typer.Option("--sort", help="Sort by a metric, best first, e.g. val_accuracy.")] = None,
     where: WhereOption = [],  # noqa: B006 - Typer reads the default, never mutates it
     status: Annotated[Optional[RunStatus], typer.Option("--status", help="Only runs with this status.")] = None,
-    every: Annotated[bool, typer.Option("--all", help="Every run that matches, not the last 10.")] = False,
+    every: Annotated[bool, typer.Option("--all", help=f"Every run that matches, not the last {COMPARED_RUNS}.")] = False,
     output_format: FormatOption = Format.table,
     plot: Annotated[Optional[Path], typer.Option("--plot", help="Also write the validation curves to this PNG.")] = None,
     smooth: Annotated[

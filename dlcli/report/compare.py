@@ -17,6 +17,7 @@ from dlcli.columns import DEFAULT_MONITOR, NOT_METRIC_COLUMNS, metric_name
 from dlcli.curves.verdicts import minimizes
 from dlcli.errors import DlcliError
 from dlcli.keys import did_you_mean, flattened, names_spelled_out
+from dlcli.report import COMPARED_RUNS
 from dlcli.store.runs import DATA_CHANGED, RunRecord, plotted_history, resolve_run
 
 _ABSENT = object()  # a key one config has and another has not: unlike any value, None included
@@ -202,7 +203,7 @@ def records_to_compare(
     runs_dir: Path, references: list[str] | None = None, last: int | None = None, pattern: str | None = None,
     sweep: str | None = None, where: list[str] = (), status: str | None = None, every: bool = False,
 ) -> list[RunRecord]:
-    """The runs `dlcli compare` shows: a sweep's trials, the runs named, or the last 10 (`every`:
+    """The runs `dlcli compare` shows: a sweep's trials, the runs named, or the last COMPARED_RUNS (`every`:
     all) — of those, the ones that match `pattern` (a glob), `where` and `status`; raises when
     there are none."""
     from dlcli.store.index import RunIndex, read_run
@@ -230,10 +231,10 @@ def records_to_compare(
             records = [record for record in records if record.id in matching]
         records = select(records, last, pattern)
     else:
-        limit = None if pattern or every else (last or 10)
+        limit = None if pattern or every else (last or COMPARED_RUNS)
         with RunIndex(runs_dir) as index:
             records, _ = index.records(where, status, None, limit)
-        records = select(records, None if every else (last or 10) if pattern else None, pattern)
+        records = select(records, None if every else (last or COMPARED_RUNS) if pattern else None, pattern)
     if not records:
         asked = [*(f"--where {condition}" for condition in where), *([f"--status {status}"] if status else []),
                  *([f"--filter {pattern}"] if pattern else [])]
