@@ -430,14 +430,13 @@ def predict(
     runs_dir: RunsDir = DEFAULT_RUNS_DIR,
 ) -> None:
     """The run's model on new inputs, prepared as its training data was: one row per input."""
-    from dlcli.store.runs import refuse_run_folder_output, refuse_runs_folder_output, resolve_run
+    from dlcli.store.runs import refuse_among_runs, resolve_run
 
     if output is not None:
         if why := unusable_output(output):
             raise DlcliError(f"--output {output}: {why}")
         refuse_inputs([output], inputs)
-        refuse_run_folder_output(output, "--output")
-        refuse_runs_folder_output(output, runs_dir, "--output")
+        refuse_among_runs(output, runs_dir, "--output")
     output_format = _format_for(output, output_format)
     folder = resolve_run(runs_dir, run)
     _import_tensorflow()
@@ -716,10 +715,8 @@ def compare_runs(
                          else f"--smooth {smooth:g}: give a number from 0 to 0.99")
     if plot is not None:
         from dlcli.curves.plots import check_plot_file
-        from dlcli.store.runs import refuse_runs_folder_output
 
-        check_plot_file(plot)
-        refuse_runs_folder_output(plot, runs_dir, "--plot")
+        check_plot_file(plot, runs_dir)
     records = records_to_compare(runs_dir, runs, last, pattern, sweep, where, status, every)
     elsewhere = []
     if sweep:
@@ -951,10 +948,9 @@ def _refuse_run_folder(output: Path | None, runs_dir: Path) -> None:
     """An output folder of `dlcli visualize` that is a run's own folder, one named like a run in the
     runs folder, or a file, is refused."""
     if output is not None:
-        from dlcli.store.runs import refuse_run_folder_output, refuse_runs_folder_output
+        from dlcli.store.runs import refuse_among_runs
 
-        refuse_run_folder_output(output, "--output", folder=True)
-        refuse_runs_folder_output(output, runs_dir, "--output", folder=True)
+        refuse_among_runs(output, runs_dir, "--output", folder=True)
         if why := unusable_output(output, folder=True):
             raise DlcliError(f"--output {output}: {why}; the pictures go into a folder")
 
@@ -1032,12 +1028,10 @@ def visualize_heatmap(
         raise DlcliError(f"--output {output}: the heatmap is written as a .png (its values beside it as .npy)")
     if output is not None:
         from dlcli.curves.plots import check_plot_file
-        from dlcli.store.runs import refuse_runs_folder_output
 
         values = output.with_suffix(".npy")
         refuse_inputs([output, values], [image])
-        check_plot_file(output, "--output")
-        refuse_runs_folder_output(output, runs_dir, "--output")
+        check_plot_file(output, runs_dir, "--output")
         if values.exists() and not output.exists():  # no earlier heatmap there: the .npy is someone's own
             raise DlcliError(f"--output {output}: {values} exists, and the heatmap's values would be written over it; "
                              "give another --output")

@@ -141,6 +141,8 @@ class KerasObject(BaseModel):
 # shapes and Keras's loops take 32-bit counts, and a larger one fails mid-run with an OverflowError.
 MOST_COUNT = 2**31 - 1
 PositiveInt = Annotated[int, Field(ge=1, le=MOST_COUNT)]
+
+
 def _one_class(item: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """A list item of layers, augmentation or callbacks names one Keras class (checked per item: the
     error is located at the item, in the file or the --set that gave it)."""
@@ -342,7 +344,6 @@ class ModelConfig(_Strict):
     base: BaseConfig | None = None
     layers: LayerList = Field(min_length=1)
     outputs: list[str] | None = Field(None, min_length=1)  # the layers whose outputs the model gives; default the last
-
 
 
 class FineTuneConfig(_Strict):

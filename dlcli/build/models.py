@@ -1152,9 +1152,9 @@ def _check_one_output(config: ExperimentConfig, output: _Output) -> None:
                 f"sparse_categorical_crossentropy with a softmax of {num_classes} units{output.maybe_a_quantity()}",
             )
         if units != 1:
-            fix = (f"{output.ends_in(1, 'sigmoid')}" if output.layer_class
-                   else f"set units: 1 (or use sparse_categorical_crossentropy with {units} softmax units)")
-            raise config.error(output.units_key, f"binary classification ends in 1 sigmoid unit; {output.gives(units)}: {fix}")
+            other = "" if output.layer_class else f" (or use sparse_categorical_crossentropy with {units} softmax units)"
+            raise config.error(output.units_key, f"binary classification ends in 1 sigmoid unit; {output.gives(units)}: "
+                               f"{output.ends_in(1, 'sigmoid')}{other}")
         return
     if kind is None:
         return  # a loss dlcli has no rule for: Keras will say if it does not fit

@@ -9,19 +9,19 @@ from pathlib import Path
 from dlcli.columns import DEFAULT_MONITOR, NOT_METRIC_COLUMNS
 from dlcli.errors import DlcliError
 from dlcli.outputs import unusable_output, write_atomic
-from dlcli.store.runs import refuse_run_folder_output
+from dlcli.store.runs import refuse_among_runs
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def check_plot_file(path: Path, option: str = "--plot") -> None:
+def check_plot_file(path: Path, runs_dir: Path, option: str = "--plot") -> None:
     """Refuse, before any work, a plot file that is not a new or earlier PNG of the user's own:
     writing it would destroy a model, a table or a run's own curves."""
     if path.suffix.lower() != ".png":
         raise DlcliError(f"{option} {path}: the plot is a PNG image; give a file name ending in .png")
     if why := unusable_output(path):
         raise DlcliError(f"{option} {path}: {why}")
-    refuse_run_folder_output(path, option)
+    refuse_among_runs(path, runs_dir, option)
     if path.is_file():
         with open(path, "rb") as file:
             if file.read(len(PNG_SIGNATURE)) != PNG_SIGNATURE:

@@ -18,7 +18,7 @@ from dlcli.curves.verdicts import minimizes
 from dlcli.errors import DlcliError
 from dlcli.keys import did_you_mean, flattened, names_spelled_out
 from dlcli.report import COMPARED_RUNS
-from dlcli.store.runs import DATA_CHANGED, RunRecord, plotted_history, resolve_run
+from dlcli.store.runs import DATA_CHANGED, RunRecord, plotted_history, resolve_run, run_config
 
 _ABSENT = object()  # a key one config has and another has not: unlike any value, None included
 
@@ -43,8 +43,6 @@ def read_config(record: RunRecord) -> dict[str, Any]:
     it may be what damaged it, an alias bomb), read again, as the index may not know yet."""
     if record.damage:
         return {}
-    from dlcli.store.runs import run_config  # the one reading of a run's config, its damage said
-
     return run_config(record.folder)[0] or {}
 
 
@@ -57,8 +55,8 @@ class Comparison:
     directions: dict[str, str] = field(default_factory=dict)  # recorded_directions of the runs
     configs: dict[str, dict[str, Any]] = field(default_factory=dict)  # run id -> its config.yaml, as read
     damaged: dict[str, str] = field(default_factory=dict)  # run id -> what of it cannot be read: compared alone
-    # RunRecord.unscored_note of the runs whose test score is unreadable, edited_note of those whose config was edited
-    unscored: list[str] = field(default_factory=list)
+    # what a reader must know of single runs: an unreadable test score (unscored_note), an edited config (edited_note)
+    run_notes: list[str] = field(default_factory=list)
 
     def columns(self) -> list[str]:
         return ["run", "status", *self.keys, *self.metrics, "best_epoch", "overfitting_onset", "parameters", "duration_s"]

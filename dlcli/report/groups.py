@@ -180,7 +180,7 @@ def comparison_notes(found: list[Group], comparison: Comparison) -> list[str]:
     """What the reader of a comparison of groups must know: damaged runs, seeds trained twice, several datasets."""
     notes = [
         f"run {run} is damaged ({damage}): compared alone" for run, damage in comparison.damaged.items()
-    ] + comparison.unscored
+    ] + comparison.run_notes
     notes += [
         f"{group.label}: {count} runs of seed {seed}, the same experiment again: counted once; "
         f"seed noise needs other seeds ({REPEAT_HINT}, or --seeds)"

@@ -171,6 +171,13 @@ def refuse_runs_folder_output(path: Path, runs_dir: Path, option: str, folder: b
                          "listed as a damaged run; write it elsewhere")
 
 
+def refuse_among_runs(path: Path, runs_dir: Path, option: str, folder: bool = False) -> None:
+    """Refuse an output written into a run's folder or among the runs folder's own files: the two
+    checks every command that writes beside the runs makes."""
+    refuse_run_folder_output(path, option, folder)
+    refuse_runs_folder_output(path, runs_dir, option, folder)
+
+
 def rows_to_csv(rows: list[dict[str, float]]) -> str:
     columns = list(dict.fromkeys(key for row in rows for key in row))
     buffer = io.StringIO()

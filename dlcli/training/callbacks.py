@@ -229,8 +229,8 @@ def keras_callbacks(config: ExperimentConfig) -> list[keras.callbacks.Callback]:
                 key, "SwapEMAWeights evaluates with the optimizer's moving averages of the weights, and the optimizer "
                 f"keeps none: set `optimizer: {{name: {config.optimizer.name}, use_ema: true}}`",
             )
-    names = list(metric_directions(config))
-    logged = [*names, *(f"{VALIDATION_PREFIX}{name}" for name in names if config.validates), LEARNING_RATE_COLUMN]
+    keras_said = metric_directions(config)  # resolves every configured metric: once
+    logged = [*keras_said, *(f"{VALIDATION_PREFIX}{name}" for name in keras_said if config.validates), LEARNING_RATE_COLUMN]
     for key, callback in built:
         monitor = getattr(callback, "monitor", None)
         if not isinstance(monitor, str) or monitor in logged:
@@ -246,7 +246,6 @@ def keras_callbacks(config: ExperimentConfig) -> list[keras.callbacks.Callback]:
             key, f"monitors '{monitor}', which is not logged (logged: {', '.join(logged)})"
             f"{did_you_mean(monitor, logged)}",
         )
-    keras_said = metric_directions(config)
     for key, callback in built:
         if isinstance(callback, COMPARING):
             mode = getattr(callback, "mode", "auto")
@@ -287,13 +286,13 @@ def _built_callback(config: ExperimentConfig, path: KeyPath, cls: type, argument
     return callback
 
 
-# Callbacks that compare their arguments (baseline, min_delta) with the monitored value only as an
-# epoch ends: a value Keras cannot compare (`baseline: abc`) would fail the run after its first epoch.
 def _item_class(config: ExperimentConfig, key: KeyPath) -> tuple[str, ...]:
     """The class name a `training.callbacks` item is written under (its arguments are below it); none for a section."""
     return tuple(config.training.callbacks[key[-1]]) if isinstance(key[-1], int) else ()
 
 
+# Callbacks that compare their arguments (baseline, min_delta) with the monitored value only as an
+# epoch ends: a value Keras cannot compare (`baseline: abc`) would fail the run after its first epoch.
 COMPARING = (keras.callbacks.EarlyStopping, keras.callbacks.ReduceLROnPlateau)
 
 
