@@ -179,7 +179,7 @@ def datasets_of(found: list[Group]) -> list[str]:
 def comparison_notes(found: list[Group], comparison: Comparison) -> list[str]:
     """What the reader of a comparison of groups must know: damaged runs, seeds trained twice, several datasets."""
     notes = [
-        f"run {run} is damaged ({damage}): compared alone" for run, damage in comparison.damaged.items()
+        f"run {run} is compared alone: {damage}" for run, damage in comparison.damaged.items()
     ] + comparison.run_notes
     notes += [
         f"{group.label}: {count} runs of seed {seed}, the same experiment again: counted once; "

@@ -41,7 +41,7 @@ from dlcli.store.runs import (
 )
 from dlcli.store.status import RunStatus
 
-INDEX_VERSION = 12  # PRAGMA user_version: an index of another version is rebuilt (12: a damaged file said in words)
+INDEX_VERSION = 13  # PRAGMA user_version: an index of another version is rebuilt (13: a damaged file said as its readers say it)
 BUSY_TIMEOUT_S = 60  # a run recording its status waits this long for another writer
 READ_WAIT_S = 1.0  # a reading command no longer than this, then it reads the folders
 
