@@ -1,6 +1,7 @@
 """Overfitting detectors compared on labelled learning curves: the project's corpus
 (benchmarks/curves/, monitored by validation loss and again by validation accuracy) and the
-book's own curves (../shared/book-curves/, labelled by what the book says of each).
+book's own curves (../shared/book-curves/, labelled by what the book says of each, and again,
+with its contributors' reruns, as that folder's SOURCES.md reads each).
 
 Every detector reads each single-seed history (each fold of a k-fold run on its own) one
 epoch at a time, as it would live, and raises at most one alarm. The corpus labels come
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import math
 import random
+import re
 import statistics
 import sys
 from collections.abc import Callable
@@ -322,6 +324,28 @@ def agrees_with_book(says: tuple[bool, int | None, str], alarm: int | None) -> b
     return alarm is None or (epoch is not None and alarm > epoch)
 
 
+# The book-curves folder's own reading of each curve (SOURCES.md, its last column), which labels
+# the curves the book says nothing clear of and its contributors' reruns (pr_reruns/, the same
+# models on other seeds) too: "overfits" from the epoch of the validation loss's minimum, "does
+# not overfit", or neither (ambiguous, left out).
+READING_ROW = re.compile(r"^\| `(?P<file>[^`]+)\.csv` \|.*CSV epoch (?P<minimum>\d+).*\| \*\*(?P<reading>[^*]+)\*\* \|\s*$")
+
+
+def load_readings(folder: Path = BOOK_CURVES) -> dict[str, tuple[list[dict[str, float]], bool, int]]:
+    """Each curve SOURCES.md reads as overfitting or not: (rows, overfits, the minimum's epoch from 1)."""
+    sources = folder / "SOURCES.md"
+    readings = {}
+    for line in sources.read_text(encoding="utf-8").splitlines() if sources.is_file() else []:
+        found = READING_ROW.match(line)
+        path = folder / f"{found['file']}.csv" if found else None
+        if path is None or not path.is_file():
+            continue
+        reading = found["reading"]
+        if reading.startswith("overfits") or reading.startswith("does not overfit"):
+            readings[found["file"]] = (read_curves(path), reading.startswith("overfits"), int(found["minimum"]) + 1)
+    return readings
+
+
 def _print_scores(title: str, corpus: dict[str, list[History]], bar: str, markdown: bool, borderline: bool) -> None:
     print(f"\n{title}\n")
     print(f"{bar} detector | false live alarms | detected after the onset | median delay | mean delay | "
@@ -470,6 +494,24 @@ def main() -> None:
             print(f"{bar} {stem} | {said} | {' | '.join(cells)} {bar}".strip())
         print(f"{bar} agrees with the book | {len(BOOK_SAYS)} curves | "
               f"{' | '.join(str(agreed[name]) for name in names)} {bar}".strip())
+
+    readings = load_readings()
+    if readings:
+        overfitting = sum(overfits for _, overfits, _ in readings.values())
+        print(f"\nThe book's curves and its contributors' reruns as SOURCES.md reads them ({overfitting} overfit, "
+              f"{len(readings) - overfitting} do not, the ambiguous left out): false alarms, alarms after the "
+              f"validation loss's minimum, within {BOOK_WITHIN} epochs of it, and the median delay from it\n")
+        print(f"{bar} detector | false alarms | caught after the minimum | within {BOOK_WITHIN} | median delay {bar}".strip())
+        if markdown:
+            print("|---|---|---|---|---|")
+        for name, detector in DETECTORS.items():
+            alarms = {stem: (detector(rows)[0], overfits, minimum) for stem, (rows, overfits, minimum) in readings.items()}
+            false = sum(alarm is not None for alarm, overfits, _ in alarms.values() if not overfits)
+            delays = [alarm - minimum for alarm, overfits, minimum in alarms.values()
+                      if overfits and alarm is not None and alarm > minimum]
+            median = f"{statistics.median(delays):g}" if delays else "–"
+            print(f"{bar} {name} | {false}/{len(readings) - overfitting} | {len(delays)}/{overfitting} | "
+                  f"{sum(delay <= BOOK_WITHIN for delay in delays)}/{overfitting} | {median} {bar}".strip())
 
     held_out = load_corpus(HELD_OUT)
     if held_out:

@@ -88,6 +88,19 @@ def test_the_book_s_healthy_curves_get_no_warning_and_most_of_its_overfits_one_i
     assert sum(agreed.values()) >= 9  # measured: 9 of 12; the 3 it misses are named in docs/verdicts.md
 
 
+@pytest.mark.skipif(not BOOK, reason="the book's curves (../shared/book-curves) are not beside this checkout")
+def test_the_book_curves_folder_s_own_reading_labels_each_clear_curve_and_the_reruns():
+    readings = benchmark.load_readings()
+
+    _, overfits, minimum = readings["3.5-classifying-movie-reviews__1"]
+    assert overfits and minimum == 4  # "CSV epoch 3": epochs from 1 here
+    assert readings["6.3-advanced-usage-of-recurrent-neural-networks__3"][1:] == (False, 33)
+    assert readings["pr_reruns/3.5-classifying-movie-reviews__pr30-1"][1] is True
+    assert "5.3-using-a-pretrained-convnet__2" not in readings  # ambiguous: scored by neither label
+    assert "6.3-advanced-usage-of-recurrent-neural-networks__5" not in readings  # "does not clearly overfit"
+    assert all(len(rows) > minimum - 1 for rows, _, minimum in readings.values())
+
+
 def test_the_quick_start_never_warns_for_any_seed():
     detect = benchmark.DETECTORS["dlcli"]
     quick_start = CORPUS["quickstart"]
