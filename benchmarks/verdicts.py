@@ -498,20 +498,30 @@ def main() -> None:
     readings = load_readings()
     if readings:
         overfitting = sum(overfits for _, overfits, _ in readings.values())
+        # each curve's plain epoch as the corpus's labels place it, from its own noise (a single run)
+        plain = {stem: label([History(stem, stem, rows)]).plain for stem, (rows, overfits, _) in readings.items() if overfits}
         print(f"\nThe book's curves and its contributors' reruns as SOURCES.md reads them ({overfitting} overfit, "
               f"{len(readings) - overfitting} do not, the ambiguous left out): false alarms, alarms after the "
-              f"validation loss's minimum, within {BOOK_WITHIN} epochs of it, and the median delay from it\n")
-        print(f"{bar} detector | false alarms | caught after the minimum | within {BOOK_WITHIN} | median delay {bar}".strip())
+              f"validation loss's minimum, within {BOOK_WITHIN} epochs of it and the median delay from it; then, "
+              f"on the {sum(epoch is not None for epoch in plain.values())} whose own curve stands {CLEARLY_ABOVE:g} "
+              f"of its noise levels above the minimum for good (plain, as in the corpus's labels), the median delay "
+              f"from that epoch and the share caught within {SOON} epochs of it\n")
+        print(f"{bar} detector | false alarms | caught after the minimum | within {BOOK_WITHIN} | median delay | "
+              f"median delay from plain | within {SOON} of plain {bar}".strip())
         if markdown:
-            print("|---|---|---|---|---|")
+            print("|---|---|---|---|---|---|---|")
         for name, detector in DETECTORS.items():
             alarms = {stem: (detector(rows)[0], overfits, minimum) for stem, (rows, overfits, minimum) in readings.items()}
             false = sum(alarm is not None for alarm, overfits, _ in alarms.values() if not overfits)
-            delays = [alarm - minimum for alarm, overfits, minimum in alarms.values()
-                      if overfits and alarm is not None and alarm > minimum]
-            median = f"{statistics.median(delays):g}" if delays else "–"
+            caught = {stem: alarm for stem, (alarm, overfits, minimum) in alarms.items()
+                      if overfits and alarm is not None and alarm > minimum}
+            delays = [alarm - readings[stem][2] for stem, alarm in caught.items()]
+            from_plain = [alarm - plain[stem] for stem, alarm in caught.items() if plain[stem] is not None]
+            median, median_plain = (f"{statistics.median(values):g}" if values else "–" for values in (delays, from_plain))
             print(f"{bar} {name} | {false}/{len(readings) - overfitting} | {len(delays)}/{overfitting} | "
-                  f"{sum(delay <= BOOK_WITHIN for delay in delays)}/{overfitting} | {median} {bar}".strip())
+                  f"{sum(delay <= BOOK_WITHIN for delay in delays)}/{overfitting} | {median} | {median_plain} | "
+                  f"{sum(delay <= SOON for delay in from_plain)}/{sum(epoch is not None for epoch in plain.values())} "
+                  f"{bar}".strip())
 
     held_out = load_corpus(HELD_OUT)
     if held_out:
