@@ -280,7 +280,7 @@ def read_summary(folder: RunFolder) -> dict[str, Any]:
 
 def damaged_run(folder: RunFolder, damage: str) -> DlcliError:
     """The error of a command that cannot read the run's files: what is damaged, and what to do."""
-    return DlcliError(f"run {folder.id}: {damage}; its folder is left as it is: train its {CONFIG_FILE} "
+    return DlcliError(f"run {folder.id} is damaged: {damage}; its folder is left as it is: train its {CONFIG_FILE} "
                       "again for a new run")
 
 
@@ -343,7 +343,7 @@ def _validated(path: Path, model: type[RunFile]) -> tuple[dict[str, Any] | None,
     except FileNotFoundError:
         return None, None
     except (OSError, UnicodeDecodeError, ValueError) as error:  # a JSONDecodeError says where it breaks
-        return None, f"{path.name} is damaged ({file_problem(error)})"
+        return None, f"{path.name} cannot be read ({file_problem(error)})"
     if not isinstance(data, dict):
         return None, f"{path.name} holds a {type(data).__name__}, not an object"
     try:

@@ -392,7 +392,7 @@ def test_runs_lists_crashed_and_damaged_folders_without_failing(cli, runs_dir):
     assert statuses["good"] == ("completed", None)
     assert statuses["dead"] == ("crashed", None)
     assert statuses["norecord"] == ("damaged", "run.json is missing")
-    assert statuses["torn"] == ("damaged", "summary.json is damaged (not whole JSON: expecting property name enclosed in "
+    assert statuses["torn"] == ("damaged", "summary.json cannot be read (not whole JSON: expecting property name enclosed in "
                                            "double quotes, line 1 column 28)")  # where it breaks, not cut mid-word
     compared = cli("compare", "--format", "json")
     assert compared.exit_code == 0 and len(json.loads(compared.stdout)["runs"]) == 4
@@ -405,7 +405,7 @@ def test_a_damaged_evaluation_json_is_said_wherever_the_test_score_would_be(cli,
     torn = fake_run(runs_dir, "20260101-110000-torn", summary=summary_with(0.3, 0.9))
     (scored / "evaluation.json").write_text(json.dumps({"run": scored.name, "split": "test", "metrics": {"accuracy": 0.8}}))
     (torn / "evaluation.json").write_text('{"run": "20260101-110000-torn", "metrics": {"accur')
-    says = "run 20260101-110000-torn: evaluation.json is damaged (not whole JSON: unterminated string starting at, line 1"
+    says = "run 20260101-110000-torn: evaluation.json cannot be read (not whole JSON: unterminated string starting at, line 1"
     again = f"its test score is left out; `dlcli evaluate 20260101-110000-torn --runs-dir {runs_dir}` writes it again"
 
     listed, shown, compared = cli("runs"), cli("show", "torn"), cli("compare")
@@ -415,7 +415,7 @@ def test_a_damaged_evaluation_json_is_said_wherever_the_test_score_would_be(cli,
     assert says in shown.stdout and again in " ".join(shown.stdout.split())
     assert says in compared.stderr and again in " ".join(compared.stderr.split())
     assert rows["torn"]["status"] == "completed" and rows["torn"]["damage"] is None  # the run itself is whole
-    assert "evaluation.json is damaged (not whole JSON" in rows["torn"]["evaluation_damage"]
+    assert "evaluation.json cannot be read (not whole JSON" in rows["torn"]["evaluation_damage"]
     assert rows["scored"]["evaluation_damage"] is None
 
 
