@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from dlcli.choices import Direction
-from dlcli.columns import FOLD_COLUMN, INTEGER_COLUMNS, metric_name
+from dlcli.columns import EPOCH_COLUMN, FOLD_COLUMN, INTEGER_COLUMNS, metric_name
 from dlcli.config import OverfittingConfig, not_a_validation_metric
 from dlcli.curves.verdicts import OverfittingWatch, fewest_epochs, judged_epoch
 from dlcli.errors import DlcliError, column_named_twice, counted, listed, not_utf8_text
@@ -58,9 +58,9 @@ def read_curves(path: Path, needed: tuple[str, ...] | None = None) -> list[dict[
                     columns = reader.fieldnames = columns[:-1]
                 if problem := column_named_twice(columns):
                     raise DlcliError(f"{path}: {problem}")
-                if "epoch" not in columns and columns[:1] == [""]:  # pandas's index, unnamed
-                    reader.fieldnames = ["epoch", *columns[1:]]
-                elif "epoch" not in columns and "loss" not in columns:
+                if EPOCH_COLUMN not in columns and columns[:1] == [""]:  # pandas's index, unnamed
+                    reader.fieldnames = [EPOCH_COLUMN, *columns[1:]]
+                elif EPOCH_COLUMN not in columns and "loss" not in columns:
                     raise DlcliError(
                         f"{path}: no 'epoch' or 'loss' column (has {listed(columns) or 'no header'}); give "
                         f"{HISTORY_FILES}"
@@ -75,9 +75,9 @@ def read_curves(path: Path, needed: tuple[str, ...] | None = None) -> list[dict[
     except csv.Error as error:
         raise DlcliError(f"{path}: not a CSV file ({type(error).__name__}: {str(error)[:60]})") from None
     _in_order(rows, path)
-    if rows and min(row["epoch"] for row in rows) == 0:  # Keras's CSVLogger counts from 0
+    if rows and min(row[EPOCH_COLUMN] for row in rows) == 0:  # Keras's CSVLogger counts from 0
         for row in rows:
-            row["epoch"] += 1
+            row[EPOCH_COLUMN] += 1
     return rows
 
 
@@ -110,7 +110,7 @@ def _in_order(rows: list[dict[str, float]], path: Path) -> None:
     not one, and one with epochs missing (cut, or filtered) would be judged as if they were never run."""
     last: dict[float | None, float] = {}
     for line, row in enumerate(rows, start=2):
-        fold, epoch = row.get(FOLD_COLUMN), row["epoch"]
+        fold, epoch = row.get(FOLD_COLUMN), row[EPOCH_COLUMN]
         if fold in last and epoch <= last[fold]:
             raise DlcliError(
                 f"{path}, line {line}: epoch {epoch} after epoch {last[fold]}; a history holds each epoch "
@@ -146,7 +146,7 @@ def _history_json(path: Path, needed: tuple[str, ...] | None) -> list[dict[str, 
                          f"{lengths[longest]}; History.history has one value per metric and epoch")
     rows = []
     for index in range(max(lengths.values())):
-        row: dict[str, float] = {"epoch": index + 1}
+        row: dict[str, float] = {EPOCH_COLUMN: index + 1}
         for key, values in document.items():
             value = values[index]
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
@@ -165,7 +165,7 @@ def _row(
     """One CSV record as numbers; `epoch`: its number when the file has no epoch column (the row's);
     `decimal_comma`: a value may write its decimal mark as a comma (0,35), as a file separated by
     semicolons, the locales' own, does (in a tab-separated file 1,234 could be a thousand)."""
-    row: dict[str, float] = {} if "epoch" in record else {"epoch": epoch}
+    row: dict[str, float] = {} if EPOCH_COLUMN in record else {EPOCH_COLUMN: epoch}
     extra = record.get(None) or []
     if None in record.values() or any(text.strip() for text in extra):  # a row cut short, or two run together
         raise DlcliError(f"{path}, line {line} has {'fewer' if None in record.values() else 'more'} fields than the "
@@ -185,13 +185,13 @@ def _row(
         if key in INTEGER_COLUMNS:
             if not (math.isfinite(value) and value == int(value)):
                 raise DlcliError(f"{path}, line {line}: {key} is '{text[:30]}', not a whole number")
-            if value < (0 if key == "epoch" else 1):
-                counted_from = ("its epochs from 0 (Keras's CSVLogger) or 1 (dlcli's history.csv)" if key == "epoch"
+            if value < (0 if key == EPOCH_COLUMN else 1):
+                counted_from = ("its epochs from 0 (Keras's CSVLogger) or 1 (dlcli's history.csv)" if key == EPOCH_COLUMN
                                 else f"its {key}s from 1")
                 raise DlcliError(f"{path}, line {line}: {key} is '{text[:30]}'; a history counts {counted_from}")
             value = int(value)
         row[key] = value
-    if "epoch" not in row:
+    if EPOCH_COLUMN not in row:
         raise DlcliError(f"{path}, line {line}: no epoch number")
     return row
 
@@ -290,7 +290,7 @@ def judge_curves(
     for fold, model_rows in models_of(rows, source):
         finite = [judged_epoch(row, monitor) for row in model_rows]  # as the watch reads them
         usable = [row for row, judged in zip(model_rows, finite) if judged]
-        left_out = [int(row["epoch"]) for row, judged in zip(model_rows, finite) if not judged]
+        left_out = [int(row[EPOCH_COLUMN]) for row, judged in zip(model_rows, finite) if not judged]
         if len(usable) < fewest:
             which = f" (fold {fold})" if fold is not None else ""
             why = f"; {left_out_note(left_out, monitor)}" if left_out else ""

@@ -6,7 +6,7 @@ import io
 import warnings
 from pathlib import Path
 
-from dlcli.columns import DEFAULT_MONITOR, NOT_METRIC_COLUMNS
+from dlcli.columns import DEFAULT_MONITOR, EPOCH_COLUMN, FOLD_COLUMN, NOT_METRIC_COLUMNS
 from dlcli.errors import DlcliError
 from dlcli.outputs import unusable_output, write_atomic
 from dlcli.store.runs import refuse_among_runs
@@ -80,19 +80,19 @@ def plot_curves(
     standard deviation. `smooth` smooths every line (an exponential moving average);
     epochs before `from_epoch` are left out (the first ones can dwarf the rest).
     """
-    last = max(int(row["epoch"]) for row in rows)
+    last = max(int(row[EPOCH_COLUMN]) for row in rows)
     if from_epoch > last:  # every epoch would be left out (a run stopped early): drawn from the first, and said
         title, from_epoch = f"{title} (plot.from_epoch {from_epoch} is past the last epoch, {last}: all shown)", 1
     metrics = [key for key in rows[0] if key not in NOT_METRIC_COLUMNS and not key.startswith("val_")]
     metrics.sort(key=lambda key: key != "loss")
-    folds = sorted({row["fold"] for row in rows if "fold" in row})
+    folds = sorted({row[FOLD_COLUMN] for row in rows if FOLD_COLUMN in row})
     figure, axes = _figure(len(metrics), 5.5, 4)
     for axis, metric in zip(axes[0], metrics):
         for key, color, label in ((metric, "tab:blue", "training"), (f"val_{metric}", "tab:orange", "validation")):
             if folds:
                 _fold_lines(axis, rows, folds, key, color, label, smooth, from_epoch)
             else:
-                points = [(row["epoch"], row[key]) for row in rows if key in row and row["epoch"] >= from_epoch]
+                points = [(row[EPOCH_COLUMN], row[key]) for row in rows if key in row and row[EPOCH_COLUMN] >= from_epoch]
                 if points:
                     epochs, values = zip(*points)
                     axis.plot(epochs, smoothed(list(values), smooth), "o-", color=color, markersize=3, label=label)
@@ -110,7 +110,7 @@ def _fold_lines(axis, rows, folds, key, color, label, smooth, from_epoch) -> Non
 
     series = []
     for fold in folds:
-        points = {row["epoch"]: row[key] for row in rows if row.get("fold") == fold and key in row}
+        points = {row[EPOCH_COLUMN]: row[key] for row in rows if row.get(FOLD_COLUMN) == fold and key in row}
         if not points:
             return
         series.append(points)
@@ -148,7 +148,7 @@ def plot_comparison(
     figure, axes = _figure(max(len(keys), 1), 6, 4.5)
     for axis, key in zip(axes[0], keys):
         for index, (label, rows) in enumerate(series):
-            points = [(row["epoch"], row[key]) for row in rows if key in row]
+            points = [(row[EPOCH_COLUMN], row[key]) for row in rows if key in row]
             if points:
                 epochs, values = zip(*points)
                 axis.plot(epochs, smoothed(list(values), smooth), "o-", markersize=3, label=label, color=_color(index))

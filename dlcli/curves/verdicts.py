@@ -13,7 +13,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from dlcli.choices import Direction
-from dlcli.columns import metric_name
+from dlcli.columns import EPOCH_COLUMN, metric_name
 from dlcli.data.catalog import DATASETS, IMAGE_OPTIONS
 
 if TYPE_CHECKING:  # the reading commands judge curves without loading the config schema
@@ -323,10 +323,10 @@ def _evidence_of(usable: list[dict[str, float]], monitor: str, minimize: bool) -
     onset = next(index for index, value in enumerate(worse) if value <= worse[best] + ONSET_BAND * noise)
     trend_p, trend_epochs = rising_stretch(since)
     found = Evidence(
-        epoch=int(usable[-1]["epoch"]),
+        epoch=int(usable[-1][EPOCH_COLUMN]),
         epochs=len(usable),
-        onset_epoch=int(usable[onset]["epoch"]),
-        best_epoch=int(usable[best]["epoch"]),
+        onset_epoch=int(usable[onset][EPOCH_COLUMN]),
+        best_epoch=int(usable[best][EPOCH_COLUMN]),
         epochs_since_best=len(since),
         best=usable[best][monitor],
         now=usable[-1][monitor],
@@ -503,7 +503,7 @@ def generalization_gap(row: dict[str, float], monitor: str, minimize: bool) -> d
     train, validation = row[train_key], row[monitor]
     return {
         "metric": train_key,
-        "epoch": int(row["epoch"]),
+        "epoch": int(row[EPOCH_COLUMN]),
         "train": train,
         "validation": validation,
         "gap": (validation - train) if minimize else (train - validation),

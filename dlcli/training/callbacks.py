@@ -73,11 +73,11 @@ class BestModel:
 
     def restore(self, rows: list[dict[str, float]]) -> None:
         if self.monitor is None:
-            self.best_epoch = rows[-1]["epoch"] if rows else None
+            self.best_epoch = rows[-1][EPOCH_COLUMN] if rows else None
             return
         best = best_row(rows, self.monitor, self.minimize)
         if best is not None:
-            self.best, self.best_epoch = best[self.monitor], best["epoch"]
+            self.best, self.best_epoch = best[self.monitor], best[EPOCH_COLUMN]
 
     def improved_by(self, row: dict[str, float]) -> bool:
         """Whether `row`'s epoch is the new best; it becomes the best if so."""
@@ -87,7 +87,7 @@ class BestModel:
         if self.monitor is not None and self.best is not None:
             if not (value < self.best if self.minimize else value > self.best):
                 return False
-        self.best, self.best_epoch = (value if self.monitor else None), row["epoch"]
+        self.best, self.best_epoch = (value if self.monitor else None), row[EPOCH_COLUMN]
         return True
 
 
@@ -152,7 +152,7 @@ class OverfittingMonitor(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         _monitored(self.config, ("training", "overfitting", "monitor"), self.watch.monitor, logs)
         logs = logs or {}
-        warning = self.watch.observe({"epoch": epoch + 1, **{k: float(v) for k, v in logs.items()}})
+        warning = self.watch.observe({EPOCH_COLUMN: epoch + 1, **{k: float(v) for k, v in logs.items()}})
         if warning is None:
             return
         if self.watch.stops:

@@ -32,7 +32,7 @@ from dlcli.build.models import (
 )
 from dlcli.build.saved import save_model_atomic
 from dlcli.choices import Direction, Distribution
-from dlcli.columns import EPOCH_COLUMNS, metric_name
+from dlcli.columns import EPOCH_COLUMN, EPOCH_COLUMNS, FOLD_COLUMN, PHASE_COLUMN, metric_name
 from dlcli.config import ExperimentConfig, check_new_run, load_config
 from dlcli.curves.plots import plot_curves
 from dlcli.curves.verdicts import OverfittingWatch, best_row, overfitting_advice, training_notes
@@ -157,7 +157,7 @@ class _Session:
 
     def best_model(self, fold: int | None) -> BestModel:
         best = BestModel(model_file(fold), self.monitor, self.minimize)
-        best.restore([row for row in self.rows if row.get("fold") == fold])
+        best.restore([row for row in self.rows if row.get(FOLD_COLUMN) == fold])
         return best
 
     def watch(self, rows: list[dict[str, float]]) -> OverfittingWatch | None:
@@ -226,7 +226,7 @@ class _Session:
                 else len(data.train) * done
             )
         if _diverged_row(self.rows) is None:
-            last = self.rows[-1]["epoch"] if self.rows else 0
+            last = self.rows[-1][EPOCH_COLUMN] if self.rows else 0
             self.checkpoint.commit(stage.index, last, fitted, [], finished=True)
             kill_point("stage.finished")
 
@@ -259,7 +259,7 @@ def _result_of(
     """Best and final metrics, the verdicts and notes for one model's rows."""
     config = session.config
     best = best_row(rows, session.monitor, session.minimize) if session.monitor else (rows[-1] if rows else None)
-    best_epoch = best["epoch"] if best else None
+    best_epoch = best[EPOCH_COLUMN] if best else None
     notes = [*session.notes, *training_notes(rows, config, session.minimize)]
     overfitting = None
     if watch is not None:
@@ -271,13 +271,13 @@ def _result_of(
         if verdict["stopped_at_epoch"] is not None:
             notes.append(
                 f"training stopped at epoch {verdict['stopped_at_epoch']} on the overfitting warning "
-                f"(training.overfitting.stop); {model_file(rows[-1].get('fold'))} is the best epoch's ({best_epoch})"
+                f"(training.overfitting.stop); {model_file(rows[-1].get(FOLD_COLUMN))} is the best epoch's ({best_epoch})"
             )
     diverged = _diverged_row(rows)
     return Summary(
         epochs_run=len(rows), best_epoch=best_epoch, best=_metrics_of(best), final=_metrics_of(rows[-1] if rows else None),
         notes=notes, **({"overfitting": overfitting} if overfitting is not None else {}),
-        diverged={"epoch": diverged["epoch"], "loss": diverged["loss"]} if diverged is not None else None,
+        diverged={"epoch": diverged[EPOCH_COLUMN], "loss": diverged["loss"]} if diverged is not None else None,
     )
 
 
@@ -313,7 +313,7 @@ def _train_single(session: _Session, stages: list[Stage], parts: ModelParts, dat
     for stage in stages:
         watch = session.watch(rows)
         previous = stages[stage.index - 1].tags if stage.index else None
-        previous_epoch = max((row["epoch"] for row in rows if previous and _tagged(row, previous)), default=0)
+        previous_epoch = max((row[EPOCH_COLUMN] for row in rows if previous and _tagged(row, previous)), default=0)
         if stage.on_features:
             session.compile(parts.head)
             # the saved whole model carries the head's optimizer state, so it reloads without a mismatch
@@ -336,7 +336,7 @@ def _train_single(session: _Session, stages: list[Stage], parts: ModelParts, dat
             break
     if not session.run.file(MODEL_FILE).exists() and _diverged_row(rows) is None:
         save_model_atomic(parts.model, session.run.file(MODEL_FILE))  # the monitor was never a number: the last
-    phase_two = [row["epoch"] for row in rows if row.get("phase") == 2]
+    phase_two = [row[EPOCH_COLUMN] for row in rows if row.get(PHASE_COLUMN) == 2]
     return _result_of(session, rows, watch, parts.model.count_params(), len(data.train)).model_copy(update={
         "fine_tune_from_epoch": phase_two[0] if phase_two else None,
         "parameters": parts.model.count_params(),
@@ -363,10 +363,10 @@ def _train_folds(session: _Session, stages: list[Stage], folds: list[Splits]) ->
                             named_inputs=data.inputs)
         session.compile(parts.model)
         parameters = parts.model.count_params()
-        watch = session.watch([row for row in session.rows if row.get("fold") == stage.fold])
+        watch = session.watch([row for row in session.rows if row.get(FOLD_COLUMN) == stage.fold])
         if not _stage_done(session.state, stage):
             _run_stage(session, stage, parts.model, parts.model, data, watch, 0)
-        rows = [row for row in session.rows if row.get("fold") == stage.fold]
+        rows = [row for row in session.rows if row.get(FOLD_COLUMN) == stage.fold]
         results.append(_result_of(session, rows, watch, parameters, len(data.train)).model_copy(update={"fold": stage.fold}))
         if results[-1].diverged:
             break
@@ -774,10 +774,8 @@ def _from_older_checkpoint(
 ) -> CheckpointState:
     """An older dlcli's checkpoint ({epoch, fold?, phase?}) as a state; its history cut back to it."""
     stage = stage_of(plan_stages(config), state.fold, state.phase)
-    kept = [
-        row for row in recorded
-        if (row.get("fold") or 0, row.get("phase") or 0, row["epoch"]) <= (state.fold or 0, state.phase or 0, state.epoch)
-    ]
+    saved_at = (state.fold or 0, state.phase or 0, state.epoch)
+    kept = [row for row in recorded if (row.get(FOLD_COLUMN) or 0, row.get(PHASE_COLUMN) or 0, row[EPOCH_COLUMN]) <= saved_at]
     if len(kept) < len(recorded):
         _say(console, f"history.csv's epochs after epoch {state.epoch} are trained again: the checkpoint was saved there")
     _say(console, "an older dlcli saved this checkpoint without the random state and the callbacks' state: "
