@@ -1108,10 +1108,11 @@ def load_config(
     """
     path = Path(path)
     try:
-        size = path.stat().st_size
-        if size > MAX_CONFIG_BYTES:
-            raise ConfigError(f"{path}: the config is {size / 1e6:.1f} MB; a config is at most 1 MB of YAML")
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as file:  # no more than that: a device or a pipe (/dev/zero) has no size to check first
+            content = file.read(MAX_CONFIG_BYTES + 1)
+        if len(content) > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{path}: the config is over 1 MB; a config is at most 1 MB of YAML")
+        text = content.decode("utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such config file") from None
     except IsADirectoryError:

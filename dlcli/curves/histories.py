@@ -136,6 +136,9 @@ def _history_json(path: Path, needed: tuple[str, ...] | None) -> list[dict[str, 
         raise DlcliError(f"{path}: not a JSON file ({str(error)[:60]}); give {HISTORY_FILES}") from None
     except ValueError as error:  # Python reads no integer of more than sys.get_int_max_str_digits() digits
         raise DlcliError(f"{path}: holds a number too long to read ({str(error)[:60]}); no metric is that large") from None
+    except RecursionError:  # lists within lists thousands deep: Python's parser gives up
+        raise DlcliError(f"{path}: nested too deep to be Keras's History.history (a mapping of each metric to a "
+                         "list of its values)") from None
     if not isinstance(document, dict) or not document or not all(isinstance(v, list) for v in document.values()):
         raise DlcliError(f"{path}: not Keras's History.history (a mapping of each metric to a list of its values "
                          f"per epoch, as json.dump(history.history, file) writes it)")
@@ -153,7 +156,8 @@ def _history_json(path: Path, needed: tuple[str, ...] | None) -> list[dict[str, 
                 if needed is not None and key not in needed:
                     continue  # a vector metric (F1Score(average=None)'s list per epoch)
                 raise DlcliError(f"{path}: {key}[{index}] (epoch {index + 1}) is {json.dumps(value)[:30]}, not a number")
-            row[key] = math.nan if value is None else float(value)
+            # an integer beyond a float's range is an infinite value, as 1e400 in a CSV file is
+            row[key] = math.nan if value is None else float(value) if abs(value) < 2**1024 else math.inf * (value > 0 or -1)
         rows.append(row)
     return rows
 

@@ -138,25 +138,28 @@ def noise_level(values: list[float]) -> float:
     """
     import numpy as np  # only training and `dlcli verdict` judge curves; numpy as the history grows long
 
-    curve = np.asarray(values, dtype=float)
-    floor = max(NOISE_FLOOR_FRACTION * float(np.median(np.abs(curve))), 1e-12) if len(curve) else 1e-12
-    second = curve[2:] - 2 * curve[1:-1] + curve[:-2]
-    if len(second) < 2:
-        return floor
-    # a deviation within rounding of none is none: 0.6, 0.4, 0.2 give second differences 1e-16 apart.
-    # Rounding of the three values each second difference is made of, not of the curve's largest: a
-    # first epoch of 3e7 would call every later deviation rounding
-    roundings = ROUNDING * (np.abs(curve[:-2]) + 2 * np.abs(curve[1:-1]) + np.abs(curve[2:]))
-    deviations = np.abs(second - np.median(second))
-    deviations[deviations <= roundings] = 0.0
-    # more than half the epochs on the trend exactly: the mean deviation still sees the rest
-    spread = float(np.median(deviations)) * 1.4826 or statistics.fmean(deviations.tolist()) * 1.2533
-    noise = spread / math.sqrt(6)
-    steps = np.abs(np.diff(curve))
-    moved = steps[steps != 0]
-    if len(moved) < len(steps):
-        noise = max(noise, float(moved.min()) if len(moved) else 0.0)
-    return max(noise, floor)
+    # values near a float's limit (1e308) make differences that overflow: that noise is infinite, said by the
+    # verdict, not by NumPy's warnings on stderr
+    with np.errstate(over="ignore", invalid="ignore"):
+        curve = np.asarray(values, dtype=float)
+        floor = max(NOISE_FLOOR_FRACTION * float(np.median(np.abs(curve))), 1e-12) if len(curve) else 1e-12
+        second = curve[2:] - 2 * curve[1:-1] + curve[:-2]
+        if len(second) < 2:
+            return floor
+        # a deviation within rounding of none is none: 0.6, 0.4, 0.2 give second differences 1e-16 apart.
+        # Rounding of the three values each second difference is made of, not of the curve's largest: a
+        # first epoch of 3e7 would call every later deviation rounding
+        roundings = ROUNDING * (np.abs(curve[:-2]) + 2 * np.abs(curve[1:-1]) + np.abs(curve[2:]))
+        deviations = np.abs(second - np.median(second))
+        deviations[deviations <= roundings] = 0.0
+        # more than half the epochs on the trend exactly: the mean deviation still sees the rest
+        spread = float(np.median(deviations)) * 1.4826 or statistics.fmean(deviations.tolist()) * 1.2533
+        noise = spread / math.sqrt(6)
+        steps = np.abs(np.diff(curve))
+        moved = steps[steps != 0]
+        if len(moved) < len(steps):
+            noise = max(noise, float(moved.min()) if len(moved) else 0.0)
+    return max(noise, floor) if math.isfinite(noise) else math.inf
 
 
 def rising_p_value(values: list[float]) -> float:

@@ -42,6 +42,8 @@ from dlcli.store.runs import (
 from dlcli.store.status import RunStatus
 
 INDEX_VERSION = 13  # PRAGMA user_version: an index of another version is rebuilt (13: a damaged file said as its readers say it)
+# SQLite's largest integer: a count beyond it (`--last 9223372036854775808`) asks for every run.
+SQLITE_LARGEST = 2**63 - 1
 BUSY_TIMEOUT_S = 60  # a run recording its status waits this long for another writer
 READ_WAIT_S = 1.0  # a reading command no longer than this, then it reads the folders
 
@@ -95,6 +97,11 @@ def _as_number(value: Any) -> float | None:
 
 def _text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+
+
+def _sql_count(count: int) -> int:
+    """A count as SQLite's LIMIT takes it."""
+    return min(int(count), SQLITE_LARGEST)
 
 
 class RunIndex:
@@ -375,7 +382,8 @@ class RunIndex:
             sorted_by, arguments, order = "", [], "runs.id DESC"
         matching_sql = where_sql  # how many match in all, said beside the ones shown
         if sort and recent is not None and not judged_here:  # the latest that match, then ranked
-            where_sql = f"WHERE runs.id IN (SELECT runs.id FROM runs {where_sql} ORDER BY runs.id DESC LIMIT {int(recent)})"
+            latest_sql = f"SELECT runs.id FROM runs {where_sql} ORDER BY runs.id DESC LIMIT {_sql_count(recent)}"
+            where_sql = f"WHERE runs.id IN ({latest_sql})"
         selection = f"{sorted_by} {where_sql} ORDER BY {order}"
         arguments += clause_parameters
         if judged_here:  # each judged by its owner.lock and pid, its record read only when shown
@@ -393,7 +401,7 @@ class RunIndex:
             chosen = chosen if last is None else chosen[:last]
         else:  # the ids shown and how many matched, in one pass over ids alone (records are kilobytes)
             counted = "count(*) OVER ()" if where_sql else "NULL"
-            limit = f" LIMIT {int(last)}" if last is not None else ""
+            limit = f" LIMIT {_sql_count(last)}" if last is not None else ""
             fetched = self.connection.execute(f"SELECT runs.id, {counted} FROM runs {selection}{limit}", arguments)
             fetched = fetched.fetchall()
             chosen = [run_id for run_id, _ in fetched]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from conftest import TINY_CONFIG, run_folders
@@ -384,6 +386,14 @@ def test_a_huge_config_file_is_refused_unread(cli, write_config, runs_dir):
 
     assert result.exit_code == 2
     assert "a config is at most 1 MB of YAML" in result.stderr
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="needs a device without end")
+def test_a_config_read_from_a_device_without_end_stops_at_the_size_limit(cli, runs_dir):
+    result = cli("check", "/dev/zero")  # st_size is 0 there: it was read until memory ran out
+
+    assert result.exit_code == 2 and result.stderr.strip() == (
+        "error: /dev/zero: the config is over 1 MB; a config is at most 1 MB of YAML")
 
 
 def test_a_string_that_reads_as_a_number_is_accepted(cli, write_config, runs_dir):

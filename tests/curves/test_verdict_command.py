@@ -206,6 +206,7 @@ def test_a_log_saved_with_decimal_commas_is_read_as_the_same_numbers(cli, tmp_pa
     ('{"loss": [1, 0.9, 0.8], "val_loss": [1, 0.9]}', "val_loss has 2 values and loss 3; History.history has one"),
     ('{"loss": [1, 0.9, 0.8], "val_loss": [1, "high", 0.9]}', 'val_loss[1] (epoch 2) is "high", not a number'),
     ('{"loss": [' + "9" * 5000 + '], "val_loss": [1]}', "holds a number too long to read (Exceeds the limit"),
+    ("[" * 100_000 + "]" * 100_000, "nested too deep to be Keras's History.history"),  # a RecursionError
 ])
 def test_a_keras_history_json_that_cannot_be_read_is_one_line(cli, tmp_path, document, says):
     path = tmp_path / "history.json"
@@ -214,6 +215,26 @@ def test_a_keras_history_json_that_cannot_be_read_is_one_line(cli, tmp_path, doc
     result = cli("verdict", str(path))
 
     assert result.exit_code == 2 and says in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_json_integer_beyond_a_float_s_range_is_an_infinite_value_left_out(cli, tmp_path):
+    path = tmp_path / "history.json"
+    path.write_text('{"loss": [1, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4], "val_loss": [1, 0.9, 0.8, 0.7, 0.6, 0.5, 1' + "0" * 400 + "]}")
+
+    result = cli("verdict", str(path))
+
+    assert result.exit_code == 0, result.output  # an OverflowError from float()
+    assert "epoch 7 left out: val_loss or loss is not a finite number there" in " ".join(result.stdout.split())
+
+
+def test_values_near_a_float_s_limit_are_judged_without_numpy_s_warnings(tmp_path):
+    path = tmp_path / "huge.csv"
+    path.write_text("epoch,loss,val_loss\n" + "".join(f"{epoch},{1 - epoch / 10},{(-1) ** epoch * 1e308}\n"
+                                                      for epoch in range(8)))
+
+    result = subprocess.run([sys.executable, "-m", "dlcli", "verdict", str(path)], capture_output=True, text=True)
+
+    assert result.returncode == 0 and result.stderr == ""  # four lines of "RuntimeWarning: overflow" before
 
 
 def test_a_history_that_is_not_utf8_is_named_at_its_line_and_byte(cli, tmp_path, runs_dir):

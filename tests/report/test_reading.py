@@ -340,6 +340,17 @@ def test_compare_smooth_is_a_number_for_a_plot(cli, runs_dir, tmp_path):
     assert not (tmp_path / "curves.png").exists()
 
 
+def test_a_count_beyond_sqlite_s_integers_lists_every_run(cli, runs_dir):
+    fake_run(runs_dir, "20260101-100000-good", summary=summary_with(0.3, 0.9))
+    beyond = str(2**63)  # SQLite's LIMIT took it for a float: "datatype mismatch"
+
+    listed, ranked, compared = cli("runs", "--last", beyond), cli("runs", "--sort", "val_loss", "--last", beyond), \
+        cli("compare", "--last", beyond)
+
+    assert all(result.exit_code == 0 for result in (listed, ranked, compared)), listed.output + ranked.output
+    assert "20260101-100000-good" in listed.stdout and "20260101-100000-good" in ranked.stdout
+
+
 def test_compare_refuses_two_ways_of_choosing_the_runs(cli, runs_dir):
     fake_run(runs_dir, "20260101-100000-good", summary=summary_with(0.3, 0.9))
 
