@@ -799,12 +799,12 @@ def check(
 
     experiment = load_config(config, overrides)
     check_new_run(experiment)
-    swept, section = None, experiment.sweep
+    plan, section = None, experiment.sweep
     if section is not None and (section.grid or section.params or section.random):  # every value a trial can take,
         # as `dlcli sweep` checks it before its first (a section of settings alone sweeps nothing until --grid gives keys)
         from dlcli.sweep.driver import plan_sweep
 
-        swept = plan_sweep(config, [], None, None, None, None, None, overrides, None, None, runs_dir)[0].settings
+        plan = plan_sweep(config, [], None, None, None, None, None, overrides, None, None, runs_dir)[0]
     from dlcli.data import start_checks
 
     start_checks(experiment)  # the data checks read the photos while TensorFlow is imported
@@ -813,6 +813,11 @@ def check(
     from dlcli.training.train import prepare_experiment
 
     folds, parts = prepare_experiment(experiment, runs_dir)
+    if plan is not None:  # each grid point's and range end's model built, as the sweep builds them before its first trial
+        from dlcli.sweep.trials import check as check_trials
+
+        check_trials(plan, runs_dir)
+    swept = plan.settings if plan is not None else None
     splits = folds[0]
     total = parts.model.count_params()
     if output_format == NestedFormat.json:

@@ -155,9 +155,17 @@ def test_check_validates_every_value_the_sweep_section_gives_a_trial(cli, write_
     misspelt = write_config(TINY_CONFIG + "sweep:\n  grid:\n    training.epoch: [1, 2]\n", "misspelt.yaml")
     good = write_config(TINY_CONFIG + "sweep:\n  grid:\n    training.batch_size: [16, 32]\n", "good.yaml")
     settings_alone = write_config(TINY_CONFIG + "sweep:\n  seed: 3\n", "settings.yaml")  # its keys come by --grid
+    unbuilt = write_config(TINY_CONFIG + "sweep:\n  grid:\n    model.layers.1.Dense.units: [8, -1]\n", "unbuilt.yaml")
+    argument = write_config(TINY_CONFIG + "sweep:\n  method: random\n  trials: 2\n  params:\n"
+                            "    optimizer.learning_rat: {log_uniform: [1.0e-4, 1.0e-2]}\n", "argument.yaml")
 
     low, typo, fine = cli("check", str(swept)), cli("check", str(misspelt)), cli("check", str(good))
     assert cli("check", str(settings_alone)).exit_code == 0
+    negative, misnamed = cli("check", str(unbuilt)), cli("check", str(argument))  # each passed `check`, refused by `sweep`
+    assert negative.exit_code == 2 and "trial 2 (model.layers.1.Dense.units=-1): model.layers.1.Dense.units: Received " \
+        "an invalid value for `units`" in negative.stderr, negative.output
+    assert misnamed.exit_code == 2 and "optimizer: unexpected argument 'learning_rat'; did you mean 'learning_rate'?" \
+        in misnamed.stderr, misnamed.output
 
     assert low.exit_code == 2 and "values training.epochs=-5: training.epochs: input should be greater than or equal " \
         "to 1" in low.stderr, low.output  # `check` passed it: only `dlcli sweep` found it
