@@ -30,6 +30,7 @@ from dlcli.store.runs import (
     OLD_WEIGHTS_FILE,
     RUN_FILE,
     SUMMARY_FILE,
+    TRAIN_AGAIN,
     RunFolder,
     RunRecord,
     checkpointed_as,
@@ -280,8 +281,9 @@ def read_summary(folder: RunFolder) -> dict[str, Any]:
 
 def damaged_run(folder: RunFolder, damage: str) -> DlcliError:
     """The error of a command that cannot read the run's files: what is damaged, and what to do."""
-    return DlcliError(f"run {folder.id} is damaged: {damage}; its folder is left as it is: train its {CONFIG_FILE} "
-                      "again for a new run")
+    again = TRAIN_AGAIN if folder.file(CONFIG_FILE).is_file() else \
+        f"put its {CONFIG_FILE} back, or train the original config again for a new run"
+    return DlcliError(f"run {folder.id} is damaged: {damage}; its folder is left as it is: {again}")
 
 
 def _read_whole(folder: RunFolder, name: str, model: type[RunFile]):
@@ -371,6 +373,8 @@ def load_run(folder: RunFolder) -> RunRecord:
     # optional, re-made by `dlcli evaluate`: a damaged one takes the test score away, not the run
     evaluation, evaluation_damage = _validated(folder.file(EVALUATION_FILE), Evaluation)
     config, config_damage = run_config(folder)
+    if config is None and config_damage is None and info.get("prepared_as") is not None:  # a run of this dlcli had one
+        config_damage = f"{CONFIG_FILE} is missing"
     if summary_damage or config_damage:
         return RunRecord(folder, info, RunStatus.damaged, summary_damage or config_damage, None, evaluation, config=config,
                          evaluation_damage=evaluation_damage)

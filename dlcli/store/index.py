@@ -6,8 +6,9 @@ flattened config.yaml) and its run.json's modification time when it was read. dl
 run.json whenever a run starts, resumes or ends, after its other files, so each reading
 command first reconciles the index with one directory listing and one `stat` per folder:
 folders added, or whose run.json changed, are read again; folders gone are dropped. (A hand
-edit of summary.json or evaluation.json alone is seen once run.json's time changes too:
-`touch run.json`; stamping three files would triple the cost of every command.) A missing
+edit of summary.json, evaluation.json or config.yaml alone is listed once run.json's time
+changes too, `touch run.json`, or once `show` or `compare` names the run: a run named is
+checked by four `stat`s; stamping four files would multiply the cost of every listing.) A missing
 or damaged index is rebuilt; deleting it loses nothing. Training processes and sweep workers update
 their run's row when it starts, ends, resumes or is evaluated; SQLite's WAL mode and a busy
 timeout let many write at once. Nothing here imports TensorFlow.
@@ -21,6 +22,7 @@ import math
 import os
 import re
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,9 +31,12 @@ from dlcli.choices import WHERE_EXAMPLE, WHERE_OPERATORS, Direction, where_opera
 from dlcli.columns import metric_name
 from dlcli.errors import DlcliError
 from dlcli.store.runs import (
+    CONFIG_FILE,
+    EVALUATION_FILE,
     INDEX_FILE,
     RUN_FILE,
     RUN_ID,
+    SUMMARY_FILE,
     TEST_DATA_CHANGED,
     RunFolder,
     RunRecord,
@@ -44,6 +49,8 @@ from dlcli.store.status import RunStatus
 INDEX_VERSION = 13  # PRAGMA user_version: an index of another version is rebuilt (13: a damaged file said as its readers say it)
 # SQLite's largest integer: a count beyond it (`--last 9223372036854775808`) asks for every run.
 SQLITE_LARGEST = 2**63 - 1
+# When a run's row was read from its folder, kept in its record: a file edited later makes the row stale.
+READ_NS = "read_ns"
 BUSY_TIMEOUT_S = 60  # a run recording its status waits this long for another writer
 READ_WAIT_S = 1.0  # a reading command no longer than this, then it reads the folders
 
@@ -175,11 +182,12 @@ class RunIndex:
 
         rows, fields, records = [], [], []
         for folder, stamp in folders:
+            read_ns = time.time_ns()  # before reading: an edit while it reads is newer (RunIndex.record)
             record = load_run(folder)
             info = record.info
             stored = {"info": info, "damage": record.damage, "summary": record.summary,
                       "evaluation": record.evaluation, "evaluation_damage": record.evaluation_damage,
-                      "epochs": record.epochs_done(),
+                      "epochs": record.epochs_done(), READ_NS: read_ns,
                       "recorded": RunStatus.damaged.value if record.damage else info["status"]}
             rows.append((folder.id, stamp, info["name"], stored["recorded"], info["created"] or "",
                          (info["sweep"] or {}).get("id"), json.dumps(stored, default=str)))
@@ -311,15 +319,18 @@ class RunIndex:
 
     def record(self, folder: RunFolder) -> RunRecord:
         """One run's record, `folder` being one of this runs folder's: as indexed when its run.json
-        has not changed since and it was not running (a run in training, or killed in it, may have
-        written files since), else read from the folder and indexed again. An index that cannot
+        has not changed since, it was not running (a run in training, or killed in it, may have
+        written files since) and none of its files was edited, removed or added since it was read
+        (four `stat`s, for the run a command names: a listing stamps run.json alone), else read
+        from the folder and indexed again. An index that cannot
         answer (locked by another writer for over READ_WAIT_S, damaged) is passed by: the folder
         is the truth."""
         try:
             row = self.connection.execute(
                 "SELECT stamp, status, record FROM runs WHERE id = ?", [folder.id],
             ).fetchone()
-            if row is not None and row[0] == _stamp(str(folder.file(RUN_FILE))) and row[1] != RunStatus.running:
+            if row is not None and row[0] == _stamp(str(folder.file(RUN_FILE))) and row[1] != RunStatus.running \
+                    and not _edited_since_read(folder, row[2]):
                 return self._decoded(folder.path, row[2])
             self.connection.execute(f"PRAGMA busy_timeout={int(READ_WAIT_S * 1000)}")
             try:
@@ -419,6 +430,20 @@ def _stamp(run_json: str) -> int:
         return os.stat(run_json).st_mtime_ns
     except OSError:
         return 0
+
+
+def _edited_since_read(folder: RunFolder, stored: str) -> bool:
+    """Whether the run's folder (a file added or removed), its config.yaml, summary.json or
+    evaluation.json changed since the index read them (`stored`, its row's record)."""
+    try:
+        read_ns = json.loads(stored)[READ_NS]
+    except (ValueError, KeyError, TypeError):
+        return True  # indexed before READ_NS was kept, or its row damaged: read it again
+    for path in (folder.path, *(folder.file(name) for name in (CONFIG_FILE, SUMMARY_FILE, EVALUATION_FILE))):
+        with contextlib.suppress(OSError):
+            if os.stat(path).st_mtime_ns >= read_ns:
+                return True
+    return False
 
 
 def _folder_stamps(runs_dir: Path) -> dict[str, int]:

@@ -340,6 +340,33 @@ def test_compare_smooth_is_a_number_for_a_plot(cli, runs_dir, tmp_path):
     assert not (tmp_path / "curves.png").exists()
 
 
+def test_a_config_emptied_and_put_back_in_place_is_seen_by_show_and_then_listed(cli, runs_dir):
+    folder = fake_run(runs_dir, "20260101-100000-good", summary=summary_with(0.3, 0.9))
+    config = folder / "config.yaml"
+    text = config.read_text()
+    assert "completed" in cli("runs").stdout  # indexed
+
+    config.write_text("")  # in place, as `: > config.yaml` does: run.json's time is unchanged
+    emptied, listed = cli("show", "good").stdout, cli("runs").stdout
+    config.write_text(text)
+    mended, listed_again = cli("show", "good").stdout, cli("runs").stdout
+
+    assert "damaged" in emptied and "config.yaml is empty" in emptied and "config.yaml is empty" in listed
+    assert "completed" in mended and "damaged" not in listed_again  # both kept the stale index's "damaged"
+
+
+def test_a_run_of_this_dlcli_without_its_config_is_damaged_and_told_to_put_it_back(cli, runs_dir):
+    folder = fake_run(runs_dir, "20260101-100000-good", summary=summary_with(0.3, 0.9), prepared_as="0123456789abcdef")
+    (folder / "config.yaml").unlink()
+
+    shown, evaluated = cli("show", "good"), cli("evaluate", "good")
+
+    assert "damaged" in shown.stdout and "config.yaml is missing" in shown.stdout
+    assert evaluated.exit_code == 2 and evaluated.stderr.strip() == (  # it said "edited after training"
+        "error: run 20260101-100000-good is damaged: config.yaml is missing; its folder is left as it is: put its "
+        "config.yaml back, or train the original config again for a new run")
+
+
 def test_a_count_beyond_sqlite_s_integers_lists_every_run(cli, runs_dir):
     fake_run(runs_dir, "20260101-100000-good", summary=summary_with(0.3, 0.9))
     beyond = str(2**63)  # SQLite's LIMIT took it for a float: "datatype mismatch"
