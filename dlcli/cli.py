@@ -647,26 +647,32 @@ def verdict(
     from dlcli.curves.histories import history_verdicts
     from dlcli.errors import SomeInputsFailed
 
-    found, failed = [], []
+    found, failed, short_folds = [], [], []
     for reference in histories:
         try:
-            found.extend(history_verdicts(reference, runs_dir, monitor, mode.value if mode else None))
+            judged, too_short = history_verdicts(reference, runs_dir, monitor, mode.value if mode else None)
         except DlcliError as error:
             if len(histories) == 1:
                 raise
             failed.append(error)  # a glob over runs meets short ones: the others are still judged
-    for error in failed[:-1]:
+            continue
+        found.extend(judged)
+        short_folds.extend(too_short)  # a k-fold run stopped in a fold: the folds before it are still judged
+    unjudged = failed + short_folds
+    for error in unjudged[:-1]:
         error_console.print(f"{error.label}: {error}")
     if output_format == NestedFormat.json:
         emit_json([judged.as_dict() for judged in found])
     else:
         for judged in found:
             _print_verdict(judged)
-    if failed:
+    if unjudged:
         # none judged: the inputs are the user's error (2); some judged: a partial result (1)
-        raise (SomeInputsFailed if found else DlcliError)(
-            f"{failed[-1]} ({len(failed)} of {len(histories)} histories have no verdict)"
-        )
+        counts = [f"{len(failed)} of {len(histories)} histories" if failed else "",
+                  counted(len(short_folds), "fold") if short_folds else ""]
+        verb = "has" if unjudged == short_folds[:1] else "have"
+        said = " and ".join(filter(None, counts))
+        raise (SomeInputsFailed if found else DlcliError)(f"{unjudged[-1]} ({said} {verb} no verdict)")
 
 
 def _print_verdict(judged) -> None:

@@ -271,12 +271,14 @@ class CurveVerdict:
 
 def judge_curves(
     rows: list[dict[str, float]], source: str, settings: OverfittingConfig, direction: str | None,
-) -> list[CurveVerdict]:
-    """The verdict of each model in `rows` (each fold apart), read one epoch at a time; `direction`
-    'min' or 'max', or None to tell it by the monitor's name.
+) -> tuple[list[CurveVerdict], list[DlcliError]]:
+    """The verdict of each model in `rows` (each fold apart), read one epoch at a time, and why each
+    fold that cannot be judged is not; `direction` 'min' or 'max', or None to tell it by the
+    monitor's name.
 
-    A history without the monitored or the training-loss column, or with fewer epochs than the
-    detector needs, is an error that names the file.
+    A history without the monitored or the training-loss column, or none of whose models has as
+    many epochs as the detector needs, is an error that names the file. A fold too short beside
+    others (a k-fold run stopped in it) keeps the others' verdicts.
     """
     monitor = settings.monitor
     if not rows:
@@ -290,7 +292,7 @@ def judge_curves(
         raise DlcliError(f"--monitor {monitor}: {problem}")
     direction = direction or guessed_direction(monitor)
     fewest = fewest_epochs(direction == Direction.min)
-    verdicts = []
+    verdicts, too_short = [], []
     for fold, model_rows in models_of(rows, source):
         finite = [judged_epoch(row, monitor) for row in model_rows]  # as the watch reads them
         usable = [row for row, judged in zip(model_rows, finite) if judged]
@@ -298,20 +300,24 @@ def judge_curves(
         if len(usable) < fewest:
             which = f" (fold {fold})" if fold is not None else ""
             why = f"; {left_out_note(left_out, monitor)}" if left_out else ""
-            raise DlcliError(
+            too_short.append(DlcliError(
                 f"{source}{which}: {counted(len(usable), 'epoch')} with both {monitor} and loss; a verdict needs at "
                 f"least {fewest}{why}"
-            )
+            ))
+            continue
         watch = OverfittingWatch.replayed(settings, direction == Direction.min, model_rows)
         verdicts.append(CurveVerdict(source, monitor, direction, len(model_rows), watch.verdict(), fold, left_out))
-    return verdicts
+    if not verdicts:
+        raise too_short[0]
+    return verdicts, too_short
 
 
 def history_verdicts(
     reference: str, runs_dir: Path, monitor: str | None = None, mode: str | None = None,
-) -> list[CurveVerdict]:
+) -> tuple[list[CurveVerdict], list[DlcliError]]:
     """The verdicts of a history file, or of a run (id, prefix, name, `latest`, folder) judged
-    with its own config's `training.overfitting` settings; `monitor` and `mode` override them."""
+    with its own config's `training.overfitting` settings, and why each fold too short to judge is
+    not (judge_curves); `monitor` and `mode` override the settings."""
     from dlcli.config import load_config
     from dlcli.store.index import read_run
     from dlcli.store.runs import CONFIG_FILE, HISTORY_FILE, RUN_FILE, read_history, resolve_run
@@ -342,4 +348,9 @@ def history_verdicts(
     _check_mode(asked, settings.monitor, recorded or named_direction(settings.monitor),
                 f"as run {run.id} recorded it" if recorded else "by its name")
     direction = mode or recorded
-    return judge_curves(read_history(run.file(HISTORY_FILE)), f"run {run.id}", settings, direction)
+    rows = read_history(run.file(HISTORY_FILE))
+    if not rows:  # "a header and no epochs" said of a file that is not there
+        lacking = "is empty" if run.file(HISTORY_FILE).is_file() else "is missing"
+        raise DlcliError(f"run {run.id}: its {HISTORY_FILE} {lacking}: no epoch to judge (a run records each epoch there "
+                         "as it ends)")
+    return judge_curves(rows, f"run {run.id}", settings, direction)

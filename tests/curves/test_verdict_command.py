@@ -217,6 +217,31 @@ def test_a_keras_history_json_that_cannot_be_read_is_one_line(cli, tmp_path, doc
     assert result.exit_code == 2 and says in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
+def test_a_run_without_a_history_says_its_history_is_missing_or_empty(cli, runs_dir):
+    run = fake_run(runs_dir, "20260101-100000-blank", summary=summary_with(0.3, 0.9))
+
+    missing = cli("verdict", run.name)
+    (run / "history.csv").write_text("")
+    empty = cli("verdict", run.name)
+
+    assert missing.exit_code == 2 and missing.stderr.startswith(  # "a header and no epochs" before
+        f"error: run {run.name}: its history.csv is missing: no epoch to judge"), missing.output
+    assert empty.exit_code == 2 and f"run {run.name}: its history.csv is empty" in empty.stderr
+
+
+def test_a_k_fold_history_stopped_early_in_a_fold_keeps_the_verdicts_of_the_folds_before(cli, tmp_path):
+    path = tmp_path / "folds.csv"
+    path.write_text("fold,epoch,loss,val_loss\n" + "".join(f"1,{e},{1 / e},0.5\n" for e in range(1, 21))
+                    + "".join(f"2,{e},{1 / e},0.5\n" for e in range(1, 4)))
+
+    result = cli("verdict", str(path), "--format", "json")
+
+    assert result.exit_code == 1, result.output  # a partial result; fold 1's verdict was lost with fold 2's error
+    assert [judged["fold"] for judged in json.loads(result.stdout)] == [1]
+    assert result.stderr.strip() == (f"error: {path} (fold 2): 3 epochs with both val_loss and loss; a verdict needs at "
+                                     "least 5 (1 fold has no verdict)")
+
+
 def test_a_json_integer_beyond_a_float_s_range_is_an_infinite_value_left_out(cli, tmp_path):
     path = tmp_path / "history.json"
     path.write_text('{"loss": [1, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4], "val_loss": [1, 0.9, 0.8, 0.7, 0.6, 0.5, 1' + "0" * 400 + "]}")
