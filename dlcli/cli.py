@@ -644,13 +644,16 @@ def verdict(
 ) -> None:
     """The overfitting verdict of any history, read one epoch at a time as training reads it:
     when the warning would have come, the onset it names, its evidence, the final verdict."""
-    from dlcli.curves.histories import history_verdicts
+    from dlcli.curves.histories import RunsFolderEntry, history_verdicts
     from dlcli.errors import SomeInputsFailed
 
-    found, failed, short_folds = [], [], []
+    found, failed, short_folds, passed_by = [], [], [], []
     for reference in histories:
         try:
             judged, too_short = history_verdicts(reference, runs_dir, monitor, mode.value if mode else None)
+        except RunsFolderEntry as error:  # `runs/*` names the runs folder's index and sweeps beside its runs
+            passed_by.append(error)
+            continue
         except DlcliError as error:
             if len(histories) == 1:
                 raise
@@ -659,6 +662,8 @@ def verdict(
         found.extend(judged)
         short_folds.extend(too_short)  # a k-fold run stopped in a fold: the folds before it are still judged
     unjudged = failed + short_folds
+    if passed_by and not found and not unjudged:
+        raise passed_by[0]
     for error in unjudged[:-1]:
         error_console.print(f"{error.label}: {error}")
     if output_format == NestedFormat.json:

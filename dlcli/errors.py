@@ -131,6 +131,10 @@ def broken_link(path: Path) -> str | None:
     return None
 
 
+# How much of a file's start tells a binary file from text.
+BINARY_SNIFF = 8192
+
+
 def not_utf8(path: Path) -> str | None:
     """The first line of `path` that is not UTF-8, said with its byte; None when every line is
     (a decoder names a position in the chunk it was decoding, not a line)."""
@@ -146,5 +150,8 @@ def not_utf8(path: Path) -> str | None:
 
 
 def not_utf8_text(path: Path, error: UnicodeDecodeError) -> str:
-    """Where `path` is not UTF-8 text, and what to do, in one line."""
+    """Where `path` is not UTF-8 text, and what to do, in one line; a binary file (NUL bytes, which
+    no text holds) is said to be one: saving it as UTF-8 is no advice for a model or a database."""
+    if b"\0" in bytes(error.object[:BINARY_SNIFF]):
+        return f"{path} is a binary file (a model, a database, an archive?), not text"
     return f"{not_utf8(path) or f'{path}: {error.reason}'}; save it as UTF-8"

@@ -8,6 +8,7 @@ No TensorFlow: `dlcli verdict` judges any Keras user's logs as dlcli judges its 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 from dataclasses import dataclass, field
@@ -47,27 +48,29 @@ def read_curves(path: Path, needed: tuple[str, ...] | None = None) -> list[dict[
         if path.suffix.lower() == ".json":
             rows = _history_json(path, needed)
         else:
+            # read whole first, as a pipe gives it (`dlcli verdict <(...)`): no going back to its start
             with open(path, newline="", encoding="utf-8-sig") as file:  # a spreadsheet's byte-order mark too
-                header = file.readline()
-                file.seek(0)
-                # a space after each separator, as a hand-written file or pandas's sep=", " has it, is no part of a name
-                separator = max(SEPARATORS, key=header.count)
-                reader = csv.DictReader(file, delimiter=separator, skipinitialspace=True)
-                columns = reader.fieldnames or []
-                if len(columns) > 1 and columns[-1] == "":  # a separator ending the header is no column
-                    columns = reader.fieldnames = columns[:-1]
-                if problem := column_named_twice(columns):
-                    raise DlcliError(f"{path}: {problem}")
-                if EPOCH_COLUMN not in columns and columns[:1] == [""]:  # pandas's index, unnamed
-                    reader.fieldnames = [EPOCH_COLUMN, *columns[1:]]
-                elif EPOCH_COLUMN not in columns and "loss" not in columns:
-                    raise DlcliError(
-                        f"{path}: no 'epoch' or 'loss' column (has {listed(columns) or 'no header'}); give "
-                        f"{HISTORY_FILES}"
-                    )
-                records = enumerate(reader, start=2)
-                decimal_comma = separator == ";"  # a spreadsheet saved where the comma is the decimal mark
-                rows = [_row(record, path, number, needed, number - 1, decimal_comma) for number, record in records]
+                text = io.StringIO(file.read(), newline="")
+            header = text.readline()
+            text.seek(0)
+            # a space after each separator, as a hand-written file or pandas's sep=", " has it, is no part of a name
+            separator = max(SEPARATORS, key=header.count)
+            reader = csv.DictReader(text, delimiter=separator, skipinitialspace=True)
+            columns = reader.fieldnames or []
+            if len(columns) > 1 and columns[-1] == "":  # a separator ending the header is no column
+                columns = reader.fieldnames = columns[:-1]
+            if problem := column_named_twice(columns):
+                raise DlcliError(f"{path}: {problem}")
+            if EPOCH_COLUMN not in columns and columns[:1] == [""]:  # pandas's index, unnamed
+                reader.fieldnames = [EPOCH_COLUMN, *columns[1:]]
+            elif EPOCH_COLUMN not in columns and "loss" not in columns:
+                raise DlcliError(
+                    f"{path}: no 'epoch' or 'loss' column (has {listed(columns) or 'no header'}); give "
+                    f"{HISTORY_FILES}"
+                )
+            records = enumerate(reader, start=2)
+            decimal_comma = separator == ";"  # a spreadsheet saved where the comma is the decimal mark
+            rows = [_row(record, path, number, needed, number - 1, decimal_comma) for number, record in records]
     except FileNotFoundError:
         raise DlcliError(f"{path}: no such file or run") from None
     except UnicodeDecodeError as error:
@@ -312,6 +315,11 @@ def judge_curves(
     return verdicts, too_short
 
 
+class RunsFolderEntry(DlcliError):
+    """A path given as a history that is one of the runs folder's own entries (`dlcli verdict runs/*`
+    meets its index and its sweeps): passed by among several histories."""
+
+
 def history_verdicts(
     reference: str, runs_dir: Path, monitor: str | None = None, mode: str | None = None,
 ) -> tuple[list[CurveVerdict], list[DlcliError]]:
@@ -320,15 +328,18 @@ def history_verdicts(
     not (judge_curves); `monitor` and `mode` override the settings."""
     from dlcli.config import load_config
     from dlcli.store.index import read_run
-    from dlcli.store.runs import CONFIG_FILE, HISTORY_FILE, RUN_FILE, read_history, resolve_run
+    from dlcli.store.runs import CONFIG_FILE, HISTORY_FILE, INDEX_FILE, RUN_FILE, SWEEPS_DIR, read_history, resolve_run
 
     asked = mode  # --mode itself, before a run's configured mode stands in for it
     if monitor is not None and not monitor.strip():
         raise DlcliError("--monitor: give the validation metric to watch, e.g. --monitor val_loss")
     path = Path(reference).expanduser()
+    if path.name.startswith(INDEX_FILE) or path.name == SWEEPS_DIR and path.is_dir():
+        raise RunsFolderEntry(f"{path}: the runs folder's {'index' if path.name.startswith(INDEX_FILE) else 'sweeps'}, "
+                              f"not a history; give a run or {HISTORY_FILES}")
     if path.suffix.lower() in (".csv", ".json") and not path.exists():
         raise DlcliError(f"{path}: no such file")
-    if path.is_file():
+    if path.is_file() or path.exists() and not path.is_dir():  # a file, or a pipe: <(...), /dev/stdin
         settings = OverfittingConfig(monitor=monitor or OverfittingConfig().monitor)
         _check_mode(mode, settings.monitor, named_direction(settings.monitor), "by its name")
         return judge_curves(read_curves(path, (settings.monitor, "loss")), str(path), settings, mode)

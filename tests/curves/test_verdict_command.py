@@ -242,6 +242,33 @@ def test_a_k_fold_history_stopped_early_in_a_fold_keeps_the_verdicts_of_the_fold
                                      "least 5 (1 fold has no verdict)")
 
 
+def test_a_history_given_through_a_pipe_is_read(tmp_path):
+    log = "epoch,loss,val_loss\n" + "".join(f"{epoch},{1 / (epoch + 1)},0.5\n" for epoch in range(8))
+
+    piped = subprocess.run([sys.executable, "-m", "dlcli", "verdict", "/dev/stdin"], input=log, capture_output=True,
+                           text=True)  # not seekable: it was taken for a run and refused as "a file, not a run folder"
+
+    assert piped.returncode == 0 and piped.stdout.startswith("/dev/stdin: 8 epochs of val_loss (min)"), piped.stderr
+
+
+def test_the_runs_folder_s_index_and_sweeps_are_passed_by_among_runs_and_a_binary_file_is_said_to_be_one(
+        cli, runs_dir, tmp_path):
+    run = fake_run(runs_dir, "20260101-100000-good", summary=summary_with(0.3, 0.9))
+    (run / "history.csv").write_text("epoch,loss,val_loss\n" + "".join(f"{e},{1 / e},0.5\n" for e in range(1, 9)))
+    (runs_dir / "sweeps").mkdir()
+    assert cli("runs").exit_code == 0  # makes index.sqlite
+    binary = tmp_path / "model.csv"
+    binary.write_bytes(bytes(range(256)) * 4)
+
+    globbed = cli("verdict", *(str(path) for path in sorted(runs_dir.iterdir())))  # what `dlcli verdict runs/*` gives
+    alone, blob = cli("verdict", str(runs_dir / "index.sqlite")), cli("verdict", str(binary))
+
+    assert globbed.exit_code == 0 and globbed.stderr == "" and f"run {run.name}: 8 epochs" in globbed.stdout, globbed.output
+    assert alone.exit_code == 2 and "index.sqlite: the runs folder's index, not a history" in alone.stderr
+    assert blob.exit_code == 2 and "model.csv is a binary file (a model, a database, an archive?), not text" in \
+        blob.stderr and "save it as UTF-8" not in blob.stderr
+
+
 def test_a_json_integer_beyond_a_float_s_range_is_an_infinite_value_left_out(cli, tmp_path):
     path = tmp_path / "history.json"
     path.write_text('{"loss": [1, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4], "val_loss": [1, 0.9, 0.8, 0.7, 0.6, 0.5, 1' + "0" * 400 + "]}")
