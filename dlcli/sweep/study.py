@@ -255,15 +255,18 @@ def repeat_settings(seeds: Sequence[int], asked: str) -> SweepSettings:
     checked before any of it is listed; `asked` is the option as the user gave it."""
     if len(seeds) > MOST_SEEDS:
         raise DlcliError(f"{asked}: at most {MOST_SEEDS} seeds a group ({TOO_MANY_SEEDS})")
-    if len(seeds) < 2:  # as --repeat's range says (2 or more): a group of one tells nothing from seed noise
-        raise DlcliError(f"{asked}: one seed is one run, no group to compare: list two or more, or train it alone "
-                         f"with --set seed={seeds[0]}" if seeds else f"{asked}: no seed listed")
-    if len(set(seeds)) != len(seeds):
-        raise DlcliError(f"--seeds {','.join(map(str, seeds))}: a seed is given twice; each seed trains once")
+    if not seeds:
+        raise DlcliError(f"{asked}: no seed listed")
+    # first: the advice below names a seed, which must be one `--set seed=` takes
     outside = [seed for seed in seeds if not 0 <= seed <= SEED_MAX]  # said of the option, not of a --grid never given
     if outside:
         fix = "start from a lower seed" if outside[0] > SEED_MAX else "give seeds from 0"
         raise DlcliError(f"{asked}: seed {outside[0]} is outside 0 to {SEED_MAX}: {fix}")
+    if len(seeds) < 2:  # as --repeat's range says (2 or more): a group of one tells nothing from seed noise
+        raise DlcliError(f"{asked}: one seed is one run, no group to compare: list two or more, or train it alone "
+                         f"with --set seed={seeds[0]}")
+    if len(set(seeds)) != len(seeds):
+        raise DlcliError(f"--seeds {','.join(map(str, seeds))}: a seed is given twice; each seed trains once")
     return SweepSettings(method=SweepMethod.grid, points=[{"seed": seed} for seed in seeds], space={}, samples=1)
 
 

@@ -142,7 +142,9 @@ def test_too_many_seeds_and_an_empty_sweep_id_are_one_line(cli, tiny_config, run
      "error: --repeat 2: seed 4294967296 is outside 0 to 4294967295: start from a lower seed"),
     (["--seeds", "7"], "error: --seeds (1 listed): one seed is one run, no group to compare: list two or more, or train it "
      "alone with --set seed=7"),  # as --repeat 1 is refused
-], ids=["a negative seed listed", "a repeat past the largest seed", "a single seed"])
+    (["--seeds", "-1"], "error: --seeds (1 listed): seed -1 is outside 0 to 4294967295: give seeds from 0"),
+], ids=["a negative seed listed", "a repeat past the largest seed", "a single seed",
+        "a single seed out of range"])  # it was told to `--set seed=-1`, which is refused too
 def test_a_seed_out_of_range_is_blamed_on_the_option_that_gave_it(cli, tiny_config, runs_dir, options, message):
     result = cli("train", str(tiny_config), *options)
 
