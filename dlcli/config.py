@@ -883,6 +883,12 @@ def _validation_error(error: ValidationError, data: dict[str, Any], source: Sour
         if near:  # `{nme: adam}`: the key is there, misspelled
             return source.error(parent, f"missing required key '{key}'; is '{visible(str(near[0]))}' a misspelling of it?",
                                 set_at=(*parent, near[0]))
+        if key == "name" and isinstance(given, dict) and len(given) == 1 and isinstance(next(iter(given.values())), dict):
+            # `{SparseTopKCategoricalAccuracy: {k: 3}}`, as layers and callbacks are written
+            (written_class, arguments), = given.items()
+            shown = ", ".join([f"name: {visible(str(written_class))}", *(f"{k}: {v}" for k, v in arguments.items())])
+            return source.error(parent, f"missing required key 'name': a Keras object with arguments is written "
+                                        f"{{{cut(shown, 80)}}} here (the class as `name`, beside its arguments)")
         return source.error(parent, f"missing required key '{key}'")
     # a union's members each say what they would take: one sentence, "input should be A, or B"
     said = list(dict.fromkeys(_message(problem) for problem in alike))
