@@ -47,7 +47,7 @@ CASES = [
      ["optimizer: missing required key 'name'; is 'nme' a misspelling of it?"]),
     ("a metric with arguments written as a layer is",
      edit("metrics: [accuracy]", "metrics: [{SparseTopKCategoricalAccuracy: {k: 3}}]"),
-     ["config.yaml:17: metrics.0: missing required key 'name': a Keras object with arguments is written "
+     ["config.yaml:13: metrics.0: missing required key 'name': a Keras object with arguments is written "
       "{name: SparseTopKCategoricalAccuracy, k: 3} here"]),
     ("two YAML documents", TINY_CONFIG + "---\n" + TINY_CONFIG,
      ["invalid YAML: a second YAML document ('---'); a config is one document"]),
