@@ -430,7 +430,7 @@ def predict(
     runs_dir: RunsDir = DEFAULT_RUNS_DIR,
 ) -> None:
     """The run's model on new inputs, prepared as its training data was: one row per input."""
-    from dlcli.store.runs import refuse_among_runs, resolve_run
+    from dlcli.store.runs import refuse_among_runs, refuse_training_data_output, resolve_run
 
     if output is not None:
         if why := unusable_output(output):
@@ -439,6 +439,8 @@ def predict(
         refuse_among_runs(output, runs_dir, "--output")
     output_format = _format_for(output, output_format)
     folder = resolve_run(runs_dir, run)
+    if output is not None:
+        refuse_training_data_output(output, folder, "--output")
     _import_tensorflow()
     from dlcli.errors import SomeInputsFailed
     from dlcli.report.render import write_predictions
@@ -938,12 +940,14 @@ VisualizedFoldOption = Annotated[
 ]
 
 
-def _visualizer(runs_dir: Path, run: str):
-    """(dlcli.use.visualize, the run's folder): the run found before TensorFlow is imported, as the
-    CLI imports it (its native log silenced)."""
-    from dlcli.store.runs import resolve_run
+def _visualizer(runs_dir: Path, run: str, output: Path | None):
+    """(dlcli.use.visualize, the run's folder): the run found, and `output` checked against its
+    training data, before TensorFlow is imported, as the CLI imports it (its native log silenced)."""
+    from dlcli.store.runs import refuse_training_data_output, resolve_run
 
     folder = resolve_run(runs_dir, run)
+    if output is not None:
+        refuse_training_data_output(output, folder, "--output")
     _import_tensorflow()
     from dlcli.use import visualize
 
@@ -989,7 +993,7 @@ def visualize_activations(
     """Every channel of each layer's output for one image: a grid PNG per layer (default: every
     convolution and pooling layer)."""
     _refuse_run_folder(output, runs_dir)
-    visualize, folder = _visualizer(runs_dir, run)
+    visualize, folder = _visualizer(runs_dir, run, output)
     inspected = _opened(visualize, folder, fold, image)
     output = output or inspected.output("activations", visualize.image_label(image))
     _wrote(visualize.activations(inspected, image, layers, output))
@@ -1015,7 +1019,7 @@ def visualize_filters(
     """The input pattern each filter responds to most, grown from noise by gradient ascent: a grid
     PNG per layer."""
     _refuse_run_folder(output, runs_dir)
-    visualize, folder = _visualizer(runs_dir, run)
+    visualize, folder = _visualizer(runs_dir, run, output)
     ascent = visualize.Ascent(steps, learning_rate, normalize)
     inspected = _opened(visualize, folder, fold)
     _wrote(visualize.filters(inspected, layers, filters, ascent, output or inspected.output("filters")))
@@ -1051,7 +1055,7 @@ def visualize_heatmap(
         if values.exists() and not output.exists():  # no earlier heatmap there: the .npy is someone's own
             raise DlcliError(f"--output {output}: {values} exists, and the heatmap's values would be written over it; "
                              "give another --output")
-    visualize, folder = _visualizer(runs_dir, run)
+    visualize, folder = _visualizer(runs_dir, run, output)
     inspected = _opened(visualize, folder, fold, image)
     result = visualize.heatmap(inspected, image, class_name, layer)
     chosen = f"-{class_name}" if class_name is not None else ""

@@ -29,6 +29,13 @@ def _same_file(a: Path, b: Path) -> bool:
         return a.resolve() == b.resolve()
 
 
+def within(path: Path, data: Path) -> bool:
+    """Whether `path` is the file `data`, or lies inside the folder `data` (links followed)."""
+    if data.is_dir():
+        return Path(os.path.realpath(data)) in Path(os.path.realpath(path)).parents
+    return _same_file(path, data)
+
+
 def refuse_inputs(outputs: Iterable[Path], inputs: Iterable[Path], option: str = "--output") -> None:
     """Refuse (exit 2) an output that is one of the command's input files: writing it would destroy it."""
     inputs = [path for path in inputs if not path.is_dir()]

@@ -171,6 +171,20 @@ def refuse_runs_folder_output(path: Path, runs_dir: Path, option: str, folder: b
                          "listed as a damaged run; write it elsewhere")
 
 
+def refuse_training_data_output(path: Path, run: RunFolder, option: str) -> None:
+    """Refuse an output that is the run's training data (its config's `dataset.path`: a CSV table,
+    a photo folder) or lies in it: a predictions table written over the table it trained on, a
+    picture added to a class's folder."""
+    from dlcli.outputs import within
+
+    dataset = (run_config(run)[0] or {}).get("dataset")
+    data = dataset.get("path") if isinstance(dataset, dict) else None
+    if isinstance(data, str) and data and within(path, Path(data).expanduser()):
+        raise DlcliError(f"{option} {path} is {'in ' if Path(data).expanduser().is_dir() else ''}run {run.id}'s training "
+                         f"data (dataset.path {data}): writing it there would change what the run trains on; write it "
+                         "elsewhere")
+
+
 def refuse_among_runs(path: Path, runs_dir: Path, option: str, folder: bool = False) -> None:
     """Refuse an output written into a run's folder or among the runs folder's own files: the two
     checks every command that writes beside the runs makes."""

@@ -179,3 +179,18 @@ def test_a_damaged_history_names_its_line(tmp_path, text, says):
 
     with pytest.raises(DlcliError, match=f"run 20260101-100000-r: history.csv is damaged \\({says}\\); train its"):
         read_history(path)
+
+
+def test_an_output_in_a_run_s_training_data_is_refused(tmp_path):
+    from conftest import TINY_CONFIG
+    from dlcli.errors import DlcliError
+    from dlcli.store.runs import refuse_training_data_output
+
+    photos = tmp_path / "photos"
+    (photos / "cats").mkdir(parents=True)
+    folder = RunFolder(fake_run(tmp_path / "runs", "20260101-100000-photos", TINY_CONFIG.replace(
+        "name: digits", f"name: image_directory\n  path: {photos}")))
+
+    with pytest.raises(DlcliError, match=r"is in run 20260101-100000-photos's training data \(dataset.path "):
+        refuse_training_data_output(photos / "cats" / "heatmap.png", folder, "--output")  # a picture among its cats
+    refuse_training_data_output(tmp_path / "heatmap.png", folder, "--output")  # beside it: fine

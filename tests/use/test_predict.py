@@ -273,6 +273,11 @@ def test_an_output_never_destroys_an_input_or_an_older_output(cli, trained, tmp_
     onto_run = cli("predict", run.id, str(table), "--format", "csv", "--output", str(history), *args, runs=False)
     assert onto_run.exit_code == 2 and "is in the run folder" in onto_run.stderr, onto_run.output
     assert history.read_text() == run_file
+    trained_on = trained["table"].read_text()  # the table the run trained on: no input here, a .csv as predictions are
+    onto_data = cli("predict", run.id, str(table), "--output", str(trained["table"]), *args, runs=False)
+    assert onto_data.exit_code == 2 and f"--output {trained['table']} is run {run.id}'s training data (dataset.path " \
+        in onto_data.stderr, onto_data.output
+    assert trained["table"].read_text() == trained_on
 
     earlier = tmp_path / "earlier.csv"
     earlier.write_text("the previous answers\n")
