@@ -33,7 +33,7 @@ from pydantic import (
 from dlcli.choices import LATEST, CacheMode, Direction, Distribution, InputKind, Leaks, Pruner, Sampled, SweepMethod, Task
 from dlcli.columns import DEFAULT_MONITOR, EPOCH_COLUMN, LEARNING_RATE_COLUMN, NOT_METRIC_COLUMNS, VALIDATION_PREFIX, metric_name
 from dlcli.data.catalog import DATASETS, REQUIRED
-from dlcli.errors import ConfigError, counted
+from dlcli.errors import ConfigError, counted, kind_of
 from dlcli.keys import (
     MAX_CONFIG_VALUES,
     KeyPath,
@@ -693,7 +693,7 @@ def parse_yaml(text: str, file: str) -> tuple[dict[str, Any], SourceMap]:
     if not isinstance(data, dict):
         raise ConfigError(
             f"{file}:1: the config must be a mapping of keys (name, dataset, model, ...), "
-            f"not a {type(data).__name__}"
+            f"not {kind_of(data)}"
         )
     return data, source
 

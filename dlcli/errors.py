@@ -33,6 +33,20 @@ def file_problem(error: Exception) -> str:
     return first if len(first) <= 80 else first[:80].rsplit(" ", 1)[0] + "..."
 
 
+def kind_of(value) -> str:
+    """What a parsed YAML or JSON value is, in the words of those formats ('a list', 'null'), not
+    Python's type names ('NoneType', 'int')."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"{str(value).lower()} (a boolean)"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "a list" if isinstance(value, list) else "a mapping" if isinstance(value, dict) else f"a {type(value).__name__}"
+
+
 def counted(number: int, noun: str) -> str:
     """'1 row', '3 rows': a count in a message, its noun agreeing."""
     return f"{number} {noun}{'' if number == 1 else 's'}"

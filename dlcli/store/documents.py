@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, NonNegative
 
 from dlcli import __version__
 from dlcli.choices import InputKind, Task
-from dlcli.errors import DlcliError, file_problem
+from dlcli.errors import DlcliError, file_problem, kind_of
 from dlcli.keys import read_yaml
 from dlcli.outputs import write_atomic
 from dlcli.store.runs import (
@@ -347,7 +347,7 @@ def _validated(path: Path, model: type[RunFile]) -> tuple[dict[str, Any] | None,
     except (OSError, UnicodeDecodeError, ValueError) as error:  # a JSONDecodeError says where it breaks
         return None, f"{path.name} cannot be read ({file_problem(error)})"
     if not isinstance(data, dict):
-        return None, f"{path.name} holds a {type(data).__name__}, not an object"
+        return None, f"{path.name} holds {kind_of(data)}, not an object"
     try:
         model.from_dict(data)
     except ValidationError as error:

@@ -55,6 +55,7 @@ CASES = [
      ["config.yaml:", "invalid YAML"]),
     ("empty file", "", ["config.yaml: the config is empty"]),
     ("list at top level", "- Dense\n- Flatten\n", ["config.yaml:1: the config must be a mapping", "not a list"]),
+    ("number at top level", "5\n", ["config.yaml:1: the config must be a mapping", "...), not a number"]),  # "not a int"
     ("unsafe run name", edit("name: tiny", "name: ../../escape"),
      ["config.yaml:1: name: a run name uses letters, digits"]),
     ("a section that is not a mapping", edit("training:\n  epochs: 2\n  batch_size: 64\n", "training: [2, 64]\n"),

@@ -367,6 +367,15 @@ def test_a_run_of_this_dlcli_without_its_config_is_damaged_and_told_to_put_it_ba
         "config.yaml back, or train the original config again for a new run")
 
 
+def test_a_run_file_that_holds_no_object_is_said_in_json_s_words(cli, runs_dir):
+    folder = fake_run(runs_dir, "20260101-100000-null", summary=summary_with(0.3, 0.9))
+    (folder / "summary.json").write_text("null")
+
+    listed = cli("runs", "--format", "json")
+
+    assert json.loads(listed.stdout)[0]["damage"] == "summary.json holds null, not an object"  # "a NoneType"
+
+
 def test_a_count_beyond_sqlite_s_integers_lists_every_run(cli, runs_dir):
     fake_run(runs_dir, "20260101-100000-good", summary=summary_with(0.3, 0.9))
     beyond = str(2**63)  # SQLite's LIMIT took it for a float: "datatype mismatch"
