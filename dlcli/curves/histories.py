@@ -23,9 +23,10 @@ from dlcli.errors import DlcliError, column_named_twice, counted, listed, not_ut
 from dlcli.keys import did_you_mean
 
 # Metric names whose lower value is better, for a file that does not say (Keras's own losses
-# and error metrics); the rest of Keras's metrics that rank ("accuracy", "auc", ...) are maximized.
+# and error metrics), and those whose higher value is: each Keras metric's default name says its
+# direction through one of them (tested against the direction each declares).
 MINIMIZED_WORDS = ("loss", "error", "crossentropy", "hinge", "mae", "mse", "mape", "msle", "divergence", "poisson", "logcosh")
-MAXIMIZED_WORDS = ("acc", "auc", "precision", "recall", "f1", "iou", "r2", "score")
+MAXIMIZED_WORDS = ("acc", "auc", "precision", "recall", "f1", "iou", "r2", "score", "cosine", "io_u", "correlation")
 # The separators a CSV file may use: a CSVLogger(separator=...) file's, a spreadsheet's saved in a
 # locale whose decimal mark is the comma. The header's commonest one is the file's (no Keras
 # metric's name holds any of them); `dlcli predict` names the one a table was saved with.

@@ -242,6 +242,26 @@ def test_a_k_fold_history_stopped_early_in_a_fold_keeps_the_verdicts_of_the_fold
                                      "least 5 (1 fold has no verdict)")
 
 
+def test_a_metric_known_by_its_name_alone_is_ranked_as_keras_ranks_it():
+    import inspect
+
+    import keras
+
+    from dlcli.curves.histories import named_direction
+
+    declared = {}
+    for _, metric_class in inspect.getmembers(keras.metrics, inspect.isclass):
+        try:
+            metric = metric_class()
+        except (TypeError, ValueError):  # one that needs arguments: its name is a default's or the user's
+            continue
+        if getattr(metric, "_direction", None) in ("up", "down"):
+            declared[metric.name] = "max" if metric._direction == "up" else "min"
+
+    assert len(declared) >= 25  # 30 in Keras 3.15
+    assert {name: named_direction(name) for name in declared} == declared  # cosine_similarity was "cannot tell"
+
+
 def test_a_history_given_through_a_pipe_is_read(tmp_path):
     log = "epoch,loss,val_loss\n" + "".join(f"{epoch},{1 / (epoch + 1)},0.5\n" for epoch in range(8))
 
