@@ -33,13 +33,12 @@ from pydantic import (
 from dlcli.choices import LATEST, CacheMode, Direction, Distribution, InputKind, Leaks, Pruner, Sampled, SweepMethod, Task
 from dlcli.columns import DEFAULT_MONITOR, EPOCH_COLUMN, LEARNING_RATE_COLUMN, NOT_METRIC_COLUMNS, VALIDATION_PREFIX, metric_name
 from dlcli.data.catalog import DATASETS, REQUIRED
-from dlcli.errors import ConfigError, counted, kind_of
+from dlcli.errors import ConfigError, counted, cut, kind_of
 from dlcli.keys import (
     MAX_CONFIG_VALUES,
     KeyPath,
     YamlLoader,
     canonical,
-    cut,
     did_you_mean,
     format_path,
     key_parts,

@@ -47,6 +47,11 @@ def kind_of(value) -> str:
     return "a list" if isinstance(value, list) else "a mapping" if isinstance(value, dict) else f"a {type(value).__name__}"
 
 
+def cut(text: str, most: int = 60) -> str:
+    """Text a message echoes, at most `most` characters: a value of thousands is cut, not echoed whole."""
+    return text if len(text) <= most else text[: most - 3] + "..."
+
+
 def counted(number: int, noun: str) -> str:
     """'1 row', '3 rows': a count in a message, its noun agreeing."""
     return f"{number} {noun}{'' if number == 1 else 's'}"

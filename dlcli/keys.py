@@ -12,6 +12,8 @@ from typing import Any
 
 import yaml
 
+from dlcli.errors import cut
+
 KeyPath = tuple[str | int, ...]
 
 
@@ -55,11 +57,6 @@ def canonical(name: str) -> str:
     """A Keras object's name as compared: 'sparse_categorical_crossentropy' and
     'SparseCategoricalCrossentropy' are one."""
     return re.sub(r"[^a-z0-9]", "", name.lower())
-
-
-def cut(text: str, most: int = 60) -> str:
-    """Text a message echoes, at most `most` characters: a value of thousands is cut, not echoed whole."""
-    return text if len(text) <= most else text[: most - 3] + "..."
 
 
 def visible(name: str) -> str:

@@ -21,7 +21,7 @@ from typing import Any, NoReturn
 
 from dlcli.choices import LATEST, Split
 from dlcli.columns import INTEGER_COLUMNS
-from dlcli.errors import DlcliError, RunNotFound, not_utf8
+from dlcli.errors import DlcliError, RunNotFound, cut, not_utf8
 from dlcli.store import DEFAULT_RUNS_DIR
 from dlcli.store.status import RunStatus
 
@@ -388,23 +388,35 @@ def _named(runs: list[RunFolder], name: str) -> list[RunFolder]:
     return named
 
 
+def _sweep_named(runs_dir: Path, reference: str) -> bool:
+    try:
+        return (runs_dir / SWEEPS_DIR / reference / PLAN_FILE).is_file()
+    except OSError:  # a name longer than any path can be
+        return False
+
+
 def resolve_run(runs_dir: Path, reference: str) -> RunFolder:
     """A run by folder path, full id, unique id prefix, `latest`, or name (its latest run)."""
     if not reference.strip():  # every id starts with the empty prefix: it would be called ambiguous
         raise RunNotFound("an empty run: give its id, a prefix of it, its name, its folder or 'latest'")
+    shown = cut(reference, 80)  # a reference pasted whole from elsewhere: echoed cut
     as_path = Path(reference).expanduser()
-    if (as_path / RUN_FILE).is_file() or (as_path.is_dir() and RUN_ID.fullmatch(as_path.name)):
-        return RunFolder(as_path)
+    try:
+        if (as_path / RUN_FILE).is_file() or (as_path.is_dir() and RUN_ID.fullmatch(as_path.name)):
+            return RunFolder(as_path)
+        exists, is_dir = as_path.exists(), as_path.is_dir()
+    except OSError:  # a name longer than any path can be: no folder, looked for among the runs
+        exists = is_dir = False
     runs = list_run_folders(runs_dir)
     # a path that is there, and no run: said as such rather than looked for among the runs' names
-    what = f"a folder, and no run folder (it has no {RUN_FILE})" if as_path.is_dir() else "a file, not a run folder"
-    not_a_run = f"{as_path}: {what}; give a run's folder, id, name or 'latest'" if as_path.exists() else None
+    what = f"a folder, and no run folder (it has no {RUN_FILE})" if is_dir else "a file, not a run folder"
+    not_a_run = f"{as_path}: {what}; give a run's folder, id, name or 'latest'" if exists else None
     if not runs:
-        raise RunNotFound(not_a_run or f"no run '{reference}': {runs_dir} holds no runs yet")
+        raise RunNotFound(not_a_run or f"no run '{shown}': {runs_dir} holds no runs yet")
     if reference == LATEST:
         return next((run for run in reversed(runs) if run.file(RUN_FILE).is_file()), runs[-1])
     exact = [run for run in runs if run.id == reference]
-    if not exact and (runs_dir / SWEEPS_DIR / reference / PLAN_FILE).is_file():  # its first trial's id starts alike
+    if not exact and _sweep_named(runs_dir, reference):  # its first trial's id starts alike
         where = runs_dir_option(runs_dir)
         raise RunNotFound(f"'{reference}' is a sweep, not a run: `dlcli compare --sweep {reference}{where}` compares its "
                           f"trials, `dlcli sweep --resume {reference}{where}` continues it")
@@ -415,11 +427,11 @@ def resolve_run(runs_dir: Path, reference: str) -> RunFolder:
         return named[-1]
     if matches:
         listed = ", ".join(run.id for run in matches[:10]) + (f" and {len(matches) - 10} more" if len(matches) > 10 else "")
-        raise RunNotFound(f"run '{reference}' is ambiguous: {len(matches)} runs match ({listed}); give more of the id")
+        raise RunNotFound(f"run '{shown}' is ambiguous: {len(matches)} runs match ({listed}); give more of the id")
     if not_a_run:
         raise RunNotFound(not_a_run)
     recent = ", ".join(run.id for run in reversed(runs[-5:]))  # newest first, as 'the latest' reads
-    raise RunNotFound(f"no run '{reference}' in {runs_dir}; the latest are {recent} (or use 'latest')")
+    raise RunNotFound(f"no run '{shown}' in {runs_dir}; the latest are {recent} (or use 'latest')")
 
 
 def process_start_time(pid: int) -> int | None:

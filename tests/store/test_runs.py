@@ -194,3 +194,13 @@ def test_an_output_in_a_run_s_training_data_is_refused(tmp_path):
     with pytest.raises(DlcliError, match=r"is in run 20260101-100000-photos's training data \(dataset.path "):
         refuse_training_data_output(photos / "cats" / "heatmap.png", folder, "--output")  # a picture among its cats
     refuse_training_data_output(tmp_path / "heatmap.png", folder, "--output")  # beside it: fine
+
+
+def test_a_reference_longer_than_any_path_is_looked_for_and_echoed_cut(runs):
+    (runs / "sweeps").mkdir()  # a sweep of that name was looked for: ENAMETOOLONG, said as the file's error
+    long = "x" * 3000
+
+    with pytest.raises(RunNotFound) as found:
+        resolve_run(runs, long)
+
+    assert str(found.value).startswith(f"no run '{'x' * 77}...' in {runs}; the latest are")
