@@ -19,7 +19,7 @@ from dlcli.choices import Direction
 from dlcli.columns import EPOCH_COLUMN, FOLD_COLUMN, INTEGER_COLUMNS, metric_name
 from dlcli.config import OverfittingConfig, not_a_validation_metric
 from dlcli.curves.verdicts import OverfittingWatch, fewest_epochs, judged_epoch
-from dlcli.errors import DlcliError, column_named_twice, counted, listed, not_utf8_text
+from dlcli.errors import DlcliError, column_named_twice, counted, cut, listed, not_utf8_text
 from dlcli.keys import did_you_mean
 
 # Metric names whose lower value is better, for a file that does not say (Keras's own losses
@@ -129,11 +129,22 @@ def _in_order(rows: list[dict[str, float]], path: Path) -> None:
         last[fold] = epoch
 
 
+def _each_key_once(pairs: list[tuple[str, Any]], path: Path) -> dict[str, Any]:
+    """A JSON object's keys, each once: Python keeps the last of two, and a metric listed twice
+    would be read as the other's values."""
+    read = dict(pairs)
+    if len(read) < len(pairs):
+        seen: set[str] = set()
+        twice = next(key for key, _ in pairs if key in seen or seen.add(key))
+        raise DlcliError(f"{path}: the key '{cut(twice)}' is given twice; History.history has each metric once")
+    return read
+
+
 def _history_json(path: Path, needed: tuple[str, ...] | None) -> list[dict[str, float]]:
     """`json.dump(history.history, file)`: {metric: [a value per epoch]}, as rows numbered from 1;
     a value that is no number refused in the `needed` metrics (all when None), left out elsewhere."""
     try:
-        document = json.loads(path.read_text(encoding="utf-8-sig"))
+        document = json.loads(path.read_text(encoding="utf-8-sig"), object_pairs_hook=lambda pairs: _each_key_once(pairs, path))
     except UnicodeDecodeError as error:
         raise DlcliError(f"not a JSON file of UTF-8 text: {not_utf8_text(path, error)}") from None
     except json.JSONDecodeError as error:
