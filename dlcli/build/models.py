@@ -519,6 +519,8 @@ def _connect(
             previous = starts[0]
         names = names if names is not None else [previous]
         for name in names:
+            if name == layer.name:
+                raise config.error((*path, "inputs"), f"'{name}' is this layer itself: a layer takes only earlier ones")
             if name in all_names and name not in outputs:
                 raise config.error((*path, "inputs"), f"'{name}' comes later: a layer takes only earlier ones")
             if name not in outputs:

@@ -72,6 +72,7 @@ def test_a_graph_trains_logs_acc_and_check_shows_the_inputs(cli, write_config, r
     ("model.layers.4.Add.inputs=[main, shortcat]",
      "model.layers.4.Add.inputs: no earlier layer is named 'shortcat'; did you mean 'shortcut'?"),
     ("model.layers.3.Conv2D.inputs=[merged]", "model.layers.3.Conv2D.inputs: 'merged' comes later"),
+    ("model.layers.3.Conv2D.inputs=[shortcut]", "model.layers.3.Conv2D.inputs: 'shortcut' is this layer itself"),
     ("model.layers.4.Add.inputs=[main]", "model.layers.4.Add: Add merges several inputs: give it two or more"),
     ("model.layers.4.Add.inputs=[main, main]",
      "model.layers.3.Conv2D: no later layer takes the output of 'shortcut' and it is not the last layer"),
