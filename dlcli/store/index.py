@@ -22,7 +22,6 @@ import math
 import os
 import re
 import sqlite3
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -49,8 +48,9 @@ from dlcli.store.status import RunStatus
 INDEX_VERSION = 13  # PRAGMA user_version: an index of another version is rebuilt (13: a damaged file said as its readers say it)
 # SQLite's largest integer: a count beyond it (`--last 9223372036854775808`) asks for every run.
 SQLITE_LARGEST = 2**63 - 1
-# When a run's row was read from its folder, kept in its record: a file edited later makes the row stale.
-READ_NS = "read_ns"
+# What a run's folder and the files its record is read from were (each one's inode, size, change and
+# modification times, or None) when the row was read, kept in its record: any difference makes it stale.
+READ_FROM = "read_from"
 BUSY_TIMEOUT_S = 60  # a run recording its status waits this long for another writer
 READ_WAIT_S = 1.0  # a reading command no longer than this, then it reads the folders
 
@@ -182,12 +182,12 @@ class RunIndex:
 
         rows, fields, records = [], [], []
         for folder, stamp in folders:
-            read_ns = time.time_ns()  # before reading: an edit while it reads is newer (RunIndex.record)
+            read_from = _files_read(folder)  # before reading: an edit while it reads differs (RunIndex.record)
             record = load_run(folder)
             info = record.info
             stored = {"info": info, "damage": record.damage, "summary": record.summary,
                       "evaluation": record.evaluation, "evaluation_damage": record.evaluation_damage,
-                      "epochs": record.epochs_done(), READ_NS: read_ns,
+                      "epochs": record.epochs_done(), READ_FROM: read_from,
                       "recorded": RunStatus.damaged.value if record.damage else info["status"]}
             rows.append((folder.id, stamp, info["name"], stored["recorded"], info["created"] or "",
                          (info["sweep"] or {}).get("id"), json.dumps(stored, default=str)))
@@ -432,18 +432,29 @@ def _stamp(run_json: str) -> int:
         return 0
 
 
-def _edited_since_read(folder: RunFolder, stored: str) -> bool:
-    """Whether the run's folder (a file added or removed), its config.yaml, summary.json or
-    evaluation.json changed since the index read them (`stored`, its row's record)."""
-    try:
-        read_ns = json.loads(stored)[READ_NS]
-    except (ValueError, KeyError, TypeError):
-        return True  # indexed before READ_NS was kept, or its row damaged: read it again
+def _files_read(folder: RunFolder) -> list[list[int] | None]:
+    """The run's folder (a file added or removed changes it) and the files its record is read from, as
+    they are now: [inode, size, change time, modification time] each, None when missing. The change
+    time, which no tool sets back, and the size catch a file put back with its old modification
+    time (`cp -p`) or written within the clock's last tick."""
+    said = []
     for path in (folder.path, *(folder.file(name) for name in (CONFIG_FILE, SUMMARY_FILE, EVALUATION_FILE))):
-        with contextlib.suppress(OSError):
-            if os.stat(path).st_mtime_ns >= read_ns:
-                return True
-    return False
+        try:
+            found = os.stat(path)
+            said.append([found.st_ino, found.st_size, found.st_ctime_ns, found.st_mtime_ns])
+        except OSError:
+            said.append(None)
+    return said
+
+
+def _edited_since_read(folder: RunFolder, stored: str) -> bool:
+    """Whether the run's folder or a file its record came from changed since the index read it
+    (`stored`, its row's record)."""
+    try:
+        read_from = json.loads(stored)[READ_FROM]
+    except (ValueError, KeyError, TypeError):
+        return True  # indexed before READ_FROM was kept, or its row damaged: read it again
+    return read_from != _files_read(folder)
 
 
 def _folder_stamps(runs_dir: Path) -> dict[str, int]:

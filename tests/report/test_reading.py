@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import subprocess
 import sys
 
@@ -346,9 +347,11 @@ def test_a_config_emptied_and_put_back_in_place_is_seen_by_show_and_then_listed(
     text = config.read_text()
     assert "completed" in cli("runs").stdout  # indexed
 
+    written = os.stat(config)
     config.write_text("")  # in place, as `: > config.yaml` does: run.json's time is unchanged
     emptied, listed = cli("show", "good").stdout, cli("runs").stdout
     config.write_text(text)
+    os.utime(config, ns=(written.st_atime_ns, written.st_mtime_ns))  # put back with its old time, as `cp -p` does
     mended, listed_again = cli("show", "good").stdout, cli("runs").stdout
 
     assert "damaged" in emptied and "config.yaml is empty" in emptied and "config.yaml is empty" in listed
