@@ -652,7 +652,7 @@ def verdict(
     found, failed, short_folds, passed_by = [], [], [], []
     for reference in histories:
         try:
-            judged, too_short = history_verdicts(reference, runs_dir, monitor, mode.value if mode else None)
+            verdicts, too_short = history_verdicts(reference, runs_dir, monitor, mode.value if mode else None)
         except RunsFolderEntry as error:  # `runs/*` names the runs folder's index and sweeps beside its runs
             passed_by.append(error)
             continue
@@ -661,7 +661,7 @@ def verdict(
                 raise
             failed.append(error)  # a glob over runs meets short ones: the others are still judged
             continue
-        found.extend(judged)
+        found.extend(verdicts)
         short_folds.extend(too_short)  # a k-fold run stopped in a fold: the folds before it are still judged
     unjudged = failed + short_folds
     if passed_by and not found and not unjudged:
@@ -675,9 +675,10 @@ def verdict(
             _print_verdict(judged)
     if unjudged:
         # none judged: the inputs are the user's error (2); some judged: a partial result (1)
-        counts = [f"{len(failed)} of {len(histories)} histories" if failed else "",
+        given = len(histories) - len(passed_by)
+        counts = [f"{len(failed)} of {given} histories" if failed else "",
                   counted(len(short_folds), "fold") if short_folds else ""]
-        verb = "has" if unjudged == short_folds[:1] else "have"
+        verb = "has" if len(unjudged) == 1 else "have"
         said = " and ".join(filter(None, counts))
         raise (SomeInputsFailed if found else DlcliError)(f"{unjudged[-1]} ({said} {verb} no verdict)")
 

@@ -11,6 +11,7 @@ import csv
 import io
 import json
 import math
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,13 +46,16 @@ def read_curves(path: Path, needed: tuple[str, ...] | None = None) -> list[dict[
     `needed`: the columns that must hold numbers (with the epoch and fold); another column's text
     (a vector metric such as F1Score(average=None)'s "[0.5, 0.6]", a note) is left out of its row.
     None: every column must."""
+    as_json = path.suffix.lower() == ".json"
     try:
-        if path.suffix.lower() == ".json":
-            rows = _history_json(path, needed)
+        # read whole first, as a pipe gives it (`dlcli verdict <(...)`): no going back to its start
+        with open(path, newline="", encoding="utf-8-sig") as file:  # a spreadsheet's byte-order mark too
+            content = file.read()
+        # through a pipe a file has no suffix to say it is JSON: its first character does
+        if as_json or not path.suffix and content.lstrip().startswith("{"):
+            rows = _history_json(content, path, needed)
         else:
-            # read whole first, as a pipe gives it (`dlcli verdict <(...)`): no going back to its start
-            with open(path, newline="", encoding="utf-8-sig") as file:  # a spreadsheet's byte-order mark too
-                text = io.StringIO(file.read(), newline="")
+            text = io.StringIO(content, newline="")
             header = text.readline()
             text.seek(0)
             # a space after each separator, as a hand-written file or pandas's sep=", " has it, is no part of a name
@@ -75,7 +79,7 @@ def read_curves(path: Path, needed: tuple[str, ...] | None = None) -> list[dict[
     except FileNotFoundError:
         raise DlcliError(f"{path}: no such file or run") from None
     except UnicodeDecodeError as error:
-        raise DlcliError(f"not a CSV file of UTF-8 text: {not_utf8_text(path, error)}") from None
+        raise DlcliError(f"not a {'JSON' if as_json else 'CSV'} file of UTF-8 text: {not_utf8_text(path, error)}") from None
     except csv.Error as error:
         raise DlcliError(f"{path}: not a CSV file ({type(error).__name__}: {str(error)[:60]})") from None
     _in_order(rows, path)
@@ -140,13 +144,19 @@ def _each_key_once(pairs: list[tuple[str, Any]], path: Path) -> dict[str, Any]:
     return read
 
 
-def _history_json(path: Path, needed: tuple[str, ...] | None) -> list[dict[str, float]]:
-    """`json.dump(history.history, file)`: {metric: [a value per epoch]}, as rows numbered from 1;
-    a value that is no number refused in the `needed` metrics (all when None), left out elsewhere."""
+def _as_float(value: int | float) -> float:
     try:
-        document = json.loads(path.read_text(encoding="utf-8-sig"), object_pairs_hook=lambda pairs: _each_key_once(pairs, path))
-    except UnicodeDecodeError as error:
-        raise DlcliError(f"not a JSON file of UTF-8 text: {not_utf8_text(path, error)}") from None
+        return float(value)
+    except OverflowError:  # an integer beyond a float's range is an infinite value, as 1e400 in a CSV file is
+        return math.inf if value > 0 else -math.inf
+
+
+def _history_json(text: str, path: Path, needed: tuple[str, ...] | None) -> list[dict[str, float]]:
+    """`json.dump(history.history, file)` (`text`, read from `path`): {metric: [a value per epoch]},
+    as rows numbered from 1; a value that is no number refused in the `needed` metrics (all when
+    None), left out elsewhere."""
+    try:
+        document = json.loads(text, object_pairs_hook=lambda pairs: _each_key_once(pairs, path))
     except json.JSONDecodeError as error:
         raise DlcliError(f"{path}: not a JSON file ({str(error)[:60]}); give {HISTORY_FILES}") from None
     except ValueError as error:  # Python reads no integer of more than sys.get_int_max_str_digits() digits
@@ -171,8 +181,7 @@ def _history_json(path: Path, needed: tuple[str, ...] | None) -> list[dict[str, 
                 if needed is not None and key not in needed:
                     continue  # a vector metric (F1Score(average=None)'s list per epoch)
                 raise DlcliError(f"{path}: {key}[{index}] (epoch {index + 1}) is {json.dumps(value)[:30]}, not a number")
-            # an integer beyond a float's range is an infinite value, as 1e400 in a CSV file is
-            row[key] = math.nan if value is None else float(value) if abs(value) < 2**1024 else math.inf * (value > 0 or -1)
+            row[key] = math.nan if value is None else _as_float(value)
         rows.append(row)
     return rows
 
@@ -346,16 +355,23 @@ def history_verdicts(
     if monitor is not None and not monitor.strip():
         raise DlcliError("--monitor: give the validation metric to watch, e.g. --monitor val_loss")
     path = Path(reference).expanduser()
-    if path.name.startswith(INDEX_FILE) or path.name == SWEEPS_DIR and path.is_dir():
+    try:
+        kind = path.stat().st_mode
+    except OSError:  # none there, or a name longer than any path: a run's id, prefix or name
+        kind = None
+    is_dir = kind is not None and stat.S_ISDIR(kind)
+    if path.name.startswith(INDEX_FILE) or path.name == SWEEPS_DIR and is_dir:
         raise RunsFolderEntry(f"{path}: the runs folder's {'index' if path.name.startswith(INDEX_FILE) else 'sweeps'}, "
                               f"not a history; give a run or {HISTORY_FILES}")
-    if path.suffix.lower() in (".csv", ".json") and not path.exists():
-        raise DlcliError(f"{path}: no such file")
-    if path.is_file() or path.exists() and not path.is_dir():  # a file, or a pipe: <(...), /dev/stdin
+    if path.suffix.lower() in (".csv", ".json") and kind is None:
+        raise DlcliError(f"{cut(str(path), 200)}: no such file")
+    if kind is not None and (stat.S_ISREG(kind) or stat.S_ISFIFO(kind)):  # a file, or a pipe: <(...), /dev/stdin
         settings = OverfittingConfig(monitor=monitor or OverfittingConfig().monitor)
         _check_mode(mode, settings.monitor, named_direction(settings.monitor), "by its name")
         return judge_curves(read_curves(path, (settings.monitor, "loss")), str(path), settings, mode)
-    if path.is_dir() and not (path / RUN_FILE).is_file():
+    if kind is not None and not is_dir:  # /dev/zero would be read without end
+        raise DlcliError(f"{path}: a device, not a file; give a run or {HISTORY_FILES}")
+    if is_dir and not (path / RUN_FILE).is_file():
         raise DlcliError(f"{path}: a folder, and no run folder (it has no {RUN_FILE}); give a run or {HISTORY_FILES}")
     run = resolve_run(runs_dir, reference)
     try:

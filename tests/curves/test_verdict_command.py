@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import signal
 import subprocess
@@ -291,6 +292,20 @@ def test_the_runs_folder_s_index_and_sweeps_are_passed_by_among_runs_and_a_binar
         blob.stderr and "save it as UTF-8" not in blob.stderr
 
 
+def test_a_json_history_through_a_pipe_a_device_and_a_reference_longer_than_a_path(tmp_path, runs_dir):
+    log = json.dumps({"loss": [1 / epoch for epoch in range(1, 9)], "val_loss": [0.5] * 7 + [math.nan]})
+    verdict = [sys.executable, "-m", "dlcli", "verdict", "--runs-dir", str(runs_dir)]
+
+    piped = subprocess.run([*verdict, "/dev/stdin"], input=log, capture_output=True, text=True)  # read as a CSV before
+    device = subprocess.run([*verdict, "/dev/zero"], capture_output=True, text=True, timeout=60)  # read without end
+    long = subprocess.run([*verdict, "x" * 3000], capture_output=True, text=True)  # "File name too long", echoed whole
+
+    assert piped.returncode == 0 and "/dev/stdin: 8 epochs of val_loss" in piped.stdout, piped.stderr
+    assert "epoch 8 left out" in " ".join(piped.stdout.split())  # json.dump's NaN: not -inf
+    assert device.returncode == 2 and device.stderr.startswith("error: /dev/zero: a device, not a file"), device.stderr
+    assert long.returncode == 2 and len(long.stderr) < 400 and "Traceback" not in long.stderr, long.stderr
+
+
 def test_a_json_integer_beyond_a_float_s_range_is_an_infinite_value_left_out(cli, tmp_path):
     path = tmp_path / "history.json"
     path.write_text('{"loss": [1, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4], "val_loss": [1, 0.9, 0.8, 0.7, 0.6, 0.5, 1' + "0" * 400 + "]}")
@@ -388,7 +403,7 @@ def test_several_histories_are_each_judged_and_those_that_cannot_be_are_one_line
 
     assert mixed.exit_code == 1 and mixed.stdout.count("the warning at epoch") == 2
     assert mixed.stderr.strip() == (f"error: {tmp_path / 'short.csv'}: 2 epochs with both val_loss and loss; a "
-                                    "verdict needs at least 5 (1 of 3 histories have no verdict)")
+                                    "verdict needs at least 5 (1 of 3 histories has no verdict)")
     assert as_json.exit_code == 1 and len(json.loads(as_json.stdout)) == 1
     assert none.exit_code == 2 and len(none.stderr.strip().splitlines()) == 2 and "missing.csv: no such file" in none.stderr
 
