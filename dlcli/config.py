@@ -8,6 +8,7 @@ key paths and lines, through ``ExperimentConfig.error``.
 from __future__ import annotations
 
 import datetime
+import json
 import math
 import re
 import typing
@@ -885,7 +886,10 @@ def _validation_error(error: ValidationError, data: dict[str, Any], source: Sour
         if key == "name" and isinstance(given, dict) and len(given) == 1 and isinstance(next(iter(given.values())), dict):
             # `{SparseTopKCategoricalAccuracy: {k: 3}}`, as layers and callbacks are written
             (written_class, arguments), = given.items()
-            shown = ", ".join([f"name: {visible(str(written_class))}", *(f"{k}: {v}" for k, v in arguments.items())])
+            # each value as JSON, which YAML reads back (Python's None would read as the text 'None'); its
+            # own `name` left out: here `name` is the class
+            shown = ", ".join([f"name: {visible(str(written_class))}",
+                               *(f"{k}: {json.dumps(v, default=str)}" for k, v in arguments.items() if k != "name")])
             return source.error(parent, f"missing required key 'name': a Keras object with arguments is written "
                                         f"{{{cut(shown, 80)}}} here (the class as `name`, beside its arguments)")
         return source.error(parent, f"missing required key '{key}'")
@@ -1116,7 +1120,8 @@ def load_config(
         with path.open("rb") as file:  # no more than that: a device or a pipe (/dev/zero) has no size to check first
             content = file.read(MAX_CONFIG_BYTES + 1)
         if len(content) > MAX_CONFIG_BYTES:
-            raise ConfigError(f"{path}: the config is over 1 MB; a config is at most 1 MB of YAML")
+            most = f"{MAX_CONFIG_BYTES / 1e6:g} MB"
+            raise ConfigError(f"{path}: the config is over {most}; a config is at most {most} of YAML")
         text = content.decode("utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such config file") from None

@@ -150,8 +150,11 @@ def broken_link(path: Path) -> str | None:
     return None
 
 
-# How much of a file's start tells a binary file from text.
+# How much of what a decoder was given tells a binary file from text.
 BINARY_SNIFF = 8192
+# The byte-order marks of text in UTF-32 and UTF-16 (UTF-32's first: it begins as UTF-16's does).
+WIDE_TEXT_MARKS = ((b"\xff\xfe\x00\x00", "UTF-32"), (b"\x00\x00\xfe\xff", "UTF-32"), (b"\xff\xfe", "UTF-16"),
+                   (b"\xfe\xff", "UTF-16"))
 
 
 def not_utf8(path: Path) -> str | None:
@@ -169,8 +172,12 @@ def not_utf8(path: Path) -> str | None:
 
 
 def not_utf8_text(path: Path, error: UnicodeDecodeError) -> str:
-    """Where `path` is not UTF-8 text, and what to do, in one line; a binary file (NUL bytes, which
-    no text holds) is said to be one: saving it as UTF-8 is no advice for a model or a database."""
-    if b"\0" in bytes(error.object[:BINARY_SNIFF]):
-        return f"{path} is a binary file (a model, a database, an archive?), not text"
+    """Where `path` is not UTF-8 text, and what to do, in one line; UTF-16 or UTF-32 text is named by
+    its byte-order mark, and a binary file (NUL bytes) is said to be one: saving it as UTF-8 is no
+    advice for a model or a database."""
+    read = bytes(error.object[:BINARY_SNIFF])  # the chunk the decoder was given: the file's start, for a BOM
+    if encoding := next((name for mark, name in WIDE_TEXT_MARKS if read.startswith(mark)), None):
+        return f"{path} is {encoding} text (Excel's 'Unicode Text', PowerShell's redirection); save it as UTF-8"
+    if b"\0" in read:  # which no text holds, and UTF-16 text without its mark does
+        return f"{path} is a binary file (a model, a database, an archive?)"
     return f"{not_utf8(path) or f'{path}: {error.reason}'}; save it as UTF-8"

@@ -30,9 +30,10 @@ def _same_file(a: Path, b: Path) -> bool:
 
 
 def within(path: Path, data: Path) -> bool:
-    """Whether `path` is the file `data`, or lies inside the folder `data` (links followed)."""
+    """Whether `path` is the file or folder `data`, or lies inside the folder `data` (links followed)."""
     if data.is_dir():
-        return Path(os.path.realpath(data)) in Path(os.path.realpath(path)).parents
+        folder, written = Path(os.path.realpath(data)), Path(os.path.realpath(path))
+        return written == folder or folder in written.parents
     return _same_file(path, data)
 
 

@@ -281,8 +281,8 @@ def read_summary(folder: RunFolder) -> dict[str, Any]:
 
 def damaged_run(folder: RunFolder, damage: str) -> DlcliError:
     """The error of a command that cannot read the run's files: what is damaged, and what to do."""
-    again = TRAIN_AGAIN if folder.file(CONFIG_FILE).is_file() else \
-        f"put its {CONFIG_FILE} back, or train the original config again for a new run"
+    again = TRAIN_AGAIN if run_config(folder)[0] is not None else \
+        f"put its {CONFIG_FILE} back as it was, or train the original config again for a new run"
     return DlcliError(f"run {folder.id} is damaged: {damage}; its folder is left as it is: {again}")
 
 

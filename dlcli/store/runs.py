@@ -179,10 +179,16 @@ def refuse_training_data_output(path: Path, run: RunFolder, option: str) -> None
 
     dataset = (run_config(run)[0] or {}).get("dataset")
     data = dataset.get("path") if isinstance(dataset, dict) else None
-    if isinstance(data, str) and data and within(path, Path(data).expanduser()):
-        raise DlcliError(f"{option} {path} is {'in ' if Path(data).expanduser().is_dir() else ''}run {run.id}'s training "
-                         f"data (dataset.path {data}): writing it there would change what the run trains on; write it "
-                         "elsewhere")
+    if not isinstance(data, str) or not data:
+        return
+    try:  # a relative path is the training's: from the folder it ran in
+        trained_in = json.loads(run.file(RUN_FILE).read_text(encoding="utf-8")).get("cwd") or "."
+    except (OSError, ValueError, AttributeError):
+        trained_in = "."
+    where = Path(trained_in) / Path(data).expanduser()
+    if within(path, where):
+        raise DlcliError(f"{option} {path} is {'in ' if where.is_dir() else ''}run {run.id}'s training data "
+                         f"(dataset.path {data}): writing it there would change what the run trains on; write it elsewhere")
 
 
 def refuse_among_runs(path: Path, runs_dir: Path, option: str, folder: bool = False) -> None:

@@ -367,7 +367,7 @@ def test_a_run_of_this_dlcli_without_its_config_is_damaged_and_told_to_put_it_ba
     assert "damaged" in shown.stdout and "config.yaml is missing" in shown.stdout
     assert evaluated.exit_code == 2 and evaluated.stderr.strip() == (  # it said "edited after training"
         "error: run 20260101-100000-good is damaged: config.yaml is missing; its folder is left as it is: put its "
-        "config.yaml back, or train the original config again for a new run")
+        "config.yaml back as it was, or train the original config again for a new run")
 
 
 def test_a_run_file_that_holds_no_object_is_said_in_json_s_words(cli, runs_dir):

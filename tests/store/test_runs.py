@@ -204,3 +204,17 @@ def test_a_reference_longer_than_any_path_is_looked_for_and_echoed_cut(runs):
         resolve_run(runs, long)
 
     assert str(found.value).startswith(f"no run '{'x' * 77}...' in {runs}; the latest are")
+
+
+def test_an_output_that_is_the_training_folder_itself_or_relative_to_where_it_trained_is_refused(tmp_path):
+    from conftest import TINY_CONFIG
+    from dlcli.errors import DlcliError
+    from dlcli.store.runs import refuse_training_data_output
+
+    (tmp_path / "project" / "photos").mkdir(parents=True)
+    folder = RunFolder(fake_run(tmp_path / "runs", "20260101-100000-photos", TINY_CONFIG.replace(
+        "name: digits", "name: image_directory\n  path: photos"), cwd=str(tmp_path / "project")))
+
+    for output in (tmp_path / "project" / "photos", tmp_path / "project" / "photos" / "grid.png"):
+        with pytest.raises(DlcliError, match="training data"):  # visualize's --output is a folder: this one too
+            refuse_training_data_output(output, folder, "--output")
