@@ -12,6 +12,7 @@ import io
 import json
 import math
 import stat
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -138,9 +139,9 @@ def _each_key_once(pairs: list[tuple[str, Any]], path: Path) -> dict[str, Any]:
     would be read as the other's values."""
     read = dict(pairs)
     if len(read) < len(pairs):
-        seen: set[str] = set()
-        twice = next(key for key, _ in pairs if key in seen or seen.add(key))
-        raise DlcliError(f"{path}: the key '{cut(twice)}' is given twice; History.history has each metric once")
+        twice = next(key for key, count in Counter(key for key, _ in pairs).items() if count > 1)
+        raise DlcliError(f"{path}: the key '{cut(twice)}' is given twice in one object; History.history names each "
+                         "metric once")
     return read
 
 

@@ -209,7 +209,7 @@ def test_a_log_saved_with_decimal_commas_is_read_as_the_same_numbers(cli, tmp_pa
     ('{"loss": [' + "9" * 5000 + '], "val_loss": [1]}', "holds a number too long to read (Exceeds the limit"),
     ("[" * 100_000 + "]" * 100_000, "nested too deep to be Keras's History.history"),  # a RecursionError
     ('{"loss": [1, 0.9], "val_loss": [1, 0.9], "loss": [1, 0.9, 0.8]}',
-     "the key 'loss' is given twice; History.history has each metric once"),  # was "lengths differ"
+     "the key 'loss' is given twice in one object; History.history names each metric once"),  # was "lengths differ"
 ])
 def test_a_keras_history_json_that_cannot_be_read_is_one_line(cli, tmp_path, document, says):
     path = tmp_path / "history.json"
