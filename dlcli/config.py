@@ -388,7 +388,17 @@ def check_new_run(config: ExperimentConfig) -> None:
                       *(f"{f'{output}_' if output else ''}{metric.name}" for _, metric, output in config.metric_specs())]
     if watch and (problem := not_a_validation_metric(watch.monitor, training_names)):
         raise config.error(("training", "overfitting", "monitor"), problem)
+    monitor = config.training.monitor
+    # asked for, not the default: the default keeps the last epoch's model without validation data, and says so
+    if "monitor" in config.training.model_fields_set and monitor.startswith(VALIDATION_PREFIX) and not config.validates:
+        raise config.error(("training", "monitor"), without_validation_data(monitor))
     _check_metrics_once(config)
+
+
+def without_validation_data(monitor: str) -> str:
+    """Why a validation metric cannot be monitored by a run that trains on all its training data."""
+    return (f"monitors {monitor}, and there is no validation data (`dataset.validation_split: 0`): monitor a training "
+            f"metric ({monitor.removeprefix(VALIDATION_PREFIX)}) or keep a validation split")
 
 
 def not_a_validation_metric(monitor: str, training_names: list[str] | None = None) -> str | None:

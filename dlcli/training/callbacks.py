@@ -25,7 +25,7 @@ from rich.text import Text
 from dlcli.build.models import build_object, contradicted_direction, keras_class, metric_directions
 from dlcli.choices import Direction
 from dlcli.columns import EPOCH_COLUMN, LEARNING_RATE_COLUMN, SECONDS_COLUMN, VALIDATION_PREFIX
-from dlcli.config import ExperimentConfig
+from dlcli.config import ExperimentConfig, without_validation_data
 from dlcli.curves.verdicts import OverfittingWatch, best_row
 from dlcli.errors import reason_of
 from dlcli.keys import KeyPath, did_you_mean, format_path
@@ -237,10 +237,7 @@ def keras_callbacks(config: ExperimentConfig) -> list[keras.callbacks.Callback]:
             continue
         if monitor.startswith("val_") and not config.validates:
             # without validation data a callback watching a validation metric would never act
-            raise config.error(
-                key, f"monitors {monitor}, and there is no validation data (`dataset.validation_split: 0`): "
-                f"monitor a training metric ({monitor.removeprefix('val_')}) or keep a validation split",
-            )
+            raise config.error(key, without_validation_data(monitor))
         # Keras would only warn at each epoch's end, and the callback would never act
         raise config.error(
             key, f"monitors '{monitor}', which is not logged (logged: {', '.join(logged)})"

@@ -55,6 +55,9 @@ CASES = [
      ["config.yaml:", "invalid YAML"]),
     ("empty file", "", ["config.yaml: the config is empty"]),
     ("list at top level", "- Dense\n- Flatten\n", ["config.yaml:1: the config must be a mapping", "not a list"]),
+    ("a validation metric monitored without validation data",
+     edit("validation_split: 0.2", "validation_split: 0").replace("batch_size: 64", "batch_size: 64\n  monitor: val_accuracy"),
+     ["config.yaml:17: training.monitor: monitors val_accuracy, and there is no validation data"]),  # kept the last epoch
     ("number at top level", "5\n", ["config.yaml:1: the config must be a mapping", "...), not a number"]),  # "not a int"
     ("unsafe run name", edit("name: tiny", "name: ../../escape"),
      ["config.yaml:1: name: a run name uses letters, digits"]),
