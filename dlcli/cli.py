@@ -61,6 +61,12 @@ class OneLineErrors(TyperGroup):
             sys.exit(error.exit_code)
         sys.exit(result if isinstance(result, int) else 0)
 
+    def resolve_command(self, ctx, args):
+        name, command, rest = super().resolve_command(ctx, args)
+        if command is not None and not hasattr(command, "commands"):  # a command, not a group of them
+            _refuse_repeated_options(command, rest)
+        return name, command, rest
+
     def invoke(self, ctx):
         """An interrupt anywhere in a command, its group's callback included (`datasets`), is one
         line and 130; Typer would end with 130 and say nothing. A command with work to record
@@ -70,6 +76,26 @@ class OneLineErrors(TyperGroup):
         except KeyboardInterrupt:
             error_console.print("stopped: interrupted")
             raise typer.Exit(EXIT_INTERRUPTED) from None
+
+
+def _refuse_repeated_options(command, args: list[str]) -> None:
+    """An option that takes one value, given twice, is refused: click keeps the last without a word
+    (`runs --status interrupted --status completed` listed the completed alone). The options that
+    take several (--set, --where, --grid) and the switches are left alone."""
+    single = {name: param for param in command.params
+              if getattr(param, "param_type_name", "") == "option" and not param.multiple
+              and not getattr(param, "is_flag", False) and not getattr(param, "count", False)
+              for name in (*param.opts, *param.secondary_opts)}
+    given: dict[str, list[str]] = {}
+    for token in args:
+        if token == "--":
+            break
+        option, _, _ = token.partition("=")
+        if (param := single.get(option)) is not None:
+            given.setdefault(param.name, []).append(option)
+            if len(given[param.name]) == 2:
+                raise typer.BadParameter("given twice: give it once (the second would replace the first)",
+                                         param_hint=f"'{option}'")
 
 
 app = typer.Typer(
@@ -923,6 +949,7 @@ def sweep_runs(
 
 
 visualize_app = typer.Typer(
+    cls=OneLineErrors,
     help="What a trained convnet learned: activations, filter patterns, Grad-CAM heatmaps (PNG).",
     no_args_is_help=True,
 )
@@ -1072,6 +1099,7 @@ def visualize_heatmap(
 
 
 datasets_app = typer.Typer(
+    cls=OneLineErrors,
     help="List the datasets, or export an image dataset as PNG folders.",
     invoke_without_command=True,
     no_args_is_help=False,

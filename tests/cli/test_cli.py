@@ -56,6 +56,9 @@ USAGE_ERRORS = [
     (["sweep", "--jobs", "0"], "--jobs"),
     (["visualize", "heatmap"], "Missing argument"),
     (["runs", "--runs-dir", __file__], "test_cli.py is a file; give the folder that holds the run folders"),
+    # click kept the last of an option given twice: the interrupted runs were dropped without a word
+    (["runs", "--status", "interrupted", "--status", "completed"], "'--status': given twice: give it once"),
+    (["visualize", "filters", "latest", "--filters", "2", "--filters=3"], "'--filters': given twice"),
 ]
 
 
