@@ -423,13 +423,23 @@ def _application_base(config: ExperimentConfig, input_shape: tuple[int, ...]) ->
             ("model", "base", "weights"),
             f"no weights file {weights}; use imagenet, none or the path of a .h5/.weights.h5 file",
         )
+    channels = input_shape[-1] if len(input_shape) == 3 else None
+    if channels != 3 and (weights is not None or spec.preprocess == "application"):
+        # its preprocessing and its weights read red, green and blue: Keras's own error comes from deep inside
+        raise config.error(("model", "base"), f"{spec.application} takes images of 3 channels (red, green, blue), and "
+                           f"this data's are of shape {input_shape}: use colour images (dataset.color_mode: rgb for a "
+                           "folder of photos)")
     previous_timeout = socket.getdefaulttimeout()
     socket.setdefaulttimeout(WEIGHTS_DOWNLOAD_TIMEOUT_S)  # offline, a download must fail fast
     try:
         base = constructor(include_top=False, weights=weights, input_shape=input_shape)
     except ValueError as error:
         raise config.error(("model", "base"), f"{spec.application} on input {input_shape}: {reason_of(error)}") from error
-    except Exception as error:  # urllib and socket errors of a failed download
+    except Exception as error:  # urllib and socket errors of a failed download, or a file that holds no weights
+        if weights not in (None, "imagenet"):
+            raise config.error(("model", "base", "weights"), f"{weights} holds no weights Keras can load into "
+                               f"{spec.application} ({reason_of(error)}); give a .h5 or .weights.h5 file saved from "
+                               f"{spec.application}") from error
         raise DataUnavailable(
             f"{config.source.prefix(('model', 'base', 'weights'))}model.base.weights: the imagenet weights "
             f"of {spec.application} are not in the Keras cache and cannot be downloaded ({error}); "

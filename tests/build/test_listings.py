@@ -204,6 +204,25 @@ def test_preprocess_none_feeds_the_base_the_dataset_s_pixels(write_config, digit
                                          "model.layers.0=GlobalAveragePooling2D"])
 
 
+def test_an_application_base_on_one_channel_or_with_a_file_of_no_weights_is_one_located_line(
+        cli, write_config, runs_dir, tmp_path, digits_folder):
+    base = "  base: {application: VGG16, weights: none, trainable: false}\n"
+    gray = write_config(TINY_CONFIG.replace("model:\n  layers:", f"model:\n{base}  layers:"))
+    photos = write_config(TINY_CONFIG.replace("name: digits", f"name: image_directory\n  path: {digits_folder}\n  "
+                                              "image_size: [32, 32]\n  color_mode: rgb")
+                          .replace("model:\n  layers:", f"model:\n{base}  layers:"), "photos.yaml")
+    not_weights = tmp_path / "weights.h5"
+    not_weights.write_text("epoch,loss\n")
+
+    one_channel = cli("check", str(gray))  # digits: 8x8 pixels of one channel
+    text = cli("check", str(photos), "--set", f"model.base.weights={not_weights}")
+
+    assert one_channel.exit_code == 2 and "config.yaml:7: model.base: VGG16 takes images of 3 channels (red, green, " \
+        "blue), and this data's are of shape (8, 8, 1)" in " ".join(one_channel.stderr.split())  # Keras's text before
+    assert text.exit_code == 2 and f"model.base.weights: {not_weights} holds no weights Keras can load into VGG16" in \
+        " ".join(text.stderr.split()), text.output  # it was said to be imagenet weights that cannot be downloaded
+
+
 def test_jit_compile_is_never_dropped_in_silence(cli, write_config, runs_dir):
     text = TINY_CONFIG.replace("model:\n  layers:", "model:\n  augmentation:\n    - RandomRotation: {factor: 0.1}\n  layers:")
 
