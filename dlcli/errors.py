@@ -68,6 +68,19 @@ def listed(names) -> str:
     return ", ".join(names[:LISTED]) + more
 
 
+# The separators a CSV file may use: a CSVLogger(separator=...) file's, a spreadsheet's saved in a
+# locale whose decimal mark is the comma (no Keras metric's name holds any of them).
+CSV_SEPARATORS = (",", ";", "\t", "|")
+
+
+def other_separator(header: list[str]) -> str | None:
+    """The separator a header read as comma-separated is made of, when it is one column holding
+    another (a spreadsheet's export where the comma is the decimal mark: `f0;f1;label`); else None."""
+    if len(header) != 1:
+        return None
+    return next((separator for separator in CSV_SEPARATORS[1:] if separator in header[0]), None)
+
+
 def column_named_twice(header: list[str]) -> str | None:
     """What is wrong with a table header that names a column twice, or None. A reader would take
     one copy for the other without a word (pandas reads the second as `name.1`, csv.DictReader

@@ -21,7 +21,7 @@ from dlcli.choices import Direction
 from dlcli.columns import EPOCH_COLUMN, FOLD_COLUMN, INTEGER_COLUMNS, metric_name
 from dlcli.config import OverfittingConfig, not_a_validation_metric
 from dlcli.curves.verdicts import OverfittingWatch, fewest_epochs, judged_epoch
-from dlcli.errors import DlcliError, column_named_twice, counted, cut, listed, not_utf8_text
+from dlcli.errors import CSV_SEPARATORS, DlcliError, column_named_twice, counted, cut, listed, not_utf8_text
 from dlcli.keys import did_you_mean
 
 # Metric names whose lower value is better, for a file that does not say (Keras's own losses
@@ -29,10 +29,6 @@ from dlcli.keys import did_you_mean
 # direction through one of them (tested against the direction each declares).
 MINIMIZED_WORDS = ("loss", "error", "crossentropy", "hinge", "mae", "mse", "mape", "msle", "divergence", "poisson", "logcosh")
 MAXIMIZED_WORDS = ("acc", "auc", "precision", "recall", "f1", "iou", "r2", "score", "cosine", "io_u", "correlation")
-# The separators a CSV file may use: a CSVLogger(separator=...) file's, a spreadsheet's saved in a
-# locale whose decimal mark is the comma. The header's commonest one is the file's (no Keras
-# metric's name holds any of them); `dlcli predict` names the one a table was saved with.
-SEPARATORS = (",", ";", "\t", "|")
 
 
 HISTORY_FILES = "a dlcli history.csv, a Keras CSVLogger file, or Keras's History.history saved as JSON or by pandas"
@@ -60,7 +56,7 @@ def read_curves(path: Path, needed: tuple[str, ...] | None = None) -> list[dict[
             header = text.readline()
             text.seek(0)
             # a space after each separator, as a hand-written file or pandas's sep=", " has it, is no part of a name
-            separator = max(SEPARATORS, key=header.count)
+            separator = max(CSV_SEPARATORS, key=header.count)  # the header's commonest is the file's
             reader = csv.DictReader(text, delimiter=separator, skipinitialspace=True)
             columns = reader.fieldnames or []
             if len(columns) > 1 and columns[-1] == "":  # a separator ending the header is no column

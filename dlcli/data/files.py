@@ -18,7 +18,18 @@ from dlcli.data.catalog import DatasetInfo
 from dlcli.data.examples import IMAGE_EXTENSIONS, OTHER_PICTURES, ArrayPool, FilePool, TablePool
 from dlcli.data.prepare import RawDataset, non_finite, strata
 from dlcli.data.split import split_indices
-from dlcli.errors import DataUnavailable, broken_link, column_named_twice, counted, listed, not_utf8_text, path_shown, reason_of
+from dlcli.errors import (
+    DataUnavailable,
+    broken_link,
+    column_named_twice,
+    counted,
+    cut,
+    listed,
+    not_utf8_text,
+    other_separator,
+    path_shown,
+    reason_of,
+)
 from dlcli.keys import KeyPath, did_you_mean
 
 if TYPE_CHECKING:
@@ -378,10 +389,11 @@ def record_line(path: Path, record: int) -> int:
     return record_lines(path, [record])[record]
 
 
-def refuse_column_named_twice(path: Path, fail: Callable[[str], Exception] = DataUnavailable) -> None:
-    """Before a CSV is read: a header naming a column twice raises fail(what to do). pandas would
-    read the first under its name and the second as `name.1`, so a table would be read with the
-    wrong column, without a word. Once a file, not in `reading_csv`, which wraps each chunk."""
+def check_csv_header(path: Path, fail: Callable[[str], Exception] = DataUnavailable) -> None:
+    """Before a CSV is read, its header: one naming a column twice, or one column holding another
+    separator (`f0;f1;label`), raises fail(what to do). pandas would read the first column under its
+    name and the second as `name.1`, or the whole line as one column, so a table would be read with
+    the wrong columns. Once a file, not in `reading_csv`, which wraps each chunk."""
     import csv
 
     try:
@@ -389,8 +401,10 @@ def refuse_column_named_twice(path: Path, fail: Callable[[str], Exception] = Dat
             header = next(csv.reader(file), [])
     except (OSError, UnicodeDecodeError, csv.Error):
         return  # pandas says what is wrong with it
-    problem = column_named_twice(header)
-    if problem:
+    if separator := other_separator(header):
+        raise fail(f"{path}: its header ({cut(header[0])}) is one column holding {separator!r}: the file is separated "
+                   f"by {separator!r}, and dlcli reads commas; save it as comma-separated CSV")
+    if problem := column_named_twice(header):
         raise fail(f"{path}: {problem}")
 
 
@@ -441,7 +455,7 @@ def load_csv(info: DatasetInfo, config: ExperimentConfig) -> RawDataset:
     def fail(problem: str) -> Exception:
         return config.error(("dataset", "path"), problem)
 
-    refuse_column_named_twice(path, fail)
+    check_csv_header(path, fail)
     with reading_csv(path, fail=fail):
         table = pd.read_csv(path, index_col=False)
     columns = [str(c) for c in table.columns]

@@ -21,12 +21,12 @@ from dlcli.choices import InputKind, Task
 from dlcli.data.examples import IMAGE_EXTENSIONS, FilePool
 from dlcli.data.files import (
     categorical_cells,
+    check_csv_header,
     misread_bmps,
     name_not_utf8,
     not_numbers,
     reading_csv,
     record_line,
-    refuse_column_named_twice,
     refuse_image_files,
     refuse_other_pictures,
     text_cells,
@@ -203,19 +203,15 @@ class Prediction:
         columns = self.info.columns
         if self.info.kind == "image" or not columns or self.info.table_format == "npz":
             self._refuse(path, "a CSV")
-        refuse_column_named_twice(path, DlcliError)  # once a file: its chunks are read as they come
+        check_csv_header(path, DlcliError)  # once a file: its chunks are read as they come
         with reading_csv(path, fail=DlcliError):
             head = pd.read_csv(path, nrows=1, index_col=False)
         found = [str(c) for c in head.columns]
         missing = [c for c in columns if c not in found]
         if missing:
-            from dlcli.curves.histories import SEPARATORS
-
-            separator = next((s for s in SEPARATORS if s != "," and len(found) == 1 and s in found[0]), None)
-            hint = f"; it looks separated by {separator!r}: save it with commas" if separator else ""
             raise DlcliError(
                 f"{path}: no column {', '.join(repr(c) for c in missing)}; run {self.run.id} reads "
-                f"{listed(columns)}; the file has {listed(found)}{hint}"
+                f"{listed(columns)}; the file has {listed(found)}"
             )
         if head.empty:
             raise DlcliError(f"{path}: a header ({listed(found)}) and no rows: nothing to predict")

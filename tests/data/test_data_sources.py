@@ -320,6 +320,10 @@ BAD_TABLES = [
     ("feature missing in a row", "a,b,label\n1,2,x\n3,,y\n5,6,y\n7,8,x\n", ConfigError,
      r"dataset.feature_columns: column 'b' of .*table.csv has no finite value in 1 row \(line 3\): fill or remove it"),
     ("header and no rows", "a,b,label\n", DataUnavailable, r"table.csv has a header \(a, b, label\) and no rows"),
+    # a spreadsheet's export where the comma is the decimal mark: "'label' is not a column (columns: a;b;label)"
+    ("separated by semicolons", "a;b;label\n0,5;1;x\n3;4;y\n", ConfigError,
+     r"dataset.path: .*table.csv: its header \(a;b;label\) is one column holding ';': the file is separated by ';'"),
+    ("separated by tabs", "a\tb\tlabel\n1\t2\tx\n", ConfigError, r"is one column holding '\\t'"),
     # pandas took a first row's extra field as the row's index, and named a later one in its parser's words
     ("a comma in the first row", "a,b,label\n1,2,x,y\n3,4,y\n5,6,y\n", ConfigError,
      r"dataset.path: .*table.csv, line 2: 4 fields where the header has 3 \(a, b, label\); put quotes around a value"),

@@ -434,7 +434,7 @@ def test_bad_inputs_are_one_line_each(cli, trained, tmp_path, digits_folder):
         (trained["table_run"], header_only, ["header-only.csv: a header (p0, p1,", "and no rows: nothing to predict"]),
         (trained["table_run"], a_word, ["a-word.csv: column 'p63' holds 'x' on line 4, not a number"]),
         (trained["table_run"], after_blanks, ["after-blanks.csv: column 'p63' holds 'x' on line 5, not a number"]),
-        (trained["table_run"], semicolons, ["it looks separated by ';': save it with commas"]),
+        (trained["table_run"], semicolons, ["is one column holding ';': the file is separated by ';', and dlcli reads commas"]),
         (trained["table_run"], named_twice, ["named-twice.csv: the header names column 'p0' twice (columns 1 and 65)"]),
         (trained["digits"], nothing, ["nothing.npz: holds no array; give the inputs as an array named 'x'"]),
         (trained["table_run"], with_nan, ["with-nan.npy[1] holds nan (2 examples of this batch with a value that",
