@@ -221,7 +221,7 @@ def _summary_table(summary: dict[str, Any]) -> Table:
         return table
     best_epoch, last_epoch = summary["best_epoch"], summary["epochs_run"]
     ranked = f"best by {summary['monitor']}: epoch {best_epoch}" if summary.get("monitor") else "the last kept"
-    table = Table(title=f"{last_epoch} epochs, {ranked}")
+    table = Table(title=f"{counted(last_epoch, 'epoch')}, {ranked}")
     table.add_column("metric")
     table.add_column(f"best (epoch {best_epoch})", justify="right")
     table.add_column(f"final (epoch {last_epoch})", justify="right")

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from dlcli.choices import Direction
 from dlcli.columns import EPOCH_COLUMN, metric_name
 from dlcli.data.catalog import DATASETS, IMAGE_OPTIONS
+from dlcli.errors import counted
 
 if TYPE_CHECKING:  # the reading commands judge curves without loading the config schema
     from dlcli.config import ExperimentConfig, OverfittingConfig
@@ -451,7 +452,7 @@ class OverfittingWatch:
         if self.level != "weak" or self.latest is None or self.alarm is not None:
             return None
         found = self.latest
-        return f"{self.monitor} worse than its best (epoch {found.best_epoch}) for {found.epochs_since_best} epochs"
+        return f"{self.monitor} worse than its best (epoch {found.best_epoch}) for {counted(found.epochs_since_best, 'epoch')}"
 
     def message(self, found: Evidence) -> str:
         at = f" (epoch {found.best_epoch})" if found.best_epoch != found.onset_epoch else ""

@@ -65,7 +65,7 @@ from dlcli.outputs import write_atomic
 if TYPE_CHECKING:
     from dlcli.config import ExperimentConfig
 
-CHECKS_VERSION = 3  # part of the cache key: findings of another version are found again (3: similar numbers)
+CHECKS_VERSION = 4  # part of the cache key: findings of another version are found again (4: counts said in words)
 NEAR_BITS = 8  # of the 64 lowest-frequency bits, to propose a pair
 NEAR_BITS_WHOLE = 48  # of the 256, to keep it
 BUCKET_AT_ONCE = 2048  # hashes of one bucket compared at once (2 million pairs)
@@ -474,7 +474,7 @@ def _leak_message(kind: FindingKind, held: str, earlier: str, count: int, listed
     """What a leak finding says: the held-out examples an earlier split holds too, and what to do,
     or, once `dataset.leaks: drop` removed them, that it did."""
     what = "exact copies" if kind == FindingKind.exact_duplicate else "near-duplicates (the same picture resized or re-encoded)"
-    found = f"{count} {held} examples have {what} in {earlier} (first: {_first(listed)})"
+    found = f"{counted(count, f'{held} example')} {'has' if count == 1 else 'have'} {what} in {earlier} (first: {_first(listed)})"
     if dropped:
         return f"{found}; `dataset.leaks: drop` left them out of {held}"
     inflated = "validation score (and the choices made on it)" if held == "validation" else "test score"
@@ -506,7 +506,8 @@ def _duplicate_findings(kind: FindingKind, groups: list[list[int]], data: Exampl
             listed = [data.named(group) for group in within]
             findings.append(Finding(
                 kind, ["train"], copies, listed,
-                f"{copies} training examples are exact copies of others (first: {_first(listed)}); each copy weighs "
+                f"{counted(copies, 'training example')} {'is an exact copy' if copies == 1 else 'are exact copies'} of "
+                f"others (first: {_first(listed)}); each copy weighs "
                 "its example double: remove them",
             ))
     return findings
@@ -521,7 +522,8 @@ def _conflicts(groups: list[list[int]], data: Examples, class_names: list[str]) 
     splits = sorted({data.splits[m] for group in conflicting for m in group}, key=["train", *HELD_OUT].index)
     return [Finding(
         FindingKind.conflicting_label, splits, len(conflicting), listed,
-        f"{len(conflicting)} inputs appear with different labels (first: {_first(listed)}); no model can get "
+        f"{counted(len(conflicting), 'input')} {'appears' if len(conflicting) == 1 else 'appear'} with different labels "
+        f"(first: {_first(listed)}); no model can get "
         "both right: fix the labels",
     )]
 
@@ -562,10 +564,13 @@ def _class_findings(counts: dict[str, list[int]], class_names: list[str]) -> lis
             continue
         missing = [class_names[c] for c, count in enumerate(per_class) if count == 0]
         if missing:
+            classes = f"{len(missing)} class{'' if len(missing) == 1 else 'es'}"
+            # a class the training split lacks is never learned; one another split lacks is never scored
+            effect = "the model never learns them" if split == "train" else "its scores say nothing of them"
             findings.append(Finding(
                 FindingKind.missing_class, [split], len(missing), [[f"class {name}" for name in missing]],
-                f"the {split} split has no example of {len(missing)} classes ({', '.join(missing[:SHOWN])}"
-                f"{' ...' if len(missing) > SHOWN else ''}): its scores say nothing of them; add examples",
+                f"the {split} split has no example of {classes} ({', '.join(missing[:SHOWN])}"
+                f"{' ...' if len(missing) > SHOWN else ''}): {effect}; add examples",
             ))
     train = counts.get("train", [])
     present = [count for count in train if count]

@@ -312,8 +312,8 @@ def _labels(values: np.ndarray, task: str, what: str, task_key: str = "dataset.t
     if values.dtype.kind == "f" and not np.isfinite(values).all():
         rows = np.flatnonzero(~np.isfinite(values))
         raise DataUnavailable(
-            f"{what}: {len(rows)} labels are NaN or infinite (first: example {rows[0]}); a class needs a label: "
-            "fill or remove them"
+            f"{what}: {counted(len(rows), 'label')} {'is' if len(rows) == 1 else 'are'} NaN or infinite (first: example "
+            f"{rows[0]}); a class needs a label: fill or remove them"
         )
     names, indices = np.unique(values, return_inverse=True)
     return indices.astype("int64"), [str(name) for name in names]

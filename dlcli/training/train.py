@@ -41,7 +41,7 @@ from dlcli.data.cache import cached, check_decodable
 from dlcli.data.checks import dropped_line
 from dlcli.data.examples import ArrayPool, Encoding, Split, Splits
 from dlcli.data.pipeline import EpochOrder, samples_in_batches, stream
-from dlcli.errors import ConfigError, DlcliError, TrainingDiverged, TrainingFailed, TrainingInterrupted, reason_of
+from dlcli.errors import ConfigError, DlcliError, TrainingDiverged, TrainingFailed, TrainingInterrupted, counted, reason_of
 from dlcli.faults import kill_point
 from dlcli.keys import KeyPath, flattened, read_yaml
 from dlcli.outputs import write_atomic
@@ -474,7 +474,7 @@ def _interrupted(run: RunFolder, session: _Session) -> NoReturn:
     stop_honoured()
     unrecorded = _record_end(run, RunStatus.interrupted, "interrupted by Ctrl-C or SIGTERM")
     raise TrainingInterrupted(
-        f"run {run.id} interrupted after {len(session.rows)} epochs; its history and best "
+        f"run {run.id} interrupted after {counted(len(session.rows), 'epoch')}; its history and best "
         f"model are kept; continue it with: {run.resume_command}{unrecorded}"
     ) from None
 
@@ -747,7 +747,7 @@ def _resume_owned(
             checkpoint = Checkpoint(run, state.history, state.commit)
         elif state is None and recorded:
             raise DlcliError(
-                f"run {run.id} recorded {len(recorded)} epochs but has no checkpoint to continue them from "
+                f"run {run.id} recorded {counted(len(recorded), 'epoch')} but has no checkpoint to continue them from "
                 f"({CHECKPOINT_DIR}/{STATE_FILE} is missing); its folder is left as it is: "
                 f"{TRAIN_AGAIN}"
             )

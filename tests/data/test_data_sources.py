@@ -420,7 +420,7 @@ BAD_ARRAYS = [
     ("infinity in the test inputs", {"x_test": np.full((6, 4), np.inf)},
      r"the test \(x_test, y_test\) inputs hold NaN or infinite values in 6 rows"),
     ("a NaN label", {"y_train": np.where(np.arange(20) == 5, np.nan, np.arange(20) % 2)},
-     r"y_train, y_test: 1 labels are NaN or infinite \(first: example 5\)"),
+     r"y_train, y_test: 1 label is NaN or infinite \(first: example 5\)"),
     ("one-hot labels", {"y_train": np.eye(2)[np.arange(20) % 2]},
      r"y_train is of shape \(20, 2\); give one label per example \(class indices, not one-hot rows"),
     ("no features", {"x_train": np.ones((20, 0)), "x_test": np.ones((6, 0))},

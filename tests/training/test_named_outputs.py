@@ -296,7 +296,7 @@ def test_the_data_checks_look_at_each_classification_output(cli, write_config, t
     assert result.exit_code == 0, result.output
     messages = [finding["message"] for finding in json.loads(result.stdout)["data_checks"]]
     assert any(m.startswith("output 'kind': the training classes are imbalanced") for m in messages), messages
-    assert any(m.startswith("output 'kind': 1 inputs appear with different labels") for m in messages), messages
+    assert any(m.startswith("output 'kind': 1 input appears with different labels") for m in messages), messages
 
 
 def test_loss_weights_weigh_the_total_loss_as_keras_does(cli, tickets, runs_dir):

@@ -241,7 +241,7 @@ def test_recorded_epochs_without_a_checkpoint_are_not_retrained_silently(cli, ti
     resumed = cli("train", "--resume", folder.name)
 
     assert resumed.exit_code == 2
-    assert f"run {folder.name} recorded 1 epochs but has no checkpoint to continue them from" in resumed.stderr
+    assert f"run {folder.name} recorded 1 epoch but has no checkpoint to continue them from" in resumed.stderr
     assert (folder / "history.csv").read_text() == before
     assert read_json(folder / "run.json")["status"] == "interrupted"
 
