@@ -330,7 +330,12 @@ def _tried_augmentation(config: ExperimentConfig, path: KeyPath, kwargs: dict[st
     for _ in range(TRIES):
         with _reported_at(config, path, class_name, taking):
             while_training = np.asarray(layer(examples, training=True), dtype="float32")
-        if while_training.shape != examples.shape or not np.array_equal(while_training, at_inference):
+        if while_training.shape != examples.shape:  # RandomCrop: the layers after it are built on inference's shape
+            raise config.error(path, f"{class_name} changes the examples' shape while training, from "
+                               f"{examples.shape[1:]} to {while_training.shape[1:]}, and not at inference: the layers "
+                               "after it cannot take both; use RandomTranslation or RandomZoom, or crop the same way "
+                               "always (CenterCrop, Resizing) in model.layers")
+        if not np.array_equal(while_training, at_inference):
             return at_inference
     raise config.error(
         path, f"{class_name} changed none of {TRIED_EXAMPLES} random examples in {TRIES} tries while training: with "

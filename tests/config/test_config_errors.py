@@ -265,6 +265,10 @@ CASES = [
       "training: move it to model.layers"]),
     ("a layer active at inference as augmentation", edit("model:\n", "model:\n  augmentation:\n    - Rescaling: {scale: 0.5}\n"),
      ["model.augmentation.0.Rescaling: Rescaling changes the data at inference too"]),
+    ("an augmentation that crops while training only",  # the first step failed, blamed on model.layers
+     edit("model:\n", "model:\n  augmentation:\n    - RandomCrop: {height: 4, width: 4}\n"),
+     ["config.yaml:8: model.augmentation.0.RandomCrop: RandomCrop changes the examples' shape while training, from "
+      "(8, 8, 1) to (4, 4, 1), and not at inference"]),
     ("an augmentation that augments nothing", edit(
         "model:\n", "model:\n  augmentation:\n    - RandomZoom: {height_factor: 0.1}\n    - RandomFlip: {mode: diagonal}\n"),
      ["config.yaml:9: model.augmentation.1.RandomFlip: RandomFlip changed none of 32 random examples in 10 tries while "
