@@ -321,8 +321,10 @@ def prepare(raw: RawDataset, config: ExperimentConfig) -> Splits:
     if raw.validation is not None:
         return _finish(raw, config, mapping, Split.whole(raw.train), Split.whole(raw.validation))
     if len(raw.train) < 2:  # the data's size, not the split's: said of the dataset, whose key may be a default
+        test_split = getattr(config.dataset, "test_split", None)  # a file's own test split took the rest
+        smaller = f", or a smaller dataset.test_split (now {test_split})" if test_split else ""
         raise config.error(("dataset",), f"{counted(len(raw.train), 'training example')} (after the test split) cannot "
-                           "be split into training and validation; use a larger dataset")
+                           f"be split into training and validation; use a larger dataset{smaller}")
     try:
         kept, held = split_indices(
             len(raw.train), config.dataset.validation_split, config.seed, strata(config, raw.train),

@@ -357,6 +357,14 @@ BAD_TABLES = [
 ]
 
 
+def test_a_test_split_that_leaves_one_training_example_is_named(write_config, tmp_path):
+    rows = "".join(f"{n},{n * 2},{n % 2}\n" for n in range(20))
+
+    with pytest.raises(ConfigError, match=r"1 training example \(after the test split\) cannot be split into training "
+                       r"and validation; use a larger dataset, or a smaller dataset.test_split \(now 0.95\)"):
+        load_dataset(table_config(write_config, _csv(tmp_path, "a,b,label\n" + rows), "dataset.test_split=0.95"))
+
+
 def test_columns_without_a_name_are_not_a_column_named_twice(write_config, tmp_path):
     # a spreadsheet's trailing commas: two columns named '' (pandas's "Unnamed: 2", "Unnamed: 3")
     rows = "".join(f"{n},{n % 2},,\n" for n in range(20))
