@@ -16,6 +16,7 @@ import re
 import shlex
 import sys
 import traceback
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -64,7 +65,7 @@ class OneLineErrors(TyperGroup):
     def resolve_command(self, ctx, args):
         name, command, rest = super().resolve_command(ctx, args)
         if command is not None and not hasattr(command, "commands"):  # a command, not a group of them
-            _refuse_repeated_options(command, rest)
+            _refuse_repeated_options(typer.Context(command, info_name=name, parent=ctx), rest)
         return name, command, rest
 
     def invoke(self, ctx):
@@ -78,24 +79,32 @@ class OneLineErrors(TyperGroup):
             raise typer.Exit(EXIT_INTERRUPTED) from None
 
 
-def _refuse_repeated_options(command, args: list[str]) -> None:
+class GivenTwice(typer.BadParameter):
+    """An option that takes one value given twice: a usage error, said as what it is (not 'Invalid value')."""
+
+    def format_message(self) -> str:
+        return self.message
+
+
+def _refuse_repeated_options(context: typer.Context, args: list[str]) -> None:
     """An option that takes one value, given twice, is refused: click keeps the last without a word
     (`runs --status interrupted --status completed` listed the completed alone). The options that
-    take several (--set, --where, --grid) and the switches are left alone."""
-    single = {name: param for param in command.params
+    take several (--set, --where, --grid) and the switches are left alone. Read from the tokens:
+    a value that spells an option's name (`--filter --last`) reads as that option."""
+    single = {name: param for param in context.command.params
               if getattr(param, "param_type_name", "") == "option" and not param.multiple
               and not getattr(param, "is_flag", False) and not getattr(param, "count", False)
               for name in (*param.opts, *param.secondary_opts)}
-    given: dict[str, list[str]] = {}
+    given: Counter[str] = Counter()
     for token in args:
         if token == "--":
             break
-        option, _, _ = token.partition("=")
+        option = token.partition("=")[0]
         if (param := single.get(option)) is not None:
-            given.setdefault(param.name, []).append(option)
-            if len(given[param.name]) == 2:
-                raise typer.BadParameter("given twice: give it once (the second would replace the first)",
-                                         param_hint=f"'{option}'")
+            given[param.name] += 1
+            if given[param.name] == 2:
+                raise GivenTwice(f"{option} is given twice: give it once (the second would replace the first)",
+                                 ctx=context)
 
 
 app = typer.Typer(
@@ -584,8 +593,6 @@ def _print_runs(index, ids: list[str], matched: int, output_format: Format, runs
 @reports_errors
 def show(run: RunArgument, output_format: FormatOption = Format.table, runs_dir: RunsDir = DEFAULT_RUNS_DIR) -> None:
     """One run: its status, resolved config, summary and verdicts, and where its files are."""
-    from collections import Counter
-
     from rich.syntax import Syntax
 
     from dlcli.report.render import STATUS_STYLES

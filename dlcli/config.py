@@ -389,8 +389,9 @@ def check_new_run(config: ExperimentConfig) -> None:
     if watch and (problem := not_a_validation_metric(watch.monitor, training_names)):
         raise config.error(("training", "overfitting", "monitor"), problem)
     monitor = config.training.monitor
-    # asked for, not the default: the default keeps the last epoch's model without validation data, and says so
-    if "monitor" in config.training.model_fields_set and monitor.startswith(VALIDATION_PREFIX) and not config.validates:
+    # another than the default, which keeps the last epoch's model without validation data and says so (a run's
+    # config.yaml writes the default out, so whether it was written tells nothing)
+    if monitor != DEFAULT_MONITOR and monitor.startswith(VALIDATION_PREFIX) and not config.validates:
         raise config.error(("training", "monitor"), without_validation_data(monitor))
     _check_metrics_once(config)
 

@@ -190,7 +190,7 @@ def not_utf8_text(path: Path, error: UnicodeDecodeError) -> str:
     advice for a model or a database."""
     read = bytes(error.object[:BINARY_SNIFF])  # the chunk the decoder was given: the file's start, for a BOM
     if encoding := next((name for mark, name in WIDE_TEXT_MARKS if read.startswith(mark)), None):
-        return f"{path} is {encoding} text (Excel's 'Unicode Text', PowerShell's redirection); save it as UTF-8"
+        return f"{path} is {encoding} text; save it as UTF-8"
     if b"\0" in read:  # which no text holds, and UTF-16 text without its mark does
         return f"{path} is a binary file (a model, a database, an archive?)"
     return f"{not_utf8(path) or f'{path}: {error.reason}'}; save it as UTF-8"

@@ -428,12 +428,6 @@ def _application_base(config: ExperimentConfig, input_shape: tuple[int, ...]) ->
             ("model", "base", "weights"),
             f"no weights file {weights}; use imagenet, none or the path of a .h5/.weights.h5 file",
         )
-    channels = input_shape[-1] if len(input_shape) == 3 else None
-    if channels != 3 and (weights is not None or spec.preprocess == "application"):
-        # its preprocessing and its weights read red, green and blue: Keras's own error comes from deep inside
-        raise config.error(("model", "base"), f"{spec.application} takes images of 3 channels (red, green, blue), and "
-                           f"this data's are of shape {input_shape}: use colour images (dataset.color_mode: rgb for a "
-                           "folder of photos)")
     previous_timeout = socket.getdefaulttimeout()
     socket.setdefaulttimeout(WEIGHTS_DOWNLOAD_TIMEOUT_S)  # offline, a download must fail fast
     try:
@@ -649,6 +643,19 @@ def _called(config: ExperimentConfig, layer: keras.layers.Layer, tensor, path: K
         return layer(tensor)
 
 
+def _check_preprocessing(config: ExperimentConfig, preprocessing: keras.layers.Layer, input_shape: tuple[int, ...]) -> None:
+    """The application's preprocessing tried on an example of the data's shape: VGG's and ResNet's
+    subtract a mean per colour channel and fail on one channel deep inside Keras, cut off."""
+    try:
+        preprocessing(np.zeros((1, *input_shape), dtype="float32"))
+    except Exception:  # whatever the application's function raises on this shape (a slice out of bounds)
+        channels = f"of {counted(input_shape[-1], 'channel')}" if len(input_shape) == 3 else f"of shape {input_shape}"
+        raise config.error(("model", "base"), f"{config.model.base.application}'s preprocessing reads images of 3 "
+                           f"channels (red, green, blue), and these are {channels}: use colour "
+                           "images (dataset.color_mode: rgb for a folder of photos), or `weights: none, preprocess: "
+                           "none`") from None
+
+
 def _base_parts(
     config: ExperimentConfig, input_shape: tuple[int, ...], runs_dir: Path | None,
 ) -> tuple[keras.layers.Layer | None, keras.Model]:
@@ -659,6 +666,7 @@ def _base_parts(
         base, module = _application_base(config, input_shape)
         if spec.preprocess == "application":
             preprocessing = ApplicationPreprocessing(module, name=f"{module}_preprocessing")
+            _check_preprocessing(config, preprocessing, input_shape)
     else:
         base = _run_base(config, input_shape, runs_dir or DEFAULT_RUNS_DIR)
     base.trainable = spec.trainable

@@ -65,7 +65,7 @@ from dlcli.outputs import write_atomic
 if TYPE_CHECKING:
     from dlcli.config import ExperimentConfig
 
-CHECKS_VERSION = 4  # part of the cache key: findings of another version are found again (4: counts said in words)
+CHECKS_VERSION = 4  # part of the cache key: findings of another version are found again (4: nouns agree with counts)
 NEAR_BITS = 8  # of the 64 lowest-frequency bits, to propose a pair
 NEAR_BITS_WHOLE = 48  # of the 256, to keep it
 BUCKET_AT_ONCE = 2048  # hashes of one bucket compared at once (2 million pairs)
@@ -475,10 +475,11 @@ def _leak_message(kind: FindingKind, held: str, earlier: str, count: int, listed
     or, once `dataset.leaks: drop` removed them, that it did."""
     what = "exact copies" if kind == FindingKind.exact_duplicate else "near-duplicates (the same picture resized or re-encoded)"
     found = f"{counted(count, f'{held} example')} {'has' if count == 1 else 'have'} {what} in {earlier} (first: {_first(listed)})"
+    them = "it" if count == 1 else "them"
     if dropped:
-        return f"{found}; `dataset.leaks: drop` left them out of {held}"
+        return f"{found}; `dataset.leaks: drop` left {them} out of {held}"
     inflated = "validation score (and the choices made on it)" if held == "validation" else "test score"
-    return f"{found}; the {inflated} is inflated: remove them, or set `dataset.leaks: drop`"
+    return f"{found}; the {inflated} is inflated: remove {them}, or set `dataset.leaks: drop`"
 
 
 def _duplicate_findings(kind: FindingKind, groups: list[list[int]], data: Examples) -> list[Finding]:
@@ -507,8 +508,8 @@ def _duplicate_findings(kind: FindingKind, groups: list[list[int]], data: Exampl
             findings.append(Finding(
                 kind, ["train"], copies, listed,
                 f"{counted(copies, 'training example')} {'is an exact copy' if copies == 1 else 'are exact copies'} of "
-                f"others (first: {_first(listed)}); each copy weighs "
-                "its example double: remove them",
+                f"{'another' if copies == 1 else 'others'} (first: {_first(listed)}); each copy weighs its example "
+                f"double: remove {'it' if copies == 1 else 'them'}",
             ))
     return findings
 
@@ -564,9 +565,9 @@ def _class_findings(counts: dict[str, list[int]], class_names: list[str]) -> lis
             continue
         missing = [class_names[c] for c, count in enumerate(per_class) if count == 0]
         if missing:
-            classes = f"{len(missing)} class{'' if len(missing) == 1 else 'es'}"
+            classes, them = ("1 class", "it") if len(missing) == 1 else (f"{len(missing)} classes", "them")
             # a class the training split lacks is never learned; one another split lacks is never scored
-            effect = "the model never learns them" if split == "train" else "its scores say nothing of them"
+            effect = f"the model never learns {them}" if split == "train" else f"its scores say nothing of {them}"
             findings.append(Finding(
                 FindingKind.missing_class, [split], len(missing), [[f"class {name}" for name in missing]],
                 f"the {split} split has no example of {classes} ({', '.join(missing[:SHOWN])}"

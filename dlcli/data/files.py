@@ -389,11 +389,14 @@ def record_line(path: Path, record: int) -> int:
     return record_lines(path, [record])[record]
 
 
-def check_csv_header(path: Path, fail: Callable[[str], Exception] = DataUnavailable) -> None:
+def check_csv_header(
+    path: Path, fail: Callable[[str], Exception] = DataUnavailable, columns: list[str] | None = None,
+) -> None:
     """Before a CSV is read, its header: one naming a column twice, or one column holding another
     separator (`f0;f1;label`), raises fail(what to do). pandas would read the first column under its
     name and the second as `name.1`, or the whole line as one column, so a table would be read with
-    the wrong columns. Once a file, not in `reading_csv`, which wraps each chunk."""
+    the wrong columns. `columns`: the ones a run reads, one of which may hold such a character.
+    Once a file, not in `reading_csv`, which wraps each chunk."""
     import csv
 
     try:
@@ -401,9 +404,9 @@ def check_csv_header(path: Path, fail: Callable[[str], Exception] = DataUnavaila
             header = next(csv.reader(file), [])
     except (OSError, UnicodeDecodeError, csv.Error):
         return  # pandas says what is wrong with it
-    if separator := other_separator(header):
-        raise fail(f"{path}: its header ({cut(header[0])}) is one column holding {separator!r}: the file is separated "
-                   f"by {separator!r}, and dlcli reads commas; save it as comma-separated CSV")
+    if (separator := other_separator(header)) and header[0] not in (columns or ()):
+        raise fail(f"{path}: its header ({cut(repr(header[0]), 80)}) is one column holding {separator!r}: the file is "
+                   f"separated by {separator!r}, and dlcli reads commas; save it with commas as separators")
     if problem := column_named_twice(header):
         raise fail(f"{path}: {problem}")
 

@@ -182,10 +182,10 @@ def refuse_training_data_output(path: Path, run: RunFolder, option: str) -> None
     if not isinstance(data, str) or not data:
         return
     try:  # a relative path is the training's: from the folder it ran in
-        trained_in = json.loads(run.file(RUN_FILE).read_text(encoding="utf-8")).get("cwd") or "."
+        trained_in = json.loads(run.file(RUN_FILE).read_text(encoding="utf-8")).get("cwd")
     except (OSError, ValueError, AttributeError):
-        trained_in = "."
-    where = Path(trained_in) / Path(data).expanduser()
+        trained_in = None
+    where = Path(trained_in if isinstance(trained_in, str) else ".") / Path(data).expanduser()
     if within(path, where):
         raise DlcliError(f"{option} {path} is {'in ' if where.is_dir() else ''}run {run.id}'s training data "
                          f"(dataset.path {data}): writing it there would change what the run trains on; write it elsewhere")

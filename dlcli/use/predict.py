@@ -203,7 +203,7 @@ class Prediction:
         columns = self.info.columns
         if self.info.kind == "image" or not columns or self.info.table_format == "npz":
             self._refuse(path, "a CSV")
-        check_csv_header(path, DlcliError)  # once a file: its chunks are read as they come
+        check_csv_header(path, DlcliError, columns)  # once a file: its chunks are read as they come
         with reading_csv(path, fail=DlcliError):
             head = pd.read_csv(path, nrows=1, index_col=False)
         found = [str(c) for c in head.columns]

@@ -207,20 +207,21 @@ def test_preprocess_none_feeds_the_base_the_dataset_s_pixels(write_config, digit
 def test_an_application_base_on_one_channel_or_with_a_file_of_no_weights_is_one_located_line(
         cli, write_config, runs_dir, tmp_path, digits_folder):
     base = "  base: {application: VGG16, weights: none, trainable: false}\n"
-    gray = write_config(TINY_CONFIG.replace("model:\n  layers:", f"model:\n{base}  layers:"))
-    photos = write_config(TINY_CONFIG.replace("name: digits", f"name: image_directory\n  path: {digits_folder}\n  "
-                                              "image_size: [32, 32]\n  color_mode: rgb")
-                          .replace("model:\n  layers:", f"model:\n{base}  layers:"), "photos.yaml")
+    gray = write_config(TINY_CONFIG.replace("name: digits", f"name: image_directory\n  path: {digits_folder}\n  "
+                                            "image_size: [32, 32]\n  color_mode: grayscale")
+                        .replace("model:\n  layers:", f"model:\n{base}  layers:"))
     not_weights = tmp_path / "weights.h5"
     not_weights.write_text("epoch,loss\n")
 
-    one_channel = cli("check", str(gray))  # digits: 8x8 pixels of one channel
-    text = cli("check", str(photos), "--set", f"model.base.weights={not_weights}")
+    one_channel = cli("check", str(gray))
+    mobile = cli("check", str(gray), "--set", "model.base.application=MobileNetV2")  # its preprocessing takes any
+    colour = cli("check", str(gray), "--set", "dataset.color_mode=rgb", "--set", f"model.base.weights={not_weights}")
 
-    assert one_channel.exit_code == 2 and "config.yaml:7: model.base: VGG16 takes images of 3 channels (red, green, " \
-        "blue), and this data's are of shape (8, 8, 1)" in " ".join(one_channel.stderr.split())  # Keras's text before
-    assert text.exit_code == 2 and f"model.base.weights: {not_weights} holds no weights Keras can load into VGG16" in \
-        " ".join(text.stderr.split()), text.output  # it was said to be imagenet weights that cannot be downloaded
+    assert one_channel.exit_code == 2 and "config.yaml:10: model.base: VGG16's preprocessing reads images of 3 channels " \
+        "(red, green, blue), and these are of 1 channel" in " ".join(one_channel.stderr.split())  # Keras's text, cut off
+    assert mobile.exit_code == 0, mobile.output
+    assert colour.exit_code == 2 and f"model.base.weights: {not_weights} holds no weights Keras can load into VGG16" \
+        in " ".join(colour.stderr.split()), colour.output  # said to be imagenet weights that cannot be downloaded
 
 
 def test_jit_compile_is_never_dropped_in_silence(cli, write_config, runs_dir):

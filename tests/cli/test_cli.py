@@ -57,8 +57,9 @@ USAGE_ERRORS = [
     (["visualize", "heatmap"], "Missing argument"),
     (["runs", "--runs-dir", __file__], "test_cli.py is a file; give the folder that holds the run folders"),
     # click kept the last of an option given twice: the interrupted runs were dropped without a word
-    (["runs", "--status", "interrupted", "--status", "completed"], "'--status': given twice: give it once"),
-    (["visualize", "filters", "latest", "--filters", "2", "--filters=3"], "'--filters': given twice"),
+    (["runs", "--status", "interrupted", "--status", "completed"], "--status is given twice: give it once"),
+    (["visualize", "filters", "latest", "--filters", "2", "--filters=3"],
+     "--filters is given twice: give it once (the second would replace the first) (see `dlcli visualize filters --help`)"),
 ]
 
 

@@ -428,3 +428,13 @@ def test_an_object_argument_is_written_as_a_layer_is_or_as_keras_serializes_it(w
 
     assert [type(layer.kernel_regularizer).__name__ for layer in layers] == ["L2", "L2"]
     assert [float(layer.kernel_regularizer.l2) for layer in layers] == pytest.approx([0.002, 0.002])
+
+
+def test_a_run_s_own_config_without_validation_data_trains_again(cli, write_config, runs_dir):
+    # config.yaml writes every default out, monitor: val_loss too: refusing it refused dlcli's own "train it again"
+    text = TINY_CONFIG.replace("validation_split: 0.2", "validation_split: 0").replace(
+        "batch_size: 64", "batch_size: 64\n  monitor: val_loss")
+
+    result = cli("check", str(write_config(text)))
+
+    assert result.exit_code == 0, result.output

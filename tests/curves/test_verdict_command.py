@@ -293,8 +293,7 @@ def test_the_runs_folder_s_index_and_sweeps_are_passed_by_among_runs_and_a_binar
     wide = tmp_path / "excel.csv"
     wide.write_text("epoch,loss,val_loss\n1,0.5,0.5\n", encoding="utf-16")  # Excel's "Unicode Text": NUL bytes too
     utf16 = cli("verdict", str(wide))
-    assert utf16.exit_code == 2 and "excel.csv is UTF-16 text (Excel's 'Unicode Text', PowerShell's redirection); " \
-        "save it as UTF-8" in utf16.stderr
+    assert utf16.exit_code == 2 and "excel.csv is UTF-16 text; save it as UTF-8" in utf16.stderr
 
 
 def test_a_json_history_through_a_pipe_a_device_and_a_reference_longer_than_a_path(tmp_path, runs_dir):

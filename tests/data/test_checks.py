@@ -346,7 +346,7 @@ def test_a_class_missing_from_the_test_split_is_said(write_config, tmp_path):
     (finding,) = load_dataset(load_config(config)).describe()["checks"]
 
     assert finding["kind"] == "missing_class" and finding["splits"] == ["test"]
-    assert "no example of 1 class (2): its scores say nothing of them" in finding["message"]
+    assert "no example of 1 class (2): its scores say nothing of it" in finding["message"]
 
 
 def test_drop_removes_from_a_drawn_validation_split_exactly_the_copies_of_training_rows(write_config, tmp_path):

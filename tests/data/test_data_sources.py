@@ -322,7 +322,7 @@ BAD_TABLES = [
     ("header and no rows", "a,b,label\n", DataUnavailable, r"table.csv has a header \(a, b, label\) and no rows"),
     # a spreadsheet's export where the comma is the decimal mark: "'label' is not a column (columns: a;b;label)"
     ("separated by semicolons", "a;b;label\n0,5;1;x\n3;4;y\n", ConfigError,
-     r"dataset.path: .*table.csv: its header \(a;b;label\) is one column holding ';': the file is separated by ';'"),
+     r"dataset.path: .*table.csv: its header \('a;b;label'\) is one column holding ';': the file is separated by ';'"),
     ("separated by tabs", "a\tb\tlabel\n1\t2\tx\n", ConfigError, r"is one column holding '\\t'"),
     # pandas took a first row's extra field as the row's index, and named a later one in its parser's words
     ("a comma in the first row", "a,b,label\n1,2,x,y\n3,4,y\n5,6,y\n", ConfigError,
@@ -681,3 +681,14 @@ def test_a_category_is_one_token_whether_pandas_reads_its_column_as_integers_or_
     assert categorical_cells(with_blank, ["tier", "plan"]).tolist() == [
         ["tier=1", "plan=pro"], ["tier=", "plan="], ["tier=3", "plan=team"]]
     assert categorical_cells(whole, ["tier", "plan"]).tolist() == [["tier=1", "plan=pro"], ["tier=3", "plan=team"]]
+
+
+def test_a_one_column_header_that_a_run_reads_may_hold_another_separator(tmp_path):
+    from dlcli.data.files import check_csv_header
+
+    table = tmp_path / "prices.csv"
+    table.write_text("price|eur\n3\n")
+
+    check_csv_header(table, DataUnavailable, ["price|eur"])  # predict's input of a run that reads that column
+    with pytest.raises(DataUnavailable, match=r"is one column holding '\|': the file is separated by '\|'"):
+        check_csv_header(table)
