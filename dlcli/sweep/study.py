@@ -36,7 +36,7 @@ import yaml
 from pydantic import BaseModel
 
 from dlcli.choices import LATEST, Pruner, Sampled, SweepMethod
-from dlcli.config import MAX_NAME_LENGTH, NAME_PATTERN, SEED_MAX, ExperimentConfig, load_config
+from dlcli.config import MAX_NAME_LENGTH, NAME_PATTERN, SEED_MAX, ExperimentConfig, check_new_run, load_config
 from dlcli.errors import ConfigError, DlcliError, RunNotFound, counted, reason_of
 from dlcli.keys import format_path, key_parts, parse_yaml_value, yaml_problem
 from dlcli.stopping import EXIT_INTERRUPTED
@@ -324,7 +324,9 @@ def trial_config(plan: Plan, values: dict[str, Any], label: str, name: str | Non
     """A trial's config (named `name`), or a ConfigError that names the trial."""
     swept = [f"{key}={json.dumps(value)}" for key, value in values.items()]
     try:  # an error a value causes is the trial's, which `label` names (the user gave it by no --set)
-        return load_config(plan.config, plan.overrides, name=name, values=[*swept, "sweep=null"])
+        config = load_config(plan.config, plan.overrides, name=name, values=[*swept, "sweep=null"])
+        check_new_run(config)  # as `dlcli train` checks its config: a swept validation_split of 0 beside a val_ monitor
+        return config
     except ConfigError as error:
         raise ConfigError(f"{swept_at(plan, error)}{label}: {error}") from None
 

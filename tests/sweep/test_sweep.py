@@ -163,6 +163,11 @@ def test_check_validates_every_value_the_sweep_section_gives_a_trial(cli, write_
 
     low, typo, fine = cli("check", str(swept)), cli("check", str(misspelt)), cli("check", str(good))
     assert cli("check", str(settings_alone)).exit_code == 0
+    no_validation = write_config(TINY_CONFIG.replace("batch_size: 64", "batch_size: 64\n  monitor: val_accuracy")
+                                 + "sweep:\n  grid:\n    dataset.validation_split: [0.2, 0]\n", "no_validation.yaml")
+    unwatched = cli("check", str(no_validation))  # the trial checked as `dlcli train` checks a config: it trained
+    assert unwatched.exit_code == 2 and "trial 2 (dataset.validation_split=0): " in unwatched.stderr \
+        and "training.monitor: monitors val_accuracy, and there is no validation data" in unwatched.stderr, unwatched.output
     negative, misnamed = cli("check", str(unbuilt)), cli("check", str(argument))  # each passed `check`, refused by `sweep`
     assert negative.exit_code == 2 and "trial 2 (model.layers.1.Dense.units=-1): model.layers.1.Dense.units: Received " \
         "an invalid value for `units`" in negative.stderr, negative.output
