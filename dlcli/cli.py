@@ -89,22 +89,21 @@ class GivenTwice(typer.BadParameter):
 def _refuse_repeated_options(context: typer.Context, args: list[str]) -> None:
     """An option that takes one value, given twice, is refused: click keeps the last without a word
     (`runs --status interrupted --status completed` listed the completed alone). The options that
-    take several (--set, --where, --grid) and the switches are left alone. Read from the tokens:
-    a value that spells an option's name (`--filter --last`) reads as that option."""
-    single = {name: param for param in context.command.params
-              if getattr(param, "param_type_name", "") == "option" and not param.multiple
-              and not getattr(param, "is_flag", False) and not getattr(param, "count", False)
-              for name in (*param.opts, *param.secondary_opts)}
+    take several (--set, --where, --grid) and the switches are left alone. Read by click's own
+    parser, as the command will read them: a value that spells an option's name is a value."""
+    try:
+        _, _, order = context.command.make_parser(context).parse_args(list(args))
+    except typer.TyperException:  # the command's own reading says what is wrong, as it always has
+        return
     given: Counter[str] = Counter()
-    for token in args:
-        if token == "--":
-            break
-        option = token.partition("=")[0]
-        if (param := single.get(option)) is not None:
-            given[param.name] += 1
-            if given[param.name] == 2:
-                raise GivenTwice(f"{option} is given twice: give it once (the second would replace the first)",
-                                 ctx=context)
+    for param in order:
+        if getattr(param, "param_type_name", "") != "option" or param.multiple or getattr(param, "is_flag", False) \
+                or getattr(param, "count", False):
+            continue
+        given[param.name] += 1
+        if given[param.name] == 2:
+            raise GivenTwice(f"{param.opts[-1]} is given twice: give it once (the second would replace the first)",
+                             ctx=context)
 
 
 app = typer.Typer(

@@ -235,3 +235,10 @@ def test_python_dash_m_runs_the_cli():
                          env={**os.environ, "COLUMNS": "100"})
 
     assert out.returncode == 0 and "train" in out.stdout
+
+
+def test_a_value_that_spells_an_option_s_name_is_a_value_not_the_option_again(tmp_path):
+    result = CliRunner().invoke(app, ["compare", "--filter", "--last", "--last", "3", "--runs-dir", str(tmp_path)])
+
+    assert "given twice" not in result.stderr  # --filter's value is the text "--last", as click reads it
+    assert "--filter --last" in result.stderr, result.output
