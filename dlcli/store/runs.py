@@ -21,7 +21,7 @@ from typing import Any, NoReturn
 
 from dlcli.choices import LATEST, Split
 from dlcli.columns import INTEGER_COLUMNS
-from dlcli.errors import DlcliError, RunNotFound, cut, not_utf8
+from dlcli.errors import DlcliError, RunNotFound, cut, file_problem, not_utf8
 from dlcli.store import DEFAULT_RUNS_DIR
 from dlcli.store.status import RunStatus
 
@@ -181,10 +181,7 @@ def refuse_training_data_output(path: Path, run: RunFolder, option: str) -> None
     data = dataset.get("path") if isinstance(dataset, dict) else None
     if not isinstance(data, str) or not data:
         return
-    try:  # a relative path is the training's: from the folder it ran in
-        trained_in = json.loads(run.file(RUN_FILE).read_text(encoding="utf-8")).get("cwd")
-    except (OSError, ValueError, AttributeError):
-        trained_in = None
+    trained_in = (_recorded(run) or {}).get("cwd")  # a relative path is the training's: from the folder it ran in
     where = Path(trained_in if isinstance(trained_in, str) else ".") / Path(data).expanduser()
     if within(path, where):
         raise DlcliError(f"{option} {path} is {'in ' if where.is_dir() else ''}run {run.id}'s training data "
@@ -277,7 +274,7 @@ def run_config(folder: RunFolder) -> tuple[dict[str, Any] | None, str | None]:
     except FileNotFoundError:
         return None, None  # a run being created, or from before config.yaml: nothing to say of it
     except (OSError, UnicodeDecodeError) as error:
-        return None, f"{CONFIG_FILE}: cannot be read ({error})"
+        return None, f"{CONFIG_FILE} cannot be read ({file_problem(error)})"
     try:
         config = read_yaml(text)
     except yaml.MarkedYAMLError as error:
@@ -379,14 +376,20 @@ def list_run_folders(runs_dir: Path) -> list[RunFolder]:
     ]
 
 
+def _recorded(run: RunFolder) -> dict[str, Any] | None:
+    """run.json as it was written, unvalidated (no pydantic here); None when missing or damaged."""
+    try:
+        recorded = json.loads(run.file(RUN_FILE).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    return recorded if isinstance(recorded, dict) else None
+
+
 def _named(runs: list[RunFolder], name: str) -> list[RunFolder]:
     named = []
     for run in runs:
-        try:
-            recorded = json.loads(run.file(RUN_FILE).read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, ValueError):
-            recorded = None  # damaged: its folder's name, <start>-<name>, still says the run's
-        if not isinstance(recorded, dict):
+        recorded = _recorded(run)
+        if recorded is None:  # damaged: its folder's name, <start>-<name>, still says the run's
             if run.id.endswith(f"-{name}"):
                 named.append(run)  # found, so that the command says it is damaged rather than missing
         elif recorded.get("name") == name:

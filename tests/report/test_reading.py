@@ -379,6 +379,15 @@ def test_a_run_file_that_holds_no_object_is_said_in_json_s_words(cli, runs_dir):
     assert json.loads(listed.stdout)[0]["damage"] == "summary.json holds null, not an object"  # "a NoneType"
 
 
+def test_a_config_that_is_not_utf8_is_said_as_every_unreadable_run_file_is(cli, runs_dir):
+    folder = fake_run(runs_dir, "20260101-100000-latin", summary=summary_with(0.3, 0.9))
+    (folder / "config.yaml").write_bytes(b"name: caf\xe9\n")
+
+    listed = cli("runs", "--format", "json")
+
+    assert json.loads(listed.stdout)[0]["damage"] == "config.yaml cannot be read (not UTF-8 text: byte 0xe9 at position 9)"
+
+
 def test_a_count_beyond_sqlite_s_integers_lists_every_run(cli, runs_dir):
     fake_run(runs_dir, "20260101-100000-good", summary=summary_with(0.3, 0.9))
     beyond = str(2**63)  # SQLite's LIMIT took it for a float: "datatype mismatch"
