@@ -52,9 +52,9 @@ def cut(text: str, most: int = 60) -> str:
     return text if len(text) <= most else text[: most - 3] + "..."
 
 
-def counted(number: int, noun: str) -> str:
-    """'1 row', '3 rows': a count in a message, its noun agreeing."""
-    return f"{number} {noun}{'' if number == 1 else 's'}"
+def counted(number: int, noun: str, plural: str | None = None) -> str:
+    """'1 row', '3 rows' ('1 class', '3 classes' with its `plural`): a count in a message, its noun agreeing."""
+    return f"{number} {noun if number == 1 else plural or f'{noun}s'}"
 
 
 # The most names a message lists (columns, classes): a line stays readable when a table has hundreds.

@@ -565,7 +565,7 @@ def _class_findings(counts: dict[str, list[int]], class_names: list[str]) -> lis
             continue
         missing = [class_names[c] for c, count in enumerate(per_class) if count == 0]
         if missing:
-            classes, them = ("1 class", "it") if len(missing) == 1 else (f"{len(missing)} classes", "them")
+            classes, them = counted(len(missing), "class", "classes"), "it" if len(missing) == 1 else "them"
             # a class the training split lacks is never learned; one another split lacks is never scored
             effect = f"the model never learns {them}" if split == "train" else f"its scores say nothing of {them}"
             findings.append(Finding(
